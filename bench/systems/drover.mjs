@@ -1,0 +1,367 @@
+/**
+ * Drover as a bench "system". The engine-specific part is only where the store
+ * lives (`storeUrl`), so drover-sqlite and a later drover-postgres share all of
+ * this. Every measurement runs against a fresh store and worker processes
+ * started the way users start them: `node bin/drover start --config ...`.
+ *
+ * Each workload method performs ONE run and returns its raw numbers; run.mjs
+ * repeats and summarises. Every child process and temp dir is tracked
+ * (lib/processes.mjs) and removed even when a run throws.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { now, sleep } from '../lib/clock.mjs';
+import { createClient } from '../lib/http.mjs';
+import { cpuSecondsOf, makeTempDir, memoryOf, removeTempDir, spawnTracked } from '../lib/processes.mjs';
+import { distribution } from '../lib/stats.mjs';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = join(ROOT, 'bin/drover');
+const DIST = join(ROOT, 'dist');
+const WORKER_CONFIG = fileURLToPath(new URL('./drover-worker.config.mjs', import.meta.url));
+const KEY = 'drv_bench_admin_key_0123456789abcdef';
+const READY = /^drover ready .* url=(\S+)$/;
+const SEED_CHUNK = 1000;
+
+/** Env for a worker: ours wins over anything DROVER_* the caller's shell set. */
+function workerEnv(storeUrl, extra) {
+  const env = { ...process.env };
+  for (const name of Object.keys(env)) if (name.startsWith('DROVER_') || name.startsWith('BENCH_')) delete env[name];
+  return {
+    ...env,
+    DROVER_DATABASE_URL: storeUrl,
+    DROVER_BOOTSTRAP_ADMIN_KEY: KEY,
+    DROVER_LOG_LEVEL: 'warn',
+    DROVER_HOST: '127.0.0.1',
+    DROVER_SHUTDOWN_GRACE_MS: '1000',
+    ...extra,
+  };
+}
+
+/**
+ * @param {{ name: string, storeUrl: (dir: string) => string, settings: Record<string, unknown> }} engine
+ * @param {{ nodeArgs?: string[] }} [options] extra `node` flags for workers (e.g. --cpu-prof)
+ */
+export function droverSystem(engine, options = {}) {
+  const nodeArgs = options.nodeArgs ?? [];
+
+  /** A fresh store plus the workers started on it; close() stops them and deletes the store. */
+  function freshRun(label) {
+    const dir = makeTempDir(`drover-bench-${label}-`);
+    const storeUrl = engine.storeUrl(dir);
+    // PostgreSQL: a throwaway schema per run (DROVER_PG_SCHEMA), dropped in close().
+    const runEnv = engine.runEnv?.(dir) ?? {};
+    const workers = new Set();
+    return {
+      dir,
+      storeUrl,
+      runEnv,
+      /** Start `drover start` in a child process; resolves once it printed its ready line. */
+      async startWorker(mode, extraEnv = {}, { waitReady = true } = {}) {
+        const worker = spawnTracked(process.execPath, [...nodeArgs, BIN, 'start', '--config', WORKER_CONFIG, '--port', '0'], {
+          cwd: dir,
+          env: workerEnv(storeUrl, { ...runEnv, BENCH_MODE: mode, ...extraEnv }),
+          label: `drover worker (${mode})`,
+        });
+        workers.add(worker);
+        worker.ready = worker.waitForLine(READY, 30_000, 'its ready line').then(({ match, at }) => {
+          worker.url = match[1];
+          worker.readyAt = at;
+          return worker;
+        });
+        worker.ready.catch(() => undefined); // observed by whoever awaits it
+        if (waitReady) await worker.ready;
+        return worker;
+      },
+      async close() {
+        // Graceful stop: with --cpu-prof the profile is written on a clean exit.
+        await Promise.all([...workers].map((w) => w.stop(10_000)));
+        try {
+          await engine.dropRun?.(runEnv);
+        } finally {
+          removeTempDir(dir);
+        }
+      },
+    };
+  }
+
+  async function withRun(label, body) {
+    const run = freshRun(label);
+    try {
+      return await body(run);
+    } finally {
+      await run.close();
+    }
+  }
+
+  /** Committed counts by state, from the worker's own API. */
+  async function counts(client) {
+    const { queues } = await client.getJson('/v1/queues');
+    return queues.find((q) => q.name === 'default').counts;
+  }
+
+  /**
+   * Put `n` queued no-op jobs into the store with no worker running: an
+   * in-process node whose dispatcher is stopped before anything is enqueued.
+   */
+  async function seed(storeUrl, n, runEnv = {}) {
+    const [{ resolveConfig }, { startNode }, { createLogger }] = await Promise.all([
+      import(pathToFileURL(join(DIST, 'core/config.js')).href),
+      import(pathToFileURL(join(DIST, 'cli/node.js')).href),
+      import(pathToFileURL(join(DIST, 'obs/logger.js')).href),
+    ]);
+    const config = resolveConfig({ handlers: [{ name: 'noop', run() {} }], databaseUrl: storeUrl, ...(runEnv.DROVER_PG_SCHEMA ? { postgres: { schema: runEnv.DROVER_PG_SCHEMA } } : {}), log: { level: 'warn' } }, {}, {});
+    // Logs to stderr: stdout carries only the results table.
+    const logger = createLogger({ level: 'warn', destination: process.stderr });
+    const node = await startNode({ config, bootstrapAdminKey: KEY, listen: false, print: () => {}, logger });
+    try {
+      node.runtime.dispatcher.stopLeasing();
+      const started = now();
+      for (let from = 0; from < n; from += SEED_CHUNK) {
+        const size = Math.min(SEED_CHUNK, n - from);
+        await node.runtime.enqueueJobs(Array.from({ length: size }, (_, i) => ({ handler: 'noop', payload: { i: from + i } })));
+      }
+      const seconds = (now() - started) / 1000;
+      const stats = (await node.store.queueStats()).find((q) => q.queue === 'default');
+      if (stats?.counts.queued !== n) throw new Error(`seeding left ${JSON.stringify(stats?.counts)}; expected ${n} queued (did the seeding node run jobs?)`);
+      const settings = typeof node.store.settings === 'function' ? node.store.settings() : null;
+      return { seconds, settings };
+    } finally {
+      await node.shutdown(0);
+    }
+  }
+
+  /** Run `n` POSTs, `inFlight` at a time; returns elapsed ms and per-request round trips. */
+  async function closedLoop(n, inFlight, send) {
+    const rtts = new Float64Array(n);
+    let next = 0;
+    const started = now();
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        while (next < n) {
+          const i = next++;
+          const t = now();
+          await send(i);
+          rtts[i] = now() - t;
+        }
+      }),
+    );
+    return { ms: now() - started, rtts };
+  }
+
+  async function intakeRun(label, n, inFlight, jobsPerRequest) {
+    return withRun(label, async (run) => {
+      const worker = await run.startWorker('intake');
+      const client = createClient(worker.url, { key: KEY, maxSockets: inFlight });
+      try {
+        const body = (i) =>
+          jobsPerRequest === 1
+            ? { handler: 'sink', payload: { i } }
+            : { jobs: Array.from({ length: jobsPerRequest }, (_, j) => ({ handler: 'sink', payload: { i: i * jobsPerRequest + j } })) };
+        const requests = Math.ceil(n / jobsPerRequest);
+        // Warm-up (JIT, connections, first pages of the file), not timed: 1% of the requests, at least 2 rounds.
+        const warm = Math.max(inFlight * 2, Math.ceil(requests / 100));
+        await closedLoop(warm, inFlight, (i) => client.post('/v1/jobs', body(i)));
+        const { ms, rtts } = await closedLoop(requests, inFlight, (i) => client.post('/v1/jobs', body(i)));
+        const c = await counts(client);
+        const expected = (warm + requests) * jobsPerRequest;
+        if (c.queued + c.running !== expected) throw new Error(`store holds ${JSON.stringify(c)}; expected ${expected} accepted jobs`);
+        return {
+          workerPid: worker.pid,
+          jobs: requests * jobsPerRequest,
+          requests,
+          inFlight,
+          jobsPerRequest,
+          warmupRequests: warm,
+          seconds: ms / 1000,
+          jobsPerSec: (requests * jobsPerRequest) / (ms / 1000),
+          requestMs: distribution(rtts),
+        };
+      } finally {
+        client.close();
+      }
+    });
+  }
+
+  return {
+    name: engine.name,
+    settings: engine.settings,
+
+    async setup() {
+      if (!existsSync(join(DIST, 'cli/node.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+    },
+
+    /** `n` single-job POST /v1/jobs, `inFlight` concurrent requests. */
+    enqueueSingle(n, inFlight) {
+      return intakeRun('single', n, inFlight, 1);
+    },
+
+    /** `n` jobs as POST /v1/jobs {jobs: [...batch]}, one request in flight. */
+    enqueueBulk(n, batch) {
+      return intakeRun('bulk', n, 1, batch);
+    },
+
+    /** `n` pre-enqueued no-op jobs drained by one worker process at handler concurrency `concurrency`. */
+    drain(n, concurrency) {
+      return withRun(`drain${concurrency}`, async (run) => {
+        const seeded = await seed(run.storeUrl, n, run.runEnv);
+        const spawnedAt = now();
+        const worker = await run.startWorker('drain', { BENCH_EXPECT: String(n), BENCH_CONCURRENCY: String(concurrency) }, { waitReady: false });
+        const done = await worker.waitForLine(/^bench:drain (.*)$/, Math.max(60_000, n * 5), 'the drain report');
+        // Sample the worker right away: peak RSS so far covers startup and the whole drain.
+        const memory = memoryOf(worker.pid);
+        const cpuSeconds = cpuSecondsOf(worker.pid);
+        const { count, first, last, monoFirst, monoLast } = JSON.parse(done.match[1]);
+        await worker.ready;
+        // The handler saw every job; confirm the outcomes are committed.
+        const client = createClient(worker.url, { key: KEY, maxSockets: 1 });
+        let committedAt;
+        try {
+          for (let c = await counts(client); c.succeeded !== n; c = await counts(client)) {
+            if (now() - last > 30_000) throw new Error(`only ${c.succeeded} of ${n} jobs committed as succeeded 30 s after the last run`);
+            await sleep(2);
+          }
+          committedAt = now();
+        } finally {
+          client.close();
+        }
+        const ms = last - first;
+        return {
+          jobs: count,
+          concurrency,
+          seconds: ms / 1000,
+          jobsPerSec: (count - 1) / (ms / 1000),
+          firstRunAfterSpawnMs: first - spawnedAt,
+          lastRunToCommittedMs: committedAt - last,
+          peakRssMiB: memory.peakRssMiB,
+          workerCpuSeconds: cpuSeconds,
+          seedSeconds: seeded.seconds,
+          storeSettings: seeded.settings,
+          workerPid: worker.pid,
+          profileWindowUs: [monoFirst, monoLast],
+        };
+      });
+    },
+
+    /**
+     * `n` pre-enqueued no-op jobs drained by `processes` worker processes, each at handler concurrency
+     * `concurrency`; jobs/s from the first run in any process to the last, once all are committed.
+     */
+    drainProcesses(n, concurrency, processes) {
+      return withRun(`drainx${processes}`, async (run) => {
+        await seed(run.storeUrl, n, run.runEnv);
+        const workers = await Promise.all(
+          Array.from({ length: processes }, () => run.startWorker('drain', { BENCH_EXPECT: '0', BENCH_CONCURRENCY: String(concurrency) })),
+        );
+        const client = createClient(workers[0].url, { key: KEY, maxSockets: 1 });
+        const started = now();
+        try {
+          for (let c = await counts(client); c.succeeded !== n; c = await counts(client)) {
+            if (now() - started > Math.max(120_000, n * 10)) throw new Error(`only ${c.succeeded} of ${n} jobs succeeded`);
+            await sleep(5);
+          }
+        } finally {
+          client.close();
+        }
+        const peakRssMiB = workers.map((w) => memoryOf(w.pid).peakRssMiB);
+        await Promise.all(workers.map((w) => w.stop(10_000)));
+        const shares = await Promise.all(workers.map((w) => w.waitForLine(/^bench:drain (.*)$/, 1000, 'its drain share').then((l) => JSON.parse(l.match[1]))));
+        const ran = shares.filter((s) => s.count > 0);
+        const first = Math.min(...ran.map((s) => s.first));
+        const last = Math.max(...ran.map((s) => s.last));
+        return { jobs: n, processes, concurrency, perProcess: shares.map((s) => s.count), seconds: (last - first) / 1000, jobsPerSec: (n - 1) / ((last - first) / 1000), peakRssMiB };
+      });
+    },
+
+    /** Open-loop: one POST every 1000/rate ms for `seconds`, into an idle worker; enqueue→handler-start latency. */
+    latency(rate, seconds) {
+      return withRun('latency', async (run) => {
+        const total = Math.round(rate * seconds);
+        const worker = await run.startWorker('latency', { BENCH_EXPECT: String(total) });
+        const client = createClient(worker.url, { key: KEY, maxSockets: 16 });
+        try {
+          const interval = 1000 / rate;
+          const pace = async (count, payload) => {
+            const rtts = [];
+            const pending = [];
+            let maxLagMs = 0;
+            const t0 = now() + 2;
+            for (let i = 0; i < count; i++) {
+              const due = t0 + i * interval;
+              const wait = due - now();
+              if (wait > 0.5) await sleep(wait);
+              const sent = now();
+              maxLagMs = Math.max(maxLagMs, sent - due);
+              pending.push(client.post('/v1/jobs', { handler: 'noop', payload: payload(sent) }).then(() => rtts.push(now() - sent)));
+            }
+            const sendSeconds = (now() - t0) / 1000;
+            await Promise.all(pending);
+            return { rtts, maxLagMs, sendSeconds };
+          };
+          // Warm-up: one second at the same rate, not recorded by the handler; then let the worker go idle.
+          await pace(Math.min(rate, total), (sent) => ({ sent, warm: true }));
+          await sleep(500);
+          const paced = await pace(total, (sent) => ({ sent }));
+          const report = await worker.waitForLine(/^bench:latency (.*)$/, 30_000, 'the latency report');
+          const { samples, sentAt, monoFirst, monoLast } = JSON.parse(report.match[1]);
+          const t0 = Math.min(...sentAt);
+          const slowest = samples
+            .map((ms, i) => ({ atS: Math.round((sentAt[i] - t0) / 10) / 100, ms }))
+            .sort((a, b) => b.ms - a.ms)
+            .slice(0, 10);
+          return {
+            rate,
+            seconds,
+            jobs: total,
+            achievedRate: total / paced.sendSeconds,
+            maxSendLagMs: paced.maxLagMs,
+            latencyMs: distribution(samples),
+            enqueueRequestMs: distribution(paced.rtts),
+            slowest,
+            workerPid: worker.pid,
+            profileWindowUs: [monoFirst, monoLast],
+          };
+        } finally {
+          client.close();
+        }
+      });
+    },
+
+    /** SIGKILL a worker while a job runs; restart it; seconds from the kill until the job runs again. */
+    crashRecovery() {
+      return withRun('crash', async (run) => {
+        let worker = await run.startWorker('crash');
+        const client = createClient(worker.url, { key: KEY, maxSockets: 1 });
+        let job;
+        try {
+          job = JSON.parse((await client.post('/v1/jobs', { handler: 'block', payload: {} })).text);
+        } finally {
+          client.close();
+        }
+        const startedLine = (line) => {
+          const m = /^bench:started (.*)$/.exec(line);
+          const r = m && JSON.parse(m[1]);
+          return r && r.job === job.id ? r : null;
+        };
+        const first = (await worker.waitForLine(startedLine, 10_000, `job ${job.id} starting`)).match;
+        const killedAt = now();
+        worker.kill('SIGKILL');
+        await worker.exited;
+        worker = await run.startWorker('crash', {}, { waitReady: false });
+        const again = (await worker.waitForLine(startedLine, 60_000, `job ${job.id} starting again`)).match;
+        await worker.ready;
+        return {
+          seconds: (again.at - killedAt) / 1000,
+          killToReadyLineSeconds: (worker.readyAt - killedAt) / 1000,
+          spawnToJobStartSeconds: (again.at - worker.spawnedAt) / 1000,
+          attemptBefore: first.attempt,
+          attemptAfter: again.attempt,
+        };
+      });
+    },
+
+    /** Every run already stopped its workers and deleted its store; nothing is shared between runs. */
+    async teardown() {},
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * Intake routes: events (fanned out to subscribed handlers) and direct jobs.
+ * Both answer 2xx only after the write is committed; a batch is one transaction.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { EventInput } from '../../core/types.js';
+import type { JobRequest } from '../../runtime/intake.js';
+import type { Runtime } from '../../runtime/runtime.js';
+import { eventJson, jobJson, jobRef } from '../serialize.js';
+
+const MAX_BATCH = 1000;
+const idString = { type: 'string', minLength: 1, maxLength: 200 } as const;
+
+const eventSchema = {
+  type: 'object',
+  required: ['name'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 200 },
+    data: {},
+    id: idString,
+    tenant: idString,
+  },
+} as const;
+
+const jobSchema = {
+  type: 'object',
+  required: ['handler'],
+  additionalProperties: false,
+  properties: {
+    handler: { type: 'string', minLength: 1, maxLength: 100 },
+    payload: {},
+    queue: { type: 'string', minLength: 1, maxLength: 100 },
+    priority: { type: 'integer', minimum: -1000000, maximum: 1000000 },
+    runAt: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', format: 'date-time' }] },
+    delayMs: { type: 'integer', minimum: 0, maximum: 31536000000 },
+    idempotencyKey: idString,
+    maxAttempts: { type: 'integer', minimum: 1, maximum: 1000 },
+    concurrencyKey: idString,
+  },
+} as const;
+
+function batchOf(itemSchema: object, key: string) {
+  return {
+    type: 'object',
+    required: [key],
+    additionalProperties: false,
+    properties: { [key]: { type: 'array', minItems: 1, maxItems: MAX_BATCH, items: itemSchema } },
+  };
+}
+
+export function intakeRoutes(runtime: Runtime) {
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.post<{ Body: EventInput | { events: EventInput[] } }>(
+      '/v1/events',
+      {
+        config: { scope: 'produce' },
+        schema: { body: { anyOf: [eventSchema, batchOf(eventSchema, 'events')] } },
+      },
+      async (request, reply) => {
+        const body = request.body;
+        const batch = 'events' in body && Array.isArray(body.events);
+        const inputs = batch ? (body as { events: EventInput[] }).events : [body as EventInput];
+        const results = await runtime.ingestEvents(inputs, traceparentOf(request.headers.traceparent));
+        const shaped = results.map((r) => ({ ...eventJson(r.event), created: r.created, jobs: r.jobs.map(jobRef) }));
+        return reply.code(202).send(batch ? { events: shaped } : shaped[0]);
+      },
+    );
+
+    app.post<{ Body: JobRequest | { jobs: JobRequest[] } }>(
+      '/v1/jobs',
+      {
+        config: { scope: 'produce' },
+        schema: { body: { anyOf: [jobSchema, batchOf(jobSchema, 'jobs')] } },
+      },
+      async (request, reply) => {
+        const body = request.body;
+        const batch = 'jobs' in body && Array.isArray(body.jobs);
+        const inputs = batch ? (body as { jobs: JobRequest[] }).jobs : [body as JobRequest];
+        const results = await runtime.enqueueJobs(inputs, traceparentOf(request.headers.traceparent));
+        const shaped = results.map((r) => ({ ...jobJson(r.job), created: r.created }));
+        // 200 for an idempotent replay of a single job: nothing new was accepted.
+        const status = !batch && results[0]?.created === false ? 200 : 202;
+        return reply.code(status).send(batch ? { jobs: shaped } : shaped[0]);
+      },
+    );
+  };
+}
+
+/** Keep a W3C traceparent only when it is well formed. */
+function traceparentOf(header: string | string[] | undefined): string | null {
+  return typeof header === 'string' && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(header) ? header : null;
+}

@@ -1,0 +1,74 @@
+/**
+ * Every route of the HTTP API, the scopes that may call it and a one-line
+ * summary: the one table that route declarations, the OpenAPI document, the
+ * auth-matrix test and docs/api.md all agree with (tests keep them in step).
+ * `admin` satisfies every scope; `public` routes need no key.
+ */
+import type { RouteScope } from '../auth.js';
+
+export interface RouteInfo {
+  scope: readonly RouteScope[];
+  summary: string;
+}
+
+const PUBLIC = ['public'] as const;
+const READ = ['read', 'produce'] as const;
+
+export const ROUTES = {
+  'GET /health/live': { scope: PUBLIC, summary: 'Liveness: the process answers' },
+  'GET /health/ready': { scope: PUBLIC, summary: 'Readiness: the store answers and the node is not draining' },
+  'GET /v1/openapi.json': { scope: PUBLIC, summary: 'This API as an OpenAPI 3 document' },
+
+  'POST /v1/events': { scope: ['produce'], summary: 'Send an event (or a batch of up to 1,000)' },
+  'POST /v1/jobs': { scope: ['produce'], summary: 'Enqueue a job for a handler (or a batch of up to 1,000)' },
+  'GET /v1/jobs': { scope: READ, summary: 'List jobs, newest first, with keyset pagination' },
+  'GET /v1/jobs/:id': { scope: READ, summary: 'A job with its attempts' },
+  'GET /v1/events/:id': { scope: READ, summary: 'An event with the jobs it created' },
+  'GET /v1/stream': { scope: READ, summary: 'Server-Sent Events of job, handler and queue state changes' },
+  'POST /v1/jobs/:id/cancel': { scope: ['admin'], summary: 'Cancel an unfinished job' },
+  'POST /v1/jobs/:id/retry': { scope: ['admin'], summary: 'Run a dead or cancelled job again' },
+
+  'GET /v1/status': { scope: ['read'], summary: 'Node status' },
+  'GET /v1/handlers': { scope: ['read'], summary: 'Handlers with their policy, running count and pause state' },
+  'GET /v1/queues': { scope: ['read'], summary: 'Queues with depth by state, oldest queued age and pause state' },
+  'POST /v1/handlers/:name/pause': { scope: ['admin'], summary: 'Stop leasing jobs of a handler' },
+  'POST /v1/handlers/:name/resume': { scope: ['admin'], summary: 'Lease jobs of a paused handler again' },
+  'POST /v1/handlers/:name/reset': { scope: ['admin'], summary: 'Clear a handler\'s pause, quarantine and circuit breaker' },
+  'POST /v1/queues/:name/pause': { scope: ['admin'], summary: 'Stop leasing jobs from a queue' },
+  'POST /v1/queues/:name/resume': { scope: ['admin'], summary: 'Lease jobs from a paused queue again' },
+
+  'POST /v1/workers/lease': { scope: ['work'], summary: 'Remote worker: lease jobs, long-polling up to waitMs' },
+  'POST /v1/workers/heartbeat': { scope: ['work'], summary: 'Remote worker: extend a lease' },
+  'POST /v1/workers/complete': { scope: ['work'], summary: 'Remote worker: record success' },
+  'POST /v1/workers/fail': { scope: ['work'], summary: 'Remote worker: record a failed attempt' },
+  'POST /v1/workers/release': { scope: ['work'], summary: 'Remote worker: hand a job back without spending the attempt' },
+
+  'GET /v1/keys': { scope: ['admin'], summary: 'List API keys (never their secrets)' },
+  'POST /v1/keys': { scope: ['admin'], summary: 'Create an API key; the secret is in this response only' },
+  'POST /v1/keys/:id/revoke': { scope: ['admin'], summary: 'Revoke an API key' },
+
+  'GET /v1/admin/log-level': { scope: ['admin'], summary: 'The node\'s current log level' },
+  'POST /v1/admin/log-level': { scope: ['admin'], summary: 'Change the node\'s log level at runtime (recorded as an operator action)' },
+
+  'GET /v1/audit': { scope: ['read'], summary: 'The audit trail of operator actions, newest first, with a cursor' },
+
+  'POST /v1/triggers': { scope: ['admin'], summary: 'Create a runtime trigger with a webhook action; the secret is in this response only' },
+  'GET /v1/triggers': { scope: ['admin'], summary: 'List runtime triggers (never their secrets) and the webhook host breakers' },
+  'DELETE /v1/triggers/:id': { scope: ['admin'], summary: 'Delete a runtime trigger' },
+} as const satisfies Record<string, RouteInfo>;
+
+export type RouteName = keyof typeof ROUTES;
+
+/**
+ * The `config` a route declares, from the table.
+ * @example
+ * app.get('/v1/stream', { config: routeConfig('GET /v1/stream') }, handler);
+ */
+export function routeConfig(route: RouteName): { scope: RouteScope[] } {
+  return { scope: [...ROUTES[route].scope] };
+}
+
+/** The table entry for a registered route, if any (`method` upper-case, `url` as declared). */
+export function routeInfo(method: string, url: string): RouteInfo | undefined {
+  return (ROUTES as Record<string, RouteInfo>)[`${method} ${url}`];
+}

@@ -1,0 +1,52 @@
+/** Node status, handlers and queues: what an operator looks at first. */
+import type { FastifyInstance } from 'fastify';
+import type { Runtime } from '../../runtime/runtime.js';
+import { VERSION } from '../../version.js';
+import { handlerJson, runningByHandler } from './handler-state.js';
+
+export function statusRoutes(runtime: Runtime) {
+  const { config, store } = runtime;
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.get('/v1/status', { config: { scope: 'read' } }, async () => ({
+      version: VERSION,
+      nodeId: runtime.workerId,
+      state: runtime.state,
+      store: store.capabilities.engine,
+      startedAt: new Date(runtime.startedAt).toISOString(),
+      uptimeSeconds: Math.round((runtime.clock() - runtime.startedAt) / 1000),
+      handlers: [...config.handlers.keys()],
+      queues: [...config.queues.keys()],
+      running: runtime.dispatcher.running.size,
+      quarantinedHandlers: [...config.handlers.keys()].filter((name) => runtime.supervision.isQuarantined(name)),
+      openBreakers: [...config.handlers.keys()].filter((name) => runtime.supervision.breakerState(name) !== 'closed'),
+      features: {
+        tracing: runtime.tracing.enabled,
+        metricsListener: config.metrics.port !== null,
+        rateLimit: config.rateLimit.enabled,
+        remoteHandlers: [...config.handlers.values()].some((h) => h.remote),
+      },
+    }));
+
+    app.get('/v1/handlers', { config: { scope: 'read' } }, async () => {
+      const running = runningByHandler(runtime);
+      return { handlers: [...config.handlers.values()].map((h) => handlerJson(runtime, h, running)) };
+    });
+
+    app.get('/v1/queues', { config: { scope: 'read' } }, async () => {
+      const stats = new Map((await store.queueStats()).map((s) => [s.queue, s]));
+      const now = runtime.clock();
+      return {
+        queues: [...config.queues.entries()].map(([name, limits]) => {
+          const s = stats.get(name);
+          return {
+            name,
+            maxDepth: limits.maxDepth,
+            paused: runtime.pauses.isQueuePaused(name),
+            counts: s?.counts ?? { scheduled: 0, queued: 0, running: 0, succeeded: 0, dead: 0, cancelled: 0 },
+            oldestQueuedAgeSeconds: s?.oldestQueuedAt == null ? 0 : Math.max(0, (now - s.oldestQueuedAt) / 1000),
+          };
+        }),
+      };
+    });
+  };
+}

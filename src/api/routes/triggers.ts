@@ -1,0 +1,64 @@
+/**
+ * Runtime triggers with the built-in webhook action (runtime/webhooks.ts):
+ * create, list, delete. Admin only; create and delete are recorded in the
+ * audit trail. The secret is returned once, in the create response.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { DroverError } from '../../core/errors.js';
+import { recordOperatorAction } from '../../ops/audit/operator-action.js';
+import type { Runtime } from '../../runtime/runtime.js';
+import { triggerJson, type TriggerInput } from '../../runtime/webhooks.js';
+import { routeConfig } from './scopes.js';
+
+const createBody = {
+  type: 'object',
+  required: ['on', 'action'],
+  additionalProperties: false,
+  properties: {
+    on: { type: 'string', minLength: 1, maxLength: 200 },
+    filter: {},
+    action: {
+      type: 'object',
+      required: ['type', 'url'],
+      additionalProperties: false,
+      properties: {
+        type: { type: 'string', enum: ['webhook'] },
+        url: { type: 'string', minLength: 1, maxLength: 2048 },
+        secret: { type: 'string', minLength: 16, maxLength: 256 },
+        timeoutMs: { type: 'integer', minimum: 100 },
+        headers: { type: 'object', additionalProperties: { type: 'string', maxLength: 4096 }, maxProperties: 32 },
+      },
+    },
+  },
+} as const;
+
+const idParam = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', minLength: 1, maxLength: 100 } },
+} as const;
+
+export function triggerRoutes(runtime: Runtime) {
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.post('/v1/triggers', { config: routeConfig('POST /v1/triggers'), schema: { body: createBody } }, async (request: FastifyRequest<{ Body: TriggerInput }>, reply) => {
+      const trigger = await runtime.webhooks.create(request.body);
+      const json = triggerJson(trigger);
+      await recordOperatorAction(runtime, request, { action: 'trigger.create', target: `trigger:${trigger.id}`, before: null, after: json });
+      request.log.info({ trigger_id: trigger.id, on: trigger.on, key_id: request.apiKey?.id ?? null }, 'trigger created');
+      reply.code(201);
+      return { ...json, secret: trigger.action.secret };
+    });
+    app.get('/v1/triggers', { config: routeConfig('GET /v1/triggers') }, async () => ({
+      triggers: runtime.webhooks.list().map(triggerJson),
+      breakers: runtime.webhooks.breakerView(),
+    }));
+    app.delete('/v1/triggers/:id', { config: routeConfig('DELETE /v1/triggers/:id'), schema: { params: idParam } }, async (request: FastifyRequest<{ Params: { id: string } }>) => {
+      const removed = await runtime.webhooks.delete(request.params.id);
+      if (!removed) throw new DroverError('not_found', `no trigger with id "${request.params.id}"`);
+      const json = triggerJson(removed);
+      await recordOperatorAction(runtime, request, { action: 'trigger.delete', target: `trigger:${removed.id}`, before: json, after: null });
+      request.log.info({ trigger_id: removed.id, key_id: request.apiKey?.id ?? null }, 'trigger deleted');
+      return { ...json, deleted: true };
+    });
+  };
+}

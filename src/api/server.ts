@@ -1,0 +1,103 @@
+/**
+ * `buildServer` returns a configured Fastify instance and never listens: the
+ * CLI calls `listen`, tests call `inject()`. Route groups are plugins that
+ * declare their own scope per route.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { DroverError } from '../core/errors.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { KeyVerifier, registerAuth } from './auth.js';
+import { registerProblemHandlers, sendProblem, toDroverError } from './problem.js';
+import { registerRateLimit } from './rate-limit.js';
+import { auditRoutes } from './routes/audit.js';
+import { controlRoutes } from './routes/control.js';
+import { triggerRoutes } from './routes/triggers.js';
+import { healthRoutes } from './routes/health.js';
+import { intakeRoutes } from './routes/intake.js';
+import { jobRoutes } from './routes/jobs.js';
+import { keyRoutes } from './routes/keys.js';
+import { registerOpenApi } from './routes/openapi.js';
+import { statusRoutes } from './routes/status.js';
+import { streamRoutes } from './routes/stream.js';
+import { workerRoutes } from './routes/workers.js';
+import { adminRoutes } from './routes/admin.js';
+import { metricsRoutes } from './routes/metrics.js';
+import type { Readiness } from '../obs/health.js';
+import { registerHttpMetrics } from '../obs/http-metrics.js';
+import { registerRequestTracing } from '../obs/http-tracing.js';
+import type { DroverMetrics } from '../obs/metrics.js';
+
+export interface ServerDeps {
+  runtime: Runtime;
+  /** Metrics (HTTP hook, `GET /metrics` unless `serveMetrics` is false) and readiness checks; `startNode` supplies them. */
+  obs?: { metrics?: DroverMetrics; readiness?: Readiness; serveMetrics?: boolean };
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const CLOSE_CUTOFF_MS = 3_000;
+
+export async function buildServer({ runtime, obs = {} }: ServerDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: runtime.logger as FastifyBaseLogger,
+    // No line per request (OPERATIONS.md: logs per attempt outcome, not per poll); 5xx are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    bodyLimit: runtime.config.limits.maxPayloadBytes,
+    // Accept the caller's X-Request-Id when it is sane, so logs join across services.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: true,
+    // Errors raised before routing (a bad %-escape in the path) get problem+json like every other error.
+    frameworkErrors: (error, request, reply) => {
+      reply.header('x-request-id', request.id);
+      return sendProblem(reply, request, toDroverError(error));
+    },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
+  });
+
+  registerProblemHandlers(app);
+  // First hooks: the request span and the HTTP metrics see every request, refused ones included.
+  registerRequestTracing(app, runtime.tracing);
+  if (obs.metrics) registerHttpMetrics(app, obs.metrics);
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  const verifier = new KeyVerifier(runtime.store, runtime.clock);
+  registerAuth(app, verifier);
+  // Intake is refused while draining; reads, probes and remote workers' reports (`duringDrain`) keep answering.
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.method === 'POST' && runtime.state !== 'running' && request.routeOptions.url?.startsWith('/v1/') && !request.routeOptions.config?.duringDrain) {
+      return sendProblem(reply, request, new DroverError('shutting_down', 'this node is draining and accepts no new work; send to another node or retry', { retryAfterSeconds: 5 }));
+    }
+  });
+
+  // close() waits for every open socket, and closeIdleConnections() skips sockets that never sent a
+  // request (a client's spare keep-alive connection): they would hold shutdown until they time out.
+  // Requests still in flight when close() starts get CLOSE_CUTOFF_MS to finish.
+  let cutoff: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    cutoff = setTimeout(() => app.server.closeAllConnections(), CLOSE_CUTOFF_MS);
+    cutoff.unref();
+  });
+  app.addHook('onClose', async () => clearTimeout(cutoff));
+
+  // Both collect routes as they are added: register before any route.
+  await registerOpenApi(app);
+  await registerRateLimit(app, runtime.config.rateLimit);
+
+  await app.register(healthRoutes(runtime, obs.readiness));
+  await app.register(intakeRoutes(runtime));
+  await app.register(jobRoutes(runtime));
+  await app.register(statusRoutes(runtime));
+  await app.register(controlRoutes(runtime));
+  await app.register(workerRoutes(runtime));
+  await app.register(streamRoutes(runtime));
+  await app.register(keyRoutes(runtime, verifier));
+  await app.register(auditRoutes(runtime));
+  await app.register(triggerRoutes(runtime));
+  await app.register(adminRoutes(runtime));
+  if (obs.metrics && obs.serveMetrics !== false) await app.register(metricsRoutes(obs.metrics));
+  return app;
+}

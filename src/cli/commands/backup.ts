@@ -1,0 +1,126 @@
+/**
+ * `drover backup create|verify|restore|prune|list`: backups of the store
+ * named by DROVER_DATABASE_URL. `create` works beside a running node (an
+ * online, consistent copy); `restore` refuses while one runs on the target.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { DroverError } from '../../core/errors.js';
+import { cliAudit } from '../../ops/audit/cli-trail.js';
+import { cliActor } from '../../ops/audit/audit-trail.js';
+import { installationKeys } from '../../ops/audit/node-key.js';
+import { takeBackup } from '../../ops/backup/create.js';
+import { restoreBackup } from '../../ops/backup/restore.js';
+import { DEFAULT_RETENTION, listBackups, pruneBackups } from '../../ops/backup/retention.js';
+import { verifyBackup } from '../../ops/backup/verify.js';
+import { dataDirFor, sqlitePathOf } from '../../ops/data-dir.js';
+import { openStore } from '../../store/open.js';
+import { databaseUrlFromEnv } from './options.js';
+
+const out = (line: string): void => void process.stdout.write(`${line}\n`);
+
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number ≥ 0');
+  return n;
+}
+
+function defaultDir(): string {
+  return join(dataDirFor(databaseUrlFromEnv()), 'backups');
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1_048_576).toFixed(1)} MiB`;
+}
+
+export function registerBackupCommands(program: Command): void {
+  const backup = program.command('backup').description('back up, verify, restore and prune backups of the store (DROVER_DATABASE_URL)');
+
+  backup
+    .command('create')
+    .description('take a consistent backup now; safe while a node is running')
+    .option('--out <dir>', 'directory that receives drover-backup-<time>/ (default: <data dir>/backups)')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: { out?: string; json?: boolean }) => {
+      const url = databaseUrlFromEnv();
+      const file = sqlitePathOf(url);
+      if (file !== null && !existsSync(file)) {
+        throw new DroverError('store_unavailable', `there is no store at ${file}; set DROVER_DATABASE_URL to the database the node uses`);
+      }
+      const store = await openStore(url, { lock: false });
+      try {
+        const result = await takeBackup({
+          store,
+          outDir: opts.out ?? defaultDir(),
+          source: url,
+          nodeId: await store.getMeta('node_id'),
+          auditKeys: installationKeys(dataDirFor(url)),
+          audit: cliAudit(store, url),
+        });
+        if (opts.json) return out(JSON.stringify({ path: result.path, bytes: result.bytes, manifest: result.manifest }, null, 2));
+        const counts = Object.entries(result.manifest.counts).map(([t, n]) => `${t}=${n}`).join(' ');
+        out(`backup written to ${result.path}`);
+        out(`  ${mib(result.bytes)} in ${result.manifest.durationMs} ms; schema ${result.manifest.schemaVersion}; ${counts}`);
+      } finally {
+        await store.close();
+      }
+    });
+
+  backup
+    .command('verify <path>')
+    .description('check a backup: checksums, integrity, schema version, row counts, audit chain; exit 1 if anything fails (PostgreSQL: restores a scratch copy on the server in DROVER_DATABASE_URL)')
+    .option('--json', 'print the result as JSON')
+    .action(async (path: string, opts: { json?: boolean }) => {
+      const result = await verifyBackup(path, { databaseUrl: databaseUrlFromEnv() });
+      if (opts.json) out(JSON.stringify(result, null, 2));
+      else for (const check of result.checks) out(`${check.ok ? 'ok  ' : 'FAIL'}  ${check.name}: ${check.detail}`);
+      if (!result.ok) {
+        const failed = result.checks.filter((c) => !c.ok).map((c) => c.name);
+        throw new DroverError('validation', `backup ${result.path} failed verification (${failed.join(', ')})`);
+      }
+      if (!opts.json) out(`backup ${result.path} is good`);
+    });
+
+  backup
+    .command('restore <path>')
+    .description('verify a backup, then replace the store with it (the previous files are kept aside); the node must be stopped')
+    .option('--json', 'print the result as JSON')
+    .action(async (path: string, opts: { json?: boolean }) => {
+      const url = databaseUrlFromEnv();
+      const result = await restoreBackup({ path, databaseUrl: url, dataDir: dataDirFor(url), actor: cliActor() });
+      if (opts.json) return out(JSON.stringify({ ...result, verification: { ok: result.verification.ok, checks: result.verification.checks } }, null, 2));
+      out(`restored ${result.verification.path} (taken ${result.verification.manifest?.createdAt}) into ${result.target}`);
+      out(result.aside.length > 0 ? `  previous store kept at ${result.aside[0]}` : '  there was no previous store');
+      if (result.migrated.length > 0) out(`  migrated to schema ${result.migrated.at(-1)}`);
+      out(`  ${result.requeued} job(s) that were running at backup time are queued to run again`);
+      for (const file of result.trustedKeyFiles) out(`  trusting the backup's audit key: ${file}`);
+      out('start the node to resume work');
+    });
+
+  backup
+    .command('prune')
+    .description('delete old backups, keeping the newest of each recent day, week and month (dry run unless --yes)')
+    .option('--dir <dir>', 'backup directory (default: <data dir>/backups)')
+    .option('--keep-daily <n>', 'days to keep one backup of', count, DEFAULT_RETENTION.keepDaily)
+    .option('--keep-weekly <n>', 'ISO weeks to keep one backup of', count, DEFAULT_RETENTION.keepWeekly)
+    .option('--keep-monthly <n>', 'months to keep one backup of', count, DEFAULT_RETENTION.keepMonthly)
+    .option('--yes', 'delete; without it, only print what would be deleted')
+    .action(async (opts: { dir?: string; keepDaily: number; keepWeekly: number; keepMonthly: number; yes?: boolean }) => {
+      const dir = opts.dir ?? defaultDir();
+      const plan = pruneBackups(dir, { keepDaily: opts.keepDaily, keepWeekly: opts.keepWeekly, keepMonthly: opts.keepMonthly }, { dryRun: !opts.yes });
+      for (const entry of plan.keep) out(`keep    ${entry.name}  (${entry.reasons.join(', ')})`);
+      for (const entry of plan.remove) out(`${opts.yes ? 'deleted' : 'delete '} ${entry.name}`);
+      for (const name of plan.ignored) out(`ignore  ${name}  (not a complete drover backup)`);
+      if (plan.remove.length === 0) out(`nothing to delete in ${dir}`);
+      else if (!opts.yes) out(`dry run: ${plan.remove.length} backup(s) would be deleted; run again with --yes to delete them`);
+    });
+
+  backup
+    .command('list')
+    .description('list the backups in a directory, newest first')
+    .option('--dir <dir>', 'backup directory (default: <data dir>/backups)')
+    .action(async (opts: { dir?: string }) => {
+      for (const entry of listBackups(opts.dir ?? defaultDir()).backups) out(`${new Date(entry.at).toISOString()}  ${entry.path}`);
+    });
+}

@@ -1,0 +1,45 @@
+/** `drover start`: run a node until SIGINT/SIGTERM, then shut down gracefully and exit 0. */
+import type { Command } from 'commander';
+import { resolveConfig } from '../../core/config.js';
+import { DEFAULT_CONFIG_PATH, loadConfigModule } from '../load-config.js';
+import { startNode } from '../node.js';
+import { parsePort } from './options.js';
+
+export function registerStartCommand(program: Command): void {
+  program
+    .command('start')
+    .description('start a node: migrate the store, run the handlers, serve the API')
+    .option('-c, --config <file>', 'config module (TypeScript or JavaScript)', DEFAULT_CONFIG_PATH)
+    .option('--host <host>', 'listen address (env DROVER_HOST, default 127.0.0.1)')
+    .option('--port <port>', 'listen port (env DROVER_PORT, default 7070)', parsePort)
+    .option('--no-migrate', 'do not apply pending migrations (run `drover migrate` first); still refuse a schema that is behind or ahead')
+    .action(async (opts: { config: string; host?: string; port?: number; migrate: boolean }) => {
+      const raw = await loadConfigModule(opts.config);
+      const config = resolveConfig(raw, process.env, {
+        ...(opts.host ? { host: opts.host } : {}),
+        ...(opts.port !== undefined ? { port: opts.port } : {}),
+      });
+      const bootstrap = process.env.DROVER_BOOTSTRAP_ADMIN_KEY;
+      const node = await startNode({ config, configPath: opts.config, migrate: opts.migrate, ...(bootstrap ? { bootstrapAdminKey: bootstrap } : {}) });
+
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals) => {
+        signals++;
+        if (signals > 1) {
+          node.logger.warn({ signal }, 'second signal: exiting now without draining');
+          node.logger.flush?.();
+          process.exit(130);
+        }
+        node.logger.info({ signal, grace_ms: config.shutdown.graceMs }, 'shutting down: intake stopped, draining running jobs');
+        node.shutdown().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            node.logger.error({ err: error }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    });
+}

@@ -1,0 +1,169 @@
+/**
+ * Assemble one Drover node: store → runtime → HTTP server, in that order, and
+ * tear it down in reverse on shutdown. `drover start` and the e2e tests share it.
+ */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { buildServer } from '../api/server.js';
+import { createApiKey } from '../api/auth.js';
+import type { ResolvedConfig } from '../core/config.js';
+import { buildMetricsServer } from '../api/routes/metrics.js';
+import { Readiness, schemaFromStatus, schemaRecheck } from '../obs/health.js';
+import { observeJobs } from '../obs/job-metrics.js';
+import { observeSupervision } from '../runtime/supervision-metrics.js';
+import { createLogger, type Logger } from '../obs/logger.js';
+import { observeBackups } from '../ops/backup/metrics.js';
+import { prepareNodeOps } from '../ops/node-ops.js';
+import { DroverMetrics } from '../obs/metrics.js';
+import { observeEngine, observeOnScrape } from '../obs/scrape-gauges.js';
+import { Tracing } from '../obs/tracing.js';
+import { instrumentStore } from '../store/instrumented.js';
+import type { StorageEngine } from '../store/engine.js';
+import { openStore } from '../store/open.js';
+import { Runtime, type StopResult } from '../runtime/runtime.js';
+
+export interface NodeOptions {
+  config: ResolvedConfig;
+  /** Set the first admin key instead of generating one (DROVER_BOOTSTRAP_ADMIN_KEY). */
+  bootstrapAdminKey?: string;
+  /** Apply pending migrations (default true); false only checks the schema version (`drover start --no-migrate`). */
+  migrate?: boolean;
+  logger?: Logger;
+  /** Where human-facing lines (ready, first admin key) go. */
+  print?: (line: string) => void;
+  clock?: () => number;
+  /** Listen (default true); tests may use `app.inject()` instead. */
+  listen?: boolean;
+  /** Tracing (tests pass one with an in-memory exporter); default from the OTEL_* environment. */
+  tracing?: Tracing;
+  /** The config module's path, for `isolation: 'thread'` handlers. */
+  configPath?: string;
+}
+
+export interface DroverNode {
+  runtime: Runtime;
+  app: FastifyInstance;
+  store: StorageEngine;
+  logger: Logger;
+  url: string;
+  metrics: DroverMetrics;
+  tracing: Tracing;
+  /** The separate metrics-and-probes server when `metrics.port` is set, else null. */
+  metricsApp: FastifyInstance | null;
+  metricsUrl: string | null;
+  /** Graceful shutdown; idempotent. */
+  shutdown(graceMs?: number): Promise<StopResult>;
+}
+
+export async function startNode(options: NodeOptions): Promise<DroverNode> {
+  const { config } = options;
+  const clock = options.clock ?? Date.now;
+  const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const logger = options.logger ?? createLogger({ level: config.log.level });
+  const tracing = options.tracing ?? Tracing.fromEnv(process.env);
+  const engine = await openStore(config.databaseUrl, { clock, synchronous: config.sqlite.synchronous, postgres: config.postgres });
+  const metrics = new DroverMetrics({ handlers: config.handlers.values(), queues: config.queues.keys(), queueLimits: config.queues, engine: engine.capabilities.engine });
+  observeEngine(metrics, engine);
+  // Instrument at the seam: everything above the store calls it through the timing wrapper.
+  const store = instrumentStore(engine, { timer: (op) => metrics.storeTimer(op), tracer: tracing.enabled ? tracing.tracer : null });
+  try {
+    // Migrations run under the engine's lock and refuse a schema newer than this binary.
+    const status = await store.migrate({ apply: options.migrate !== false });
+    if (status.applied.length > 0) logger.info({ applied: status.applied, version: status.current }, 'store migrated');
+    const workerId = await nodeWorkerId(store, config);
+    await bootstrapAdminKey(store, clock, options.bootstrapAdminKey, print);
+
+    const ops = prepareNodeOps({ config, store, clock });
+    const runtime = new Runtime({ config, store, logger, workerId, clock, tracing, audit: ops.audit, ...(options.configPath ? { configPath: options.configPath } : {}) });
+    observeJobs(runtime.lifecycle, metrics);
+    observeBackups(metrics.registry, store);
+    observeSupervision(runtime, metrics);
+    observeOnScrape(metrics, {
+      queueStats: () => store.queueStats(),
+      running: () => runtime.dispatcher.running.values(),
+      queues: config.queues.keys(),
+      clock,
+      onError: (error) => logger.warn({ err: error }, 'metrics: reading queue stats failed; /metrics keeps the last values'),
+    });
+    // One process owns a SQLite file, so its schema cannot move under it; a shared store is asked again every 30 s.
+    const schema = store.capabilities.multiNode ? schemaRecheck(store, 30_000, clock) : schemaFromStatus(status);
+    const readiness = new Readiness({ state: () => runtime.state, store, schema });
+    await runtime.start();
+    ops.start(runtime);
+    const separate = config.metrics.port !== null;
+    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate } });
+    const metricsApp = separate ? await buildMetricsServer({ runtime, metrics, readiness }) : null;
+    let metricsUrl: string | null = null;
+    if (metricsApp && options.listen !== false) metricsUrl = await metricsApp.listen({ host: config.metrics.host, port: config.metrics.port ?? 0 });
+    let url = `http://${config.server.host}:${config.server.port}`;
+    if (options.listen !== false) {
+      const address = await app.listen({ host: config.server.host, port: config.server.port });
+      url = address;
+    }
+    print(`drover ready handlers=${config.handlers.size} queues=${config.queues.size} store=${store.capabilities.engine}${metricsUrl ? ` metrics=${metricsUrl}` : ''} url=${url}`);
+
+    let closing: Promise<StopResult> | null = null;
+    const shutdown = (graceMs?: number): Promise<StopResult> => {
+      closing ??= (async () => {
+        const result = await runtime.stop(graceMs);
+        await ops.stop();
+        await app.close();
+        await metricsApp?.close();
+        await tracing.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'exporting the last spans failed'));
+        await store.close();
+        logger.info({ drained: result.drained, released: result.released }, 'drover stopped');
+        logger.flush?.();
+        return result;
+      })();
+      return closing;
+    };
+    return { runtime, app, store, logger, url, metrics, tracing, metricsApp, metricsUrl, shutdown };
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    await tracing.shutdown().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * A stable id for this node's in-process worker, so a restart reclaims its own
+ * leases at once: `DROVER_NODE_ID` when set. Otherwise, on a store one process
+ * owns (SQLite), an id generated once and kept in the store. On a shared store
+ * (PostgreSQL) that would be the same id for every node, so it is
+ * `<hostname>:<port>` — two live nodes cannot listen on one host and port —
+ * or, with port 0, `<hostname>:<random>` per process (a restarted node's old
+ * jobs are then reclaimed by dead-node detection, seconds later).
+ */
+async function nodeWorkerId(store: StorageEngine, config: ResolvedConfig): Promise<string> {
+  const fromEnv = process.env.DROVER_NODE_ID;
+  if (fromEnv) return fromEnv;
+  if (store.capabilities.multiNode) {
+    return `${hostname()}:${config.server.port === 0 ? randomUUID().slice(0, 8) : config.server.port}`;
+  }
+  const existing = await store.getMeta('node_id');
+  if (existing) return existing;
+  const id = `${hostname()}-${randomUUID().slice(0, 8)}`;
+  await store.setMeta('node_id', id);
+  return id;
+}
+
+async function bootstrapAdminKey(store: StorageEngine, clock: () => number, given: string | undefined, print: (line: string) => void): Promise<void> {
+  if ((await store.listKeys()).length > 0) return;
+  let created: Awaited<ReturnType<typeof createApiKey>>;
+  try {
+    created = await createApiKey(store, { name: 'bootstrap-admin', scopes: ['admin'], now: clock(), ...(given ? { secret: given } : {}) });
+  } catch (error) {
+    // Nodes starting together on a shared store race to create the first key;
+    // with DROVER_BOOTSTRAP_ADMIN_KEY they all insert the same one, and the
+    // losers hit its unique hash. The key exists: that is all this step wants.
+    if ((await store.listKeys()).length > 0) return;
+    throw error;
+  }
+  const { key, secret } = created;
+  if (given) {
+    print(`drover admin key ${key.id} created from DROVER_BOOTSTRAP_ADMIN_KEY`);
+  } else {
+    print(`drover admin key (shown once; store it now): ${secret}`);
+  }
+}

@@ -1,0 +1,342 @@
+/**
+ * The zod schema for the config file, and the translation of zod's issues
+ * into messages that name the key path, what was expected and what was found
+ * (`handlers[1].concurrency: expected an integer ≥ 1, got 0`). Checks that
+ * need more than one field (duplicate names, cron with its time zone,
+ * trigger patterns and filters) live in `config.ts`.
+ */
+import { z } from 'zod';
+import { isValidTimezone } from './cron.js';
+import type { HandlerDefinition } from './handler.js';
+
+/** setTimeout fires at once for delays above 2^31-1 ms; any value used as a timer is capped here. */
+export const MAX_TIMER_MS = 2_147_483_647;
+/** Priorities are stored in 32-bit integer columns. */
+const MAX_PRIORITY = 2_147_483_647;
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** One configuration problem: where, and what was expected. */
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
+/** Handler and queue names: safe in URLs, metric labels and log lines without escaping. */
+export const NAME_RE = /^[A-Za-z0-9_.:-]{1,100}$/;
+export const NAME_EXPECTED = 'expected 1-100 characters from letters, digits, "_", ".", ":", "-"';
+const CONCURRENCY_KEY_RE = /^(tenant|payload(\.[^.]+)+)$/;
+
+const DURATION_RE = /^(\d+)(ms|s|m|h|d)$/;
+const DURATION_EXPECTED = 'expected "off", a duration from 1 minute to 24 days such as "30m", "6h", "24h" or "7d", or milliseconds';
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/**
+ * A duration such as `"24h"` in milliseconds; null for `"off"`, NaN for anything else.
+ *
+ * @example
+ * parseDuration('6h'); // 21600000
+ * parseDuration(90_000); // 90000
+ * parseDuration('off'); // null
+ */
+export function parseDuration(value: string | number): number | null {
+  if (typeof value === 'number') return value;
+  if (value === 'off') return null;
+  const match = DURATION_RE.exec(value);
+  return match ? Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS] : Number.NaN;
+}
+
+/** PostgreSQL schema names go into search_path unquoted. */
+export const PG_SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
+export const PG_SCHEMA_EXPECTED = 'expected a lower-case identifier: a-z, 0-9 and "_", not starting with a digit, at most 63 characters';
+
+/** `rateLimit.routes` keys (checked in config.ts): a route as the API declares it, e.g. `GET /v1/jobs/:id`. */
+export const ROUTE_KEY_RE = /^(GET|POST|PUT|PATCH|DELETE) \/[A-Za-z0-9_.:\/-]*$/;
+export const ROUTE_KEY_EXPECTED = 'expected a route such as "POST /v1/events" (method, one space, path as in docs/api.md)';
+
+function int(min: number, max?: number) {
+  const error = max === undefined ? `expected an integer ≥ ${min}` : `expected an integer from ${min} to ${max}`;
+  const schema = z.number({ error }).int({ error }).min(min, { error });
+  return max === undefined ? schema : schema.max(max, { error });
+}
+
+function text(error: string) {
+  return z.string({ error }).min(1, { error });
+}
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, { error: `expected one of ${values.map((v) => `"${v}"`).join(', ')}` });
+}
+
+function name() {
+  return z.string({ error: NAME_EXPECTED }).regex(NAME_RE, { error: NAME_EXPECTED });
+}
+
+/** A strict object whose unknown-key and wrong-type errors say what is allowed. */
+function strict<S extends z.ZodRawShape>(shape: S, what: string) {
+  const allowed = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (issue) => (issue.code === 'unrecognized_keys' ? `allowed keys: ${allowed}` : `expected ${what}`),
+  });
+}
+
+const BREAKER_SCHEMA = strict(
+  {
+    failures: int(1).optional(),
+    ratio: z.number({ error: 'expected a number in (0, 1]' }).gt(0, { error: 'expected a number in (0, 1]' }).max(1, { error: 'expected a number in (0, 1]' }).optional(),
+    minRequests: int(1).optional(),
+    window: int(1, 10_000).optional(),
+    coolDownMs: int(1, MAX_TIMER_MS).optional(),
+  },
+  'an object { failures, ratio, minRequests, window, coolDownMs }',
+).optional();
+
+const handlerSchema = strict(
+  {
+    name: name(),
+    on: z.unknown().optional(), // checked in checkTriggers: the messages need the full path
+    queue: name().optional(),
+    concurrency: int(1).optional(),
+    concurrencyKey: z
+      .string({ error: 'expected "tenant" or "payload.<path>"' })
+      .regex(CONCURRENCY_KEY_RE, { error: 'expected "tenant" or "payload.<path>" (e.g. "payload.customerId")' })
+      .max(200, { error: 'expected at most 200 characters' })
+      .optional(),
+    concurrencyLimit: int(1).optional(),
+    priority: int(-MAX_PRIORITY, MAX_PRIORITY).optional(),
+    retry: strict(
+      {
+        maxAttempts: int(1).optional(),
+        backoff: strict(
+          {
+            initialMs: int(0).optional(),
+            maxMs: int(0).optional(),
+            factor: z
+              .number({ error: 'expected a number ≥ 1' })
+              .min(1, { error: 'expected a number ≥ 1' })
+              .optional(),
+            jitter: oneOf(['full', 'equal', 'none']).optional(),
+          },
+          'an object { initialMs, maxMs, factor, jitter }',
+        ).optional(),
+      },
+      'an object { maxAttempts, backoff }',
+    ).optional(),
+    timeoutMs: int(1, MAX_TIMER_MS).optional(),
+    cron: z.unknown().optional(), // checked in checkCron: it needs the handler's time zone
+    cronTimezone: z
+      .string({ error: 'expected an IANA time zone such as "UTC" or "Europe/Berlin"' })
+      .refine(isValidTimezone, { error: 'expected an IANA time zone such as "UTC" or "Europe/Berlin"' })
+      .optional(),
+    // Required unless `remote: true`; config.ts checks the pair, with the handler's path.
+    run: z
+      .custom<NonNullable<HandlerDefinition['run']>>((v) => typeof v === 'function', {
+        error: 'expected a function run(ctx)',
+      })
+      .optional(),
+    remote: z.boolean({ error: 'expected true or false' }).optional(),
+    // Supervision (docs/configuration.md "Supervision"): isolation, limits, quarantine, breaker, dispatch rate.
+    isolation: oneOf(['inline', 'thread']).optional(),
+    limits: strict({ timeoutMs: int(1, MAX_TIMER_MS).optional(), memoryMb: int(16, 65_536).optional() }, 'an object { timeoutMs, memoryMb }').optional(),
+    quarantine: strict({ failures: int(1).optional(), windowMs: int(1, MAX_TIMER_MS).optional() }, 'an object { failures, windowMs }').optional(),
+    breaker: BREAKER_SCHEMA,
+    rateLimit: strict(
+      {
+        limit: int(1),
+        periodMs: int(1, MAX_TIMER_MS),
+        key: z
+          .string({ error: 'expected "tenant" or "payload.<path>"' })
+          .regex(CONCURRENCY_KEY_RE, { error: 'expected "tenant" or "payload.<path>" (e.g. "payload.customerId")' })
+          .max(200, { error: 'expected at most 200 characters' })
+          .optional(),
+      },
+      'an object { limit, periodMs, key }',
+    ).optional(),
+  },
+  'a handler object { name, run, ... }',
+);
+
+/**
+ * The config file's shape. Strict at every level: an unknown key is a typo
+ * until proven otherwise. Semantic checks are in `config.ts`.
+ *
+ * @example
+ * configSchema.safeParse({ handlers: [] }).success; // true
+ */
+export const configSchema = strict(
+  {
+    handlers: z.array(handlerSchema, { error: 'expected an array of handlers' }),
+    queues: z
+      .record(z.string(), strict({ maxDepth: int(1).optional() }, 'an object { maxDepth }'), {
+        error: 'expected an object mapping queue names to { maxDepth }',
+      })
+      .optional(),
+    server: strict(
+      { host: text('expected a non-empty string').optional(), port: int(0, 65535).optional() },
+      'an object { host, port }',
+    ).optional(),
+    databaseUrl: text('expected a non-empty string (postgres:// URL or SQLite file path)').optional(),
+    limits: strict(
+      { maxPayloadBytes: int(1).optional(), timeoutMs: int(1, MAX_TIMER_MS).optional(), memoryMb: int(16, 65_536).optional() },
+      'an object { maxPayloadBytes, timeoutMs, memoryMb }',
+    ).optional(),
+    shutdown: strict({ graceMs: int(0, MAX_TIMER_MS).optional() }, 'an object { graceMs }').optional(),
+    retention: strict(
+      {
+        succeededMs: int(0).optional(),
+        deadMs: int(0).optional(),
+        eventsMs: int(0).optional(),
+        intervalMs: int(1000, MAX_TIMER_MS).optional(),
+        batchSize: int(1).optional(),
+      },
+      'an object { succeededMs, deadMs, eventsMs, intervalMs, batchSize }',
+    ).optional(),
+    poisonAfter: int(1).optional(),
+    postgres: strict(
+      {
+        schema: z.string({ error: PG_SCHEMA_EXPECTED }).regex(PG_SCHEMA_RE, { error: PG_SCHEMA_EXPECTED }).optional(),
+        poolMax: int(1, 1000).optional(),
+      },
+      'an object { schema, poolMax }',
+    ).optional(),
+    cluster: strict(
+      { heartbeatMs: int(100, 60_000).optional(), deadNodeMs: int(200, MAX_TIMER_MS).optional() },
+      'an object { heartbeatMs, deadNodeMs }',
+    ).optional(),
+    log: strict({ level: oneOf(LOG_LEVELS).optional() }, 'an object { level }').optional(),
+    metrics: strict(
+      { host: text('expected a non-empty string').optional(), port: int(0, 65535).optional() },
+      'an object { host, port }',
+    ).optional(),
+    sqlite: strict({ synchronous: oneOf(['FULL', 'NORMAL']).optional() }, 'an object { synchronous }').optional(),
+    rateLimit: strict(
+      {
+        enabled: z.boolean({ error: 'expected true or false' }).optional(),
+        windowMs: int(1, MAX_TIMER_MS).optional(),
+        max: int(1).optional(),
+        routes: z
+          .record(z.string(), int(1), {
+            error: 'expected an object mapping "METHOD /path" to a request count',
+          })
+          .optional(),
+      },
+      'an object { enabled, windowMs, max, routes }',
+    ).optional(),
+    stream: strict(
+      {
+        heartbeatMs: int(100, MAX_TIMER_MS).optional(),
+        bufferSize: int(1, 1_000_000).optional(),
+        retentionMs: int(1000, MAX_TIMER_MS).optional(),
+      },
+      'an object { heartbeatMs, bufferSize, retentionMs }',
+    ).optional(),
+    backup: strict(
+      {
+        every: z
+          .custom<string | number>((v) => {
+            if (typeof v !== 'string' && (typeof v !== 'number' || !Number.isInteger(v))) return false;
+            const ms = parseDuration(v);
+            return ms === null || (ms >= 60_000 && ms <= MAX_TIMER_MS);
+          }, { error: DURATION_EXPECTED })
+          .optional(),
+        dir: text('expected a non-empty directory path').optional(),
+        keepDaily: int(0).optional(),
+        keepWeekly: int(0).optional(),
+        keepMonthly: int(0).optional(),
+      },
+      'an object { every, dir, keepDaily, keepWeekly, keepMonthly }',
+    ).optional(),
+    audit: strict(
+      {
+        exportDir: text('expected a non-empty directory path').optional(),
+        keepFiles: int(1).optional(),
+        exportIntervalMs: int(1000, MAX_TIMER_MS).optional(),
+      },
+      'an object { exportDir, keepFiles, exportIntervalMs }',
+    ).optional(),
+    threads: strict(
+      { restartInitialMs: int(1, MAX_TIMER_MS).optional(), restartMaxMs: int(1, MAX_TIMER_MS).optional() },
+      'an object { restartInitialMs, restartMaxMs }',
+    ).optional(),
+    webhooks: strict(
+      {
+        allowPrivateNetworks: z.boolean({ error: 'expected true or false' }).optional(),
+        timeoutMs: int(1, MAX_TIMER_MS).optional(),
+        maxAttempts: int(1).optional(),
+        breaker: BREAKER_SCHEMA,
+      },
+      'an object { allowPrivateNetworks, timeoutMs, maxAttempts, breaker }',
+    ).optional(),
+  },
+  'an object (the default export of the config file)',
+);
+
+export type ParsedConfig = z.infer<typeof configSchema>;
+
+
+/**
+ * One zod issue → config issues with a readable path and `got …` appended.
+ * An unknown-keys issue becomes one issue per key, pointing at the key.
+ *
+ * @example
+ * fromZod(issue, raw); // [{ path: 'handlers[1].concurrency', message: 'expected an integer ≥ 1, got 0' }]
+ */
+export function fromZod(issue: z.core.$ZodIssue, raw: unknown): ConfigIssue[] {
+  const path = issue.path as PropertyKey[];
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => ({ path: formatPath([...path, key]), message: `unknown key; ${issue.message}` }));
+  }
+  return [{ path: formatPath(path), message: `${issue.message}, ${got(valueAt(raw, path))}` }];
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let current = raw;
+  for (const key of path) {
+    if (typeof current !== 'object' || current === null || !Object.hasOwn(current, key)) return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
+
+/** `['handlers', 1, 'retry', 'maxAttempts']` → `handlers[1].retry.maxAttempts`. */
+function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return 'config';
+  return path
+    .map((key, i) => (typeof key === 'number' ? `[${key}]` : i === 0 ? String(key) : formatKey(String(key))))
+    .join('');
+}
+
+/**
+ * A key as it appears in a path: `.name`, or `["bad name"]` when it is not an identifier.
+ *
+ * @example
+ * formatKey('billing'); // '.billing'
+ * formatKey('my queue'); // '["my queue"]'
+ */
+export function formatKey(key: string): string {
+  return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+}
+
+/**
+ * The tail of a message: what was found instead, clipped to a readable size.
+ *
+ * @example
+ * got(0); // 'got 0'
+ * got(undefined); // 'but it is missing'
+ */
+export function got(value: unknown): string {
+  if (value === undefined) return 'but it is missing';
+  if (typeof value === 'function') return 'got a function';
+  if (typeof value === 'bigint') return `got ${value}n`;
+  if (typeof value === 'symbol') return 'got a symbol';
+  if (typeof value === 'number' && !Number.isFinite(value)) return `got ${value}`;
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    json = undefined;
+  }
+  if (json === undefined) return `got ${String(value)}`;
+  return `got ${json.length > 60 ? `${json.slice(0, 57)}...` : json}`;
+}

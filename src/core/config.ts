@@ -1,0 +1,522 @@
+/**
+ * Configuration: validate the user's config (the default export of their
+ * config file), apply environment variables and CLI overrides, and resolve
+ * every default in one pass. Validation collects every problem before it
+ * throws, so a broken config is fixed in one edit, not one restart per typo.
+ *
+ * Precedence, highest first: overrides (CLI flags) > `DROVER_*` env > config file > `DEFAULTS`.
+ * `docs/configuration.md` documents every key; a test keeps it in step with `DEFAULTS`.
+ */
+import { compileCron, isValidTimezone } from './cron.js';
+import { DroverError } from './errors.js';
+import { compileFilter, lookupPath } from './filter.js';
+import type { BreakerPolicy } from './breaker.js';
+import type { BackoffPolicy, HandlerDefinition } from './handler.js';
+import type { QuarantinePolicy } from './quarantine.js';
+import { compilePattern } from './trigger.js';
+import {
+  configSchema,
+  formatKey,
+  fromZod,
+  got,
+  LOG_LEVELS,
+  MAX_TIMER_MS,
+  NAME_EXPECTED,
+  PG_SCHEMA_EXPECTED,
+  PG_SCHEMA_RE,
+  NAME_RE,
+  parseDuration,
+  ROUTE_KEY_EXPECTED,
+  ROUTE_KEY_RE,
+  type ConfigIssue,
+  type LogLevel,
+  type ParsedConfig,
+} from './config-schema.js';
+
+export { LOG_LEVELS, type ConfigIssue, type LogLevel } from './config-schema.js';
+
+const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
+
+/**
+ * Every default, in one place. `handler.*` are per-handler defaults (written
+ * `handlers[].*` in the config), `queue.*` per-queue defaults (`queues.<name>.*`).
+ * A handler without `timeoutMs` gets the resolved `limits.timeoutMs`.
+ *
+ * @example
+ * DEFAULTS.server.port; // 7070
+ */
+export const DEFAULTS = {
+  server: { host: '127.0.0.1', port: 7070 },
+  databaseUrl: './data/drover.db',
+  queue: { maxDepth: 100_000 },
+  handler: {
+    queue: 'default',
+    concurrency: 10,
+    concurrencyLimit: 1,
+    priority: 0,
+    retry: {
+      maxAttempts: 5,
+      backoff: { initialMs: 1000, maxMs: 3_600_000, factor: 2, jitter: 'full' },
+    },
+    cronTimezone: 'UTC',
+    isolation: 'inline',
+    quarantine: { failures: 5, windowMs: 5 * MINUTE },
+    breaker: { failures: 3, ratio: 0.5, minRequests: 10, window: 20, coolDownMs: MINUTE },
+  },
+  limits: { maxPayloadBytes: 1_048_576, timeoutMs: 300_000, memoryMb: 256 },
+  threads: { restartInitialMs: 100, restartMaxMs: 30_000 },
+  webhooks: { allowPrivateNetworks: false, timeoutMs: 10_000, maxAttempts: 8 },
+  shutdown: { graceMs: 25_000 },
+  retention: { succeededMs: 7 * DAY, deadMs: 30 * DAY, eventsMs: 7 * DAY, intervalMs: 10 * MINUTE, batchSize: 1000 },
+  poisonAfter: 3,
+  postgres: { schema: 'drover', poolMax: 10 },
+  cluster: { heartbeatMs: 1000, deadNodeMs: 3000 },
+  log: { level: 'info' },
+  metrics: { host: '127.0.0.1' },
+  sqlite: { synchronous: 'FULL' },
+  rateLimit: { enabled: true, windowMs: 1000, max: 5000 },
+  stream: { heartbeatMs: 10_000, bufferSize: 10_000, retentionMs: 5 * MINUTE },
+  backup: { every: 'off', dir: 'backups', keepDaily: 7, keepWeekly: 4, keepMonthly: 12 },
+  audit: { exportDir: 'audit', keepFiles: 30, exportIntervalMs: MINUTE },
+} as const;
+
+/**
+ * The environment variables `resolveConfig` reads, and the key each one sets.
+ *
+ * @example
+ * ENV_VARS.DROVER_PORT; // 'server.port'
+ */
+export const ENV_VARS = {
+  DROVER_HOST: 'server.host',
+  DROVER_PORT: 'server.port',
+  DROVER_DATABASE_URL: 'databaseUrl',
+  DROVER_LOG_LEVEL: 'log.level',
+  DROVER_SHUTDOWN_GRACE_MS: 'shutdown.graceMs',
+  DROVER_PG_SCHEMA: 'postgres.schema',
+  DROVER_METRICS_HOST: 'metrics.host',
+  DROVER_METRICS_PORT: 'metrics.port',
+} as const;
+
+export interface ResolvedTrigger {
+  pattern: string;
+  matches(eventName: string): boolean;
+  filter: ((data: unknown) => boolean) | null;
+}
+
+export interface ResolvedHandler {
+  name: string;
+  queue: string;
+  concurrency: number;
+  /** `tenant` or `payload.<path>`, as the user wrote it; null when not set. */
+  concurrencyKey: string | null;
+  concurrencyLimit: number;
+  priority: number;
+  maxAttempts: number;
+  backoff: Required<BackoffPolicy>;
+  timeoutMs: number;
+  triggers: ResolvedTrigger[];
+  cron: string[];
+  cronTimezone: string;
+  /** Run by remote workers over HTTP only; the node's dispatcher never leases it. */
+  remote: boolean;
+  /** For a remote handler, a stub that throws: nothing in the node calls it. */
+  run: NonNullable<HandlerDefinition['run']>;
+  /** `thread`: run in a worker thread with `memoryMb` of heap and a hard timeout that terminates it. */
+  isolation: 'inline' | 'thread';
+  memoryMb: number;
+  quarantine: QuarantinePolicy;
+  breaker: BreakerPolicy;
+  /** Dispatch rate limit; `key` as for `concurrencyKey` (null: one limit for the handler). */
+  rateLimit: { limit: number; periodMs: number; key: string | null } | null;
+}
+
+export interface ResolvedConfig {
+  handlers: Map<string, ResolvedHandler>;
+  /** Every declared queue, every queue a handler uses, and `default` always. */
+  queues: Map<string, { maxDepth: number }>;
+  server: { host: string; port: number };
+  databaseUrl: string;
+  limits: { maxPayloadBytes: number; timeoutMs: number; memoryMb: number };
+  /** Replacement of crashed handler threads: exponential backoff from `restartInitialMs`, capped. */
+  threads: { restartInitialMs: number; restartMaxMs: number };
+  /** The built-in webhook action: SSRF allowance, request timeout, attempts, per-host breaker. */
+  webhooks: { allowPrivateNetworks: boolean; timeoutMs: number; maxAttempts: number; breaker: BreakerPolicy };
+  shutdown: { graceMs: number };
+  retention: { succeededMs: number; deadMs: number; eventsMs: number; intervalMs: number; batchSize: number };
+  poisonAfter: number;
+  /** PostgreSQL engine: the schema holding Drover's tables, and connections per node. */
+  postgres: { schema: string; poolMax: number };
+  /** Node liveness on a shared store: heartbeat interval, and silence after which peers reclaim a node's jobs. */
+  cluster: { heartbeatMs: number; deadNodeMs: number };
+  log: { level: LogLevel };
+  /** A separate listener for `/metrics` and the probes; port null: they are served on the API listener. */
+  metrics: { host: string; port: number | null };
+  sqlite: { synchronous: 'FULL' | 'NORMAL' };
+  /** Per API key and route; `routes` overrides `max` for the routes it names (`"POST /v1/events"`). */
+  rateLimit: { enabled: boolean; windowMs: number; max: number; routes: Record<string, number> };
+  stream: { heartbeatMs: number; bufferSize: number; retentionMs: number };
+  /** In-process backups; `everyMs` null means off. Relative `dir` is inside the data directory. */
+  backup: { everyMs: number | null; dir: string; keepDaily: number; keepWeekly: number; keepMonthly: number };
+  /** JSONL export of the audit trail; relative `exportDir` is inside the data directory. */
+  audit: { exportDir: string; keepFiles: number; exportIntervalMs: number };
+}
+
+/** Values from CLI flags; they win over env and the config file. */
+export interface ConfigOverrides {
+  host?: string;
+  port?: number;
+  databaseUrl?: string;
+  logLevel?: string;
+  graceMs?: number;
+}
+
+// ---------------------------------------------------------------- resolve
+
+/**
+ * Validate `raw` (the config file's default export), apply `env` and
+ * `overrides`, and fill in every default. Throws `DroverError('config_invalid')`
+ * listing every problem, one per line, each naming its key path (or variable)
+ * and the expected value; the list is also in `extensions.errors`.
+ *
+ * @example
+ * const config = resolveConfig({ handlers: [{ name: 'hello', on: 'user.created', run: async () => {} }] }, process.env, { port: 8080 });
+ * config.server.port; // 8080
+ * config.handlers.get('hello')?.maxAttempts; // 5
+ */
+export function resolveConfig(
+  raw: unknown,
+  env: Readonly<Record<string, string | undefined>>,
+  overrides: ConfigOverrides = {},
+): ResolvedConfig {
+  const issues: ConfigIssue[] = [];
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) issues.push(...parsed.error.issues.flatMap((issue) => fromZod(issue, raw)));
+
+  const triggers = new Map<number, ResolvedTrigger[]>();
+  const handlers = isRecord(raw) && Array.isArray(raw.handlers) ? (raw.handlers as unknown[]) : [];
+  const seen = new Map<string, number>();
+  handlers.forEach((h, i) => {
+    if (!isRecord(h)) return;
+    const at = `handlers[${i}]`;
+    triggers.set(i, checkTriggers(h.on, `${at}.on`, issues));
+    const tz = typeof h.cronTimezone === 'string' && isValidTimezone(h.cronTimezone) ? h.cronTimezone : 'UTC';
+    checkCron(h.cron, tz, `${at}.cron`, issues);
+    if (h.remote === true && h.run !== undefined) {
+      issues.push({ path: `${at}.run`, message: 'a remote handler (remote: true) has no run; remote workers run its jobs' });
+    } else if (h.remote !== true && h.run === undefined) {
+      issues.push({ path: `${at}.run`, message: 'expected a function run(ctx), but it is missing (or set remote: true if remote workers run this handler)' });
+    }
+    if (typeof h.name === 'string') {
+      const first = seen.get(h.name);
+      if (first === undefined) seen.set(h.name, i);
+      else issues.push({ path: `${at}.name`, message: `duplicate handler name "${h.name}" (also handlers[${first}].name)` });
+    }
+  });
+  if (isRecord(raw) && isRecord(raw.queues)) {
+    for (const queue of Object.keys(raw.queues)) {
+      if (!NAME_RE.test(queue)) issues.push({ path: `queues${formatKey(queue)}`, message: `invalid queue name; ${NAME_EXPECTED}` });
+    }
+  }
+  if (isRecord(raw) && isRecord(raw.cluster)) {
+    // Peers must not declare a node dead between two of its heartbeats.
+    const beat = typeof raw.cluster.heartbeatMs === 'number' ? raw.cluster.heartbeatMs : DEFAULTS.cluster.heartbeatMs;
+    const dead = typeof raw.cluster.deadNodeMs === 'number' ? raw.cluster.deadNodeMs : DEFAULTS.cluster.deadNodeMs;
+    if (dead < 2 * beat) issues.push({ path: 'cluster.deadNodeMs', message: `expected at least twice cluster.heartbeatMs (${2 * beat}), got ${dead}` });
+  }
+  if (isRecord(raw) && isRecord(raw.rateLimit) && isRecord(raw.rateLimit.routes)) {
+    for (const route of Object.keys(raw.rateLimit.routes)) {
+      if (!ROUTE_KEY_RE.test(route)) issues.push({ path: `rateLimit.routes${formatKey(route)}`, message: `invalid route; ${ROUTE_KEY_EXPECTED}` });
+    }
+  }
+
+  // Zod reports by schema order and the extra checks come after; regroup so each handler's problems sit together.
+  sortByHandler(issues);
+  const fromEnv = readEnv(env, issues);
+  const fromFlags = readOverrides(overrides, issues);
+
+  if (issues.length > 0 || !parsed.success) {
+    const lines = issues.map((i) => `${i.path}: ${i.message}`);
+    throw new DroverError('config_invalid', `invalid configuration (${lines.length} problem${lines.length === 1 ? '' : 's'}):\n  ${lines.join('\n  ')}`, {
+      extensions: { errors: issues },
+    });
+  }
+  return build(parsed.data, triggers, { ...fromEnv, ...fromFlags });
+}
+
+type Settings = Partial<{ host: string; port: number; databaseUrl: string; logLevel: LogLevel; graceMs: number; metricsHost: string; metricsPort: number; pgSchema: string }>;
+
+function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over: Settings): ResolvedConfig {
+  const limits = {
+    maxPayloadBytes: cfg.limits?.maxPayloadBytes ?? DEFAULTS.limits.maxPayloadBytes,
+    timeoutMs: cfg.limits?.timeoutMs ?? DEFAULTS.limits.timeoutMs,
+    memoryMb: cfg.limits?.memoryMb ?? DEFAULTS.limits.memoryMb,
+  };
+  const queues = new Map<string, { maxDepth: number }>([['default', { maxDepth: DEFAULTS.queue.maxDepth }]]);
+  for (const [queue, def] of Object.entries(cfg.queues ?? {})) {
+    queues.set(queue, { maxDepth: def.maxDepth ?? DEFAULTS.queue.maxDepth });
+  }
+
+  const handlers = new Map<string, ResolvedHandler>();
+  const d = DEFAULTS.handler;
+  cfg.handlers.forEach((h, i) => {
+    const queue = h.queue ?? d.queue;
+    if (!queues.has(queue)) queues.set(queue, { maxDepth: DEFAULTS.queue.maxDepth });
+    handlers.set(h.name, {
+      name: h.name,
+      queue,
+      concurrency: h.concurrency ?? d.concurrency,
+      concurrencyKey: h.concurrencyKey ?? null,
+      concurrencyLimit: h.concurrencyLimit ?? d.concurrencyLimit,
+      priority: h.priority ?? d.priority,
+      maxAttempts: h.retry?.maxAttempts ?? d.retry.maxAttempts,
+      backoff: {
+        initialMs: h.retry?.backoff?.initialMs ?? d.retry.backoff.initialMs,
+        maxMs: h.retry?.backoff?.maxMs ?? d.retry.backoff.maxMs,
+        factor: h.retry?.backoff?.factor ?? d.retry.backoff.factor,
+        jitter: h.retry?.backoff?.jitter ?? d.retry.backoff.jitter,
+      },
+      timeoutMs: h.limits?.timeoutMs ?? h.timeoutMs ?? limits.timeoutMs,
+      triggers: triggers.get(i) ?? [],
+      cron: h.cron === undefined ? [] : typeof h.cron === 'string' ? [h.cron] : (h.cron as string[]),
+      cronTimezone: h.cronTimezone ?? d.cronTimezone,
+      remote: h.remote === true,
+      run: h.run ?? remoteStub(h.name),
+      isolation: h.isolation ?? d.isolation,
+      memoryMb: h.limits?.memoryMb ?? limits.memoryMb,
+      quarantine: { ...d.quarantine, ...definedOnly(h.quarantine ?? {}) },
+      breaker: { ...d.breaker, ...definedOnly(h.breaker ?? {}) },
+      rateLimit: h.rateLimit ? { limit: h.rateLimit.limit, periodMs: h.rateLimit.periodMs, key: h.rateLimit.key ?? null } : null,
+    });
+  });
+
+  return {
+    handlers,
+    queues,
+    server: {
+      host: over.host ?? cfg.server?.host ?? DEFAULTS.server.host,
+      port: over.port ?? cfg.server?.port ?? DEFAULTS.server.port,
+    },
+    databaseUrl: over.databaseUrl ?? cfg.databaseUrl ?? DEFAULTS.databaseUrl,
+    limits,
+    threads: { ...DEFAULTS.threads, ...definedOnly(cfg.threads ?? {}) },
+    webhooks: {
+      allowPrivateNetworks: cfg.webhooks?.allowPrivateNetworks ?? DEFAULTS.webhooks.allowPrivateNetworks,
+      timeoutMs: cfg.webhooks?.timeoutMs ?? DEFAULTS.webhooks.timeoutMs,
+      maxAttempts: cfg.webhooks?.maxAttempts ?? DEFAULTS.webhooks.maxAttempts,
+      breaker: { ...DEFAULTS.handler.breaker, ...definedOnly(cfg.webhooks?.breaker ?? {}) },
+    },
+    shutdown: { graceMs: over.graceMs ?? cfg.shutdown?.graceMs ?? DEFAULTS.shutdown.graceMs },
+    retention: { ...DEFAULTS.retention, ...definedOnly(cfg.retention ?? {}) },
+    poisonAfter: cfg.poisonAfter ?? DEFAULTS.poisonAfter,
+    postgres: { schema: over.pgSchema ?? cfg.postgres?.schema ?? DEFAULTS.postgres.schema, poolMax: cfg.postgres?.poolMax ?? DEFAULTS.postgres.poolMax },
+    cluster: { ...DEFAULTS.cluster, ...definedOnly(cfg.cluster ?? {}) },
+    log: { level: over.logLevel ?? cfg.log?.level ?? DEFAULTS.log.level },
+    metrics: { host: over.metricsHost ?? cfg.metrics?.host ?? DEFAULTS.metrics.host, port: over.metricsPort ?? cfg.metrics?.port ?? null },
+    sqlite: { synchronous: cfg.sqlite?.synchronous ?? DEFAULTS.sqlite.synchronous },
+    rateLimit: { ...DEFAULTS.rateLimit, ...definedOnly({ ...cfg.rateLimit, routes: undefined }), routes: { ...cfg.rateLimit?.routes } },
+    stream: { ...DEFAULTS.stream, ...definedOnly(cfg.stream ?? {}) },
+    backup: {
+      everyMs: parseDuration(cfg.backup?.every ?? DEFAULTS.backup.every),
+      dir: cfg.backup?.dir ?? DEFAULTS.backup.dir,
+      keepDaily: cfg.backup?.keepDaily ?? DEFAULTS.backup.keepDaily,
+      keepWeekly: cfg.backup?.keepWeekly ?? DEFAULTS.backup.keepWeekly,
+      keepMonthly: cfg.backup?.keepMonthly ?? DEFAULTS.backup.keepMonthly,
+    },
+    audit: { ...DEFAULTS.audit, ...definedOnly(cfg.audit ?? {}) },
+  };
+}
+
+function remoteStub(name: string): NonNullable<HandlerDefinition['run']> {
+  return () => {
+    throw new Error(`handler "${name}" is remote: only remote workers run it (the dispatcher never leases it)`);
+  };
+}
+
+// ---------------------------------------------------------------- checks beyond the schema
+
+/** `on`: a pattern string, `{ event, filter? }`, or an array of either. */
+function checkTriggers(on: unknown, path: string, issues: ConfigIssue[]): ResolvedTrigger[] {
+  if (on === undefined) return [];
+  const specs = Array.isArray(on) ? on.map((spec, j) => [spec, `${path}[${j}]`] as const) : [[on, path] as const];
+  const out: ResolvedTrigger[] = [];
+  for (const [spec, at] of specs) {
+    if (typeof spec === 'string') {
+      const t = trigger(spec, undefined, at, at, issues);
+      if (t) out.push(t);
+    } else if (isRecord(spec)) {
+      for (const key of Object.keys(spec)) {
+        if (key !== 'event' && key !== 'filter') issues.push({ path: `${at}.${key}`, message: 'unknown key; allowed keys: event, filter' });
+      }
+      if (typeof spec.event !== 'string') {
+        issues.push({ path: `${at}.event`, message: `expected an event name or pattern, ${got(spec.event)}` });
+        continue;
+      }
+      const t = trigger(spec.event, spec.filter, `${at}.event`, `${at}.filter`, issues);
+      if (t) out.push(t);
+    } else {
+      issues.push({ path: at, message: `expected an event pattern string or { event, filter }, ${got(spec)}` });
+    }
+  }
+  return out;
+}
+
+function trigger(pattern: string, filter: unknown, patternAt: string, filterAt: string, issues: ConfigIssue[]): ResolvedTrigger | null {
+  let matches: ((name: string) => boolean) | null = null;
+  let compiled: ((data: unknown) => boolean) | null = null;
+  try {
+    matches = compilePattern(pattern);
+  } catch (error) {
+    issues.push({ path: patternAt, message: messageOf(error) });
+  }
+  if (filter !== undefined) {
+    try {
+      compiled = compileFilter(filter, filterAt);
+    } catch (error) {
+      // compileFilter names the exact spot inside the filter (e.g. `…filter.amount`).
+      const ext = error instanceof DroverError ? error.extensions : {};
+      issues.push({
+        path: typeof ext.path === 'string' ? ext.path : filterAt,
+        message: typeof ext.problem === 'string' ? ext.problem : messageOf(error),
+      });
+      return null;
+    }
+  }
+  return matches === null ? null : { pattern, matches, filter: compiled };
+}
+
+function checkCron(cron: unknown, tz: string, path: string, issues: ConfigIssue[]): void {
+  if (cron === undefined) return;
+  const list = Array.isArray(cron) ? cron.map((c, j) => [c, `${path}[${j}]`] as const) : [[cron, path] as const];
+  for (const [expr, at] of list) {
+    if (typeof expr !== 'string') {
+      issues.push({ path: at, message: `expected a cron expression string (or an array of them), ${got(expr)}` });
+      continue;
+    }
+    try {
+      compileCron(expr, tz);
+    } catch (error) {
+      issues.push({ path: at, message: messageOf(error) });
+    }
+  }
+}
+
+function readEnv(env: Readonly<Record<string, string | undefined>>, issues: ConfigIssue[]): Settings {
+  // An empty variable (`DROVER_PORT=` in an env file) means "not set", as most tools treat it.
+  const get = (key: keyof typeof ENV_VARS) => (env[key] === '' ? undefined : env[key]);
+  const out: Settings = {};
+  const host = get('DROVER_HOST');
+  if (host !== undefined) out.host = host;
+  const url = get('DROVER_DATABASE_URL');
+  if (url !== undefined) out.databaseUrl = url;
+  const port = get('DROVER_PORT');
+  if (port !== undefined) out.port = envInt('DROVER_PORT', port, 0, 65535, issues);
+  const grace = get('DROVER_SHUTDOWN_GRACE_MS');
+  if (grace !== undefined) out.graceMs = envInt('DROVER_SHUTDOWN_GRACE_MS', grace, 0, MAX_TIMER_MS, issues);
+  const pgSchema = get('DROVER_PG_SCHEMA');
+  if (pgSchema !== undefined) {
+    if (PG_SCHEMA_RE.test(pgSchema)) out.pgSchema = pgSchema;
+    else issues.push({ path: 'DROVER_PG_SCHEMA', message: `${PG_SCHEMA_EXPECTED}, got ${JSON.stringify(pgSchema)}` });
+  }
+  const level = get('DROVER_LOG_LEVEL');
+  if (level !== undefined) out.logLevel = logLevel('DROVER_LOG_LEVEL', level, issues);
+  const metricsHost = get('DROVER_METRICS_HOST');
+  if (metricsHost !== undefined) out.metricsHost = metricsHost;
+  const metricsPort = get('DROVER_METRICS_PORT');
+  if (metricsPort !== undefined) out.metricsPort = envInt('DROVER_METRICS_PORT', metricsPort, 0, 65535, issues);
+  return definedOnly(out);
+}
+
+function envInt(variable: string, value: string, min: number, max: number, issues: ConfigIssue[]): number | undefined {
+  const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (Number.isSafeInteger(n) && n >= min && n <= max) return n;
+  issues.push({ path: variable, message: `expected an integer from ${min} to ${max}, got ${JSON.stringify(value)}` });
+  return undefined;
+}
+
+function logLevel(where: string, value: unknown, issues: ConfigIssue[]): LogLevel | undefined {
+  if ((LOG_LEVELS as readonly unknown[]).includes(value)) return value as LogLevel;
+  issues.push({ path: where, message: `expected one of ${LOG_LEVELS.map((l) => `"${l}"`).join(', ')}, ${got(value)}` });
+  return undefined;
+}
+
+function readOverrides(o: ConfigOverrides, issues: ConfigIssue[]): Settings {
+  const out: Settings = {};
+  const nonEmpty = (where: string, v: unknown): string | undefined => {
+    if (typeof v === 'string' && v.length > 0) return v;
+    issues.push({ path: where, message: `expected a non-empty string, ${got(v)}` });
+    return undefined;
+  };
+  const integer = (where: string, v: unknown, min: number, max: number): number | undefined => {
+    if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
+    issues.push({ path: where, message: `expected an integer from ${min} to ${max}, ${got(v)}` });
+    return undefined;
+  };
+  if (o.host !== undefined) out.host = nonEmpty('--host', o.host);
+  if (o.port !== undefined) out.port = integer('--port', o.port, 0, 65535);
+  if (o.databaseUrl !== undefined) out.databaseUrl = nonEmpty('overrides.databaseUrl', o.databaseUrl);
+  if (o.logLevel !== undefined) out.logLevel = logLevel('overrides.logLevel', o.logLevel, issues);
+  if (o.graceMs !== undefined) out.graceMs = integer('overrides.graceMs', o.graceMs, 0, MAX_TIMER_MS);
+  return definedOnly(out);
+}
+
+// ---------------------------------------------------------------- routing
+
+/**
+ * The concurrency key for a job of `handler`, or null when the handler has
+ * none or the value is missing (such a job is limited only by `concurrency`).
+ * Strings are used as they are, other scalars stringified, objects as JSON.
+ *
+ * @example
+ * // handler declared with concurrencyKey: 'payload.customer.id'
+ * concurrencyKeyFor(handler, { customer: { id: 42 } }, null); // '42'
+ * // handler declared with concurrencyKey: 'tenant'
+ * concurrencyKeyFor(handler, {}, 'acme'); // 'acme'
+ */
+export function concurrencyKeyFor(handler: ResolvedHandler, payload: unknown, tenant: string | null): string | null {
+  const key = handler.concurrencyKey;
+  if (key === null) return null;
+  if (key === 'tenant') return tenant === null || tenant === '' ? null : tenant;
+  const { present, value } = lookupPath(payload, key.split('.').slice(1));
+  if (!present || value === null) return null;
+  if (typeof value === 'string') return value === '' ? null : value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  return JSON.stringify(value) ?? null;
+}
+
+/**
+ * The handlers an event goes to: each handler with a trigger whose pattern
+ * matches the event name and whose filter (if any) passes, once, in order.
+ *
+ * @example
+ * routeEvent(config.handlers.values(), { name: 'order.created', data: { amount: 250 } }).map((h) => h.name);
+ */
+export function routeEvent(handlers: Iterable<ResolvedHandler>, event: { name: string; data: unknown }): ResolvedHandler[] {
+  const out: ResolvedHandler[] = [];
+  for (const handler of handlers) {
+    if (handler.triggers.some((t) => t.matches(event.name) && (t.filter === null || t.filter(event.data)))) out.push(handler);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- helpers
+
+function sortByHandler(issues: ConfigIssue[]): void {
+  const rank = (path: string) => {
+    const m = /^handlers\[(\d+)\]/.exec(path);
+    return m ? Number(m[1]) : Number.MAX_SAFE_INTEGER;
+  };
+  issues.sort((a, b) => rank(a.path) - rank(b.path)); // Array#sort is stable
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

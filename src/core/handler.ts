@@ -1,0 +1,191 @@
+/**
+ * What users write: handler definitions and the config that lists them.
+ * `defineHandler` and `defineConfig` are typing helpers only; a plain object
+ * is the same thing. Validation and defaults live in `config.ts`.
+ */
+import type { EventRow } from './types.js';
+import type { Filter } from './filter.js';
+
+/** The logger a handler gets: pino-compatible subset. */
+export interface HandlerLogger {
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+  debug(obj: object | string, msg?: string): void;
+}
+
+export interface JobContext<P = unknown> {
+  job: { id: string; handler: string; queue: string; attempt: number; maxAttempts: number; payload: P };
+  /** The event that created this job, when it came from one. */
+  event: EventRow | null;
+  /** Fires when the attempt times out or the node shuts down; stop work promptly. */
+  signal: AbortSignal;
+  log: HandlerLogger;
+  /** Extend the lease (long jobs); resolves false when the lease was lost (stop: someone else owns the job). */
+  heartbeat(): Promise<boolean>;
+}
+
+export interface TriggerSpec {
+  /** Event name or pattern: `order.created`, `order.*` (one segment), `order.**` (any depth). */
+  event: string;
+  filter?: Filter;
+}
+
+export interface BackoffPolicy {
+  /** Delay before the first retry. Default 1000 ms. */
+  initialMs?: number;
+  /** Cap on any single delay. Default 1 h. */
+  maxMs?: number;
+  /** Growth per attempt. Default 2. */
+  factor?: number;
+  /** `full` (default): uniform in [0, delay]; `equal`: delay/2 + uniform [0, delay/2]; `none`. */
+  jitter?: 'full' | 'equal' | 'none';
+}
+
+export interface RetryPolicy {
+  /** Total attempts including the first. Default 5. */
+  maxAttempts?: number;
+  backoff?: BackoffPolicy;
+}
+
+export interface HandlerDefinition<P = unknown> {
+  /** Unique name: letters, digits, `._:-`, up to 100 characters. */
+  name: string;
+  /** Events this handler subscribes to. */
+  on?: string | TriggerSpec | Array<string | TriggerSpec>;
+  queue?: string;
+  /** Jobs of this handler running at once on one node. Default 10. */
+  concurrency?: number;
+  /**
+   * Where the concurrency key comes from: `tenant` (the event's tenant) or
+   * `payload.<path>`. At most `concurrencyLimit` jobs per key run at once.
+   */
+  concurrencyKey?: string;
+  /** Default 1. */
+  concurrencyLimit?: number;
+  /** Higher runs first. Default 0. */
+  priority?: number;
+  retry?: RetryPolicy;
+  /** Hard limit on one attempt. Default 5 min. */
+  timeoutMs?: number;
+  /** Cron expressions (5 or 6 fields); each tick enqueues one job, once cluster-wide. */
+  cron?: string | string[];
+  /** IANA time zone for `cron`. Default UTC. */
+  cronTimezone?: string;
+  /**
+   * `true` declares a handler that only remote workers run (over
+   * `/v1/workers/*`, see docs/remote-workers.md): it has no `run`, and the
+   * node never runs its jobs itself. Default false.
+   */
+  remote?: boolean;
+  /** The handler's code; required unless `remote: true`. */
+  run?(ctx: JobContext<P>): unknown | Promise<unknown>;
+  /**
+   * `inline` (default) runs in the node's thread; `thread` runs in a worker
+   * thread with a heap limit and a hard timeout that terminates it, so an
+   * out-of-memory or looping handler fails only its own job.
+   */
+  isolation?: 'inline' | 'thread';
+  /** Per-handler limits; default `limits.timeoutMs` / `limits.memoryMb`. `memoryMb` applies to `thread` isolation. */
+  limits?: { timeoutMs?: number; memoryMb?: number };
+  /** Quarantine after `failures` failed attempts within `windowMs` (default 5 in 5 min); an operator resets it. */
+  quarantine?: { failures?: number; windowMs?: number };
+  /** Circuit breaker (defaults in docs/configuration.md); open means jobs wait without spending attempts. */
+  breaker?: { failures?: number; ratio?: number; minRequests?: number; window?: number; coolDownMs?: number };
+  /** At most `limit` job starts per `periodMs`, per `key` (`tenant` or `payload.<path>`) when set. */
+  rateLimit?: { limit: number; periodMs: number; key?: string };
+}
+
+export interface QueueDefinition {
+  /** Unfinished jobs (scheduled + queued + running) allowed; beyond it intake answers 429. Default 100,000. */
+  maxDepth?: number;
+}
+
+export interface DroverConfig {
+  handlers: HandlerDefinition<any>[];
+  queues?: Record<string, QueueDefinition>;
+  server?: { host?: string; port?: number };
+  /** `postgres://…` URL or SQLite file path. Default `./data/drover.db`. */
+  databaseUrl?: string;
+  limits?: {
+    /** Largest request body / event data / job payload. Default 1 MiB. */
+    maxPayloadBytes?: number;
+    /** Default handler timeout. */
+    timeoutMs?: number;
+    /** Default heap limit of a `thread`-isolated handler (MiB). Default 256. */
+    memoryMb?: number;
+  };
+  /** Replacement of crashed handler threads: exponential backoff, capped. */
+  threads?: { restartInitialMs?: number; restartMaxMs?: number };
+  /** The built-in webhook action (`POST /v1/triggers`). */
+  webhooks?: {
+    /** Allow targets on loopback, private, link-local and metadata addresses. Default false. */
+    allowPrivateNetworks?: boolean;
+    timeoutMs?: number;
+    maxAttempts?: number;
+    breaker?: { failures?: number; ratio?: number; minRequests?: number; window?: number; coolDownMs?: number };
+  };
+  shutdown?: { graceMs?: number };
+  retention?: {
+    /** Keep succeeded and cancelled jobs this long. Default 7 days. */
+    succeededMs?: number;
+    /** Keep dead jobs this long. Default 30 days. */
+    deadMs?: number;
+    /** Keep events this long (once no job refers to them). Default 7 days. */
+    eventsMs?: number;
+    /** How often the pruner runs. Default 10 min. */
+    intervalMs?: number;
+    batchSize?: number;
+  };
+  /** A job whose lease is lost this many times (crash, expiry) is dead with reason `poison`. Default 3. */
+  poisonAfter?: number;
+  log?: { level?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
+  sqlite?: { synchronous?: 'FULL' | 'NORMAL' };
+  /** Per API key and route, fixed windows. Default 5,000 requests per second per key and route. */
+  rateLimit?: { enabled?: boolean; windowMs?: number; max?: number; routes?: Record<string, number> };
+  /** `GET /v1/stream` (SSE): heartbeat interval and the replay buffer for `Last-Event-ID`. */
+  stream?: { heartbeatMs?: number; bufferSize?: number; retentionMs?: number };
+  /** In-process backups (`drover backup create` works without this). Default off. */
+  backup?: {
+    /** `"off"`, or how often: `"6h"`, `"24h"`, `"7d"` (1 min to 24 days) or milliseconds. */
+    every?: string | number;
+    /** Where backups go; relative to the data directory. Default `backups`. */
+    dir?: string;
+    /** Retention applied after each scheduled backup. Defaults 7 daily, 4 weekly, 12 monthly. */
+    keepDaily?: number;
+    keepWeekly?: number;
+    keepMonthly?: number;
+  };
+  /** The audit trail's JSONL export, rotated daily. */
+  audit?: {
+    /** Relative to the data directory. Default `audit`. */
+    exportDir?: string;
+    /** Newest files kept. Default 30. */
+    keepFiles?: number;
+    /** How often new records are appended. Default 60 s. */
+    exportIntervalMs?: number;
+  };
+}
+
+/**
+ * Typing helper for a handler.
+ * @example
+ * export const sendEmail = defineHandler({
+ *   name: 'send-welcome-email',
+ *   on: 'user.created',
+ *   retry: { maxAttempts: 3 },
+ *   async run(ctx) { await mailer.send(ctx.job.payload) },
+ * });
+ */
+export function defineHandler<P = any>(definition: HandlerDefinition<P>): HandlerDefinition<P> {
+  return definition;
+}
+
+/**
+ * Typing helper for the config file's default export.
+ * @example
+ * export default defineConfig({ handlers: [sendEmail], queues: { default: { maxDepth: 50_000 } } });
+ */
+export function defineConfig(config: DroverConfig): DroverConfig {
+  return config;
+}

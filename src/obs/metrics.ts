@@ -1,0 +1,184 @@
+/**
+ * The node's Prometheus metrics: one prom-client `Registry` per node (never the
+ * global one, so a process — or a test file — can hold several nodes), with
+ * every metric of the OPERATIONS.md surface that exists so far. Names, types
+ * and labels are documented in docs/observability.md.
+ *
+ * Label values stay bounded: handler and queue names are declared in config,
+ * routes are templates, outcomes and states are fixed sets. Known series are
+ * created at 0 when the node starts so `rate()` and absent-series alerts work
+ * from the first scrape.
+ *
+ * Later subsystems add their metrics here, as public fields built with
+ * `counter`, `histogram` or a prom-client `Gauge` on `registry`.
+ */
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { VERSION } from '../version.js';
+import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './series.js';
+
+/** HTTP request durations: 5 ms to 10 s. */
+export const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+/** Job run and wait times: 5 ms to 1 h. */
+export const JOB_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600] as const;
+/** Store calls: 100 µs (an in-process SQLite read) to 5 s. */
+export const STORE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
+
+/** `drover_jobs_completed_total{outcome}`: how an attempt ended, from the job's point of view. */
+export const JOB_OUTCOMES = ['succeeded', 'retried', 'dead', 'cancelled', 'timed_out'] as const;
+export type JobOutcome = (typeof JOB_OUTCOMES)[number];
+/** Outcomes that have a run duration (a cancelled job did not run to an end here). */
+export const TIMED_OUTCOMES = ['succeeded', 'retried', 'dead', 'timed_out'] as const;
+export const BREAKER_STATES = ['closed', 'open', 'half_open'] as const;
+/** `drover_queue_depth{state}`: the unfinished states, the ones `maxDepth` counts. */
+export const DEPTH_STATES = ['scheduled', 'queued', 'running'] as const;
+export const BACKPRESSURE_REASONS = ['queue_full', 'shutting_down'] as const;
+
+export interface MetricsOptions {
+  handlers: Iterable<{ name: string; queue: string }>;
+  queues: Iterable<string>;
+  /** Store engine label (`sqlite`, `postgres`). */
+  engine: string;
+  /** Each queue's `maxDepth`, for `drover_queue_max_depth` (the "queue near full" alert divides by it). */
+  queueLimits?: ReadonlyMap<string, { maxDepth: number }>;
+}
+
+export class DroverMetrics {
+  readonly registry = new Registry();
+  readonly engine: string;
+
+  // --- jobs (updated from lifecycle events; see job-metrics.ts) -------------
+  readonly jobsEnqueued: CounterFamily<'queue' | 'handler'>;
+  readonly jobsStarted: CounterFamily<'handler'>;
+  readonly jobsCompleted: CounterFamily<'handler' | 'outcome'>;
+  readonly jobDuration: HistogramFamily<'handler' | 'outcome'>;
+  readonly jobWait: HistogramFamily<'queue'>;
+  readonly jobRetries: CounterFamily<'handler'>;
+  readonly leaseExpirations: CounterFamily<'handler'>;
+  readonly jobsReleased: CounterFamily<'handler' | 'reason'>;
+  readonly eventsIngested: CounterFamily<never>;
+  readonly eventsDeduplicated: CounterFamily<never>;
+  readonly backpressureRejections: CounterFamily<'queue' | 'reason'>;
+
+  // --- computed on scrape (see scrape-gauges.ts) ----------------------------
+  readonly jobsRunning: Gauge<'queue'>;
+  readonly queueDepth: Gauge<'queue' | 'state'>;
+  readonly queueOldestAge: Gauge<'queue'>;
+  readonly queueMaxDepth: Gauge<'queue'>;
+
+  // --- supervision: set by the breaker and quarantine when they land --------
+  readonly handlerBreakerState: Gauge<'handler' | 'state'>;
+  readonly handlerQuarantined: Gauge<'handler'>;
+
+  // --- HTTP and store ---------------------------------------------------------
+  readonly httpRequests: CounterFamily<'method' | 'route' | 'status'>;
+  readonly httpDuration: HistogramFamily<'method' | 'route' | 'status'>;
+  readonly storeOperationDuration: HistogramFamily<'op' | 'engine'>;
+
+  readonly buildInfo: Gauge<'version'>;
+
+  constructor(options: MetricsOptions) {
+    const registry = this.registry;
+    this.engine = options.engine;
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) => new CounterFamily<L>({ name, help, labelNames, registry });
+    const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: readonly number[]) =>
+      new HistogramFamily<L>({ name, help, labelNames, buckets, registry });
+    const gauge = <L extends string>(name: string, help: string, labelNames: L[]) => new Gauge<L>({ name, help, labelNames, registers: [registry] });
+
+    this.buildInfo = gauge('drover_build_info', 'Always 1; the version label says which Drover this node runs.', ['version']);
+    this.buildInfo.set({ version: VERSION }, 1);
+
+    this.jobsEnqueued = counter('drover_jobs_enqueued_total', 'Jobs accepted (newly created; idempotent replays are not counted).', ['queue', 'handler']);
+    this.jobsStarted = counter('drover_jobs_started_total', 'Attempts started (leased by this node or by a remote worker through it).', ['handler']);
+    this.jobsCompleted = counter(
+      'drover_jobs_completed_total',
+      'Attempts that ended, by outcome: succeeded; retried (failed, will run again); timed_out (exceeded its timeout, will run again); dead (the job is dead: last attempt failed or timed out, non-retryable, or poisoned); cancelled (by an operator).',
+      ['handler', 'outcome'],
+    );
+    this.jobDuration = histogram('drover_job_duration_seconds', 'Run time of an attempt, from start to its outcome.', ['handler', 'outcome'], JOB_BUCKETS);
+    this.jobWait = histogram('drover_job_wait_seconds', 'Time from when a job was due to when an attempt started.', ['queue'], JOB_BUCKETS);
+    this.jobRetries = counter('drover_job_retries_total', 'Failed attempts that scheduled another attempt.', ['handler']);
+    this.leaseExpirations = counter('drover_lease_expirations_total', 'Leases that expired without an outcome (worker hung or died); the job was queued again or poisoned.', ['handler']);
+    this.jobsReleased = counter('drover_jobs_released_total', 'Leases handed back without spending the attempt.', ['handler', 'reason']);
+    this.eventsIngested = counter('drover_events_ingested_total', 'Events accepted (new event ids).', []);
+    this.eventsDeduplicated = counter('drover_events_deduplicated_total', 'Events whose id was already known: accepted once, nothing written again.', []);
+    this.backpressureRejections = counter('drover_backpressure_rejections_total', 'Intake requests refused to protect a queue (429/503).', ['queue', 'reason']);
+
+    this.jobsRunning = gauge('drover_jobs_running', 'Jobs running in this node’s in-process workers (remote workers’ jobs: drover_queue_depth{state="running"}).', ['queue']);
+    this.queueDepth = gauge('drover_queue_depth', 'Unfinished jobs in the queue by state, read from the store on scrape (cached 1 s).', ['queue', 'state']);
+    this.queueOldestAge = gauge('drover_queue_oldest_job_age_seconds', 'Age of the oldest due job still waiting in the queue (0 when none waits), read on scrape.', ['queue']);
+    this.queueMaxDepth = gauge('drover_queue_max_depth', 'The queue’s configured maxDepth: unfinished jobs beyond it are refused (backpressure).', ['queue']);
+    for (const [queue, limit] of options.queueLimits ?? []) this.queueMaxDepth.set({ queue }, limit.maxDepth);
+
+    this.handlerBreakerState = gauge('drover_handler_breaker_state', '1 for the state the handler’s circuit breaker is in, 0 for the others.', ['handler', 'state']);
+    this.handlerQuarantined = gauge('drover_handler_quarantined', '1 when the handler is quarantined (nothing dispatched until an operator resets it).', ['handler']);
+
+    this.httpRequests = counter('drover_http_requests_total', 'HTTP requests answered, by route template (unknown paths: route="unmatched").', ['method', 'route', 'status']);
+    this.httpDuration = histogram('drover_http_request_duration_seconds', 'HTTP request duration, from arrival to the response being sent.', ['method', 'route', 'status'], HTTP_BUCKETS);
+    this.storeOperationDuration = histogram('drover_store_operation_duration_seconds', 'Duration of each storage engine call (including waiting for its group commit).', ['op', 'engine'], STORE_BUCKETS);
+
+    const queues = new Set(options.queues);
+    for (const handler of options.handlers) {
+      queues.add(handler.queue);
+      this.jobsEnqueued.series(handler.queue, handler.name);
+      this.jobsStarted.series(handler.name);
+      for (const outcome of JOB_OUTCOMES) this.jobsCompleted.series(handler.name, outcome);
+      for (const outcome of TIMED_OUTCOMES) this.jobDuration.series(handler.name, outcome);
+      this.jobRetries.series(handler.name);
+      this.leaseExpirations.series(handler.name);
+      this.jobsReleased.series(handler.name, 'shutdown');
+      for (const state of BREAKER_STATES) this.handlerBreakerState.set({ handler: handler.name, state }, state === 'closed' ? 1 : 0);
+      this.handlerQuarantined.set({ handler: handler.name }, 0);
+    }
+    for (const queue of queues) {
+      this.jobWait.series(queue);
+      this.jobsRunning.set({ queue }, 0);
+      this.queueOldestAge.set({ queue }, 0);
+      for (const state of DEPTH_STATES) this.queueDepth.set({ queue, state }, 0);
+      for (const reason of BACKPRESSURE_REASONS) this.backpressureRejections.series(queue, reason);
+    }
+    this.eventsIngested.series();
+    this.eventsDeduplicated.series();
+  }
+
+  /** The series timing one store operation (`instrumented.ts` keeps it per method). */
+  storeTimer(op: string): HistogramSeries {
+    return this.storeOperationDuration.series(op, this.engine);
+  }
+
+  /** A counter on this node's registry (for subsystems that plug in later). */
+  counter<L extends string>(name: string, help: string, labelNames: readonly L[]): CounterFamily<L> {
+    return new CounterFamily<L>({ name, help, labelNames, registry: this.registry });
+  }
+
+  histogram<L extends string>(name: string, help: string, labelNames: readonly L[], buckets: readonly number[]): HistogramFamily<L> {
+    return new HistogramFamily<L>({ name, help, labelNames, buckets, registry: this.registry });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The exposition text: this node's metrics, then the process's (`drover_process_*`, `drover_nodejs_*`). */
+  async scrape(): Promise<string> {
+    const [own, process] = await Promise.all([this.registry.metrics(), processRegistry().metrics()]);
+    return own + process;
+  }
+}
+
+export type { CounterSeries, HistogramSeries };
+
+let shared: Registry | null = null;
+
+/**
+ * Process metrics (CPU, memory, handles, GC, event-loop lag) with the
+ * `drover_` prefix. One registry per process, shared by every node in it:
+ * the values are per process anyway, and each collection starts an
+ * event-loop-delay monitor that is never stopped.
+ */
+export function processRegistry(): Registry {
+  if (!shared) {
+    shared = new Registry();
+    collectDefaultMetrics({ register: shared, prefix: 'drover_' });
+  }
+  return shared;
+}

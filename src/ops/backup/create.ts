@@ -1,0 +1,125 @@
+/**
+ * Taking a backup of a live store: the engine writes a consistent copy, the
+ * copy is hashed and described in a manifest, and the finished directory
+ * appears under its final name in one rename. The time of the last success
+ * is kept in the store (`backup_last_success_at`) so a node reports it in
+ * `drover_backup_last_success_timestamp_seconds` whoever took the backup.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { toError } from '../../core/errors.js';
+import type { StorageEngine } from '../../store/engine.js';
+import { VERSION } from '../../version.js';
+import type { AuditTrail } from '../audit/audit-trail.js';
+import { sha256File } from './checksum.js';
+import { backupName, storeFileName, writeManifest, type BackupManifest } from './manifest.js';
+
+/** Store metadata key holding the last successful backup time (ms). */
+export const LAST_SUCCESS_META = 'backup_last_success_at';
+
+export interface TakeBackupOptions {
+  store: StorageEngine;
+  /** Directory that receives `drover-backup-<time>/`; created if missing. */
+  outDir: string;
+  /** Where the store is, for the manifest (a URL is recorded without its password). */
+  source: string;
+  nodeId?: string | null;
+  /** Public keys of this installation's audit trail, recorded in the manifest. */
+  auditKeys: Array<{ keyId: string; publicKey: string }>;
+  clock?: () => number;
+  /** Record `backup.create` in the audit trail as this actor. */
+  audit?: { trail: AuditTrail; actor: string } | null;
+}
+
+export interface BackupResult {
+  path: string;
+  manifest: BackupManifest;
+  /** Bytes of every file in the backup. */
+  bytes: number;
+}
+
+/**
+ * @example
+ * const { path, manifest } = await takeBackup({ store, outDir: './data/backups', source: './data/drover.db', auditKeys: [] });
+ */
+export async function takeBackup(options: TakeBackupOptions): Promise<BackupResult> {
+  const clock = options.clock ?? Date.now;
+  const started = clock();
+  const startedPerf = performance.now();
+  mkdirSync(options.outDir, { recursive: true });
+  let name = backupName(started);
+  for (let n = 2; existsSync(join(options.outDir, name)); n++) name = `${backupName(started)}-${n}`;
+  const partial = join(options.outDir, `.${name}.partial`);
+  const final = join(options.outDir, name);
+  rmSync(partial, { recursive: true, force: true });
+  mkdirSync(partial, { recursive: true });
+  try {
+    const engine = options.store.capabilities.engine;
+    const fileName = storeFileName(engine);
+    const snapshot = await options.store.backupTo(join(partial, fileName));
+    const bytes = statSync(join(partial, fileName)).size;
+    const manifest: BackupManifest = {
+      format: 'drover-backup/1',
+      engine,
+      schemaVersion: snapshot.schemaVersion,
+      droverVersion: VERSION,
+      createdAt: new Date(started).toISOString(),
+      durationMs: Math.round(performance.now() - startedPerf),
+      source: redact(options.source),
+      nodeId: options.nodeId ?? null,
+      counts: snapshot.counts,
+      files: [{ name: fileName, bytes, sha256: await sha256File(join(partial, fileName)) }],
+      auditKeys: options.auditKeys,
+      ...(engine === 'postgres' ? { postgres: { schema: schemaOf(options.store) } } : {}),
+    };
+    writeManifest(partial, manifest);
+    fsyncDir(partial);
+    renameSync(partial, final);
+    fsyncDir(options.outDir);
+    await options.store.setMeta(LAST_SUCCESS_META, String(started));
+    if (options.audit) {
+      await options.audit.trail.record({
+        actor: options.audit.actor,
+        action: 'backup.create',
+        target: `backup:${name}`,
+        after: { path: final, bytes, schemaVersion: manifest.schemaVersion, counts: manifest.counts },
+      });
+    }
+    return { path: final, manifest, bytes };
+  } catch (error) {
+    rmSync(partial, { recursive: true, force: true });
+    throw toError(error);
+  }
+}
+
+/**
+ * When the last backup succeeded (ms), for `drover_backup_last_success_timestamp_seconds`; null if never.
+ *
+ * @example
+ * const at = await lastBackupSuccess(runtime.store);
+ * gauge.set(at === null ? 0 : at / 1000);
+ */
+export async function lastBackupSuccess(store: StorageEngine): Promise<number | null> {
+  const value = await store.getMeta(LAST_SUCCESS_META);
+  const ms = value === null ? Number.NaN : Number(value);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+/** The PostgreSQL engine's schema (it is a property of the engine, not of the interface). */
+function schemaOf(store: StorageEngine): string {
+  const schema = (store as unknown as { schema?: unknown }).schema;
+  return typeof schema === 'string' ? schema : 'drover';
+}
+
+function redact(source: string): string {
+  return source.replace(/^(postgres(?:ql)?:\/\/[^:/@]*):[^@]*@/i, '$1:***@');
+}
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

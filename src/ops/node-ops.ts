@@ -1,0 +1,82 @@
+/**
+ * The operations side of a running node: its audit trail (signed with the
+ * key in the data directory), the audit export and the optional backup
+ * schedule. `startNode` prepares it before the runtime (which carries the
+ * audit trail), starts it after, and stops it before the store closes.
+ */
+import type { ResolvedConfig } from '../core/config.js';
+import type { Runtime } from '../runtime/runtime.js';
+import type { StorageEngine } from '../store/engine.js';
+import { AuditTrail } from './audit/audit-trail.js';
+import { AuditExporter } from './audit/export.js';
+import { installationKeys, loadOrCreateNodeKey } from './audit/node-key.js';
+import { BackupSchedule } from './backup/schedule.js';
+import { dataDirFor, inDataDir } from './data-dir.js';
+
+export interface NodeOps {
+  dataDir: string;
+  audit: AuditTrail;
+  exporter: AuditExporter | null;
+  backups: BackupSchedule | null;
+  /** Start the export and the backup schedule (after the runtime started). */
+  start(runtime: Runtime): void;
+  /** Stop both, waiting for a backup in progress, and export what is left. */
+  stop(): Promise<void>;
+}
+
+/**
+ * @example
+ * const ops = prepareNodeOps({ config, store });
+ * const runtime = new Runtime({ ..., audit: ops.audit });
+ * await runtime.start();
+ * ops.start(runtime);
+ */
+export function prepareNodeOps(options: { config: ResolvedConfig; store: StorageEngine; clock?: () => number }): NodeOps {
+  const { config, store } = options;
+  const dataDir = dataDirFor(config.databaseUrl);
+  const key = loadOrCreateNodeKey(dataDir);
+  const audit = new AuditTrail({ store, key, ...(options.clock ? { clock: options.clock } : {}) });
+  const ops: NodeOps = {
+    dataDir,
+    audit,
+    exporter: null,
+    backups: null,
+    start(runtime) {
+      const failed = (task: string) => (error: Error) => runtime.lifecycle.emit('task:failed', { task, error });
+      ops.exporter = new AuditExporter({
+        store,
+        dir: inDataDir(dataDir, config.audit.exportDir),
+        keepFiles: config.audit.keepFiles,
+        intervalMs: config.audit.exportIntervalMs,
+        ...(options.clock ? { clock: options.clock } : {}),
+        onError: failed('audit-export'),
+      });
+      ops.exporter.start();
+      if (config.backup.everyMs !== null) {
+        ops.backups = new BackupSchedule({
+          store,
+          everyMs: config.backup.everyMs,
+          dir: inDataDir(dataDir, config.backup.dir),
+          retention: config.backup,
+          source: config.databaseUrl,
+          nodeId: runtime.workerId,
+          // Every key this installation trusts: a restore elsewhere keeps verifying older records.
+          auditKeys: () => installationKeys(dataDir),
+          audit,
+          ...(options.clock ? { clock: options.clock } : {}),
+          onSuccess: (result) => {
+            runtime.logger.info({ path: result.path, bytes: result.bytes, duration_ms: result.manifest.durationMs, pruned: result.pruned.remove.length }, 'backup taken');
+            runtime.lifecycle.emit('backup:succeeded', { path: result.path, bytes: result.bytes, durationMs: result.manifest.durationMs, at: Date.parse(result.manifest.createdAt) });
+          },
+          onError: failed('backup'),
+        });
+        ops.backups.start();
+      }
+    },
+    async stop() {
+      await ops.backups?.stop();
+      await ops.exporter?.stop();
+    },
+  };
+  return ops;
+}

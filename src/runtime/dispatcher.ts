@@ -1,0 +1,379 @@
+/**
+ * The dispatcher leases due jobs for the handlers that have free capacity and
+ * runs them in-process. It is woken by new work (store notifications, finished
+ * jobs) and otherwise sleeps: there is no poll on the hot path.
+ *
+ * One pump runs at a time; a wake that arrives while pumping sets a flag so the
+ * pump goes round again instead of racing itself.
+ *
+ * Lease-ahead: a handler whose jobs are quick (recent average under
+ * `FAST_JOB_MS`) may hold extra leased jobs in a local buffer, so a freed slot
+ * starts the next job at once and more jobs ride in each group commit. Slow
+ * handlers get no buffer: holding their jobs here would only keep them from
+ * other nodes. Buffered jobs are `running` in the store (their lease protects
+ * them); on shutdown they are released unstarted.
+ */
+import { decideFailure } from '../core/backoff.js';
+import type { ResolvedHandler } from '../core/config.js';
+import { toError } from '../core/errors.js';
+import type { LeasedJob } from '../core/types.js';
+import type { AttemptTracer } from '../obs/attempt-tracing.js';
+import type { Logger } from '../obs/logger.js';
+import type { StorageEngine } from '../store/engine.js';
+import { runJob, type RunJobOptions, type RunningJob, type RunOutcome } from './job-runner.js';
+import type { Lifecycle } from './lifecycle.js';
+
+/** Handlers whose jobs average less than this are leased ahead. */
+const FAST_JOB_MS = 50;
+
+export interface DispatcherOptions {
+  store: StorageEngine;
+  handlers: ReadonlyMap<string, ResolvedHandler>;
+  lifecycle: Lifecycle;
+  logger: Logger;
+  workerId: string;
+  clock: () => number;
+  random?: () => number;
+  /** Most jobs leased in one store call. */
+  leaseBatch?: number;
+  /** Most jobs leased ahead per quick handler (default: max(concurrency, 64)). */
+  prefetch?: number;
+  /** Added to a handler's timeout to get its lease duration. */
+  leaseMarginMs?: number;
+  /** A retry due at this time should be staged; tells the scheduler. */
+  onRetryScheduled: (runAt: number) => void;
+  /** A paused handler's jobs are not leased. */
+  isHandlerPaused?: (handler: string) => boolean;
+  /** Most jobs of a handler that may run at once right now, below its concurrency (a half-open breaker's single probe). */
+  slotLimit?: (handler: string) => number;
+  /** Runs `isolation: 'thread'` handlers (thread-pool.ts); without it every handler runs inline. */
+  threads?: { run(options: RunJobOptions): Promise<RunOutcome> };
+  /** Queues not to lease from. Excluded by queue, not by handler: a job may sit in a queue other than its handler's default. */
+  pausedQueues?: () => readonly string[];
+  /** Runs each handler inside its attempt's span and adds trace ids to its log lines. */
+  attempts?: Pick<AttemptTracer, 'fields' | 'run'>;
+  /**
+   * Asked just before a leased job starts: null starts it (and counts it, e.g.
+   * against a rate limit); a time hands the lease back unspent, the job
+   * scheduled for then (rate limit reached, webhook host breaker open).
+   */
+  admit?: (job: LeasedJob, handler: ResolvedHandler) => number | null;
+  /** How many more jobs of a handler may start now (a rate limit without key); caps what is leased. */
+  startRoom?: (handler: ResolvedHandler) => number | undefined;
+}
+
+export class Dispatcher {
+  readonly running = new Map<string, RunningJob>();
+  readonly #runningByHandler = new Map<string, number>();
+  /** Leased but not yet started, per handler, in lease order. */
+  readonly #buffered = new Map<string, LeasedJob[]>();
+  readonly #leasedAt = new WeakMap<LeasedJob, number>();
+  #pumping = false;
+  #again = false;
+  #stopped = true;
+  #idle: Array<() => void> = [];
+  readonly #leaseBatch: number;
+  readonly #leaseMarginMs: number;
+  readonly #random: () => number;
+  readonly #prefetch: number | undefined;
+  /** Moving average of each handler's run time (ms); decides whether to lease ahead. */
+  readonly #avgRunMs = new Map<string, number>();
+
+  constructor(private readonly options: DispatcherOptions) {
+    this.#leaseBatch = options.leaseBatch ?? 250;
+    this.#prefetch = options.prefetch;
+    this.#leaseMarginMs = options.leaseMarginMs ?? 30_000;
+    this.#random = options.random ?? Math.random;
+    for (const name of options.handlers.keys()) {
+      this.#runningByHandler.set(name, 0);
+      this.#buffered.set(name, []);
+    }
+  }
+
+  start(): void {
+    this.#stopped = false;
+    for (const name of this.#buffered.keys()) this.#startBuffered(name);
+    this.wake();
+  }
+
+  /** Stop leasing; running jobs continue. */
+  stopLeasing(): void {
+    this.#stopped = true;
+  }
+
+  get leasing(): boolean {
+    return !this.#stopped;
+  }
+
+  /**
+   * Ask for a pump soon. Cheap and safe to call often. The pump runs on
+   * `process.nextTick`: after the current cascade of promise callbacks (every
+   * job finishing in this turn has freed its slot, so one lease asks for all
+   * of the room) but before the store's group commit, which flushes on
+   * `setImmediate`. So the lease joins the same commit as the completions or
+   * the enqueue that woke it: one commit from enqueue to start.
+   */
+  wake(): void {
+    if (this.#stopped) return;
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = true;
+    process.nextTick(() => void this.#pump());
+  }
+
+  /** Jobs leased ahead and not yet started. */
+  get bufferedCount(): number {
+    let n = 0;
+    for (const jobs of this.#buffered.values()) n += jobs.length;
+    return n;
+  }
+
+  /** Hand back every leased-but-unstarted job (shutdown): they were never run, so no attempt is spent. */
+  async releaseBuffered(): Promise<number> {
+    const jobs = [...this.#buffered.values()].flat();
+    for (const list of this.#buffered.values()) list.length = 0;
+    await Promise.all(jobs.map((job) => this.options.store.release(job.id, job.leaseToken).catch(() => undefined)));
+    return jobs.length;
+  }
+
+  /** Resolves when no job is running. */
+  whenIdle(): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** Abort every running job (shutdown): their leases are released, not failed. */
+  abortAll(reason: Error): void {
+    for (const running of this.running.values()) {
+      running.shutdownAborted = true;
+      running.controller.abort(reason);
+    }
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      do {
+        this.#again = false;
+        while (!this.#stopped) {
+          const wanted = this.#capacity();
+          if (wanted.total === 0) break;
+          const jobs = await this.options.store.lease({
+            workerId: this.options.workerId,
+            handlers: wanted.handlers,
+            limit: Math.min(wanted.total, this.#leaseBatch),
+            leaseMs: this.#maxLeaseMs(wanted.handlers),
+            excludeQueues: this.options.pausedQueues?.() ?? [],
+          });
+          const now = this.options.clock();
+          for (const job of jobs) {
+            this.#leasedAt.set(job, now);
+            this.#buffered.get(job.handler)?.push(job);
+          }
+          for (const { name } of wanted.handlers) this.#startBuffered(name);
+          // Fewer than asked means nothing more is due right now; sleep until woken.
+          if (jobs.length < Math.min(wanted.total, this.#leaseBatch)) break;
+        }
+      } while (this.#again && !this.#stopped);
+    } catch (error) {
+      this.options.logger.error({ err: toError(error) }, 'lease failed; retrying in 1 s');
+      const timer = setTimeout(() => this.wake(), 1000);
+      timer.unref();
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #capacity(): { total: number; handlers: Array<{ name: string; max: number }> } {
+    const handlers: Array<{ name: string; max: number }> = [];
+    let total = 0;
+    for (const handler of this.options.handlers.values()) {
+      // Remote handlers are run by remote workers only (`/v1/workers/lease`).
+      if (handler.remote || this.options.isHandlerPaused?.(handler.name)) continue;
+      const prefetch = this.#prefetchFor(handler);
+      const held = (this.#runningByHandler.get(handler.name) ?? 0) + (this.#buffered.get(handler.name)?.length ?? 0);
+      const limit = this.#slots(handler);
+      let free = limit < handler.concurrency ? limit - held : handler.concurrency + prefetch - held;
+      const room = this.options.startRoom?.(handler);
+      if (room !== undefined) free = Math.min(free, room - (this.#buffered.get(handler.name)?.length ?? 0));
+      if (free > 0) {
+        handlers.push({ name: handler.name, max: free });
+        total += free;
+      }
+    }
+    return { total, handlers };
+  }
+
+  #slots(handler: ResolvedHandler): number {
+    return Math.min(handler.concurrency, this.options.slotLimit?.(handler.name) ?? Number.POSITIVE_INFINITY);
+  }
+
+  #prefetchFor(handler: ResolvedHandler): number {
+    const avg = this.#avgRunMs.get(handler.name);
+    if (avg === undefined || avg > FAST_JOB_MS) return 0;
+    return this.#prefetch ?? Math.max(handler.concurrency, 64);
+  }
+
+  #noteRunTime(handler: string, ms: number): void {
+    const avg = this.#avgRunMs.get(handler);
+    this.#avgRunMs.set(handler, avg === undefined ? ms : avg * 0.9 + ms * 0.1);
+  }
+
+  #maxLeaseMs(handlers: Array<{ name: string }>): number {
+    let max = 0;
+    for (const { name } of handlers) {
+      const timeout = this.options.handlers.get(name)?.timeoutMs ?? 0;
+      if (timeout > max) max = timeout;
+    }
+    return max + this.#leaseMarginMs;
+  }
+
+  /** Start buffered jobs of this handler while it has free slots. */
+  #startBuffered(name: string): void {
+    const handler = this.options.handlers.get(name);
+    const buffer = this.#buffered.get(name);
+    if (!handler || !buffer || buffer.length === 0) return;
+    // Paused after these were leased ahead: hand them back unstarted rather than run them.
+    if (this.options.isHandlerPaused?.(name)) {
+      this.#releaseJobs(buffer.splice(0));
+      return;
+    }
+    const pausedQueues = this.options.pausedQueues?.() ?? [];
+    if (pausedQueues.length > 0 && buffer.some((job) => pausedQueues.includes(job.queue))) {
+      this.#releaseJobs(buffer.filter((job) => pausedQueues.includes(job.queue)));
+      const keep = buffer.filter((job) => !pausedQueues.includes(job.queue));
+      buffer.splice(0, buffer.length, ...keep);
+    }
+    while (buffer.length > 0 && (this.#runningByHandler.get(name) ?? 0) < this.#slots(handler)) {
+      const job = buffer.shift()!;
+      const holdUntil = this.options.admit?.(job, handler) ?? null;
+      if (holdUntil === null) this.#start(job, handler);
+      else this.#hold(job, holdUntil);
+    }
+  }
+
+  /** Hand a job back without spending its attempt, scheduled for `runAt` (it waits its turn in the store, not here). */
+  #hold(job: LeasedJob, runAt: number): void {
+    this.options.store.release(job.id, job.leaseToken, runAt).then((result) => {
+      if (result.ok) this.options.onRetryScheduled(runAt);
+    }, (error: unknown) => {
+      this.options.logger.warn({ err: toError(error), job_id: job.id }, 'handing back a held job failed; its lease will expire and it will run then');
+    });
+  }
+
+  #releaseJobs(jobs: readonly LeasedJob[]): void {
+    for (const job of jobs) void this.options.store.release(job.id, job.leaseToken).catch(() => undefined);
+  }
+
+  #start(job: LeasedJob, handler: ResolvedHandler): void {
+    const now = this.options.clock();
+    // A job that waited in the buffer for a while gets its lease renewed before
+    // it runs, so the full timeout is covered (in the background: the fence
+    // on completion still protects against a lost lease).
+    const leasedAt = this.#leasedAt.get(job) ?? now;
+    if (now - leasedAt > this.#leaseMarginMs / 2) {
+      void this.options.store.heartbeat(job.id, job.leaseToken, handler.timeoutMs + this.#leaseMarginMs).catch(() => undefined);
+    }
+    this.#runningByHandler.set(job.handler, (this.#runningByHandler.get(job.handler) ?? 0) + 1);
+    const controller = new AbortController();
+    const running: RunningJob = { job, startedAt: now, controller, shutdownAborted: false, done: Promise.resolve() };
+    this.running.set(job.id, running);
+    this.options.lifecycle.emit('job:start', { job, waitMs: Math.max(0, now - job.runAt) });
+
+    const { attempts } = this.options;
+    const log = () => this.options.logger.child({ job_id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, ...attempts?.fields(job) });
+    const runner = handler.isolation === 'thread' && this.options.threads ? this.options.threads : { run: runJob };
+    const run = () => runner.run({
+      handler,
+      job,
+      controller,
+      log,
+      heartbeat: () => this.#heartbeat(running, handler),
+      isShutdownAborted: () => running.shutdownAborted,
+    });
+    running.done = (attempts ? attempts.run(job, run) : run())
+      .then((outcome) => {
+        // Free the handler's slot as soon as its code returns; the outcome is
+        // written in the next group commit. Waiting for that write would cap
+        // throughput at concurrency / commit latency.
+        this.#noteRunTime(job.handler, this.options.clock() - running.startedAt);
+        this.#releaseSlot(job.handler);
+        return this.#record(running, handler, outcome);
+      }, (error: unknown) => {
+        this.#releaseSlot(job.handler);
+        throw error;
+      })
+      .catch((error: unknown) => {
+        this.options.logger.error({ err: toError(error), job_id: job.id }, 'recording the outcome failed; the lease will expire and the job run again');
+      })
+      .finally(() => this.#finish(running));
+  }
+
+  async #heartbeat(running: RunningJob, handler: ResolvedHandler): Promise<boolean> {
+    const result = await this.options.store.heartbeat(running.job.id, running.job.leaseToken, handler.timeoutMs + this.#leaseMarginMs);
+    if (!result.ok) this.options.lifecycle.emit('job:stale', { job: running.job, op: 'heartbeat' });
+    return result.ok;
+  }
+
+  async #record(running: RunningJob, handler: ResolvedHandler, outcome: RunOutcome): Promise<void> {
+    const { job } = running;
+    const { store, lifecycle, clock } = this.options;
+    const durationMs = clock() - running.startedAt;
+    if (outcome.kind === 'aborted') {
+      const result = await store.release(job.id, job.leaseToken);
+      if (result.ok) lifecycle.emit('job:released', { job, reason: 'shutdown' });
+      else lifecycle.emit('job:stale', { job, op: 'release' });
+      return;
+    }
+    if (outcome.kind === 'succeeded') {
+      const result = await store.complete(job.id, job.leaseToken, outcome.result);
+      if (result.ok) lifecycle.emit('job:succeeded', { job, durationMs });
+      else lifecycle.emit('job:stale', { job, op: 'complete' });
+      return;
+    }
+    const decision = decideFailure({
+      attempt: job.attempts,
+      maxAttempts: job.maxAttempts,
+      nonRetryable: outcome.nonRetryable,
+      now: clock(),
+      backoff: handler.backoff,
+      random: this.#random,
+    });
+    const message = outcome.error.stack ?? `${outcome.error.name}: ${outcome.error.message}`;
+    const result = await store.fail(job.id, job.leaseToken, {
+      error: message.slice(0, 8192),
+      outcome: outcome.timedOut ? 'timed_out' : 'failed',
+      retryAt: decision.retryAt,
+      ...(decision.retryAt === null ? { deadReason: decision.deadReason } : {}),
+    });
+    if (!result.ok) {
+      lifecycle.emit('job:stale', { job, op: 'fail' });
+      return;
+    }
+    lifecycle.emit('job:failed', {
+      job,
+      durationMs,
+      outcome: outcome.timedOut ? 'timed_out' : 'failed',
+      error: outcome.error,
+      retryAt: decision.retryAt,
+    });
+    if (decision.retryAt !== null) this.options.onRetryScheduled(decision.retryAt);
+  }
+
+  #releaseSlot(handler: string): void {
+    this.#runningByHandler.set(handler, (this.#runningByHandler.get(handler) ?? 1) - 1);
+    if (!this.#stopped) this.#startBuffered(handler);
+    this.wake();
+  }
+
+  #finish(running: RunningJob): void {
+    this.running.delete(running.job.id);
+    if (this.running.size === 0 && this.#idle.length > 0) {
+      const waiters = this.#idle;
+      this.#idle = [];
+      for (const resolve of waiters) resolve();
+    }
+    this.wake();
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Promotes scheduled jobs (delayed, or backing off before a retry) to queued
+ * when they come due. One timer armed for the earliest known due time, not a
+ * poll: whoever schedules a job tells us its runAt, and each staging pass
+ * reports the next one.
+ */
+import { toError } from '../core/errors.js';
+import type { StorageEngine } from '../store/engine.js';
+
+/** setTimeout's ceiling; longer delays are re-armed in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export class DueTimer {
+  #timer: NodeJS.Timeout | null = null;
+  #armedFor = Number.POSITIVE_INFINITY;
+  #stopped = true;
+  #staging: Promise<void> | null = null;
+
+  constructor(
+    private readonly store: StorageEngine,
+    private readonly clock: () => number,
+    private readonly onError: (error: Error) => void,
+  ) {}
+
+  start(): void {
+    this.#stopped = false;
+    void this.stageNow();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#armedFor = Number.POSITIVE_INFINITY;
+  }
+
+  /** A job became scheduled for `runAt`: make sure we wake by then. */
+  noteDue(runAt: number): void {
+    if (this.#stopped || runAt >= this.#armedFor) return;
+    this.#arm(runAt);
+  }
+
+  /** Stage everything due now and re-arm for the next due time. */
+  stageNow(): Promise<void> {
+    if (this.#staging) return this.#staging;
+    this.#staging = this.store
+      .stageDue()
+      .then((result) => {
+        if (result.nextDueAt !== null) this.#arm(result.nextDueAt);
+      })
+      .catch((error: unknown) => {
+        this.onError(toError(error));
+        this.#arm(this.clock() + 1000);
+      })
+      .finally(() => {
+        this.#staging = null;
+      });
+    return this.#staging;
+  }
+
+  /** Arm for `at` unless already armed earlier (an early wake is harmless; a late one is not). */
+  #arm(at: number): void {
+    if (this.#stopped || at >= this.#armedFor) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#armedFor = at;
+    const delay = Math.min(Math.max(0, at - this.clock()), MAX_TIMER_MS);
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#armedFor = Number.POSITIVE_INFINITY;
+      void this.stageNow();
+    }, delay);
+    this.#timer.unref();
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * One log line per attempt outcome (never per poll), plus the rarer events an
+ * operator needs to see. Subscribes to the lifecycle like any other observer.
+ */
+import type { TraceFields } from '../obs/attempt-tracing.js';
+import type { Logger } from '../obs/logger.js';
+import type { LeasedJob } from '../core/types.js';
+import type { Lifecycle, RemoteOrigin } from './lifecycle.js';
+
+/** A remote worker's outcome is logged inside its HTTP request: carry the request's id. */
+function origin(remote: RemoteOrigin['remote']): Record<string, string> {
+  return remote ? { request_id: remote.requestId, worker_id: remote.workerId } : {};
+}
+
+/** `trace` gives a job's `trace_id` / `span_id` (the attempt span's, or the producer's trace). */
+export function logLifecycle(lifecycle: Lifecycle, logger: Logger, trace: (job: LeasedJob) => TraceFields = () => ({})): void {
+  lifecycle.on('job:succeeded', ({ job, durationMs, remote }) => {
+    if (!logger.isLevelEnabled('info')) return;
+    logger.info({ job_id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, duration_ms: durationMs, ...origin(remote), ...trace(job) }, 'job succeeded');
+  });
+  lifecycle.on('job:failed', ({ job, durationMs, outcome, error, retryAt, remote }) => {
+    const fields = { job_id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, duration_ms: durationMs, outcome, err: error, ...origin(remote), ...trace(job) };
+    if (retryAt === null) logger.error(fields, 'job failed; no attempts left, it is dead');
+    else logger.warn({ ...fields, retry_at: new Date(retryAt).toISOString() }, 'job attempt failed; will retry');
+  });
+  lifecycle.on('job:released', ({ job, reason, remote }) => {
+    logger.warn({ job_id: job.id, handler: job.handler, attempt: job.attempts, reason, ...origin(remote), ...trace(job) }, 'job released without finishing; it will run again');
+  });
+  lifecycle.on('job:stale', ({ job, op, remote }) => {
+    logger.warn({ job_id: job.id, handler: job.handler, attempt: job.attempts, op, ...origin(remote), ...trace(job) }, 'lease was lost before the outcome was recorded (cancelled, expired or taken over); outcome discarded');
+  });
+  lifecycle.on('lease:expired', ({ jobId, handler, state }) => {
+    logger.warn({ job_id: jobId, handler, state }, state === 'dead' ? 'lease expired too many times; job is dead (poison)' : 'lease expired; job queued again');
+  });
+  lifecycle.on('task:failed', ({ task, error }) => {
+    logger.error({ task, err: error }, 'background task failed; it will run again at its next interval');
+  });
+}

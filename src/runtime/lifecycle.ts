@@ -1,0 +1,73 @@
+/**
+ * The runtime's lifecycle as a typed event map. Logs, metrics and (later) SSE
+ * subscribe here; the dispatcher only emits. A throwing listener is caught and
+ * reported, never allowed to break the dispatch loop.
+ */
+import type { AttemptOutcome, JobRow, LeasedJob } from '../core/types.js';
+import { toError } from '../core/errors.js';
+
+/**
+ * Payloads of transitions a remote worker reports over HTTP carry `remote`
+ * with the request id, so their log lines join the request's (`request_id`).
+ */
+export interface RemoteOrigin {
+  remote?: { requestId: string; workerId: string };
+}
+
+export interface LifecycleEvents {
+  'job:enqueued': { job: JobRow };
+  'job:start': { job: LeasedJob; waitMs: number } & RemoteOrigin;
+  'job:succeeded': { job: LeasedJob; durationMs: number } & RemoteOrigin;
+  'job:failed': { job: LeasedJob; durationMs: number; outcome: AttemptOutcome; error: Error; retryAt: number | null } & RemoteOrigin;
+  'job:released': { job: LeasedJob; reason: 'shutdown' } & RemoteOrigin;
+  'job:stale': { job: LeasedJob; op: 'complete' | 'fail' | 'heartbeat' | 'release' } & RemoteOrigin;
+  /** An operator cancelled or retried a job (API). */
+  'job:cancelled': { job: JobRow };
+  'job:retried': { job: JobRow };
+  /** An operator paused, resumed or reset a handler or queue; `paused` is the state after. */
+  'handler:changed': { handler: string; queue: string; paused: boolean; action: 'pause' | 'resume' | 'reset' };
+  'queue:changed': { queue: string; paused: boolean; action: 'pause' | 'resume' };
+  /** A handler's quarantine or circuit-breaker state changed (supervision.ts). */
+  'handler:supervision': { handler: string; quarantined: boolean; breaker: 'closed' | 'open' | 'half_open' };
+  'lease:expired': { jobId: string; handler: string; queue: string; state: string };
+  'event:ingested': { eventId: string; name: string; jobs: number; created: boolean };
+  'intake:rejected': { queue: string; reason: 'queue_full' | 'shutting_down' };
+  'task:failed': { task: string; error: Error };
+  /** The in-process backup schedule finished a backup; `at` is when the copy was taken (ms). Failures are `task:failed` with task `backup`. */
+  'backup:succeeded': { path: string; bytes: number; durationMs: number; at: number };
+}
+
+export type LifecycleName = keyof LifecycleEvents;
+type Listener<K extends LifecycleName> = (payload: LifecycleEvents[K]) => void;
+
+export class Lifecycle {
+  readonly #listeners = new Map<LifecycleName, Set<Listener<any>>>();
+  readonly #onListenerError: (error: Error, event: LifecycleName) => void;
+
+  constructor(onListenerError: (error: Error, event: LifecycleName) => void = () => {}) {
+    this.#onListenerError = onListenerError;
+  }
+
+  on<K extends LifecycleName>(event: K, listener: Listener<K>): () => void {
+    let set = this.#listeners.get(event);
+    if (!set) this.#listeners.set(event, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  emit<K extends LifecycleName>(event: K, payload: LifecycleEvents[K]): void {
+    const set = this.#listeners.get(event);
+    if (!set) return;
+    for (const listener of set) {
+      try {
+        listener(payload);
+      } catch (error) {
+        try {
+          this.#onListenerError(toError(error), event);
+        } catch {
+          // The error reporter itself failed; nothing sensible is left to do.
+        }
+      }
+    }
+  }
+}

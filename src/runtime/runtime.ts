@@ -1,0 +1,358 @@
+/**
+ * The runtime wires intake, dispatcher, timers and background tasks around one
+ * store, and owns the node's lifecycle: starting → running → draining → stopped.
+ * It never listens on a socket; the API and CLI sit on top of it.
+ */
+import type { ResolvedConfig } from '../core/config.js';
+import { DroverError, toError } from '../core/errors.js';
+import type { EventInput, JobRow } from '../core/types.js';
+import type { Logger } from '../obs/logger.js';
+import { AuditTrail } from '../ops/audit/audit-trail.js';
+import { ephemeralNodeKey } from '../ops/audit/node-key.js';
+import { withSmokeHandler } from '../ops/doctor/smoke-handler.js';
+import type { EnqueueResult, IngestResult, StorageEngine } from '../store/engine.js';
+import { BackgroundTask } from './background-task.js';
+import { CronScheduler, type CronTick } from './cron-scheduler.js';
+import { Dispatcher } from './dispatcher.js';
+import { DueTimer } from './due-timer.js';
+import { Intake, type JobRequest } from './intake.js';
+import { Lifecycle } from './lifecycle.js';
+import { logLifecycle } from './lifecycle-log.js';
+import { NodeLiveness } from './node-liveness.js';
+import { AttemptTracer } from '../obs/attempt-tracing.js';
+import { eventDestination, jobDestination, Tracing } from '../obs/tracing.js';
+import { PauseState } from './pauses.js';
+import { Supervision } from './supervision.js';
+import { ThreadPool } from './thread-pool.js';
+import { RateLimits } from './rate-limits.js';
+import { WEBHOOK_HANDLER, Webhooks } from './webhooks.js';
+
+export type RuntimeState = 'created' | 'running' | 'draining' | 'stopped';
+
+export interface RuntimeOptions {
+  config: ResolvedConfig;
+  store: StorageEngine;
+  logger: Logger;
+  /** Identifies this node's in-process worker; stable across restarts so a restart reclaims its own leases. */
+  workerId: string;
+  /** The operator-action audit trail; default: one signed by a key that lives only in memory. */
+  audit?: AuditTrail;
+  clock?: () => number;
+  /** Lease expiry sweep interval (remote workers, hung nodes). Default 5 s. */
+  reapIntervalMs?: number;
+  /** OpenTelemetry spans for ingests and attempts; default off (no cost). */
+  tracing?: Tracing;
+  /** The config module's path: `isolation: 'thread'` handlers are loaded from it inside their threads. */
+  configPath?: string;
+}
+
+export interface StopResult {
+  /** Jobs that finished within the grace period. */
+  drained: boolean;
+  /** Jobs aborted at the end of the grace period and released for another run. */
+  released: number;
+}
+
+export class Runtime {
+  readonly config: ResolvedConfig;
+  readonly store: StorageEngine;
+  readonly logger: Logger;
+  /** Record operator actions here (`recordOperatorAction` in routes). */
+  readonly audit: AuditTrail;
+  readonly lifecycle: Lifecycle;
+  readonly intake: Intake;
+  readonly dispatcher: Dispatcher;
+  /** Paused handlers and queues (operator actions, persisted in the store's metadata). */
+  readonly pauses: PauseState;
+  /** Quarantine and circuit breakers per handler (persisted in the store's metadata). */
+  readonly supervision: Supervision;
+  /** Runtime triggers with the built-in webhook action, and the per-host breakers of their deliveries. */
+  readonly webhooks: Webhooks;
+  /** Per-handler dispatch rate limits (this node's windows). */
+  readonly rateLimits: RateLimits;
+  /** Worker threads of `isolation: 'thread'` handlers; null when none is configured. */
+  readonly threads: ThreadPool | null;
+  readonly workerId: string;
+  readonly startedAt: number;
+  readonly clock: () => number;
+  readonly tracing: Tracing;
+  /** Attempt spans and the trace ids on job log lines. */
+  readonly attempts: AttemptTracer;
+  #state: RuntimeState = 'created';
+  readonly #dueTimer: DueTimer;
+  readonly #cron: CronScheduler;
+  readonly #tasks: BackgroundTask[];
+  /** Registration, heartbeats and dead-node reclaim (see node-liveness.ts). */
+  readonly #liveness: NodeLiveness;
+  #unsubscribe: (() => void) | null = null;
+  #stopping: Promise<StopResult> | null = null;
+
+  constructor(options: RuntimeOptions) {
+    // The built-in probe handler `drover smoke` uses (src/ops/doctor/smoke-handler.ts).
+    const base = withSmokeHandler(options.config);
+    // The built-in `drover.webhook` handler runs the deliveries of runtime triggers (webhooks.ts).
+    this.webhooks = new Webhooks({ store: options.store, config: base, clock: () => this.clock(), onError: (task, error) => this.lifecycle.emit('task:failed', { task, error }) });
+    this.config = base.handlers.has(WEBHOOK_HANDLER) ? base : { ...base, handlers: new Map([...base.handlers, [WEBHOOK_HANDLER, this.webhooks.handler]]) };
+    this.store = options.store;
+    this.logger = options.logger;
+    this.workerId = options.workerId;
+    this.audit = options.audit ?? new AuditTrail({ store: options.store, key: ephemeralNodeKey(), ...(options.clock ? { clock: options.clock } : {}) });
+    this.clock = options.clock ?? Date.now;
+    this.startedAt = this.clock();
+    const reportTaskError = (task: string) => (error: Error) => {
+      this.lifecycle.emit('task:failed', { task, error });
+    };
+    this.lifecycle = new Lifecycle((error, event) => this.logger.error({ err: error, event }, 'lifecycle listener threw'));
+    logLifecycle(this.lifecycle, this.logger, (job) => this.attempts.fields(job));
+    // After the log listeners: an attempt's span ends after its outcome line is written (with its span id).
+    this.tracing = options.tracing ?? Tracing.disabled();
+    this.attempts = new AttemptTracer(this.tracing, this.lifecycle);
+    this.intake = new Intake(this.config, this.clock, (event) => this.webhooks.route(event));
+    this.rateLimits = new RateLimits(this.clock, () => this.dispatcher.wake());
+    this.#dueTimer = new DueTimer(this.store, this.clock, reportTaskError('stage-due'));
+    this.pauses = new PauseState({ store: this.store, config: this.config, lifecycle: this.lifecycle, onResume: () => this.dispatcher.wake() });
+    const isolated = [...this.config.handlers.values()].filter((h) => h.isolation === 'thread' && !h.remote).map((h) => h.name);
+    if (isolated.length > 0 && !options.configPath) {
+      throw new DroverError('config_invalid', `handlers ${isolated.join(', ')} use isolation: 'thread', which needs the config module's path (start with drover start --config FILE)`);
+    }
+    this.threads = isolated.length > 0 && options.configPath
+      ? new ThreadPool({ configPath: options.configPath, ...this.config.threads, onRestart: (handler, reason) => this.logger.warn({ handler, reason }, 'handler thread replaced') })
+      : null;
+    this.supervision = new Supervision({ store: this.store, handlers: this.config.handlers, lifecycle: this.lifecycle, clock: this.clock, wake: () => this.dispatcher.wake() });
+    this.dispatcher = new Dispatcher({
+      store: this.store,
+      handlers: this.config.handlers,
+      lifecycle: this.lifecycle,
+      logger: this.logger,
+      workerId: this.workerId,
+      clock: this.clock,
+      onRetryScheduled: (runAt) => this.#dueTimer.noteDue(runAt),
+      isHandlerPaused: (name) => this.pauses.isHandlerPaused(name) || this.supervision.slotLimit(name) === 0,
+      slotLimit: (name) => this.supervision.slotLimit(name),
+      ...(this.threads ? { threads: this.threads } : {}),
+      pausedQueues: () => this.pauses.pausedQueues(),
+      attempts: this.attempts,
+      admit: (job, handler) => (handler.name === WEBHOOK_HANDLER && handler === this.webhooks.handler ? this.webhooks.admit(job) : this.rateLimits.admit(job, handler)),
+      startRoom: (handler) => this.rateLimits.room(handler),
+    });
+    this.#cron = new CronScheduler(this.config.handlers.values(), this.clock, (tick) => this.#enqueueCronTick(tick), reportTaskError('cron'));
+    const reclaim = { poisonAfter: this.config.poisonAfter };
+    this.#liveness = new NodeLiveness({
+      store: this.store,
+      nodeId: this.workerId,
+      clock: this.clock,
+      logger: this.logger,
+      lifecycle: this.lifecycle,
+      ...this.config.cluster,
+      poisonAfter: this.config.poisonAfter,
+      onSuperseded: () => void this.stop(),
+      poll: async () => {
+        await this.#dueTimer.stageNow();
+        this.dispatcher.wake();
+      },
+      onError: reportTaskError,
+    });
+    const retention = this.config.retention;
+    this.#tasks = [
+      new BackgroundTask({
+        name: 'reaper',
+        intervalMs: options.reapIntervalMs ?? 5_000,
+        run: async () => {
+          const reaped = await this.store.reapExpired(reclaim);
+          for (const job of reaped) this.lifecycle.emit('lease:expired', { jobId: job.id, handler: job.handler, queue: job.queue, state: job.state });
+        },
+        onError: reportTaskError('reaper'),
+      }),
+      new BackgroundTask({
+        name: 'pruner',
+        intervalMs: retention.intervalMs,
+        run: async () => {
+          // Bounded batches: never hold the write lock long, stop when a batch comes back short.
+          for (let round = 0; round < 100 && this.#state === 'running'; round++) {
+            const now = this.clock();
+            const deleted = await this.store.prune({
+              finishedBefore: now - retention.succeededMs,
+              deadBefore: now - retention.deadMs,
+              eventsBefore: now - retention.eventsMs,
+              batchSize: retention.batchSize,
+            });
+            if (deleted.jobs < retention.batchSize && deleted.events < retention.batchSize) break;
+          }
+        },
+        onError: reportTaskError('pruner'),
+      }),
+      ...this.#liveness.tasks(),
+    ];
+  }
+
+  get state(): RuntimeState {
+    return this.#state;
+  }
+
+  /** Take over this worker's leases from a previous incarnation, then start dispatching. */
+  async start(): Promise<void> {
+    if (this.#state !== 'created') throw new Error(`runtime cannot start from state ${this.#state}`);
+    await this.#liveness.register();
+    const reclaimed = await this.store.reclaimWorker(this.workerId, { poisonAfter: this.config.poisonAfter });
+    if (reclaimed.length > 0) {
+      this.logger.warn({ worker_id: this.workerId, jobs: reclaimed.length }, 'reclaimed jobs left running by a previous run of this node');
+    }
+    await this.pauses.start();
+    await this.supervision.start();
+    await this.webhooks.start();
+    this.#state = 'running';
+    this.#unsubscribe = this.store.onWork(() => this.dispatcher.wake());
+    this.#dueTimer.start();
+    this.dispatcher.start();
+    this.#cron.start();
+    for (const task of this.#tasks) task.start();
+  }
+
+  /** A job became scheduled for `runAt` outside the dispatcher (a remote worker's failed attempt): stage it when due. */
+  noteScheduled(runAt: number): void {
+    this.#dueTimer.noteDue(runAt);
+  }
+
+  /** Run a background task now (operators, tests) instead of waiting for its interval. */
+  async runTask(name: 'reaper' | 'pruner' | 'heartbeat' | 'poll'): Promise<void> {
+    const task = this.#tasks.find((t) => t.name === name);
+    if (!task) throw new Error(`no background task named ${name}`);
+    await task.trigger();
+  }
+
+  /** Accept events: each is committed with the jobs it fans out to before this resolves. */
+  async ingestEvents(inputs: readonly EventInput[], traceparent: string | null = null): Promise<IngestResult[]> {
+    this.#assertAccepting();
+    // With tracing on, a producer span wraps the write and its traceparent is stored with each job.
+    return this.tracing.produce(() => eventDestination(inputs), inputs.length, traceparent, (producer) => this.#ingest(inputs, producer));
+  }
+
+  async #ingest(inputs: readonly EventInput[], traceparent: string | null): Promise<IngestResult[]> {
+    const items = inputs.map((input) => this.intake.eventItem(input, traceparent));
+    const write = this.store.ingest(items, { queueLimits: this.config.queues });
+    this.#leaseAlongside(items.some((item) => item.jobs.length > 0));
+    const results = await this.#refuseWhenFull(() => write);
+    for (const result of results) {
+      this.lifecycle.emit('event:ingested', { eventId: result.event.id, name: result.event.name, jobs: result.jobs.length, created: result.created });
+      if (result.created) this.#afterEnqueue(result.jobs);
+    }
+    return results;
+  }
+
+  async enqueueJobs(requests: readonly JobRequest[], traceparent: string | null = null): Promise<EnqueueResult[]> {
+    this.#assertAccepting();
+    return this.tracing.produce(() => jobDestination(requests, this.config.handlers), requests.length, traceparent, (producer) => this.#enqueue(requests, producer));
+  }
+
+  async #enqueue(requests: readonly JobRequest[], traceparent: string | null): Promise<EnqueueResult[]> {
+    const jobs = requests.map((request) => this.intake.job(request, traceparent));
+    const write = this.store.enqueue(jobs, { queueLimits: this.config.queues });
+    this.#leaseAlongside(jobs.length > 0);
+    const results = await this.#refuseWhenFull(() => write);
+    this.#afterEnqueue(results.filter((r) => r.created).map((r) => r.job));
+    return results;
+  }
+
+  /**
+   * Graceful shutdown (OPERATIONS.md "Shutdown"): stop intake and leasing, let
+   * running jobs finish within the grace period, abort the rest through their
+   * signals and release their leases. Idempotent: a second call returns the same promise.
+   */
+  stop(graceMs: number = this.config.shutdown.graceMs): Promise<StopResult> {
+    this.#stopping ??= this.#stop(graceMs);
+    return this.#stopping;
+  }
+
+  async #stop(graceMs: number): Promise<StopResult> {
+    this.#state = 'draining';
+    this.dispatcher.stopLeasing();
+    // Leased ahead but never started: hand them back now so another node (or the next start) runs them.
+    await this.dispatcher.releaseBuffered();
+    this.#cron.stop();
+    this.pauses.stop();
+    this.#dueTimer.stop();
+    this.#unsubscribe?.();
+    const running = this.dispatcher.running.size;
+    if (running > 0) this.logger.info({ running, grace_ms: graceMs }, 'draining: waiting for running jobs');
+    const drained = await waitFor(this.dispatcher.whenIdle(), graceMs);
+    let released = 0;
+    if (!drained) {
+      released = this.dispatcher.running.size;
+      this.logger.warn({ jobs: released }, 'grace period over: aborting running jobs and releasing their leases');
+      this.dispatcher.abortAll(new DroverError('shutting_down', 'the node is shutting down'));
+      // Handlers that honour the signal settle and release themselves; give them a moment.
+      if (!(await waitFor(this.dispatcher.whenIdle(), 2_000))) {
+        for (const { job } of this.dispatcher.running.values()) {
+          await this.store.release(job.id, job.leaseToken).catch(() => undefined);
+        }
+      }
+    }
+    await Promise.all(this.#tasks.map((task) => task.stop()));
+    await this.supervision.stop();
+    await this.webhooks.stop();
+    this.rateLimits.stop();
+    await this.threads?.close();
+    await this.#liveness.deregister().catch(() => undefined);
+    this.#state = 'stopped';
+    return { drained, released };
+  }
+
+  /**
+   * Wake the dispatcher right after a write is submitted, before it commits:
+   * its lease then joins the same group commit, so a job enqueued into an idle
+   * node starts after one commit instead of two. (An engine whose writes are
+   * not grouped just sees one extra, harmless lease attempt.)
+   */
+  #leaseAlongside(hasJobs: boolean): void {
+    if (hasJobs) this.dispatcher.wake();
+  }
+
+  #assertAccepting(): void {
+    if (this.#state !== 'running') {
+      throw new DroverError('shutting_down', 'this node is not accepting work (it is draining or not started); send to another node or retry', {
+        retryAfterSeconds: 5,
+      });
+    }
+  }
+
+  async #refuseWhenFull<T>(write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (error) {
+      if (error instanceof DroverError && error.code === 'queue_full') {
+        this.lifecycle.emit('intake:rejected', { queue: String(error.extensions.queue), reason: 'queue_full' });
+      }
+      throw error;
+    }
+  }
+
+  #afterEnqueue(jobs: readonly JobRow[]): void {
+    for (const job of jobs) {
+      this.lifecycle.emit('job:enqueued', { job });
+      if (job.state === 'scheduled') this.#dueTimer.noteDue(job.runAt);
+    }
+  }
+
+  async #enqueueCronTick(tick: CronTick): Promise<void> {
+    if (this.#state !== 'running') return;
+    const job = this.intake.job({ handler: tick.handler.name, payload: { cron: tick.expression, tickAt: new Date(tick.tickAt).toISOString() } });
+    job.idempotencyKey = `cron:${tick.expression}:${new Date(tick.tickAt).toISOString()}`;
+    const [result] = await this.store.enqueue([job], { queueLimits: this.config.queues });
+    if (result?.created) this.#afterEnqueue([result.job]);
+  }
+}
+
+/** Resolve true if `promise` settles within `ms`, false otherwise. */
+async function waitFor(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true as const), timeout]);
+  } catch (error) {
+    throw toError(error);
+  } finally {
+    clearTimeout(timer);
+  }
+}

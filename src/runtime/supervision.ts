@@ -1,0 +1,211 @@
+/**
+ * Per-handler quarantine and circuit breaker, driven by the lifecycle
+ * (attempt outcomes of in-process and remote workers alike) and read by the
+ * dispatcher before it leases: a quarantined handler or an open breaker
+ * means "lease nothing", a half-open breaker "lease one probe".
+ *
+ * State is stored as node metadata (`handler_supervision:<name>`, JSON) so it
+ * survives a restart; with a shared store each node re-reads it every
+ * `refreshMs` (last writer wins: nodes that disagree converge on the next
+ * outcome or reset).
+ */
+import { breakerAdmission, breakerAt, breakerResult, breakerRetryAt, breakerStarted, closedBreaker, type BreakerState, type BreakerStateName } from '../core/breaker.js';
+import type { ResolvedHandler } from '../core/config.js';
+import { DroverError, toError } from '../core/errors.js';
+import { clearQuarantine, quarantineFailure, recentFailures, type QuarantineState } from '../core/quarantine.js';
+import type { StorageEngine } from '../store/engine.js';
+import type { Lifecycle } from './lifecycle.js';
+
+interface Entry {
+  breaker: BreakerState;
+  quarantine: QuarantineState;
+}
+
+export interface SupervisionOptions {
+  store: StorageEngine;
+  handlers: ReadonlyMap<string, ResolvedHandler>;
+  lifecycle: Lifecycle;
+  clock: () => number;
+  /** Something became dispatchable (cool-down over, reset): lease again. */
+  wake: () => void;
+  refreshMs?: number;
+  /** Added to a handler's timeout: a probe older than that was lost with its node. */
+  leaseMarginMs?: number;
+}
+
+/** The wire shape in `GET /v1/handlers`. */
+export interface SupervisionView {
+  quarantined: boolean;
+  quarantinedAt: string | null;
+  recentFailures: number;
+  breaker: { state: BreakerStateName; consecutiveFailures: number; openedAt: string | null; probeAt: string | null };
+}
+
+const key = (name: string) => `handler_supervision:${name}`;
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export class Supervision {
+  readonly #entries = new Map<string, Entry>();
+  readonly #writes = new Map<string, Promise<void>>();
+  /** The last state announced on the lifecycle, per handler. */
+  readonly #emitted = new Map<string, { quarantined: boolean; breaker: BreakerStateName }>();
+  readonly #unsubscribe: Array<() => void> = [];
+  #refresh: NodeJS.Timeout | null = null;
+  #wakeTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly options: SupervisionOptions) {
+    for (const name of options.handlers.keys()) this.#entries.set(name, { breaker: closedBreaker(), quarantine: clearQuarantine() });
+  }
+
+  async start(): Promise<void> {
+    await this.load();
+    const { lifecycle } = this.options;
+    this.#unsubscribe.push(
+      lifecycle.on('job:start', ({ job }) => this.#update(job.handler, (e, h, now) => ({ ...e, breaker: breakerStarted(e.breaker, h.breaker, now) }))),
+      lifecycle.on('job:succeeded', ({ job }) => this.#outcome(job.handler, true)),
+      lifecycle.on('job:failed', ({ job }) => this.#outcome(job.handler, false)),
+    );
+    if (this.options.store.capabilities.multiNode) {
+      this.#refresh = setInterval(() => {
+        this.load().catch((error: unknown) => lifecycle.emit('task:failed', { task: 'supervision-refresh', error: toError(error) }));
+      }, this.options.refreshMs ?? 5_000);
+      this.#refresh.unref();
+    }
+    this.#scheduleWake();
+  }
+
+  async stop(): Promise<void> {
+    for (const off of this.#unsubscribe.splice(0)) off();
+    if (this.#refresh) clearInterval(this.#refresh);
+    if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
+    this.#refresh = this.#wakeTimer = null;
+    await Promise.all(this.#writes.values());
+  }
+
+  /** Read the stored state of every configured handler. */
+  async load(): Promise<void> {
+    for (const name of this.options.handlers.keys()) {
+      const raw = await this.options.store.getMeta(key(name));
+      if (raw === null) continue;
+      try {
+        const parsed = JSON.parse(raw) as Entry;
+        if (parsed.breaker && parsed.quarantine) this.#set(name, parsed);
+      } catch {
+        // A corrupt row is treated as no state: the handler runs, and the next outcome rewrites it.
+      }
+    }
+    this.#scheduleWake();
+  }
+
+  /** Most jobs of `name` that may start now: 0 (quarantined, open), 1 (probe) or Infinity. */
+  slotLimit(name: string): number {
+    const entry = this.#entries.get(name);
+    const handler = this.options.handlers.get(name);
+    if (!entry || !handler) return Number.POSITIVE_INFINITY;
+    if (entry.quarantine.quarantinedAt !== null) return 0;
+    const admission = breakerAdmission(entry.breaker, handler.breaker, this.options.clock(), handler.timeoutMs + (this.options.leaseMarginMs ?? 30_000));
+    return admission === 'all' ? Number.POSITIVE_INFINITY : admission === 'probe' ? 1 : 0;
+  }
+
+  isQuarantined(name: string): boolean {
+    return this.#entries.get(name)?.quarantine.quarantinedAt != null;
+  }
+
+  breakerState(name: string): BreakerStateName {
+    const entry = this.#entries.get(name);
+    const handler = this.options.handlers.get(name);
+    return entry && handler ? breakerAt(entry.breaker, handler.breaker, this.options.clock()).state : 'closed';
+  }
+
+  view(name: string): SupervisionView {
+    const entry = this.#entries.get(name) ?? { breaker: closedBreaker(), quarantine: clearQuarantine() };
+    const handler = this.options.handlers.get(name);
+    const now = this.options.clock();
+    const breaker = handler ? breakerAt(entry.breaker, handler.breaker, now) : entry.breaker;
+    return {
+      quarantined: entry.quarantine.quarantinedAt !== null,
+      quarantinedAt: iso(entry.quarantine.quarantinedAt),
+      recentFailures: handler ? recentFailures(entry.quarantine, handler.quarantine, now) : 0,
+      breaker: {
+        state: breaker.state,
+        consecutiveFailures: breaker.consecutiveFailures,
+        openedAt: iso(breaker.openedAt),
+        probeAt: handler ? iso(breakerRetryAt(breaker, handler.breaker)) : null,
+      },
+    };
+  }
+
+  /** Clear quarantine and breaker (operator reset); throws `not_found` for an unknown handler. */
+  async reset(name: string): Promise<void> {
+    if (!this.options.handlers.has(name)) {
+      throw new DroverError('not_found', `no handler named "${name}"; configured: ${[...this.options.handlers.keys()].join(', ') || '(none)'}`);
+    }
+    this.#set(name, { breaker: closedBreaker(), quarantine: clearQuarantine() });
+    await this.#persist(name);
+    this.options.wake();
+  }
+
+  #outcome(name: string, ok: boolean): void {
+    this.#update(name, (e, h, now) => ({
+      breaker: breakerResult(e.breaker, h.breaker, now, ok),
+      quarantine: ok ? e.quarantine : quarantineFailure(e.quarantine, h.quarantine, now),
+    }));
+  }
+
+  #update(name: string, change: (entry: Entry, handler: ResolvedHandler, now: number) => Entry): void {
+    const entry = this.#entries.get(name);
+    const handler = this.options.handlers.get(name);
+    if (!entry || !handler) return;
+    const next = change(entry, handler, this.options.clock());
+    if (JSON.stringify(next) === JSON.stringify(entry)) return;
+    this.#set(name, next);
+    void this.#persist(name);
+    this.#scheduleWake();
+  }
+
+  #set(name: string, next: Entry): void {
+    this.#entries.set(name, next);
+    const handler = this.options.handlers.get(name);
+    if (!handler) return;
+    const was = this.#emitted.get(name);
+    const is = { quarantined: next.quarantine.quarantinedAt !== null, breaker: breakerAt(next.breaker, handler.breaker, this.options.clock()).state };
+    if (!was || was.quarantined !== is.quarantined || was.breaker !== is.breaker) {
+      this.#emitted.set(name, is);
+      this.options.lifecycle.emit('handler:supervision', { handler: name, ...is });
+    }
+  }
+
+  /** Writes per handler are chained so an older state never lands after a newer one. */
+  #persist(name: string): Promise<void> {
+    const previous = this.#writes.get(name) ?? Promise.resolve();
+    const write = previous
+      .then(() => this.options.store.setMeta(key(name), JSON.stringify(this.#entries.get(name))))
+      .catch((error: unknown) => this.options.lifecycle.emit('task:failed', { task: 'supervision-write', error: toError(error) }));
+    this.#writes.set(name, write);
+    return write;
+  }
+
+  /** Wake the dispatcher when the earliest open breaker admits its probe. */
+  #scheduleWake(): void {
+    let earliest: number | null = null;
+    for (const [name, entry] of this.#entries) {
+      const handler = this.options.handlers.get(name);
+      const at = handler ? breakerRetryAt(entry.breaker, handler.breaker) : null;
+      if (at !== null && (earliest === null || at < earliest)) earliest = at;
+    }
+    if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = null;
+    if (earliest === null) return;
+    const delay = Math.min(Math.max(0, earliest - this.options.clock()) + 5, 2_147_483_647);
+    this.#wakeTimer = setTimeout(() => {
+      this.#wakeTimer = null;
+      // Emits the open → half_open transition for metrics and the stream.
+      for (const name of this.#entries.keys()) {
+        const entry = this.#entries.get(name);
+        if (entry) this.#set(name, entry);
+      }
+      this.options.wake();
+    }, delay);
+    this.#wakeTimer.unref();
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * One webhook delivery: POST a JSON body, signed, to a URL, through a DNS
+ * lookup that refuses private addresses (the SSRF guard). The check runs on
+ * the addresses the socket actually connects to, at connect time, so a name
+ * that resolved to a public address when the trigger was created and to
+ * 169.254.169.254 now is still refused. IP-literal hosts (which skip DNS)
+ * are checked before the request.
+ */
+import { createHmac } from 'node:crypto';
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import { isIP } from 'node:net';
+import { isForbiddenAddress } from './ssrf.js';
+
+/** Thrown when a target resolves to an address the guard refuses; never retried. */
+export class ForbiddenTargetError extends Error {
+  readonly code = 'ERR_DROVER_FORBIDDEN_TARGET';
+  constructor(host: string, address: string) {
+    super(`webhook target ${host} resolves to ${address}, a loopback, private, link-local or metadata address; set webhooks.allowPrivateNetworks to allow it`);
+    this.name = 'ForbiddenTargetError';
+  }
+}
+
+/**
+ * The signature header value for a body sent at `timestamp` (unix seconds):
+ * `sha256=` + hex HMAC-SHA256 of `"<timestamp>.<body>"` keyed with the secret.
+ *
+ * @example
+ * signWebhook('whsec_x', 1700000000, '{"a":1}'); // 'sha256=…'
+ */
+export function signWebhook(secret: string, timestamp: number, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/** A `lookup` for node:http(s) that refuses forbidden addresses (all of them are checked, whichever is used). */
+export function guardedLookup(hostname: string, options: LookupOptions, callback: LookupCallback): void {
+  dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
+    if (error) return callback(error, []);
+    const bad = addresses.find((a) => isForbiddenAddress(a.address));
+    if (bad) return callback(Object.assign(new ForbiddenTargetError(hostname, bad.address), { errno: undefined }), []);
+    const first = addresses[0];
+    if (!first) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
+    if (options.all) callback(null, addresses);
+    else callback(null, first.address, first.family);
+  });
+}
+
+export interface DeliveryRequest {
+  url: string;
+  body: string;
+  headers: Record<string, string>;
+  timeoutMs: number;
+  allowPrivateNetworks: boolean;
+  signal?: AbortSignal;
+}
+
+/** Most of a response body kept (for the error message). */
+const BODY_SNIPPET = 512;
+
+/** Send one request; resolves with the status (any), rejects on connection errors, the guard and the timeout. */
+export function deliverWebhook(request: DeliveryRequest): Promise<{ status: number; body: string }> {
+  const url = new URL(request.url);
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  if (!request.allowPrivateNetworks && isIP(host) !== 0 && isForbiddenAddress(host)) {
+    return Promise.reject(new ForbiddenTargetError(host, host));
+  }
+  const client = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = client.request(url, {
+      method: 'POST',
+      headers: { ...request.headers, 'content-length': Buffer.byteLength(request.body) },
+      ...(request.allowPrivateNetworks ? {} : { lookup: guardedLookup as unknown as typeof dnsLookup }),
+      ...(request.signal ? { signal: request.signal } : {}),
+      agent: false,
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`webhook request timed out after ${request.timeoutMs} ms`)), request.timeoutMs);
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        if (body.length < BODY_SNIPPET) body += chunk.slice(0, BODY_SNIPPET - body.length);
+      });
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+      res.on('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+    req.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    req.end(request.body);
+  });
+}

@@ -1,0 +1,341 @@
+/**
+ * The built-in webhook action: runtime triggers (`POST /v1/triggers`) whose
+ * matching events fan out to the built-in handler `drover.webhook`, one job
+ * per trigger and event. The job holds only the trigger id; the URL, secret
+ * and headers are read from the trigger when the job runs (a deleted
+ * trigger's waiting deliveries fail as non-retryable), so secrets never sit
+ * in job rows.
+ *
+ * Triggers are stored as one JSON document in the store's metadata
+ * (`webhook_triggers`); with a shared store each node re-reads it every
+ * `refreshMs`. Each target host (`host:port`) has a circuit breaker
+ * (`webhooks.breaker`, state in `webhook_breaker:<host>`): while it is open a
+ * delivery is handed back unspent until the cool-down ends, then one probe
+ * goes out.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { breakerAdmission, breakerAt, breakerResult, breakerRetryAt, breakerStarted, closedBreaker, type BreakerState, type BreakerStateName } from '../core/breaker.js';
+import { resolveConfig, type ResolvedConfig, type ResolvedHandler } from '../core/config.js';
+import { DroverError, NonRetryableError, toError } from '../core/errors.js';
+import { compileFilter } from '../core/filter.js';
+import type { JobContext } from '../core/handler.js';
+import { compilePattern } from '../core/trigger.js';
+import type { LeasedJob } from '../core/types.js';
+import type { StorageEngine } from '../store/engine.js';
+import { deliverWebhook, ForbiddenTargetError, signWebhook } from './webhook-delivery.js';
+
+export const WEBHOOK_HANDLER = 'drover.webhook';
+const TRIGGERS_KEY = 'webhook_triggers';
+const breakerKey = (host: string) => `webhook_breaker:${host}`;
+
+export interface WebhookAction {
+  type: 'webhook';
+  url: string;
+  secret: string;
+  timeoutMs: number | null;
+  headers: Record<string, string>;
+}
+
+export interface StoredTrigger {
+  id: string;
+  on: string;
+  filter: unknown;
+  action: WebhookAction;
+  createdAt: number;
+}
+
+export interface TriggerInput {
+  on: string;
+  filter?: unknown;
+  action: { type: 'webhook'; url: string; secret?: string; timeoutMs?: number; headers?: Record<string, string> };
+}
+
+/** Headers Drover sets itself; a trigger may not override them. */
+const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'host', 'user-agent', 'x-drover-signature', 'x-drover-timestamp', 'x-drover-event', 'x-drover-delivery', 'transfer-encoding', 'connection']);
+
+interface Compiled {
+  trigger: StoredTrigger;
+  matches: (name: string) => boolean;
+  filter: ((data: unknown) => boolean) | null;
+  host: string;
+}
+
+/** The wire shape of a trigger (`GET /v1/triggers`): never the secret. */
+export function triggerJson(trigger: StoredTrigger): Record<string, unknown> {
+  const { secret: _secret, ...action } = trigger.action;
+  return { id: trigger.id, on: trigger.on, filter: trigger.filter, action, createdAt: new Date(trigger.createdAt).toISOString() };
+}
+
+export interface WebhookOptions {
+  store: StorageEngine;
+  config: ResolvedConfig;
+  clock: () => number;
+  onError: (task: string, error: Error) => void;
+  refreshMs?: number;
+  /** Added to the handler's timeout: a probe older than that was lost with its node. */
+  leaseMarginMs?: number;
+}
+
+export class Webhooks {
+  #compiled: Compiled[] = [];
+  readonly #breakers = new Map<string, BreakerState>();
+  readonly #writes = new Map<string, Promise<void>>();
+  #refresh: NodeJS.Timeout | null = null;
+  /** The built-in handler; added to the runtime's handlers. */
+  readonly handler: ResolvedHandler;
+
+  constructor(private readonly options: WebhookOptions) {
+    this.handler = this.#resolveHandler();
+  }
+
+  async start(): Promise<void> {
+    await this.load();
+    if (this.options.store.capabilities.multiNode) {
+      this.#refresh = setInterval(() => {
+        this.load().catch((error: unknown) => this.options.onError('webhook-refresh', toError(error)));
+      }, this.options.refreshMs ?? 5_000);
+      this.#refresh.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.#refresh) clearInterval(this.#refresh);
+    this.#refresh = null;
+    await Promise.all(this.#writes.values());
+  }
+
+  /** Read the stored triggers and the breakers of their hosts. */
+  async load(): Promise<void> {
+    this.#compiled = (await this.#read()).flatMap((t) => {
+      try {
+        return [compile(t)];
+      } catch {
+        return []; // A trigger that no longer compiles (hand-edited row) routes nothing.
+      }
+    });
+    for (const host of new Set(this.#compiled.map((c) => c.host))) {
+      const raw = await this.options.store.getMeta(breakerKey(host));
+      if (raw === null) continue;
+      try {
+        const parsed = JSON.parse(raw) as BreakerState;
+        if (parsed && typeof parsed.state === 'string') this.#breakers.set(host, parsed);
+      } catch {
+        // A corrupt row is a closed breaker; the next result rewrites it.
+      }
+    }
+  }
+
+  list(): StoredTrigger[] {
+    return this.#compiled.map((c) => c.trigger);
+  }
+
+  /** Validate and store a trigger; the secret is generated when not given (and returned only here). */
+  async create(input: TriggerInput): Promise<StoredTrigger> {
+    const { webhooks } = this.options.config;
+    const action = input.action;
+    let url: URL;
+    try {
+      url = new URL(action.url);
+    } catch {
+      throw new DroverError('validation', `action.url: not a URL: ${JSON.stringify(action.url)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new DroverError('validation', 'action.url: expected an http or https URL');
+    if (url.username || url.password) throw new DroverError('validation', 'action.url: credentials in the URL are not allowed; use action.headers');
+    if (action.timeoutMs !== undefined && action.timeoutMs > webhooks.timeoutMs) {
+      throw new DroverError('validation', `action.timeoutMs: at most webhooks.timeoutMs (${webhooks.timeoutMs})`);
+    }
+    for (const name of Object.keys(action.headers ?? {})) {
+      if (RESERVED_HEADERS.has(name.toLowerCase())) throw new DroverError('validation', `action.headers: ${name} is set by Drover`);
+    }
+    const trigger: StoredTrigger = {
+      id: `trg_${randomUUID()}`,
+      on: input.on,
+      filter: input.filter ?? null,
+      action: {
+        type: 'webhook',
+        url: url.toString(),
+        secret: action.secret ?? `whsec_${randomBytes(24).toString('base64url')}`,
+        timeoutMs: action.timeoutMs ?? null,
+        headers: { ...action.headers },
+      },
+      createdAt: this.options.clock(),
+    };
+    try {
+      compile(trigger);
+    } catch (error) {
+      throw error instanceof DroverError ? error : new DroverError('validation', toError(error).message);
+    }
+    // Read-modify-write of one document: re-read first so another node's recent change is kept.
+    const current = await this.#read();
+    await this.#write([...current, trigger]);
+    return trigger;
+  }
+
+  /** Remove a trigger; false when there was none with this id. */
+  async delete(id: string): Promise<StoredTrigger | null> {
+    const current = await this.#read();
+    const found = current.find((t) => t.id === id) ?? null;
+    if (found) await this.#write(current.filter((t) => t.id !== id));
+    return found;
+  }
+
+  /** The fan-out of an event: one job payload per matching trigger. */
+  route(event: { name: string; data: unknown }): Array<{ handler: ResolvedHandler; payload: unknown }> {
+    const out: Array<{ handler: ResolvedHandler; payload: unknown }> = [];
+    for (const c of this.#compiled) {
+      if (c.matches(event.name) && (c.filter === null || c.filter(event.data))) out.push({ handler: this.handler, payload: { trigger: c.trigger.id } });
+    }
+    return out;
+  }
+
+  /** Dispatcher gate for `drover.webhook` jobs: null runs it, a time holds it (its host's breaker is open). */
+  admit(job: LeasedJob): number | null {
+    const host = this.#hostOf(job);
+    if (host === null) return null;
+    const policy = this.options.config.webhooks.breaker;
+    const now = this.options.clock();
+    const state = this.#breakers.get(host) ?? closedBreaker();
+    const admission = breakerAdmission(state, policy, now, this.handler.timeoutMs + (this.options.leaseMarginMs ?? 30_000));
+    if (admission === 'all') return null;
+    if (admission === 'probe') {
+      this.#setBreaker(host, breakerStarted(state, policy, now));
+      return null;
+    }
+    // Open: wait for the cool-down; half-open with a probe out: look again shortly.
+    return Math.max(breakerRetryAt(state, policy) ?? 0, now + 1_000);
+  }
+
+  /** Per target host: breaker state, for `GET /v1/triggers`. */
+  breakerView(): Record<string, { state: BreakerStateName; consecutiveFailures: number; openedAt: string | null; probeAt: string | null }> {
+    const policy = this.options.config.webhooks.breaker;
+    const now = this.options.clock();
+    const out: Record<string, { state: BreakerStateName; consecutiveFailures: number; openedAt: string | null; probeAt: string | null }> = {};
+    for (const [host, s] of this.#breakers) {
+      const at = breakerAt(s, policy, now);
+      const probeAt = breakerRetryAt(at, policy);
+      out[host] = { state: at.state, consecutiveFailures: at.consecutiveFailures, openedAt: at.openedAt === null ? null : new Date(at.openedAt).toISOString(), probeAt: probeAt === null ? null : new Date(probeAt).toISOString() };
+    }
+    return out;
+  }
+
+  #hostOf(job: LeasedJob): string | null {
+    const id = (job.payload as { trigger?: unknown } | null)?.trigger;
+    const c = this.#compiled.find((x) => x.trigger.id === id);
+    return c ? c.host : null;
+  }
+
+  #result(host: string, ok: boolean): void {
+    const policy = this.options.config.webhooks.breaker;
+    this.#setBreaker(host, breakerResult(this.#breakers.get(host) ?? closedBreaker(), policy, this.options.clock(), ok));
+  }
+
+  #setBreaker(host: string, next: BreakerState): void {
+    const before = this.#breakers.get(host) ?? closedBreaker();
+    if (JSON.stringify(before) === JSON.stringify(next)) return;
+    this.#breakers.set(host, next);
+    const previous = this.#writes.get(host) ?? Promise.resolve();
+    const write = previous
+      .then(() => this.options.store.setMeta(breakerKey(host), JSON.stringify(this.#breakers.get(host))))
+      .catch((error: unknown) => this.options.onError('webhook-breaker-write', toError(error)));
+    this.#writes.set(host, write);
+  }
+
+  async #read(): Promise<StoredTrigger[]> {
+    const raw = await this.options.store.getMeta(TRIGGERS_KEY);
+    if (raw === null) return [];
+    try {
+      const parsed = JSON.parse(raw) as unknown;
+      return Array.isArray(parsed) ? (parsed as StoredTrigger[]) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  async #write(triggers: StoredTrigger[]): Promise<void> {
+    await this.options.store.setMeta(TRIGGERS_KEY, JSON.stringify(triggers));
+    this.#compiled = triggers.flatMap((t) => {
+      try {
+        return [compile(t)];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  /** `drover.webhook`: the policy comes from `webhooks.*`; handler-wide quarantine and breaker are off (the breaker is per host). */
+  #resolveHandler(): ResolvedHandler {
+    const { webhooks } = this.options.config;
+    const base = resolveConfig({
+      handlers: [{ name: WEBHOOK_HANDLER, retry: { maxAttempts: webhooks.maxAttempts }, timeoutMs: webhooks.timeoutMs + 5_000, run: () => null }],
+    }, {}).handlers.get(WEBHOOK_HANDLER)!;
+    return {
+      ...base,
+      quarantine: { ...base.quarantine, failures: Number.MAX_SAFE_INTEGER },
+      breaker: { ...base.breaker, failures: Number.MAX_SAFE_INTEGER, ratio: 2 },
+      run: (ctx: JobContext) => this.#deliver(ctx),
+    };
+  }
+
+  async #deliver(ctx: JobContext): Promise<unknown> {
+    const { webhooks } = this.options.config;
+    const id = (ctx.job.payload as { trigger?: unknown } | null)?.trigger;
+    const c = this.#compiled.find((x) => x.trigger.id === id);
+    if (!c) throw new NonRetryableError(`trigger ${String(id)} no longer exists`);
+    const event = ctx.event;
+    if (!event) throw new NonRetryableError('the job has no event to deliver');
+    const { action } = c.trigger;
+    const body = JSON.stringify({
+      id: event.id,
+      name: event.name,
+      data: event.data,
+      tenant: event.tenant,
+      receivedAt: new Date(event.receivedAt).toISOString(),
+      trigger: c.trigger.id,
+    });
+    const timestamp = Math.floor(this.options.clock() / 1000);
+    const headers: Record<string, string> = {
+      ...action.headers,
+      'content-type': 'application/json',
+      'user-agent': 'drover-webhook',
+      'x-drover-event': event.name,
+      'x-drover-delivery': ctx.job.id,
+      'x-drover-timestamp': String(timestamp),
+      'x-drover-signature': signWebhook(action.secret, timestamp, body),
+    };
+    let response: { status: number; body: string };
+    try {
+      response = await deliverWebhook({
+        url: action.url,
+        body,
+        headers,
+        timeoutMs: action.timeoutMs ?? webhooks.timeoutMs,
+        allowPrivateNetworks: webhooks.allowPrivateNetworks,
+        signal: ctx.signal,
+      });
+    } catch (caught) {
+      const error = toError(caught);
+      if (error instanceof ForbiddenTargetError || error.name === 'ForbiddenTargetError') throw new NonRetryableError(error.message);
+      if (!ctx.signal.aborted) this.#result(c.host, false);
+      throw new Error(`webhook delivery to ${c.host} failed: ${error.message}`);
+    }
+    const { status } = response;
+    const detail = `${status}${response.body ? `: ${response.body.slice(0, 200)}` : ''}`;
+    if (status >= 200 && status < 300) {
+      this.#result(c.host, true);
+      return { status };
+    }
+    if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+      // The host answered: it is up, the request is what it refuses.
+      this.#result(c.host, true);
+      throw new NonRetryableError(`webhook ${c.host} answered HTTP ${detail}`);
+    }
+    this.#result(c.host, false);
+    throw new Error(`webhook ${c.host} answered HTTP ${detail}`);
+  }
+}
+
+function compile(trigger: StoredTrigger): Compiled {
+  const matches = compilePattern(trigger.on);
+  const filter = trigger.filter === null || trigger.filter === undefined ? null : compileFilter(trigger.filter);
+  return { trigger, matches, filter, host: new URL(trigger.action.url).host };
+}

@@ -1,0 +1,158 @@
+/**
+ * Wire types of the HTTP API as the SDK sees them (times are ISO-8601
+ * strings). They mirror `src/api/serialize.ts`; a test checks that the
+ * server's shapes stay assignable to these.
+ */
+
+export type JobState = 'scheduled' | 'queued' | 'running' | 'succeeded' | 'dead' | 'cancelled';
+export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'dead', 'cancelled'];
+
+export type AttemptOutcome = 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lease_expired' | 'crashed' | 'released' | 'cancelled';
+export type DeadReason = 'exhausted' | 'non_retryable' | 'poison' | 'unknown_handler';
+export type ApiScope = 'admin' | 'produce' | 'work' | 'read';
+
+export interface Job {
+  id: string;
+  handler: string;
+  queue: string;
+  state: JobState;
+  payload: unknown;
+  eventId: string | null;
+  priority: number;
+  runAt: string | null;
+  attemptCount: number;
+  maxAttempts: number;
+  idempotencyKey: string | null;
+  concurrencyKey: string | null;
+  leaseExpiresAt: string | null;
+  workerId: string | null;
+  lastError: string | null;
+  deadReason: DeadReason | null;
+  result: unknown;
+  createdAt: string | null;
+  updatedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface Attempt {
+  attempt: number;
+  workerId: string;
+  startedAt: string | null;
+  endedAt: string | null;
+  outcome: AttemptOutcome;
+  error: string | null;
+}
+
+export interface JobWithAttempts extends Job {
+  attempts: Attempt[];
+}
+
+/** The short form of a job in intake answers. */
+export interface JobRef {
+  id: string;
+  handler: string;
+  queue: string;
+  state: JobState;
+  runAt: string | null;
+}
+
+export interface EventInput {
+  name: string;
+  data?: unknown;
+  /** Idempotency key. The client generates one when absent, so a retried send is accepted once. */
+  id?: string;
+  tenant?: string;
+}
+
+export interface Event {
+  id: string;
+  name: string;
+  data: unknown;
+  tenant: string | null;
+  receivedAt: string | null;
+}
+
+export interface SentEvent extends Event {
+  /** False when an event with this id already existed (nothing was written). */
+  created: boolean;
+  jobs: JobRef[];
+}
+
+export interface EventWithJobs extends Event {
+  jobs: JobRef[];
+}
+
+export interface JobRequest {
+  handler: string;
+  payload?: unknown;
+  queue?: string;
+  priority?: number;
+  runAt?: number | string | Date;
+  delayMs?: number;
+  idempotencyKey?: string;
+  maxAttempts?: number;
+  concurrencyKey?: string;
+}
+
+export interface EnqueuedJob extends Job {
+  /** False when the idempotency key matched an existing job. */
+  created: boolean;
+}
+
+export interface JobFilter {
+  state?: JobState;
+  handler?: string;
+  queue?: string;
+  /** Jobs per page (1–500). Default 100. */
+  pageSize?: number;
+}
+
+export interface JobPage {
+  jobs: Job[];
+  nextCursor: string | null;
+}
+
+/** A job as a remote worker leases it. */
+export interface LeasedJob {
+  id: string;
+  handler: string;
+  queue: string;
+  payload: unknown;
+  attempt: number;
+  maxAttempts: number;
+  priority: number;
+  leaseToken: string;
+  leaseExpiresAt: string;
+  eventId: string | null;
+  event: Event | null;
+  traceparent: string | null;
+  runAt: string;
+  createdAt: string;
+}
+
+export interface StreamFilter {
+  handler?: string | string[];
+  queue?: string | string[];
+  job?: string | string[];
+}
+
+export interface JobChange {
+  id: string;
+  handler: string;
+  queue: string;
+  state: JobState;
+  attempt?: number;
+  eventId?: string | null;
+  outcome?: AttemptOutcome;
+  error?: string;
+  retryAt?: string | null;
+  durationMs?: number;
+  at: string;
+}
+
+/** One message of `GET /v1/stream`. `gap`: messages were missed; resync with the REST API. */
+export type StreamMessage =
+  | { id: string; event: 'job'; data: JobChange }
+  | { id: string; event: 'handler'; data: { name: string; queue: string; paused: boolean; action: string; at: string } }
+  | { id: string; event: 'queue'; data: { name: string; paused: boolean; action: string; at: string } }
+  | { id: string; event: 'gap'; data: { lastEventId: string; reason: string } };

@@ -1,0 +1,47 @@
+/**
+ * Pick the storage engine from the database URL: `postgres://` (or
+ * `postgresql://`) selects PostgreSQL, anything else is a SQLite file path.
+ */
+import type { StorageEngine } from './engine.js';
+import { openPostgresEngine } from './postgres/postgres-engine.js';
+import { openSqliteEngine } from './sqlite/sqlite-engine.js';
+
+export interface OpenStoreOptions {
+  clock?: () => number;
+  synchronous?: 'FULL' | 'NORMAL';
+  /** Take the single-owner lock (runtime) or not (admin commands beside a running node). SQLite only. */
+  lock?: boolean;
+  /** PostgreSQL: schema and pool size. The schema defaults to `DROVER_PG_SCHEMA`, else `drover`. */
+  postgres?: { schema?: string; poolMax?: number };
+}
+
+export function engineFor(url: string): 'postgres' | 'sqlite' {
+  return /^postgres(ql)?:\/\//i.test(url) ? 'postgres' : 'sqlite';
+}
+
+/**
+ * Open (but do not migrate) the store at `url`.
+ *
+ * @example
+ * const store = await openStore('postgres://postgres@127.0.0.1:5432/app', { postgres: { schema: 'drover' } });
+ * await store.migrate();
+ */
+export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<StorageEngine> {
+  if (engineFor(url) === 'postgres') {
+    // Admin commands (`drover migrate`, `drover keys`) have no resolved config: they read the variable here.
+    const schema = options.postgres?.schema ?? (process.env.DROVER_PG_SCHEMA || 'drover');
+    return openPostgresEngine({
+      url,
+      schema,
+      ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.postgres?.poolMax ? { poolMax: options.postgres.poolMax } : {}),
+    });
+  }
+  const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length).replace(/^\/\//, '') : url;
+  return openSqliteEngine({
+    path,
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.synchronous ? { synchronous: options.synchronous } : {}),
+    lock: options.lock ?? true,
+  });
+}

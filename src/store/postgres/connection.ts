@@ -1,0 +1,161 @@
+/**
+ * Connection settings shared by the engine's pool and its listener client,
+ * the transaction helper, and the classification of errors worth retrying.
+ */
+import pg from 'pg';
+import { DroverError, toError } from '../../core/errors.js';
+
+/** Schema names: unquoted lower-case identifiers, so they go into search_path as they are. */
+export const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export interface ConnectionSettings {
+  url: string;
+  schema: string;
+  /** Shown in pg_stat_activity unless the URL sets application_name. */
+  applicationName: string;
+}
+
+const INT8_OID = 20;
+
+/**
+ * bigint columns (ids, millisecond times, counts) as numbers: every value we
+ * store stays below 2^53, and the rest of Drover works in numbers.
+ */
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+export function assertSchemaName(schema: string): void {
+  if (!SCHEMA_RE.test(schema)) {
+    throw new DroverError(
+      'config_invalid',
+      `postgres.schema (DROVER_PG_SCHEMA): expected a lower-case identifier (letters a-z, digits, "_", at most 63), got ${JSON.stringify(schema)}`,
+    );
+  }
+}
+
+/**
+ * Client settings for every connection the engine opens. `genericPlans`: the
+ * session runs its prepared statements on generic plans, never re-planning
+ * them (see \`PostgresEngine\`'s hot pools). `asyncCommit`: its commits do not
+ * wait for the WAL flush — only for work whose loss in a server crash is
+ * harmless (see the lease pool).
+ */
+export function clientConfig(settings: ConnectionSettings, options: { genericPlans?: boolean; asyncCommit?: boolean } = {}): pg.ClientConfig {
+  return {
+    connectionString: settings.url,
+    fallback_application_name: settings.applicationName.slice(0, 63),
+    // Startup options cost no round trip. search_path isolates the schema;
+    // the idle-in-transaction timeout is a backstop: a node frozen (SIGSTOP,
+    // swapped out) inside a transaction would otherwise hold its row locks and
+    // stall every other node's completions.
+    options: [
+      `-c search_path=${settings.schema}`,
+      '-c idle_in_transaction_session_timeout=10000',
+      // JIT compiles a plan whose estimated cost is high (a disabled seq scan
+      // is costed at 1e10) for 100+ ms on every execution; short OLTP
+      // statements never win that back.
+      '-c jit=off',
+      // A generic plan is made once, with the table's size at that moment: a
+      // node that starts on an empty queue would keep a sequential-scan plan
+      // as the table grows to millions of rows. Every hot statement is written
+      // to reach rows through an index, so these sessions forbid the
+      // alternative (it stays possible where nothing else is, e.g. \`nodes\`).
+      ...(options.genericPlans ? ['-c plan_cache_mode=force_generic_plan', '-c enable_seqscan=off'] : []),
+      ...(options.asyncCommit ? ['-c synchronous_commit=off'] : []),
+    ].join(' '),
+    types,
+    keepAlive: true,
+    connectionTimeoutMillis: 5_000,
+  };
+}
+
+const TRANSIENT_SQLSTATES = new Set([
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '53300', // too_many_connections
+  '57P01', // admin_shutdown (pg_terminate_backend, server stop)
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up, shutting down)
+]);
+
+const CONNECTION_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTCONN', 'ENETUNREACH']);
+
+/**
+ * Errors after which the same operation may well succeed: the connection was
+ * lost or refused, the server is restarting, or a lock conflict was resolved
+ * by aborting us. Not constraint violations or bugs.
+ */
+export function isTransient(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  if (!e || typeof e !== 'object') return false;
+  if (typeof e.code === 'string') {
+    if (TRANSIENT_SQLSTATES.has(e.code) || e.code.startsWith('08') || CONNECTION_ERRNOS.has(e.code)) return true;
+  }
+  const message = typeof e.message === 'string' ? e.message : '';
+  return /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Connection ended/i.test(message);
+}
+
+/** A deadlock or serialization failure: the transaction was rolled back and can simply run again. */
+export function isConflict(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
+
+/** Wrap a driver error as `store_unavailable` (503) when it is transient, so clients retry. */
+export function storeError(error: unknown, what: string): Error {
+  if (error instanceof DroverError) return error;
+  if (isTransient(error)) {
+    return new DroverError('store_unavailable', `PostgreSQL is unavailable (${what}): ${toError(error).message}`, {
+      cause: error,
+      retryAfterSeconds: 1,
+    });
+  }
+  return toError(error);
+}
+
+/**
+ * Run `work` in one transaction on a pooled client; ROLLBACK on any error.
+ * A client whose connection broke is destroyed rather than returned to the pool.
+ *
+ * @example
+ * const id = await inTransaction(pool, async (client) => (await client.query('SELECT 1 AS one')).rows[0].one);
+ */
+export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackError) {
+      broken = toError(rollbackError);
+    }
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** Run a transaction again (up to `times`) when PostgreSQL aborted it for a deadlock or serialization conflict. */
+export async function retryConflicts<T>(run: () => Promise<T>, times = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (!isConflict(error) || attempt >= times) throw error;
+    }
+  }
+}
+
+/** Wait `ms`; `unref` lets the process exit meanwhile (for loops that give up when their owner closes). */
+export const delay = (ms: number, options: { unref?: boolean } = {}): Promise<void> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    if (options.unref) timer.unref();
+  });

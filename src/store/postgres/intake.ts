@@ -1,0 +1,310 @@
+/**
+ * Intake: inserting jobs and events, in the caller's transaction, with a
+ * fixed number of statements however many rows come in (arrays + unnest).
+ *
+ * Idempotency is resolved before the depth limit, so a duplicate of a job
+ * that already exists is answered even when its queue is full (it adds
+ * nothing). A concurrent insert of the same key on another node is settled by
+ * the unique index: `ON CONFLICT DO NOTHING` waits for it, and the row is then
+ * read back as "not created".
+ *
+ * The queue depth counters are updated last, just before COMMIT, in queue
+ * order: their rows are the hottest in the schema (every completion batch
+ * subtracts from them), so intake holds their locks for one round trip only.
+ */
+import type pg from 'pg';
+import { QueueFullError } from '../../core/errors.js';
+import type { NewJob } from '../../core/types.js';
+import type { EnqueueOptions, IngestItem } from '../engine.js';
+import { notifyPayload } from './notifier.js';
+import { toJson, type RawEvent, type RawJob } from './rows.js';
+
+export interface InsertedJob {
+  raw: RawJob;
+  created: boolean;
+}
+
+/** What an intake transaction learned: per-queue depth changes and queues with due work. */
+export interface IntakeEffects {
+  created: Map<string, number>;
+  woken: Set<string>;
+}
+
+const INSERT_JOBS = `
+  INSERT INTO jobs (handler, queue, state, payload, event_id, priority, run_at, max_attempts,
+                    idempotency_key, concurrency_key, concurrency_limit, traceparent, created_at, updated_at)
+  SELECT handler, queue, CASE WHEN run_at <= $13 THEN 'queued' ELSE 'scheduled' END, payload::json, event_id,
+         priority, run_at, max_attempts, idempotency_key, concurrency_key, concurrency_limit, traceparent, $13, $13
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[],
+              $8::text[], $9::text[], $10::int[], $11::text[], $12::int[])
+    AS t(handler, queue, payload, event_id, priority, run_at, max_attempts,
+         idempotency_key, concurrency_key, concurrency_limit, traceparent, ord)
+  ORDER BY ord
+  ON CONFLICT (handler, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+  RETURNING *`;
+
+/** SQLSTATE raised by \`queue_full()\` (see 0001_init.sql). */
+const QUEUE_FULL_SQLSTATE = 'DR001';
+
+/** The parameters of INSERT_JOBS ($1..$13) for these jobs. */
+function insertParams(rows: readonly NewJob[], now: number): unknown[] {
+  return [
+    rows.map((j) => j.handler),
+    rows.map((j) => j.queue),
+    rows.map((j) => toJson(j.payload)),
+    rows.map((j) => j.eventId ?? null),
+    rows.map((j) => j.priority),
+    rows.map((j) => j.runAt),
+    rows.map((j) => j.maxAttempts),
+    rows.map((j) => j.idempotencyKey ?? null),
+    rows.map((j) => j.concurrencyKey ?? null),
+    rows.map((j) => j.concurrencyLimit ?? null),
+    rows.map((j) => j.traceparent ?? null),
+    rows.map((_, n) => n),
+    now,
+  ];
+}
+
+/** True when every job can take the one-statement path (nothing to deduplicate). */
+export function isPlain(jobs: readonly NewJob[]): boolean {
+  return jobs.length > 0 && jobs.every((j) => j.idempotencyKey == null);
+}
+
+/**
+ * Insert jobs that carry no idempotency key, in one autocommit statement (see
+ * ENQUEUE_PLAIN). Rows come back in input order (identity values rise in
+ * insertion order). Throws `QueueFullError`, having written nothing, when a
+ * limited queue would overflow.
+ */
+export async function enqueuePlain(
+  db: pg.Pool,
+  jobs: readonly NewJob[],
+  now: number,
+  options: EnqueueOptions | undefined,
+  notify: { channel: string; instanceId: string },
+): Promise<{ rows: RawJob[]; woken: Set<string> }> {
+  const woken = new Set(jobs.filter((j) => j.runAt <= now).map((j) => j.queue));
+  const limits = [...(options?.queueLimits ?? new Map())].filter(([queue]) => jobs.some((j) => j.queue === queue));
+  try {
+    const { rows } = await db.query<RawJob>({
+      name: 'drover_enqueue_plain',
+      text: ENQUEUE_PLAIN,
+      values: [
+        ...insertParams(jobs, now),
+        limits.map(([queue]) => queue),
+        limits.map(([, limit]) => limit.maxDepth),
+        notify.channel,
+        woken.size > 0 ? notifyPayload(notify.instanceId, woken) : '',
+      ],
+    });
+    return { rows, woken };
+  } catch (error) {
+    const e = error as { code?: string; detail?: string; hint?: string };
+    if (e.code === QUEUE_FULL_SQLSTATE) throw new QueueFullError(e.detail ?? '', Number(e.hint));
+    throw error;
+  }
+}
+
+const JOBS_BY_KEYS = `
+  SELECT j.* FROM jobs j
+  JOIN unnest($1::text[], $2::text[]) AS k(handler, idempotency_key)
+    ON j.handler = k.handler AND j.idempotency_key = k.idempotency_key`;
+
+/** Unfinished jobs of a counted queue: 'added' (just locked and updated) minus 'finished' (read without a lock). */
+const DEPTH_OF = (added: string) =>
+  `${added}.n - coalesce((SELECT f.n FROM queue_counts f WHERE f.queue = ${added}.queue AND f.kind = 'finished'), 0)`;
+
+const ADD_DEPTH = `
+  WITH up AS (
+    INSERT INTO queue_counts (queue, kind, n)
+    SELECT queue, 'added', n FROM unnest($1::text[], $2::bigint[]) AS t(queue, n) ORDER BY queue
+    ON CONFLICT (queue, kind) DO UPDATE SET n = queue_counts.n + excluded.n
+    RETURNING queue, n
+  )
+  SELECT queue, ${DEPTH_OF('up')} AS depth, (SELECT count(*) FROM (SELECT pg_notify($3, $4) WHERE $4 <> '') AS n) AS notified FROM up`;
+
+/**
+ * Jobs without idempotency keys, in ONE statement (no BEGIN/COMMIT round
+ * trips, and the queue counter row is locked only from its update to the
+ * commit): insert, count them into their queues, refuse through
+ * \`queue_full()\` (which aborts the statement) when a limited queue would
+ * overflow, and notify other nodes. $1..$13 as INSERT_JOBS, $14/$15 limited
+ * queues and their limits, $16 channel, $17 payload ('' = none).
+ */
+const ENQUEUE_PLAIN = `
+  WITH inserted AS (${INSERT_JOBS}
+  ), added AS (
+    INSERT INTO queue_counts (queue, kind, n)
+    SELECT queue, 'added', count(*) FROM inserted GROUP BY queue ORDER BY queue
+    ON CONFLICT (queue, kind) DO UPDATE SET n = queue_counts.n + excluded.n
+    RETURNING queue, n
+  ), refused AS (
+    SELECT queue_full(added.queue, l.max_depth) FROM added
+    JOIN unnest($14::text[], $15::bigint[]) AS l(queue, max_depth) ON l.queue = added.queue
+    WHERE ${DEPTH_OF('added')} > l.max_depth
+  )
+  SELECT inserted.*, (SELECT count(*) FROM refused) AS refused,
+    (SELECT count(*) FROM (SELECT pg_notify($16, $17) WHERE $17 <> '') AS n) AS notified
+  FROM inserted ORDER BY id`;
+
+const keyOf = (handler: string, key: string) => `${handler}\u0000${key}`;
+
+/**
+ * Insert `jobs` (deduplicating by (handler, idempotency key), also within the
+ * call) and return one result per input, in order.
+ */
+export async function insertJobs(client: pg.PoolClient, jobs: readonly NewJob[], now: number, effects: IntakeEffects): Promise<InsertedJob[]> {
+  const results: Array<InsertedJob | undefined> = new Array(jobs.length);
+  const firstOfKey = new Map<string, number>();
+  const duplicateOf = new Map<number, number>();
+  jobs.forEach((job, i) => {
+    const key = job.idempotencyKey ?? null;
+    if (key === null) return;
+    const k = keyOf(job.handler, key);
+    const first = firstOfKey.get(k);
+    if (first === undefined) firstOfKey.set(k, i);
+    else duplicateOf.set(i, first);
+  });
+
+  const keyed = [...firstOfKey.entries()];
+  const existing = keyed.length === 0 ? new Map<string, RawJob>() : await jobsByKeys(client, keyed.map(([, i]) => jobs[i]!));
+  for (const [k, i] of keyed) {
+    const raw = existing.get(k);
+    if (raw) results[i] = { raw, created: false };
+  }
+
+  const toInsert: number[] = [];
+  jobs.forEach((_, i) => {
+    if (results[i] === undefined && !duplicateOf.has(i)) toInsert.push(i);
+  });
+  if (toInsert.length > 0) {
+    const rows = toInsert.map((i) => jobs[i]!);
+    const { rows: inserted } = await client.query<RawJob>(INSERT_JOBS, insertParams(rows, now));
+    // Keyed rows are matched by key. Unkeyed rows cannot conflict, so every one
+    // was inserted, in `ord` order, and identity values rise in insertion order.
+    const byKey = new Map<string, RawJob>();
+    const unkeyed: RawJob[] = [];
+    for (const raw of inserted) {
+      if (raw.idempotency_key === null) unkeyed.push(raw);
+      else byKey.set(keyOf(raw.handler, raw.idempotency_key), raw);
+      effects.created.set(raw.queue, (effects.created.get(raw.queue) ?? 0) + 1);
+      if (raw.state === 'queued') effects.woken.add(raw.queue);
+    }
+    unkeyed.sort((a, b) => a.id - b.id);
+    let next = 0;
+    const lostRace: number[] = [];
+    for (const i of toInsert) {
+      const job = jobs[i]!;
+      if (job.idempotencyKey == null) {
+        results[i] = { raw: unkeyed[next++]!, created: true };
+      } else {
+        const raw = byKey.get(keyOf(job.handler, job.idempotencyKey));
+        if (raw) results[i] = { raw, created: true };
+        else lostRace.push(i);
+      }
+    }
+    if (lostRace.length > 0) {
+      // Another transaction committed the same key between our read and our insert.
+      const winners = await jobsByKeys(client, lostRace.map((i) => jobs[i]!));
+      for (const i of lostRace) {
+        const job = jobs[i]!;
+        const raw = winners.get(keyOf(job.handler, job.idempotencyKey!));
+        if (!raw) throw new Error(`job with idempotency key ${job.idempotencyKey} vanished during insert`);
+        results[i] = { raw, created: false };
+      }
+    }
+  }
+  for (const [i, first] of duplicateOf) results[i] = { raw: results[first]!.raw, created: false };
+  return results as InsertedJob[];
+}
+
+async function jobsByKeys(client: pg.PoolClient, jobs: readonly NewJob[]): Promise<Map<string, RawJob>> {
+  const { rows } = await client.query<RawJob>(JOBS_BY_KEYS, [jobs.map((j) => j.handler), jobs.map((j) => j.idempotencyKey)]);
+  return new Map(rows.map((raw) => [keyOf(raw.handler, raw.idempotency_key!), raw]));
+}
+
+export interface IngestedItem {
+  event: RawEvent;
+  jobs: RawJob[];
+  created: boolean;
+}
+
+/** Insert events (each id once, also within the call) and the jobs of the new ones. */
+export async function ingestItems(client: pg.PoolClient, items: readonly IngestItem[], now: number, effects: IntakeEffects): Promise<IngestedItem[]> {
+  const firstOfId = new Map<string, number>();
+  items.forEach((item, i) => {
+    if (!firstOfId.has(item.event.id)) firstOfId.set(item.event.id, i);
+  });
+  const unique = [...firstOfId.values()].map((i) => items[i]!.event);
+  const { rows: inserted } = await client.query<RawEvent>(
+    `INSERT INTO events (id, name, data, tenant, received_at)
+     SELECT id, name, data::json, tenant, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(id, name, data, tenant)
+     ON CONFLICT (id) DO NOTHING
+     RETURNING *`,
+    [unique.map((e) => e.id), unique.map((e) => e.name), unique.map((e) => toJson(e.data)), unique.map((e) => e.tenant ?? null), now],
+  );
+  const created = new Map(inserted.map((raw) => [raw.id, raw]));
+  const known = unique.filter((e) => !created.has(e.id)).map((e) => e.id);
+  const existing = new Map<string, IngestedItem>();
+  if (known.length > 0) {
+    const { rows: events } = await client.query<RawEvent>('SELECT * FROM events WHERE id = ANY($1::text[])', [known]);
+    const { rows: jobs } = await client.query<RawJob>('SELECT * FROM jobs WHERE event_id = ANY($1::text[]) ORDER BY id', [known]);
+    for (const event of events) existing.set(event.id, { event, jobs: jobs.filter((j) => j.event_id === event.id), created: false });
+  }
+
+  // The new events' fan-out jobs, all in one insert.
+  const newJobs: NewJob[] = [];
+  const owner: number[] = [];
+  for (const [id, i] of firstOfId) {
+    if (!created.has(id)) continue;
+    for (const job of items[i]!.jobs) {
+      newJobs.push({ ...job, eventId: id });
+      owner.push(i);
+    }
+  }
+  const jobsOf = new Map<number, RawJob[]>();
+  if (newJobs.length > 0) {
+    const results = await insertJobs(client, newJobs, now, effects);
+    results.forEach((result, n) => {
+      const list = jobsOf.get(owner[n]!) ?? [];
+      list.push(result.raw);
+      jobsOf.set(owner[n]!, list);
+    });
+  }
+
+  return items.map((item, i) => {
+    const first = firstOfId.get(item.event.id)!;
+    const raw = created.get(item.event.id);
+    if (raw && first === i) return { event: raw, jobs: jobsOf.get(i) ?? [], created: true };
+    if (raw) return { event: raw, jobs: jobsOf.get(first) ?? [], created: false };
+    const known = existing.get(item.event.id);
+    if (!known) throw new Error(`event ${item.event.id} vanished during ingest`);
+    return known;
+  });
+}
+
+/**
+ * Add the transaction's new jobs to the queue depth counters, refuse with
+ * `QueueFullError` (rolling everything back) when a limited queue would exceed
+ * its maximum, and notify other nodes of due work on commit.
+ */
+export async function finishIntake(
+  client: pg.PoolClient,
+  effects: IntakeEffects,
+  options: EnqueueOptions | undefined,
+  notify: { channel: string; instanceId: string },
+): Promise<void> {
+  if (effects.created.size === 0) return;
+  const queues = [...effects.created.keys()];
+  const payload = effects.woken.size > 0 ? notifyPayload(notify.instanceId, effects.woken) : '';
+  const { rows } = await client.query<{ queue: string; depth: number }>(ADD_DEPTH, [
+    queues,
+    queues.map((q) => effects.created.get(q)!),
+    notify.channel,
+    payload,
+  ]);
+  for (const { queue, depth } of rows) {
+    const limit = options?.queueLimits?.get(queue);
+    if (limit && depth > limit.maxDepth) throw new QueueFullError(queue, limit.maxDepth);
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * The lease hot path. Two shapes, chosen by whether jobs with a concurrency
+ * key are waiting for the requested handlers:
+ *
+ * 1. No keyed jobs waiting (the usual case): ONE statement, one round trip.
+ *    Per handler, a LATERAL index scan takes up to its room in lease order
+ *    with `FOR UPDATE SKIP LOCKED` (nodes leasing at the same moment take
+ *    disjoint rows instead of waiting on each other); the best `limit` of
+ *    those are marked running, and their events joined in. The statement
+ *    also reports whether keyed jobs are waiting; if so it leases nothing and
+ *    the caller takes the second shape.
+ *
+ * 2. Keyed jobs waiting: a transaction that walks candidates in lease order
+ *    like the SQLite engine, counting running jobs per key. The count must not
+ *    race another node leasing the same key: two transactions could each count
+ *    "one running, limit two" and both take one. Each key is therefore guarded
+ *    by `pg_try_advisory_xact_lock(hash(key))`, and the count is read in a
+ *    statement that starts after the lock is held, so its snapshot includes
+ *    every lease committed by the previous holder (a transaction's locks are
+ *    released only after its commit is visible). A key whose lock another
+ *    node holds right now is skipped for this call, not waited for: waiting
+ *    could stall behind a node frozen mid-transaction, and the holder is
+ *    leasing that key's jobs anyway. Why not a per-key counter row updated
+ *    FOR UPDATE? Every completion of a keyed job would have to decrement it,
+ *    adding a write (and a hot row) to the completion path, and a missed
+ *    decrement would block a key for good; a count of running jobs cannot
+ *    drift.
+ *
+ * Lease tokens are `<nonce>.<job id>` with one random nonce per call, so a call
+ * whose outcome is unknown (the connection broke around COMMIT) can be undone
+ * by nonce: see `RELEASE_BY_NONCE`.
+ */
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import type { LeaseRequest } from '../engine.js';
+import type { RawLeased } from './rows.js';
+
+/** Extra candidates per handler beyond its room, to see past a few concurrency-blocked ones per round. */
+const SLACK = 16;
+/** Keyed leasing stops after this many rounds; what it could not reach waits for the next wake. */
+const MAX_ROUNDS = 8;
+
+const EVENT_COLUMNS = 'e.name AS e_name, e.data AS e_data, e.tenant AS e_tenant, e.received_at AS e_received_at';
+
+/**
+ * $1 handlers, $2 room per handler, $3 limit, $4 token prefix, $5 expires,
+ * $6 worker, $7 now, and with `excluding` $8 excluded (paused) queues.
+ *
+ * Written so that PostgreSQL's generic plan for it is the index plan, and the
+ * plan cache stops re-planning it: planning this statement costs several times
+ * what executing it does. The paused-queue filter is left out when nothing is
+ * paused (a separate statement) because \`queue <> ALL($n)\` on an unknown
+ * array makes the generic plan fall back to a sequential scan.
+ */
+export function leaseFastSql(excluding: boolean): string {
+  const notPaused = excluding ? 'AND queue <> ALL($8::text[])' : '';
+  // ARRAY(...) and LATERAL pin the plan shape: ids come from an InitPlan and
+  // are updated through the primary key; events are fetched by key per row.
+  // A join would let the generic plan hash-join against a full table scan.
+  return `
+  WITH keyed AS (
+    SELECT EXISTS (
+      SELECT 1 FROM jobs
+      WHERE state = 'queued' AND concurrency_key IS NOT NULL AND handler = ANY($1::text[]) ${notPaused}
+    ) AS waiting
+  ), leased AS (
+    UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_seq = j.lease_seq + 1,
+      lease_token = $4 || j.id, lease_expires_at = $5, worker_id = $6, leased_at = $7, updated_at = $7
+    WHERE j.id = ANY(ARRAY(
+      SELECT c.id
+      FROM unnest($1::text[], $2::int[]) AS h(name, room)
+      CROSS JOIN LATERAL (
+        SELECT id, priority, run_at FROM jobs
+        WHERE state = 'queued' AND handler = h.name AND concurrency_key IS NULL ${notPaused}
+        ORDER BY priority DESC, run_at, id
+        LIMIT h.room
+        FOR UPDATE SKIP LOCKED
+      ) AS c
+      WHERE NOT (SELECT waiting FROM keyed)
+      ORDER BY c.priority DESC, c.run_at, c.id
+      LIMIT $3))
+    RETURNING j.*
+  )
+  SELECT (SELECT waiting FROM keyed) AS keyed_waiting, l.*, ${EVENT_COLUMNS}
+  FROM (SELECT 1) AS one
+  LEFT JOIN (leased l LEFT JOIN LATERAL (SELECT * FROM events WHERE events.id = l.event_id) AS e ON true) ON true
+  ORDER BY l.priority DESC, l.run_at, l.id`;
+}
+
+const LEASE_FAST = leaseFastSql(false);
+const LEASE_FAST_EXCLUDING = leaseFastSql(true);
+
+/** $1 handlers, $2 room, $3 excluded queues, $4 keys known to be full. Candidates of every kind, in lease order per handler. */
+const KEYED_CANDIDATES = `
+  SELECT c.id, c.handler, c.priority, c.run_at, c.concurrency_key, c.concurrency_limit
+  FROM unnest($1::text[], $2::int[]) AS h(name, room)
+  CROSS JOIN LATERAL (
+    SELECT id, handler, priority, run_at, concurrency_key, concurrency_limit FROM jobs
+    WHERE state = 'queued' AND handler = h.name AND queue <> ALL($3::text[])
+      AND (concurrency_key IS NULL OR concurrency_key <> ALL($4::text[]))
+    ORDER BY priority DESC, run_at, id
+    LIMIT h.room
+    FOR UPDATE SKIP LOCKED
+  ) AS c
+  ORDER BY c.priority DESC, c.run_at, c.id`;
+
+const TRY_KEY_LOCKS = `
+  SELECT k AS key, pg_try_advisory_xact_lock(hashtextextended('drover:key:' || k, 0)) AS locked
+  FROM unnest($1::text[]) AS k`;
+
+const RUNNING_PER_KEY = `
+  SELECT concurrency_key AS key, count(*) AS n FROM jobs
+  WHERE state = 'running' AND concurrency_key = ANY($1::text[])
+  GROUP BY concurrency_key`;
+
+/** $1 ids, $2 token prefix, $3 expires, $4 worker, $5 now. */
+const LEASE_IDS = `
+  WITH leased AS (
+    UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_seq = j.lease_seq + 1,
+      lease_token = $2 || j.id, lease_expires_at = $3, worker_id = $4, leased_at = $5, updated_at = $5
+    WHERE j.id = ANY($1::bigint[]) AND j.state = 'queued'
+    RETURNING j.*
+  )
+  SELECT l.*, ${EVENT_COLUMNS} FROM leased l LEFT JOIN LATERAL (SELECT * FROM events WHERE events.id = l.event_id) AS e ON true`;
+
+/**
+ * Undo leases whose commit we could not confirm: put them back as queued
+ * without spending the attempt, as `release` does. $1 worker, $2 nonces
+ * (the token prefix without its dot), $3 now.
+ */
+export const RELEASE_BY_NONCE = `
+  WITH undone AS (
+    UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), updated_at = $3,
+      lease_token = NULL, lease_expires_at = NULL
+    WHERE state = 'running' AND worker_id = $1 AND split_part(lease_token, '.', 1) = ANY($2::text[])
+    RETURNING id, lease_seq, worker_id, leased_at, queue
+  ), attempt AS (
+    INSERT INTO attempts (job_id, attempt, worker_id, started_at, ended_at, outcome)
+    SELECT id, lease_seq, worker_id, coalesce(leased_at, $3), $3, 'released' FROM undone
+  )
+  SELECT DISTINCT queue FROM undone`;
+
+export interface LeasePlan {
+  handlers: string[];
+  room: number[];
+  limit: number;
+  exclude: string[];
+}
+
+/** Normalise a request: handlers with room (largest room for a name given twice), capped by the limit. */
+export function planLease(request: LeaseRequest): LeasePlan | null {
+  const limit = Math.floor(request.limit);
+  const room = new Map<string, number>();
+  for (const { name, max } of request.handlers) {
+    const n = Math.min(Math.floor(max), limit);
+    if (n > 0) room.set(name, Math.max(room.get(name) ?? 0, n));
+  }
+  if (limit <= 0 || room.size === 0) return null;
+  return { handlers: [...room.keys()], room: [...room.values()], limit, exclude: [...(request.excludeQueues ?? [])] };
+}
+
+export interface LeaseCall {
+  nonce: string;
+  prefix: string;
+  expires: number;
+  worker: string;
+  now: number;
+}
+
+export function newLeaseCall(request: LeaseRequest, now: number): LeaseCall {
+  const nonce = randomUUID();
+  return { nonce, prefix: `${nonce}.`, expires: now + request.leaseMs, worker: request.workerId, now };
+}
+
+/** Shape 1: one statement. Returns null when keyed jobs are waiting (nothing was leased). */
+export async function leaseFast(db: pg.Pool | pg.PoolClient, plan: LeasePlan, call: LeaseCall): Promise<RawLeased[] | null> {
+  const values: unknown[] = [plan.handlers, plan.room, plan.limit, call.prefix, call.expires, call.worker, call.now];
+  const excluding = plan.exclude.length > 0;
+  if (excluding) values.push(plan.exclude);
+  const { rows } = await db.query<RawLeased & { keyed_waiting: boolean }>({
+    name: excluding ? 'drover_lease_fast_excluding' : 'drover_lease_fast',
+    text: excluding ? LEASE_FAST_EXCLUDING : LEASE_FAST,
+    values,
+  });
+  if (rows[0]?.keyed_waiting) return null;
+  return rows.filter((row) => row.id !== null);
+}
+
+interface Candidate {
+  id: number;
+  handler: string;
+  concurrency_key: string | null;
+  concurrency_limit: number | null;
+}
+
+/** Shape 2: inside the caller's transaction. */
+export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: LeaseCall): Promise<RawLeased[]> {
+  const room = new Map(plan.handlers.map((name, i) => [name, plan.room[i]!]));
+  let want = plan.limit;
+  /** Keys we hold the lock for, with their running count and limit as of now (including our own takes). */
+  const keys = new Map<string, { running: number }>();
+  /** Keys at their limit, or locked by another node: not worth fetching again. */
+  const full = new Set<string>();
+  const leased: RawLeased[] = [];
+
+  for (let round = 0; round < MAX_ROUNDS && want > 0 && room.size > 0; round++) {
+    const names = [...room.keys()];
+    const asked = names.map((name) => Math.min(room.get(name)!, want) + SLACK);
+    const { rows: candidates } = await client.query<Candidate>(KEYED_CANDIDATES, [names, asked, plan.exclude, [...full]]);
+    if (candidates.length === 0) break;
+
+    const unseen = [...new Set(candidates.map((c) => c.concurrency_key).filter((k): k is string => k !== null && !keys.has(k) && !full.has(k)))];
+    if (unseen.length > 0) {
+      const { rows: locks } = await client.query<{ key: string; locked: boolean }>(TRY_KEY_LOCKS, [unseen]);
+      const mine = locks.filter((l) => l.locked).map((l) => l.key);
+      for (const l of locks) if (!l.locked) full.add(l.key);
+      if (mine.length > 0) {
+        // A new statement, so a new snapshot: it sees every lease the lock's previous holder committed.
+        const { rows: counts } = await client.query<{ key: string; n: number }>(RUNNING_PER_KEY, [mine]);
+        const running = new Map(counts.map((c) => [c.key, c.n]));
+        for (const key of mine) keys.set(key, { running: running.get(key) ?? 0 });
+      }
+    }
+
+    const take: number[] = [];
+    let blocked = 0;
+    for (const c of candidates) {
+      if (want === 0) break;
+      const left = room.get(c.handler);
+      if (left === undefined) continue;
+      if (c.concurrency_key !== null) {
+        const key = keys.get(c.concurrency_key);
+        // A key without a limit means one at a time: the point of a key is serialising.
+        if (!key || key.running >= (c.concurrency_limit ?? 1)) {
+          full.add(c.concurrency_key);
+          blocked++;
+          continue;
+        }
+        key.running++;
+      }
+      take.push(c.id);
+      want--;
+      if (left <= 1) room.delete(c.handler);
+      else room.set(c.handler, left - 1);
+    }
+    if (take.length > 0) {
+      const { rows } = await client.query<RawLeased>(LEASE_IDS, [take, call.prefix, call.expires, call.worker, call.now]);
+      leased.push(...rows);
+    }
+    // Nothing was held back by a key: the scan saw everything these handlers may take now.
+    if (blocked === 0) break;
+  }
+  return leased.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id);
+}

@@ -1,0 +1,163 @@
+/**
+ * Cross-node wakeups with LISTEN/NOTIFY, on one dedicated connection per
+ * engine (a pooled connection cannot LISTEN: the pool hands it to others).
+ *
+ * - Writers call `pg_notify(channel, payload)` in (or right after) the
+ *   transaction that made work due; PostgreSQL delivers it on commit. The
+ *   payload names the sending engine, so an engine ignores its own
+ *   notifications: it already told its local listeners after the commit.
+ * - The connection reconnects with capped exponential backoff. Notifications
+ *   sent while it was down are lost, so listeners are called once after every
+ *   reconnect, and the runtime polls every few seconds as a fallback.
+ * - The same session holds the node-id lock (`pg_try_advisory_lock`), which
+ *   PostgreSQL releases the moment the process dies and its connection closes.
+ */
+import pg from 'pg';
+import { toError } from '../../core/errors.js';
+import { delay } from './connection.js';
+
+/** Notification payloads are capped at 8000 bytes; list queues up to this much and send "some queues" beyond. */
+const MAX_PAYLOAD_CHARS = 7000;
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+
+export interface NotifierOptions {
+  config: pg.ClientConfig;
+  channel: string;
+  /** This engine's id, carried in payloads so it can skip its own notifications. */
+  instanceId: string;
+  /** Work arrived from another engine (`queues` may be empty: "some queues", or a reconnect). */
+  onWork: (queues: readonly string[]) => void;
+  onError?: (error: Error) => void;
+}
+
+/** Build the payload `pg_notify` sends for these queues. */
+export function notifyPayload(instanceId: string, queues: Iterable<string>): string {
+  let list = [...queues];
+  let payload = JSON.stringify({ from: instanceId, queues: list });
+  if (payload.length > MAX_PAYLOAD_CHARS) {
+    list = [];
+    payload = JSON.stringify({ from: instanceId, queues: list });
+  }
+  return payload;
+}
+
+function parsePayload(payload: string | undefined): { from: string; queues: string[] } | null {
+  try {
+    const value = JSON.parse(payload ?? '') as { from?: unknown; queues?: unknown };
+    if (typeof value.from !== 'string' || !Array.isArray(value.queues)) return null;
+    return { from: value.from, queues: value.queues.filter((q): q is string => typeof q === 'string') };
+  } catch {
+    return null;
+  }
+}
+
+export class Notifier {
+  #client: pg.Client | null = null;
+  #connecting: Promise<pg.Client> | null = null;
+  #closed = false;
+  #failures = 0;
+  /** Node-lock keys this engine holds, re-taken after a reconnect. */
+  readonly #locks = new Set<string>();
+
+  constructor(private readonly options: NotifierOptions) {}
+
+  /** Connected right now (for diagnostics). */
+  get connected(): boolean {
+    return this.#client !== null;
+  }
+
+  /** Connect and LISTEN if not yet; resolves once listening (rejects if the first attempt fails). */
+  start(): Promise<pg.Client> {
+    if (this.#client) return Promise.resolve(this.#client);
+    this.#connecting ??= this.#connect().finally(() => {
+      this.#connecting = null;
+    });
+    return this.#connecting;
+  }
+
+  /**
+   * Take the session-level advisory lock for `key` on this connection.
+   * False when another session holds it (another live process).
+   */
+  async tryLock(key: string): Promise<boolean> {
+    const client = await this.start();
+    const { rows } = await client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok", [key]);
+    const ok = rows[0]?.ok === true;
+    if (ok) this.#locks.add(key);
+    return ok;
+  }
+
+  async unlock(key: string): Promise<void> {
+    if (!this.#locks.delete(key) || !this.#client) return;
+    await this.#client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#connecting?.catch(() => undefined);
+    const client = this.#client;
+    this.#client = null;
+    // Ending the session releases LISTEN and the node lock.
+    if (client) await client.end().catch(() => undefined);
+  }
+
+  async #connect(): Promise<pg.Client> {
+    const client = new pg.Client(this.options.config);
+    client.on('error', (error) => this.#lost(client, error));
+    client.on('end', () => this.#lost(client, new Error('listener connection ended')));
+    client.on('notification', (message) => {
+      if (message.channel !== this.options.channel) return;
+      const parsed = parsePayload(message.payload);
+      if (parsed?.from === this.options.instanceId) return;
+      this.options.onWork(parsed?.queues ?? []);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${pg.escapeIdentifier(this.options.channel)}`);
+      for (const key of this.#locks) {
+        const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [key]);
+        if (rows[0]?.ok !== true) this.options.onError?.(new Error(`after reconnecting, the node lock ${key} is held by another session`));
+      }
+    } catch (error) {
+      client.removeAllListeners('end');
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    if (this.#closed) {
+      await client.end().catch(() => undefined);
+      throw new Error('notifier closed');
+    }
+    this.#client = client;
+    if (this.#failures > 0) {
+      // Whatever was notified while we were away is lost: let listeners look.
+      this.#failures = 0;
+      this.options.onWork([]);
+    }
+    return client;
+  }
+
+  #lost(client: pg.Client, error: Error): void {
+    if (this.#client !== client) return; // an attempt that never became current, or already handled
+    this.#client = null;
+    client.removeAllListeners('notification');
+    void client.end().catch(() => undefined);
+    if (this.#closed) return;
+    this.options.onError?.(error);
+    void this.#reconnect();
+  }
+
+  async #reconnect(): Promise<void> {
+    while (!this.#closed && !this.#client) {
+      this.#failures++;
+      const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(this.#failures - 1, 10));
+      await delay(cap / 2 + Math.random() * (cap / 2), { unref: true });
+      if (this.#closed) return;
+      try {
+        await this.start();
+      } catch (error) {
+        this.options.onError?.(toError(error));
+      }
+    }
+  }
+}

@@ -1,0 +1,549 @@
+/**
+ * The PostgreSQL storage engine: many Drover nodes on one database.
+ *
+ * - A bounded `pg.Pool`; every connection's search_path is the engine's
+ *   schema (`DROVER_PG_SCHEMA`, default `drover`), so several Drover
+ *   installations (or test runs) share a database without sharing tables.
+ * - Hot paths are single statements: a lease (see `lease.ts`), a batch of
+ *   completions (`settle-batch.ts`), a reap. Intake is one short transaction.
+ * - Wakeups: local listeners are called right after a commit; other nodes
+ *   hear about it through LISTEN/NOTIFY (`notifier.ts`).
+ * - Node liveness: one row per node in `nodes`, heartbeated by the runtime;
+ *   peers reclaim the jobs of a node whose row goes stale. A session advisory
+ *   lock on the node id keeps two live processes from using the same id.
+ */
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { DroverError, toError } from '../../core/errors.js';
+import {
+  type ApiKeyRow,
+  type AttemptRow,
+  type AuditEntry,
+  type AuditRecord,
+  type EventRow,
+  type JobRow,
+  type LeasedJob,
+  type NewJob,
+} from '../../core/types.js';
+import type {
+  AuditPage,
+  AuditRange,
+  AuditSeal,
+  BackupSnapshot,
+  DeadNodeRequest,
+  DeadNodeResult,
+  EnqueueOptions,
+  EnqueueResult,
+  FailRequest,
+  FenceResult,
+  IngestItem,
+  IngestResult,
+  JobFilter,
+  LeaseRequest,
+  MigrateOptions,
+  MigrationStatus,
+  NodeHeartbeat,
+  NodeRegistration,
+  NodeRow,
+  PruneRequest,
+  QueueStats,
+  ReclaimedJob,
+  ReclaimOptions,
+  StageResult,
+  StorageEngine,
+  StoreCapabilities,
+  WorkListener,
+} from '../engine.js';
+import * as audit from './audit.js';
+import { dumpPostgres } from './backup.js';
+import { assertSchemaName, clientConfig, inTransaction, isTransient, retryConflicts, storeError } from './connection.js';
+import { enqueuePlain, finishIntake, ingestItems, insertJobs, isPlain, type IntakeEffects } from './intake.js';
+import { leaseFast, leaseKeyed, newLeaseCall, planLease, RELEASE_BY_NONCE } from './lease.js';
+import { migratePostgres } from './migrator.js';
+import { acquireNodeLock, nodeLockKey } from './node-lock.js';
+import { Notifier, notifyPayload } from './notifier.js';
+import { cancelJob, retryJob } from './operator-actions.js';
+import * as q from './queries.js';
+import * as reclaim from './reclaim.js';
+import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toLeasedJob, toNodeRow, toQueueStats } from './rows.js';
+import type { RawApiKey, RawAttempt, RawEvent, RawJob, RawNode } from './rows.js';
+import { SettleBatch } from './settle-batch.js';
+
+export interface PostgresEngineOptions {
+  /** `postgres://user:pass@host:port/database?...` */
+  url: string;
+  /** Schema holding Drover's tables (created by `migrate`). Default `drover`. */
+  schema?: string;
+  clock?: () => number;
+  /** Most connections in the pool (the LISTEN connection is one more). Default 10. */
+  poolMax?: number;
+  /** How long `registerNode` waits for a node id held by a process that just died. Default 5000 ms. */
+  nodeLockWaitMs?: number;
+}
+
+/** Connections in each of the hot path's pools (see #hot), besides `poolMax`. */
+const HOT_POOL_MAX = 2;
+
+/** Most scheduled jobs one stageDue call moves. */
+const STAGE_BATCH = 5000;
+
+/**
+ * @example
+ * const engine = openPostgresEngine({ url: 'postgres://postgres@127.0.0.1:5432/drover', schema: 'drover' });
+ * await engine.migrate();
+ * const [{ job }] = await engine.enqueue([{ handler: 'email', queue: 'default', payload: {}, priority: 0, runAt: Date.now(), maxAttempts: 3 }]);
+ * await engine.close();
+ */
+export class PostgresEngine implements StorageEngine {
+  readonly capabilities: StoreCapabilities = { engine: 'postgres', multiNode: true, crossProcessNotify: true };
+  readonly schema: string;
+  readonly #url: string;
+  readonly #pool: pg.Pool;
+  /**
+   * The hot path's own small pools, whose sessions run prepared statements on
+   * generic plans: planning the lease statement costs several times what
+   * executing it does, and PostgreSQL's plan cache would keep re-planning it
+   * (its generic estimate looks worse than it runs). Only statements written
+   * to have a good generic plan run here.
+   *
+   * `#hot` carries completions (durable commits). `#lease` carries leases,
+   * reaps and dead-node reclaims with asynchronous commit: their loss in a
+   * server crash only puts jobs back where they were (a lost lease means the
+   * job runs again, which at-least-once already allows; a lost reclaim is
+   * redone by the next pass), and a completion's durable commit flushes the
+   * lease before it anyway. Intake and completions never use it: what was
+   * acknowledged stays acknowledged.
+   */
+  readonly #hot: pg.Pool;
+  readonly #lease: pg.Pool;
+  readonly #clock: () => number;
+  readonly #listeners = new Set<WorkListener>();
+  readonly #notifier: Notifier;
+  readonly #settle: SettleBatch;
+  readonly #instanceId = randomUUID();
+  readonly #channel: string;
+  readonly #nodeLockWaitMs: number;
+  /** Lease nonces whose commit is unknown (the connection broke): undone before the next lease. */
+  readonly #uncertain = new Map<string, string[]>();
+  #closing: Promise<void> | null = null;
+
+  constructor(options: PostgresEngineOptions) {
+    this.schema = options.schema ?? 'drover';
+    this.#url = options.url;
+    assertSchemaName(this.schema);
+    this.#clock = options.clock ?? Date.now;
+    this.#nodeLockWaitMs = options.nodeLockWaitMs ?? 5_000;
+    this.#channel = `drover_work_${this.schema}`.slice(0, 63);
+    const connection = { url: options.url, schema: this.schema, applicationName: `drover/${this.schema}` };
+    this.#pool = new pg.Pool({ ...clientConfig(connection), max: options.poolMax ?? 10, idleTimeoutMillis: 30_000 });
+    this.#hot = new pg.Pool({ ...clientConfig(connection, { genericPlans: true }), max: HOT_POOL_MAX, idleTimeoutMillis: 30_000 });
+    this.#lease = new pg.Pool({ ...clientConfig(connection, { genericPlans: true, asyncCommit: true }), max: HOT_POOL_MAX, idleTimeoutMillis: 30_000 });
+    // An idle client whose connection drops emits 'error' on the pool; without
+    // a listener that would crash the process. The pool discards the client.
+    this.#pool.on('error', () => undefined);
+    this.#hot.on('error', () => undefined);
+    this.#lease.on('error', () => undefined);
+    this.#notifier = new Notifier({
+      config: clientConfig(connection),
+      channel: this.#channel,
+      instanceId: this.#instanceId,
+      onWork: (queues) => this.#broadcast(queues),
+    });
+    this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#woke(queues) });
+  }
+
+  /** Completion batches (one statement each), for the commit metrics (`drover_store_commit_*`). */
+  get stats(): { batches: number; ops: number; lastBatchSize: number } {
+    return this.#settle.stats;
+  }
+
+  /** Connections of all pools (general and hot path) and callers waiting for one, for metrics. */
+  poolStats(): { total: number; idle: number; waiting: number } {
+    const pools = [this.#pool, this.#hot, this.#lease];
+    return {
+      total: pools.reduce((n, p) => n + p.totalCount, 0),
+      idle: pools.reduce((n, p) => n + p.idleCount, 0),
+      waiting: pools.reduce((n, p) => n + p.waitingCount, 0),
+    };
+  }
+
+  async migrate(options: MigrateOptions = {}): Promise<MigrationStatus> {
+    this.#assertOpen();
+    try {
+      return await migratePostgres(this.#pool, this.schema, { clock: this.#clock, ...(options.apply === undefined ? {} : { apply: options.apply }) });
+    } catch (error) {
+      throw storeError(error, 'migrating');
+    }
+  }
+
+  async ping(): Promise<void> {
+    this.#assertOpen();
+    try {
+      await this.#pool.query('SELECT 1');
+    } catch (error) {
+      throw storeError(error, 'ping');
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#settle.close();
+      this.#listeners.clear();
+      await this.#notifier.close();
+      await Promise.all([this.#pool.end(), this.#hot.end(), this.#lease.end()]);
+    })();
+    return this.#closing;
+  }
+
+  onWork(listener: WorkListener): () => void {
+    this.#listeners.add(listener);
+    // Connect the LISTEN session on first use; it reconnects by itself after.
+    this.#notifier.start().catch(() => undefined);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  // --- intake -------------------------------------------------------------
+
+  ingest(items: readonly IngestItem[], options?: EnqueueOptions): Promise<IngestResult[]> {
+    return this.#intake(async (client, now, effects) => {
+      const results = await ingestItems(client, items, now, effects);
+      return results.map((r) => ({ event: toEventRow(r.event), jobs: r.jobs.map(toJobRow), created: r.created }));
+    }, options);
+  }
+
+  async enqueue(jobs: readonly NewJob[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
+    if (isPlain(jobs)) {
+      this.#assertOpen();
+      const { rows, woken } = await this.#run('accepting work', () =>
+        enqueuePlain(this.#pool, jobs, this.#clock(), options, { channel: this.#channel, instanceId: this.#instanceId }),
+      );
+      this.#tell([...woken]);
+      return rows.map((raw) => ({ job: toJobRow(raw), created: true }));
+    }
+    return this.#intake(async (client, now, effects) => {
+      const results = await insertJobs(client, jobs, now, effects);
+      return results.map((r) => ({ job: toJobRow(r.raw), created: r.created }));
+    }, options);
+  }
+
+  // --- execution ----------------------------------------------------------
+
+  async lease(request: LeaseRequest): Promise<LeasedJob[]> {
+    this.#assertOpen();
+    const plan = planLease(request);
+    if (plan === null) return [];
+    await this.#undoUncertainLeases(request.workerId);
+    const call = newLeaseCall(request, this.#clock());
+    try {
+      const fast = await leaseFast(this.#lease, plan, call);
+      const rows = fast ?? (await retryConflicts(() => inTransaction(this.#pool, (client) => leaseKeyed(client, plan, call))));
+      return rows.map(toLeasedJob);
+    } catch (error) {
+      // The lease may have committed with only the answer lost: remember the
+      // nonce and give those jobs back before this worker leases again.
+      if (isTransient(error)) this.#uncertain.set(call.nonce, [request.workerId]);
+      throw storeError(error, 'leasing');
+    }
+  }
+
+  async heartbeat(jobId: string, token: string, leaseMs: number): Promise<FenceResult> {
+    const now = this.#clock();
+    return this.#fenced(jobId, (id) => this.#query<RawJob>(q.HEARTBEAT, [id, token, now + leaseMs, now]));
+  }
+
+  complete(jobId: string, token: string, result: unknown): Promise<FenceResult> {
+    return this.#settleOp(jobId, token, { kind: 'succeeded', result });
+  }
+
+  fail(jobId: string, token: string, request: FailRequest): Promise<FenceResult> {
+    return this.#settleOp(jobId, token, { kind: 'failed', request });
+  }
+
+  release(jobId: string, token: string, runAt?: number): Promise<FenceResult> {
+    return this.#settleOp(jobId, token, runAt === undefined ? { kind: 'released' } : { kind: 'released', runAt });
+  }
+
+  // --- background ---------------------------------------------------------
+
+  /** Moves at most 5000 jobs per call; when more are due, `nextDueAt` is <= now, so call again. */
+  async stageDue(): Promise<StageResult> {
+    const rows = await this.#query<{ staged: number; queues: string[] | null; next_due: number | null }>(q.STAGE_DUE, [this.#clock(), STAGE_BATCH]);
+    const row = rows[0];
+    if (row?.queues?.length) void this.#woke(new Set(row.queues));
+    return { staged: row?.staged ?? 0, nextDueAt: row?.next_due ?? null };
+  }
+
+  /** Reclaims at most 1000 expired leases per call (oldest deadline first). */
+  async reapExpired(options: ReclaimOptions): Promise<ReclaimedJob[]> {
+    return this.#reclaimed(await this.#run('reaping', () => reclaim.reapExpired(this.#lease, this.#clock(), options.poisonAfter)));
+  }
+
+  async reclaimWorker(workerId: string, options: ReclaimOptions): Promise<ReclaimedJob[]> {
+    return this.#reclaimed(await this.#run('reclaiming', () => reclaim.reclaimWorker(this.#pool, this.#clock(), options.poisonAfter, workerId)));
+  }
+
+  async prune(request: PruneRequest): Promise<{ jobs: number; events: number }> {
+    const size = Math.max(0, Math.floor(request.batchSize));
+    return this.#run('pruning', () =>
+      inTransaction(this.#pool, async (client) => {
+        const count = async (states: string[], before: number, limit: number) =>
+          (await client.query<{ n: number }>(q.PRUNE_JOBS, [states, before, limit])).rows[0]?.n ?? 0;
+        let jobs = await count(['succeeded', 'cancelled'], request.finishedBefore, size);
+        if (jobs < size) jobs += await count(['dead'], request.deadBefore, size - jobs);
+        const events = (await client.query(q.PRUNE_EVENTS, [request.eventsBefore, size])).rowCount ?? 0;
+        return { jobs, events };
+      }),
+    );
+  }
+
+  // --- nodes --------------------------------------------------------------
+
+  async registerNode(node: NodeRegistration): Promise<void> {
+    await this.#run('registering the node', () => acquireNodeLock(this.#notifier, this.schema, node.nodeId, this.#nodeLockWaitMs));
+    await this.#query(q.REGISTER_NODE, [node.nodeId, node.incarnation, this.#clock()]);
+  }
+
+  async heartbeatNode(node: NodeRegistration): Promise<NodeHeartbeat> {
+    const rows = await this.#query<{ beat: number; current: string | null }>(q.HEARTBEAT_NODE, [node.nodeId, node.incarnation, this.#clock()]);
+    const row = rows[0];
+    if (row && row.beat > 0) return 'ok';
+    return row?.current == null ? 'unknown' : 'superseded';
+  }
+
+  async reclaimDeadNodes(request: DeadNodeRequest): Promise<DeadNodeResult> {
+    const now = this.#clock();
+    const result = await this.#run('reclaiming dead nodes', () =>
+      reclaim.reclaimDeadNodes(this.#lease, now, request.poisonAfter, now - request.staleAfterMs, request.exceptNodeId ?? ''),
+    );
+    this.#reclaimed(result.jobs);
+    return result;
+  }
+
+  async deregisterNode(node: NodeRegistration): Promise<void> {
+    await this.#query(q.DEREGISTER_NODE, [node.nodeId, node.incarnation]);
+    await this.#notifier.unlock(nodeLockKey(this.schema, node.nodeId));
+  }
+
+  async listNodes(): Promise<NodeRow[]> {
+    return (await this.#query<RawNode>(q.LIST_NODES, [])).map(toNodeRow);
+  }
+
+  // --- operator actions ---------------------------------------------------
+
+  async cancel(jobId: string): Promise<JobRow | null> {
+    const id = parseJobId(jobId);
+    if (id === null) return null;
+    const now = this.#clock();
+    const row = await this.#run('cancelling', () => inTransaction(this.#pool, (client) => cancelJob(client, id, now)));
+    return row ? toJobRow(row) : null;
+  }
+
+  async retry(jobId: string): Promise<JobRow | null> {
+    const id = parseJobId(jobId);
+    if (id === null) return null;
+    const now = this.#clock();
+    const row = await this.#run('retrying', () => inTransaction(this.#pool, (client) => retryJob(client, id, now)));
+    if (row?.state === 'queued') void this.#woke(new Set([row.queue]));
+    return row ? toJobRow(row) : null;
+  }
+
+  // --- reads --------------------------------------------------------------
+
+  async getJob(id: string): Promise<JobRow | null> {
+    const n = parseJobId(id);
+    if (n === null) return null;
+    const raw = (await this.#query<RawJob>(q.JOB_BY_ID, [n]))[0];
+    return raw ? toJobRow(raw) : null;
+  }
+
+  async getAttempts(jobId: string): Promise<AttemptRow[]> {
+    const n = parseJobId(jobId);
+    return n === null ? [] : (await this.#query<RawAttempt>(q.ATTEMPTS_BY_JOB, [n])).map(toAttemptRow);
+  }
+
+  async listJobs(filter: JobFilter): Promise<JobRow[]> {
+    let before: number | null = null;
+    if (filter.before !== undefined) {
+      before = parseJobId(filter.before);
+      if (before === null) return []; // no job id sorts below a malformed cursor
+    }
+    const { text, values } = q.listJobsQuery(filter, before);
+    return (await this.#query<RawJob>(text, values)).map(toJobRow);
+  }
+
+  async getEvent(id: string): Promise<EventRow | null> {
+    const raw = (await this.#query<RawEvent>(q.EVENT_BY_ID, [id]))[0];
+    return raw ? toEventRow(raw) : null;
+  }
+
+  async queueStats(): Promise<QueueStats[]> {
+    const [counts, oldest] = await Promise.all([
+      this.#query<{ queue: string; state: string; n: number }>(q.COUNTS_BY_QUEUE, []),
+      this.#query<{ queue: string; oldest: number }>(q.OLDEST_QUEUED, []),
+    ]);
+    return toQueueStats(counts, oldest);
+  }
+
+  // --- API keys -----------------------------------------------------------
+
+  async createKey(key: ApiKeyRow): Promise<void> {
+    await this.#query(q.INSERT_KEY, [key.id, key.name, key.hash, key.scopes, key.createdAt, key.expiresAt, key.revokedAt]);
+  }
+
+  async findKeyByHash(hash: string): Promise<ApiKeyRow | null> {
+    const raw = (await this.#query<RawApiKey>(q.KEY_BY_HASH, [hash]))[0];
+    return raw ? toApiKeyRow(raw) : null;
+  }
+
+  async listKeys(): Promise<ApiKeyRow[]> {
+    return (await this.#query<RawApiKey>(q.LIST_KEYS, [])).map(toApiKeyRow);
+  }
+
+  /** True when the key existed and was not already revoked. */
+  async revokeKey(id: string): Promise<boolean> {
+    this.#assertOpen();
+    return this.#run('revoking a key', async () => ((await this.#pool.query(q.REVOKE_KEY, [this.#clock(), id])).rowCount ?? 0) > 0);
+  }
+
+  // --- node metadata ------------------------------------------------------
+
+  async getMeta(key: string): Promise<string | null> {
+    return (await this.#query<{ value: string }>(q.GET_META, [key]))[0]?.value ?? null;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    await this.#query(q.SET_META, [key, value]);
+  }
+
+  // --- backup and restore -------------------------------------------------
+
+  /** A `pg_dump` custom-format archive of this schema (restore with `pg_restore`). */
+  backupTo(file: string): Promise<BackupSnapshot> {
+    this.#assertOpen();
+    return dumpPostgres(this.#pool, this.#url, this.schema, file);
+  }
+
+  async reclaimAll(): Promise<ReclaimedJob[]> {
+    return this.#reclaimed(await this.#run('reclaiming', () => reclaim.reclaimAll(this.#pool, this.#clock())));
+  }
+
+  // --- audit trail --------------------------------------------------------
+
+  appendAudit(entry: AuditEntry, seal: AuditSeal): Promise<AuditRecord> {
+    return this.#run('appending to the audit trail', () =>
+      retryConflicts(() => inTransaction(this.#pool, (client) => audit.appendAudit(client, this.schema, entry, seal))),
+    );
+  }
+
+  listAudit(page: AuditPage): Promise<AuditRecord[]> {
+    return this.#run('reading the audit trail', () => audit.listAudit(this.#pool, page));
+  }
+
+  readAudit(range: AuditRange): Promise<AuditRecord[]> {
+    return this.#run('reading the audit trail', () => audit.readAudit(this.#pool, range));
+  }
+
+  // --- internals ----------------------------------------------------------
+
+  #assertOpen(): void {
+    if (this.#closing) throw new DroverError('store_unavailable', `the store (schema ${this.schema}) is closed`);
+  }
+
+  async #run<T>(what: string, work: () => Promise<T>): Promise<T> {
+    this.#assertOpen();
+    try {
+      return await work();
+    } catch (error) {
+      throw storeError(error, what);
+    }
+  }
+
+  async #query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+    return this.#run('query', async () => (await this.#pool.query<R>(text, values)).rows);
+  }
+
+  async #intake<T>(work: (client: pg.PoolClient, now: number, effects: IntakeEffects) => Promise<T>, options?: EnqueueOptions): Promise<T> {
+    this.#assertOpen();
+    let effects: IntakeEffects = { created: new Map(), woken: new Set() };
+    const result = await this.#run('accepting work', () =>
+      retryConflicts(() => {
+        effects = { created: new Map(), woken: new Set() };
+        return inTransaction(this.#pool, async (client) => {
+          const value = await work(client, this.#clock(), effects);
+          await finishIntake(client, effects, options, { channel: this.#channel, instanceId: this.#instanceId });
+          return value;
+        });
+      }),
+    );
+    this.#tell([...effects.woken]);
+    return result;
+  }
+
+  async #fenced(jobId: string, update: (id: number) => Promise<RawJob[]>): Promise<FenceResult> {
+    const id = parseJobId(jobId);
+    if (id === null) return { ok: false, reason: 'not_found' };
+    const raw = (await update(id))[0];
+    if (raw) return { ok: true, job: toJobRow(raw) };
+    const exists = (await this.#query(q.JOB_EXISTS, [id])).length > 0;
+    return { ok: false, reason: exists ? 'stale_lease' : 'not_found' };
+  }
+
+  #settleOp(jobId: string, token: string, settlement: Parameters<SettleBatch['submit']>[2]): Promise<FenceResult> {
+    try {
+      this.#assertOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#settle.submit(jobId, token, settlement);
+  }
+
+  async #undoUncertainLeases(workerId: string): Promise<void> {
+    const nonces = [...this.#uncertain.entries()].filter(([, [worker]]) => worker === workerId).map(([nonce]) => nonce);
+    if (nonces.length === 0) return;
+    const rows = await this.#query<{ queue: string }>(RELEASE_BY_NONCE, [workerId, nonces, this.#clock()]);
+    for (const nonce of nonces) this.#uncertain.delete(nonce);
+    if (rows.length > 0) void this.#woke(new Set(rows.map((r) => r.queue)));
+  }
+
+  #reclaimed(jobs: ReclaimedJob[]): ReclaimedJob[] {
+    const queues = new Set(jobs.filter((j) => j.state === 'queued').map((j) => j.queue));
+    if (queues.size > 0) void this.#woke(queues);
+    return jobs;
+  }
+
+  /** After a commit outside intake: tell local listeners now, other nodes through NOTIFY. */
+  async #woke(queues: Set<string>): Promise<void> {
+    this.#tell([...queues]);
+    try {
+      await this.#pool.query('SELECT pg_notify($1, $2)', [this.#channel, notifyPayload(this.#instanceId, queues)]);
+    } catch {
+      // Committed work is found anyway: by the runtime's fallback poll on other nodes.
+    }
+  }
+
+  #tell(queues: readonly string[]): void {
+    if (queues.length > 0) this.#broadcast(queues);
+  }
+
+  /** Call every listener; an empty list means "some queues" (another node, or a reconnect). */
+  #broadcast(queues: readonly string[]): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(queues);
+      } catch {
+        // A listener's bug must not break the write path; the work is found by
+        // the next lease or the fallback poll.
+      }
+    }
+  }
+}
+
+/** Construct the engine (no connection is made until the first call). */
+export function openPostgresEngine(options: PostgresEngineOptions): PostgresEngine {
+  try {
+    return new PostgresEngine(options);
+  } catch (error) {
+    if (error instanceof DroverError) throw error;
+    throw new DroverError('store_unavailable', `cannot open the PostgreSQL store: ${toError(error).message}`, { cause: error });
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The PostgreSQL engine's smaller statements: fenced heartbeat, operator
+ * actions, staging, pruning, reads, keys, metadata and the node registry.
+ * The hot path has its own files (lease, settle-batch, intake, reclaim).
+ */
+import type { JobFilter } from '../engine.js';
+
+export const HEARTBEAT = `
+  UPDATE jobs SET lease_expires_at = $3, updated_at = $4
+  WHERE id = $1 AND lease_token = $2 AND state = 'running'
+  RETURNING *`;
+
+export const JOB_BY_ID = 'SELECT * FROM jobs WHERE id = $1';
+export const JOB_EXISTS = 'SELECT 1 FROM jobs WHERE id = $1';
+
+/** The running attempt is the job row itself; finished ones are rows in `attempts`. */
+export const ATTEMPTS_BY_JOB = `
+  SELECT job_id, attempt, worker_id, started_at, ended_at, outcome, error FROM attempts WHERE job_id = $1
+  UNION ALL
+  SELECT id, lease_seq, coalesce(worker_id, ''), coalesce(leased_at, updated_at), NULL, 'running', NULL
+  FROM jobs WHERE id = $1 AND state = 'running'
+  ORDER BY attempt`;
+
+export const EVENT_BY_ID = 'SELECT * FROM events WHERE id = $1';
+
+/** $1 now, $2 limit. Staged rows are excluded from the next-due lookup, which reads the statement's snapshot. */
+export const STAGE_DUE = `
+  WITH staged AS (
+    UPDATE jobs SET state = 'queued', updated_at = $1
+    WHERE id IN (
+      SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= $1
+      ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING id, queue
+  )
+  SELECT (SELECT count(*) FROM staged) AS staged,
+         (SELECT array_agg(DISTINCT queue) FROM staged) AS queues,
+         (SELECT min(run_at) FROM jobs WHERE state = 'scheduled' AND id NOT IN (SELECT id FROM staged)) AS next_due`;
+
+export const LOCK_JOB = 'SELECT * FROM jobs WHERE id = $1 FOR UPDATE';
+
+export const CANCEL = `
+  UPDATE jobs SET state = 'cancelled', finished_at = $2, updated_at = $2, lease_token = NULL, lease_expires_at = NULL
+  WHERE id = $1 AND state IN ('scheduled', 'queued', 'running')
+  RETURNING *`;
+
+export const RETRY = `
+  UPDATE jobs SET state = 'queued', attempts = 0, crashes = 0, dead_reason = NULL, finished_at = NULL,
+    result = NULL, run_at = $2, updated_at = $2
+  WHERE id = $1 AND state IN ('dead', 'cancelled')
+  RETURNING *`;
+
+export const END_ATTEMPT = `
+  INSERT INTO attempts (job_id, attempt, worker_id, started_at, ended_at, outcome, error)
+  VALUES ($1, $2, $3, $4, $5, $6, NULL)`;
+
+/** $1 queue, $2 'added' or 'finished'. */
+export const COUNT_ONE = `
+  INSERT INTO queue_counts (queue, kind, n) VALUES ($1, $2, 1)
+  ON CONFLICT (queue, kind) DO UPDATE SET n = queue_counts.n + 1`;
+
+/** $1 states, $2 cutoff, $3 limit. Attempts go with their jobs (there is no foreign key to cascade). */
+export const PRUNE_JOBS = `
+  WITH gone AS (
+    DELETE FROM jobs WHERE id IN (
+      SELECT id FROM jobs WHERE state = ANY($1::text[]) AND finished_at < $2 LIMIT $3)
+    RETURNING id
+  ), attempts_gone AS (
+    DELETE FROM attempts WHERE job_id IN (SELECT id FROM gone)
+  )
+  SELECT count(*) AS n FROM gone`;
+
+export const PRUNE_EVENTS = `
+  DELETE FROM events WHERE id IN (
+    SELECT e.id FROM events e
+    WHERE e.received_at < $1 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.event_id = e.id)
+    LIMIT $2)`;
+
+export const COUNTS_BY_QUEUE = 'SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state';
+export const OLDEST_QUEUED = "SELECT queue, min(run_at) AS oldest FROM jobs WHERE state = 'queued' GROUP BY queue";
+
+export const INSERT_KEY = `
+  INSERT INTO api_keys (id, name, hash, scopes, created_at, expires_at, revoked_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $7)`;
+export const KEY_BY_HASH = 'SELECT * FROM api_keys WHERE hash = $1';
+export const LIST_KEYS = 'SELECT * FROM api_keys ORDER BY created_at, id';
+export const REVOKE_KEY = 'UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL';
+
+export const GET_META = 'SELECT value FROM meta WHERE key = $1';
+export const SET_META = 'INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value';
+
+export const REGISTER_NODE = `
+  INSERT INTO nodes (node_id, incarnation, started_at, heartbeat_at) VALUES ($1, $2, $3, $3)
+  ON CONFLICT (node_id) DO UPDATE SET incarnation = excluded.incarnation, started_at = excluded.started_at,
+    heartbeat_at = excluded.heartbeat_at`;
+
+/** One small write per node per interval. `current` tells "declared dead" (null) from "superseded". */
+export const HEARTBEAT_NODE = `
+  WITH beat AS (
+    UPDATE nodes SET heartbeat_at = $3 WHERE node_id = $1 AND incarnation = $2 RETURNING 1
+  )
+  SELECT (SELECT count(*) FROM beat) AS beat, (SELECT incarnation FROM nodes WHERE node_id = $1) AS current`;
+
+export const DEREGISTER_NODE = 'DELETE FROM nodes WHERE node_id = $1 AND incarnation = $2';
+export const LIST_NODES = 'SELECT * FROM nodes ORDER BY node_id';
+
+/** listJobs: filters as parameters, newest first, keyset cursor on id. */
+export function listJobsQuery(filter: JobFilter, beforeId: number | null): { text: string; values: unknown[] } {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  const add = (column: string, value: unknown) => {
+    values.push(value);
+    where.push(`${column} $${values.length}`);
+  };
+  if (filter.state !== undefined) add('state =', filter.state);
+  if (filter.handler !== undefined) add('handler =', filter.handler);
+  if (filter.queue !== undefined) add('queue =', filter.queue);
+  if (filter.eventId !== undefined) add('event_id =', filter.eventId);
+  if (beforeId !== null) add('id <', beforeId);
+  values.push(Math.max(0, Math.floor(filter.limit)));
+  return {
+    text: `SELECT * FROM jobs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${values.length}`,
+    values,
+  };
+}

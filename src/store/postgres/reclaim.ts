@@ -1,0 +1,120 @@
+/**
+ * Taking jobs back from holders that are gone: expired leases (the reaper), a
+ * previous incarnation of this node (at start), and nodes that stopped
+ * heartbeating (dead-node reclaim). Each is ONE statement: requeue the jobs
+ * (or poison them once they have been reclaimed `poisonAfter` times, since a
+ * job that keeps killing its worker would otherwise crash-loop the cluster),
+ * write their attempt rows, and subtract poisoned jobs from the queue depth.
+ */
+import type pg from 'pg';
+import type { AttemptOutcome } from '../../core/types.js';
+import type { ReclaimedJob } from '../engine.js';
+
+/** Most expired leases one reapExpired call reclaims, so it stays a short statement. */
+export const REAP_BATCH = 1000;
+
+/**
+ * The shared body. `targets` is a CTE yielding job ids; parameters $1 now,
+ * $2 poisonAfter, $3 attempt outcome come first. Old column values on the
+ * right-hand side: `j.crashes + 1` is the new count. The ids go through
+ * ARRAY(...) so the update is by primary key whatever the plan's estimates
+ * (these statements run on generic plans).
+ */
+function reclaimSql(targets: string, extra = ''): string {
+  return `
+  WITH ${extra}targets AS (${targets}),
+  reclaimed AS (
+    UPDATE jobs j SET crashes = j.crashes + 1,
+      state = CASE WHEN j.crashes + 1 >= $2::bigint THEN 'dead' ELSE 'queued' END,
+      dead_reason = CASE WHEN j.crashes + 1 >= $2::bigint THEN 'poison' ELSE NULL END,
+      finished_at = CASE WHEN j.crashes + 1 >= $2::bigint THEN $1::bigint ELSE NULL END,
+      updated_at = $1::bigint, lease_token = NULL, lease_expires_at = NULL
+    WHERE j.id = ANY(ARRAY(SELECT id FROM targets)) AND j.state = 'running'
+    RETURNING j.id, j.handler, j.queue, j.state, j.lease_seq, j.worker_id, j.leased_at
+  ), attempt AS (
+    INSERT INTO attempts (job_id, attempt, worker_id, started_at, ended_at, outcome)
+    SELECT id, lease_seq, coalesce(worker_id, ''), coalesce(leased_at, $1::bigint), $1::bigint, $3::text FROM reclaimed
+  ), finished AS (
+    SELECT queue, count(*) AS n FROM reclaimed WHERE state = 'dead' GROUP BY queue
+  ), counted AS (
+    INSERT INTO queue_counts (queue, kind, n) SELECT queue, 'finished', n FROM finished ORDER BY queue
+    ON CONFLICT (queue, kind) DO UPDATE SET n = queue_counts.n + excluded.n
+  )`;
+}
+
+/** $4 limit. SKIP LOCKED: two reapers split the work instead of queueing on each other. */
+const REAP = `${reclaimSql(`
+    SELECT id FROM jobs WHERE state = 'running' AND lease_expires_at < $1
+    ORDER BY lease_expires_at LIMIT $4 FOR UPDATE SKIP LOCKED`)}
+  SELECT id, handler, queue, state FROM reclaimed ORDER BY id`;
+
+/** $4 worker id. */
+const RECLAIM_WORKER = `${reclaimSql(`SELECT id FROM jobs WHERE state = 'running' AND worker_id = $4`)}
+  SELECT id, handler, queue, state FROM reclaimed ORDER BY id`;
+
+/** Every running job, whoever holds it (after a restore). */
+const RECLAIM_ALL = `${reclaimSql(`SELECT id FROM jobs WHERE state = 'running'`)}
+  SELECT id, handler, queue, state FROM reclaimed ORDER BY id`;
+
+/**
+ * $4 heartbeat cutoff, $5 node id never to declare dead. Deleting the node
+ * rows and requeueing their jobs is one statement, so a node is never gone
+ * with its jobs still held, and two peers running this at once reclaim each
+ * dead node once (the second finds its row deleted).
+ */
+const RECLAIM_DEAD_NODES = `${reclaimSql(
+  `SELECT id FROM jobs WHERE state = 'running' AND worker_id IN (SELECT node_id FROM dead)`,
+  `dead AS (DELETE FROM nodes WHERE heartbeat_at < $4 AND node_id <> $5 RETURNING node_id),
+  `,
+)}
+  SELECT (SELECT array_agg(node_id ORDER BY node_id) FROM dead) AS nodes, r.id, r.handler, r.queue, r.state
+  FROM (SELECT 1) AS one LEFT JOIN reclaimed r ON true
+  ORDER BY r.id`;
+
+interface RawReclaimed {
+  id: number | null;
+  handler: string;
+  queue: string;
+  state: 'queued' | 'dead';
+}
+
+function toReclaimed(rows: RawReclaimed[]): ReclaimedJob[] {
+  return rows.filter((r) => r.id !== null).map((r) => ({ id: String(r.id), handler: r.handler, queue: r.queue, state: r.state }));
+}
+
+type Outcome = Extract<AttemptOutcome, 'lease_expired' | 'crashed'>;
+
+export async function reapExpired(db: pg.Pool, now: number, poisonAfter: number): Promise<ReclaimedJob[]> {
+  const outcome: Outcome = 'lease_expired';
+  const { rows } = await db.query<RawReclaimed>({ name: 'drover_reap', text: REAP, values: [now, poisonAfter, outcome, REAP_BATCH] });
+  return toReclaimed(rows);
+}
+
+export async function reclaimWorker(db: pg.Pool, now: number, poisonAfter: number, workerId: string): Promise<ReclaimedJob[]> {
+  const outcome: Outcome = 'crashed';
+  const { rows } = await db.query<RawReclaimed>(RECLAIM_WORKER, [now, poisonAfter, outcome, workerId]);
+  return toReclaimed(rows);
+}
+
+/** Never poisons: the holders did not crash, the store was restored under them. */
+export async function reclaimAll(db: pg.Pool, now: number): Promise<ReclaimedJob[]> {
+  const outcome: Outcome = 'crashed';
+  const { rows } = await db.query<RawReclaimed>(RECLAIM_ALL, [now, Number.MAX_SAFE_INTEGER, outcome]);
+  return toReclaimed(rows);
+}
+
+export async function reclaimDeadNodes(
+  db: pg.Pool,
+  now: number,
+  poisonAfter: number,
+  cutoff: number,
+  exceptNodeId: string,
+): Promise<{ nodes: string[]; jobs: ReclaimedJob[] }> {
+  const outcome: Outcome = 'crashed';
+  const { rows } = await db.query<RawReclaimed & { nodes: string[] | null }>({
+    name: 'drover_reclaim_dead_nodes',
+    text: RECLAIM_DEAD_NODES,
+    values: [now, poisonAfter, outcome, cutoff, exceptNodeId],
+  });
+  return { nodes: rows[0]?.nodes ?? [], jobs: toReclaimed(rows) };
+}

@@ -1,0 +1,226 @@
+/**
+ * Batched lease-fenced transitions (complete, fail, release): every call made
+ * while the previous batch is in flight joins the next one, and a batch is ONE
+ * statement — update the fenced job rows, write their attempt rows, subtract
+ * finished jobs from the queue depth counters. Under load a batch carries
+ * dozens of jobs per round trip and per commit; when idle it goes out at once
+ * (next turn of the event loop).
+ *
+ * Each row is fenced on (id, lease_token, state = 'running'): a stale holder
+ * changes nothing and is told `stale_lease`.
+ *
+ * A batch that fails for a transient reason (connection lost, server
+ * restarting, deadlock) is retried with backoff for up to `retryForMs`, so a
+ * database blip does not turn finished jobs into lease expiries and re-runs.
+ * If the failure came after the commit, the retry finds the jobs settled and
+ * answers `stale_lease`: the outcome was recorded, only the answer was lost.
+ */
+import type pg from 'pg';
+import { DroverError } from '../../core/errors.js';
+import type { FailRequest, FenceResult } from '../engine.js';
+import { delay, isTransient, storeError } from './connection.js';
+import { parseJobId, toJobRow, toJson, type RawJob } from './rows.js';
+
+export type Settlement =
+  | { kind: 'succeeded'; result: unknown }
+  | { kind: 'failed'; request: FailRequest }
+  /** `runAt` in the future: scheduled for then (held back), not queued at once. */
+  | { kind: 'released'; runAt?: number };
+
+interface Pending {
+  id: number;
+  token: string;
+  settlement: Settlement;
+  resolve(result: FenceResult): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * $1 ids, $2 tokens, $3 attempt outcomes, $4 results (json text), $5 errors,
+ * $6 retry times (null = dead; for a release, when it runs again, null = now), $7 dead reasons, $8 now.
+ */
+export const SETTLE = `
+  WITH input AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[])
+      AS i(id, token, outcome, result, error, retry_at, dead_reason)
+  ), done AS (
+    UPDATE jobs j SET
+      state = CASE
+        WHEN i.outcome = 'succeeded' THEN 'succeeded'
+        WHEN i.outcome = 'released' AND (i.retry_at IS NULL OR i.retry_at <= $8) THEN 'queued'
+        WHEN i.outcome = 'released' THEN 'scheduled'
+        WHEN i.retry_at IS NULL THEN 'dead'
+        WHEN i.retry_at <= $8 THEN 'queued'
+        ELSE 'scheduled' END,
+      result = CASE WHEN i.outcome = 'succeeded' THEN i.result::json ELSE j.result END,
+      last_error = CASE WHEN i.outcome IN ('failed', 'timed_out') THEN i.error ELSE j.last_error END,
+      run_at = CASE WHEN i.outcome IN ('failed', 'timed_out') AND i.retry_at IS NOT NULL THEN i.retry_at
+        WHEN i.outcome = 'released' AND i.retry_at > $8 THEN i.retry_at ELSE j.run_at END,
+      dead_reason = CASE WHEN i.outcome IN ('failed', 'timed_out') AND i.retry_at IS NULL THEN i.dead_reason ELSE j.dead_reason END,
+      attempts = CASE WHEN i.outcome = 'released' THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
+      finished_at = CASE WHEN i.outcome = 'succeeded' OR (i.outcome IN ('failed', 'timed_out') AND i.retry_at IS NULL)
+        THEN $8 ELSE j.finished_at END,
+      updated_at = $8, lease_token = NULL, lease_expires_at = NULL
+    FROM input i
+    -- The plan must be: for each input row, the job by primary key. A plain
+    -- \`j.state = 'running'\` lets the planner scan the running-jobs index
+    -- instead and re-read the input for every running job (n x m). A token
+    -- is only set while running, so the token match fences; the state test is
+    -- kept as a check the planner cannot turn into that index scan.
+    WHERE j.id = i.id AND j.lease_token = i.token AND starts_with(j.state, 'running')
+    RETURNING j.*, i.token AS fenced_token, i.outcome AS attempt_outcome, i.error AS attempt_error
+  ), attempt AS (
+    INSERT INTO attempts (job_id, attempt, worker_id, started_at, ended_at, outcome, error)
+    SELECT id, lease_seq, coalesce(worker_id, ''), coalesce(leased_at, $8), $8, attempt_outcome,
+      CASE WHEN attempt_outcome IN ('failed', 'timed_out') THEN attempt_error END
+    FROM done
+  ), finished AS (
+    SELECT queue, count(*) AS n FROM done WHERE state IN ('succeeded', 'dead') GROUP BY queue
+  ), counted AS (
+    INSERT INTO queue_counts (queue, kind, n) SELECT queue, 'finished', n FROM finished ORDER BY queue
+    ON CONFLICT (queue, kind) DO UPDATE SET n = queue_counts.n + excluded.n
+  )
+  SELECT * FROM done`;
+
+/** Most transitions in one statement. */
+const MAX_BATCH = 1000;
+
+export interface SettleBatchOptions {
+  pool: pg.Pool;
+  clock: () => number;
+  /** Queues that got due work (a retry due now, a release): wake listeners after the commit. */
+  woke: (queues: Set<string>) => void;
+  retryForMs?: number;
+}
+
+export class SettleBatch {
+  #pending: Pending[] = [];
+  #running: Promise<void> | null = null;
+  #scheduled = false;
+  #closed = false;
+  readonly #retryForMs: number;
+  readonly #stats = { batches: 0, ops: 0, lastBatchSize: 0 };
+
+  constructor(private readonly options: SettleBatchOptions) {
+    this.#retryForMs = options.retryForMs ?? 30_000;
+  }
+
+  /** Batches committed, the calls they carried, and the size of the last one (cheap to read for metrics). */
+  get stats(): { batches: number; ops: number; lastBatchSize: number } {
+    return { ...this.#stats };
+  }
+
+  submit(jobId: string, token: string, settlement: Settlement): Promise<FenceResult> {
+    if (this.#closed) return Promise.reject(new DroverError('store_unavailable', 'the store is closed'));
+    const id = parseJobId(jobId);
+    if (id === null) return Promise.resolve({ ok: false, reason: 'not_found' });
+    return new Promise<FenceResult>((resolve, reject) => {
+      this.#pending.push({ id, token, settlement, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Refuse new calls and wait for the queued ones. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    while (this.#running || this.#pending.length > 0) {
+      if (this.#running) await this.#running;
+      else await this.#flush();
+    }
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#running) return;
+    this.#scheduled = true;
+    // setImmediate: every caller woken in the same I/O phase joins the batch.
+    setImmediate(() => {
+      this.#scheduled = false;
+      if (!this.#running) void this.#flush();
+    });
+  }
+
+  #flush(): Promise<void> {
+    const batch = this.#pending.splice(0, MAX_BATCH);
+    if (batch.length === 0) return Promise.resolve();
+    this.#running = this.#run(batch).finally(() => {
+      this.#running = null;
+      if (this.#pending.length > 0) this.#schedule();
+    });
+    return this.#running;
+  }
+
+  async #run(batch: Pending[]): Promise<void> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#settle(batch);
+        this.#stats.batches++;
+        this.#stats.ops += batch.length;
+        this.#stats.lastBatchSize = batch.length;
+        return;
+      } catch (error) {
+        if (!isTransient(error) || Date.now() - started > this.#retryForMs) {
+          const wrapped = storeError(error, 'recording job outcomes');
+          for (const p of batch) p.reject(wrapped);
+          return;
+        }
+        await delay(Math.min(2_000, 50 * 2 ** attempt));
+      }
+    }
+  }
+
+  async #settle(batch: Pending[]): Promise<void> {
+    const now = this.options.clock();
+    const { rows } = await this.options.pool.query<RawJob & { fenced_token: string }>({
+      name: 'drover_settle',
+      text: SETTLE,
+      values: [
+        batch.map((p) => p.id),
+        batch.map((p) => p.token),
+        batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.outcome : p.settlement.kind)),
+        batch.map((p) => (p.settlement.kind === 'succeeded' ? toJson(p.settlement.result) : null)),
+        batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.error : null)),
+        batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.retryAt : p.settlement.kind === 'released' ? (p.settlement.runAt ?? null) : null)),
+        batch.map((p) => (p.settlement.kind === 'failed' ? (p.settlement.request.deadReason ?? 'exhausted') : null)),
+        now,
+      ],
+    });
+    // An (id, token) pair is settled at most once, even when it came twice in
+    // one batch: the second call is answered as stale, as it would be later.
+    const settled = new Map<string, RawJob>();
+    const woken = new Set<string>();
+    for (const raw of rows) {
+      settled.set(`${raw.id}\u0000${raw.fenced_token}`, raw);
+      // A requeued job is due work; a keyed job that ended frees a slot of
+      // its key, which another node may be waiting for (it would otherwise
+      // only find out at its next poll).
+      if (raw.state === 'queued' || raw.concurrency_key !== null) woken.add(raw.queue);
+    }
+    const unmatched: Pending[] = [];
+    for (const p of batch) {
+      const key = `${p.id}\u0000${p.token}`;
+      const raw = settled.get(key);
+      if (raw) {
+        settled.delete(key);
+        p.resolve({ ok: true, job: toJobRow(raw) });
+      } else {
+        unmatched.push(p);
+      }
+    }
+    if (woken.size > 0) this.options.woke(woken);
+    if (unmatched.length > 0) {
+      // Rare (stale holders, bad ids): tell "gone" from "stale". The batch is
+      // committed, so a failure here must not make #run settle it again.
+      let known: Set<number> | null = null;
+      try {
+        const { rows: exists } = await this.options.pool.query<{ id: number }>('SELECT id FROM jobs WHERE id = ANY($1::bigint[])', [
+          unmatched.map((p) => p.id),
+        ]);
+        known = new Set(exists.map((r) => r.id));
+      } catch {
+        known = null;
+      }
+      for (const p of unmatched) p.resolve({ ok: false, reason: known === null || known.has(p.id) ? 'stale_lease' : 'not_found' });
+    }
+  }
+}

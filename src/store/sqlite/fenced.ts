@@ -1,0 +1,76 @@
+/**
+ * Lease-fenced transitions: each update matches (id, lease_token, state =
+ * 'running'), so a holder whose lease was reaped, released, cancelled or
+ * re-leased changes nothing and is told `stale_lease`. This is what turns
+ * at-least-once execution into at-most-once completion.
+ */
+import type { FailRequest, FenceResult } from '../engine.js';
+import { addDepth, type WriteEffects } from './queue-depth.js';
+import { parseJobId, toJobRow, toJson, type RawJob } from './rows.js';
+import type { FixedStatements } from './statements.js';
+
+/** Run a fenced update; no row back means the token is stale, or the job is gone. */
+function fenced(s: FixedStatements, jobId: string, update: (id: number) => RawJob | undefined): FenceResult {
+  const id = parseJobId(jobId);
+  if (id === null) return { ok: false, reason: 'not_found' };
+  const raw = update(id);
+  if (raw) return { ok: true, job: toJobRow(raw) };
+  return { ok: false, reason: s.jobExists.get(id) ? 'stale_lease' : 'not_found' };
+}
+
+export function heartbeatJob(s: FixedStatements, jobId: string, token: string, leaseMs: number, now: number): FenceResult {
+  return fenced(s, jobId, (id) => s.heartbeat.get({ id, token, expires: now + leaseMs, now }));
+}
+
+export function completeJob(
+  s: FixedStatements,
+  jobId: string,
+  token: string,
+  result: unknown,
+  now: number,
+  own: WriteEffects,
+): FenceResult {
+  return fenced(s, jobId, (id) => {
+    const raw = s.complete.get({ id, token, result: toJson(result), now });
+    if (raw) {
+      s.endAttempt.run(now, 'succeeded', null, id, raw.lease_seq);
+      addDepth(own, raw.queue, -1);
+    }
+    return raw;
+  });
+}
+
+export function failJob(
+  s: FixedStatements,
+  jobId: string,
+  token: string,
+  request: FailRequest,
+  now: number,
+  own: WriteEffects,
+): FenceResult {
+  return fenced(s, jobId, (id) => {
+    const { error, retryAt } = request;
+    const raw =
+      retryAt === null
+        ? s.failDead.get({ id, token, reason: request.deadReason ?? 'exhausted', error, now })
+        : s.failRetry.get({ id, token, state: retryAt <= now ? 'queued' : 'scheduled', runAt: retryAt, error, now });
+    if (raw) {
+      s.endAttempt.run(now, request.outcome, error, id, raw.lease_seq);
+      if (raw.state === 'dead') addDepth(own, raw.queue, -1);
+      if (raw.state === 'queued') own.woken.add(raw.queue);
+    }
+    return raw;
+  });
+}
+
+/** Hand the job back without spending the attempt (graceful shutdown; held back until `runAt`). */
+export function releaseJob(s: FixedStatements, jobId: string, token: string, now: number, own: WriteEffects, runAt = 0): FenceResult {
+  return fenced(s, jobId, (id) => {
+    const raw = s.release.get({ id, token, now, runAt });
+    if (raw) {
+      s.endAttempt.run(now, 'released', null, id, raw.lease_seq);
+      if (raw.state === 'queued') own.woken.add(raw.queue);
+    }
+    return raw;
+  });
+}

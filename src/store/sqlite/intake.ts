@@ -1,0 +1,63 @@
+/**
+ * Intake: inserting jobs and events. Runs inside a group-commit write op.
+ *
+ * Idempotency is checked before the depth limit, so a duplicate of a job that
+ * already exists is answered even when its queue is full (it adds nothing).
+ */
+import type { NewJob } from '../../core/types.js';
+import type { EnqueueOptions, EnqueueResult, IngestItem, IngestResult } from '../engine.js';
+import { addDepth, type QueueDepths, type WriteEffects } from './queue-depth.js';
+import { toEventRow, toJobRow, toJson } from './rows.js';
+import type { FixedStatements } from './statements.js';
+
+/** What an intake op needs: statements, the depth counters, and the op's and batch's effects. */
+export interface IntakeContext {
+  s: FixedStatements;
+  depths: QueueDepths;
+  now: number;
+  options: EnqueueOptions | undefined;
+  own: WriteEffects;
+  batch: Readonly<WriteEffects>;
+}
+
+export function insertJob(ctx: IntakeContext, job: NewJob): EnqueueResult {
+  const { s, now, own } = ctx;
+  const key = job.idempotencyKey ?? null;
+  if (key !== null) {
+    const existing = s.jobByIdempotencyKey.get(job.handler, key);
+    if (existing) return { job: toJobRow(existing), created: false };
+  }
+  ctx.depths.checkRoom(job.queue, ctx.options, ctx.batch, own);
+  const state = job.runAt <= now ? 'queued' : 'scheduled';
+  const raw = s.insertJob.get({
+    handler: job.handler,
+    queue: job.queue,
+    state,
+    payload: toJson(job.payload),
+    event_id: job.eventId ?? null,
+    priority: job.priority,
+    run_at: job.runAt,
+    max_attempts: job.maxAttempts,
+    idempotency_key: key,
+    concurrency_key: job.concurrencyKey ?? null,
+    concurrency_limit: job.concurrencyLimit ?? null,
+    traceparent: job.traceparent ?? null,
+    now,
+  })!;
+  addDepth(own, job.queue, 1);
+  if (state === 'queued') own.woken.add(job.queue);
+  return { job: toJobRow(raw), created: true };
+}
+
+/** A known event id answers with the original event and its jobs, writing nothing. */
+export function ingestItem(ctx: IntakeContext, item: IngestItem): IngestResult {
+  const { s } = ctx;
+  const { id, name, data, tenant } = item.event;
+  const existing = s.eventById.get(id);
+  if (existing) {
+    return { event: toEventRow(existing), jobs: s.jobsByEvent.all(id).map(toJobRow), created: false };
+  }
+  const event = toEventRow(s.insertEvent.get(id, name, toJson(data), tenant ?? null, ctx.now)!);
+  const jobs = item.jobs.map((job) => insertJob(ctx, { ...job, eventId: id }).job);
+  return { event, jobs, created: true };
+}

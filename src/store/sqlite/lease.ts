@@ -1,0 +1,82 @@
+/**
+ * The lease hot path: pick due jobs in priority order for the handlers a
+ * worker has room for, honouring per-handler room, the total limit and
+ * concurrency keys, and mark each one running under a fresh lease token.
+ *
+ * Runs inside one group-commit write op (so a whole lease is atomic and two
+ * lease calls can never take the same job: the second sees the first's rows as
+ * `running`). Taken jobs are updated immediately, which makes the concurrency
+ * count for later candidates in the same call include them.
+ */
+import { randomUUID } from 'node:crypto';
+import type { EventRow, LeasedJob } from '../../core/types.js';
+import type { LeaseRequest } from '../engine.js';
+import { toJobRow } from './rows.js';
+import type { SqliteStatements } from './statements.js';
+
+/** Extra candidates fetched beyond what is needed, to absorb per-handler and concurrency skips cheaply. */
+const SLACK = 16;
+/** Stop looking past this many concurrency-blocked candidates: leasing must stay a short write. */
+const MAX_BLOCKED = 5000;
+
+export function leaseJobs(
+  statements: SqliteStatements,
+  request: LeaseRequest,
+  now: number,
+  loadEvent: (id: string) => EventRow | null,
+): LeasedJob[] {
+  const s = statements.fixed;
+  const room = new Map<string, number>();
+  for (const { name, max } of request.handlers) {
+    const n = Math.floor(max);
+    if (n > 0) room.set(name, Math.max(room.get(name) ?? 0, n));
+  }
+  let want = Math.floor(request.limit);
+  const exclude = request.excludeQueues ?? [];
+  const expires = now + request.leaseMs;
+  const runningByKey = new Map<string, number>();
+  const blocked = new Set<number>();
+  const events = new Map<string, EventRow | null>();
+  const leased: LeasedJob[] = [];
+
+  while (want > 0 && room.size > 0 && blocked.size <= MAX_BLOCKED) {
+    // Jobs taken in earlier rounds are now `running` and drop out of the scan;
+    // blocked ones do not, so fetch enough to see past them.
+    const fetch = want + blocked.size + SLACK;
+    const candidates = statements.leaseCandidates([...room.keys()], exclude, fetch);
+    for (const job of candidates) {
+      if (want === 0) break;
+      if (blocked.has(job.id)) continue;
+      const left = room.get(job.handler);
+      if (left === undefined) continue; // this handler's room ran out earlier in the round
+
+      if (job.concurrency_key !== null) {
+        const key = job.concurrency_key;
+        const running = runningByKey.get(key) ?? s.runningWithKey.get(key)?.n ?? 0;
+        // A key without a limit means one at a time: the point of a key is serialising.
+        if (running >= (job.concurrency_limit ?? 1)) {
+          runningByKey.set(key, running);
+          blocked.add(job.id);
+          continue;
+        }
+        runningByKey.set(key, running + 1);
+      }
+
+      const token = randomUUID();
+      const raw = s.leaseJob.get({ id: job.id, token, expires, worker: request.workerId, now });
+      if (!raw) continue;
+      s.insertAttempt.run(raw.id, raw.lease_seq, request.workerId, now);
+      let event: EventRow | null = null;
+      if (raw.event_id !== null) {
+        if (!events.has(raw.event_id)) events.set(raw.event_id, loadEvent(raw.event_id));
+        event = events.get(raw.event_id) ?? null;
+      }
+      leased.push({ ...toJobRow(raw), leaseToken: token, leaseExpiresAt: expires, event });
+      want--;
+      if (left <= 1) room.delete(job.handler);
+      else room.set(job.handler, left - 1);
+    }
+    if (candidates.length < fetch) break; // saw every queued job for these handlers
+  }
+  return leased;
+}

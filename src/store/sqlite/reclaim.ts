@@ -1,0 +1,30 @@
+/**
+ * Reclaiming leases whose holder is gone (lease expired, or the worker's
+ * previous incarnation crashed): requeue the job, or poison it once it has
+ * been reclaimed `poisonAfter` times, since a job that keeps killing its
+ * worker would otherwise crash-loop the node forever.
+ */
+import type { AttemptOutcome } from '../../core/types.js';
+import type { ReclaimedJob, ReclaimOptions } from '../engine.js';
+import { addDepth, type WriteEffects } from './queue-depth.js';
+import type { FixedStatements } from './statements.js';
+
+export function reclaimJobs(
+  s: FixedStatements,
+  jobs: readonly { id: number }[],
+  outcome: Extract<AttemptOutcome, 'lease_expired' | 'crashed'>,
+  options: ReclaimOptions,
+  now: number,
+  own: WriteEffects,
+): ReclaimedJob[] {
+  const reclaimed: ReclaimedJob[] = [];
+  for (const { id } of jobs) {
+    const raw = s.reclaim.get({ id, poisonAfter: options.poisonAfter, now });
+    if (!raw) continue;
+    s.endAttempt.run(now, outcome, null, id, raw.lease_seq);
+    if (raw.state === 'dead') addDepth(own, raw.queue, -1);
+    else own.woken.add(raw.queue);
+    reclaimed.push({ id: String(raw.id), handler: raw.handler, queue: raw.queue, state: raw.state });
+  }
+  return reclaimed;
+}

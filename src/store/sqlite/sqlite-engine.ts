@@ -1,0 +1,511 @@
+/**
+ * The embedded storage engine: one SQLite file (better-sqlite3, WAL,
+ * `synchronous=FULL`) owned by one process.
+ *
+ * - Writes go through a group commit: every write submitted in one event-loop
+ *   tick shares one transaction and one fsync, each in its own savepoint.
+ * - Reads run directly on the connection; they never see a half-applied batch
+ *   because a batch runs synchronously from start to COMMIT.
+ * - A pidfile lock keeps a second process off the file, which is what makes the
+ *   in-memory queue depth counters exact.
+ */
+import type Database from 'better-sqlite3';
+import { DroverError, toError } from '../../core/errors.js';
+import {
+  TERMINAL_STATES,
+  type ApiKeyRow,
+  type AttemptRow,
+  type AuditEntry,
+  type AuditRecord,
+  type EventRow,
+  type JobRow,
+  type LeasedJob,
+  type NewJob,
+} from '../../core/types.js';
+import type {
+  AuditPage,
+  AuditRange,
+  AuditSeal,
+  BackupSnapshot,
+  DeadNodeRequest,
+  DeadNodeResult,
+  EnqueueOptions,
+  EnqueueResult,
+  FailRequest,
+  FenceResult,
+  IngestItem,
+  IngestResult,
+  JobFilter,
+  LeaseRequest,
+  MigrateOptions,
+  MigrationStatus,
+  NodeHeartbeat,
+  NodeRegistration,
+  NodeRow,
+  PruneRequest,
+  QueueStats,
+  ReclaimedJob,
+  ReclaimOptions,
+  StageResult,
+  StorageEngine,
+  StoreCapabilities,
+  WorkListener,
+} from '../engine.js';
+import { AuditStatements } from './audit.js';
+import { snapshotSqlite } from './backup.js';
+import { ensureParentDir, isInMemory, openConnection, readSettings, type ConnectionSettings } from './connection.js';
+import { completeJob, failJob, heartbeatJob, releaseJob } from './fenced.js';
+import { GroupCommit, type GroupCommitStats } from './group-commit.js';
+import { ingestItem, insertJob, type IntakeContext } from './intake.js';
+import { leaseJobs } from './lease.js';
+import { migrateSqlite } from './migrator.js';
+import { NodeRegistry } from './node-registry.js';
+import { acquirePidfileLock, type PidfileLock } from './pidfile-lock.js';
+import { addDepth, createEffects, mergeEffects, QueueDepths, type WriteEffects } from './queue-depth.js';
+import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toQueueStats } from './rows.js';
+import { reclaimJobs } from './reclaim.js';
+import { SqliteStatements } from './statements.js';
+
+export interface SqliteEngineOptions {
+  /** Database file; its parent directory is created. `:memory:` works for throwaway stores (no lock). */
+  path: string;
+  clock?: () => number;
+  /** FULL (default) fsyncs every commit; NORMAL may lose the last commits on power loss. */
+  synchronous?: 'FULL' | 'NORMAL';
+  /** Take the single-owner pidfile lock (default true). Read-only tools such as backup pass false. */
+  lock?: boolean;
+  /** How long a write waits for another connection's lock (backup tools), default 5000 ms. */
+  busyTimeoutMs?: number;
+}
+
+/** Most scheduled jobs one stageDue call moves, so it never holds the write lock for long. */
+const STAGE_BATCH = 5000;
+/** Most expired leases one reapExpired call reclaims, for the same reason. */
+const REAP_BATCH = 1000;
+
+/**
+ * The SQLite `StorageEngine`. Construct it with `openSqliteEngine`, which takes
+ * the lock and sets up the connection.
+ *
+ * @example
+ * const engine = await openSqliteEngine({ path: './data/drover.db' });
+ * await engine.migrate();
+ * engine.stats; // { batches, ops, lastBatchSize, failedCommits }
+ */
+export class SqliteEngine implements StorageEngine {
+  readonly capabilities: StoreCapabilities = { engine: 'sqlite', multiNode: false, crossProcessNotify: false };
+  readonly path: string;
+  readonly #db: Database.Database;
+  readonly #clock: () => number;
+  readonly #lock: PidfileLock | null;
+  readonly #writes: GroupCommit<WriteEffects>;
+  readonly #depths = new QueueDepths();
+  readonly #nodes = new NodeRegistry();
+  readonly #listeners = new Set<WorkListener>();
+  readonly #ping: Database.Statement<[], unknown>;
+  #statements: SqliteStatements | null = null;
+  #auditStatements: AuditStatements | null = null;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+
+  constructor(db: Database.Database, path: string, clock: () => number, lock: PidfileLock | null) {
+    this.#db = db;
+    this.path = path;
+    this.#clock = clock;
+    this.#lock = lock;
+    this.#ping = db.prepare('SELECT 1');
+    this.#writes = new GroupCommit<WriteEffects>(db, {
+      create: createEffects,
+      merge: mergeEffects,
+      committed: (effects) => this.#committed(effects),
+    });
+    try {
+      this.#prepare();
+    } catch {
+      // Not migrated yet: migrate() prepares. Every other method assumes it ran.
+    }
+  }
+
+  /** Group-commit counters (batches, ops, last batch size), cheap to read for metrics. */
+  get stats(): GroupCommitStats {
+    return this.#writes.stats;
+  }
+
+  /** The connection's durability settings, for `drover doctor` and tests. */
+  settings(): ConnectionSettings {
+    this.#assertOpen();
+    return readSettings(this.#db);
+  }
+
+  async migrate(options: MigrateOptions = {}): Promise<MigrationStatus> {
+    this.#assertOpen();
+    const status = migrateSqlite(this.#db, { clock: this.#clock, ...(options.apply === undefined ? {} : { apply: options.apply }) });
+    this.#prepare();
+    return status;
+  }
+
+  async ping(): Promise<void> {
+    this.#assertOpen();
+    this.#ping.get();
+  }
+
+  async close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#writes.close();
+      this.#closed = true;
+      this.#listeners.clear();
+      try {
+        this.#db.close();
+      } finally {
+        this.#lock?.release();
+      }
+    })();
+    return this.#closing;
+  }
+
+  onWork(listener: WorkListener): () => void {
+    this.#listeners.add(listener);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  // --- intake -------------------------------------------------------------
+
+  ingest(items: readonly IngestItem[], options?: EnqueueOptions): Promise<IngestResult[]> {
+    return this.#write((own, batch) => {
+      const ctx = this.#intake(options, own, batch);
+      return items.map((item) => ingestItem(ctx, item));
+    });
+  }
+
+  enqueue(jobs: readonly NewJob[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
+    return this.#write((own, batch) => {
+      const ctx = this.#intake(options, own, batch);
+      return jobs.map((job) => insertJob(ctx, job));
+    });
+  }
+
+  // --- execution ----------------------------------------------------------
+
+  lease(request: LeaseRequest): Promise<LeasedJob[]> {
+    return this.#write(() => {
+      const s = this.#s;
+      return leaseJobs(s, request, this.#clock(), (id) => {
+        const raw = s.fixed.eventById.get(id);
+        return raw ? toEventRow(raw) : null;
+      });
+    });
+  }
+
+  heartbeat(jobId: string, token: string, leaseMs: number): Promise<FenceResult> {
+    return this.#write(() => heartbeatJob(this.#s.fixed, jobId, token, leaseMs, this.#clock()));
+  }
+
+  complete(jobId: string, token: string, result: unknown): Promise<FenceResult> {
+    return this.#write((own) => completeJob(this.#s.fixed, jobId, token, result, this.#clock(), own));
+  }
+
+  fail(jobId: string, token: string, request: FailRequest): Promise<FenceResult> {
+    return this.#write((own) => failJob(this.#s.fixed, jobId, token, request, this.#clock(), own));
+  }
+
+  release(jobId: string, token: string, runAt?: number): Promise<FenceResult> {
+    return this.#write((own) => releaseJob(this.#s.fixed, jobId, token, this.#clock(), own, runAt));
+  }
+
+  // --- background ---------------------------------------------------------
+
+  /** Moves at most 5000 jobs per call; when more are due, `nextDueAt` is <= now, so call again. */
+  stageDue(): Promise<StageResult> {
+    return this.#write((own) => {
+      const s = this.#s.fixed;
+      const staged = s.stageDue.all({ now: this.#clock(), limit: STAGE_BATCH });
+      for (const { queue } of staged) own.woken.add(queue);
+      return { staged: staged.length, nextDueAt: s.nextDue.get()?.t ?? null };
+    });
+  }
+
+  /** Reclaims at most 1000 expired leases per call (oldest deadline first). */
+  reapExpired(options: ReclaimOptions): Promise<ReclaimedJob[]> {
+    return this.#write((own) => {
+      const now = this.#clock();
+      const expired = this.#s.fixed.expiredLeases.all(now, REAP_BATCH);
+      return reclaimJobs(this.#s.fixed, expired, 'lease_expired', options, now, own);
+    });
+  }
+
+  reclaimWorker(workerId: string, options: ReclaimOptions): Promise<ReclaimedJob[]> {
+    return this.#write((own) => {
+      const held = this.#s.fixed.workerLeases.all(workerId);
+      return reclaimJobs(this.#s.fixed, held, 'crashed', options, this.#clock(), own);
+    });
+  }
+
+  // --- nodes (one process owns the file: see node-registry.ts) --------------
+
+  async registerNode(node: NodeRegistration): Promise<void> {
+    this.#assertOpen();
+    this.#nodes.register(node, this.#clock());
+  }
+
+  async heartbeatNode(node: NodeRegistration): Promise<NodeHeartbeat> {
+    this.#assertOpen();
+    return this.#nodes.heartbeat(node, this.#clock());
+  }
+
+  async reclaimDeadNodes(request: DeadNodeRequest): Promise<DeadNodeResult> {
+    const nodes = this.#nodes.stale(this.#clock() - request.staleAfterMs, request.exceptNodeId);
+    if (nodes.length === 0) return { nodes, jobs: [] };
+    const jobs = await this.#write((own) => {
+      const s = this.#s.fixed;
+      const now = this.#clock();
+      return nodes.flatMap((id) => reclaimJobs(s, s.workerLeases.all(id), 'crashed', request, now, own));
+    });
+    this.#nodes.remove(nodes);
+    return { nodes, jobs };
+  }
+
+  async deregisterNode(node: NodeRegistration): Promise<void> {
+    this.#nodes.deregister(node);
+  }
+
+  async listNodes(): Promise<NodeRow[]> {
+    return this.#nodes.list();
+  }
+
+  prune(request: PruneRequest): Promise<{ jobs: number; events: number }> {
+    return this.#write(() => {
+      const s = this.#s.fixed;
+      const size = Math.max(0, Math.floor(request.batchSize));
+      // Deleting a job cascades to its attempts (foreign key ON DELETE CASCADE).
+      let jobs = s.pruneFinished.run(request.finishedBefore, size).changes;
+      if (jobs < size) jobs += s.pruneDead.run(request.deadBefore, size - jobs).changes;
+      const events = s.pruneEvents.run(request.eventsBefore, size).changes;
+      return { jobs, events };
+    });
+  }
+
+  // --- operator actions ---------------------------------------------------
+
+  cancel(jobId: string): Promise<JobRow | null> {
+    return this.#write((own) => {
+      const s = this.#s.fixed;
+      const id = parseJobId(jobId);
+      const before = id === null ? undefined : s.jobById.get(id);
+      if (id === null || !before) return null;
+      if (TERMINAL_STATES.includes(before.state)) return toJobRow(before);
+      const now = this.#clock();
+      const raw = s.cancel.get({ id, now })!;
+      if (before.state === 'running') s.endAttempt.run(now, 'cancelled', null, id, before.lease_seq);
+      addDepth(own, raw.queue, -1);
+      return toJobRow(raw);
+    });
+  }
+
+  retry(jobId: string): Promise<JobRow | null> {
+    return this.#write((own) => {
+      const s = this.#s.fixed;
+      const id = parseJobId(jobId);
+      const before = id === null ? undefined : s.jobById.get(id);
+      if (id === null || !before) return null;
+      if (before.state !== 'dead' && before.state !== 'cancelled') return toJobRow(before);
+      const raw = s.retry.get({ id, now: this.#clock() })!;
+      addDepth(own, raw.queue, 1);
+      own.woken.add(raw.queue);
+      return toJobRow(raw);
+    });
+  }
+
+  // --- reads --------------------------------------------------------------
+
+  async getJob(id: string): Promise<JobRow | null> {
+    const n = parseJobId(id);
+    const raw = n === null ? undefined : this.#read().fixed.jobById.get(n);
+    return raw ? toJobRow(raw) : null;
+  }
+
+  async getAttempts(jobId: string): Promise<AttemptRow[]> {
+    const n = parseJobId(jobId);
+    return n === null ? [] : this.#read().fixed.attemptsByJob.all(n).map(toAttemptRow);
+  }
+
+  async listJobs(filter: JobFilter): Promise<JobRow[]> {
+    let before: number | null = null;
+    if (filter.before !== undefined) {
+      before = parseJobId(filter.before);
+      if (before === null) return []; // no job id sorts below a malformed cursor
+    }
+    return this.#read().listJobs(filter, before).map(toJobRow);
+  }
+
+  async getEvent(id: string): Promise<EventRow | null> {
+    const raw = this.#read().fixed.eventById.get(id);
+    return raw ? toEventRow(raw) : null;
+  }
+
+  async queueStats(): Promise<QueueStats[]> {
+    const s = this.#read().fixed;
+    return toQueueStats(s.countsByQueue.all(), s.oldestQueued.all());
+  }
+
+  // --- API keys -----------------------------------------------------------
+
+  createKey(key: ApiKeyRow): Promise<void> {
+    return this.#write(() => {
+      this.#s.fixed.insertKey.run(
+        key.id,
+        key.name,
+        key.hash,
+        JSON.stringify(key.scopes),
+        key.createdAt,
+        key.expiresAt,
+        key.revokedAt,
+      );
+    });
+  }
+
+  async findKeyByHash(hash: string): Promise<ApiKeyRow | null> {
+    const raw = this.#read().fixed.keyByHash.get(hash);
+    return raw ? toApiKeyRow(raw) : null;
+  }
+
+  async listKeys(): Promise<ApiKeyRow[]> {
+    return this.#read().fixed.listKeys.all().map(toApiKeyRow);
+  }
+
+  /** True when the key existed and was not already revoked. */
+  revokeKey(id: string): Promise<boolean> {
+    return this.#write(() => this.#s.fixed.revokeKey.run(this.#clock(), id).changes > 0);
+  }
+
+  // --- node metadata ------------------------------------------------------
+
+  async getMeta(key: string): Promise<string | null> {
+    return this.#read().fixed.getMeta.get(key)?.value ?? null;
+  }
+
+  setMeta(key: string, value: string): Promise<void> {
+    return this.#write(() => {
+      this.#s.fixed.setMeta.run(key, value);
+    });
+  }
+
+  // --- backup and restore -------------------------------------------------
+
+  /** Online backup API when this process owns the store, else `VACUUM INTO` (see `backup.ts`). */
+  backupTo(file: string): Promise<BackupSnapshot> {
+    this.#assertOpen();
+    return snapshotSqlite(this.#db, file, { owner: this.#lock !== null });
+  }
+
+  reclaimAll(): Promise<ReclaimedJob[]> {
+    return this.#write((own) => {
+      const s = this.#s.fixed;
+      return reclaimJobs(s, s.allRunning.all(), 'crashed', { poisonAfter: Number.MAX_SAFE_INTEGER }, this.#clock(), own);
+    });
+  }
+
+  // --- audit trail --------------------------------------------------------
+
+  appendAudit(entry: AuditEntry, seal: AuditSeal): Promise<AuditRecord> {
+    return this.#write(() => this.#audit.append(entry, seal));
+  }
+
+  async listAudit(page: AuditPage): Promise<AuditRecord[]> {
+    this.#assertOpen();
+    return this.#audit.page(page);
+  }
+
+  async readAudit(range: AuditRange): Promise<AuditRecord[]> {
+    this.#assertOpen();
+    return this.#audit.range(range);
+  }
+
+  // --- internals ----------------------------------------------------------
+
+  #write<T>(op: (own: WriteEffects, batch: Readonly<WriteEffects>) => T): Promise<T> {
+    return this.#writes.submit(op);
+  }
+
+  #read(): SqliteStatements {
+    this.#assertOpen();
+    return this.#s;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed || this.#closing) throw new DroverError('store_unavailable', `the store ${this.path} is closed`);
+  }
+
+  get #s(): SqliteStatements {
+    if (this.#statements) return this.#statements;
+    try {
+      return this.#prepare();
+    } catch (error) {
+      throw new DroverError('store_unavailable', `the store ${this.path} is not migrated; run \`drover migrate\``, {
+        cause: error,
+      });
+    }
+  }
+
+  get #audit(): AuditStatements {
+    if (this.#auditStatements) return this.#auditStatements;
+    try {
+      return (this.#auditStatements = new AuditStatements(this.#db));
+    } catch (error) {
+      throw new DroverError('store_unavailable', `the store ${this.path} has no audit table; run \`drover migrate\``, { cause: error });
+    }
+  }
+
+  /** Prepare statements and count unfinished jobs; needs the migrated schema. */
+  #prepare(): SqliteStatements {
+    const statements = new SqliteStatements(this.#db);
+    this.#depths.load(statements.fixed.unfinishedByQueue.all());
+    this.#statements = statements;
+    return statements;
+  }
+
+  #committed(effects: WriteEffects): void {
+    this.#depths.apply(effects);
+    if (effects.woken.size === 0 || this.#listeners.size === 0) return;
+    const queues = [...effects.woken];
+    for (const listener of this.#listeners) {
+      try {
+        listener(queues);
+      } catch {
+        // A listener's bug must not break the commit path (the batch is already
+        // durable and its callers answered); the work is still found by the
+        // runtime's next lease or its fallback poll.
+      }
+    }
+  }
+
+  #intake(options: EnqueueOptions | undefined, own: WriteEffects, batch: Readonly<WriteEffects>): IntakeContext {
+    return { s: this.#s.fixed, depths: this.#depths, now: this.#clock(), options, own, batch };
+  }
+}
+
+/**
+ * Open (but do not migrate) the SQLite store at `options.path`, taking the
+ * single-owner lock unless `lock: false`.
+ *
+ * @example
+ * const engine = await openSqliteEngine({ path: './data/drover.db' });
+ * await engine.migrate();
+ * const [{ job }] = await engine.enqueue([{ handler: 'email', queue: 'default', payload: {}, priority: 0, runAt: Date.now(), maxAttempts: 3 }]);
+ * await engine.close();
+ */
+export async function openSqliteEngine(options: SqliteEngineOptions): Promise<SqliteEngine> {
+  const { path } = options;
+  let lock: PidfileLock | null = null;
+  try {
+    ensureParentDir(path);
+    if (options.lock !== false && !isInMemory(path)) lock = acquirePidfileLock(path);
+    const db = openConnection(path, options);
+    return new SqliteEngine(db, path, options.clock ?? Date.now, lock);
+  } catch (error) {
+    lock?.release();
+    if (error instanceof DroverError) throw error;
+    throw new DroverError('store_unavailable', `cannot open the SQLite store ${path}: ${toError(error).message}`, {
+      cause: error,
+    });
+  }
+}

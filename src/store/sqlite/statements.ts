@@ -1,0 +1,229 @@
+/**
+ * Every SQL statement the SQLite engine runs, prepared once per connection and
+ * reused (preparing is several times the cost of running these statements).
+ * Queries whose shape depends on the call (IN lists, optional filters) are
+ * prepared on first use of each shape and cached.
+ *
+ * Fenced updates match (id, lease_token, state = 'running'), so a stale lease
+ * holder changes nothing; `RETURNING *` gives the new row without a re-read.
+ */
+import type Database from 'better-sqlite3';
+import type { JobFilter } from '../engine.js';
+import type { RawApiKey, RawAttempt, RawEvent, RawJob } from './rows.js';
+
+export interface NewJobParams {
+  handler: string;
+  queue: string;
+  state: 'scheduled' | 'queued';
+  payload: string;
+  event_id: string | null;
+  priority: number;
+  run_at: number;
+  max_attempts: number;
+  idempotency_key: string | null;
+  concurrency_key: string | null;
+  concurrency_limit: number | null;
+  traceparent: string | null;
+  now: number;
+}
+
+export interface LeaseCandidate {
+  id: number;
+  handler: string;
+  concurrency_key: string | null;
+  concurrency_limit: number | null;
+}
+
+type Params<P> = P extends unknown[] ? P : [P];
+
+/**
+ * The part of a better-sqlite3 statement the engine uses, typed by its
+ * parameters `P` (a tuple, or one object of named parameters) and row `R`.
+ */
+export interface Stmt<P extends unknown[] | object, R = unknown> {
+  run(...params: Params<P>): { changes: number };
+  get(...params: Params<P>): R | undefined;
+  all(...params: Params<P>): R[];
+}
+
+const JOB_COLUMNS_RESET_LEASE = 'lease_token = NULL, lease_expires_at = NULL';
+const FENCE = "id = @id AND lease_token = @token AND state = 'running'";
+
+/** Build every fixed statement (the schema must be migrated). */
+function prepareFixed(db: Database.Database) {
+  const p = <P extends unknown[] | object, R = unknown>(sql: string) => db.prepare(sql) as unknown as Stmt<P, R>;
+  return {
+    insertJob: p<NewJobParams, RawJob>(`
+      INSERT INTO jobs (handler, queue, state, payload, event_id, priority, run_at, max_attempts,
+                        idempotency_key, concurrency_key, concurrency_limit, traceparent, created_at, updated_at)
+      VALUES (@handler, @queue, @state, @payload, @event_id, @priority, @run_at, @max_attempts,
+              @idempotency_key, @concurrency_key, @concurrency_limit, @traceparent, @now, @now)
+      RETURNING *`),
+    jobByIdempotencyKey: p<[string, string], RawJob>('SELECT * FROM jobs WHERE handler = ? AND idempotency_key = ?'),
+    jobById: p<[number], RawJob>('SELECT * FROM jobs WHERE id = ?'),
+    jobExists: p<[number], { one: 1 }>('SELECT 1 AS one FROM jobs WHERE id = ?'),
+    jobsByEvent: p<[string], RawJob>('SELECT * FROM jobs WHERE event_id = ? ORDER BY id'),
+
+    insertEvent: p<[string, string, string, string | null, number], RawEvent>(
+      'INSERT INTO events (id, name, data, tenant, received_at) VALUES (?, ?, ?, ?, ?) RETURNING *',
+    ),
+    eventById: p<[string], RawEvent>('SELECT * FROM events WHERE id = ?'),
+
+    leaseJob: p<{ id: number; token: string; expires: number; worker: string; now: number }, RawJob>(`
+      UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_seq = lease_seq + 1,
+        lease_token = @token, lease_expires_at = @expires, worker_id = @worker, updated_at = @now
+      WHERE id = @id AND state = 'queued'
+      RETURNING *`),
+    runningWithKey: p<[string], { n: number }>(
+      "SELECT count(*) AS n FROM jobs WHERE state = 'running' AND concurrency_key = ?",
+    ),
+    insertAttempt: p<[number, number, string, number]>(
+      "INSERT INTO attempts (job_id, attempt, worker_id, started_at, outcome) VALUES (?, ?, ?, ?, 'running')",
+    ),
+    endAttempt: p<[number, string, string | null, number, number]>(
+      'UPDATE attempts SET ended_at = ?, outcome = ?, error = ? WHERE job_id = ? AND attempt = ?',
+    ),
+    attemptsByJob: p<[number], RawAttempt>('SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt'),
+
+    heartbeat: p<{ id: number; token: string; expires: number; now: number }, RawJob>(`
+      UPDATE jobs SET lease_expires_at = @expires, updated_at = @now WHERE ${FENCE} RETURNING *`),
+    complete: p<{ id: number; token: string; result: string; now: number }, RawJob>(`
+      UPDATE jobs SET state = 'succeeded', result = @result, finished_at = @now, updated_at = @now,
+        ${JOB_COLUMNS_RESET_LEASE}
+      WHERE ${FENCE} RETURNING *`),
+    failRetry: p<{ id: number; token: string; state: 'queued' | 'scheduled'; runAt: number; error: string; now: number }, RawJob>(`
+      UPDATE jobs SET state = @state, run_at = @runAt, last_error = @error, updated_at = @now,
+        ${JOB_COLUMNS_RESET_LEASE}
+      WHERE ${FENCE} RETURNING *`),
+    failDead: p<{ id: number; token: string; reason: string; error: string; now: number }, RawJob>(`
+      UPDATE jobs SET state = 'dead', dead_reason = @reason, last_error = @error, finished_at = @now,
+        updated_at = @now, ${JOB_COLUMNS_RESET_LEASE}
+      WHERE ${FENCE} RETURNING *`),
+    release: p<{ id: number; token: string; now: number; runAt: number }, RawJob>(`
+      UPDATE jobs SET state = CASE WHEN @runAt > @now THEN 'scheduled' ELSE 'queued' END,
+        run_at = CASE WHEN @runAt > @now THEN @runAt ELSE run_at END,
+        attempts = max(attempts - 1, 0), updated_at = @now,
+        ${JOB_COLUMNS_RESET_LEASE}
+      WHERE ${FENCE} RETURNING *`),
+
+    stageDue: p<{ now: number; limit: number }, { queue: string }>(`
+      UPDATE jobs SET state = 'queued', updated_at = @now
+      WHERE id IN (SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= @now ORDER BY run_at LIMIT @limit)
+      RETURNING queue`),
+    nextDue: p<[], { t: number | null }>("SELECT min(run_at) AS t FROM jobs WHERE state = 'scheduled'"),
+    expiredLeases: p<[number, number], { id: number }>(
+      "SELECT id FROM jobs WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?",
+    ),
+    workerLeases: p<[string], { id: number }>("SELECT id FROM jobs WHERE state = 'running' AND worker_id = ?"),
+    allRunning: p<[], { id: number }>("SELECT id FROM jobs WHERE state = 'running'"),
+    // Old column values on the right-hand side: `crashes + 1` is the new count.
+    reclaim: p<{ id: number; poisonAfter: number; now: number }, RawJob>(`
+      UPDATE jobs SET crashes = crashes + 1,
+        state = CASE WHEN crashes + 1 >= @poisonAfter THEN 'dead' ELSE 'queued' END,
+        dead_reason = CASE WHEN crashes + 1 >= @poisonAfter THEN 'poison' ELSE NULL END,
+        finished_at = CASE WHEN crashes + 1 >= @poisonAfter THEN @now ELSE NULL END,
+        updated_at = @now, ${JOB_COLUMNS_RESET_LEASE}
+      WHERE id = @id AND state = 'running'
+      RETURNING *`),
+
+    cancel: p<{ id: number; now: number }, RawJob>(`
+      UPDATE jobs SET state = 'cancelled', finished_at = @now, updated_at = @now, ${JOB_COLUMNS_RESET_LEASE}
+      WHERE id = @id AND state IN ('scheduled', 'queued', 'running')
+      RETURNING *`),
+    retry: p<{ id: number; now: number }, RawJob>(`
+      UPDATE jobs SET state = 'queued', attempts = 0, crashes = 0, dead_reason = NULL, finished_at = NULL,
+        result = NULL, run_at = @now, updated_at = @now
+      WHERE id = @id AND state IN ('dead', 'cancelled')
+      RETURNING *`),
+
+    // ON DELETE CASCADE removes the jobs' attempts in the same statement.
+    pruneFinished: p<[number, number]>(`
+      DELETE FROM jobs WHERE id IN (
+        SELECT id FROM jobs WHERE state IN ('succeeded', 'cancelled') AND finished_at < ? LIMIT ?)`),
+    pruneDead: p<[number, number]>(`
+      DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 'dead' AND finished_at < ? LIMIT ?)`),
+    pruneEvents: p<[number, number]>(`
+      DELETE FROM events WHERE id IN (
+        SELECT e.id FROM events e
+        WHERE e.received_at < ? AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.event_id = e.id)
+        LIMIT ?)`),
+
+    unfinishedByQueue: p<[], { queue: string; n: number }>(
+      "SELECT queue, count(*) AS n FROM jobs WHERE state IN ('scheduled', 'queued', 'running') GROUP BY queue",
+    ),
+    countsByQueue: p<[], { queue: string; state: string; n: number }>(
+      'SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state',
+    ),
+    oldestQueued: p<[], { queue: string; oldest: number }>(
+      "SELECT queue, min(run_at) AS oldest FROM jobs WHERE state = 'queued' GROUP BY queue",
+    ),
+
+    insertKey: p<[string, string, string, string, number, number | null, number | null]>(
+      'INSERT INTO api_keys (id, name, hash, scopes, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
+    keyByHash: p<[string], RawApiKey>('SELECT * FROM api_keys WHERE hash = ?'),
+    listKeys: p<[], RawApiKey>('SELECT * FROM api_keys ORDER BY created_at, id'),
+    revokeKey: p<[number, string]>('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
+
+    getMeta: p<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+    setMeta: p<[string, string]>(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    ),
+    ping: p<[], { one: 1 }>('SELECT 1 AS one'),
+  };
+}
+
+export type FixedStatements = ReturnType<typeof prepareFixed>;
+
+export class SqliteStatements {
+  readonly fixed: FixedStatements;
+  readonly #candidates = new Map<string, Database.Statement<unknown[], LeaseCandidate>>();
+  readonly #listJobs = new Map<string, Database.Statement<unknown[], RawJob>>();
+
+  constructor(private readonly db: Database.Database) {
+    this.fixed = prepareFixed(db);
+  }
+
+  /**
+   * Queued jobs for these handlers in lease order. The partial index on
+   * (priority DESC, run_at, id) gives the order; handler and queue are filters.
+   */
+  leaseCandidates(handlers: readonly string[], excludeQueues: readonly string[], limit: number): LeaseCandidate[] {
+    const shape = `${handlers.length}:${excludeQueues.length}`;
+    let stmt = this.#candidates.get(shape);
+    if (!stmt) {
+      const marks = (n: number) => Array.from({ length: n }, () => '?').join(', ');
+      stmt = this.db.prepare<unknown[], LeaseCandidate>(`
+        SELECT id, handler, concurrency_key, concurrency_limit FROM jobs
+        WHERE state = 'queued' AND handler IN (${marks(handlers.length)})
+          ${excludeQueues.length > 0 ? `AND queue NOT IN (${marks(excludeQueues.length)})` : ''}
+        ORDER BY priority DESC, run_at, id
+        LIMIT ?`);
+      this.#candidates.set(shape, stmt);
+    }
+    return stmt.all(...handlers, ...excludeQueues, limit);
+  }
+
+  listJobs(filter: JobFilter, beforeId: number | null): RawJob[] {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (clause: string, value: unknown) => {
+      where.push(clause);
+      params.push(value);
+    };
+    if (filter.state !== undefined) add('state = ?', filter.state);
+    if (filter.handler !== undefined) add('handler = ?', filter.handler);
+    if (filter.queue !== undefined) add('queue = ?', filter.queue);
+    if (filter.eventId !== undefined) add('event_id = ?', filter.eventId);
+    if (beforeId !== null) add('id < ?', beforeId);
+    const shape = where.join(' AND ');
+    let stmt = this.#listJobs.get(shape);
+    if (!stmt) {
+      stmt = this.db.prepare<unknown[], RawJob>(
+        `SELECT * FROM jobs ${shape ? `WHERE ${shape}` : ''} ORDER BY id DESC LIMIT ?`,
+      );
+      this.#listJobs.set(shape, stmt);
+    }
+    return stmt.all(...params, Math.max(0, Math.floor(filter.limit)));
+  }
+}

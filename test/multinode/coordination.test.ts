@@ -1,0 +1,66 @@
+/**
+ * What several nodes must agree on: a cron tick runs once cluster-wide, and a
+ * concurrency key's limit holds across nodes, not per node.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { killAllChildren } from '../helpers/child-node.js';
+import { waitFor } from '../helpers/wait-for.js';
+import { createCluster, type Cluster } from './cluster.js';
+
+let cluster: Cluster;
+beforeAll(async () => {
+  cluster = await createCluster();
+});
+afterEach(async () => {
+  // A test that failed half-way must not leave its nodes working for the next one.
+  await killAllChildren();
+});
+afterAll(async () => {
+  await cluster?.close();
+});
+
+describe('several nodes on one store', () => {
+  it('run each cron tick once cluster-wide', { timeout: 60_000 }, async () => {
+    const nodes = await Promise.all([cluster.start('cron-a', { CRON: '1' }), cluster.start('cron-b', { CRON: '1' })]);
+    // Both nodes fire every tick; the tick's idempotency key lets one job in.
+    await waitFor(async () => (await cluster.query('SELECT DISTINCT tick_at FROM $schema.ticks')).length >= 4, {
+      timeoutMs: 30_000,
+      message: 'four ticks ran',
+    });
+    for (const node of nodes) process.kill(node.pid, 'SIGTERM');
+    for (const node of nodes) expect(await node.exited).toEqual({ code: 0, signal: null });
+
+    const perTick = await cluster.query<{ idempotency_key: string; n: number }>(
+      "SELECT idempotency_key, count(*)::int AS n FROM $schema.jobs WHERE handler = 'tick' GROUP BY idempotency_key",
+    );
+    expect(perTick.length).toBeGreaterThanOrEqual(4);
+    expect(perTick.every((t) => t.n === 1)).toBe(true);
+    const runs = await cluster.query<{ tick_at: string; n: number }>('SELECT tick_at, count(*)::int AS n FROM $schema.ticks GROUP BY tick_at');
+    expect(runs.every((r) => r.n === 1)).toBe(true);
+  });
+
+  it('hold a concurrency key\'s limit across nodes', { timeout: 60_000 }, async () => {
+    const keys = ['k1', 'k2', 'k3', 'k4'];
+    await cluster.query(`INSERT INTO $schema.key_load (k) SELECT unnest($1::text[])`, [keys]);
+    const nodes = await Promise.all([cluster.start('keyed-a'), cluster.start('keyed-b')]);
+    const jobs = Array.from({ length: 200 }, (_, i) => ({ handler: 'keyed', payload: { k: keys[i % keys.length] } }));
+    await Promise.all([cluster.enqueue(nodes[0]!, jobs.slice(0, 100)), cluster.enqueue(nodes[1]!, jobs.slice(100))]);
+    await waitFor(async () => {
+      const [row] = await cluster.query<{ n: number }>("SELECT count(*)::int AS n FROM $schema.jobs WHERE handler = 'keyed' AND state = 'succeeded'");
+      return row!.n === 200;
+    }, { timeoutMs: 45_000, intervalMs: 50, message: 'all keyed jobs succeeded' });
+
+    const load = await cluster.query<{ k: string; peak: number; runs: number }>('SELECT k, peak, runs FROM $schema.key_load ORDER BY k');
+    expect(load.map((l) => l.runs)).toEqual([50, 50, 50, 50]);
+    for (const l of load) expect(l.peak, `key ${l.k}`).toBeLessThanOrEqual(2);
+    // The limit was reached (two at once), and both nodes ran keyed jobs.
+    expect(Math.max(...load.map((l) => l.peak))).toBe(2);
+    const workers = await cluster.query<{ worker_id: string }>(
+      "SELECT DISTINCT a.worker_id FROM $schema.attempts a JOIN $schema.jobs j ON j.id = a.job_id WHERE j.handler = 'keyed' AND a.outcome = 'succeeded'",
+    );
+    expect(workers.map((w) => w.worker_id).sort()).toEqual(['keyed-a', 'keyed-b']);
+
+    for (const node of nodes) process.kill(node.pid, 'SIGTERM');
+    for (const node of nodes) expect(await node.exited).toEqual({ code: 0, signal: null });
+  });
+});

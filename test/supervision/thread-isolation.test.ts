@@ -1,0 +1,77 @@
+/**
+ * `isolation: 'thread'`: an out-of-memory handler and an infinite loop fail
+ * only their own jobs, with a reason naming the limit; the node and the other
+ * handlers (threaded and inline) keep running, and crashed threads are replaced.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfigModule } from '../../src/cli/load-config.js';
+import { startNode, type DroverNode } from '../../src/cli/node.js';
+import { resolveConfig } from '../../src/core/config.js';
+import { createLogger } from '../../src/obs/logger.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const KEY = 'drv_test_admin_key_0123456789abcdef';
+const configPath = fileURLToPath(new URL('./fixtures/isolated.config.mjs', import.meta.url));
+let node: DroverNode | undefined;
+let dir: string | undefined;
+afterEach(async () => {
+  await node?.shutdown(1_000);
+  node = undefined;
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(): Promise<DroverNode> {
+  dir = mkdtempSync(join(tmpdir(), 'drover-threads-'));
+  const raw = (await loadConfigModule(configPath)) as Record<string, unknown>;
+  const config = resolveConfig({ ...raw, databaseUrl: join(dir, 'drover.db') }, {});
+  return startNode({ config, configPath, bootstrapAdminKey: KEY, listen: false, print: () => undefined, logger: createLogger({ level: 'silent' }) });
+}
+
+async function call(n: DroverNode, method: 'GET' | 'POST', url: string, body?: unknown) {
+  const res = await n.app.inject({ method, url, headers: { authorization: `Bearer ${KEY}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { payload: JSON.stringify(body) } : {}) });
+  return res.json() as Record<string, any>;
+}
+const enqueue = async (n: DroverNode, handler: string, payload: unknown = {}) => (await call(n, 'POST', '/v1/jobs', { handler, payload })).id as string;
+const finished = (n: DroverNode, id: string) => waitFor(async () => {
+  const job = await call(n, 'GET', `/v1/jobs/${id}`);
+  return job.state === 'succeeded' || job.state === 'dead' ? job : null;
+}, { timeoutMs: 20_000, message: `job ${id} finished` });
+
+describe('thread isolation', () => {
+  it('runs a handler in a thread and returns its result', async () => {
+    node = await start();
+    const job = await finished(node, await enqueue(node, 'echo', { n: 1 }));
+    expect(job.state).toBe('succeeded');
+    expect(job.result).toEqual({ echoed: { n: 1 }, thread: true });
+  });
+
+  it('fails only the out-of-memory job, with a clear reason; other handlers keep running and the thread is replaced', async () => {
+    node = await start();
+    const hog = await enqueue(node, 'hog');
+    const others = await Promise.all([enqueue(node, 'echo', { a: 1 }), enqueue(node, 'plain', { b: 2 })]);
+    const dead = await finished(node, hog);
+    expect(dead.state).toBe('dead');
+    expect(dead.attempts.at(-1).error).toMatch(/MemoryLimitError: handler exceeded its memory limit of 32 MiB/);
+    for (const id of others) expect((await finished(node, id)).state).toBe('succeeded');
+    // The replacement thread runs the next job of the same handler (and fails it the same way).
+    const again = await finished(node, await enqueue(node, 'hog'));
+    expect(again.attempts.at(-1).error).toMatch(/memory limit/);
+    expect(node.runtime.state).toBe('running');
+  }, 60_000);
+
+  it('terminates an infinite loop at the hard timeout and keeps serving', async () => {
+    node = await start();
+    const spin = await enqueue(node, 'spin');
+    const dead = await finished(node, spin);
+    expect(dead.state).toBe('dead');
+    expect(dead.attempts.at(-1)).toMatchObject({ outcome: 'timed_out' });
+    expect(dead.attempts.at(-1).error).toMatch(/within its timeout of 300 ms/);
+    const ok = await finished(node, await enqueue(node, 'echo', { c: 3 }));
+    expect(ok.state).toBe('succeeded');
+    expect((await call(node, 'GET', '/v1/status')).state).toBe('running');
+  }, 30_000);
+});
