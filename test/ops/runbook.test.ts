@@ -5,7 +5,8 @@
  * DROVER_CONFIG set and `drover` on PATH, and must exit 0. Its links to its
  * own sections must land on a heading.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,7 @@ const RUNBOOK = fileURLToPath(new URL('../../docs/operations.md', import.meta.ur
 const CONFIG = fileURLToPath(new URL('../fixtures/hello.config.ts', import.meta.url));
 const ADMIN = 'drv_runbook_admin_key_0123456789abcd';
 const markdown = readFileSync(RUNBOOK, 'utf8');
+const run = promisify(execFile);
 
 interface Block {
   heading: string;
@@ -86,8 +88,11 @@ describe('runbook (docs/operations.md)', () => {
   });
 
   for (const block of blocks) {
-    it(`runs the block under "${block.heading}" (docs/operations.md line ${block.line})`, { timeout: 60_000 }, () => {
-      const result = spawnSync('bash', ['-euo', 'pipefail', '-c', block.code], { cwd: dir, env, encoding: 'utf8', timeout: 55_000 });
+    // Asynchronous on purpose: a block can take seconds, and a test worker blocked
+    // that long misses vitest's RPC deadlines on a loaded machine.
+    it(`runs the block under "${block.heading}" (docs/operations.md line ${block.line})`, { timeout: 60_000 }, async () => {
+      const result = await run('bash', ['-euo', 'pipefail', '-c', block.code], { cwd: dir, env, encoding: 'utf8', timeout: 55_000 })
+        .then(({ stdout, stderr }) => ({ status: 0, stdout, stderr }), (error: { code?: number | string; stdout?: string; stderr?: string }) => ({ status: error.code, stdout: error.stdout, stderr: error.stderr }));
       expect(result.status, `exit ${result.status}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`).toBe(0);
     });
   }
