@@ -85,7 +85,7 @@ function trips(consecutive: number, recent: ReadonlyArray<0 | 1>, policy: Breake
 
 /**
  * Record one result. Results arriving while open (jobs started before it
- * opened) change nothing.
+ * opened) change nothing. An unchanged state is returned as the same object.
  *
  * @example
  * s = breakerResult(s, policy, Date.now(), false); // a failure
@@ -96,6 +96,9 @@ export function breakerResult(s: BreakerState, policy: BreakerPolicy, now: numbe
   if (at.state === 'half_open') {
     return ok ? closedBreaker() : { ...at, state: 'open', openedAt: now, probeStartedAt: null };
   }
+  // The steady state of a healthy handler (a full window of successes) is
+  // returned as is: callers test identity to skip storing an unchanged state.
+  if (ok && at.consecutiveFailures === 0 && at.recent.length >= policy.window && !at.recent.includes(1)) return at;
   const recent = [...at.recent, ok ? 0 : 1] as Array<0 | 1>;
   if (recent.length > policy.window) recent.splice(0, recent.length - policy.window);
   const consecutiveFailures = ok ? 0 : at.consecutiveFailures + 1;

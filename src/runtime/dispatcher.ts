@@ -20,7 +20,7 @@ import type { LeasedJob } from '../core/types.js';
 import type { AttemptTracer } from '../obs/attempt-tracing.js';
 import type { Logger } from '../obs/logger.js';
 import type { StorageEngine } from '../store/engine.js';
-import { runJob, type RunJobOptions, type RunningJob, type RunOutcome } from './job-runner.js';
+import { LazyAbortController, runJob, type RunJobOptions, type RunningJob, type RunOutcome } from './job-runner.js';
 import type { Lifecycle } from './lifecycle.js';
 
 /** Handlers whose jobs average less than this are leased ahead. */
@@ -276,7 +276,7 @@ export class Dispatcher {
       void this.options.store.heartbeat(job.id, job.leaseToken, handler.timeoutMs + this.#leaseMarginMs).catch(() => undefined);
     }
     this.#runningByHandler.set(job.handler, (this.#runningByHandler.get(job.handler) ?? 0) + 1);
-    const controller = new AbortController();
+    const controller = new LazyAbortController();
     const running: RunningJob = { job, startedAt: now, controller, shutdownAborted: false, done: Promise.resolve() };
     this.running.set(job.id, running);
     this.options.lifecycle.emit('job:start', { job, waitMs: Math.max(0, now - job.runAt) });

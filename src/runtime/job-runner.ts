@@ -21,10 +21,30 @@ export class TimeoutError extends Error {
   }
 }
 
+/**
+ * An AbortController made on first use. Most handlers never read
+ * `ctx.signal`, and a real controller (an EventTarget and its signal) per job
+ * is a measurable share of a no-op job's cost; aborting one nobody observed
+ * only records the reason, so a later read still sees an aborted signal.
+ */
+export class LazyAbortController {
+  #controller: AbortController | undefined;
+
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController();
+    return this.#controller.signal;
+  }
+
+  abort(reason?: unknown): void {
+    this.#controller ??= new AbortController();
+    this.#controller.abort(reason);
+  }
+}
+
 export interface RunningJob {
   job: LeasedJob;
   startedAt: number;
-  controller: AbortController;
+  controller: LazyAbortController;
   /** Set when shutdown aborts the job: its outcome becomes a release. */
   shutdownAborted: boolean;
   done: Promise<void>;
@@ -33,7 +53,7 @@ export interface RunningJob {
 export interface RunJobOptions {
   handler: ResolvedHandler;
   job: LeasedJob;
-  controller: AbortController;
+  controller: LazyAbortController;
   /** Creates the job's child logger; called only if the handler logs (most no-op jobs never do). */
   log: () => HandlerLogger;
   heartbeat: () => Promise<boolean>;
@@ -53,7 +73,9 @@ export async function runJob(options: RunJobOptions): Promise<RunOutcome> {
       payload: job.payload,
     },
     event: job.event,
-    signal: controller.signal,
+    get signal() {
+      return controller.signal;
+    },
     get log() {
       log ??= options.log();
       return log;

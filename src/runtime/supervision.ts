@@ -46,7 +46,9 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 
 export class Supervision {
   readonly #entries = new Map<string, Entry>();
+  /** The write in flight per handler, and handlers changed since it started. */
   readonly #writes = new Map<string, Promise<void>>();
+  readonly #dirty = new Set<string>();
   /** The last state announced on the lifecycle, per handler. */
   readonly #emitted = new Map<string, { quarantined: boolean; breaker: BreakerStateName }>();
   readonly #unsubscribe: Array<() => void> = [];
@@ -157,6 +159,9 @@ export class Supervision {
     const handler = this.options.handlers.get(name);
     if (!entry || !handler) return;
     const next = change(entry, handler, this.options.clock());
+    // This runs twice per job: the core functions return the same objects when
+    // nothing changed, so the common case costs no serialisation.
+    if (next.breaker === entry.breaker && next.quarantine === entry.quarantine) return;
     if (JSON.stringify(next) === JSON.stringify(entry)) return;
     this.#set(name, next);
     void this.#persist(name);
@@ -175,12 +180,30 @@ export class Supervision {
     }
   }
 
-  /** Writes per handler are chained so an older state never lands after a newer one. */
+  /**
+   * Store the handler's current state. One write per handler is in flight at a
+   * time, so an older state never lands after a newer one; changes made while
+   * it is in flight are coalesced into one more write of the latest state (a
+   * handler failing thousands of jobs a second writes a few rows, not thousands).
+   */
   #persist(name: string): Promise<void> {
-    const previous = this.#writes.get(name) ?? Promise.resolve();
-    const write = previous
-      .then(() => this.options.store.setMeta(key(name), JSON.stringify(this.#entries.get(name))))
-      .catch((error: unknown) => this.options.lifecycle.emit('task:failed', { task: 'supervision-write', error: toError(error) }));
+    const inFlight = this.#writes.get(name);
+    if (inFlight) {
+      this.#dirty.add(name);
+      return inFlight;
+    }
+    const write = (async () => {
+      do {
+        this.#dirty.delete(name);
+        try {
+          await this.options.store.setMeta(key(name), JSON.stringify(this.#entries.get(name)));
+        } catch (error) {
+          this.options.lifecycle.emit('task:failed', { task: 'supervision-write', error: toError(error) });
+        }
+      } while (this.#dirty.has(name));
+      // In the same turn as the last check, so no change can slip in between.
+      this.#writes.delete(name);
+    })();
     this.#writes.set(name, write);
     return write;
   }

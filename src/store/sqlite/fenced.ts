@@ -6,16 +6,33 @@
  */
 import type { FailRequest, FenceResult } from '../engine.js';
 import { addDepth, type WriteEffects } from './queue-depth.js';
-import { parseJobId, toJobRow, toJson, type RawJob } from './rows.js';
-import type { FixedStatements } from './statements.js';
+import { DroverError } from '../../core/errors.js';
+import type { JobRow } from '../../core/types.js';
+import { parseJobId, toJobRow, toJson } from './rows.js';
+import type { FencedRow, FixedStatements } from './statements.js';
 
-/** Run a fenced update; no row back means the token is stale, or the job is gone. */
-function fenced(s: FixedStatements, jobId: string, update: (id: number) => RawJob | undefined): FenceResult {
+/**
+ * Run a fenced update; no row back means the token is stale, or the job is gone.
+ * The job row in the result is read when first asked for: the dispatcher only
+ * looks at `ok`, and reading the whole row per completion would cost more than
+ * the update (see statements.ts).
+ */
+function fenced(s: FixedStatements, jobId: string, update: (id: number) => FencedRow | undefined): FenceResult {
   const id = parseJobId(jobId);
   if (id === null) return { ok: false, reason: 'not_found' };
-  const raw = update(id);
-  if (raw) return { ok: true, job: toJobRow(raw) };
-  return { ok: false, reason: s.jobExists.get(id) ? 'stale_lease' : 'not_found' };
+  const row = update(id);
+  if (!row) return { ok: false, reason: s.jobExists.get(id) ? 'stale_lease' : 'not_found' };
+  let job: JobRow | undefined;
+  return {
+    ok: true,
+    get job(): JobRow {
+      if (job) return job;
+      const raw = s.jobById.get(id);
+      if (!raw) throw new DroverError('not_found', `job ${jobId} was deleted (pruned) after this transition`);
+      job = toJobRow(raw);
+      return job;
+    },
+  };
 }
 
 export function heartbeatJob(s: FixedStatements, jobId: string, token: string, leaseMs: number, now: number): FenceResult {
