@@ -57,6 +57,13 @@ export class StreamHub {
   /** Jobs already seen past `queued` (bounded): their late `job:enqueued` is stale. */
   readonly #started = new Set<string>();
   readonly #unsubscribe: Array<() => void> = [];
+  /**
+   * Messages are kept only once somebody has subscribed. Before that nobody
+   * holds an id of this epoch, so nothing published could ever be asked for
+   * again; skipping the buffer keeps a node nobody watches from building (and
+   * garbage-collecting) two messages per job.
+   */
+  #buffering = false;
 
   constructor(
     lifecycle: Lifecycle,
@@ -73,6 +80,7 @@ export class StreamHub {
   }
 
   subscribe(listener: Listener): () => void {
+    this.#buffering = true;
     this.#listeners.add(listener);
     return () => void this.#listeners.delete(listener);
   }
@@ -103,10 +111,11 @@ export class StreamHub {
     this.#listeners.clear();
   }
 
-  /** Publish a message (lifecycle listeners call this; exposed for tests). */
-  publish(event: StreamEventType, attrs: { handler?: string; queue?: string; jobId?: string }, data: Record<string, unknown>): StreamMessage {
-    const at = this.options.clock();
+  /** Publish a message (lifecycle listeners call this; exposed for tests). Null while nobody has subscribed yet. */
+  publish(event: StreamEventType, attrs: { handler?: string; queue?: string; jobId?: string }, data: Record<string, unknown>): StreamMessage | null {
     const seq = ++this.#seq;
+    if (!this.#buffering) return null;
+    const at = this.options.clock();
     // Serialised on first read: most messages are never sent (no subscriber) nor replayed,
     // and this runs for every job state change on the hot path.
     let json: string | undefined;
@@ -160,6 +169,7 @@ export class StreamHub {
   }
 
   #job(job: Pick<JobRow, 'id' | 'handler' | 'queue' | 'attempts' | 'eventId'>, state: JobState, extra: Record<string, unknown> = {}): void {
+    if (!this.#buffering) return void this.#seq++;
     this.publish(
       'job',
       { handler: job.handler, queue: job.queue, jobId: job.id },
@@ -178,6 +188,7 @@ export class StreamHub {
     );
     on.push(
       lifecycle.on('job:start', ({ job }) => {
+        if (!this.#buffering) return void this.#seq++;
         if (this.#started.size >= 50_000) this.#started.delete(this.#started.values().next().value!);
         this.#started.add(job.id);
         this.#job(job, 'running');

@@ -292,22 +292,29 @@ export class Dispatcher {
       heartbeat: () => this.#heartbeat(running, handler),
       isShutdownAborted: () => running.shutdownAborted,
     });
-    running.done = (attempts ? attempts.run(job, run) : run())
-      .then((outcome) => {
+    running.done = this.#settle(running, handler, attempts ? attempts.run(job, run) : run());
+  }
+
+  /** Wait for the handler, free its slot, record the outcome. One async frame per job (this path runs for every job). */
+  async #settle(running: RunningJob, handler: ResolvedHandler, outcome: Promise<RunOutcome>): Promise<void> {
+    const { job } = running;
+    try {
+      let result: RunOutcome;
+      try {
+        result = await outcome;
+      } finally {
         // Free the handler's slot as soon as its code returns; the outcome is
         // written in the next group commit. Waiting for that write would cap
         // throughput at concurrency / commit latency.
-        this.#noteRunTime(job.handler, this.options.clock() - running.startedAt);
         this.#releaseSlot(job.handler);
-        return this.#record(running, handler, outcome);
-      }, (error: unknown) => {
-        this.#releaseSlot(job.handler);
-        throw error;
-      })
-      .catch((error: unknown) => {
-        this.options.logger.error({ err: toError(error), job_id: job.id }, 'recording the outcome failed; the lease will expire and the job run again');
-      })
-      .finally(() => this.#finish(running));
+      }
+      this.#noteRunTime(job.handler, this.options.clock() - running.startedAt);
+      await this.#record(running, handler, result);
+    } catch (error) {
+      this.options.logger.error({ err: toError(error), job_id: job.id }, 'recording the outcome failed; the lease will expire and the job run again');
+    } finally {
+      this.#finish(running);
+    }
   }
 
   async #heartbeat(running: RunningJob, handler: ResolvedHandler): Promise<boolean> {

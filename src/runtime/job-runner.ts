@@ -83,22 +83,7 @@ export async function runJob(options: RunJobOptions): Promise<RunOutcome> {
     heartbeat: options.heartbeat,
   };
 
-  let timer: NodeJS.Timeout | undefined;
-  // An inline handler cannot be killed; at the timeout its signal fires and the
-  // attempt is failed even if the code ignores the signal and keeps running.
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const error = new TimeoutError(handler.timeoutMs);
-      controller.abort(error);
-      reject(error);
-    }, handler.timeoutMs);
-  });
-  try {
-    const result = await Promise.race([Promise.resolve().then(() => handler.run(ctx)), timeout]);
-    if (options.isShutdownAborted()) return { kind: 'aborted' };
-    return { kind: 'succeeded', result: result === undefined ? null : result };
-  } catch (caught) {
-    if (options.isShutdownAborted()) return { kind: 'aborted' };
+  const failed = (caught: unknown): RunOutcome => {
     const error = toError(caught);
     return {
       kind: 'failed',
@@ -106,7 +91,46 @@ export async function runJob(options: RunJobOptions): Promise<RunOutcome> {
       nonRetryable: error instanceof NonRetryableError || error.name === 'NonRetryableError',
       timedOut: error instanceof TimeoutError,
     };
+  };
+
+  // Called directly: a synchronous handler has finished (or thrown) when this
+  // returns, so it needs no timer and no race; it could not have been
+  // interrupted by one anyway, since it held the event loop.
+  let pending: unknown;
+  try {
+    pending = handler.run(ctx);
+  } catch (caught) {
+    return options.isShutdownAborted() ? { kind: 'aborted' } : failed(caught);
+  }
+  if (!isThenable(pending)) {
+    if (options.isShutdownAborted()) return { kind: 'aborted' };
+    return { kind: 'succeeded', result: pending === undefined ? null : pending };
+  }
+
+  let timer: NodeJS.Timeout | undefined;
+  // An inline handler cannot be killed; at the timeout its signal fires and the
+  // attempt is failed even if the code ignores the signal and keeps running.
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new TimeoutError(handler.timeoutMs);
+      // Reject before aborting: a handler that settles from its abort listener
+      // must not win the race against its own timeout.
+      reject(error);
+      controller.abort(error);
+    }, handler.timeoutMs);
+  });
+  try {
+    const result = await Promise.race([pending, timeout]);
+    if (options.isShutdownAborted()) return { kind: 'aborted' };
+    return { kind: 'succeeded', result: result === undefined ? null : result };
+  } catch (caught) {
+    if (options.isShutdownAborted()) return { kind: 'aborted' };
+    return failed(caught);
   } finally {
     clearTimeout(timer);
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
