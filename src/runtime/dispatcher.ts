@@ -15,7 +15,7 @@
  */
 import { decideFailure } from '../core/backoff.js';
 import type { ResolvedHandler } from '../core/config.js';
-import { toError } from '../core/errors.js';
+import { NonRetryableError, toError } from '../core/errors.js';
 import type { LeasedJob } from '../core/types.js';
 import type { AttemptTracer } from '../obs/attempt-tracing.js';
 import type { Logger } from '../obs/logger.js';
@@ -334,7 +334,17 @@ export class Dispatcher {
       return;
     }
     if (outcome.kind === 'succeeded') {
-      const result = await store.complete(job.id, job.leaseToken, outcome.result);
+      const unstorable = (error: unknown) => {
+        try {
+          JSON.stringify(outcome.result);
+        } catch (cause) {
+          // The store refused the result, not the job: running it again would return the same value.
+          return new NonRetryableError(`the handler's return value cannot be stored as JSON (${toError(cause).message}); return plain data`);
+        }
+        throw error;
+      };
+      const result = await store.complete(job.id, job.leaseToken, outcome.result).catch((error: unknown) => unstorable(error));
+      if (result instanceof Error) return this.#record(running, handler, { kind: 'failed', error: result, nonRetryable: true, timedOut: false });
       if (result.ok) lifecycle.emit('job:succeeded', { job, durationMs });
       else lifecycle.emit('job:stale', { job, op: 'complete' });
       return;

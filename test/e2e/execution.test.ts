@@ -59,6 +59,30 @@ describe('failures', () => {
     expect(dead.lastError).toContain('payload is missing orderId');
   });
 
+  it('fails a job whose return value cannot be stored, without failing the jobs settled with it', async () => {
+    node = await startTestNode({
+      handlers: [{
+        name: 'returns',
+        concurrency: 4,
+        run(ctx) {
+          if ((ctx.job.payload as { cyclic: boolean }).cyclic) {
+            const value: Record<string, unknown> = {};
+            value.self = value;
+            return value;
+          }
+          return { fine: true };
+        },
+      }],
+    });
+    const { body } = await node.request('POST', '/v1/jobs', { jobs: [{ handler: 'returns', payload: { cyclic: true } }, { handler: 'returns', payload: { cyclic: false } }] });
+    const [bad, good] = body.jobs as Array<{ id: string }>;
+    const dead = await until(bad!.id, 'dead');
+    expect(dead.deadReason).toBe('non_retryable');
+    expect(dead.lastError).toContain('cannot be stored as JSON');
+    expect(dead.attempts).toHaveLength(1);
+    expect(await until(good!.id, 'succeeded')).toMatchObject({ result: { fine: true } });
+  });
+
   it('times out a slow handler and aborts its signal', async () => {
     let aborted = false;
     node = await startTestNode({

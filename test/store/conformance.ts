@@ -396,6 +396,26 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect((await engine.complete(job.id, again.leaseToken, 'ok')).ok).toBe(true);
       });
 
+      it('settles transitions made together independently: a result that cannot be stored fails only its own call', async () => {
+        await engine.enqueue([newJob({ payload: 'a' }), newJob({ payload: 'b' }), newJob({ payload: 'c' })]);
+        const [a, b, c] = await lease({ limit: 3 });
+        const circular: Record<string, unknown> = {};
+        circular.self = circular;
+        // Same turn: the engine may settle these in one batch.
+        const results = await Promise.allSettled([
+          engine.complete(a!.id, a!.leaseToken, { ok: 1 }),
+          engine.complete(b!.id, b!.leaseToken, circular),
+          engine.fail(c!.id, c!.leaseToken, { error: 'boom', outcome: 'failed', retryAt: null }),
+        ]);
+        expect(results[0]).toMatchObject({ status: 'fulfilled', value: { ok: true } });
+        expect(results[1]!.status).toBe('rejected');
+        expect(results[2]).toMatchObject({ status: 'fulfilled', value: { ok: true } });
+        expect(await getJob(a!.id)).toMatchObject({ state: 'succeeded', result: { ok: 1 } });
+        expect(await getJob(b!.id)).toMatchObject({ state: 'running', leaseToken: b!.leaseToken });
+        expect(await getJob(c!.id)).toMatchObject({ state: 'dead', lastError: 'boom' });
+        expect((await engine.complete(b!.id, b!.leaseToken, 'fine')).ok).toBe(true);
+      });
+
       it('completes once; the second completion is refused', async () => {
         const job = await startJob();
         now += 50;

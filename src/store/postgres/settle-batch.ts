@@ -31,6 +31,8 @@ interface Pending {
   id: number;
   token: string;
   settlement: Settlement;
+  /** A success's result as JSON text. */
+  result: string | null;
   resolve(result: FenceResult): void;
   reject(error: unknown): void;
 }
@@ -114,8 +116,16 @@ export class SettleBatch {
     if (this.#closed) return Promise.reject(new DroverError('store_unavailable', 'the store is closed'));
     const id = parseJobId(jobId);
     if (id === null) return Promise.resolve({ ok: false, reason: 'not_found' });
+    // Serialised here, not when the batch is built: a result that is not JSON
+    // (a cycle, a BigInt) must fail its own call, not the whole batch.
+    let result: string | null = null;
+    try {
+      if (settlement.kind === 'succeeded') result = toJson(settlement.result);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise<FenceResult>((resolve, reject) => {
-      this.#pending.push({ id, token, settlement, resolve, reject });
+      this.#pending.push({ id, token, settlement, result, resolve, reject });
       this.#schedule();
     });
   }
@@ -178,7 +188,7 @@ export class SettleBatch {
         batch.map((p) => p.id),
         batch.map((p) => p.token),
         batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.outcome : p.settlement.kind)),
-        batch.map((p) => (p.settlement.kind === 'succeeded' ? toJson(p.settlement.result) : null)),
+        batch.map((p) => p.result),
         batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.error : null)),
         batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.retryAt : p.settlement.kind === 'released' ? (p.settlement.runAt ?? null) : null)),
         batch.map((p) => (p.settlement.kind === 'failed' ? (p.settlement.request.deadReason ?? 'exhausted') : null)),

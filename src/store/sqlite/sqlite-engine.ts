@@ -55,6 +55,7 @@ import { AuditStatements } from './audit.js';
 import { snapshotSqlite } from './backup.js';
 import { ensureParentDir, isInMemory, openConnection, readSettings, type ConnectionSettings } from './connection.js';
 import { completeJob, failJob, heartbeatJob, releaseJob } from './fenced.js';
+import { SettleQueue } from './settle-queue.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { ingestItem, insertJob, type IntakeContext } from './intake.js';
 import { leaseJobs } from './lease.js';
@@ -99,6 +100,7 @@ export class SqliteEngine implements StorageEngine {
   readonly #clock: () => number;
   readonly #lock: PidfileLock | null;
   readonly #writes: GroupCommit<WriteEffects>;
+  readonly #settles = new SettleQueue<WriteEffects>((op) => this.#write(op));
   readonly #depths = new QueueDepths();
   readonly #nodes = new NodeRegistry();
   readonly #listeners = new Set<WorkListener>();
@@ -201,15 +203,15 @@ export class SqliteEngine implements StorageEngine {
   }
 
   complete(jobId: string, token: string, result: unknown): Promise<FenceResult> {
-    return this.#write((own) => completeJob(this.#s.fixed, jobId, token, result, this.#clock(), own));
+    return this.#settles.add((own) => completeJob(this.#s.fixed, jobId, token, result, this.#clock(), own));
   }
 
   fail(jobId: string, token: string, request: FailRequest): Promise<FenceResult> {
-    return this.#write((own) => failJob(this.#s.fixed, jobId, token, request, this.#clock(), own));
+    return this.#settles.add((own) => failJob(this.#s.fixed, jobId, token, request, this.#clock(), own));
   }
 
   release(jobId: string, token: string, runAt?: number): Promise<FenceResult> {
-    return this.#write((own) => releaseJob(this.#s.fixed, jobId, token, this.#clock(), own, runAt));
+    return this.#settles.add((own) => releaseJob(this.#s.fixed, jobId, token, this.#clock(), own, runAt));
   }
 
   // --- background ---------------------------------------------------------
