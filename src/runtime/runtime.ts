@@ -300,11 +300,12 @@ export class Runtime {
   /**
    * Wake the dispatcher right after a write is submitted, before it commits:
    * its lease then joins the same group commit, so a job enqueued into an idle
-   * node starts after one commit instead of two. (An engine whose writes are
-   * not grouped just sees one extra, harmless lease attempt.)
+   * node starts after one commit instead of two. Only with group commit: on
+   * PostgreSQL that lease would be a round trip that finds nothing and delays
+   * the real one, which the engine's post-commit wakeup starts.
    */
   #leaseAlongside(hasJobs: boolean): void {
-    if (hasJobs) this.dispatcher.wake();
+    if (hasJobs && this.store.capabilities.groupCommit) this.dispatcher.wake();
   }
 
   #assertAccepting(): void {

@@ -31,6 +31,12 @@ export interface StoreCapabilities {
   readonly multiNode: boolean;
   /** The engine pushes wakeups to other processes (LISTEN/NOTIFY). */
   readonly crossProcessNotify: boolean;
+  /**
+   * Writes submitted in one event-loop turn commit together, so a lease
+   * requested alongside an enqueue joins its commit (see runtime.ts). Without
+   * it, such a lease is an extra round trip that finds nothing.
+   */
+  readonly groupCommit: boolean;
 }
 
 export interface QueueLimit {

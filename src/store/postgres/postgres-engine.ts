@@ -95,7 +95,7 @@ const STAGE_BATCH = 5000;
  * await engine.close();
  */
 export class PostgresEngine implements StorageEngine {
-  readonly capabilities: StoreCapabilities = { engine: 'postgres', multiNode: true, crossProcessNotify: true };
+  readonly capabilities: StoreCapabilities = { engine: 'postgres', multiNode: true, crossProcessNotify: true, groupCommit: false };
   readonly schema: string;
   readonly #url: string;
   readonly #pool: pg.Pool;

@@ -94,7 +94,7 @@ const REAP_BATCH = 1000;
  * engine.stats; // { batches, ops, lastBatchSize, failedCommits }
  */
 export class SqliteEngine implements StorageEngine {
-  readonly capabilities: StoreCapabilities = { engine: 'sqlite', multiNode: false, crossProcessNotify: false };
+  readonly capabilities: StoreCapabilities = { engine: 'sqlite', multiNode: false, crossProcessNotify: false, groupCommit: true };
   readonly path: string;
   readonly #db: Database.Database;
   readonly #clock: () => number;
