@@ -38,6 +38,12 @@ export interface DispatcherOptions {
   leaseBatch?: number;
   /** Most jobs leased ahead per quick handler (default: max(concurrency, 64)). */
   prefetch?: number;
+  /**
+   * A job whose attempts ended by crash, lease expiry or a killed worker
+   * thread this many times is dead with reason `poison` (config `poisonAfter`).
+   * Without it a killed attempt is an ordinary failure.
+   */
+  poisonAfter?: number;
   /** Added to a handler's timeout to get its lease duration. */
   leaseMarginMs?: number;
   /** A retry due at this time should be staged; tells the scheduler. */
@@ -339,6 +345,9 @@ export class Dispatcher {
       now: clock(),
       backoff: handler.backoff,
       random: this.#random,
+      killed: outcome.killed,
+      crashesBefore: job.crashes,
+      ...(this.options.poisonAfter !== undefined ? { poisonAfter: this.options.poisonAfter } : {}),
     });
     const message = outcome.error.stack ?? `${outcome.error.name}: ${outcome.error.message}`;
     const result = await store.fail(job.id, job.leaseToken, {
@@ -346,6 +355,7 @@ export class Dispatcher {
       outcome: outcome.timedOut ? 'timed_out' : 'failed',
       retryAt: decision.retryAt,
       ...(decision.retryAt === null ? { deadReason: decision.deadReason } : {}),
+      ...(outcome.killed ? { crashed: true } : {}),
     });
     if (!result.ok) {
       lifecycle.emit('job:stale', { job, op: 'fail' });
@@ -357,6 +367,8 @@ export class Dispatcher {
       outcome: outcome.timedOut ? 'timed_out' : 'failed',
       error: outcome.error,
       retryAt: decision.retryAt,
+      deadReason: decision.retryAt === null ? decision.deadReason : null,
+      killed: outcome.killed,
     });
     if (decision.retryAt !== null) this.options.onRetryScheduled(decision.retryAt);
   }

@@ -34,13 +34,16 @@ export class ThreadCrashError extends Error {
   }
 }
 
+/** Why a handler's thread was replaced (the `reason` label of `drover_thread_restarts_total`). */
+export type ThreadRestartReason = 'memory' | 'crash' | 'timeout';
+
 export interface ThreadPoolOptions {
   /** Path of the config module that defines the handlers. */
   configPath: string;
   restartInitialMs: number;
   restartMaxMs: number;
-  /** A thread was replaced after a crash (metrics, logs). */
-  onRestart?: (handler: string, reason: string) => void;
+  /** A thread was replaced: it ran out of memory, died, or was terminated at the hard timeout (metrics, logs). */
+  onRestart?: (handler: string, reason: ThreadRestartReason, detail: string) => void;
 }
 
 // Plain CommonJS, evaluated in the thread: it must not need a TypeScript loader itself.
@@ -116,8 +119,8 @@ class HandlerThreads {
     try {
       await slot.ready;
     } catch (error) {
-      this.#drop(slot, `could not load the handler: ${(error as Error).message}`);
-      return { kind: 'failed', error: error as Error, nonRetryable: false, timedOut: false };
+      this.#drop(slot, 'crash', `could not load the handler: ${(error as Error).message}`);
+      return { kind: 'failed', error: error as Error, nonRetryable: false, timedOut: false, killed: false };
     }
     return new Promise<RunOutcome>((settle) => this.#dispatch(slot, { options, settle }));
   }
@@ -147,9 +150,10 @@ class HandlerThreads {
       }
       settle(options.isShutdownAborted() ? { kind: 'aborted' } : outcome);
     };
-    const crash = (error: Error, timedOut: boolean) => {
-      this.#drop(slot, error.message);
-      finish({ kind: 'failed', error, nonRetryable: false, timedOut }, false);
+    const crash = (error: Error, reason: ThreadRestartReason) => {
+      this.#drop(slot, reason, error.message);
+      // A kill (memory, crash) counts toward poisonAfter; the timeout is an ordinary timed_out attempt.
+      finish({ kind: 'failed', error, nonRetryable: false, timedOut: reason === 'timeout', killed: reason !== 'timeout' }, false);
     };
     const onMessage = (msg: { type: string; id?: number; ok?: boolean; result?: unknown; error?: { name: string; message: string; stack?: string }; level?: string; obj?: unknown; msg?: string; seq?: number }) => {
       if (msg.id !== id) return;
@@ -162,18 +166,19 @@ class HandlerThreads {
         if (msg.ok) return finish({ kind: 'succeeded', result: msg.result }, true);
         const error = Object.assign(new Error(msg.error?.message ?? 'handler failed'), { name: msg.error?.name ?? 'Error' });
         if (msg.error?.stack) error.stack = msg.error.stack;
-        finish({ kind: 'failed', error, nonRetryable: error.name === 'NonRetryableError', timedOut: false }, true);
+        finish({ kind: 'failed', error, nonRetryable: error.name === 'NonRetryableError', timedOut: false, killed: false }, true);
       }
     };
     const onError = (error: Error & { code?: string }) => {
-      crash(error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? new MemoryLimitError(handler.memoryMb) : new ThreadCrashError(error.message), false);
+      if (error.code === 'ERR_WORKER_OUT_OF_MEMORY') crash(new MemoryLimitError(handler.memoryMb), 'memory');
+      else crash(new ThreadCrashError(error.message), 'crash');
     };
-    const onExit = (code: number) => crash(new ThreadCrashError(`exited with code ${code}`), false);
+    const onExit = (code: number) => crash(new ThreadCrashError(`exited with code ${code}`), 'crash');
     const onAbort = () => worker.postMessage({ type: 'abort', id, reason: String((controller.signal.reason as Error | undefined)?.message ?? 'aborted') });
     // The hard timeout: the thread is terminated, whatever its code is doing (an infinite loop included).
     const timer = setTimeout(() => {
       controller.abort(new TimeoutError(handler.timeoutMs));
-      crash(new TimeoutError(handler.timeoutMs), true);
+      crash(new TimeoutError(handler.timeoutMs), 'timeout');
     }, handler.timeoutMs);
     worker.on('message', onMessage);
     worker.once('error', onError);
@@ -227,13 +232,13 @@ class HandlerThreads {
   }
 
   /** A thread died: forget it, back off, and let a waiter spawn its replacement. */
-  #drop(slot: Slot, reason: string): void {
+  #drop(slot: Slot, reason: ThreadRestartReason, detail: string): void {
     if (!this.#slots.delete(slot)) return;
     void slot.worker.terminate().catch(() => 0);
     this.#crashes += 1;
     const backoff = Math.min(this.pool.restartMaxMs, this.pool.restartInitialMs * 2 ** (this.#crashes - 1));
     this.#nextSpawnAt = Date.now() + backoff;
-    this.pool.onRestart?.(this.handler.name, reason);
+    this.pool.onRestart?.(this.handler.name, reason, detail);
     const waiter = this.#waiting.shift();
     if (waiter && !this.#closed) void this.#spawn().then(waiter);
   }
