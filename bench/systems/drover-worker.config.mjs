@@ -10,6 +10,11 @@
 //            other enqueued job stays queued: the node does intake work only.
 //   drain    `noop` (concurrency BENCH_CONCURRENCY) does nothing; after
 //            BENCH_EXPECT runs it prints the first and last run times.
+//            BENCH_ISOLATION=thread runs it with `isolation: 'thread'`: then
+//            each handler thread counts its own runs and posts its
+//            {count, first, last} on a BroadcastChannel every 10 ms (not per
+//            job, which would add a message per job to what is measured); the
+//            main thread adds them up and prints the same report.
 //   latency  `noop` records now - payload.sent at handler start (payload.warm
 //            jobs are not recorded); after BENCH_EXPECT samples it prints them.
 //   crash    `block` prints when it starts and parks until shutdown.
@@ -18,7 +23,10 @@
 // (default 5,000 requests/s per route), which is off: the single-enqueue
 // workload measures intake, and exceeds that limit by design.
 
+import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
+
 const mode = process.env.BENCH_MODE;
+const isolation = process.env.BENCH_ISOLATION === 'thread' ? 'thread' : 'inline';
 const expect = Number(process.env.BENCH_EXPECT ?? 0);
 const concurrency = process.env.BENCH_CONCURRENCY ? Number(process.env.BENCH_CONCURRENCY) : undefined;
 
@@ -49,6 +57,51 @@ function drainHandler() {
   };
 }
 
+/** The drain handler with `isolation: 'thread'`: this module is loaded in the main thread and again in every handler thread. */
+function threadDrainHandler() {
+  const channel = new BroadcastChannel('drover-bench-drain');
+  channel.unref();
+  if (isMainThread) {
+    const shares = new Map();
+    let reported = false;
+    const total = () => [...shares.values()].reduce((n, s) => n + s.count, 0);
+    const summary = () => {
+      const all = [...shares.values()].filter((s) => s.count > 0);
+      return { count: total(), first: Math.min(...all.map((s) => s.first)), last: Math.max(...all.map((s) => s.last)), threads: all.length };
+    };
+    channel.onmessage = ({ data }) => {
+      shares.set(data.thread, data);
+      if (!reported && expect && total() >= expect) {
+        reported = true;
+        report('drain', summary());
+      }
+    };
+    if (!expect) process.on('exit', () => report('drain', shares.size ? summary() : { count: 0, first: 0, last: 0 }));
+  }
+  let count = 0;
+  let first = 0;
+  let last = 0;
+  let posted = 0;
+  const flush = () => {
+    if (posted === count) return;
+    posted = count;
+    channel.postMessage({ thread: threadId, count, first, last });
+  };
+  return {
+    name: 'noop',
+    isolation: 'thread',
+    ...(concurrency ? { concurrency } : {}),
+    run() {
+      last = now();
+      if (count === 0) {
+        first = last;
+        setInterval(flush, 10).unref();
+      }
+      count++;
+    },
+  };
+}
+
 function latencyHandler() {
   const samples = [];
   const sentAt = [];
@@ -70,7 +123,7 @@ function latencyHandler() {
 
 const handlers = {
   intake: () => ({ name: 'sink', concurrency: 1, run: parkUntilAborted }),
-  drain: drainHandler,
+  drain: () => (isolation === 'thread' ? threadDrainHandler() : drainHandler()),
   latency: latencyHandler,
   crash: () => ({
     name: 'block',
