@@ -47,29 +47,57 @@ export interface ThreadPoolOptions {
 }
 
 // Plain CommonJS, evaluated in the thread: it must not need a TypeScript loader itself.
+// Per job it allocates only the context: the AbortController and the logger are
+// created when the handler first touches `ctx.signal` / `ctx.log` (a no-op job
+// touches neither), and a synchronous handler answers without a promise.
 const THREAD_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 let handler;
-const controllers = new Map();
+const running = new Map(); // job message id -> { controller, reason }
 const heartbeats = new Map();
 let seq = 0;
 const errorJson = (e) => e instanceof Error ? { name: e.name, message: e.message, stack: e.stack } : { name: 'Error', message: String(e) };
-parentPort.on('message', async (msg) => {
-  if (msg.type === 'abort') { controllers.get(msg.id)?.abort(new Error(msg.reason)); return; }
-  if (msg.type === 'heartbeat') { heartbeats.get(msg.seq)?.(msg.ok); heartbeats.delete(msg.seq); return; }
-  if (msg.type !== 'run') return;
-  const controller = new AbortController();
-  controllers.set(msg.id, controller);
-  const log = {};
-  for (const level of ['info', 'warn', 'error', 'debug']) log[level] = (obj, m) => parentPort.postMessage({ type: 'log', id: msg.id, level, obj, msg: m });
-  const ctx = { job: msg.job, event: msg.event, signal: controller.signal, log,
-    heartbeat: () => new Promise((resolve) => { const s = ++seq; heartbeats.set(s, resolve); parentPort.postMessage({ type: 'heartbeat', id: msg.id, seq: s }); }) };
-  try {
-    const result = await handler.run(ctx);
-    parentPort.postMessage({ type: 'result', id: msg.id, ok: true, result: result === undefined ? null : result });
-  } catch (e) {
-    parentPort.postMessage({ type: 'result', id: msg.id, ok: false, error: errorJson(e) });
-  } finally { controllers.delete(msg.id); }
+const done = (id, ok, value) => {
+  running.delete(id);
+  if (ok) parentPort.postMessage({ type: 'result', id, ok: true, result: value === undefined ? null : value });
+  else parentPort.postMessage({ type: 'result', id, ok: false, error: errorJson(value) });
+};
+function run(msg) {
+  const id = msg.id;
+  const state = { controller: null, reason: null };
+  running.set(id, state);
+  let log;
+  const ctx = { job: msg.job, event: msg.event,
+    get signal() {
+      if (!state.controller) {
+        state.controller = new AbortController();
+        if (state.reason !== null) state.controller.abort(new Error(state.reason));
+      }
+      return state.controller.signal;
+    },
+    get log() {
+      if (!log) {
+        log = {};
+        for (const level of ['info', 'warn', 'error', 'debug']) log[level] = (obj, m) => parentPort.postMessage({ type: 'log', id, level, obj, msg: m });
+      }
+      return log;
+    },
+    heartbeat: () => new Promise((resolve) => { const s = ++seq; heartbeats.set(s, resolve); parentPort.postMessage({ type: 'heartbeat', id, seq: s }); }) };
+  let result;
+  try { result = handler.run(ctx); } catch (e) { done(id, false, e); return; }
+  if (result !== null && typeof result === 'object' && typeof result.then === 'function') result.then((v) => done(id, true, v), (e) => done(id, false, e));
+  else done(id, true, result);
+}
+parentPort.on('message', (msg) => {
+  if (msg.type === 'run') return run(msg);
+  if (msg.type === 'abort') {
+    const state = running.get(msg.id);
+    if (!state) return;
+    state.reason = msg.reason;
+    if (state.controller) state.controller.abort(new Error(msg.reason));
+    return;
+  }
+  if (msg.type === 'heartbeat') { heartbeats.get(msg.seq)?.(msg.ok); heartbeats.delete(msg.seq); }
 });
 (async () => {
   const { configUrl, tsxUrl, name } = workerData;
@@ -82,18 +110,43 @@ parentPort.on('message', async (msg) => {
 })().catch((e) => parentPort.postMessage({ type: 'load-error', error: errorJson(e) }));
 `;
 
+/** One message from a handler thread. */
+interface ThreadMessage {
+  type: 'ready' | 'load-error' | 'log' | 'heartbeat' | 'result';
+  id?: number;
+  ok?: boolean;
+  result?: unknown;
+  error?: { name: string; message: string; stack?: string };
+  level?: string;
+  obj?: unknown;
+  msg?: string;
+  seq?: number;
+}
+
+/** The job a thread is running now. */
+interface Active {
+  id: number;
+  options: RunJobOptions;
+  settle: (outcome: RunOutcome) => void;
+  timer: NodeJS.Timeout;
+  onAbort: () => void;
+}
+
 interface Slot {
   worker: Worker;
   ready: Promise<void>;
   busy: boolean;
+  /** Set while a job runs on this thread. */
+  active: Active | null;
+  /** The thread was dropped (died, killed, or the pool closed): ignore whatever it still reports. */
+  dead: boolean;
 }
 
-interface Pending {
-  options: RunJobOptions;
-  settle: (outcome: RunOutcome) => void;
-}
-
-/** One handler's threads. */
+/**
+ * One handler's threads. Each thread has one set of listeners for its whole
+ * life; the job it runs is `slot.active`. (Adding and removing listeners per
+ * job cost more main-thread time than the job's messages themselves.)
+ */
 class HandlerThreads {
   readonly #slots = new Set<Slot>();
   readonly #idle: Slot[] = [];
@@ -122,69 +175,72 @@ class HandlerThreads {
       this.#drop(slot, 'crash', `could not load the handler: ${(error as Error).message}`);
       return { kind: 'failed', error: error as Error, nonRetryable: false, timedOut: false, killed: false };
     }
-    return new Promise<RunOutcome>((settle) => this.#dispatch(slot, { options, settle }));
+    if (slot.dead) {
+      // Died while idle, between being handed out and now: the job never reached it.
+      return this.run(options);
+    }
+    return new Promise<RunOutcome>((settle) => this.#dispatch(slot, options, settle));
   }
 
   async close(): Promise<void> {
     this.#closed = true;
+    for (const slot of this.#slots) slot.dead = true;
     await Promise.all([...this.#slots].map((slot) => slot.worker.terminate().catch(() => 0)));
     this.#slots.clear();
   }
 
-  #dispatch(slot: Slot, { options, settle }: Pending): void {
-    const { job, controller, handler } = { ...options, handler: this.handler };
+  #dispatch(slot: Slot, options: RunJobOptions, settle: (outcome: RunOutcome) => void): void {
+    const { job, controller } = options;
     const id = ++this.#seq;
-    const worker = slot.worker;
-    let done = false;
-    const finish = (outcome: RunOutcome, healthy: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      worker.off('message', onMessage);
-      worker.off('error', onError);
-      worker.off('exit', onExit);
-      controller.signal.removeEventListener('abort', onAbort);
-      if (healthy) {
-        this.#crashes = 0;
-        this.#releaseSlot(slot);
-      }
-      settle(options.isShutdownAborted() ? { kind: 'aborted' } : outcome);
-    };
-    const crash = (error: Error, reason: ThreadRestartReason) => {
-      this.#drop(slot, reason, error.message);
-      // A kill (memory, crash) counts toward poisonAfter; the timeout is an ordinary timed_out attempt.
-      finish({ kind: 'failed', error, nonRetryable: false, timedOut: reason === 'timeout', killed: reason !== 'timeout' }, false);
-    };
-    const onMessage = (msg: { type: string; id?: number; ok?: boolean; result?: unknown; error?: { name: string; message: string; stack?: string }; level?: string; obj?: unknown; msg?: string; seq?: number }) => {
-      if (msg.id !== id) return;
-      if (msg.type === 'log') {
-        const log = options.log() as unknown as Record<string, (obj: unknown, m?: string) => void>;
-        log[msg.level ?? 'info']?.(msg.obj, msg.msg);
-      } else if (msg.type === 'heartbeat') {
-        void options.heartbeat().then((ok) => worker.postMessage({ type: 'heartbeat', seq: msg.seq, ok }), () => worker.postMessage({ type: 'heartbeat', seq: msg.seq, ok: false }));
-      } else if (msg.type === 'result') {
-        if (msg.ok) return finish({ kind: 'succeeded', result: msg.result }, true);
-        const error = Object.assign(new Error(msg.error?.message ?? 'handler failed'), { name: msg.error?.name ?? 'Error' });
-        if (msg.error?.stack) error.stack = msg.error.stack;
-        finish({ kind: 'failed', error, nonRetryable: error.name === 'NonRetryableError', timedOut: false, killed: false }, true);
-      }
-    };
-    const onError = (error: Error & { code?: string }) => {
-      if (error.code === 'ERR_WORKER_OUT_OF_MEMORY') crash(new MemoryLimitError(handler.memoryMb), 'memory');
-      else crash(new ThreadCrashError(error.message), 'crash');
-    };
-    const onExit = (code: number) => crash(new ThreadCrashError(`exited with code ${code}`), 'crash');
-    const onAbort = () => worker.postMessage({ type: 'abort', id, reason: String((controller.signal.reason as Error | undefined)?.message ?? 'aborted') });
+    const handler = this.handler;
+    const onAbort = () => slot.worker.postMessage({ type: 'abort', id, reason: String((controller.signal.reason as Error | undefined)?.message ?? 'aborted') });
     // The hard timeout: the thread is terminated, whatever its code is doing (an infinite loop included).
     const timer = setTimeout(() => {
       controller.abort(new TimeoutError(handler.timeoutMs));
-      crash(new TimeoutError(handler.timeoutMs), 'timeout');
+      this.#crash(slot, new TimeoutError(handler.timeoutMs), 'timeout');
     }, handler.timeoutMs);
-    worker.on('message', onMessage);
-    worker.once('error', onError);
-    worker.once('exit', onExit);
+    slot.active = { id, options, settle, timer, onAbort };
     controller.signal.addEventListener('abort', onAbort, { once: true });
-    worker.postMessage({ type: 'run', id, job: { id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, maxAttempts: job.maxAttempts, payload: job.payload }, event: job.event });
+    slot.worker.postMessage({ type: 'run', id, job: { id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, maxAttempts: job.maxAttempts, payload: job.payload }, event: job.event });
+  }
+
+  /** End the slot's active job; a healthy thread goes back to the pool. */
+  #finish(slot: Slot, outcome: RunOutcome, healthy: boolean): void {
+    const active = slot.active;
+    if (!active) return;
+    slot.active = null;
+    clearTimeout(active.timer);
+    active.options.controller.signal.removeEventListener('abort', active.onAbort);
+    if (healthy) {
+      this.#crashes = 0;
+      this.#releaseSlot(slot);
+    }
+    active.settle(active.options.isShutdownAborted() ? { kind: 'aborted' } : outcome);
+  }
+
+  /** The thread is gone (memory, crash) or is being killed (timeout): replace it and fail its job. */
+  #crash(slot: Slot, error: Error, reason: ThreadRestartReason): void {
+    if (slot.dead) return;
+    this.#drop(slot, reason, error.message);
+    // A kill (memory, crash) counts toward poisonAfter; the timeout is an ordinary timed_out attempt.
+    this.#finish(slot, { kind: 'failed', error, nonRetryable: false, timedOut: reason === 'timeout', killed: reason !== 'timeout' }, false);
+  }
+
+  #onMessage(slot: Slot, msg: ThreadMessage): void {
+    const active = slot.active;
+    if (!active || msg.id !== active.id || slot.dead) return;
+    if (msg.type === 'result') {
+      if (msg.ok) return this.#finish(slot, { kind: 'succeeded', result: msg.result }, true);
+      const error = Object.assign(new Error(msg.error?.message ?? 'handler failed'), { name: msg.error?.name ?? 'Error' });
+      if (msg.error?.stack) error.stack = msg.error.stack;
+      this.#finish(slot, { kind: 'failed', error, nonRetryable: error.name === 'NonRetryableError', timedOut: false, killed: false }, true);
+    } else if (msg.type === 'log') {
+      const log = active.options.log() as unknown as Record<string, (obj: unknown, m?: string) => void>;
+      log[msg.level ?? 'info']?.(msg.obj, msg.msg);
+    } else if (msg.type === 'heartbeat') {
+      const worker = slot.worker;
+      void active.options.heartbeat().then((ok) => worker.postMessage({ type: 'heartbeat', seq: msg.seq, ok }), () => worker.postMessage({ type: 'heartbeat', seq: msg.seq, ok: false }));
+    }
   }
 
   #acquire(): Promise<Slot> {
@@ -198,30 +254,50 @@ class HandlerThreads {
   }
 
   async #spawn(): Promise<Slot> {
-    const slot: Slot = { worker: null as unknown as Worker, ready: Promise.resolve(), busy: true };
+    const slot: Slot = { worker: null as unknown as Worker, ready: Promise.resolve(), busy: true, active: null, dead: false };
     this.#slots.add(slot); // counts against concurrency while it waits out a restart backoff
     const delay = this.#nextSpawnAt - Date.now();
     if (delay > 0) await new Promise((r) => setTimeout(r, delay).unref());
-    slot.worker = new Worker(THREAD_SOURCE, {
+    const worker = new Worker(THREAD_SOURCE, {
       eval: true,
       workerData: { ...this.urls, name: this.handler.name },
       resourceLimits: { maxOldGenerationSizeMb: this.handler.memoryMb, maxYoungGenerationSizeMb: Math.max(4, Math.min(64, Math.floor(this.handler.memoryMb / 8))) },
       stdout: false,
       stderr: false,
     });
-    slot.worker.unref();
+    slot.worker = worker;
+    worker.unref();
+    let loaded: (() => void) | undefined;
+    let failed: ((error: Error) => void) | undefined;
     slot.ready = new Promise<void>((resolveReady, reject) => {
-      const onMessage = (msg: { type: string; error?: { message: string } }) => {
-        if (msg.type === 'ready') resolveReady();
-        else if (msg.type === 'load-error') reject(new Error(msg.error?.message ?? 'load failed'));
-        else return;
-        slot.worker.off('message', onMessage);
-      };
-      slot.worker.on('message', onMessage);
-      slot.worker.once('error', reject);
+      loaded = resolveReady;
+      failed = reject;
     });
     slot.ready.catch(() => undefined);
+    worker.on('message', (msg: ThreadMessage) => {
+      if (msg.type === 'ready') loaded?.();
+      else if (msg.type === 'load-error') failed?.(new Error(msg.error?.message ?? 'load failed'));
+      else this.#onMessage(slot, msg);
+    });
+    worker.on('error', (error: Error & { code?: string }) => {
+      failed?.(error);
+      if (error.code === 'ERR_WORKER_OUT_OF_MEMORY') this.#died(slot, new MemoryLimitError(this.handler.memoryMb), 'memory');
+      else this.#died(slot, new ThreadCrashError(error.message), 'crash');
+    });
+    worker.on('exit', (code: number) => {
+      failed?.(new ThreadCrashError(`exited with code ${code}`));
+      this.#died(slot, new ThreadCrashError(`exited with code ${code}`), 'crash');
+    });
     return slot;
+  }
+
+  /** A thread died by itself: fail its job if it had one, else just replace it. */
+  #died(slot: Slot, error: Error, reason: ThreadRestartReason): void {
+    if (slot.dead || this.#closed) return;
+    if (slot.active) return this.#crash(slot, error, reason);
+    const at = this.#idle.indexOf(slot);
+    if (at >= 0) this.#idle.splice(at, 1);
+    this.#drop(slot, reason, error.message);
   }
 
   #releaseSlot(slot: Slot): void {
@@ -233,6 +309,7 @@ class HandlerThreads {
 
   /** A thread died: forget it, back off, and let a waiter spawn its replacement. */
   #drop(slot: Slot, reason: ThreadRestartReason, detail: string): void {
+    slot.dead = true;
     if (!this.#slots.delete(slot)) return;
     void slot.worker.terminate().catch(() => 0);
     this.#crashes += 1;
