@@ -198,8 +198,14 @@ export class Dispatcher {
       // Remote handlers are run by remote workers only (`/v1/workers/lease`).
       if (handler.remote || this.options.isHandlerPaused?.(handler.name)) continue;
       const prefetch = this.#prefetchFor(handler);
-      const held = (this.#runningByHandler.get(handler.name) ?? 0) + (this.#buffered.get(handler.name)?.length ?? 0);
+      const buffered = this.#buffered.get(handler.name)?.length ?? 0;
+      const held = (this.#runningByHandler.get(handler.name) ?? 0) + buffered;
       const limit = this.#slots(handler);
+      // Refill the lease-ahead buffer only once it is half empty, then to the
+      // top: jobs that finish one at a time (each a message from its thread)
+      // would otherwise cost one lease call per job. An empty buffer with a
+      // free slot always leases (0 > prefetch / 2 is false).
+      if (limit >= handler.concurrency && prefetch > 0 && buffered > prefetch / 2) continue;
       let free = limit < handler.concurrency ? limit - held : handler.concurrency + prefetch - held;
       const room = this.options.startRoom?.(handler);
       if (room !== undefined) free = Math.min(free, room - (this.#buffered.get(handler.name)?.length ?? 0));
