@@ -11,10 +11,9 @@
 //   drain    `noop` (concurrency BENCH_CONCURRENCY) does nothing; after
 //            BENCH_EXPECT runs it prints the first and last run times.
 //            BENCH_ISOLATION=thread runs it with `isolation: 'thread'`: then
-//            each handler thread counts its own runs and posts its
-//            {count, first, last} on a BroadcastChannel every 10 ms (not per
-//            job, which would add a message per job to what is measured); the
-//            main thread adds them up and prints the same report.
+//            each handler thread counts its own runs in shared memory (no
+//            message per job, which would add to what is measured); the main
+//            thread adds them up and prints the same report.
 //   latency  `noop` records now - payload.sent at handler start (payload.warm
 //            jobs are not recorded); after BENCH_EXPECT samples it prints them.
 //   crash    `block` prints when it starts and parks until shutdown.
@@ -57,47 +56,80 @@ function drainHandler() {
   };
 }
 
-/** The drain handler with `isolation: 'thread'`: this module is loaded in the main thread and again in every handler thread. */
+/**
+ * The drain handler with `isolation: 'thread'`: this module is loaded in the
+ * main thread and again in every handler thread. The threads write their
+ * {count, first, last} into a SharedArrayBuffer the main thread hands out once
+ * (over a BroadcastChannel, closed right after), and the main thread polls it:
+ * nothing is posted per job and no thread is woken to measure.
+ */
+const SHARE_SLOTS = 256;
 function threadDrainHandler() {
   const channel = new BroadcastChannel('drover-bench-drain');
   channel.unref();
   if (isMainThread) {
-    const shares = new Map();
-    let reported = false;
-    const total = () => [...shares.values()].reduce((n, s) => n + s.count, 0);
+    const shared = new Float64Array(new SharedArrayBuffer(8 * 3 * (SHARE_SLOTS + 1)));
+    channel.onmessage = () => channel.postMessage(shared);
     const summary = () => {
-      const all = [...shares.values()].filter((s) => s.count > 0);
-      return { count: total(), first: Math.min(...all.map((s) => s.first)), last: Math.max(...all.map((s) => s.last)), threads: all.length };
+      let count = 0;
+      let first = Infinity;
+      let last = 0;
+      let threads = 0;
+      for (let i = 1; i <= SHARE_SLOTS; i++) {
+        const n = shared[i * 3];
+        if (!n) continue;
+        threads++;
+        count += n;
+        first = Math.min(first, shared[i * 3 + 1]);
+        last = Math.max(last, shared[i * 3 + 2]);
+      }
+      return { count, first: threads ? first : 0, last, threads };
     };
+    if (expect) {
+      const poll = setInterval(() => {
+        const s = summary();
+        if (s.count < expect) return;
+        clearInterval(poll);
+        report('drain', s);
+      }, 5);
+      poll.unref();
+    } else {
+      process.on('exit', () => report('drain', summary()));
+    }
+  } else {
     channel.onmessage = ({ data }) => {
-      shares.set(data.thread, data);
-      if (!reported && expect && total() >= expect) {
-        reported = true;
-        report('drain', summary());
+      // Other threads' hellos come here too: wait for the main thread's buffer.
+      if (shared || !(data instanceof Float64Array)) return;
+      shared = data;
+      // A slot per thread; thread ids grow with restarts, so wrap (a drain restarts none).
+      base = ((threadId % SHARE_SLOTS) + 1) * 3;
+      channel.close();
+      if (count) {
+        shared[base + 1] = first;
+        shared[base + 2] = last;
+        shared[base] = count;
       }
     };
-    if (!expect) process.on('exit', () => report('drain', shares.size ? summary() : { count: 0, first: 0, last: 0 }));
+    channel.postMessage('hello');
   }
+  let shared = null;
+  let base = 0;
   let count = 0;
   let first = 0;
   let last = 0;
-  let posted = 0;
-  const flush = () => {
-    if (posted === count) return;
-    posted = count;
-    channel.postMessage({ thread: threadId, count, first, last });
-  };
   return {
     name: 'noop',
     isolation: 'thread',
     ...(concurrency ? { concurrency } : {}),
     run() {
       last = now();
-      if (count === 0) {
-        first = last;
-        setInterval(flush, 10).unref();
-      }
+      if (count === 0) first = last;
       count++;
+      if (shared) {
+        if (count === 1) shared[base + 1] = first;
+        shared[base + 2] = last;
+        shared[base] = count;
+      }
     },
   };
 }
