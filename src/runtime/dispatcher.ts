@@ -52,8 +52,12 @@ export interface DispatcherOptions {
   isHandlerPaused?: (handler: string) => boolean;
   /** Most jobs of a handler that may run at once right now, below its concurrency (a half-open breaker's single probe). */
   slotLimit?: (handler: string) => number;
-  /** Runs `isolation: 'thread'` handlers (thread-pool.ts); without it every handler runs inline. */
-  threads?: { run(options: RunJobOptions): Promise<RunOutcome> };
+  /**
+   * Runs `isolation: 'thread'` handlers (thread-pool.ts); without it every handler runs inline.
+   * `queueDepth`: jobs it takes per thread at once (one runs, the rest wait in the thread), so
+   * a thread handler may have `concurrency × queueDepth` jobs started here, `concurrency` running.
+   */
+  threads?: { run(options: RunJobOptions): Promise<RunOutcome>; queueDepth?: number };
   /** Queues not to lease from. Excluded by queue, not by handler: a job may sit in a queue other than its handler's default. */
   pausedQueues?: () => readonly string[];
   /** Runs each handler inside its attempt's span and adds trace ids to its log lines. */
@@ -201,12 +205,13 @@ export class Dispatcher {
       const buffered = this.#buffered.get(handler.name)?.length ?? 0;
       const held = (this.#runningByHandler.get(handler.name) ?? 0) + buffered;
       const limit = this.#slots(handler);
+      const width = this.#width(handler);
       // Refill the lease-ahead buffer only once it is half empty, then to the
       // top: jobs that finish one at a time (each a message from its thread)
       // would otherwise cost one lease call per job. An empty buffer with a
       // free slot always leases (0 > prefetch / 2 is false).
-      if (limit >= handler.concurrency && prefetch > 0 && buffered > prefetch / 2) continue;
-      let free = limit < handler.concurrency ? limit - held : handler.concurrency + prefetch - held;
+      if (limit >= width && prefetch > 0 && buffered > prefetch / 2) continue;
+      let free = limit < width ? limit - held : width + prefetch - held;
       const room = this.options.startRoom?.(handler);
       if (room !== undefined) free = Math.min(free, room - (this.#buffered.get(handler.name)?.length ?? 0));
       if (free > 0) {
@@ -218,7 +223,13 @@ export class Dispatcher {
   }
 
   #slots(handler: ResolvedHandler): number {
-    return Math.min(handler.concurrency, this.options.slotLimit?.(handler.name) ?? Number.POSITIVE_INFINITY);
+    return Math.min(this.#width(handler), this.options.slotLimit?.(handler.name) ?? Number.POSITIVE_INFINITY);
+  }
+
+  /** Jobs of a handler that may be started at once: its concurrency, times the thread pool's queue depth for a thread handler. */
+  #width(handler: ResolvedHandler): number {
+    const threads = this.options.threads;
+    return handler.isolation === 'thread' && threads ? handler.concurrency * (threads.queueDepth ?? 1) : handler.concurrency;
   }
 
   #prefetchFor(handler: ResolvedHandler): number {
