@@ -226,10 +226,17 @@ export class Dispatcher {
     return Math.min(this.#width(handler), this.options.slotLimit?.(handler.name) ?? Number.POSITIVE_INFINITY);
   }
 
-  /** Jobs of a handler that may be started at once: its concurrency, times the thread pool's queue depth for a thread handler. */
+  /**
+   * Jobs of a handler that may be started at once: its concurrency; for a
+   * quick thread handler, times the thread pool's queue depth. A slow job
+   * queued in a thread would only wait there instead of in the store, where
+   * another node could take it.
+   */
   #width(handler: ResolvedHandler): number {
     const threads = this.options.threads;
-    return handler.isolation === 'thread' && threads ? handler.concurrency * (threads.queueDepth ?? 1) : handler.concurrency;
+    if (handler.isolation !== 'thread' || !threads?.queueDepth) return handler.concurrency;
+    const avg = this.#avgRunMs.get(handler.name);
+    return avg !== undefined && avg <= FAST_JOB_MS ? handler.concurrency * threads.queueDepth : handler.concurrency;
   }
 
   #prefetchFor(handler: ResolvedHandler): number {

@@ -150,7 +150,8 @@ interface ThreadMessage {
  * next event-loop turn, behind its group commit): with quick handlers this
  * doubles what a thread gets done per turn of the main thread. A queued job
  * has not started: its timeout starts with it, a thread that dies hands it to
- * another thread, and shutdown takes it back unstarted.
+ * another thread, and shutdown takes it back unstarted. The dispatcher uses
+ * the depth for quick handlers only (as it leases ahead only for them).
  */
 export const THREAD_QUEUE_DEPTH = 2;
 

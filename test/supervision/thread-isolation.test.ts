@@ -99,6 +99,23 @@ describe('thread isolation', () => {
     expect(await restarts(node, 'exiter', 'crash')).toBe(2);
   }, 30_000);
 
+  it('moves a job queued behind an out-of-memory job on the same thread to its replacement, unspent', async () => {
+    node = await start();
+    // Quick jobs first (their average run time must forget the thread's start-up), so the
+    // dispatcher counts the handler as quick and queues a second job on its one thread.
+    const warm = (await call(node, 'POST', '/v1/jobs', { jobs: Array.from({ length: 60 }, (_, n) => ({ handler: 'mixed', payload: { n } })) })).jobs as Array<{ id: string }>;
+    for (const { id } of warm) expect((await finished(node, id)).state).toBe('succeeded');
+    const ids = (await call(node, 'POST', '/v1/jobs', { jobs: [{ handler: 'mixed', payload: { hog: true } }, ...[1, 2, 3].map((n) => ({ handler: 'mixed', payload: { n } }))] })).jobs.map((j: { id: string }) => j.id) as string[];
+    const [hog, ...rest] = ids;
+    expect(await finished(node, hog!)).toMatchObject({ state: 'dead' });
+    for (const id of rest) {
+      const job = await finished(node, id);
+      expect(job.state).toBe('succeeded');
+      expect(job.attempts).toHaveLength(1);
+    }
+    expect(await restarts(node, 'mixed', 'memory')).toBe(1);
+  }, 30_000);
+
   it('terminates an infinite loop at the hard timeout and keeps serving', async () => {
     node = await start();
     const spin = await enqueue(node, 'spin');
