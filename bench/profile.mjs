@@ -7,6 +7,7 @@
  * recorded start).
  *
  *   node bench/profile.mjs drain [--jobs 20000] [--concurrency 10]
+ *   node bench/profile.mjs drain-thread [--jobs 20000] [--concurrency 10]   (isolation: 'thread'; main thread's profile, whole process)
  *   node bench/profile.mjs latency [--rate 200] [--seconds 10]
  *   node bench/profile.mjs enqueue-single [--jobs 20000] [--in-flight 16]
  *   node bench/profile.mjs enqueue-bulk [--jobs 20000] [--batch 500]
@@ -38,6 +39,7 @@ const workload = positionals[0];
 const jobs = Number(values.jobs);
 const runs = {
   drain: (s) => s.drain(jobs, Number(values.concurrency)),
+  'drain-thread': (s) => s.drain(jobs, Number(values.concurrency), 'thread'),
   latency: (s) => s.latency(Number(values.rate), Number(values.seconds)),
   'enqueue-single': (s) => s.enqueueSingle(jobs, Number(values['in-flight'])),
   'enqueue-bulk': (s) => s.enqueueBulk(jobs, Number(values.batch)),
@@ -65,9 +67,10 @@ try {
 }
 writeFileSync(join(dir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
 
-// The measured worker's profile (its file name carries its pid); workers exit gracefully, which writes it.
+// The measured worker's profile (its file name carries its pid and thread id; 0 is the main thread,
+// handler threads write their own); workers exit gracefully, which writes it.
 const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
-const mine = files.find((f) => f.includes(`.${result.workerPid}.`)) ?? files[0];
+const mine = files.find((f) => f.includes(`.${result.workerPid}.0.`)) ?? files.find((f) => f.includes(`.${result.workerPid}.`)) ?? files[0];
 if (!mine) throw new Error(`no .cpuprofile in ${dir}; did the worker exit cleanly?`);
 const window = result.profileWindowUs ?? null;
 const summary = summarizeProfile(JSON.parse(readFileSync(join(dir, mine), 'utf8')), { window });

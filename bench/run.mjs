@@ -7,7 +7,8 @@
  *   --quick            small counts, 1 repeat (a smoke run; < 2 minutes)
  *   --repeat N         runs per workload (default 3, quick 1)
  *   --systems a,b      systems to run (default: all; see SYSTEMS)
- *   --only w1,w2       workloads to run: enqueue, drain, latency, crash
+ *   --only w1,w2       workloads to run: enqueue, drain, latency, crash, isolation (Drover only:
+ *                      no-op drain with isolation: 'thread' vs 'inline', on drover-sqlite)
  *   --out FILE         JSON output (default bench/results/latest.json; quick: latest-quick.json)
  *   --quiet-wait S     before each run, wait up to S seconds (default 60, quick 5; 0 = no wait)
  *                      until other processes use < 0.25 core; each run records the load it ran under
@@ -19,6 +20,7 @@
  * A system is a module exporting create() → { name, settings, setup(),
  * enqueueSingle(n, inFlight), enqueueBulk(n, batch), drain(n, concurrency),
  * latency(rate, seconds), crashRecovery(), teardown() }; each method is one run.
+ * A Drover-only workload (isolation) runs on the systems listed in its `systems`.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -45,16 +47,18 @@ const SYSTEMS = {
 const isDrover = (id) => id.startsWith('drover');
 
 /** Which way is better for a row: ratios are drover / best peer, "best" by this direction. */
-const HIGHER_IS_BETTER = new Set(['enqueue-single', 'enqueue-bulk', 'drain-c10', 'drain-c50']);
+const HIGHER_IS_BETTER = new Set(['enqueue-single', 'enqueue-bulk', 'drain-c10', 'drain-c50', 'isolation-inline', 'isolation-thread', 'isolation-ratio']);
 
 const PLANS = {
-  full: { jobs: 20_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], latencyRate: 200, latencySeconds: 20, repeats: 3, quietWaitS: 60, maxOtherCores: 0.5 },
-  quick: { jobs: 2_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], latencyRate: 200, latencySeconds: 5, repeats: 1, quietWaitS: 5, maxOtherCores: 0.5 },
+  full: { jobs: 20_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 20_000, latencyRate: 200, latencySeconds: 20, repeats: 3, quietWaitS: 60, maxOtherCores: 0.5 },
+  quick: { jobs: 2_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 2_000, latencyRate: 200, latencySeconds: 5, repeats: 1, quietWaitS: 5, maxOtherCores: 0.5 },
 };
 
 const TARGETS = {
   drainJobsPerSec: 10_000,
   latencyP99Ms: 5,
+  /** Thread isolation costs at most 30 % of inline no-op throughput. */
+  threadInlineRatio: 0.7,
 };
 
 const int = (v) => Math.round(v).toLocaleString('en-US');
@@ -96,6 +100,18 @@ function workloads(plan) {
         { key: 'latency-p95', label: '… p95 (ms)', pick: (r) => r.latencyMs.p95, format: fixed(2) },
         { key: 'latency-p99', label: '… p99 (ms)', pick: (r) => r.latencyMs.p99, format: fixed(2), target: { op: '<=', value: TARGETS.latencyP99Ms } },
         { key: 'latency-max', label: '… max (ms)', pick: (r) => r.latencyMs.max, format: fixed(2) },
+      ],
+    },
+    {
+      // What isolation: 'thread' costs: the runtime's hop to a thread, not the store's, so one engine is enough.
+      id: 'isolation',
+      group: 'isolation',
+      systems: ['drover-sqlite'],
+      run: (system) => system.isolation(plan.isolationJobs, 10),
+      rows: [
+        { key: 'isolation-inline', label: `Drain ${int(plan.isolationJobs)} no-op jobs, concurrency 10, isolation: 'inline' (jobs/s)`, pick: (r) => r.inlineJobsPerSec, format: int },
+        { key: 'isolation-thread', label: `… same with isolation: 'thread', 10 threads (jobs/s)`, pick: (r) => r.threadJobsPerSec, format: int },
+        { key: 'isolation-ratio', label: `… thread / inline throughput (same run)`, pick: (r) => r.ratio, format: fixed(2), target: { op: '>=', value: TARGETS.threadInlineRatio } },
       ],
     },
     {
@@ -213,6 +229,7 @@ async function main() {
     results.systems[id] = entry;
     try {
       for (const workload of selected) {
+        if (workload.systems && !workload.systems.includes(id)) continue;
         const runs = [];
         const errors = [];
         const discarded = [];
@@ -265,6 +282,7 @@ async function main() {
   for (const workload of selected) {
     for (const row of workload.rows) {
       const cells = ids.map((id) => {
+        if (workload.systems && !workload.systems.includes(id)) return '–';
         const summary = results.systems[id].workloads[workload.id]?.summary[row.key] ?? { n: 0 };
         if (row.target && summary.n > 0 && isDrover(id)) {
           const ok = meets(row.target, summary.median);

@@ -10,6 +10,10 @@
 //            other enqueued job stays queued: the node does intake work only.
 //   drain    `noop` (concurrency BENCH_CONCURRENCY) does nothing; after
 //            BENCH_EXPECT runs it prints the first and last run times.
+//            BENCH_ISOLATION=thread runs it with `isolation: 'thread'`: then
+//            each handler thread counts its own runs in shared memory (no
+//            message per job, which would add to what is measured); the main
+//            thread adds them up and prints the same report.
 //   latency  `noop` records now - payload.sent at handler start (payload.warm
 //            jobs are not recorded); after BENCH_EXPECT samples it prints them.
 //   crash    `block` prints when it starts and parks until shutdown.
@@ -18,7 +22,10 @@
 // (default 5,000 requests/s per route), which is off: the single-enqueue
 // workload measures intake, and exceeds that limit by design.
 
+import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
+
 const mode = process.env.BENCH_MODE;
+const isolation = process.env.BENCH_ISOLATION === 'thread' ? 'thread' : 'inline';
 const expect = Number(process.env.BENCH_EXPECT ?? 0);
 const concurrency = process.env.BENCH_CONCURRENCY ? Number(process.env.BENCH_CONCURRENCY) : undefined;
 
@@ -49,6 +56,84 @@ function drainHandler() {
   };
 }
 
+/**
+ * The drain handler with `isolation: 'thread'`: this module is loaded in the
+ * main thread and again in every handler thread. The threads write their
+ * {count, first, last} into a SharedArrayBuffer the main thread hands out once
+ * (over a BroadcastChannel, closed right after), and the main thread polls it:
+ * nothing is posted per job and no thread is woken to measure.
+ */
+const SHARE_SLOTS = 256;
+function threadDrainHandler() {
+  const channel = new BroadcastChannel('drover-bench-drain');
+  channel.unref();
+  if (isMainThread) {
+    const shared = new Float64Array(new SharedArrayBuffer(8 * 3 * (SHARE_SLOTS + 1)));
+    channel.onmessage = () => channel.postMessage(shared);
+    const summary = () => {
+      let count = 0;
+      let first = Infinity;
+      let last = 0;
+      let threads = 0;
+      for (let i = 1; i <= SHARE_SLOTS; i++) {
+        const n = shared[i * 3];
+        if (!n) continue;
+        threads++;
+        count += n;
+        first = Math.min(first, shared[i * 3 + 1]);
+        last = Math.max(last, shared[i * 3 + 2]);
+      }
+      return { count, first: threads ? first : 0, last, threads };
+    };
+    if (expect) {
+      const poll = setInterval(() => {
+        const s = summary();
+        if (s.count < expect) return;
+        clearInterval(poll);
+        report('drain', s);
+      }, 5);
+      poll.unref();
+    } else {
+      process.on('exit', () => report('drain', summary()));
+    }
+  } else {
+    channel.onmessage = ({ data }) => {
+      // Other threads' hellos come here too: wait for the main thread's buffer.
+      if (shared || !(data instanceof Float64Array)) return;
+      shared = data;
+      // A slot per thread; thread ids grow with restarts, so wrap (a drain restarts none).
+      base = ((threadId % SHARE_SLOTS) + 1) * 3;
+      channel.close();
+      if (count) {
+        shared[base + 1] = first;
+        shared[base + 2] = last;
+        shared[base] = count;
+      }
+    };
+    channel.postMessage('hello');
+  }
+  let shared = null;
+  let base = 0;
+  let count = 0;
+  let first = 0;
+  let last = 0;
+  return {
+    name: 'noop',
+    isolation: 'thread',
+    ...(concurrency ? { concurrency } : {}),
+    run() {
+      last = now();
+      if (count === 0) first = last;
+      count++;
+      if (shared) {
+        if (count === 1) shared[base + 1] = first;
+        shared[base + 2] = last;
+        shared[base] = count;
+      }
+    },
+  };
+}
+
 function latencyHandler() {
   const samples = [];
   const sentAt = [];
@@ -70,7 +155,7 @@ function latencyHandler() {
 
 const handlers = {
   intake: () => ({ name: 'sink', concurrency: 1, run: parkUntilAborted }),
-  drain: drainHandler,
+  drain: () => (isolation === 'thread' ? threadDrainHandler() : drainHandler()),
   latency: latencyHandler,
   crash: () => ({
     name: 'block',

@@ -202,12 +202,16 @@ export function droverSystem(engine, options = {}) {
       return intakeRun('bulk', n, 1, batch);
     },
 
-    /** `n` pre-enqueued no-op jobs drained by one worker process at handler concurrency `concurrency`. */
-    drain(n, concurrency) {
-      return withRun(`drain${concurrency}`, async (run) => {
+    /**
+     * `n` pre-enqueued no-op jobs drained by one worker process at handler concurrency `concurrency`,
+     * the handler run `inline` (default) or with `isolation: 'thread'` (`concurrency` threads).
+     */
+    drain(n, concurrency, isolation = 'inline') {
+      return withRun(`drain${concurrency}${isolation === 'thread' ? 't' : ''}`, async (run) => {
         const seeded = await seed(run.storeUrl, n, run.runEnv);
         const spawnedAt = now();
-        const worker = await run.startWorker('drain', { BENCH_EXPECT: String(n), BENCH_CONCURRENCY: String(concurrency) }, { waitReady: false });
+        const env = { BENCH_EXPECT: String(n), BENCH_CONCURRENCY: String(concurrency), BENCH_ISOLATION: isolation };
+        const worker = await run.startWorker('drain', env, { waitReady: false });
         const done = await worker.waitForLine(/^bench:drain (.*)$/, Math.max(60_000, n * 5), 'the drain report');
         // Sample the worker right away: peak RSS so far covers startup and the whole drain.
         const memory = memoryOf(worker.pid);
@@ -230,6 +234,7 @@ export function droverSystem(engine, options = {}) {
         return {
           jobs: count,
           concurrency,
+          isolation,
           seconds: ms / 1000,
           jobsPerSec: (count - 1) / (ms / 1000),
           firstRunAfterSpawnMs: first - spawnedAt,
@@ -239,9 +244,21 @@ export function droverSystem(engine, options = {}) {
           seedSeconds: seeded.seconds,
           storeSettings: seeded.settings,
           workerPid: worker.pid,
-          profileWindowUs: [monoFirst, monoLast],
+          // Thread mode reports no monotonic window (its runs are timed in the handler threads).
+          profileWindowUs: monoFirst ? [monoFirst, monoLast] : null,
         };
       });
+    },
+
+    /**
+     * What `isolation: 'thread'` costs: the same drain (`n` no-op jobs, concurrency
+     * `concurrency`, a fresh store each) run inline and then in threads; `ratio`
+     * is thread jobs/s over inline jobs/s.
+     */
+    async isolation(n, concurrency) {
+      const inline = await this.drain(n, concurrency, 'inline');
+      const thread = await this.drain(n, concurrency, 'thread');
+      return { jobs: n, concurrency, inlineJobsPerSec: inline.jobsPerSec, threadJobsPerSec: thread.jobsPerSec, ratio: thread.jobsPerSec / inline.jobsPerSec, inline, thread };
     },
 
     /**

@@ -196,12 +196,13 @@ export class StreamHub {
     );
     on.push(lifecycle.on('job:succeeded', ({ job, durationMs }) => this.#job(job, 'succeeded', { durationMs })));
     on.push(
-      lifecycle.on('job:failed', ({ job, outcome, error, retryAt, durationMs }) => {
+      lifecycle.on('job:failed', ({ job, outcome, error, retryAt, deadReason, durationMs }) => {
         const state: JobState = retryAt === null ? 'dead' : retryAt <= this.options.clock() ? 'queued' : 'scheduled';
         this.#job(job, state, {
           outcome,
           error: error.message.slice(0, 1000),
           retryAt: retryAt === null ? null : new Date(retryAt).toISOString(),
+          ...(retryAt === null ? { deadReason } : {}),
           durationMs,
         });
       }),

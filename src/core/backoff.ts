@@ -40,7 +40,7 @@ export function backoffDelay(policy: Required<BackoffPolicy>, attempt: number, r
 }
 
 /** What to do with a job whose attempt just failed. */
-export type FailureDecision = { retryAt: number } | { retryAt: null; deadReason: 'exhausted' | 'non_retryable' };
+export type FailureDecision = { retryAt: number } | { retryAt: null; deadReason: 'exhausted' | 'non_retryable' | 'poison' };
 
 export interface FailureInput {
   /** The attempt that failed, 1-based. */
@@ -51,20 +51,38 @@ export interface FailureInput {
   now: number;
   backoff: Required<BackoffPolicy>;
   random: () => number;
+  /**
+   * The attempt's worker was killed under it (its thread ran out of memory or
+   * died), as opposed to the handler failing. Such attempts count toward
+   * `poisonAfter` like crashes and lease expiries, so one payload that kills
+   * every worker it lands on is stopped after a few workers, not `maxAttempts`.
+   */
+  killed?: boolean;
+  /** Crashes recorded on the job before this attempt (its `crashes` column). */
+  crashesBefore?: number;
+  /** A job whose attempts ended by crash, lease expiry or kill this many times is dead with reason `poison`. */
+  poisonAfter?: number;
 }
 
 /**
  * Decide between a retry (and when) and death (and why) after a failed attempt.
- * A non-retryable failure wins over exhaustion, because it says more about the cause.
+ * The reasons are checked from the most to the least specific about the cause:
+ * non-retryable (the handler said so), then poison (a killed attempt that
+ * reaches `poisonAfter` crashes), then exhausted (out of attempts).
  *
  * @example
  * decideFailure({ attempt: 1, maxAttempts: 5, nonRetryable: false, now: 0, backoff, random: () => 0.5 });
  * // { retryAt: 500 } with full jitter and initialMs 1000
  * decideFailure({ attempt: 5, maxAttempts: 5, nonRetryable: false, now: 0, backoff, random: Math.random });
  * // { retryAt: null, deadReason: 'exhausted' }
+ * decideFailure({ attempt: 2, maxAttempts: 5, nonRetryable: false, now: 0, backoff, random: Math.random, killed: true, crashesBefore: 1, poisonAfter: 2 });
+ * // { retryAt: null, deadReason: 'poison' }
  */
 export function decideFailure(input: FailureInput): FailureDecision {
   if (input.nonRetryable) return { retryAt: null, deadReason: 'non_retryable' };
+  if (input.killed && input.poisonAfter !== undefined && (input.crashesBefore ?? 0) + 1 >= input.poisonAfter) {
+    return { retryAt: null, deadReason: 'poison' };
+  }
   if (input.attempt >= input.maxAttempts) return { retryAt: null, deadReason: 'exhausted' };
   return { retryAt: input.now + backoffDelay(input.backoff, input.attempt, input.random) };
 }

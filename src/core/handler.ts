@@ -137,7 +137,7 @@ export interface DroverConfig {
     intervalMs?: number;
     batchSize?: number;
   };
-  /** A job whose lease is lost this many times (crash, expiry) is dead with reason `poison`. Default 3. */
+  /** A job whose attempts end by a crash this many times (lease lost to a crash or expiry, thread killed by its memory limit or dying) is dead with reason `poison`. Default 3. */
   poisonAfter?: number;
   log?: { level?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   sqlite?: { synchronous?: 'FULL' | 'NORMAL' };

@@ -32,9 +32,12 @@ export const BREAKER_STATES = ['closed', 'open', 'half_open'] as const;
 /** `drover_queue_depth{state}`: the unfinished states, the ones `maxDepth` counts. */
 export const DEPTH_STATES = ['scheduled', 'queued', 'running'] as const;
 export const BACKPRESSURE_REASONS = ['queue_full', 'shutting_down'] as const;
+/** `drover_thread_restarts_total{reason}`: out of memory, died, terminated at the hard timeout. */
+export const THREAD_RESTART_REASONS = ['memory', 'crash', 'timeout'] as const;
 
 export interface MetricsOptions {
-  handlers: Iterable<{ name: string; queue: string }>;
+  /** `isolation: 'thread'` handlers also get `drover_thread_restarts_total` series. */
+  handlers: Iterable<{ name: string; queue: string; isolation?: string; remote?: boolean }>;
   queues: Iterable<string>;
   /** Store engine label (`sqlite`, `postgres`). */
   engine: string;
@@ -68,6 +71,8 @@ export class DroverMetrics {
   // --- supervision: set by the breaker and quarantine when they land --------
   readonly handlerBreakerState: Gauge<'handler' | 'state'>;
   readonly handlerQuarantined: Gauge<'handler'>;
+  /** `isolation: 'thread'` handlers' threads replaced (see supervision-metrics.ts). */
+  readonly threadRestarts: CounterFamily<'handler' | 'reason'>;
 
   // --- HTTP and store ---------------------------------------------------------
   readonly httpRequests: CounterFamily<'method' | 'route' | 'status'>;
@@ -111,6 +116,11 @@ export class DroverMetrics {
 
     this.handlerBreakerState = gauge('drover_handler_breaker_state', '1 for the state the handler’s circuit breaker is in, 0 for the others.', ['handler', 'state']);
     this.handlerQuarantined = gauge('drover_handler_quarantined', '1 when the handler is quarantined (nothing dispatched until an operator resets it).', ['handler']);
+    this.threadRestarts = counter(
+      'drover_thread_restarts_total',
+      'Threads of isolation: thread handlers replaced, by reason: memory (exceeded limits.memoryMb), crash (the thread died), timeout (terminated at the hard timeout).',
+      ['handler', 'reason'],
+    );
 
     this.httpRequests = counter('drover_http_requests_total', 'HTTP requests answered, by route template (unknown paths: route="unmatched").', ['method', 'route', 'status']);
     this.httpDuration = histogram('drover_http_request_duration_seconds', 'HTTP request duration, from arrival to the response being sent.', ['method', 'route', 'status'], HTTP_BUCKETS);
@@ -128,6 +138,7 @@ export class DroverMetrics {
       this.jobsReleased.series(handler.name, 'shutdown');
       for (const state of BREAKER_STATES) this.handlerBreakerState.set({ handler: handler.name, state }, state === 'closed' ? 1 : 0);
       this.handlerQuarantined.set({ handler: handler.name }, 0);
+      if (handler.isolation === 'thread' && !handler.remote) for (const reason of THREAD_RESTART_REASONS) this.threadRestarts.series(handler.name, reason);
     }
     for (const queue of queues) {
       this.jobWait.series(queue);

@@ -38,6 +38,12 @@ export interface DispatcherOptions {
   leaseBatch?: number;
   /** Most jobs leased ahead per quick handler (default: max(concurrency, 64)). */
   prefetch?: number;
+  /**
+   * A job whose attempts ended by crash, lease expiry or a killed worker
+   * thread this many times is dead with reason `poison` (config `poisonAfter`).
+   * Without it a killed attempt is an ordinary failure.
+   */
+  poisonAfter?: number;
   /** Added to a handler's timeout to get its lease duration. */
   leaseMarginMs?: number;
   /** A retry due at this time should be staged; tells the scheduler. */
@@ -46,8 +52,12 @@ export interface DispatcherOptions {
   isHandlerPaused?: (handler: string) => boolean;
   /** Most jobs of a handler that may run at once right now, below its concurrency (a half-open breaker's single probe). */
   slotLimit?: (handler: string) => number;
-  /** Runs `isolation: 'thread'` handlers (thread-pool.ts); without it every handler runs inline. */
-  threads?: { run(options: RunJobOptions): Promise<RunOutcome> };
+  /**
+   * Runs `isolation: 'thread'` handlers (thread-pool.ts); without it every handler runs inline.
+   * `queueDepth`: jobs it takes per thread at once (one runs, the rest wait in the thread), so
+   * a thread handler may have `concurrency × queueDepth` jobs started here, `concurrency` running.
+   */
+  threads?: { run(options: RunJobOptions): Promise<RunOutcome>; queueDepth?: number };
   /** Queues not to lease from. Excluded by queue, not by handler: a job may sit in a queue other than its handler's default. */
   pausedQueues?: () => readonly string[];
   /** Runs each handler inside its attempt's span and adds trace ids to its log lines. */
@@ -192,9 +202,16 @@ export class Dispatcher {
       // Remote handlers are run by remote workers only (`/v1/workers/lease`).
       if (handler.remote || this.options.isHandlerPaused?.(handler.name)) continue;
       const prefetch = this.#prefetchFor(handler);
-      const held = (this.#runningByHandler.get(handler.name) ?? 0) + (this.#buffered.get(handler.name)?.length ?? 0);
+      const buffered = this.#buffered.get(handler.name)?.length ?? 0;
+      const held = (this.#runningByHandler.get(handler.name) ?? 0) + buffered;
       const limit = this.#slots(handler);
-      let free = limit < handler.concurrency ? limit - held : handler.concurrency + prefetch - held;
+      const width = this.#width(handler);
+      // Refill the lease-ahead buffer only once it is half empty, then to the
+      // top: jobs that finish one at a time (each a message from its thread)
+      // would otherwise cost one lease call per job. An empty buffer with a
+      // free slot always leases (0 > prefetch / 2 is false).
+      if (limit >= width && prefetch > 0 && buffered > prefetch / 2) continue;
+      let free = limit < width ? limit - held : width + prefetch - held;
       const room = this.options.startRoom?.(handler);
       if (room !== undefined) free = Math.min(free, room - (this.#buffered.get(handler.name)?.length ?? 0));
       if (free > 0) {
@@ -206,7 +223,20 @@ export class Dispatcher {
   }
 
   #slots(handler: ResolvedHandler): number {
-    return Math.min(handler.concurrency, this.options.slotLimit?.(handler.name) ?? Number.POSITIVE_INFINITY);
+    return Math.min(this.#width(handler), this.options.slotLimit?.(handler.name) ?? Number.POSITIVE_INFINITY);
+  }
+
+  /**
+   * Jobs of a handler that may be started at once: its concurrency; for a
+   * quick thread handler, times the thread pool's queue depth. A slow job
+   * queued in a thread would only wait there instead of in the store, where
+   * another node could take it.
+   */
+  #width(handler: ResolvedHandler): number {
+    const threads = this.options.threads;
+    if (handler.isolation !== 'thread' || !threads?.queueDepth) return handler.concurrency;
+    const avg = this.#avgRunMs.get(handler.name);
+    return avg !== undefined && avg <= FAST_JOB_MS ? handler.concurrency * threads.queueDepth : handler.concurrency;
   }
 
   #prefetchFor(handler: ResolvedHandler): number {
@@ -344,7 +374,7 @@ export class Dispatcher {
         throw error;
       };
       const result = await store.complete(job.id, job.leaseToken, outcome.result).catch((error: unknown) => unstorable(error));
-      if (result instanceof Error) return this.#record(running, handler, { kind: 'failed', error: result, nonRetryable: true, timedOut: false });
+      if (result instanceof Error) return this.#record(running, handler, { kind: 'failed', error: result, nonRetryable: true, timedOut: false, killed: false });
       if (result.ok) lifecycle.emit('job:succeeded', { job, durationMs });
       else lifecycle.emit('job:stale', { job, op: 'complete' });
       return;
@@ -356,6 +386,9 @@ export class Dispatcher {
       now: clock(),
       backoff: handler.backoff,
       random: this.#random,
+      killed: outcome.killed,
+      crashesBefore: job.crashes,
+      ...(this.options.poisonAfter !== undefined ? { poisonAfter: this.options.poisonAfter } : {}),
     });
     const message = outcome.error.stack ?? `${outcome.error.name}: ${outcome.error.message}`;
     const result = await store.fail(job.id, job.leaseToken, {
@@ -363,6 +396,7 @@ export class Dispatcher {
       outcome: outcome.timedOut ? 'timed_out' : 'failed',
       retryAt: decision.retryAt,
       ...(decision.retryAt === null ? { deadReason: decision.deadReason } : {}),
+      ...(outcome.killed ? { crashed: true } : {}),
     });
     if (!result.ok) {
       lifecycle.emit('job:stale', { job, op: 'fail' });
@@ -374,6 +408,8 @@ export class Dispatcher {
       outcome: outcome.timedOut ? 'timed_out' : 'failed',
       error: outcome.error,
       retryAt: decision.retryAt,
+      deadReason: decision.retryAt === null ? decision.deadReason : null,
+      killed: outcome.killed,
     });
     if (decision.retryAt !== null) this.options.onRetryScheduled(decision.retryAt);
   }

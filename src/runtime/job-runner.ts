@@ -10,7 +10,12 @@ import type { LeasedJob } from '../core/types.js';
 
 export type RunOutcome =
   | { kind: 'succeeded'; result: unknown }
-  | { kind: 'failed'; error: Error; nonRetryable: boolean; timedOut: boolean }
+  /**
+   * `killed`: the worker running the attempt was killed under it (its thread
+   * hit the memory limit or died), so the attempt counts as a crash toward
+   * `poisonAfter`. A timeout is not a kill: it is an ordinary `timed_out` attempt.
+   */
+  | { kind: 'failed'; error: Error; nonRetryable: boolean; timedOut: boolean; killed: boolean }
   /** Aborted by shutdown: the lease is released, the attempt not spent. */
   | { kind: 'aborted' };
 
@@ -90,6 +95,7 @@ export async function runJob(options: RunJobOptions): Promise<RunOutcome> {
       error,
       nonRetryable: error instanceof NonRetryableError || error.name === 'NonRetryableError',
       timedOut: error instanceof TimeoutError,
+      killed: false,
     };
   };
 

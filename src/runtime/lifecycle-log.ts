@@ -18,10 +18,17 @@ export function logLifecycle(lifecycle: Lifecycle, logger: Logger, trace: (job: 
     if (!logger.isLevelEnabled('info')) return;
     logger.info({ job_id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, duration_ms: durationMs, ...origin(remote), ...trace(job) }, 'job succeeded');
   });
-  lifecycle.on('job:failed', ({ job, durationMs, outcome, error, retryAt, remote }) => {
-    const fields = { job_id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, duration_ms: durationMs, outcome, err: error, ...origin(remote), ...trace(job) };
-    if (retryAt === null) logger.error(fields, 'job failed; no attempts left, it is dead');
-    else logger.warn({ ...fields, retry_at: new Date(retryAt).toISOString() }, 'job attempt failed; will retry');
+  lifecycle.on('job:failed', ({ job, durationMs, outcome, error, retryAt, deadReason, killed, remote }) => {
+    const fields = {
+      job_id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, duration_ms: durationMs, outcome, err: error,
+      ...(killed ? { killed: true } : {}), ...origin(remote), ...trace(job),
+    };
+    if (retryAt !== null) logger.warn({ ...fields, retry_at: new Date(retryAt).toISOString() }, 'job attempt failed; will retry');
+    else if (deadReason === 'poison') logger.error({ ...fields, dead_reason: deadReason }, 'job attempt killed its worker thread too many times; job is dead (poison)');
+    else logger.error({ ...fields, dead_reason: deadReason ?? 'exhausted' }, 'job failed; no attempts left, it is dead');
+  });
+  lifecycle.on('thread:restarted', ({ handler, reason, detail }) => {
+    logger.warn({ handler, reason, detail }, 'handler thread replaced');
   });
   lifecycle.on('job:released', ({ job, reason, remote }) => {
     logger.warn({ job_id: job.id, handler: job.handler, attempt: job.attempts, reason, ...origin(remote), ...trace(job) }, 'job released without finishing; it will run again');

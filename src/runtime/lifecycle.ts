@@ -3,7 +3,7 @@
  * subscribe here; the dispatcher only emits. A throwing listener is caught and
  * reported, never allowed to break the dispatch loop.
  */
-import type { AttemptOutcome, JobRow, LeasedJob } from '../core/types.js';
+import type { AttemptOutcome, DeadReason, JobRow, LeasedJob } from '../core/types.js';
 import { toError } from '../core/errors.js';
 
 /**
@@ -18,7 +18,16 @@ export interface LifecycleEvents {
   'job:enqueued': { job: JobRow };
   'job:start': { job: LeasedJob; waitMs: number } & RemoteOrigin;
   'job:succeeded': { job: LeasedJob; durationMs: number } & RemoteOrigin;
-  'job:failed': { job: LeasedJob; durationMs: number; outcome: AttemptOutcome; error: Error; retryAt: number | null } & RemoteOrigin;
+  /** `retryAt` null: the job is dead, for `deadReason`. `killed`: its worker thread was killed under it (memory limit, crash). */
+  'job:failed': {
+    job: LeasedJob;
+    durationMs: number;
+    outcome: AttemptOutcome;
+    error: Error;
+    retryAt: number | null;
+    deadReason: DeadReason | null;
+    killed: boolean;
+  } & RemoteOrigin;
   'job:released': { job: LeasedJob; reason: 'shutdown' } & RemoteOrigin;
   'job:stale': { job: LeasedJob; op: 'complete' | 'fail' | 'heartbeat' | 'release' } & RemoteOrigin;
   /** An operator cancelled or retried a job (API). */
@@ -29,6 +38,8 @@ export interface LifecycleEvents {
   'queue:changed': { queue: string; paused: boolean; action: 'pause' | 'resume' };
   /** A handler's quarantine or circuit-breaker state changed (supervision.ts). */
   'handler:supervision': { handler: string; quarantined: boolean; breaker: 'closed' | 'open' | 'half_open' };
+  /** An `isolation: 'thread'` handler's thread was replaced: out of memory, died, or terminated at its hard timeout. */
+  'thread:restarted': { handler: string; reason: 'memory' | 'crash' | 'timeout'; detail: string };
   'lease:expired': { jobId: string; handler: string; queue: string; state: string };
   'event:ingested': { eventId: string; name: string; jobs: number; created: boolean };
   'intake:rejected': { queue: string; reason: 'queue_full' | 'shutting_down' };

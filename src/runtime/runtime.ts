@@ -116,7 +116,11 @@ export class Runtime {
       throw new DroverError('config_invalid', `handlers ${isolated.join(', ')} use isolation: 'thread', which needs the config module's path (start with drover start --config FILE)`);
     }
     this.threads = isolated.length > 0 && options.configPath
-      ? new ThreadPool({ configPath: options.configPath, ...this.config.threads, onRestart: (handler, reason) => this.logger.warn({ handler, reason }, 'handler thread replaced') })
+      ? new ThreadPool({
+          configPath: options.configPath,
+          ...this.config.threads,
+          onRestart: (handler, reason, detail) => this.lifecycle.emit('thread:restarted', { handler, reason, detail }),
+        })
       : null;
     this.supervision = new Supervision({ store: this.store, handlers: this.config.handlers, lifecycle: this.lifecycle, clock: this.clock, wake: () => this.dispatcher.wake() });
     this.dispatcher = new Dispatcher({
@@ -126,6 +130,7 @@ export class Runtime {
       logger: this.logger,
       workerId: this.workerId,
       clock: this.clock,
+      poisonAfter: this.config.poisonAfter,
       onRetryScheduled: (runAt) => this.#dueTimer.noteDue(runAt),
       isHandlerPaused: (name) => this.pauses.isHandlerPaused(name) || this.supervision.slotLimit(name) === 0,
       slotLimit: (name) => this.supervision.slotLimit(name),

@@ -87,6 +87,12 @@ export interface FailRequest {
   /** Retry at this time; `null` means the job is dead now. */
   retryAt: number | null;
   deadReason?: DeadReason;
+  /**
+   * The attempt's worker was killed under it (a thread over its memory limit,
+   * a thread that died): count it in the job's `crashes`, like a lease expiry,
+   * so `poisonAfter` sees it.
+   */
+  crashed?: boolean;
 }
 
 export interface ReclaimOptions {

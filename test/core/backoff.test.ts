@@ -112,4 +112,31 @@ describe('decideFailure', () => {
     expect(decideFailure({ ...base, attempt: 1, nonRetryable: true })).toEqual({ retryAt: null, deadReason: 'non_retryable' });
     expect(decideFailure({ ...base, attempt: 3, nonRetryable: true })).toEqual({ retryAt: null, deadReason: 'non_retryable' });
   });
+
+  describe('killed attempts (memory limit, thread crash) count toward poisonAfter', () => {
+    const killed = { ...base, maxAttempts: 5, killed: true, poisonAfter: 2 };
+
+    it('retries a killed attempt while crashes stay below poisonAfter', () => {
+      expect(decideFailure({ ...killed, attempt: 1, crashesBefore: 0 })).toEqual({ retryAt: 1_001_000 });
+    });
+
+    it('is dead with reason poison when this kill reaches poisonAfter, attempts left or not', () => {
+      expect(decideFailure({ ...killed, attempt: 2, crashesBefore: 1 })).toEqual({ retryAt: null, deadReason: 'poison' });
+      // Earlier crashes (lease expiries) count too; the attempt number does not matter.
+      expect(decideFailure({ ...killed, attempt: 1, crashesBefore: 4 })).toEqual({ retryAt: null, deadReason: 'poison' });
+      expect(decideFailure({ ...killed, attempt: 1, crashesBefore: 0, poisonAfter: 1 })).toEqual({ retryAt: null, deadReason: 'poison' });
+    });
+
+    it('orders the reasons: non_retryable, then poison, then exhausted', () => {
+      expect(decideFailure({ ...killed, attempt: 2, crashesBefore: 1, nonRetryable: true })).toEqual({ retryAt: null, deadReason: 'non_retryable' });
+      expect(decideFailure({ ...killed, attempt: 5, crashesBefore: 1 })).toEqual({ retryAt: null, deadReason: 'poison' });
+      expect(decideFailure({ ...killed, attempt: 5, crashesBefore: 0 })).toEqual({ retryAt: null, deadReason: 'exhausted' });
+    });
+
+    it('never poisons an ordinary failure, however many crashes the job had', () => {
+      expect(decideFailure({ ...killed, killed: false, attempt: 1, crashesBefore: 9 })).toEqual({ retryAt: 1_001_000 });
+      // Without a poisonAfter there is no poison decision to make.
+      expect(decideFailure({ ...base, attempt: 1, killed: true, crashesBefore: 9 })).toEqual({ retryAt: 1_001_000 });
+    });
+  });
 });

@@ -5,9 +5,11 @@
  * before anything happened.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { DroverMetrics } from '../../src/obs/metrics.js';
 import { parseExposition, type Exposition } from './exposition.js';
 
 let node: TestNode | null = null;
@@ -95,6 +97,21 @@ describe('GET /metrics', () => {
       expect(name).toMatch(/^drover_/);
       if (type === 'counter') expect(name).toMatch(/_total$/);
     }
+  });
+
+  it('creates thread-restart series at 0 for thread handlers only, and docs/observability.md documents every metric', async () => {
+    const metrics = new DroverMetrics({
+      handlers: [{ name: 'iso', queue: 'default', isolation: 'thread' }, { name: 'inline', queue: 'default', isolation: 'inline' }],
+      queues: ['default'],
+      engine: 'sqlite',
+    });
+    const m = parseExposition(await metrics.registry.metrics());
+    for (const reason of ['memory', 'crash', 'timeout']) expect(m.value('drover_thread_restarts_total', { handler: 'iso', reason })).toBe(0);
+    expect(m.find('drover_thread_restarts_total', { handler: 'inline' })).toEqual([]);
+    const docs = readFileSync(new URL('../../docs/observability.md', import.meta.url), 'utf8');
+    // Named in backticks, alone or with its labels (`drover_build_info{version}`).
+    const undocumented = [...m.types.keys()].filter((name) => !docs.includes(`\`${name}\``) && !docs.includes(`\`${name}{`));
+    expect(undocumented).toEqual([]);
   });
 
   it('counts a workload exactly', async () => {

@@ -143,7 +143,7 @@ describe('postgres engine', () => {
       };
       await explain('lf', 'text[], int[], int, text, bigint, text, bigint', leaseFastSql(false), "'{h,g}', '{10,10}', 10, 'x.', 1, 'w', 1");
       await explain('lfx', 'text[], int[], int, text, bigint, text, bigint, text[]', leaseFastSql(true), "'{h}', '{10}', 10, 'x.', 1, 'w', 1, '{paused}'");
-      await explain('st', 'bigint[], text[], text[], text[], text[], bigint[], text[], bigint', SETTLE, "'{1}', '{t}', '{succeeded}', '{null}', '{NULL}', '{NULL}', '{NULL}', 1");
+      await explain('st', 'bigint[], text[], text[], text[], text[], bigint[], text[], bigint, boolean[]', SETTLE, "'{1}', '{t}', '{succeeded}', '{null}', '{NULL}', '{NULL}', '{NULL}', 1, '{false}'");
       for (const plan of plans) expect(plan).not.toMatch(/Seq Scan on jobs/);
       // A statement that does need a sequential scan (nodes) is costed past jit_above_cost
       // under enable_seqscan=off; JIT would then compile it for ~300 ms on every heartbeat tick.

@@ -1,7 +1,9 @@
 /**
  * `isolation: 'thread'`: an out-of-memory handler and an infinite loop fail
  * only their own jobs, with a reason naming the limit; the node and the other
- * handlers (threaded and inline) keep running, and crashed threads are replaced.
+ * handlers (threaded and inline) keep running, and crashed threads are replaced
+ * (counted in `drover_thread_restarts_total`). A job whose attempts keep
+ * killing their thread is poisoned after `poisonAfter` kills, attempts left or not.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +15,7 @@ import { startNode, type DroverNode } from '../../src/cli/node.js';
 import { resolveConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/obs/logger.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { parseExposition } from '../obs/exposition.js';
 
 const KEY = 'drv_test_admin_key_0123456789abcdef';
 const configPath = fileURLToPath(new URL('./fixtures/isolated.config.mjs', import.meta.url));
@@ -41,6 +44,9 @@ const finished = (n: DroverNode, id: string) => waitFor(async () => {
   return job.state === 'succeeded' || job.state === 'dead' ? job : null;
 }, { timeoutMs: 20_000, message: `job ${id} finished` });
 
+const restarts = async (n: DroverNode, handler: string, reason: string) =>
+  parseExposition(await n.metrics.scrape()).value('drover_thread_restarts_total', { handler, reason });
+
 describe('thread isolation', () => {
   it('runs a handler in a thread and returns its result', async () => {
     node = await start();
@@ -61,7 +67,54 @@ describe('thread isolation', () => {
     const again = await finished(node, await enqueue(node, 'hog'));
     expect(again.attempts.at(-1).error).toMatch(/memory limit/);
     expect(node.runtime.state).toBe('running');
+    expect(await restarts(node, 'hog', 'memory')).toBe(2);
+    expect(await restarts(node, 'hog', 'crash')).toBe(0);
+    expect(await restarts(node, 'echo', 'memory')).toBe(0);
   }, 60_000);
+
+  it('poisons a job whose attempts keep running out of memory after poisonAfter kills, not maxAttempts', async () => {
+    node = await start();
+    const poison = await enqueue(node, 'poison-hog');
+    const dead = await finished(node, poison);
+    // poisonAfter 2, maxAttempts 5: the second kill ends it.
+    expect(dead).toMatchObject({ state: 'dead', deadReason: 'poison' });
+    expect(dead.attempts).toHaveLength(2);
+    for (const attempt of dead.attempts) expect(attempt.error).toMatch(/MemoryLimitError/);
+    // The node and the other handlers keep running, also the poisoned handler's next job.
+    const others = await Promise.all([enqueue(node, 'echo', { d: 4 }), enqueue(node, 'plain', { e: 5 })]);
+    for (const id of others) expect((await finished(node, id)).state).toBe('succeeded');
+    expect(node.runtime.state).toBe('running');
+    const m = parseExposition(await node.metrics.scrape());
+    expect(m.value('drover_thread_restarts_total', { handler: 'poison-hog', reason: 'memory' })).toBe(2);
+    expect(m.value('drover_jobs_completed_total', { handler: 'poison-hog', outcome: 'retried' })).toBe(1);
+    expect(m.value('drover_jobs_completed_total', { handler: 'poison-hog', outcome: 'dead' })).toBe(1);
+  }, 60_000);
+
+  it('poisons a job whose thread dies under every attempt', async () => {
+    node = await start();
+    const dead = await finished(node, await enqueue(node, 'exiter'));
+    expect(dead).toMatchObject({ state: 'dead', deadReason: 'poison' });
+    expect(dead.attempts).toHaveLength(2);
+    expect(dead.attempts.at(-1).error).toMatch(/ThreadCrashError: handler thread crashed: exited with code 3/);
+    expect(await restarts(node, 'exiter', 'crash')).toBe(2);
+  }, 30_000);
+
+  it('moves a job queued behind an out-of-memory job on the same thread to its replacement, unspent', async () => {
+    node = await start();
+    // Quick jobs first (their average run time must forget the thread's start-up), so the
+    // dispatcher counts the handler as quick and queues a second job on its one thread.
+    const warm = (await call(node, 'POST', '/v1/jobs', { jobs: Array.from({ length: 60 }, (_, n) => ({ handler: 'mixed', payload: { n } })) })).jobs as Array<{ id: string }>;
+    for (const { id } of warm) expect((await finished(node, id)).state).toBe('succeeded');
+    const ids = (await call(node, 'POST', '/v1/jobs', { jobs: [{ handler: 'mixed', payload: { hog: true } }, ...[1, 2, 3].map((n) => ({ handler: 'mixed', payload: { n } }))] })).jobs.map((j: { id: string }) => j.id) as string[];
+    const [hog, ...rest] = ids;
+    expect(await finished(node, hog!)).toMatchObject({ state: 'dead' });
+    for (const id of rest) {
+      const job = await finished(node, id);
+      expect(job.state).toBe('succeeded');
+      expect(job.attempts).toHaveLength(1);
+    }
+    expect(await restarts(node, 'mixed', 'memory')).toBe(1);
+  }, 30_000);
 
   it('terminates an infinite loop at the hard timeout and keeps serving', async () => {
     node = await start();
@@ -73,5 +126,8 @@ describe('thread isolation', () => {
     const ok = await finished(node, await enqueue(node, 'echo', { c: 3 }));
     expect(ok.state).toBe('succeeded');
     expect((await call(node, 'GET', '/v1/status')).state).toBe('running');
+    // A timeout is not a kill: the job died of exhaustion (maxAttempts 1), not poison.
+    expect(dead.deadReason).toBe('exhausted');
+    expect(await restarts(node, 'spin', 'timeout')).toBe(1);
   }, 30_000);
 });

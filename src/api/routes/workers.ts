@@ -281,6 +281,8 @@ export function workerRoutes(runtime: Runtime) {
           outcome: 'failed',
           error: failure,
           retryAt: decision.retryAt,
+          deadReason: decision.retryAt === null ? decision.deadReason : null,
+          killed: false,
           ...origin(request, before.workerId ?? 'unknown'),
         });
         if (decision.retryAt !== null) runtime.noteScheduled(decision.retryAt);

@@ -39,12 +39,13 @@ interface Pending {
 
 /**
  * $1 ids, $2 tokens, $3 attempt outcomes, $4 results (json text), $5 errors,
- * $6 retry times (null = dead; for a release, when it runs again, null = now), $7 dead reasons, $8 now.
+ * $6 retry times (null = dead; for a release, when it runs again, null = now), $7 dead reasons, $8 now,
+ * $9 crashed flags (a failed attempt whose worker was killed: counts in `crashes`).
  */
 export const SETTLE = `
   WITH input AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[])
-      AS i(id, token, outcome, result, error, retry_at, dead_reason)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $9::boolean[])
+      AS i(id, token, outcome, result, error, retry_at, dead_reason, crashed)
   ), done AS (
     UPDATE jobs j SET
       state = CASE
@@ -60,6 +61,7 @@ export const SETTLE = `
         WHEN i.outcome = 'released' AND i.retry_at > $8 THEN i.retry_at ELSE j.run_at END,
       dead_reason = CASE WHEN i.outcome IN ('failed', 'timed_out') AND i.retry_at IS NULL THEN i.dead_reason ELSE j.dead_reason END,
       attempts = CASE WHEN i.outcome = 'released' THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
+      crashes = CASE WHEN i.outcome IN ('failed', 'timed_out') AND i.crashed THEN j.crashes + 1 ELSE j.crashes END,
       finished_at = CASE WHEN i.outcome = 'succeeded' OR (i.outcome IN ('failed', 'timed_out') AND i.retry_at IS NULL)
         THEN $8 ELSE j.finished_at END,
       updated_at = $8, lease_token = NULL, lease_expires_at = NULL
@@ -193,6 +195,7 @@ export class SettleBatch {
         batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.retryAt : p.settlement.kind === 'released' ? (p.settlement.runAt ?? null) : null)),
         batch.map((p) => (p.settlement.kind === 'failed' ? (p.settlement.request.deadReason ?? 'exhausted') : null)),
         now,
+        batch.map((p) => p.settlement.kind === 'failed' && p.settlement.request.crashed === true),
       ],
     });
     // An (id, token) pair is settled at most once, even when it came twice in

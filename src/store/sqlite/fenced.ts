@@ -67,10 +67,11 @@ export function failJob(
 ): FenceResult {
   return fenced(s, jobId, (id) => {
     const { error, retryAt } = request;
+    const crashed = request.crashed ? 1 : 0;
     const raw =
       retryAt === null
-        ? s.failDead.get({ id, token, reason: request.deadReason ?? 'exhausted', error, now })
-        : s.failRetry.get({ id, token, state: retryAt <= now ? 'queued' : 'scheduled', runAt: retryAt, error, now });
+        ? s.failDead.get({ id, token, reason: request.deadReason ?? 'exhausted', error, crashed, now })
+        : s.failRetry.get({ id, token, state: retryAt <= now ? 'queued' : 'scheduled', runAt: retryAt, error, crashed, now });
     if (raw) {
       s.endAttempt.run(now, request.outcome, error, id, raw.lease_seq);
       if (raw.state === 'dead') addDepth(own, raw.queue, -1);

@@ -102,12 +102,12 @@ function prepareFixed(db: Database.Database) {
       UPDATE jobs SET state = 'succeeded', result = @result, finished_at = @now, updated_at = @now,
         ${JOB_COLUMNS_RESET_LEASE}
       WHERE ${FENCE} RETURNING ${FENCED_COLUMNS}`),
-    failRetry: p<{ id: number; token: string; state: 'queued' | 'scheduled'; runAt: number; error: string; now: number }, FencedRow>(`
-      UPDATE jobs SET state = @state, run_at = @runAt, last_error = @error, updated_at = @now,
+    failRetry: p<{ id: number; token: string; state: 'queued' | 'scheduled'; runAt: number; error: string; crashed: 0 | 1; now: number }, FencedRow>(`
+      UPDATE jobs SET state = @state, run_at = @runAt, last_error = @error, crashes = crashes + @crashed, updated_at = @now,
         ${JOB_COLUMNS_RESET_LEASE}
       WHERE ${FENCE} RETURNING ${FENCED_COLUMNS}`),
-    failDead: p<{ id: number; token: string; reason: string; error: string; now: number }, FencedRow>(`
-      UPDATE jobs SET state = 'dead', dead_reason = @reason, last_error = @error, finished_at = @now,
+    failDead: p<{ id: number; token: string; reason: string; error: string; crashed: 0 | 1; now: number }, FencedRow>(`
+      UPDATE jobs SET state = 'dead', dead_reason = @reason, last_error = @error, crashes = crashes + @crashed, finished_at = @now,
         updated_at = @now, ${JOB_COLUMNS_RESET_LEASE}
       WHERE ${FENCE} RETURNING ${FENCED_COLUMNS}`),
     release: p<{ id: number; token: string; now: number; runAt: number }, FencedRow>(`
