@@ -79,6 +79,10 @@ export class Dispatcher {
   readonly #buffered = new Map<string, LeasedJob[]>();
   readonly #leasedAt = new WeakMap<LeasedJob, number>();
   #pumping = false;
+  /** Handlers whose last lease found nothing more; skipped until new work is announced (`wake`). */
+  readonly #idleHandlers = new Set<string>();
+  /** Counts `wake` calls, so a lease that raced one does not mark a handler idle. */
+  #workSeen = 0;
   #again = false;
   #stopped = true;
   #idle: Array<() => void> = [];
@@ -124,6 +128,18 @@ export class Dispatcher {
    * the enqueue that woke it: one commit from enqueue to start.
    */
   wake(): void {
+    // New work may have arrived for any handler: forget which ones were found idle.
+    this.#workSeen++;
+    this.#idleHandlers.clear();
+    this.#wakeForRoom();
+  }
+
+  /**
+   * A slot freed up: lease again, but only for handlers that had work last
+   * time. Asking an idle handler (the built-in ones usually are) on every
+   * finished job would be a lease round trip per job that finds nothing.
+   */
+  #wakeForRoom(): void {
     if (this.#stopped) return;
     if (this.#pumping) {
       this.#again = true;
@@ -169,6 +185,7 @@ export class Dispatcher {
         while (!this.#stopped) {
           const wanted = this.#capacity();
           if (wanted.total === 0) break;
+          const seen = this.#workSeen;
           const jobs = await this.options.store.lease({
             workerId: this.options.workerId,
             handlers: wanted.handlers,
@@ -183,7 +200,10 @@ export class Dispatcher {
           }
           for (const { name } of wanted.handlers) this.#startBuffered(name);
           // Fewer than asked means nothing more is due right now; sleep until woken.
-          if (jobs.length < Math.min(wanted.total, this.#leaseBatch)) break;
+          if (jobs.length < Math.min(wanted.total, this.#leaseBatch)) {
+            if (seen === this.#workSeen) this.#noteIdle(wanted.handlers, jobs);
+            break;
+          }
         }
       } while (this.#again && !this.#stopped);
     } catch (error) {
@@ -195,10 +215,18 @@ export class Dispatcher {
     }
   }
 
+  /** After a short lease: a handler that got fewer jobs than it asked for has none left to lease. */
+  #noteIdle(asked: ReadonlyArray<{ name: string; max: number }>, got: readonly LeasedJob[]): void {
+    const counts = new Map<string, number>();
+    for (const job of got) counts.set(job.handler, (counts.get(job.handler) ?? 0) + 1);
+    for (const { name, max } of asked) if ((counts.get(name) ?? 0) < max) this.#idleHandlers.add(name);
+  }
+
   #capacity(): { total: number; handlers: Array<{ name: string; max: number }> } {
     const handlers: Array<{ name: string; max: number }> = [];
     let total = 0;
     for (const handler of this.options.handlers.values()) {
+      if (this.#idleHandlers.has(handler.name)) continue;
       // Remote handlers are run by remote workers only (`/v1/workers/lease`).
       if (handler.remote || this.options.isHandlerPaused?.(handler.name)) continue;
       const prefetch = this.#prefetchFor(handler);
@@ -417,7 +445,7 @@ export class Dispatcher {
   #releaseSlot(handler: string): void {
     this.#runningByHandler.set(handler, (this.#runningByHandler.get(handler) ?? 1) - 1);
     if (!this.#stopped) this.#startBuffered(handler);
-    this.wake();
+    this.#wakeForRoom();
   }
 
   #finish(running: RunningJob): void {
@@ -427,6 +455,8 @@ export class Dispatcher {
       this.#idle = [];
       for (const resolve of waiters) resolve();
     }
-    this.wake();
+    // A job with a concurrency key frees its key: jobs of any handler waiting on it may run now.
+    if (running.job.concurrencyKey !== null) this.wake();
+    else this.#wakeForRoom();
   }
 }

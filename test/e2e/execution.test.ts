@@ -24,6 +24,33 @@ async function until(id: string, state: string) {
   }, { message: `job ${id} ${state}` });
 }
 
+describe('leasing', () => {
+  it('does not ask again for a handler whose queue was empty until new work arrives, and then runs its job', async () => {
+    const ran: string[] = [];
+    node = await startTestNode({
+      handlers: [
+        { name: 'busy', concurrency: 2, run() { ran.push('busy'); } },
+        { name: 'idle', run() { ran.push('idle'); } },
+      ],
+    });
+    const asked: string[][] = [];
+    const lease = node.store.lease.bind(node.store);
+    node.store.lease = (request) => {
+      asked.push(request.handlers.map((h) => h.name));
+      return lease(request);
+    };
+    await node.request('POST', '/v1/jobs', { jobs: Array.from({ length: 400 }, () => ({ handler: 'busy' })) });
+    await waitFor(() => ran.length === 400, { message: '400 busy jobs ran' });
+    const askedIdle = asked.filter((names) => names.includes('idle')).length;
+    // Each finished job frees a slot and may lease again; the idle handler is not part of those leases.
+    expect(asked.length).toBeGreaterThan(askedIdle * 4);
+
+    const { body } = await node.request('POST', '/v1/jobs', { handler: 'idle' });
+    expect((await until(body.id, 'succeeded')).state).toBe('succeeded');
+    expect(ran.filter((r) => r === 'idle')).toHaveLength(1);
+  });
+});
+
 describe('failures', () => {
   it('retries with backoff, then goes dead keeping the last error', async () => {
     const attempts: number[] = [];

@@ -33,6 +33,8 @@ export interface NewJobParams {
 export interface LeaseCandidate {
   id: number;
   handler: string;
+  priority: number;
+  run_at: number;
   concurrency_key: string | null;
   concurrency_limit: number | null;
 }
@@ -188,7 +190,8 @@ export type FixedStatements = ReturnType<typeof prepareFixed>;
 
 export class SqliteStatements {
   readonly fixed: FixedStatements;
-  readonly #candidates = new Map<string, Database.Statement<unknown[], LeaseCandidate>>();
+  /** Lease candidate statements by number of excluded queues. */
+  readonly #candidates = new Map<number, Database.Statement<unknown[], LeaseCandidate>>();
   readonly #listJobs = new Map<string, Database.Statement<unknown[], RawJob>>();
 
   constructor(private readonly db: Database.Database) {
@@ -196,23 +199,33 @@ export class SqliteStatements {
   }
 
   /**
-   * Queued jobs for these handlers in lease order. The partial index on
-   * (priority DESC, run_at, id) gives the order; handler and queue are filters.
+   * Queued jobs for these handlers in lease order (priority, then run_at, then
+   * id), at most `limit`. One indexed query per handler on
+   * (handler, priority DESC, run_at, id), merged here: a single query over
+   * `handler IN (...)` cannot use that order across handlers, and the
+   * handler-less order index made an idle handler scan every queued job.
    */
   leaseCandidates(handlers: readonly string[], excludeQueues: readonly string[], limit: number): LeaseCandidate[] {
-    const shape = `${handlers.length}:${excludeQueues.length}`;
-    let stmt = this.#candidates.get(shape);
+    const stmt = this.#candidateStatement(excludeQueues.length);
+    if (handlers.length === 1) return stmt.all(handlers[0], ...excludeQueues, limit);
+    const all: LeaseCandidate[] = [];
+    for (const handler of handlers) all.push(...stmt.all(handler, ...excludeQueues, limit));
+    all.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id);
+    return all.length > limit ? all.slice(0, limit) : all;
+  }
+
+  #candidateStatement(excluded: number): Database.Statement<unknown[], LeaseCandidate> {
+    let stmt = this.#candidates.get(excluded);
     if (!stmt) {
-      const marks = (n: number) => Array.from({ length: n }, () => '?').join(', ');
+      const marks = Array.from({ length: excluded }, () => '?').join(', ');
       stmt = this.db.prepare<unknown[], LeaseCandidate>(`
-        SELECT id, handler, concurrency_key, concurrency_limit FROM jobs
-        WHERE state = 'queued' AND handler IN (${marks(handlers.length)})
-          ${excludeQueues.length > 0 ? `AND queue NOT IN (${marks(excludeQueues.length)})` : ''}
+        SELECT id, handler, priority, run_at, concurrency_key, concurrency_limit FROM jobs
+        WHERE state = 'queued' AND handler = ? ${excluded > 0 ? `AND queue NOT IN (${marks})` : ''}
         ORDER BY priority DESC, run_at, id
         LIMIT ?`);
-      this.#candidates.set(shape, stmt);
+      this.#candidates.set(excluded, stmt);
     }
-    return stmt.all(...handlers, ...excludeQueues, limit);
+    return stmt;
   }
 
   listJobs(filter: JobFilter, beforeId: number | null): RawJob[] {
