@@ -4,13 +4,14 @@
  * one markdown table (rows = workloads, columns = systems; each cell the median
  * of the runs with min–max), and write the raw per-run numbers as JSON.
  *
- *   --quick            small counts, 1 repeat (a smoke run; < 2 minutes)
+ *   --quick            small counts, 1 repeat, peers' crash waits cut to 3 s, no run set aside
+ *                      (a smoke run that every system still works; < 2 minutes)
  *   --repeat N         runs per workload (default 3, quick 1)
  *   --systems a,b      systems to run (default: all; see SYSTEMS)
  *   --only w1,w2       workloads to run: enqueue, drain, latency, crash, isolation (Drover only:
  *                      no-op drain with isolation: 'thread' vs 'inline', on drover-sqlite)
  *   --out FILE         JSON output (default bench/results/latest.json; quick: latest-quick.json)
- *   --quiet-wait S     before each run, wait up to S seconds (default 60, quick 5; 0 = no wait)
+ *   --quiet-wait S     before each run, wait up to S seconds (default 60, quick 0 = no wait)
  *                      until other processes use < 0.25 core; each run records the load it ran under
  *   --max-other-cores C  a run during which other processes used more than C cores on average
  *                      (default 0.5) is set aside (kept in the JSON as `discarded`) and repeated,
@@ -51,7 +52,7 @@ const HIGHER_IS_BETTER = new Set(['enqueue-single', 'enqueue-bulk', 'drain-c10',
 
 const PLANS = {
   full: { jobs: 20_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 20_000, latencyRate: 200, latencySeconds: 20, repeats: 3, quietWaitS: 60, maxOtherCores: 0.5 },
-  quick: { jobs: 2_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 2_000, latencyRate: 200, latencySeconds: 5, repeats: 1, quietWaitS: 5, maxOtherCores: 0.5 },
+  quick: { jobs: 2_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 2_000, latencyRate: 200, latencySeconds: 2, repeats: 1, quietWaitS: 0, maxOtherCores: 2 },
 };
 
 const TARGETS = {
@@ -142,6 +143,12 @@ function parseCli() {
     process.exit(0);
   }
   const plan = { ...(values.quick ? PLANS.quick : PLANS.full) };
+  if (values.quick) {
+    // A quick run only checks that every system still works: cut the peers' crash-recovery
+    // waits (20 s on PostgreSQL, 70 s on Redis by default) so the whole run stays under 2 minutes.
+    process.env.BENCH_CRASH_WAIT_PG ??= '3';
+    process.env.BENCH_CRASH_WAIT_REDIS ??= '3';
+  }
   if (values.repeat) plan.repeats = Number(values.repeat);
   if (!Number.isInteger(plan.repeats) || plan.repeats < 1) throw new Error('--repeat must be a positive integer');
   if (values['quiet-wait'] !== undefined) plan.quietWaitS = Number(values['quiet-wait']);
