@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadMigrations } from '../../src/store/sqlite/migrator.js';
 import { installationKeys, trustedKeys } from '../../src/ops/audit/node-key.js';
 import { verifyStoredTrail } from '../../src/ops/audit/verify.js';
 import { lastBackupSuccess, takeBackup } from '../../src/ops/backup/create.js';
@@ -56,7 +57,7 @@ describe('backup create', () => {
     expect(readdirSync(result.path).sort()).toEqual(['drover.db', MANIFEST_FILE]);
     expect(readdirSync(out)).toEqual([result.path.split('/').pop()]); // no partial directory left
     const m = result.manifest;
-    expect(m).toMatchObject({ format: 'drover-backup/1', engine: 'sqlite', schemaVersion: 2, droverVersion: expect.any(String), files: [{ name: 'drover.db', bytes: result.bytes, sha256: sha(join(result.path, 'drover.db')) }] });
+    expect(m).toMatchObject({ format: 'drover-backup/1', engine: 'sqlite', schemaVersion: loadMigrations().length, droverVersion: expect.any(String), files: [{ name: 'drover.db', bytes: result.bytes, sha256: sha(join(result.path, 'drover.db')) }] });
     expect(m.counts.jobs).toBeGreaterThanOrEqual(500);
     expect(m.counts.jobs).toBeLessThanOrEqual(1500);
     expect(m.auditKeys.map((k) => k.keyId)).toEqual([n.runtime.audit.key.keyId]);
