@@ -8,9 +8,14 @@
  *  - bench busy: this process plus its reaped children (/proc/self/stat utime,
  *    stime, cutime, cstime); workers are reaped inside each run, so their CPU
  *    lands here
- *  - other = machine − bench, in cores (1.0 = one core fully used by others)
+ *  - servers busy: the database servers the systems under test use (PostgreSQL,
+ *    Redis). Their work is part of what is measured, not noise: a run that
+ *    makes PostgreSQL use a core must not be set aside for it. Each server
+ *    process counts with its reaped children (PostgreSQL backends that exit
+ *    land in the postmaster's cutime/cstime), so the sum only grows.
+ *  - other = machine − bench − servers, in cores (1.0 = one core fully used by others)
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { sleep } from './clock.mjs';
 
 const HZ = 100; // USER_HZ on Linux
@@ -27,20 +32,48 @@ function benchJiffies() {
   return f[11] + f[12] + f[13] + f[14]; // utime stime cutime cstime
 }
 
+const SERVERS = new Set(['postgres', 'redis-server']);
+
+function processJiffies(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  return f[11] + f[12] + f[13] + f[14];
+}
+
+function serverJiffies() {
+  let total = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (SERVERS.has(readFileSync(`/proc/${pid}/comm`, 'utf8').trim())) total += processJiffies(pid);
+    } catch {
+      // Gone between the listing and the read.
+    }
+  }
+  return total;
+}
+
 /** Start measuring; call the returned function to get average core usage since then. */
 export function measureLoad() {
   let start;
   try {
-    start = { t: performance.now(), machine: machineJiffies(), bench: benchJiffies() };
+    start = { t: performance.now(), machine: machineJiffies(), bench: benchJiffies(), servers: serverJiffies() };
   } catch {
-    return () => ({ seconds: NaN, machineCores: NaN, benchCores: NaN, otherCores: NaN });
+    return () => ({ seconds: NaN, machineCores: NaN, benchCores: NaN, serverCores: NaN, otherCores: NaN });
   }
   return () => {
     const seconds = (performance.now() - start.t) / 1000;
     const machine = (machineJiffies().busy - start.machine.busy) / HZ / seconds;
     const bench = (benchJiffies() - start.bench) / HZ / seconds;
+    const servers = (serverJiffies() - start.servers) / HZ / seconds;
     const round = (v) => Math.round(v * 100) / 100;
-    return { seconds: round(seconds), machineCores: round(machine), benchCores: round(bench), otherCores: round(Math.max(0, machine - bench)) };
+    return {
+      seconds: round(seconds),
+      machineCores: round(machine),
+      benchCores: round(bench),
+      serverCores: round(servers),
+      otherCores: round(Math.max(0, machine - bench - servers)),
+    };
   };
 }
 
