@@ -48,7 +48,7 @@ describe('docs/configuration.md', () => {
   });
 
   it('documents every DROVER_* variable the config code mentions', () => {
-    const source = readFileSync(`${root}src/core/config.ts`, 'utf8');
+    const source = readFileSync(`${root}src/core/config-sources.ts`, 'utf8');
     const mentioned = new Set(source.match(/DROVER_[A-Z_]+/g) ?? []);
     expect(mentioned.size).toBeGreaterThanOrEqual(Object.keys(ENV_VARS).length);
     for (const variable of mentioned) {
