@@ -387,7 +387,7 @@ export class Dispatcher {
     const durationMs = clock() - running.startedAt;
     if (outcome.kind === 'aborted') {
       const result = await store.release(job.id, job.leaseToken);
-      if (result.ok) lifecycle.emit('job:released', { job, reason: 'shutdown' });
+      if (result.ok) lifecycle.emit('job:released', { job, reason: outcome.reason ?? 'shutdown' });
       else lifecycle.emit('job:stale', { job, op: 'release' });
       return;
     }

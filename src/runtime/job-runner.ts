@@ -16,8 +16,12 @@ export type RunOutcome =
    * `poisonAfter`. A timeout is not a kill: it is an ordinary `timed_out` attempt.
    */
   | { kind: 'failed'; error: Error; nonRetryable: boolean; timedOut: boolean; killed: boolean }
-  /** Aborted by shutdown: the lease is released, the attempt not spent. */
-  | { kind: 'aborted' };
+  /**
+   * The lease is released, the attempt not spent: aborted by shutdown, or
+   * (`thread_lost`) the job finished on a handler thread that was then killed
+   * before its result reached the main thread, so it will run again.
+   */
+  | { kind: 'aborted'; reason?: 'thread_lost' };
 
 export class TimeoutError extends Error {
   constructor(ms: number) {
@@ -40,9 +44,23 @@ export class LazyAbortController {
     return this.#controller.signal;
   }
 
+  #listener: ((reason: unknown) => void) | null = null;
+
   abort(reason?: unknown): void {
     this.#controller ??= new AbortController();
     this.#controller.abort(reason);
+    const listener = this.#listener;
+    this.#listener = null;
+    listener?.(this.#controller.signal.reason);
+  }
+
+  /**
+   * Call `listener` once when aborted, without making the AbortController
+   * (the thread pool forwards every job's abort to its thread this way). One
+   * listener at a time; null removes it.
+   */
+  onAbort(listener: ((reason: unknown) => void) | null): void {
+    this.#listener = listener;
   }
 }
 

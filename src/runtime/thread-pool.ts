@@ -16,6 +16,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ResolvedHandler } from '../core/config.js';
+import { HANDLER_THREAD_SOURCE, PROGRESS_BYTES, RESULT_HOLD_MS, threadProgress, type FromThread, type ThreadProgress, type ThreadResult, type ToThread } from './handler-thread.js';
 import { TimeoutError, type RunJobOptions, type RunOutcome } from './job-runner.js';
 
 /** The attempt was killed for exceeding the handler's heap limit. */
@@ -42,136 +43,51 @@ export interface ThreadPoolOptions {
   configPath: string;
   restartInitialMs: number;
   restartMaxMs: number;
+  /** How long a quick job's result may wait for the jobs after it (default RESULT_HOLD_MS; tests widen it). */
+  resultHoldMs?: number;
   /** A thread was replaced: it ran out of memory, died, or was terminated at the hard timeout (metrics, logs). */
   onRestart?: (handler: string, reason: ThreadRestartReason, detail: string) => void;
 }
 
-// Plain CommonJS, evaluated in the thread: it must not need a TypeScript loader itself.
-// Per job it allocates only the context: the AbortController and the logger are
-// created when the handler first touches `ctx.signal` / `ctx.log` (a no-op job
-// touches neither), and a synchronous handler answers without a promise.
-const THREAD_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-let handler;
-const running = new Map(); // job message id -> { controller, reason }
-const heartbeats = new Map();
-let seq = 0;
-const errorJson = (e) => e instanceof Error ? { name: e.name, message: e.message, stack: e.stack } : { name: 'Error', message: String(e) };
-const done = (id, ok, value) => {
-  running.delete(id);
-  if (ok) parentPort.postMessage({ type: 'result', id, ok: true, result: value === undefined ? null : value });
-  else parentPort.postMessage({ type: 'result', id, ok: false, error: errorJson(value) });
-  next();
-};
-// Jobs posted while one runs wait here: one job at a time per thread.
-const queue = [];
-let busy = false;
-function next() {
-  busy = false;
-  const msg = queue.shift();
-  if (msg) run(msg);
-}
-function run(msg) {
-  busy = true;
-  const id = msg.id;
-  const state = { controller: null, reason: null };
-  running.set(id, state);
-  let log;
-  const ctx = { job: msg.job, event: msg.event,
-    get signal() {
-      if (!state.controller) {
-        state.controller = new AbortController();
-        if (state.reason !== null) state.controller.abort(new Error(state.reason));
-      }
-      return state.controller.signal;
-    },
-    get log() {
-      if (!log) {
-        log = {};
-        for (const level of ['info', 'warn', 'error', 'debug']) log[level] = (obj, m) => parentPort.postMessage({ type: 'log', id, level, obj, msg: m });
-      }
-      return log;
-    },
-    heartbeat: () => new Promise((resolve) => { const s = ++seq; heartbeats.set(s, resolve); parentPort.postMessage({ type: 'heartbeat', id, seq: s }); }) };
-  let result;
-  try { result = handler.run(ctx); } catch (e) { done(id, false, e); return; }
-  if (result !== null && typeof result === 'object' && typeof result.then === 'function') result.then((v) => done(id, true, v), (e) => done(id, false, e));
-  else done(id, true, result);
-}
-parentPort.on('message', (msg) => {
-  if (msg.type === 'run') {
-    if (busy) queue.push(msg);
-    else run(msg);
-    return;
-  }
-  if (msg.type === 'abort') {
-    const state = running.get(msg.id);
-    if (!state) {
-      // Not started yet (shutdown): never start it; the answer tells the pool it is gone.
-      const at = queue.findIndex((m) => m.id === msg.id);
-      if (at >= 0) { queue.splice(at, 1); parentPort.postMessage({ type: 'result', id: msg.id, ok: false, error: { name: 'AbortError', message: msg.reason } }); }
-      return;
-    }
-    state.reason = msg.reason;
-    if (state.controller) state.controller.abort(new Error(msg.reason));
-    return;
-  }
-  if (msg.type === 'heartbeat') { heartbeats.get(msg.seq)?.(msg.ok); heartbeats.delete(msg.seq); }
-});
-(async () => {
-  const { configUrl, tsxUrl, name } = workerData;
-  const mod = /\\.(c|m)?ts$/.test(configUrl) ? await (await import(tsxUrl)).tsImport(configUrl, configUrl) : await import(configUrl);
-  let config = mod.default;
-  if (config && typeof config === 'object' && 'default' in config && !('handlers' in config)) config = config.default;
-  handler = (config && config.handlers || []).find((h) => h && h.name === name);
-  if (!handler || typeof handler.run !== 'function') throw new Error('handler "' + name + '" not found in ' + configUrl);
-  parentPort.postMessage({ type: 'ready' });
-})().catch((e) => parentPort.postMessage({ type: 'load-error', error: errorJson(e) }));
-`;
-
-/** One message from a handler thread. */
-interface ThreadMessage {
-  type: 'ready' | 'load-error' | 'log' | 'heartbeat' | 'result';
-  id?: number;
-  ok?: boolean;
-  result?: unknown;
-  error?: { name: string; message: string; stack?: string };
-  level?: string;
-  obj?: unknown;
-  msg?: string;
-  seq?: number;
-}
-
 /**
- * Jobs posted to one thread at most: the one it runs and the next one, which
- * waits in the thread. The thread starts the next job the moment the current
- * one ends instead of sleeping until the main thread has seen the result and
- * answered (a wake-up costs ~20 µs, and the answer waits for the main thread's
- * next event-loop turn, behind its group commit): with quick handlers this
- * doubles what a thread gets done per turn of the main thread. A queued job
+ * Jobs posted to one thread at most: the one it runs and up to three more,
+ * which wait in the thread. The thread starts the next job the moment the
+ * current one ends instead of sleeping until the main thread has seen the
+ * result and answered (a wake-up costs ~20 µs, and the answer waits for the
+ * main thread's next event-loop turn, behind its group commit); and the
+ * results of jobs run back to back travel in one message. Measured with
+ * `node bench/run.mjs --only isolation`: depth 4 beat 2 and 8. A queued job
  * has not started: its timeout starts with it, a thread that dies hands it to
  * another thread, and shutdown takes it back unstarted. The dispatcher uses
  * the depth for quick handlers only (as it leases ahead only for them).
  */
-export const THREAD_QUEUE_DEPTH = 2;
+export const THREAD_QUEUE_DEPTH = 4;
 
-/** A job posted to a thread: `jobs[0]` of its slot runs, the rest wait in the thread. */
+/** A job posted to a thread: `jobs[0]` of its slot is the oldest not yet answered. */
 interface Active {
   id: number;
   options: RunJobOptions;
   settle: (outcome: RunOutcome) => void;
-  timer: NodeJS.Timeout | null;
-  onAbort: () => void;
 }
 
 interface Slot {
   worker: Worker | null;
   /** The thread loaded its handler and takes jobs. */
   ready: boolean;
-  /** Jobs posted to the thread, in order: the first runs. Empty: idle. */
+  /** Jobs posted to the thread and not answered yet, in order. Empty: idle. */
   jobs: Active[];
   /** The thread was dropped (died, killed, or the pool closed): ignore whatever it still reports. */
   dead: boolean;
+  /** What the thread has started and finished, written by the thread itself. */
+  progress: ThreadProgress;
+  /** Jobs whose results have been received (compared with the thread's finished count). */
+  answered: number;
+  /** Messages for the thread, posted together at the end of this turn. */
+  outbox: ToThread[] | null;
+  /** Checks the running job's hard timeout; set while the slot has jobs. */
+  timer: NodeJS.Timeout | null;
+  /** The thread's started count when the timer last found it running nothing (null: it was running a job). */
+  idleAt: number | null;
 }
 
 /**
@@ -211,10 +127,8 @@ class HandlerThreads {
     this.#slots.clear();
     for (const slot of slots) {
       slot.dead = true;
-      for (const active of slot.jobs.splice(0)) {
-        if (active.timer) clearTimeout(active.timer);
-        active.settle({ kind: 'aborted' });
-      }
+      this.#stopTimer(slot);
+      for (const active of slot.jobs.splice(0)) this.#settle(active, { kind: 'aborted' });
     }
     for (const { settle } of this.#waiting.splice(0)) settle({ kind: 'aborted' });
     await Promise.all(slots.map((slot) => slot.worker?.terminate().catch(() => 0)));
@@ -223,11 +137,7 @@ class HandlerThreads {
   /** Post the job to the least busy ready thread with room, spawn one, or wait. */
   #place(options: RunJobOptions, settle: (outcome: RunOutcome) => void): void {
     if (this.#closed) return settle({ kind: 'aborted' });
-    let best: Slot | null = null;
-    for (const slot of this.#slots) {
-      if (slot.dead || !slot.ready) continue;
-      if (slot.jobs.length < THREAD_QUEUE_DEPTH && (best === null || slot.jobs.length < best.jobs.length)) best = slot;
-    }
+    const best = this.#roomiest();
     // An idle thread first; a spare thread before queueing behind a running job.
     if (best && best.jobs.length === 0) return this.#dispatch(best, options, settle);
     if (this.#slots.size < this.handler.concurrency) {
@@ -239,14 +149,20 @@ class HandlerThreads {
     this.#waiting.push({ options, settle });
   }
 
+  /** The ready thread with the fewest jobs, if one has room. */
+  #roomiest(): Slot | null {
+    let best: Slot | null = null;
+    for (const slot of this.#slots) {
+      if (slot.dead || !slot.ready || slot.jobs.length >= THREAD_QUEUE_DEPTH) continue;
+      if (best === null || slot.jobs.length < best.jobs.length) best = slot;
+    }
+    return best;
+  }
+
   /** Hand waiting runs to threads with room. */
   #drainWaiting(): void {
     while (this.#waiting.length > 0 && !this.#closed) {
-      let room: Slot | null = null;
-      for (const slot of this.#slots) {
-        if (slot.dead || !slot.ready || slot.jobs.length >= THREAD_QUEUE_DEPTH) continue;
-        if (room === null || slot.jobs.length < room.jobs.length) room = slot;
-      }
+      const room = this.#roomiest();
       if (!room) return;
       const { options, settle } = this.#waiting.shift()!;
       this.#dispatch(room, options, settle);
@@ -256,94 +172,158 @@ class HandlerThreads {
   #dispatch(slot: Slot, options: RunJobOptions, settle: (outcome: RunOutcome) => void): void {
     const { job, controller } = options;
     const id = ++this.#seq;
-    const worker = slot.worker!;
-    const onAbort = () => worker.postMessage({ type: 'abort', id, reason: String((controller.signal.reason as Error | undefined)?.message ?? 'aborted') });
-    const active: Active = { id, options, settle, timer: null, onAbort };
-    slot.jobs.push(active);
-    if (slot.jobs.length === 1) this.#startTimer(slot, active);
-    controller.signal.addEventListener('abort', onAbort, { once: true });
-    worker.postMessage({ type: 'run', id, job: { id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, maxAttempts: job.maxAttempts, payload: job.payload }, event: job.event });
+    slot.jobs.push({ id, options, settle });
+    if (slot.timer === null) this.#startTimer(slot, this.handler.timeoutMs);
+    controller.onAbort((reason) => this.#post(slot, { type: 'abort', id, reason: String((reason as Error | undefined)?.message ?? 'aborted') }));
+    this.#post(slot, { type: 'run', id, job: { id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, maxAttempts: job.maxAttempts, payload: job.payload }, event: job.event });
   }
 
-  /** The hard timeout, from when the job starts on its thread: the thread is terminated, whatever its code is doing (an infinite loop included). */
-  #startTimer(slot: Slot, active: Active): void {
-    const { timeoutMs } = this.handler;
-    active.timer = setTimeout(() => {
-      active.options.controller.abort(new TimeoutError(timeoutMs));
-      this.#crash(slot, new TimeoutError(timeoutMs), 'timeout');
-    }, timeoutMs);
+  /** Queue a message for the thread; everything queued this turn goes in one postMessage. */
+  #post(slot: Slot, message: ToThread): void {
+    if (slot.dead) return;
+    if (slot.outbox) {
+      slot.outbox.push(message);
+      return;
+    }
+    slot.outbox = [message];
+    queueMicrotask(() => {
+      const messages = slot.outbox!;
+      slot.outbox = null;
+      if (!slot.dead) slot.worker!.postMessage(messages);
+    });
   }
 
-  /** End the job at the head of the slot; the next posted one has started on the thread. */
-  #finishHead(slot: Slot, outcome: RunOutcome): void {
-    const active = slot.jobs.shift();
-    if (!active) return;
-    this.#crashes = 0;
-    this.#settle(active, outcome);
-    const next = slot.jobs[0];
-    if (next) this.#startTimer(slot, next);
-    this.#drainWaiting();
+  /**
+   * The hard timeout. The timer is armed when the slot gets work and, when it
+   * fires, looks at what the thread runs and since when: a job that has not
+   * used up its time yet gets the rest, one that has is stopped by
+   * terminating the thread, whatever its code is doing (an infinite loop
+   * included). One timer per busy thread, not per job.
+   */
+  #startTimer(slot: Slot, ms: number): void {
+    slot.timer = setTimeout(() => {
+      slot.timer = null;
+      if (slot.dead || slot.jobs.length === 0) return;
+      const { timeoutMs } = this.handler;
+      const { running, startedAt, started } = this.#progress(slot);
+      if (running === null) {
+        // Its jobs are answered or posted and it runs none: fine while messages
+        // travel, but a whole timeout later with nothing started, its event loop
+        // is stuck outside any job (a runaway callback a job left behind).
+        if (slot.idleAt !== started) {
+          slot.idleAt = started;
+          return this.#startTimer(slot, timeoutMs);
+        }
+        return this.#kill(slot, new ThreadCrashError(`it took no job for ${timeoutMs} ms (limits.timeoutMs) while jobs waited for it`), 'timeout');
+      }
+      slot.idleAt = null;
+      const left = startedAt + timeoutMs - Date.now();
+      if (left > 0) return this.#startTimer(slot, left);
+      const error = new TimeoutError(timeoutMs);
+      slot.jobs[running]?.options.controller.abort(error);
+      this.#kill(slot, error, 'timeout');
+    }, ms);
+  }
+
+  #stopTimer(slot: Slot): void {
+    if (slot.timer !== null) clearTimeout(slot.timer);
+    slot.timer = null;
+  }
+
+  /**
+   * Where the thread is in its jobs: `finished` of them have ended (their
+   * results may still be on the way), `running` is the index of the one it
+   * runs (null: none), started at `startedAt`.
+   */
+  #progress(slot: Slot): { finished: number; running: number | null; startedAt: number; started: number } {
+    const { counts, startedAt } = slot.progress;
+    const finishedCount = Atomics.load(counts, 1);
+    const started = Atomics.load(counts, 0);
+    const finished = Math.min(slot.jobs.length, (finishedCount - slot.answered) | 0);
+    const running = started !== finishedCount && finished < slot.jobs.length ? finished : null;
+    return { finished, running, startedAt: startedAt[0]!, started };
   }
 
   #settle(active: Active, outcome: RunOutcome): void {
-    if (active.timer) clearTimeout(active.timer);
-    active.options.controller.signal.removeEventListener('abort', active.onAbort);
+    active.options.controller.onAbort(null);
     active.settle(active.options.isShutdownAborted() ? { kind: 'aborted' } : outcome);
   }
 
-  /** The thread is gone (memory, crash) or is being killed (timeout): fail its running job, move the queued ones, replace it. */
-  #crash(slot: Slot, error: Error, reason: ThreadRestartReason): void {
+  /**
+   * Terminate the thread (it hit the timeout, ran out of memory or died) and
+   * account for each of its jobs: those that finished but whose results died
+   * with the thread are released to run again; the running one fails (a kill
+   * counts toward poisonAfter, a timeout is an ordinary timed_out attempt);
+   * those never started go to another thread, as if just posted.
+   */
+  #kill(slot: Slot, error: Error, reason: ThreadRestartReason): void {
     if (slot.dead) return;
-    const [head, ...queued] = slot.jobs.splice(0);
+    const { finished, running } = this.#progress(slot);
+    const jobs = slot.jobs.splice(0);
     this.#drop(slot, reason, error.message);
-    // A kill (memory, crash) counts toward poisonAfter; the timeout is an ordinary timed_out attempt.
-    if (head) this.#settle(head, { kind: 'failed', error, nonRetryable: false, timedOut: reason === 'timeout', killed: reason !== 'timeout' });
-    // Never started: they go to another thread, as if just posted.
-    for (const active of queued) {
-      active.options.controller.signal.removeEventListener('abort', active.onAbort);
+    const unstarted: Array<{ options: RunJobOptions; settle: (outcome: RunOutcome) => void }> = [];
+    jobs.forEach((active, at) => {
+      if (at < finished) return this.#settle(active, { kind: 'aborted', reason: 'thread_lost' });
+      if (at === running) return this.#settle(active, { kind: 'failed', error, nonRetryable: false, timedOut: error instanceof TimeoutError, killed: reason !== 'timeout' });
+      active.options.controller.onAbort(null);
       if (active.options.isShutdownAborted()) active.settle({ kind: 'aborted' });
-      else this.#waiting.unshift({ options: active.options, settle: active.settle });
-    }
+      else unstarted.push({ options: active.options, settle: active.settle });
+    });
+    // Ahead of later runs: they were handed out first.
+    this.#waiting.unshift(...unstarted);
     this.#respawnForWaiting();
   }
 
-  #onMessage(slot: Slot, msg: ThreadMessage): void {
+  #onResults(slot: Slot, results: readonly ThreadResult[]): void {
     if (slot.dead) return;
-    const head = slot.jobs[0];
-    if (!head) return;
-    if (msg.type === 'result') {
-      if (msg.id !== head.id) {
-        // A queued job taken back unstarted (shutdown): answered out of order.
-        const at = slot.jobs.findIndex((a) => a.id === msg.id);
-        if (at > 0) this.#settle(slot.jobs.splice(at, 1)[0]!, { kind: 'aborted' });
-        return;
+    for (const answer of results) {
+      const at = slot.jobs.findIndex((a) => a.id === answer.id);
+      if (at < 0) continue;
+      const active = slot.jobs.splice(at, 1)[0]!;
+      // Taken back unstarted (shutdown): it never ran.
+      if (answer.aborted) {
+        this.#settle(active, { kind: 'aborted' });
+        continue;
       }
-      if (msg.ok) return this.#finishHead(slot, { kind: 'succeeded', result: msg.result });
-      const error = Object.assign(new Error(msg.error?.message ?? 'handler failed'), { name: msg.error?.name ?? 'Error' });
-      if (msg.error?.stack) error.stack = msg.error.stack;
-      this.#finishHead(slot, { kind: 'failed', error, nonRetryable: error.name === 'NonRetryableError', timedOut: false, killed: false });
-      return;
+      slot.answered = (slot.answered + 1) | 0;
+      this.#crashes = 0;
+      if (answer.ok) {
+        this.#settle(active, { kind: 'succeeded', result: answer.result });
+        continue;
+      }
+      const error = Object.assign(new Error(answer.error?.message ?? 'handler failed'), { name: answer.error?.name ?? 'Error' });
+      if (answer.error?.stack) error.stack = answer.error.stack;
+      this.#settle(active, { kind: 'failed', error, nonRetryable: error.name === 'NonRetryableError', timedOut: false, killed: false });
     }
+    if (slot.jobs.length === 0) this.#stopTimer(slot);
+    this.#drainWaiting();
+  }
+
+  #onMessage(slot: Slot, msg: FromThread): void {
+    if (slot.dead) return;
+    if (msg.type === 'results') return this.#onResults(slot, msg.results);
+    if (msg.type !== 'log' && msg.type !== 'heartbeat') return;
     const active = slot.jobs.find((a) => a.id === msg.id);
     if (!active) return;
     if (msg.type === 'log') {
       const log = active.options.log() as unknown as Record<string, (obj: unknown, m?: string) => void>;
-      log[msg.level ?? 'info']?.(msg.obj, msg.msg);
-    } else if (msg.type === 'heartbeat') {
-      const worker = slot.worker!;
-      void active.options.heartbeat().then((ok) => worker.postMessage({ type: 'heartbeat', seq: msg.seq, ok }), () => worker.postMessage({ type: 'heartbeat', seq: msg.seq, ok: false }));
+      log[msg.level]?.(msg.obj, msg.msg);
+      return;
     }
+    const reply = (ok: boolean) => this.#post(slot, { type: 'heartbeat', seq: msg.seq, ok });
+    void active.options.heartbeat().then(reply, () => reply(false));
   }
 
   async #spawn(): Promise<void> {
-    const slot: Slot = { worker: null, ready: false, jobs: [], dead: false };
+    const buffer = new SharedArrayBuffer(PROGRESS_BYTES);
+    const slot: Slot = { worker: null, ready: false, jobs: [], dead: false, progress: threadProgress(buffer), answered: 0, outbox: null, timer: null, idleAt: null };
     this.#slots.add(slot); // counts against concurrency while it waits out a restart backoff
     const delay = this.#nextSpawnAt - Date.now();
     if (delay > 0) await new Promise((r) => setTimeout(r, delay).unref());
     if (this.#closed) return;
-    const worker = new Worker(THREAD_SOURCE, {
+    const worker = new Worker(HANDLER_THREAD_SOURCE, {
       eval: true,
-      workerData: { ...this.urls, name: this.handler.name },
+      workerData: { ...this.urls, name: this.handler.name, progress: buffer, resultHoldMs: this.pool.resultHoldMs ?? RESULT_HOLD_MS },
       resourceLimits: { maxOldGenerationSizeMb: this.handler.memoryMb, maxYoungGenerationSizeMb: Math.max(4, Math.min(64, Math.floor(this.handler.memoryMb / 8))) },
       stdout: false,
       stderr: false,
@@ -351,14 +331,14 @@ class HandlerThreads {
     slot.worker = worker;
     worker.unref();
     let loading = true;
-    worker.on('message', (msg: ThreadMessage) => {
+    worker.on('message', (msg: FromThread) => {
       if (msg.type === 'ready') {
         loading = false;
         slot.ready = true;
         this.#drainWaiting();
       } else if (msg.type === 'load-error') {
         loading = false;
-        this.#loadFailed(slot, new Error(msg.error?.message ?? 'load failed'));
+        this.#loadFailed(slot, new Error(msg.error.message));
       } else {
         this.#onMessage(slot, msg);
       }
@@ -383,10 +363,10 @@ class HandlerThreads {
     this.#respawnForWaiting();
   }
 
-  /** A thread died by itself: fail its job if it had one, else just replace it. */
+  /** A thread died by itself: account for its jobs if it had any, else just replace it. */
   #died(slot: Slot, error: Error, reason: ThreadRestartReason): void {
     if (slot.dead || this.#closed) return;
-    if (slot.jobs.length > 0) return this.#crash(slot, error, reason);
+    if (slot.jobs.length > 0) return this.#kill(slot, error, reason);
     this.#drop(slot, reason, error.message);
     this.#respawnForWaiting();
   }
@@ -404,6 +384,7 @@ class HandlerThreads {
   #drop(slot: Slot, reason: ThreadRestartReason, detail: string): void {
     slot.dead = true;
     slot.ready = false;
+    this.#stopTimer(slot);
     if (!this.#slots.delete(slot)) return;
     void slot.worker?.terminate().catch(() => 0);
     this.#crashes += 1;

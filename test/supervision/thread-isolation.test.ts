@@ -116,6 +116,27 @@ describe('thread isolation', () => {
     expect(await restarts(node, 'mixed', 'memory')).toBe(1);
   }, 30_000);
 
+  it('runs again a job that finished on a thread just before the job after it ran out of memory', async () => {
+    node = await start();
+    const warm = (await call(node, 'POST', '/v1/jobs', { jobs: Array.from({ length: 60 }, (_, n) => ({ handler: 'mixed', payload: { n } })) })).jobs as Array<{ id: string }>;
+    for (const { id } of warm) expect((await finished(node, id)).state).toBe('succeeded');
+    // One lease, one message to the one thread: n 1 finishes, its result waits for the next
+    // job (quick jobs' results travel together), and the next job takes the thread down.
+    // (Unless the thread was preempted between the two for longer than the hold: then n 1
+    // was answered first. Either way it succeeds once, and a lost result is accounted for.)
+    const ids = (await call(node, 'POST', '/v1/jobs', { jobs: [{ handler: 'mixed', payload: { n: 1 } }, { handler: 'mixed', payload: { hog: true } }] })).jobs.map((j: { id: string }) => j.id) as string[];
+    const [before, hog] = ids;
+    expect(await finished(node, hog!)).toMatchObject({ state: 'dead' });
+    const job = await finished(node, before!);
+    expect(job).toMatchObject({ state: 'succeeded', result: { n: 1 } });
+    const outcomes = job.attempts.map((a: { outcome: string }) => a.outcome) as string[];
+    expect(outcomes.at(-1)).toBe('succeeded');
+    expect(outcomes.slice(0, -1).every((o) => o === 'released')).toBe(true);
+    expect(outcomes.length).toBeLessThanOrEqual(2);
+    const m = parseExposition(await node.metrics.scrape());
+    expect(m.value('drover_jobs_released_total', { handler: 'mixed', reason: 'thread_lost' })).toBe(outcomes.length - 1);
+  }, 30_000);
+
   it('terminates an infinite loop at the hard timeout and keeps serving', async () => {
     node = await start();
     const spin = await enqueue(node, 'spin');

@@ -1,0 +1,187 @@
+/**
+ * The program a handler thread runs (thread-pool.ts starts it), and the
+ * progress it shares with the pool.
+ *
+ * Messages are batched both ways, because per message the main thread pays
+ * more than a no-op job costs: the pool posts an array of messages per thread
+ * per turn, and the thread answers the results of jobs it ran back to back in
+ * one message. Only a quick job's result waits: one whose job ran (from its
+ * start to now) for less than RESULT_HOLD_MS goes out with those of the jobs
+ * run right after it, before the next one starts once that much time has
+ * passed, or when the thread runs out of jobs or waits on one (async).
+ *
+ * Held results cannot be seen by the pool, so the thread also publishes, in
+ * shared memory and without waking anyone, how many jobs it has started and
+ * finished and when the running one started. From that the pool knows, at a
+ * timeout or when the thread dies, which of its jobs had finished (their
+ * results died with the thread: they are released to run again), which one
+ * was running (it failed), and which never started (they move to another
+ * thread), and it times a job from when it really started. So the price of
+ * batching is bounded: a job that never yields (it hits the timeout) takes
+ * with it the results of jobs finished less than RESULT_HOLD_MS before it
+ * started, and those run again.
+ */
+
+/** Layout of the progress buffer: [startedAt (f64 ms, Date.now())], then [started, finished] (i32 counters, wrapping). */
+export const PROGRESS_BYTES = 16;
+
+export interface ThreadProgress {
+  /** Date.now() when the latest job started. */
+  readonly startedAt: Float64Array;
+  /** [jobs started, jobs finished]: read with Atomics.load. */
+  readonly counts: Int32Array;
+}
+
+export function threadProgress(buffer: SharedArrayBuffer): ThreadProgress {
+  return { startedAt: new Float64Array(buffer, 0, 1), counts: new Int32Array(buffer, 8, 2) };
+}
+
+/** A result waits for the jobs after it only while its own job started less than this long ago. */
+export const RESULT_HOLD_MS = 2;
+
+/** One job as posted to a thread. */
+export interface ThreadJob {
+  type: 'run';
+  id: number;
+  job: { id: string; handler: string; queue: string; attempt: number; maxAttempts: number; payload: unknown };
+  event: unknown;
+}
+
+/** What the pool posts to a thread, always in arrays (one postMessage per thread per turn). */
+export type ToThread = ThreadJob | { type: 'abort'; id: number; reason: string } | { type: 'heartbeat'; seq: number; ok: boolean };
+
+/** A job's answer. `aborted`: taken back before it started (shutdown). */
+export interface ThreadResult {
+  id: number;
+  ok: boolean;
+  result?: unknown;
+  error?: { name: string; message: string; stack?: string };
+  aborted?: boolean;
+}
+
+/** What a thread posts to the pool. */
+export type FromThread =
+  | { type: 'ready' }
+  | { type: 'load-error'; error: { name: string; message: string } }
+  | { type: 'results'; results: ThreadResult[] }
+  | { type: 'log'; id: number; level: string; obj: unknown; msg?: string }
+  | { type: 'heartbeat'; id: number; seq: number };
+
+// Plain CommonJS, evaluated in the thread: it must not need a TypeScript loader itself.
+// Per job it allocates only the context: the AbortController and the logger are
+// created when the handler first touches `ctx.signal` / `ctx.log` (a no-op job
+// touches neither), and a synchronous handler answers without a promise.
+export const HANDLER_THREAD_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const startedAt = new Float64Array(workerData.progress, 0, 1);
+const counts = new Int32Array(workerData.progress, 8, 2);
+const HOLD_MS = workerData.resultHoldMs;
+let handler;
+const running = new Map(); // job message id -> { controller, reason }
+const heartbeats = new Map();
+let seq = 0;
+const errorJson = (e) => e instanceof Error ? { name: e.name, message: e.message, stack: e.stack } : { name: 'Error', message: String(e) };
+
+// Results of finished jobs not yet posted, and when the oldest of those jobs started.
+let results = [];
+let heldSince = 0;
+let runningSince = 0;
+function flush() {
+  if (results.length === 0) return;
+  const batch = results;
+  results = [];
+  parentPort.postMessage({ type: 'results', results: batch });
+}
+function done(id, ok, value) {
+  running.delete(id);
+  Atomics.add(counts, 1, 1);
+  if (results.length === 0) heldSince = runningSince;
+  results.push(ok ? { id, ok: true, result: value === undefined ? null : value } : { id, ok: false, error: errorJson(value) });
+  next();
+}
+
+// Jobs posted while one runs wait here: one job at a time per thread, in order.
+const queue = [];
+let busy = false;
+function next() {
+  const msg = queue.shift();
+  if (!msg) {
+    busy = false;
+    flush();
+    return;
+  }
+  if (results.length > 0 && Date.now() - heldSince >= HOLD_MS) flush();
+  run(msg);
+}
+function run(msg) {
+  busy = true;
+  const id = msg.id;
+  const state = { controller: null, reason: null };
+  running.set(id, state);
+  runningSince = startedAt[0] = Date.now();
+  Atomics.add(counts, 0, 1); // after startedAt: a reader that sees the count sees the time
+  let log;
+  const ctx = { job: msg.job, event: msg.event,
+    get signal() {
+      if (!state.controller) {
+        state.controller = new AbortController();
+        if (state.reason !== null) state.controller.abort(new Error(state.reason));
+      }
+      return state.controller.signal;
+    },
+    get log() {
+      if (!log) {
+        log = {};
+        for (const level of ['info', 'warn', 'error', 'debug']) log[level] = (obj, m) => parentPort.postMessage({ type: 'log', id, level, obj, msg: m });
+      }
+      return log;
+    },
+    heartbeat: () => new Promise((resolve) => { const s = ++seq; heartbeats.set(s, resolve); parentPort.postMessage({ type: 'heartbeat', id, seq: s }); }) };
+  let result;
+  try { result = handler.run(ctx); } catch (e) { done(id, false, e); return; }
+  if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+    // The thread waits now: nothing finished earlier may wait with it.
+    flush();
+    result.then((v) => done(id, true, v), (e) => done(id, false, e));
+  } else {
+    done(id, true, result);
+  }
+}
+function receive(msg) {
+  if (msg.type === 'run') {
+    queue.push(msg);
+    return;
+  }
+  if (msg.type === 'abort') {
+    const state = running.get(msg.id);
+    if (!state) {
+      // Not started yet (shutdown): never start it; the answer tells the pool it is gone.
+      const at = queue.findIndex((m) => m.id === msg.id);
+      if (at >= 0) {
+        queue.splice(at, 1);
+        // Messages arrive only while the thread is idle or awaiting a job, when no result is held.
+        results.push({ id: msg.id, ok: false, aborted: true, error: { name: 'AbortError', message: msg.reason } });
+        flush();
+      }
+      return;
+    }
+    state.reason = msg.reason;
+    if (state.controller) state.controller.abort(new Error(msg.reason));
+    return;
+  }
+  if (msg.type === 'heartbeat') { heartbeats.get(msg.seq)?.(msg.ok); heartbeats.delete(msg.seq); }
+}
+parentPort.on('message', (messages) => {
+  for (const msg of messages) receive(msg);
+  if (!busy) next();
+});
+(async () => {
+  const { configUrl, tsxUrl, name } = workerData;
+  const mod = /\\.(c|m)?ts$/.test(configUrl) ? await (await import(tsxUrl)).tsImport(configUrl, configUrl) : await import(configUrl);
+  let config = mod.default;
+  if (config && typeof config === 'object' && 'default' in config && !('handlers' in config)) config = config.default;
+  handler = (config && config.handlers || []).find((h) => h && h.name === name);
+  if (!handler || typeof handler.run !== 'function') throw new Error('handler "' + name + '" not found in ' + configUrl);
+  parentPort.postMessage({ type: 'ready' });
+})().catch((e) => parentPort.postMessage({ type: 'load-error', error: errorJson(e) }));
+`;
