@@ -20,6 +20,7 @@ import { Lifecycle } from './lifecycle.js';
 import { logLifecycle } from './lifecycle-log.js';
 import { NodeLiveness } from './node-liveness.js';
 import { AttemptTracer } from '../obs/attempt-tracing.js';
+import { Admission } from './admission.js';
 import { eventDestination, jobDestination, Tracing } from '../obs/tracing.js';
 import { PauseState } from './pauses.js';
 import { Supervision } from './supervision.js';
@@ -70,6 +71,8 @@ export class Runtime {
   readonly webhooks: Webhooks;
   /** Per-handler dispatch rate limits (this node's windows). */
   readonly rateLimits: RateLimits;
+  /** Whether a handler's jobs may start now (here or on a remote worker). */
+  readonly admission: Admission;
   /** Worker threads of `isolation: 'thread'` handlers; null when none is configured. */
   readonly threads: ThreadPool | null;
   readonly workerId: string;
@@ -123,6 +126,7 @@ export class Runtime {
         })
       : null;
     this.supervision = new Supervision({ store: this.store, handlers: this.config.handlers, lifecycle: this.lifecycle, clock: this.clock, wake: () => this.dispatcher.wake() });
+    this.admission = new Admission({ pauses: this.pauses, supervision: this.supervision, rateLimits: this.rateLimits, webhooks: this.webhooks });
     this.dispatcher = new Dispatcher({
       store: this.store,
       handlers: this.config.handlers,
@@ -132,13 +136,13 @@ export class Runtime {
       clock: this.clock,
       poisonAfter: this.config.poisonAfter,
       onRetryScheduled: (runAt) => this.#dueTimer.noteDue(runAt),
-      isHandlerPaused: (name) => this.pauses.isHandlerPaused(name) || this.supervision.slotLimit(name) === 0,
-      slotLimit: (name) => this.supervision.slotLimit(name),
+      isHandlerPaused: (name) => this.admission.isHeld(name),
+      slotLimit: (name) => this.admission.slotLimit(name),
       ...(this.threads ? { threads: this.threads } : {}),
       pausedQueues: () => this.pauses.pausedQueues(),
       attempts: this.attempts,
-      admit: (job, handler) => (handler.name === WEBHOOK_HANDLER && handler === this.webhooks.handler ? this.webhooks.admit(job) : this.rateLimits.admit(job, handler)),
-      startRoom: (handler) => this.rateLimits.room(handler),
+      admit: (job, handler) => this.admission.admit(job, handler),
+      startRoom: (handler) => this.admission.room(handler),
     });
     this.#cron = new CronScheduler(this.config.handlers.values(), this.clock, (tick) => this.#enqueueCronTick(tick), reportTaskError('cron'));
     const reclaim = { poisonAfter: this.config.poisonAfter };

@@ -137,6 +137,73 @@ describe('POST /v1/workers/lease', () => {
   });
 });
 
+describe('supervision holds remote workers too', () => {
+  const supervised = () =>
+    start({
+      handlers: [
+        // Quarantined after 2 failures; the breaker is out of the way (it would open at 3).
+        { name: 'remote-q', remote: true, quarantine: { failures: 2, windowMs: 60_000 }, breaker: { failures: 3 }, retry: { maxAttempts: 5, backoff: { initialMs: 1, jitter: 'none' } } },
+        // Opens after 1 failure, probes 200 ms later.
+        { name: 'remote-cb', remote: true, quarantine: { failures: 100 }, breaker: { failures: 1, coolDownMs: 200 }, retry: { maxAttempts: 5, backoff: { initialMs: 1, jitter: 'none' } } },
+        { name: 'remote-rl', remote: true, rateLimit: { limit: 2, periodMs: 60_000 } },
+        { name: 'remote-rk', remote: true, rateLimit: { limit: 1, periodMs: 60_000, key: 'payload.tenant' } },
+      ],
+      rateLimit: { enabled: false },
+    });
+  const fail = async (n: TestNode, job: { id: string; leaseToken: string }) =>
+    expect((await n.request('POST', '/v1/workers/fail', { jobId: job.id, token: job.leaseToken, error: 'boom' })).status).toBe(200);
+
+  it('leases nothing of a quarantined handler; its jobs wait unspent, and a reset lets them out', async () => {
+    const n = await supervised();
+    const ids = [await enqueue(n, 'remote-q'), await enqueue(n, 'remote-q'), await enqueue(n, 'remote-q')];
+    await fail(n, (await leaseOne(n, ['remote-q']))!);
+    await fail(n, (await leaseOne(n, ['remote-q']))!);
+    const view = (await n.request('GET', '/v1/handlers')).body.handlers.find((h: { name: string }) => h.name === 'remote-q');
+    expect(view.quarantined).toBe(true);
+    expect(await leaseOne(n, ['remote-q'])).toBeUndefined();
+    const waiting = (await n.request('GET', `/v1/jobs/${ids[2]}`)).body;
+    expect(waiting).toMatchObject({ state: 'queued' });
+    expect(waiting.attempts).toHaveLength(0);
+
+    expect((await n.request('POST', '/v1/handlers/remote-q/reset')).status).toBe(200);
+    const res = await n.request('POST', '/v1/workers/lease', { handlers: ['remote-q'], max: 3, waitMs: 5_000 });
+    expect(res.body.jobs).toHaveLength(3);
+  });
+
+  it('leases nothing while the breaker is open, then one probe at a time until it closes', async () => {
+    const n = await supervised();
+    for (let i = 0; i < 3; i++) await enqueue(n, 'remote-cb');
+    await fail(n, (await leaseOne(n, ['remote-cb']))!);
+    expect(await leaseOne(n, ['remote-cb'])).toBeUndefined();
+    // After the cool-down, a waiting lease gets exactly one job, the probe, however many it asked for.
+    const probe = await n.request('POST', '/v1/workers/lease', { handlers: ['remote-cb'], max: 3, waitMs: 5_000 });
+    expect(probe.body.jobs).toHaveLength(1);
+    expect(await leaseOne(n, ['remote-cb'])).toBeUndefined();
+    const [job] = probe.body.jobs as Array<{ id: string; leaseToken: string }>;
+    expect((await n.request('POST', '/v1/workers/complete', { jobId: job!.id, token: job!.leaseToken, result: null })).status).toBe(200);
+    // Closed: the rest go in one lease.
+    const rest = await n.request('POST', '/v1/workers/lease', { handlers: ['remote-cb'], max: 3, waitMs: 5_000 });
+    expect(rest.body.jobs).toHaveLength(2);
+  });
+
+  it('caps a lease at the rate limit, and hands a job over its key\'s limit back unspent for later', async () => {
+    const n = await supervised();
+    for (let i = 0; i < 3; i++) await enqueue(n, 'remote-rl');
+    const first = await n.request('POST', '/v1/workers/lease', { handlers: ['remote-rl'], max: 3 });
+    expect(first.body.jobs).toHaveLength(2);
+    expect(await leaseOne(n, ['remote-rl'])).toBeUndefined();
+
+    const a = await n.request('POST', '/v1/jobs', { handler: 'remote-rk', payload: { tenant: 'a' } });
+    const b = await n.request('POST', '/v1/jobs', { handler: 'remote-rk', payload: { tenant: 'a' } });
+    const got = await n.request('POST', '/v1/workers/lease', { handlers: ['remote-rk'], max: 2 });
+    expect(got.body.jobs.map((j: { id: string }) => j.id)).toEqual([a.body.id]);
+    const held = (await n.request('GET', `/v1/jobs/${b.body.id}`)).body;
+    expect(held.state).toBe('scheduled');
+    expect(held.attempts.filter((x: { outcome: string }) => x.outcome !== 'released')).toHaveLength(0);
+    expect(Date.parse(held.runAt)).toBeGreaterThan(Date.now() + 30_000);
+  });
+});
+
 describe('heartbeat, complete, fail, release', () => {
   it('completes once; the same token again is 409 stale-lease and changes nothing', async () => {
     const n = await start();

@@ -127,16 +127,27 @@ export function workerRoutes(runtime: Runtime) {
   async function leaseWaiting(request: FastifyRequest<{ Body: LeaseBody }>, reply: FastifyReply, workerId: string): Promise<{ jobs: LeasedJob[]; gone: boolean }> {
     const body = request.body;
     const max = body.max ?? 1;
+    // Held as the node's own dispatcher holds them: paused, quarantined, breaker open or probing, rate-limited.
     const lease = async () => {
-      const handlers = body.handlers.filter((name) => !runtime.pauses.isHandlerPaused(name)).map((name) => ({ name, max }));
+      const handlers = body.handlers.map((name) => ({ name, max: runtime.admission.remoteRoom(config.handlers.get(name)!, max) })).filter((h) => h.max > 0);
       if (handlers.length === 0) return [];
-      return store.lease({
+      const leased = await store.lease({
         workerId,
         handlers,
         limit: max,
         leaseMs: body.leaseMs ?? LEASE_LIMITS.leaseMs.default,
         excludeQueues: runtime.pauses.pausedQueues(),
       });
+      const admitted: LeasedJob[] = [];
+      const held: Array<Promise<unknown>> = [];
+      for (const job of leased) {
+        const until = runtime.admission.admit(job, config.handlers.get(job.handler)!);
+        if (until === null) admitted.push(job);
+        // Over its key's rate limit: back to the store unspent, due when the key has room.
+        else held.push(store.release(job.id, job.leaseToken, until).then((r) => r.ok && runtime.noteScheduled(until)));
+      }
+      await Promise.all(held);
+      return admitted;
     };
     const waitMs = body.waitMs ?? LEASE_LIMITS.waitMs.default;
     const deadline = performance.now() + waitMs;
@@ -154,6 +165,8 @@ export function workerRoutes(runtime: Runtime) {
     // Subscribe before the first look, so work committed between the look and the wait is not missed.
     const offWork = store.onWork(poke);
     const offHandler = lifecycle.on('handler:changed', poke);
+    // Quarantine cleared, breaker half-open or closed: held jobs may be leased now.
+    const offSupervision = lifecycle.on('handler:supervision', poke);
     const offQueue = lifecycle.on('queue:changed', poke);
     waiting.add(poke);
     reply.raw.on('close', onClose);
@@ -180,6 +193,7 @@ export function workerRoutes(runtime: Runtime) {
     } finally {
       offWork();
       offHandler();
+      offSupervision();
       offQueue();
       waiting.delete(poke);
       reply.raw.off('close', onClose);
