@@ -14,6 +14,7 @@ export function jobJson(job: JobRow) {
     priority: job.priority,
     runAt: iso(job.runAt),
     attemptCount: job.attempts,
+    crashCount: job.crashes,
     maxAttempts: job.maxAttempts,
     idempotencyKey: job.idempotencyKey,
     concurrencyKey: job.concurrencyKey,

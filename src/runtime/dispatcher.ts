@@ -421,7 +421,7 @@ export class Dispatcher {
     const message = outcome.error.stack ?? `${outcome.error.name}: ${outcome.error.message}`;
     const result = await store.fail(job.id, job.leaseToken, {
       error: message.slice(0, 8192),
-      outcome: outcome.timedOut ? 'timed_out' : 'failed',
+      outcome: outcome.timedOut ? 'timed_out' : outcome.killed ? 'crashed' : 'failed',
       retryAt: decision.retryAt,
       ...(decision.retryAt === null ? { deadReason: decision.deadReason } : {}),
       ...(outcome.killed ? { crashed: true } : {}),

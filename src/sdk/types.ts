@@ -21,6 +21,8 @@ export interface Job {
   priority: number;
   runAt: string | null;
   attemptCount: number;
+  /** Attempts that ended with their worker gone: lease expired, node crashed, handler thread killed. `poisonAfter` of them make the job dead (`poison`). */
+  crashCount: number;
   maxAttempts: number;
   idempotencyKey: string | null;
   concurrencyKey: string | null;

@@ -83,7 +83,8 @@ export type FenceResult = { ok: true; job: JobRow } | { ok: false; reason: 'stal
 
 export interface FailRequest {
   error: string;
-  outcome: Extract<AttemptOutcome, 'failed' | 'timed_out'>;
+  /** `crashed`: its handler thread was killed under it (out of memory, died); set `crashed` too. */
+  outcome: Extract<AttemptOutcome, 'failed' | 'timed_out' | 'crashed'>;
   /** Retry at this time; `null` means the job is dead now. */
   retryAt: number | null;
   deadReason?: DeadReason;

@@ -474,17 +474,17 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         const plain = await engine.fail(first.id, first.leaseToken, { error: 'threw', outcome: 'failed', retryAt: now });
         expect(plain).toMatchObject({ ok: true, job: { state: 'queued', crashes: 0 } });
         const second = await leaseOne();
-        const killed = await engine.fail(second.id, second.leaseToken, { error: 'oom', outcome: 'failed', retryAt: now + 1000, crashed: true });
+        const killed = await engine.fail(second.id, second.leaseToken, { error: 'oom', outcome: 'crashed', retryAt: now + 1000, crashed: true });
         expect(killed).toMatchObject({ ok: true, job: { state: 'scheduled', crashes: 1 } });
         expect(await getJob(first.id)).toMatchObject({ crashes: 1, lastError: 'oom' });
         now += 1000;
         await engine.stageDue();
         const third = await leaseOne();
         expect(third.crashes).toBe(1);
-        const poisoned = await engine.fail(third.id, third.leaseToken, { error: 'oom', outcome: 'failed', retryAt: null, deadReason: 'poison', crashed: true });
+        const poisoned = await engine.fail(third.id, third.leaseToken, { error: 'oom', outcome: 'crashed', retryAt: null, deadReason: 'poison', crashed: true });
         expect(poisoned).toMatchObject({ ok: true, job: { state: 'dead', deadReason: 'poison', crashes: 2, finishedAt: now } });
         expect(await getJob(first.id)).toMatchObject({ state: 'dead', deadReason: 'poison', crashes: 2 });
-        expect((await engine.getAttempts(first.id)).map((a) => a.outcome)).toEqual(['failed', 'failed', 'failed']);
+        expect((await engine.getAttempts(first.id)).map((a) => a.outcome)).toEqual(['failed', 'crashed', 'crashed']);
         // A stale holder's crashed fail changes nothing.
         expect(await engine.fail(third.id, third.leaseToken, { error: 'late', outcome: 'failed', retryAt: null, crashed: true })).toEqual({ ok: false, reason: 'stale_lease' });
         expect((await getJob(first.id)).crashes).toBe(2);

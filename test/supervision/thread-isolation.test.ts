@@ -79,7 +79,8 @@ describe('thread isolation', () => {
     // poisonAfter 2, maxAttempts 5: the second kill ends it.
     expect(dead).toMatchObject({ state: 'dead', deadReason: 'poison' });
     expect(dead.attempts).toHaveLength(2);
-    for (const attempt of dead.attempts) expect(attempt.error).toMatch(/MemoryLimitError/);
+    expect(dead.crashCount).toBe(2);
+    for (const attempt of dead.attempts) expect(attempt).toMatchObject({ outcome: 'crashed', error: expect.stringMatching(/MemoryLimitError/) });
     // The node and the other handlers keep running, also the poisoned handler's next job.
     const others = await Promise.all([enqueue(node, 'echo', { d: 4 }), enqueue(node, 'plain', { e: 5 })]);
     for (const id of others) expect((await finished(node, id)).state).toBe('succeeded');
@@ -95,7 +96,7 @@ describe('thread isolation', () => {
     const dead = await finished(node, await enqueue(node, 'exiter'));
     expect(dead).toMatchObject({ state: 'dead', deadReason: 'poison' });
     expect(dead.attempts).toHaveLength(2);
-    expect(dead.attempts.at(-1).error).toMatch(/ThreadCrashError: handler thread crashed: exited with code 3/);
+    expect(dead.attempts.at(-1)).toMatchObject({ outcome: 'crashed', error: expect.stringMatching(/ThreadCrashError: handler thread crashed: exited with code 3/) });
     expect(await restarts(node, 'exiter', 'crash')).toBe(2);
   }, 30_000);
 
@@ -149,6 +150,7 @@ describe('thread isolation', () => {
     expect((await call(node, 'GET', '/v1/status')).state).toBe('running');
     // A timeout is not a kill: the job died of exhaustion (maxAttempts 1), not poison.
     expect(dead.deadReason).toBe('exhausted');
+    expect(dead.crashCount).toBe(0);
     expect(await restarts(node, 'spin', 'timeout')).toBe(1);
   }, 30_000);
 });

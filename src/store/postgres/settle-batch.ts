@@ -56,13 +56,13 @@ export const SETTLE = `
         WHEN i.retry_at <= $8 THEN 'queued'
         ELSE 'scheduled' END,
       result = CASE WHEN i.outcome = 'succeeded' THEN i.result::json ELSE j.result END,
-      last_error = CASE WHEN i.outcome IN ('failed', 'timed_out') THEN i.error ELSE j.last_error END,
-      run_at = CASE WHEN i.outcome IN ('failed', 'timed_out') AND i.retry_at IS NOT NULL THEN i.retry_at
+      last_error = CASE WHEN i.outcome IN ('failed', 'timed_out', 'crashed') THEN i.error ELSE j.last_error END,
+      run_at = CASE WHEN i.outcome IN ('failed', 'timed_out', 'crashed') AND i.retry_at IS NOT NULL THEN i.retry_at
         WHEN i.outcome = 'released' AND i.retry_at > $8 THEN i.retry_at ELSE j.run_at END,
-      dead_reason = CASE WHEN i.outcome IN ('failed', 'timed_out') AND i.retry_at IS NULL THEN i.dead_reason ELSE j.dead_reason END,
+      dead_reason = CASE WHEN i.outcome IN ('failed', 'timed_out', 'crashed') AND i.retry_at IS NULL THEN i.dead_reason ELSE j.dead_reason END,
       attempts = CASE WHEN i.outcome = 'released' THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
-      crashes = CASE WHEN i.outcome IN ('failed', 'timed_out') AND i.crashed THEN j.crashes + 1 ELSE j.crashes END,
-      finished_at = CASE WHEN i.outcome = 'succeeded' OR (i.outcome IN ('failed', 'timed_out') AND i.retry_at IS NULL)
+      crashes = CASE WHEN i.outcome IN ('failed', 'timed_out', 'crashed') AND i.crashed THEN j.crashes + 1 ELSE j.crashes END,
+      finished_at = CASE WHEN i.outcome = 'succeeded' OR (i.outcome IN ('failed', 'timed_out', 'crashed') AND i.retry_at IS NULL)
         THEN $8 ELSE j.finished_at END,
       updated_at = $8, lease_token = NULL, lease_expires_at = NULL
     FROM input i
@@ -76,7 +76,7 @@ export const SETTLE = `
   ), attempt AS (
     INSERT INTO attempts (job_id, attempt, worker_id, started_at, ended_at, outcome, error)
     SELECT id, lease_seq, coalesce(worker_id, ''), coalesce(leased_at, $8), $8, attempt_outcome,
-      CASE WHEN attempt_outcome IN ('failed', 'timed_out') THEN attempt_error END
+      CASE WHEN attempt_outcome IN ('failed', 'timed_out', 'crashed') THEN attempt_error END
     FROM done
   ), finished AS (
     SELECT queue, count(*) AS n FROM done WHERE state IN ('succeeded', 'dead') GROUP BY queue
