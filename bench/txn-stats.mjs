@@ -4,8 +4,14 @@
  * counters (`store.stats`). A diagnostic, not part of `npm run bench`: the node
  * runs in this process (no HTTP), so the rate is a little above the bench's.
  *
- *   node bench/txn-stats.mjs [--jobs 20000] [--concurrency 10] [--sync FULL|NORMAL]
+ *   node bench/txn-stats.mjs [--jobs 20000] [--concurrency 10] [--sync FULL|NORMAL] [--isolation inline|thread]
+ *
+ * With `--isolation thread` the handler runs in worker threads, which load it
+ * from a config module written to the temp dir; the drain ends when the store
+ * counts every job succeeded (polled every 5 ms), and its time includes
+ * starting the threads, so only the transaction counts compare with inline.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { now } from './lib/clock.mjs';
@@ -16,10 +22,13 @@ const { values } = parseArgs({
     jobs: { type: 'string', default: '20000' },
     concurrency: { type: 'string', default: '10' },
     sync: { type: 'string', default: 'FULL' },
+    isolation: { type: 'string', default: 'inline' },
   },
 });
 const n = Number(values.jobs);
 const concurrency = Number(values.concurrency);
+const threaded = values.isolation === 'thread';
+if (!['inline', 'thread'].includes(values.isolation)) throw new Error(`--isolation must be inline or thread, got ${values.isolation}`);
 process.on('exit', cleanupAll);
 
 const dist = new URL('../dist/', import.meta.url);
@@ -51,9 +60,25 @@ try {
     if (count === 0) first = last;
     if (++count === n) finished();
   };
-  const node = await startNode({ config: configFor({ name: 'noop', concurrency, run }), listen: false, print: () => {}, logger });
-  const before = node.store.stats;
-  await done;
+  let node;
+  let before;
+  if (threaded) {
+    const configPath = join(dir, 'threaded.config.mjs');
+    writeFileSync(configPath, `export default { handlers: [{ name: 'noop', isolation: 'thread', concurrency: ${concurrency}, run() {} }] };\n`);
+    node = await startNode({ config: configFor({ name: 'noop', isolation: 'thread', concurrency, run() {} }), configPath, listen: false, print: () => {}, logger });
+    before = node.store.stats;
+    first = now();
+    for (;;) {
+      const succeeded = (await node.store.queueStats()).reduce((sum, q) => sum + q.counts.succeeded, 0);
+      if (succeeded >= n) break;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    last = now();
+  } else {
+    node = await startNode({ config: configFor({ name: 'noop', concurrency, run }), listen: false, print: () => {}, logger });
+    before = node.store.stats;
+    await done;
+  }
   await new Promise((resolve) => setTimeout(resolve, 50)); // let the last completions commit
   const after = node.store.stats;
   await node.shutdown(0);
@@ -62,7 +87,7 @@ try {
   const ops = after.ops - before.ops;
   const ms = last - first;
   process.stdout.write(
-    `${n} jobs, concurrency ${concurrency}, synchronous=${values.sync}: ${Math.round((n - 1) / (ms / 1000))} jobs/s; ` +
+    `${n} jobs, concurrency ${concurrency}, isolation ${values.isolation}, synchronous=${values.sync}: ${Math.round((n - 1) / (ms / 1000))} jobs/s; ` +
       `${txns} transactions (${(n / txns).toFixed(1)} jobs and ${(ops / txns).toFixed(1)} ops per transaction), ${Math.round((ms * 1000) / txns)} µs per transaction\n`,
   );
 } finally {
