@@ -29,8 +29,12 @@ export class Admission {
     return this.parts.rateLimits.room(handler);
   }
 
-  /** A leased job may start: null (now, and it is counted against its rate limit), or the time to hand it back until. */
-  admit(job: LeasedJob, handler: ResolvedHandler): number | null {
+  /**
+   * A leased job may start: null (now, and it is counted against its rate
+   * limit), or the time to hand it back until; a promise of either when the
+   * store keeps the rate limit's window (shared by several nodes).
+   */
+  admit(job: LeasedJob, handler: ResolvedHandler): number | null | Promise<number | null> {
     const { webhooks, rateLimits } = this.parts;
     return handler.name === WEBHOOK_HANDLER && handler === webhooks.handler ? webhooks.admit(job) : rateLimits.admit(job, handler);
   }

@@ -65,9 +65,11 @@ export interface DispatcherOptions {
   /**
    * Asked just before a leased job starts: null starts it (and counts it, e.g.
    * against a rate limit); a time hands the lease back unspent, the job
-   * scheduled for then (rate limit reached, webhook host breaker open).
+   * scheduled for then (rate limit reached, webhook host breaker open). A
+   * promise when the store decides (a rate limit shared by several nodes):
+   * the job keeps its slot while it waits for the answer.
    */
-  admit?: (job: LeasedJob, handler: ResolvedHandler) => number | null;
+  admit?: (job: LeasedJob, handler: ResolvedHandler) => number | null | Promise<number | null>;
   /** How many more jobs of a handler may start now (a rate limit without key); caps what is leased. */
   startRoom?: (handler: ResolvedHandler) => number | undefined;
 }
@@ -78,6 +80,8 @@ export class Dispatcher {
   /** Leased but not yet started, per handler, in lease order. */
   readonly #buffered = new Map<string, LeasedJob[]>();
   readonly #leasedAt = new WeakMap<LeasedJob, number>();
+  /** Jobs waiting for the store's rate-limit verdict (see `admit`). */
+  readonly #admitting = new Set<Promise<void>>();
   #pumping = false;
   /** Handlers whose last lease found nothing more; skipped until new work is announced (`wake`). */
   readonly #idleHandlers = new Set<string>();
@@ -158,6 +162,8 @@ export class Dispatcher {
 
   /** Hand back every leased-but-unstarted job (shutdown): they were never run, so no attempt is spent. */
   async releaseBuffered(): Promise<number> {
+    // Jobs waiting for a rate-limit verdict come back to the buffer once it arrives (leasing has stopped).
+    while (this.#admitting.size > 0) await Promise.all(this.#admitting);
     const jobs = [...this.#buffered.values()].flat();
     for (const list of this.#buffered.values()) list.length = 0;
     await Promise.all(jobs.map((job) => this.options.store.release(job.id, job.leaseToken).catch(() => undefined)));
@@ -307,8 +313,31 @@ export class Dispatcher {
       const job = buffer.shift()!;
       const holdUntil = this.options.admit?.(job, handler) ?? null;
       if (holdUntil === null) this.#start(job, handler);
-      else this.#hold(job, holdUntil);
+      else if (typeof holdUntil === 'number') this.#hold(job, holdUntil);
+      else this.#admitLater(job, handler, holdUntil);
     }
+  }
+
+  /** The store decides whether the job may start; it holds a slot of its handler meanwhile. */
+  #admitLater(job: LeasedJob, handler: ResolvedHandler, verdict: Promise<number | null>): void {
+    const { name } = handler;
+    this.#runningByHandler.set(name, (this.#runningByHandler.get(name) ?? 0) + 1);
+    const decided = verdict
+      .catch((error: unknown) => {
+        this.options.logger.warn({ err: toError(error), job_id: job.id, handler: name }, 'could not check the rate limit in the store; the job waits a second and is checked again');
+        return this.options.clock() + 1_000;
+      })
+      .then((holdUntil) => {
+        this.#admitting.delete(decided);
+        this.#runningByHandler.set(name, (this.#runningByHandler.get(name) ?? 1) - 1);
+        // Shutdown began meanwhile: back to the buffer, which shutdown hands back unstarted.
+        if (this.#stopped) this.#buffered.get(name)?.push(job);
+        else if (holdUntil === null) this.#start(job, handler);
+        else this.#hold(job, holdUntil);
+        if (!this.#stopped) this.#startBuffered(name);
+        this.#wakeForRoom();
+      });
+    this.#admitting.add(decided);
   }
 
   /** Hand a job back without spending its attempt, scheduled for `runAt` (it waits its turn in the store, not here). */

@@ -5,13 +5,19 @@
  * is checked as it starts (`admit`) and one over its key's limit is handed
  * back unspent, scheduled for when its key has room again.
  *
- * Per node: the windows live in memory. Nodes sharing a PostgreSQL store each
- * allow `limit` per period (docs/configuration.md says so).
+ * On a store shared by several nodes (PostgreSQL) the store keeps the window
+ * (`takeRateStart`), so the limit holds cluster-wide; each node also keeps its
+ * own starts in memory, a subset of the shared window: when they alone fill
+ * it the answer is "no" without asking, and they size what is leased. On a
+ * single-node store (SQLite) the memory window is the whole truth.
  */
 import { lookupPath } from '../core/filter.js';
 import type { ResolvedHandler } from '../core/config.js';
 import { rateCurrent, rateNextAt, rateRoom, rateTake, type RateWindow } from '../core/rate-window.js';
+
+type RateLimitPolicy = NonNullable<ResolvedHandler['rateLimit']>;
 import type { LeasedJob } from '../core/types.js';
+import type { StorageEngine } from '../store/engine.js';
 
 /** The key a job is limited under: `tenant` or `payload.<path>` (null: the handler-wide window). */
 export function rateKeyFor(handler: ResolvedHandler, job: Pick<LeasedJob, 'payload' | 'event'>): string | null {
@@ -28,7 +34,11 @@ export class RateLimits {
   readonly #windows = new Map<string, Map<string, RateWindow>>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
 
-  constructor(private readonly clock: () => number, private readonly wake: () => void) {}
+  constructor(
+    private readonly clock: () => number,
+    private readonly wake: () => void,
+    private readonly store?: Pick<StorageEngine, 'takeRateStart'>,
+  ) {}
 
   /** Jobs of a key-less limited handler that may still start now; undefined when it has no such limit. */
   room(handler: ResolvedHandler): number | undefined {
@@ -41,16 +51,34 @@ export class RateLimits {
     return room;
   }
 
-  /** null: start now (counted); a time: hold the job until then. */
-  admit(job: LeasedJob, handler: ResolvedHandler): number | null {
+  /**
+   * null: start now (counted); a time: hold the job until then. A promise of
+   * either when the store keeps the window: the store decides.
+   */
+  admit(job: LeasedJob, handler: ResolvedHandler): number | null | Promise<number | null> {
     const policy = handler.rateLimit;
     if (!policy) return null;
     const key = rateKeyFor(handler, job) ?? '';
     const now = this.clock();
-    const taken = rateTake(this.#window(handler.name, key, policy.periodMs), policy, now);
-    this.#windows.get(handler.name)!.set(key, taken.window);
+    const local = this.#window(handler.name, key, policy.periodMs);
+    const shared = this.store?.takeRateStart;
+    if (!shared || rateRoom(local, policy, now) === 0) return this.#take(handler.name, key, policy, now);
+    // JSON: any key (a payload value) becomes text PostgreSQL can store, and no two pairs collide.
+    return shared.call(this.store, JSON.stringify([handler.name, key]), policy, now).then((taken) => {
+      // Counted here too only once the store counted it.
+      if (taken.ok) return this.#take(handler.name, key, policy, now, true);
+      if (policy.key === null) this.#wakeAt(handler.name, taken.retryAt);
+      return taken.retryAt;
+    });
+  }
+
+  /** Take a start from this node's window (`force`: the store already allowed it). */
+  #take(handler: string, key: string, policy: RateLimitPolicy, now: number, force = false): number | null {
+    const window = this.#window(handler, key, policy.periodMs);
+    const taken = force ? { ok: true as const, window: [...rateCurrent(window, policy, now), now] } : rateTake(window, policy, now);
+    this.#windows.get(handler)!.set(key, taken.window);
     if (taken.ok) return null;
-    if (policy.key === null) this.#wakeAt(handler.name, taken.retryAt);
+    if (policy.key === null) this.#wakeAt(handler, taken.retryAt);
     return taken.retryAt;
   }
 

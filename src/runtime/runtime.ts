@@ -111,7 +111,7 @@ export class Runtime {
     this.tracing = options.tracing ?? Tracing.disabled();
     this.attempts = new AttemptTracer(this.tracing, this.lifecycle);
     this.intake = new Intake(this.config, this.clock, (event) => this.webhooks.route(event));
-    this.rateLimits = new RateLimits(this.clock, () => this.dispatcher.wake());
+    this.rateLimits = new RateLimits(this.clock, () => this.dispatcher.wake(), this.store);
     this.#dueTimer = new DueTimer(this.store, this.clock, reportTaskError('stage-due'));
     this.pauses = new PauseState({ store: this.store, config: this.config, lifecycle: this.lifecycle, onResume: () => this.dispatcher.wake() });
     const isolated = [...this.config.handlers.values()].filter((h) => h.isolation === 'thread' && !h.remote).map((h) => h.name);

@@ -24,6 +24,10 @@ import type {
   LeasedJob,
   NewJob,
 } from '../core/types.js';
+import type { RatePolicy } from '../core/rate-window.js';
+
+/** A start under a shared rate limit: taken, or refused until `retryAt`. */
+export type RateStart = { ok: true } | { ok: false; retryAt: number };
 
 export interface StoreCapabilities {
   readonly engine: 'sqlite' | 'postgres';
@@ -294,6 +298,15 @@ export interface StorageEngine {
   findKeyByHash(hash: string): Promise<ApiKeyRow | null>;
   listKeys(): Promise<ApiKeyRow[]>;
   revokeKey(id: string): Promise<boolean>;
+
+  // --- shared rate limits ---------------------------------------------------
+  /**
+   * Take one start under a dispatch rate limit kept in the store, so every
+   * node sharing it counts against one window (`scope`: handler and key).
+   * Engines that serve several nodes implement it; a single-node engine
+   * leaves it out and the runtime keeps the window in memory.
+   */
+  takeRateStart?(scope: string, policy: RatePolicy, now: number): Promise<RateStart>;
 
   // --- node metadata ------------------------------------------------------
   getMeta(key: string): Promise<string | null>;

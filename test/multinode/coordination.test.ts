@@ -1,6 +1,7 @@
 /**
  * What several nodes must agree on: a cron tick runs once cluster-wide, and a
- * concurrency key's limit holds across nodes, not per node.
+ * concurrency key's limit and a dispatch rate limit hold across nodes, not per
+ * node.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { killAllChildren } from '../helpers/child-node.js';
@@ -59,6 +60,35 @@ describe('several nodes on one store', () => {
       "SELECT DISTINCT a.worker_id FROM $schema.attempts a JOIN $schema.jobs j ON j.id = a.job_id WHERE j.handler = 'keyed' AND a.outcome = 'succeeded'",
     );
     expect(workers.map((w) => w.worker_id).sort()).toEqual(['keyed-a', 'keyed-b']);
+
+    for (const node of nodes) process.kill(node.pid, 'SIGTERM');
+    for (const node of nodes) expect(await node.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('hold a dispatch rate limit across nodes', { timeout: 60_000 }, async () => {
+    const nodes = await Promise.all([cluster.start('rate-a'), cluster.start('rate-b')]);
+    const jobs = Array.from({ length: 20 }, () => ({ handler: 'limited' }));
+    await Promise.all([cluster.enqueue(nodes[0]!, jobs.slice(0, 10)), cluster.enqueue(nodes[1]!, jobs.slice(10))]);
+    // Five a minute between them: five run, fifteen wait for the window, unspent.
+    const states = async () =>
+      Object.fromEntries(
+        (await cluster.query<{ state: string; n: number }>("SELECT state, count(*)::int AS n FROM $schema.jobs WHERE handler = 'limited' GROUP BY state")).map((r) => [r.state, r.n]),
+      );
+    await waitFor(async () => {
+      const by = await states();
+      return by.succeeded === 5 && by.scheduled === 15;
+    }, { timeoutMs: 30_000, intervalMs: 50, message: 'five limited jobs ran and fifteen wait' });
+
+    const [ran] = await cluster.query<{ n: number }>("SELECT count(*)::int AS n FROM $schema.side_effects s JOIN $schema.jobs j ON j.id = s.job_id WHERE j.handler = 'limited'");
+    expect(ran!.n).toBe(5);
+    const [spent] = await cluster.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM $schema.attempts a JOIN $schema.jobs j ON j.id = a.job_id WHERE j.handler = 'limited' AND a.outcome <> 'released'",
+    );
+    expect(spent!.n).toBe(5);
+    const [due] = await cluster.query<{ at: string }>("SELECT min(run_at)::text AS at FROM $schema.jobs WHERE handler = 'limited' AND state = 'scheduled'");
+    const [firstStart] = await cluster.query<{ at: string }>("SELECT min(a.started_at)::text AS at FROM $schema.attempts a JOIN $schema.jobs j ON j.id = a.job_id WHERE j.handler = 'limited' AND a.outcome = 'succeeded'");
+    // They come due when the oldest start leaves the window, a minute after it.
+    expect(Number(due!.at)).toBeGreaterThanOrEqual(Number(firstStart!.at) + 60_000 - 1_000);
 
     for (const node of nodes) process.kill(node.pid, 'SIGTERM');
     for (const node of nodes) expect(await node.exited).toEqual({ code: 0, signal: null });

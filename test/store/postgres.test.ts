@@ -229,6 +229,28 @@ describe('postgres engine', () => {
       for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(QueueFullError);
     });
 
+    it('hold a rate limit window across engines: one sliding log per scope, pruned once it has expired', async () => {
+      schema = newSchema();
+      const engines = [engineOn(schema), engineOn(schema), engineOn(schema)];
+      await engines[0]!.migrate();
+      const policy = { limit: 5, periodMs: 1_000 };
+      // 30 starts asked at once from three engines: five are taken, the rest told when.
+      const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => engines[i % 3]!.takeRateStart('["h",""]', policy, 10_000 + i)));
+      expect(answers.filter((a) => a.ok)).toHaveLength(5);
+      for (const a of answers) if (!a.ok) expect(a.retryAt).toBeGreaterThanOrEqual(11_000);
+      // Another scope has its own window.
+      expect(await engines[1]!.takeRateStart('["h","tenant-b"]', policy, 10_100)).toEqual({ ok: true });
+      // The first start leaves the window when the period has passed since it.
+      const firstOk = Math.min(...answers.map((a, i) => (a.ok ? 10_000 + i : Infinity)));
+      expect(await engines[2]!.takeRateStart('["h",""]', policy, firstOk + 999)).toMatchObject({ ok: false, retryAt: firstOk + 1_000 });
+      expect(await engines[2]!.takeRateStart('["h",""]', policy, firstOk + 1_000)).toEqual({ ok: true });
+      // Rows whose last start is older than their period are pruned.
+      const rows = async () => (await admin.query(`SELECT scope FROM ${schema}.rate_windows ORDER BY scope`)).rows.map((r) => r.scope);
+      expect(await rows()).toHaveLength(2);
+      await engines[0]!.prune({ finishedBefore: 0, deadBefore: 0, eventsBefore: 0, batchSize: 100 });
+      expect(await rows()).toHaveLength(0);
+    });
+
     it('wake each other through LISTEN/NOTIFY', async () => {
       schema = newSchema();
       const a = engineOn(schema);

@@ -141,7 +141,7 @@ export function workerRoutes(runtime: Runtime) {
       const admitted: LeasedJob[] = [];
       const held: Array<Promise<unknown>> = [];
       for (const job of leased) {
-        const until = runtime.admission.admit(job, config.handlers.get(job.handler)!);
+        const until = await runtime.admission.admit(job, config.handlers.get(job.handler)!);
         if (until === null) admitted.push(job);
         // Over its key's rate limit: back to the store unspent, due when the key has room.
         else held.push(store.release(job.id, job.leaseToken, until).then((r) => r.ok && runtime.noteScheduled(until)));

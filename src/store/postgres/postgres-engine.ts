@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { DroverError, toError } from '../../core/errors.js';
+import type { RatePolicy } from '../../core/rate-window.js';
 import {
   type ApiKeyRow,
   type AttemptRow,
@@ -47,6 +48,7 @@ import type {
   NodeRow,
   PruneRequest,
   QueueStats,
+  RateStart,
   ReclaimedJob,
   ReclaimOptions,
   StageResult,
@@ -67,6 +69,7 @@ import * as q from './queries.js';
 import * as reclaim from './reclaim.js';
 import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toLeasedJob, toNodeRow, toQueueStats } from './rows.js';
 import type { RawApiKey, RawAttempt, RawEvent, RawJob, RawNode } from './rows.js';
+import { PRUNE_RATE_WINDOWS, takeRateStart } from './rate-windows.js';
 import { SettleBatch } from './settle-batch.js';
 
 export interface PostgresEngineOptions {
@@ -291,6 +294,7 @@ export class PostgresEngine implements StorageEngine {
         let jobs = await count(['succeeded', 'cancelled'], request.finishedBefore, size);
         if (jobs < size) jobs += await count(['dead'], request.deadBefore, size - jobs);
         const events = (await client.query(q.PRUNE_EVENTS, [request.eventsBefore, size])).rowCount ?? 0;
+        await client.query(PRUNE_RATE_WINDOWS, [this.#clock()]);
         return { jobs, events };
       }),
     );
@@ -403,6 +407,12 @@ export class PostgresEngine implements StorageEngine {
   async revokeKey(id: string): Promise<boolean> {
     this.#assertOpen();
     return this.#run('revoking a key', async () => ((await this.#pool.query(q.REVOKE_KEY, [this.#clock(), id])).rowCount ?? 0) > 0);
+  }
+
+  // --- shared rate limits ---------------------------------------------------
+
+  takeRateStart(scope: string, policy: RatePolicy, now: number): Promise<RateStart> {
+    return this.#run('checking a rate limit', () => takeRateStart(this.#pool, scope, policy, now));
   }
 
   // --- node metadata ------------------------------------------------------
