@@ -32,6 +32,8 @@ export interface BreakerState {
   openedAt: number | null;
   /** When the half-open probe started (ms), or null when none is in flight. */
   probeStartedAt: number | null;
+  /** When it last closed after being open (probe succeeded, operator reset), or null. Absent in states stored by older versions. */
+  closedAt?: number | null;
 }
 
 /** What may run now: every job, a single probe, or nothing. */
@@ -94,7 +96,7 @@ export function breakerResult(s: BreakerState, policy: BreakerPolicy, now: numbe
   const at = breakerAt(s, policy, now);
   if (at.state === 'open') return at;
   if (at.state === 'half_open') {
-    return ok ? closedBreaker() : { ...at, state: 'open', openedAt: now, probeStartedAt: null };
+    return ok ? { ...closedBreaker(), closedAt: now } : { ...at, state: 'open', openedAt: now, probeStartedAt: null };
   }
   // The steady state of a healthy handler (a full window of successes) is
   // returned as is: callers test identity to skip storing an unchanged state.
@@ -111,4 +113,22 @@ export function breakerResult(s: BreakerState, policy: BreakerPolicy, now: numbe
 /** When an open breaker admits its probe (ms), or null when not open. */
 export function breakerRetryAt(s: BreakerState, policy: BreakerPolicy): number | null {
   return s.state === 'open' && s.openedAt !== null ? s.openedAt + policy.coolDownMs : null;
+}
+
+/**
+ * One view of two nodes' breakers (a shared store): the one that changed
+ * state (opened or closed) last wins, so a breaker any node opened holds every
+ * node back, and a probe that succeeded anywhere (or a reset) reopens the
+ * flow everywhere. Between transitions each node keeps its own counters, and
+ * a probe started by either blocks a second one.
+ *
+ * @example
+ * mergeBreaker(closedBreaker(), { ...closedBreaker(), state: 'open', openedAt: 5 }); // the open one
+ */
+export function mergeBreaker(local: BreakerState, other: BreakerState): BreakerState {
+  const changed = (s: BreakerState) => Math.max(s.openedAt ?? -Infinity, s.closedAt ?? -Infinity);
+  if (changed(other) > changed(local)) return other;
+  if (changed(other) < changed(local) || other.probeStartedAt === null) return local;
+  // Same opening, and the other node started a probe later (it is half-open there).
+  return local.probeStartedAt !== null && local.probeStartedAt >= other.probeStartedAt ? local : other;
 }

@@ -44,3 +44,31 @@ export function quarantineFailure(s: QuarantineState, policy: QuarantinePolicy, 
 export function recentFailures(s: QuarantineState, policy: QuarantinePolicy, now: number): number {
   return s.failures.filter((t) => t > now - policy.windowMs).length;
 }
+
+/**
+ * One view of two nodes' states (a shared store): every failure either saw
+ * counts once, a quarantine either recorded holds, and nothing from before
+ * the last operator reset (`resetAt`) survives. Quarantines when the failures
+ * together reach the policy, though neither node's alone did.
+ *
+ * @example
+ * mergeQuarantine({ failures: [1, 2], quarantinedAt: null }, { failures: [2, 3], quarantinedAt: null }, { failures: 3, windowMs: 10 }, 4, 0);
+ * // { failures: [1, 2, 3], quarantinedAt: 4 }
+ */
+export function mergeQuarantine(a: QuarantineState, b: QuarantineState, policy: QuarantinePolicy, now: number, resetAt: number): QuarantineState {
+  const since = Math.max(resetAt, now - policy.windowMs);
+  // Both may hold the same failure (each node reads the other's writes): count each time as often as either has it.
+  const failures = maxMultiset(a.failures.filter((t) => t > since), b.failures.filter((t) => t > since));
+  const held = [a.quarantinedAt, b.quarantinedAt].filter((t): t is number => t !== null && t > resetAt);
+  const quarantinedAt = held.length > 0 ? Math.min(...held) : failures.length >= policy.failures ? now : null;
+  return { failures, quarantinedAt };
+}
+
+function maxMultiset(a: readonly number[], b: readonly number[]): number[] {
+  const count = (list: readonly number[]) => list.reduce((m, t) => m.set(t, (m.get(t) ?? 0) + 1), new Map<number, number>());
+  const ca = count(a);
+  const cb = count(b);
+  const out: number[] = [];
+  for (const t of new Set([...ca.keys(), ...cb.keys()])) for (let i = Math.max(ca.get(t) ?? 0, cb.get(t) ?? 0); i > 0; i--) out.push(t);
+  return out.sort((x, y) => x - y);
+}

@@ -5,20 +5,25 @@
  * means "lease nothing", a half-open breaker "lease one probe".
  *
  * State is stored as node metadata (`handler_supervision:<name>`, JSON) so it
- * survives a restart; with a shared store each node re-reads it every
- * `refreshMs` (last writer wins: nodes that disagree converge on the next
- * outcome or reset).
+ * survives a restart. With a shared store every node merges what it knows
+ * into the stored state (an atomic read-modify-write, `updateMeta`) and
+ * re-reads it every `refreshMs`: failures seen by any node count toward the
+ * quarantine, a quarantine or an opened breaker recorded by any node holds
+ * every node, and an operator reset clears them everywhere
+ * (core/quarantine.ts, core/breaker.ts: `merge*`).
  */
-import { breakerAdmission, breakerAt, breakerResult, breakerRetryAt, breakerStarted, closedBreaker, type BreakerState, type BreakerStateName } from '../core/breaker.js';
+import { breakerAdmission, breakerAt, breakerResult, breakerRetryAt, breakerStarted, closedBreaker, mergeBreaker, type BreakerState, type BreakerStateName } from '../core/breaker.js';
 import type { ResolvedHandler } from '../core/config.js';
 import { DroverError, toError } from '../core/errors.js';
-import { clearQuarantine, quarantineFailure, recentFailures, type QuarantineState } from '../core/quarantine.js';
+import { clearQuarantine, mergeQuarantine, quarantineFailure, recentFailures, type QuarantineState } from '../core/quarantine.js';
 import type { StorageEngine } from '../store/engine.js';
 import type { Lifecycle } from './lifecycle.js';
 
 interface Entry {
   breaker: BreakerState;
   quarantine: QuarantineState;
+  /** The last operator reset (ms; 0: never): nothing older survives a merge. Absent in states stored by older versions. */
+  resetAt?: number;
 }
 
 export interface SupervisionOptions {
@@ -84,17 +89,11 @@ export class Supervision {
     await Promise.all(this.#writes.values());
   }
 
-  /** Read the stored state of every configured handler. */
+  /** Merge the stored state of every configured handler into this node's. */
   async load(): Promise<void> {
     for (const name of this.options.handlers.keys()) {
-      const raw = await this.options.store.getMeta(key(name));
-      if (raw === null) continue;
-      try {
-        const parsed = JSON.parse(raw) as Entry;
-        if (parsed.breaker && parsed.quarantine) this.#set(name, parsed);
-      } catch {
-        // A corrupt row is treated as no state: the handler runs, and the next outcome rewrites it.
-      }
+      const stored = parseEntry(await this.options.store.getMeta(key(name)));
+      if (stored) this.#merge(name, stored);
     }
     this.#scheduleWake();
   }
@@ -142,9 +141,25 @@ export class Supervision {
     if (!this.options.handlers.has(name)) {
       throw new DroverError('not_found', `no handler named "${name}"; configured: ${[...this.options.handlers.keys()].join(', ') || '(none)'}`);
     }
-    this.#set(name, { breaker: closedBreaker(), quarantine: clearQuarantine() });
+    const now = this.options.clock();
+    this.#set(name, { breaker: { ...closedBreaker(), closedAt: now }, quarantine: clearQuarantine(), resetAt: now });
     await this.#persist(name);
     this.options.wake();
+  }
+
+  /** Fold another view of the handler's state (the stored one) into this node's. */
+  #merge(name: string, other: Entry): Entry | undefined {
+    const local = this.#entries.get(name);
+    const handler = this.options.handlers.get(name);
+    if (!local || !handler) return undefined;
+    const resetAt = Math.max(local.resetAt ?? 0, other.resetAt ?? 0);
+    const merged: Entry = {
+      breaker: mergeBreaker(local.breaker, other.breaker),
+      quarantine: mergeQuarantine(local.quarantine, other.quarantine, handler.quarantine, this.options.clock(), resetAt),
+      ...(resetAt > 0 ? { resetAt } : {}),
+    };
+    this.#set(name, merged);
+    return merged;
   }
 
   #outcome(name: string, ok: boolean): void {
@@ -177,6 +192,8 @@ export class Supervision {
     if (!was || was.quarantined !== is.quarantined || was.breaker !== is.breaker) {
       this.#emitted.set(name, is);
       this.options.lifecycle.emit('handler:supervision', { handler: name, ...is });
+      // Let out by another node (its reset or probe, seen in the stored state): lease again.
+      if (was && ((was.quarantined && !is.quarantined) || (was.breaker === 'open' && is.breaker !== 'open'))) this.options.wake();
     }
   }
 
@@ -196,7 +213,13 @@ export class Supervision {
       do {
         this.#dirty.delete(name);
         try {
-          await this.options.store.setMeta(key(name), JSON.stringify(this.#entries.get(name)));
+          // Merge with what other nodes stored, store the result, and adopt it here too.
+          await this.options.store.updateMeta(key(name), (current) => {
+            const stored = parseEntry(current);
+            const merged = stored ? this.#merge(name, stored) : this.#entries.get(name);
+            return merged ? JSON.stringify(merged) : null;
+          });
+          this.#scheduleWake();
         } catch (error) {
           this.options.lifecycle.emit('task:failed', { task: 'supervision-write', error: toError(error) });
         }
@@ -230,5 +253,16 @@ export class Supervision {
       this.options.wake();
     }, delay);
     this.#wakeTimer.unref();
+  }
+}
+
+/** A stored state, or null (none, or corrupt: the handler runs, and the next outcome rewrites it). */
+function parseEntry(raw: string | null): Entry | null {
+  if (raw === null) return null;
+  try {
+    const parsed = JSON.parse(raw) as Entry;
+    return parsed && parsed.breaker && parsed.quarantine ? parsed : null;
+  } catch {
+    return null;
   }
 }

@@ -4,9 +4,9 @@
  * node.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { killAllChildren } from '../helpers/child-node.js';
+import { api, killAllChildren, type ChildNode } from '../helpers/child-node.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { createCluster, type Cluster } from './cluster.js';
+import { createCluster, KEY, type Cluster } from './cluster.js';
 
 let cluster: Cluster;
 beforeAll(async () => {
@@ -89,6 +89,34 @@ describe('several nodes on one store', () => {
     const [firstStart] = await cluster.query<{ at: string }>("SELECT min(a.started_at)::text AS at FROM $schema.attempts a JOIN $schema.jobs j ON j.id = a.job_id WHERE j.handler = 'limited' AND a.outcome = 'succeeded'");
     // They come due when the oldest start leaves the window, a minute after it.
     expect(Number(due!.at)).toBeGreaterThanOrEqual(Number(firstStart!.at) + 60_000 - 1_000);
+
+    for (const node of nodes) process.kill(node.pid, 'SIGTERM');
+    for (const node of nodes) expect(await node.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('agree on quarantine: failures on any node count, every node holds, one reset frees them all', { timeout: 60_000 }, async () => {
+    const nodes = await Promise.all([cluster.start('q-a'), cluster.start('q-b')]);
+    const quarantined = async (node: ChildNode) =>
+      ((await api(node.url, KEY, 'GET', '/v1/handlers')).body.handlers as Array<{ name: string; quarantined: boolean }>).find((h) => h.name === 'flaky')!.quarantined;
+    // Four failures between two nodes that each run one job at a time: neither alone reaches four.
+    await cluster.enqueue(nodes[0]!, Array.from({ length: 4 }, () => ({ handler: 'flaky' })));
+    await waitFor(async () => (await quarantined(nodes[0]!)) && (await quarantined(nodes[1]!)), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      message: 'both nodes see flaky quarantined',
+    });
+    const [failed] = await cluster.query<{ n: number }>("SELECT count(*)::int AS n FROM $schema.jobs WHERE handler = 'flaky' AND state = 'dead'");
+    expect(failed!.n).toBe(4);
+
+    // Work for it now waits on every node, attempts unspent.
+    const [held] = await cluster.enqueue(nodes[1]!, [{ handler: 'flaky' }]);
+    const attempts = async () => (await cluster.query<{ n: number }>('SELECT count(*)::int AS n FROM $schema.attempts WHERE job_id = $1', [held]))[0]!.n;
+    expect(await attempts()).toBe(0);
+
+    // A reset on one node lets both go: the waiting job runs (and fails, its only attempt).
+    expect((await api(nodes[1]!.url, KEY, 'POST', '/v1/handlers/flaky/reset')).status).toBe(200);
+    await waitFor(async () => !(await quarantined(nodes[0]!)) && !(await quarantined(nodes[1]!)), { timeoutMs: 30_000, intervalMs: 100, message: 'both nodes see the reset' });
+    await waitFor(async () => (await attempts()) === 1, { timeoutMs: 30_000, intervalMs: 50, message: 'the held job ran after the reset' });
 
     for (const node of nodes) process.kill(node.pid, 'SIGTERM');
     for (const node of nodes) expect(await node.exited).toEqual({ code: 0, signal: null });

@@ -809,6 +809,18 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         await engine.setMeta('node_id', 'n2');
         expect(await engine.getMeta('node_id')).toBe('n2');
       });
+
+      it('updates a value atomically: concurrent read-modify-writes lose nothing; null leaves it as it is', async () => {
+        const add = (item: string) => engine.updateMeta('list', (current) => JSON.stringify([...(current ? (JSON.parse(current) as string[]) : []), item]));
+        const items = Array.from({ length: 20 }, (_, i) => `i${i}`);
+        await Promise.all(items.map(add));
+        expect((JSON.parse((await engine.getMeta('list'))!) as string[]).sort()).toEqual([...items].sort());
+        const seen: Array<string | null> = [];
+        expect(await engine.updateMeta('list', (current) => (seen.push(current), null))).toBe(await engine.getMeta('list'));
+        expect(seen).toHaveLength(1);
+        expect(await engine.updateMeta('absent', () => null)).toBeNull();
+        expect(await engine.getMeta('absent')).toBeNull();
+      });
     });
 
     describe('audit trail', () => {

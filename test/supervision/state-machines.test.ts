@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { breakerAdmission, breakerAt, breakerResult, breakerStarted, closedBreaker, type BreakerPolicy } from '../../src/core/breaker.js';
-import { clearQuarantine, quarantineFailure, recentFailures } from '../../src/core/quarantine.js';
+import { breakerAdmission, breakerAt, breakerResult, breakerStarted, closedBreaker, mergeBreaker, type BreakerPolicy } from '../../src/core/breaker.js';
+import { clearQuarantine, mergeQuarantine, quarantineFailure, recentFailures } from '../../src/core/quarantine.js';
 
 const policy: BreakerPolicy = { failures: 3, ratio: 0.5, minRequests: 4, window: 6, coolDownMs: 1000 };
 
@@ -64,5 +64,47 @@ describe('quarantine window', () => {
     expect(s.quarantinedAt).toBe(1300);
     // It stays quarantined however time passes: only a reset clears it.
     expect(quarantineFailure(s, q, 99_999).quarantinedAt).toBe(1300);
+  });
+});
+
+describe('merging two nodes\' views (a shared store)', () => {
+  const q = { failures: 4, windowMs: 100 };
+
+  it('counts each failure once, and quarantines when the nodes\' failures together reach the limit', () => {
+    // Each node has seen two failures of its own and one it read from the other.
+    const a = { failures: [10, 11, 12], quarantinedAt: null };
+    const b = { failures: [11, 13, 14], quarantinedAt: null };
+    expect(mergeQuarantine(a, b, { failures: 9, windowMs: 100 }, 20, 0)).toEqual({ failures: [10, 11, 12, 13, 14], quarantinedAt: null });
+    expect(mergeQuarantine(a, b, q, 20, 0)).toEqual({ failures: [10, 11, 12, 13, 14], quarantinedAt: 20 });
+    // Two failures in the same millisecond on one node stay two.
+    expect(mergeQuarantine({ failures: [5, 5], quarantinedAt: null }, { failures: [5], quarantinedAt: null }, q, 20, 0).failures).toEqual([5, 5]);
+    // Failures that left the window do not count.
+    expect(mergeQuarantine(a, b, q, 112, 0)).toEqual({ failures: [13, 14], quarantinedAt: null });
+  });
+
+  it('keeps a quarantine either node recorded, until a reset newer than it', () => {
+    const held = { failures: [1, 2, 3, 4], quarantinedAt: 4 };
+    const fresh = clearQuarantine();
+    expect(mergeQuarantine(fresh, held, q, 50, 0).quarantinedAt).toBe(4);
+    expect(mergeQuarantine(held, fresh, q, 50, 0).quarantinedAt).toBe(4);
+    // Reset at 30: what happened before it is gone; failures after it count.
+    expect(mergeQuarantine(held, { failures: [31], quarantinedAt: null }, q, 50, 30)).toEqual({ failures: [31], quarantinedAt: null });
+  });
+
+  it('lets the breaker that changed state last win: opened anywhere holds everyone, closed by a probe or reset lets everyone go', () => {
+    let open = closedBreaker();
+    for (let t = 0; t < 3; t++) open = breakerResult(open, policy, t, false);
+    const closed = closedBreaker();
+    expect(mergeBreaker(closed, open)).toBe(open);
+    expect(mergeBreaker(open, closed)).toBe(open);
+    // The probe succeeded on the other node after the breaker opened: closed wins.
+    const probed = breakerResult(breakerStarted(open, policy, 1_003), policy, 1_004, true);
+    expect(probed).toMatchObject({ state: 'closed', closedAt: 1_004 });
+    expect(mergeBreaker(open, probed)).toBe(probed);
+    // A probe started on the other node blocks a second one here.
+    const probing = breakerStarted(open, policy, 1_003);
+    const merged = mergeBreaker(open, probing);
+    expect(merged.probeStartedAt).toBe(1_003);
+    expect(breakerAdmission(merged, policy, 1_005, 10_000)).toBe('none');
   });
 });

@@ -425,6 +425,20 @@ export class PostgresEngine implements StorageEngine {
     await this.#query(q.SET_META, [key, value]);
   }
 
+  updateMeta(key: string, update: (current: string | null) => string | null): Promise<string | null> {
+    return this.#run('updating metadata', () =>
+      inTransaction(this.#pool, async (client) => {
+        // A transaction lock on the key, not a row lock: the row may not exist yet.
+        await client.query(q.LOCK_META_KEY, [key]);
+        const current = (await client.query<{ value: string }>(q.GET_META, [key])).rows[0]?.value ?? null;
+        const next = update(current);
+        if (next === null || next === current) return current;
+        await client.query(q.SET_META, [key, next]);
+        return next;
+      }),
+    );
+  }
+
   // --- backup and restore -------------------------------------------------
 
   /** A `pg_dump` custom-format archive of this schema (restore with `pg_restore`). */

@@ -87,6 +87,8 @@ export const REVOKE_KEY = 'UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND
 
 export const GET_META = 'SELECT value FROM meta WHERE key = $1';
 export const SET_META = 'INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value';
+/** Serialises read-modify-writes of one meta key across nodes (two-key form: its own lock space). */
+export const LOCK_META_KEY = "SELECT pg_advisory_xact_lock(hashtext('drover.meta'), hashtext(current_schema() || '.' || $1))";
 
 export const REGISTER_NODE = `
   INSERT INTO nodes (node_id, incarnation, started_at, heartbeat_at) VALUES ($1, $2, $3, $3)

@@ -391,6 +391,17 @@ export class SqliteEngine implements StorageEngine {
     });
   }
 
+  updateMeta(key: string, update: (current: string | null) => string | null): Promise<string | null> {
+    // Read and write in one operation of the write transaction: nothing runs in between.
+    return this.#write(() => {
+      const current = this.#s.fixed.getMeta.get(key)?.value ?? null;
+      const next = update(current);
+      if (next === null || next === current) return current;
+      this.#s.fixed.setMeta.run(key, next);
+      return next;
+    });
+  }
+
   // --- backup and restore -------------------------------------------------
 
   /** Online backup API when this process owns the store, else `VACUUM INTO` (see `backup.ts`). */
