@@ -148,8 +148,30 @@ async function nodeWorkerId(store: StorageEngine, config: ResolvedConfig): Promi
   return id;
 }
 
+/** How long a node's claim to create the first admin key keeps others from trying (it may have died before creating it). */
+const BOOTSTRAP_CLAIM_MS = 60_000;
+const BOOTSTRAP_CLAIM_KEY = 'bootstrap_admin_key_claim';
+
+function parseClaim(raw: string | null): { by: string; at: number } | null {
+  try {
+    const claim = raw === null ? null : (JSON.parse(raw) as { by?: unknown; at?: unknown });
+    return claim && typeof claim.by === 'string' && typeof claim.at === 'number' ? { by: claim.by, at: claim.at } : null;
+  } catch {
+    return null;
+  }
+}
+
 async function bootstrapAdminKey(store: StorageEngine, clock: () => number, given: string | undefined, print: (line: string) => void): Promise<void> {
   if ((await store.listKeys()).length > 0) return;
+  // Nodes starting together on an empty shared store: one claims the job, the
+  // others start without printing a key of their own (the operator gets one).
+  const claim = randomUUID();
+  const now = clock();
+  const holder = await store.updateMeta(BOOTSTRAP_CLAIM_KEY, (current) => {
+    const held = parseClaim(current);
+    return held && now - held.at < BOOTSTRAP_CLAIM_MS ? null : JSON.stringify({ by: claim, at: now });
+  });
+  if (parseClaim(holder)?.by !== claim) return;
   let created: Awaited<ReturnType<typeof createApiKey>>;
   try {
     created = await createApiKey(store, { name: 'bootstrap-admin', scopes: ['admin'], now: clock(), ...(given ? { secret: given } : {}) });
@@ -158,6 +180,8 @@ async function bootstrapAdminKey(store: StorageEngine, clock: () => number, give
     // with DROVER_BOOTSTRAP_ADMIN_KEY they all insert the same one, and the
     // losers hit its unique hash. The key exists: that is all this step wants.
     if ((await store.listKeys()).length > 0) return;
+    // Let the next start try at once rather than wait out the claim.
+    await store.setMeta(BOOTSTRAP_CLAIM_KEY, JSON.stringify({ by: claim, at: 0 })).catch(() => undefined);
     throw error;
   }
   const { key, secret } = created;

@@ -1,7 +1,8 @@
 /**
  * A node restarted under the same id (DROVER_NODE_ID) takes back the jobs its
  * previous process held at once, at start, with no peer needed; and a second
- * live process cannot take a node id that is in use.
+ * live process cannot take a node id that is in use. Nodes first started
+ * together on an empty store create one admin key between them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChildNode } from '../helpers/child-node.js';
@@ -50,5 +51,26 @@ describe('restarting a node', () => {
     });
     process.kill(second.pid, 'SIGTERM');
     expect(await second.exited).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('first start', () => {
+  it('creates one admin key when several nodes start together on an empty store', { timeout: 60_000 }, async () => {
+    const fresh = await createCluster();
+    try {
+      // No DROVER_BOOTSTRAP_ADMIN_KEY: a node that creates the first key prints it, once.
+      const nodes = await Promise.all(['first-a', 'first-b', 'first-c'].map((id) => fresh.start(id, { DROVER_BOOTSTRAP_ADMIN_KEY: '' })));
+      const printed = nodes.flatMap((node) => node.stdout.filter((line) => line.startsWith('drover admin key (shown once')));
+      expect(printed).toHaveLength(1);
+      const keys = await fresh.query<{ name: string; scopes: string }>('SELECT name FROM $schema.api_keys');
+      expect(keys).toEqual([{ name: 'bootstrap-admin' }]);
+      // And it works against every node.
+      const secret = printed[0]!.split(': ').at(-1)!;
+      for (const node of nodes) expect((await fetch(`${node.url}/v1/handlers`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
+      for (const node of nodes) process.kill(node.pid, 'SIGTERM');
+      for (const node of nodes) expect(await node.exited).toEqual({ code: 0, signal: null });
+    } finally {
+      await fresh.close();
+    }
   });
 });
