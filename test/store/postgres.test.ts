@@ -216,6 +216,27 @@ describe('postgres engine', () => {
       expect(next).toHaveLength(1);
     });
 
+    it('coalesce concurrent plain enqueues into shared statements; each call gets its own jobs, and an overflowing batch is replayed call by call', async () => {
+      schema = newSchema();
+      const engine = engineOn(schema);
+      await engine.migrate();
+      const before = engine.enqueueStats;
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => engine.enqueue([job({ payload: { i } }), job({ payload: { i, second: true } })])));
+      results.forEach((pair, i) => expect(pair.map((r) => r.job.payload)).toEqual([{ i }, { i, second: true }]));
+      expect(new Set(results.flat().map((r) => r.job.id)).size).toBe(100);
+      const after = engine.enqueueStats;
+      expect(after.calls - before.calls).toBe(50);
+      expect(after.statements - before.statements).toBeLessThan(50);
+
+      // maxDepth 107 with 100 in: of 10 concurrent single enqueues, 7 get in, each refusal is its own.
+      const limits = { queueLimits: new Map([['default', { maxDepth: 107 }]]) };
+      const settled = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => engine.enqueue([job({ payload: { late: i } })], limits)));
+      expect(settled.filter((r) => r.status === 'fulfilled')).toHaveLength(7);
+      for (const r of settled) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(QueueFullError);
+      const { rows } = await admin.query(`SELECT count(*)::int AS n FROM ${schema}.jobs`);
+      expect(rows[0].n).toBe(107);
+    });
+
     it('hold a queue limit across engines', async () => {
       schema = newSchema();
       const a = engineOn(schema);

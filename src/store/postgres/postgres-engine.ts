@@ -71,6 +71,7 @@ import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toLeasedJo
 import type { RawApiKey, RawAttempt, RawEvent, RawJob, RawNode } from './rows.js';
 import { PRUNE_RATE_WINDOWS, takeRateStart } from './rate-windows.js';
 import { SettleBatch } from './settle-batch.js';
+import { EnqueueBatch } from './enqueue-batch.js';
 
 export interface PostgresEngineOptions {
   /** `postgres://user:pass@host:port/database?...` */
@@ -123,6 +124,7 @@ export class PostgresEngine implements StorageEngine {
   readonly #listeners = new Set<WorkListener>();
   readonly #notifier: Notifier;
   readonly #settle: SettleBatch;
+  readonly #enqueues: EnqueueBatch;
   readonly #instanceId = randomUUID();
   readonly #channel: string;
   readonly #nodeLockWaitMs: number;
@@ -153,11 +155,21 @@ export class PostgresEngine implements StorageEngine {
       onWork: (queues) => this.#broadcast(queues),
     });
     this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#woke(queues) });
+    // The statement itself notifies other nodes; local listeners are told after it commits.
+    this.#enqueues = new EnqueueBatch(
+      (jobs, options) => enqueuePlain(this.#pool, jobs, this.#clock(), options, { channel: this.#channel, instanceId: this.#instanceId }),
+      (queues) => this.#tell([...queues]),
+    );
   }
 
   /** Completion batches (one statement each), for the commit metrics (`drover_store_commit_*`). */
   get stats(): { batches: number; ops: number; lastBatchSize: number } {
     return this.#settle.stats;
+  }
+
+  /** Plain-enqueue statements and the calls they carried (enqueue-batch.ts). */
+  get enqueueStats(): { statements: number; calls: number } {
+    return this.#enqueues.stats;
   }
 
   /** Connections of all pools (general and hot path) and callers waiting for one, for metrics. */
@@ -190,6 +202,7 @@ export class PostgresEngine implements StorageEngine {
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await this.#enqueues.drain();
       await this.#settle.close();
       this.#listeners.clear();
       await this.#notifier.close();
@@ -216,11 +229,7 @@ export class PostgresEngine implements StorageEngine {
 
   async enqueue(jobs: readonly NewJob[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
     if (isPlain(jobs)) {
-      this.#assertOpen();
-      const { rows, woken } = await this.#run('accepting work', () =>
-        enqueuePlain(this.#pool, jobs, this.#clock(), options, { channel: this.#channel, instanceId: this.#instanceId }),
-      );
-      this.#tell([...woken]);
+      const rows = await this.#run('accepting work', () => this.#enqueues.submit(jobs, options));
       return rows.map((raw) => ({ job: toJobRow(raw), created: true }));
     }
     return this.#intake(async (client, now, effects) => {

@@ -1,0 +1,138 @@
+/**
+ * Plain enqueues (no idempotency key) made while the previous one is in
+ * flight go out together as ONE statement (intake.ts `enqueuePlain`): every
+ * enqueue adds to its queue's depth counter row, which stays locked until
+ * the commit, so one statement per request would serialise concurrent
+ * requests on that row at one commit each. When idle, a call goes out on the
+ * next turn of the event loop, alone.
+ *
+ * A batch that would overflow a limited queue fails as a whole; its calls are
+ * then replayed one by one, so each is refused or accepted on its own.
+ */
+import { QueueFullError } from '../../core/errors.js';
+import type { NewJob } from '../../core/types.js';
+import type { EnqueueOptions, QueueLimit } from '../engine.js';
+import type { RawJob } from './rows.js';
+
+export type PlainInsert = (jobs: readonly NewJob[], options: EnqueueOptions | undefined) => Promise<{ rows: RawJob[]; woken: Set<string> }>;
+
+interface Pending {
+  jobs: readonly NewJob[];
+  options: EnqueueOptions | undefined;
+  resolve(rows: RawJob[]): void;
+  reject(error: unknown): void;
+}
+
+/** Most jobs in one statement; a larger call goes alone. */
+const MAX_BATCH_JOBS = 1000;
+
+export class EnqueueBatch {
+  #pending: Pending[] = [];
+  #running: Promise<void> | null = null;
+  #scheduled = false;
+  readonly #stats = { statements: 0, calls: 0 };
+
+  /** `woke`: queues that got due work, told after the commit. */
+  constructor(
+    private readonly insert: PlainInsert,
+    private readonly woke: (queues: Set<string>) => void,
+  ) {}
+
+  /** Insert statements sent and the calls they carried (replays of an overflowing batch count again). */
+  get stats(): { statements: number; calls: number } {
+    return { ...this.#stats };
+  }
+
+  submit(jobs: readonly NewJob[], options: EnqueueOptions | undefined): Promise<RawJob[]> {
+    return new Promise<RawJob[]>((resolve, reject) => {
+      this.#pending.push({ jobs, options, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Wait for the calls already submitted. */
+  async drain(): Promise<void> {
+    while (this.#running || this.#pending.length > 0) {
+      if (this.#running) await this.#running;
+      else await this.#flush();
+    }
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#running) return;
+    this.#scheduled = true;
+    // setImmediate: every request parsed in the same I/O phase joins the batch.
+    setImmediate(() => {
+      this.#scheduled = false;
+      if (!this.#running) void this.#flush();
+    });
+  }
+
+  #flush(): Promise<void> {
+    let count = 0;
+    let take = 0;
+    while (take < this.#pending.length && (take === 0 || count + this.#pending[take]!.jobs.length <= MAX_BATCH_JOBS)) {
+      count += this.#pending[take]!.jobs.length;
+      take++;
+    }
+    const batch = this.#pending.splice(0, take);
+    if (batch.length === 0) return Promise.resolve();
+    this.#running = this.#run(batch).finally(() => {
+      this.#running = null;
+      if (this.#pending.length > 0) this.#schedule();
+    });
+    return this.#running;
+  }
+
+  async #run(batch: Pending[]): Promise<void> {
+    if (batch.length === 1) return this.#alone(batch[0]!);
+    let result: { rows: RawJob[]; woken: Set<string> };
+    this.#stats.statements++;
+    this.#stats.calls += batch.length;
+    try {
+      result = await this.insert(
+        batch.flatMap((p) => p.jobs),
+        { queueLimits: mergedLimits(batch) },
+      );
+    } catch (error) {
+      if (!(error instanceof QueueFullError)) {
+        for (const p of batch) p.reject(error);
+        return;
+      }
+      // Together they overflow a queue: each call on its own, in order, so the ones that fit get in.
+      for (const p of batch) await this.#alone(p);
+      return;
+    }
+    this.woke(result.woken);
+    // Rows come back in input order: each call takes its own slice.
+    let at = 0;
+    for (const p of batch) {
+      p.resolve(result.rows.slice(at, at + p.jobs.length));
+      at += p.jobs.length;
+    }
+  }
+
+  async #alone(p: Pending): Promise<void> {
+    this.#stats.statements++;
+    this.#stats.calls++;
+    try {
+      const { rows, woken } = await this.insert(p.jobs, p.options);
+      this.woke(woken);
+      p.resolve(rows);
+    } catch (error) {
+      p.reject(error);
+    }
+  }
+}
+
+/** The limits of every call in the batch (they come from one config; the tighter one wins should two differ). */
+function mergedLimits(batch: readonly Pending[]): Map<string, QueueLimit> {
+  const limits = new Map<string, QueueLimit>();
+  for (const p of batch) {
+    for (const [queue, limit] of p.options?.queueLimits ?? []) {
+      const known = limits.get(queue);
+      if (!known || limit.maxDepth < known.maxDepth) limits.set(queue, limit);
+    }
+  }
+  return limits;
+}
