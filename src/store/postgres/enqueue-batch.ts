@@ -1,10 +1,9 @@
 /**
  * Plain enqueues (no idempotency key) made while the previous one is in
- * flight go out together as ONE statement (intake.ts `enqueuePlain`): every
- * enqueue adds to its queue's depth counter row, which stays locked until
- * the commit, so one statement per request would serialise concurrent
- * requests on that row at one commit each. When idle, a call goes out on the
- * next turn of the event loop, alone.
+ * flight go out together as ONE statement (intake.ts `enqueuePlain`;
+ * batching in one-in-flight.ts): every enqueue adds to its queue's depth
+ * counter row, which stays locked until the commit, so one statement per
+ * request would serialise concurrent requests on that row at one commit each.
  *
  * A batch that would overflow a limited queue fails as a whole; its calls are
  * then replayed one by one, so each is refused or accepted on its own.
@@ -12,6 +11,7 @@
 import { QueueFullError } from '../../core/errors.js';
 import type { NewJob } from '../../core/types.js';
 import type { EnqueueOptions, QueueLimit } from '../engine.js';
+import { OneInFlight } from './one-in-flight.js';
 import type { RawJob } from './rows.js';
 
 export type PlainInsert = (jobs: readonly NewJob[], options: EnqueueOptions | undefined) => Promise<{ rows: RawJob[]; woken: Set<string> }>;
@@ -27,9 +27,7 @@ interface Pending {
 const MAX_BATCH_JOBS = 1000;
 
 export class EnqueueBatch {
-  #pending: Pending[] = [];
-  #running: Promise<void> | null = null;
-  #scheduled = false;
+  readonly #calls = new OneInFlight<Pending>(takeUpTo(MAX_BATCH_JOBS), (batch) => this.#run(batch));
   readonly #stats = { statements: 0, calls: 0 };
 
   /** `woke`: queues that got due work, told after the commit. */
@@ -44,44 +42,12 @@ export class EnqueueBatch {
   }
 
   submit(jobs: readonly NewJob[], options: EnqueueOptions | undefined): Promise<RawJob[]> {
-    return new Promise<RawJob[]>((resolve, reject) => {
-      this.#pending.push({ jobs, options, resolve, reject });
-      this.#schedule();
-    });
+    return new Promise<RawJob[]>((resolve, reject) => this.#calls.push({ jobs, options, resolve, reject }));
   }
 
   /** Wait for the calls already submitted. */
-  async drain(): Promise<void> {
-    while (this.#running || this.#pending.length > 0) {
-      if (this.#running) await this.#running;
-      else await this.#flush();
-    }
-  }
-
-  #schedule(): void {
-    if (this.#scheduled || this.#running) return;
-    this.#scheduled = true;
-    // setImmediate: every request parsed in the same I/O phase joins the batch.
-    setImmediate(() => {
-      this.#scheduled = false;
-      if (!this.#running) void this.#flush();
-    });
-  }
-
-  #flush(): Promise<void> {
-    let count = 0;
-    let take = 0;
-    while (take < this.#pending.length && (take === 0 || count + this.#pending[take]!.jobs.length <= MAX_BATCH_JOBS)) {
-      count += this.#pending[take]!.jobs.length;
-      take++;
-    }
-    const batch = this.#pending.splice(0, take);
-    if (batch.length === 0) return Promise.resolve();
-    this.#running = this.#run(batch).finally(() => {
-      this.#running = null;
-      if (this.#pending.length > 0) this.#schedule();
-    });
-    return this.#running;
+  drain(): Promise<void> {
+    return this.#calls.drain();
   }
 
   async #run(batch: Pending[]): Promise<void> {
@@ -123,6 +89,16 @@ export class EnqueueBatch {
       p.reject(error);
     }
   }
+}
+
+/** Calls, in order, while their jobs fit in `max` (a larger first call goes alone). */
+function takeUpTo(max: number): (pending: readonly Pending[]) => number {
+  return (pending) => {
+    let jobs = pending[0]?.jobs.length ?? 0;
+    let take = 1;
+    while (take < pending.length && jobs + pending[take]!.jobs.length <= max) jobs += pending[take++]!.jobs.length;
+    return take;
+  };
 }
 
 /** The limits of every call in the batch (they come from one config; the tighter one wins should two differ). */

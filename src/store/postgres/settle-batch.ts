@@ -19,6 +19,7 @@ import type pg from 'pg';
 import { DroverError } from '../../core/errors.js';
 import type { FailRequest, FenceResult } from '../engine.js';
 import { delay, isTransient, storeError } from './connection.js';
+import { OneInFlight } from './one-in-flight.js';
 import { parseJobId, toJobRow, toJson, type RawJob } from './rows.js';
 
 export type Settlement =
@@ -98,9 +99,7 @@ export interface SettleBatchOptions {
 }
 
 export class SettleBatch {
-  #pending: Pending[] = [];
-  #running: Promise<void> | null = null;
-  #scheduled = false;
+  readonly #calls = new OneInFlight<Pending>((pending) => Math.min(pending.length, MAX_BATCH), (batch) => this.#run(batch));
   #closed = false;
   readonly #retryForMs: number;
   readonly #stats = { batches: 0, ops: 0, lastBatchSize: 0 };
@@ -126,39 +125,13 @@ export class SettleBatch {
     } catch (error) {
       return Promise.reject(error);
     }
-    return new Promise<FenceResult>((resolve, reject) => {
-      this.#pending.push({ id, token, settlement, result, resolve, reject });
-      this.#schedule();
-    });
+    return new Promise<FenceResult>((resolve, reject) => this.#calls.push({ id, token, settlement, result, resolve, reject }));
   }
 
   /** Refuse new calls and wait for the queued ones. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.#closed = true;
-    while (this.#running || this.#pending.length > 0) {
-      if (this.#running) await this.#running;
-      else await this.#flush();
-    }
-  }
-
-  #schedule(): void {
-    if (this.#scheduled || this.#running) return;
-    this.#scheduled = true;
-    // setImmediate: every caller woken in the same I/O phase joins the batch.
-    setImmediate(() => {
-      this.#scheduled = false;
-      if (!this.#running) void this.#flush();
-    });
-  }
-
-  #flush(): Promise<void> {
-    const batch = this.#pending.splice(0, MAX_BATCH);
-    if (batch.length === 0) return Promise.resolve();
-    this.#running = this.#run(batch).finally(() => {
-      this.#running = null;
-      if (this.#pending.length > 0) this.#schedule();
-    });
-    return this.#running;
+    return this.#calls.drain();
   }
 
   async #run(batch: Pending[]): Promise<void> {
