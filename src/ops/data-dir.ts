@@ -4,12 +4,9 @@
  * SQLite file's directory, or `./data` for PostgreSQL (which has no file).
  */
 import { dirname, resolve } from 'node:path';
+import { sqlitePathOf } from '../store/open.js';
 
-/** `drover.db`, `sqlite:drover.db` and `sqlite://drover.db` name the same file; null for a postgres:// URL. */
-export function sqlitePathOf(databaseUrl: string): string | null {
-  if (/^postgres(ql)?:\/\//i.test(databaseUrl)) return null;
-  return databaseUrl.startsWith('sqlite:') ? databaseUrl.slice('sqlite:'.length).replace(/^\/\//, '') : databaseUrl;
-}
+export { sqlitePathOf };
 
 /**
  * @example

@@ -19,6 +19,12 @@ export function engineFor(url: string): 'postgres' | 'sqlite' {
   return /^postgres(ql)?:\/\//i.test(url) ? 'postgres' : 'sqlite';
 }
 
+/** `drover.db`, `sqlite:drover.db` and `sqlite://drover.db` name the same file; null for a postgres:// URL. */
+export function sqlitePathOf(databaseUrl: string): string | null {
+  if (engineFor(databaseUrl) === 'postgres') return null;
+  return databaseUrl.startsWith('sqlite:') ? databaseUrl.slice('sqlite:'.length).replace(/^\/\//, '') : databaseUrl;
+}
+
 /**
  * Open (but do not migrate) the store at `url`.
  *
@@ -37,7 +43,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       ...(options.postgres?.poolMax ? { poolMax: options.postgres.poolMax } : {}),
     });
   }
-  const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length).replace(/^\/\//, '') : url;
+  const path = sqlitePathOf(url) ?? url;
   return openSqliteEngine({
     path,
     ...(options.clock ? { clock: options.clock } : {}),

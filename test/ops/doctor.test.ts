@@ -6,7 +6,7 @@
  * smoke drives the built-in `drover.smoke` handler to success.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,7 +72,9 @@ describe('drover doctor', () => {
   });
 
   it('warns about a public listener and an unreachable node, and fails on an unmigrated store (exit 1)', { timeout: 60_000 }, async () => {
+    // An empty file is an SQLite database with no tables: a store nobody migrated.
     const fresh = join(dir, 'fresh.db');
+    writeFileSync(fresh, '');
     const result = await drover(['doctor', '--config', CONFIG, '--json'], { DROVER_DATABASE_URL: fresh, DROVER_HOST: '0.0.0.0', DROVER_URL: 'http://127.0.0.1:9' });
     expect(result.code).toBe(1);
     const checks = new Map((JSON.parse(result.stdout) as { checks: Check[] }).checks.map((c) => [c.id, c]));
@@ -80,6 +82,16 @@ describe('drover doctor', () => {
     expect(checks.get('migrations')?.fix).toMatch(/drover migrate/);
     expect(checks.get('listen')).toMatchObject({ status: 'warn' });
     expect(checks.get('metrics')).toMatchObject({ status: 'warn' });
+  });
+
+  it('fails on a SQLite path with no store, and does not create one there', { timeout: 60_000 }, async () => {
+    const missing = join(dir, 'nowhere', 'drover.db');
+    const result = await drover(['doctor', '--config', CONFIG, '--json'], { DROVER_DATABASE_URL: missing, DROVER_URL: 'http://127.0.0.1:9' });
+    expect(result.code).toBe(1);
+    const checks = new Map((JSON.parse(result.stdout) as { checks: Check[] }).checks.map((c) => [c.id, c]));
+    expect(checks.get('store')).toMatchObject({ status: 'fail', detail: `no SQLite store at ${missing}` });
+    expect(checks.get('store')?.fix).toMatch(/DROVER_DATABASE_URL/);
+    expect(existsSync(missing)).toBe(false);
   });
 
   it('fails on an invalid config with the key named', { timeout: 60_000 }, async () => {

@@ -3,11 +3,14 @@
  * the store read-only (no lock, no migration), and runs every check; the caller
  * prints the report and exits non-zero when any check failed.
  */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { resolveConfig, type ResolvedConfig } from '../../core/config.js';
 import { toError } from '../../core/errors.js';
 import type { StorageEngine } from '../../store/engine.js';
 import { openStore } from '../../store/open.js';
-import { dataDirFor } from '../data-dir.js';
+import { isInMemory } from '../../store/sqlite/connection.js';
+import { dataDirFor, sqlitePathOf } from '../data-dir.js';
 import { fail, pass, skip, type CheckResult } from './check.js';
 import { checkAuth, checkBackups, checkDataDir, checkListen, checkRunningNode, checkStore } from './checks.js';
 
@@ -37,10 +40,16 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
   const results: CheckResult[] = [pass('config', `valid: ${config.handlers.size} handlers, ${config.queues.size} queues`)];
 
   let store: StorageEngine | null = null;
-  try {
-    store = await openStore(config.databaseUrl, { lock: false });
-  } catch (error) {
-    results.push(fail('store', `cannot open ${redact(config.databaseUrl)}: ${toError(error).message}`, 'check DROVER_DATABASE_URL and that the database is running'));
+  const file = sqlitePathOf(config.databaseUrl);
+  if (file !== null && !isInMemory(file) && !existsSync(file)) {
+    // Opening would create an empty store, and the report would describe that one.
+    results.push(fail('store', `no SQLite store at ${resolve(file)}`, 'check DROVER_DATABASE_URL (or --config); `drover start` creates the store on its first run'));
+  } else {
+    try {
+      store = await openStore(config.databaseUrl, { lock: false });
+    } catch (error) {
+      results.push(fail('store', `cannot open ${redact(config.databaseUrl)}: ${toError(error).message}`, 'check DROVER_DATABASE_URL and that the database is running'));
+    }
   }
   try {
     if (store) {
