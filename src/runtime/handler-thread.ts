@@ -5,10 +5,10 @@
  * Messages are batched both ways, because per message the main thread pays
  * more than a no-op job costs: the pool posts an array of messages per thread
  * per turn, and the thread answers the results of jobs it ran back to back in
- * one message. Only a quick job's result waits: one whose job ran (from its
- * start to now) for less than RESULT_HOLD_MS goes out with those of the jobs
- * run right after it, before the next one starts once that much time has
- * passed, or when the thread runs out of jobs or waits on one (async).
+ * one message. Only quick jobs' results wait: before it starts its next job,
+ * the thread sends what it holds if the oldest held job started
+ * RESULT_HOLD_MS or more ago; it also sends when it runs out of jobs, and
+ * before it waits on an async one.
  *
  * Held results cannot be seen by the pool, so the thread also publishes, in
  * shared memory and without waking anyone, how many jobs it has started and
@@ -18,8 +18,8 @@
  * was running (it failed), and which never started (they move to another
  * thread), and it times a job from when it really started. So the price of
  * batching is bounded: a job that never yields (it hits the timeout) takes
- * with it the results of jobs finished less than RESULT_HOLD_MS before it
- * started, and those run again.
+ * with it the results of the jobs that started less than RESULT_HOLD_MS
+ * before it, and those run again.
  */
 
 /** Layout of the progress buffer: [startedAt (f64 ms, Date.now())], then [started, finished] (i32 counters, wrapping). */
