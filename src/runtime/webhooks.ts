@@ -7,14 +7,15 @@
  * in job rows.
  *
  * Triggers are stored as one JSON document in the store's metadata
- * (`webhook_triggers`); with a shared store each node re-reads it every
- * `refreshMs`. Each target host (`host:port`) has a circuit breaker
- * (`webhooks.breaker`, state in `webhook_breaker:<host>`): while it is open a
- * delivery is handed back unspent until the cool-down ends, then one probe
- * goes out.
+ * (`webhook_triggers`), changed by atomic read-modify-writes; with a shared
+ * store each node re-reads it every `refreshMs`. Each target host
+ * (`host:port`) has a circuit breaker (`webhooks.breaker`, state in
+ * `webhook_breaker:<host>`, merged across nodes like handler breakers):
+ * while it is open a delivery is handed back unspent until the cool-down
+ * ends, then one probe goes out.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { breakerAdmission, breakerAt, breakerResult, breakerRetryAt, breakerStarted, closedBreaker, type BreakerState, type BreakerStateName } from '../core/breaker.js';
+import { breakerAdmission, breakerAt, breakerResult, breakerRetryAt, breakerStarted, closedBreaker, mergeBreaker, type BreakerState, type BreakerStateName } from '../core/breaker.js';
 import { resolveConfig, type ResolvedConfig, type ResolvedHandler } from '../core/config.js';
 import { DroverError, NonRetryableError, toError } from '../core/errors.js';
 import { compileFilter } from '../core/filter.js';
@@ -106,22 +107,11 @@ export class Webhooks {
 
   /** Read the stored triggers and the breakers of their hosts. */
   async load(): Promise<void> {
-    this.#compiled = (await this.#read()).flatMap((t) => {
-      try {
-        return [compile(t)];
-      } catch {
-        return []; // A trigger that no longer compiles (hand-edited row) routes nothing.
-      }
-    });
+    this.#compiled = compileAll(await this.#read());
     for (const host of new Set(this.#compiled.map((c) => c.host))) {
-      const raw = await this.options.store.getMeta(breakerKey(host));
-      if (raw === null) continue;
-      try {
-        const parsed = JSON.parse(raw) as BreakerState;
-        if (parsed && typeof parsed.state === 'string') this.#breakers.set(host, parsed);
-      } catch {
-        // A corrupt row is a closed breaker; the next result rewrites it.
-      }
+      const stored = parseBreaker(await this.options.store.getMeta(breakerKey(host)));
+      // Merged, not replaced: another node's opening (or closing) counts, and so does this node's.
+      if (stored) this.#breakers.set(host, mergeBreaker(this.#breakers.get(host) ?? closedBreaker(), stored));
     }
   }
 
@@ -165,17 +155,17 @@ export class Webhooks {
     } catch (error) {
       throw error instanceof DroverError ? error : new DroverError('validation', toError(error).message);
     }
-    // Read-modify-write of one document: re-read first so another node's recent change is kept.
-    const current = await this.#read();
-    await this.#write([...current, trigger]);
+    await this.#update((current) => [...current, trigger]);
     return trigger;
   }
 
-  /** Remove a trigger; false when there was none with this id. */
+  /** Remove a trigger; null when there was none with this id. */
   async delete(id: string): Promise<StoredTrigger | null> {
-    const current = await this.#read();
-    const found = current.find((t) => t.id === id) ?? null;
-    if (found) await this.#write(current.filter((t) => t.id !== id));
+    let found: StoredTrigger | null = null;
+    await this.#update((current) => {
+      found = current.find((t) => t.id === id) ?? null;
+      return found ? current.filter((t) => t.id !== id) : null;
+    });
     return found;
   }
 
@@ -234,32 +224,37 @@ export class Webhooks {
     if (JSON.stringify(before) === JSON.stringify(next)) return;
     this.#breakers.set(host, next);
     const previous = this.#writes.get(host) ?? Promise.resolve();
+    // Merged into the stored state atomically, so nodes sharing the store agree on the host (supervision.ts does the same).
     const write = previous
-      .then(() => this.options.store.setMeta(breakerKey(host), JSON.stringify(this.#breakers.get(host))))
+      .then(() =>
+        this.options.store.updateMeta(breakerKey(host), (raw) => {
+          const stored = parseBreaker(raw);
+          const local = this.#breakers.get(host) ?? closedBreaker();
+          const merged = stored ? mergeBreaker(local, stored) : local;
+          this.#breakers.set(host, merged);
+          return JSON.stringify(merged);
+        }),
+      )
+      .then(() => undefined)
       .catch((error: unknown) => this.options.onError('webhook-breaker-write', toError(error)));
     this.#writes.set(host, write);
   }
 
   async #read(): Promise<StoredTrigger[]> {
-    const raw = await this.options.store.getMeta(TRIGGERS_KEY);
-    if (raw === null) return [];
-    try {
-      const parsed = JSON.parse(raw) as unknown;
-      return Array.isArray(parsed) ? (parsed as StoredTrigger[]) : [];
-    } catch {
-      return [];
-    }
+    return parseTriggers(await this.options.store.getMeta(TRIGGERS_KEY));
   }
 
-  async #write(triggers: StoredTrigger[]): Promise<void> {
-    await this.options.store.setMeta(TRIGGERS_KEY, JSON.stringify(triggers));
-    this.#compiled = triggers.flatMap((t) => {
-      try {
-        return [compile(t)];
-      } catch {
-        return [];
-      }
+  /**
+   * Change the stored list in one atomic read-modify-write (`change` returns
+   * null to leave it): concurrent requests, on this node or others, each see
+   * the other's change instead of overwriting it.
+   */
+  async #update(change: (current: StoredTrigger[]) => StoredTrigger[] | null): Promise<void> {
+    const stored = await this.options.store.updateMeta(TRIGGERS_KEY, (raw) => {
+      const next = change(parseTriggers(raw));
+      return next ? JSON.stringify(next) : null;
     });
+    this.#compiled = compileAll(parseTriggers(stored));
   }
 
   /** `drover.webhook`: the policy comes from `webhooks.*`; handler-wide quarantine and breaker are off (the breaker is per host). */
@@ -338,4 +333,35 @@ function compile(trigger: StoredTrigger): Compiled {
   const matches = compilePattern(trigger.on);
   const filter = trigger.filter === null || trigger.filter === undefined ? null : compileFilter(trigger.filter);
   return { trigger, matches, filter, host: new URL(trigger.action.url).host };
+}
+
+function parseTriggers(raw: string | null): StoredTrigger[] {
+  if (raw === null) return [];
+  try {
+    const parsed = JSON.parse(raw) as unknown;
+    return Array.isArray(parsed) ? (parsed as StoredTrigger[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+function compileAll(triggers: readonly StoredTrigger[]) {
+  return triggers.flatMap((t) => {
+    try {
+      return [compile(t)];
+    } catch {
+      return []; // A trigger that no longer compiles (hand-edited row) routes nothing.
+    }
+  });
+}
+
+/** A stored breaker, or null (none, or corrupt: a closed breaker, which the next result rewrites). */
+function parseBreaker(raw: string | null): BreakerState | null {
+  if (raw === null) return null;
+  try {
+    const parsed = JSON.parse(raw) as BreakerState;
+    return parsed && typeof parsed.state === 'string' ? parsed : null;
+  } catch {
+    return null;
+  }
 }

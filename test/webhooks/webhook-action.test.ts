@@ -199,4 +199,17 @@ describe('webhook action', () => {
     const actions = (audit.records ?? audit.items ?? audit) as Array<{ action: string; target: string }>;
     expect(actions.filter((r) => r.target === `trigger:${created.body.id as string}`).map((r) => r.action).sort()).toEqual(['trigger.create', 'trigger.delete']);
   });
+
+  it('keeps every trigger created or deleted at the same time (no request overwrites another\'s change)', async () => {
+    node = await startTestNode(config());
+    const created = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => node!.request('POST', '/v1/triggers', { on: `order.${i}`, action: { type: 'webhook', url: `http://127.0.0.1:9/${i}` } })),
+    );
+    for (const res of created) expect(res.status).toBe(201);
+    const ids = created.map((res) => res.body.id as string);
+    expect(((await node.request('GET', '/v1/triggers')).body.triggers as Array<{ id: string }>).map((t) => t.id).sort()).toEqual([...ids].sort());
+    const removed = await Promise.all(ids.slice(0, 10).map((id) => node!.request('DELETE', `/v1/triggers/${id}`)));
+    for (const res of removed) expect(res.status).toBe(200);
+    expect(((await node.request('GET', '/v1/triggers')).body.triggers as Array<{ id: string }>).map((t) => t.id).sort()).toEqual(ids.slice(10).sort());
+  });
 });
