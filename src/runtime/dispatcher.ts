@@ -13,15 +13,15 @@
  * other nodes. Buffered jobs are `running` in the store (their lease protects
  * them); on shutdown they are released unstarted.
  */
-import { decideFailure } from '../core/backoff.js';
 import type { ResolvedHandler } from '../core/config.js';
-import { NonRetryableError, toError } from '../core/errors.js';
+import { toError } from '../core/errors.js';
 import type { LeasedJob } from '../core/types.js';
 import type { AttemptTracer } from '../obs/attempt-tracing.js';
 import type { Logger } from '../obs/logger.js';
 import type { StorageEngine } from '../store/engine.js';
 import { LazyAbortController, runJob, type RunJobOptions, type RunningJob, type RunOutcome } from './job-runner.js';
 import type { Lifecycle } from './lifecycle.js';
+import { recordOutcome, type OutcomeContext } from './outcome.js';
 
 /** Handlers whose jobs average less than this are leased ahead. */
 const FAST_JOB_MS = 50;
@@ -92,7 +92,7 @@ export class Dispatcher {
   #idle: Array<() => void> = [];
   readonly #leaseBatch: number;
   readonly #leaseMarginMs: number;
-  readonly #random: () => number;
+  readonly #outcomes: OutcomeContext;
   readonly #prefetch: number | undefined;
   /** Moving average of each handler's run time (ms); decides whether to lease ahead. */
   readonly #avgRunMs = new Map<string, number>();
@@ -101,7 +101,14 @@ export class Dispatcher {
     this.#leaseBatch = options.leaseBatch ?? 250;
     this.#prefetch = options.prefetch;
     this.#leaseMarginMs = options.leaseMarginMs ?? 30_000;
-    this.#random = options.random ?? Math.random;
+    this.#outcomes = {
+      store: options.store,
+      lifecycle: options.lifecycle,
+      clock: options.clock,
+      random: options.random ?? Math.random,
+      onRetryScheduled: options.onRetryScheduled,
+      ...(options.poisonAfter !== undefined ? { poisonAfter: options.poisonAfter } : {}),
+    };
     for (const name of options.handlers.keys()) {
       this.#runningByHandler.set(name, 0);
       this.#buffered.set(name, []);
@@ -396,7 +403,7 @@ export class Dispatcher {
         this.#releaseSlot(job.handler);
       }
       this.#noteRunTime(job.handler, this.options.clock() - running.startedAt);
-      await this.#record(running, handler, result);
+      await recordOutcome(this.#outcomes, running, handler, result);
     } catch (error) {
       this.options.logger.error({ err: toError(error), job_id: job.id }, 'recording the outcome failed; the lease will expire and the job run again');
     } finally {
@@ -408,67 +415,6 @@ export class Dispatcher {
     const result = await this.options.store.heartbeat(running.job.id, running.job.leaseToken, handler.timeoutMs + this.#leaseMarginMs);
     if (!result.ok) this.options.lifecycle.emit('job:stale', { job: running.job, op: 'heartbeat' });
     return result.ok;
-  }
-
-  async #record(running: RunningJob, handler: ResolvedHandler, outcome: RunOutcome): Promise<void> {
-    const { job } = running;
-    const { store, lifecycle, clock } = this.options;
-    const durationMs = clock() - running.startedAt;
-    if (outcome.kind === 'aborted') {
-      const result = await store.release(job.id, job.leaseToken);
-      if (result.ok) lifecycle.emit('job:released', { job, reason: outcome.reason ?? 'shutdown' });
-      else lifecycle.emit('job:stale', { job, op: 'release' });
-      return;
-    }
-    if (outcome.kind === 'succeeded') {
-      const unstorable = (error: unknown) => {
-        try {
-          JSON.stringify(outcome.result);
-        } catch (cause) {
-          // The store refused the result, not the job: running it again would return the same value.
-          return new NonRetryableError(`the handler's return value cannot be stored as JSON (${toError(cause).message}); return plain data`);
-        }
-        throw error;
-      };
-      const result = await store.complete(job.id, job.leaseToken, outcome.result).catch((error: unknown) => unstorable(error));
-      if (result instanceof Error) return this.#record(running, handler, { kind: 'failed', error: result, nonRetryable: true, timedOut: false, killed: false });
-      if (result.ok) lifecycle.emit('job:succeeded', { job, durationMs });
-      else lifecycle.emit('job:stale', { job, op: 'complete' });
-      return;
-    }
-    const decision = decideFailure({
-      attempt: job.attempts,
-      maxAttempts: job.maxAttempts,
-      nonRetryable: outcome.nonRetryable,
-      now: clock(),
-      backoff: handler.backoff,
-      random: this.#random,
-      killed: outcome.killed,
-      crashesBefore: job.crashes,
-      ...(this.options.poisonAfter !== undefined ? { poisonAfter: this.options.poisonAfter } : {}),
-    });
-    const message = outcome.error.stack ?? `${outcome.error.name}: ${outcome.error.message}`;
-    const result = await store.fail(job.id, job.leaseToken, {
-      error: message.slice(0, 8192),
-      outcome: outcome.timedOut ? 'timed_out' : outcome.killed ? 'crashed' : 'failed',
-      retryAt: decision.retryAt,
-      ...(decision.retryAt === null ? { deadReason: decision.deadReason } : {}),
-      ...(outcome.killed ? { crashed: true } : {}),
-    });
-    if (!result.ok) {
-      lifecycle.emit('job:stale', { job, op: 'fail' });
-      return;
-    }
-    lifecycle.emit('job:failed', {
-      job,
-      durationMs,
-      outcome: outcome.timedOut ? 'timed_out' : 'failed',
-      error: outcome.error,
-      retryAt: decision.retryAt,
-      deadReason: decision.retryAt === null ? decision.deadReason : null,
-      killed: outcome.killed,
-    });
-    if (decision.retryAt !== null) this.options.onRetryScheduled(decision.retryAt);
   }
 
   #releaseSlot(handler: string): void {
