@@ -141,6 +141,12 @@ export interface DroverConfig {
   poisonAfter?: number;
   log?: { level?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   sqlite?: { synchronous?: 'FULL' | 'NORMAL' };
+  /** PostgreSQL: the schema holding Drover's tables (default `drover`), and connections per node in the general pool (default 10). */
+  postgres?: { schema?: string; poolMax?: number };
+  /** PostgreSQL, several nodes: heartbeat interval (default 1 s) and when a silent node is declared dead (default 3 s). */
+  cluster?: { heartbeatMs?: number; deadNodeMs?: number };
+  /** A separate listener for `/metrics` and the health probes (off unless `port` is set). */
+  metrics?: { host?: string; port?: number };
   /** Per API key and route, fixed windows. Default 5,000 requests per second per key and route. */
   rateLimit?: { enabled?: boolean; windowMs?: number; max?: number; routes?: Record<string, number> };
   /** `GET /v1/stream` (SSE): heartbeat interval and the replay buffer for `Last-Event-ID`. */

@@ -7,7 +7,10 @@ import {
   type ConfigIssue,
   type ResolvedHandler,
 } from '../../src/core/config.js';
+import type { z } from 'zod';
+import { configSchema } from '../../src/core/config-schema.js';
 import { DroverError } from '../../src/core/errors.js';
+import type { DroverConfig } from '../../src/core/handler.js';
 
 const run = async () => undefined;
 const minimal = (handlers: unknown[] = [{ name: 'h', run }]) => ({ handlers });
@@ -496,5 +499,15 @@ describe('DEFAULTS', () => {
     expect(DEFAULTS.server).toEqual({ host: '127.0.0.1', port: 7070 });
     expect(DEFAULTS.handler.retry).toEqual({ maxAttempts: 5, backoff: { initialMs: 1000, maxMs: 3_600_000, factor: 2, jitter: 'full' } });
     expect(DEFAULTS.retention.intervalMs).toBe(600_000);
+  });
+});
+
+describe('the DroverConfig type', () => {
+  it('declares every top-level key the config accepts (a key missing from the type is a compile error here)', () => {
+    type Accepted = keyof z.infer<typeof configSchema>;
+    // Fails `npm run typecheck` when the schema accepts a key the TypeScript type does not declare.
+    const undeclared: Record<Exclude<Accepted, keyof DroverConfig>, never> = {};
+    expect(Object.keys(undeclared)).toEqual([]);
+    expect(Object.keys(configSchema.shape)).toEqual(expect.arrayContaining(['postgres', 'cluster', 'metrics']));
   });
 });

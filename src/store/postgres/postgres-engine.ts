@@ -63,7 +63,6 @@ import { enqueuePlain, finishIntake, ingestItems, insertJobs, isPlain, type Inta
 import { leaseFast, leaseKeyed, newLeaseCall, planLease, RELEASE_BY_NONCE } from './lease.js';
 import { migratePostgres } from './migrator.js';
 import { acquireNodeLock, nodeLockKey } from './node-lock.js';
-import { Notifier, notifyPayload } from './notifier.js';
 import { cancelJob, retryJob } from './operator-actions.js';
 import * as q from './queries.js';
 import * as reclaim from './reclaim.js';
@@ -71,6 +70,7 @@ import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toLeasedJo
 import type { RawApiKey, RawAttempt, RawEvent, RawJob, RawNode } from './rows.js';
 import { PRUNE_RATE_WINDOWS, takeRateStart } from './rate-windows.js';
 import { SettleBatch } from './settle-batch.js';
+import { Wakeups } from './wakeups.js';
 import { EnqueueBatch } from './enqueue-batch.js';
 
 export interface PostgresEngineOptions {
@@ -121,12 +121,9 @@ export class PostgresEngine implements StorageEngine {
   readonly #hot: pg.Pool;
   readonly #lease: pg.Pool;
   readonly #clock: () => number;
-  readonly #listeners = new Set<WorkListener>();
-  readonly #notifier: Notifier;
+  readonly #wakeups: Wakeups;
   readonly #settle: SettleBatch;
   readonly #enqueues: EnqueueBatch;
-  readonly #instanceId = randomUUID();
-  readonly #channel: string;
   readonly #nodeLockWaitMs: number;
   /** Lease nonces whose commit is unknown (the connection broke): undone before the next lease. */
   readonly #uncertain = new Map<string, string[]>();
@@ -138,7 +135,6 @@ export class PostgresEngine implements StorageEngine {
     assertSchemaName(this.schema);
     this.#clock = options.clock ?? Date.now;
     this.#nodeLockWaitMs = options.nodeLockWaitMs ?? 5_000;
-    this.#channel = `drover_work_${this.schema}`.slice(0, 63);
     const connection = { url: options.url, schema: this.schema, applicationName: `drover/${this.schema}` };
     this.#pool = new pg.Pool({ ...clientConfig(connection), max: options.poolMax ?? 10, idleTimeoutMillis: 30_000 });
     this.#hot = new pg.Pool({ ...clientConfig(connection, { genericPlans: true }), max: HOT_POOL_MAX, idleTimeoutMillis: 30_000 });
@@ -148,17 +144,12 @@ export class PostgresEngine implements StorageEngine {
     this.#pool.on('error', () => undefined);
     this.#hot.on('error', () => undefined);
     this.#lease.on('error', () => undefined);
-    this.#notifier = new Notifier({
-      config: clientConfig(connection),
-      channel: this.#channel,
-      instanceId: this.#instanceId,
-      onWork: (queues) => this.#broadcast(queues),
-    });
-    this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#woke(queues) });
+    this.#wakeups = new Wakeups(this.#pool, clientConfig(connection), this.schema);
+    this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#wakeups.committed(queues) });
     // The statement itself notifies other nodes; local listeners are told after it commits.
     this.#enqueues = new EnqueueBatch(
-      (jobs, options) => enqueuePlain(this.#pool, jobs, this.#clock(), options, { channel: this.#channel, instanceId: this.#instanceId }),
-      (queues) => this.#tell([...queues]),
+      (jobs, options) => enqueuePlain(this.#pool, jobs, this.#clock(), options, this.#wakeups.target),
+      (queues) => this.#wakeups.local(queues),
     );
   }
 
@@ -204,18 +195,14 @@ export class PostgresEngine implements StorageEngine {
     this.#closing ??= (async () => {
       await this.#enqueues.drain();
       await this.#settle.close();
-      this.#listeners.clear();
-      await this.#notifier.close();
+      await this.#wakeups.close();
       await Promise.all([this.#pool.end(), this.#hot.end(), this.#lease.end()]);
     })();
     return this.#closing;
   }
 
   onWork(listener: WorkListener): () => void {
-    this.#listeners.add(listener);
-    // Connect the LISTEN session on first use; it reconnects by itself after.
-    this.#notifier.start().catch(() => undefined);
-    return () => void this.#listeners.delete(listener);
+    return this.#wakeups.listen(listener);
   }
 
   // --- intake -------------------------------------------------------------
@@ -281,7 +268,7 @@ export class PostgresEngine implements StorageEngine {
   async stageDue(): Promise<StageResult> {
     const rows = await this.#query<{ staged: number; queues: string[] | null; next_due: number | null }>(q.STAGE_DUE, [this.#clock(), STAGE_BATCH]);
     const row = rows[0];
-    if (row?.queues?.length) void this.#woke(new Set(row.queues));
+    if (row?.queues?.length) void this.#wakeups.committed(new Set(row.queues));
     return { staged: row?.staged ?? 0, nextDueAt: row?.next_due ?? null };
   }
 
@@ -312,7 +299,7 @@ export class PostgresEngine implements StorageEngine {
   // --- nodes --------------------------------------------------------------
 
   async registerNode(node: NodeRegistration): Promise<void> {
-    await this.#run('registering the node', () => acquireNodeLock(this.#notifier, this.schema, node.nodeId, this.#nodeLockWaitMs));
+    await this.#run('registering the node', () => acquireNodeLock(this.#wakeups.notifier, this.schema, node.nodeId, this.#nodeLockWaitMs));
     await this.#query(q.REGISTER_NODE, [node.nodeId, node.incarnation, this.#clock()]);
   }
 
@@ -334,7 +321,7 @@ export class PostgresEngine implements StorageEngine {
 
   async deregisterNode(node: NodeRegistration): Promise<void> {
     await this.#query(q.DEREGISTER_NODE, [node.nodeId, node.incarnation]);
-    await this.#notifier.unlock(nodeLockKey(this.schema, node.nodeId));
+    await this.#wakeups.notifier.unlock(nodeLockKey(this.schema, node.nodeId));
   }
 
   async listNodes(): Promise<NodeRow[]> {
@@ -356,7 +343,7 @@ export class PostgresEngine implements StorageEngine {
     if (id === null) return null;
     const now = this.#clock();
     const row = await this.#run('retrying', () => inTransaction(this.#pool, (client) => retryJob(client, id, now)));
-    if (row?.state === 'queued') void this.#woke(new Set([row.queue]));
+    if (row?.state === 'queued') void this.#wakeups.committed(new Set([row.queue]));
     return row ? toJobRow(row) : null;
   }
 
@@ -503,12 +490,12 @@ export class PostgresEngine implements StorageEngine {
         effects = { created: new Map(), woken: new Set() };
         return inTransaction(this.#pool, async (client) => {
           const value = await work(client, this.#clock(), effects);
-          await finishIntake(client, effects, options, { channel: this.#channel, instanceId: this.#instanceId });
+          await finishIntake(client, effects, options, this.#wakeups.target);
           return value;
         });
       }),
     );
-    this.#tell([...effects.woken]);
+    this.#wakeups.local(effects.woken);
     return result;
   }
 
@@ -535,39 +522,13 @@ export class PostgresEngine implements StorageEngine {
     if (nonces.length === 0) return;
     const rows = await this.#query<{ queue: string }>(RELEASE_BY_NONCE, [workerId, nonces, this.#clock()]);
     for (const nonce of nonces) this.#uncertain.delete(nonce);
-    if (rows.length > 0) void this.#woke(new Set(rows.map((r) => r.queue)));
+    if (rows.length > 0) void this.#wakeups.committed(new Set(rows.map((r) => r.queue)));
   }
 
   #reclaimed(jobs: ReclaimedJob[]): ReclaimedJob[] {
     const queues = new Set(jobs.filter((j) => j.state === 'queued').map((j) => j.queue));
-    if (queues.size > 0) void this.#woke(queues);
+    if (queues.size > 0) void this.#wakeups.committed(queues);
     return jobs;
-  }
-
-  /** After a commit outside intake: tell local listeners now, other nodes through NOTIFY. */
-  async #woke(queues: Set<string>): Promise<void> {
-    this.#tell([...queues]);
-    try {
-      await this.#pool.query('SELECT pg_notify($1, $2)', [this.#channel, notifyPayload(this.#instanceId, queues)]);
-    } catch {
-      // Committed work is found anyway: by the runtime's fallback poll on other nodes.
-    }
-  }
-
-  #tell(queues: readonly string[]): void {
-    if (queues.length > 0) this.#broadcast(queues);
-  }
-
-  /** Call every listener; an empty list means "some queues" (another node, or a reconnect). */
-  #broadcast(queues: readonly string[]): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(queues);
-      } catch {
-        // A listener's bug must not break the write path; the work is found by
-        // the next lease or the fallback poll.
-      }
-    }
   }
 }
 

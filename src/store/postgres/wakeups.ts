@@ -1,0 +1,62 @@
+/**
+ * Who hears about new work: this process's listeners right after a commit,
+ * and the other nodes through LISTEN/NOTIFY on the schema's channel (the
+ * session lives in notifier.ts). Listeners get the queues that got due work;
+ * an empty list means "some queues" (another node's notice, a reconnect).
+ */
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import type { WorkListener } from '../engine.js';
+import { Notifier, notifyPayload } from './notifier.js';
+
+export class Wakeups {
+  /** The LISTEN session (node locks use it too: it lives as long as the engine). */
+  readonly notifier: Notifier;
+  /** Where statements that notify by themselves (intake) send their notice. */
+  readonly target: { channel: string; instanceId: string };
+  readonly #listeners = new Set<WorkListener>();
+
+  constructor(private readonly pool: pg.Pool, config: pg.ClientConfig, schema: string) {
+    this.target = { channel: `drover_work_${schema}`.slice(0, 63), instanceId: randomUUID() };
+    this.notifier = new Notifier({ config, ...this.target, onWork: (queues) => this.#broadcast(queues) });
+  }
+
+  listen(listener: WorkListener): () => void {
+    this.#listeners.add(listener);
+    // Connect the LISTEN session on first use; it reconnects by itself after.
+    this.notifier.start().catch(() => undefined);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  /** Tell this process's listeners (the committed statement already notified the other nodes). */
+  local(queues: Iterable<string>): void {
+    const list = [...queues];
+    if (list.length > 0) this.#broadcast(list);
+  }
+
+  /** After a commit that notified nobody: this process now, the other nodes through NOTIFY. */
+  async committed(queues: Set<string>): Promise<void> {
+    this.local(queues);
+    try {
+      await this.pool.query('SELECT pg_notify($1, $2)', [this.target.channel, notifyPayload(this.target.instanceId, queues)]);
+    } catch {
+      // Committed work is found anyway: by the runtime's fallback poll on other nodes.
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#listeners.clear();
+    await this.notifier.close();
+  }
+
+  #broadcast(queues: readonly string[]): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(queues);
+      } catch {
+        // A listener's bug must not break the write path; the work is found by
+        // the next lease or the fallback poll.
+      }
+    }
+  }
+}
