@@ -44,6 +44,14 @@ const finished = (n: DroverNode, id: string) => waitFor(async () => {
   return job.state === 'succeeded' || job.state === 'dead' ? job : null;
 }, { timeoutMs: 20_000, message: `job ${id} finished` });
 
+/** Jobs of the one-thread `mixed` handler in one request (so one lease hands them to its thread together); their ids. */
+const enqueueMixed = async (n: DroverNode, payloads: unknown[]) =>
+  ((await call(n, 'POST', '/v1/jobs', { jobs: payloads.map((payload) => ({ handler: 'mixed', payload })) })).jobs as Array<{ id: string }>).map((j) => j.id);
+/** Quick jobs first (their average run time must forget the thread's start-up), so the dispatcher counts `mixed` as quick and queues more jobs on its one thread. */
+const warmMixed = async (n: DroverNode) => {
+  for (const id of await enqueueMixed(n, Array.from({ length: 60 }, (_, i) => ({ n: i })))) expect((await finished(n, id)).state).toBe('succeeded');
+};
+
 const restarts = async (n: DroverNode, handler: string, reason: string) =>
   parseExposition(await n.metrics.scrape()).value('drover_thread_restarts_total', { handler, reason });
 
@@ -102,11 +110,8 @@ describe('thread isolation', () => {
 
   it('moves a job queued behind an out-of-memory job on the same thread to its replacement, unspent', async () => {
     node = await start();
-    // Quick jobs first (their average run time must forget the thread's start-up), so the
-    // dispatcher counts the handler as quick and queues a second job on its one thread.
-    const warm = (await call(node, 'POST', '/v1/jobs', { jobs: Array.from({ length: 60 }, (_, n) => ({ handler: 'mixed', payload: { n } })) })).jobs as Array<{ id: string }>;
-    for (const { id } of warm) expect((await finished(node, id)).state).toBe('succeeded');
-    const ids = (await call(node, 'POST', '/v1/jobs', { jobs: [{ handler: 'mixed', payload: { hog: true } }, ...[1, 2, 3].map((n) => ({ handler: 'mixed', payload: { n } }))] })).jobs.map((j: { id: string }) => j.id) as string[];
+    await warmMixed(node);
+    const ids = await enqueueMixed(node, [{ hog: true }, { n: 1 }, { n: 2 }, { n: 3 }]);
     const [hog, ...rest] = ids;
     expect(await finished(node, hog!)).toMatchObject({ state: 'dead' });
     for (const id of rest) {
@@ -119,13 +124,12 @@ describe('thread isolation', () => {
 
   it('runs again a job that finished on a thread just before the job after it ran out of memory', async () => {
     node = await start();
-    const warm = (await call(node, 'POST', '/v1/jobs', { jobs: Array.from({ length: 60 }, (_, n) => ({ handler: 'mixed', payload: { n } })) })).jobs as Array<{ id: string }>;
-    for (const { id } of warm) expect((await finished(node, id)).state).toBe('succeeded');
+    await warmMixed(node);
     // One lease, one message to the one thread: n 1 finishes, its result waits for the next
     // job (quick jobs' results travel together), and the next job takes the thread down.
     // (Unless the thread was preempted between the two for longer than the hold: then n 1
     // was answered first. Either way it succeeds once, and a lost result is accounted for.)
-    const ids = (await call(node, 'POST', '/v1/jobs', { jobs: [{ handler: 'mixed', payload: { n: 1 } }, { handler: 'mixed', payload: { hog: true } }] })).jobs.map((j: { id: string }) => j.id) as string[];
+    const ids = await enqueueMixed(node, [{ n: 1 }, { hog: true }]);
     const [before, hog] = ids;
     expect(await finished(node, hog!)).toMatchObject({ state: 'dead' });
     const job = await finished(node, before!);

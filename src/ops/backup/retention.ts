@@ -8,7 +8,7 @@
  */
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { MANIFEST_FILE, timeFromName, BACKUP_PREFIX } from './manifest.js';
+import { MANIFEST_FILE, timeFromName } from './manifest.js';
 
 export interface RetentionPolicy {
   keepDaily: number;

@@ -12,7 +12,6 @@
  *   peers reclaim the jobs of a node whose row goes stale. A session advisory
  *   lock on the node id keeps two live processes from using the same id.
  */
-import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { DroverError, toError } from '../../core/errors.js';
 import type { RatePolicy } from '../../core/rate-window.js';
