@@ -14,16 +14,18 @@
  * while it is open a delivery is handed back unspent until the cool-down
  * ends, then one probe goes out.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { breakerAdmission, breakerAt, breakerResult, breakerRetryAt, breakerStarted, closedBreaker, mergeBreaker, type BreakerState, type BreakerStateName } from '../core/breaker.js';
 import { resolveConfig, type ResolvedConfig, type ResolvedHandler } from '../core/config.js';
 import { DroverError, NonRetryableError, toError } from '../core/errors.js';
 import { compileFilter } from '../core/filter.js';
+import { redactWebhookAction } from '../core/redact.js';
 import type { JobContext } from '../core/handler.js';
 import { compilePattern } from '../core/trigger.js';
 import type { LeasedJob } from '../core/types.js';
 import type { StorageEngine } from '../store/engine.js';
-import { deliverWebhook, ForbiddenTargetError, signWebhook } from './webhook-delivery.js';
+import { assertAllowedTarget, deliverWebhook, ForbiddenTargetError, signWebhook } from './webhook-delivery.js';
+import { makeSecret, storedSecrets, withoutSecret, withSecret, type WebhookSecret } from './webhook-secrets.js';
 
 export const WEBHOOK_HANDLER = 'drover.webhook';
 const TRIGGERS_KEY = 'webhook_triggers';
@@ -32,7 +34,8 @@ const breakerKey = (host: string) => `webhook_breaker:${host}`;
 export interface WebhookAction {
   type: 'webhook';
   url: string;
-  secret: string;
+  /** Every active secret signs each delivery: one, or two during a rotation. */
+  secrets: WebhookSecret[];
   timeoutMs: number | null;
   headers: Record<string, string>;
 }
@@ -61,10 +64,12 @@ interface Compiled {
   host: string;
 }
 
-/** The wire shape of a trigger (`GET /v1/triggers`): never the secret. */
+/**
+ * The wire shape of a trigger, for API answers and audit records alike: no
+ * secret, header values, query values or userinfo (core/redact.ts).
+ */
 export function triggerJson(trigger: StoredTrigger): Record<string, unknown> {
-  const { secret: _secret, ...action } = trigger.action;
-  return { id: trigger.id, on: trigger.on, filter: trigger.filter, action, createdAt: new Date(trigger.createdAt).toISOString() };
+  return { id: trigger.id, on: trigger.on, filter: trigger.filter, action: redactWebhookAction(trigger.action), createdAt: new Date(trigger.createdAt).toISOString() };
 }
 
 export interface WebhookOptions {
@@ -137,6 +142,8 @@ export class Webhooks {
     for (const name of Object.keys(action.headers ?? {})) {
       if (RESERVED_HEADERS.has(name.toLowerCase())) throw new DroverError('validation', `action.headers: ${name} is set by Drover`);
     }
+    if (!webhooks.allowPrivateNetworks) await assertAllowedTarget(url);
+    const now = this.options.clock();
     const trigger: StoredTrigger = {
       id: `trg_${randomUUID()}`,
       on: input.on,
@@ -144,11 +151,11 @@ export class Webhooks {
       action: {
         type: 'webhook',
         url: url.toString(),
-        secret: action.secret ?? `whsec_${randomBytes(24).toString('base64url')}`,
+        secrets: [makeSecret(action.secret, now)],
         timeoutMs: action.timeoutMs ?? null,
         headers: { ...action.headers },
       },
-      createdAt: this.options.clock(),
+      createdAt: now,
     };
     try {
       compile(trigger);
@@ -167,6 +174,42 @@ export class Webhooks {
       return found ? current.filter((t) => t.id !== id) : null;
     });
     return found;
+  }
+
+  /**
+   * Add a signing secret (`value`, or a generated one): from now on every
+   * delivery carries a signature with each active secret. Null when there is
+   * no such trigger; 409 when it already has two.
+   */
+  async rotateSecret(id: string, value: string | undefined): Promise<{ before: StoredTrigger; after: StoredTrigger; secret: WebhookSecret } | null> {
+    const added = makeSecret(value, this.options.clock());
+    return this.#changeSecrets(id, (t) => withSecret(t.id, t.action.secrets, added), added);
+  }
+
+  /** Stop signing with a secret (default: the oldest). Null when there is no such trigger; 409 for its last secret. */
+  async retireSecret(id: string, secretId: string | undefined): Promise<{ before: StoredTrigger; after: StoredTrigger; secret: WebhookSecret } | null> {
+    let retired: WebhookSecret | null = null;
+    const result = await this.#changeSecrets(id, (t) => {
+      const out = withoutSecret(t.id, t.action.secrets, secretId);
+      retired = out.retired;
+      return out.kept;
+    }, null);
+    return result && retired ? { ...result, secret: retired } : null;
+  }
+
+  async #changeSecrets(id: string, change: (t: StoredTrigger) => WebhookSecret[], secret: WebhookSecret | null): Promise<{ before: StoredTrigger; after: StoredTrigger; secret: WebhookSecret } | null> {
+    let before: StoredTrigger | null = null;
+    let after: StoredTrigger | null = null;
+    // The checks run inside the atomic update, on the stored list: two rotations at once cannot both pass.
+    await this.#update((current) => {
+      const index = current.findIndex((t) => t.id === id);
+      if (index < 0) return null;
+      before = current[index]!;
+      after = { ...before, action: { ...before.action, secrets: change(before) } };
+      return current.map((t, i) => (i === index ? after! : t));
+    });
+    if (!before || !after) return null;
+    return { before, after, secret: secret ?? (after as StoredTrigger).action.secrets[0]! };
   }
 
   /** The fan-out of an event: one job payload per matching trigger. */
@@ -295,7 +338,7 @@ export class Webhooks {
       'x-drover-event': event.name,
       'x-drover-delivery': ctx.job.id,
       'x-drover-timestamp': String(timestamp),
-      'x-drover-signature': signWebhook(action.secret, timestamp, body),
+      'x-drover-signature': signWebhook(action.secrets.map((s) => s.secret), ctx.job.id, timestamp, body),
     };
     let response: { status: number; body: string };
     try {
@@ -339,7 +382,10 @@ function parseTriggers(raw: string | null): StoredTrigger[] {
   if (raw === null) return [];
   try {
     const parsed = JSON.parse(raw) as unknown;
-    return Array.isArray(parsed) ? (parsed as StoredTrigger[]) : [];
+    if (!Array.isArray(parsed)) return [];
+    return (parsed as Array<StoredTrigger | null>)
+      .filter((t): t is StoredTrigger => typeof t === 'object' && t !== null && typeof t.action === 'object' && t.action !== null)
+      .map((t) => ({ ...t, action: { ...t.action, secrets: storedSecrets(t.action, t.createdAt) } }));
   } catch {
     return [];
   }
