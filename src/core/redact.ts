@@ -86,3 +86,34 @@ export function redactWebhookAction(action: {
     secrets: action.secrets.map((s) => ({ id: s.id, createdAt: new Date(s.createdAt).toISOString() })),
   };
 }
+
+/**
+ * The credentials a webhook action holds, as strings to look for: secret
+ * values, header values and URL query values and userinfo (at least 4
+ * characters, so a `?page=1` does not redact every "1").
+ */
+export function actionCredentials(action: { url: string; headers: Readonly<Record<string, string>>; secrets: ReadonlyArray<{ secret: string }> }): string[] {
+  const out = [...action.secrets.map((s) => s.secret), ...Object.values(action.headers)];
+  try {
+    const url = new URL(action.url);
+    out.push(url.username, url.password, ...[...url.searchParams.values()]);
+    out.push(...url.search.slice(1).split('&').map((pair) => pair.slice(pair.indexOf('=') + 1)));
+  } catch {
+    // not a URL: nothing more to find
+  }
+  return [...new Set(out.filter((v) => v.length >= 4))];
+}
+
+/**
+ * `text` with every occurrence of each of `values` replaced by `[redacted]`:
+ * for what a receiver answers, which some echo the request back with.
+ *
+ * @example
+ * redactValues('echo: Bearer abc123', ['Bearer abc123']); // 'echo: [redacted]'
+ */
+export function redactValues(text: string, values: readonly string[]): string {
+  let out = text;
+  // Longest first, so a value that contains another is replaced whole.
+  for (const value of [...values].sort((a, b) => b.length - a.length)) if (value) out = out.split(value).join(REDACTED);
+  return out;
+}

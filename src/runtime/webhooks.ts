@@ -19,7 +19,7 @@ import { breakerAdmission, breakerAt, breakerResult, breakerRetryAt, breakerStar
 import { resolveConfig, type ResolvedConfig, type ResolvedHandler } from '../core/config.js';
 import { DroverError, NonRetryableError, toError } from '../core/errors.js';
 import { compileFilter } from '../core/filter.js';
-import { redactWebhookAction } from '../core/redact.js';
+import { actionCredentials, redactValues, redactWebhookAction } from '../core/redact.js';
 import type { JobContext } from '../core/handler.js';
 import { compilePattern } from '../core/trigger.js';
 import type { LeasedJob } from '../core/types.js';
@@ -357,7 +357,8 @@ export class Webhooks {
       throw new Error(`webhook delivery to ${c.host} failed: ${error.message}`);
     }
     const { status } = response;
-    const detail = `${status}${response.body ? `: ${response.body.slice(0, 200)}` : ''}`;
+    // A receiver that echoes the request would put its credentials into the job's error, which `read` keys see.
+    const detail = `${status}${response.body ? `: ${redactValues(response.body, actionCredentials(action)).slice(0, 200)}` : ''}`;
     if (status >= 200 && status < 300) {
       this.#result(c.host, true);
       return { status };

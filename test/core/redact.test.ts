@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { REDACTED, redactHeaders, redactUrl, redactWebhookAction } from '../../src/core/redact.js';
+import { actionCredentials, REDACTED, redactHeaders, redactUrl, redactValues, redactWebhookAction } from '../../src/core/redact.js';
 
 describe('redactUrl', () => {
   it.each([
@@ -50,5 +50,15 @@ describe('redactWebhookAction', () => {
     });
     const text = JSON.stringify(shown);
     for (const secret of ['t0ken', 's3cret-bearer', 'whsec_first', 'whsec_second', 'whsec_legacy']) expect(text).not.toContain(secret);
+  });
+});
+
+describe('redactValues and actionCredentials', () => {
+  it('finds every credential of an action and removes it from text a receiver answered', () => {
+    const action = { url: 'https://u:pw-1234@h.example/in?token=t0ken-xyz&page=1', headers: { Authorization: 'Bearer abc123', 'x-team': 'billing' }, secrets: [{ secret: 'whsec_value_0001' }] };
+    const values = actionCredentials(action);
+    expect(values.sort()).toEqual(['Bearer abc123', 'billing', 'pw-1234', 't0ken-xyz', 'whsec_value_0001'].sort());
+    const echoed = 'got authorization=Bearer abc123, token=t0ken-xyz, page=1, x-team=billing';
+    expect(redactValues(echoed, values)).toBe(`got authorization=${REDACTED}, token=${REDACTED}, page=1, x-team=${REDACTED}`);
   });
 });

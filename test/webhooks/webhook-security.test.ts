@@ -194,6 +194,28 @@ describe.each(ENGINES)('webhook security (%s)', (_name, engine) => {
     clean('the node\'s log', node.logLines);
   });
 
+  it('a receiver that echoes the request in a refusal does not put the credentials into the job a read key sees', async () => {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.statusCode = 403;
+        res.end(`denied: authorization=${String(req.headers.authorization)} url=${String(req.url)}`);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push(server);
+    const port = (server.address() as AddressInfo).port;
+    node = await start(engine);
+    const readKey = await keyWith(node, ['read']);
+    await node.request('POST', '/v1/triggers', { on: 'order.*', action: { type: 'webhook', url: `http://127.0.0.1:${port}/in?token=${QUERY_SECRET}`, secret: SECRET_A, headers: { Authorization: HEADER_SECRET } } });
+    const job = await deliver(node);
+    expect(job.state).toBe('dead');
+    const seen = await node.app.inject({ method: 'GET', url: `/v1/jobs/${job.id}`, headers: { authorization: `Bearer ${readKey}` } });
+    expect(seen.statusCode).toBe(200);
+    expect(seen.body).toContain('denied: authorization=[redacted] url=/in?token=[redacted]');
+    for (const secret of [HEADER_SECRET, QUERY_SECRET]) expect(seen.body).not.toContain(secret);
+  });
+
   it('a receiver running the documented check verifies id, timestamp and body; a tampered delivery id fails', async () => {
     const holds = { secrets: [SECRET_A] };
     const hook = await receiver(holds);
