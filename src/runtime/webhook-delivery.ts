@@ -48,6 +48,8 @@ export function signWebhook(secrets: readonly string[], deliveryId: string, time
  * forbidden address now. A name that does not resolve yet is accepted; every
  * delivery checks again when it connects (`guardedLookup`).
  */
+const CREATE_LOOKUP_MS = 2_000;
+
 export async function assertAllowedTarget(url: URL): Promise<void> {
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const refuse = (address: string) =>
@@ -57,10 +59,15 @@ export async function assertAllowedTarget(url: URL): Promise<void> {
     return;
   }
   let addresses: LookupAddress[];
+  let timer: NodeJS.Timeout | undefined;
   try {
-    addresses = await dnsLookupAll(host, { all: true });
+    // A slow resolver must not hold the API request: past the bound, the delivery-time check decides.
+    const late = new Promise<LookupAddress[]>((resolve) => (timer = setTimeout(() => resolve([]), CREATE_LOOKUP_MS)));
+    addresses = await Promise.race([dnsLookupAll(host, { all: true }), late]);
   } catch {
     return; // not resolvable now; judged again at every delivery
+  } finally {
+    clearTimeout(timer);
   }
   const bad = addresses.find((a) => isForbiddenAddress(a.address));
   if (bad) throw refuse(bad.address);
