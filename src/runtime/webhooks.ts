@@ -72,6 +72,13 @@ export function triggerJson(trigger: StoredTrigger): Record<string, unknown> {
   return { id: trigger.id, on: trigger.on, filter: trigger.filter, action: redactWebhookAction(trigger.action), createdAt: new Date(trigger.createdAt).toISOString() };
 }
 
+/** A rotate or retire: the trigger before and after, and the secret added or retired. */
+export interface SecretChange {
+  before: StoredTrigger;
+  after: StoredTrigger;
+  secret: WebhookSecret;
+}
+
 export interface WebhookOptions {
   store: StorageEngine;
   config: ResolvedConfig;
@@ -181,35 +188,35 @@ export class Webhooks {
    * delivery carries a signature with each active secret. Null when there is
    * no such trigger; 409 when it already has two.
    */
-  async rotateSecret(id: string, value: string | undefined): Promise<{ before: StoredTrigger; after: StoredTrigger; secret: WebhookSecret } | null> {
+  async rotateSecret(id: string, value: string | undefined): Promise<SecretChange | null> {
     const added = makeSecret(value, this.options.clock());
-    return this.#changeSecrets(id, (t) => withSecret(t.id, t.action.secrets, added), added);
+    const changed = await this.#changeSecrets(id, (t) => withSecret(t.id, t.action.secrets, added));
+    return changed && { ...changed, secret: added };
   }
 
   /** Stop signing with a secret (default: the oldest). Null when there is no such trigger; 409 for its last secret. */
-  async retireSecret(id: string, secretId: string | undefined): Promise<{ before: StoredTrigger; after: StoredTrigger; secret: WebhookSecret } | null> {
+  async retireSecret(id: string, secretId: string | undefined): Promise<SecretChange | null> {
     let retired: WebhookSecret | null = null;
-    const result = await this.#changeSecrets(id, (t) => {
+    const changed = await this.#changeSecrets(id, (t) => {
       const out = withoutSecret(t.id, t.action.secrets, secretId);
       retired = out.retired;
       return out.kept;
-    }, null);
-    return result && retired ? { ...result, secret: retired } : null;
+    });
+    return changed && retired ? { ...changed, secret: retired } : null;
   }
 
-  async #changeSecrets(id: string, change: (t: StoredTrigger) => WebhookSecret[], secret: WebhookSecret | null): Promise<{ before: StoredTrigger; after: StoredTrigger; secret: WebhookSecret } | null> {
-    let before: StoredTrigger | null = null;
-    let after: StoredTrigger | null = null;
+  async #changeSecrets(id: string, change: (t: StoredTrigger) => WebhookSecret[]): Promise<{ before: StoredTrigger; after: StoredTrigger } | null> {
+    let seen: { before: StoredTrigger; after: StoredTrigger } | null = null as { before: StoredTrigger; after: StoredTrigger } | null;
     // The checks run inside the atomic update, on the stored list: two rotations at once cannot both pass.
     await this.#update((current) => {
       const index = current.findIndex((t) => t.id === id);
       if (index < 0) return null;
-      before = current[index]!;
-      after = { ...before, action: { ...before.action, secrets: change(before) } };
-      return current.map((t, i) => (i === index ? after! : t));
+      const before = current[index]!;
+      const after = { ...before, action: { ...before.action, secrets: change(before) } };
+      seen = { before, after };
+      return current.map((t, i) => (i === index ? after : t));
     });
-    if (!before || !after) return null;
-    return { before, after, secret: secret ?? (after as StoredTrigger).action.secrets[0]! };
+    return seen;
   }
 
   /** The fan-out of an event: one job payload per matching trigger. */
@@ -374,6 +381,7 @@ export class Webhooks {
 }
 
 function compile(trigger: StoredTrigger): Compiled {
+  if (trigger.action.secrets.length === 0) throw new Error(`trigger ${trigger.id} has no signing secret`);
   const matches = compilePattern(trigger.on);
   const filter = trigger.filter === null || trigger.filter === undefined ? null : compileFilter(trigger.filter);
   return { trigger, matches, filter, host: new URL(trigger.action.url).host };
@@ -386,7 +394,11 @@ function parseTriggers(raw: string | null): StoredTrigger[] {
     if (!Array.isArray(parsed)) return [];
     return (parsed as Array<StoredTrigger | null>)
       .filter((t): t is StoredTrigger => typeof t === 'object' && t !== null && typeof t.action === 'object' && t.action !== null)
-      .map((t) => ({ ...t, action: { ...t.action, secrets: storedSecrets(t.action, t.createdAt) } }));
+      .map((t) => {
+        // The single `secret` of older rows becomes the first of `secrets`; it is not written back, so a retired secret is gone.
+        const { secret: _legacy, ...action } = t.action as WebhookAction & { secret?: unknown };
+        return { ...t, action: { ...action, secrets: storedSecrets(t.action, t.createdAt) } };
+      });
   } catch {
     return [];
   }

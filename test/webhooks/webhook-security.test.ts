@@ -287,6 +287,26 @@ describe.each(ENGINES)('webhook security (%s)', (_name, engine) => {
   });
 });
 
+describe.each(ENGINES)('triggers stored before rotation existed (%s)', (_name, engine) => {
+  it('sign with their single secret, rotate, and keep no trace of it once retired', async () => {
+    const holds = { secrets: [SECRET_A] };
+    const hook = await receiver(holds);
+    node = await start(engine);
+    const legacy = [{ id: 'trg_legacy', on: 'order.*', filter: null, action: { type: 'webhook', url: hook.url, secret: SECRET_A, timeoutMs: null, headers: {} }, createdAt: 0 }];
+    await node.store.updateMeta('webhook_triggers', () => JSON.stringify(legacy));
+    await node.runtime.webhooks.load();
+    expect((await deliver(node)).state).toBe('succeeded');
+    expect(hook.deliveries[0]!.accepted).toBe(true);
+
+    const rotated = await node.request('POST', '/v1/triggers/trg_legacy/rotate-secret', { secret: SECRET_B });
+    expect(rotated.body.action.secrets.map((s: { id: string }) => s.id)).toEqual(['whs_initial', rotated.body.secretId]);
+    expect((await node.request('POST', '/v1/triggers/trg_legacy/retire-secret', { secretId: 'whs_initial' })).status).toBe(200);
+    expect(await node.store.getMeta('webhook_triggers')).not.toContain(SECRET_A);
+    holds.secrets = [SECRET_B];
+    expect((await deliver(node)).state).toBe('succeeded');
+  });
+});
+
 describe('SSRF through the API', () => {
   const FORMS = (port: number) => [
     `http://127.0.0.1:${port}/hook`,
