@@ -46,6 +46,11 @@ const retireBody = {
   properties: { secretId: { type: 'string', minLength: 1, maxLength: 100 } },
 } as const;
 
+/** Rotate and retire take an optional body: none at all means `{}`. */
+async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}
+
 const idParam = {
   type: 'object',
   required: ['id'],
@@ -74,7 +79,7 @@ export function triggerRoutes(runtime: Runtime) {
       request.log.info({ trigger_id: removed.id, key_id: request.apiKey?.id ?? null }, 'trigger deleted');
       return { ...json, deleted: true };
     });
-    app.post('/v1/triggers/:id/rotate-secret', { config: routeConfig('POST /v1/triggers/:id/rotate-secret'), schema: { params: idParam, body: rotateBody } }, async (request: FastifyRequest<{ Params: { id: string }; Body: { secret?: string } | undefined }>) => {
+    app.post<{ Params: { id: string }; Body: { secret?: string } | undefined }>('/v1/triggers/:id/rotate-secret', { config: routeConfig('POST /v1/triggers/:id/rotate-secret'), schema: { params: idParam, body: rotateBody }, preValidation: emptyBodyIsEmptyObject }, async (request) => {
       const changed = await runtime.webhooks.rotateSecret(request.params.id, request.body?.secret);
       if (!changed) throw new DroverError('not_found', `no trigger with id "${request.params.id}"`);
       const json = triggerJson(changed.after);
@@ -82,7 +87,7 @@ export function triggerRoutes(runtime: Runtime) {
       request.log.info({ trigger_id: changed.after.id, secret_id: changed.secret.id, key_id: request.apiKey?.id ?? null }, 'trigger secret added');
       return { ...json, secretId: changed.secret.id, secret: changed.secret.secret };
     });
-    app.post('/v1/triggers/:id/retire-secret', { config: routeConfig('POST /v1/triggers/:id/retire-secret'), schema: { params: idParam, body: retireBody } }, async (request: FastifyRequest<{ Params: { id: string }; Body: { secretId?: string } | undefined }>) => {
+    app.post<{ Params: { id: string }; Body: { secretId?: string } | undefined }>('/v1/triggers/:id/retire-secret', { config: routeConfig('POST /v1/triggers/:id/retire-secret'), schema: { params: idParam, body: retireBody }, preValidation: emptyBodyIsEmptyObject }, async (request) => {
       const changed = await runtime.webhooks.retireSecret(request.params.id, request.body?.secretId);
       if (!changed) throw new DroverError('not_found', `no trigger with id "${request.params.id}"`);
       const json = triggerJson(changed.after);
