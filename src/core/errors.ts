@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   not_found: { status: 404, title: 'Resource not found' },
   route_not_found: { status: 404, title: 'No such route' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
+  forbidden_target: { status: 422, title: 'The webhook target is a loopback, private, link-local or metadata address' },
   unknown_handler: { status: 422, title: 'No handler with that name is registered' },
   invalid_state: { status: 409, title: 'The resource is not in a state that allows this' },
   stale_lease: { status: 409, title: 'The lease token is no longer valid' },

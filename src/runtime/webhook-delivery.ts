@@ -8,9 +8,11 @@
  */
 import { createHmac } from 'node:crypto';
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { lookup as dnsLookupAll } from 'node:dns/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
+import { DroverError } from '../core/errors.js';
 import { isForbiddenAddress } from './ssrf.js';
 
 /** Thrown when a target resolves to an address the guard refuses; never retried. */
@@ -23,14 +25,52 @@ export class ForbiddenTargetError extends Error {
 }
 
 /**
- * The signature header value for a body sent at `timestamp` (unix seconds):
- * `sha256=` + hex HMAC-SHA256 of `"<timestamp>.<body>"` keyed with the secret.
+ * The signature header value of one delivery (`x-drover-signature`): for each
+ * active secret, `v1=` + hex HMAC-SHA256 keyed with the secret over
+ * `"<delivery id>.<timestamp>.<body>"`, separated by spaces. The delivery id
+ * is signed because receivers deduplicate on it: an attacker who could change
+ * it could make a receiver drop a real delivery or accept a replay as new.
+ * Two secrets during a rotation give two signatures; a receiver accepts the
+ * request when any one of them verifies with a secret it knows.
  *
  * @example
- * signWebhook('whsec_x', 1700000000, '{"a":1}'); // 'sha256=…'
+ * signWebhook(['whsec_old…', 'whsec_new…'], '42', 1700000000, '{"a":1}'); // 'v1=3b9c… v1=a07e…'
  */
-export function signWebhook(secret: string, timestamp: number, body: string): string {
-  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+export function signWebhook(secrets: readonly string[], deliveryId: string, timestamp: number, body: string): string {
+  return secrets.map((secret) => `v1=${createHmac('sha256', secret).update(`${deliveryId}.${timestamp}.${body}`).digest('hex')}`).join(' ');
+}
+
+/**
+ * Refuse a trigger whose target is forbidden when it is created (422
+ * `forbidden-target`), so the mistake shows up at once and not as dead jobs:
+ * an IP literal in any spelling the URL parser accepts (decimal, octal, hex
+ * and short IPv4, IPv6 forms that embed IPv4), or a name that resolves to a
+ * forbidden address now. A name that does not resolve yet is accepted; every
+ * delivery checks again when it connects (`guardedLookup`).
+ */
+const CREATE_LOOKUP_MS = 2_000;
+
+export async function assertAllowedTarget(url: URL): Promise<void> {
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const refuse = (address: string) =>
+    new DroverError('forbidden_target', `action.url: ${host} ${address === host ? 'is' : `resolves to ${address}, which is`} a loopback, private, link-local or metadata address; set webhooks.allowPrivateNetworks to allow it`, { extensions: { address } });
+  if (isIP(host) !== 0) {
+    if (isForbiddenAddress(host)) throw refuse(host);
+    return;
+  }
+  let addresses: LookupAddress[];
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    // A slow resolver must not hold the API request: past the bound, the delivery-time check decides.
+    const late = new Promise<LookupAddress[]>((resolve) => (timer = setTimeout(() => resolve([]), CREATE_LOOKUP_MS)));
+    addresses = await Promise.race([dnsLookupAll(host, { all: true }), late]);
+  } catch {
+    return; // not resolvable now; judged again at every delivery
+  } finally {
+    clearTimeout(timer);
+  }
+  const bad = addresses.find((a) => isForbiddenAddress(a.address));
+  if (bad) throw refuse(bad.address);
 }
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;

@@ -14,16 +14,18 @@
  * while it is open a delivery is handed back unspent until the cool-down
  * ends, then one probe goes out.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { breakerAdmission, breakerAt, breakerResult, breakerRetryAt, breakerStarted, closedBreaker, mergeBreaker, type BreakerState, type BreakerStateName } from '../core/breaker.js';
 import { resolveConfig, type ResolvedConfig, type ResolvedHandler } from '../core/config.js';
 import { DroverError, NonRetryableError, toError } from '../core/errors.js';
 import { compileFilter } from '../core/filter.js';
+import { actionCredentials, redactValues, redactWebhookAction } from '../core/redact.js';
 import type { JobContext } from '../core/handler.js';
 import { compilePattern } from '../core/trigger.js';
 import type { LeasedJob } from '../core/types.js';
 import type { StorageEngine } from '../store/engine.js';
-import { deliverWebhook, ForbiddenTargetError, signWebhook } from './webhook-delivery.js';
+import { assertAllowedTarget, deliverWebhook, ForbiddenTargetError, signWebhook } from './webhook-delivery.js';
+import { makeSecret, storedSecrets, withoutSecret, withSecret, type WebhookSecret } from './webhook-secrets.js';
 
 export const WEBHOOK_HANDLER = 'drover.webhook';
 const TRIGGERS_KEY = 'webhook_triggers';
@@ -32,7 +34,8 @@ const breakerKey = (host: string) => `webhook_breaker:${host}`;
 export interface WebhookAction {
   type: 'webhook';
   url: string;
-  secret: string;
+  /** Every active secret signs each delivery: one, or two during a rotation. */
+  secrets: WebhookSecret[];
   timeoutMs: number | null;
   headers: Record<string, string>;
 }
@@ -61,10 +64,19 @@ interface Compiled {
   host: string;
 }
 
-/** The wire shape of a trigger (`GET /v1/triggers`): never the secret. */
+/**
+ * The wire shape of a trigger, for API answers and audit records alike: no
+ * secret, header values, query values or userinfo (core/redact.ts).
+ */
 export function triggerJson(trigger: StoredTrigger): Record<string, unknown> {
-  const { secret: _secret, ...action } = trigger.action;
-  return { id: trigger.id, on: trigger.on, filter: trigger.filter, action, createdAt: new Date(trigger.createdAt).toISOString() };
+  return { id: trigger.id, on: trigger.on, filter: trigger.filter, action: redactWebhookAction(trigger.action), createdAt: new Date(trigger.createdAt).toISOString() };
+}
+
+/** A rotate or retire: the trigger before and after, and the secret added or retired. */
+export interface SecretChange {
+  before: StoredTrigger;
+  after: StoredTrigger;
+  secret: WebhookSecret;
 }
 
 export interface WebhookOptions {
@@ -137,6 +149,8 @@ export class Webhooks {
     for (const name of Object.keys(action.headers ?? {})) {
       if (RESERVED_HEADERS.has(name.toLowerCase())) throw new DroverError('validation', `action.headers: ${name} is set by Drover`);
     }
+    if (!webhooks.allowPrivateNetworks) await assertAllowedTarget(url);
+    const now = this.options.clock();
     const trigger: StoredTrigger = {
       id: `trg_${randomUUID()}`,
       on: input.on,
@@ -144,11 +158,11 @@ export class Webhooks {
       action: {
         type: 'webhook',
         url: url.toString(),
-        secret: action.secret ?? `whsec_${randomBytes(24).toString('base64url')}`,
+        secrets: [makeSecret(action.secret, now)],
         timeoutMs: action.timeoutMs ?? null,
         headers: { ...action.headers },
       },
-      createdAt: this.options.clock(),
+      createdAt: now,
     };
     try {
       compile(trigger);
@@ -167,6 +181,42 @@ export class Webhooks {
       return found ? current.filter((t) => t.id !== id) : null;
     });
     return found;
+  }
+
+  /**
+   * Add a signing secret (`value`, or a generated one): from now on every
+   * delivery carries a signature with each active secret. Null when there is
+   * no such trigger; 409 when it already has two.
+   */
+  async rotateSecret(id: string, value: string | undefined): Promise<SecretChange | null> {
+    const added = makeSecret(value, this.options.clock());
+    const changed = await this.#changeSecrets(id, (t) => withSecret(t.id, t.action.secrets, added));
+    return changed && { ...changed, secret: added };
+  }
+
+  /** Stop signing with a secret (default: the oldest). Null when there is no such trigger; 409 for its last secret. */
+  async retireSecret(id: string, secretId: string | undefined): Promise<SecretChange | null> {
+    let retired: WebhookSecret | null = null;
+    const changed = await this.#changeSecrets(id, (t) => {
+      const out = withoutSecret(t.id, t.action.secrets, secretId);
+      retired = out.retired;
+      return out.kept;
+    });
+    return changed && retired ? { ...changed, secret: retired } : null;
+  }
+
+  async #changeSecrets(id: string, change: (t: StoredTrigger) => WebhookSecret[]): Promise<{ before: StoredTrigger; after: StoredTrigger } | null> {
+    let seen: { before: StoredTrigger; after: StoredTrigger } | null = null as { before: StoredTrigger; after: StoredTrigger } | null;
+    // The checks run inside the atomic update, on the stored list: two rotations at once cannot both pass.
+    await this.#update((current) => {
+      const index = current.findIndex((t) => t.id === id);
+      if (index < 0) return null;
+      const before = current[index]!;
+      const after = { ...before, action: { ...before.action, secrets: change(before) } };
+      seen = { before, after };
+      return current.map((t, i) => (i === index ? after : t));
+    });
+    return seen;
   }
 
   /** The fan-out of an event: one job payload per matching trigger. */
@@ -295,7 +345,7 @@ export class Webhooks {
       'x-drover-event': event.name,
       'x-drover-delivery': ctx.job.id,
       'x-drover-timestamp': String(timestamp),
-      'x-drover-signature': signWebhook(action.secret, timestamp, body),
+      'x-drover-signature': signWebhook(action.secrets.map((s) => s.secret), ctx.job.id, timestamp, body),
     };
     let response: { status: number; body: string };
     try {
@@ -314,7 +364,8 @@ export class Webhooks {
       throw new Error(`webhook delivery to ${c.host} failed: ${error.message}`);
     }
     const { status } = response;
-    const detail = `${status}${response.body ? `: ${response.body.slice(0, 200)}` : ''}`;
+    // A receiver that echoes the request would put its credentials into the job's error, which `read` keys see.
+    const detail = `${status}${response.body ? `: ${redactValues(response.body, actionCredentials(action)).slice(0, 200)}` : ''}`;
     if (status >= 200 && status < 300) {
       this.#result(c.host, true);
       return { status };
@@ -330,6 +381,7 @@ export class Webhooks {
 }
 
 function compile(trigger: StoredTrigger): Compiled {
+  if (trigger.action.secrets.length === 0) throw new Error(`trigger ${trigger.id} has no signing secret`);
   const matches = compilePattern(trigger.on);
   const filter = trigger.filter === null || trigger.filter === undefined ? null : compileFilter(trigger.filter);
   return { trigger, matches, filter, host: new URL(trigger.action.url).host };
@@ -339,7 +391,14 @@ function parseTriggers(raw: string | null): StoredTrigger[] {
   if (raw === null) return [];
   try {
     const parsed = JSON.parse(raw) as unknown;
-    return Array.isArray(parsed) ? (parsed as StoredTrigger[]) : [];
+    if (!Array.isArray(parsed)) return [];
+    return (parsed as Array<StoredTrigger | null>)
+      .filter((t): t is StoredTrigger => typeof t === 'object' && t !== null && typeof t.action === 'object' && t.action !== null)
+      .map((t) => {
+        // The single `secret` of older rows becomes the first of `secrets`; it is not written back, so a retired secret is gone.
+        const { secret: _legacy, ...action } = t.action as WebhookAction & { secret?: unknown };
+        return { ...t, action: { ...action, secrets: storedSecrets(t.action, t.createdAt) } };
+      });
   } catch {
     return [];
   }

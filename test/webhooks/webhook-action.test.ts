@@ -68,15 +68,23 @@ async function send(n: TestNode, data: unknown = { amount: 5 }): Promise<string>
   return job!.id;
 }
 
+/** Write triggers straight into the store, past the create-time check, as an older node would have. */
+async function storeTriggers(n: TestNode, urls: string[]): Promise<void> {
+  const triggers = urls.map((url, i) => ({ id: `trg_stored_${i}`, on: 'order.*', filter: null, action: { type: 'webhook', url, secret: SECRET, timeoutMs: null, headers: {} }, createdAt: Date.now() }));
+  await n.store.updateMeta('webhook_triggers', () => JSON.stringify(triggers));
+  await n.runtime.webhooks.load();
+}
+
 const jobView = async (n: TestNode, id: string) => {
   const body = (await n.request('GET', `/v1/jobs/${id}`)).body as { state: string; deadReason: string | null; lastError: string | null; attempts: Array<{ outcome: string }> };
   return { ...body, spent: body.attempts.filter((a) => a.outcome !== 'released').length };
 };
 
-/** What a receiver does (docs/webhooks.md): recompute the HMAC over "<timestamp>.<raw body>" and compare in constant time. */
+/** What a receiver does (docs/webhooks.md): recompute the HMAC over "<delivery id>.<timestamp>.<raw body>" and compare in constant time. */
 function verify(secret: string, r: Received): boolean {
+  const id = String(r.headers['x-drover-delivery']);
   const timestamp = String(r.headers['x-drover-timestamp']);
-  const expected = Buffer.from(`sha256=${createHmac('sha256', secret).update(`${timestamp}.${r.body}`).digest('hex')}`);
+  const expected = Buffer.from(`v1=${createHmac('sha256', secret).update(`${id}.${timestamp}.${r.body}`).digest('hex')}`);
   const given = Buffer.from(String(r.headers['x-drover-signature']));
   return given.length === expected.length && timingSafeEqual(given, expected) && Math.abs(Date.now() / 1000 - Number(timestamp)) < 300;
 }
@@ -159,11 +167,16 @@ describe('webhook action', () => {
     expect(back.received).toHaveLength(2);
   });
 
-  it('refuses loopback targets unless private networks are allowed (checked at connect time)', async () => {
+  it('refuses loopback targets unless private networks are allowed (at create, and again at connect time)', async () => {
     const hook = await receiver(() => 200);
     node = await startTestNode(config({ allowPrivateNetworks: false }));
-    await createTrigger(node, hook.url);
-    await createTrigger(node, `http://localhost:${hook.port}/hook`);
+    for (const url of [hook.url, `http://localhost:${hook.port}/hook`]) {
+      const refused = await node.request('POST', '/v1/triggers', { on: 'order.*', action: { type: 'webhook', url, secret: SECRET } });
+      expect(refused.status).toBe(422);
+      expect(refused.body.type).toBe('https://drover.dev/problems/forbidden-target');
+    }
+    // Triggers stored before the create-time check (or by a node that allowed private networks) are refused when they connect.
+    await storeTriggers(node, [hook.url, `http://localhost:${hook.port}/hook`]);
     const res = await node.request('POST', '/v1/events', { name: 'order.created', data: {} });
     const jobs = (await node.request('GET', `/v1/events/${res.body.id as string}`)).body.jobs as Array<{ id: string }>;
     expect(jobs).toHaveLength(2);

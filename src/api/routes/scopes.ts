@@ -55,6 +55,8 @@ export const ROUTES = {
   'POST /v1/triggers': { scope: ['admin'], summary: 'Create a runtime trigger with a webhook action; the secret is in this response only' },
   'GET /v1/triggers': { scope: ['admin'], summary: 'List runtime triggers (never their secrets) and the webhook host breakers' },
   'DELETE /v1/triggers/:id': { scope: ['admin'], summary: 'Delete a runtime trigger' },
+  'POST /v1/triggers/:id/rotate-secret': { scope: ['admin'], summary: 'Add a second signing secret to a trigger (both sign until one is retired); the new secret is in this response only' },
+  'POST /v1/triggers/:id/retire-secret': { scope: ['admin'], summary: 'Stop signing a trigger\'s deliveries with a secret (default: the oldest)' },
 } as const satisfies Record<string, RouteInfo>;
 
 export type RouteName = keyof typeof ROUTES;

@@ -1,7 +1,9 @@
 /**
  * Runtime triggers with the built-in webhook action (runtime/webhooks.ts):
- * create, list, delete. Admin only; create and delete are recorded in the
- * audit trail. The secret is returned once, in the create response.
+ * create, list, delete, and rotate the signing secret. Admin only; every
+ * change is recorded in the audit trail. Answers and audit records show a
+ * trigger only through `triggerJson` (header values, query values and
+ * secrets redacted); a secret's value is answered once, when it is made.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DroverError } from '../../core/errors.js';
@@ -32,6 +34,23 @@ const createBody = {
   },
 } as const;
 
+const rotateBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { secret: { type: 'string', minLength: 16, maxLength: 256 } },
+} as const;
+
+const retireBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { secretId: { type: 'string', minLength: 1, maxLength: 100 } },
+} as const;
+
+/** Rotate and retire take an optional body: none at all means `{}`. */
+async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}
+
 const idParam = {
   type: 'object',
   required: ['id'],
@@ -46,7 +65,7 @@ export function triggerRoutes(runtime: Runtime) {
       await recordOperatorAction(runtime, request, { action: 'trigger.create', target: `trigger:${trigger.id}`, before: null, after: json });
       request.log.info({ trigger_id: trigger.id, on: trigger.on, key_id: request.apiKey?.id ?? null }, 'trigger created');
       reply.code(201);
-      return { ...json, secret: trigger.action.secret };
+      return { ...json, secret: trigger.action.secrets[0]!.secret };
     });
     app.get('/v1/triggers', { config: routeConfig('GET /v1/triggers') }, async () => ({
       triggers: runtime.webhooks.list().map(triggerJson),
@@ -59,6 +78,22 @@ export function triggerRoutes(runtime: Runtime) {
       await recordOperatorAction(runtime, request, { action: 'trigger.delete', target: `trigger:${removed.id}`, before: json, after: null });
       request.log.info({ trigger_id: removed.id, key_id: request.apiKey?.id ?? null }, 'trigger deleted');
       return { ...json, deleted: true };
+    });
+    app.post<{ Params: { id: string }; Body: { secret?: string } | undefined }>('/v1/triggers/:id/rotate-secret', { config: routeConfig('POST /v1/triggers/:id/rotate-secret'), schema: { params: idParam, body: rotateBody }, preValidation: emptyBodyIsEmptyObject }, async (request) => {
+      const changed = await runtime.webhooks.rotateSecret(request.params.id, request.body?.secret);
+      if (!changed) throw new DroverError('not_found', `no trigger with id "${request.params.id}"`);
+      const json = triggerJson(changed.after);
+      await recordOperatorAction(runtime, request, { action: 'trigger.rotate-secret', target: `trigger:${changed.after.id}`, before: triggerJson(changed.before), after: json });
+      request.log.info({ trigger_id: changed.after.id, secret_id: changed.secret.id, key_id: request.apiKey?.id ?? null }, 'trigger secret added');
+      return { ...json, secretId: changed.secret.id, secret: changed.secret.secret };
+    });
+    app.post<{ Params: { id: string }; Body: { secretId?: string } | undefined }>('/v1/triggers/:id/retire-secret', { config: routeConfig('POST /v1/triggers/:id/retire-secret'), schema: { params: idParam, body: retireBody }, preValidation: emptyBodyIsEmptyObject }, async (request) => {
+      const changed = await runtime.webhooks.retireSecret(request.params.id, request.body?.secretId);
+      if (!changed) throw new DroverError('not_found', `no trigger with id "${request.params.id}"`);
+      const json = triggerJson(changed.after);
+      await recordOperatorAction(runtime, request, { action: 'trigger.retire-secret', target: `trigger:${changed.after.id}`, before: triggerJson(changed.before), after: json });
+      request.log.info({ trigger_id: changed.after.id, secret_id: changed.secret.id, key_id: request.apiKey?.id ?? null }, 'trigger secret retired');
+      return { ...json, retiredSecretId: changed.secret.id };
     });
   };
 }

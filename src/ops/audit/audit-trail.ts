@@ -28,6 +28,8 @@ export const AUDIT_ACTIONS = [
   'log.level',
   'trigger.create',
   'trigger.delete',
+  'trigger.rotate-secret',
+  'trigger.retire-secret',
   'backup.create',
   'backup.restore',
   'config.reload',
