@@ -201,9 +201,11 @@ export class Dispatcher {
           const seen = this.#workSeen;
           const jobs = await this.options.store.lease({
             workerId: this.options.workerId,
-            handlers: wanted.handlers,
+            // Each job's lease follows its own handler's timeout (a quick handler's
+            // jobs are recovered quickly after a silent death, whatever else is leased along).
+            handlers: wanted.handlers.map((h) => ({ ...h, leaseMs: this.#leaseMsFor(h.name) })),
             limit: Math.min(wanted.total, this.#leaseBatch),
-            leaseMs: this.#maxLeaseMs(wanted.handlers),
+            leaseMs: this.#leaseMarginMs,
             excludeQueues: this.options.pausedQueues?.() ?? [],
           });
           const now = this.options.clock();
@@ -291,13 +293,9 @@ export class Dispatcher {
     this.#avgRunMs.set(handler, avg === undefined ? ms : avg * 0.9 + ms * 0.1);
   }
 
-  #maxLeaseMs(handlers: Array<{ name: string }>): number {
-    let max = 0;
-    for (const { name } of handlers) {
-      const timeout = this.options.handlers.get(name)?.timeoutMs ?? 0;
-      if (timeout > max) max = timeout;
-    }
-    return max + this.#leaseMarginMs;
+  /** A handler's lease: its timeout plus the margin (what heartbeats renew it to as well). */
+  #leaseMsFor(name: string): number {
+    return (this.options.handlers.get(name)?.timeoutMs ?? 0) + this.#leaseMarginMs;
   }
 
   /** Start buffered jobs of this handler while it has free slots. */
