@@ -22,6 +22,7 @@ import { instrumentStore } from '../store/instrumented.js';
 import type { StorageEngine } from '../store/engine.js';
 import { openStore } from '../store/open.js';
 import { Runtime, type StopResult } from '../runtime/runtime.js';
+import { CLOSE_MS, settlesWithin } from '../runtime/shutdown.js';
 
 export interface NodeOptions {
   config: ResolvedConfig;
@@ -107,11 +108,16 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     const shutdown = (graceMs?: number): Promise<StopResult> => {
       closing ??= (async () => {
         const result = await runtime.stop(graceMs);
-        await ops.stop();
-        await app.close();
-        await metricsApp?.close();
-        await tracing.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'exporting the last spans failed'));
-        await store.close();
+        // Bounded like the runtime's steps (runtime/shutdown.ts): what has not closed in time is left to the exit.
+        const closing = (async () => {
+          await ops.stop();
+          await app.close();
+          await metricsApp?.close();
+          await tracing.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'exporting the last spans failed'));
+          await store.close();
+        })();
+        if (!(await settlesWithin(closing, CLOSE_MS / 2))) logger.warn({ ms: CLOSE_MS / 2 }, 'closing the servers and the store took too long; exiting without waiting for them');
+        else await closing;
         logger.info({ drained: result.drained, released: result.released }, 'drover stopped');
         logger.flush?.();
         return result;
