@@ -13,6 +13,7 @@ import { Readiness, schemaFromStatus, schemaRecheck } from '../obs/health.js';
 import { observeJobs } from '../obs/job-metrics.js';
 import { observeSupervision } from '../runtime/supervision-metrics.js';
 import { createLogger, type Logger } from '../obs/logger.js';
+import { observeLogDrops } from '../obs/log-metrics.js';
 import { observeBackups } from '../ops/backup/metrics.js';
 import { prepareNodeOps } from '../ops/node-ops.js';
 import { DroverMetrics } from '../obs/metrics.js';
@@ -66,6 +67,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
   const engine = await openStore(config.databaseUrl, { clock, synchronous: config.sqlite.synchronous, postgres: config.postgres });
   const metrics = new DroverMetrics({ handlers: config.handlers.values(), queues: config.queues.keys(), queueLimits: config.queues, engine: engine.capabilities.engine });
   observeEngine(metrics, engine);
+  observeLogDrops(metrics.registry);
   // Instrument at the seam: everything above the store calls it through the timing wrapper.
   const store = instrumentStore(engine, { timer: (op) => metrics.storeTimer(op), tracer: tracing.enabled ? tracing.tracer : null });
   try {

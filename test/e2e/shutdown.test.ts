@@ -110,10 +110,16 @@ describe('shutdown keeps its deadline', { timeout: 30_000 }, () => {
       const { node, db, record } = await start();
       if (reader === 'closed') node.child.stdout!.destroy();
       else node.child.stdout!.pause();
-      // ~1 MB of log lines: far more than a pipe holds.
-      const id = await enqueue(node, 'chatty', { lines: 1_000 });
+      // Far more than a pipe holds; for the stopped reader, more than the logger keeps waiting (16 MiB): the rest is dropped and counted.
+      const id = await enqueue(node, 'chatty', { lines: reader === 'closed' ? 1_000 : 20_000 });
       await waitFor(() => lines(record).includes(`done ${id}`), { message: 'the handler wrote its log lines' });
       await waitFor(() => jobRow(db, id).state === 'succeeded', { message: 'the job succeeded' });
+      if (reader === 'stopped') {
+        const scrape = await (await fetch(`${node.url}/metrics`)).text();
+        const dropped = Number(/^drover_log_lines_dropped_total (\d+)/m.exec(scrape)?.[1]);
+        console.log(`[shutdown] stdout reader stopped: ${dropped} of 20000 log lines dropped`);
+        expect(dropped).toBeGreaterThan(0);
+      }
       const exit = await terminate(node);
       console.log(`[shutdown] stdout reader ${reader}: SIGTERM -> exit ${exit.code} in ${exit.ms} ms`);
       expect(exit.ms).toBeLessThan(deadline);
