@@ -13,6 +13,7 @@ import { Readiness, schemaFromStatus, schemaRecheck } from '../obs/health.js';
 import { observeJobs } from '../obs/job-metrics.js';
 import { observeSupervision } from '../runtime/supervision-metrics.js';
 import { createLogger, type Logger } from '../obs/logger.js';
+import { observeLogDrops } from '../obs/log-metrics.js';
 import { observeBackups } from '../ops/backup/metrics.js';
 import { prepareNodeOps } from '../ops/node-ops.js';
 import { DroverMetrics } from '../obs/metrics.js';
@@ -22,6 +23,7 @@ import { instrumentStore } from '../store/instrumented.js';
 import type { StorageEngine } from '../store/engine.js';
 import { openStore } from '../store/open.js';
 import { Runtime, type StopResult } from '../runtime/runtime.js';
+import { CLOSE_MS, settlesWithin } from '../runtime/shutdown.js';
 
 export interface NodeOptions {
   config: ResolvedConfig;
@@ -65,6 +67,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
   const engine = await openStore(config.databaseUrl, { clock, synchronous: config.sqlite.synchronous, postgres: config.postgres });
   const metrics = new DroverMetrics({ handlers: config.handlers.values(), queues: config.queues.keys(), queueLimits: config.queues, engine: engine.capabilities.engine });
   observeEngine(metrics, engine);
+  observeLogDrops(metrics.registry);
   // Instrument at the seam: everything above the store calls it through the timing wrapper.
   const store = instrumentStore(engine, { timer: (op) => metrics.storeTimer(op), tracer: tracing.enabled ? tracing.tracer : null });
   try {
@@ -107,11 +110,16 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     const shutdown = (graceMs?: number): Promise<StopResult> => {
       closing ??= (async () => {
         const result = await runtime.stop(graceMs);
-        await ops.stop();
-        await app.close();
-        await metricsApp?.close();
-        await tracing.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'exporting the last spans failed'));
-        await store.close();
+        // Bounded like the runtime's steps (runtime/shutdown.ts): what has not closed in time is left to the exit.
+        const closing = (async () => {
+          await ops.stop();
+          await app.close();
+          await metricsApp?.close();
+          await tracing.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'exporting the last spans failed'));
+          await store.close();
+        })();
+        if (!(await settlesWithin(closing, CLOSE_MS / 2))) logger.warn({ ms: CLOSE_MS / 2 }, 'closing the servers and the store took too long; exiting without waiting for them');
+        else await closing;
         logger.info({ drained: result.drained, released: result.released }, 'drover stopped');
         logger.flush?.();
         return result;

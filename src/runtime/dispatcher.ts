@@ -191,6 +191,25 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * Give up on handlers still running (shutdown, after their signal was
+   * ignored): inline code cannot be stopped, so forget them and return their
+   * jobs for the caller to release. What they return later is not recorded.
+   * Jobs whose handler has returned are not among them: their outcome is being
+   * written, and releasing the lease under it would run a finished job again.
+   */
+  abandonRunning(): LeasedJob[] {
+    const abandoned: LeasedJob[] = [];
+    for (const running of [...this.running.values()]) {
+      if (running.returned) continue;
+      running.abandoned = true;
+      abandoned.push(running.job);
+      this.running.delete(running.job.id);
+    }
+    this.#notifyIdle();
+    return abandoned;
+  }
+
   async #pump(): Promise<void> {
     try {
       do {
@@ -201,9 +220,11 @@ export class Dispatcher {
           const seen = this.#workSeen;
           const jobs = await this.options.store.lease({
             workerId: this.options.workerId,
-            handlers: wanted.handlers,
+            // Each job's lease follows its own handler's timeout (a quick handler's
+            // jobs are recovered quickly after a silent death, whatever else is leased along).
+            handlers: wanted.handlers.map((h) => ({ ...h, leaseMs: this.#leaseMsFor(h.name) })),
             limit: Math.min(wanted.total, this.#leaseBatch),
-            leaseMs: this.#maxLeaseMs(wanted.handlers),
+            leaseMs: this.#leaseMarginMs,
             excludeQueues: this.options.pausedQueues?.() ?? [],
           });
           const now = this.options.clock();
@@ -291,13 +312,9 @@ export class Dispatcher {
     this.#avgRunMs.set(handler, avg === undefined ? ms : avg * 0.9 + ms * 0.1);
   }
 
-  #maxLeaseMs(handlers: Array<{ name: string }>): number {
-    let max = 0;
-    for (const { name } of handlers) {
-      const timeout = this.options.handlers.get(name)?.timeoutMs ?? 0;
-      if (timeout > max) max = timeout;
-    }
-    return max + this.#leaseMarginMs;
+  /** A handler's lease: its timeout plus the margin (what heartbeats renew it to as well). */
+  #leaseMsFor(name: string): number {
+    return (this.options.handlers.get(name)?.timeoutMs ?? 0) + this.#leaseMarginMs;
   }
 
   /** Start buffered jobs of this handler while it has free slots. */
@@ -397,12 +414,15 @@ export class Dispatcher {
       try {
         result = await outcome;
       } finally {
+        running.returned = true;
         // Free the handler's slot as soon as its code returns; the outcome is
         // written in the next group commit. Waiting for that write would cap
         // throughput at concurrency / commit latency.
         this.#releaseSlot(job.handler);
       }
       this.#noteRunTime(job.handler, this.options.clock() - running.startedAt);
+      // Shutdown released this job's lease after giving up on it: too late to record anything.
+      if (running.abandoned) return;
       await recordOutcome(this.#outcomes, running, handler, result);
     } catch (error) {
       this.options.logger.error({ err: toError(error), job_id: job.id }, 'recording the outcome failed; the lease will expire and the job run again');
@@ -417,6 +437,14 @@ export class Dispatcher {
     return result.ok;
   }
 
+  #notifyIdle(): void {
+    if (this.running.size === 0 && this.#idle.length > 0) {
+      const waiters = this.#idle;
+      this.#idle = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
   #releaseSlot(handler: string): void {
     this.#runningByHandler.set(handler, (this.#runningByHandler.get(handler) ?? 1) - 1);
     if (!this.#stopped) this.#startBuffered(handler);
@@ -425,11 +453,7 @@ export class Dispatcher {
 
   #finish(running: RunningJob): void {
     this.running.delete(running.job.id);
-    if (this.running.size === 0 && this.#idle.length > 0) {
-      const waiters = this.#idle;
-      this.#idle = [];
-      for (const resolve of waiters) resolve();
-    }
+    this.#notifyIdle();
     // A job with a concurrency key frees its key: jobs of any handler waiting on it may run now.
     if (running.job.concurrencyKey !== null) this.wake();
     else this.#wakeForRoom();

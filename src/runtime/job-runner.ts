@@ -68,8 +68,12 @@ export interface RunningJob {
   job: LeasedJob;
   startedAt: number;
   controller: LazyAbortController;
-  /** Set when shutdown aborts the job: its outcome becomes a release. */
+  /** Set when shutdown aborts the job: a failure becomes a release (a success stays a success). */
   shutdownAborted: boolean;
+  /** The handler has returned (or failed): its outcome is being recorded, and shutdown must not release its lease under it. */
+  returned?: boolean;
+  /** Shutdown gave up on the handler and released its lease itself: whatever the handler still returns is ignored. */
+  abandoned?: boolean;
   done: Promise<void>;
 }
 
@@ -126,10 +130,7 @@ export async function runJob(options: RunJobOptions): Promise<RunOutcome> {
   } catch (caught) {
     return options.isShutdownAborted() ? { kind: 'aborted' } : failed(caught);
   }
-  if (!isThenable(pending)) {
-    if (options.isShutdownAborted()) return { kind: 'aborted' };
-    return { kind: 'succeeded', result: pending === undefined ? null : pending };
-  }
+  if (!isThenable(pending)) return { kind: 'succeeded', result: pending === undefined ? null : pending };
 
   let timer: NodeJS.Timeout | undefined;
   // An inline handler cannot be killed; at the timeout its signal fires and the
@@ -144,8 +145,9 @@ export async function runJob(options: RunJobOptions): Promise<RunOutcome> {
     }, handler.timeoutMs);
   });
   try {
+    // A handler that returned did its work, even if shutdown had aborted it
+    // meanwhile: record the success, never release it to run again.
     const result = await Promise.race([pending, timeout]);
-    if (options.isShutdownAborted()) return { kind: 'aborted' };
     return { kind: 'succeeded', result: result === undefined ? null : result };
   } catch (caught) {
     if (options.isShutdownAborted()) return { kind: 'aborted' };

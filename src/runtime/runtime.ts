@@ -4,7 +4,7 @@
  * It never listens on a socket; the API and CLI sit on top of it.
  */
 import type { ResolvedConfig } from '../core/config.js';
-import { DroverError, toError } from '../core/errors.js';
+import { DroverError } from '../core/errors.js';
 import type { EventInput, JobRow } from '../core/types.js';
 import type { Logger } from '../obs/logger.js';
 import { AuditTrail } from '../ops/audit/audit-trail.js';
@@ -25,6 +25,7 @@ import { eventDestination, jobDestination, Tracing } from '../obs/tracing.js';
 import { PauseState } from './pauses.js';
 import { Supervision } from './supervision.js';
 import { ThreadPool } from './thread-pool.js';
+import { ABORT_SETTLE_MS, CLOSE_MS, RELEASE_MS, settlesWithin } from './shutdown.js';
 import { RateLimits } from './rate-limits.js';
 import { WEBHOOK_HANDLER, Webhooks } from './webhooks.js';
 
@@ -265,7 +266,11 @@ export class Runtime {
   /**
    * Graceful shutdown (OPERATIONS.md "Shutdown"): stop intake and leasing, let
    * running jobs finish within the grace period, abort the rest through their
-   * signals and release their leases. Idempotent: a second call returns the same promise.
+   * signals and release their leases. It keeps a deadline (shutdown.ts): a
+   * handler that ignores its signal is abandoned (a thread one terminated)
+   * and its lease released, and each closing step is bounded, so it resolves
+   * within the grace period + ABORT_SETTLE_MS + RELEASE_MS + CLOSE_MS / 2.
+   * Idempotent: a second call returns the same promise.
    */
   stop(graceMs: number = this.config.shutdown.graceMs): Promise<StopResult> {
     this.#stopping ??= this.#stop(graceMs);
@@ -273,37 +278,64 @@ export class Runtime {
   }
 
   async #stop(graceMs: number): Promise<StopResult> {
+    const graceEnds = performance.now() + graceMs;
+    const graceLeft = () => graceEnds - performance.now();
     this.#state = 'draining';
     this.dispatcher.stopLeasing();
+    let released = 0;
+    const stopReleased = this.lifecycle.on('job:released', ({ reason }) => {
+      if (reason === 'shutdown') released++;
+    });
     // Leased ahead but never started: hand them back now so another node (or the next start) runs them.
-    await this.dispatcher.releaseBuffered();
+    await settlesWithin(this.dispatcher.releaseBuffered(), graceLeft());
     this.#cron.stop();
     this.pauses.stop();
     this.#dueTimer.stop();
     this.#unsubscribe?.();
     const running = this.dispatcher.running.size;
     if (running > 0) this.logger.info({ running, grace_ms: graceMs }, 'draining: waiting for running jobs');
-    const drained = await waitFor(this.dispatcher.whenIdle(), graceMs);
-    let released = 0;
+    const drained = await settlesWithin(this.dispatcher.whenIdle(), graceLeft());
     if (!drained) {
-      released = this.dispatcher.running.size;
-      this.logger.warn({ jobs: released }, 'grace period over: aborting running jobs and releasing their leases');
+      this.logger.warn({ jobs: this.dispatcher.running.size }, 'grace period over: aborting running jobs and releasing their leases');
       this.dispatcher.abortAll(new DroverError('shutting_down', 'the node is shutting down'));
       // Handlers that honour the signal settle and release themselves; give them a moment.
-      if (!(await waitFor(this.dispatcher.whenIdle(), 2_000))) {
-        for (const { job } of this.dispatcher.running.values()) {
-          await this.store.release(job.id, job.leaseToken).catch(() => undefined);
-        }
-      }
+      if (!(await settlesWithin(this.dispatcher.whenIdle(), ABORT_SETTLE_MS))) await this.#abandonRunning();
     }
-    await Promise.all(this.#tasks.map((task) => task.stop()));
-    await this.supervision.stop();
-    await this.webhooks.stop();
-    this.rateLimits.stop();
-    await this.threads?.close();
-    await this.#liveness.deregister().catch(() => undefined);
+    stopReleased();
+    // Each step bounded: a sick store must not hold the exit (its calls have deadlines of their own too).
+    const closed = await settlesWithin((async () => {
+      await Promise.all(this.#tasks.map((task) => task.stop()));
+      await this.supervision.stop();
+      await this.webhooks.stop();
+      this.rateLimits.stop();
+      await this.threads?.close();
+      await this.#liveness.deregister().catch(() => undefined);
+    })(), CLOSE_MS / 2);
+    if (!closed) this.logger.warn({ ms: CLOSE_MS / 2 }, 'stopping background tasks took too long; exiting without waiting for them');
     this.#state = 'stopped';
     return { drained, released };
+  }
+
+  /**
+   * Handlers that ignored their signal: terminate the threads of thread ones
+   * (their jobs then release themselves), abandon inline ones (their code
+   * cannot be stopped; it dies with the process) and release their leases.
+   * Jobs whose handler has returned keep their outcome: it is being written.
+   */
+  async #abandonRunning(): Promise<void> {
+    const until = performance.now() + RELEASE_MS;
+    if (this.threads) await settlesWithin(this.threads.close(), RELEASE_MS / 2);
+    const abandoned = this.dispatcher.abandonRunning();
+    if (abandoned.length > 0) {
+      this.logger.warn({ jobs: abandoned.length, job_ids: abandoned.slice(0, 10).map((job) => job.id) }, 'handlers ignored their abort signal: abandoning them and releasing their leases (they run again)');
+    }
+    const releases = abandoned.map(async (job) => {
+      const result = await this.store.release(job.id, job.leaseToken).catch(() => null);
+      if (result?.ok) this.lifecycle.emit('job:released', { job, reason: 'shutdown' });
+      else if (result) this.lifecycle.emit('job:stale', { job, op: 'release' });
+    });
+    const done = await settlesWithin(Promise.all([...releases, this.dispatcher.whenIdle()]), until - performance.now());
+    if (!done) this.logger.warn({ jobs: abandoned.length }, 'releasing leases or recording outcomes took too long; those jobs run again once their leases expire');
   }
 
   /**
@@ -349,20 +381,5 @@ export class Runtime {
     job.idempotencyKey = `cron:${tick.expression}:${new Date(tick.tickAt).toISOString()}`;
     const [result] = await this.store.enqueue([job], { queueLimits: this.config.queues });
     if (result?.created) this.#afterEnqueue([result.job]);
-  }
-}
-
-/** Resolve true if `promise` settles within `ms`, false otherwise. */
-async function waitFor(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true as const), timeout]);
-  } catch (error) {
-    throw toError(error);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -246,7 +246,8 @@ class HandlerThreads {
 
   #settle(active: Active, outcome: RunOutcome): void {
     active.options.controller.onAbort(null);
-    active.settle(active.options.isShutdownAborted() ? { kind: 'aborted' } : outcome);
+    // A success that arrives after shutdown's abort was done before the thread saw the abort: keep it.
+    active.settle(active.options.isShutdownAborted() && outcome.kind !== 'succeeded' ? { kind: 'aborted' } : outcome);
   }
 
   /**

@@ -74,10 +74,15 @@ export interface IngestResult {
 
 export interface LeaseRequest {
   workerId: string;
-  /** Handlers this worker runs, each with how many more jobs it may take now. */
-  handlers: ReadonlyArray<{ name: string; max: number }>;
+  /**
+   * Handlers this worker runs, each with how many more jobs it may take now
+   * and, optionally, how long its jobs' leases last (its own timeout plus a
+   * margin): a job's lease follows its own handler, not the slowest one asked for.
+   */
+  handlers: ReadonlyArray<{ name: string; max: number; leaseMs?: number }>;
   /** Upper bound on jobs returned in total. */
   limit: number;
+  /** Lease duration of jobs whose handler entry gives none. */
   leaseMs: number;
   /** Queues not to lease from (paused). */
   excludeQueues?: readonly string[];

@@ -262,7 +262,8 @@ describe('graceful shutdown', () => {
     node = await startTestNode({
       handlers: [
         { name: 'short', async run() { await new Promise((r) => setTimeout(r, 100)); finished++; } },
-        { name: 'stubborn', run: (ctx) => new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve(undefined))) },
+        // Honours its signal by failing (a handler that returns after the abort is recorded as succeeded).
+        { name: 'stubborn', run: (ctx) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))) },
       ],
     });
     const short = await node.request('POST', '/v1/jobs', { handler: 'short' });
@@ -298,7 +299,7 @@ describe('lease-ahead', () => {
         async run(ctx) {
           started++;
           // The first jobs are quick (so the dispatcher leases ahead); job 'stuck' blocks its only slot.
-          if ((ctx.job.payload as any).stuck) await Promise.race([gate, new Promise((r) => ctx.signal.addEventListener('abort', r))]);
+          if ((ctx.job.payload as any).stuck) await Promise.race([gate, new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)))]);
         },
       }],
     });

@@ -243,6 +243,24 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
     });
 
     describe('lease', () => {
+      it("gives each job a lease as long as its own handler's, not the longest asked for in the call", async () => {
+        // The keyed jobs take the PostgreSQL engine's second lease shape (a transaction); the others its single statement.
+        for (const concurrencyKey of [undefined, 'k1']) {
+          const quick = await enqueueOne({ handler: 'quick', ...(concurrencyKey ? { concurrencyKey } : {}) });
+          const slow = await enqueueOne({ handler: 'slow', ...(concurrencyKey ? { concurrencyKey: `${concurrencyKey}-slow` } : {}) });
+          const leased = await lease({ handlers: [{ name: 'quick', max: 5, leaseMs: 35_000 }, { name: 'slow', max: 5, leaseMs: 330_000 }], leaseMs: 99_000 });
+          const byId = new Map(leased.map((job) => [job.id, job]));
+          expect(byId.get(quick.id)?.leaseExpiresAt).toBe(T0 + 35_000);
+          expect(byId.get(slow.id)?.leaseExpiresAt).toBe(T0 + 330_000);
+          expect((await getJob(quick.id)).leaseExpiresAt).toBe(T0 + 35_000);
+          expect((await getJob(slow.id)).leaseExpiresAt).toBe(T0 + 330_000);
+        }
+        // A handler entry without its own duration falls back to the call's.
+        const plain = await enqueueOne({ handler: 'plain' });
+        expect((await leaseOne({ handlers: [{ name: 'plain', max: 1 }], leaseMs: 7_000 })).leaseExpiresAt).toBe(T0 + 7_000);
+        expect((await getJob(plain.id)).leaseExpiresAt).toBe(T0 + 7_000);
+      });
+
       it('marks the job running under a fresh token and records the attempt', async () => {
         await engine.ingest([{ event: { id: 'e1', name: 'ev', data: { a: 1 } }, jobs: [newJob()] }]);
         const plain = await enqueueOne();

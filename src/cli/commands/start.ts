@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { resolveConfig } from '../../core/config.js';
 import { DEFAULT_CONFIG_PATH, loadConfigModule } from '../load-config.js';
 import { startNode } from '../node.js';
+import { LOG_FLUSH_MS } from '../../obs/logger.js';
+import { SHUTDOWN_ALLOWANCE_MS } from '../../runtime/shutdown.js';
 import { parsePort } from './options.js';
 
 export function registerStartCommand(program: Command): void {
@@ -31,6 +33,12 @@ export function registerStartCommand(program: Command): void {
           process.exit(130);
         }
         node.logger.info({ signal, grace_ms: config.shutdown.graceMs }, 'shutting down: intake stopped, draining running jobs');
+        // The deadline holds whatever shutdown waits on; the final log flush (bounded too) comes after it.
+        const deadlineMs = config.shutdown.graceMs + SHUTDOWN_ALLOWANCE_MS - LOG_FLUSH_MS;
+        setTimeout(() => {
+          node.logger.error({ deadline_ms: deadlineMs }, 'shutdown did not finish within shutdown.graceMs + the allowance; exiting now');
+          process.exit(1);
+        }, deadlineMs).unref();
         node.shutdown().then(
           () => process.exit(0),
           (error: unknown) => {

@@ -43,7 +43,8 @@ const MAX_ROUNDS = 8;
 const EVENT_COLUMNS = 'e.name AS e_name, e.data AS e_data, e.tenant AS e_tenant, e.received_at AS e_received_at';
 
 /**
- * $1 handlers, $2 room per handler, $3 limit, $4 token prefix, $5 expires,
+ * $1 handlers, $2 room per handler, $3 limit, $4 token prefix, $5 lease expiry
+ * per handler (each job's lease follows its own handler's timeout),
  * $6 worker, $7 now, and with `excluding` $8 excluded (paused) queues.
  *
  * Written so that PostgreSQL's generic plan for it is the index plan, and the
@@ -65,7 +66,8 @@ export function leaseFastSql(excluding: boolean): string {
     ) AS waiting
   ), leased AS (
     UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_seq = j.lease_seq + 1,
-      lease_token = $4 || j.id, lease_expires_at = $5, worker_id = $6, leased_at = $7, updated_at = $7
+      lease_token = $4 || j.id, lease_expires_at = ($5::bigint[])[array_position($1::text[], j.handler)],
+      worker_id = $6, leased_at = $7, updated_at = $7
     WHERE j.id = ANY(ARRAY(
       SELECT c.id
       FROM unnest($1::text[], $2::int[]) AS h(name, room)
@@ -113,11 +115,12 @@ const RUNNING_PER_KEY = `
   WHERE state = 'running' AND concurrency_key = ANY($1::text[])
   GROUP BY concurrency_key`;
 
-/** $1 ids, $2 token prefix, $3 expires, $4 worker, $5 now. */
+/** $1 ids, $2 token prefix, $3 lease expiry per handler of $6, $4 worker, $5 now, $6 handlers. */
 const LEASE_IDS = `
   WITH leased AS (
     UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_seq = j.lease_seq + 1,
-      lease_token = $2 || j.id, lease_expires_at = $3, worker_id = $4, leased_at = $5, updated_at = $5
+      lease_token = $2 || j.id, lease_expires_at = ($3::bigint[])[array_position($6::text[], j.handler)],
+      worker_id = $4, leased_at = $5, updated_at = $5
     WHERE j.id = ANY($1::bigint[]) AND j.state = 'queued'
     RETURNING j.*
   )
@@ -143,33 +146,40 @@ export const RELEASE_BY_NONCE = `
 export interface LeasePlan {
   handlers: string[];
   room: number[];
+  /** Lease duration per handler, parallel to `handlers`. */
+  leaseMs: number[];
   limit: number;
   exclude: string[];
 }
 
-/** Normalise a request: handlers with room (largest room for a name given twice), capped by the limit. */
+/** Normalise a request: handlers with room (largest room and lease for a name given twice), capped by the limit. */
 export function planLease(request: LeaseRequest): LeasePlan | null {
   const limit = Math.floor(request.limit);
   const room = new Map<string, number>();
-  for (const { name, max } of request.handlers) {
+  const leaseMs = new Map<string, number>();
+  for (const { name, max, leaseMs: ms = request.leaseMs } of request.handlers) {
     const n = Math.min(Math.floor(max), limit);
-    if (n > 0) room.set(name, Math.max(room.get(name) ?? 0, n));
+    if (n <= 0) continue;
+    room.set(name, Math.max(room.get(name) ?? 0, n));
+    leaseMs.set(name, Math.max(leaseMs.get(name) ?? 0, ms));
   }
   if (limit <= 0 || room.size === 0) return null;
-  return { handlers: [...room.keys()], room: [...room.values()], limit, exclude: [...(request.excludeQueues ?? [])] };
+  const handlers = [...room.keys()];
+  return { handlers, room: [...room.values()], leaseMs: handlers.map((name) => leaseMs.get(name)!), limit, exclude: [...(request.excludeQueues ?? [])] };
 }
 
 export interface LeaseCall {
   nonce: string;
   prefix: string;
-  expires: number;
+  /** Lease expiry per handler, parallel to the plan's `handlers`. */
+  expires: number[];
   worker: string;
   now: number;
 }
 
-export function newLeaseCall(request: LeaseRequest, now: number): LeaseCall {
+export function newLeaseCall(request: LeaseRequest, plan: LeasePlan, now: number): LeaseCall {
   const nonce = randomUUID();
-  return { nonce, prefix: `${nonce}.`, expires: now + request.leaseMs, worker: request.workerId, now };
+  return { nonce, prefix: `${nonce}.`, expires: plan.leaseMs.map((ms) => now + ms), worker: request.workerId, now };
 }
 
 /** Shape 1: one statement. Returns null when keyed jobs are waiting (nothing was leased). */
@@ -244,7 +254,7 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
       else room.set(c.handler, left - 1);
     }
     if (take.length > 0) {
-      const { rows } = await client.query<RawLeased>(LEASE_IDS, [take, call.prefix, call.expires, call.worker, call.now]);
+      const { rows } = await client.query<RawLeased>(LEASE_IDS, [take, call.prefix, call.expires, call.worker, call.now, plan.handlers]);
       leased.push(...rows);
     }
     // Nothing was held back by a key: the scan saw everything these handlers may take now.

@@ -231,7 +231,7 @@ export class PostgresEngine implements StorageEngine {
     const plan = planLease(request);
     if (plan === null) return [];
     await this.#undoUncertainLeases(request.workerId);
-    const call = newLeaseCall(request, this.#clock());
+    const call = newLeaseCall(request, plan, this.#clock());
     try {
       const fast = await leaseFast(this.#lease, plan, call);
       const rows = fast ?? (await retryConflicts(() => inTransaction(this.#pool, (client) => leaseKeyed(client, plan, call))));

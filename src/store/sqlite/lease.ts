@@ -27,13 +27,15 @@ export function leaseJobs(
 ): LeasedJob[] {
   const s = statements.fixed;
   const room = new Map<string, number>();
-  for (const { name, max } of request.handlers) {
+  const expiresByHandler = new Map<string, number>();
+  for (const { name, max, leaseMs } of request.handlers) {
     const n = Math.floor(max);
     if (n > 0) room.set(name, Math.max(room.get(name) ?? 0, n));
+    if (leaseMs !== undefined) expiresByHandler.set(name, Math.max(expiresByHandler.get(name) ?? 0, now + leaseMs));
   }
   let want = Math.floor(request.limit);
   const exclude = request.excludeQueues ?? [];
-  const expires = now + request.leaseMs;
+  const defaultExpires = now + request.leaseMs;
   const runningByKey = new Map<string, number>();
   const blocked = new Set<number>();
   const events = new Map<string, EventRow | null>();
@@ -63,6 +65,7 @@ export function leaseJobs(
       }
 
       const token = randomUUID();
+      const expires = expiresByHandler.get(job.handler) ?? defaultExpires;
       // No RETURNING: reading the row by id costs less than SQLite's RETURNING * (statements.ts).
       if (s.leaseJob.run({ id: job.id, token, expires, worker: request.workerId, now }).changes === 0) continue;
       const raw = s.jobById.get(job.id)!;
