@@ -14,6 +14,7 @@ import { observeJobs } from '../obs/job-metrics.js';
 import { observeSupervision } from '../runtime/supervision-metrics.js';
 import { createLogger, type Logger } from '../obs/logger.js';
 import { observeBackups } from '../ops/backup/metrics.js';
+import { observeAuditExport } from '../ops/audit/metrics.js';
 import { prepareNodeOps } from '../ops/node-ops.js';
 import { DroverMetrics } from '../obs/metrics.js';
 import { observeEngine, observeOnScrape } from '../obs/scrape-gauges.js';
@@ -78,6 +79,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     const runtime = new Runtime({ config, store, logger, workerId, clock, tracing, audit: ops.audit, ...(options.configPath ? { configPath: options.configPath } : {}) });
     observeJobs(runtime.lifecycle, metrics);
     observeBackups(metrics.registry, store);
+    observeAuditExport(metrics.registry, () => ops.exporter?.status() ?? null);
     observeSupervision(runtime, metrics);
     observeOnScrape(metrics, {
       queueStats: () => store.queueStats(),
@@ -92,7 +94,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     await runtime.start();
     ops.start(runtime);
     const separate = config.metrics.port !== null;
-    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate } });
+    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate }, auditExport: () => ops.exporter?.status() ?? null });
     const metricsApp = separate ? await buildMetricsServer({ runtime, metrics, readiness }) : null;
     let metricsUrl: string | null = null;
     if (metricsApp && options.listen !== false) metricsUrl = await metricsApp.listen({ host: config.metrics.host, port: config.metrics.port ?? 0 });

@@ -17,6 +17,7 @@ import { droverConnections, moveSchemaAside, moveSchemaBack, restoreArchive } fr
 import { placeSqliteBackup } from '../../store/sqlite/backup.js';
 import { AuditTrail } from '../audit/audit-trail.js';
 import { addTrustedKey, loadOrCreateNodeKey } from '../audit/node-key.js';
+import { writeRestoreMarker } from '../audit/restore-marker.js';
 import { sqlitePathOf } from '../data-dir.js';
 import { sha256File } from './checksum.js';
 import { verifyBackup, type BackupVerification } from './verify.js';
@@ -154,13 +155,15 @@ async function finish(
     const requeued = await store.reclaimAll();
     const trustedKeyFiles = manifest.auditKeys.map((k) => addTrustedKey(options.dataDir, k.publicKey)).filter((f): f is string => f !== null);
     const trail = new AuditTrail({ store, key: loadOrCreateNodeKey(options.dataDir), clock });
-    await trail.record({
+    const record = await trail.record({
       actor: options.actor,
       action: 'backup.restore',
       target: `store:${target}`,
       before: { aside },
       after: { backup: verification.path, takenAt: manifest.createdAt, schemaVersion: status.current, requeuedJobs: requeued.length },
     });
+    // The one thing that lets the node's audit export start over (export.ts): a restore, recorded outside the store.
+    writeRestoreMarker(options.dataDir, { seq: record.seq, hash: record.hash, at: record.time, backup: verification.path });
     return { target, verification, aside, requeued: requeued.length, migrated: status.applied, trustedKeyFiles };
   } finally {
     await store.close();
