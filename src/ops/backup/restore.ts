@@ -16,7 +16,8 @@ import { engineFor, openStore } from '../../store/open.js';
 import { droverConnections, moveSchemaAside, moveSchemaBack, restoreArchive } from '../../store/postgres/backup-restore.js';
 import { placeSqliteBackup } from '../../store/sqlite/backup.js';
 import { AuditTrail } from '../audit/audit-trail.js';
-import { addTrustedKey, loadOrCreateNodeKey } from '../audit/node-key.js';
+import { addTrustedKey, loadOrCreateNodeKey, trustedKeys } from '../audit/node-key.js';
+import { FINGERPRINT_RE, splitTrustArgs } from './manifest-signature.js';
 import { writeRestoreMarker } from '../audit/restore-marker.js';
 import { sqlitePathOf } from '../data-dir.js';
 import { sha256File } from './checksum.js';
@@ -32,6 +33,10 @@ export interface RestoreOptions {
   actor: string;
   /** PostgreSQL: the target schema; default `DROVER_PG_SCHEMA`, else `drover` (as `drover start`). */
   pgSchema?: string;
+  /** Keys to verify with for this restore only: public key files or fingerprints of keys the backup carries (`--trust-key`). */
+  trustKeys?: readonly string[];
+  /** Fingerprints of keys the backup carries to trust from now on (`--trust-new-key`); no other new key is trusted. */
+  trustNewKeys?: readonly string[];
   clock?: () => number;
 }
 
@@ -44,8 +49,8 @@ export interface RestoreResult {
   requeued: number;
   /** Migrations applied to bring the copy up to this binary's schema. */
   migrated: number[];
-  /** Audit public keys from the backup that are now trusted here. */
-  trustedKeyFiles: string[];
+  /** New keys from the backup now trusted here (named by `--trust-new-key`), with the file written. */
+  trustedKeyFiles: Array<{ keyId: string; file: string }>;
 }
 
 /**
@@ -55,7 +60,19 @@ export interface RestoreResult {
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const clock = options.clock ?? Date.now;
-  const verification = await verifyBackup(options.path, { databaseUrl: options.databaseUrl });
+  const { files, fingerprints } = splitTrustArgs(options.trustKeys ?? []);
+  const newKeys = options.trustNewKeys ?? [];
+  const malformed = newKeys.filter((k) => !FINGERPRINT_RE.test(k));
+  if (malformed.length > 0) throw new DroverError('validation', `--trust-new-key takes a key fingerprint like ed25519:3f9a0c1d2e3f4a5b (as \`drover audit pubkey --json\` and \`drover backup verify\` print it), got ${malformed.join(', ')}`);
+  const verification = await verifyBackup(options.path, {
+    databaseUrl: options.databaseUrl,
+    trustedKeys: trustedKeys(options.dataDir, files),
+    trustFingerprints: [...fingerprints, ...newKeys],
+    trustFlag: '--trust-new-key',
+  });
+  const carried = new Set(verification.newKeys.map((k) => k.keyId));
+  const absent = newKeys.filter((k) => !carried.has(k) && !trustedKeys(options.dataDir).has(k));
+  if (absent.length > 0) throw new DroverError('validation', `--trust-new-key ${absent.join(', ')}: the backup carries no such key (it carries ${[...carried].join(', ') || 'no key this node does not already trust'}); nothing was changed`);
   if (!verification.ok || !verification.manifest) {
     const failed = verification.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
     throw new DroverError('validation', `backup ${verification.path} did not verify, nothing was changed:\n  ${failed.join('\n  ')}`);
@@ -153,7 +170,13 @@ async function finish(
   try {
     const status = await store.migrate();
     const requeued = await store.reclaimAll();
-    const trustedKeyFiles = manifest.auditKeys.map((k) => addTrustedKey(options.dataDir, k.publicKey)).filter((f): f is string => f !== null);
+    // Only the new keys the operator named: a key is never trusted because a backup lists it.
+    const trustedKeyFiles = verification.newKeys
+      .filter((k) => (options.trustNewKeys ?? []).includes(k.keyId))
+      .flatMap((k) => {
+        const file = addTrustedKey(options.dataDir, k.publicKey);
+        return file ? [{ keyId: k.keyId, file }] : [];
+      });
     const trail = new AuditTrail({ store, key: loadOrCreateNodeKey(options.dataDir), clock });
     const record = await trail.record({
       actor: options.actor,
