@@ -91,8 +91,10 @@ export class AuditExporter {
     this.#task = new BackgroundTask({ name: 'audit-export', intervalMs: options.intervalMs, run: () => this.flush().then(() => undefined), onError: options.onError });
   }
 
+  /** Export at once (a restart shows a broken export right away), then every `intervalMs`. */
   start(): void {
     this.#task.start();
+    void this.#task.trigger();
   }
 
   /** Stop the schedule and export what is left. */
