@@ -20,7 +20,7 @@ RUN npm run build && npm prune --omit=dev
 FROM node:20-bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/* \
   && groupadd --system drover && useradd --system --gid drover --home-dir /var/lib/drover --shell /usr/sbin/nologin drover \
-  && install -d -o drover -g drover -m 0750 /var/lib/drover /etc/drover
+  && install -d -o drover -g drover -m 0700 /var/lib/drover && install -d -o drover -g drover -m 0750 /etc/drover
 WORKDIR /opt/drover
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules

@@ -27,17 +27,20 @@ import type { Readiness } from '../obs/health.js';
 import { registerHttpMetrics } from '../obs/http-metrics.js';
 import { registerRequestTracing } from '../obs/http-tracing.js';
 import type { DroverMetrics } from '../obs/metrics.js';
+import type { AuditExportStatus } from '../ops/audit/export.js';
 
 export interface ServerDeps {
   runtime: Runtime;
   /** Metrics (HTTP hook, `GET /metrics` unless `serveMetrics` is false) and readiness checks; `startNode` supplies them. */
   obs?: { metrics?: DroverMetrics; readiness?: Readiness; serveMetrics?: boolean };
+  /** The audit export's state, for `GET /v1/status` (a node started by `startNode` has one). */
+  auditExport?: () => AuditExportStatus | null;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const CLOSE_CUTOFF_MS = 3_000;
 
-export async function buildServer({ runtime, obs = {} }: ServerDeps): Promise<FastifyInstance> {
+export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: runtime.logger as FastifyBaseLogger,
     // No line per request (OPERATIONS.md: logs per attempt outcome, not per poll); 5xx are logged by the error handler.
@@ -90,7 +93,7 @@ export async function buildServer({ runtime, obs = {} }: ServerDeps): Promise<Fa
   await app.register(healthRoutes(runtime, obs.readiness));
   await app.register(intakeRoutes(runtime));
   await app.register(jobRoutes(runtime));
-  await app.register(statusRoutes(runtime));
+  await app.register(statusRoutes(runtime, auditExport));
   await app.register(controlRoutes(runtime));
   await app.register(workerRoutes(runtime));
   await app.register(streamRoutes(runtime));

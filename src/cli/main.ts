@@ -15,6 +15,7 @@ import { registerMigrateCommand } from './commands/migrate.js';
 import { registerOpsCommands } from './commands/ops.js';
 import { registerSmokeCommand } from './commands/smoke.js';
 import { registerStartCommand } from './commands/start.js';
+import { loadSecretFiles } from './secret-files.js';
 
 const program = new Command()
   .name('drover')
@@ -35,6 +36,7 @@ registerSmokeCommand(program);
 export { Option };
 
 try {
+  loadSecretFiles(process.env);
   await program.parseAsync(process.argv);
 } catch (error) {
   const err = toError(error);

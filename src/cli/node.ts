@@ -2,6 +2,8 @@
  * Assemble one Drover node: store → runtime → HTTP server, in that order, and
  * tear it down in reverse on shutdown. `drover start` and the e2e tests share it.
  */
+import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
+import { DroverError, toError } from '../core/errors.js';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
@@ -15,6 +17,7 @@ import { observeSupervision } from '../runtime/supervision-metrics.js';
 import { createLogger, type Logger } from '../obs/logger.js';
 import { observeLogDrops } from '../obs/log-metrics.js';
 import { observeBackups } from '../ops/backup/metrics.js';
+import { observeAuditExport } from '../ops/audit/metrics.js';
 import { prepareNodeOps } from '../ops/node-ops.js';
 import { DroverMetrics } from '../obs/metrics.js';
 import { observeEngine, observeOnScrape } from '../obs/scrape-gauges.js';
@@ -29,6 +32,8 @@ export interface NodeOptions {
   config: ResolvedConfig;
   /** Set the first admin key instead of generating one (DROVER_BOOTSTRAP_ADMIN_KEY). */
   bootstrapAdminKey?: string;
+  /** Write a generated first admin key to this new file (mode 0600) instead of printing it (`--admin-key-output`). */
+  adminKeyOutput?: string;
   /** Apply pending migrations (default true); false only checks the schema version (`drover start --no-migrate`). */
   migrate?: boolean;
   logger?: Logger;
@@ -75,12 +80,13 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     const status = await store.migrate({ apply: options.migrate !== false });
     if (status.applied.length > 0) logger.info({ applied: status.applied, version: status.current }, 'store migrated');
     const workerId = await nodeWorkerId(store, config);
-    await bootstrapAdminKey(store, clock, options.bootstrapAdminKey, print);
+    await bootstrapAdminKey(store, clock, options.bootstrapAdminKey, print, options.adminKeyOutput);
 
     const ops = prepareNodeOps({ config, store, clock });
     const runtime = new Runtime({ config, store, logger, workerId, clock, tracing, audit: ops.audit, ...(options.configPath ? { configPath: options.configPath } : {}) });
     observeJobs(runtime.lifecycle, metrics);
     observeBackups(metrics.registry, store);
+    observeAuditExport(metrics.registry, () => ops.exporter?.status() ?? null);
     observeSupervision(runtime, metrics);
     observeOnScrape(metrics, {
       queueStats: () => store.queueStats(),
@@ -95,7 +101,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     await runtime.start();
     ops.start(runtime);
     const separate = config.metrics.port !== null;
-    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate } });
+    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate }, auditExport: () => ops.exporter?.status() ?? null });
     const metricsApp = separate ? await buildMetricsServer({ runtime, metrics, readiness }) : null;
     let metricsUrl: string | null = null;
     if (metricsApp && options.listen !== false) metricsUrl = await metricsApp.listen({ host: config.metrics.host, port: config.metrics.port ?? 0 });
@@ -169,21 +175,32 @@ function parseClaim(raw: string | null): { by: string; at: number } | null {
   }
 }
 
-async function bootstrapAdminKey(store: StorageEngine, clock: () => number, given: string | undefined, print: (line: string) => void): Promise<void> {
+async function bootstrapAdminKey(store: StorageEngine, clock: () => number, given: string | undefined, print: (line: string) => void, output?: string): Promise<void> {
   if ((await store.listKeys()).length > 0) return;
+  // Claim the output file before the key exists, so a key is never created that nobody can read.
+  const out = given ? null : output ? openKeyOutput(output) : null;
   // Nodes starting together on an empty shared store: one claims the job, the
   // others start without printing a key of their own (the operator gets one).
   const claim = randomUUID();
   const now = clock();
-  const holder = await store.updateMeta(BOOTSTRAP_CLAIM_KEY, (current) => {
-    const held = parseClaim(current);
-    return held && now - held.at < BOOTSTRAP_CLAIM_MS ? null : JSON.stringify({ by: claim, at: now });
-  });
-  if (parseClaim(holder)?.by !== claim) return;
+  const holder = await store
+    .updateMeta(BOOTSTRAP_CLAIM_KEY, (current) => {
+      const held = parseClaim(current);
+      return held && now - held.at < BOOTSTRAP_CLAIM_MS ? null : JSON.stringify({ by: claim, at: now });
+    })
+    .catch((error: unknown) => {
+      out?.discard();
+      throw error;
+    });
+  if (parseClaim(holder)?.by !== claim) {
+    out?.discard();
+    return;
+  }
   let created: Awaited<ReturnType<typeof createApiKey>>;
   try {
     created = await createApiKey(store, { name: 'bootstrap-admin', scopes: ['admin'], now: clock(), ...(given ? { secret: given } : {}) });
   } catch (error) {
+    out?.discard();
     // Nodes starting together on a shared store race to create the first key;
     // with DROVER_BOOTSTRAP_ADMIN_KEY they all insert the same one, and the
     // losers hit its unique hash. The key exists: that is all this step wants.
@@ -195,7 +212,40 @@ async function bootstrapAdminKey(store: StorageEngine, clock: () => number, give
   const { key, secret } = created;
   if (given) {
     print(`drover admin key ${key.id} created from DROVER_BOOTSTRAP_ADMIN_KEY`);
+  } else if (out) {
+    out.write(secret);
+    print(`drover admin key ${key.id} written to ${out.path} (mode 0600; it is shown nowhere else)`);
   } else {
     print(`drover admin key (shown once; store it now): ${secret}`);
   }
+}
+
+/**
+ * The file a generated first admin key goes to, created now (mode 0600,
+ * refusing an existing file) so a failure stops the start before the key exists.
+ */
+function openKeyOutput(path: string): { path: string; write(secret: string): void; discard(): void } {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', 0o600);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' ? 'it already exists (remove it, or name a new file)' : toError(error).message;
+    throw new DroverError('config_invalid', `--admin-key-output ${path}: cannot create the file for the first admin key: ${why}`, { cause: error });
+  }
+  return {
+    path,
+    write(secret) {
+      try {
+        writeSync(fd, `${secret}\n`);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    },
+    discard() {
+      closeSync(fd);
+      rmSync(path, { force: true });
+    },
+  };
 }

@@ -46,10 +46,15 @@ export function prepareNodeOps(options: { config: ResolvedConfig; store: Storage
       ops.exporter = new AuditExporter({
         store,
         dir: inDataDir(dataDir, config.audit.exportDir),
+        dataDir,
         keepFiles: config.audit.keepFiles,
         intervalMs: config.audit.exportIntervalMs,
         ...(options.clock ? { clock: options.clock } : {}),
         onError: failed('audit-export'),
+        onRefused: (problem) =>
+          runtime.logger.error({ task: 'audit-export' }, `audit export refused: ${problem}. See docs/operations.md#alert-droverauditexportrefused`),
+        onSuperseded: ({ aside, marker }) =>
+          runtime.logger.warn({ task: 'audit-export', aside, restore_seq: marker.seq, backup: marker.backup }, 'audit export set aside after a recorded restore; exporting again from record 1'),
       });
       ops.exporter.start();
       if (config.backup.everyMs !== null) {

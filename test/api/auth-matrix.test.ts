@@ -130,6 +130,18 @@ describe('auth matrix: every route × every caller', () => {
   });
 });
 
+describe('the audit trail', () => {
+  it('is readable by an admin key only: read, produce and work keys get 403', async () => {
+    expect(ROUTES['GET /v1/audit'].scope).toEqual(['admin']);
+    for (const scope of ['read', 'produce', 'work'] as const) {
+      const res = await injectAs(node, keys[scope]!, 'GET', '/v1/audit?limit=5');
+      expect(res.status, scope).toBe(403);
+      expect(res.body.type).toBe('https://drover.dev/problems/forbidden');
+    }
+    expect((await injectAs(node, keys.admin!, 'GET', '/v1/audit?limit=5')).status).toBe(200);
+  });
+});
+
 describe('the route table', () => {
   it('matches every route the server registers, with the scope each declares', async () => {
     const doc = (await node.request('GET', '/v1/openapi.json')).body;

@@ -4,7 +4,7 @@
  * a record signed by an unknown key fails; truncating the store's trail is
  * caught by comparing with the export.
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -14,6 +14,8 @@ import { canonicalJson } from '../../src/ops/audit/canonical.js';
 import { GENESIS_HASH } from '../../src/ops/audit/chain.js';
 import { AuditExporter, exportFiles } from '../../src/ops/audit/export.js';
 import { ephemeralNodeKey, KEY_FILE, loadOrCreateNodeKey, trustedKeys } from '../../src/ops/audit/node-key.js';
+import { missingFromStore, supersededExports } from '../../src/ops/audit/export-diff.js';
+import { RESTORE_MARKER, writeRestoreMarker } from '../../src/ops/audit/restore-marker.js';
 import { compareWithExport, verifyExportFiles, verifyStoredTrail } from '../../src/ops/audit/verify.js';
 import { openSqliteEngine, type SqliteEngine } from '../../src/store/sqlite/sqlite-engine.js';
 
@@ -218,7 +220,7 @@ describe('export files', () => {
     expect(again.problem).toMatch(/record 4 in the store differs from the exported copy/);
   });
 
-  it('moves an export that the store no longer matches (a restore) aside and starts over', async () => {
+  it('refuses to go on when records were cut off the store and no restore was recorded', async () => {
     await recordSome(3);
     const exportDir = join(dir, 'audit');
     await exportTo(exportDir);
@@ -226,8 +228,40 @@ describe('export files', () => {
     db.prepare('DELETE FROM audit_log WHERE seq >= 2').run();
     db.close();
     await recordSome(1);
-    const exporter = new AuditExporter({ store, dir: exportDir, keepFiles: 30, intervalMs: 60_000, clock: () => now, onError: (e) => { throw e; } });
+    const refusals: string[] = [];
+    const exporter = new AuditExporter({ store, dir: exportDir, dataDir: dir, keepFiles: 30, intervalMs: 60_000, clock: () => now, onError: (e) => { throw e; }, onRefused: (p) => refusals.push(p) });
+    expect(await exporter.flush()).toBe(0);
+    expect(await exporter.flush()).toBe(0);
+    expect(refusals).toHaveLength(1); // logged once per episode, not every minute
+    expect(refusals[0]).toMatch(/record 3\b.*no restore was recorded/);
+    expect(exporter.status()).toMatchObject({ state: 'refused', exportedSeq: 3, superseded: 0 });
+    // The export is left as it was: the evidence of records 2 and 3.
+    expect(verifyExportFiles(exportFiles(exportDir), keys())).toMatchObject({ ok: true, firstSeq: 1, lastSeq: 3 });
+    const { missing } = await missingFromStore(store, exportFiles(exportDir));
+    expect(missing.map((r) => r.seq)).toEqual([2, 3]);
+
+    // A marker that names a record the store does not hold (forged, or stale) does not help.
+    writeRestoreMarker(dir, { seq: 2, hash: 'f'.repeat(64), at: new Date(now).toISOString(), backup: '/nowhere' });
+    expect(await exporter.flush()).toBe(0);
+    expect(exporter.status().state).toBe('refused');
+  });
+
+  it('sets the export aside and starts over after a recorded restore, and says what the old export held', async () => {
+    await recordSome(3);
+    const exportDir = join(dir, 'audit');
+    await exportTo(exportDir);
+    const db = new Database(join(dir, 'drover.db'));
+    db.prepare('DELETE FROM audit_log WHERE seq >= 2').run();
+    db.close();
+    const restore = await trail.record({ actor: 'cli:ops@box', action: 'backup.restore', target: 'store:x' });
+    writeRestoreMarker(dir, { seq: restore.seq, hash: restore.hash, at: restore.time, backup: '/backups/b1' });
+    const exporter = new AuditExporter({ store, dir: exportDir, dataDir: dir, keepFiles: 30, intervalMs: 60_000, clock: () => now, onError: (e) => { throw e; } });
     expect(await exporter.flush()).toBe(2);
+    expect(exporter.status()).toMatchObject({ state: 'ok', exportedSeq: 2, superseded: 1 });
     expect(verifyExportFiles(exportFiles(exportDir), keys())).toMatchObject({ ok: true, firstSeq: 1, lastSeq: 2 });
+    expect(existsSync(join(dir, RESTORE_MARKER))).toBe(false); // used once
+    const [old] = await supersededExports(store, exportDir);
+    expect(old!.restore).toMatchObject({ seq: 2, backup: '/backups/b1' });
+    expect(old!.missing.map((r) => r.seq)).toEqual([2, 3]);
   });
 });

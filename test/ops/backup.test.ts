@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadMigrations } from '../../src/store/sqlite/migrator.js';
-import { installationKeys, trustedKeys } from '../../src/ops/audit/node-key.js';
+import { installationKeys, loadOrCreateNodeKey, trustedKeys } from '../../src/ops/audit/node-key.js';
 import { verifyStoredTrail } from '../../src/ops/audit/verify.js';
 import { lastBackupSuccess, takeBackup } from '../../src/ops/backup/create.js';
 import { backupName, MANIFEST_FILE } from '../../src/ops/backup/manifest.js';
@@ -50,7 +50,7 @@ describe('backup create', () => {
     const out = join(tempDir(), 'backups');
     // Writes race the copy: the copy is one consistent snapshot whatever they do.
     const writes = Array.from({ length: 20 }, () => n.request('POST', '/v1/jobs', delayed(50)));
-    const result = await takeBackup({ store: n.store, outDir: out, source: join(n.dir, 'drover.db'), auditKeys: installationKeys(n.dir), audit: { trail: n.runtime.audit, actor: 'test' } });
+    const result = await takeBackup({ store: n.store, outDir: out, source: join(n.dir, 'drover.db'), auditKeys: installationKeys(n.dir), signingKey: n.runtime.audit.key, audit: { trail: n.runtime.audit, actor: 'test' } });
     await Promise.all(writes);
 
     expect(result.path).toMatch(/drover-backup-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$/);
@@ -62,7 +62,7 @@ describe('backup create', () => {
     expect(m.counts.jobs).toBeLessThanOrEqual(1500);
     expect(m.auditKeys.map((k) => k.keyId)).toEqual([n.runtime.audit.key.keyId]);
 
-    const verified = await verifyBackup(result.path);
+    const verified = await verifyBackup(result.path, { trustedKeys: trustedKeys(n.dir) });
     expect(verified.checks.filter((c) => !c.ok)).toEqual([]);
     expect(verified.ok).toBe(true);
     expect(await lastBackupSuccess(n.store)).toBe(Date.parse(m.createdAt));
@@ -76,9 +76,9 @@ describe('backup create', () => {
     const tool = await openSqliteEngine({ path: join(n.dir, 'drover.db'), lock: false });
     try {
       const writes = Array.from({ length: 10 }, () => n.request('POST', '/v1/jobs', delayed(20)));
-      const result = await takeBackup({ store: tool, outDir: join(tempDir(), 'b'), source: 'x', auditKeys: installationKeys(n.dir) });
+      const result = await takeBackup({ store: tool, outDir: join(tempDir(), 'b'), source: 'x', auditKeys: installationKeys(n.dir), signingKey: n.runtime.audit.key });
       await Promise.all(writes);
-      expect((await verifyBackup(result.path)).ok).toBe(true);
+      expect((await verifyBackup(result.path, { trustedKeys: trustedKeys(n.dir) })).ok).toBe(true);
       expect(result.manifest.counts.jobs).toBeGreaterThanOrEqual(200);
     } finally {
       await tool.close();
@@ -92,10 +92,10 @@ describe('backup verify', () => {
   beforeEach(async () => {
     n = await node();
     await n.request('POST', '/v1/jobs', delayed(100));
-    path = (await takeBackup({ store: n.store, outDir: join(tempDir(), 'b'), source: 'x', auditKeys: installationKeys(n.dir) })).path;
+    path = (await takeBackup({ store: n.store, outDir: join(tempDir(), 'b'), source: 'x', auditKeys: installationKeys(n.dir), signingKey: n.runtime.audit.key })).path;
   });
 
-  const failed = async (p: string) => (await verifyBackup(p)).checks.filter((c) => !c.ok).map((c) => c.name);
+  const failed = async (p: string) => (await verifyBackup(p, { trustedKeys: trustedKeys(n.dir) })).checks.filter((c) => !c.ok).map((c) => c.name);
 
   it('fails on one flipped byte, naming the file, without opening it', async () => {
     const file = join(path, 'drover.db');
@@ -137,7 +137,7 @@ describe('backup verify', () => {
 
   it('fails when an audit record in the copy was tampered with', async () => {
     await n.runtime.audit.record({ actor: 'k', action: 'job.cancel', target: 'job:1' });
-    const p2 = (await takeBackup({ store: n.store, outDir: join(tempDir(), 'c'), source: 'x', auditKeys: installationKeys(n.dir) })).path;
+    const p2 = (await takeBackup({ store: n.store, outDir: join(tempDir(), 'c'), source: 'x', auditKeys: installationKeys(n.dir), signingKey: n.runtime.audit.key })).path;
     const file = join(p2, 'drover.db');
     const db = new Database(file);
     db.prepare("UPDATE audit_log SET target = 'job:2' WHERE seq = 1").run();
@@ -152,20 +152,20 @@ describe('backup verify', () => {
 describe('backup restore', () => {
   it('refuses while a node runs on the target, saying how to stop it, and changes nothing', async () => {
     const source = await node();
-    const { path } = await takeBackup({ store: source.store, outDir: join(tempDir(), 'b'), source: 'x', auditKeys: [] });
+    const { path } = await takeBackup({ store: source.store, outDir: join(tempDir(), 'b'), source: 'x', auditKeys: [], signingKey: source.runtime.audit.key });
     const target = await node();
     const before = readdirSync(target.dir).sort();
-    const restoring = restoreBackup({ path, databaseUrl: join(target.dir, 'drover.db'), dataDir: target.dir, actor: 'test' });
+    const restoring = restoreBackup({ path, databaseUrl: join(target.dir, 'drover.db'), dataDir: target.dir, actor: 'test', trustNewKeys: [source.runtime.audit.key.keyId] });
     await expect(restoring).rejects.toThrow(new RegExp(`in use by drover pid ${process.pid}\\. Stop that node first .*kill -TERM ${process.pid}`));
     expect(readdirSync(target.dir).sort()).toEqual(before);
   });
 
   it('refuses a backup that does not verify', async () => {
     const source = await node();
-    const { path } = await takeBackup({ store: source.store, outDir: join(tempDir(), 'b'), source: 'x', auditKeys: [] });
+    const { path } = await takeBackup({ store: source.store, outDir: join(tempDir(), 'b'), source: 'x', auditKeys: [], signingKey: source.runtime.audit.key });
     writeFileSync(join(path, 'drover.db'), 'not a database');
     const target = join(tempDir(), 'drover.db');
-    await expect(restoreBackup({ path, databaseUrl: target, dataDir: tempDir(), actor: 'test' })).rejects.toThrow(/did not verify, nothing was changed:\n {2}sha256 drover.db/);
+    await expect(restoreBackup({ path, databaseUrl: target, dataDir: tempDir(), actor: 'test', trustNewKeys: [source.runtime.audit.key.keyId] })).rejects.toThrow(/did not verify, nothing was changed:\n {2}sha256 drover.db/);
     expect(existsSync(target)).toBe(false);
   });
 
@@ -176,7 +176,7 @@ describe('backup restore', () => {
     await store.enqueue(Array.from({ length: 3 }, (_, i) => ({ handler: 'h', queue: 'default', payload: { i }, priority: 0, runAt: Date.now(), maxAttempts: 3 })));
     const leased = await store.lease({ workerId: 'node-that-is-gone', handlers: [{ name: 'h', max: 10 }], limit: 2, leaseMs: 3_600_000 });
     expect(leased).toHaveLength(2);
-    const { path } = await takeBackup({ store, outDir: join(dir, 'backups'), source: 'x', auditKeys: [] });
+    const { path } = await takeBackup({ store, outDir: join(dir, 'backups'), source: 'x', auditKeys: [], signingKey: loadOrCreateNodeKey(dir) });
     await store.enqueue([{ handler: 'h', queue: 'default', payload: 'after the backup', priority: 0, runAt: Date.now(), maxAttempts: 3 }]);
     await store.close();
     // The target has a -wal beside it (a store closed uncleanly): it moves aside with its database.
@@ -272,7 +272,7 @@ describe('drover_backup_last_success_timestamp_seconds', () => {
     expect(await scrape()).toBe('0');
     const tool = await openSqliteEngine({ path: join(n.dir, 'drover.db'), lock: false });
     try {
-      const { manifest } = await takeBackup({ store: tool, outDir: join(tempDir(), 'b'), source: 'x', auditKeys: [] });
+      const { manifest } = await takeBackup({ store: tool, outDir: join(tempDir(), 'b'), source: 'x', auditKeys: [], signingKey: n.runtime.audit.key });
       expect(Number(await scrape())).toBe(Date.parse(manifest.createdAt) / 1000);
     } finally {
       await tool.close();

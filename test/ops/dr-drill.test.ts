@@ -80,7 +80,13 @@ describe('DR drill', () => {
     expect(inBackup.running ?? 0, `states in the backup: ${JSON.stringify(inBackup)}`).toBeGreaterThan(0);
     expect(inBackup.queued ?? 0).toBeGreaterThan(0);
 
-    const verified = await drover(['backup', 'verify', path], {});
+    // Verifying elsewhere trusts only keys named there: the source node's audit key, by the fingerprint it prints.
+    const pubkey = await drover(['audit', 'pubkey', '--json'], { DROVER_DATABASE_URL: live.DROVER_DATABASE_URL });
+    const { keyId } = JSON.parse(pubkey.stdout);
+    const unnamed = await drover(['backup', 'verify', path], {});
+    expect(unnamed.code).not.toBe(0);
+    expect(unnamed.stdout).toContain(`FAIL  signature: signed by ${keyId}, a key this node does not trust`);
+    const verified = await drover(['backup', 'verify', path, '--trust-key', keyId], {});
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     expect(verified.stdout).toMatch(/^ok {4}sha256 drover\.db: /m);
     expect(verified.stdout).toMatch(/^ok {4}integrity: /m);
@@ -91,20 +97,25 @@ describe('DR drill', () => {
     const bytes = readFileSync(join(corrupt, 'drover.db'));
     bytes[Math.floor(bytes.length * 0.6)]! ^= 0x10;
     writeFileSync(join(corrupt, 'drover.db'), bytes);
-    const rejected = await drover(['backup', 'verify', corrupt], {});
+    const rejected = await drover(['backup', 'verify', corrupt, '--trust-key', keyId], {});
     expect(rejected.code).not.toBe(0);
     expect(rejected.stdout).toMatch(/^FAIL {2}sha256 drover\.db: expected/m);
     expect(rejected.stderr).toMatch(/failed verification \(sha256 drover\.db, contents\)/);
 
     const fresh = { DROVER_DATABASE_URL: join(dir, 'restored', 'drover.db') };
-    const restored = await drover(['backup', 'restore', path], fresh);
+    // A fresh node trusts no key: restore refuses until the operator names the backup's key.
+    const unnamedRestore = await drover(['backup', 'restore', path], fresh);
+    expect(unnamedRestore.code).not.toBe(0);
+    expect(unnamedRestore.stderr).toContain(`pass --trust-new-key ${keyId}`);
+    const restored = await drover(['backup', 'restore', path, '--trust-new-key', keyId], fresh);
     expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stdout).toContain(`now trusting audit key ${keyId} (named by --trust-new-key)`);
     expect(restored.stdout).toContain('there was no previous store');
     expect(restored.stdout).toContain(`${inBackup.running} job(s) that were running at backup time are queued to run again`);
 
     const second = await startChildNode({ config: CONFIG, env: { ...fresh, DROVER_NODE_ID: 'a-different-node' } });
     // A running node owns the store: restoring over it is refused with how to stop it.
-    const refused = await drover(['backup', 'restore', path], fresh);
+    const refused = await drover(['backup', 'restore', path, '--trust-new-key', keyId], fresh);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain(`in use by drover pid ${second.pid}. Stop that node first`);
 

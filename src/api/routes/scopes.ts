@@ -50,7 +50,9 @@ export const ROUTES = {
   'GET /v1/admin/log-level': { scope: ['admin'], summary: 'The node\'s current log level' },
   'POST /v1/admin/log-level': { scope: ['admin'], summary: 'Change the node\'s log level at runtime (recorded as an operator action)' },
 
-  'GET /v1/audit': { scope: ['read'], summary: 'The audit trail of operator actions, newest first, with a cursor' },
+  // Admin only: the trail says who holds which key and what each did, and its before/after values
+  // may carry configuration; a `read` key is handed to dashboards. Ship the export files to a SIEM instead.
+  'GET /v1/audit': { scope: ['admin'], summary: 'The audit trail of operator actions, newest first, with a cursor' },
 
   'POST /v1/triggers': { scope: ['admin'], summary: 'Create a runtime trigger with a webhook action; the secret is in this response only' },
   'GET /v1/triggers': { scope: ['admin'], summary: 'List runtime triggers (never their secrets) and the webhook host breakers' },

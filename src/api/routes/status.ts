@@ -1,10 +1,12 @@
 /** Node status, handlers and queues: what an operator looks at first. */
 import type { FastifyInstance } from 'fastify';
+import type { AuditExportStatus } from '../../ops/audit/export.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { VERSION } from '../../version.js';
 import { handlerJson, runningByHandler } from './handler-state.js';
 
-export function statusRoutes(runtime: Runtime) {
+/** `auditExport`: the audit export's state; a refused export is shown here and alerted on, not failed in readiness (docs/operations.md). */
+export function statusRoutes(runtime: Runtime, auditExport?: () => AuditExportStatus | null) {
   const { config, store } = runtime;
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get('/v1/status', { config: { scope: 'read' } }, async () => ({
@@ -25,6 +27,7 @@ export function statusRoutes(runtime: Runtime) {
         rateLimit: config.rateLimit.enabled,
         remoteHandlers: [...config.handlers.values()].some((h) => h.remote),
       },
+      auditExport: auditExport?.() ?? null,
     }));
 
     app.get('/v1/handlers', { config: { scope: 'read' } }, async () => {

@@ -10,11 +10,20 @@ import type { ChainReport } from '../../ops/audit/chain.js';
 import { exportFiles, recordLine } from '../../ops/audit/export.js';
 import { KEY_FILE, loadNodeKey, trustedKeys } from '../../ops/audit/node-key.js';
 import { compareWithExport, verifyExportFiles, verifyStoredTrail } from '../../ops/audit/verify.js';
+import { describeRecord, missingFromStore, supersededExports } from '../../ops/audit/export-diff.js';
+import type { AuditRecord } from '../../core/types.js';
 import { dataDirFor } from '../../ops/data-dir.js';
 import { openStore } from '../../store/open.js';
 import { databaseUrlFromEnv } from './options.js';
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
+/** Records shown per list before "… and N more". */
+const SHOWN = 50;
+
+function listRecords(records: readonly AuditRecord[]): void {
+  for (const record of records.slice(0, SHOWN)) out(`    ${describeRecord(record)}`);
+  if (records.length > SHOWN) out(`    … and ${records.length - SHOWN} more`);
+}
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 function describe(report: ChainReport): string {
@@ -58,8 +67,28 @@ export function registerAuditCommands(program: Command): void {
         if (!report.ok) fail(report);
         out(`ok: store: ${describe(report)}`);
         const dir = opts.exportDir ?? join(dataDir, 'audit');
-        const comparison = await compareWithExport(store, report.lastSeq, exportFiles(dir));
-        if (!comparison.ok) throw new DroverError('validation', `audit trail does not match its export in ${dir}: ${comparison.problem}`);
+        // What earlier exports held that the store no longer does: set aside by a restore (or by hand).
+        for (const old of await supersededExports(store, dir)) {
+          const why = old.restore
+            ? `set aside after the restore of ${old.restore.backup} at ${old.restore.at} (record ${old.restore.seq})`
+            : 'set aside without a recorded restore (moved by hand)';
+          if (old.missing.length === 0) {
+            out(`superseded export ${old.dir}: ${why}; all its ${old.records} records are in the store`);
+          } else {
+            out(`superseded export ${old.dir}: ${why}; it holds ${old.missing.length} of its ${old.records} records that the store no longer does:`);
+            listRecords(old.missing);
+          }
+        }
+        const files = exportFiles(dir);
+        const comparison = await compareWithExport(store, report.lastSeq, files);
+        if (!comparison.ok) {
+          const { missing } = await missingFromStore(store, files);
+          if (missing.length > 0) {
+            out(`the export in ${dir} holds ${missing.length} record(s) the store no longer does:`);
+            listRecords(missing);
+          }
+          throw new DroverError('validation', `audit trail does not match its export in ${dir}: ${comparison.problem}`);
+        }
         out(comparison.compared > 0 ? `ok: the export in ${dir} agrees on ${comparison.compared} records` : `(no exported records in ${dir} to compare)`);
       } finally {
         await store.close();

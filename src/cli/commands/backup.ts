@@ -9,16 +9,26 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { DroverError } from '../../core/errors.js';
 import { cliAudit } from '../../ops/audit/cli-trail.js';
 import { cliActor } from '../../ops/audit/audit-trail.js';
-import { installationKeys } from '../../ops/audit/node-key.js';
 import { takeBackup } from '../../ops/backup/create.js';
 import { restoreBackup } from '../../ops/backup/restore.js';
 import { DEFAULT_RETENTION, listBackups, pruneBackups } from '../../ops/backup/retention.js';
 import { verifyBackup } from '../../ops/backup/verify.js';
+import { splitTrustArgs, type NewKey } from '../../ops/backup/manifest-signature.js';
+import { installationKeys, trustedKeys } from '../../ops/audit/node-key.js';
 import { dataDirFor, sqlitePathOf } from '../../ops/data-dir.js';
 import { openStore } from '../../store/open.js';
 import { databaseUrlFromEnv } from './options.js';
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** One line per key the backup carries that this node did not already trust. */
+function printNewKeys(keys: readonly NewKey[], flag: string): void {
+  for (const key of keys) {
+    const role = key.signer ? 'signed the manifest' : 'signs audit records in it';
+    out(`new key ${key.keyId} (${role}): ${key.named ? `named by ${flag}, used` : `not trusted here; pass ${flag} ${key.keyId} if you expect it`}`);
+  }
+}
 
 function count(value: string): number {
   const n = Number(value);
@@ -50,13 +60,15 @@ export function registerBackupCommands(program: Command): void {
       }
       const store = await openStore(url, { lock: false });
       try {
+        const audit = cliAudit(store, url);
         const result = await takeBackup({
           store,
           outDir: opts.out ?? defaultDir(),
           source: url,
           nodeId: await store.getMeta('node_id'),
           auditKeys: installationKeys(dataDirFor(url)),
-          audit: cliAudit(store, url),
+          signingKey: audit.trail.key,
+          audit,
         });
         if (opts.json) return out(JSON.stringify({ path: result.path, bytes: result.bytes, manifest: result.manifest }, null, 2));
         const counts = Object.entries(result.manifest.counts).map(([t, n]) => `${t}=${n}`).join(' ');
@@ -70,11 +82,17 @@ export function registerBackupCommands(program: Command): void {
   backup
     .command('verify <path>')
     .description('check a backup: checksums, integrity, schema version, row counts, audit chain; exit 1 if anything fails (PostgreSQL: restores a scratch copy on the server in DROVER_DATABASE_URL)')
+    .option('--trust-key <file|fingerprint>', 'also trust this key: a public key file, or the fingerprint (ed25519:…) of a key the backup carries (repeatable); otherwise only the keys this data directory trusts', collect, [] as string[])
     .option('--json', 'print the result as JSON')
-    .action(async (path: string, opts: { json?: boolean }) => {
-      const result = await verifyBackup(path, { databaseUrl: databaseUrlFromEnv() });
+    .action(async (path: string, opts: { json?: boolean; trustKey: string[] }) => {
+      const url = databaseUrlFromEnv();
+      const { files, fingerprints } = splitTrustArgs(opts.trustKey);
+      const result = await verifyBackup(path, { databaseUrl: url, trustedKeys: trustedKeys(dataDirFor(url), files), trustFingerprints: fingerprints });
       if (opts.json) out(JSON.stringify(result, null, 2));
-      else for (const check of result.checks) out(`${check.ok ? 'ok  ' : 'FAIL'}  ${check.name}: ${check.detail}`);
+      else {
+        for (const check of result.checks) out(`${check.ok ? 'ok  ' : 'FAIL'}  ${check.name}: ${check.detail}`);
+        printNewKeys(result.newKeys, '--trust-key');
+      }
       if (!result.ok) {
         const failed = result.checks.filter((c) => !c.ok).map((c) => c.name);
         throw new DroverError('validation', `backup ${result.path} failed verification (${failed.join(', ')})`);
@@ -85,16 +103,18 @@ export function registerBackupCommands(program: Command): void {
   backup
     .command('restore <path>')
     .description('verify a backup, then replace the store with it (the previous files are kept aside); the node must be stopped')
+    .option('--trust-key <file|fingerprint>', 'verify with this key too, for this restore only (repeatable)', collect, [] as string[])
+    .option('--trust-new-key <fingerprint>', 'trust this key the backup carries from now on (repeatable): the audit key of the node it came from, checked out of band', collect, [] as string[])
     .option('--json', 'print the result as JSON')
-    .action(async (path: string, opts: { json?: boolean }) => {
+    .action(async (path: string, opts: { json?: boolean; trustKey: string[]; trustNewKey: string[] }) => {
       const url = databaseUrlFromEnv();
-      const result = await restoreBackup({ path, databaseUrl: url, dataDir: dataDirFor(url), actor: cliActor() });
+      const result = await restoreBackup({ path, databaseUrl: url, dataDir: dataDirFor(url), actor: cliActor(), trustKeys: opts.trustKey, trustNewKeys: opts.trustNewKey });
       if (opts.json) return out(JSON.stringify({ ...result, verification: { ok: result.verification.ok, checks: result.verification.checks } }, null, 2));
       out(`restored ${result.verification.path} (taken ${result.verification.manifest?.createdAt}) into ${result.target}`);
       out(result.aside.length > 0 ? `  previous store kept at ${result.aside[0]}` : '  there was no previous store');
       if (result.migrated.length > 0) out(`  migrated to schema ${result.migrated.at(-1)}`);
       out(`  ${result.requeued} job(s) that were running at backup time are queued to run again`);
-      for (const file of result.trustedKeyFiles) out(`  trusting the backup's audit key: ${file}`);
+      for (const { keyId, file } of result.trustedKeyFiles) out(`  now trusting audit key ${keyId} (named by --trust-new-key): ${file}`);
       out('start the node to resume work');
     });
 

@@ -14,15 +14,23 @@ export function registerStartCommand(program: Command): void {
     .option('-c, --config <file>', 'config module (TypeScript or JavaScript)', DEFAULT_CONFIG_PATH)
     .option('--host <host>', 'listen address (env DROVER_HOST, default 127.0.0.1)')
     .option('--port <port>', 'listen port (env DROVER_PORT, default 7070)', parsePort)
+    .option('--admin-key-output <file>', 'on the first start, write the generated admin key to this new file (mode 0600) instead of printing it (env DROVER_ADMIN_KEY_OUTPUT)')
     .option('--no-migrate', 'do not apply pending migrations (run `drover migrate` first); still refuse a schema that is behind or ahead')
-    .action(async (opts: { config: string; host?: string; port?: number; migrate: boolean }) => {
+    .action(async (opts: { config: string; host?: string; port?: number; migrate: boolean; adminKeyOutput?: string }) => {
       const raw = await loadConfigModule(opts.config);
       const config = resolveConfig(raw, process.env, {
         ...(opts.host ? { host: opts.host } : {}),
         ...(opts.port !== undefined ? { port: opts.port } : {}),
       });
       const bootstrap = process.env.DROVER_BOOTSTRAP_ADMIN_KEY;
-      const node = await startNode({ config, configPath: opts.config, migrate: opts.migrate, ...(bootstrap ? { bootstrapAdminKey: bootstrap } : {}) });
+      const keyOutput = opts.adminKeyOutput || process.env.DROVER_ADMIN_KEY_OUTPUT;
+      const node = await startNode({
+        config,
+        configPath: opts.config,
+        migrate: opts.migrate,
+        ...(bootstrap ? { bootstrapAdminKey: bootstrap } : {}),
+        ...(keyOutput ? { adminKeyOutput: keyOutput } : {}),
+      });
 
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {

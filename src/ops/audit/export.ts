@@ -6,15 +6,20 @@
  * shows a trail truncated in the store, and it survives losing the database.
  *
  * The exporter resumes from the last line of the newest file. If the store no
- * longer holds that record with that hash (it was restored from a backup and
- * has gone back in time), the files so far are moved to
- * `superseded-<time>/` and the export starts again from record 1.
+ * longer holds that record with that hash, the trail in the store was cut
+ * short or rewritten. Only a restore recorded by `drover backup restore` (its
+ * marker file, see restore-marker.ts) explains that: then the files so far
+ * are moved to `superseded-<time>/` and the export starts again from record 1.
+ * Anything else is refused: nothing more is exported, the exporter reports
+ * `refused` (metric, status, an error log line) until an operator acts, and
+ * the old export stays where it is as the evidence.
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AuditRecord } from '../../core/types.js';
 import { BackgroundTask } from '../../runtime/background-task.js';
 import type { StorageEngine } from '../../store/engine.js';
+import { consumeRestoreMarker, readRestoreMarker, type RestoreMarker } from './restore-marker.js';
 
 const FILE_RE = /^audit-(\d{4}-\d{2}-\d{2})\.jsonl$/;
 const PAGE = 1000;
@@ -37,10 +42,29 @@ export function recordLine(record: AuditRecord): string {
 export interface AuditExporterOptions {
   store: StorageEngine;
   dir: string;
+  /** Where `drover backup restore` leaves its marker (the data directory); without it no supersede is allowed. */
+  dataDir?: string;
   keepFiles: number;
   intervalMs: number;
   clock?: () => number;
   onError(error: Error): void;
+  /** The export stopped: the store no longer holds what was exported and no restore explains it. Called once per episode. */
+  onRefused?(problem: string): void;
+  /** A recorded restore set the old export aside (into `aside`). */
+  onSuperseded?(info: { aside: string | null; marker: RestoreMarker }): void;
+}
+
+/** What `GET /v1/status` and `drover_audit_export_state` report. */
+export interface AuditExportStatus {
+  state: 'ok' | 'refused';
+  /** Newest record in the export (0 before the first). */
+  exportedSeq: number;
+  /** Why the export is refused; null when ok. */
+  problem: string | null;
+  /** When it was first refused (ISO 8601); null when ok. */
+  refusedSince: string | null;
+  /** Exports set aside by a recorded restore since this process started. */
+  superseded: number;
 }
 
 /**
@@ -54,8 +78,11 @@ export class AuditExporter {
   readonly #options: AuditExporterOptions;
   readonly #task: BackgroundTask;
   readonly #clock: () => number;
-  /** The newest exported record, or null before the first flush looked. */
+  /** The newest exported record, or null before the first flush looked (and while refused, so each flush looks again). */
   #last: { seq: number; hash: string } | null = null;
+  #refused: { problem: string; since: string } | null = null;
+  #exportedSeq = 0;
+  #superseded = 0;
 
   constructor(options: AuditExporterOptions) {
     this.#options = options;
@@ -64,8 +91,10 @@ export class AuditExporter {
     this.#task = new BackgroundTask({ name: 'audit-export', intervalMs: options.intervalMs, run: () => this.flush().then(() => undefined), onError: options.onError });
   }
 
+  /** Export at once (a restart shows a broken export right away), then every `intervalMs`. */
   start(): void {
     this.#task.start();
+    void this.#task.trigger();
   }
 
   /** Stop the schedule and export what is left. */
@@ -74,15 +103,46 @@ export class AuditExporter {
     await this.flush().catch((error: unknown) => this.#options.onError(error instanceof Error ? error : new Error(String(error))));
   }
 
-  /** Append every record not yet exported; returns how many were written. */
+  status(): AuditExportStatus {
+    return {
+      state: this.#refused ? 'refused' : 'ok',
+      exportedSeq: this.#exportedSeq,
+      problem: this.#refused?.problem ?? null,
+      refusedSince: this.#refused?.since ?? null,
+      superseded: this.#superseded,
+    };
+  }
+
+  /** Append every record not yet exported; returns how many were written (0 while refused). */
   async flush(): Promise<number> {
-    mkdirSync(this.dir, { recursive: true });
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const store = this.#options.store;
     this.#last ??= this.#resumePoint();
+    const dataDir = this.#options.dataDir;
+    const marker = dataDir ? readRestoreMarker(dataDir) : null;
     if (this.#last.seq > 0) {
       const [same] = await store.readAudit({ after: this.#last.seq - 1, limit: 1 });
-      if (!same || same.seq !== this.#last.seq || same.hash !== this.#last.hash) this.#supersede();
+      if (!same || same.seq !== this.#last.seq || same.hash !== this.#last.hash) {
+        if (marker && dataDir && (await this.#holds(marker))) {
+          const aside = this.#supersede();
+          consumeRestoreMarker(dataDir, aside);
+          this.#superseded++;
+          this.#options.onSuperseded?.({ aside, marker });
+        } else {
+          const [newest] = await store.listAudit({ limit: 1 });
+          const problem = same && same.seq === this.#last.seq
+            ? `record ${this.#last.seq} in the store differs from the exported copy: the store's trail was rewritten`
+            : `the store no longer holds record ${this.#last.seq}, the last one exported (the store's trail ends at ${newest?.seq ?? 0}): records were removed from the store's trail`;
+          this.#exportedSeq = this.#last.seq;
+          this.#refuse(`${problem}; no restore was recorded (${dataDir ? `no valid ${dataDir}/audit-restored.json` : 'no data directory'}), so the export in ${this.dir} is kept as it is and nothing more is exported`);
+          this.#last = null;
+          return 0;
+        }
+      }
     }
+    // A restore that did not break continuity (or was already handled) leaves nothing to explain later.
+    if (marker && dataDir) consumeRestoreMarker(dataDir, null);
+    this.#refused = null;
     let written = 0;
     for (;;) {
       const records = await store.readAudit({ after: this.#last.seq, limit: PAGE });
@@ -92,13 +152,29 @@ export class AuditExporter {
       const newest = records[records.length - 1]!;
       this.#last = { seq: newest.seq, hash: newest.hash };
     }
+    this.#exportedSeq = this.#last.seq;
     this.#prune();
     return written;
   }
 
+  /** Does the store hold the record the restore marker names? */
+  async #holds(marker: RestoreMarker): Promise<boolean> {
+    const [record] = await this.#options.store.readAudit({ after: marker.seq - 1, limit: 1 });
+    return record !== undefined && record.seq === marker.seq && record.hash === marker.hash && record.action === 'backup.restore';
+  }
+
+  #refuse(problem: string): void {
+    if (this.#refused) {
+      this.#refused.problem = problem;
+      return;
+    }
+    this.#refused = { problem, since: new Date(this.#clock()).toISOString() };
+    this.#options.onRefused?.(problem);
+  }
+
   #append(records: readonly AuditRecord[]): void {
     const day = new Date(this.#clock()).toISOString().slice(0, 10);
-    const fd = openSync(join(this.dir, `audit-${day}.jsonl`), 'a', 0o640);
+    const fd = openSync(join(this.dir, `audit-${day}.jsonl`), 'a', 0o600);
     try {
       writeSync(fd, records.map((r) => `${recordLine(r)}\n`).join(''));
       fsyncSync(fd);
@@ -132,14 +208,17 @@ export class AuditExporter {
     return { seq: 0, hash: '' };
   }
 
-  #supersede(): void {
+  /** Move the export files aside; returns the directory they went to (null when there were none). */
+  #supersede(): string | null {
     const files = exportFiles(this.dir);
+    let aside: string | null = null;
     if (files.length > 0) {
-      const aside = join(this.dir, `superseded-${new Date(this.#clock()).toISOString().replace(/[:.]/g, '-')}`);
-      mkdirSync(aside, { recursive: true });
+      aside = join(this.dir, `superseded-${new Date(this.#clock()).toISOString().replace(/[:.]/g, '-')}`);
+      mkdirSync(aside, { recursive: true, mode: 0o700 });
       for (const file of files) renameSync(file, join(aside, file.slice(this.dir.length + 1)));
     }
     this.#last = { seq: 0, hash: '' };
+    return aside;
   }
 
   #prune(): void {

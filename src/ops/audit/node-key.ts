@@ -61,7 +61,7 @@ export function ephemeralNodeKey(): NodeKey {
 export function loadOrCreateNodeKey(dataDir: string): NodeKey {
   const file = join(dataDir, KEY_FILE);
   if (!existsSync(file)) {
-    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     const temp = `${file}.${process.pid}.tmp`;
     writeFileSync(temp, pem, { mode: 0o600, flag: 'w' });
@@ -138,9 +138,9 @@ export function addTrustedKey(dataDir: string, publicPem: string): string | null
   const id = keyIdOf(key);
   if (trustedKeys(dataDir).has(id)) return null;
   const dir = join(dataDir, TRUSTED_DIR);
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, `${id.replace(/[^A-Za-z0-9]/g, '-')}.pem`);
-  writeFileSync(file, key.export({ type: 'spki', format: 'pem' }).toString(), { mode: 0o644 });
+  writeFileSync(file, key.export({ type: 'spki', format: 'pem' }).toString(), { mode: 0o600 });
   return file;
 }
 

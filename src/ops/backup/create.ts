@@ -5,12 +5,14 @@
  * is kept in the store (`backup_last_success_at`) so a node reports it in
  * `drover_backup_last_success_timestamp_seconds` whoever took the backup.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { toError } from '../../core/errors.js';
 import type { StorageEngine } from '../../store/engine.js';
 import { VERSION } from '../../version.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
+import type { NodeKey } from '../audit/node-key.js';
+import { signManifest } from './manifest-signature.js';
 import { sha256File } from './checksum.js';
 import { backupName, storeFileName, writeManifest, type BackupManifest } from './manifest.js';
 
@@ -26,6 +28,8 @@ export interface TakeBackupOptions {
   nodeId?: string | null;
   /** Public keys of this installation's audit trail, recorded in the manifest. */
   auditKeys: Array<{ keyId: string; publicKey: string }>;
+  /** Signs the manifest: the node's audit key (`loadOrCreateNodeKey(dataDir)`). */
+  signingKey: NodeKey;
   clock?: () => number;
   /** Record `backup.create` in the audit trail as this actor. */
   audit?: { trail: AuditTrail; actor: string } | null;
@@ -40,25 +44,26 @@ export interface BackupResult {
 
 /**
  * @example
- * const { path, manifest } = await takeBackup({ store, outDir: './data/backups', source: './data/drover.db', auditKeys: [] });
+ * const { path, manifest } = await takeBackup({ store, outDir: './data/backups', source: './data/drover.db', auditKeys: [], signingKey: loadOrCreateNodeKey('./data') });
  */
 export async function takeBackup(options: TakeBackupOptions): Promise<BackupResult> {
   const clock = options.clock ?? Date.now;
   const started = clock();
   const startedPerf = performance.now();
-  mkdirSync(options.outDir, { recursive: true });
+  // Backups hold payloads and webhook secrets: only drover's user may read them.
+  mkdirSync(options.outDir, { recursive: true, mode: 0o700 });
   let name = backupName(started);
   for (let n = 2; existsSync(join(options.outDir, name)); n++) name = `${backupName(started)}-${n}`;
   const partial = join(options.outDir, `.${name}.partial`);
   const final = join(options.outDir, name);
   rmSync(partial, { recursive: true, force: true });
-  mkdirSync(partial, { recursive: true });
+  mkdirSync(partial, { recursive: true, mode: 0o700 });
   try {
     const engine = options.store.capabilities.engine;
     const fileName = storeFileName(engine);
     const snapshot = await options.store.backupTo(join(partial, fileName));
     const bytes = statSync(join(partial, fileName)).size;
-    const manifest: BackupManifest = {
+    const unsigned: BackupManifest = {
       format: 'drover-backup/1',
       engine,
       schemaVersion: snapshot.schemaVersion,
@@ -72,7 +77,11 @@ export async function takeBackup(options: TakeBackupOptions): Promise<BackupResu
       auditKeys: options.auditKeys,
       ...(engine === 'postgres' ? { postgres: { schema: schemaOf(options.store) } } : {}),
     };
+    const manifest = signManifest(unsigned, options.signingKey);
     writeManifest(partial, manifest);
+    // The engine's copy (SQLite backup API, pg_dump) is created with the process umask.
+    for (const name of readdirSync(partial)) chmodSync(join(partial, name), 0o600);
+    chmodSync(partial, 0o700);
     fsyncDir(partial);
     renameSync(partial, final);
     fsyncDir(options.outDir);

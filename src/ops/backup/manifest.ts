@@ -7,6 +7,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DroverError, toError } from '../../core/errors.js';
+import type { ManifestSignature } from './manifest-signature.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'drover-backup/1';
@@ -33,8 +34,13 @@ export interface BackupManifest {
   /** Rows per table, counted in the copy. */
   counts: Record<string, number>;
   files: ManifestFile[];
-  /** Public keys that sign this installation's audit trail, so a restore elsewhere can keep verifying it. */
+  /**
+   * Public keys that sign this installation's audit trail. Candidates only: a
+   * verifier uses one when it already trusts it or an operator names its fingerprint.
+   */
   auditKeys: Array<{ keyId: string; publicKey: string }>;
+  /** The taking node's audit key signs everything above (manifest-signature.ts); absent on unsigned (old or forged) manifests. */
+  signature?: ManifestSignature;
   /** PostgreSQL: the schema the archive holds. */
   postgres?: { schema: string };
 }
@@ -53,7 +59,7 @@ export function timeFromName(name: string): number | null {
 }
 
 export function writeManifest(dir: string, manifest: BackupManifest): void {
-  const fd = openSync(join(dir, MANIFEST_FILE), 'wx', 0o640);
+  const fd = openSync(join(dir, MANIFEST_FILE), 'wx', 0o600);
   try {
     writeSync(fd, `${JSON.stringify(manifest, null, 2)}\n`);
     fsyncSync(fd);

@@ -16,7 +16,9 @@ import { engineFor, openStore } from '../../store/open.js';
 import { droverConnections, moveSchemaAside, moveSchemaBack, restoreArchive } from '../../store/postgres/backup-restore.js';
 import { placeSqliteBackup } from '../../store/sqlite/backup.js';
 import { AuditTrail } from '../audit/audit-trail.js';
-import { addTrustedKey, loadOrCreateNodeKey } from '../audit/node-key.js';
+import { addTrustedKey, loadOrCreateNodeKey, trustedKeys } from '../audit/node-key.js';
+import { FINGERPRINT_RE, splitTrustArgs } from './manifest-signature.js';
+import { writeRestoreMarker } from '../audit/restore-marker.js';
 import { sqlitePathOf } from '../data-dir.js';
 import { sha256File } from './checksum.js';
 import { verifyBackup, type BackupVerification } from './verify.js';
@@ -31,6 +33,10 @@ export interface RestoreOptions {
   actor: string;
   /** PostgreSQL: the target schema; default `DROVER_PG_SCHEMA`, else `drover` (as `drover start`). */
   pgSchema?: string;
+  /** Keys to verify with for this restore only: public key files or fingerprints of keys the backup carries (`--trust-key`). */
+  trustKeys?: readonly string[];
+  /** Fingerprints of keys the backup carries to trust from now on (`--trust-new-key`); no other new key is trusted. */
+  trustNewKeys?: readonly string[];
   clock?: () => number;
 }
 
@@ -43,8 +49,8 @@ export interface RestoreResult {
   requeued: number;
   /** Migrations applied to bring the copy up to this binary's schema. */
   migrated: number[];
-  /** Audit public keys from the backup that are now trusted here. */
-  trustedKeyFiles: string[];
+  /** New keys from the backup now trusted here (named by `--trust-new-key`), with the file written. */
+  trustedKeyFiles: Array<{ keyId: string; file: string }>;
 }
 
 /**
@@ -54,7 +60,19 @@ export interface RestoreResult {
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const clock = options.clock ?? Date.now;
-  const verification = await verifyBackup(options.path, { databaseUrl: options.databaseUrl });
+  const { files, fingerprints } = splitTrustArgs(options.trustKeys ?? []);
+  const newKeys = options.trustNewKeys ?? [];
+  const malformed = newKeys.filter((k) => !FINGERPRINT_RE.test(k));
+  if (malformed.length > 0) throw new DroverError('validation', `--trust-new-key takes a key fingerprint like ed25519:3f9a0c1d2e3f4a5b (as \`drover audit pubkey --json\` and \`drover backup verify\` print it), got ${malformed.join(', ')}`);
+  const verification = await verifyBackup(options.path, {
+    databaseUrl: options.databaseUrl,
+    trustedKeys: trustedKeys(options.dataDir, files),
+    trustFingerprints: [...fingerprints, ...newKeys],
+    trustFlag: '--trust-new-key',
+  });
+  const carried = new Set(verification.newKeys.map((k) => k.keyId));
+  const absent = newKeys.filter((k) => !carried.has(k) && !trustedKeys(options.dataDir).has(k));
+  if (absent.length > 0) throw new DroverError('validation', `--trust-new-key ${absent.join(', ')}: the backup carries no such key (it carries ${[...carried].join(', ') || 'no key this node does not already trust'}); nothing was changed`);
   if (!verification.ok || !verification.manifest) {
     const failed = verification.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
     throw new DroverError('validation', `backup ${verification.path} did not verify, nothing was changed:\n  ${failed.join('\n  ')}`);
@@ -152,15 +170,23 @@ async function finish(
   try {
     const status = await store.migrate();
     const requeued = await store.reclaimAll();
-    const trustedKeyFiles = manifest.auditKeys.map((k) => addTrustedKey(options.dataDir, k.publicKey)).filter((f): f is string => f !== null);
+    // Only the new keys the operator named: a key is never trusted because a backup lists it.
+    const trustedKeyFiles = verification.newKeys
+      .filter((k) => (options.trustNewKeys ?? []).includes(k.keyId))
+      .flatMap((k) => {
+        const file = addTrustedKey(options.dataDir, k.publicKey);
+        return file ? [{ keyId: k.keyId, file }] : [];
+      });
     const trail = new AuditTrail({ store, key: loadOrCreateNodeKey(options.dataDir), clock });
-    await trail.record({
+    const record = await trail.record({
       actor: options.actor,
       action: 'backup.restore',
       target: `store:${target}`,
       before: { aside },
       after: { backup: verification.path, takenAt: manifest.createdAt, schemaVersion: status.current, requeuedJobs: requeued.length },
     });
+    // The one thing that lets the node's audit export start over (export.ts): a restore, recorded outside the store.
+    writeRestoreMarker(options.dataDir, { seq: record.seq, hash: record.hash, at: record.time, backup: verification.path });
     return { target, verification, aside, requeued: requeued.length, migrated: status.applied, trustedKeyFiles };
   } finally {
     await store.close();

@@ -73,6 +73,7 @@ export class BackupSchedule {
       source: o.source,
       nodeId: o.nodeId,
       auditKeys: o.auditKeys(),
+      signingKey: o.audit.key,
       ...(o.clock ? { clock: o.clock } : {}),
       audit: { trail: o.audit, actor: `node:${o.nodeId}` },
     });

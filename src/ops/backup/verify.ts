@@ -11,7 +11,7 @@
  * it there, and dropping the scratch database.
  */
 import { existsSync, statSync } from 'node:fs';
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { toError } from '../../core/errors.js';
 import { engineFor, openStore } from '../../store/open.js';
@@ -19,10 +19,10 @@ import { archiveSchemas, inScratchDatabase, schemaContents } from '../../store/p
 import { loadMigrations as loadPostgresMigrations } from '../../store/postgres/migrator.js';
 import { SqliteBackupReader } from '../../store/sqlite/backup.js';
 import { loadMigrations } from '../../store/sqlite/migrator.js';
-import { keyIdOf } from '../audit/node-key.js';
 import { verifyStoredTrail, type AuditSource } from '../audit/verify.js';
 import { sha256File } from './checksum.js';
 import { readManifest, type BackupManifest } from './manifest.js';
+import { judgeBackupKeys, type NewKey } from './manifest-signature.js';
 
 export interface BackupCheck {
   name: string;
@@ -35,6 +35,19 @@ export interface BackupVerification {
   path: string;
   manifest: BackupManifest | null;
   checks: BackupCheck[];
+  /** Keys the backup carries that were not already trusted, each with whether it was named (and so used). */
+  newKeys: NewKey[];
+}
+
+export interface VerifyOptions {
+  /** Keys already trusted: the data directory's (`trustedKeys(dataDir)`) and any given as files. */
+  trustedKeys?: ReadonlyMap<string, KeyObject>;
+  /** Fingerprints of keys the backup carries that the operator vouches for (`--trust-key ed25519:…`). */
+  trustFingerprints?: readonly string[];
+  /** How to name a key in the advice (`--trust-key` for verify, `--trust-new-key` for restore). */
+  trustFlag?: string;
+  /** PostgreSQL backups: the server to restore a scratch copy on. */
+  databaseUrl?: string;
 }
 
 /**
@@ -43,13 +56,11 @@ export interface BackupVerification {
  * result.ok; // false
  * result.checks.find((c) => !c.ok); // { name: 'sha256 drover.db', ok: false, detail: 'expected 9f86…, found 1b4f…' }
  */
-export async function verifyBackup(
-  path: string,
-  options: { trustedKeys?: ReadonlyMap<string, KeyObject>; /** PostgreSQL backups: the server to restore a scratch copy on. */ databaseUrl?: string } = {},
-): Promise<BackupVerification> {
+export async function verifyBackup(path: string, options: VerifyOptions = {}): Promise<BackupVerification> {
   const dir = resolve(path);
   const checks: BackupCheck[] = [];
-  const done = (manifest: BackupManifest | null): BackupVerification => ({ ok: checks.every((c) => c.ok), path: dir, manifest, checks });
+  let newKeys: NewKey[] = [];
+  const done = (manifest: BackupManifest | null): BackupVerification => ({ ok: checks.every((c) => c.ok), path: dir, manifest, checks, newKeys });
   const check = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
 
   let manifest: BackupManifest;
@@ -60,6 +71,9 @@ export async function verifyBackup(
     check('manifest', false, toError(error).message);
     return done(null);
   }
+  const trust = judgeBackupKeys(manifest, options.trustedKeys ?? new Map(), options.trustFingerprints ?? [], options.trustFlag ?? '--trust-key');
+  newKeys = trust.newKeys;
+  check('signature', trust.signature.ok, trust.signature.detail);
 
   let filesOk = true;
   for (const file of manifest.files) {
@@ -82,18 +96,10 @@ export async function verifyBackup(
   }
 
   const main = manifest.files[0]!;
-  const keys = new Map(options.trustedKeys ?? []);
-  for (const { publicKey } of manifest.auditKeys) {
-    try {
-      const key = createPublicKey(publicKey);
-      keys.set(keyIdOf(key), key);
-    } catch {
-      // Reported below as an untrusted signer if any record needs it.
-    }
-  }
+  const keys = trust.keys;
 
   if (manifest.engine === 'postgres') {
-    await verifyPostgresContents(join(dir, main.name), manifest, options.databaseUrl, keys, check);
+    await verifyPostgresContents(join(dir, main.name), manifest, options.databaseUrl, keys, check, options.trustFlag ?? '--trust-key');
     return done(manifest);
   }
 
@@ -108,7 +114,7 @@ export async function verifyBackup(
     const problems = reader.problems();
     check('integrity', problems.length === 0, problems.length === 0 ? 'PRAGMA integrity_check: ok; no foreign key violations' : problems.slice(0, 5).join('; '));
     if (problems.length === 0) {
-      await checkContents({ schemaVersion: reader.schemaVersion(), latest: loadMigrations().length, counts: reader.counts(), audit: reader, label: main.name }, manifest, keys, check);
+      await checkContents({ schemaVersion: reader.schemaVersion(), latest: loadMigrations().length, counts: reader.counts(), audit: reader, label: main.name }, manifest, keys, check, options.trustFlag ?? '--trust-key');
     }
   } finally {
     reader.close();
@@ -128,7 +134,7 @@ interface Contents {
 }
 
 /** Schema version, row counts and audit chain of the restored or opened copy against the manifest. */
-async function checkContents(contents: Contents, manifest: BackupManifest, keys: ReadonlyMap<string, KeyObject>, check: Check): Promise<void> {
+async function checkContents(contents: Contents, manifest: BackupManifest, keys: ReadonlyMap<string, KeyObject>, check: Check, flag: string): Promise<void> {
   const { schemaVersion: version, latest, counts } = contents;
   check(
     'schema version',
@@ -156,7 +162,7 @@ async function checkContents(contents: Contents, manifest: BackupManifest, keys:
     trail.ok,
     trail.ok
       ? `${trail.records} records, chain and signatures intact${trail.records > 0 ? ` (signers: ${trail.signers.join(', ')})` : ''}`
-      : `record ${trail.fault?.seq ?? '?'}: ${trail.fault?.reason}`,
+      : `record ${trail.fault?.seq ?? '?'}: ${untrustedHint(trail.fault?.reason ?? '', flag)}`,
   );
 }
 
@@ -165,7 +171,7 @@ async function checkContents(contents: Contents, manifest: BackupManifest, keys:
  * schema; then restored into a scratch database on the server of
  * `databaseUrl` (dropped after) and checked there like a SQLite copy.
  */
-async function verifyPostgresContents(file: string, manifest: BackupManifest, databaseUrl: string | undefined, keys: ReadonlyMap<string, KeyObject>, check: Check): Promise<void> {
+async function verifyPostgresContents(file: string, manifest: BackupManifest, databaseUrl: string | undefined, keys: ReadonlyMap<string, KeyObject>, check: Check, flag: string): Promise<void> {
   const schema = manifest.postgres?.schema ?? 'drover';
   try {
     const schemas = await archiveSchemas(file);
@@ -184,7 +190,7 @@ async function verifyPostgresContents(file: string, manifest: BackupManifest, da
       const { schemaVersion, counts } = await schemaContents(scratchUrl, schema);
       const store = await openStore(scratchUrl, { postgres: { schema, poolMax: 2 } });
       try {
-        await checkContents({ schemaVersion, latest: loadPostgresMigrations().length, counts, audit: store, label: 'archive' }, manifest, keys, check);
+        await checkContents({ schemaVersion, latest: loadPostgresMigrations().length, counts, audit: store, label: 'archive' }, manifest, keys, check, flag);
       } finally {
         await store.close();
       }
@@ -192,4 +198,10 @@ async function verifyPostgresContents(file: string, manifest: BackupManifest, da
   } catch (error) {
     check('integrity', false, `restoring into a scratch database failed: ${toError(error).message}`);
   }
+}
+
+/** In a backup, an untrusted signer is named with the command's own flag, not `--pubkey`. */
+function untrustedHint(reason: string, flag: string): string {
+  const m = /^signed by (\S+), which is not a trusted key/.exec(reason);
+  return m ? `signed by ${m[1]}, which this node does not trust; if you expect that key, pass ${flag} ${m[1]}` : reason;
 }

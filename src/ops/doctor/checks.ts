@@ -108,7 +108,7 @@ export function checkDataDir(dataDir: string, minFreeBytes = GIB, minFreeRatio =
     writeFileSync(join(probe, 'probe'), 'ok');
     rmSync(probe, { recursive: true, force: true });
   } catch (error) {
-    return fail('data-dir', `${dataDir} is not writable: ${toError(error).message}`, `create it and give the drover user write access (\`install -d -o drover -g drover -m 0750 ${dataDir}\`), or set DROVER_DATA_DIR`);
+    return fail('data-dir', `${dataDir} is not writable: ${toError(error).message}`, `create it and give the drover user write access (\`install -d -o drover -g drover -m 0700 ${dataDir}\`), or set DROVER_DATA_DIR`);
   }
   const fs = statfsSync(dataDir);
   const free = fs.bavail * fs.bsize;

@@ -10,9 +10,10 @@ import { toError } from '../../core/errors.js';
 import type { StorageEngine } from '../../store/engine.js';
 import { openStore } from '../../store/open.js';
 import { isInMemory } from '../../store/sqlite/connection.js';
-import { dataDirFor, sqlitePathOf } from '../data-dir.js';
+import { dataDirFor, inDataDir, sqlitePathOf } from '../data-dir.js';
 import { fail, pass, skip, type CheckResult } from './check.js';
 import { checkAuth, checkBackups, checkDataDir, checkListen, checkRunningNode, checkStore } from './checks.js';
+import { checkFileModes } from './file-modes.js';
 
 export interface DoctorOptions {
   /** Loads the config module; throws when it is missing or invalid. */
@@ -64,11 +65,19 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
     results.push(...(await checkRunningNode(config, env, clock)));
     const dataDir = dataDirFor(config.databaseUrl, env);
     results.push(checkDataDir(dataDir));
+    results.push(checkFileModes(privatePaths(config, dataDir)));
     results.push(await checkBackups(config, dataDir, store, clock()));
   } finally {
     await store?.close();
   }
   return results;
+}
+
+/** What must be private: the data directory and, wherever they are configured, the store files, backups and audit export. */
+function privatePaths(config: ResolvedConfig, dataDir: string): string[] {
+  const file = sqlitePathOf(config.databaseUrl);
+  const store = file === null || isInMemory(file) ? [] : ['', '-wal', '-shm'].map((suffix) => resolve(file) + suffix);
+  return [dataDir, ...store, inDataDir(dataDir, config.backup.dir), inDataDir(dataDir, config.audit.exportDir)];
 }
 
 function redact(url: string): string {

@@ -18,7 +18,7 @@
  * hashed, so it is one self-contained file that a read-only open never
  * changes (a WAL-mode file would grow -wal/-shm companions).
  */
-import { closeSync, copyFileSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -180,6 +180,7 @@ export async function placeSqliteBackup(options: PlaceOptions): Promise<PlaceRes
   try {
     rmSync(incoming, { force: true });
     copyFileSync(options.from, incoming);
+    chmodSync(incoming, 0o600); // whatever mode the backup file had: the store is drover's alone
     fsyncFile(incoming);
     await options.checkCopy(incoming);
     const aside: string[] = [];

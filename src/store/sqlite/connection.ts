@@ -2,7 +2,7 @@
  * Opening a better-sqlite3 connection with Drover's durability settings, and
  * reading them back (for `drover doctor` and tests).
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 
@@ -22,14 +22,25 @@ export function isInMemory(path: string): boolean {
   return path === ':memory:' || path === '';
 }
 
-/** Create the database file's directory (the lock file lives there too). */
+/** Create the database file's directory (the lock file lives there too), for drover's user only. */
 export function ensureParentDir(path: string): void {
-  if (!isInMemory(path)) mkdirSync(dirname(path), { recursive: true });
+  if (!isInMemory(path)) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+}
+
+/**
+ * Create an absent database file with mode 0600. SQLite gives the -wal and
+ * -shm files the database file's mode, so they are private too; left to
+ * SQLite, all three would be 0644 (payloads and webhook secrets world-readable).
+ */
+function createPrivate(path: string): void {
+  if (isInMemory(path) || path.startsWith('file:') || existsSync(path)) return;
+  closeSync(openSync(path, 'a', 0o600));
 }
 
 /** Open `path` (creating its directory) in WAL mode; throws a plain Error on failure. */
 export function openConnection(path: string, options: ConnectionOptions = {}): Database.Database {
   ensureParentDir(path);
+  createPrivate(path);
   const db = new Database(path);
   try {
     // WAL: readers never block the writer, and a commit is one sequential append.

@@ -57,7 +57,7 @@ export function acquirePidfileLock(dbPath: string): PidfileLock {
   // report that process as the owner.
   for (let tryNo = 0; tryNo < 2; tryNo++) {
     try {
-      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
       return {
         file,
         release() {
