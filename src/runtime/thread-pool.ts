@@ -346,13 +346,16 @@ class HandlerThreads {
     });
   }
 
-  /** The thread could not load the handler: the first waiting run fails with the reason (not a kill), the thread is replaced. */
+  /**
+   * The thread could not load the handler (the node checked it at start, so
+   * its module changed or broke since): the waiting runs are handed back
+   * without spending an attempt - the handler's code never ran - and the
+   * thread is replaced after the restart backoff; the log says why each time.
+   */
   #loadFailed(slot: Slot, error: Error): void {
     if (slot.dead || this.#closed) return;
     this.#drop(slot, 'crash', `could not load the handler: ${error.message}`);
-    const first = this.#waiting.shift();
-    first?.settle({ kind: 'failed', error, nonRetryable: false, timedOut: false, killed: false });
-    this.#respawnForWaiting();
+    for (const { settle } of this.#waiting.splice(0)) settle({ kind: 'aborted', reason: 'handler_unavailable' });
   }
 
   /** A thread died by itself: account for its jobs if it had any, else just replace it. */
