@@ -44,6 +44,7 @@ function commandMentions(file: string, text: string): Mention[] {
       for (const raw of block!.split('\n')) {
         const m = /^\s*(?:\$ )?(?:[A-Z_]+=\S* )*(?:sudo -u \S+ )?(?:npx )?(drover (?:[a-z].*))$/.exec(raw.replace(/\s+#.*$/, ''));
         if (m) out.push({ file, line: m[1]! });
+        for (const [, piped] of raw.matchAll(/\| (drover [a-z].*?)(?=$| \||\s+#)/g)) out.push({ file, line: piped! });
       }
     }
   }
