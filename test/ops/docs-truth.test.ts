@@ -169,3 +169,12 @@ describe('config keys named in docs, deployment files and hints exist', () => {
   });
 });
 
+
+describe('the stop timeout is one number everywhere', () => {
+  it('TimeoutStopSec, stop_grace_period and terminationGracePeriodSeconds in docs and deployment files agree with the unit', () => {
+    const unit = Number(/^TimeoutStopSec=(\d+)$/m.exec(read('ops-assets/systemd/drover.service'))![1]);
+    const found = DOCS.flatMap((file) => [...read(file).matchAll(/(TimeoutStopSec=|stop_grace_period: |terminationGracePeriodSeconds: )(\d+)/g)].map((m) => ({ file, setting: m[1]!, seconds: Number(m[2]) })));
+    expect(found.length).toBeGreaterThanOrEqual(3);
+    expect(found.filter((f) => f.seconds !== unit)).toEqual([]);
+  });
+});
