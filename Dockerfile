@@ -1,6 +1,7 @@
 # Drover node image. Multi-stage: build with dev dependencies, run with
 # production ones only, as a non-root user, under tini (signals, zombies).
-# Not built on the development machine (no Docker engine there); see
+# Not built on the development machine (no Docker engine there): the
+# COPY/RUN steps are replayed by test/ops/dockerfile-replay.test.ts; see
 # docs/operations.md, "First boot".
 #   docker build -t drover .
 #   docker run --rm -p 127.0.0.1:7070:7070 -v drover-data:/var/lib/drover \
@@ -11,11 +12,15 @@ WORKDIR /src
 # better-sqlite3 builds from source when no prebuilt binary matches.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# --ignore-scripts: npm ci would run `prepare` (the build) here, before the
+# sources below are copied (TS5058: no tsconfig.build.json). The native
+# dependencies' own install scripts run in `npm rebuild`. This layer is
+# cached until the lock file changes.
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm rebuild better-sqlite3 esbuild
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 COPY src ./src
-RUN npm run build && npm prune --omit=dev
+RUN npm run build && npm prune --omit=dev --ignore-scripts
 
 FROM node:20-bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/* \

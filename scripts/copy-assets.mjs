@@ -11,3 +11,8 @@ for (const engine of engines) {
   mkdirSync(to, { recursive: true });
   for (const f of files.filter((f) => f.endsWith('.sql'))) cpSync(join(from, f), join(to, f));
 }
+
+// Plain-JavaScript modules a handler thread imports before it has a TypeScript loader (src/runtime/user-module.mjs).
+for (const f of readdirSync(join('src', 'runtime')).filter((f) => f.endsWith('.mjs') || f.endsWith('.d.mts'))) {
+  cpSync(join('src', 'runtime', f), join('dist', 'runtime', f));
+}

@@ -1,13 +1,13 @@
 /**
  * Load the user's config module (TypeScript or JavaScript) without a build
  * step. tsx transpiles .ts on import, in this process, so handlers run in the
- * runtime itself rather than behind a wrapper process.
+ * runtime itself rather than behind a wrapper process; handler threads load
+ * it the same way (runtime/user-module.mjs), wherever the file lives.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { tsImport } from 'tsx/esm/api';
 import { DroverError, toError } from '../core/errors.js';
+import { importConfig } from '../runtime/user-module.mjs';
 
 export const DEFAULT_CONFIG_PATH = './drover.config.ts';
 
@@ -16,18 +16,13 @@ export async function loadConfigModule(path: string = DEFAULT_CONFIG_PATH): Prom
   if (!existsSync(absolute)) {
     throw new DroverError('config_invalid', `config file not found: ${absolute}; pass --config FILE (see examples/drover.config.ts)`);
   }
-  let module: { default?: unknown };
+  let exported: unknown;
   try {
-    module = /\.(c|m)?ts$/.test(absolute) ? await tsImport(pathToFileURL(absolute).href, import.meta.url) : await import(pathToFileURL(absolute).href);
+    exported = await importConfig(absolute);
   } catch (error) {
     throw new DroverError('config_invalid', `could not load config ${absolute}: ${toError(error).message}`, { cause: error });
   }
-  // tsx may wrap a CommonJS-style default once more.
-  let exported = module.default;
-  if (exported && typeof exported === 'object' && 'default' in exported && !('handlers' in exported)) {
-    exported = (exported as { default: unknown }).default;
-  }
-  if (exported === undefined) {
+  if (exported === null) {
     throw new DroverError('config_invalid', `config ${absolute} has no default export; write \`export default defineConfig({ handlers: [...] })\``);
   }
   return exported;

@@ -25,6 +25,8 @@ import { Tracing } from '../obs/tracing.js';
 import { instrumentStore } from '../store/instrumented.js';
 import type { StorageEngine } from '../store/engine.js';
 import { openStore } from '../store/open.js';
+import { checkThreadHandlers } from '../runtime/thread-check.js';
+import { assertCanListen } from './port-check.js';
 import { Runtime, type StopResult } from '../runtime/runtime.js';
 import { CLOSE_MS, settlesWithin } from '../runtime/shutdown.js';
 
@@ -68,6 +70,13 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
   const clock = options.clock ?? Date.now;
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
   const logger = options.logger ?? createLogger({ level: config.log.level });
+  // Everything that can refuse the start is checked before the store is
+  // opened: a refused start leaves no store, no migration and no admin key.
+  if (options.listen !== false) {
+    await assertCanListen(config.server.host, config.server.port, '--port / DROVER_PORT (server.port)');
+    if (config.metrics.port !== null) await assertCanListen(config.metrics.host, config.metrics.port, 'DROVER_METRICS_PORT (metrics.port)');
+  }
+  if (options.configPath) await checkThreadHandlers(options.configPath, config.handlers.values());
   const tracing = options.tracing ?? Tracing.fromEnv(process.env);
   const engine = await openStore(config.databaseUrl, { clock, synchronous: config.sqlite.synchronous, postgres: config.postgres });
   const metrics = new DroverMetrics({ handlers: config.handlers.values(), queues: config.queues.keys(), queueLimits: config.queues, engine: engine.capabilities.engine });
@@ -80,7 +89,6 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     const status = await store.migrate({ apply: options.migrate !== false });
     if (status.applied.length > 0) logger.info({ applied: status.applied, version: status.current }, 'store migrated');
     const workerId = await nodeWorkerId(store, config);
-    await bootstrapAdminKey(store, clock, options.bootstrapAdminKey, print, options.adminKeyOutput);
 
     const ops = prepareNodeOps({ config, store, clock });
     const runtime = new Runtime({ config, store, logger, workerId, clock, tracing, audit: ops.audit, ...(options.configPath ? { configPath: options.configPath } : {}) });
@@ -104,11 +112,20 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate }, auditExport: () => ops.exporter?.status() ?? null });
     const metricsApp = separate ? await buildMetricsServer({ runtime, metrics, readiness }) : null;
     let metricsUrl: string | null = null;
-    if (metricsApp && options.listen !== false) metricsUrl = await metricsApp.listen({ host: config.metrics.host, port: config.metrics.port ?? 0 });
     let url = `http://${config.server.host}:${config.server.port}`;
-    if (options.listen !== false) {
-      const address = await app.listen({ host: config.server.host, port: config.server.port });
-      url = address;
+    try {
+      if (metricsApp && options.listen !== false) metricsUrl = await metricsApp.listen({ host: config.metrics.host, port: config.metrics.port ?? 0 });
+      if (options.listen !== false) url = await app.listen({ host: config.server.host, port: config.server.port });
+      // Only once the node serves: a start that fails before this point must not use up the one-time key.
+      await bootstrapAdminKey(store, clock, options.bootstrapAdminKey, print, options.adminKeyOutput);
+    } catch (error) {
+      // A listen race the port check could not see, or an unwritable admin-key
+      // file: stop what has started too, or the process would never exit.
+      await ops.stop().catch(() => undefined);
+      await app.close().catch(() => undefined);
+      await metricsApp?.close().catch(() => undefined);
+      await runtime.stop(0).catch(() => undefined);
+      throw error;
     }
     print(`drover ready handlers=${config.handlers.size} queues=${config.queues.size} store=${store.capabilities.engine}${metricsUrl ? ` metrics=${metricsUrl}` : ''} url=${url}`);
 

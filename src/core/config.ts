@@ -9,6 +9,7 @@
  */
 import { compileCron, isValidTimezone } from './cron.js';
 import { DroverError } from './errors.js';
+import { parseStoreUrl } from './store-url.js';
 import { compileFilter, lookupPath } from './filter.js';
 import type { BreakerPolicy } from './breaker.js';
 import type { BackoffPolicy, HandlerDefinition } from './handler.js';
@@ -206,6 +207,11 @@ export function resolveConfig(
   sortByHandler(issues);
   const fromEnv = readEnv(env, issues);
   const fromFlags = readOverrides(overrides, issues);
+  for (const [path, url] of [['databaseUrl', isRecord(raw) ? raw.databaseUrl : undefined], ['DROVER_DATABASE_URL', fromEnv.databaseUrl], ['overrides.databaseUrl', fromFlags.databaseUrl]] as const) {
+    if (typeof url !== 'string' || url === '') continue;
+    const parsedUrl = parseStoreUrl(url);
+    if ('problem' in parsedUrl) issues.push({ path, message: parsedUrl.problem });
+  }
 
   if (issues.length > 0 || !parsed.success) {
     const lines = issues.map((i) => `${i.path}: ${i.message}`);

@@ -22,6 +22,25 @@
  * before it, and those run again.
  */
 
+import { Worker } from 'node:worker_threads';
+
+/** The module a thread imports to load the config (plain JavaScript: a thread has no TypeScript loader yet). */
+const LOADER_URL = new URL('./user-module.mjs', import.meta.url).href;
+
+/**
+ * Start a thread for one handler under its heap limit; it loads the config
+ * and posts `ready` or `load-error` (see FromThread).
+ */
+export function startHandlerThread(handler: { name: string; memoryMb: number }, configPath: string, progress: SharedArrayBuffer, resultHoldMs: number): Worker {
+  return new Worker(HANDLER_THREAD_SOURCE, {
+    eval: true,
+    workerData: { configPath, loaderUrl: LOADER_URL, name: handler.name, progress, resultHoldMs },
+    resourceLimits: { maxOldGenerationSizeMb: handler.memoryMb, maxYoungGenerationSizeMb: Math.max(4, Math.min(64, Math.floor(handler.memoryMb / 8))) },
+    stdout: false,
+    stderr: false,
+  });
+}
+
 /** Layout of the progress buffer: [startedAt (f64 ms, Date.now())], then [started, finished] (i32 counters, wrapping). */
 export const PROGRESS_BYTES = 16;
 
@@ -176,12 +195,10 @@ parentPort.on('message', (messages) => {
   if (!busy) next();
 });
 (async () => {
-  const { configUrl, tsxUrl, name } = workerData;
-  const mod = /\\.(c|m)?ts$/.test(configUrl) ? await (await import(tsxUrl)).tsImport(configUrl, configUrl) : await import(configUrl);
-  let config = mod.default;
-  if (config && typeof config === 'object' && 'default' in config && !('handlers' in config)) config = config.default;
+  const { configPath, loaderUrl, name } = workerData;
+  const config = await (await import(loaderUrl)).importConfig(configPath);
   handler = (config && config.handlers || []).find((h) => h && h.name === name);
-  if (!handler || typeof handler.run !== 'function') throw new Error('handler "' + name + '" not found in ' + configUrl);
+  if (!handler || typeof handler.run !== 'function') throw new Error('handler "' + name + '" not found in ' + configPath);
   parentPort.postMessage({ type: 'ready' });
 })().catch((e) => parentPort.postMessage({ type: 'load-error', error: errorJson(e) }));
 `;

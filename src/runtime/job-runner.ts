@@ -19,9 +19,10 @@ export type RunOutcome =
   /**
    * The lease is released, the attempt not spent: aborted by shutdown, or
    * (`thread_lost`) the job finished on a handler thread that was then killed
-   * before its result reached the main thread, so it will run again.
+   * before its result reached the main thread, so it will run again; or
+   * (`handler_unavailable`) its thread could not load the handler at all.
    */
-  | { kind: 'aborted'; reason?: 'thread_lost' };
+  | { kind: 'aborted'; reason?: 'thread_lost' | 'handler_unavailable' };
 
 export class TimeoutError extends Error {
   constructor(ms: number) {

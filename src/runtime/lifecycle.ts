@@ -28,7 +28,7 @@ export interface LifecycleEvents {
     deadReason: DeadReason | null;
     killed: boolean;
   } & RemoteOrigin;
-  'job:released': { job: LeasedJob; reason: 'shutdown' | 'thread_lost' } & RemoteOrigin;
+  'job:released': { job: LeasedJob; reason: 'shutdown' | 'thread_lost' | 'handler_unavailable' } & RemoteOrigin;
   'job:stale': { job: LeasedJob; op: 'complete' | 'fail' | 'heartbeat' | 'release' } & RemoteOrigin;
   /** An operator cancelled or retried a job (API). */
   'job:cancelled': { job: JobRow };

@@ -7,16 +7,14 @@
  * and the thread is replaced after a capped exponential backoff so a crash
  * loop cannot spin the CPU.
  *
- * The thread loads the user's config module itself (by path, through tsx for
- * TypeScript) and looks the handler up by name: functions cannot be posted to
- * a thread.
+ * The thread loads the user's config module itself (by path, the same way
+ * the main thread does: user-module.mjs) and looks the handler up by name:
+ * functions cannot be posted to a thread.
  */
-import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { ResolvedHandler } from '../core/config.js';
-import { HANDLER_THREAD_SOURCE, PROGRESS_BYTES, RESULT_HOLD_MS, threadProgress, type FromThread, type ThreadProgress, type ThreadResult, type ToThread } from './handler-thread.js';
+import { PROGRESS_BYTES, startHandlerThread, RESULT_HOLD_MS, threadProgress, type FromThread, type ThreadProgress, type ThreadResult, type ToThread } from './handler-thread.js';
 import { TimeoutError, type RunJobOptions, type RunOutcome } from './job-runner.js';
 
 /** The attempt was killed for exceeding the handler's heap limit. */
@@ -108,7 +106,7 @@ class HandlerThreads {
   constructor(
     private readonly handler: ResolvedHandler,
     private readonly pool: ThreadPoolOptions,
-    private readonly urls: { configUrl: string; tsxUrl: string },
+    private readonly urls: { configPath: string },
   ) {}
 
   get size(): number {
@@ -322,13 +320,7 @@ class HandlerThreads {
     const delay = this.#nextSpawnAt - Date.now();
     if (delay > 0) await new Promise((r) => setTimeout(r, delay).unref());
     if (this.#closed) return;
-    const worker = new Worker(HANDLER_THREAD_SOURCE, {
-      eval: true,
-      workerData: { ...this.urls, name: this.handler.name, progress: buffer, resultHoldMs: this.pool.resultHoldMs ?? RESULT_HOLD_MS },
-      resourceLimits: { maxOldGenerationSizeMb: this.handler.memoryMb, maxYoungGenerationSizeMb: Math.max(4, Math.min(64, Math.floor(this.handler.memoryMb / 8))) },
-      stdout: false,
-      stderr: false,
-    });
+    const worker = startHandlerThread(this.handler, this.urls.configPath, buffer, this.pool.resultHoldMs ?? RESULT_HOLD_MS);
     slot.worker = worker;
     worker.unref();
     let loading = true;
@@ -355,13 +347,16 @@ class HandlerThreads {
     });
   }
 
-  /** The thread could not load the handler: the first waiting run fails with the reason (not a kill), the thread is replaced. */
+  /**
+   * The thread could not load the handler (the node checked it at start, so
+   * its module changed or broke since): the waiting runs are handed back
+   * without spending an attempt - the handler's code never ran - and the
+   * thread is replaced after the restart backoff; the log says why each time.
+   */
   #loadFailed(slot: Slot, error: Error): void {
     if (slot.dead || this.#closed) return;
     this.#drop(slot, 'crash', `could not load the handler: ${error.message}`);
-    const first = this.#waiting.shift();
-    first?.settle({ kind: 'failed', error, nonRetryable: false, timedOut: false, killed: false });
-    this.#respawnForWaiting();
+    for (const { settle } of this.#waiting.splice(0)) settle({ kind: 'aborted', reason: 'handler_unavailable' });
   }
 
   /** A thread died by itself: account for its jobs if it had any, else just replace it. */
@@ -405,14 +400,10 @@ export class ThreadPool {
   /** Jobs per thread the dispatcher may hand over at once (one running, the rest queued in the thread). */
   readonly queueDepth = THREAD_QUEUE_DEPTH;
   readonly #handlers = new Map<string, HandlerThreads>();
-  readonly #urls: { configUrl: string; tsxUrl: string };
+  readonly #urls: { configPath: string };
 
   constructor(private readonly options: ThreadPoolOptions) {
-    const require = createRequire(import.meta.url);
-    this.#urls = {
-      configUrl: pathToFileURL(resolve(options.configPath)).href,
-      tsxUrl: pathToFileURL(require.resolve('tsx/esm/api')).href,
-    };
+    this.#urls = { configPath: resolve(options.configPath) };
   }
 
   run(options: RunJobOptions): Promise<RunOutcome> {

@@ -1,7 +1,10 @@
 /**
  * Pick the storage engine from the database URL: `postgres://` (or
- * `postgresql://`) selects PostgreSQL, anything else is a SQLite file path.
+ * `postgresql://`) selects PostgreSQL, a path (or `file:`/`sqlite:` and a
+ * path) a SQLite file; any other scheme is refused (core/store-url.ts).
  */
+import { DroverError } from '../core/errors.js';
+import { parseStoreUrl, type StoreLocation } from '../core/store-url.js';
 import type { StorageEngine } from './engine.js';
 import { openPostgresEngine } from './postgres/postgres-engine.js';
 import { openSqliteEngine } from './sqlite/sqlite-engine.js';
@@ -19,10 +22,17 @@ export function engineFor(url: string): 'postgres' | 'sqlite' {
   return /^postgres(ql)?:\/\//i.test(url) ? 'postgres' : 'sqlite';
 }
 
-/** `drover.db`, `sqlite:drover.db` and `sqlite://drover.db` name the same file; null for a postgres:// URL. */
+/** `drover.db`, `sqlite:drover.db`, `sqlite://drover.db` and `file:drover.db` name the same file; null for a postgres:// URL. */
 export function sqlitePathOf(databaseUrl: string): string | null {
-  if (engineFor(databaseUrl) === 'postgres') return null;
-  return databaseUrl.startsWith('sqlite:') ? databaseUrl.slice('sqlite:'.length).replace(/^\/\//, '') : databaseUrl;
+  const location = storeLocation(databaseUrl);
+  return location.engine === 'sqlite' ? location.path : null;
+}
+
+/** The parsed URL; a URL with a scheme Drover does not know (`postgress://`) is refused before anything is created. */
+function storeLocation(url: string): StoreLocation {
+  const location = parseStoreUrl(url);
+  if ('problem' in location) throw new DroverError('config_invalid', `DROVER_DATABASE_URL: ${location.problem}`);
+  return location;
 }
 
 /**
@@ -33,7 +43,8 @@ export function sqlitePathOf(databaseUrl: string): string | null {
  * await store.migrate();
  */
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<StorageEngine> {
-  if (engineFor(url) === 'postgres') {
+  const location = storeLocation(url);
+  if (location.engine === 'postgres') {
     // Admin commands (`drover migrate`, `drover keys`) have no resolved config: they read the variable here.
     const schema = options.postgres?.schema ?? (process.env.DROVER_PG_SCHEMA || 'drover');
     return openPostgresEngine({
@@ -43,9 +54,8 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       ...(options.postgres?.poolMax ? { poolMax: options.postgres.poolMax } : {}),
     });
   }
-  const path = sqlitePathOf(url) ?? url;
   return openSqliteEngine({
-    path,
+    path: location.path,
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.synchronous ? { synchronous: options.synchronous } : {}),
     lock: options.lock ?? true,

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { call, print } from '../http.js';
+import { registerEnqueueCommand } from './enqueue.js';
 
 export function registerJobCommands(program: Command): void {
   const jobs = program.command('jobs').description('inspect and steer jobs on a running node (DROVER_URL, DROVER_API_KEY)');
@@ -22,11 +23,7 @@ export function registerJobCommands(program: Command): void {
     });
   jobs.command('cancel <id>').description('cancel an unfinished job').action(async (id: string) => print(await call('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)));
   jobs.command('retry <id>').description('run a dead or cancelled job again').action(async (id: string) => print(await call('POST', `/v1/jobs/${encodeURIComponent(id)}/retry`)));
-  jobs
-    .command('enqueue <handler>')
-    .description('enqueue a job for a handler')
-    .option('--payload <json>', 'JSON payload', '{}')
-    .action(async (handler: string, opts: { payload: string }) => print(await call('POST', '/v1/jobs', { handler, payload: JSON.parse(opts.payload) })));
+  registerEnqueueCommand(jobs);
 
   program
     .command('send <event>')

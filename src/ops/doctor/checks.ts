@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResolvedConfig } from '../../core/config.js';
-import { toError } from '../../core/errors.js';
+import { DroverError, toError } from '../../core/errors.js';
 import type { StorageEngine } from '../../store/engine.js';
 import { lastBackupSuccess } from '../backup/create.js';
 import { listBackups } from '../backup/retention.js';
@@ -29,7 +29,11 @@ export async function checkStore(store: StorageEngine): Promise<CheckResult[]> {
     if (status.current < status.latest) return [fail('migrations', `schema at version ${status.current}, this binary needs ${status.latest}`, 'run `drover migrate` (take a backup first: `drover backup create`)')];
     return [pass('store', `${store.capabilities.engine} answers`), pass('migrations', `schema current at version ${status.current}`)];
   } catch (error) {
-    return [pass('store', `${store.capabilities.engine} answers`), fail('migrations', toError(error).message, 'run `drover migrate`, or upgrade this binary to the version that migrated the store')];
+    // A newer Drover migrated this store: `drover migrate` cannot go backwards, only an upgrade (or a restore) helps.
+    const hint = error instanceof DroverError && error.code === 'schema_too_new'
+      ? 'upgrade this node to the Drover version that migrated the store, or restore a backup taken before that upgrade (`drover backup restore`)'
+      : 'run `drover migrate` (take a backup first: `drover backup create`)';
+    return [pass('store', `${store.capabilities.engine} answers`), fail('migrations', toError(error).message, hint)];
   }
 }
 
@@ -131,7 +135,7 @@ export async function checkBackups(config: ResolvedConfig, dataDir: string, stor
     if (recorded !== null) newest = Math.max(newest ?? 0, recorded);
   }
   if (newest === null) {
-    return skip('backup', `no backup found in ${dir}`, 'take one (`drover backup create`) and schedule them (`backup.everyMs` in the config, or a timer)');
+    return skip('backup', `no backup found in ${dir}`, 'take one (`drover backup create`) and schedule them (`backup.every` in the config, e.g. "24h", or a timer)');
   }
   const age = now - newest;
   const hours = (age / 3_600_000).toFixed(1);

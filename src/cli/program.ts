@@ -1,0 +1,38 @@
+/**
+ * The `drover` command tree, declared without running it: main.ts parses
+ * argv with it, and the docs test checks every `drover …` the docs mention
+ * against it.
+ */
+import { Command } from 'commander';
+import { VERSION } from '../version.js';
+import { registerAuditCommands } from './commands/audit.js';
+import { registerBackupCommands } from './commands/backup.js';
+import { registerDoctorCommand } from './commands/doctor.js';
+import { registerJobCommands } from './commands/jobs.js';
+import { registerKeyCommands } from './commands/keys.js';
+import { registerMigrateCommand } from './commands/migrate.js';
+import { registerOpsCommands } from './commands/ops.js';
+import { registerSmokeCommand } from './commands/smoke.js';
+import { registerStartCommand } from './commands/start.js';
+
+/**
+ * @example
+ * await buildProgram().parseAsync(process.argv);
+ */
+export function buildProgram(): Command {
+  const program = new Command()
+    .name('drover')
+    .description('Durable, event-driven job runtime')
+    .version(VERSION)
+    .showHelpAfterError();
+  registerStartCommand(program);
+  registerMigrateCommand(program);
+  registerKeyCommands(program);
+  registerJobCommands(program);
+  registerBackupCommands(program);
+  registerAuditCommands(program);
+  registerOpsCommands(program);
+  registerDoctorCommand(program);
+  registerSmokeCommand(program);
+  return program;
+}
