@@ -79,6 +79,8 @@ export interface LeaseRequest {
   /** Upper bound on jobs returned in total. */
   limit: number;
   leaseMs: number;
+  /** The API key leasing over HTTP, stored with each lease (only that key may settle it); absent for the node's own leases. */
+  keyId?: string | null;
   /** Queues not to lease from (paused). */
   excludeQueues?: readonly string[];
 }
