@@ -43,8 +43,10 @@ export async function createApiKey(
   const secret = options.secret ?? generateKeySecret();
   if (secret.length < 16) throw new DroverError('validation', 'an API key must be at least 16 characters long');
   const handlers = options.handlers === undefined || options.handlers === null ? null : validateHandlerPatterns(options.handlers);
-  if (handlers !== null && !options.scopes.includes('work')) {
-    throw new DroverError('validation', 'handlers: only a key with the work scope works on handlers; add "work" to its scopes or leave handlers out');
+  if (handlers !== null && (!options.scopes.includes('work') || options.scopes.includes('admin'))) {
+    throw new DroverError('validation', options.scopes.includes('admin')
+      ? 'handlers: an admin key works on every handler, so handler patterns would not limit it; create a separate work key with them'
+      : 'handlers: only a key with the work scope works on handlers; add "work" to its scopes or leave handlers out');
   }
   const key: ApiKeyRow = {
     id: `key_${randomUUID().replace(/-/g, '').slice(0, 16)}`,

@@ -199,6 +199,7 @@ describe.each(engines)('work key scope ($engine)', ({ engine, extra }) => {
       [{ handlers: ['billing*'] }, 'whole segment'],
       [{ handlers: [] }, ''],
       [{ scopes: ['read'], handlers: ['billing.*'] }, 'work scope'],
+      [{ scopes: ['admin', 'work'], handlers: ['billing.*'] }, 'admin key works on every handler'],
     ] as const) {
       const res = await admin('POST', '/v1/keys', { name: 'bad', scopes: ['work'], ...body });
       expect(res.status, JSON.stringify(body)).toBe(422);
