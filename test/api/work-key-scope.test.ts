@@ -14,7 +14,8 @@ import type { DroverConfig } from '../../src/core/handler.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { drover } from '../ops/cli.js';
-import { injectAs, type Answer } from './support.js';
+import { DroverApiError, runWorker } from '../../src/sdk/worker.js';
+import { injectAs, listen, type Answer } from './support.js';
 
 const PG_URL = process.env.DROVER_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const pgAdmin = new pg.Pool({ connectionString: PG_URL, max: 2 });
@@ -240,6 +241,21 @@ describe.each(engines)('work key scope ($engine)', ({ engine, extra }) => {
     const done = await as(a.secret, '/v1/workers/complete', { jobId: id, token, result: { ok: true } });
     expect(done.status).toBe(200);
     expect(await job(id)).toMatchObject({ state: 'succeeded', result: { ok: true } });
+  });
+
+  it('the SDK worker reports a lease outside its key\'s scope to onError and takes nothing', async () => {
+    const key = await createKey({});
+    const waiting = await queuedLocalJob('local');
+    const errors: Error[] = [];
+    const worker = runWorker({ url: await listen(node), key: key.secret, handlers: { local: async () => 'forged' }, waitMs: 0, onError: (e) => void errors.push(e) });
+    try {
+      await waitFor(() => errors.length > 0, { timeoutMs: 10_000, message: 'the worker reported the refused lease' });
+      expect(errors[0]).toBeInstanceOf(DroverApiError);
+      expect((errors[0] as DroverApiError).code).toBe('handler-not-allowed');
+      expect(await job(waiting)).toMatchObject({ state: 'queued', attemptCount: 0 });
+    } finally {
+      await worker.stop(1_000);
+    }
   });
 
   it('gives each job of one lease call an independent token (no shared nonce, nothing derived from the job)', async () => {
