@@ -191,6 +191,8 @@ describe.each(engines)('work key scope ($engine)', ({ engine, extra }) => {
 
     const listed = (await admin('GET', '/v1/keys')).body.keys.find((k: { id: string }) => k.id === narrow.id);
     expect(listed).toMatchObject({ scopes: ['work'], handlers: ['billing.*', 'send-email'] });
+    const audit = (await admin('GET', '/v1/audit?limit=100')).body.records.find((r: { target: string }) => r.target === `key:${narrow.id}`);
+    expect(audit).toMatchObject({ action: 'key.create', after: { scopes: ['work'], handlers: ['billing.*', 'send-email'] } });
   });
 
   it('refuses handler patterns that are malformed, name built-in handlers, or sit on a key without work', async () => {

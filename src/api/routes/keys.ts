@@ -70,7 +70,7 @@ export function keyRoutes(runtime: Runtime, verifier: KeyVerifier) {
         const expires = expiresAt !== undefined ? Date.parse(expiresAt) : expiresInDays !== undefined ? now + Math.round(expiresInDays * DAY_MS) : null;
         if (expires !== null && !(expires > now)) throw new DroverError('validation', 'expiresAt: expected a time in the future');
         const { key, secret } = await createApiKey(store, { name, scopes, handlers: handlers ?? null, now, expiresAt: expires });
-        await recordOperatorAction(runtime, request, { action: 'key.create', target: `key:${key.id}`, after: { name, scopes, handlers: key.handlers, expiresAt: key.expiresAt } });
+        await recordOperatorAction(runtime, request, { action: 'key.create', target: `key:${key.id}`, after: { name, scopes, ...(key.handlers === null ? {} : { handlers: key.handlers }), expiresAt: key.expiresAt } });
         request.log.info({ created_key_id: key.id, scopes, handlers: key.handlers, key_id: request.apiKey?.id ?? null }, 'API key created');
         return reply.code(201).send({ ...keyJson(key, now), secret });
       },

@@ -74,7 +74,7 @@ export function registerKeyCommands(program: Command): void {
           now,
           expiresAt: opts.expiresInDays ? now + opts.expiresInDays * 86_400_000 : null,
         });
-        await cliAudit(store, databaseUrlFromEnv()).record({ action: 'key.create', target: `key:${key.id}`, after: { name: key.name, scopes: key.scopes, handlers: key.handlers, expiresAt: key.expiresAt } });
+        await cliAudit(store, databaseUrlFromEnv()).record({ action: 'key.create', target: `key:${key.id}`, after: { name: key.name, scopes: key.scopes, ...(key.handlers === null ? {} : { handlers: key.handlers }), expiresAt: key.expiresAt } });
         if (opts.json) process.stdout.write(`${JSON.stringify({ id: key.id, name: key.name, scopes: key.scopes, handlers: key.handlers, secret })}\n`);
         else process.stdout.write(`${key.id} ${key.scopes.join(',')}${key.scopes.includes('work') && !key.scopes.includes('admin') ? ` handlers=${handlersColumn(key)}` : ''}\n${secret}\n(the secret is shown once)\n`);
       });
