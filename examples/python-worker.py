@@ -4,7 +4,7 @@
     DROVER_URL=http://127.0.0.1:7070 DROVER_KEY=drv_... python3 examples/python-worker.py
 
 It runs the handler "py-echo", declared in the node's config as { name: 'py-echo', remote: true },
-with a key that has the `work` scope. SIGTERM or Ctrl-C: finish the job in hand, then exit 0.
+with a key that has the `work` scope (a default work key leases remote: true handlers only). SIGTERM or Ctrl-C: finish the job in hand, then exit 0.
 """
 import json, os, signal, time, traceback, urllib.error, urllib.request
 
@@ -49,6 +49,6 @@ while not state["stopping"]:
         try:
             call("/v1/workers/complete", {**fence, "result": result})
         except urllib.error.HTTPError as error:
-            if error.code != 409:  # 409 stale-lease: the job was cancelled or taken over; drop the result
+            if error.code not in (403, 409):  # 409 stale-lease, 403 outside this key's scope: drop the result
                 raise
     state["busy"] = False

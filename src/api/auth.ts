@@ -8,6 +8,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DroverError } from '../core/errors.js';
+import { validateHandlerPatterns } from '../core/key-scope.js';
 import type { ApiKeyRow, ApiScope } from '../core/types.js';
 import type { StorageEngine } from '../store/engine.js';
 
@@ -37,15 +38,22 @@ export function generateKeySecret(): string {
 /** Create and store a key; returns the row and the secret (shown once, never stored). */
 export async function createApiKey(
   store: StorageEngine,
-  options: { name: string; scopes: ApiScope[]; secret?: string; expiresAt?: number | null; now: number },
+  options: { name: string; scopes: ApiScope[]; handlers?: readonly string[] | null; secret?: string; expiresAt?: number | null; now: number },
 ): Promise<{ key: ApiKeyRow; secret: string }> {
   const secret = options.secret ?? generateKeySecret();
   if (secret.length < 16) throw new DroverError('validation', 'an API key must be at least 16 characters long');
+  const handlers = options.handlers === undefined || options.handlers === null ? null : validateHandlerPatterns(options.handlers);
+  if (handlers !== null && (!options.scopes.includes('work') || options.scopes.includes('admin'))) {
+    throw new DroverError('validation', options.scopes.includes('admin')
+      ? 'handlers: an admin key works on every handler, so handler patterns would not limit it; create a separate work key with them'
+      : 'handlers: only a key with the work scope works on handlers; add "work" to its scopes or leave handlers out');
+  }
   const key: ApiKeyRow = {
     id: `key_${randomUUID().replace(/-/g, '').slice(0, 16)}`,
     name: options.name,
     hash: hashKey(secret),
     scopes: options.scopes,
+    handlers,
     createdAt: options.now,
     expiresAt: options.expiresAt ?? null,
     revokedAt: null,

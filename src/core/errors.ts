@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   payload_too_large: { status: 413, title: 'Request body is too large' },
   unauthorized: { status: 401, title: 'Missing or invalid API key' },
   forbidden: { status: 403, title: 'API key lacks the required scope' },
+  handler_not_allowed: { status: 403, title: 'The API key may not work on this handler' },
+  lease_key_mismatch: { status: 403, title: 'The lease was taken with another API key' },
   not_found: { status: 404, title: 'Resource not found' },
   route_not_found: { status: 404, title: 'No such route' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },

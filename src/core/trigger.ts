@@ -56,6 +56,18 @@ export function compilePattern(pattern: string): (name: string) => boolean {
   return (name) => matchSegments(parts, name.split('.'));
 }
 
+/**
+ * What is wrong with a pattern, or null when it is well formed (for callers
+ * that word their own error, such as a key's handler patterns).
+ *
+ * @example
+ * patternProblem('billing.*'); // null
+ * patternProblem('billing*'); // 'segment "billing*": "*" and "**" must be a whole segment ...'
+ */
+export function patternProblem(pattern: string): string | null {
+  return segmentProblem(pattern, true);
+}
+
 /** Classic wildcard DP: reachable[j] = pattern prefix so far matches the first j name segments. */
 function matchSegments(pattern: readonly string[], name: readonly string[]): boolean {
   let reachable: boolean[] = new Array<boolean>(name.length + 1).fill(false);

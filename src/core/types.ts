@@ -84,6 +84,8 @@ export interface JobRow {
   concurrencyLimit: number | null;
   leaseToken: string | null;
   leaseExpiresAt: number | null;
+  /** The API key that took the current lease over HTTP; null for the node's own leases. Only meaningful while `running`. */
+  leaseKeyId: string | null;
   workerId: string | null;
   lastError: string | null;
   deadReason: DeadReason | null;
@@ -120,6 +122,11 @@ export interface ApiKeyRow {
   /** SHA-256 (hex) of the secret; the secret itself is never stored. */
   hash: string;
   scopes: ApiScope[];
+  /**
+   * Handler patterns a `work` key may work on (see `core/key-scope.ts`);
+   * null: the default, handlers declared `remote: true`.
+   */
+  handlers: string[] | null;
   createdAt: number;
   expiresAt: number | null;
   revokedAt: number | null;

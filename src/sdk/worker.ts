@@ -8,6 +8,12 @@
  * cancelled, or a heartbeat came too late and another worker took it), the
  * job's signal aborts and its outcome is dropped: the server would refuse it.
  *
+ * The key needs the `work` scope, and its handler scope must cover every
+ * handler given: by default only handlers declared `remote: true`, or those
+ * its `--handlers` patterns match. A lease naming any other is refused (403
+ * `handler-not-allowed`, reported to `onError`; the loop keeps asking, slowly,
+ * in case the node's config or the key is fixed).
+ *
  * `stop()` is graceful: no new leases, running jobs get `graceMs` to finish,
  * then their signals abort and their leases are released (the attempt is not
  * spent), so another worker picks them up at once.
@@ -50,7 +56,11 @@ export interface RemoteJobContext<P = unknown> {
 export type RemoteHandler<P = any> = (ctx: RemoteJobContext<P>) => unknown | Promise<unknown>;
 
 export interface WorkerOptions extends Pick<TransportOptions, 'url' | 'key' | 'fetch' | 'headers'> {
-  /** Handler name → code. The names must be handlers in the node's config (usually `remote: true`). */
+  /**
+   * Handler name → code. The names must be handlers in the node's config that
+   * the key may lease: `remote: true` ones for a default work key, or those
+   * its handler patterns match (docs/remote-workers.md, "Key scope").
+   */
   handlers: Record<string, RemoteHandler>;
   /** Jobs run at once. Default 1. */
   concurrency?: number;
@@ -94,6 +104,15 @@ export class WorkerStoppingError extends Error {
     super('the worker is stopping; the job is released and will run again elsewhere');
     this.name = 'WorkerStoppingError';
   }
+}
+
+/** Between lease attempts the key is refused (401/403): it will not fix itself soon, so do not hammer the node. */
+const REFUSED_RETRY_MS = 30_000;
+
+/** The node says this job is not ours to act on: its lease is gone as far as we are concerned. */
+function leaseGone(error: unknown): boolean {
+  if (!(error instanceof DroverApiError)) return false;
+  return error.status === 409 || error.status === 404 || error.code === 'lease-key-mismatch' || error.code === 'handler-not-allowed';
 }
 
 /** After the grace period, how long aborted handlers get to settle before their leases are released regardless. */
@@ -140,8 +159,8 @@ export function runWorker(options: WorkerOptions): Worker {
         return;
       } catch (error) {
         const e = error instanceof Error ? error : new Error(String(error));
-        if (e instanceof DroverApiError && (e.status === 409 || e.status === 404)) {
-          onError(new LeaseLostError(entry.job.id), { op, jobId: entry.job.id });
+        if (leaseGone(e)) {
+          onError(e instanceof DroverApiError && e.status === 403 ? e : new LeaseLostError(entry.job.id), { op, jobId: entry.job.id });
           return;
         }
         if ((e instanceof DroverApiError && e.status < 500 && e.status !== 429) || Date.now() > deadline) {
@@ -160,7 +179,7 @@ export function runWorker(options: WorkerOptions): Worker {
       await post('/v1/workers/heartbeat', { jobId: entry.job.id, token: entry.job.leaseToken, leaseMs });
       return true;
     } catch (error) {
-      if (error instanceof DroverApiError && (error.status === 409 || error.status === 404)) {
+      if (leaseGone(error)) {
         entry.lost = true;
         entry.controller.abort(new LeaseLostError(entry.job.id));
         onError(new LeaseLostError(entry.job.id), { op: 'heartbeat', jobId: entry.job.id });
@@ -241,7 +260,8 @@ export function runWorker(options: WorkerOptions): Worker {
         if (stopping.signal.aborted) break;
         const e = error instanceof Error ? error : new Error(String(error));
         onError(e, { op: 'lease' });
-        const wait = e instanceof DroverApiError && e.retryAfterMs !== null ? e.retryAfterMs : Math.min(30_000, 500 * 2 ** failures++);
+        const refused = e instanceof DroverApiError && (e.status === 401 || e.status === 403);
+        const wait = e instanceof DroverApiError && e.retryAfterMs !== null ? e.retryAfterMs : refused ? REFUSED_RETRY_MS : Math.min(30_000, 500 * 2 ** failures++);
         await sleep(wait, stopping.signal).catch(() => undefined);
       }
     }

@@ -84,6 +84,8 @@ export interface LeaseRequest {
   limit: number;
   /** Lease duration of jobs whose handler entry gives none. */
   leaseMs: number;
+  /** The API key leasing over HTTP, stored with each lease (only that key may settle it); absent for the node's own leases. */
+  keyId?: string | null;
   /** Queues not to lease from (paused). */
   excludeQueues?: readonly string[];
 }

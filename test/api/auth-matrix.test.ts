@@ -43,10 +43,15 @@ async function delayedJob(handler = 'r'): Promise<string> {
   return res.body.id as string;
 }
 
-/** A leased job of the remote handler r2, for the fenced worker routes. */
-async function leased(): Promise<{ jobId: string; token: string }> {
+/**
+ * A leased job of the remote handler r2, for the fenced worker routes. Leased
+ * with the caller's key when it may lease (only the key that leased may act on
+ * a lease), else with the admin key (the caller is refused on scope anyway).
+ */
+async function leased(caller: string): Promise<{ jobId: string; token: string }> {
   await admin('POST', '/v1/jobs', { handler: 'r2' });
-  const res = await admin('POST', '/v1/workers/lease', { handlers: ['r2'], max: 1 });
+  const as = caller === 'work' ? keys.work! : ADMIN_KEY;
+  const res = await injectAs(node, as, 'POST', '/v1/workers/lease', { handlers: ['r2'], max: 1 });
   const job = res.body.jobs[0];
   if (!job) throw new Error(`nothing leased: ${JSON.stringify(res.body)}`);
   return { jobId: job.id, token: job.leaseToken };
@@ -57,7 +62,7 @@ async function leased(): Promise<{ jobId: string; token: string }> {
  * A route without one (added to the table elsewhere) is still walked: refused callers must get
  * exactly 401/403, allowed ones anything but.
  */
-const fixtures: Partial<Record<RouteName, () => Promise<Call>>> = {
+const fixtures: Partial<Record<RouteName, (caller: string) => Promise<Call>>> = {
   'GET /health/live': async () => ({ url: '/health/live' }),
   'GET /health/ready': async () => ({ url: '/health/ready' }),
   'GET /v1/openapi.json': async () => ({ url: '/v1/openapi.json' }),
@@ -85,10 +90,10 @@ const fixtures: Partial<Record<RouteName, () => Promise<Call>>> = {
   'POST /v1/queues/:name/pause': async () => ({ url: '/v1/queues/ctlq/pause' }),
   'POST /v1/queues/:name/resume': async () => ({ url: '/v1/queues/ctlq/resume' }),
   'POST /v1/workers/lease': async () => ({ url: '/v1/workers/lease', body: { handlers: ['r'], max: 1, waitMs: 0 } }),
-  'POST /v1/workers/heartbeat': async () => ({ url: '/v1/workers/heartbeat', body: { ...(await leased()), leaseMs: 60_000 } }),
-  'POST /v1/workers/complete': async () => ({ url: '/v1/workers/complete', body: { ...(await leased()), result: { ok: true } } }),
-  'POST /v1/workers/fail': async () => ({ url: '/v1/workers/fail', body: { ...(await leased()), error: 'boom' } }),
-  'POST /v1/workers/release': async () => ({ url: '/v1/workers/release', body: await leased() }),
+  'POST /v1/workers/heartbeat': async (caller) => ({ url: '/v1/workers/heartbeat', body: { ...(await leased(caller)), leaseMs: 60_000 } }),
+  'POST /v1/workers/complete': async (caller) => ({ url: '/v1/workers/complete', body: { ...(await leased(caller)), result: { ok: true } } }),
+  'POST /v1/workers/fail': async (caller) => ({ url: '/v1/workers/fail', body: { ...(await leased(caller)), error: 'boom' } }),
+  'POST /v1/workers/release': async (caller) => ({ url: '/v1/workers/release', body: await leased(caller) }),
   'GET /v1/keys': async () => ({ url: '/v1/keys' }),
   'POST /v1/keys': async () => ({ url: '/v1/keys', body: { name: 'matrix', scopes: ['read'] } }),
   'POST /v1/admin/log-level': async () => ({ url: '/v1/admin/log-level', body: { level: 'info' } }),
@@ -112,7 +117,7 @@ describe('auth matrix: every route × every caller', () => {
     const outcomes: string[] = [];
     const fixture = fixtures[route] ?? (async () => ({ url: route.split(' ')[1]!.replace(/:\w+/g, '1'), ...(method === 'POST' ? { body: {} } : {}) }));
     for (const caller of ['none', 'wrong', ...SCOPES]) {
-      const call = await fixture();
+      const call = await fixture(caller);
       const res = await injectAs(node, keys[caller] ?? null, method, call.url, call.body);
       const want = expected(ROUTES[route].scope, caller);
       const passed = res.status >= 200 && res.status < 300 ? 'ok' : res.status;

@@ -132,6 +132,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
           concurrencyLimit: 2,
           leaseToken: null,
           leaseExpiresAt: null,
+          leaseKeyId: null,
           workerId: null,
           lastError: null,
           deadReason: null,
@@ -285,6 +286,37 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(attempts).toEqual([
           { jobId: direct!.id, attempt: 1, workerId: 'worker-a', startedAt: T0, endedAt: null, outcome: 'running', error: null },
         ]);
+      });
+
+      it('gives every job an independently random token and records the leasing key (null for the node\'s own leases)', async () => {
+        // Plain jobs, then keyed ones: PostgreSQL leases them through different statements.
+        for (let i = 0; i < 10; i++) await enqueueOne();
+        const plain = await lease({ keyId: 'key_a' });
+        for (let i = 0; i < 10; i++) await enqueueOne({ concurrencyKey: `k${i}`, concurrencyLimit: 1 });
+        const keyed = await lease({ keyId: 'key_a' });
+        expect([plain.length, keyed.length]).toEqual([10, 10]);
+        const remote = [...plain, ...keyed];
+        const tokens = remote.map((j) => j.leaseToken);
+        expect(new Set(tokens).size).toBe(20);
+        for (const job of remote) {
+          expect(job.leaseKeyId).toBe('key_a');
+          expect((await getJob(job.id)).leaseKeyId).toBe('key_a');
+          // Nothing of the job or of the call in it: one token must not lead to another.
+          expect(job.leaseToken).not.toContain(`.${job.id}`);
+          expect(job.leaseToken.length).toBeGreaterThanOrEqual(32);
+        }
+        // Tokens of one call share no prefix and no separated part (they used to share a nonce).
+        const heads = new Set(tokens.map((t) => t.slice(0, 8)));
+        expect(heads.size).toBe(20);
+        const parts = tokens.flatMap((t) => t.split(/[.:]/));
+        expect(new Set(parts).size).toBe(parts.length);
+
+        const first = remote[0]!;
+        expect(await engine.release(first.id, first.leaseToken)).toMatchObject({ ok: true });
+        const local = await leaseOne({ limit: 1 });
+        expect(local.id).toBe(first.id);
+        expect(local.leaseKeyId).toBeNull();
+        expect(local.leaseToken).not.toBe(first.leaseToken);
       });
 
       it('orders by priority (highest first), then runAt, then id', async () => {
@@ -801,13 +833,15 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
           name: 'admin',
           hash: 'a'.repeat(64),
           scopes: ['admin', 'read'],
+          handlers: null,
           createdAt: T0,
           expiresAt: null,
           revokedAt: null,
         };
         await engine.createKey(key);
-        await engine.createKey({ ...key, id: 'key-2', name: 'worker', hash: 'b'.repeat(64), scopes: ['work'], createdAt: T0 + 1, expiresAt: T0 + 999 });
+        await engine.createKey({ ...key, id: 'key-2', name: 'worker', hash: 'b'.repeat(64), scopes: ['work'], handlers: ['billing.*', 'send-email'], createdAt: T0 + 1, expiresAt: T0 + 999 });
         expect(await engine.findKeyByHash(key.hash)).toEqual(key);
+        expect(await engine.findKeyByHash('b'.repeat(64))).toMatchObject({ id: 'key-2', scopes: ['work'], handlers: ['billing.*', 'send-email'] });
         expect(await engine.findKeyByHash('c'.repeat(64))).toBeNull();
         expect((await engine.listKeys()).map((k) => k.id)).toEqual(['key-1', 'key-2']);
 

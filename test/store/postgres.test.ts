@@ -141,8 +141,8 @@ describe('postgres engine', () => {
         const { rows } = await client.query(`EXPLAIN EXECUTE ${name}(${args})`);
         plans.push(rows.map((r) => r['QUERY PLAN']).join('\n'));
       };
-      await explain('lf', 'text[], int[], int, text, bigint[], text, bigint', leaseFastSql(false), "'{h,g}', '{10,10}', 10, 'x.', '{1,1}', 'w', 1");
-      await explain('lfx', 'text[], int[], int, text, bigint[], text, bigint, text[]', leaseFastSql(true), "'{h}', '{10}', 10, 'x.', '{1}', 'w', 1, '{paused}'");
+      await explain('lf', 'text[], int[], int, text, bigint[], text, bigint, text', leaseFastSql(false), "'{h,g}', '{10,10}', 10, 'x', '{1,1}', 'w', 1, NULL");
+      await explain('lfx', 'text[], int[], int, text, bigint[], text, bigint, text, text[]', leaseFastSql(true), "'{h}', '{10}', 10, 'x', '{1}', 'w', 1, 'key_1', '{paused}'");
       await explain('st', 'bigint[], text[], text[], text[], text[], bigint[], text[], bigint, boolean[]', SETTLE, "'{1}', '{t}', '{succeeded}', '{null}', '{NULL}', '{NULL}', '{NULL}', 1, '{false}'");
       for (const plan of plans) expect(plan).not.toMatch(/Seq Scan on jobs/);
       // A statement that does need a sequential scan (nodes) is costed past jit_above_cost

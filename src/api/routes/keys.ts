@@ -3,9 +3,14 @@
  * `drover keys` does on the box. A secret appears once, in the create answer;
  * the store keeps only its hash. A revoke takes effect at once on this node
  * and within the key cache's 5 s on the others.
+ *
+ * A `work` key may carry `handlers`, the patterns of the handlers it may work
+ * on (`core/key-scope.ts`); without them it works on `remote: true` handlers
+ * only. `handlers` in an answer is null for that default.
  */
 import type { FastifyInstance } from 'fastify';
 import { DroverError } from '../../core/errors.js';
+import { MAX_KEY_HANDLER_PATTERNS } from '../../core/key-scope.js';
 import { API_SCOPES, type ApiKeyRow, type ApiScope } from '../../core/types.js';
 import { recordOperatorAction } from '../../ops/audit/operator-action.js';
 import type { Runtime } from '../../runtime/runtime.js';
@@ -21,6 +26,7 @@ const createBody = {
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 100 },
     scopes: { type: 'array', minItems: 1, maxItems: API_SCOPES.length, uniqueItems: true, items: { type: 'string', enum: [...API_SCOPES] } },
+    handlers: { type: 'array', minItems: 1, maxItems: MAX_KEY_HANDLER_PATTERNS, items: { type: 'string', minLength: 1, maxLength: 200 } },
     expiresAt: { type: 'string', format: 'date-time' },
     expiresInDays: { type: 'number', exclusiveMinimum: 0, maximum: 36_500 },
   },
@@ -38,6 +44,7 @@ export function keyJson(key: ApiKeyRow, now: number) {
     id: key.id,
     name: key.name,
     scopes: key.scopes,
+    handlers: key.handlers,
     state: key.revokedAt !== null ? 'revoked' : key.expiresAt !== null && key.expiresAt <= now ? 'expired' : 'active',
     createdAt: iso(key.createdAt),
     expiresAt: iso(key.expiresAt),
@@ -53,18 +60,18 @@ export function keyRoutes(runtime: Runtime, verifier: KeyVerifier) {
       return { keys: (await store.listKeys()).map((key) => keyJson(key, now)) };
     });
 
-    app.post<{ Body: { name: string; scopes: ApiScope[]; expiresAt?: string; expiresInDays?: number } }>(
+    app.post<{ Body: { name: string; scopes: ApiScope[]; handlers?: string[]; expiresAt?: string; expiresInDays?: number } }>(
       '/v1/keys',
       { config: routeConfig('POST /v1/keys'), schema: { body: createBody } },
       async (request, reply) => {
-        const { name, scopes, expiresAt, expiresInDays } = request.body;
+        const { name, scopes, handlers, expiresAt, expiresInDays } = request.body;
         const now = clock();
         if (expiresAt !== undefined && expiresInDays !== undefined) throw new DroverError('validation', 'expiresAt and expiresInDays: give one or the other, not both');
         const expires = expiresAt !== undefined ? Date.parse(expiresAt) : expiresInDays !== undefined ? now + Math.round(expiresInDays * DAY_MS) : null;
         if (expires !== null && !(expires > now)) throw new DroverError('validation', 'expiresAt: expected a time in the future');
-        const { key, secret } = await createApiKey(store, { name, scopes, now, expiresAt: expires });
-        await recordOperatorAction(runtime, request, { action: 'key.create', target: `key:${key.id}`, after: { name, scopes, expiresAt: key.expiresAt } });
-        request.log.info({ created_key_id: key.id, scopes, key_id: request.apiKey?.id ?? null }, 'API key created');
+        const { key, secret } = await createApiKey(store, { name, scopes, handlers: handlers ?? null, now, expiresAt: expires });
+        await recordOperatorAction(runtime, request, { action: 'key.create', target: `key:${key.id}`, after: { name, scopes, ...(key.handlers === null ? {} : { handlers: key.handlers }), expiresAt: key.expiresAt } });
+        request.log.info({ created_key_id: key.id, scopes, handlers: key.handlers, key_id: request.apiKey?.id ?? null }, 'API key created');
         return reply.code(201).send({ ...keyJson(key, now), secret });
       },
     );

@@ -8,6 +8,9 @@
  * exactly as for in-process jobs. Leasing long-polls up to `waitMs`, woken by
  * the store's work notifications and by resumes, so a waiting worker gets a
  * new job as soon as it is committed.
+ *
+ * A work key leases only handlers in its scope, and only the key that took a
+ * lease may act on it (`work-scope.ts`); the key's id is stored with the lease.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { decideFailure } from '../../core/backoff.js';
@@ -17,6 +20,7 @@ import type { Runtime } from '../../runtime/runtime.js';
 import type { FenceResult } from '../../store/engine.js';
 import { eventJson, jobJson } from '../serialize.js';
 import { routeConfig } from './scopes.js';
+import { assertMayLease, assertMayTouch, leasableHandlers } from './work-scope.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -113,6 +117,12 @@ export function workerRoutes(runtime: Runtime) {
     });
   }
 
+  /** Scope and key binding, checked on the row before the fenced write (admin keys skip the read). */
+  async function guard(request: FastifyRequest, op: 'heartbeat' | 'complete' | 'release', jobId: string, token: string): Promise<void> {
+    if (!request.apiKey || request.apiKey.scopes.includes('admin')) return;
+    assertMayTouch(request, op, config.handlers, await store.getJob(jobId), token);
+  }
+
   async function durationOf(jobId: string, attempt: number): Promise<number> {
     let at = started.get(jobId);
     started.delete(jobId);
@@ -133,6 +143,7 @@ export function workerRoutes(runtime: Runtime) {
       if (handlers.length === 0) return [];
       const leased = await store.lease({
         workerId,
+        keyId: request.apiKey?.id ?? null,
         handlers,
         limit: max,
         leaseMs: body.leaseMs ?? LEASE_LIMITS.leaseMs.default,
@@ -210,10 +221,11 @@ export function workerRoutes(runtime: Runtime) {
     app.post<{ Body: LeaseBody }>('/v1/workers/lease', { config: routeConfig('POST /v1/workers/lease'), schema: { body: leaseBody } }, async (request, reply) => {
       const unknown = request.body.handlers.filter((name) => !config.handlers.has(name));
       if (unknown.length > 0) {
-        throw new DroverError('unknown_handler', `no handler named ${unknown.map((n) => `"${n}"`).join(', ')}; configured: ${[...config.handlers.keys()].join(', ') || '(none)'}`, {
+        throw new DroverError('unknown_handler', `no handler named ${unknown.map((n) => `"${n}"`).join(', ')}; this key may lease: ${leasableHandlers(request, config.handlers).join(', ') || '(none)'}`, {
           extensions: { handlers: unknown },
         });
       }
+      assertMayLease(request, config.handlers, request.body.handlers);
       const workerId = remoteId(request, request.body.workerId);
       const { jobs, gone } = await leaseWaiting(request, reply, workerId);
       if (jobs.length > 0 && (gone || reply.raw.destroyed)) {
@@ -235,6 +247,7 @@ export function workerRoutes(runtime: Runtime) {
       { config: { ...routeConfig('POST /v1/workers/heartbeat'), duringDrain: true }, schema: { body: fenceBody({ leaseMs }) } },
       async (request) => {
         const { jobId, token } = request.body;
+        await guard(request, 'heartbeat', jobId, token);
         const result = await store.heartbeat(jobId, token, request.body.leaseMs ?? LEASE_LIMITS.leaseMs.default);
         const job = fenced(request, 'heartbeat', result, result.ok ? null : await store.getJob(jobId), token);
         return { id: job.id, state: job.state, leaseExpiresAt: job.leaseExpiresAt === null ? null : new Date(job.leaseExpiresAt).toISOString() };
@@ -246,6 +259,7 @@ export function workerRoutes(runtime: Runtime) {
       { config: { ...routeConfig('POST /v1/workers/complete'), duringDrain: true }, schema: { body: fenceBody({ result: {} }) } },
       async (request) => {
         const { jobId, token } = request.body;
+        await guard(request, 'complete', jobId, token);
         const result = await store.complete(jobId, token, request.body.result === undefined ? null : request.body.result);
         const job = fenced(request, 'complete', result, result.ok ? null : await store.getJob(jobId), token);
         const durationMs = await durationOf(job.id, job.attempts);
@@ -264,6 +278,7 @@ export function workerRoutes(runtime: Runtime) {
         const { jobId, token } = request.body;
         const before = await store.getJob(jobId);
         if (!before) throw new DroverError('not_found', `no job with id "${jobId}"`);
+        assertMayTouch(request, 'fail', config.handlers, before, token);
         // Not running: certainly stale. A wrong token on a running job is fenced by the store below.
         if (before.state !== 'running') fenced(request, 'fail', { ok: false, reason: 'stale_lease' }, before, token);
         const handler = config.handlers.get(before.handler);
@@ -309,6 +324,7 @@ export function workerRoutes(runtime: Runtime) {
       { config: { ...routeConfig('POST /v1/workers/release'), duringDrain: true }, schema: { body: fenceBody() } },
       async (request) => {
         const { jobId, token } = request.body;
+        await guard(request, 'release', jobId, token);
         const result = await store.release(jobId, token);
         const job = fenced(request, 'release', result, result.ok ? null : await store.getJob(jobId), token);
         started.delete(job.id);

@@ -26,9 +26,14 @@
  *    decrement would block a key for good; a count of running jobs cannot
  *    drift.
  *
- * Lease tokens are `<nonce>.<job id>` with one random nonce per call, so a call
- * whose outcome is unknown (the connection broke around COMMIT) can be undone
- * by nonce: see `RELEASE_BY_NONCE`.
+ * Every lease token is independently random (`gen_random_uuid()`, from the
+ * server's strong random source, drawn per row because the fast shape learns
+ * which rows it takes only as it updates them): holding one token tells
+ * nothing about another. Tokens used to share a per-call nonce, which let one
+ * token derive the others. The call's id is kept apart, in `lease_call`, so a
+ * call whose outcome is unknown (the connection broke around COMMIT) can be
+ * undone: see `RELEASE_BY_CALL`. `lease_key_id` records the API key that
+ * leased over HTTP (null for the node's own leases).
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
@@ -43,9 +48,10 @@ const MAX_ROUNDS = 8;
 const EVENT_COLUMNS = 'e.name AS e_name, e.data AS e_data, e.tenant AS e_tenant, e.received_at AS e_received_at';
 
 /**
- * $1 handlers, $2 room per handler, $3 limit, $4 token prefix, $5 lease expiry
+ * $1 handlers, $2 room per handler, $3 limit, $4 call id, $5 lease expiry
  * per handler (each job's lease follows its own handler's timeout),
- * $6 worker, $7 now, and with `excluding` $8 excluded (paused) queues.
+ * $6 worker, $7 now, $8 leasing key id, and with `excluding` $9 excluded
+ * (paused) queues.
  *
  * Written so that PostgreSQL's generic plan for it is the index plan, and the
  * plan cache stops re-planning it: planning this statement costs several times
@@ -54,7 +60,7 @@ const EVENT_COLUMNS = 'e.name AS e_name, e.data AS e_data, e.tenant AS e_tenant,
  * array makes the generic plan fall back to a sequential scan.
  */
 export function leaseFastSql(excluding: boolean): string {
-  const notPaused = excluding ? 'AND queue <> ALL($8::text[])' : '';
+  const notPaused = excluding ? 'AND queue <> ALL($9::text[])' : '';
   // ARRAY(...) and LATERAL pin the plan shape: ids come from an InitPlan and
   // are updated through the primary key; events are fetched by key per row.
   // A join would let the generic plan hash-join against a full table scan.
@@ -66,7 +72,8 @@ export function leaseFastSql(excluding: boolean): string {
     ) AS waiting
   ), leased AS (
     UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_seq = j.lease_seq + 1,
-      lease_token = $4 || j.id, lease_expires_at = ($5::bigint[])[array_position($1::text[], j.handler)],
+      lease_token = gen_random_uuid()::text, lease_call = $4, lease_key_id = $8::text,
+      lease_expires_at = ($5::bigint[])[array_position($1::text[], j.handler)],
       worker_id = $6, leased_at = $7, updated_at = $7
     WHERE j.id = ANY(ARRAY(
       SELECT c.id
@@ -115,11 +122,12 @@ const RUNNING_PER_KEY = `
   WHERE state = 'running' AND concurrency_key = ANY($1::text[])
   GROUP BY concurrency_key`;
 
-/** $1 ids, $2 token prefix, $3 lease expiry per handler of $6, $4 worker, $5 now, $6 handlers. */
+/** $1 ids, $2 call id, $3 lease expiry per handler of $6, $4 worker, $5 now, $6 handlers, $7 leasing key id. */
 const LEASE_IDS = `
   WITH leased AS (
     UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_seq = j.lease_seq + 1,
-      lease_token = $2 || j.id, lease_expires_at = ($3::bigint[])[array_position($6::text[], j.handler)],
+      lease_token = gen_random_uuid()::text, lease_call = $2, lease_key_id = $7::text,
+      lease_expires_at = ($3::bigint[])[array_position($6::text[], j.handler)],
       worker_id = $4, leased_at = $5, updated_at = $5
     WHERE j.id = ANY($1::bigint[]) AND j.state = 'queued'
     RETURNING j.*
@@ -128,14 +136,14 @@ const LEASE_IDS = `
 
 /**
  * Undo leases whose commit we could not confirm: put them back as queued
- * without spending the attempt, as `release` does. $1 worker, $2 nonces
- * (the token prefix without its dot), $3 now.
+ * without spending the attempt, as `release` does. $1 worker, $2 call ids,
+ * $3 now.
  */
-export const RELEASE_BY_NONCE = `
+export const RELEASE_BY_CALL = `
   WITH undone AS (
     UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), updated_at = $3,
       lease_token = NULL, lease_expires_at = NULL
-    WHERE state = 'running' AND worker_id = $1 AND split_part(lease_token, '.', 1) = ANY($2::text[])
+    WHERE state = 'running' AND worker_id = $1 AND lease_call = ANY($2::text[])
     RETURNING id, lease_seq, worker_id, leased_at, queue
   ), attempt AS (
     INSERT INTO attempts (job_id, attempt, worker_id, started_at, ended_at, outcome)
@@ -169,22 +177,22 @@ export function planLease(request: LeaseRequest): LeasePlan | null {
 }
 
 export interface LeaseCall {
+  /** This call's id, stored as `lease_call` on the rows it takes (never part of a token). */
   nonce: string;
-  prefix: string;
   /** Lease expiry per handler, parallel to the plan's `handlers`. */
   expires: number[];
   worker: string;
+  keyId: string | null;
   now: number;
 }
 
 export function newLeaseCall(request: LeaseRequest, plan: LeasePlan, now: number): LeaseCall {
-  const nonce = randomUUID();
-  return { nonce, prefix: `${nonce}.`, expires: plan.leaseMs.map((ms) => now + ms), worker: request.workerId, now };
+  return { nonce: randomUUID(), expires: plan.leaseMs.map((ms) => now + ms), worker: request.workerId, keyId: request.keyId ?? null, now };
 }
 
 /** Shape 1: one statement. Returns null when keyed jobs are waiting (nothing was leased). */
 export async function leaseFast(db: pg.Pool | pg.PoolClient, plan: LeasePlan, call: LeaseCall): Promise<RawLeased[] | null> {
-  const values: unknown[] = [plan.handlers, plan.room, plan.limit, call.prefix, call.expires, call.worker, call.now];
+  const values: unknown[] = [plan.handlers, plan.room, plan.limit, call.nonce, call.expires, call.worker, call.now, call.keyId];
   const excluding = plan.exclude.length > 0;
   if (excluding) values.push(plan.exclude);
   const { rows } = await db.query<RawLeased & { keyed_waiting: boolean }>({
@@ -254,7 +262,7 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
       else room.set(c.handler, left - 1);
     }
     if (take.length > 0) {
-      const { rows } = await client.query<RawLeased>(LEASE_IDS, [take, call.prefix, call.expires, call.worker, call.now, plan.handlers]);
+      const { rows } = await client.query<RawLeased>(LEASE_IDS, [take, call.nonce, call.expires, call.worker, call.now, plan.handlers, call.keyId]);
       leased.push(...rows);
     }
     // Nothing was held back by a key: the scan saw everything these handlers may take now.

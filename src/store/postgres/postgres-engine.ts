@@ -59,7 +59,7 @@ import * as audit from './audit.js';
 import { dumpPostgres } from './backup.js';
 import { assertSchemaName, clientConfig, inTransaction, isTransient, retryConflicts, storeError } from './connection.js';
 import { enqueuePlain, finishIntake, ingestItems, insertJobs, isPlain, type IntakeEffects } from './intake.js';
-import { leaseFast, leaseKeyed, newLeaseCall, planLease, RELEASE_BY_NONCE } from './lease.js';
+import { leaseFast, leaseKeyed, newLeaseCall, planLease, RELEASE_BY_CALL } from './lease.js';
 import { migratePostgres } from './migrator.js';
 import { acquireNodeLock, nodeLockKey } from './node-lock.js';
 import { cancelJob, retryJob } from './operator-actions.js';
@@ -386,7 +386,7 @@ export class PostgresEngine implements StorageEngine {
   // --- API keys -----------------------------------------------------------
 
   async createKey(key: ApiKeyRow): Promise<void> {
-    await this.#query(q.INSERT_KEY, [key.id, key.name, key.hash, key.scopes, key.createdAt, key.expiresAt, key.revokedAt]);
+    await this.#query(q.INSERT_KEY, [key.id, key.name, key.hash, key.scopes, key.handlers, key.createdAt, key.expiresAt, key.revokedAt]);
   }
 
   async findKeyByHash(hash: string): Promise<ApiKeyRow | null> {
@@ -519,7 +519,7 @@ export class PostgresEngine implements StorageEngine {
   async #undoUncertainLeases(workerId: string): Promise<void> {
     const nonces = [...this.#uncertain.entries()].filter(([, [worker]]) => worker === workerId).map(([nonce]) => nonce);
     if (nonces.length === 0) return;
-    const rows = await this.#query<{ queue: string }>(RELEASE_BY_NONCE, [workerId, nonces, this.#clock()]);
+    const rows = await this.#query<{ queue: string }>(RELEASE_BY_CALL, [workerId, nonces, this.#clock()]);
     for (const nonce of nonces) this.#uncertain.delete(nonce);
     if (rows.length > 0) void this.#wakeups.committed(new Set(rows.map((r) => r.queue)));
   }

@@ -79,8 +79,8 @@ export const COUNTS_BY_QUEUE = 'SELECT queue, state, count(*) AS n FROM jobs GRO
 export const OLDEST_QUEUED = "SELECT queue, min(run_at) AS oldest FROM jobs WHERE state = 'queued' GROUP BY queue";
 
 export const INSERT_KEY = `
-  INSERT INTO api_keys (id, name, hash, scopes, created_at, expires_at, revoked_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7)`;
+  INSERT INTO api_keys (id, name, hash, scopes, handlers, created_at, expires_at, revoked_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`;
 export const KEY_BY_HASH = 'SELECT * FROM api_keys WHERE hash = $1';
 export const LIST_KEYS = 'SELECT * FROM api_keys ORDER BY created_at, id';
 export const REVOKE_KEY = 'UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL';

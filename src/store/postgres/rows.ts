@@ -35,6 +35,7 @@ export interface RawJob {
   concurrency_limit: number | null;
   lease_token: string | null;
   lease_expires_at: number | null;
+  lease_key_id: string | null;
   worker_id: string | null;
   leased_at: number | null;
   last_error: string | null;
@@ -77,6 +78,7 @@ export interface RawApiKey {
   name: string;
   hash: string;
   scopes: string[];
+  handlers: string[] | null;
   created_at: number;
   expires_at: number | null;
   revoked_at: number | null;
@@ -122,6 +124,7 @@ export function toJobRow(raw: RawJob): JobRow {
     concurrencyLimit: raw.concurrency_limit,
     leaseToken: raw.lease_token,
     leaseExpiresAt: raw.lease_expires_at,
+    leaseKeyId: raw.lease_key_id ?? null,
     workerId: raw.worker_id,
     lastError: raw.last_error,
     deadReason: raw.dead_reason,
@@ -163,6 +166,7 @@ export function toApiKeyRow(raw: RawApiKey): ApiKeyRow {
     name: raw.name,
     hash: raw.hash,
     scopes: raw.scopes as ApiScope[],
+    handlers: raw.handlers ?? null,
     createdAt: raw.created_at,
     expiresAt: raw.expires_at,
     revokedAt: raw.revoked_at,

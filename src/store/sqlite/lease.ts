@@ -67,7 +67,7 @@ export function leaseJobs(
       const token = randomUUID();
       const expires = expiresByHandler.get(job.handler) ?? defaultExpires;
       // No RETURNING: reading the row by id costs less than SQLite's RETURNING * (statements.ts).
-      if (s.leaseJob.run({ id: job.id, token, expires, worker: request.workerId, now }).changes === 0) continue;
+      if (s.leaseJob.run({ id: job.id, token, expires, worker: request.workerId, key: request.keyId ?? null, now }).changes === 0) continue;
       const raw = s.jobById.get(job.id)!;
       s.insertAttempt.run(raw.id, raw.lease_seq, request.workerId, now);
       let event: EventRow | null = null;

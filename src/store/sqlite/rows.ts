@@ -33,6 +33,7 @@ export interface RawJob {
   concurrency_limit: number | null;
   lease_token: string | null;
   lease_expires_at: number | null;
+  lease_key_id: string | null;
   worker_id: string | null;
   last_error: string | null;
   dead_reason: DeadReason | null;
@@ -66,6 +67,8 @@ export interface RawApiKey {
   name: string;
   hash: string;
   scopes: string;
+  /** JSON array of handler patterns, or NULL (remote handlers only). */
+  handlers: string | null;
   created_at: number;
   expires_at: number | null;
   revoked_at: number | null;
@@ -108,6 +111,7 @@ export function toJobRow(raw: RawJob): JobRow {
     concurrencyLimit: raw.concurrency_limit,
     leaseToken: raw.lease_token,
     leaseExpiresAt: raw.lease_expires_at,
+    leaseKeyId: raw.lease_key_id ?? null,
     workerId: raw.worker_id,
     lastError: raw.last_error,
     deadReason: raw.dead_reason,
@@ -141,6 +145,7 @@ export function toApiKeyRow(raw: RawApiKey): ApiKeyRow {
     name: raw.name,
     hash: raw.hash,
     scopes: JSON.parse(raw.scopes) as ApiScope[],
+    handlers: raw.handlers === null || raw.handlers === undefined ? null : (JSON.parse(raw.handlers) as string[]),
     createdAt: raw.created_at,
     expiresAt: raw.expires_at,
     revokedAt: raw.revoked_at,

@@ -358,6 +358,7 @@ export class SqliteEngine implements StorageEngine {
         key.name,
         key.hash,
         JSON.stringify(key.scopes),
+        key.handlers === null ? null : JSON.stringify(key.handlers),
         key.createdAt,
         key.expiresAt,
         key.revokedAt,

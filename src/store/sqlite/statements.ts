@@ -83,9 +83,9 @@ function prepareFixed(db: Database.Database) {
     ),
     eventById: p<[string], RawEvent>('SELECT * FROM events WHERE id = ?'),
 
-    leaseJob: p<{ id: number; token: string; expires: number; worker: string; now: number }>(`
+    leaseJob: p<{ id: number; token: string; expires: number; worker: string; key: string | null; now: number }>(`
       UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_seq = lease_seq + 1,
-        lease_token = @token, lease_expires_at = @expires, worker_id = @worker, updated_at = @now
+        lease_token = @token, lease_expires_at = @expires, worker_id = @worker, lease_key_id = @key, updated_at = @now
       WHERE id = @id AND state = 'queued'`),
     runningWithKey: p<[string], { n: number }>(
       "SELECT count(*) AS n FROM jobs WHERE state = 'running' AND concurrency_key = ?",
@@ -171,8 +171,8 @@ function prepareFixed(db: Database.Database) {
       "SELECT queue, min(run_at) AS oldest FROM jobs WHERE state = 'queued' GROUP BY queue",
     ),
 
-    insertKey: p<[string, string, string, string, number, number | null, number | null]>(
-      'INSERT INTO api_keys (id, name, hash, scopes, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    insertKey: p<[string, string, string, string, string | null, number, number | null, number | null]>(
+      'INSERT INTO api_keys (id, name, hash, scopes, handlers, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
     keyByHash: p<[string], RawApiKey>('SELECT * FROM api_keys WHERE hash = ?'),
     listKeys: p<[], RawApiKey>('SELECT * FROM api_keys ORDER BY created_at, id'),
