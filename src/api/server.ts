@@ -27,11 +27,12 @@ import type { Readiness } from '../obs/health.js';
 import { registerHttpMetrics } from '../obs/http-metrics.js';
 import { registerRequestTracing } from '../obs/http-tracing.js';
 import type { DroverMetrics } from '../obs/metrics.js';
+import type { StoreHealth } from '../obs/store-health.js';
 
 export interface ServerDeps {
   runtime: Runtime;
   /** Metrics (HTTP hook, `GET /metrics` unless `serveMetrics` is false) and readiness checks; `startNode` supplies them. */
-  obs?: { metrics?: DroverMetrics; readiness?: Readiness; serveMetrics?: boolean };
+  obs?: { metrics?: DroverMetrics; readiness?: Readiness; serveMetrics?: boolean; storeHealth?: StoreHealth };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -64,6 +65,14 @@ export async function buildServer({ runtime, obs = {} }: ServerDeps): Promise<Fa
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // While the store is known unreachable, store-bound requests (all of /v1, key checks included) are
+  // refused at once with 503 and Retry-After: otherwise each would hang until its own deadline.
+  const storeHealth = obs.storeHealth;
+  if (storeHealth) {
+    app.addHook('onRequest', async (request, reply) => {
+      if (!storeHealth.reachable && request.url.startsWith('/v1/')) return sendProblem(reply, request, storeHealth.unavailable());
+    });
+  }
   const verifier = new KeyVerifier(runtime.store, runtime.clock);
   registerAuth(app, verifier);
   // Intake is refused while draining; reads, probes and remote workers' reports (`duringDrain`) keep answering.

@@ -10,6 +10,7 @@ import { createApiKey } from '../api/auth.js';
 import type { ResolvedConfig } from '../core/config.js';
 import { buildMetricsServer } from '../api/routes/metrics.js';
 import { Readiness, schemaFromStatus, schemaRecheck } from '../obs/health.js';
+import { observeStoreHealth, StoreHealth } from '../obs/store-health.js';
 import { observeJobs } from '../obs/job-metrics.js';
 import { observeSupervision } from '../runtime/supervision-metrics.js';
 import { createLogger, type Logger } from '../obs/logger.js';
@@ -62,7 +63,13 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
   const logger = options.logger ?? createLogger({ level: config.log.level });
   const tracing = options.tracing ?? Tracing.fromEnv(process.env);
-  const engine = await openStore(config.databaseUrl, { clock, synchronous: config.sqlite.synchronous, postgres: config.postgres });
+  const engine = await openStore(config.databaseUrl, {
+    clock,
+    synchronous: config.sqlite.synchronous,
+    postgres: config.postgres,
+    // Once per discarded connection; the engine carries on (drover_store_connection_errors_total counts them).
+    onConnectionError: (kind, error) => logger.warn({ err: error, kind }, 'store connection failed and was discarded; the node carries on with new connections'),
+  });
   const metrics = new DroverMetrics({ handlers: config.handlers.values(), queues: config.queues.keys(), queueLimits: config.queues, engine: engine.capabilities.engine });
   observeEngine(metrics, engine);
   // Instrument at the seam: everything above the store calls it through the timing wrapper.
@@ -88,11 +95,14 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     });
     // One process owns a SQLite file, so its schema cannot move under it; a shared store is asked again every 30 s.
     const schema = store.capabilities.multiNode ? schemaRecheck(store, 30_000, clock) : schemaFromStatus(status);
-    const readiness = new Readiness({ state: () => runtime.state, store, schema });
+    const storeHealth = new StoreHealth({ store, logger, clock });
+    observeStoreHealth(metrics, storeHealth);
+    const readiness = new Readiness({ state: () => runtime.state, store, schema, storeHealth });
     await runtime.start();
     ops.start(runtime);
     const separate = config.metrics.port !== null;
-    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate } });
+    storeHealth.start();
+    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate, storeHealth } });
     const metricsApp = separate ? await buildMetricsServer({ runtime, metrics, readiness }) : null;
     let metricsUrl: string | null = null;
     if (metricsApp && options.listen !== false) metricsUrl = await metricsApp.listen({ host: config.metrics.host, port: config.metrics.port ?? 0 });
@@ -111,6 +121,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
         await app.close();
         await metricsApp?.close();
         await tracing.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'exporting the last spans failed'));
+        storeHealth.stop();
         await store.close();
         logger.info({ drained: result.drained, released: result.released }, 'drover stopped');
         logger.flush?.();

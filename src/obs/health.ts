@@ -28,6 +28,8 @@ export interface ReadinessOptions {
   schema?: () => Promise<void>;
   /** Store ping timeout. Default 2 s. */
   timeoutMs?: number;
+  /** When given and the store is known unreachable, the store check fails at once with its reason (no ping to wait out). */
+  storeHealth?: { readonly reachable: boolean; readonly reason: string | null };
 }
 
 /**
@@ -75,8 +77,11 @@ export class Readiness {
   async check(): Promise<ReadinessReport> {
     const state = this.#options.state();
     const timeoutMs = this.#options.timeoutMs ?? 2_000;
+    const health = this.#options.storeHealth;
     const [store, migrations] = await Promise.all([
-      within(() => this.#options.store.ping(), timeoutMs, 'store'),
+      health && !health.reachable
+        ? Promise.resolve<CheckResult>({ ok: false, detail: health.reason ?? 'store unreachable' })
+        : within(() => this.#options.store.ping(), timeoutMs, 'store'),
       this.#options.schema ? within(this.#options.schema, timeoutMs, 'schema check') : Promise.resolve<CheckResult>({ ok: true }),
     ]);
     const checks: Record<string, CheckResult> = {
