@@ -68,7 +68,12 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     synchronous: config.sqlite.synchronous,
     postgres: config.postgres,
     // Once per discarded connection; the engine carries on (drover_store_connection_errors_total counts them).
-    onConnectionError: (kind, error) => logger.warn({ err: error, kind }, 'store connection failed and was discarded; the node carries on with new connections'),
+    // The driver's errors can carry the whole client: log what went wrong, not the object graph.
+    onConnectionError: (kind, error) =>
+      logger.warn(
+        { kind, error: error.message, code: (error as { code?: unknown }).code },
+        'store connection failed and was discarded; the node carries on with new connections',
+      ),
   });
   const metrics = new DroverMetrics({ handlers: config.handlers.values(), queues: config.queues.keys(), queueLimits: config.queues, engine: engine.capabilities.engine });
   observeEngine(metrics, engine);
