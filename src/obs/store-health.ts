@@ -94,7 +94,7 @@ export class StoreHealth {
       () => {
         this.#pingSince = null;
         // An answer slower than the deadline still proves the path works again.
-        this.#answered();
+        this.answered();
       },
       (error: unknown) => {
         this.#pingSince = null;
@@ -115,7 +115,8 @@ export class StoreHealth {
     );
   }
 
-  #answered(): void {
+  /** The store answered (this ping, or another caller's, e.g. readiness): the outage, if any, is over. */
+  answered(): void {
     if (!this.#down) return;
     const downMs = this.#options.clock() - this.#down.since;
     this.#down = null;
