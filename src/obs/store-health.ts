@@ -1,7 +1,8 @@
 /**
- * Is the store answering? One ping at a time, every `everyMs`; a ping that
- * fails, or has not answered within `timeoutMs`, makes the store unreachable
- * until a ping answers again. Readiness reports it (503 naming the reason),
+ * Is the store answering? One ping at a time, every `everyMs`; pings that
+ * fail, or do not answer within `timeoutMs`, for `graceMs` on end (two checks
+ * at least: one slow ping under load is not an outage) make the store
+ * unreachable until a ping answers again. Readiness reports it (503 naming the reason),
  * and the API refuses store-bound requests at once with 503 `store-unavailable`
  * and `Retry-After` rather than letting each one wait out its own deadline
  * on a path that went silent. Both engines; no configuration needed.
@@ -23,6 +24,8 @@ export interface StoreHealthOptions {
   everyMs?: number;
   /** A ping slower than this counts as a failure. Default 2 s. */
   timeoutMs?: number;
+  /** Failing for this long without an answer in between makes the store unreachable. Default `everyMs`. */
+  graceMs?: number;
 }
 
 /** Seconds a refused client is told to wait before retrying. */
@@ -39,11 +42,14 @@ export class StoreHealth {
   #timer: NodeJS.Timeout | null = null;
   /** When the outstanding ping started, or null. */
   #pingSince: number | null = null;
+  /** Since when pings have failed without an answer in between; null after an answer. */
+  #failingSince: number | null = null;
   /** When the store stopped answering, and why; null while it answers. */
   #down: { since: number; detail: string } | null = null;
 
   constructor(options: StoreHealthOptions) {
-    this.#options = { clock: Date.now, everyMs: 1_000, timeoutMs: 2_000, ...options };
+    const everyMs = options.everyMs ?? 1_000;
+    this.#options = { clock: Date.now, timeoutMs: 2_000, graceMs: everyMs, ...options, everyMs };
   }
 
   get reachable(): boolean {
@@ -108,7 +114,10 @@ export class StoreHealth {
       this.#down.detail = detail;
       return;
     }
-    this.#down = { since: this.#options.clock(), detail };
+    const now = this.#options.clock();
+    this.#failingSince ??= now;
+    if (now - this.#failingSince < this.#options.graceMs) return;
+    this.#down = { since: this.#failingSince, detail };
     this.#options.logger.error(
       { err: new Error(detail) },
       'store unreachable: readiness is 503 and store-bound requests are refused with 503 until it answers again; check the database and the network path to it',
@@ -117,6 +126,7 @@ export class StoreHealth {
 
   /** The store answered (this ping, or another caller's, e.g. readiness): the outage, if any, is over. */
   answered(): void {
+    this.#failingSince = null;
     if (!this.#down) return;
     const downMs = this.#options.clock() - this.#down.since;
     this.#down = null;

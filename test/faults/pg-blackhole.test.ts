@@ -174,7 +174,7 @@ describe('PostgreSQL path faults', () => {
     await freshSchema();
     const { proxy, url } = await proxied();
     const node = await startNode('node-a', url, { JOB_MS: '50' });
-    expect(await ready(node)).toBe(200);
+    await waitFor(async () => (await ready(node)) === 200, { timeoutMs: 10_000, message: 'node-a ready' });
 
     const ids = await enqueue(node, 300);
     await waitFor(async () => (await count('SELECT count(DISTINCT job_id)::int AS n FROM $schema.side_effects')) >= 30, {
@@ -280,6 +280,7 @@ describe('PostgreSQL path faults', () => {
     await freshSchema();
     const { proxy, url } = await proxied();
     const node = await startNode('node-a', url, { JOB_MS: '20' });
+    await waitFor(async () => (await ready(node)) === 200, { timeoutMs: 10_000, message: 'node-a ready' });
     const ids = await enqueue(node, 200);
     // Intake keeps transactions open while connections die under it.
     const intake = (async () => {
