@@ -66,11 +66,18 @@ export async function buildServer({ runtime, obs = {} }: ServerDeps): Promise<Fa
     reply.header('x-request-id', request.id);
   });
   // While the store is known unreachable, store-bound requests (all of /v1, key checks included) are
-  // refused at once with 503 and Retry-After: otherwise each would hang until its own deadline.
+  // refused at once with 503 and Retry-After: otherwise each would hang until its own deadline. One
+  // already waiting on the store when it turns unreachable is answered so then (its late result is
+  // dropped; like any answer lost to a timeout, it may have committed: clients retry with their keys).
   const storeHealth = obs.storeHealth;
   if (storeHealth) {
     app.addHook('onRequest', async (request, reply) => {
-      if (!storeHealth.reachable && request.url.startsWith('/v1/')) return sendProblem(reply, request, storeHealth.unavailable());
+      if (!request.url.startsWith('/v1/')) return;
+      if (!storeHealth.reachable) return sendProblem(reply, request, storeHealth.unavailable());
+      const off = storeHealth.onUnreachable(() => {
+        if (!reply.sent && !reply.raw.headersSent) void sendProblem(reply, request, storeHealth.unavailable());
+      });
+      reply.raw.once('finish', off).once('close', off);
     });
   }
   const verifier = new KeyVerifier(runtime.store, runtime.clock);

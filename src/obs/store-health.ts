@@ -46,6 +46,7 @@ export class StoreHealth {
   #failingSince: number | null = null;
   /** When the store stopped answering, and why; null while it answers. */
   #down: { since: number; detail: string } | null = null;
+  readonly #onDown = new Set<() => void>();
 
   constructor(options: StoreHealthOptions) {
     const everyMs = options.everyMs ?? 1_000;
@@ -68,6 +69,16 @@ export class StoreHealth {
     return new DroverError('store_unavailable', `${this.reason ?? 'store unreachable'}; nothing was stored, retry later`, {
       retryAfterSeconds: RETRY_AFTER_S,
     });
+  }
+
+  /**
+   * Call `listener` once when the store turns unreachable (requests already
+   * waiting on it are answered then, not at their own deadline). Returns the
+   * unsubscribe function.
+   */
+  onUnreachable(listener: () => void): () => void {
+    this.#onDown.add(listener);
+    return () => void this.#onDown.delete(listener);
   }
 
   start(): void {
@@ -118,6 +129,15 @@ export class StoreHealth {
     this.#failingSince ??= now;
     if (now - this.#failingSince < this.#options.graceMs) return;
     this.#down = { since: this.#failingSince, detail };
+    const listeners = [...this.#onDown];
+    this.#onDown.clear();
+    for (const listener of listeners) {
+      try {
+        listener();
+      } catch {
+        // One request's failure to answer must not keep the others waiting.
+      }
+    }
     this.#options.logger.error(
       { err: new Error(detail) },
       'store unreachable: readiness is 503 and store-bound requests are refused with 503 until it answers again; check the database and the network path to it',
