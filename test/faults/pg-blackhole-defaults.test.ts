@@ -4,7 +4,8 @@
  * on the store when the path goes silent is answered 503 as soon as the node
  * knows the store is unreachable (a few seconds), not at its 12 s deadline;
  * readiness turns 503 and back to 200 by itself. See pg-blackhole.test.ts for
- * the scenarios with short deadlines (peer recovery, resets).
+ * the scenarios with short deadlines (peer recovery, resets). A slow path
+ * (every chunk delayed) must not count as a lost store.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait-for.js';
@@ -48,5 +49,20 @@ describe('PostgreSQL black hole, default deadlines', () => {
     await expectAllSucceededOnce(ids, 40_000);
     expect(alive(node)).toBe(true);
     console.log(`[pg-blackhole defaults] store lost -> readiness 503: ${notReadyMs} ms; in-flight intake answered 503 after ${caught.ms} ms; healed -> readiness 200: ${readyAgainMs} ms`);
+  });
+
+  it('a slow path (250 ms each way) is slow, not down: readiness stays 200, intake is accepted, jobs finish', { timeout: 60_000 }, async () => {
+    await freshSchema();
+    const { proxy, url } = await proxied();
+    const node = await startNode('node-a', url, { JOB_MS: '10', PG_FAULTS_DEADLINES: 'default' });
+    await waitFor(async () => (await ready(node)) === 200, { timeoutMs: 10_000, message: 'node-a ready' });
+    proxy.delay(250);
+    const ids = await enqueue(node, 20);
+    for (let i = 0; i < 5; i++) expect(await ready(node)).toBe(200);
+    await expectAllSucceededOnce(ids, 40_000);
+    const metrics = await (await fetch(`${node.url}/metrics`)).text();
+    expect(metrics).toMatch(/^drover_store_up\{engine="postgres"\} 1$/m);
+    proxy.delay(0);
+    expect(alive(node)).toBe(true);
   });
 });
