@@ -28,11 +28,12 @@ import { registerHttpMetrics } from '../obs/http-metrics.js';
 import { registerRequestTracing } from '../obs/http-tracing.js';
 import type { DroverMetrics } from '../obs/metrics.js';
 import type { AuditExportStatus } from '../ops/audit/export.js';
+import type { StoreHealth } from '../obs/store-health.js';
 
 export interface ServerDeps {
   runtime: Runtime;
   /** Metrics (HTTP hook, `GET /metrics` unless `serveMetrics` is false) and readiness checks; `startNode` supplies them. */
-  obs?: { metrics?: DroverMetrics; readiness?: Readiness; serveMetrics?: boolean };
+  obs?: { metrics?: DroverMetrics; readiness?: Readiness; serveMetrics?: boolean; storeHealth?: StoreHealth };
   /** The audit export's state, for `GET /v1/status` (a node started by `startNode` has one). */
   auditExport?: () => AuditExportStatus | null;
 }
@@ -67,6 +68,21 @@ export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // While the store is known unreachable, store-bound requests (all of /v1, key checks included) are
+  // refused at once with 503 and Retry-After: otherwise each would hang until its own deadline. One
+  // already waiting on the store when it turns unreachable is answered so then (its late result is
+  // dropped; like any answer lost to a timeout, it may have committed: clients retry with their keys).
+  const storeHealth = obs.storeHealth;
+  if (storeHealth) {
+    app.addHook('onRequest', async (request, reply) => {
+      if (!request.url.startsWith('/v1/')) return;
+      if (!storeHealth.reachable) return sendProblem(reply, request, storeHealth.unavailable());
+      const off = storeHealth.onUnreachable(() => {
+        if (!reply.sent && !reply.raw.headersSent) void sendProblem(reply, request, storeHealth.unavailable());
+      });
+      reply.raw.once('finish', off).once('close', off);
+    });
+  }
   const verifier = new KeyVerifier(runtime.store, runtime.clock);
   registerAuth(app, verifier);
   // Intake is refused while draining; reads, probes and remote workers' reports (`duringDrain`) keep answering.

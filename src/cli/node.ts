@@ -12,6 +12,7 @@ import { createApiKey } from '../api/auth.js';
 import type { ResolvedConfig } from '../core/config.js';
 import { buildMetricsServer } from '../api/routes/metrics.js';
 import { Readiness, schemaFromStatus, schemaRecheck } from '../obs/health.js';
+import { observeStoreHealth, StoreHealth } from '../obs/store-health.js';
 import { observeJobs } from '../obs/job-metrics.js';
 import { observeSupervision } from '../runtime/supervision-metrics.js';
 import { createLogger, type Logger } from '../obs/logger.js';
@@ -78,7 +79,18 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
   }
   if (options.configPath) await checkThreadHandlers(options.configPath, config.handlers.values());
   const tracing = options.tracing ?? Tracing.fromEnv(process.env);
-  const engine = await openStore(config.databaseUrl, { clock, synchronous: config.sqlite.synchronous, postgres: config.postgres });
+  const engine = await openStore(config.databaseUrl, {
+    clock,
+    synchronous: config.sqlite.synchronous,
+    postgres: config.postgres,
+    // Once per discarded connection; the engine carries on (drover_store_connection_errors_total counts them).
+    // The driver's errors can carry the whole client: log what went wrong, not the object graph.
+    onConnectionError: (kind, error) =>
+      logger.warn(
+        { kind, error: error.message, code: (error as { code?: unknown }).code },
+        'store connection failed and was discarded; the node carries on with new connections',
+      ),
+  });
   const metrics = new DroverMetrics({ handlers: config.handlers.values(), queues: config.queues.keys(), queueLimits: config.queues, engine: engine.capabilities.engine });
   observeEngine(metrics, engine);
   observeLogDrops(metrics.registry);
@@ -105,11 +117,14 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     });
     // One process owns a SQLite file, so its schema cannot move under it; a shared store is asked again every 30 s.
     const schema = store.capabilities.multiNode ? schemaRecheck(store, 30_000, clock) : schemaFromStatus(status);
-    const readiness = new Readiness({ state: () => runtime.state, store, schema });
+    const storeHealth = new StoreHealth({ store, logger, clock });
+    observeStoreHealth(metrics, storeHealth);
+    const readiness = new Readiness({ state: () => runtime.state, store, schema, storeHealth });
     await runtime.start();
     ops.start(runtime);
     const separate = config.metrics.port !== null;
-    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate }, auditExport: () => ops.exporter?.status() ?? null });
+    storeHealth.start();
+    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate, storeHealth }, auditExport: () => ops.exporter?.status() ?? null });
     const metricsApp = separate ? await buildMetricsServer({ runtime, metrics, readiness }) : null;
     let metricsUrl: string | null = null;
     let url = `http://${config.server.host}:${config.server.port}`;
@@ -125,6 +140,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
       await app.close().catch(() => undefined);
       await metricsApp?.close().catch(() => undefined);
       await runtime.stop(0).catch(() => undefined);
+      storeHealth.stop();
       throw error;
     }
     print(`drover ready handlers=${config.handlers.size} queues=${config.queues.size} store=${store.capabilities.engine}${metricsUrl ? ` metrics=${metricsUrl}` : ''} url=${url}`);
@@ -139,6 +155,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
           await app.close();
           await metricsApp?.close();
           await tracing.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'exporting the last spans failed'));
+          storeHealth.stop();
           await store.close();
         })();
         if (!(await settlesWithin(closing, CLOSE_MS / 2))) logger.warn({ ms: CLOSE_MS / 2 }, 'closing the servers and the store took too long; exiting without waiting for them');

@@ -197,8 +197,12 @@ export const configSchema = strict(
       {
         schema: z.string({ error: PG_SCHEMA_EXPECTED }).regex(PG_SCHEMA_RE, { error: PG_SCHEMA_EXPECTED }).optional(),
         poolMax: int(1, 1000).optional(),
+        statementTimeoutMs: int(100, MAX_TIMER_MS).optional(),
+        queryTimeoutMs: int(100, MAX_TIMER_MS).optional(),
+        connectTimeoutMs: int(100, MAX_TIMER_MS).optional(),
+        keepAliveIdleMs: int(1000, MAX_TIMER_MS).optional(),
       },
-      'an object { schema, poolMax }',
+      'an object { schema, poolMax, statementTimeoutMs, queryTimeoutMs, connectTimeoutMs, keepAliveIdleMs }',
     ).optional(),
     cluster: strict(
       { heartbeatMs: int(100, 60_000).optional(), deadNodeMs: int(200, MAX_TIMER_MS).optional() },

@@ -69,7 +69,7 @@ export const DEFAULTS = {
   shutdown: { graceMs: 25_000 },
   retention: { succeededMs: 7 * DAY, deadMs: 30 * DAY, eventsMs: 7 * DAY, intervalMs: 10 * MINUTE, batchSize: 1000 },
   poisonAfter: 3,
-  postgres: { schema: 'drover', poolMax: 10 },
+  postgres: { schema: 'drover', poolMax: 10, statementTimeoutMs: 10_000, queryTimeoutMs: 12_000, connectTimeoutMs: 5_000, keepAliveIdleMs: 5_000 },
   cluster: { heartbeatMs: 1000, deadNodeMs: 3000 },
   log: { level: 'info' },
   metrics: { host: '127.0.0.1' },
@@ -127,8 +127,8 @@ export interface ResolvedConfig {
   shutdown: { graceMs: number };
   retention: { succeededMs: number; deadMs: number; eventsMs: number; intervalMs: number; batchSize: number };
   poisonAfter: number;
-  /** PostgreSQL engine: the schema holding Drover's tables, and connections per node. */
-  postgres: { schema: string; poolMax: number };
+  /** PostgreSQL engine: the schema holding Drover's tables, connections per node, and the deadlines of every store call. */
+  postgres: { schema: string; poolMax: number; statementTimeoutMs: number; queryTimeoutMs: number; connectTimeoutMs: number; keepAliveIdleMs: number };
   /** Node liveness on a shared store: heartbeat interval, and silence after which peers reclaim a node's jobs. */
   cluster: { heartbeatMs: number; deadNodeMs: number };
   log: { level: LogLevel };
@@ -285,7 +285,7 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
     shutdown: { graceMs: over.graceMs ?? cfg.shutdown?.graceMs ?? DEFAULTS.shutdown.graceMs },
     retention: { ...DEFAULTS.retention, ...definedOnly(cfg.retention ?? {}) },
     poisonAfter: cfg.poisonAfter ?? DEFAULTS.poisonAfter,
-    postgres: { schema: over.pgSchema ?? cfg.postgres?.schema ?? DEFAULTS.postgres.schema, poolMax: cfg.postgres?.poolMax ?? DEFAULTS.postgres.poolMax },
+    postgres: { ...DEFAULTS.postgres, ...definedOnly(cfg.postgres ?? {}), schema: over.pgSchema ?? cfg.postgres?.schema ?? DEFAULTS.postgres.schema },
     cluster: { ...DEFAULTS.cluster, ...definedOnly(cfg.cluster ?? {}) },
     log: { level: over.logLevel ?? cfg.log?.level ?? DEFAULTS.log.level },
     metrics: { host: over.metricsHost ?? cfg.metrics?.host ?? DEFAULTS.metrics.host, port: over.metricsPort ?? cfg.metrics?.port ?? null },

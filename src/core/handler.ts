@@ -141,8 +141,12 @@ export interface DroverConfig {
   poisonAfter?: number;
   log?: { level?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   sqlite?: { synchronous?: 'FULL' | 'NORMAL' };
-  /** PostgreSQL: the schema holding Drover's tables (default `drover`), and connections per node in the general pool (default 10). */
-  postgres?: { schema?: string; poolMax?: number };
+  /**
+   * PostgreSQL: the schema holding Drover's tables (default `drover`), connections per node in the general pool (default 10),
+   * and the deadline of every store call: the server's `statement_timeout` (default 10 s), the client's wait for an answer
+   * (default 12 s; the connection is discarded when it passes), connecting (default 5 s), TCP keepalive idle time (default 5 s).
+   */
+  postgres?: { schema?: string; poolMax?: number; statementTimeoutMs?: number; queryTimeoutMs?: number; connectTimeoutMs?: number; keepAliveIdleMs?: number };
   /** PostgreSQL, several nodes: heartbeat interval (default 1 s) and when a silent node is declared dead (default 3 s). */
   cluster?: { heartbeatMs?: number; deadNodeMs?: number };
   /** A separate listener for `/metrics` and the health probes (off unless `port` is set). */

@@ -28,7 +28,16 @@ export interface ReadinessOptions {
   schema?: () => Promise<void>;
   /** Store ping timeout. Default 2 s. */
   timeoutMs?: number;
+  /**
+   * When given and the store is known unreachable, the store check gives its
+   * ping only a moment (`RECHECK_MS`) before failing with the known reason:
+   * no probe waits out a dead path, and one that answers again ends the
+   * outage at once (`answered()`).
+   */
+  storeHealth?: { readonly reachable: boolean; readonly reason: string | null; answered(): void };
 }
+
+const RECHECK_MS = 250;
 
 /**
  * A schema check from the status `store.migrate()` returned at start.
@@ -76,7 +85,7 @@ export class Readiness {
     const state = this.#options.state();
     const timeoutMs = this.#options.timeoutMs ?? 2_000;
     const [store, migrations] = await Promise.all([
-      within(() => this.#options.store.ping(), timeoutMs, 'store'),
+      this.#storeCheck(timeoutMs),
       this.#options.schema ? within(this.#options.schema, timeoutMs, 'schema check') : Promise.resolve<CheckResult>({ ok: true }),
     ]);
     const checks: Record<string, CheckResult> = {
@@ -85,6 +94,14 @@ export class Readiness {
       migrations,
     };
     return { ok: Object.values(checks).every((c) => c.ok), checks };
+  }
+
+  async #storeCheck(timeoutMs: number): Promise<CheckResult> {
+    const health = this.#options.storeHealth;
+    if (!health || health.reachable) return within(() => this.#options.store.ping(), timeoutMs, 'store');
+    const recheck = await within(() => this.#options.store.ping(), Math.min(timeoutMs, RECHECK_MS), 'store');
+    if (recheck.ok) health.answered();
+    return recheck.ok ? recheck : { ok: false, detail: health.reason ?? recheck.detail ?? 'store unreachable' };
   }
 }
 

@@ -124,6 +124,18 @@ export function observeEngine(metrics: DroverMetrics, engine: object): void {
       },
     });
   }
+  if (hasConnectionErrors(engine)) {
+    const errors = new CounterFamily({
+      name: 'drover_store_connection_errors_total',
+      help: 'Store connections that failed (emitted an error) and were discarded, by kind: idle (pooled, unused), active (checked out), listen (LISTEN/NOTIFY session).',
+      labelNames: ['engine', 'kind'],
+      registry,
+      collect: () => {
+        for (const [kind, n] of Object.entries(engine.connectionErrors)) errors.series(engineLabel, kind).value = n;
+      },
+    });
+    for (const kind of Object.keys(engine.connectionErrors)) errors.series(engineLabel, kind);
+  }
   if (hasPoolStats(engine)) {
     new Gauge({
       name: 'drover_store_pool_connections',
@@ -160,4 +172,14 @@ function hasPoolStats(engine: object): engine is PoolStatsSource {
 /** prom-client calls a gauge's `collect` on every scrape; set it after construction. */
 function setCollect(gauge: Gauge<string>, collect: () => void | Promise<void>): void {
   (gauge as unknown as { collect: () => void | Promise<void> }).collect = collect;
+}
+
+/** What an engine whose connections can fail may expose: discarded connections by kind (the PostgreSQL engine). */
+export interface ConnectionErrorsSource {
+  readonly connectionErrors: Readonly<Record<string, number>>;
+}
+
+function hasConnectionErrors(engine: object): engine is ConnectionErrorsSource {
+  const counts = (engine as Partial<ConnectionErrorsSource>).connectionErrors;
+  return typeof counts === 'object' && counts !== null;
 }

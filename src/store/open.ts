@@ -6,6 +6,7 @@
 import { DroverError } from '../core/errors.js';
 import { parseStoreUrl, type StoreLocation } from '../core/store-url.js';
 import type { StorageEngine } from './engine.js';
+import type { StoreTimeouts } from './postgres/connection.js';
 import { openPostgresEngine } from './postgres/postgres-engine.js';
 import { openSqliteEngine } from './sqlite/sqlite-engine.js';
 
@@ -14,8 +15,10 @@ export interface OpenStoreOptions {
   synchronous?: 'FULL' | 'NORMAL';
   /** Take the single-owner lock (runtime) or not (admin commands beside a running node). SQLite only. */
   lock?: boolean;
-  /** PostgreSQL: schema and pool size. The schema defaults to `DROVER_PG_SCHEMA`, else `drover`. */
-  postgres?: { schema?: string; poolMax?: number };
+  /** PostgreSQL: schema, pool size and deadlines. The schema defaults to `DROVER_PG_SCHEMA`, else `drover`. */
+  postgres?: { schema?: string; poolMax?: number; statementTimeoutMs?: number; queryTimeoutMs?: number; connectTimeoutMs?: number; keepAliveIdleMs?: number };
+  /** PostgreSQL: a connection emitted 'error' and was discarded (`kind`: idle, active, listen). */
+  onConnectionError?: (kind: string, error: Error) => void;
 }
 
 export function engineFor(url: string): 'postgres' | 'sqlite' {
@@ -52,6 +55,8 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       schema,
       ...(options.clock ? { clock: options.clock } : {}),
       ...(options.postgres?.poolMax ? { poolMax: options.postgres.poolMax } : {}),
+      timeouts: timeoutsOf(options.postgres ?? {}),
+      ...(options.onConnectionError ? { onConnectionError: options.onConnectionError } : {}),
     });
   }
   return openSqliteEngine({
@@ -60,4 +65,14 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     ...(options.synchronous ? { synchronous: options.synchronous } : {}),
     lock: options.lock ?? true,
   });
+}
+
+/** The engine's deadlines from the config keys that are set (the rest keep the engine's defaults). */
+function timeoutsOf(pg: NonNullable<OpenStoreOptions['postgres']>): Partial<StoreTimeouts> {
+  const timeouts: Partial<StoreTimeouts> = {};
+  if (pg.statementTimeoutMs !== undefined) timeouts.statementMs = pg.statementTimeoutMs;
+  if (pg.queryTimeoutMs !== undefined) timeouts.queryMs = pg.queryTimeoutMs;
+  if (pg.connectTimeoutMs !== undefined) timeouts.connectMs = pg.connectTimeoutMs;
+  if (pg.keepAliveIdleMs !== undefined) timeouts.keepAliveIdleMs = pg.keepAliveIdleMs;
+  return timeouts;
 }

@@ -106,7 +106,7 @@ describe('alert rules', () => {
     }
     // Page only where someone must act now (OPERATIONS.md); audit records removed from the store is a possible intrusion.
     const pages = alerts.filter((r) => r.labels?.severity === 'page').map((r) => r.alert);
-    expect(pages.sort()).toEqual(['DroverApiErrorBudgetBurn', 'DroverAuditExportRefused', 'DroverDown', 'DroverHandlerQuarantined', 'DroverJobErrorBudgetBurn', 'DroverQueueOldestJobOld']);
+    expect(pages.sort()).toEqual(['DroverApiErrorBudgetBurn', 'DroverAuditExportRefused', 'DroverDown', 'DroverHandlerQuarantined', 'DroverJobErrorBudgetBurn', 'DroverQueueOldestJobOld', 'DroverStoreUnreachable']);
   });
 
   it('cover every alert the operations issue asks for', () => {

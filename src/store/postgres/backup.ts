@@ -13,6 +13,7 @@ import { dirname } from 'node:path';
 import pg from 'pg';
 import { DroverError, toError } from '../../core/errors.js';
 import type { BackupSnapshot } from '../engine.js';
+import { longQuery } from './connection.js';
 
 function runPgDump(args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -52,8 +53,10 @@ export async function dumpPostgres(pool: pg.Pool, url: string, schema: string, f
   let broken: Error | undefined;
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    // pg_dump can take a while; the transaction only has to outlive it.
+    // pg_dump can take a while; the transaction only has to outlive it. Counting a large table may
+    // take longer than a store call's deadline (postgres.statementTimeoutMs), so it has none here.
     await client.query('SET LOCAL idle_in_transaction_session_timeout = 0');
+    await client.query('SET LOCAL statement_timeout = 0');
     const snapshotId = (await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0]!.id;
     const dump = runPgDump(['--format=custom', `--snapshot=${snapshotId}`, `--schema=${schema}`, `--file=${partial}`, `--dbname=${url}`]);
     dump.catch(() => undefined); // awaited below; a failure before then must not count as unhandled
@@ -63,7 +66,7 @@ export async function dumpPostgres(pool: pg.Pool, url: string, schema: string, f
     ]);
     for (const { name } of tables) {
       // Table names come from the catalog, quoted as identifiers.
-      const { rows } = await client.query<{ n: number }>(`SELECT count(*) AS n FROM ${pg.escapeIdentifier(name)}`);
+      const { rows } = await client.query<{ n: number }>(longQuery(`SELECT count(*) AS n FROM ${pg.escapeIdentifier(name)}`));
       counts[name] = rows[0]?.n ?? 0;
     }
     const version = (await client.query<{ v: number | null }>('SELECT max(version)::int AS v FROM schema_migrations')).rows[0]?.v ?? 0;

@@ -13,6 +13,42 @@ export interface ConnectionSettings {
   schema: string;
   /** Shown in pg_stat_activity unless the URL sets application_name. */
   applicationName: string;
+  /** Deadlines for every connection (defaults: DEFAULT_TIMEOUTS). */
+  timeouts?: Partial<StoreTimeouts>;
+}
+
+/**
+ * Every store call has a deadline, so a path that goes silent (a black hole:
+ * packets dropped, no RST) fails calls instead of hanging them:
+ *
+ * - `statementMs`: the server cancels a statement running longer
+ *   (`statement_timeout`; lock waits count), so a slow query fails cleanly
+ *   and its connection stays usable;
+ * - `queryMs`: the client gives up on an answer that does not come (pg's
+ *   `query_timeout`); the connection is then destroyed, never reused. Longer
+ *   than `statementMs`, so the server's cancel speaks first when it can;
+ * - `connectMs`: opening a connection, or waiting for a free pooled one;
+ * - `keepAliveIdleMs`: TCP keepalive on both ends (the server's
+ *   `tcp_keepalives_*` too), so a dead peer's session, and the node lock it
+ *   holds, are dropped by the server within seconds rather than hours.
+ */
+export interface StoreTimeouts {
+  statementMs: number;
+  queryMs: number;
+  connectMs: number;
+  keepAliveIdleMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: StoreTimeouts = { statementMs: 10_000, queryMs: 12_000, connectMs: 5_000, keepAliveIdleMs: 5_000 };
+
+/**
+ * A statement allowed to run long (a migration, waiting for the migration
+ * lock): the client waits up to an hour for its answer. Lift the server's
+ * limit in the same transaction (`SET LOCAL statement_timeout = 0`).
+ */
+export function longQuery(text: string, values: unknown[] = []): pg.QueryConfig {
+  // pg reads a per-query query_timeout; its type definitions do not declare it.
+  return { text, values, query_timeout: 3_600_000 } as pg.QueryConfig;
 }
 
 const INT8_OID = 20;
@@ -43,6 +79,8 @@ export function assertSchemaName(schema: string): void {
  * harmless (see the lease pool).
  */
 export function clientConfig(settings: ConnectionSettings, options: { genericPlans?: boolean; asyncCommit?: boolean } = {}): pg.ClientConfig {
+  const t = { ...DEFAULT_TIMEOUTS, ...settings.timeouts };
+  const keepAliveS = Math.max(1, Math.round(t.keepAliveIdleMs / 1000));
   return {
     connectionString: settings.url,
     fallback_application_name: settings.applicationName.slice(0, 63),
@@ -53,6 +91,13 @@ export function clientConfig(settings: ConnectionSettings, options: { genericPla
     options: [
       `-c search_path=${settings.schema}`,
       '-c idle_in_transaction_session_timeout=10000',
+      `-c statement_timeout=${t.statementMs}`,
+      // The server's side of keepalive: a session whose client vanished
+      // (frozen VM, cut path) ends after about idle + 3 probes, releasing its
+      // locks (the node-id lock above all). Ignored on Unix sockets.
+      `-c tcp_keepalives_idle=${keepAliveS}`,
+      `-c tcp_keepalives_interval=${keepAliveS}`,
+      '-c tcp_keepalives_count=3',
       // JIT compiles a plan whose estimated cost is high (a disabled seq scan
       // is costed at 1e10) for 100+ ms on every execution; short OLTP
       // statements never win that back.
@@ -67,7 +112,9 @@ export function clientConfig(settings: ConnectionSettings, options: { genericPla
     ].join(' '),
     types,
     keepAlive: true,
-    connectionTimeoutMillis: 5_000,
+    keepAliveInitialDelayMillis: t.keepAliveIdleMs,
+    connectionTimeoutMillis: t.connectMs,
+    query_timeout: t.queryMs,
   };
 }
 
@@ -78,6 +125,8 @@ const TRANSIENT_SQLSTATES = new Set([
   '57P01', // admin_shutdown (pg_terminate_backend, server stop)
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now (starting up, shutting down)
+  '57014', // query_canceled: statement_timeout (a store too slow to answer in time)
+  '55P03', // lock_not_available: lock_timeout
 ]);
 
 const CONNECTION_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTCONN', 'ENETUNREACH']);
@@ -94,7 +143,13 @@ export function isTransient(error: unknown): boolean {
     if (TRANSIENT_SQLSTATES.has(e.code) || e.code.startsWith('08') || CONNECTION_ERRNOS.has(e.code)) return true;
   }
   const message = typeof e.message === 'string' ? e.message : '';
-  return /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Connection ended/i.test(message);
+  return /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Connection ended|Query read timeout/i.test(message);
+}
+
+/** The client gave up waiting for an answer: the connection's state is unknown, so it must not be reused. */
+export function isDeadline(error: unknown): boolean {
+  const message = (error as { message?: unknown } | null)?.message;
+  return typeof message === 'string' && /Query read timeout/.test(message);
 }
 
 /** A deadlock or serialization failure: the transaction was rolled back and can simply run again. */
@@ -131,6 +186,12 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
     await client.query('COMMIT');
     return result;
   } catch (error) {
+    // After a missed deadline the path is likely dead: a ROLLBACK would wait
+    // out a second deadline. Destroying the connection rolls back anyway.
+    if (isDeadline(error)) {
+      broken = toError(error);
+      throw error;
+    }
     try {
       await client.query('ROLLBACK');
     } catch (rollbackError) {

@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type pg from 'pg';
 import { DroverError, SchemaTooNewError, toError } from '../../core/errors.js';
 import type { MigrationStatus } from '../engine.js';
-import { inTransaction } from './connection.js';
+import { inTransaction, longQuery } from './connection.js';
 
 export interface Migration {
   version: number;
@@ -47,6 +47,16 @@ export function loadMigrations(dir: URL = new URL('./migrations/', import.meta.u
 /** Serialises migrators per schema (other schemas on the same server are not blocked). */
 const LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('drover:migrate:' || $1, 0))";
 
+/**
+ * Take the migration lock in this transaction, lifting its statement deadline:
+ * a migration may rewrite a large table, and a node starting beside it waits
+ * for the lock as long as that takes.
+ */
+async function lockMigrations(client: pg.PoolClient, schema: string): Promise<void> {
+  await client.query('SET LOCAL statement_timeout = 0');
+  await client.query(longQuery(LOCK_SQL, [schema]));
+}
+
 async function currentVersion(client: pg.PoolClient): Promise<number> {
   const { rows } = await client.query<{ v: number | null }>('SELECT max(version)::int AS v FROM schema_migrations');
   return rows[0]?.v ?? 0;
@@ -73,7 +83,7 @@ export async function migratePostgres(
   // Bootstrap under the same lock: CREATE SCHEMA IF NOT EXISTS is not safe
   // against a concurrent CREATE SCHEMA (it fails on the catalog's unique index).
   const found = await inTransaction(pool, async (client) => {
-    await client.query(LOCK_SQL, [schema]);
+    await lockMigrations(client, schema);
     if (apply) {
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`); // schema name validated: [a-z_][a-z0-9_]*
       await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -97,7 +107,7 @@ export async function migratePostgres(
     if (migration.version <= found) continue;
     try {
       const ran = await inTransaction(pool, async (client) => {
-        await client.query(LOCK_SQL, [schema]);
+        await lockMigrations(client, schema);
         // Re-read under the lock: another node may have applied it meanwhile.
         if ((await currentVersion(client)) >= migration.version) return false;
         await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
@@ -105,7 +115,7 @@ export async function migratePostgres(
           migration.name,
           options.clock(),
         ]);
-        await client.query(migration.sql);
+        await client.query(longQuery(migration.sql));
         return true;
       });
       if (ran) applied.push(migration.version);

@@ -11,6 +11,11 @@
  *   reconnect, and the runtime polls every few seconds as a fallback.
  * - The same session holds the node-id lock (`pg_try_advisory_lock`), which
  *   PostgreSQL releases the moment the process dies and its connection closes.
+ * - An idle session hears nothing when its path goes silent (no RST): every
+ *   `checkEveryMs` it runs `SELECT 1` under the query deadline, and a missed
+ *   answer counts as a lost connection. A reconnect whose node lock is still
+ *   held by the lost session (the server has not noticed it is gone) ends
+ *   that session: it is this process's own.
  */
 import pg from 'pg';
 import { toError } from '../../core/errors.js';
@@ -20,6 +25,7 @@ import { delay } from './connection.js';
 const MAX_PAYLOAD_CHARS = 7000;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5_000;
+const CHECK_EVERY_MS = 5_000;
 
 export interface NotifierOptions {
   config: pg.ClientConfig;
@@ -29,6 +35,10 @@ export interface NotifierOptions {
   /** Work arrived from another engine (`queues` may be empty: "some queues", or a reconnect). */
   onWork: (queues: readonly string[]) => void;
   onError?: (error: Error) => void;
+  /** The session was lost (reported once per connection; the notifier reconnects by itself). */
+  onLost?: (error: Error, client: pg.Client) => void;
+  /** How often the idle session proves its path works. Default 5 s. */
+  checkEveryMs?: number;
 }
 
 /** Build the payload `pg_notify` sends for these queues. */
@@ -59,6 +69,9 @@ export class Notifier {
   #failures = 0;
   /** Node-lock keys this engine holds, re-taken after a reconnect. */
   readonly #locks = new Set<string>();
+  /** The backend of the last session: after a silent loss it may still hold the node locks. */
+  #lastPid: number | null = null;
+  #check: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: NotifierOptions) {}
 
@@ -95,6 +108,7 @@ export class Notifier {
 
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#check) clearInterval(this.#check);
     await this.#connecting?.catch(() => undefined);
     const client = this.#client;
     this.#client = null;
@@ -116,9 +130,9 @@ export class Notifier {
       await client.connect();
       await client.query(`LISTEN ${pg.escapeIdentifier(this.options.channel)}`);
       for (const key of this.#locks) {
-        const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [key]);
-        if (rows[0]?.ok !== true) this.options.onError?.(new Error(`after reconnecting, the node lock ${key} is held by another session`));
+        if (!(await this.#retake(client, key))) this.options.onError?.(new Error(`after reconnecting, the node lock ${key} is held by another session`));
       }
+      this.#lastPid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid ?? null;
     } catch (error) {
       client.removeAllListeners('end');
       await client.end().catch(() => undefined);
@@ -129,6 +143,7 @@ export class Notifier {
       throw new Error('notifier closed');
     }
     this.#client = client;
+    this.#watch(client);
     if (this.#failures > 0) {
       // Whatever was notified while we were away is lost: let listeners look.
       this.#failures = 0;
@@ -140,11 +155,56 @@ export class Notifier {
   #lost(client: pg.Client, error: Error): void {
     if (this.#client !== client) return; // an attempt that never became current, or already handled
     this.#client = null;
+    if (this.#check) clearInterval(this.#check);
+    this.#check = null;
     client.removeAllListeners('notification');
+    // end() destroys the socket when a query is stuck on it (a missed deadline).
     void client.end().catch(() => undefined);
     if (this.#closed) return;
+    this.options.onLost?.(error, client);
     this.options.onError?.(error);
     void this.#reconnect();
+  }
+
+  /** Prove the idle session's path every few seconds; a missed deadline (query_timeout) loses it. */
+  #watch(client: pg.Client): void {
+    if (this.#check) clearInterval(this.#check);
+    let inFlight = false;
+    this.#check = setInterval(() => {
+      if (inFlight || this.#client !== client) return;
+      inFlight = true;
+      client
+        .query('SELECT 1')
+        .catch((error: unknown) => this.#lost(client, toError(error)))
+        .finally(() => {
+          inFlight = false;
+        });
+    }, this.options.checkEveryMs ?? CHECK_EVERY_MS);
+    this.#check.unref();
+  }
+
+  /**
+   * Take `key` again on a new session. If the session this notifier lost
+   * still holds it (a silent loss: the server has not seen the socket die),
+   * end that session — it is ours — and try once more.
+   */
+  async #retake(client: pg.Client, key: string): Promise<boolean> {
+    const take = async () =>
+      (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [key])).rows[0]?.ok === true;
+    if (await take()) return true;
+    if (this.#lastPid === null) return false;
+    const { rows } = await client.query<{ ended: boolean }>(
+      `SELECT pg_terminate_backend(pid) AS ended FROM pg_locks
+       WHERE locktype = 'advisory' AND granted AND pid = $1 AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($2, 0)`,
+      [this.#lastPid, key],
+    );
+    if (rows[0]?.ended !== true) return false;
+    // The backend ends asynchronously; its locks go with it within moments.
+    for (let tries = 0; tries < 20; tries++) {
+      if (await take()) return true;
+      await delay(100, { unref: true });
+    }
+    return false;
   }
 
   async #reconnect(): Promise<void> {

@@ -57,7 +57,8 @@ import type {
 } from '../engine.js';
 import * as audit from './audit.js';
 import { dumpPostgres } from './backup.js';
-import { assertSchemaName, clientConfig, inTransaction, isTransient, retryConflicts, storeError } from './connection.js';
+import { assertSchemaName, clientConfig, DEFAULT_TIMEOUTS, inTransaction, isTransient, retryConflicts, storeError, type StoreTimeouts } from './connection.js';
+import { ConnectionErrors, type ConnectionErrorKind, type ConnectionErrorListener } from './connection-errors.js';
 import { enqueuePlain, finishIntake, ingestItems, insertJobs, isPlain, type IntakeEffects } from './intake.js';
 import { leaseFast, leaseKeyed, newLeaseCall, planLease, RELEASE_BY_CALL } from './lease.js';
 import { migratePostgres } from './migrator.js';
@@ -82,6 +83,10 @@ export interface PostgresEngineOptions {
   poolMax?: number;
   /** How long `registerNode` waits for a node id held by a process that just died. Default 5000 ms. */
   nodeLockWaitMs?: number;
+  /** Deadlines of every connection (see `StoreTimeouts`); unset fields keep their defaults. */
+  timeouts?: Partial<StoreTimeouts>;
+  /** A connection emitted 'error' and was discarded (once per connection); the engine carries on. */
+  onConnectionError?: ConnectionErrorListener;
 }
 
 /** Connections in each of the hot path's pools (see #hot), besides `poolMax`. */
@@ -124,6 +129,7 @@ export class PostgresEngine implements StorageEngine {
   readonly #settle: SettleBatch;
   readonly #enqueues: EnqueueBatch;
   readonly #nodeLockWaitMs: number;
+  readonly #connectionErrors: ConnectionErrors;
   /** Lease nonces whose commit is unknown (the connection broke): undone before the next lease. */
   readonly #uncertain = new Map<string, string[]>();
   #closing: Promise<void> | null = null;
@@ -134,16 +140,19 @@ export class PostgresEngine implements StorageEngine {
     assertSchemaName(this.schema);
     this.#clock = options.clock ?? Date.now;
     this.#nodeLockWaitMs = options.nodeLockWaitMs ?? 5_000;
-    const connection = { url: options.url, schema: this.schema, applicationName: `drover/${this.schema}` };
+    const connection = { url: options.url, schema: this.schema, applicationName: `drover/${this.schema}`, ...(options.timeouts ? { timeouts: options.timeouts } : {}) };
+    this.#connectionErrors = new ConnectionErrors(options.onConnectionError);
     this.#pool = new pg.Pool({ ...clientConfig(connection), max: options.poolMax ?? 10, idleTimeoutMillis: 30_000 });
     this.#hot = new pg.Pool({ ...clientConfig(connection, { genericPlans: true }), max: HOT_POOL_MAX, idleTimeoutMillis: 30_000 });
     this.#lease = new pg.Pool({ ...clientConfig(connection, { genericPlans: true, asyncCommit: true }), max: HOT_POOL_MAX, idleTimeoutMillis: 30_000 });
-    // An idle client whose connection drops emits 'error' on the pool; without
-    // a listener that would crash the process. The pool discards the client.
-    this.#pool.on('error', () => undefined);
-    this.#hot.on('error', () => undefined);
-    this.#lease.on('error', () => undefined);
-    this.#wakeups = new Wakeups(this.#pool, clientConfig(connection), this.schema);
+    // A client whose connection drops emits 'error'; without a listener that
+    // would crash the process. Counted, reported once, the client discarded.
+    for (const pool of [this.#pool, this.#hot, this.#lease]) this.#connectionErrors.watch(pool);
+    const checkEveryMs = options.timeouts?.keepAliveIdleMs ?? DEFAULT_TIMEOUTS.keepAliveIdleMs;
+    this.#wakeups = new Wakeups(this.#pool, clientConfig(connection), this.schema, {
+      checkEveryMs,
+      onLost: (error, client) => this.#connectionErrors.report('listen', error, client),
+    });
     this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#wakeups.committed(queues) });
     // The statement itself notifies other nodes; local listeners are told after it commits.
     this.#enqueues = new EnqueueBatch(
@@ -160,6 +169,11 @@ export class PostgresEngine implements StorageEngine {
   /** Plain-enqueue statements and the calls they carried (enqueue-batch.ts). */
   get enqueueStats(): { statements: number; calls: number } {
     return this.#enqueues.stats;
+  }
+
+  /** Connections that emitted 'error' and were discarded, by kind (`drover_store_connection_errors_total`). */
+  get connectionErrors(): Readonly<Record<ConnectionErrorKind, number>> {
+    return this.#connectionErrors.counts;
   }
 
   /** Connections of all pools (general and hot path) and callers waiting for one, for metrics. */

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { WorkListener } from '../engine.js';
-import { Notifier, notifyPayload } from './notifier.js';
+import { Notifier, notifyPayload, type NotifierOptions } from './notifier.js';
 
 export class Wakeups {
   /** The LISTEN session (node locks use it too: it lives as long as the engine). */
@@ -16,9 +16,14 @@ export class Wakeups {
   readonly target: { channel: string; instanceId: string };
   readonly #listeners = new Set<WorkListener>();
 
-  constructor(private readonly pool: pg.Pool, config: pg.ClientConfig, schema: string) {
+  constructor(
+    private readonly pool: pg.Pool,
+    config: pg.ClientConfig,
+    schema: string,
+    session: Pick<NotifierOptions, 'onLost' | 'checkEveryMs'> = {},
+  ) {
     this.target = { channel: `drover_work_${schema}`.slice(0, 63), instanceId: randomUUID() };
-    this.notifier = new Notifier({ config, ...this.target, onWork: (queues) => this.#broadcast(queues) });
+    this.notifier = new Notifier({ config, ...this.target, ...session, onWork: (queues) => this.#broadcast(queues) });
   }
 
   listen(listener: WorkListener): () => void {

@@ -1,0 +1,167 @@
+/**
+ * PostgreSQL paths that fail the hard way, under real `drover start`
+ * processes: a black hole (nothing forwarded, nothing closed: no RST), resets,
+ * and backends killed by the server. Drover reaches PostgreSQL through a TCP
+ * proxy written here (fault-proxy.ts); handlers record their runs through a
+ * direct connection, so runs are counted while Drover's path is dead.
+ *
+ * Invariants: the node never hangs a request past a bound and never exits;
+ * readiness says 503 naming the store while it is unreachable and 200 once it
+ * answers; a node that cannot reach the store stops heartbeating, so a peer
+ * recovers its jobs; after healing every accepted job succeeds exactly once
+ * and none stays running.
+ *
+ * Deadlines are short in the fixture (1 s statement, 1.5 s query, 1 s
+ * connect, 250 ms heartbeat, 1.5 s dead-node window) to keep this bounded.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/wait-for.js';
+import { alive, assertPostgres, call, cleanUp, count, DEAD_NODE_MS, endPool, enqueue, expectAllSucceededOnce, freshSchema, PG_URL, proxied, ready, rows, startNode } from './pg-faults.js';
+
+beforeAll(assertPostgres);
+afterEach(cleanUp);
+afterAll(endPool);
+
+describe('PostgreSQL path faults', () => {
+  it('black hole under a running node: 503s within a bound, never a hang, no crash; healed, every job finishes once', { timeout: 60_000 }, async () => {
+    await freshSchema();
+    const { proxy, url } = await proxied();
+    const node = await startNode('node-a', url, { JOB_MS: '50' });
+    await waitFor(async () => (await ready(node)) === 200, { timeoutMs: 10_000, message: 'node-a ready' });
+
+    const ids = await enqueue(node, 300);
+    await waitFor(async () => (await count('SELECT count(DISTINCT job_id)::int AS n FROM $schema.side_effects')) >= 30, {
+      timeoutMs: 15_000,
+      message: 'some jobs ran',
+    });
+
+    proxy.blackhole();
+    const lostAt = Date.now();
+    await waitFor(async () => (await ready(node)) === 503, { timeoutMs: 8_000, intervalMs: 50, message: '/health/ready is 503' });
+    const notReadyMs = Date.now() - lostAt;
+    const probe = await call(node, 'GET', '/health/ready');
+    expect(probe.body.checks.store.ok).toBe(false);
+    expect(probe.body.checks.store.detail).toMatch(/store unreachable|PostgreSQL is unavailable/);
+
+    // Intake, a read and a key-checked route: each refused at once, never a hang.
+    for (const [method, path, body] of [
+      ['POST', '/v1/jobs', { handler: 'record', payload: {} }],
+      ['POST', '/v1/events', { name: 'x', data: {} }],
+      ['GET', '/v1/jobs', undefined],
+    ] as const) {
+      const refused = await call(node, method, path, body, 5_000);
+      expect(refused.status, `${method} ${path}`).toBe(503);
+      expect(refused.ms, `${method} ${path} answered within 3 s`).toBeLessThan(3_000);
+      expect(refused.headers.get('content-type')).toMatch(/application\/problem\+json/);
+      expect(refused.body.type).toBe('https://drover.dev/problems/store-unavailable');
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    }
+    expect((await call(node, 'GET', '/health/live')).status).toBe(200);
+
+    // Hold the outage past the heartbeat window, so the node's own beats have failed.
+    await waitFor(() => Date.now() - lostAt > DEAD_NODE_MS * 2, { timeoutMs: 10_000, intervalMs: 50 });
+    expect(proxy.blackholed).toBe(true);
+    expect(alive(node)).toBe(true);
+
+    proxy.heal();
+    const healedAt = Date.now();
+    await waitFor(async () => (await ready(node)) === 200, { timeoutMs: 15_000, intervalMs: 50, message: '/health/ready is 200 again' });
+    const readyAgainMs = Date.now() - healedAt;
+    await expectAllSucceededOnce(ids, 30_000);
+    expect((await call(node, 'POST', '/v1/jobs', { handler: 'record', payload: {} })).status).toBe(202);
+    expect(alive(node)).toBe(true);
+    console.log(`[pg-blackhole] store lost -> readiness 503: ${notReadyMs} ms; healed -> readiness 200: ${readyAgainMs} ms`);
+  });
+
+  it('two nodes, one black-holed: the other recovers its jobs within the liveness window; healed, it carries on, nothing completed twice', { timeout: 60_000 }, async () => {
+    await freshSchema();
+    const { proxy, url } = await proxied();
+    const a = await startNode('node-a', url, { JOB_MS: '400' });
+    const b = await startNode('node-b', PG_URL, { JOB_MS: '400' });
+    // B judges peers only after heartbeating through a whole window itself.
+    await waitFor(
+      async () => {
+        const nodes = await rows<{ node_id: string; started_at: number }>('SELECT node_id, started_at FROM $schema.nodes');
+        return nodes.length === 2 && nodes.every((n) => Date.now() - Number(n.started_at) > DEAD_NODE_MS);
+      },
+      { timeoutMs: 15_000, intervalMs: 50, message: 'both nodes registered for a liveness window' },
+    );
+
+    const ids = await enqueue(a, 200);
+    await waitFor(async () => (await count("SELECT count(*)::int AS n FROM $schema.jobs WHERE state = 'running' AND worker_id = 'node-a'")) >= 4, {
+      timeoutMs: 15_000,
+      intervalMs: 10,
+      message: 'node-a holds running jobs',
+    });
+
+    proxy.blackhole();
+    const lostAt = Date.now();
+    const held = (await rows<{ id: string }>("SELECT id::text AS id FROM $schema.jobs WHERE state = 'running' AND worker_id = 'node-a'")).map((r) => r.id);
+    expect(held.length).toBeGreaterThan(0);
+    // Every job node-a held when it went silent runs again on node-b (or has finished there).
+    await waitFor(
+      async () =>
+        (await count(
+          `SELECT count(*)::int AS n FROM $schema.jobs WHERE id = ANY($1::bigint[]) AND worker_id = 'node-b' AND state IN ('running', 'succeeded')`,
+          [held],
+        )) === held.length,
+      { timeoutMs: 15_000, intervalMs: 20, message: "node-a's jobs running on node-b" },
+    );
+    const recoveredMs = Date.now() - lostAt;
+    expect(recoveredMs).toBeLessThan(DEAD_NODE_MS + 5_000);
+    // Taken by dead-node detection (a crash attempt by node-a), not by lease expiry.
+    expect(await count("SELECT count(*)::int AS n FROM $schema.attempts WHERE worker_id = 'node-a' AND outcome = 'crashed'")).toBeGreaterThan(0);
+    expect(await count("SELECT count(*)::int AS n FROM $schema.attempts WHERE outcome = 'lease_expired'")).toBe(0);
+
+    await waitFor(() => Date.now() - lostAt > 4_000, { timeoutMs: 10_000, intervalMs: 50 });
+    expect(alive(a)).toBe(true);
+    proxy.heal();
+    const healedAt = Date.now();
+    await waitFor(async () => (await ready(a)) === 200, { timeoutMs: 15_000, intervalMs: 50, message: 'node-a ready again' });
+    // node-a registers again and leases new work.
+    const more = await enqueue(b, 100);
+    await expectAllSucceededOnce([...ids, ...more], 40_000);
+    expect(
+      await count("SELECT count(*)::int AS n FROM $schema.attempts WHERE worker_id = 'node-a' AND outcome = 'succeeded' AND started_at > $1", [healedAt]),
+      'node-a carried on leasing after healing',
+    ).toBeGreaterThan(0);
+    expect(alive(a) && alive(b)).toBe(true);
+    console.log(`[pg-blackhole] node-a silent -> its ${held.length} jobs running on node-b: ${recoveredMs} ms`);
+  });
+
+  it('connections reset and backends terminated under load: the process keeps running, counts the errors and recovers', { timeout: 60_000 }, async () => {
+    const schema = await freshSchema();
+    const { proxy, url } = await proxied();
+    const node = await startNode('node-a', url, { JOB_MS: '20' });
+    await waitFor(async () => (await ready(node)) === 200, { timeoutMs: 10_000, message: 'node-a ready' });
+    const ids = await enqueue(node, 200);
+    // Intake keeps transactions open while connections die under it.
+    const intake = (async () => {
+      const accepted: string[] = [];
+      for (let i = 0; i < 40; i++) {
+        const res = await call(node, 'POST', '/v1/jobs', { handler: 'record', payload: { extra: i } }).catch(() => null);
+        if (res?.status === 202) accepted.push(res.body.id ?? res.body.jobs?.[0]?.id);
+      }
+      return accepted;
+    })();
+    let terminated = 0;
+    let reset = 0;
+    for (let round = 0; round < 6; round++) {
+      if (round % 2 === 0) reset += proxy.reset();
+      else {
+        terminated += await count("SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1", [`drover/${schema}`]);
+      }
+      // Pacing the faults (not waiting for a condition): let the node reconnect and get busy in between.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+    expect(reset + terminated, 'connections were really killed').toBeGreaterThan(0);
+    const extra = (await intake).filter(Boolean);
+    await waitFor(async () => (await ready(node)) === 200, { timeoutMs: 15_000, intervalMs: 50, message: 'ready again' });
+    await expectAllSucceededOnce([...ids, ...extra], 30_000);
+    expect(alive(node), `node exited: ${node.stderr.join('')}`).toBe(true);
+    const metrics = await (await fetch(`${node.url}/metrics`)).text();
+    const errors = [...metrics.matchAll(/^drover_store_connection_errors_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    expect(errors).toBeGreaterThan(0);
+    expect(node.stdout.some((line) => line.includes('store connection failed and was discarded'))).toBe(true);
+  });
+});
