@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../api/server.js';
 import { createApiKey } from '../api/auth.js';
+import { reloadTls as reloadTlsFiles, warnIfExposed } from '../api/listener.js';
 import type { ResolvedConfig } from '../core/config.js';
 import { buildMetricsServer } from '../api/routes/metrics.js';
 import { Readiness, schemaFromStatus, schemaRecheck } from '../obs/health.js';
@@ -54,6 +55,8 @@ export interface DroverNode {
   metricsUrl: string | null;
   /** Graceful shutdown; idempotent. */
   shutdown(graceMs?: number): Promise<StopResult>;
+  /** Read `server.tls` files again (SIGHUP); false when TLS is off. Throws, keeping the old certificate, when they cannot be loaded. */
+  reloadTls(): boolean;
 }
 
 export async function startNode(options: NodeOptions): Promise<DroverNode> {
@@ -92,11 +95,12 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     await runtime.start();
     ops.start(runtime);
     const separate = config.metrics.port !== null;
-    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate } });
+    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate && config.metrics.onApiPort } });
+    warnIfExposed(config, logger);
     const metricsApp = separate ? await buildMetricsServer({ runtime, metrics, readiness }) : null;
     let metricsUrl: string | null = null;
     if (metricsApp && options.listen !== false) metricsUrl = await metricsApp.listen({ host: config.metrics.host, port: config.metrics.port ?? 0 });
-    let url = `http://${config.server.host}:${config.server.port}`;
+    let url = `${config.server.tls ? 'https' : 'http'}://${config.server.host}:${config.server.port}`;
     if (options.listen !== false) {
       const address = await app.listen({ host: config.server.host, port: config.server.port });
       url = address;
@@ -118,7 +122,14 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
       })();
       return closing;
     };
-    return { runtime, app, store, logger, url, metrics, tracing, metricsApp, metricsUrl, shutdown };
+    const reloadTls = (): boolean => {
+      const tls = config.server.tls;
+      if (!tls) return false;
+      reloadTlsFiles(app, tls);
+      logger.info({ cert_file: tls.certFile }, 'TLS certificate reloaded; new connections use it');
+      return true;
+    };
+    return { runtime, app, store, logger, url, metrics, tracing, metricsApp, metricsUrl, shutdown, reloadTls };
   } catch (error) {
     await store.close().catch(() => undefined);
     await tracing.shutdown().catch(() => undefined);
