@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../api/server.js';
 import { createApiKey } from '../api/auth.js';
-import { reloadTls as reloadTlsFiles, warnIfExposed } from '../api/listener.js';
+import { readTls, reloadTls as reloadTlsFiles, warnIfExposed } from '../api/listener.js';
 import type { ResolvedConfig } from '../core/config.js';
 import { buildMetricsServer } from '../api/routes/metrics.js';
 import { Readiness, schemaFromStatus, schemaRecheck } from '../obs/health.js';
@@ -61,6 +61,8 @@ export interface DroverNode {
 
 export async function startNode(options: NodeOptions): Promise<DroverNode> {
   const { config } = options;
+  // Unreadable TLS files fail the start before anything is opened or started.
+  if (config.server.tls) readTls(config.server.tls);
   const clock = options.clock ?? Date.now;
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
   const logger = options.logger ?? createLogger({ level: config.log.level });
