@@ -9,8 +9,10 @@
  * LRU, so a flood of random keys cannot push valid keys out of theirs; and a
  * client address that fails `auth.maxFailures` times in `auth.failureWindowMs`
  * gets 429 `auth-rate-limited` without a store lookup until the window ends.
- * A key already in the cache still passes from such an address, so clients
- * sharing an address (NAT, a proxy) with a guesser keep working.
+ * A key this node has verified before (still in its LRU, even if the entry's
+ * 5 s lifetime is over) still passes from such an address, so clients sharing
+ * an address (NAT, a proxy) with a guesser keep working; only keys the node
+ * has not seen lately are refused there.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -93,7 +95,9 @@ export class KeyVerifier {
     if (known && known.until > now) {
       key = known.key;
     } else {
-      if (client !== undefined) this.#refuseIfOverLimit(client, now);
+      // A hash this node has verified before (its cache entry merely expired) is no guess: look it up even
+      // for an address over the limit, so clients sharing a NAT or a proxy with a guesser keep working.
+      if (client !== undefined && !known) this.#refuseIfOverLimit(client, now);
       const unknownUntil = this.#unknown.get(hash);
       if (unknownUntil !== undefined && unknownUntil > now) {
         key = null;
