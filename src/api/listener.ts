@@ -11,6 +11,7 @@
  * - `keepAliveTimeoutMs`: an idle kept-alive connection between requests.
  * - `connectionTimeoutMs`: any socket silent this long (0: off).
  * - `maxConnections`: sockets past it are closed as they are accepted.
+ * - `trustProxy`: the reverse proxies whose `X-Forwarded-For` to believe.
  */
 import { readFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
@@ -52,6 +53,8 @@ export function listenerOptions(server: ServerConfig) {
     requestTimeout: server.requestTimeoutMs,
     keepAliveTimeout: server.keepAliveTimeoutMs,
     connectionTimeout: server.connectionTimeoutMs,
+    // request.ip (per-address auth failure and rate limits) comes from X-Forwarded-For only when a listed proxy sent it.
+    ...(server.trustProxy.length > 0 ? { trustProxy: server.trustProxy } : {}),
     ...(server.tls ? { https: { ...http, ...readTls(server.tls) } } : { http }),
   };
 }

@@ -188,12 +188,15 @@ export const configSchema = strict(
         keepAliveTimeoutMs: int(1, MAX_TIMER_MS).optional(),
         connectionTimeoutMs: int(0, MAX_TIMER_MS).optional(),
         maxConnections: int(1).optional(),
+        trustProxy: z
+          .array(text('expected an IP address or CIDR such as "10.0.0.0/8"'), { error: 'expected an array of proxy addresses or CIDRs' })
+          .optional(),
         tls: strict(
           { certFile: text('expected a non-empty file path'), keyFile: text('expected a non-empty file path') },
           'an object { certFile, keyFile }',
         ).optional(),
       },
-      'an object { host, port, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, connectionTimeoutMs, maxConnections, tls }',
+      'an object { host, port, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, connectionTimeoutMs, maxConnections, trustProxy, tls }',
     ).optional(),
     databaseUrl: text('expected a non-empty string (postgres:// URL or SQLite file path)').optional(),
     limits: strict(

@@ -136,6 +136,8 @@ export interface ResolvedConfig {
     connectionTimeoutMs: number;
     /** Connections beyond this are closed as they arrive. */
     maxConnections: number;
+    /** Proxies (addresses or CIDRs) whose X-Forwarded-For names the client; empty: the socket's peer is the client. */
+    trustProxy: string[];
     /** HTTPS with these PEM files; null: plain HTTP. Reloaded on SIGHUP. */
     tls: { certFile: string; keyFile: string } | null;
   };
@@ -304,6 +306,7 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
       keepAliveTimeoutMs: cfg.server?.keepAliveTimeoutMs ?? DEFAULTS.server.keepAliveTimeoutMs,
       connectionTimeoutMs: cfg.server?.connectionTimeoutMs ?? DEFAULTS.server.connectionTimeoutMs,
       maxConnections: cfg.server?.maxConnections ?? DEFAULTS.server.maxConnections,
+      trustProxy: [...(cfg.server?.trustProxy ?? [])],
       tls: cfg.server?.tls ? { certFile: cfg.server.tls.certFile, keyFile: cfg.server.tls.keyFile } : null,
     },
     databaseUrl: over.databaseUrl ?? cfg.databaseUrl ?? DEFAULTS.databaseUrl,

@@ -117,6 +117,8 @@ export interface DroverConfig {
     connectionTimeoutMs?: number;
     /** Open connections at most (default 10,000); more are closed as they arrive. */
     maxConnections?: number;
+    /** Addresses or CIDRs of reverse proxies whose `X-Forwarded-For` names the client (per-address limits). Default none. */
+    trustProxy?: string[];
     /** Serve HTTPS with these PEM files; reloaded on SIGHUP. Default: plain HTTP. */
     tls?: { certFile: string; keyFile: string };
   };

@@ -82,3 +82,18 @@ describe('failed authentication', () => {
     expect((await as(node, randomKey(), attacker)).status).toBe(401);
   });
 });
+
+describe('behind a reverse proxy (server.trustProxy)', () => {
+  it('counts failures per forwarded client, and ignores X-Forwarded-For from anyone else', async () => {
+    node = await startTestNode({ handlers: [], auth: { maxFailures: 2 }, server: { trustProxy: ['10.1.0.0/16'] } });
+    const via = (address: string, forwarded: string) =>
+      node!.app.inject({ method: 'GET', url: '/v1/queues', headers: { authorization: `Bearer ${randomKey()}`, 'x-forwarded-for': forwarded }, remoteAddress: address });
+    for (let i = 0; i < 2; i++) expect((await via('10.1.0.5', '192.0.2.1')).statusCode).toBe(401);
+    expect((await via('10.1.0.5', '192.0.2.1')).statusCode).toBe(429);
+    // Another client behind the same proxy is not locked out by the first.
+    expect((await via('10.1.0.5', '192.0.2.2')).statusCode).toBe(401);
+    // A client not behind the proxy cannot dodge the limit by forging the header.
+    for (let i = 0; i < 2; i++) expect((await via('198.51.100.9', `192.0.2.${100 + i}`)).statusCode).toBe(401);
+    expect((await via('198.51.100.9', '192.0.2.200')).statusCode).toBe(429);
+  });
+});

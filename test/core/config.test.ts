@@ -44,6 +44,7 @@ describe('resolveConfig: defaults', () => {
       keepAliveTimeoutMs: 72_000,
       connectionTimeoutMs: 120_000,
       maxConnections: 10_000,
+      trustProxy: [],
       tls: null,
     });
     expect(c.auth).toEqual({ maxFailures: 20, failureWindowMs: 60_000 });
@@ -294,7 +295,7 @@ describe('resolveConfig: errors', () => {
       'handlers[1].name: duplicate handler name "ok" (also handlers[0].name)',
       'handlers[2]: expected a handler object { name, run, ... }, got 7',
       'server.port: expected an integer from 0 to 65535, got 70000',
-      'server.hots: unknown key; allowed keys: host, port, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, connectionTimeoutMs, maxConnections, tls',
+      'server.hots: unknown key; allowed keys: host, port, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, connectionTimeoutMs, maxConnections, trustProxy, tls',
       'bogus: unknown key; allowed keys: handlers, queues, server, databaseUrl, limits, shutdown, retention, poisonAfter, postgres, cluster, log, metrics, auth, sqlite, rateLimit, stream, backup, audit, threads, webhooks',
       'DROVER_PORT: expected an integer from 0 to 65535, got "http"',
       '--port: expected an integer from 0 to 65535, got -1',
