@@ -117,6 +117,8 @@ describe('metrics on the API port', () => {
   it('moves to its own listener with metrics.port', async () => {
     node = await startTestNode({ handlers: [], metrics: { port: 0 } });
     expect((await node.app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(404);
-    expect((await node.metricsApp!.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
+    const separate = await node.metricsApp!.inject({ method: 'GET', url: '/metrics' });
+    expect(separate.statusCode).toBe(200);
+    expect(separate.headers['x-content-type-options']).toBe('nosniff');
   });
 });
