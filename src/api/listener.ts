@@ -13,7 +13,7 @@
  * - `maxConnections`: sockets past it are closed as they are accepted.
  * - `trustProxy`: the reverse proxies whose `X-Forwarded-For` to believe.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 import type { ResolvedConfig } from '../core/config.js';
@@ -80,6 +80,32 @@ export function applyListenerLimits(app: FastifyInstance, server: ServerConfig):
  */
 export function reloadTls(app: FastifyInstance, files: TlsFiles): void {
   (app.server as unknown as HttpsServer).setSecureContext(readTls(files));
+}
+
+/** How often the TLS files are checked for a change, and how long to wait for the pair to settle. */
+const TLS_POLL_MS = 2_000;
+const TLS_SETTLE_MS = 500;
+
+/**
+ * Call `onChange` when the certificate or key file changes (renewed in place,
+ * or a Kubernetes secret's symlink swapped): polling `stat`, which follows
+ * symlinks, rather than inotify, which loses track of a replaced file. A
+ * renewal writes both files; waiting for them to settle avoids loading a
+ * new certificate with the old key. Returns a function that stops watching.
+ */
+export function watchTls(files: TlsFiles, onChange: () => void): () => void {
+  let settle: NodeJS.Timeout | undefined;
+  const listener = (current: Stats, previous: Stats) => {
+    if (current.mtimeMs === previous.mtimeMs && current.ino === previous.ino && current.size === previous.size) return;
+    clearTimeout(settle);
+    settle = setTimeout(onChange, TLS_SETTLE_MS);
+    settle.unref();
+  };
+  for (const path of [files.certFile, files.keyFile]) watchFile(path, { interval: TLS_POLL_MS, persistent: false }, listener);
+  return () => {
+    clearTimeout(settle);
+    for (const path of [files.certFile, files.keyFile]) unwatchFile(path, listener);
+  };
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../api/server.js';
 import { createApiKey } from '../api/auth.js';
-import { readTls, reloadTls as reloadTlsFiles, warnIfExposed } from '../api/listener.js';
+import { readTls, reloadTls as reloadTlsFiles, warnIfExposed, watchTls } from '../api/listener.js';
 import type { ResolvedConfig } from '../core/config.js';
 import { buildMetricsServer } from '../api/routes/metrics.js';
 import { Readiness, schemaFromStatus, schemaRecheck } from '../obs/health.js';
@@ -55,8 +55,8 @@ export interface DroverNode {
   metricsUrl: string | null;
   /** Graceful shutdown; idempotent. */
   shutdown(graceMs?: number): Promise<StopResult>;
-  /** Read `server.tls` files again (SIGHUP); false when TLS is off. Throws, keeping the old certificate, when they cannot be loaded. */
-  reloadTls(): boolean;
+  /** Read `server.tls` files again (SIGHUP; `trigger` is logged); false when TLS is off. Throws, keeping the old certificate, when they cannot be loaded. */
+  reloadTls(trigger?: string): boolean;
 }
 
 export async function startNode(options: NodeOptions): Promise<DroverNode> {
@@ -109,9 +109,28 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     }
     print(`drover ready handlers=${config.handlers.size} queues=${config.queues.size} store=${store.capabilities.engine}${metricsUrl ? ` metrics=${metricsUrl}` : ''} url=${url}`);
 
+    const reloadTls = (trigger = 'call'): boolean => {
+      const tls = config.server.tls;
+      if (!tls) return false;
+      reloadTlsFiles(app, tls);
+      logger.info({ cert_file: tls.certFile, trigger }, 'TLS certificate reloaded; new connections use it');
+      return true;
+    };
+    // Renewed files are picked up without a signal too (SIGHUP reloads at once).
+    const stopWatchingTls = config.server.tls
+      ? watchTls(config.server.tls, () => {
+          try {
+            reloadTls('file change');
+          } catch (error) {
+            logger.error({ err: error }, 'TLS reload failed; the previous certificate stays in use');
+          }
+        })
+      : () => undefined;
+
     let closing: Promise<StopResult> | null = null;
     const shutdown = (graceMs?: number): Promise<StopResult> => {
       closing ??= (async () => {
+        stopWatchingTls();
         const result = await runtime.stop(graceMs);
         await ops.stop();
         await app.close();
@@ -123,13 +142,6 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
         return result;
       })();
       return closing;
-    };
-    const reloadTls = (): boolean => {
-      const tls = config.server.tls;
-      if (!tls) return false;
-      reloadTlsFiles(app, tls);
-      logger.info({ cert_file: tls.certFile }, 'TLS certificate reloaded; new connections use it');
-      return true;
     };
     return { runtime, app, store, logger, url, metrics, tracing, metricsApp, metricsUrl, shutdown, reloadTls };
   } catch (error) {

@@ -138,7 +138,7 @@ export interface ResolvedConfig {
     maxConnections: number;
     /** Proxies (addresses or CIDRs) whose X-Forwarded-For names the client; empty: the socket's peer is the client. */
     trustProxy: string[];
-    /** HTTPS with these PEM files; null: plain HTTP. Reloaded on SIGHUP. */
+    /** HTTPS with these PEM files; null: plain HTTP. Reloaded when they change and on SIGHUP. */
     tls: { certFile: string; keyFile: string } | null;
   };
   databaseUrl: string;

@@ -119,7 +119,7 @@ export interface DroverConfig {
     maxConnections?: number;
     /** Addresses or CIDRs of reverse proxies whose `X-Forwarded-For` names the client (per-address limits). Default none. */
     trustProxy?: string[];
-    /** Serve HTTPS with these PEM files; reloaded on SIGHUP. Default: plain HTTP. */
+    /** Serve HTTPS with these PEM files; reloaded when they change and on SIGHUP. Default: plain HTTP. */
     tls?: { certFile: string; keyFile: string };
   };
   /** `postgres://…` URL or SQLite file path. Default `./data/drover.db`. */

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, startTestNode, type TestNode } from '../helpers/node.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { listen } from './support.js';
 
 let node: TestNode | undefined;
@@ -74,6 +75,24 @@ describe('built-in TLS', () => {
     copyFileSync(first.cert, live.key);
     expect(() => node!.reloadTls()).toThrow();
     expect((await httpsGet(url, ca)).cn).toBe('second');
+  });
+
+  it('picks up renewed files without a signal (the files are watched)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drover-tls-'));
+    dirs.push(dir);
+    const first = selfSigned(dir, 'first');
+    const second = selfSigned(dir, 'second');
+    const live = { cert: join(dir, 'live.crt'), key: join(dir, 'live.key') };
+    copyFileSync(first.cert, live.cert);
+    copyFileSync(first.key, live.key);
+    node = await startTestNode({ handlers: [], server: { tls: { certFile: live.cert, keyFile: live.key } } });
+    const url = (await listen(node)).replace('http:', 'https:');
+    const ca = Buffer.concat([readFileSync(first.cert), readFileSync(second.cert)]);
+    expect((await httpsGet(url, ca)).cn).toBe('first');
+    copyFileSync(second.cert, live.cert);
+    copyFileSync(second.key, live.key);
+    await waitFor(async () => (await httpsGet(url, ca)).cn === 'second', { timeoutMs: 8000, intervalMs: 200, message: 'the renewed certificate is served' });
+    expect(node.logLines.some((l) => l.msg === 'TLS certificate reloaded; new connections use it')).toBe(true);
   });
 
   it('names the unreadable file at start', async () => {

@@ -49,7 +49,7 @@ describe('drover start with server.tls', () => {
     copyFileSync(first.key, live.key);
     const config = join(dir, 'drover.config.mjs');
     writeFileSync(config, `export default ${JSON.stringify({ handlers: [], server: { tls: { certFile: live.cert, keyFile: live.key } } })};\n`);
-    const node = await startChildNode({ config, env: { DROVER_DATABASE_URL: join(dir, 'drover.db'), DROVER_BOOTSTRAP_ADMIN_KEY: 'drv_e2e_admin_key_0123456789abcdef' } });
+    const node = await startChildNode({ config, env: { DROVER_DATABASE_URL: join(dir, 'drover.db'), DROVER_BOOTSTRAP_ADMIN_KEY: 'drv_e2e_admin_key_0123456789abcdef', DROVER_LOG_LEVEL: 'info' } });
     expect(node.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     const ca = Buffer.concat([readFileSync(first.cert), readFileSync(second.cert)]);
     expect(await peerName(node.url, ca)).toBe('first');
@@ -58,6 +58,8 @@ describe('drover start with server.tls', () => {
     copyFileSync(second.key, live.key);
     node.child.kill('SIGHUP');
     await waitFor(async () => (await peerName(node.url, ca)) === 'second', { timeoutMs: 5000, message: 'new connections see the renewed certificate' });
+    // The node also watches the files; the log says the signal did it.
+    await waitFor(() => node.stdout.some((line) => line.includes('TLS certificate reloaded') && line.includes('"trigger":"SIGHUP"')), { timeoutMs: 3000, message: 'a reload logged for SIGHUP' });
 
     node.child.kill('SIGTERM');
     expect((await node.exited).code).toBe(0);

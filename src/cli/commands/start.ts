@@ -44,7 +44,7 @@ export function registerStartCommand(program: Command): void {
       // SIGHUP: load a renewed TLS certificate (server.tls); without TLS it is ignored rather than ending the process.
       process.on('SIGHUP', () => {
         try {
-          if (!node.reloadTls()) node.logger.info('SIGHUP ignored: server.tls is not set');
+          if (!node.reloadTls('SIGHUP')) node.logger.info('SIGHUP ignored: server.tls is not set');
         } catch (error) {
           node.logger.error({ err: error }, 'TLS reload failed; the previous certificate stays in use');
         }
