@@ -7,9 +7,12 @@
  * - `requestTimeoutMs`: the whole request, headers and body, must arrive in
  *   time, else 408 and the socket closes. It ends once the request is in, so
  *   a long answer (the SSE stream, a long-polling lease) is not cut.
- * - `headersTimeoutMs`: the headers alone (slowloris).
+ * - `headersTimeoutMs`: the headers alone (slowloris), counted from the
+ *   connection's start, so it also closes connections that never send.
  * - `keepAliveTimeoutMs`: an idle kept-alive connection between requests.
- * - `connectionTimeoutMs`: any socket silent this long (0: off).
+ * - `connectionTimeoutMs`: a socket silent this long while its answer is
+ *   pending (0, the default: off; the header timeout already closes sockets
+ *   that never send, the keep-alive timeout idle ones between requests).
  * - `maxConnections`: sockets past it are closed as they are accepted.
  * - `trustProxy`: the reverse proxies whose `X-Forwarded-For` to believe.
  */

@@ -34,6 +34,8 @@ export { LOG_LEVELS, type ConfigIssue, type LogLevel } from './config-schema.js'
 export { ENV_VARS, type ConfigOverrides } from './config-sources.js';
 
 const MINUTE = 60_000;
+/** The longest `waitMs` a lease may long-poll (POST /v1/workers/lease). */
+const LEASE_WAIT_MAX_MS = 60_000;
 const DAY = 24 * 60 * MINUTE;
 
 /**
@@ -51,7 +53,7 @@ export const DEFAULTS = {
     requestTimeoutMs: 30_000,
     headersTimeoutMs: 10_000,
     keepAliveTimeoutMs: 72_000,
-    connectionTimeoutMs: 120_000,
+    connectionTimeoutMs: 0,
     maxConnections: 10_000,
   },
   databaseUrl: './data/drover.db',
@@ -132,7 +134,7 @@ export interface ResolvedConfig {
     requestTimeoutMs: number;
     headersTimeoutMs: number;
     keepAliveTimeoutMs: number;
-    /** Socket inactivity; 0 turns it off. SSE streams opt out (they have their own heartbeat). */
+    /** Socket inactivity while an answer is pending; 0 (default) off, else at least 65 s (above the longest lease waitMs). SSE streams opt out. */
     connectionTimeoutMs: number;
     /** Connections beyond this are closed as they arrive. */
     maxConnections: number;
@@ -228,6 +230,11 @@ export function resolveConfig(
     const request = typeof raw.server.requestTimeoutMs === 'number' ? raw.server.requestTimeoutMs : DEFAULTS.server.requestTimeoutMs;
     const headers = typeof raw.server.headersTimeoutMs === 'number' ? raw.server.headersTimeoutMs : DEFAULTS.server.headersTimeoutMs;
     if (headers > request) issues.push({ path: 'server.headersTimeoutMs', message: `expected at most server.requestTimeoutMs (${request}), got ${headers}` });
+    // A socket is silent while a lease long-polls (`waitMs`, at most 60 s): a shorter idle timeout would cut it.
+    const idle = raw.server.connectionTimeoutMs;
+    if (typeof idle === 'number' && idle > 0 && idle < LEASE_WAIT_MAX_MS + 5_000) {
+      issues.push({ path: 'server.connectionTimeoutMs', message: `expected 0 (off) or at least ${LEASE_WAIT_MAX_MS + 5_000} (above the longest lease waitMs), got ${idle}` });
+    }
   }
   if (isRecord(raw) && isRecord(raw.rateLimit) && isRecord(raw.rateLimit.routes)) {
     for (const route of Object.keys(raw.rateLimit.routes)) {

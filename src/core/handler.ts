@@ -113,7 +113,7 @@ export interface DroverConfig {
     headersTimeoutMs?: number;
     /** Idle keep-alive connections close after this (default 72 s, above common load-balancer idle timeouts). */
     keepAliveTimeoutMs?: number;
-    /** Socket inactivity timeout (default 120 s; 0 off). SSE streams are exempt. */
+    /** Socket inactivity while an answer is pending (default 0, off; else at least 65 s, above lease long-polls). SSE streams are exempt. */
     connectionTimeoutMs?: number;
     /** Open connections at most (default 10,000); more are closed as they arrive. */
     maxConnections?: number;

@@ -98,7 +98,7 @@ describe('request timeouts', () => {
   it('keeps an SSE stream open past every timeout while slow requests are cut off', async () => {
     node = await startTestNode({
       handlers: [{ name: 'h', remote: true }],
-      server: { requestTimeoutMs: 1000, headersTimeoutMs: 1000, connectionTimeoutMs: 1000, keepAliveTimeoutMs: 1000 },
+      server: { requestTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 1000 },
       stream: { heartbeatMs: 60_000 },
     });
     const base = await listen(node);
@@ -106,9 +106,10 @@ describe('request timeouts', () => {
     expect(stream.status).toBe(200);
     let streamClosed = false;
     void stream.closed.then(() => (streamClosed = true));
-    // An idle raw connection opened after the stream: connectionTimeoutMs closes it; the stream must outlive it.
+    // A connection opened after the stream that never sends a request: headersTimeoutMs closes it; the stream must outlive it.
     const idle = await rawConnect(portOf(base));
-    await waitFor(() => idle.isClosed(), { timeoutMs: 5000, message: 'idle connection closed by connectionTimeoutMs' });
+    await waitFor(() => idle.isClosed(), { timeoutMs: 5000, message: 'silent connection closed by headersTimeoutMs' });
+    expect(idle.received()).toMatch(/^HTTP\/1\.1 408 /);
     const slow = await rawConnect(portOf(base));
     slow.socket.write('POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{');
     await waitFor(() => slow.isClosed(), { timeoutMs: 5000, message: 'slow body closed by requestTimeoutMs' });
@@ -120,6 +121,22 @@ describe('request timeouts', () => {
       message: 'the stream delivered the new job',
     });
     stream.close();
+  });
+});
+
+describe('long answers are not requests in progress', () => {
+  it('a lease long-polling longer than requestTimeoutMs answers normally', async () => {
+    node = await startTestNode({ handlers: [{ name: 'r', remote: true }], server: { requestTimeoutMs: 1000, headersTimeoutMs: 1000 } });
+    const base = await listen(node);
+    const started = Date.now();
+    const response = await fetch(`${base}/v1/workers/lease`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ workerId: 'w1', handlers: ['r'], waitMs: 2500 }),
+    });
+    expect(response.status).toBe(200);
+    expect((await response.json()).jobs).toEqual([]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2400);
   });
 });
 

@@ -42,7 +42,7 @@ describe('resolveConfig: defaults', () => {
       requestTimeoutMs: 30_000,
       headersTimeoutMs: 10_000,
       keepAliveTimeoutMs: 72_000,
-      connectionTimeoutMs: 120_000,
+      connectionTimeoutMs: 0,
       maxConnections: 10_000,
       trustProxy: [],
       tls: null,
@@ -535,6 +535,7 @@ describe('HTTP server hardening keys', () => {
     };
     expect(problems({ handlers: [], server: { headersTimeoutMs: 40_000 } })).toEqual(['server.headersTimeoutMs: expected at most server.requestTimeoutMs (30000), got 40000']);
     expect(problems({ handlers: [], limits: { maxJsonDepth: 10_000 } })).toEqual(['limits.maxJsonDepth: expected an integer from 2 to 512, got 10000']);
+    expect(problems({ handlers: [], server: { connectionTimeoutMs: 30_000 } })).toEqual(['server.connectionTimeoutMs: expected 0 (off) or at least 65000 (above the longest lease waitMs), got 30000']);
     expect(problems({ handlers: [], server: { tls: { certFile: 'c.pem' } } })).toEqual(['server.tls.keyFile: expected a non-empty file path, but it is missing']);
   });
 });
