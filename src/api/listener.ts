@@ -120,7 +120,8 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
  */
 export function warnIfExposed(config: ResolvedConfig, logger: { warn(obj: object, msg: string): void }): void {
   if (LOOPBACK.has(config.server.host)) return;
-  if (config.server.tls === null) {
+  // A listed reverse proxy (server.trustProxy) is where TLS ends; no warning then.
+  if (config.server.tls === null && config.server.trustProxy.length === 0) {
     logger.warn({ host: config.server.host }, 'the API listens beyond loopback over plain HTTP; API keys cross the network in clear unless a TLS proxy is in front (server.tls; docs/security.md)');
   }
   if (config.metrics.port === null && config.metrics.onApiPort) {

@@ -133,6 +133,19 @@ describe('metrics on the API port', () => {
     expect((await node.app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
   });
 
+  it('warns at start when the API is exposed over plain HTTP with /metrics on it, and not on loopback', async () => {
+    node = await startTestNode({ handlers: [], server: { host: '0.0.0.0' } });
+    const warnings = node.logLines.filter((l) => l.level === 'warn').map((l) => String(l.msg));
+    expect(warnings.some((m) => m.includes('plain HTTP'))).toBe(true);
+    expect(warnings.some((m) => m.includes('/metrics is served unauthenticated'))).toBe(true);
+    await node.close();
+    node = await startTestNode({ handlers: [], server: { host: '0.0.0.0', trustProxy: ['127.0.0.1'] }, metrics: { onApiPort: false } });
+    expect(node.logLines.filter((l) => l.level === 'warn' && /plain HTTP|\/metrics/.test(String(l.msg)))).toEqual([]);
+    await node.close();
+    node = await startTestNode({ handlers: [] });
+    expect(node.logLines.filter((l) => l.level === 'warn' && /plain HTTP|\/metrics/.test(String(l.msg)))).toEqual([]);
+  });
+
   it('moves to its own listener with metrics.port', async () => {
     node = await startTestNode({ handlers: [], metrics: { port: 0 } });
     expect((await node.app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(404);
