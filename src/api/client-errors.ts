@@ -29,7 +29,9 @@ export function clientErrorHandler(logger: FastifyBaseLogger) {
     const known = (error.code ? BY_NODE_CODE[error.code] : undefined) ?? MALFORMED;
     const problem = new DroverError(known.code, known.detail);
     logger.debug({ err: error, code: known.code }, 'client error before routing');
-    if (socket.writable) {
+    // As Node does: never write an error into a response that has already begun (its headers are out).
+    const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && !current?.headersSent) {
       const body = JSON.stringify({ type: problem.type, title: ERROR_CODES[problem.code].title, status: problem.status, detail: known.detail });
       socket.write(
         `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status] ?? 'Error'}\r\n` +
