@@ -6,7 +6,9 @@
  * anything is stored, and read paths survive rows stored before the cap.
  */
 import Database from 'better-sqlite3';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 
@@ -19,9 +21,44 @@ afterEach(async () => {
   node = undefined;
 });
 
-async function start(limits: { maxJsonDepth?: number; maxJsonMembers?: number } = {}): Promise<TestNode> {
-  node = await startTestNode({ handlers: [{ name: 'h', remote: true }, { name: 'e', on: 'deep.*', remote: true }], limits });
+const PG_URL = process.env.DROVER_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+let pgSchema: string | undefined;
+afterEach(async () => {
+  if (!pgSchema) return;
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS ${pgSchema} CASCADE`).finally(() => client.end());
+  pgSchema = undefined;
+});
+
+async function start(limits: { maxJsonDepth?: number; maxJsonMembers?: number } = {}, engine: 'sqlite' | 'postgres' = 'sqlite'): Promise<TestNode> {
+  if (engine === 'postgres') pgSchema = `drover_t_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+  node = await startTestNode({
+    handlers: [{ name: 'h', remote: true }, { name: 'e', on: 'deep.*', remote: true }],
+    limits,
+    ...(engine === 'postgres' ? { databaseUrl: PG_URL, postgres: { schema: pgSchema! } } : {}),
+  });
   return node;
+}
+
+/** Write a payload into a stored job behind the API's back, as a version without the cap could have. */
+async function storeRaw(n: TestNode, engine: 'sqlite' | 'postgres', id: string, json: string): Promise<void> {
+  if (engine === 'sqlite') {
+    const db = new Database(join(n.dir, 'drover.db'));
+    try {
+      db.prepare('UPDATE jobs SET payload = ? WHERE id = ?').run(json, Number(id));
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    await client.query(`UPDATE ${pgSchema}.jobs SET payload = $1::json WHERE id = $2`, [json, id]);
+  } finally {
+    await client.end();
+  }
 }
 
 describe('request JSON limits', () => {
@@ -74,19 +111,14 @@ describe('request JSON limits', () => {
   });
 });
 
-describe('rows stored before the cap', () => {
+describe.each(['sqlite', 'postgres'] as const)('rows stored before the cap (%s)', (engine) => {
   it('list, get and lease answer 200 with the too-deep value omitted, not 500', async () => {
-    const n = await start();
+    const n = await start({}, engine);
     const created = await n.request('POST', '/v1/jobs', { handler: 'h', payload: { small: true } });
     expect(created.status).toBe(202);
     const ok = await n.request('POST', '/v1/jobs', { handler: 'h', payload: { fine: 1 } });
     // What an older version could store: deeper than JSON.stringify can serialise.
-    const db = new Database(join(n.dir, 'drover.db'));
-    try {
-      db.prepare('UPDATE jobs SET payload = ? WHERE id = ?').run(`{"a":${nested(100_000)}}`, Number(created.body.id));
-    } finally {
-      db.close();
-    }
+    await storeRaw(n, engine, created.body.id, `{"a":${nested(engine === 'sqlite' ? 100_000 : 6_000)}}`);
     const list = await n.request('GET', '/v1/jobs');
     expect(list.status).toBe(200);
     const deep = list.body.jobs.find((j: { id: string }) => j.id === created.body.id);
