@@ -69,13 +69,14 @@ export async function buildServer({ runtime, obs = {} }: ServerDeps): Promise<Fa
   registerJsonLimits(app, { maxDepth: limits.maxJsonDepth, maxMembers: limits.maxJsonMembers });
 
   registerProblemHandlers(app);
+  // Before any hook that may answer early, so refusals carry the headers too; it never answers itself.
+  registerSecurityHeaders(app, { tls: server.tls !== null });
   // First hooks: the request span and the HTTP metrics see every request, refused ones included.
   registerRequestTracing(app, runtime.tracing);
   if (obs.metrics) registerHttpMetrics(app, obs.metrics);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
-  registerSecurityHeaders(app, { tls: server.tls !== null });
   const verifier = new KeyVerifier(runtime.store, runtime.clock, { maxFailures: auth.maxFailures, windowMs: auth.failureWindowMs });
   registerAuth(app, verifier);
   // Intake is refused while draining; reads, probes and remote workers' reports (`duringDrain`) keep answering.
