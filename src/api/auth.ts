@@ -4,6 +4,15 @@
  * `admin` satisfies any scope. Lookups are cached briefly so a hot intake path
  * does not read the store per request; a revoked key stops working within the
  * cache TTL (5 s).
+ *
+ * Guessing keys is bounded twice over: unknown keys are cached in their own
+ * LRU, so a flood of random keys cannot push valid keys out of theirs; and a
+ * client address that fails `auth.maxFailures` times in `auth.failureWindowMs`
+ * gets 429 `auth-rate-limited` without a store lookup until the window ends.
+ * A key this node has verified before (still in its LRU, even if the entry's
+ * 5 s lifetime is over) still passes from such an address, so clients sharing
+ * an address (NAT, a proxy) with a guesser keep working; only keys the node
+ * has not seen lately are refused there.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -11,9 +20,12 @@ import { DroverError } from '../core/errors.js';
 import { validateHandlerPatterns } from '../core/key-scope.js';
 import type { ApiKeyRow, ApiScope } from '../core/types.js';
 import type { StorageEngine } from '../store/engine.js';
+import { Lru } from './lru.js';
 
 export const KEY_PREFIX = 'drv_';
 const CACHE_TTL_MS = 5_000;
+/** Entries in each of the known-key and unknown-key caches, and client addresses tracked for failures. */
+const CACHE_ENTRIES = 10_000;
 
 /** The scope a route needs; `public` routes skip authentication. */
 export type RouteScope = ApiScope | 'public';
@@ -62,33 +74,78 @@ export async function createApiKey(
   return { key, secret };
 }
 
+export interface AuthFailureLimit {
+  maxFailures: number;
+  windowMs: number;
+}
+
 export class KeyVerifier {
-  readonly #cache = new Map<string, { key: ApiKeyRow | null; until: number }>();
+  readonly #known = new Lru<string, { key: ApiKeyRow; until: number }>(CACHE_ENTRIES);
+  readonly #unknown = new Lru<string, number>(CACHE_ENTRIES);
+  readonly #failures = new Lru<string, { count: number; windowEnds: number }>(CACHE_ENTRIES);
 
   constructor(
     private readonly store: StorageEngine,
     private readonly clock: () => number,
+    private readonly limit: AuthFailureLimit = { maxFailures: 20, windowMs: 60_000 },
   ) {}
 
-  async verify(secret: string): Promise<ApiKeyRow | null> {
+  /**
+   * The key for `secret`, or null when it is unknown, revoked or expired. With
+   * `client` (the caller's address), failures are counted per address and an
+   * address over the limit gets a `auth_rate_limited` error instead of a lookup.
+   */
+  async verify(secret: string, client?: string): Promise<ApiKeyRow | null> {
     const hash = hashKey(secret);
     const now = this.clock();
-    const cached = this.#cache.get(hash);
     let key: ApiKeyRow | null;
-    if (cached && cached.until > now) {
-      key = cached.key;
+    const known = this.#known.get(hash);
+    if (known && known.until > now) {
+      key = known.key;
     } else {
-      key = await this.store.findKeyByHash(hash);
-      if (this.#cache.size > 10_000) this.#cache.clear(); // bound memory against key-guessing floods
-      this.#cache.set(hash, { key, until: now + CACHE_TTL_MS });
+      // A hash this node has verified before (its cache entry merely expired) is no guess: look it up even
+      // for an address over the limit, so clients sharing a NAT or a proxy with a guesser keep working.
+      if (client !== undefined && !known) this.#refuseIfOverLimit(client, now);
+      const unknownUntil = this.#unknown.get(hash);
+      if (unknownUntil !== undefined && unknownUntil > now) {
+        key = null;
+      } else {
+        key = await this.store.findKeyByHash(hash);
+        if (key) {
+          this.#known.set(hash, { key, until: now + CACHE_TTL_MS });
+          this.#unknown.delete(hash);
+        } else {
+          this.#unknown.set(hash, now + CACHE_TTL_MS);
+          this.#known.delete(hash);
+        }
+      }
     }
-    if (!key || key.revokedAt !== null || (key.expiresAt !== null && key.expiresAt <= now)) return null;
+    if (!key || key.revokedAt !== null || (key.expiresAt !== null && key.expiresAt <= now)) {
+      if (client !== undefined) this.#recordFailure(client, now);
+      return null;
+    }
     return key;
   }
 
   /** Drop every cached lookup (after a revoke through this node, so it takes effect at once). */
   forget(): void {
-    this.#cache.clear();
+    this.#known.clear();
+    this.#unknown.clear();
+  }
+
+  #refuseIfOverLimit(client: string, now: number): void {
+    const entry = this.#failures.get(client);
+    if (!entry || entry.windowEnds <= now || entry.count < this.limit.maxFailures) return;
+    const retryAfterSeconds = Math.max(1, Math.ceil((entry.windowEnds - now) / 1000));
+    throw new DroverError('auth_rate_limited', `${entry.count} failed authentications from this address; retry in ${retryAfterSeconds} s with a valid key`, {
+      retryAfterSeconds,
+    });
+  }
+
+  #recordFailure(client: string, now: number): void {
+    const entry = this.#failures.get(client);
+    if (!entry || entry.windowEnds <= now) this.#failures.set(client, { count: 1, windowEnds: now + this.limit.windowMs });
+    else entry.count++;
   }
 }
 
@@ -109,7 +166,7 @@ export function registerAuth(app: FastifyInstance, verifier: KeyVerifier): void 
     if (!match?.[1]) {
       throw new DroverError('unauthorized', 'send an API key as "Authorization: Bearer <key>" (create one with `drover keys create`)');
     }
-    const key = await verifier.verify(match[1]);
+    const key = await verifier.verify(match[1], request.ip);
     if (!key) throw new DroverError('unauthorized', 'the API key is unknown, revoked or expired');
     if (!allows(key, needed)) {
       throw new DroverError('forbidden', `this route needs scope ${needed.join(' or ')}; the key has ${key.scopes.join(', ')}`, {

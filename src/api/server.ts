@@ -10,6 +10,10 @@ import type { Runtime } from '../runtime/runtime.js';
 import { KeyVerifier, registerAuth } from './auth.js';
 import { registerProblemHandlers, sendProblem, toDroverError } from './problem.js';
 import { registerRateLimit } from './rate-limit.js';
+import { clientErrorHandler } from './client-errors.js';
+import { registerJsonLimits } from './json-limits.js';
+import { applyListenerLimits, listenerOptions } from './listener.js';
+import { registerSecurityHeaders } from './security-headers.js';
 import { auditRoutes } from './routes/audit.js';
 import { controlRoutes } from './routes/control.js';
 import { triggerRoutes } from './routes/triggers.js';
@@ -42,7 +46,12 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const CLOSE_CUTOFF_MS = 3_000;
 
 export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps): Promise<FastifyInstance> {
+  const { server, limits, auth } = runtime.config;
+  // With `server.tls` this is an https server; routes and hooks do not care which.
   const app = Fastify({
+    ...listenerOptions(server),
+    // Errors Node raises before a request exists (431, 400 on a broken request line, 408) get problem+json too.
+    clientErrorHandler: clientErrorHandler(runtime.logger as FastifyBaseLogger),
     loggerInstance: runtime.logger as FastifyBaseLogger,
     // No line per request (OPERATIONS.md: logs per attempt outcome, not per poll); 5xx are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
@@ -59,9 +68,13 @@ export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps
       return sendProblem(reply, request, toDroverError(error));
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
-  });
+  }) as unknown as FastifyInstance;
+  applyListenerLimits(app, server);
+  registerJsonLimits(app, { maxDepth: limits.maxJsonDepth, maxMembers: limits.maxJsonMembers });
 
   registerProblemHandlers(app);
+  // Before any hook that may answer early, so refusals carry the headers too; it never answers itself.
+  registerSecurityHeaders(app, { tls: server.tls !== null });
   // First hooks: the request span and the HTTP metrics see every request, refused ones included.
   registerRequestTracing(app, runtime.tracing);
   if (obs.metrics) registerHttpMetrics(app, obs.metrics);
@@ -83,7 +96,7 @@ export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps
       reply.raw.once('finish', off).once('close', off);
     });
   }
-  const verifier = new KeyVerifier(runtime.store, runtime.clock);
+  const verifier = new KeyVerifier(runtime.store, runtime.clock, { maxFailures: auth.maxFailures, windowMs: auth.failureWindowMs });
   registerAuth(app, verifier);
   // Intake is refused while draining; reads, probes and remote workers' reports (`duringDrain`) keep answering.
   app.addHook('preHandler', async (request, reply) => {

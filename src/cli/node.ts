@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../api/server.js';
 import { createApiKey } from '../api/auth.js';
+import { readTls, reloadTls as reloadTlsFiles, warnIfExposed, watchTls } from '../api/listener.js';
 import type { ResolvedConfig } from '../core/config.js';
 import { buildMetricsServer } from '../api/routes/metrics.js';
 import { Readiness, schemaFromStatus, schemaRecheck } from '../obs/health.js';
@@ -64,10 +65,14 @@ export interface DroverNode {
   metricsUrl: string | null;
   /** Graceful shutdown; idempotent. */
   shutdown(graceMs?: number): Promise<StopResult>;
+  /** Read `server.tls` files again (SIGHUP; `trigger` is logged); false when TLS is off. Throws, keeping the old certificate, when they cannot be loaded. */
+  reloadTls(trigger?: string): boolean;
 }
 
 export async function startNode(options: NodeOptions): Promise<DroverNode> {
   const { config } = options;
+  // Unreadable TLS files fail the start before anything is opened or started.
+  if (config.server.tls) readTls(config.server.tls);
   const clock = options.clock ?? Date.now;
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
   const logger = options.logger ?? createLogger({ level: config.log.level });
@@ -124,10 +129,11 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     ops.start(runtime);
     const separate = config.metrics.port !== null;
     storeHealth.start();
-    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate, storeHealth }, auditExport: () => ops.exporter?.status() ?? null });
+    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate && config.metrics.onApiPort, storeHealth }, auditExport: () => ops.exporter?.status() ?? null });
+    warnIfExposed(config, logger);
     const metricsApp = separate ? await buildMetricsServer({ runtime, metrics, readiness }) : null;
     let metricsUrl: string | null = null;
-    let url = `http://${config.server.host}:${config.server.port}`;
+    let url = `${config.server.tls ? 'https' : 'http'}://${config.server.host}:${config.server.port}`;
     try {
       if (metricsApp && options.listen !== false) metricsUrl = await metricsApp.listen({ host: config.metrics.host, port: config.metrics.port ?? 0 });
       if (options.listen !== false) url = await app.listen({ host: config.server.host, port: config.server.port });
@@ -145,9 +151,28 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     }
     print(`drover ready handlers=${config.handlers.size} queues=${config.queues.size} store=${store.capabilities.engine}${metricsUrl ? ` metrics=${metricsUrl}` : ''} url=${url}`);
 
+    const reloadTls = (trigger = 'call'): boolean => {
+      const tls = config.server.tls;
+      if (!tls) return false;
+      reloadTlsFiles(app, tls);
+      logger.info({ cert_file: tls.certFile, trigger }, 'TLS certificate reloaded; new connections use it');
+      return true;
+    };
+    // Renewed files are picked up without a signal too (SIGHUP reloads at once).
+    const stopWatchingTls = config.server.tls
+      ? watchTls(config.server.tls, () => {
+          try {
+            reloadTls('file change');
+          } catch (error) {
+            logger.error({ err: error }, 'TLS reload failed; the previous certificate stays in use');
+          }
+        })
+      : () => undefined;
+
     let closing: Promise<StopResult> | null = null;
     const shutdown = (graceMs?: number): Promise<StopResult> => {
       closing ??= (async () => {
+        stopWatchingTls();
         const result = await runtime.stop(graceMs);
         // Bounded like the runtime's steps (runtime/shutdown.ts): what has not closed in time is left to the exit.
         const closing = (async () => {
@@ -166,7 +191,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
       })();
       return closing;
     };
-    return { runtime, app, store, logger, url, metrics, tracing, metricsApp, metricsUrl, shutdown };
+    return { runtime, app, store, logger, url, metrics, tracing, metricsApp, metricsUrl, shutdown, reloadTls };
   } catch (error) {
     await store.close().catch(() => undefined);
     await tracing.shutdown().catch(() => undefined);

@@ -11,6 +11,12 @@ import type { HandlerDefinition } from './handler.js';
 
 /** setTimeout fires at once for delays above 2^31-1 ms; any value used as a timer is capped here. */
 export const MAX_TIMER_MS = 2_147_483_647;
+/**
+ * The deepest JSON the API accepts, whatever `limits.maxJsonDepth` says: read
+ * paths replace stored values nested deeper than this (rows written before the
+ * cap existed) rather than fail to serialise them.
+ */
+export const MAX_JSON_DEPTH = 512;
 /** Priorities are stored in 32-bit integer columns. */
 const MAX_PRIORITY = 2_147_483_647;
 
@@ -173,13 +179,35 @@ export const configSchema = strict(
       })
       .optional(),
     server: strict(
-      { host: text('expected a non-empty string').optional(), port: int(0, 65535).optional() },
-      'an object { host, port }',
+      {
+        host: text('expected a non-empty string').optional(),
+        port: int(0, 65535).optional(),
+        // Connection hardening (docs/configuration.md "HTTP server and TLS"); config.ts checks headersTimeoutMs ≤ requestTimeoutMs.
+        requestTimeoutMs: int(1000, MAX_TIMER_MS).optional(),
+        headersTimeoutMs: int(1000, MAX_TIMER_MS).optional(),
+        keepAliveTimeoutMs: int(1, MAX_TIMER_MS).optional(),
+        connectionTimeoutMs: int(0, MAX_TIMER_MS).optional(),
+        maxConnections: int(1).optional(),
+        trustProxy: z
+          .array(text('expected an IP address or CIDR such as "10.0.0.0/8"'), { error: 'expected an array of proxy addresses or CIDRs' })
+          .optional(),
+        tls: strict(
+          { certFile: text('expected a non-empty file path'), keyFile: text('expected a non-empty file path') },
+          'an object { certFile, keyFile }',
+        ).optional(),
+      },
+      'an object { host, port, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, connectionTimeoutMs, maxConnections, trustProxy, tls }',
     ).optional(),
     databaseUrl: text('expected a non-empty string (postgres:// URL or SQLite file path)').optional(),
     limits: strict(
-      { maxPayloadBytes: int(1).optional(), timeoutMs: int(1, MAX_TIMER_MS).optional(), memoryMb: int(16, 65_536).optional() },
-      'an object { maxPayloadBytes, timeoutMs, memoryMb }',
+      {
+        maxPayloadBytes: int(1).optional(),
+        timeoutMs: int(1, MAX_TIMER_MS).optional(),
+        memoryMb: int(16, 65_536).optional(),
+        maxJsonDepth: int(2, MAX_JSON_DEPTH).optional(),
+        maxJsonMembers: int(1).optional(),
+      },
+      'an object { maxPayloadBytes, timeoutMs, memoryMb, maxJsonDepth, maxJsonMembers }',
     ).optional(),
     shutdown: strict({ graceMs: int(0, MAX_TIMER_MS).optional() }, 'an object { graceMs }').optional(),
     retention: strict(
@@ -210,8 +238,16 @@ export const configSchema = strict(
     ).optional(),
     log: strict({ level: oneOf(LOG_LEVELS).optional() }, 'an object { level }').optional(),
     metrics: strict(
-      { host: text('expected a non-empty string').optional(), port: int(0, 65535).optional() },
-      'an object { host, port }',
+      {
+        host: text('expected a non-empty string').optional(),
+        port: int(0, 65535).optional(),
+        onApiPort: z.boolean({ error: 'expected true or false' }).optional(),
+      },
+      'an object { host, port, onApiPort }',
+    ).optional(),
+    auth: strict(
+      { maxFailures: int(1).optional(), failureWindowMs: int(1000, MAX_TIMER_MS).optional() },
+      'an object { maxFailures, failureWindowMs }',
     ).optional(),
     sqlite: strict({ synchronous: oneOf(['FULL', 'NORMAL']).optional() }, 'an object { synchronous }').optional(),
     rateLimit: strict(

@@ -35,6 +35,8 @@ export { LOG_LEVELS, type ConfigIssue, type LogLevel } from './config-schema.js'
 export { ENV_VARS, type ConfigOverrides } from './config-sources.js';
 
 const MINUTE = 60_000;
+/** The longest `waitMs` a lease may long-poll (POST /v1/workers/lease). */
+const LEASE_WAIT_MAX_MS = 60_000;
 const DAY = 24 * 60 * MINUTE;
 
 /**
@@ -46,7 +48,15 @@ const DAY = 24 * 60 * MINUTE;
  * DEFAULTS.server.port; // 7070
  */
 export const DEFAULTS = {
-  server: { host: '127.0.0.1', port: 7070 },
+  server: {
+    host: '127.0.0.1',
+    port: 7070,
+    requestTimeoutMs: 30_000,
+    headersTimeoutMs: 10_000,
+    keepAliveTimeoutMs: 72_000,
+    connectionTimeoutMs: 0,
+    maxConnections: 10_000,
+  },
   databaseUrl: './data/drover.db',
   queue: { maxDepth: 100_000 },
   handler: {
@@ -63,7 +73,7 @@ export const DEFAULTS = {
     quarantine: { failures: 5, windowMs: 5 * MINUTE },
     breaker: { failures: 3, ratio: 0.5, minRequests: 10, window: 20, coolDownMs: MINUTE },
   },
-  limits: { maxPayloadBytes: 1_048_576, timeoutMs: 300_000, memoryMb: 256 },
+  limits: { maxPayloadBytes: 1_048_576, timeoutMs: 300_000, memoryMb: 256, maxJsonDepth: 64, maxJsonMembers: 100_000 },
   threads: { restartInitialMs: 100, restartMaxMs: 30_000 },
   webhooks: { allowPrivateNetworks: false, timeoutMs: 10_000, maxAttempts: 8 },
   shutdown: { graceMs: 25_000 },
@@ -72,7 +82,8 @@ export const DEFAULTS = {
   postgres: { schema: 'drover', poolMax: 10, statementTimeoutMs: 10_000, queryTimeoutMs: 12_000, connectTimeoutMs: 5_000, keepAliveIdleMs: 5_000 },
   cluster: { heartbeatMs: 1000, deadNodeMs: 3000 },
   log: { level: 'info' },
-  metrics: { host: '127.0.0.1' },
+  metrics: { host: '127.0.0.1', onApiPort: true },
+  auth: { maxFailures: 20, failureWindowMs: MINUTE },
   sqlite: { synchronous: 'FULL' },
   rateLimit: { enabled: true, windowMs: 1000, max: 5000 },
   stream: { heartbeatMs: 10_000, bufferSize: 10_000, retentionMs: 5 * MINUTE },
@@ -117,9 +128,25 @@ export interface ResolvedConfig {
   handlers: Map<string, ResolvedHandler>;
   /** Every declared queue, every queue a handler uses, and `default` always. */
   queues: Map<string, { maxDepth: number }>;
-  server: { host: string; port: number };
+  server: {
+    host: string;
+    port: number;
+    /** Whole request (headers and body) must arrive within this; slow bodies are cut off with 408. */
+    requestTimeoutMs: number;
+    headersTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+    /** Socket inactivity while an answer is pending; 0 (default) off, else at least 65 s (above the longest lease waitMs). SSE streams opt out. */
+    connectionTimeoutMs: number;
+    /** Connections beyond this are closed as they arrive. */
+    maxConnections: number;
+    /** Proxies (addresses or CIDRs) whose X-Forwarded-For names the client; empty: the socket's peer is the client. */
+    trustProxy: string[];
+    /** HTTPS with these PEM files; null: plain HTTP. Reloaded when they change and on SIGHUP. */
+    tls: { certFile: string; keyFile: string } | null;
+  };
   databaseUrl: string;
-  limits: { maxPayloadBytes: number; timeoutMs: number; memoryMb: number };
+  /** `maxJsonDepth`/`maxJsonMembers`: request JSON beyond them is refused with 422 before it is parsed into objects. */
+  limits: { maxPayloadBytes: number; timeoutMs: number; memoryMb: number; maxJsonDepth: number; maxJsonMembers: number };
   /** Replacement of crashed handler threads: exponential backoff from `restartInitialMs`, capped. */
   threads: { restartInitialMs: number; restartMaxMs: number };
   /** The built-in webhook action: SSRF allowance, request timeout, attempts, per-host breaker. */
@@ -133,7 +160,9 @@ export interface ResolvedConfig {
   cluster: { heartbeatMs: number; deadNodeMs: number };
   log: { level: LogLevel };
   /** A separate listener for `/metrics` and the probes; port null: they are served on the API listener. */
-  metrics: { host: string; port: number | null };
+  metrics: { host: string; port: number | null; onApiPort: boolean };
+  /** Failed authentications per client address and window before that address gets 429 instead of a store lookup. */
+  auth: { maxFailures: number; failureWindowMs: number };
   sqlite: { synchronous: 'FULL' | 'NORMAL' };
   /** Per API key and route; `routes` overrides `max` for the routes it names (`"POST /v1/events"`). */
   rateLimit: { enabled: boolean; windowMs: number; max: number; routes: Record<string, number> };
@@ -197,6 +226,17 @@ export function resolveConfig(
     const dead = typeof raw.cluster.deadNodeMs === 'number' ? raw.cluster.deadNodeMs : DEFAULTS.cluster.deadNodeMs;
     if (dead < 2 * beat) issues.push({ path: 'cluster.deadNodeMs', message: `expected at least twice cluster.heartbeatMs (${2 * beat}), got ${dead}` });
   }
+  if (isRecord(raw) && isRecord(raw.server)) {
+    // Node refuses a header timeout longer than the request timeout that contains it.
+    const request = typeof raw.server.requestTimeoutMs === 'number' ? raw.server.requestTimeoutMs : DEFAULTS.server.requestTimeoutMs;
+    const headers = typeof raw.server.headersTimeoutMs === 'number' ? raw.server.headersTimeoutMs : DEFAULTS.server.headersTimeoutMs;
+    if (headers > request) issues.push({ path: 'server.headersTimeoutMs', message: `expected at most server.requestTimeoutMs (${request}), got ${headers}` });
+    // A socket is silent while a lease long-polls (`waitMs`, at most 60 s): a shorter idle timeout would cut it.
+    const idle = raw.server.connectionTimeoutMs;
+    if (typeof idle === 'number' && idle > 0 && idle < LEASE_WAIT_MAX_MS + 5_000) {
+      issues.push({ path: 'server.connectionTimeoutMs', message: `expected 0 (off) or at least ${LEASE_WAIT_MAX_MS + 5_000} (above the longest lease waitMs), got ${idle}` });
+    }
+  }
   if (isRecord(raw) && isRecord(raw.rateLimit) && isRecord(raw.rateLimit.routes)) {
     for (const route of Object.keys(raw.rateLimit.routes)) {
       if (!ROUTE_KEY_RE.test(route)) issues.push({ path: `rateLimit.routes${formatKey(route)}`, message: `invalid route; ${ROUTE_KEY_EXPECTED}` });
@@ -227,6 +267,8 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
     maxPayloadBytes: cfg.limits?.maxPayloadBytes ?? DEFAULTS.limits.maxPayloadBytes,
     timeoutMs: cfg.limits?.timeoutMs ?? DEFAULTS.limits.timeoutMs,
     memoryMb: cfg.limits?.memoryMb ?? DEFAULTS.limits.memoryMb,
+    maxJsonDepth: cfg.limits?.maxJsonDepth ?? DEFAULTS.limits.maxJsonDepth,
+    maxJsonMembers: cfg.limits?.maxJsonMembers ?? DEFAULTS.limits.maxJsonMembers,
   };
   const queues = new Map<string, { maxDepth: number }>([['default', { maxDepth: DEFAULTS.queue.maxDepth }]]);
   for (const [queue, def] of Object.entries(cfg.queues ?? {})) {
@@ -272,6 +314,13 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
     server: {
       host: over.host ?? cfg.server?.host ?? DEFAULTS.server.host,
       port: over.port ?? cfg.server?.port ?? DEFAULTS.server.port,
+      requestTimeoutMs: cfg.server?.requestTimeoutMs ?? DEFAULTS.server.requestTimeoutMs,
+      headersTimeoutMs: cfg.server?.headersTimeoutMs ?? DEFAULTS.server.headersTimeoutMs,
+      keepAliveTimeoutMs: cfg.server?.keepAliveTimeoutMs ?? DEFAULTS.server.keepAliveTimeoutMs,
+      connectionTimeoutMs: cfg.server?.connectionTimeoutMs ?? DEFAULTS.server.connectionTimeoutMs,
+      maxConnections: cfg.server?.maxConnections ?? DEFAULTS.server.maxConnections,
+      trustProxy: [...(cfg.server?.trustProxy ?? [])],
+      tls: cfg.server?.tls ? { certFile: cfg.server.tls.certFile, keyFile: cfg.server.tls.keyFile } : null,
     },
     databaseUrl: over.databaseUrl ?? cfg.databaseUrl ?? DEFAULTS.databaseUrl,
     limits,
@@ -288,7 +337,12 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
     postgres: { ...DEFAULTS.postgres, ...definedOnly(cfg.postgres ?? {}), schema: over.pgSchema ?? cfg.postgres?.schema ?? DEFAULTS.postgres.schema },
     cluster: { ...DEFAULTS.cluster, ...definedOnly(cfg.cluster ?? {}) },
     log: { level: over.logLevel ?? cfg.log?.level ?? DEFAULTS.log.level },
-    metrics: { host: over.metricsHost ?? cfg.metrics?.host ?? DEFAULTS.metrics.host, port: over.metricsPort ?? cfg.metrics?.port ?? null },
+    metrics: {
+      host: over.metricsHost ?? cfg.metrics?.host ?? DEFAULTS.metrics.host,
+      port: over.metricsPort ?? cfg.metrics?.port ?? null,
+      onApiPort: cfg.metrics?.onApiPort ?? DEFAULTS.metrics.onApiPort,
+    },
+    auth: { ...DEFAULTS.auth, ...definedOnly(cfg.auth ?? {}) },
     sqlite: { synchronous: cfg.sqlite?.synchronous ?? DEFAULTS.sqlite.synchronous },
     rateLimit: { ...DEFAULTS.rateLimit, ...definedOnly({ ...cfg.rateLimit, routes: undefined }), routes: { ...cfg.rateLimit?.routes } },
     stream: { ...DEFAULTS.stream, ...definedOnly(cfg.stream ?? {}) },

@@ -104,7 +104,24 @@ export interface QueueDefinition {
 export interface DroverConfig {
   handlers: HandlerDefinition<any>[];
   queues?: Record<string, QueueDefinition>;
-  server?: { host?: string; port?: number };
+  server?: {
+    host?: string;
+    port?: number;
+    /** The whole request must arrive within this (default 30 s); slow bodies get 408 and are closed. */
+    requestTimeoutMs?: number;
+    /** Headers must arrive within this (default 10 s); at most `requestTimeoutMs`. */
+    headersTimeoutMs?: number;
+    /** Idle keep-alive connections close after this (default 72 s, above common load-balancer idle timeouts). */
+    keepAliveTimeoutMs?: number;
+    /** Socket inactivity while an answer is pending (default 0, off; else at least 65 s, above lease long-polls). SSE streams are exempt. */
+    connectionTimeoutMs?: number;
+    /** Open connections at most (default 10,000); more are closed as they arrive. */
+    maxConnections?: number;
+    /** Addresses or CIDRs of reverse proxies whose `X-Forwarded-For` names the client (per-address limits). Default none. */
+    trustProxy?: string[];
+    /** Serve HTTPS with these PEM files; reloaded when they change and on SIGHUP. Default: plain HTTP. */
+    tls?: { certFile: string; keyFile: string };
+  };
   /** `postgres://…` URL or SQLite file path. Default `./data/drover.db`. */
   databaseUrl?: string;
   limits?: {
@@ -114,6 +131,10 @@ export interface DroverConfig {
     timeoutMs?: number;
     /** Default heap limit of a `thread`-isolated handler (MiB). Default 256. */
     memoryMb?: number;
+    /** Deepest nesting accepted in a request's JSON (default 64, at most 512); deeper gets 422. */
+    maxJsonDepth?: number;
+    /** Most keys and array elements, counted over the whole request JSON (default 100,000); more gets 422. */
+    maxJsonMembers?: number;
   };
   /** Replacement of crashed handler threads: exponential backoff, capped. */
   threads?: { restartInitialMs?: number; restartMaxMs?: number };
@@ -150,7 +171,9 @@ export interface DroverConfig {
   /** PostgreSQL, several nodes: heartbeat interval (default 1 s) and when a silent node is declared dead (default 3 s). */
   cluster?: { heartbeatMs?: number; deadNodeMs?: number };
   /** A separate listener for `/metrics` and the health probes (off unless `port` is set). */
-  metrics?: { host?: string; port?: number };
+  metrics?: { host?: string; port?: number; /** Serve `/metrics` on the API port when no `port` is set (default true). */ onApiPort?: boolean };
+  /** Failed authentications per client address per window before it gets 429 (defaults 20 per 60 s). */
+  auth?: { maxFailures?: number; failureWindowMs?: number };
   /** Per API key and route, fixed windows. Default 5,000 requests per second per key and route. */
   rateLimit?: { enabled?: boolean; windowMs?: number; max?: number; routes?: Record<string, number> };
   /** `GET /v1/stream` (SSE): heartbeat interval and the replay buffer for `Last-Event-ID`. */

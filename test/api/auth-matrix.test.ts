@@ -26,6 +26,8 @@ beforeAll(async () => {
     ],
     queues: { ctlq: {} },
     rateLimit: { enabled: false },
+    // The "wrong" caller fails authentication on every route from one address; test/api/auth-failures.test.ts covers the limit.
+    auth: { maxFailures: 100_000 },
   });
   for (const scope of SCOPES) keys[scope] = scope === 'admin' ? ADMIN_KEY : await keyWith(node, [scope]);
 });

@@ -36,9 +36,21 @@ function problems(raw: unknown, env: Record<string, string | undefined> = {}, ov
 describe('resolveConfig: defaults', () => {
   it('fills every default from DEFAULTS', () => {
     const c = resolveConfig(minimal(), {});
-    expect(c.server).toEqual({ host: '127.0.0.1', port: 7070 });
+    expect(c.server).toEqual({
+      host: '127.0.0.1',
+      port: 7070,
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      keepAliveTimeoutMs: 72_000,
+      connectionTimeoutMs: 0,
+      maxConnections: 10_000,
+      trustProxy: [],
+      tls: null,
+    });
+    expect(c.auth).toEqual({ maxFailures: 20, failureWindowMs: 60_000 });
+    expect(c.metrics).toEqual({ host: '127.0.0.1', port: null, onApiPort: true });
     expect(c.databaseUrl).toBe('./data/drover.db');
-    expect(c.limits).toEqual({ maxPayloadBytes: 1_048_576, timeoutMs: 300_000, memoryMb: 256 });
+    expect(c.limits).toEqual({ maxPayloadBytes: 1_048_576, timeoutMs: 300_000, memoryMb: 256, maxJsonDepth: 64, maxJsonMembers: 100_000 });
     expect(c.shutdown).toEqual({ graceMs: 25_000 });
     expect(c.retention).toEqual({
       succeededMs: 7 * 86_400_000,
@@ -283,8 +295,8 @@ describe('resolveConfig: errors', () => {
       'handlers[1].name: duplicate handler name "ok" (also handlers[0].name)',
       'handlers[2]: expected a handler object { name, run, ... }, got 7',
       'server.port: expected an integer from 0 to 65535, got 70000',
-      'server.hots: unknown key; allowed keys: host, port',
-      'bogus: unknown key; allowed keys: handlers, queues, server, databaseUrl, limits, shutdown, retention, poisonAfter, postgres, cluster, log, metrics, sqlite, rateLimit, stream, backup, audit, threads, webhooks',
+      'server.hots: unknown key; allowed keys: host, port, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, connectionTimeoutMs, maxConnections, trustProxy, tls',
+      'bogus: unknown key; allowed keys: handlers, queues, server, databaseUrl, limits, shutdown, retention, poisonAfter, postgres, cluster, log, metrics, auth, sqlite, rateLimit, stream, backup, audit, threads, webhooks',
       'DROVER_PORT: expected an integer from 0 to 65535, got "http"',
       '--port: expected an integer from 0 to 65535, got -1',
     ]);
@@ -494,9 +506,43 @@ describe('routeEvent', () => {
   });
 });
 
+describe('HTTP server hardening keys', () => {
+  it('resolves timeouts, the connection cap, TLS files, auth limits and the metrics switch', () => {
+    const c = resolveConfig(
+      {
+        handlers: [],
+        server: { requestTimeoutMs: 5000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 1000, connectionTimeoutMs: 0, maxConnections: 50, tls: { certFile: 'c.pem', keyFile: 'k.pem' } },
+        auth: { maxFailures: 3 },
+        metrics: { onApiPort: false },
+        limits: { maxJsonDepth: 16 },
+      },
+      {},
+    );
+    expect(c.server).toMatchObject({ requestTimeoutMs: 5000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 1000, connectionTimeoutMs: 0, maxConnections: 50, tls: { certFile: 'c.pem', keyFile: 'k.pem' } });
+    expect(c.auth).toEqual({ maxFailures: 3, failureWindowMs: 60_000 });
+    expect(c.metrics.onApiPort).toBe(false);
+    expect(c.limits.maxJsonDepth).toBe(16);
+  });
+
+  it('refuses a header timeout above the request timeout, a depth above 512 and half a TLS pair', () => {
+    const problems = (raw: unknown) => {
+      try {
+        resolveConfig(raw, {});
+        return [];
+      } catch (error) {
+        return ((error as DroverError).extensions.errors as Array<{ path: string; message: string }>).map((i) => `${i.path}: ${i.message}`);
+      }
+    };
+    expect(problems({ handlers: [], server: { headersTimeoutMs: 40_000 } })).toEqual(['server.headersTimeoutMs: expected at most server.requestTimeoutMs (30000), got 40000']);
+    expect(problems({ handlers: [], limits: { maxJsonDepth: 10_000 } })).toEqual(['limits.maxJsonDepth: expected an integer from 2 to 512, got 10000']);
+    expect(problems({ handlers: [], server: { connectionTimeoutMs: 30_000 } })).toEqual(['server.connectionTimeoutMs: expected 0 (off) or at least 65000 (above the longest lease waitMs), got 30000']);
+    expect(problems({ handlers: [], server: { tls: { certFile: 'c.pem' } } })).toEqual(['server.tls.keyFile: expected a non-empty file path, but it is missing']);
+  });
+});
+
 describe('DEFAULTS', () => {
   it('matches the documented spec values', () => {
-    expect(DEFAULTS.server).toEqual({ host: '127.0.0.1', port: 7070 });
+    expect(DEFAULTS.server).toMatchObject({ host: '127.0.0.1', port: 7070 });
     expect(DEFAULTS.handler.retry).toEqual({ maxAttempts: 5, backoff: { initialMs: 1000, maxMs: 3_600_000, factor: 2, jitter: 'full' } });
     expect(DEFAULTS.retention.intervalMs).toBe(600_000);
   });
@@ -508,6 +554,6 @@ describe('the DroverConfig type', () => {
     // Fails `npm run typecheck` when the schema accepts a key the TypeScript type does not declare.
     const undeclared: Record<Exclude<Accepted, keyof DroverConfig>, never> = {};
     expect(Object.keys(undeclared)).toEqual([]);
-    expect(Object.keys(configSchema.shape)).toEqual(expect.arrayContaining(['postgres', 'cluster', 'metrics']));
+    expect(Object.keys(configSchema.shape)).toEqual(expect.arrayContaining(['postgres', 'cluster', 'metrics', 'auth']));
   });
 });

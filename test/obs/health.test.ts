@@ -130,7 +130,7 @@ describe('separate metrics listener (metrics.port)', () => {
       { databaseUrl: join(dir, 'drover.db'), server: { port: 0 }, handlers: [{ name: 'h', run: async () => undefined }] },
       { DROVER_METRICS_PORT: '0', DROVER_METRICS_HOST: '127.0.0.1' },
     );
-    expect(config.metrics).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(config.metrics).toEqual({ host: '127.0.0.1', port: 0, onApiPort: true });
     const started: DroverNode = await startNode({ config, logger: pino({ level: 'silent' }), bootstrapAdminKey: 'drv_listener_test_key_0123456789', print: () => undefined });
     cleanups.push(async () => {
       await started.shutdown(1_000);

@@ -11,6 +11,7 @@ import { registerHttpMetrics } from '../../obs/http-metrics.js';
 import type { DroverMetrics } from '../../obs/metrics.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { registerProblemHandlers } from '../problem.js';
+import { registerSecurityHeaders } from '../security-headers.js';
 import { healthRoutes } from './health.js';
 
 export function metricsRoutes(metrics: DroverMetrics) {
@@ -38,6 +39,7 @@ export async function buildMetricsServer(deps: { runtime: Runtime; metrics: Drov
     return503OnClosing: true,
   });
   registerProblemHandlers(app);
+  registerSecurityHeaders(app, { tls: false });
   registerHttpMetrics(app, deps.metrics);
   await app.register(healthRoutes(deps.runtime, deps.readiness));
   await app.register(metricsRoutes(deps.metrics));

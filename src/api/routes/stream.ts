@@ -66,6 +66,10 @@ export function streamRoutes(runtime: Runtime) {
 
         reply.hijack();
         const raw = reply.raw;
+        // A stream is idle between messages by design (its heartbeat keeps proxies open): exempt it from server.connectionTimeoutMs.
+        // (inject()'s mock socket has no setTimeout.)
+        const socket = request.raw.socket as { setTimeout?: (ms: number) => unknown } | undefined;
+        if (typeof socket?.setTimeout === 'function') socket.setTimeout(0);
         raw.writeHead(200, {
           ...(reply.getHeaders() as Record<string, string>),
           'content-type': 'text/event-stream; charset=utf-8',

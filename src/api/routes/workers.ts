@@ -18,7 +18,7 @@ import { DroverError } from '../../core/errors.js';
 import type { DeadReason, JobRow, LeasedJob } from '../../core/types.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { FenceResult } from '../../store/engine.js';
-import { eventJson, jobJson } from '../serialize.js';
+import { eventJson, shown, jobJson } from '../serialize.js';
 import { routeConfig } from './scopes.js';
 import { assertMayLease, assertMayTouch, leasableHandlers } from './work-scope.js';
 
@@ -77,11 +77,12 @@ interface FenceBody {
 
 /** A leased job as a remote worker gets it. */
 export function leasedJobJson(job: LeasedJob) {
+  const omitted: Record<string, string> = {};
   return {
     id: job.id,
     handler: job.handler,
     queue: job.queue,
-    payload: job.payload,
+    payload: shown(job.payload, 'payload', omitted),
     attempt: job.attempts,
     maxAttempts: job.maxAttempts,
     priority: job.priority,
@@ -92,6 +93,7 @@ export function leasedJobJson(job: LeasedJob) {
     traceparent: job.traceparent,
     runAt: new Date(job.runAt).toISOString(),
     createdAt: new Date(job.createdAt).toISOString(),
+    ...(Object.keys(omitted).length > 0 ? { omitted } : {}),
   };
 }
 

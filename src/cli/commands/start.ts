@@ -57,5 +57,13 @@ export function registerStartCommand(program: Command): void {
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      // SIGHUP: load a renewed TLS certificate (server.tls); without TLS it is ignored rather than ending the process.
+      process.on('SIGHUP', () => {
+        try {
+          if (!node.reloadTls('SIGHUP')) node.logger.info('SIGHUP ignored: server.tls is not set');
+        } catch (error) {
+          node.logger.error({ err: error }, 'TLS reload failed; the previous certificate stays in use');
+        }
+      });
     });
 }
