@@ -35,7 +35,7 @@ const COMMA = 0x2c;
  * @example
  * checkJsonText('[[[]]]', { maxDepth: 2, maxMembers: 100 }); // DroverError json_too_complex
  */
-export function checkJsonText(text: string, limits: JsonLimits): DroverError | null {
+export function checkJsonText(text: string, caps: JsonLimits): DroverError | null {
   let depth = 0;
   let members = 0;
   let inString = false;
@@ -51,9 +51,9 @@ export function checkJsonText(text: string, limits: JsonLimits): DroverError | n
     } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
       depth++;
       members++;
-      if (depth > limits.maxDepth) {
-        return new DroverError('json_too_complex', `the request JSON is nested more than ${limits.maxDepth} levels deep (limits.maxJsonDepth); flatten it`, {
-          extensions: { limit: 'maxJsonDepth', max: limits.maxDepth },
+      if (depth > caps.maxDepth) {
+        return new DroverError('json_too_complex', `the request JSON is nested more than ${caps.maxDepth} levels deep (limits.maxJsonDepth); flatten it`, {
+          extensions: { limit: 'maxJsonDepth', max: caps.maxDepth },
         });
       }
     } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
@@ -61,9 +61,9 @@ export function checkJsonText(text: string, limits: JsonLimits): DroverError | n
     } else if (c === COMMA) {
       members++;
     }
-    if (members > limits.maxMembers) {
-      return new DroverError('json_too_complex', `the request JSON has more than ${limits.maxMembers} keys and elements (limits.maxJsonMembers); send fewer or smaller items`, {
-        extensions: { limit: 'maxJsonMembers', max: limits.maxMembers },
+    if (members > caps.maxMembers) {
+      return new DroverError('json_too_complex', `the request JSON has more than ${caps.maxMembers} keys and elements (limits.maxJsonMembers); send fewer or smaller items`, {
+        extensions: { limit: 'maxJsonMembers', max: caps.maxMembers },
       });
     }
   }

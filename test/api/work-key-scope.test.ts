@@ -41,7 +41,14 @@ function openGate(): void {
 }
 
 function config(): Omit<DroverConfig, 'databaseUrl'> {
-  const held = async () => gate.promise;
+  // Each run lasts at least 60 ms: past the dispatcher's FAST_JOB_MS (50), so the node never
+  // leases these handlers' jobs ahead into its buffer, and a second job stays queued for the test.
+  const held = async () => {
+    const started = Date.now();
+    await gate.promise;
+    const left = 60 - (Date.now() - started);
+    if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
+  };
   return {
     handlers: [
       { name: 'resize', remote: true },
