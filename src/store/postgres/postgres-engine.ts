@@ -69,6 +69,7 @@ import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toLeasedJo
 import type { RawApiKey, RawAttempt, RawEvent, RawJob, RawNode } from './rows.js';
 import { PRUNE_RATE_WINDOWS, takeRateStart } from './rate-windows.js';
 import { SettleBatch } from './settle-batch.js';
+import { StartBatch } from './start-batch.js';
 import { Wakeups } from './wakeups.js';
 import { EnqueueBatch } from './enqueue-batch.js';
 
@@ -122,6 +123,7 @@ export class PostgresEngine implements StorageEngine {
   readonly #clock: () => number;
   readonly #wakeups: Wakeups;
   readonly #settle: SettleBatch;
+  readonly #starts: StartBatch;
   readonly #enqueues: EnqueueBatch;
   readonly #nodeLockWaitMs: number;
   /** Lease nonces whose commit is unknown (the connection broke): undone before the next lease. */
@@ -145,6 +147,7 @@ export class PostgresEngine implements StorageEngine {
     this.#lease.on('error', () => undefined);
     this.#wakeups = new Wakeups(this.#pool, clientConfig(connection), this.schema);
     this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#wakeups.committed(queues) });
+    this.#starts = new StartBatch(this.#lease);
     // The statement itself notifies other nodes; local listeners are told after it commits.
     this.#enqueues = new EnqueueBatch(
       (jobs, options) => enqueuePlain(this.#pool, jobs, this.#clock(), options, this.#wakeups.target),
@@ -193,6 +196,7 @@ export class PostgresEngine implements StorageEngine {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.#enqueues.drain();
+      await this.#starts.close();
       await this.#settle.close();
       await this.#wakeups.close();
       await Promise.all([this.#pool.end(), this.#hot.end(), this.#lease.end()]);
@@ -247,6 +251,15 @@ export class PostgresEngine implements StorageEngine {
   async heartbeat(jobId: string, token: string, leaseMs: number): Promise<FenceResult> {
     const now = this.#clock();
     return this.#fenced(jobId, (id) => this.#query<RawJob>(q.HEARTBEAT, [id, token, now + leaseMs, now]));
+  }
+
+  start(jobId: string, token: string): Promise<FenceResult> {
+    try {
+      this.#assertOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#starts.submit(jobId, token);
   }
 
   complete(jobId: string, token: string, result: unknown): Promise<FenceResult> {

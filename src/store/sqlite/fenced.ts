@@ -39,6 +39,11 @@ export function heartbeatJob(s: FixedStatements, jobId: string, token: string, l
   return fenced(s, jobId, (id) => s.heartbeat.get({ id, token, expires: now + leaseMs, now }));
 }
 
+/** The handler is about to run: from now on a reclaim of this lease counts as a crash. */
+export function startJob(s: FixedStatements, jobId: string, token: string): FenceResult {
+  return fenced(s, jobId, (id) => s.start.get({ id, token }));
+}
+
 export function completeJob(
   s: FixedStatements,
   jobId: string,

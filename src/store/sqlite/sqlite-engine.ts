@@ -54,8 +54,9 @@ import type {
 import { AuditStatements } from './audit.js';
 import { snapshotSqlite } from './backup.js';
 import { ensureParentDir, isInMemory, openConnection, readSettings, type ConnectionSettings } from './connection.js';
-import { completeJob, failJob, heartbeatJob, releaseJob } from './fenced.js';
+import { completeJob, failJob, heartbeatJob, releaseJob, startJob } from './fenced.js';
 import { SettleQueue } from './settle-queue.js';
+import { StartMarks } from './start-marks.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { ingestItem, insertJob, type IntakeContext } from './intake.js';
 import { leaseJobs } from './lease.js';
@@ -101,6 +102,7 @@ export class SqliteEngine implements StorageEngine {
   readonly #lock: PidfileLock | null;
   readonly #writes: GroupCommit<WriteEffects>;
   readonly #settles = new SettleQueue<WriteEffects>((op) => this.#write(op));
+  readonly #starts: StartMarks;
   readonly #depths = new QueueDepths();
   readonly #nodes = new NodeRegistry();
   readonly #listeners = new Set<WorkListener>();
@@ -121,6 +123,7 @@ export class SqliteEngine implements StorageEngine {
       merge: mergeEffects,
       committed: (effects) => this.#committed(effects),
     });
+    this.#starts = new StartMarks(db, (mark) => this.#write(mark));
     try {
       this.#prepare();
     } catch {
@@ -153,6 +156,7 @@ export class SqliteEngine implements StorageEngine {
 
   async close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#starts.close();
       await this.#writes.close();
       this.#closed = true;
       this.#listeners.clear();
@@ -200,6 +204,11 @@ export class SqliteEngine implements StorageEngine {
 
   heartbeat(jobId: string, token: string, leaseMs: number): Promise<FenceResult> {
     return this.#write(() => heartbeatJob(this.#s.fixed, jobId, token, leaseMs, this.#clock()));
+  }
+
+  /** Written at once, without waiting for the next group commit (start-marks.ts says why). */
+  start(jobId: string, token: string): Promise<FenceResult> {
+    return this.#starts.add(() => startJob(this.#s.fixed, jobId, token));
   }
 
   complete(jobId: string, token: string, result: unknown): Promise<FenceResult> {
