@@ -104,9 +104,9 @@ describe('alert rules', () => {
       expect(match, `${rule.alert} runbook_url ${url}`).not.toBeNull();
       expect(anchors.has(match![1]!), `${rule.alert}: docs/operations.md has no section #${match![1]}`).toBe(true);
     }
-    // Page only where someone must act now (OPERATIONS.md).
+    // Page only where someone must act now (OPERATIONS.md); a full store refuses all intake.
     const pages = alerts.filter((r) => r.labels?.severity === 'page').map((r) => r.alert);
-    expect(pages.sort()).toEqual(['DroverApiErrorBudgetBurn', 'DroverDown', 'DroverHandlerQuarantined', 'DroverJobErrorBudgetBurn', 'DroverQueueOldestJobOld']);
+    expect(pages.sort()).toEqual(['DroverApiErrorBudgetBurn', 'DroverDown', 'DroverHandlerQuarantined', 'DroverJobErrorBudgetBurn', 'DroverQueueOldestJobOld', 'DroverStoreFull']);
   });
 
   it('cover every alert the operations issue asks for', () => {
