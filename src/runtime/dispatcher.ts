@@ -375,8 +375,8 @@ export class Dispatcher {
     this.running.set(job.id, running);
     // The handler runs only once the store knows it started: if it then kills
     // the node, the reclaim counts a crash (toward poisonAfter), while a job
-    // still in the buffer goes back unspent. The mark rides in the same commit
-    // as the outcomes that freed this slot.
+    // still in the buffer goes back unspent. Engines batch the marks of the
+    // jobs started in the same turn (sqlite/start-marks.ts, postgres/start-batch.ts).
     running.done = this.options.store.start(job.id, job.leaseToken).then(
       (marked) => (marked.ok && !running.shutdownAborted ? this.#run(running, handler) : this.#notStarted(running, marked.ok)),
       (error: unknown) => {
