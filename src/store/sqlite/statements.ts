@@ -132,8 +132,8 @@ function prepareFixed(db: Database.Database) {
     workerLeases: p<[string], { id: number }>("SELECT id FROM jobs WHERE state = 'running' AND worker_id = ?"),
     allRunning: p<[], { id: number }>("SELECT id FROM jobs WHERE state = 'running'"),
     // Mark the lease's handler as started (before it runs): only then does a reclaim count a crash.
-    start: p<{ id: number; token: string }, FencedRow>(`
-      UPDATE jobs SET started_seq = lease_seq WHERE ${FENCE} RETURNING ${FENCED_COLUMNS}`),
+    // No RETURNING: nothing but "did it match" is needed, and this runs once per job.
+    start: p<{ id: number; token: string }>(`UPDATE jobs SET started_seq = lease_seq WHERE ${FENCE}`),
     // Old column values on the right-hand side: `crashes + 1` is the new count.
     // A lease whose handler never started (leased ahead, then its node died)
     // goes back as if released: no crash, no attempt spent.
