@@ -32,6 +32,8 @@ export const ERROR_CODES = {
   rate_limited: { status: 429, title: 'Too many requests' },
   shutting_down: { status: 503, title: 'The node is shutting down' },
   store_unavailable: { status: 503, title: 'The store is unavailable' },
+  /** 507 Insufficient Storage: temporary; nothing accepted is lost, retry after `Retry-After`. */
+  store_full: { status: 507, title: 'The store is out of disk space' },
   schema_too_new: { status: 500, title: 'The store schema is newer than this binary' },
   config_invalid: { status: 500, title: 'Configuration is invalid' },
   internal: { status: 500, title: 'Internal error' },
@@ -43,7 +45,7 @@ export interface DroverErrorOptions {
   cause?: unknown;
   /** Extra problem+json members (e.g. `errors` for validation, `queue`). */
   extensions?: Record<string, unknown>;
-  /** Seconds a client should wait before retrying (429/503). */
+  /** Seconds a client should wait before retrying (429/503/507). */
   retryAfterSeconds?: number;
 }
 

@@ -81,6 +81,11 @@ export interface GroupCommitSource {
   readonly stats: { readonly batches: number; readonly ops: number; readonly lastBatchSize: number };
 }
 
+/** What an engine that can run out of disk space exposes (`SqliteEngine.space`). */
+export interface StoreSpaceSource {
+  readonly space: { readonly full: boolean; readonly fullErrors: number; readonly retrying: number };
+}
+
 /**
  * What an engine with a connection pool may expose for metrics (the
  * PostgreSQL engine): connections in use and idle, and callers waiting.
@@ -136,6 +141,34 @@ export function observeEngine(metrics: DroverMetrics, engine: object): void {
     });
     for (const kind of Object.keys(engine.connectionErrors)) errors.series(engineLabel, kind);
   }
+  if (hasSpace(engine)) {
+    new Gauge({
+      name: 'drover_store_full',
+      help: '1 while the store refuses writes for lack of disk space (SQLite SQLITE_FULL), until a write commits again.',
+      labelNames: ['engine'],
+      registers: [registry],
+      collect() {
+        this.set({ engine: engineLabel }, engine.space.full ? 1 : 0);
+      },
+    });
+    const fullErrors = new CounterFamily({
+      name: 'drover_store_full_errors_total',
+      help: 'Store writes refused for lack of disk space (each a 507 at intake, or an outcome write retried).',
+      labelNames: ['engine'],
+      registry,
+      collect: () => void (fullErrors.series(engineLabel).value = engine.space.fullErrors),
+    });
+    fullErrors.series(engineLabel);
+    new Gauge({
+      name: 'drover_store_outcome_writes_retrying',
+      help: 'Job outcomes whose write failed for a temporary store fault (disk full, locked) and is being retried.',
+      labelNames: ['engine'],
+      registers: [registry],
+      collect() {
+        this.set({ engine: engineLabel }, engine.space.retrying);
+      },
+    });
+  }
   if (hasPoolStats(engine)) {
     new Gauge({
       name: 'drover_store_pool_connections',
@@ -163,6 +196,11 @@ export function observeEngine(metrics: DroverMetrics, engine: object): void {
 function isGroupCommit(engine: object): engine is GroupCommitSource {
   const stats = (engine as Partial<GroupCommitSource>).stats;
   return typeof stats === 'object' && stats !== null && typeof stats.batches === 'number' && typeof stats.ops === 'number';
+}
+
+function hasSpace(engine: object): engine is StoreSpaceSource {
+  const space = (engine as Partial<StoreSpaceSource>).space;
+  return typeof space === 'object' && space !== null && typeof space.full === 'boolean';
 }
 
 function hasPoolStats(engine: object): engine is PoolStatsSource {

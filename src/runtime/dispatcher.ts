@@ -390,6 +390,30 @@ export class Dispatcher {
     const controller = new LazyAbortController();
     const running: RunningJob = { job, startedAt: now, controller, shutdownAborted: false, done: Promise.resolve() };
     this.running.set(job.id, running);
+    // The handler runs only once the store knows it started: if it then kills
+    // the node, the reclaim counts a crash (toward poisonAfter), while a job
+    // still in the buffer goes back unspent. Engines batch the marks of the
+    // jobs started in the same turn (sqlite/start-marks.ts, postgres/start-batch.ts).
+    running.done = this.options.store.start(job.id, job.leaseToken).then(
+      (marked) => (marked.ok && !running.shutdownAborted ? this.#run(running, handler) : this.#notStarted(running, marked.ok)),
+      (error: unknown) => {
+        this.options.logger.warn({ err: toError(error), job_id: job.id, handler: job.handler }, 'could not record the job as started; it is handed back unstarted');
+        return this.#notStarted(running, true);
+      },
+    );
+  }
+
+  /** The handler never ran: free the slot; hand the lease back when we still hold it (shutdown began, or the mark failed). */
+  #notStarted(running: RunningJob, holdsLease: boolean): void {
+    if (holdsLease) this.#releaseJobs([running.job]);
+    this.#releaseSlot(running.job.handler);
+    this.#finish(running);
+  }
+
+  #run(running: RunningJob, handler: ResolvedHandler): Promise<void> {
+    const { job, controller } = running;
+    const now = this.options.clock();
+    running.startedAt = now;
     this.options.lifecycle.emit('job:start', { job, waitMs: Math.max(0, now - job.runAt) });
 
     const { attempts } = this.options;
@@ -403,7 +427,7 @@ export class Dispatcher {
       heartbeat: () => this.#heartbeat(running, handler),
       isShutdownAborted: () => running.shutdownAborted,
     });
-    running.done = this.#settle(running, handler, attempts ? attempts.run(job, run) : run());
+    return this.#settle(running, handler, attempts ? attempts.run(job, run) : run());
   }
 
   /** Wait for the handler, free its slot, record the outcome. One async frame per job (this path runs for every job). */

@@ -108,7 +108,7 @@ export interface FailRequest {
 }
 
 export interface ReclaimOptions {
-  /** A job reclaimed this many times goes to `dead` with reason `poison`. */
+  /** A job whose started handler was reclaimed this many times goes to `dead` with reason `poison`. */
   poisonAfter: number;
 }
 
@@ -117,6 +117,8 @@ export interface ReclaimedJob {
   handler: string;
   queue: string;
   state: JobState; // 'queued' or 'dead'
+  /** Its handler had started (`start`): counted as a crash. False: handed back unspent. */
+  started: boolean;
 }
 
 export interface StageResult {
@@ -249,6 +251,14 @@ export interface StorageEngine {
   // --- execution ----------------------------------------------------------
   /** Take up to `limit` due jobs, highest priority first, honouring concurrency keys. */
   lease(request: LeaseRequest): Promise<LeasedJob[]>;
+  /**
+   * Record that the job's handler is about to run; call it, and wait for it,
+   * before running the handler. Until then a reclaim of the lease (its holder
+   * died, it expired) hands the job back with its attempt and crash counts
+   * unchanged: a job leased ahead and never run is not a crash. After it, a
+   * reclaim counts a crash toward `poisonAfter`.
+   */
+  start(jobId: string, token: string): Promise<FenceResult>;
   /** Extend a lease to now + leaseMs. */
   heartbeat(jobId: string, token: string, leaseMs: number): Promise<FenceResult>;
   /** Mark succeeded with the result, once. */

@@ -307,7 +307,10 @@ describe('lease-ahead', () => {
     await waitFor(() => started === 5);
     await node.request('POST', '/v1/jobs', { jobs: [{ handler: 'quick-then-stuck', payload: { stuck: true } }, ...Array.from({ length: 20 }, () => ({ handler: 'quick-then-stuck', payload: {} }))] });
     await waitFor(() => node!.runtime.dispatcher.bufferedCount === 20, { message: '20 jobs leased ahead' });
+    // The stuck job starts once the store has recorded it as started (one commit later).
+    await waitFor(() => started === 6, { message: 'the stuck job started' });
     expect(started).toBe(6); // concurrency 1: the buffered ones wait
+    expect(node.runtime.dispatcher.bufferedCount).toBe(20);
     const result = await node.runtime.stop(50);
     expect(result.released).toBe(1);
     release();

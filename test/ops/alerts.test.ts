@@ -104,9 +104,9 @@ describe('alert rules', () => {
       expect(match, `${rule.alert} runbook_url ${url}`).not.toBeNull();
       expect(anchors.has(match![1]!), `${rule.alert}: docs/operations.md has no section #${match![1]}`).toBe(true);
     }
-    // Page only where someone must act now (OPERATIONS.md); audit records removed from the store is a possible intrusion.
+    // Page only where someone must act now (OPERATIONS.md); audit records removed from the store is a possible intrusion; a full store refuses all intake.
     const pages = alerts.filter((r) => r.labels?.severity === 'page').map((r) => r.alert);
-    expect(pages.sort()).toEqual(['DroverApiErrorBudgetBurn', 'DroverAuditExportRefused', 'DroverDown', 'DroverHandlerQuarantined', 'DroverJobErrorBudgetBurn', 'DroverQueueOldestJobOld', 'DroverStoreUnreachable']);
+    expect(pages.sort()).toEqual(['DroverApiErrorBudgetBurn', 'DroverAuditExportRefused', 'DroverDown', 'DroverHandlerQuarantined', 'DroverJobErrorBudgetBurn', 'DroverQueueOldestJobOld', 'DroverStoreFull', 'DroverStoreUnreachable']);
   });
 
   it('cover every alert the operations issue asks for', () => {

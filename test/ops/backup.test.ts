@@ -176,6 +176,7 @@ describe('backup restore', () => {
     await store.enqueue(Array.from({ length: 3 }, (_, i) => ({ handler: 'h', queue: 'default', payload: { i }, priority: 0, runAt: Date.now(), maxAttempts: 3 })));
     const leased = await store.lease({ workerId: 'node-that-is-gone', handlers: [{ name: 'h', max: 10 }], limit: 2, leaseMs: 3_600_000 });
     expect(leased).toHaveLength(2);
+    for (const job of leased) await store.start(job.id, job.leaseToken); // their handlers were running
     const { path } = await takeBackup({ store, outDir: join(dir, 'backups'), source: 'x', auditKeys: [], signingKey: loadOrCreateNodeKey(dir) });
     await store.enqueue([{ handler: 'h', queue: 'default', payload: 'after the backup', priority: 0, runAt: Date.now(), maxAttempts: 3 }]);
     await store.close();

@@ -49,6 +49,7 @@ describe('PostgreSQL backups', () => {
     await store.enqueue(Array.from({ length: 200 }, (_, i) => job({ i })));
     const leased = await store.lease({ workerId: 'node-gone', handlers: [{ name: 'h', max: 10 }], limit: 3, leaseMs: 3_600_000 });
     expect(leased).toHaveLength(3);
+    for (const job of leased) await store.start(job.id, job.leaseToken); // their handlers were running
     const trail = new AuditTrail({ store, key: loadOrCreateNodeKey(dir) });
     await trail.record({ actor: 'key_1', action: 'job.cancel', target: 'job:1' });
 

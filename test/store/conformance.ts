@@ -77,10 +77,17 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
       return jobs[0]!;
     };
 
-    /** Enqueue one job and lease it (the only due job, in tests that use this). */
+    /** Mark leased jobs started, as the dispatcher does before running a handler. */
+    const markStarted = async (...jobs: LeasedJob[]): Promise<void> => {
+      for (const job of jobs) expect((await engine.start(job.id, job.leaseToken)).ok).toBe(true);
+    };
+
+    /** Enqueue one job, lease it and mark it started (the only due job, in tests that use this). */
     const startJob = async (over: Partial<LeaseRequest> = {}, job: Partial<NewJob> = {}): Promise<LeasedJob> => {
       await enqueueOne(job);
-      return leaseOne(over);
+      const leased = await leaseOne(over);
+      await markStarted(leased);
+      return leased;
     };
 
     const getJob = async (id: string): Promise<JobRow> => {
@@ -575,7 +582,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(await engine.reapExpired({ poisonAfter: 3 })).toEqual([]);
         now += 1;
         expect(await engine.reapExpired({ poisonAfter: 3 })).toEqual([
-          { id: job.id, handler: 'h', queue: 'default', state: 'queued' },
+          { id: job.id, handler: 'h', queue: 'default', state: 'queued', started: true },
         ]);
         expect(await getJob(job.id)).toMatchObject({ state: 'queued', crashes: 1, leaseToken: null, leaseExpiresAt: null });
         expect((await engine.getAttempts(job.id)).map((a) => a.outcome)).toEqual(['lease_expired']);
@@ -586,10 +593,10 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         const first = await startJob({ leaseMs: 100 });
         now += 101;
         expect((await engine.reapExpired({ poisonAfter: 2 }))[0]!.state).toBe('queued');
-        await leaseOne({ leaseMs: 100 });
+        await markStarted(await leaseOne({ leaseMs: 100 }));
         now += 101;
         expect(await engine.reapExpired({ poisonAfter: 2 })).toEqual([
-          { id: first.id, handler: 'h', queue: 'default', state: 'dead' },
+          { id: first.id, handler: 'h', queue: 'default', state: 'dead', started: true },
         ]);
         expect(await getJob(first.id)).toMatchObject({ state: 'dead', deadReason: 'poison', crashes: 2, finishedAt: now });
         expect(await lease()).toEqual([]);
@@ -599,6 +606,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         await engine.enqueue([newJob(), newJob(), newJob()]);
         const mine = await lease({ workerId: 'old', limit: 2 });
         const theirs = await leaseOne({ workerId: 'other' });
+        await markStarted(...mine, theirs);
         const reclaimed = await engine.reclaimWorker('old', { poisonAfter: 3 });
         expect(reclaimed.map((r) => r.id).sort()).toEqual(mine.map((j) => j.id).sort());
         expect(reclaimed.every((r) => r.state === 'queued')).toBe(true);
@@ -610,8 +618,79 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(await engine.reclaimWorker('nobody', { poisonAfter: 3 })).toEqual([]);
 
         const poisoned = await engine.reclaimWorker('other', { poisonAfter: 1 });
-        expect(poisoned).toEqual([{ id: theirs.id, handler: 'h', queue: 'default', state: 'dead' }]);
+        expect(poisoned).toEqual([{ id: theirs.id, handler: 'h', queue: 'default', state: 'dead', started: true }]);
         expect((await getJob(theirs.id)).deadReason).toBe('poison');
+      });
+
+      describe('only a started handler counts as a crash', () => {
+        /** Lease two jobs: `started` is marked started, `ahead` stays leased ahead (the dispatcher's buffer). */
+        const leaseTwo = async (workerId: string, leaseMs = 30_000) => {
+          await engine.enqueue([newJob(), newJob()]);
+          const [started, ahead] = await lease({ workerId, limit: 2, leaseMs });
+          await markStarted(started!);
+          return { started: started!, ahead: ahead! };
+        };
+
+        const expectUnspent = async (job: LeasedJob) => {
+          // Back to the queue as if never leased: attempt and crash counts unchanged, old holder fenced out.
+          expect(await getJob(job.id)).toMatchObject({ state: 'queued', attempts: 0, crashes: 0, leaseToken: null, deadReason: null });
+          expect((await engine.getAttempts(job.id)).map((a) => a.outcome)).toEqual(['released']);
+          expect(await engine.start(job.id, job.leaseToken)).toEqual({ ok: false, reason: 'stale_lease' });
+        };
+
+        const expectCrashed = async (job: LeasedJob, outcome: string) => {
+          expect(await getJob(job.id)).toMatchObject({ attempts: 1, crashes: 1 });
+          expect((await engine.getAttempts(job.id)).map((a) => a.outcome)).toEqual([outcome]);
+        };
+
+        it('start is fenced by the lease and idempotent for its holder', async () => {
+          const job = (await leaseTwo('w1')).ahead;
+          expect(await engine.start(job.id, 'not-the-token')).toEqual({ ok: false, reason: 'stale_lease' });
+          expect(await engine.start('999999', job.leaseToken)).toEqual({ ok: false, reason: 'not_found' });
+          expect(await engine.start(job.id, job.leaseToken)).toMatchObject({ ok: true, job: { state: 'running' } });
+          expect(await engine.start(job.id, job.leaseToken)).toMatchObject({ ok: true });
+        });
+
+        it('reclaimWorker (restart): leased-not-started goes back unspent, started counts a crash', async () => {
+          const { started, ahead } = await leaseTwo('old');
+          const reclaimed = await engine.reclaimWorker('old', { poisonAfter: 1 });
+          expect(reclaimed.map((r) => [r.id, r.state, r.started]).sort()).toEqual(
+            [[started.id, 'dead', true], [ahead.id, 'queued', false]].sort(),
+          );
+          await expectUnspent(ahead);
+          expect(await getJob(started.id)).toMatchObject({ state: 'dead', deadReason: 'poison', crashes: 1 });
+        });
+
+        it('reapExpired (lease expiry): leased-not-started goes back unspent, started counts a crash', async () => {
+          const { started, ahead } = await leaseTwo('w1', 100);
+          now += 101;
+          const reaped = await engine.reapExpired({ poisonAfter: 3 });
+          expect(reaped.map((r) => [r.id, r.started]).sort()).toEqual([[started.id, true], [ahead.id, false]].sort());
+          await expectUnspent(ahead);
+          await expectCrashed(started, 'lease_expired');
+        });
+
+        it('reclaimDeadNodes (a peer): leased-not-started goes back unspent, started counts a crash', async () => {
+          await engine.registerNode({ nodeId: 'node-a', incarnation: 'a-1' });
+          const { started, ahead } = await leaseTwo('node-a');
+          now += 10_000;
+          const { jobs } = await engine.reclaimDeadNodes({ staleAfterMs: 3000, poisonAfter: 3 });
+          expect(jobs.map((r) => [r.id, r.started]).sort()).toEqual([[started.id, true], [ahead.id, false]].sort());
+          await expectUnspent(ahead);
+          await expectCrashed(started, 'crashed');
+        });
+
+        it('a job reclaimed unstarted any number of times is never poisoned', async () => {
+          const job = await enqueueOne();
+          for (let i = 0; i < 5; i++) {
+            const leased = await leaseOne({ workerId: 'old' });
+            expect(leased.attempts).toBe(1);
+            expect(await engine.reclaimWorker('old', { poisonAfter: 2 })).toMatchObject([{ id: job.id, state: 'queued', started: false }]);
+          }
+          expect(await getJob(job.id)).toMatchObject({ state: 'queued', attempts: 0, crashes: 0 });
+          // Attempt rows are kept per lease, each marked released.
+          expect((await engine.getAttempts(job.id)).map((a) => a.outcome)).toEqual(Array(5).fill('released'));
+        });
       });
     });
 
@@ -950,6 +1029,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         await enqueueOne();
         const a = await leaseOne({ workerId: 'node-a' });
         const b = await leaseOne({ workerId: 'node-b' });
+        await markStarted(a, b);
         const reclaimed = await engine.reclaimAll();
         expect(reclaimed.map((j) => j.id).sort()).toEqual([a.id, b.id].sort());
         expect(reclaimed.every((j) => j.state === 'queued')).toBe(true);
@@ -986,6 +1066,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         await engine.enqueue([newJob(), newJob(), newJob()]);
         const held = await lease({ workerId: 'node-a', limit: 2 });
         const alive = await leaseOne({ workerId: 'node-b' });
+        await markStarted(...held, alive);
 
         now += 3000; // exactly the window: not dead yet
         expect(await engine.heartbeatNode(b1)).toBe('ok');
@@ -1014,7 +1095,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         await engine.registerNode(b1);
         const job = await startJob({ workerId: 'node-b' });
         now += 10_000;
-        expect((await dead(3000, 'node-a', 1)).jobs).toEqual([{ id: job.id, handler: 'h', queue: 'default', state: 'dead' }]);
+        expect((await dead(3000, 'node-a', 1)).jobs).toEqual([{ id: job.id, handler: 'h', queue: 'default', state: 'dead', started: true }]);
         expect(await getJob(job.id)).toMatchObject({ state: 'dead', deadReason: 'poison' });
         expect((await engine.listNodes()).map((n) => n.nodeId)).toEqual(['node-a']);
       });

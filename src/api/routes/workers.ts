@@ -160,7 +160,10 @@ export function workerRoutes(runtime: Runtime) {
         else held.push(store.release(job.id, job.leaseToken, until).then((r) => r.ok && runtime.noteScheduled(until)));
       }
       await Promise.all(held);
-      return admitted;
+      // Handed to the remote worker, which runs them at once: started, so a
+      // worker that dies on one counts a crash toward poisonAfter.
+      const marks = await Promise.all(admitted.map((job) => store.start(job.id, job.leaseToken)));
+      return admitted.filter((_, i) => marks[i]!.ok);
     };
     const waitMs = body.waitMs ?? LEASE_LIMITS.waitMs.default;
     const deadline = performance.now() + waitMs;

@@ -70,6 +70,7 @@ import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toLeasedJo
 import type { RawApiKey, RawAttempt, RawEvent, RawJob, RawNode } from './rows.js';
 import { PRUNE_RATE_WINDOWS, takeRateStart } from './rate-windows.js';
 import { SettleBatch } from './settle-batch.js';
+import { StartBatch } from './start-batch.js';
 import { Wakeups } from './wakeups.js';
 import { EnqueueBatch } from './enqueue-batch.js';
 
@@ -127,6 +128,7 @@ export class PostgresEngine implements StorageEngine {
   readonly #clock: () => number;
   readonly #wakeups: Wakeups;
   readonly #settle: SettleBatch;
+  readonly #starts: StartBatch;
   readonly #enqueues: EnqueueBatch;
   readonly #nodeLockWaitMs: number;
   readonly #connectionErrors: ConnectionErrors;
@@ -154,6 +156,7 @@ export class PostgresEngine implements StorageEngine {
       onLost: (error, client) => this.#connectionErrors.report('listen', error, client),
     });
     this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#wakeups.committed(queues) });
+    this.#starts = new StartBatch(this.#lease);
     // The statement itself notifies other nodes; local listeners are told after it commits.
     this.#enqueues = new EnqueueBatch(
       (jobs, options) => enqueuePlain(this.#pool, jobs, this.#clock(), options, this.#wakeups.target),
@@ -207,6 +210,7 @@ export class PostgresEngine implements StorageEngine {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.#enqueues.drain();
+      await this.#starts.close();
       await this.#settle.close();
       await this.#wakeups.close();
       await Promise.all([this.#pool.end(), this.#hot.end(), this.#lease.end()]);
@@ -261,6 +265,15 @@ export class PostgresEngine implements StorageEngine {
   async heartbeat(jobId: string, token: string, leaseMs: number): Promise<FenceResult> {
     const now = this.#clock();
     return this.#fenced(jobId, (id) => this.#query<RawJob>(q.HEARTBEAT, [id, token, now + leaseMs, now]));
+  }
+
+  start(jobId: string, token: string): Promise<FenceResult> {
+    try {
+      this.#assertOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#starts.submit(jobId, token);
   }
 
   complete(jobId: string, token: string, result: unknown): Promise<FenceResult> {

@@ -5,6 +5,9 @@
  * (or poison them once they have been reclaimed `poisonAfter` times, since a
  * job that keeps killing its worker would otherwise crash-loop the cluster),
  * write their attempt rows, and subtract poisoned jobs from the queue depth.
+ * Only a lease whose handler had started (`started_seq = lease_seq`, see
+ * start-batch.ts) counts as a crash; one leased ahead and never run goes back
+ * unspent (attempt given back, attempt row `released`).
  */
 import type pg from 'pg';
 import type { AttemptOutcome } from '../../core/types.js';
@@ -12,6 +15,9 @@ import type { ReclaimedJob } from '../engine.js';
 
 /** Most expired leases one reapExpired call reclaims, so it stays a short statement. */
 export const REAP_BATCH = 1000;
+
+/** The current lease's handler started (old column values: neither changes in the update). */
+const STARTED = 'j.started_seq = j.lease_seq';
 
 /**
  * The shared body. `targets` is a CTE yielding job ids; parameters $1 now,
@@ -24,16 +30,18 @@ function reclaimSql(targets: string, extra = ''): string {
   return `
   WITH ${extra}targets AS (${targets}),
   reclaimed AS (
-    UPDATE jobs j SET crashes = j.crashes + 1,
-      state = CASE WHEN j.crashes + 1 >= $2::bigint THEN 'dead' ELSE 'queued' END,
-      dead_reason = CASE WHEN j.crashes + 1 >= $2::bigint THEN 'poison' ELSE NULL END,
-      finished_at = CASE WHEN j.crashes + 1 >= $2::bigint THEN $1::bigint ELSE NULL END,
+    UPDATE jobs j SET crashes = j.crashes + CASE WHEN ${STARTED} THEN 1 ELSE 0 END,
+      attempts = CASE WHEN ${STARTED} THEN j.attempts ELSE greatest(j.attempts - 1, 0) END,
+      state = CASE WHEN ${STARTED} AND j.crashes + 1 >= $2::bigint THEN 'dead' ELSE 'queued' END,
+      dead_reason = CASE WHEN ${STARTED} AND j.crashes + 1 >= $2::bigint THEN 'poison' ELSE NULL END,
+      finished_at = CASE WHEN ${STARTED} AND j.crashes + 1 >= $2::bigint THEN $1::bigint ELSE NULL END,
       updated_at = $1::bigint, lease_token = NULL, lease_expires_at = NULL
     WHERE j.id = ANY(ARRAY(SELECT id FROM targets)) AND j.state = 'running'
-    RETURNING j.id, j.handler, j.queue, j.state, j.lease_seq, j.worker_id, j.leased_at
+    RETURNING j.id, j.handler, j.queue, j.state, j.lease_seq, j.worker_id, j.leased_at, ${STARTED} AS started
   ), attempt AS (
     INSERT INTO attempts (job_id, attempt, worker_id, started_at, ended_at, outcome)
-    SELECT id, lease_seq, coalesce(worker_id, ''), coalesce(leased_at, $1::bigint), $1::bigint, $3::text FROM reclaimed
+    SELECT id, lease_seq, coalesce(worker_id, ''), coalesce(leased_at, $1::bigint), $1::bigint,
+      CASE WHEN started THEN $3::text ELSE 'released' END FROM reclaimed
   ), finished AS (
     SELECT queue, count(*) AS n FROM reclaimed WHERE state = 'dead' GROUP BY queue
   ), counted AS (
@@ -46,15 +54,15 @@ function reclaimSql(targets: string, extra = ''): string {
 const REAP = `${reclaimSql(`
     SELECT id FROM jobs WHERE state = 'running' AND lease_expires_at < $1
     ORDER BY lease_expires_at LIMIT $4 FOR UPDATE SKIP LOCKED`)}
-  SELECT id, handler, queue, state FROM reclaimed ORDER BY id`;
+  SELECT id, handler, queue, state, started FROM reclaimed ORDER BY id`;
 
 /** $4 worker id. */
 const RECLAIM_WORKER = `${reclaimSql(`SELECT id FROM jobs WHERE state = 'running' AND worker_id = $4`)}
-  SELECT id, handler, queue, state FROM reclaimed ORDER BY id`;
+  SELECT id, handler, queue, state, started FROM reclaimed ORDER BY id`;
 
 /** Every running job, whoever holds it (after a restore). */
 const RECLAIM_ALL = `${reclaimSql(`SELECT id FROM jobs WHERE state = 'running'`)}
-  SELECT id, handler, queue, state FROM reclaimed ORDER BY id`;
+  SELECT id, handler, queue, state, started FROM reclaimed ORDER BY id`;
 
 /**
  * $4 heartbeat cutoff, $5 node id never to declare dead. Deleting the node
@@ -67,7 +75,7 @@ const RECLAIM_DEAD_NODES = `${reclaimSql(
   `dead AS (DELETE FROM nodes WHERE heartbeat_at < $4 AND node_id <> $5 RETURNING node_id),
   `,
 )}
-  SELECT (SELECT array_agg(node_id ORDER BY node_id) FROM dead) AS nodes, r.id, r.handler, r.queue, r.state
+  SELECT (SELECT array_agg(node_id ORDER BY node_id) FROM dead) AS nodes, r.id, r.handler, r.queue, r.state, r.started
   FROM (SELECT 1) AS one LEFT JOIN reclaimed r ON true
   ORDER BY r.id`;
 
@@ -76,10 +84,11 @@ interface RawReclaimed {
   handler: string;
   queue: string;
   state: 'queued' | 'dead';
+  started: boolean;
 }
 
 function toReclaimed(rows: RawReclaimed[]): ReclaimedJob[] {
-  return rows.filter((r) => r.id !== null).map((r) => ({ id: String(r.id), handler: r.handler, queue: r.queue, state: r.state }));
+  return rows.filter((r) => r.id !== null).map((r) => ({ id: String(r.id), handler: r.handler, queue: r.queue, state: r.state, started: r.started }));
 }
 
 type Outcome = Extract<AttemptOutcome, 'lease_expired' | 'crashed'>;

@@ -39,6 +39,14 @@ export function heartbeatJob(s: FixedStatements, jobId: string, token: string, l
   return fenced(s, jobId, (id) => s.heartbeat.get({ id, token, expires: now + leaseMs, now }));
 }
 
+/** Stands for the row of an update that matched but returns nothing (`fenced` only asks whether it matched). */
+const MATCHED: FencedRow = { id: 0, queue: '', state: 'running', lease_seq: 0 };
+
+/** The handler is about to run: from now on a reclaim of this lease counts as a crash. */
+export function startJob(s: FixedStatements, jobId: string, token: string): FenceResult {
+  return fenced(s, jobId, (id) => (s.start.run({ id, token }).changes > 0 ? MATCHED : undefined));
+}
+
 export function completeJob(
   s: FixedStatements,
   jobId: string,

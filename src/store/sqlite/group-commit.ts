@@ -23,6 +23,14 @@ export interface EffectsPolicy<E> {
   merge(into: E, from: E): void;
   /** Called once per committed batch, after its callers' promises resolved. */
   committed(effects: E): void;
+  /** Maps an error before its caller sees it (SQLite codes onto coded errors). */
+  error?(error: unknown): unknown;
+  /**
+   * Called once per batch after its callers were answered: the errors it
+   * raised (the COMMIT's, or those of single operations) and whether it
+   * committed. The engine tells store faults (disk full) from these.
+   */
+  settled?(errors: readonly unknown[], committed: boolean): void;
 }
 
 /**
@@ -130,12 +138,16 @@ export class GroupCommit<E> {
       const batch = this.policy.create();
       const outcomes: Outcome[] = [];
       let committed = false;
+      const errors: unknown[] = [];
+      const mapped = (error: unknown) => (this.policy.error ? this.policy.error(error) : error);
       try {
         this.#runBatch.immediate(ops, batch, outcomes);
         committed = true;
       } catch (error) {
         this.#stats.failedCommits++;
-        for (const pending of ops) pending.reject(error);
+        errors.push(error);
+        const answer = mapped(error);
+        for (const pending of ops) pending.reject(answer);
       }
       if (committed) {
         this.#stats.batches++;
@@ -144,10 +156,14 @@ export class GroupCommit<E> {
         ops.forEach((pending, i) => {
           const outcome = outcomes[i];
           if (outcome?.ok) pending.resolve(outcome.value);
-          else pending.reject(outcome ? outcome.error : new Error('operation did not run'));
+          else {
+            if (outcome) errors.push(outcome.error);
+            pending.reject(outcome ? mapped(outcome.error) : new Error('operation did not run'));
+          }
         });
         this.policy.committed(batch);
       }
+      this.policy.settled?.(errors, committed);
     }
 
     if (this.#pending.length === 0 && this.#drainWaiters.length > 0) {

@@ -2,7 +2,9 @@
  * Reclaiming leases whose holder is gone (lease expired, or the worker's
  * previous incarnation crashed): requeue the job, or poison it once it has
  * been reclaimed `poisonAfter` times, since a job that keeps killing its
- * worker would otherwise crash-loop the node forever.
+ * worker would otherwise crash-loop the node forever. Only a lease whose
+ * handler had started counts: one leased ahead and never run goes back
+ * unspent, its attempt row marked `released`.
  */
 import type { AttemptOutcome } from '../../core/types.js';
 import type { ReclaimedJob, ReclaimOptions } from '../engine.js';
@@ -21,10 +23,11 @@ export function reclaimJobs(
   for (const { id } of jobs) {
     const raw = s.reclaim.get({ id, poisonAfter: options.poisonAfter, now });
     if (!raw) continue;
-    s.endAttempt.run(now, outcome, null, id, raw.lease_seq);
+    const started = raw.started === 1;
+    s.endAttempt.run(now, started ? outcome : 'released', null, id, raw.lease_seq);
     if (raw.state === 'dead') addDepth(own, raw.queue, -1);
     else own.woken.add(raw.queue);
-    reclaimed.push({ id: String(raw.id), handler: raw.handler, queue: raw.queue, state: raw.state });
+    reclaimed.push({ id: String(raw.id), handler: raw.handler, queue: raw.queue, state: raw.state, started });
   }
   return reclaimed;
 }

@@ -7,6 +7,13 @@
  * If that shared op fails (a bug, a disk error) its savepoint undoes all of
  * it, and each transition is then submitted again as its own op, so one bad
  * transition cannot fail the others.
+ *
+ * A transition that fails because the store cannot write for now (disk full,
+ * a write lock held by another connection: `isTransient`) is tried again with
+ * backoff for up to `retryForMs`, as the PostgreSQL engine does
+ * (settle-batch.ts): dropping it would leave the job `running` until its
+ * lease expired, then run it again and repeat its side effects. The retry is
+ * fenced like the first try, so an outcome lands at most once.
  */
 import type { FenceResult } from '../engine.js';
 
@@ -19,16 +26,45 @@ interface Pending<E> {
   reject(error: unknown): void;
 }
 
+export interface SettleRetry {
+  /** The store could not write for now; the same write may succeed later. */
+  isTransient(error: unknown): boolean;
+  /** Give up after this long (default 30 s, as PostgreSQL's settle batches). */
+  retryForMs?: number;
+}
+
 export class SettleQueue<E> {
   #pending: Array<Pending<E>> = [];
+  readonly #retrying = new Set<Promise<void>>();
+  #closing = false;
+  /** Cuts retry waits short when the store closes: each retry gets one last try. */
+  #wakeRetries: Array<() => void> = [];
+  readonly #retryForMs: number;
 
-  constructor(private readonly submit: Submit<E>) {}
+  constructor(
+    private readonly submit: Submit<E>,
+    private readonly retry: SettleRetry = { isTransient: () => false },
+  ) {
+    this.#retryForMs = retry.retryForMs ?? 30_000;
+  }
 
   add(run: Settle<E>): Promise<FenceResult> {
     return new Promise<FenceResult>((resolve, reject) => {
       this.#pending.push({ run, resolve, reject });
       if (this.#pending.length === 1) this.#submitShared();
     });
+  }
+
+  /** Transitions still being retried. */
+  get retrying(): number {
+    return this.#retrying.size;
+  }
+
+  /** Stop waiting between retries (one last try each) and resolve when none is left. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    for (const wake of this.#wakeRetries.splice(0)) wake();
+    while (this.#retrying.size > 0) await Promise.all(this.#retrying);
   }
 
   #submitShared(): void {
@@ -42,8 +78,47 @@ export class SettleQueue<E> {
       () => {
         // Not run at all (store closing) or rolled back: one op each, each with its own outcome.
         const items = taken.length > 0 ? taken : this.#pending.splice(0);
-        for (const item of items) this.submit(item.run).then(item.resolve, item.reject);
+        for (const item of items) this.submit(item.run).then(item.resolve, (error: unknown) => this.#retryLater(item, error));
       },
     );
+  }
+
+  #retryLater(item: Pending<E>, error: unknown): void {
+    if (!this.retry.isTransient(error) || this.#closing) {
+      item.reject(error);
+      return;
+    }
+    const retrying = this.#retryUntil(item, Date.now() + this.#retryForMs).finally(() => this.#retrying.delete(retrying));
+    this.#retrying.add(retrying);
+  }
+
+  async #retryUntil(item: Pending<E>, deadline: number): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      await this.#pause(Math.min(2_000, 50 * 2 ** attempt, Math.max(0, deadline - Date.now())));
+      try {
+        item.resolve(await this.submit(item.run));
+        return;
+      } catch (error) {
+        if (!this.retry.isTransient(error) || this.#closing || Date.now() >= deadline) {
+          item.reject(error);
+          return;
+        }
+      }
+    }
+  }
+
+  #pause(ms: number): Promise<void> {
+    if (this.#closing) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#wakeRetries = this.#wakeRetries.filter((w) => w !== wake);
+        resolve();
+      }, ms);
+      this.#wakeRetries.push(wake);
+    });
   }
 }

@@ -54,8 +54,10 @@ import type {
 import { AuditStatements } from './audit.js';
 import { snapshotSqlite } from './backup.js';
 import { ensureParentDir, isInMemory, openConnection, readSettings, type ConnectionSettings } from './connection.js';
-import { completeJob, failJob, heartbeatJob, releaseJob } from './fenced.js';
+import { completeJob, failJob, heartbeatJob, releaseJob, startJob } from './fenced.js';
 import { SettleQueue } from './settle-queue.js';
+import { isDiskFull, isTransientStoreError, toStoreError } from './errors.js';
+import { StartMarks } from './start-marks.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { ingestItem, insertJob, type IntakeContext } from './intake.js';
 import { leaseJobs } from './lease.js';
@@ -83,6 +85,8 @@ export interface SqliteEngineOptions {
 const STAGE_BATCH = 5000;
 /** Most expired leases one reapExpired call reclaims, for the same reason. */
 const REAP_BATCH = 1000;
+/** While out of disk space, try a small write this often to notice freed space. */
+const FULL_PROBE_MS = 2_000;
 
 /**
  * The SQLite `StorageEngine`. Construct it with `openSqliteEngine`, which takes
@@ -100,15 +104,21 @@ export class SqliteEngine implements StorageEngine {
   readonly #clock: () => number;
   readonly #lock: PidfileLock | null;
   readonly #writes: GroupCommit<WriteEffects>;
-  readonly #settles = new SettleQueue<WriteEffects>((op) => this.#write(op));
+  readonly #settles = new SettleQueue<WriteEffects>((op) => this.#write(op), { isTransient: isTransientStoreError });
+  readonly #starts: StartMarks;
   readonly #depths = new QueueDepths();
   readonly #nodes = new NodeRegistry();
   readonly #listeners = new Set<WorkListener>();
   readonly #ping: Database.Statement<[], unknown>;
+  readonly #totalChanges: Database.Statement<[], { n: number }>;
   #statements: SqliteStatements | null = null;
   #auditStatements: AuditStatements | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
+  /** Out of disk space: the last write that hit SQLITE_FULL, until a write commits again. */
+  #full: { since: number; error: unknown; changes: number } | null = null;
+  #fullErrors = 0;
+  #fullProbe: NodeJS.Timeout | null = null;
 
   constructor(db: Database.Database, path: string, clock: () => number, lock: PidfileLock | null) {
     this.#db = db;
@@ -116,11 +126,15 @@ export class SqliteEngine implements StorageEngine {
     this.#clock = clock;
     this.#lock = lock;
     this.#ping = db.prepare('SELECT 1');
+    this.#totalChanges = db.prepare('SELECT total_changes() AS n');
     this.#writes = new GroupCommit<WriteEffects>(db, {
       create: createEffects,
       merge: mergeEffects,
       committed: (effects) => this.#committed(effects),
+      error: (error) => toStoreError(error, path),
+      settled: (errors, committed) => this.#noteSpace(errors, committed),
     });
+    this.#starts = new StartMarks(db, (mark) => this.#write(mark));
     try {
       this.#prepare();
     } catch {
@@ -131,6 +145,15 @@ export class SqliteEngine implements StorageEngine {
   /** Group-commit counters (batches, ops, last batch size), cheap to read for metrics. */
   get stats(): GroupCommitStats {
     return this.#writes.stats;
+  }
+
+  /**
+   * Disk space as the writes saw it, for metrics: `full` while writes fail
+   * with SQLITE_FULL (until one commits again), `fullErrors` counts writes
+   * refused for lack of space, `retrying` outcome writes waiting to try again.
+   */
+  get space(): { full: boolean; fullSince: number | null; fullErrors: number; retrying: number } {
+    return { full: this.#full !== null, fullSince: this.#full?.since ?? null, fullErrors: this.#fullErrors, retrying: this.#settles.retrying };
   }
 
   /** The connection's durability settings, for `drover doctor` and tests. */
@@ -146,13 +169,21 @@ export class SqliteEngine implements StorageEngine {
     return status;
   }
 
+  /** Out of disk space: a small real write, so readiness comes back as soon as space does. */
   async ping(): Promise<void> {
     this.#assertOpen();
     this.#ping.get();
+    if (this.#full) {
+      await this.#probeSpace().catch(() => undefined);
+      if (this.#full) throw toStoreError(this.#full.error, this.path);
+    }
   }
 
   async close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#starts.close();
+      this.#stopProbe();
+      await this.#settles.close();
       await this.#writes.close();
       this.#closed = true;
       this.#listeners.clear();
@@ -200,6 +231,11 @@ export class SqliteEngine implements StorageEngine {
 
   heartbeat(jobId: string, token: string, leaseMs: number): Promise<FenceResult> {
     return this.#write(() => heartbeatJob(this.#s.fixed, jobId, token, leaseMs, this.#clock()));
+  }
+
+  /** Written at once, without waiting for the next group commit (start-marks.ts says why). */
+  start(jobId: string, token: string): Promise<FenceResult> {
+    return this.#starts.add(() => startJob(this.#s.fixed, jobId, token));
   }
 
   complete(jobId: string, token: string, result: unknown): Promise<FenceResult> {
@@ -490,6 +526,35 @@ export class SqliteEngine implements StorageEngine {
         // runtime's next lease or its fallback poll.
       }
     }
+  }
+
+  /** Disk-full bookkeeping after each group commit (group-commit.ts `settled`). */
+  #noteSpace(errors: readonly unknown[], committed: boolean): void {
+    const full = errors.filter(isDiskFull);
+    if (full.length > 0) {
+      this.#fullErrors += full.length;
+      this.#full = { since: this.#full?.since ?? this.#clock(), error: full[0], changes: this.#totalChanges.get()!.n };
+      // Recover by itself: keep trying a small write until one commits, whether or not anything else writes.
+      if (!this.#fullProbe && !this.#closing) {
+        this.#fullProbe = setInterval(() => void this.#probeSpace().catch(() => undefined), FULL_PROBE_MS);
+        this.#fullProbe.unref();
+      }
+    } else if (committed && this.#full && this.#totalChanges.get()!.n !== this.#full.changes) {
+      // A batch that changed rows committed: there is room to write again (one that wrote nothing proves nothing).
+      this.#full = null;
+      this.#stopProbe();
+    }
+  }
+
+  #probeSpace(): Promise<void> {
+    return this.#write(() => {
+      this.#s.fixed.setMeta.run('space_probe', String(this.#clock()));
+    });
+  }
+
+  #stopProbe(): void {
+    if (this.#fullProbe) clearInterval(this.#fullProbe);
+    this.#fullProbe = null;
   }
 
   #intake(options: EnqueueOptions | undefined, own: WriteEffects, batch: Readonly<WriteEffects>): IntakeContext {

@@ -54,6 +54,8 @@ export interface Stmt<P extends unknown[] | object, R = unknown> {
 const JOB_COLUMNS_RESET_LEASE = 'lease_token = NULL, lease_expires_at = NULL';
 const FENCE = "id = @id AND lease_token = @token AND state = 'running'";
 const FENCED_COLUMNS = 'id, queue, state, lease_seq';
+/** The current lease's handler started (migration 0005). */
+const STARTED = 'started_seq = lease_seq';
 
 /** What a fenced update returns: enough to write its attempt row and its queue-depth effects. */
 export interface FencedRow {
@@ -129,15 +131,21 @@ function prepareFixed(db: Database.Database) {
     ),
     workerLeases: p<[string], { id: number }>("SELECT id FROM jobs WHERE state = 'running' AND worker_id = ?"),
     allRunning: p<[], { id: number }>("SELECT id FROM jobs WHERE state = 'running'"),
+    // Mark the lease's handler as started (before it runs): only then does a reclaim count a crash.
+    // No RETURNING: nothing but "did it match" is needed, and this runs once per job.
+    start: p<{ id: number; token: string }>(`UPDATE jobs SET started_seq = lease_seq WHERE ${FENCE}`),
     // Old column values on the right-hand side: `crashes + 1` is the new count.
-    reclaim: p<{ id: number; poisonAfter: number; now: number }, RawJob>(`
-      UPDATE jobs SET crashes = crashes + 1,
-        state = CASE WHEN crashes + 1 >= @poisonAfter THEN 'dead' ELSE 'queued' END,
-        dead_reason = CASE WHEN crashes + 1 >= @poisonAfter THEN 'poison' ELSE NULL END,
-        finished_at = CASE WHEN crashes + 1 >= @poisonAfter THEN @now ELSE NULL END,
+    // A lease whose handler never started (leased ahead, then its node died)
+    // goes back as if released: no crash, no attempt spent.
+    reclaim: p<{ id: number; poisonAfter: number; now: number }, RawJob & { started: 0 | 1 }>(`
+      UPDATE jobs SET crashes = crashes + (${STARTED}),
+        attempts = CASE WHEN ${STARTED} THEN attempts ELSE max(attempts - 1, 0) END,
+        state = CASE WHEN ${STARTED} AND crashes + 1 >= @poisonAfter THEN 'dead' ELSE 'queued' END,
+        dead_reason = CASE WHEN ${STARTED} AND crashes + 1 >= @poisonAfter THEN 'poison' ELSE NULL END,
+        finished_at = CASE WHEN ${STARTED} AND crashes + 1 >= @poisonAfter THEN @now ELSE NULL END,
         updated_at = @now, ${JOB_COLUMNS_RESET_LEASE}
       WHERE id = @id AND state = 'running'
-      RETURNING *`),
+      RETURNING *, ${STARTED} AS started`),
 
     cancel: p<{ id: number; now: number }, RawJob>(`
       UPDATE jobs SET state = 'cancelled', finished_at = @now, updated_at = @now, ${JOB_COLUMNS_RESET_LEASE}
