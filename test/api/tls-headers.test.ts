@@ -3,14 +3,12 @@
  * security headers on every response, and the switch that keeps `/metrics`
  * off the API port.
  */
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, startTestNode, type TestNode } from '../helpers/node.js';
+import { httpsGet, renewableCert } from '../helpers/tls.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { listen } from './support.js';
 
@@ -22,40 +20,14 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A self-signed certificate for 127.0.0.1 made with the openssl CLI. */
-function selfSigned(dir: string, name: string): { cert: string; key: string } {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
-  return { cert, key };
-}
-
-/** GET over a fresh TLS connection trusting `ca`; the status, headers and the server certificate's CN. */
-function httpsGet(url: string, ca: Buffer | string, path = '/health/live'): Promise<{ status: number; headers: Record<string, unknown>; cn: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url + path, { ca, agent: false }, (res) => {
-      const cn = String((res.socket as TLSSocket).getPeerCertificate().subject?.CN);
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, cn }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 describe('built-in TLS', () => {
   it('serves HTTPS with the configured files and picks up replaced files on reload', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'drover-tls-'));
     dirs.push(dir);
-    const first = selfSigned(dir, 'first');
-    const second = selfSigned(dir, 'second');
-    const live = { cert: join(dir, 'live.crt'), key: join(dir, 'live.key') };
-    copyFileSync(first.cert, live.cert);
-    copyFileSync(first.key, live.key);
+    const { live, ca, renew, breakKey } = renewableCert(dir);
     node = await startTestNode({ handlers: [], server: { tls: { certFile: live.cert, keyFile: live.key } } });
     const plain = await listen(node);
     const url = plain.replace('http:', 'https:');
-    const ca = Buffer.concat([readFileSync(first.cert), readFileSync(second.cert)]);
 
     const before = await httpsGet(url, ca);
     expect(before.status).toBe(200);
@@ -63,8 +35,7 @@ describe('built-in TLS', () => {
     expect(before.headers['strict-transport-security']).toMatch(/max-age=\d+/);
 
     // Renewal: the files are replaced, then the operator sends SIGHUP (drover start calls reloadTls).
-    copyFileSync(second.cert, live.cert);
-    copyFileSync(second.key, live.key);
+    renew();
     expect((await httpsGet(url, ca)).cn).toBe('first');
     expect(node.reloadTls()).toBe(true);
     const after = await httpsGet(url, ca);
@@ -72,7 +43,7 @@ describe('built-in TLS', () => {
     expect(after.cn).toBe('second');
 
     // A broken file keeps the current certificate.
-    copyFileSync(first.cert, live.key);
+    breakKey();
     expect(() => node!.reloadTls()).toThrow();
     expect((await httpsGet(url, ca)).cn).toBe('second');
   });
@@ -80,17 +51,11 @@ describe('built-in TLS', () => {
   it('picks up renewed files without a signal (the files are watched)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'drover-tls-'));
     dirs.push(dir);
-    const first = selfSigned(dir, 'first');
-    const second = selfSigned(dir, 'second');
-    const live = { cert: join(dir, 'live.crt'), key: join(dir, 'live.key') };
-    copyFileSync(first.cert, live.cert);
-    copyFileSync(first.key, live.key);
+    const { live, ca, renew } = renewableCert(dir);
     node = await startTestNode({ handlers: [], server: { tls: { certFile: live.cert, keyFile: live.key } } });
     const url = (await listen(node)).replace('http:', 'https:');
-    const ca = Buffer.concat([readFileSync(first.cert), readFileSync(second.cert)]);
     expect((await httpsGet(url, ca)).cn).toBe('first');
-    copyFileSync(second.cert, live.cert);
-    copyFileSync(second.key, live.key);
+    renew();
     await waitFor(async () => (await httpsGet(url, ca)).cn === 'second', { timeoutMs: 8000, intervalMs: 200, message: 'the renewed certificate is served' });
     expect(node.logLines.some((l) => l.msg === 'TLS certificate reloaded; new connections use it')).toBe(true);
   });
