@@ -14,7 +14,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Runtime } from '../../runtime/runtime.js';
-import { formatMessage, matches, StreamHub, type StreamFilter } from '../sse-hub.js';
+import { formatMessage, matches, StreamHub, type StreamFilter } from '../../obs/stream-hub.js';
 import { routeConfig } from './scopes.js';
 
 const MAX_UNREAD_BYTES = 1024 * 1024;
