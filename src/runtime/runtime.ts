@@ -134,6 +134,18 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
         })
       : null;
     this.supervision = new Supervision({ store: this.store, handlers: this.config.handlers, lifecycle: this.lifecycle, clock: this.clock, wake: () => this.dispatcher.wake() });
+    // Logs, traces, metrics and the SSE stream, subscribed in one place (observers.ts): after supervision (its gauges read it),
+    // before the dispatcher (it runs handlers inside attempt spans) and before anything is emitted.
+    const observers = observeLifecycle({
+      lifecycle: this.lifecycle,
+      logger: this.logger,
+      tracing: this.tracing,
+      metrics: options.metrics ?? null,
+      runtime: this,
+      stream: { ...this.config.stream, clock: this.clock },
+    });
+    this.attempts = observers.attempts;
+    this.stream = observers.stream;
     this.admission = new Admission({ pauses: this.pauses, supervision: this.supervision, rateLimits: this.rateLimits, webhooks: this.webhooks });
     this.dispatcher = new Dispatcher({
       store: this.store,
@@ -148,8 +160,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       slotLimit: (name) => this.admission.slotLimit(name),
       ...(this.threads ? { threads: this.threads } : {}),
       pausedQueues: () => this.pauses.pausedQueues(),
-      // The tracer is built with the other observers, at the end of this constructor.
-      attempts: { fields: (job) => this.attempts.fields(job), run: (job, fn) => this.attempts.run(job, fn) },
+      attempts: this.attempts,
       admit: (job, handler) => this.admission.admit(job, handler),
       startRoom: (handler) => this.admission.room(handler),
     });
@@ -201,17 +212,6 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       }),
       ...this.#liveness.tasks(),
     ];
-    // Logs, traces, metrics and the SSE stream, subscribed in one place (observers.ts), before anything is emitted.
-    const observers = observeLifecycle({
-      lifecycle: this.lifecycle,
-      logger: this.logger,
-      tracing: this.tracing,
-      metrics: options.metrics ?? null,
-      runtime: this,
-      stream: { ...this.config.stream, clock: this.clock },
-    });
-    this.attempts = observers.attempts;
-    this.stream = observers.stream;
   }
 
   get state(): RuntimeState {
