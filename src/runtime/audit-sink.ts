@@ -7,7 +7,7 @@
 import type { AuditRecord } from '../core/types.js';
 
 /** One operator action; ops/audit/audit-trail.ts `OperatorAction` narrows `action` to the known names. */
-export interface AuditEntry {
+export interface AuditSinkEntry {
   actor: string;
   requestId?: string | null;
   action: string;
@@ -23,5 +23,5 @@ export interface AuditEntry {
  */
 export interface AuditSink {
   /** Append one record; resolves once it is committed. */
-  record(entry: AuditEntry): Promise<AuditRecord>;
+  record(entry: AuditSinkEntry): Promise<AuditRecord>;
 }
