@@ -1,6 +1,9 @@
 /**
  * Assemble one Drover node: store → runtime → HTTP server, in that order, and
  * tear it down in reverse on shutdown. `drover start` and the e2e tests share it.
+ * The node's composition root (docs/architecture.md): the one module that
+ * knows every layer, so it hands the runtime what lives above it (the signed
+ * audit trail, the doctor's probe handler, the metrics).
  */
 import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { DroverError, toError } from '../core/errors.js';
