@@ -33,7 +33,7 @@ process.on('exit', cleanupAll);
 
 const dist = new URL('../dist/', import.meta.url);
 const { resolveConfig } = await import(new URL('core/config.js', dist).href);
-const { startNode } = await import(new URL('cli/node.js', dist).href);
+const { startNode } = await import(new URL('node/start-node.js', dist).href);
 const { createLogger } = await import(new URL('obs/logger.js', dist).href);
 const logger = createLogger({ level: 'warn', destination: process.stderr });
 

@@ -108,7 +108,7 @@ export function droverSystem(engine, options = {}) {
   async function seed(storeUrl, n, runEnv = {}) {
     const [{ resolveConfig }, { startNode }, { createLogger }] = await Promise.all([
       import(pathToFileURL(join(DIST, 'core/config.js')).href),
-      import(pathToFileURL(join(DIST, 'cli/node.js')).href),
+      import(pathToFileURL(join(DIST, 'node/start-node.js')).href),
       import(pathToFileURL(join(DIST, 'obs/logger.js')).href),
     ]);
     const config = resolveConfig({ handlers: [{ name: 'noop', run() {} }], databaseUrl: storeUrl, ...(runEnv.DROVER_PG_SCHEMA ? { postgres: { schema: runEnv.DROVER_PG_SCHEMA } } : {}), log: { level: 'warn' } }, {}, {});
@@ -189,7 +189,7 @@ export function droverSystem(engine, options = {}) {
     settings: engine.settings,
 
     async setup() {
-      if (!existsSync(join(DIST, 'cli/node.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+      if (!existsSync(join(DIST, 'node/start-node.js'))) throw new Error('dist/ is missing: run `npm run build` first');
     },
 
     /** `n` single-job POST /v1/jobs, `inFlight` concurrent requests. */

@@ -15,7 +15,7 @@
  * a job still join the producer's trace id without any tracing cost).
  */
 import { context, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
-import type { Lifecycle } from '../runtime/lifecycle.js';
+import type { LifecycleSubscriber } from '../core/lifecycle-events.js';
 import { contextFromTraceparent, parseTraceparent, type Tracing } from './tracing.js';
 
 interface JobRef {
@@ -35,7 +35,7 @@ export class AttemptTracer {
   /** Open attempt spans by job id (one attempt of a job runs at a time). */
   readonly #open = new Map<string, { span: Span; ctx: Context; fields: TraceFields }>();
 
-  constructor(tracing: Tracing, lifecycle: Lifecycle) {
+  constructor(tracing: Tracing, lifecycle: LifecycleSubscriber) {
     this.#tracing = tracing;
     if (!tracing.enabled) return;
     lifecycle.on('job:start', ({ job, remote }) => this.#start(job, remote?.workerId));

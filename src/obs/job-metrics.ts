@@ -3,7 +3,7 @@
  * handler's series are looked up once (one Map.get per event) and updated
  * with field writes: nothing is allocated per job.
  */
-import type { Lifecycle } from '../runtime/lifecycle.js';
+import type { LifecycleSubscriber } from '../core/lifecycle-events.js';
 import type { CounterSeries, DroverMetrics, HistogramSeries, JobOutcome } from './metrics.js';
 
 interface HandlerSeries {
@@ -21,7 +21,7 @@ interface HandlerSeries {
  * @example
  * const stop = observeJobs(runtime.lifecycle, metrics);
  */
-export function observeJobs(lifecycle: Lifecycle, metrics: DroverMetrics): () => void {
+export function observeJobs(lifecycle: LifecycleSubscriber, metrics: DroverMetrics): () => void {
   const handlers = new Map<string, HandlerSeries>();
   const forHandler = (name: string): HandlerSeries => {
     let s = handlers.get(name);

@@ -1,57 +1,18 @@
 /**
- * The runtime's lifecycle as a typed event map. Logs, metrics and (later) SSE
- * subscribe here; the dispatcher only emits. A throwing listener is caught and
- * reported, never allowed to break the dispatch loop.
+ * The runtime's lifecycle emitter, over the typed event map in
+ * core/lifecycle-events.ts. Logs, metrics, traces and SSE subscribe (wired in
+ * runtime/observers.ts); the runtime only emits. A throwing listener is caught
+ * and reported, never allowed to break the dispatch loop.
  */
-import type { AttemptOutcome, DeadReason, JobRow, LeasedJob } from '../core/types.js';
 import { toError } from '../core/errors.js';
+import type { LifecycleEvents, LifecycleListener, LifecycleName, LifecycleSubscriber } from '../core/lifecycle-events.js';
 
-/**
- * Payloads of transitions a remote worker reports over HTTP carry `remote`
- * with the request id, so their log lines join the request's (`request_id`).
- */
-export interface RemoteOrigin {
-  remote?: { requestId: string; workerId: string };
-}
+// The contract's names, for the runtime's own modules that import them from here.
+export type { LifecycleEvents, LifecycleName, RemoteOrigin } from '../core/lifecycle-events.js';
 
-export interface LifecycleEvents {
-  'job:enqueued': { job: JobRow };
-  'job:start': { job: LeasedJob; waitMs: number } & RemoteOrigin;
-  'job:succeeded': { job: LeasedJob; durationMs: number } & RemoteOrigin;
-  /** `retryAt` null: the job is dead, for `deadReason`. `killed`: its worker thread was killed under it (memory limit, crash). */
-  'job:failed': {
-    job: LeasedJob;
-    durationMs: number;
-    outcome: AttemptOutcome;
-    error: Error;
-    retryAt: number | null;
-    deadReason: DeadReason | null;
-    killed: boolean;
-  } & RemoteOrigin;
-  'job:released': { job: LeasedJob; reason: 'shutdown' | 'thread_lost' | 'handler_unavailable' } & RemoteOrigin;
-  'job:stale': { job: LeasedJob; op: 'complete' | 'fail' | 'heartbeat' | 'release' } & RemoteOrigin;
-  /** An operator cancelled or retried a job (API). */
-  'job:cancelled': { job: JobRow };
-  'job:retried': { job: JobRow };
-  /** An operator paused, resumed or reset a handler or queue; `paused` is the state after. */
-  'handler:changed': { handler: string; queue: string; paused: boolean; action: 'pause' | 'resume' | 'reset' };
-  'queue:changed': { queue: string; paused: boolean; action: 'pause' | 'resume' };
-  /** A handler's quarantine or circuit-breaker state changed (supervision.ts). */
-  'handler:supervision': { handler: string; quarantined: boolean; breaker: 'closed' | 'open' | 'half_open' };
-  /** An `isolation: 'thread'` handler's thread was replaced: out of memory, died, or terminated at its hard timeout. */
-  'thread:restarted': { handler: string; reason: 'memory' | 'crash' | 'timeout'; detail: string };
-  'lease:expired': { jobId: string; handler: string; queue: string; state: string };
-  'event:ingested': { eventId: string; name: string; jobs: number; created: boolean };
-  'intake:rejected': { queue: string; reason: 'queue_full' | 'shutting_down' };
-  'task:failed': { task: string; error: Error };
-  /** The in-process backup schedule finished a backup; `at` is when the copy was taken (ms). Failures are `task:failed` with task `backup`. */
-  'backup:succeeded': { path: string; bytes: number; durationMs: number; at: number };
-}
+type Listener<K extends LifecycleName> = LifecycleListener<K>;
 
-export type LifecycleName = keyof LifecycleEvents;
-type Listener<K extends LifecycleName> = (payload: LifecycleEvents[K]) => void;
-
-export class Lifecycle {
+export class Lifecycle implements LifecycleSubscriber {
   readonly #listeners = new Map<LifecycleName, Set<Listener<any>>>();
   readonly #onListenerError: (error: Error, event: LifecycleName) => void;
 

@@ -3,23 +3,23 @@
  * store, and owns the node's lifecycle: starting → running → draining → stopped.
  * It never listens on a socket; the API and CLI sit on top of it.
  */
-import type { ResolvedConfig } from '../core/config.js';
+import type { ResolvedConfig, ResolvedHandler } from '../core/config.js';
 import { DroverError } from '../core/errors.js';
 import type { EventInput, JobRow } from '../core/types.js';
 import type { Logger } from '../obs/logger.js';
-import { AuditTrail } from '../ops/audit/audit-trail.js';
-import { ephemeralNodeKey } from '../ops/audit/node-key.js';
-import { withSmokeHandler } from '../ops/doctor/smoke-handler.js';
 import type { EnqueueResult, IngestResult, StorageEngine } from '../store/engine.js';
+import type { AuditSink } from './audit-sink.js';
 import { BackgroundTask } from './background-task.js';
 import { CronScheduler, type CronTick } from './cron-scheduler.js';
 import { Dispatcher } from './dispatcher.js';
 import { DueTimer } from './due-timer.js';
 import { Intake, type JobRequest } from './intake.js';
 import { Lifecycle } from './lifecycle.js';
-import { logLifecycle } from './lifecycle-log.js';
 import { NodeLiveness } from './node-liveness.js';
-import { AttemptTracer } from '../obs/attempt-tracing.js';
+import type { AttemptTracer } from '../obs/attempt-tracing.js';
+import type { DroverMetrics } from '../obs/metrics.js';
+import type { StreamHub } from '../obs/stream-hub.js';
+import { observeLifecycle } from './observers.js';
 import { Admission } from './admission.js';
 import { eventDestination, jobDestination, Tracing } from '../obs/tracing.js';
 import { PauseState } from './pauses.js';
@@ -31,19 +31,27 @@ import { WEBHOOK_HANDLER, Webhooks } from './webhooks.js';
 
 export type RuntimeState = 'created' | 'running' | 'draining' | 'stopped';
 
-export interface RuntimeOptions {
+export interface RuntimeOptions<Audit extends AuditSink = AuditSink> {
   config: ResolvedConfig;
   store: StorageEngine;
   logger: Logger;
   /** Identifies this node's in-process worker; stable across restarts so a restart reclaims its own leases. */
   workerId: string;
-  /** The operator-action audit trail; default: one signed by a key that lives only in memory. */
-  audit?: AuditTrail;
+  /** The operator-action audit trail (the composition root builds it: ops/audit/audit-trail.ts). */
+  audit: Audit;
+  /**
+   * Handlers every node runs besides the config's (the doctor's `drover.smoke`
+   * probe, passed in by the composition root); a config handler of the same
+   * name wins. The built-in webhook handler is the runtime's own.
+   */
+  builtinHandlers?: readonly ResolvedHandler[];
   clock?: () => number;
   /** Lease expiry sweep interval (remote workers, hung nodes). Default 5 s. */
   reapIntervalMs?: number;
   /** OpenTelemetry spans for ingests and attempts; default off (no cost). */
   tracing?: Tracing;
+  /** Job, event and supervision metrics are observed into it (observers.ts); none when absent. */
+  metrics?: DroverMetrics;
   /** The config module's path: `isolation: 'thread'` handlers are loaded from it inside their threads. */
   configPath?: string;
 }
@@ -55,12 +63,13 @@ export interface StopResult {
   released: number;
 }
 
-export class Runtime {
+/** `Audit`: the audit sink's own type, so its owner keeps its extras (`startNode` gives `runtime.audit.key`). */
+export class Runtime<Audit extends AuditSink = AuditSink> {
   readonly config: ResolvedConfig;
   readonly store: StorageEngine;
   readonly logger: Logger;
   /** Record operator actions here (`recordOperatorAction` in routes). */
-  readonly audit: AuditTrail;
+  readonly audit: Audit;
   readonly lifecycle: Lifecycle;
   readonly intake: Intake;
   readonly dispatcher: Dispatcher;
@@ -82,6 +91,8 @@ export class Runtime {
   readonly tracing: Tracing;
   /** Attempt spans and the trace ids on job log lines. */
   readonly attempts: AttemptTracer;
+  /** Lifecycle messages for `GET /v1/stream` (SSE), with the replay buffer. */
+  readonly stream: StreamHub;
   #state: RuntimeState = 'created';
   readonly #dueTimer: DueTimer;
   readonly #cron: CronScheduler;
@@ -91,26 +102,22 @@ export class Runtime {
   #unsubscribe: (() => void) | null = null;
   #stopping: Promise<StopResult> | null = null;
 
-  constructor(options: RuntimeOptions) {
-    // The built-in probe handler `drover smoke` uses (src/ops/doctor/smoke-handler.ts).
-    const base = withSmokeHandler(options.config);
+  constructor(options: RuntimeOptions<Audit>) {
+    const base = withBuiltins(options.config, options.builtinHandlers ?? []);
     // The built-in `drover.webhook` handler runs the deliveries of runtime triggers (webhooks.ts).
     this.webhooks = new Webhooks({ store: options.store, config: base, clock: () => this.clock(), onError: (task, error) => this.lifecycle.emit('task:failed', { task, error }) });
     this.config = base.handlers.has(WEBHOOK_HANDLER) ? base : { ...base, handlers: new Map([...base.handlers, [WEBHOOK_HANDLER, this.webhooks.handler]]) };
     this.store = options.store;
     this.logger = options.logger;
     this.workerId = options.workerId;
-    this.audit = options.audit ?? new AuditTrail({ store: options.store, key: ephemeralNodeKey(), ...(options.clock ? { clock: options.clock } : {}) });
+    this.audit = options.audit;
     this.clock = options.clock ?? Date.now;
     this.startedAt = this.clock();
     const reportTaskError = (task: string) => (error: Error) => {
       this.lifecycle.emit('task:failed', { task, error });
     };
     this.lifecycle = new Lifecycle((error, event) => this.logger.error({ err: error, event }, 'lifecycle listener threw'));
-    logLifecycle(this.lifecycle, this.logger, (job) => this.attempts.fields(job));
-    // After the log listeners: an attempt's span ends after its outcome line is written (with its span id).
     this.tracing = options.tracing ?? Tracing.disabled();
-    this.attempts = new AttemptTracer(this.tracing, this.lifecycle);
     this.intake = new Intake(this.config, this.clock, (event) => this.webhooks.route(event));
     this.rateLimits = new RateLimits(this.clock, () => this.dispatcher.wake(), this.store);
     this.#dueTimer = new DueTimer(this.store, this.clock, reportTaskError('stage-due'));
@@ -127,6 +134,18 @@ export class Runtime {
         })
       : null;
     this.supervision = new Supervision({ store: this.store, handlers: this.config.handlers, lifecycle: this.lifecycle, clock: this.clock, wake: () => this.dispatcher.wake() });
+    // Logs, traces, metrics and the SSE stream, subscribed in one place (observers.ts): after supervision (its gauges read it),
+    // before the dispatcher (it runs handlers inside attempt spans) and before anything is emitted.
+    const observers = observeLifecycle({
+      lifecycle: this.lifecycle,
+      logger: this.logger,
+      tracing: this.tracing,
+      metrics: options.metrics ?? null,
+      runtime: this,
+      stream: { ...this.config.stream, clock: this.clock },
+    });
+    this.attempts = observers.attempts;
+    this.stream = observers.stream;
     this.admission = new Admission({ pauses: this.pauses, supervision: this.supervision, rateLimits: this.rateLimits, webhooks: this.webhooks });
     this.dispatcher = new Dispatcher({
       store: this.store,
@@ -382,4 +401,11 @@ export class Runtime {
     const [result] = await this.store.enqueue([job], { queueLimits: this.config.queues });
     if (result?.created) this.#afterEnqueue([result.job]);
   }
+}
+
+/** `config` with `builtins` added, except where the config has a handler of the same name. The original is not changed. */
+function withBuiltins(config: ResolvedConfig, builtins: readonly ResolvedHandler[]): ResolvedConfig {
+  const missing = builtins.filter((handler) => !config.handlers.has(handler.name));
+  if (missing.length === 0) return config;
+  return { ...config, handlers: new Map([...config.handlers, ...missing.map((handler) => [handler.name, handler] as const)]) };
 }

@@ -14,12 +14,16 @@
  * `performance.now()` reads, one `then` and a few field writes (~0.3 µs).
  */
 import { context, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
-import type { HistogramSeries } from '../obs/series.js';
 import type { StorageEngine } from './engine.js';
+
+/** A duration histogram (obs/series.ts `HistogramSeries` is one); declared here so store/ does not import obs/, the layer above it. */
+export interface DurationSeries {
+  observe(seconds: number): void;
+}
 
 export interface InstrumentOptions {
   /** The histogram series for an operation (`DroverMetrics.storeTimer`). */
-  timer: (op: string) => HistogramSeries;
+  timer: (op: string) => DurationSeries;
   /** Set when tracing is on; store spans are children of the active span only. */
   tracer?: Tracer | null;
 }

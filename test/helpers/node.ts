@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { resolveConfig } from '../../src/core/config.js';
 import type { DroverConfig } from '../../src/core/handler.js';
-import { startNode, type DroverNode } from '../../src/cli/node.js';
+import { startNode, type DroverNode } from '../../src/node/start-node.js';
 import type { Tracing } from '../../src/obs/tracing.js';
 
 export const ADMIN_KEY = 'drv_test_admin_key_0123456789abcdef';

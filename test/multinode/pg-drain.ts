@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { startNode } from '../../src/cli/node.js';
+import { startNode } from '../../src/node/start-node.js';
 import { resolveConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/obs/logger.js';
 import { waitFor } from '../helpers/wait-for.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startNode, type DroverNode } from '../../src/cli/node.js';
+import { startNode, type DroverNode } from '../../src/node/start-node.js';
 import { resolveConfig } from '../../src/core/config.js';
 import { Readiness, schemaFromStatus, schemaRecheck } from '../../src/obs/health.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigModule } from '../../src/cli/load-config.js';
-import { startNode, type DroverNode } from '../../src/cli/node.js';
+import { startNode, type DroverNode } from '../../src/node/start-node.js';
 import { resolveConfig } from '../../src/core/config.js';
 import { createLogger } from '../../src/obs/logger.js';
 import { waitFor } from '../helpers/wait-for.js';

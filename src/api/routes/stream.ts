@@ -14,7 +14,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Runtime } from '../../runtime/runtime.js';
-import { formatMessage, matches, StreamHub, type StreamFilter } from '../sse-hub.js';
+import { formatMessage, matches, type StreamFilter } from '../../obs/stream-hub.js';
 import { routeConfig } from './scopes.js';
 
 const MAX_UNREAD_BYTES = 1024 * 1024;
@@ -43,7 +43,8 @@ interface StreamQuery {
 
 export function streamRoutes(runtime: Runtime) {
   return async function plugin(app: FastifyInstance): Promise<void> {
-    const hub = new StreamHub(runtime.lifecycle, { ...runtime.config.stream, clock: runtime.clock });
+    // Subscribed to the lifecycle with the node's other observers (runtime/observers.ts).
+    const hub = runtime.stream;
     const open = new Set<ServerResponse>();
     // Open streams would hold `close()` forever: end them first; clients reconnect elsewhere.
     app.addHook('preClose', async () => {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { resolveConfig } from '../../core/config.js';
 import { DEFAULT_CONFIG_PATH, loadConfigModule } from '../load-config.js';
-import { startNode } from '../node.js';
+import { startNode } from '../../node/start-node.js';
 import { LOG_FLUSH_MS } from '../../obs/logger.js';
 import { SHUTDOWN_ALLOWANCE_MS } from '../../runtime/shutdown.js';
 import { parsePort } from './options.js';

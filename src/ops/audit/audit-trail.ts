@@ -10,6 +10,7 @@ import type { AuditSeal, StorageEngine } from '../../store/engine.js';
 import { asStoredJson } from './canonical.js';
 import { sealWith } from './chain.js';
 import type { NodeKey } from './node-key.js';
+import type { AuditSink } from '../../runtime/audit-sink.js';
 
 /**
  * Every operator action Drover records. Add the name here when you add an
@@ -53,7 +54,7 @@ export interface OperatorAction {
  * const audit = new AuditTrail({ store, key: loadOrCreateNodeKey(dataDir) });
  * await audit.record({ actor: 'key_abc', requestId: 'req-1', action: 'job.cancel', target: 'job:42', before: { state: 'queued' }, after: { state: 'cancelled' } });
  */
-export class AuditTrail {
+export class AuditTrail implements AuditSink {
   readonly key: NodeKey;
   readonly #store: StorageEngine;
   readonly #clock: () => number;

@@ -4,7 +4,8 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { AuditRecord } from '../../core/types.js';
-import type { AuditTrail, OperatorAction } from './audit-trail.js';
+import type { AuditSink } from '../../runtime/audit-sink.js';
+import type { OperatorAction } from './audit-trail.js';
 
 /**
  * @example
@@ -12,7 +13,7 @@ import type { AuditTrail, OperatorAction } from './audit-trail.js';
  * await recordOperatorAction(runtime, request, { action: 'job.cancel', target: `job:${before.id}`, before: { state: before.state }, after: { state: job.state } });
  */
 export function recordOperatorAction(
-  runtime: { audit: AuditTrail },
+  runtime: { audit: AuditSink },
   request: FastifyRequest,
   action: Omit<OperatorAction, 'actor' | 'requestId'>,
 ): Promise<AuditRecord> {

@@ -6,14 +6,14 @@
  * once (no retries, 10 s timeout) on the `default` queue and returns
  * `{ ok: true, job }`. A user handler of the same name replaces it.
  */
-import { resolveConfig, type ResolvedConfig, type ResolvedHandler } from '../../core/config.js';
+import { resolveConfig, type ResolvedHandler } from '../../core/config.js';
 
 export const SMOKE_HANDLER = 'drover.smoke';
 export const SMOKE_EVENT = 'drover.smoke';
 
 let cached: ResolvedHandler | null = null;
 
-/** The probe handler, resolved with the same defaults as a user's handler. */
+/** The probe handler, resolved with the same defaults as a user's handler; startNode passes it to the runtime as a built-in. */
 export function smokeHandler(): ResolvedHandler {
   cached ??= resolveConfig(
     {
@@ -30,19 +30,4 @@ export function smokeHandler(): ResolvedHandler {
     {},
   ).handlers.get(SMOKE_HANDLER)!;
   return cached;
-}
-
-/**
- * `config` with the probe handler added (unless the user defined one of the
- * same name, which then wins). The original config is not changed.
- *
- * @example
- * const config = withSmokeHandler(resolveConfig(raw, process.env));
- * config.handlers.has('drover.smoke'); // true
- */
-export function withSmokeHandler(config: ResolvedConfig): ResolvedConfig {
-  if (config.handlers.has(SMOKE_HANDLER)) return config;
-  const handlers = new Map(config.handlers);
-  handlers.set(SMOKE_HANDLER, smokeHandler());
-  return { ...config, handlers };
 }

@@ -1,6 +1,9 @@
 /**
  * Assemble one Drover node: store → runtime → HTTP server, in that order, and
  * tear it down in reverse on shutdown. `drover start` and the e2e tests share it.
+ * The node's composition root (docs/architecture.md): the one module that
+ * knows every layer, so it hands the runtime what lives above it (the signed
+ * audit trail, the doctor's probe handler, the metrics).
  */
 import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { DroverError, toError } from '../core/errors.js';
@@ -14,13 +17,13 @@ import type { ResolvedConfig } from '../core/config.js';
 import { buildMetricsServer } from '../api/routes/metrics.js';
 import { Readiness, schemaFromStatus, schemaRecheck } from '../obs/health.js';
 import { observeStoreHealth, StoreHealth } from '../obs/store-health.js';
-import { observeJobs } from '../obs/job-metrics.js';
-import { observeSupervision } from '../runtime/supervision-metrics.js';
 import { createLogger, type Logger } from '../obs/logger.js';
 import { observeLogDrops } from '../obs/log-metrics.js';
 import { observeBackups } from '../ops/backup/metrics.js';
 import { observeAuditExport } from '../ops/audit/metrics.js';
 import { prepareNodeOps } from '../ops/node-ops.js';
+import { smokeHandler } from '../ops/doctor/smoke-handler.js';
+import type { AuditTrail } from '../ops/audit/audit-trail.js';
 import { DroverMetrics } from '../obs/metrics.js';
 import { observeEngine, observeOnScrape } from '../obs/scrape-gauges.js';
 import { Tracing } from '../obs/tracing.js';
@@ -53,7 +56,7 @@ export interface NodeOptions {
 }
 
 export interface DroverNode {
-  runtime: Runtime;
+  runtime: Runtime<AuditTrail>;
   app: FastifyInstance;
   store: StorageEngine;
   logger: Logger;
@@ -108,11 +111,10 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     const workerId = await nodeWorkerId(store, config);
 
     const ops = prepareNodeOps({ config, store, clock });
-    const runtime = new Runtime({ config, store, logger, workerId, clock, tracing, audit: ops.audit, ...(options.configPath ? { configPath: options.configPath } : {}) });
-    observeJobs(runtime.lifecycle, metrics);
+    // The doctor's probe handler (`drover smoke`) runs on every node.
+    const runtime = new Runtime({ config, store, logger, workerId, clock, tracing, metrics, audit: ops.audit, builtinHandlers: [smokeHandler()], ...(options.configPath ? { configPath: options.configPath } : {}) });
     observeBackups(metrics.registry, store);
     observeAuditExport(metrics.registry, () => ops.exporter?.status() ?? null);
-    observeSupervision(runtime, metrics);
     observeOnScrape(metrics, {
       queueStats: () => store.queueStats(),
       running: () => runtime.dispatcher.running.values(),

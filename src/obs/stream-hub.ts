@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { JobRow, JobState } from '../core/types.js';
-import type { Lifecycle } from '../runtime/lifecycle.js';
+import type { LifecycleSubscriber } from '../core/lifecycle-events.js';
 
 export type StreamEventType = 'job' | 'handler' | 'queue';
 
@@ -66,7 +66,7 @@ export class StreamHub {
   #buffering = false;
 
   constructor(
-    lifecycle: Lifecycle,
+    lifecycle: LifecycleSubscriber,
     private readonly options: StreamHubOptions,
   ) {
     this.epoch = `${options.clock().toString(36)}${randomBytes(3).toString('hex')}`;
@@ -177,7 +177,7 @@ export class StreamHub {
     );
   }
 
-  #subscribe(lifecycle: Lifecycle): void {
+  #subscribe(lifecycle: LifecycleSubscriber): void {
     const on = this.#unsubscribe;
     // The dispatcher may start a job in the same group commit that inserted it, and its
     // `job:start` can reach us before the producer's `job:enqueued`: never send running → queued.

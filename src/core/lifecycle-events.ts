@@ -1,0 +1,65 @@
+/**
+ * The lifecycle contract: every job, handler and node transition the runtime
+ * announces, as a typed event map. It sits at the bottom layer so observers
+ * (`obs/` metrics and traces, the SSE stream, logs) depend on the contract,
+ * not on the runtime that emits it (runtime/lifecycle.ts).
+ */
+import type { AttemptOutcome, DeadReason, JobRow, LeasedJob } from './types.js';
+
+/**
+ * Payloads of transitions a remote worker reports over HTTP carry `remote`
+ * with the request id, so their log lines join the request's (`request_id`).
+ */
+export interface RemoteOrigin {
+  remote?: { requestId: string; workerId: string };
+}
+
+export interface LifecycleEvents {
+  'job:enqueued': { job: JobRow };
+  'job:start': { job: LeasedJob; waitMs: number } & RemoteOrigin;
+  'job:succeeded': { job: LeasedJob; durationMs: number } & RemoteOrigin;
+  /** `retryAt` null: the job is dead, for `deadReason`. `killed`: its worker thread was killed under it (memory limit, crash). */
+  'job:failed': {
+    job: LeasedJob;
+    durationMs: number;
+    outcome: AttemptOutcome;
+    error: Error;
+    retryAt: number | null;
+    deadReason: DeadReason | null;
+    killed: boolean;
+  } & RemoteOrigin;
+  'job:released': { job: LeasedJob; reason: 'shutdown' | 'thread_lost' | 'handler_unavailable' } & RemoteOrigin;
+  'job:stale': { job: LeasedJob; op: 'complete' | 'fail' | 'heartbeat' | 'release' } & RemoteOrigin;
+  /** An operator cancelled or retried a job (API). */
+  'job:cancelled': { job: JobRow };
+  'job:retried': { job: JobRow };
+  /** An operator paused, resumed or reset a handler or queue; `paused` is the state after. */
+  'handler:changed': { handler: string; queue: string; paused: boolean; action: 'pause' | 'resume' | 'reset' };
+  'queue:changed': { queue: string; paused: boolean; action: 'pause' | 'resume' };
+  /** A handler's quarantine or circuit-breaker state changed (supervision.ts). */
+  'handler:supervision': { handler: string; quarantined: boolean; breaker: 'closed' | 'open' | 'half_open' };
+  /** An `isolation: 'thread'` handler's thread was replaced: out of memory, died, or terminated at its hard timeout. */
+  'thread:restarted': { handler: string; reason: 'memory' | 'crash' | 'timeout'; detail: string };
+  'lease:expired': { jobId: string; handler: string; queue: string; state: string };
+  'event:ingested': { eventId: string; name: string; jobs: number; created: boolean };
+  'intake:rejected': { queue: string; reason: 'queue_full' | 'shutting_down' };
+  'task:failed': { task: string; error: Error };
+  /** The in-process backup schedule finished a backup; `at` is when the copy was taken (ms). Failures are `task:failed` with task `backup`. */
+  'backup:succeeded': { path: string; bytes: number; durationMs: number; at: number };
+}
+
+export type LifecycleName = keyof LifecycleEvents;
+export type LifecycleListener<K extends LifecycleName> = (payload: LifecycleEvents[K]) => void;
+
+/**
+ * What an observer (metrics, logs, traces, the SSE stream) is given: it may
+ * listen, never emit; only `runtime/` emits (runtime/lifecycle.ts).
+ *
+ * @example
+ * const off = lifecycle.on('job:succeeded', ({ job, durationMs }) => histogram.observe(durationMs / 1000));
+ */
+export interface LifecycleSubscriber {
+  /** Returns the unsubscribe function. */
+  on<K extends LifecycleName>(event: K, listener: LifecycleListener<K>): () => void;
+}
+
