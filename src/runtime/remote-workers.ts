@@ -142,6 +142,7 @@ export class RemoteWorkers {
     const result = await this.options.store.complete(request.jobId, request.token, request.result);
     const job = await this.#fenced(request, 'complete', result);
     const durationMs = await this.#durationOf(job.id, job.attempts);
+    this.#started.delete(job.id);
     this.options.lifecycle.emit('job:succeeded', { job: asLeased(job, request.token), durationMs, ...origin(request.requestId, job.workerId) });
     return job;
   }
@@ -165,6 +166,7 @@ export class RemoteWorkers {
       origin(request.requestId, before.workerId),
     );
     const job = await this.#fenced(request, 'fail', recorded, before);
+    this.#started.delete(job.id);
     return { job, retryAt: recorded.retryAt };
   }
 
@@ -192,10 +194,9 @@ export class RemoteWorkers {
     });
   }
 
-  /** How long the attempt has run, forgetting its start. */
+  /** How long the attempt has run (its start is forgotten once the attempt is settled). */
   async #durationOf(jobId: string, attempt: number): Promise<number> {
     let at = this.#started.get(jobId);
-    this.#started.delete(jobId);
     if (at === undefined) {
       // Leased through another node, or before a restart: the attempt row knows.
       at = (await this.options.store.getAttempts(jobId)).find((a) => a.attempt === attempt)?.startedAt;
