@@ -42,7 +42,7 @@ export function prepareNodeOps(options: { config: ResolvedConfig; store: Storage
     exporter: null,
     backups: null,
     start(runtime) {
-      const failed = (task: string) => (error: Error) => runtime.lifecycle.emit('task:failed', { task, error });
+      const failed = (task: string) => (error: Error) => runtime.reportTaskFailure(task, error);
       ops.exporter = new AuditExporter({
         store,
         dir: inDataDir(dataDir, config.audit.exportDir),
@@ -71,7 +71,7 @@ export function prepareNodeOps(options: { config: ResolvedConfig; store: Storage
           ...(options.clock ? { clock: options.clock } : {}),
           onSuccess: (result) => {
             runtime.logger.info({ path: result.path, bytes: result.bytes, duration_ms: result.manifest.durationMs, pruned: result.pruned.remove.length }, 'backup taken');
-            runtime.lifecycle.emit('backup:succeeded', { path: result.path, bytes: result.bytes, durationMs: result.manifest.durationMs, at: Date.parse(result.manifest.createdAt) });
+            runtime.reportBackup({ path: result.path, bytes: result.bytes, durationMs: result.manifest.durationMs, at: Date.parse(result.manifest.createdAt) });
           },
           onError: failed('backup'),
         });

@@ -14,7 +14,8 @@ import { CronScheduler, type CronTick } from './cron-scheduler.js';
 import { Dispatcher } from './dispatcher.js';
 import { DueTimer } from './due-timer.js';
 import { Intake, type JobRequest } from './intake.js';
-import { Lifecycle } from './lifecycle.js';
+import { JobControl } from './job-control.js';
+import { Lifecycle, type LifecycleEvents } from './lifecycle.js';
 import { NodeLiveness } from './node-liveness.js';
 import type { AttemptTracer } from '../obs/attempt-tracing.js';
 import type { DroverMetrics } from '../obs/metrics.js';
@@ -27,6 +28,7 @@ import { Supervision } from './supervision.js';
 import { ThreadPool } from './thread-pool.js';
 import { ABORT_SETTLE_MS, CLOSE_MS, RELEASE_MS, settlesWithin } from './shutdown.js';
 import { RateLimits } from './rate-limits.js';
+import { RemoteWorkers } from './remote-workers.js';
 import { WEBHOOK_HANDLER, Webhooks } from './webhooks.js';
 
 export type RuntimeState = 'created' | 'running' | 'draining' | 'stopped';
@@ -46,6 +48,8 @@ export interface RuntimeOptions<Audit extends AuditSink = AuditSink> {
    */
   builtinHandlers?: readonly ResolvedHandler[];
   clock?: () => number;
+  /** Retry jitter, for in-process and remote attempts alike; default Math.random. */
+  random?: () => number;
   /** Lease expiry sweep interval (remote workers, hung nodes). Default 5 s. */
   reapIntervalMs?: number;
   /** OpenTelemetry spans for ingests and attempts; default off (no cost). */
@@ -73,6 +77,10 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
   readonly lifecycle: Lifecycle;
   readonly intake: Intake;
   readonly dispatcher: Dispatcher;
+  /** Jobs leased and settled by remote workers over HTTP (the routes in api/routes/workers.ts call it). */
+  readonly remoteWorkers: RemoteWorkers;
+  /** Operator actions on a job: cancel, retry. */
+  readonly jobControl: JobControl;
   /** Paused handlers and queues (operator actions, persisted in the store's metadata). */
   readonly pauses: PauseState;
   /** Quarantine and circuit breakers per handler (persisted in the store's metadata). */
@@ -112,6 +120,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     this.workerId = options.workerId;
     this.audit = options.audit;
     this.clock = options.clock ?? Date.now;
+    const random = options.random ?? Math.random;
     this.startedAt = this.clock();
     const reportTaskError = (task: string) => (error: Error) => {
       this.lifecycle.emit('task:failed', { task, error });
@@ -154,6 +163,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       logger: this.logger,
       workerId: this.workerId,
       clock: this.clock,
+      random,
       poisonAfter: this.config.poisonAfter,
       onRetryScheduled: (runAt) => this.#dueTimer.noteDue(runAt),
       isHandlerPaused: (name) => this.admission.isHeld(name),
@@ -164,6 +174,19 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       admit: (job, handler) => this.admission.admit(job, handler),
       startRoom: (handler) => this.admission.room(handler),
     });
+    this.remoteWorkers = new RemoteWorkers({
+      store: this.store,
+      lifecycle: this.lifecycle,
+      handlers: this.config.handlers,
+      admission: this.admission,
+      pausedQueues: () => this.pauses.pausedQueues(),
+      clock: this.clock,
+      random,
+      poisonAfter: this.config.poisonAfter,
+      onScheduled: (runAt) => this.#dueTimer.noteDue(runAt),
+      isRunning: () => this.#state === 'running',
+    });
+    this.jobControl = new JobControl({ store: this.store, lifecycle: this.lifecycle });
     this.#cron = new CronScheduler(this.config.handlers.values(), this.clock, (tick) => this.#enqueueCronTick(tick), reportTaskError('cron'));
     const reclaim = { poisonAfter: this.config.poisonAfter };
     this.#liveness = new NodeLiveness({
@@ -237,9 +260,14 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     for (const task of this.#tasks) task.start();
   }
 
-  /** A job became scheduled for `runAt` outside the dispatcher (a remote worker's failed attempt): stage it when due. */
-  noteScheduled(runAt: number): void {
-    this.#dueTimer.noteDue(runAt);
+  /** A task the node's operations side runs (audit export, backups) failed: reported like the runtime's own (`task:failed`). */
+  reportTaskFailure(task: string, error: Error): void {
+    this.lifecycle.emit('task:failed', { task, error });
+  }
+
+  /** The in-process backup schedule took a backup (`backup:succeeded`; metrics and logs observe it). */
+  reportBackup(backup: LifecycleEvents['backup:succeeded']): void {
+    this.lifecycle.emit('backup:succeeded', backup);
   }
 
   /** Run a background task now (operators, tests) instead of waiting for its interval. */

@@ -23,15 +23,6 @@ const TEMPORARY_EXCEPTIONS: readonly string[] = [
   'ops/backup/verify.ts imports store/sqlite/backup.js',
   'ops/backup/verify.ts imports store/sqlite/migrator.js',
   'ops/doctor/doctor.ts imports store/sqlite/connection.js',
-  // r17-remote removes these (remote-worker and operator transitions move into runtime/).
-  'api/routes/workers.ts calls store.lease',
-  'api/routes/workers.ts calls store.start',
-  'api/routes/workers.ts calls store.release',
-  'api/routes/workers.ts calls store.heartbeat',
-  'api/routes/workers.ts calls store.complete',
-  'api/routes/workers.ts calls store.fail',
-  'api/routes/jobs.ts calls store.cancel',
-  'api/routes/jobs.ts calls store.retry',
 ];
 
 const scanned = scan(SRC);

@@ -1,9 +1,11 @@
-/** Reading and steering jobs and events. */
+/** Reading and steering jobs and events. Cancel and retry are made by the runtime (`runtime/job-control.ts`); this records them in the audit trail. */
 import type { FastifyInstance } from 'fastify';
 import { DroverError } from '../../core/errors.js';
 import { JOB_STATES, type JobState } from '../../core/types.js';
+import type { AuditSink } from '../../runtime/audit-sink.js';
 import { recordOperatorAction } from '../../ops/audit/operator-action.js';
-import type { Runtime } from '../../runtime/runtime.js';
+import type { JobControl } from '../../runtime/job-control.js';
+import type { StorageEngine } from '../../store/engine.js';
 import { attemptJson, eventJson, jobJson, jobRef } from '../serialize.js';
 
 const idParam = {
@@ -24,8 +26,15 @@ const listQuery = {
   },
 } as const;
 
-export function jobRoutes(runtime: Runtime) {
-  const { store } = runtime;
+/** What the job routes need from the node (the runtime provides it): reads, the operator actions, the audit trail. */
+export interface JobRouteDeps {
+  store: Pick<StorageEngine, 'getJob' | 'getAttempts' | 'listJobs' | 'getEvent'>;
+  jobControl: Pick<JobControl, 'cancel' | 'retry'>;
+  audit: AuditSink;
+}
+
+export function jobRoutes(deps: JobRouteDeps) {
+  const { store, jobControl } = deps;
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get<{ Params: { id: string } }>('/v1/jobs/:id', { config: { scope: ['read', 'produce'] }, schema: { params: idParam } }, async (request) => {
       const job = await store.getJob(request.params.id);
@@ -54,27 +63,15 @@ export function jobRoutes(runtime: Runtime) {
     );
 
     app.post<{ Params: { id: string } }>('/v1/jobs/:id/cancel', { config: { scope: 'admin' }, schema: { params: idParam } }, async (request) => {
-      const before = await store.getJob(request.params.id);
-      if (!before) throw new DroverError('not_found', `no job with id "${request.params.id}"`);
-      if (before.state === 'succeeded' || before.state === 'dead' || before.state === 'cancelled') {
-        throw new DroverError('invalid_state', `job ${before.id} is ${before.state}; only unfinished jobs can be cancelled`, { extensions: { state: before.state } });
-      }
-      const job = await store.cancel(before.id);
-      if (job) runtime.lifecycle.emit('job:cancelled', { job });
-      await recordOperatorAction(runtime, request, { action: 'job.cancel', target: `job:${before.id}`, before: { state: before.state }, after: { state: (job ?? before).state } });
-      return jobJson(job ?? before);
+      const { before, job } = await jobControl.cancel(request.params.id);
+      await recordOperatorAction(deps, request, { action: 'job.cancel', target: `job:${before.id}`, before: { state: before.state }, after: { state: job.state } });
+      return jobJson(job);
     });
 
     app.post<{ Params: { id: string } }>('/v1/jobs/:id/retry', { config: { scope: 'admin' }, schema: { params: idParam } }, async (request) => {
-      const before = await store.getJob(request.params.id);
-      if (!before) throw new DroverError('not_found', `no job with id "${request.params.id}"`);
-      if (before.state !== 'dead' && before.state !== 'cancelled') {
-        throw new DroverError('invalid_state', `job ${before.id} is ${before.state}; only dead or cancelled jobs can be retried`, { extensions: { state: before.state } });
-      }
-      const job = await store.retry(before.id);
-      if (job) runtime.lifecycle.emit('job:retried', { job });
-      await recordOperatorAction(runtime, request, { action: 'job.retry', target: `job:${before.id}`, before: { state: before.state }, after: { state: (job ?? before).state } });
-      return jobJson(job ?? before);
+      const { before, job } = await jobControl.retry(request.params.id);
+      await recordOperatorAction(deps, request, { action: 'job.retry', target: `job:${before.id}`, before: { state: before.state }, after: { state: job.state } });
+      return jobJson(job);
     });
 
     app.get<{ Params: { id: string } }>('/v1/events/:id', { config: { scope: ['read', 'produce'] }, schema: { params: idParam } }, async (request) => {

@@ -9,7 +9,7 @@ import type { OperatorAction } from './audit-trail.js';
 
 /**
  * @example
- * const job = await store.cancel(before.id);
+ * const { before, job } = await runtime.jobControl.cancel(id);
  * await recordOperatorAction(runtime, request, { action: 'job.cancel', target: `job:${before.id}`, before: { state: before.state }, after: { state: job.state } });
  */
 export function recordOperatorAction(
