@@ -12,7 +12,7 @@
 import { join } from 'node:path';
 import { DroverError, toError } from '../../core/errors.js';
 import { backupDriverFor } from '../../store/backup-driver.js';
-import type { StorageEngine } from '../../store/engine.js';
+import type { AuditStore, JobStore, StoreConnection } from '../../store/engine.js';
 import { AuditTrail } from '../audit/audit-trail.js';
 import { addTrustedKey, loadOrCreateNodeKey, trustedKeys } from '../audit/node-key.js';
 import { FINGERPRINT_RE, splitTrustArgs } from './manifest-signature.js';
@@ -106,7 +106,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
 
 /** After the copy is in place: migrate, requeue what was running, trust the backup's audit keys, record the restore. */
 async function finish(
-  store: StorageEngine,
+  store: StoreConnection & JobStore & AuditStore,
   options: RestoreOptions,
   verification: BackupVerification,
   target: string,
