@@ -19,7 +19,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DroverError } from '../core/errors.js';
 import { validateHandlerPatterns } from '../core/key-scope.js';
 import type { ApiKeyRow, ApiScope } from '../core/types.js';
-import type { StorageEngine } from '../store/engine.js';
+import type { KeyStore } from '../store/engine.js';
 import { Lru } from './lru.js';
 
 export const KEY_PREFIX = 'drv_';
@@ -49,7 +49,7 @@ export function generateKeySecret(): string {
 
 /** Create and store a key; returns the row and the secret (shown once, never stored). */
 export async function createApiKey(
-  store: StorageEngine,
+  store: Pick<KeyStore, 'createKey'>,
   options: { name: string; scopes: ApiScope[]; handlers?: readonly string[] | null; secret?: string; expiresAt?: number | null; now: number },
 ): Promise<{ key: ApiKeyRow; secret: string }> {
   const secret = options.secret ?? generateKeySecret();
@@ -85,7 +85,7 @@ export class KeyVerifier {
   readonly #failures = new Lru<string, { count: number; windowEnds: number }>(CACHE_ENTRIES);
 
   constructor(
-    private readonly store: StorageEngine,
+    private readonly store: Pick<KeyStore, 'findKeyByHash'>,
     private readonly clock: () => number,
     private readonly limit: AuthFailureLimit = { maxFailures: 20, windowMs: 60_000 },
   ) {}

@@ -6,7 +6,7 @@
  */
 import type { ResolvedConfig } from '../core/config.js';
 import type { Runtime } from '../runtime/runtime.js';
-import type { StorageEngine } from '../store/engine.js';
+import type { AuditStore, BackupStore, MetaStore } from '../store/engine.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import { AuditExporter } from './audit/export.js';
 import { installationKeys, loadOrCreateNodeKey } from './audit/node-key.js';
@@ -31,7 +31,7 @@ export interface NodeOps {
  * await runtime.start();
  * ops.start(runtime);
  */
-export function prepareNodeOps(options: { config: ResolvedConfig; store: StorageEngine; clock?: () => number }): NodeOps {
+export function prepareNodeOps(options: { config: ResolvedConfig; store: AuditStore & BackupStore & MetaStore; clock?: () => number }): NodeOps {
   const { config, store } = options;
   const dataDir = dataDirFor(config.databaseUrl);
   const key = loadOrCreateNodeKey(dataDir);

@@ -18,6 +18,7 @@ import { rateCurrent, rateNextAt, rateRoom, rateTake, type RateWindow } from '..
 type RateLimitPolicy = NonNullable<ResolvedHandler['rateLimit']>;
 import type { LeasedJob } from '../core/types.js';
 import type { StorageEngine } from '../store/engine.js';
+import { sharedRateLimitsOf, type SharedRateLimits } from '../store/roles/shared-rate-limits.js';
 
 /** The key a job is limited under: `tenant` or `payload.<path>` (null: the handler-wide window). */
 export function rateKeyFor(handler: ResolvedHandler, job: Pick<LeasedJob, 'payload' | 'event'>): string | null {
@@ -33,12 +34,16 @@ export class RateLimits {
   /** handler → key ('' for none) → window. */
   readonly #windows = new Map<string, Map<string, RateWindow>>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
+  /** The store's shared windows, when it declares `sharedRateLimits`. */
+  readonly #shared: SharedRateLimits | null;
 
   constructor(
     private readonly clock: () => number,
     private readonly wake: () => void,
-    private readonly store?: Pick<StorageEngine, 'takeRateStart'>,
-  ) {}
+    store?: Pick<StorageEngine, 'capabilities' | 'takeRateStart'>,
+  ) {
+    this.#shared = store ? sharedRateLimitsOf(store) : null;
+  }
 
   /** Jobs of a key-less limited handler that may still start now; undefined when it has no such limit. */
   room(handler: ResolvedHandler): number | undefined {
@@ -61,10 +66,10 @@ export class RateLimits {
     const key = rateKeyFor(handler, job) ?? '';
     const now = this.clock();
     const local = this.#window(handler.name, key, policy.periodMs);
-    const shared = this.store?.takeRateStart;
+    const shared = this.#shared;
     if (!shared || rateRoom(local, policy, now) === 0) return this.#take(handler.name, key, policy, now);
     // JSON: any key (a payload value) becomes text PostgreSQL can store, and no two pairs collide.
-    return shared.call(this.store, JSON.stringify([handler.name, key]), policy, now).then((taken) => {
+    return shared.takeRateStart(JSON.stringify([handler.name, key]), policy, now).then((taken) => {
       // Counted here too only once the store counted it.
       if (taken.ok) return this.#take(handler.name, key, policy, now, true);
       if (policy.key === null) this.#wakeAt(handler.name, taken.retryAt);

@@ -8,6 +8,7 @@ import { parseStoreUrl, type StoreLocation } from '../core/store-url.js';
 import type { StorageEngine } from './engine.js';
 import type { StoreTimeouts } from './postgres/connection.js';
 import { openPostgresEngine } from './postgres/postgres-engine.js';
+import { isInMemory } from './sqlite/connection.js';
 import { openSqliteEngine } from './sqlite/sqlite-engine.js';
 
 export interface OpenStoreOptions {
@@ -29,6 +30,19 @@ export function engineFor(url: string): 'postgres' | 'sqlite' {
 export function sqlitePathOf(databaseUrl: string): string | null {
   const location = storeLocation(databaseUrl);
   return location.engine === 'sqlite' ? location.path : null;
+}
+
+/**
+ * The SQLite store's file on disk; null for a postgres:// URL and for an
+ * in-memory SQLite store (nothing on disk to look for or to protect).
+ *
+ * @example
+ * sqliteFileOf('sqlite:data/drover.db'); // 'data/drover.db'
+ * sqliteFileOf(':memory:'); // null
+ */
+export function sqliteFileOf(databaseUrl: string): string | null {
+  const path = sqlitePathOf(databaseUrl);
+  return path === null || isInMemory(path) ? null : path;
 }
 
 /** The parsed URL; a URL with a scheme Drover does not know (`postgress://`) is refused before anything is created. */

@@ -18,6 +18,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { QueueFullError } from '../../src/core/errors.js';
 import { JOB_STATES, type ApiKeyRow, type AuditEntry, type JobRow, type LeasedJob, type NewJob } from '../../src/core/types.js';
 import type { AuditSeal, LeaseRequest, StorageEngine } from '../../src/store/engine.js';
+import { instrumentStore } from '../../src/store/instrumented.js';
+import { capabilityMismatches } from '../../src/store/roles/capabilities.js';
+import { sharedRateLimitsOf } from '../../src/store/roles/shared-rate-limits.js';
+import type { HistogramSeries } from '../../src/obs/series.js';
 
 export type StoreFactory = (clock: () => number) => Promise<{ engine: StorageEngine; cleanup(): Promise<void> }>;
 
@@ -109,6 +113,27 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
       it('answers ping and declares its capabilities', async () => {
         await engine.ping();
         expect(['sqlite', 'postgres']).toContain(engine.capabilities.engine);
+      });
+
+      it('declares exactly the optional methods it implements, and so does its instrumented wrapper', () => {
+        expect(capabilityMismatches(engine)).toEqual([]);
+        const timer = (() => ({ observe: () => undefined })) as unknown as (op: string) => HistogramSeries;
+        expect(capabilityMismatches(instrumentStore(engine, { timer }))).toEqual([]);
+      });
+
+      it('shared rate limits (when declared): one window per scope, refused with the time it reopens', async () => {
+        const shared = sharedRateLimitsOf(engine);
+        if (!shared) {
+          // A single-node engine: the runtime keeps the window in memory (nothing to share).
+          expect(engine.capabilities.sharedRateLimits).toBe(false);
+          return;
+        }
+        const policy = { limit: 2, periodMs: 1_000 };
+        expect(await shared.takeRateStart('["h",""]', policy, now)).toEqual({ ok: true });
+        expect(await shared.takeRateStart('["h",""]', policy, now + 10)).toEqual({ ok: true });
+        expect(await shared.takeRateStart('["h",""]', policy, now + 20)).toEqual({ ok: false, retryAt: now + 1_000 });
+        expect(await shared.takeRateStart('["h","other"]', policy, now + 20)).toEqual({ ok: true });
+        expect(await shared.takeRateStart('["h",""]', policy, now + 1_000)).toEqual({ ok: true });
       });
     });
 

@@ -6,7 +6,7 @@
  */
 import { userInfo, hostname } from 'node:os';
 import type { AuditRecord } from '../../core/types.js';
-import type { AuditSeal, StorageEngine } from '../../store/engine.js';
+import type { AuditSeal, AuditStore } from '../../store/engine.js';
 import { asStoredJson } from './canonical.js';
 import { sealWith } from './chain.js';
 import type { NodeKey } from './node-key.js';
@@ -56,12 +56,12 @@ export interface OperatorAction {
  */
 export class AuditTrail implements AuditSink {
   readonly key: NodeKey;
-  readonly #store: StorageEngine;
+  readonly #store: AuditStore;
   readonly #clock: () => number;
   readonly #seal: AuditSeal;
   readonly #listeners = new Set<(record: AuditRecord) => void>();
 
-  constructor(options: { store: StorageEngine; key: NodeKey; clock?: () => number }) {
+  constructor(options: { store: AuditStore; key: NodeKey; clock?: () => number }) {
     this.#store = options.store;
     this.key = options.key;
     this.#clock = options.clock ?? Date.now;

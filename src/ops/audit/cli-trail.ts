@@ -4,7 +4,7 @@
  * one verifiable chain), with `cli:<user>@<host>` as the actor.
  */
 import type { AuditRecord } from '../../core/types.js';
-import type { StorageEngine } from '../../store/engine.js';
+import type { AuditStore } from '../../store/engine.js';
 import { dataDirFor } from '../data-dir.js';
 import { AuditTrail, cliActor, type OperatorAction } from './audit-trail.js';
 import { loadOrCreateNodeKey } from './node-key.js';
@@ -20,7 +20,7 @@ export interface CliAudit {
  * const audit = cliAudit(store, databaseUrlFromEnv());
  * await audit.record({ action: 'key.revoke', target: `key:${id}` });
  */
-export function cliAudit(store: StorageEngine, databaseUrl: string): CliAudit {
+export function cliAudit(store: AuditStore, databaseUrl: string): CliAudit {
   const trail = new AuditTrail({ store, key: loadOrCreateNodeKey(dataDirFor(databaseUrl)) });
   const actor = cliActor();
   return { trail, actor, record: (action) => trail.record({ ...action, actor }) };

@@ -18,7 +18,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import { join } from 'node:path';
 import type { AuditRecord } from '../../core/types.js';
 import { BackgroundTask } from '../../runtime/background-task.js';
-import type { StorageEngine } from '../../store/engine.js';
+import type { AuditStore } from '../../store/engine.js';
 import { consumeRestoreMarker, readRestoreMarker, type RestoreMarker } from './restore-marker.js';
 
 const FILE_RE = /^audit-(\d{4}-\d{2}-\d{2})\.jsonl$/;
@@ -40,7 +40,7 @@ export function recordLine(record: AuditRecord): string {
 }
 
 export interface AuditExporterOptions {
-  store: StorageEngine;
+  store: AuditStore;
   dir: string;
   /** Where `drover backup restore` leaves its marker (the data directory); without it no supersede is allowed. */
   dataDir?: string;

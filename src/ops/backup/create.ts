@@ -8,7 +8,7 @@
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { toError } from '../../core/errors.js';
-import type { StorageEngine } from '../../store/engine.js';
+import type { BackupStore, MetaStore } from '../../store/engine.js';
 import { VERSION } from '../../version.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import type { NodeKey } from '../audit/node-key.js';
@@ -20,7 +20,8 @@ import { backupName, storeFileName, writeManifest, type BackupManifest } from '.
 export const LAST_SUCCESS_META = 'backup_last_success_at';
 
 export interface TakeBackupOptions {
-  store: StorageEngine;
+  /** Writes the copy, and keeps the time of the last success. */
+  store: BackupStore & MetaStore;
   /** Directory that receives `drover-backup-<time>/`; created if missing. */
   outDir: string;
   /** Where the store is, for the manifest (a URL is recorded without its password). */
@@ -75,7 +76,7 @@ export async function takeBackup(options: TakeBackupOptions): Promise<BackupResu
       counts: snapshot.counts,
       files: [{ name: fileName, bytes, sha256: await sha256File(join(partial, fileName)) }],
       auditKeys: options.auditKeys,
-      ...(engine === 'postgres' ? { postgres: { schema: schemaOf(options.store) } } : {}),
+      ...(engine === 'postgres' ? { postgres: { schema: snapshot.schema ?? 'drover' } } : {}),
     };
     const manifest = signManifest(unsigned, options.signingKey);
     writeManifest(partial, manifest);
@@ -108,16 +109,10 @@ export async function takeBackup(options: TakeBackupOptions): Promise<BackupResu
  * const at = await lastBackupSuccess(runtime.store);
  * gauge.set(at === null ? 0 : at / 1000);
  */
-export async function lastBackupSuccess(store: StorageEngine): Promise<number | null> {
+export async function lastBackupSuccess(store: Pick<MetaStore, 'getMeta'>): Promise<number | null> {
   const value = await store.getMeta(LAST_SUCCESS_META);
   const ms = value === null ? Number.NaN : Number(value);
   return Number.isFinite(ms) ? ms : null;
-}
-
-/** The PostgreSQL engine's schema (it is a property of the engine, not of the interface). */
-function schemaOf(store: StorageEngine): string {
-  const schema = (store as unknown as { schema?: unknown }).schema;
-  return typeof schema === 'string' ? schema : 'drover';
 }
 
 function redact(source: string): string {

@@ -5,14 +5,14 @@
  * the first backup (the `DroverBackupTooOld` alert ignores 0).
  */
 import { Gauge, type Registry } from 'prom-client';
-import type { StorageEngine } from '../../store/engine.js';
+import type { MetaStore } from '../../store/engine.js';
 import { lastBackupSuccess } from './create.js';
 
 /**
  * @example
  * observeBackups(metrics.registry, store);
  */
-export function observeBackups(registry: Registry, store: StorageEngine): Gauge {
+export function observeBackups(registry: Registry, store: Pick<MetaStore, 'getMeta'>): Gauge {
   return new Gauge({
     name: 'drover_backup_last_success_timestamp_seconds',
     help: 'Unix time of the last successful backup of this store (node schedule or drover backup create); 0 if none yet.',

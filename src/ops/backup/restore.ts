@@ -11,15 +11,12 @@
  */
 import { join } from 'node:path';
 import { DroverError, toError } from '../../core/errors.js';
-import type { StorageEngine } from '../../store/engine.js';
-import { engineFor, openStore } from '../../store/open.js';
-import { droverConnections, moveSchemaAside, moveSchemaBack, restoreArchive } from '../../store/postgres/backup-restore.js';
-import { placeSqliteBackup } from '../../store/sqlite/backup.js';
+import { backupDriverFor } from '../../store/backup-driver.js';
+import type { AuditStore, JobStore, StoreConnection } from '../../store/engine.js';
 import { AuditTrail } from '../audit/audit-trail.js';
 import { addTrustedKey, loadOrCreateNodeKey, trustedKeys } from '../audit/node-key.js';
 import { FINGERPRINT_RE, splitTrustArgs } from './manifest-signature.js';
 import { writeRestoreMarker } from '../audit/restore-marker.js';
-import { sqlitePathOf } from '../data-dir.js';
 import { sha256File } from './checksum.js';
 import { verifyBackup, type BackupVerification } from './verify.js';
 
@@ -78,88 +75,38 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     throw new DroverError('validation', `backup ${verification.path} did not verify, nothing was changed:\n  ${failed.join('\n  ')}`);
   }
   const manifest = verification.manifest;
-  const targetEngine = engineFor(options.databaseUrl);
-  if (targetEngine !== manifest.engine) {
-    throw new DroverError('validation', `the backup is of a ${manifest.engine} store but DROVER_DATABASE_URL names a ${targetEngine} store`);
+  const driver = backupDriverFor(options.databaseUrl);
+  if (driver.engine !== manifest.engine) {
+    throw new DroverError('validation', `the backup is of a ${manifest.engine} store but DROVER_DATABASE_URL names a ${driver.engine} store`);
   }
   const stamp = new Date(clock()).toISOString().replace(/:/g, '-').replace('.', '-');
-  const target = sqlitePathOf(options.databaseUrl);
-  if (target === null) return restorePostgres(options, verification, stamp, clock);
-
   const main = manifest.files[0]!;
-  let placed: Awaited<ReturnType<typeof placeSqliteBackup>>;
-  try {
-    placed = await placeSqliteBackup({
-      from: join(verification.path, main.name),
-      target,
-      stamp,
-      checkCopy: async (file) => {
-        const sha = await sha256File(file);
-        if (sha !== main.sha256) throw new DroverError('store_unavailable', `the copy at ${file} does not match the backup (sha256 ${sha}); is the disk healthy?`);
-      },
-    });
-  } catch (error) {
-    if (error instanceof DroverError && typeof error.extensions.pid === 'number') {
-      const pid = error.extensions.pid;
-      throw new DroverError(
-        'store_unavailable',
-        `cannot restore: ${target} is in use by drover pid ${pid}. Stop that node first ` +
-          `(\`systemctl stop drover\`, or \`kill -TERM ${pid}\`: it drains running jobs and exits), then run the restore again.`,
-        { cause: error, extensions: error.extensions },
-      );
-    }
-    throw error;
-  }
+  // Refuses while a node runs on the target; the previous store is moved aside, never deleted.
+  const placed = await driver.place({
+    file: join(verification.path, main.name),
+    databaseUrl: options.databaseUrl,
+    stamp,
+    ...(options.pgSchema ? { schema: options.pgSchema } : {}),
+    archivedSchema: manifest.postgres?.schema ?? 'drover',
+    checkCopy: async (file) => {
+      const sha = await sha256File(file);
+      if (sha !== main.sha256) throw new DroverError('store_unavailable', `the copy at ${file} does not match the backup (sha256 ${sha}); is the disk healthy?`);
+    },
+  });
 
   try {
-    // We hold the lock; open beside it.
-    const store = await openStore(options.databaseUrl, { lock: false, clock });
-    return await finish(store, options, verification, target, placed.aside, clock);
+    const store = await placed.open({ clock });
+    return await finish(store, options, verification, placed.target, placed.aside, clock);
   } catch (error) {
-    throw new DroverError('store_unavailable', `the backup was put in place at ${target} but finishing the restore failed: ${toError(error).message}; the previous files are at ${placed.aside.join(', ') || '(none)'}`, { cause: error });
+    throw new DroverError('store_unavailable', `the backup was put in place at ${placed.target} but finishing the restore failed: ${toError(error).message}; the previous store is at ${placed.aside.join(', ') || '(none)'}`, { cause: error });
   } finally {
-    placed.lock.release();
+    placed.release();
   }
-}
-
-/**
- * PostgreSQL: refuse while any drover process is connected to the schema,
- * rename the live schema aside (`<schema>_before_restore_<time>`, kept in the
- * database), pg_restore the archive, then finish as for SQLite. A failed
- * pg_restore puts the old schema back.
- */
-async function restorePostgres(options: RestoreOptions, verification: BackupVerification, stamp: string, clock: () => number): Promise<RestoreResult> {
-  const manifest = verification.manifest!;
-  const url = options.databaseUrl;
-  const schema = options.pgSchema ?? (process.env.DROVER_PG_SCHEMA || 'drover');
-  const archived = manifest.postgres?.schema ?? 'drover';
-  if (archived !== schema) {
-    throw new DroverError('validation', `the backup holds schema ${archived} but the target is schema ${schema}; set DROVER_PG_SCHEMA=${archived} to restore it (pg_restore cannot rename a schema)`);
-  }
-  const connected = await droverConnections(url, schema);
-  if (connected.length > 0) {
-    throw new DroverError(
-      'store_unavailable',
-      `cannot restore: ${connected.length} drover connection(s) use schema ${schema} (backend pids ${connected.map((c) => c.pid).join(', ')}). ` +
-        'Stop every node on this store (`systemctl stop drover` on each host; they drain and exit) and any drover command using it, then run the restore again.',
-      { extensions: { connections: connected } },
-    );
-  }
-  const aside = `${schema.slice(0, 30)}_before_restore_${stamp.replace(/\D/g, '').slice(0, 14)}`;
-  const moved = await moveSchemaAside(url, schema, aside);
-  try {
-    await restoreArchive(join(verification.path, manifest.files[0]!.name), url);
-  } catch (error) {
-    if (moved) await moveSchemaBack(url, aside, schema);
-    throw new DroverError('store_unavailable', `pg_restore into schema ${schema} failed, the previous schema is back in place: ${toError(error).message}`, { cause: error });
-  }
-  const store = await openStore(url, { clock, postgres: { schema } });
-  return finish(store, options, verification, `schema ${schema}`, moved ? [`schema ${aside}`] : [], clock);
 }
 
 /** After the copy is in place: migrate, requeue what was running, trust the backup's audit keys, record the restore. */
 async function finish(
-  store: StorageEngine,
+  store: StoreConnection & JobStore & AuditStore,
   options: RestoreOptions,
   verification: BackupVerification,
   target: string,

@@ -8,13 +8,13 @@
  * dump; configure `backup.every` on one of them (there is no leader election yet).
  */
 import { BackgroundTask } from '../../runtime/background-task.js';
-import type { StorageEngine } from '../../store/engine.js';
+import type { BackupStore, MetaStore } from '../../store/engine.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import { takeBackup, type BackupResult } from './create.js';
 import { pruneBackups, type RetentionPlan, type RetentionPolicy } from './retention.js';
 
 export interface BackupScheduleOptions {
-  store: StorageEngine;
+  store: BackupStore & MetaStore;
   everyMs: number;
   dir: string;
   retention: RetentionPolicy;

@@ -14,12 +14,8 @@ import { existsSync, statSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { toError } from '../../core/errors.js';
-import { engineFor, openStore } from '../../store/open.js';
-import { archiveSchemas, inScratchDatabase, schemaContents } from '../../store/postgres/backup-restore.js';
-import { loadMigrations as loadPostgresMigrations } from '../../store/postgres/migrator.js';
-import { SqliteBackupReader } from '../../store/sqlite/backup.js';
-import { loadMigrations } from '../../store/sqlite/migrator.js';
-import { verifyStoredTrail, type AuditSource } from '../audit/verify.js';
+import { backupDriver, type BackupContents } from '../../store/backup-driver.js';
+import { verifyStoredTrail } from '../audit/verify.js';
 import { sha256File } from './checksum.js';
 import { readManifest, type BackupManifest } from './manifest.js';
 import { judgeBackupKeys, type NewKey } from './manifest-signature.js';
@@ -97,45 +93,23 @@ export async function verifyBackup(path: string, options: VerifyOptions = {}): P
 
   const main = manifest.files[0]!;
   const keys = trust.keys;
-
-  if (manifest.engine === 'postgres') {
-    await verifyPostgresContents(join(dir, main.name), manifest, options.databaseUrl, keys, check, options.trustFlag ?? '--trust-key');
-    return done(manifest);
-  }
-
-  let reader: SqliteBackupReader;
-  try {
-    reader = new SqliteBackupReader(join(dir, main.name));
-  } catch (error) {
-    check('integrity', false, toError(error).message);
-    return done(manifest);
-  }
-  try {
-    const problems = reader.problems();
-    check('integrity', problems.length === 0, problems.length === 0 ? 'PRAGMA integrity_check: ok; no foreign key violations' : problems.slice(0, 5).join('; '));
-    if (problems.length === 0) {
-      await checkContents({ schemaVersion: reader.schemaVersion(), latest: loadMigrations().length, counts: reader.counts(), audit: reader, label: main.name }, manifest, keys, check, options.trustFlag ?? '--trust-key');
-    }
-  } finally {
-    reader.close();
-  }
+  const flag = options.trustFlag ?? '--trust-key';
+  // The engine's driver opens the copy (PostgreSQL: in a scratch database) and runs its own checks first.
+  const driver = backupDriver(manifest.engine);
+  await driver.inspect(
+    join(dir, main.name),
+    { schema: manifest.postgres?.schema ?? 'drover', ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}) },
+    check,
+    (contents) => checkContents(contents, driver.latestSchemaVersion(), manifest, keys, check, flag),
+  );
   return done(manifest);
 }
 
 type Check = (name: string, ok: boolean, detail: string) => void;
 
-interface Contents {
-  schemaVersion: number;
-  /** Highest schema version this drover knows for the engine. */
-  latest: number;
-  counts: Record<string, number>;
-  audit: AuditSource;
-  label: string;
-}
-
 /** Schema version, row counts and audit chain of the restored or opened copy against the manifest. */
-async function checkContents(contents: Contents, manifest: BackupManifest, keys: ReadonlyMap<string, KeyObject>, check: Check, flag: string): Promise<void> {
-  const { schemaVersion: version, latest, counts } = contents;
+async function checkContents(contents: BackupContents, latest: number, manifest: BackupManifest, keys: ReadonlyMap<string, KeyObject>, check: Check, flag: string): Promise<void> {
+  const { schemaVersion: version, counts } = contents;
   check(
     'schema version',
     version === manifest.schemaVersion && version >= 1 && version <= latest,
@@ -164,40 +138,6 @@ async function checkContents(contents: Contents, manifest: BackupManifest, keys:
       ? `${trail.records} records, chain and signatures intact${trail.records > 0 ? ` (signers: ${trail.signers.join(', ')})` : ''}`
       : `record ${trail.fault?.seq ?? '?'}: ${untrustedHint(trail.fault?.reason ?? '', flag)}`,
   );
-}
-
-/**
- * A PostgreSQL archive: readable by pg_restore and holding the manifest's
- * schema; then restored into a scratch database on the server of
- * `databaseUrl` (dropped after) and checked there like a SQLite copy.
- */
-async function verifyPostgresContents(file: string, manifest: BackupManifest, databaseUrl: string | undefined, keys: ReadonlyMap<string, KeyObject>, check: Check, flag: string): Promise<void> {
-  const schema = manifest.postgres?.schema ?? 'drover';
-  try {
-    const schemas = await archiveSchemas(file);
-    check('archive', schemas.includes(schema), schemas.includes(schema) ? `pg_restore reads it; schema ${schema}` : `the archive holds schema(s) ${schemas.join(', ') || 'none'}, not ${schema}`);
-  } catch (error) {
-    check('archive', false, toError(error).message);
-    return;
-  }
-  if (!databaseUrl || engineFor(databaseUrl) !== 'postgres') {
-    check('integrity', false, 'not checked: restoring into a scratch database needs a PostgreSQL server; set DROVER_DATABASE_URL to one');
-    return;
-  }
-  try {
-    await inScratchDatabase(databaseUrl, file, async (scratchUrl) => {
-      check('integrity', true, 'pg_restore into a scratch database succeeded (constraints and indexes rebuilt)');
-      const { schemaVersion, counts } = await schemaContents(scratchUrl, schema);
-      const store = await openStore(scratchUrl, { postgres: { schema, poolMax: 2 } });
-      try {
-        await checkContents({ schemaVersion, latest: loadPostgresMigrations().length, counts, audit: store, label: 'archive' }, manifest, keys, check, flag);
-      } finally {
-        await store.close();
-      }
-    });
-  } catch (error) {
-    check('integrity', false, `restoring into a scratch database failed: ${toError(error).message}`);
-  }
 }
 
 /** In a backup, an untrusted signer is named with the command's own flag, not `--pubkey`. */

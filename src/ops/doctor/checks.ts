@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResolvedConfig } from '../../core/config.js';
 import { DroverError, toError } from '../../core/errors.js';
-import type { StorageEngine } from '../../store/engine.js';
+import type { KeyStore, MetaStore, StoreConnection } from '../../store/engine.js';
 import { lastBackupSuccess } from '../backup/create.js';
 import { listBackups } from '../backup/retention.js';
 import { inDataDir } from '../data-dir.js';
@@ -18,7 +18,7 @@ const GIB = 1024 ** 3;
 /** A daily backup schedule plus slack; matches the DroverBackupTooOld alert. */
 export const BACKUP_MAX_AGE_MS = 26 * 3_600_000;
 
-export async function checkStore(store: StorageEngine): Promise<CheckResult[]> {
+export async function checkStore(store: StoreConnection): Promise<CheckResult[]> {
   try {
     await store.ping();
   } catch (error) {
@@ -37,7 +37,7 @@ export async function checkStore(store: StorageEngine): Promise<CheckResult[]> {
   }
 }
 
-export async function checkAuth(store: StorageEngine, now: number): Promise<CheckResult> {
+export async function checkAuth(store: Pick<KeyStore, 'listKeys'>, now: number): Promise<CheckResult> {
   try {
     const active = (await store.listKeys()).filter((k) => k.revokedAt === null && (k.expiresAt === null || k.expiresAt > now));
     if (active.length === 0) return warn('auth', 'no active API key: nobody can use the API', 'create one: `drover keys create --name ops --scopes admin`');
@@ -122,7 +122,7 @@ export function checkDataDir(dataDir: string, minFreeBytes = GIB, minFreeRatio =
   return pass('data-dir', detail);
 }
 
-export async function checkBackups(config: ResolvedConfig, dataDir: string, store: StorageEngine | null, now: number): Promise<CheckResult> {
+export async function checkBackups(config: ResolvedConfig, dataDir: string, store: Pick<MetaStore, 'getMeta'> | null, now: number): Promise<CheckResult> {
   const dir = inDataDir(dataDir, config.backup.dir);
   let newest: number | null = null;
   try {

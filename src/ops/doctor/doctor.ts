@@ -8,9 +8,8 @@ import { resolve } from 'node:path';
 import { resolveConfig, type ResolvedConfig } from '../../core/config.js';
 import { toError } from '../../core/errors.js';
 import type { StorageEngine } from '../../store/engine.js';
-import { openStore } from '../../store/open.js';
-import { isInMemory } from '../../store/sqlite/connection.js';
-import { dataDirFor, inDataDir, sqlitePathOf } from '../data-dir.js';
+import { openStore, sqliteFileOf } from '../../store/open.js';
+import { dataDirFor, inDataDir } from '../data-dir.js';
 import { fail, pass, skip, type CheckResult } from './check.js';
 import { checkAuth, checkBackups, checkDataDir, checkListen, checkRunningNode, checkStore } from './checks.js';
 import { checkFileModes } from './file-modes.js';
@@ -41,8 +40,8 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
   const results: CheckResult[] = [pass('config', `valid: ${config.handlers.size} handlers, ${config.queues.size} queues`)];
 
   let store: StorageEngine | null = null;
-  const file = sqlitePathOf(config.databaseUrl);
-  if (file !== null && !isInMemory(file) && !existsSync(file)) {
+  const file = sqliteFileOf(config.databaseUrl);
+  if (file !== null && !existsSync(file)) {
     // Opening would create an empty store, and the report would describe that one.
     results.push(fail('store', `no SQLite store at ${resolve(file)}`, 'check DROVER_DATABASE_URL (or --config); `drover start` creates the store on its first run'));
   } else {
@@ -75,8 +74,8 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
 
 /** What must be private: the data directory and, wherever they are configured, the store files, backups and audit export. */
 function privatePaths(config: ResolvedConfig, dataDir: string): string[] {
-  const file = sqlitePathOf(config.databaseUrl);
-  const store = file === null || isInMemory(file) ? [] : ['', '-wal', '-shm'].map((suffix) => resolve(file) + suffix);
+  const file = sqliteFileOf(config.databaseUrl);
+  const store = file === null ? [] : ['', '-wal', '-shm'].map((suffix) => resolve(file) + suffix);
   return [dataDir, ...store, inDataDir(dataDir, config.backup.dir), inDataDir(dataDir, config.audit.exportDir)];
 }
 

@@ -75,7 +75,7 @@ export async function dumpPostgres(pool: pg.Pool, url: string, schema: string, f
     fsyncPath(partial);
     renameSync(partial, file);
     fsyncPath(dirname(file));
-    return { schemaVersion: version, counts };
+    return { schemaVersion: version, counts, schema };
   } catch (error) {
     await client.query('ROLLBACK').catch((rollbackError: unknown) => {
       broken = toError(rollbackError);

@@ -7,41 +7,22 @@
  * lock and then sees the version applied. The version row's primary key makes
  * a migrator that ignores the lock fail instead of running the DDL twice.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import type pg from 'pg';
 import { DroverError, SchemaTooNewError, toError } from '../../core/errors.js';
 import type { MigrationStatus } from '../engine.js';
+import { loadMigrationFiles, type Migration } from '../migrations.js';
 import { inTransaction, longQuery } from './connection.js';
 
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
-
-const FILE_PATTERN = /^(\d+)_([A-Za-z0-9_-]+)\.sql$/;
+export type { Migration };
 
 /**
- * Read the numbered migrations from a directory, in version order.
+ * The migrations shipped beside this module (or in `dir`), in version order.
  *
  * @example
- * const migrations = loadMigrations(); // the ones shipped beside this module
+ * const migrations = loadMigrations();
  */
 export function loadMigrations(dir: URL = new URL('./migrations/', import.meta.url)): Migration[] {
-  const migrations: Migration[] = [];
-  for (const file of readdirSync(dir)) {
-    if (!file.endsWith('.sql')) continue;
-    const match = FILE_PATTERN.exec(file);
-    if (!match) throw new DroverError('internal', `migration file "${file}" is not named NNNN_name.sql`);
-    migrations.push({ version: Number(match[1]), name: match[2] ?? file, sql: readFileSync(new URL(file, dir), 'utf8') });
-  }
-  migrations.sort((a, b) => a.version - b.version);
-  migrations.forEach((m, i) => {
-    if (m.version !== i + 1) {
-      throw new DroverError('internal', `migrations must be numbered 1..N without gaps; found ${m.version} at position ${i + 1}`);
-    }
-  });
-  return migrations;
+  return loadMigrationFiles(dir);
 }
 
 /** Serialises migrators per schema (other schemas on the same server are not blocked). */

@@ -104,7 +104,7 @@ const STAGE_BATCH = 5000;
  * await engine.close();
  */
 export class PostgresEngine implements StorageEngine {
-  readonly capabilities: StoreCapabilities = { engine: 'postgres', multiNode: true, crossProcessNotify: true, groupCommit: false };
+  readonly capabilities: StoreCapabilities = { engine: 'postgres', multiNode: true, crossProcessNotify: true, groupCommit: false, sharedRateLimits: true };
   readonly schema: string;
   readonly #url: string;
   readonly #pool: pg.Pool;

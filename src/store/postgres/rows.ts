@@ -1,50 +1,15 @@
 /**
- * Mapping between PostgreSQL rows (snake_case; bigint parsed to number and
- * json parsed by the driver, see `connection.ts`) and the domain rows of
- * `core/types.ts` (camelCase, string ids).
+ * PostgreSQL rows: bigint parsed to number and json parsed by the driver (see
+ * `connection.ts`); the mapping itself is the engines' shared one (`../rows.ts`).
  */
-import {
-  JOB_STATES,
-  type ApiKeyRow,
-  type ApiScope,
-  type AttemptOutcome,
-  type AttemptRow,
-  type DeadReason,
-  type EventRow,
-  type JobRow,
-  type JobState,
-  type LeasedJob,
-} from '../../core/types.js';
-import type { NodeRow, QueueStats } from '../engine.js';
+import type { ApiKeyRow, EventRow, JobRow, LeasedJob } from '../../core/types.js';
+import type { NodeRow } from '../engine.js';
+import { mapApiKeyRow, mapEventRow, mapJobRow, type ApiKeyColumns, type AttemptColumns, type EventColumns, type JobColumns } from '../rows.js';
 
-export interface RawJob {
-  id: number;
-  handler: string;
-  queue: string;
-  state: JobState;
-  payload: unknown;
-  event_id: string | null;
-  priority: number;
-  run_at: number;
-  attempts: number;
-  max_attempts: number;
-  crashes: number;
-  lease_seq: number;
-  idempotency_key: string | null;
-  concurrency_key: string | null;
-  concurrency_limit: number | null;
-  lease_token: string | null;
-  lease_expires_at: number | null;
-  lease_key_id: string | null;
-  worker_id: string | null;
+export { parseJobId, toAttemptRow, toJson, toQueueStats } from '../rows.js';
+
+export interface RawJob extends JobColumns<unknown> {
   leased_at: number | null;
-  last_error: string | null;
-  dead_reason: DeadReason | null;
-  result: unknown;
-  traceparent: string | null;
-  created_at: number;
-  updated_at: number;
-  finished_at: number | null;
 }
 
 /** A leased job row with its event's columns joined in (`e_*`, null without an event). */
@@ -55,34 +20,9 @@ export interface RawLeased extends RawJob {
   e_received_at: number | null;
 }
 
-export interface RawEvent {
-  id: string;
-  name: string;
-  data: unknown;
-  tenant: string | null;
-  received_at: number;
-}
-
-export interface RawAttempt {
-  job_id: number;
-  attempt: number;
-  worker_id: string;
-  started_at: number;
-  ended_at: number | null;
-  outcome: AttemptOutcome;
-  error: string | null;
-}
-
-export interface RawApiKey {
-  id: string;
-  name: string;
-  hash: string;
-  scopes: string[];
-  handlers: string[] | null;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-}
+export type RawEvent = EventColumns<unknown>;
+export type RawAttempt = AttemptColumns;
+export type RawApiKey = ApiKeyColumns<string[]>;
 
 export interface RawNode {
   node_id: string;
@@ -91,49 +31,10 @@ export interface RawNode {
   heartbeat_at: number;
 }
 
-/** JSON text for a `json` parameter; `undefined` (not representable in JSON) is stored as null. */
-export function toJson(value: unknown): string {
-  return JSON.stringify(value ?? null) ?? 'null';
-}
-
-/**
- * A job id from the API as the bigint primary key, or null when it cannot name
- * a job (so lookups answer "not found" instead of failing a cast on garbage).
- */
-export function parseJobId(id: string): number | null {
-  if (!/^[1-9]\d{0,15}$/.test(id)) return null;
-  const n = Number(id);
-  return Number.isSafeInteger(n) ? n : null;
-}
+const asIs = <T>(value: T): T => value;
 
 export function toJobRow(raw: RawJob): JobRow {
-  return {
-    id: String(raw.id),
-    handler: raw.handler,
-    queue: raw.queue,
-    state: raw.state,
-    payload: raw.payload,
-    eventId: raw.event_id,
-    priority: raw.priority,
-    runAt: raw.run_at,
-    attempts: raw.attempts,
-    maxAttempts: raw.max_attempts,
-    crashes: raw.crashes,
-    idempotencyKey: raw.idempotency_key,
-    concurrencyKey: raw.concurrency_key,
-    concurrencyLimit: raw.concurrency_limit,
-    leaseToken: raw.lease_token,
-    leaseExpiresAt: raw.lease_expires_at,
-    leaseKeyId: raw.lease_key_id ?? null,
-    workerId: raw.worker_id,
-    lastError: raw.last_error,
-    deadReason: raw.dead_reason,
-    result: raw.result,
-    traceparent: raw.traceparent,
-    createdAt: raw.created_at,
-    updatedAt: raw.updated_at,
-    finishedAt: raw.finished_at,
-  };
+  return mapJobRow(raw, asIs);
 }
 
 export function toLeasedJob(raw: RawLeased): LeasedJob {
@@ -145,54 +46,13 @@ export function toLeasedJob(raw: RawLeased): LeasedJob {
 }
 
 export function toEventRow(raw: RawEvent): EventRow {
-  return { id: raw.id, name: raw.name, data: raw.data, tenant: raw.tenant, receivedAt: raw.received_at };
-}
-
-export function toAttemptRow(raw: RawAttempt): AttemptRow {
-  return {
-    jobId: String(raw.job_id),
-    attempt: raw.attempt,
-    workerId: raw.worker_id,
-    startedAt: raw.started_at,
-    endedAt: raw.ended_at,
-    outcome: raw.outcome,
-    error: raw.error,
-  };
+  return mapEventRow(raw, asIs);
 }
 
 export function toApiKeyRow(raw: RawApiKey): ApiKeyRow {
-  return {
-    id: raw.id,
-    name: raw.name,
-    hash: raw.hash,
-    scopes: raw.scopes as ApiScope[],
-    handlers: raw.handlers ?? null,
-    createdAt: raw.created_at,
-    expiresAt: raw.expires_at,
-    revokedAt: raw.revoked_at,
-  };
+  return mapApiKeyRow(raw, asIs);
 }
 
 export function toNodeRow(raw: RawNode): NodeRow {
   return { nodeId: raw.node_id, incarnation: raw.incarnation, startedAt: raw.started_at, heartbeatAt: raw.heartbeat_at };
-}
-
-/** Per-queue stats from GROUP BY rows; every state is present (0 when none). Sorted by queue name. */
-export function toQueueStats(
-  counts: Iterable<{ queue: string; state: string; n: number }>,
-  oldest: Iterable<{ queue: string; oldest: number }>,
-): QueueStats[] {
-  const stats = new Map<string, QueueStats>();
-  const entry = (queue: string): QueueStats => {
-    let row = stats.get(queue);
-    if (!row) {
-      const zero = Object.fromEntries(JOB_STATES.map((state) => [state, 0])) as Record<JobState, number>;
-      row = { queue, counts: zero, oldestQueuedAt: null };
-      stats.set(queue, row);
-    }
-    return row;
-  };
-  for (const { queue, state, n } of counts) entry(queue).counts[state as JobState] = n;
-  for (const row of oldest) entry(row.queue).oldestQueuedAt = row.oldest;
-  return [...stats.values()].sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0));
 }

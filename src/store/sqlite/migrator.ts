@@ -6,48 +6,21 @@
  * migrator racing on the same file blocks on the write lock and then sees the
  * version as applied instead of running the DDL twice.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { DroverError, SchemaTooNewError } from '../../core/errors.js';
 import type { MigrationStatus } from '../engine.js';
+import { loadMigrationFiles, type Migration } from '../migrations.js';
 
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
-
-const FILE_PATTERN = /^(\d+)_([A-Za-z0-9_-]+)\.sql$/;
+export type { Migration };
 
 /**
- * Read the numbered migrations from a directory, in version order.
+ * The migrations shipped beside this module (or in `dir`), in version order.
  *
  * @example
- * const migrations = loadMigrations(); // the ones shipped beside this module
+ * const migrations = loadMigrations();
  */
 export function loadMigrations(dir: URL = new URL('./migrations/', import.meta.url)): Migration[] {
-  const migrations: Migration[] = [];
-  for (const file of readdirSync(dir)) {
-    if (!file.endsWith('.sql')) continue;
-    const match = FILE_PATTERN.exec(file);
-    if (!match) {
-      throw new DroverError('internal', `migration file "${file}" is not named NNNN_name.sql`);
-    }
-    migrations.push({
-      version: Number(match[1]),
-      name: match[2] ?? file,
-      sql: readFileSync(new URL(file, dir), 'utf8'),
-    });
-  }
-  migrations.sort((a, b) => a.version - b.version);
-  // A gap or a duplicate means a botched merge; applying around it would leave
-  // stores that disagree about what version N contains.
-  migrations.forEach((m, i) => {
-    if (m.version !== i + 1) {
-      throw new DroverError('internal', `migrations must be numbered 1..N without gaps; found ${m.version} at position ${i + 1}`);
-    }
-  });
-  return migrations;
+  return loadMigrationFiles(dir);
 }
 
 /** Highest applied version, or 0 for a fresh database. */

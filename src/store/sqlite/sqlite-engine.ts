@@ -98,7 +98,7 @@ const FULL_PROBE_MS = 2_000;
  * engine.stats; // { batches, ops, lastBatchSize, failedCommits }
  */
 export class SqliteEngine implements StorageEngine {
-  readonly capabilities: StoreCapabilities = { engine: 'sqlite', multiNode: false, crossProcessNotify: false, groupCommit: true };
+  readonly capabilities: StoreCapabilities = { engine: 'sqlite', multiNode: false, crossProcessNotify: false, groupCommit: true, sharedRateLimits: false };
   readonly path: string;
   readonly #db: Database.Database;
   readonly #clock: () => number;

@@ -1,0 +1,152 @@
+/**
+ * Every change to a job's state: intake, the execution transitions (each
+ * fenced by the lease token), the background sweeps and the operator actions.
+ * Methods are named for the transition they perform.
+ */
+import type { AttemptOutcome, DeadReason, EventInput, EventRow, JobRow, JobState, LeasedJob, NewJob } from '../../core/types.js';
+import type { StoreRole } from './capabilities.js';
+
+export interface QueueLimit {
+  /** Jobs not yet finished (scheduled + queued + running) allowed in the queue. */
+  maxDepth: number;
+}
+
+export interface EnqueueOptions {
+  /** Per-queue limits; an insert that would exceed one throws `QueueFullError`. */
+  queueLimits?: ReadonlyMap<string, QueueLimit>;
+}
+
+export interface EnqueueResult {
+  job: JobRow;
+  /** False when the idempotency key matched an existing job (nothing was written). */
+  created: boolean;
+}
+
+export interface IngestItem {
+  event: EventInput & { id: string };
+  /** The jobs the event fans out to (computed by the caller from the triggers). */
+  jobs: NewJob[];
+}
+
+export interface IngestResult {
+  event: EventRow;
+  jobs: JobRow[];
+  /** False when an event with this id already existed: the original is returned and nothing is written. */
+  created: boolean;
+}
+
+export interface LeaseRequest {
+  workerId: string;
+  /**
+   * Handlers this worker runs, each with how many more jobs it may take now
+   * and, optionally, how long its jobs' leases last (its own timeout plus a
+   * margin): a job's lease follows its own handler, not the slowest one asked for.
+   */
+  handlers: ReadonlyArray<{ name: string; max: number; leaseMs?: number }>;
+  /** Upper bound on jobs returned in total. */
+  limit: number;
+  /** Lease duration of jobs whose handler entry gives none. */
+  leaseMs: number;
+  /** The API key leasing over HTTP, stored with each lease (only that key may settle it); absent for the node's own leases. */
+  keyId?: string | null;
+  /** Queues not to lease from (paused). */
+  excludeQueues?: readonly string[];
+}
+
+export type FenceResult = { ok: true; job: JobRow } | { ok: false; reason: 'stale_lease' | 'not_found' };
+
+export interface FailRequest {
+  error: string;
+  /** `crashed`: its handler thread was killed under it (out of memory, died); set `crashed` too. */
+  outcome: Extract<AttemptOutcome, 'failed' | 'timed_out' | 'crashed'>;
+  /** Retry at this time; `null` means the job is dead now. */
+  retryAt: number | null;
+  deadReason?: DeadReason;
+  /**
+   * The attempt's worker was killed under it (a thread over its memory limit,
+   * a thread that died): count it in the job's `crashes`, like a lease expiry,
+   * so `poisonAfter` sees it.
+   */
+  crashed?: boolean;
+}
+
+export interface ReclaimOptions {
+  /** A job whose started handler was reclaimed this many times goes to `dead` with reason `poison`. */
+  poisonAfter: number;
+}
+
+export interface ReclaimedJob {
+  id: string;
+  handler: string;
+  queue: string;
+  state: JobState; // 'queued' or 'dead'
+  /** Its handler had started (`start`): counted as a crash. False: handed back unspent. */
+  started: boolean;
+}
+
+export interface StageResult {
+  staged: number;
+  /** Earliest runAt still in the future, or null when nothing is scheduled. */
+  nextDueAt: number | null;
+}
+
+export interface PruneRequest {
+  /** Delete succeeded and cancelled jobs finished before this time. */
+  finishedBefore: number;
+  /** Delete dead jobs finished before this time. */
+  deadBefore: number;
+  /** Delete events received before this time that no remaining job refers to. */
+  eventsBefore: number;
+  /** Rows per batch; the engine never holds a write lock for more. */
+  batchSize: number;
+}
+
+export interface JobStore extends StoreRole {
+  // --- intake -------------------------------------------------------------
+  /** Insert events and their fan-out jobs, each item in all-or-nothing fashion, in one transaction. */
+  ingest(items: readonly IngestItem[], options?: EnqueueOptions): Promise<IngestResult[]>;
+  /** Insert jobs in one transaction; idempotency keys deduplicate per handler. */
+  enqueue(jobs: readonly NewJob[], options?: EnqueueOptions): Promise<EnqueueResult[]>;
+
+  // --- execution ----------------------------------------------------------
+  /** Take up to `limit` due jobs, highest priority first, honouring concurrency keys. */
+  lease(request: LeaseRequest): Promise<LeasedJob[]>;
+  /**
+   * Record that the job's handler is about to run; call it, and wait for it,
+   * before running the handler. Until then a reclaim of the lease (its holder
+   * died, it expired) hands the job back with its attempt and crash counts
+   * unchanged: a job leased ahead and never run is not a crash. After it, a
+   * reclaim counts a crash toward `poisonAfter`.
+   */
+  start(jobId: string, token: string): Promise<FenceResult>;
+  /** Extend a lease to now + leaseMs. */
+  heartbeat(jobId: string, token: string, leaseMs: number): Promise<FenceResult>;
+  /** Mark succeeded with the result, once. */
+  complete(jobId: string, token: string, result: unknown): Promise<FenceResult>;
+  /** Record a failed attempt; retry later or go dead. */
+  fail(jobId: string, token: string, request: FailRequest): Promise<FenceResult>;
+  /**
+   * Give a lease back without spending the attempt (graceful shutdown; a job
+   * held back by a rate limit or an open breaker). With `runAt` in the future
+   * the job is `scheduled` for then instead of queued at once.
+   */
+  release(jobId: string, token: string, runAt?: number): Promise<FenceResult>;
+
+  // --- background ---------------------------------------------------------
+  /** Move scheduled jobs whose runAt has come to `queued`. */
+  stageDue(): Promise<StageResult>;
+  /** Requeue (or poison) running jobs whose lease deadline has passed. */
+  reapExpired(options: ReclaimOptions): Promise<ReclaimedJob[]>;
+  /** Requeue (or poison) every running job held by this worker id (a previous incarnation). */
+  reclaimWorker(workerId: string, options: ReclaimOptions): Promise<ReclaimedJob[]>;
+  /** Requeue every running job whoever holds it (after a restore no restored lease has a live holder); never poisons. */
+  reclaimAll(): Promise<ReclaimedJob[]>;
+  /** Delete old finished jobs and events, one bounded batch; returns rows deleted. */
+  prune(request: PruneRequest): Promise<{ jobs: number; events: number }>;
+
+  // --- operator actions ---------------------------------------------------
+  /** Cancel a job that has not finished; a running job's lease is revoked. */
+  cancel(jobId: string): Promise<JobRow | null>;
+  /** Run a dead or cancelled job again (attempt budget starts over). */
+  retry(jobId: string): Promise<JobRow | null>;
+}
