@@ -8,26 +8,8 @@ import { scan, violations } from './import-rules.js';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 
-/**
- * TEMPORARY: breaks of the rules in code other branches of issue 17 are
- * changing, listed so this test guards everything else now. Each entry must
- * still occur (a stale one fails the test): empty this list as those
- * branches merge, then delete it.
- */
-const TEMPORARY_EXCEPTIONS: readonly string[] = [
-  // r17-store removes these (a per-engine backup driver behind the seam).
-  'ops/backup/restore.ts imports store/postgres/backup-restore.js',
-  'ops/backup/restore.ts imports store/sqlite/backup.js',
-  'ops/backup/verify.ts imports store/postgres/backup-restore.js',
-  'ops/backup/verify.ts imports store/postgres/migrator.js',
-  'ops/backup/verify.ts imports store/sqlite/backup.js',
-  'ops/backup/verify.ts imports store/sqlite/migrator.js',
-  'ops/doctor/doctor.ts imports store/sqlite/connection.js',
-];
-
 const scanned = scan(SRC);
 const found = violations(scanned);
-const excepted = (line: string) => TEMPORARY_EXCEPTIONS.some((entry) => line.startsWith(entry));
 
 describe('import rules (shared/DESIGN.md "Architecture")', () => {
   it('reads the imports of every source file, type-only and dynamic ones included', () => {
@@ -39,19 +21,19 @@ describe('import rules (shared/DESIGN.md "Architecture")', () => {
   });
 
   it('no module imports from a layer above its own (cli → node → api → ops → runtime → obs → store → core)', () => {
-    expect(found.layers.filter((line) => !excepted(line))).toEqual([]);
+    expect(found.layers).toEqual([]);
   });
 
   it('nothing outside src/store/ imports a file of an engine (src/store/sqlite/, src/store/postgres/)', () => {
-    expect(found.engineFiles.filter((line) => !excepted(line))).toEqual([]);
+    expect(found.engineFiles).toEqual([]);
   });
 
   it('only an engine imports its driver (pg, better-sqlite3)', () => {
-    expect(found.drivers.filter((line) => !excepted(line))).toEqual([]);
+    expect(found.drivers).toEqual([]);
   });
 
   it('src/api/ changes no job through the store: transitions go through the runtime', () => {
-    expect(found.apiTransitions.filter((line) => !excepted(line))).toEqual([]);
+    expect(found.apiTransitions).toEqual([]);
   });
 
   it('each rule flags the import it forbids (a made-up scan)', () => {
@@ -80,10 +62,5 @@ describe('import rules (shared/DESIGN.md "Architecture")', () => {
     expect(bad.engineFiles).toEqual(["ops/backup/x.ts imports store/sqlite/backup.js (an engine's file; go through the seam in src/store/)"]);
     expect(bad.drivers).toEqual(['api/x.ts imports pg (only store/postgres/ may)']);
     expect(bad.apiTransitions).toEqual(['api/routes/x.ts calls runtime.store.complete (a job transition; the runtime owns it)']);
-  });
-
-  it('every temporary exception still occurs (remove the ones that no longer do)', () => {
-    const all = [...found.layers, ...found.engineFiles, ...found.drivers, ...found.apiTransitions];
-    expect(TEMPORARY_EXCEPTIONS.filter((entry) => !all.some((line) => line.startsWith(entry)))).toEqual([]);
   });
 });
