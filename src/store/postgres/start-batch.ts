@@ -7,12 +7,14 @@
  * nothing (with concurrency 10 and no-op handlers, the drain is 10 jobs per
  * mark round trip).
  *
- * So marks are pipelined, not one-in-flight: the marks of one microtask
- * cascade (every job whose slot freed in it) go out together at the end of it
- * (`process.nextTick`), on their own connection, while up to
+ * So marks are pipelined, not one-in-flight: the marks of one cascade of
+ * promise callbacks (every job whose slot freed in it) go out together at the
+ * end of it (`process.nextTick`), on a connection of their own, while up to
  * `START_IN_FLIGHT - 1` earlier batches are still out. One batch in flight
- * made a mark wait for a whole batch's round trip before its own began
- * (drain at concurrency 10: 13k jobs/s; see docs/benchmarks.md). Marks go
+ * made a mark wait for a whole batch's round trip before its own began.
+ * Spreading one cascade's marks over several statements, so that one part's
+ * handlers run while the rest are on the server, measured worse: three times
+ * the statements on a two-core machine (docs/benchmarks.md). Marks go
  * through the lease pool (asynchronous commit, no wait for the WAL flush):
  * the mark is visible to every node once committed, and only a server crash
  * can lose it, which leaves one crash uncounted, never a job lost or run twice.
@@ -39,8 +41,6 @@ const START = `
 
 /** Most marks in one statement. */
 const MAX_BATCH = 1000;
-/** Fewest marks in a statement when the queued ones are spread over several (below it, per-statement cost dominates). */
-const MIN_SPLIT = 2;
 
 const STARTED: StartResult = Object.freeze({ ok: true });
 
@@ -89,14 +89,8 @@ export class StartBatch {
   }
 
   #flush(): void {
-    let free = START_IN_FLIGHT - this.#inFlight;
-    while (free > 0 && this.#pending.length > 0) {
-      // Spread the queued marks over the free connections: the jobs of the
-      // first answer run on this core while the next batches are on the
-      // server's (one batch of all of them would leave one side idle at a time).
-      const size = Math.min(MAX_BATCH, Math.max(MIN_SPLIT, Math.ceil(this.#pending.length / free)));
-      const batch = this.#pending.splice(0, size);
-      free--;
+    while (this.#inFlight < START_IN_FLIGHT && this.#pending.length > 0) {
+      const batch = this.#pending.splice(0, MAX_BATCH);
       this.#inFlight++;
       void this.#run(batch).finally(() => {
         this.#inFlight--;

@@ -8,10 +8,8 @@
  * buffer in one turn (measured: drain throughput fell several-fold). A mark
  * only has to survive the process, not the machine: it is there so a handler
  * that kills its node is counted as a crash. So marks are written in a small
- * transaction of their own at the end of the current cascade of promise
- * callbacks (`process.nextTick`: every job started in the cascade shares it;
- * a microtask ran before the cascade's later jobs had freed their slots, so
- * smaller batches), with `synchronous = NORMAL`:
+ * transaction of their own as soon as the current microtasks have run (every
+ * job started in the same cascade shares it), with `synchronous = NORMAL`:
  * in WAL mode the commit is a write to the WAL, no fsync, which the OS keeps
  * when the process dies. The next group commit's fsync makes it durable. A
  * mark lost to a power cut only leaves one crash uncounted.
@@ -48,7 +46,7 @@ export class StartMarks {
     if (this.#closed) return Promise.reject(new DroverError('store_unavailable', 'the store is closed'));
     return new Promise<StartResult>((resolve, reject) => {
       this.#pending.push({ mark, resolve, reject });
-      if (this.#pending.length === 1) process.nextTick(() => this.#flush());
+      if (this.#pending.length === 1) queueMicrotask(() => this.#flush());
     });
   }
 
