@@ -31,6 +31,7 @@ export type {
   EnqueueResult,
   FailRequest,
   FenceResult,
+  StartResult,
   IngestItem,
   IngestResult,
   JobStore,

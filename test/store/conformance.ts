@@ -672,8 +672,34 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
           const job = (await leaseTwo('w1')).ahead;
           expect(await engine.start(job.id, 'not-the-token')).toEqual({ ok: false, reason: 'stale_lease' });
           expect(await engine.start('999999', job.leaseToken)).toEqual({ ok: false, reason: 'not_found' });
-          expect(await engine.start(job.id, job.leaseToken)).toMatchObject({ ok: true, job: { state: 'running' } });
-          expect(await engine.start(job.id, job.leaseToken)).toMatchObject({ ok: true });
+          expect(await engine.start(job.id, job.leaseToken)).toEqual({ ok: true });
+          expect(await engine.start(job.id, job.leaseToken)).toEqual({ ok: true });
+          expect(await getJob(job.id)).toMatchObject({ state: 'running' });
+        });
+
+        it('marks made together are answered each by its own token (engines batch them)', async () => {
+          await engine.enqueue([newJob(), newJob(), newJob()]);
+          const [a, b, c] = await lease({ workerId: 'w1', limit: 3 });
+          // One turn: the engine sends these as one or a few statements; each gets its own answer.
+          const results = await Promise.all([
+            engine.start(a!.id, a!.leaseToken),
+            engine.start(b!.id, 'not-the-token'),
+            engine.start(a!.id, a!.leaseToken),
+            engine.start('999999', c!.leaseToken),
+            engine.start(c!.id, c!.leaseToken),
+            engine.start(b!.id, b!.leaseToken),
+          ]);
+          expect(results).toEqual([
+            { ok: true },
+            { ok: false, reason: 'stale_lease' },
+            { ok: true },
+            { ok: false, reason: 'not_found' },
+            { ok: true },
+            { ok: true },
+          ]);
+          // All three started: a reclaim counts each as a crash.
+          const reclaimed = await engine.reclaimWorker('w1', { poisonAfter: 5 });
+          expect(reclaimed.map((r) => r.started)).toEqual([true, true, true]);
         });
 
         it('reclaimWorker (restart): leased-not-started goes back unspent, started counts a crash', async () => {

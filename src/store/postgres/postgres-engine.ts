@@ -36,6 +36,7 @@ import type {
   EnqueueResult,
   FailRequest,
   FenceResult,
+  StartResult,
   IngestItem,
   IngestResult,
   JobFilter,
@@ -70,7 +71,7 @@ import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toLeasedJo
 import type { RawApiKey, RawAttempt, RawEvent, RawJob, RawNode } from './rows.js';
 import { PRUNE_RATE_WINDOWS, takeRateStart } from './rate-windows.js';
 import { SettleBatch } from './settle-batch.js';
-import { StartBatch } from './start-batch.js';
+import { START_IN_FLIGHT, StartBatch } from './start-batch.js';
 import { Wakeups } from './wakeups.js';
 import { EnqueueBatch } from './enqueue-batch.js';
 
@@ -146,7 +147,7 @@ export class PostgresEngine implements StorageEngine {
     this.#connectionErrors = new ConnectionErrors(options.onConnectionError);
     this.#pool = new pg.Pool({ ...clientConfig(connection), max: options.poolMax ?? 10, idleTimeoutMillis: 30_000 });
     this.#hot = new pg.Pool({ ...clientConfig(connection, { genericPlans: true }), max: HOT_POOL_MAX, idleTimeoutMillis: 30_000 });
-    this.#lease = new pg.Pool({ ...clientConfig(connection, { genericPlans: true, asyncCommit: true }), max: HOT_POOL_MAX, idleTimeoutMillis: 30_000 });
+    this.#lease = new pg.Pool({ ...clientConfig(connection, { genericPlans: true, asyncCommit: true }), max: HOT_POOL_MAX + START_IN_FLIGHT, idleTimeoutMillis: 30_000 });
     // A client whose connection drops emits 'error'; without a listener that
     // would crash the process. Counted, reported once, the client discarded.
     for (const pool of [this.#pool, this.#hot, this.#lease]) this.#connectionErrors.watch(pool);
@@ -267,7 +268,7 @@ export class PostgresEngine implements StorageEngine {
     return this.#fenced(jobId, (id) => this.#query<RawJob>(q.HEARTBEAT, [id, token, now + leaseMs, now]));
   }
 
-  start(jobId: string, token: string): Promise<FenceResult> {
+  start(jobId: string, token: string): Promise<StartResult> {
     try {
       this.#assertOpen();
     } catch (error) {

@@ -2,61 +2,108 @@
  * Batched `start` marks: every job whose handler is about to run on this node
  * records it (`started_seq = lease_seq`, migration 0004) before the handler
  * runs, so a reclaim can tell a crashed attempt from a job that was only
- * leased ahead. The runtime waits for the mark, so it sits on the hot path:
- * calls made while one batch is in flight join the next (one-in-flight.ts),
- * one statement per batch, on the lease pool (asynchronous commit, no wait
- * for the WAL flush): the mark is visible to every node once committed, and
- * only a server crash can lose it, which leaves one crash uncounted, never a
- * job lost or run twice.
+ * leased ahead. The runtime waits for the mark, so it sits on the hot path,
+ * and it is latency that counts: a slot whose job waits for its mark runs
+ * nothing (with concurrency 10 and no-op handlers, the drain is 10 jobs per
+ * mark round trip).
+ *
+ * So marks are pipelined, not one-in-flight: the marks of one cascade of
+ * promise callbacks (every job whose slot freed in it) go out together at the
+ * end of it (`process.nextTick`), on a connection of their own, while up to
+ * `START_IN_FLIGHT - 1` earlier batches are still out. One batch in flight
+ * made a mark wait for a whole batch's round trip before its own began.
+ * Spreading one cascade's marks over several statements, so that one part's
+ * handlers run while the rest are on the server, measured worse: three times
+ * the statements on a two-core machine (docs/benchmarks.md). Marks go
+ * through the lease pool (asynchronous commit, no wait for the WAL flush):
+ * the mark is visible to every node once committed, and only a server crash
+ * can lose it, which leaves one crash uncounted, never a job lost or run twice.
  */
 import type pg from 'pg';
 import { DroverError } from '../../core/errors.js';
-import type { FenceResult } from '../engine.js';
+import type { StartResult } from '../engine.js';
 import { storeError } from './connection.js';
-import { OneInFlight } from './one-in-flight.js';
-import { parseJobId, toJobRow, type RawJob } from './rows.js';
+import { parseJobId } from './rows.js';
 
-/** $1 ids, $2 tokens. Fenced like a settlement (see settle-batch.ts for the plan note on the state test). */
+/** Most mark statements out at once; the lease pool is sized for them (postgres-engine.ts). */
+export const START_IN_FLIGHT = 3;
+
+/**
+ * $1 ids, $2 tokens. Fenced like a settlement (see settle-batch.ts for the plan
+ * note on the state test). Only which rows matched comes back: the runtime
+ * needs nothing else, and parsing whole rows cost a few µs per job.
+ */
 const START = `
-  WITH input AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS i(id, token))
   UPDATE jobs j SET started_seq = j.lease_seq
-  FROM input i
+  FROM unnest($1::bigint[], $2::text[]) AS i(id, token)
   WHERE j.id = i.id AND j.lease_token = i.token AND starts_with(j.state, 'running')
-  RETURNING j.*, i.token AS fenced_token`;
+  RETURNING j.id, j.lease_token`;
 
 /** Most marks in one statement. */
 const MAX_BATCH = 1000;
 
+const STARTED: StartResult = Object.freeze({ ok: true });
+
 interface Pending {
   id: number;
   token: string;
-  resolve(result: FenceResult): void;
+  resolve(result: StartResult): void;
   reject(error: unknown): void;
 }
 
 export class StartBatch {
-  readonly #calls = new OneInFlight<Pending>((pending) => Math.min(pending.length, MAX_BATCH), (batch) => this.#run(batch));
+  #pending: Pending[] = [];
+  #inFlight = 0;
+  #scheduled = false;
+  /** Settled when nothing is queued or out (close). */
+  #idle: Array<() => void> = [];
   #closed = false;
 
   constructor(private readonly pool: pg.Pool) {}
 
-  submit(jobId: string, token: string): Promise<FenceResult> {
+  submit(jobId: string, token: string): Promise<StartResult> {
     if (this.#closed) return Promise.reject(new DroverError('store_unavailable', 'the store is closed'));
     const id = parseJobId(jobId);
     if (id === null) return Promise.resolve({ ok: false, reason: 'not_found' });
-    return new Promise<FenceResult>((resolve, reject) => this.#calls.push({ id, token, resolve, reject }));
+    return new Promise<StartResult>((resolve, reject) => {
+      this.#pending.push({ id, token, resolve, reject });
+      this.#schedule();
+    });
   }
 
   /** Refuse new calls and wait for the queued ones. */
   close(): Promise<void> {
     this.#closed = true;
-    return this.#calls.drain();
+    if (this.#pending.length === 0 && this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** At the end of the current cascade, so the marks of every job started in it share one statement. */
+  #schedule(): void {
+    if (this.#scheduled || this.#inFlight >= START_IN_FLIGHT) return;
+    this.#scheduled = true;
+    process.nextTick(() => {
+      this.#scheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    while (this.#inFlight < START_IN_FLIGHT && this.#pending.length > 0) {
+      const batch = this.#pending.splice(0, MAX_BATCH);
+      this.#inFlight++;
+      void this.#run(batch).finally(() => {
+        this.#inFlight--;
+        if (this.#pending.length > 0) this.#schedule();
+        else if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
+      });
+    }
   }
 
   async #run(batch: Pending[]): Promise<void> {
-    let rows: Array<RawJob & { fenced_token: string }>;
+    let rows: Array<{ id: number; lease_token: string }>;
     try {
-      ({ rows } = await this.pool.query<RawJob & { fenced_token: string }>({
+      ({ rows } = await this.pool.query<{ id: number; lease_token: string }>({
         name: 'drover_start',
         text: START,
         values: [batch.map((p) => p.id), batch.map((p) => p.token)],
@@ -67,14 +114,18 @@ export class StartBatch {
       for (const p of batch) p.reject(wrapped);
       return;
     }
-    const started = new Map(rows.map((raw) => [`${raw.id}\u0000${raw.fenced_token}`, raw]));
-    const unmatched: Pending[] = [];
-    for (const p of batch) {
-      const raw = started.get(`${p.id}\u0000${p.token}`);
-      if (raw) p.resolve({ ok: true, job: toJobRow(raw) });
-      else unmatched.push(p);
+    let unmatched: Pending[] | null = null;
+    if (rows.length === batch.length) {
+      // Every mark matched (the usual case: a row matches at most one of the batch's marks).
+      for (const p of batch) p.resolve(STARTED);
+      return;
     }
-    if (unmatched.length === 0) return;
+    const started = new Map(rows.map((r) => [Number(r.id), r.lease_token]));
+    for (const p of batch) {
+      if (started.get(p.id) === p.token) p.resolve(STARTED);
+      else (unmatched ??= []).push(p);
+    }
+    if (unmatched === null) return;
     // Rare (a lease reaped or cancelled meanwhile): tell "gone" from "stale".
     let known: Set<number> | null = null;
     try {

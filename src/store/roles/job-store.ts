@@ -55,6 +55,9 @@ export interface LeaseRequest {
 
 export type FenceResult = { ok: true; job: JobRow } | { ok: false; reason: 'stale_lease' | 'not_found' };
 
+/** A start mark's answer: only whether it matched (the runtime waits for it per job, so no row comes back). */
+export type StartResult = { ok: true } | { ok: false; reason: 'stale_lease' | 'not_found' };
+
 export interface FailRequest {
   error: string;
   /** `crashed`: its handler thread was killed under it (out of memory, died); set `crashed` too. */
@@ -118,7 +121,7 @@ export interface JobStore extends StoreRole {
    * unchanged: a job leased ahead and never run is not a crash. After it, a
    * reclaim counts a crash toward `poisonAfter`.
    */
-  start(jobId: string, token: string): Promise<FenceResult>;
+  start(jobId: string, token: string): Promise<StartResult>;
   /** Extend a lease to now + leaseMs. */
   heartbeat(jobId: string, token: string, leaseMs: number): Promise<FenceResult>;
   /** Mark succeeded with the result, once. */

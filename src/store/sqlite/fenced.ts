@@ -4,7 +4,7 @@
  * re-leased changes nothing and is told `stale_lease`. This is what turns
  * at-least-once execution into at-most-once completion.
  */
-import type { FailRequest, FenceResult } from '../engine.js';
+import type { FailRequest, FenceResult, StartResult } from '../engine.js';
 import { addDepth, type WriteEffects } from './queue-depth.js';
 import { DroverError } from '../../core/errors.js';
 import type { JobRow } from '../../core/types.js';
@@ -43,9 +43,12 @@ export function heartbeatJob(s: FixedStatements, jobId: string, token: string, l
 const MATCHED: FencedRow = { id: 0, queue: '', state: 'running', lease_seq: 0 };
 
 /** The handler is about to run: from now on a reclaim of this lease counts as a crash. */
-export function startJob(s: FixedStatements, jobId: string, token: string): FenceResult {
-  return fenced(s, jobId, (id) => (s.start.run({ id, token }).changes > 0 ? MATCHED : undefined));
+export function startJob(s: FixedStatements, jobId: string, token: string): StartResult {
+  const result = fenced(s, jobId, (id) => (s.start.run({ id, token }).changes > 0 ? MATCHED : undefined));
+  return result.ok ? STARTED : result;
 }
+
+const STARTED: StartResult = Object.freeze({ ok: true });
 
 export function completeJob(
   s: FixedStatements,

@@ -33,6 +33,7 @@ import type {
   EnqueueResult,
   FailRequest,
   FenceResult,
+  StartResult,
   IngestItem,
   IngestResult,
   JobFilter,
@@ -234,7 +235,7 @@ export class SqliteEngine implements StorageEngine {
   }
 
   /** Written at once, without waiting for the next group commit (start-marks.ts says why). */
-  start(jobId: string, token: string): Promise<FenceResult> {
+  start(jobId: string, token: string): Promise<StartResult> {
     return this.#starts.add(() => startJob(this.#s.fixed, jobId, token));
   }
 

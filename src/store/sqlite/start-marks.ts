@@ -16,25 +16,25 @@
  */
 import type Database from 'better-sqlite3';
 import { DroverError } from '../../core/errors.js';
-import type { FenceResult } from '../engine.js';
+import type { StartResult } from '../engine.js';
 
 interface Pending {
-  mark: () => FenceResult;
-  resolve(result: FenceResult): void;
+  mark: () => StartResult;
+  resolve(result: StartResult): void;
   reject(error: unknown): void;
 }
 
 export class StartMarks {
   #pending: Pending[] = [];
   #closed = false;
-  readonly #run: Database.Transaction<(batch: readonly Pending[]) => FenceResult[]>;
+  readonly #run: Database.Transaction<(batch: readonly Pending[]) => StartResult[]>;
   readonly #noSync: Database.Statement;
   readonly #restoreSync: Database.Statement;
 
   /** `viaGroupCommit`: the fallback when a transaction is open on the connection (never expected). */
   constructor(
     private readonly db: Database.Database,
-    private readonly viaGroupCommit: (mark: () => FenceResult) => Promise<FenceResult>,
+    private readonly viaGroupCommit: (mark: () => StartResult) => Promise<StartResult>,
   ) {
     const level = Number(db.pragma('synchronous', { simple: true }));
     this.#noSync = db.prepare('PRAGMA synchronous = NORMAL');
@@ -42,9 +42,9 @@ export class StartMarks {
     this.#run = db.transaction((batch: readonly Pending[]) => batch.map((p) => p.mark()));
   }
 
-  add(mark: () => FenceResult): Promise<FenceResult> {
+  add(mark: () => StartResult): Promise<StartResult> {
     if (this.#closed) return Promise.reject(new DroverError('store_unavailable', 'the store is closed'));
-    return new Promise<FenceResult>((resolve, reject) => {
+    return new Promise<StartResult>((resolve, reject) => {
       this.#pending.push({ mark, resolve, reject });
       if (this.#pending.length === 1) queueMicrotask(() => this.#flush());
     });
@@ -63,7 +63,7 @@ export class StartMarks {
       for (const p of batch) this.viaGroupCommit(p.mark).then(p.resolve, p.reject);
       return;
     }
-    let results: FenceResult[];
+    let results: StartResult[];
     try {
       this.#noSync.run();
       try {
