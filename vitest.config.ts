@@ -1,12 +1,33 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * The runtime/API/e2e tier that runs on both engines: these files start their
+ * nodes with `startTestNode`, which reads the engine from DROVER_TEST_ENGINE,
+ * so the `postgres` project reruns them unchanged on the real server. A file
+ * that is inherently SQLite-specific (a file on disk, its locks, its disk-full
+ * path) stays out of this list.
+ */
+const BOTH_ENGINES = [
+  'test/api/workers.test.ts',
+  'test/api/control.test.ts',
+  'test/api/keys.test.ts',
+  'test/api/stream.test.ts',
+  'test/e2e/intake.test.ts',
+  'test/e2e/execution.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // Fails a test file that leaves a timer, socket, server, child process or worker thread behind.
+    setupFiles: ['test/helpers/leak-check.ts'],
     // Crash and e2e tests spawn runtimes; two cores do not gain from more parallel files.
     maxWorkers: 2,
     minWorkers: 1,
+    projects: [
+      { extends: true, test: { name: 'sqlite', include: ['test/**/*.test.ts'], env: { DROVER_TEST_ENGINE: 'sqlite' } } },
+      { extends: true, test: { name: 'postgres', include: BOTH_ENGINES, env: { DROVER_TEST_ENGINE: 'postgres' } } },
+    ],
   },
 });
