@@ -40,6 +40,10 @@ const REGISTRY = Symbol.for('drover.test.liveWorkers');
 const TIMERS = Symbol.for('drover.test.liveTimers');
 const CURRENT = Symbol.for('drover.test.currentTest');
 
+// process.stdout/stderr open their pipe on first use (a worker thread's console output, a logger): open them now, so the baseline has them.
+void process.stdout.writable;
+void process.stderr.writable;
+
 let currentTest = '(file setup)';
 const liveWorkers = trackWorkers();
 const liveTimers = trackTimers();
@@ -107,7 +111,9 @@ function findLeaks(): string[] {
     if (!timersAtStart.has(timer)) leaks.push(`a ref’d ${createdIn.kind} of ${createdIn.ms} ms (created during "${createdIn.test}") is still active${createdIn.stack ? `:\n${createdIn.stack}` : ''}`);
   }
   for (const [worker, createdIn] of liveWorkers) {
-    if (!workersAtStart.has(worker)) leaks.push(`worker thread ${worker.threadId} (created during "${createdIn}") has not exited`);
+    // threadId is -1 once the thread has exited, even when its 'exit' listeners were removed before it.
+    if (worker.threadId === -1) liveWorkers.delete(worker);
+    else if (!workersAtStart.has(worker)) leaks.push(`worker thread ${worker.threadId} (created during "${createdIn}") has not exited`);
   }
   return leaks;
 }
