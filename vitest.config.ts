@@ -14,6 +14,14 @@ const BOTH_ENGINES = [
   'test/api/stream.test.ts',
   'test/e2e/intake.test.ts',
   'test/e2e/execution.test.ts',
+  'test/sdk/worker.test.ts',
+  'test/sdk/client.test.ts',
+  'test/api/work-key-scope.test.ts',
+  'test/e2e/lease-duration.test.ts',
+  'test/e2e/shutdown-outcome.test.ts',
+  'test/supervision/rate-limit.e2e.test.ts',
+  'test/api/auth-matrix.test.ts',
+  'test/webhooks/webhook-action.test.ts',
 ];
 
 export default defineConfig({

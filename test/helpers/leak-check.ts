@@ -85,7 +85,10 @@ afterAll(async () => {
     leaks = findLeaks();
   }
   if (leaks.length > 0) {
-    throw new Error(`this test file left running after its last hook (still there ${SETTLE_MS} ms later):\n  ${leaks.join('\n  ')}\nclose, clear or kill it in the test's afterEach/afterAll (or the code under test leaks it)`);
+    const grouped = new Map<string, number>();
+    for (const leak of leaks) grouped.set(leak, (grouped.get(leak) ?? 0) + 1);
+    const lines = [...grouped].map(([leak, n]) => (n > 1 ? `${n} x ${leak}` : leak));
+    throw new Error(`this test file left running after its last hook (still there ${SETTLE_MS} ms later):\n  ${lines.join('\n  ')}\nclose, clear or kill it in the test's afterEach/afterAll (or the code under test leaks it)`);
   }
 });
 
