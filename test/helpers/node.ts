@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import { pino } from 'pino';
-import { onTestFinished } from 'vitest';
 import { resolveConfig } from '../../src/core/config.js';
 import type { DroverConfig } from '../../src/core/handler.js';
 import { startNode, type DroverNode } from '../../src/cli/node.js';
@@ -116,8 +115,11 @@ async function testStore(engine: TestEngine, dir: string, persistent: boolean): 
   if (!registered.has(schema)) {
     registered.add(schema);
     try {
+      // Imported here, not at the top: scripts outside vitest (test/obs/drain-bench.ts) use this helper too.
+      const { onTestFinished } = await import('vitest');
       onTestFinished(() => dropSchema(schema));
     } catch {
+      registered.delete(schema);
       return store; // started outside a test (a hook): nothing to restart across, drop on close
     }
   }
