@@ -25,8 +25,13 @@ import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 const SETTLE_MS = 2_000;
 const BASELINE_SAMPLES = 3;
 
-/** Handle types that mean a timer, connection, server, child process or watcher is still running. */
-const WATCHED = new Set(['TCPSocketWrap', 'TCPServerWrap', 'PipeWrap', 'PipeServerWrap', 'ProcessWrap', 'UDPWrap', 'FSEventWrap', 'StatWatcher']);
+/**
+ * Handle types that mean a connection, server, child process or watcher is still running. Not PipeWrap:
+ * process.stdout/stderr open theirs on first use (a worker thread's console output), and opening them up
+ * front makes the shared pipe non-blocking for child processes that inherit it (it broke
+ * test/multinode/coordination.test.ts); a child's own stdio pipes go with its ProcessWrap.
+ */
+const WATCHED = new Set(['TCPSocketWrap', 'TCPServerWrap', 'PipeServerWrap', 'ProcessWrap', 'UDPWrap', 'FSEventWrap', 'StatWatcher']);
 
 /**
  * Named exceptions: a handle type and the number of them a file may leave,
@@ -39,10 +44,6 @@ type Counts = Map<string, number>;
 const REGISTRY = Symbol.for('drover.test.liveWorkers');
 const TIMERS = Symbol.for('drover.test.liveTimers');
 const CURRENT = Symbol.for('drover.test.currentTest');
-
-// process.stdout/stderr open their pipe on first use (a worker thread's console output, a logger): open them now, so the baseline has them.
-void process.stdout.writable;
-void process.stderr.writable;
 
 let currentTest = '(file setup)';
 const liveWorkers = trackWorkers();
@@ -122,7 +123,7 @@ function findLeaks(): string[] {
 }
 
 function describeType(type: string): string {
-  if (type === 'TCPSocketWrap' || type === 'PipeWrap') return 'an open connection or child stdio pipe';
+  if (type === 'TCPSocketWrap') return 'an open connection';
   if (type === 'TCPServerWrap' || type === 'PipeServerWrap') return 'a listening server';
   if (type === 'ProcessWrap') return 'a child process not yet exited';
   return 'an open handle';
