@@ -200,6 +200,8 @@ describe('bad input gets a clear 4xx and writes nothing', () => {
     expect(await jobCount(node)).toBe(3);
     release();
     await waitFor(() => ran === 3);
+    // A handler returns before its outcome is written (PostgreSQL batches the settles): wait for the rows, not the calls.
+    await waitFor(async () => (await node!.request('GET', '/v1/jobs?state=succeeded')).body.jobs.length === 3, { message: 'the three accepted jobs succeeded' });
     expect((await node.request('POST', '/v1/jobs', { handler: 'slow' })).status).toBe(202);
   });
 
