@@ -18,7 +18,10 @@ const levelBody = {
   properties: { level: { type: 'string', enum: [...LOG_LEVELS] } },
 } as const;
 
-export function adminRoutes(runtime: Runtime) {
+/** What the admin routes need from the node (logger level changes, audited): the runtime satisfies it. */
+export type AdminRouteDeps = Pick<Runtime, 'logger' | 'audit'>;
+
+export function adminRoutes(runtime: AdminRouteDeps) {
   const { logger } = runtime;
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get('/v1/admin/log-level', { config: routeConfig('GET /v1/admin/log-level') }, async () => ({ level: logger.level }));

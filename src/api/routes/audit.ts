@@ -21,7 +21,10 @@ const query = {
   },
 } as const;
 
-export function auditRoutes(runtime: Runtime) {
+/** What the audit routes need from the node (reads the audit trail from the store): the runtime satisfies it. */
+export type AuditRouteDeps = Pick<Runtime, 'store'>;
+
+export function auditRoutes(runtime: AuditRouteDeps) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get<{ Querystring: { limit?: string; cursor?: string } }>('/v1/audit', { config: routeConfig('GET /v1/audit'), schema: { querystring: query } }, async (request) => {
       const limit = request.query.limit === undefined ? DEFAULT_LIMIT : Number(request.query.limit);

@@ -19,7 +19,10 @@ const nameParam = {
 
 type NameRequest = FastifyRequest<{ Params: { name: string } }>;
 
-export function controlRoutes(runtime: Runtime) {
+/** What the control routes need from the node (handler and queue steering, audited): the runtime satisfies it. */
+export type ControlRouteDeps = Pick<Runtime, 'config' | 'pauses' | 'supervision' | 'dispatcher' | 'audit'>;
+
+export function controlRoutes(runtime: ControlRouteDeps) {
   const { config, pauses } = runtime;
   const actor = (request: FastifyRequest) => ({ key_id: request.apiKey?.id ?? null });
 

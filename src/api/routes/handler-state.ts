@@ -3,13 +3,13 @@ import type { ResolvedHandler } from '../../core/config.js';
 import type { Runtime } from '../../runtime/runtime.js';
 
 /** Jobs running in this node's dispatcher, per handler (remote workers' jobs are counted in `GET /v1/queues`). */
-export function runningByHandler(runtime: Runtime): Map<string, number> {
+export function runningByHandler(runtime: Pick<Runtime, 'dispatcher'>): Map<string, number> {
   const running = new Map<string, number>();
   for (const { job } of runtime.dispatcher.running.values()) running.set(job.handler, (running.get(job.handler) ?? 0) + 1);
   return running;
 }
 
-export function handlerJson(runtime: Runtime, h: ResolvedHandler, running: ReadonlyMap<string, number>) {
+export function handlerJson(runtime: Pick<Runtime, 'pauses' | 'supervision'>, h: ResolvedHandler, running: ReadonlyMap<string, number>) {
   return {
     name: h.name,
     queue: h.queue,

@@ -8,7 +8,10 @@ import type { FastifyInstance } from 'fastify';
 import { Readiness } from '../../obs/health.js';
 import type { Runtime } from '../../runtime/runtime.js';
 
-export function healthRoutes(runtime: Runtime, readiness: Readiness = new Readiness({ state: () => runtime.state, store: runtime.store })) {
+/** What the health routes need from the node (the probes): the runtime satisfies it. */
+export type HealthRouteDeps = Pick<Runtime, 'state' | 'store'>;
+
+export function healthRoutes(runtime: HealthRouteDeps, readiness: Readiness = new Readiness({ state: () => runtime.state, store: runtime.store })) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get('/health/live', { config: { scope: 'public' } }, async () => ({ status: 'ok' }));
 

@@ -49,7 +49,10 @@ function batchOf(itemSchema: object, key: string) {
   };
 }
 
-export function intakeRoutes(runtime: Runtime) {
+/** What the intake routes need from the node (accepts events and jobs through the runtime): the runtime satisfies it. */
+export type IntakeRouteDeps = Pick<Runtime, 'enqueueJobs' | 'ingestEvents'>;
+
+export function intakeRoutes(runtime: IntakeRouteDeps) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.post<{ Body: EventInput | { events: EventInput[] } }>(
       '/v1/events',

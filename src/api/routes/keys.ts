@@ -52,7 +52,10 @@ export function keyJson(key: ApiKeyRow, now: number) {
   };
 }
 
-export function keyRoutes(runtime: Runtime, verifier: KeyVerifier) {
+/** What the keys routes need from the node (API keys, audited): the runtime satisfies it. */
+export type KeyRouteDeps = Pick<Runtime, 'store' | 'clock' | 'audit'>;
+
+export function keyRoutes(runtime: KeyRouteDeps, verifier: KeyVerifier) {
   const { store, clock } = runtime;
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get('/v1/keys', { config: routeConfig('GET /v1/keys') }, async () => {

@@ -5,8 +5,11 @@ import type { Runtime } from '../../runtime/runtime.js';
 import { VERSION } from '../../version.js';
 import { handlerJson, runningByHandler } from './handler-state.js';
 
+/** What the status routes need from the node (the node's status view): the runtime satisfies it. */
+export type StatusRouteDeps = Pick<Runtime, 'config' | 'store' | 'clock' | 'dispatcher' | 'pauses' | 'startedAt' | 'state' | 'supervision' | 'tracing' | 'workerId'>;
+
 /** `auditExport`: the audit export's state; a refused export is shown here and alerted on, not failed in readiness (docs/operations.md). */
-export function statusRoutes(runtime: Runtime, auditExport?: () => AuditExportStatus | null) {
+export function statusRoutes(runtime: StatusRouteDeps, auditExport?: () => AuditExportStatus | null) {
   const { config, store } = runtime;
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get('/v1/status', { config: { scope: 'read' } }, async () => ({

@@ -41,7 +41,10 @@ interface StreamQuery {
   lastEventId?: string;
 }
 
-export function streamRoutes(runtime: Runtime) {
+/** What the stream routes need from the node (the SSE stream): the runtime satisfies it. */
+export type StreamRouteDeps = Pick<Runtime, 'config' | 'stream'>;
+
+export function streamRoutes(runtime: StreamRouteDeps) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     // Subscribed to the lifecycle with the node's other observers (runtime/observers.ts).
     const hub = runtime.stream;

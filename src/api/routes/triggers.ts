@@ -57,7 +57,10 @@ const idParam = {
   properties: { id: { type: 'string', minLength: 1, maxLength: 100 } },
 } as const;
 
-export function triggerRoutes(runtime: Runtime) {
+/** What the triggers routes need from the node (runtime triggers, audited): the runtime satisfies it. */
+export type TriggerRouteDeps = Pick<Runtime, 'webhooks' | 'audit'>;
+
+export function triggerRoutes(runtime: TriggerRouteDeps) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.post('/v1/triggers', { config: routeConfig('POST /v1/triggers'), schema: { body: createBody } }, async (request: FastifyRequest<{ Body: TriggerInput }>, reply) => {
       const trigger = await runtime.webhooks.create(request.body);
