@@ -5,7 +5,7 @@
  * reports the next one.
  */
 import { toError } from '../core/errors.js';
-import type { StorageEngine } from '../store/engine.js';
+import type { JobStore } from '../store/engine.js';
 
 /** setTimeout's ceiling; longer delays are re-armed in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -17,7 +17,7 @@ export class DueTimer {
   #staging: Promise<void> | null = null;
 
   constructor(
-    private readonly store: StorageEngine,
+    private readonly store: JobStore,
     private readonly clock: () => number,
     private readonly onError: (error: Error) => void,
   ) {}

@@ -6,7 +6,7 @@
  */
 import { DroverError } from '../core/errors.js';
 import type { JobRow } from '../core/types.js';
-import type { StorageEngine } from '../store/engine.js';
+import type { JobReads, JobStore } from '../store/engine.js';
 import type { Lifecycle } from './lifecycle.js';
 
 /** A job as it was before an operator action, and after it (the same row when the store changed nothing). */
@@ -16,7 +16,7 @@ export interface JobChange {
 }
 
 export class JobControl {
-  constructor(private readonly options: { store: StorageEngine; lifecycle: Lifecycle }) {}
+  constructor(private readonly options: { store: JobStore & JobReads; lifecycle: Lifecycle }) {}
 
   /**
    * Cancel a job that has not finished; a running attempt loses its lease

@@ -18,12 +18,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../obs/logger.js';
-import type { NodeRegistration, StorageEngine } from '../store/engine.js';
+import type { NodeRegistration, NodeRegistry } from '../store/engine.js';
 import { BackgroundTask } from './background-task.js';
 import type { Lifecycle } from './lifecycle.js';
 
 export interface NodeLivenessOptions {
-  store: StorageEngine;
+  store: NodeRegistry;
   nodeId: string;
   clock: () => number;
   logger: Logger;

@@ -12,11 +12,11 @@
  */
 import { DroverError, toError } from '../core/errors.js';
 import type { ResolvedConfig } from '../core/config.js';
-import type { StorageEngine } from '../store/engine.js';
+import type { MetaStore } from '../store/engine.js';
 import type { Lifecycle } from './lifecycle.js';
 
 export interface PauseStateOptions {
-  store: StorageEngine;
+  store: MetaStore;
   config: Pick<ResolvedConfig, 'handlers' | 'queues'>;
   lifecycle: Lifecycle;
   /** Called after a resume, so whoever leases looks again at once. */

@@ -16,7 +16,7 @@ import { breakerAdmission, breakerAt, breakerResult, breakerRetryAt, breakerStar
 import type { ResolvedHandler } from '../core/config.js';
 import { DroverError, toError } from '../core/errors.js';
 import { clearQuarantine, mergeQuarantine, quarantineFailure, recentFailures, type QuarantineState } from '../core/quarantine.js';
-import type { StorageEngine } from '../store/engine.js';
+import type { MetaStore } from '../store/engine.js';
 import type { Lifecycle } from './lifecycle.js';
 
 interface Entry {
@@ -27,7 +27,7 @@ interface Entry {
 }
 
 export interface SupervisionOptions {
-  store: StorageEngine;
+  store: MetaStore;
   handlers: ReadonlyMap<string, ResolvedHandler>;
   lifecycle: Lifecycle;
   clock: () => number;

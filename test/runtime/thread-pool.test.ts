@@ -14,7 +14,7 @@ import type { LeasedJob } from '../../src/core/types.js';
 import { LazyAbortController, type RunOutcome } from '../../src/runtime/job-runner.js';
 import { ThreadPool, type ThreadRestartReason } from '../../src/runtime/thread-pool.js';
 
-const configPath = fileURLToPath(new URL('./fixtures/pool.config.mjs', import.meta.url));
+const configPath = fileURLToPath(new URL('../supervision/fixtures/pool.config.mjs', import.meta.url));
 let pool: ThreadPool | undefined;
 afterEach(async () => {
   await pool?.close();
