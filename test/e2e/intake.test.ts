@@ -117,10 +117,11 @@ describe('POST /v1/jobs and GET /v1/jobs/:id', () => {
   it('holds a delayed job until its runAt', async () => {
     const ran: number[] = [];
     node = await startTestNode({ handlers: [{ name: 'later', run: () => void ran.push(Date.now()) }] });
-    const runAt = Date.now() + 300;
+    // Far enough ahead that the request is written before runAt even on a loaded machine (300 ms was not).
+    const runAt = Date.now() + 1_500;
     const res = await node.request('POST', '/v1/jobs', { handler: 'later', runAt: new Date(runAt).toISOString() });
     expect(res.body.state).toBe('scheduled');
-    await waitFor(() => ran.length === 1);
+    await waitFor(() => ran.length === 1, { timeoutMs: 10_000 });
     expect(ran[0]!).toBeGreaterThanOrEqual(runAt - 5);
   });
 
