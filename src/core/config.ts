@@ -9,6 +9,7 @@
  */
 import { compileCron, isValidTimezone } from './cron.js';
 import { DroverError } from './errors.js';
+import { LEASE_LIMITS } from './lease-limits.js';
 import { parseStoreUrl } from './store-url.js';
 import { compileFilter, lookupPath } from './filter.js';
 import type { BreakerPolicy } from './breaker.js';
@@ -35,8 +36,6 @@ export { LOG_LEVELS, type ConfigIssue, type LogLevel } from './config-schema.js'
 export { ENV_VARS, type ConfigOverrides } from './config-sources.js';
 
 const MINUTE = 60_000;
-/** The longest `waitMs` a lease may long-poll (POST /v1/workers/lease). */
-const LEASE_WAIT_MAX_MS = 60_000;
 const DAY = 24 * 60 * MINUTE;
 
 /**
@@ -233,8 +232,8 @@ export function resolveConfig(
     if (headers > request) issues.push({ path: 'server.headersTimeoutMs', message: `expected at most server.requestTimeoutMs (${request}), got ${headers}` });
     // A socket is silent while a lease long-polls (`waitMs`, at most 60 s): a shorter idle timeout would cut it.
     const idle = raw.server.connectionTimeoutMs;
-    if (typeof idle === 'number' && idle > 0 && idle < LEASE_WAIT_MAX_MS + 5_000) {
-      issues.push({ path: 'server.connectionTimeoutMs', message: `expected 0 (off) or at least ${LEASE_WAIT_MAX_MS + 5_000} (above the longest lease waitMs), got ${idle}` });
+    if (typeof idle === 'number' && idle > 0 && idle < LEASE_LIMITS.waitMs.max + 5_000) {
+      issues.push({ path: 'server.connectionTimeoutMs', message: `expected 0 (off) or at least ${LEASE_LIMITS.waitMs.max + 5_000} (above the longest lease waitMs), got ${idle}` });
     }
   }
   if (isRecord(raw) && isRecord(raw.rateLimit) && isRecord(raw.rateLimit.routes)) {

@@ -15,15 +15,11 @@ import type { ResolvedHandler } from '../core/config.js';
 import { DroverError } from '../core/errors.js';
 import type { JobRow, LeasedJob } from '../core/types.js';
 import type { FenceResult, StorageEngine } from '../store/engine.js';
+import { LEASE_LIMITS } from '../core/lease-limits.js';
 import type { Admission } from './admission.js';
 import type { Lifecycle, RemoteOrigin } from './lifecycle.js';
 import { recordFailure, reportedError, type OutcomeContext } from './outcome.js';
 
-export const LEASE_LIMITS = {
-  maxJobs: 100,
-  leaseMs: { min: 1_000, max: 3_600_000, default: 30_000 },
-  waitMs: { max: 60_000, default: 0 },
-} as const;
 /** Without a notification, look again this often anyway (another node's enqueue on a store without cross-process notify). */
 const RELEASE_CHECK_MS = 5_000;
 /** How often a waiting lease checks that its client and the node are still there. */
