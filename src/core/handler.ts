@@ -5,6 +5,7 @@
  */
 import type { EventRow } from './types.js';
 import type { Filter } from './filter.js';
+import type { WaitMatch } from './durable.js';
 
 /** The logger a handler gets: pino-compatible subset. */
 export interface HandlerLogger {
@@ -23,6 +24,35 @@ export interface JobContext<P = unknown> {
   log: HandlerLogger;
   /** Extend the lease (long jobs); resolves false when the lease was lost (stop: someone else owns the job). */
   heartbeat(): Promise<boolean>;
+  /** Durable steps: memoized work, sleeps, waits for events and for a person (docs/durable-execution.md). */
+  step: StepApi;
+}
+
+/** An event a `waitForEvent` step resolved with. */
+export interface WaitedEvent<D = unknown> {
+  id: string;
+  name: string;
+  data: D;
+  tenant: string | null;
+  receivedAt: number;
+}
+
+/**
+ * Durable steps. Step names are unique within a job; the handler re-runs
+ * from the top after a suspension, a retry or a crash, and each finished
+ * step returns its stored result without running again.
+ */
+export interface StepApi {
+  /** Run `fn` once; its JSON result is stored before the handler goes on, and returned on every later run. */
+  run<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
+  /** Suspend the job (it leaves the worker) for `ms`, or until a time (`{ until }`, ms since the epoch or a Date). */
+  sleep(name: string, duration: number | { until: number | Date }): Promise<void>;
+  /** Suspend until an event with this name (or any of these names) whose fields match arrives; `null` at the timeout. */
+  waitForEvent<D = unknown>(name: string, options: { event: string | string[]; match?: WaitMatch; timeoutMs?: number }): Promise<WaitedEvent<D> | null>;
+  /** Suspend on a pending interrupt until a person resumes it (`POST /v1/interrupts/:id/resume`); its input, or `null` at the timeout. */
+  interrupt<I = unknown>(name: string, options: { prompt: string; schema?: object; timeoutMs?: number }): Promise<I | null>;
+  /** A stable idempotency key for the step's calls to outside systems (the same on every attempt of this job). */
+  key(name: string): string;
 }
 
 export interface TriggerSpec {
@@ -189,6 +219,12 @@ export interface DroverConfig {
     keepWeekly?: number;
     keepMonthly?: number;
   };
+  /**
+   * Durable steps: limits on what a job stores (defaults 1 MiB per step
+   * result, 1,000 steps, 32 MiB per job); beyond one the step fails with a
+   * clear error and nothing is written.
+   */
+  durable?: { maxStepResultBytes?: number; maxStepsPerJob?: number; maxStateBytesPerJob?: number };
   /** The audit trail's JSONL export, rotated daily. */
   audit?: {
     /** Relative to the data directory. Default `audit`. */

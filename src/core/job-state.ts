@@ -14,7 +14,9 @@ import { TERMINAL_STATES, type JobState } from './types.js';
  *   is deferred (open circuit breaker, rate limit): waiting, not failing.
  * - `running → succeeded`; `→ queued` (lease expired, released at shutdown);
  *   `→ scheduled` (retry after backoff); `→ dead` (exhausted, non-retryable,
- *   poison); `→ cancelled`.
+ *   poison); `→ cancelled`; `→ suspended` (a durable step waits).
+ * - `suspended → queued` when its wait resolves (event, resume, timeout, the
+ *   sleep's end); `→ cancelled` by an operator.
  * - `dead → queued` and `cancelled → queued`: an operator's retry.
  * - `succeeded` is final.
  *
@@ -24,7 +26,8 @@ import { TERMINAL_STATES, type JobState } from './types.js';
 export const TRANSITIONS: Record<JobState, readonly JobState[]> = {
   scheduled: ['queued', 'cancelled'],
   queued: ['running', 'cancelled', 'scheduled'],
-  running: ['succeeded', 'queued', 'scheduled', 'dead', 'cancelled'],
+  running: ['succeeded', 'queued', 'scheduled', 'dead', 'cancelled', 'suspended'],
+  suspended: ['queued', 'cancelled'],
   succeeded: [],
   dead: ['queued'],
   cancelled: ['queued'],

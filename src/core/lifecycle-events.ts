@@ -5,6 +5,7 @@
  * not on the runtime that emits it (runtime/lifecycle.ts).
  */
 import type { AttemptOutcome, DeadReason, JobRow, LeasedJob } from './types.js';
+import type { StepRow, WaitRow } from './durable.js';
 
 /**
  * Payloads of transitions a remote worker reports over HTTP carry `remote`
@@ -29,7 +30,15 @@ export interface LifecycleEvents {
     killed: boolean;
   } & RemoteOrigin;
   'job:released': { job: LeasedJob; reason: 'shutdown' | 'thread_lost' | 'handler_unavailable' } & RemoteOrigin;
-  'job:stale': { job: LeasedJob; op: 'complete' | 'fail' | 'heartbeat' | 'release' } & RemoteOrigin;
+  'job:stale': { job: LeasedJob; op: 'complete' | 'fail' | 'heartbeat' | 'release' | 'step' | 'suspend' } & RemoteOrigin;
+  /** A durable step suspended the job on `wait` (an `interrupt` wait is a new pending interrupt). */
+  'job:suspended': { job: LeasedJob; wait: WaitRow; durationMs: number } & RemoteOrigin;
+  /** A suspended job was queued again: its event arrived, a person resumed it (`actor`), its timeout or sleep passed. */
+  'job:woken': { job: JobRow; wait: WaitRow; cause: 'event' | 'resume' | 'timeout' | 'sleep'; actor: string | null };
+  /** A step finished (`succeeded`, stored), failed (threw; the attempt fails), or was `memoized` (its stored result returned). */
+  'step:finished': { job: LeasedJob; step: StepRow | { name: string; kind: StepRow['kind'] }; outcome: 'succeeded' | 'failed' | 'memoized'; durationMs: number } & RemoteOrigin;
+  /** A re-run asked for steps in another order than stored: the code changed under a suspended or retried job. */
+  'step:sequence_changed': { job: LeasedJob; expected: string; asked: string; seq: number };
   /** An operator cancelled or retried a job (API). */
   'job:cancelled': { job: JobRow };
   'job:retried': { job: JobRow };

@@ -8,11 +8,12 @@ export type JobState =
   | 'scheduled' // waiting for runAt (delayed, or backing off before a retry)
   | 'queued' // due, waiting for a worker
   | 'running' // leased by a worker
+  | 'suspended' // a durable step is waiting (sleep, event, interrupt); holds no lease or slot
   | 'succeeded'
   | 'dead' // failed its last attempt, failed non-retryably, or poisoned
   | 'cancelled';
 
-export const JOB_STATES: readonly JobState[] = ['scheduled', 'queued', 'running', 'succeeded', 'dead', 'cancelled'];
+export const JOB_STATES: readonly JobState[] = ['scheduled', 'queued', 'running', 'suspended', 'succeeded', 'dead', 'cancelled'];
 export const TERMINAL_STATES: readonly JobState[] = ['succeeded', 'dead', 'cancelled'];
 
 /** How one attempt (one lease) ended. */
@@ -24,6 +25,7 @@ export type AttemptOutcome =
   | 'lease_expired' // nobody heartbeated in time; reaped
   | 'crashed' // the node holding it died and restarted
   | 'released' // handed back without running to the end (shutdown)
+  | 'suspended' // a durable step suspended the job: neither success nor failure, spends no retry
   | 'cancelled';
 
 /** Why a job is dead. */
@@ -113,8 +115,9 @@ export interface LeasedJob extends JobRow {
   event: EventRow | null;
 }
 
-export type ApiScope = 'admin' | 'produce' | 'work' | 'read';
-export const API_SCOPES: readonly ApiScope[] = ['admin', 'produce', 'work', 'read'];
+/** `resume`: list, read and resume interrupts (durable execution), nothing else. */
+export type ApiScope = 'admin' | 'produce' | 'work' | 'read' | 'resume';
+export const API_SCOPES: readonly ApiScope[] = ['admin', 'produce', 'work', 'read', 'resume'];
 
 export interface ApiKeyRow {
   id: string;

@@ -109,6 +109,10 @@ export async function runJob(options: RunJobOptions): Promise<RunOutcome> {
       return log;
     },
     heartbeat: options.heartbeat,
+    // Contract placeholder: the durable-execution work replaces it with the step context.
+    get step(): JobContext['step'] {
+      throw new Error('durable steps are not available yet');
+    },
   };
 
   const failed = (caught: unknown): RunOutcome => {

@@ -4,12 +4,12 @@
  * server's shapes stay assignable to these.
  */
 
-export type JobState = 'scheduled' | 'queued' | 'running' | 'succeeded' | 'dead' | 'cancelled';
+export type JobState = 'scheduled' | 'queued' | 'running' | 'suspended' | 'succeeded' | 'dead' | 'cancelled';
 export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'dead', 'cancelled'];
 
-export type AttemptOutcome = 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lease_expired' | 'crashed' | 'released' | 'cancelled';
+export type AttemptOutcome = 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lease_expired' | 'crashed' | 'released' | 'suspended' | 'cancelled';
 export type DeadReason = 'exhausted' | 'non_retryable' | 'poison' | 'unknown_handler';
-export type ApiScope = 'admin' | 'produce' | 'work' | 'read';
+export type ApiScope = 'admin' | 'produce' | 'work' | 'read' | 'resume';
 
 export interface Job {
   id: string;

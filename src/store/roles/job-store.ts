@@ -5,6 +5,8 @@
  */
 import type { AttemptOutcome, DeadReason, EventInput, EventRow, JobRow, JobState, LeasedJob, NewJob } from '../../core/types.js';
 import type { StoreRole } from './capabilities.js';
+import type { ResolvedWait } from './durable-store.js';
+import type { WaitRow } from '../../core/durable.js';
 
 export interface QueueLimit {
   /** Jobs not yet finished (scheduled + queued + running) allowed in the queue. */
@@ -33,6 +35,8 @@ export interface IngestResult {
   jobs: JobRow[];
   /** False when an event with this id already existed: the original is returned and nothing is written. */
   created: boolean;
+  /** Suspended jobs this event woke (their `event` waits matched it), in the same transaction. */
+  resolvedWaits?: ResolvedWait[];
 }
 
 export interface LeaseRequest {
@@ -89,6 +93,8 @@ export interface ReclaimedJob {
 
 export interface StageResult {
   staged: number;
+  /** Suspended jobs queued again because their sleep ended or their wait timed out (waits now `resolved` or `timed_out`). */
+  woken?: WaitRow[];
   /** Earliest runAt still in the future, or null when nothing is scheduled. */
   nextDueAt: number | null;
 }
@@ -136,7 +142,7 @@ export interface JobStore extends StoreRole {
   release(jobId: string, token: string, runAt?: number): Promise<FenceResult>;
 
   // --- background ---------------------------------------------------------
-  /** Move scheduled jobs whose runAt has come to `queued`. */
+  /** Move scheduled jobs whose runAt has come to `queued`, and suspended jobs whose wake time has come (sleep over, wait timed out). `nextDueAt` includes wake times. */
   stageDue(): Promise<StageResult>;
   /** Requeue (or poison) running jobs whose lease deadline has passed. */
   reapExpired(options: ReclaimOptions): Promise<ReclaimedJob[]>;
@@ -148,7 +154,7 @@ export interface JobStore extends StoreRole {
   prune(request: PruneRequest): Promise<{ jobs: number; events: number }>;
 
   // --- operator actions ---------------------------------------------------
-  /** Cancel a job that has not finished; a running job's lease is revoked. */
+  /** Cancel a job that has not finished; a running job's lease is revoked; a suspended job's wait becomes `cancelled`. */
   cancel(jobId: string): Promise<JobRow | null>;
   /** Run a dead or cancelled job again (attempt budget starts over). */
   retry(jobId: string): Promise<JobRow | null>;
