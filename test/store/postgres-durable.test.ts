@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openPostgresEngine, type PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { describeDurableConformance } from './durable-conformance.js';
 
 const PG_URL = process.env.DROVER_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -102,4 +103,53 @@ describe('postgres: never miss an event', () => {
     expect(outcomes.lookBack).toBeGreaterThan(0);
     expect(outcomes.ingest).toBeGreaterThan(0);
   }, 90_000);
+});
+
+describe('postgres: a job queued by a wake-up wakes idle nodes', () => {
+  const open: PostgresEngine[] = [];
+  afterEach(async () => {
+    for (const engine of open.splice(0)) await engine.close();
+  });
+
+  it('an event, a resume and a timeout on one node are heard by another through NOTIFY', async () => {
+    const schema = newSchema();
+    const a = openPostgresEngine({ url: PG_URL, schema, poolMax: 4 });
+    const b = openPostgresEngine({ url: PG_URL, schema, poolMax: 4 });
+    open.push(a, b);
+    await a.migrate();
+    const seen: string[] = [];
+    b.onWork((queues) => seen.push(...queues));
+    // b's LISTEN session is up once it hears a plain enqueue.
+    await waitFor(async () => {
+      await a.enqueue([{ handler: 'other', queue: 'ping', payload: null, priority: 0, runAt: 0, maxAttempts: 1 }]);
+      return seen.includes('ping');
+    }, { timeoutMs: 5_000, intervalMs: 50, message: 'engine b listens' });
+
+    const suspendIn = async (queue: string, kind: 'event' | 'interrupt' | 'sleep') => {
+      await a.enqueue([{ handler: 'h', queue, payload: null, priority: 0, runAt: 0, maxAttempts: 1 }]);
+      const [job] = await a.lease({ workerId: 'w', handlers: [{ name: 'h', max: 1 }], limit: 1, leaseMs: 60_000 });
+      const result = await a.suspend(job!.id, job!.leaseToken, {
+        step: 's',
+        seq: 0,
+        kind,
+        startedAt: Date.now(),
+        wakeAt: kind === 'sleep' ? Date.now() + 50 : null,
+        ...(kind === 'event' ? { events: [`go.${queue}`] } : {}),
+      });
+      if (!result.ok || !result.suspended) throw new Error('expected a suspension');
+      return result.wait;
+    };
+
+    await suspendIn('by-event', 'event');
+    await a.ingest([{ event: { id: 'go', name: 'go.by-event', data: null }, jobs: [] }]);
+    await waitFor(() => seen.includes('by-event'), { timeoutMs: 5_000, message: 'b hears the job an event woke' });
+
+    const ask = await suspendIn('by-resume', 'interrupt');
+    expect((await a.resumeWait(ask.id, { ok: true }, 'key_1')).ok).toBe(true);
+    await waitFor(() => seen.includes('by-resume'), { timeoutMs: 5_000, message: 'b hears the job a resume woke' });
+
+    await suspendIn('by-timer', 'sleep');
+    await waitFor(async () => ((await a.stageDue()).woken ?? []).length > 0, { timeoutMs: 5_000, intervalMs: 20, message: 'the sleep ends' });
+    await waitFor(() => seen.includes('by-timer'), { timeoutMs: 5_000, message: 'b hears the job a timer woke' });
+  });
 });
