@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DURABLE_DEFAULTS, type SuspendRequest } from '../../src/core/durable.js';
 import type { JobRow, LeasedJob, NewJob } from '../../src/core/types.js';
 import type { LeaseRequest, StorageEngine } from '../../src/store/engine.js';
+import { instrumentStore } from '../../src/store/instrumented.js';
 import type { StoreFactory } from './conformance.js';
 
 const T0 = 1_700_000_000_000;
@@ -380,6 +381,27 @@ export function describeDurableConformance(name: string, factory: StoreFactory):
         expect(await engine.listWaits({ state: 'pending', limit: 10 })).toHaveLength(3);
         expect(await engine.listWaits({ handler: 'other', limit: 10 })).toEqual([]);
         expect(await engine.pendingInterrupts()).toEqual({ count: 2, oldestCreatedAt: T0 + 1 });
+      });
+    });
+
+    describe('instrumentation', () => {
+      it('the instrumented store times every durable operation', async () => {
+        const timed = new Set<string>();
+        const store = instrumentStore(engine, { timer: (op) => ({ observe: () => void timed.add(op) }) });
+        const job = await running();
+        await store.recordStep(job.id, job.leaseToken, step('a', 0));
+        await store.getSteps(job.id);
+        const result = await store.suspend(job.id, job.leaseToken, { step: 'ask', seq: 1, kind: 'interrupt', startedAt: now, wakeAt: null });
+        if (!result.ok || !result.suspended) throw new Error('expected a suspension');
+        await store.getWait(result.wait.id);
+        await store.pendingWait(job.id);
+        await store.listWaits({ limit: 1 });
+        await store.pendingInterrupts();
+        await store.resumeWait(result.wait.id, null, 'k');
+        await new Promise((resolve) => setImmediate(resolve));
+        for (const op of ['recordStep', 'getSteps', 'suspend', 'getWait', 'pendingWait', 'listWaits', 'pendingInterrupts', 'resumeWait']) {
+          expect(timed, op).toContain(op);
+        }
       });
     });
 
