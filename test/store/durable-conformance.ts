@@ -234,6 +234,17 @@ export function describeDurableConformance(name: string, factory: StoreFactory):
         expect(await engine.pendingWait(job.id)).toBeNull();
       });
 
+      it('looks back past many events of the name that do not match', async () => {
+        const job = await running();
+        const startedAt = now;
+        const noise = Array.from({ length: 450 }, (_, i) => ({ event: { id: `noise-${i}`, name: 'paid', data: { order: 'o-2' } }, jobs: [] }));
+        await engine.ingest(noise);
+        now += 1;
+        await engine.ingest([{ event: { id: 'the-one', name: 'paid', data: { order: 'o-1' } }, jobs: [] }]);
+        const result = await engine.suspend(job.id, job.leaseToken, waitFor({ startedAt }));
+        expect(result).toMatchObject({ ok: true, suspended: false, step: { result: { id: 'the-one' } } });
+      });
+
       it('ignores events from before the step began, and another tenant\'s events', async () => {
         const job = await running({}, 'acme');
         await ingest('old', 'paid', { order: 'o-1' }, 'acme');
