@@ -29,6 +29,7 @@ const BOTH_ENGINES = [
   'test/api/auth-matrix.test.ts',
   'test/webhooks/webhook-action.test.ts',
   'test/api/interrupts.test.ts',
+  'test/e2e/interrupt-flow.test.ts',
 ];
 
 export default defineConfig({
