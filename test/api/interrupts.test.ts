@@ -170,7 +170,8 @@ describe('resume', () => {
   });
 
   it('after its timeout is 409 with state timed_out', async () => {
-    const wait = await suspendedOn({ wakeAt: Date.now() + 50 });
+    // Far enough ahead that the suspension itself (a round trip on a loaded machine) happens before it.
+    const wait = await suspendedOn({ wakeAt: Date.now() + 1_500 });
     await waitFor(async () => {
       await node.store.stageDue();
       return (await node.store.getWait(wait.id))?.state === 'timed_out';
