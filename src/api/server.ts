@@ -27,6 +27,8 @@ import { streamRoutes } from './routes/stream.js';
 import { workerRoutes } from './routes/workers.js';
 import { adminRoutes } from './routes/admin.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { snapshotRoutes } from './routes/snapshots.js';
+import type { SnapshotService } from '../ops/backup/snapshots.js';
 import type { Readiness } from '../obs/health.js';
 import { registerHttpMetrics } from '../obs/http-metrics.js';
 import { registerRequestTracing } from '../obs/http-tracing.js';
@@ -40,12 +42,14 @@ export interface ServerDeps {
   obs?: { metrics?: DroverMetrics; readiness?: Readiness; serveMetrics?: boolean; storeHealth?: StoreHealth };
   /** The audit export's state, for `GET /v1/status` (a node started by `startNode` has one). */
   auditExport?: () => AuditExportStatus | null;
+  /** The node's snapshot service (`/v1/snapshots`); a node started by `startNode` has one once it runs. */
+  snapshots?: () => SnapshotService | null;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const CLOSE_CUTOFF_MS = 3_000;
 
-export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps): Promise<FastifyInstance> {
+export async function buildServer({ runtime, obs = {}, auditExport, snapshots = () => null }: ServerDeps): Promise<FastifyInstance> {
   const { server, limits, auth } = runtime.config;
   // With `server.tls` this is an https server; routes and hooks do not care which.
   const app = Fastify({
@@ -130,6 +134,7 @@ export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps
   await app.register(auditRoutes(runtime));
   await app.register(triggerRoutes(runtime));
   await app.register(adminRoutes(runtime));
+  await app.register(snapshotRoutes({ snapshots, audit: runtime.audit }));
   if (obs.metrics && obs.serveMetrics !== false) await app.register(metricsRoutes(obs.metrics));
   return app;
 }

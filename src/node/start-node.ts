@@ -131,7 +131,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     ops.start(runtime);
     const separate = config.metrics.port !== null;
     storeHealth.start();
-    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate && config.metrics.onApiPort, storeHealth }, auditExport: () => ops.exporter?.status() ?? null });
+    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate && config.metrics.onApiPort, storeHealth }, auditExport: () => ops.exporter?.status() ?? null, snapshots: () => ops.snapshots });
     warnIfExposed(config, logger);
     const metricsApp = separate ? await buildMetricsServer({ runtime, metrics, readiness }) : null;
     let metricsUrl: string | null = null;

@@ -54,6 +54,13 @@ export const ROUTES = {
   // may carry configuration; a `read` key is handed to dashboards. Ship the export files to a SIEM instead.
   'GET /v1/audit': { scope: ['admin'], summary: 'The audit trail of operator actions, newest first, with a cursor' },
 
+  // Admin only: a snapshot is the whole store (payloads, key hashes, webhook secrets).
+  'POST /v1/snapshots': { scope: ['admin'], summary: 'Take a consistent snapshot of the store now; answers its signed manifest (chunk hashes)' },
+  'GET /v1/snapshots': { scope: ['admin'], summary: 'Snapshots this node keeps, with their expiry' },
+  'GET /v1/snapshots/:id': { scope: ['admin'], summary: 'A snapshot\'s signed manifest' },
+  'GET /v1/snapshots/:id/chunks/:n': { scope: ['admin'], summary: 'One chunk of a snapshot (octet-stream; its SHA-256 in X-Drover-Chunk-Sha256)' },
+  'DELETE /v1/snapshots/:id': { scope: ['admin'], summary: 'Delete a snapshot before it expires' },
+
   'POST /v1/triggers': { scope: ['admin'], summary: 'Create a runtime trigger with a webhook action; the secret is in this response only' },
   'GET /v1/triggers': { scope: ['admin'], summary: 'List runtime triggers (never their secrets) and the webhook host breakers' },
   'DELETE /v1/triggers/:id': { scope: ['admin'], summary: 'Delete a runtime trigger' },

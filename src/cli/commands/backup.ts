@@ -1,5 +1,5 @@
 /**
- * `drover backup create|verify|restore|prune|list`: backups of the store
+ * `drover backup create|verify|restore|pull|prune|list`: backups of the store
  * named by DROVER_DATABASE_URL. `create` works beside a running node (an
  * online, consistent copy); `restore` refuses while one runs on the target.
  */
@@ -18,6 +18,7 @@ import { installationKeys, trustedKeys } from '../../ops/audit/node-key.js';
 import { dataDirFor, sqlitePathOf } from '../../ops/data-dir.js';
 import { openStore } from '../../store/open.js';
 import { databaseUrlFromEnv } from './options.js';
+import { registerBackupPull } from './backup-pull.js';
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -117,6 +118,8 @@ export function registerBackupCommands(program: Command): void {
       for (const { keyId, file } of result.trustedKeyFiles) out(`  now trusting audit key ${keyId} (named by --trust-new-key): ${file}`);
       out('start the node to resume work');
     });
+
+  registerBackupPull(backup);
 
   backup
     .command('prune')

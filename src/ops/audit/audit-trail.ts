@@ -33,6 +33,8 @@ export const AUDIT_ACTIONS = [
   'trigger.retire-secret',
   'backup.create',
   'backup.restore',
+  'snapshot.create',
+  'snapshot.delete',
   'config.reload',
 ] as const;
 
