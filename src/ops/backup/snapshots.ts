@@ -48,7 +48,7 @@ export interface SnapshotManifest {
   chunkCount: number;
   /** SHA-256 (hex) of each chunk, in order. */
   chunks: string[];
-  /** SHA-256 (hex) of the whole file: the same as `backup.files[0].sha256`. */
+  /** SHA-256 (hex) of the whole file: the same as the file hash in the backup manifest. */
   sha256: string;
   /** The backup's own manifest, signed when it was taken: what `drover backup verify` checks. */
   backup: BackupManifest;
