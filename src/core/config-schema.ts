@@ -284,8 +284,20 @@ export const configSchema = strict(
         keepDaily: int(0).optional(),
         keepWeekly: int(0).optional(),
         keepMonthly: int(0).optional(),
+        verify: z.boolean({ error: 'expected true or false' }).optional(),
+        remote: strict(
+          {
+            url: z.string({ error: 'expected s3://bucket or s3://bucket/prefix' }).regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, { error: 'expected s3://bucket or s3://bucket/prefix' }),
+            endpoint: z.url({ error: 'expected the URL of an S3-compatible endpoint, e.g. https://minio.internal:9000' }).optional(),
+            region: text('expected a region name such as eu-west-1').optional(),
+            forcePathStyle: z.boolean({ error: 'expected true or false' }).optional(),
+            accessKeyIdFile: text('expected the path of a file holding the access key id').optional(),
+            secretAccessKeyFile: text('expected the path of a file holding the secret access key').optional(),
+          },
+          'an object { url, endpoint, region, forcePathStyle, accessKeyIdFile, secretAccessKeyFile }',
+        ).optional(),
       },
-      'an object { every, dir, keepDaily, keepWeekly, keepMonthly }',
+      'an object { every, dir, keepDaily, keepWeekly, keepMonthly, verify, remote }',
     ).optional(),
     audit: strict(
       {

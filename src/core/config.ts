@@ -167,7 +167,15 @@ export interface ResolvedConfig {
   rateLimit: { enabled: boolean; windowMs: number; max: number; routes: Record<string, number> };
   stream: { heartbeatMs: number; bufferSize: number; retentionMs: number };
   /** In-process backups; `everyMs` null means off. Relative `dir` is inside the data directory. */
-  backup: { everyMs: number | null; dir: string; keepDaily: number; keepWeekly: number; keepMonthly: number };
+  backup: {
+    everyMs: number | null;
+    dir: string;
+    keepDaily: number;
+    keepWeekly: number;
+    keepMonthly: number;
+    verify: boolean;
+    remote: { url: string; endpoint: string | null; region: string | null; forcePathStyle: boolean | null; accessKeyIdFile: string | null; secretAccessKeyFile: string | null } | null;
+  };
   /** JSONL export of the audit trail; relative `exportDir` is inside the data directory. */
   audit: { exportDir: string; keepFiles: number; exportIntervalMs: number };
 }
@@ -351,6 +359,17 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
       keepDaily: cfg.backup?.keepDaily ?? DEFAULTS.backup.keepDaily,
       keepWeekly: cfg.backup?.keepWeekly ?? DEFAULTS.backup.keepWeekly,
       keepMonthly: cfg.backup?.keepMonthly ?? DEFAULTS.backup.keepMonthly,
+      verify: cfg.backup?.verify ?? true,
+      remote: cfg.backup?.remote
+        ? {
+            url: cfg.backup.remote.url,
+            endpoint: cfg.backup.remote.endpoint ?? null,
+            region: cfg.backup.remote.region ?? null,
+            forcePathStyle: cfg.backup.remote.forcePathStyle ?? null,
+            accessKeyIdFile: cfg.backup.remote.accessKeyIdFile ?? null,
+            secretAccessKeyFile: cfg.backup.remote.secretAccessKeyFile ?? null,
+          }
+        : null,
     },
     audit: { ...DEFAULTS.audit, ...definedOnly(cfg.audit ?? {}) },
   };

@@ -218,6 +218,13 @@ export interface DroverConfig {
     keepDaily?: number;
     keepWeekly?: number;
     keepMonthly?: number;
+    /** Verify the newest backup after each scheduled one (checksums, integrity, row counts, audit chain). Default true. */
+    verify?: boolean;
+    /**
+     * Copy each scheduled backup to S3-compatible object storage, check it there, and apply the same retention
+     * remotely. Credentials: the two files, else the AWS SDK's own chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY…).
+     */
+    remote?: { url: string; endpoint?: string; region?: string; forcePathStyle?: boolean; accessKeyIdFile?: string; secretAccessKeyFile?: string };
   };
   /**
    * Durable steps: limits on what a job stores (defaults 1 MiB per step

@@ -19,7 +19,7 @@ import { Readiness, schemaFromStatus, schemaRecheck } from '../obs/health.js';
 import { observeStoreHealth, StoreHealth } from '../obs/store-health.js';
 import { createLogger, type Logger } from '../obs/logger.js';
 import { observeLogDrops } from '../obs/log-metrics.js';
-import { observeBackups } from '../ops/backup/metrics.js';
+import { observeBackupChecks, observeBackups } from '../ops/backup/metrics.js';
 import { observeAuditExport } from '../ops/audit/metrics.js';
 import { prepareNodeOps } from '../ops/node-ops.js';
 import { smokeHandler } from '../ops/doctor/smoke-handler.js';
@@ -114,6 +114,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     // The doctor's probe handler (`drover smoke`) runs on every node.
     const runtime = new Runtime({ config, store, logger, workerId, clock, tracing, metrics, audit: ops.audit, builtinHandlers: [smokeHandler()], ...(options.configPath ? { configPath: options.configPath } : {}) });
     observeBackups(metrics.registry, store);
+    observeBackupChecks(metrics.registry, store);
     observeAuditExport(metrics.registry, () => ops.exporter?.status() ?? null);
     observeOnScrape(metrics, {
       queueStats: () => store.queueStats(),

@@ -13,6 +13,7 @@ import { AuditExporter } from './audit/export.js';
 import { installationKeys, loadOrCreateNodeKey } from './audit/node-key.js';
 import { BackupSchedule } from './backup/schedule.js';
 import { SnapshotService } from './backup/snapshots.js';
+import { credentialsFromFiles } from './backup/remote.js';
 import { dataDirFor, inDataDir } from './data-dir.js';
 
 export interface NodeOps {
@@ -89,7 +90,18 @@ export function prepareNodeOps(options: { config: ResolvedConfig; store: AuditSt
             runtime.logger.info({ path: result.path, bytes: result.bytes, duration_ms: result.manifest.durationMs, pruned: result.pruned.remove.length }, 'backup taken');
             runtime.reportBackup({ path: result.path, bytes: result.bytes, durationMs: result.manifest.durationMs, at: Date.parse(result.manifest.createdAt) });
           },
-          onError: failed('backup'),
+          verify: config.backup.verify ? { dataDir, databaseUrl: config.databaseUrl } : null,
+          remote: config.backup.remote
+            ? {
+                url: config.backup.remote.url,
+                endpoint: config.backup.remote.endpoint,
+                region: config.backup.remote.region,
+                forcePathStyle: config.backup.remote.forcePathStyle,
+                credentials: credentialsFromFiles(config.backup.remote),
+              }
+            : null,
+          onUploaded: (url) => runtime.logger.info({ url }, 'backup uploaded and checked'),
+          onError: (error, task = 'backup') => runtime.reportTaskFailure(task, error),
         });
         ops.backups.start();
       }
