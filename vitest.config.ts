@@ -29,6 +29,7 @@ const BOTH_ENGINES = [
   'test/api/auth-matrix.test.ts',
   'test/webhooks/webhook-action.test.ts',
   'test/ops/snapshots.test.ts',
+  'test/e2e/rollout.test.ts',
 ];
 
 export default defineConfig({

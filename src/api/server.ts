@@ -28,6 +28,7 @@ import { workerRoutes } from './routes/workers.js';
 import { adminRoutes } from './routes/admin.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { snapshotRoutes } from './routes/snapshots.js';
+import { rolloutRoutes } from './routes/rollout.js';
 import type { SnapshotService } from '../ops/backup/snapshots.js';
 import type { Readiness } from '../obs/health.js';
 import { registerHttpMetrics } from '../obs/http-metrics.js';
@@ -102,6 +103,12 @@ export async function buildServer({ runtime, obs = {}, auditExport, snapshots = 
   }
   const verifier = new KeyVerifier(runtime.store, runtime.clock, { maxFailures: auth.maxFailures, windowMs: auth.failureWindowMs });
   registerAuth(app, verifier);
+  // The `remote-workers` gate stops new leases only: jobs already leased may still report, so nothing runs twice.
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.routeOptions.url === '/v1/workers/lease' && !runtime.gates.enabled('remote-workers')) {
+      return sendProblem(reply, request, new DroverError('feature_disabled', 'remote workers are turned off on this node (feature gate remote-workers); jobs already leased may still report', { retryAfterSeconds: 30 }));
+    }
+  });
   // Intake is refused while draining; reads, probes and remote workers' reports (`duringDrain`) keep answering.
   app.addHook('preHandler', async (request, reply) => {
     if (request.method === 'POST' && runtime.state !== 'running' && request.routeOptions.url?.startsWith('/v1/') && !request.routeOptions.config?.duringDrain) {
@@ -135,6 +142,7 @@ export async function buildServer({ runtime, obs = {}, auditExport, snapshots = 
   await app.register(triggerRoutes(runtime));
   await app.register(adminRoutes(runtime));
   await app.register(snapshotRoutes({ snapshots, audit: runtime.audit }));
+  await app.register(rolloutRoutes(runtime));
   if (obs.metrics && obs.serveMetrics !== false) await app.register(metricsRoutes(obs.metrics));
   return app;
 }

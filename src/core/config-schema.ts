@@ -299,6 +299,19 @@ export const configSchema = strict(
       },
       'an object { every, dir, keepDaily, keepWeekly, keepMonthly, verify, remote }',
     ).optional(),
+    rollout: strict(
+      {
+        channel: z.string({ error: 'expected a channel name such as "canary"' }).regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'expected a channel name: lower-case letters, digits, ".", "_", "-"' }).optional(),
+        channels: z
+          .array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'expected channel names: lower-case letters, digits, ".", "_", "-"' }), { error: 'expected the list of promotion stages, e.g. ["staging", "canary", "production"]' })
+          .min(1)
+          .optional(),
+        featureGates: z
+          .record(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'expected gate names: lower-case letters, digits, ".", "_", "-", up to 63 characters' }), z.boolean({ error: 'expected true or false' }))
+          .optional(),
+      },
+      'an object { channel, channels, featureGates }',
+    ).optional(),
     audit: strict(
       {
         exportDir: text('expected a non-empty directory path').optional(),

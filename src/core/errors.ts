@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   queue_full: { status: 429, title: 'Queue is at its maximum depth' },
   rate_limited: { status: 429, title: 'Too many requests' },
   shutting_down: { status: 503, title: 'The node is shutting down' },
+  feature_disabled: { status: 503, title: 'A feature gate turns this off' },
   store_unavailable: { status: 503, title: 'The store is unavailable' },
   /** 507 Insufficient Storage: temporary; nothing accepted is lost, retry after `Retry-After`. */
   store_full: { status: 507, title: 'The store is out of disk space' },

@@ -232,6 +232,13 @@ export interface DroverConfig {
    * clear error and nothing is written.
    */
   durable?: { maxStepResultBytes?: number; maxStepsPerJob?: number; maxStateBytesPerJob?: number };
+  /**
+   * The release channel this node belongs to (one of `channels`, default the stages development → staging →
+   * canary → production; default `production`) and feature gates: Drover's own (`durable-steps`,
+   * `remote-workers`, on by default) and yours, read in handlers with `ctx.features.enabled(name)`.
+   * An operator may override a gate at runtime (`drover gates set`); the config value applies where none is set.
+   */
+  rollout?: { channel?: string; channels?: string[]; featureGates?: Record<string, boolean> };
   /** The audit trail's JSONL export, rotated daily. */
   audit?: {
     /** Relative to the data directory. Default `audit`. */

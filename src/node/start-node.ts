@@ -20,6 +20,8 @@ import { observeStoreHealth, StoreHealth } from '../obs/store-health.js';
 import { createLogger, type Logger } from '../obs/logger.js';
 import { observeLogDrops } from '../obs/log-metrics.js';
 import { observeBackupChecks, observeBackups } from '../ops/backup/metrics.js';
+import { observeGates } from '../obs/rollout-metrics.js';
+import { VERSION } from '../version.js';
 import { observeAuditExport } from '../ops/audit/metrics.js';
 import { prepareNodeOps } from '../ops/node-ops.js';
 import { smokeHandler } from '../ops/doctor/smoke-handler.js';
@@ -99,7 +101,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
         'store connection failed and was discarded; the node carries on with new connections',
       ),
   });
-  const metrics = new DroverMetrics({ handlers: config.handlers.values(), queues: config.queues.keys(), queueLimits: config.queues, engine: engine.capabilities.engine });
+  const metrics = new DroverMetrics({ handlers: config.handlers.values(), queues: config.queues.keys(), queueLimits: config.queues, engine: engine.capabilities.engine, channel: config.rollout.channel });
   observeEngine(metrics, engine);
   observeLogDrops(metrics.registry);
   // Instrument at the seam: everything above the store calls it through the timing wrapper.
@@ -115,6 +117,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     const runtime = new Runtime({ config, store, logger, workerId, clock, tracing, metrics, audit: ops.audit, builtinHandlers: [smokeHandler()], ...(options.configPath ? { configPath: options.configPath } : {}) });
     observeBackups(metrics.registry, store);
     observeBackupChecks(metrics.registry, store);
+    observeGates(metrics.registry, () => runtime.gates.list());
     observeAuditExport(metrics.registry, () => ops.exporter?.status() ?? null);
     observeOnScrape(metrics, {
       queueStats: () => store.queueStats(),
@@ -152,7 +155,15 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
       storeHealth.stop();
       throw error;
     }
-    print(`drover ready handlers=${config.handlers.size} queues=${config.queues.size} store=${store.capabilities.engine}${metricsUrl ? ` metrics=${metricsUrl}` : ''} url=${url}`);
+    const gates = runtime.gates.list();
+    const off = gates.filter((g) => !g.enabled).map((g) => g.name);
+    logger.info(
+      { channel: config.rollout.channel, feature_gates: Object.fromEntries(gates.map((g) => [g.name, g.enabled])), version: VERSION, store: store.capabilities.engine, url },
+      `node started on channel ${config.rollout.channel}`,
+    );
+    print(
+      `drover ready handlers=${config.handlers.size} queues=${config.queues.size} store=${store.capabilities.engine} channel=${config.rollout.channel}${off.length > 0 ? ` gates-off=${off.join(',')}` : ''}${metricsUrl ? ` metrics=${metricsUrl}` : ''} url=${url}`,
+    );
 
     const reloadTls = (trigger = 'call'): boolean => {
       const tls = config.server.tls;

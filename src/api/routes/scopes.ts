@@ -29,6 +29,9 @@ export const ROUTES = {
   'POST /v1/jobs/:id/retry': { scope: ['admin'], summary: 'Run a dead or cancelled job again' },
 
   'GET /v1/status': { scope: ['read'], summary: 'Node status' },
+  'GET /v1/status/rollout': { scope: ['read'], summary: 'The node\'s release channel and its feature gates' },
+  'GET /v1/gates': { scope: ['read'], summary: 'Feature gates: value, where it comes from (built-in, config, override)' },
+  'POST /v1/gates/:name': { scope: ['admin'], summary: 'Override a feature gate on every node sharing the store, or remove the override (enabled: null); audited' },
   'GET /v1/handlers': { scope: ['read'], summary: 'Handlers with their policy, running count and pause state' },
   'GET /v1/queues': { scope: ['read'], summary: 'Queues with depth by state, oldest queued age and pause state' },
   'POST /v1/handlers/:name/pause': { scope: ['admin'], summary: 'Stop leasing jobs of a handler' },

@@ -35,6 +35,7 @@ export const AUDIT_ACTIONS = [
   'backup.restore',
   'snapshot.create',
   'snapshot.delete',
+  'gate.set',
   'config.reload',
 ] as const;
 
