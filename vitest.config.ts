@@ -32,6 +32,8 @@ const BOTH_ENGINES = [
   'test/durable/waits.test.ts',
   'test/api/interrupts.test.ts',
   'test/e2e/interrupt-flow.test.ts',
+  'test/ops/snapshots.test.ts',
+  'test/e2e/rollout.test.ts',
 ];
 
 export default defineConfig({

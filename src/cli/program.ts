@@ -9,6 +9,7 @@ import { registerAuditCommands } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerInterruptCommands } from './commands/interrupts.js';
+import { registerGateCommands } from './commands/gates.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerMigrateCommand } from './commands/migrate.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerOpsCommands(program);
   registerDoctorCommand(program);
+  registerGateCommands(program);
   registerSmokeCommand(program);
   return program;
 }

@@ -13,6 +13,7 @@ import { LEASE_LIMITS } from './lease-limits.js';
 import { DURABLE_DEFAULTS, type DurableLimits } from './durable.js';
 import { parseStoreUrl } from './store-url.js';
 import { compileFilter, lookupPath } from './filter.js';
+import { DEFAULT_CHANNEL, DEFAULT_CHANNELS } from './rollout.js';
 import type { BreakerPolicy } from './breaker.js';
 import type { BackoffPolicy, HandlerDefinition } from './handler.js';
 import type { QuarantinePolicy } from './quarantine.js';
@@ -171,7 +172,16 @@ export interface ResolvedConfig {
   rateLimit: { enabled: boolean; windowMs: number; max: number; routes: Record<string, number> };
   stream: { heartbeatMs: number; bufferSize: number; retentionMs: number };
   /** In-process backups; `everyMs` null means off. Relative `dir` is inside the data directory. */
-  backup: { everyMs: number | null; dir: string; keepDaily: number; keepWeekly: number; keepMonthly: number };
+  rollout: { channel: string; channels: string[]; featureGates: Record<string, boolean> };
+  backup: {
+    everyMs: number | null;
+    dir: string;
+    keepDaily: number;
+    keepWeekly: number;
+    keepMonthly: number;
+    verify: boolean;
+    remote: { url: string; endpoint: string | null; region: string | null; forcePathStyle: boolean | null; accessKeyIdFile: string | null; secretAccessKeyFile: string | null } | null;
+  };
   /** JSONL export of the audit trail; relative `exportDir` is inside the data directory. */
   audit: { exportDir: string; keepFiles: number; exportIntervalMs: number };
 }
@@ -238,6 +248,12 @@ export function resolveConfig(
     const idle = raw.server.connectionTimeoutMs;
     if (typeof idle === 'number' && idle > 0 && idle < LEASE_LIMITS.waitMs.max + 5_000) {
       issues.push({ path: 'server.connectionTimeoutMs', message: `expected 0 (off) or at least ${LEASE_LIMITS.waitMs.max + 5_000} (above the longest lease waitMs), got ${idle}` });
+    }
+  }
+  if (isRecord(raw) && isRecord(raw.rollout) && typeof raw.rollout.channel === 'string') {
+    const channels = Array.isArray(raw.rollout.channels) ? (raw.rollout.channels as unknown[]) : [...DEFAULT_CHANNELS];
+    if (!channels.includes(raw.rollout.channel)) {
+      issues.push({ path: 'rollout.channel', message: `"${raw.rollout.channel}" is not one of the channels (${channels.join(', ')}); name one of them, or list yours in rollout.channels` });
     }
   }
   if (isRecord(raw) && isRecord(raw.rateLimit) && isRecord(raw.rateLimit.routes)) {
@@ -350,12 +366,24 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
     sqlite: { synchronous: cfg.sqlite?.synchronous ?? DEFAULTS.sqlite.synchronous },
     rateLimit: { ...DEFAULTS.rateLimit, ...definedOnly({ ...cfg.rateLimit, routes: undefined }), routes: { ...cfg.rateLimit?.routes } },
     stream: { ...DEFAULTS.stream, ...definedOnly(cfg.stream ?? {}) },
+    rollout: resolveRollout(cfg.rollout),
     backup: {
       everyMs: parseDuration(cfg.backup?.every ?? DEFAULTS.backup.every),
       dir: cfg.backup?.dir ?? DEFAULTS.backup.dir,
       keepDaily: cfg.backup?.keepDaily ?? DEFAULTS.backup.keepDaily,
       keepWeekly: cfg.backup?.keepWeekly ?? DEFAULTS.backup.keepWeekly,
       keepMonthly: cfg.backup?.keepMonthly ?? DEFAULTS.backup.keepMonthly,
+      verify: cfg.backup?.verify ?? true,
+      remote: cfg.backup?.remote
+        ? {
+            url: cfg.backup.remote.url,
+            endpoint: cfg.backup.remote.endpoint ?? null,
+            region: cfg.backup.remote.region ?? null,
+            forcePathStyle: cfg.backup.remote.forcePathStyle ?? null,
+            accessKeyIdFile: cfg.backup.remote.accessKeyIdFile ?? null,
+            secretAccessKeyFile: cfg.backup.remote.secretAccessKeyFile ?? null,
+          }
+        : null,
     },
     audit: { ...DEFAULTS.audit, ...definedOnly(cfg.audit ?? {}) },
   };
@@ -490,4 +518,11 @@ function messageOf(error: unknown): string {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Without a channel, a node is `production` (or, with the operator's own stages, the last of them). */
+function resolveRollout(rollout: ParsedConfig['rollout']): ResolvedConfig['rollout'] {
+  const channels = rollout?.channels ?? [...DEFAULT_CHANNELS];
+  const channel = rollout?.channel ?? (channels.includes(DEFAULT_CHANNEL) ? DEFAULT_CHANNEL : channels[channels.length - 1]!);
+  return { channel, channels, featureGates: { ...(rollout?.featureGates ?? {}) } };
 }

@@ -22,6 +22,9 @@ export const ERROR_CODES = {
   handler_not_allowed: { status: 403, title: 'The API key may not work on this handler' },
   lease_key_mismatch: { status: 403, title: 'The lease was taken with another API key' },
   not_found: { status: 404, title: 'Resource not found' },
+  out_of_range: { status: 400, title: 'An index in the request is out of range' },
+  snapshot_not_ready: { status: 503, title: 'The snapshot is still being taken' },
+  too_many_snapshots: { status: 409, title: 'This node keeps as many snapshots as it may' },
   route_not_found: { status: 404, title: 'No such route' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   forbidden_target: { status: 422, title: 'The webhook target is a loopback, private, link-local or metadata address' },
@@ -33,6 +36,7 @@ export const ERROR_CODES = {
   queue_full: { status: 429, title: 'Queue is at its maximum depth' },
   rate_limited: { status: 429, title: 'Too many requests' },
   shutting_down: { status: 503, title: 'The node is shutting down' },
+  feature_disabled: { status: 503, title: 'A feature gate turns this off' },
   store_unavailable: { status: 503, title: 'The store is unavailable' },
   /** 507 Insufficient Storage: temporary; nothing accepted is lost, retry after `Retry-After`. */
   store_full: { status: 507, title: 'The store is out of disk space' },

@@ -218,6 +218,13 @@ export interface DroverConfig {
     keepDaily?: number;
     keepWeekly?: number;
     keepMonthly?: number;
+    /** Verify the newest backup after each scheduled one (checksums, integrity, row counts, audit chain). Default true. */
+    verify?: boolean;
+    /**
+     * Copy each scheduled backup to S3-compatible object storage, check it there, and apply the same retention
+     * remotely. Credentials: the two files, else the AWS SDK's own chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY…).
+     */
+    remote?: { url: string; endpoint?: string; region?: string; forcePathStyle?: boolean; accessKeyIdFile?: string; secretAccessKeyFile?: string };
   };
   /**
    * Durable steps: limits on what a job stores (defaults 1 MiB per step
@@ -225,6 +232,13 @@ export interface DroverConfig {
    * clear error and nothing is written.
    */
   durable?: { maxStepResultBytes?: number; maxStepsPerJob?: number; maxStateBytesPerJob?: number };
+  /**
+   * The release channel this node belongs to (one of `channels`, default the stages development → staging →
+   * canary → production; default `production`) and feature gates: Drover's own (`durable-steps`,
+   * `remote-workers`, on by default) and yours, read in handlers with `ctx.features.enabled(name)`.
+   * An operator may override a gate at runtime (`drover gates set`); the config value applies where none is set.
+   */
+  rollout?: { channel?: string; channels?: string[]; featureGates?: Record<string, boolean> };
   /** The audit trail's JSONL export, rotated daily. */
   audit?: {
     /** Relative to the data directory. Default `audit`. */

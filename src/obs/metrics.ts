@@ -47,6 +47,8 @@ export interface MetricsOptions {
   engine: string;
   /** Each queue's `maxDepth`, for `drover_queue_max_depth` (the "queue near full" alert divides by it). */
   queueLimits?: ReadonlyMap<string, { maxDepth: number }>;
+  /** The node's release channel (`rollout.channel`), a label of `drover_build_info`. Default `production`. */
+  channel?: string;
 }
 
 export class DroverMetrics {
@@ -90,7 +92,7 @@ export class DroverMetrics {
   readonly httpDuration: HistogramFamily<'method' | 'route' | 'status'>;
   readonly storeOperationDuration: HistogramFamily<'op' | 'engine'>;
 
-  readonly buildInfo: Gauge<'version'>;
+  readonly buildInfo: Gauge<'version' | 'channel'>;
 
   constructor(options: MetricsOptions) {
     const registry = this.registry;
@@ -100,8 +102,8 @@ export class DroverMetrics {
       new HistogramFamily<L>({ name, help, labelNames, buckets, registry });
     const gauge = <L extends string>(name: string, help: string, labelNames: L[]) => new Gauge<L>({ name, help, labelNames, registers: [registry] });
 
-    this.buildInfo = gauge('drover_build_info', 'Always 1; the version label says which Drover this node runs.', ['version']);
-    this.buildInfo.set({ version: VERSION }, 1);
+    this.buildInfo = gauge('drover_build_info', 'Always 1; the labels say which Drover this node runs and its release channel (rollout.channel).', ['version', 'channel']);
+    this.buildInfo.set({ version: VERSION, channel: options.channel ?? 'production' }, 1);
 
     this.jobsEnqueued = counter('drover_jobs_enqueued_total', 'Jobs accepted (newly created; idempotent replays are not counted).', ['queue', 'handler']);
     this.jobsStarted = counter('drover_jobs_started_total', 'Attempts started (leased by this node or by a remote worker through it).', ['handler']);

@@ -10,6 +10,7 @@ import type { WaitRow } from '../core/durable.js';
 import type { Logger } from '../obs/logger.js';
 import type { EnqueueResult, IngestResult, StorageEngine } from '../store/engine.js';
 import type { AuditSink } from './audit-sink.js';
+import { FeatureGates } from './feature-gates.js';
 import { BackgroundTask } from './background-task.js';
 import { CronScheduler, type CronTick } from './cron-scheduler.js';
 import { Dispatcher } from './dispatcher.js';
@@ -102,6 +103,8 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
   readonly attempts: AttemptTracer;
   /** Lifecycle messages for `GET /v1/stream` (SSE), with the replay buffer. */
   readonly stream: StreamHub;
+  /** Feature gates with the operators' runtime overrides (`ctx.features`, `/v1/gates`). */
+  readonly gates: FeatureGates;
   #state: RuntimeState = 'created';
   readonly #dueTimer: DueTimer;
   readonly #cron: CronScheduler;
@@ -128,6 +131,12 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     };
     this.lifecycle = new Lifecycle((error, event) => this.logger.error({ err: error, event }, 'lifecycle listener threw'));
     this.tracing = options.tracing ?? Tracing.disabled();
+    this.gates = new FeatureGates({
+      store: this.store,
+      configured: this.config.rollout.featureGates,
+      onChange: (gate, before) => this.logger.warn({ gate: gate.name, enabled: gate.enabled, was: before, source: gate.source }, `feature gate ${gate.name} is now ${gate.enabled ? 'on' : 'off'}`),
+      onError: reportTaskError('feature-gates'),
+    });
     this.intake = new Intake(this.config, this.clock, (event) => this.webhooks.route(event));
     this.rateLimits = new RateLimits(this.clock, () => this.dispatcher.wake(), this.store);
     this.#dueTimer = new DueTimer(this.store, this.clock, reportTaskError('stage-due'), (woken) => void this.#announceWoken(woken));
@@ -254,6 +263,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     await this.pauses.start();
     await this.supervision.start();
     await this.webhooks.start();
+    await this.gates.start();
     this.#state = 'running';
     this.#unsubscribe = this.store.onWork(() => this.dispatcher.wake());
     this.#dueTimer.start();
@@ -346,6 +356,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     await settlesWithin(this.dispatcher.releaseBuffered(), graceLeft());
     this.#cron.stop();
     this.pauses.stop();
+    this.gates.stop();
     this.#dueTimer.stop();
     this.#unsubscribe?.();
     const running = this.dispatcher.running.size;

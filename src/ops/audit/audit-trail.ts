@@ -34,6 +34,9 @@ export const AUDIT_ACTIONS = [
   'trigger.retire-secret',
   'backup.create',
   'backup.restore',
+  'snapshot.create',
+  'snapshot.delete',
+  'gate.set',
   'config.reload',
 ] as const;
 
