@@ -48,6 +48,8 @@ export interface ServerDeps {
   snapshots?: () => SnapshotService | null;
 }
 
+/** The lease protocol's step calls, refused while the `durable-steps` gate is off. */
+const DURABLE_WORKER_ROUTES = new Set(['/v1/workers/steps', '/v1/workers/step', '/v1/workers/suspend']);
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const CLOSE_CUTOFF_MS = 3_000;
 
@@ -108,6 +110,9 @@ export async function buildServer({ runtime, obs = {}, auditExport, snapshots = 
   app.addHook('preHandler', async (request, reply) => {
     if (request.routeOptions.url === '/v1/workers/lease' && !runtime.gates.enabled('remote-workers')) {
       return sendProblem(reply, request, new DroverError('feature_disabled', 'remote workers are turned off on this node (feature gate remote-workers); jobs already leased may still report', { retryAfterSeconds: 30 }));
+    }
+    if (DURABLE_WORKER_ROUTES.has(request.routeOptions.url ?? '') && !runtime.gates.enabled('durable-steps')) {
+      return sendProblem(reply, request, new DroverError('feature_disabled', 'durable steps are turned off on this node (feature gate durable-steps); the attempt fails and the job runs again at its next retry', { retryAfterSeconds: 30 }));
     }
   });
   // Intake is refused while draining; reads, probes and remote workers' reports (`duringDrain`) keep answering.

@@ -6,6 +6,7 @@
 import type { EventRow } from './types.js';
 import type { Filter } from './filter.js';
 import type { WaitMatch } from './durable.js';
+import type { FeatureFlags } from './rollout.js';
 
 /** The logger a handler gets: pino-compatible subset. */
 export interface HandlerLogger {
@@ -26,6 +27,8 @@ export interface JobContext<P = unknown> {
   heartbeat(): Promise<boolean>;
   /** Durable steps: memoized work, sleeps, waits for events and for a person (docs/durable-execution.md). */
   step: StepApi;
+  /** Feature gates (`rollout.featureGates`, with operators' runtime overrides): `ctx.features.enabled('new-pricing')`. An unknown gate is off. */
+  features: FeatureFlags;
 }
 
 /** An event a `waitForEvent` step resolved with. */

@@ -69,4 +69,6 @@ export function parseOverrides(stored: string | null): Record<string, boolean> {
 /** What handlers read: `ctx.features.enabled('new-pricing')`. An unknown gate is off. */
 export interface FeatureFlags {
   enabled(name: string): boolean;
+  /** Every known gate's value now, as plain data (what a handler thread is given). */
+  snapshot(): Record<string, boolean>;
 }

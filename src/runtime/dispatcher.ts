@@ -19,6 +19,7 @@ import type { LeasedJob } from '../core/types.js';
 import type { AttemptTracer } from '../obs/attempt-tracing.js';
 import type { Logger } from '../obs/logger.js';
 import type { StorageEngine } from '../store/engine.js';
+import type { FeatureFlags } from '../core/rollout.js';
 import { LazyAbortController, runJob, type RunJobOptions, type RunningJob, type RunOutcome } from './job-runner.js';
 import type { Lifecycle } from './lifecycle.js';
 import { recordOutcome, type OutcomeContext } from './outcome.js';
@@ -75,6 +76,8 @@ export interface DispatcherOptions {
   startRoom?: (handler: ResolvedHandler) => number | undefined;
   /** Durable steps (`ctx.step`): the store, limits and wake-up hook each attempt's step context uses; without it handlers have no steps. */
   steps?: StepDeps;
+  /** Feature gates handed to each attempt (`ctx.features`). */
+  features?: FeatureFlags;
 }
 
 export class Dispatcher {
@@ -431,6 +434,7 @@ export class Dispatcher {
       heartbeat: () => this.#heartbeat(running, handler),
       isShutdownAborted: () => running.shutdownAborted,
       steps: deps && (() => (running.steps ??= new StepContext(deps, job, (error) => controller.abort(error)))),
+      ...(this.options.features ? { features: this.options.features } : {}),
     });
     return this.#settle(running, handler, attempts ? attempts.run(job, run) : run());
   }

@@ -51,6 +51,10 @@ export class FeatureGates implements FeatureFlags {
     return this.#states.get(name)?.enabled ?? false;
   }
 
+  snapshot(): Record<string, boolean> {
+    return Object.fromEntries([...this.#states.values()].map((g) => [g.name, g.enabled]));
+  }
+
   list(): GateState[] {
     return [...this.#states.values()];
   }

@@ -65,6 +65,8 @@ export interface ThreadJob {
   id: number;
   job: { id: string; handler: string; queue: string; attempt: number; maxAttempts: number; payload: unknown };
   event: unknown;
+  /** Every gate's value when the attempt started (`ctx.features` in the thread). */
+  features: Record<string, boolean>;
 }
 
 /**
@@ -190,7 +192,11 @@ function run(msg) {
   let log;
   let step;
   const ctx = { job: msg.job, event: msg.event,
-    get step() { return step || (step = stepApi(id, msg.job.id)); },
+    features: { enabled: (name) => msg.features[name] === true },
+    get step() {
+      if (msg.features['durable-steps'] === false) throw new Error('durable steps are turned off on this node (feature gate durable-steps); turn them on (drover gates set durable-steps on) and the job runs again at its next retry');
+      return step || (step = stepApi(id, msg.job.id));
+    },
     get signal() {
       if (!state.controller) {
         state.controller = new AbortController();

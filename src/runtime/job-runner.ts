@@ -9,6 +9,7 @@ import type { ResolvedHandler } from '../core/config.js';
 import type { LeasedJob } from '../core/types.js';
 import type { WaitRow } from '../core/durable.js';
 import type { StepContext } from './step-context.js';
+import { BUILTIN_GATES, type FeatureFlags } from '../core/rollout.js';
 
 export type RunOutcome =
   | { kind: 'succeeded'; result: unknown }
@@ -96,6 +97,19 @@ export interface RunJobOptions {
   isShutdownAborted: () => boolean;
   /** The attempt's step context, made on first use (`ctx.step`); absent where steps are not wired (unit tests). */
   steps?: (() => StepContext) | undefined;
+  /** Feature gates as the node applies them now (`ctx.features`); absent: every gate off but Drover's own defaults. */
+  features?: FeatureFlags;
+}
+
+/** Where no gates are wired (unit tests): Drover's own features on, every other gate off. */
+export const DEFAULT_FEATURES: FeatureFlags = {
+  enabled: (name) => BUILTIN_GATES[name]?.default ?? false,
+  snapshot: () => Object.fromEntries(Object.entries(BUILTIN_GATES).map(([name, gate]) => [name, gate.default])),
+};
+
+/** Why `ctx.step` is refused while an operator has turned durable steps off: a retryable failure, so the job runs once they are back on. */
+export function durableStepsOff(): Error {
+  return new Error('durable steps are turned off on this node (feature gate durable-steps); turn them on (drover gates set durable-steps on) and the job runs again at its next retry');
 }
 
 export async function runJob(options: RunJobOptions): Promise<RunOutcome> {
@@ -119,9 +133,11 @@ export async function runJob(options: RunJobOptions): Promise<RunOutcome> {
       return log;
     },
     heartbeat: options.heartbeat,
+    features: options.features ?? DEFAULT_FEATURES,
     // A getter: a job that never uses steps makes no step context and reads no stored steps.
     get step(): JobContext['step'] {
       if (!options.steps) throw new Error('durable steps (ctx.step) are not available where this handler runs');
+      if (!(options.features ?? DEFAULT_FEATURES).enabled('durable-steps')) throw durableStepsOff();
       return options.steps().api;
     },
   };

@@ -184,6 +184,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       admit: (job, handler) => this.admission.admit(job, handler),
       startRoom: (handler) => this.admission.room(handler),
       steps: { store: this.store, lifecycle: this.lifecycle, limits: this.config.durable, clock: this.clock, onWakeAt: (at) => this.#dueTimer.noteDue(at) },
+      features: this.gates,
     });
     this.remoteWorkers = new RemoteWorkers({
       store: this.store,

@@ -15,7 +15,7 @@ import { resolve } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import type { ResolvedHandler } from '../core/config.js';
 import { PROGRESS_BYTES, startHandlerThread, RESULT_HOLD_MS, threadProgress, type FromThread, type ThreadProgress, type ThreadResult, type ThreadStepCall, type ToThread } from './handler-thread.js';
-import { TimeoutError, type RunJobOptions, type RunOutcome } from './job-runner.js';
+import { DEFAULT_FEATURES, TimeoutError, type RunJobOptions, type RunOutcome } from './job-runner.js';
 
 /** The attempt was killed for exceeding the handler's heap limit. */
 export class MemoryLimitError extends Error {
@@ -173,7 +173,7 @@ class HandlerThreads {
     slot.jobs.push({ id, options, settle });
     if (slot.timer === null) this.#startTimer(slot, this.handler.timeoutMs);
     controller.onAbort((reason) => this.#post(slot, { type: 'abort', id, reason: String((reason as Error | undefined)?.message ?? 'aborted') }));
-    this.#post(slot, { type: 'run', id, job: { id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, maxAttempts: job.maxAttempts, payload: job.payload }, event: job.event });
+    this.#post(slot, { type: 'run', id, job: { id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, maxAttempts: job.maxAttempts, payload: job.payload }, event: job.event, features: (options.features ?? DEFAULT_FEATURES).snapshot() });
   }
 
   /** Queue a message for the thread; everything queued this turn goes in one postMessage. */
@@ -429,3 +429,4 @@ export class ThreadPool {
     await Promise.all([...this.#handlers.values()].map((h) => h.close()));
   }
 }
+
