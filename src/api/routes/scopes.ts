@@ -42,6 +42,9 @@ export const ROUTES = {
   'POST /v1/workers/complete': { scope: ['work'], summary: 'Remote worker: record success' },
   'POST /v1/workers/fail': { scope: ['work'], summary: 'Remote worker: record a failed attempt' },
   'POST /v1/workers/release': { scope: ['work'], summary: 'Remote worker: hand a job back without spending the attempt' },
+  'POST /v1/workers/steps': { scope: ['work'], summary: 'Remote worker: the durable steps a leased job has stored' },
+  'POST /v1/workers/step': { scope: ['work'], summary: 'Remote worker: store a finished durable step' },
+  'POST /v1/workers/suspend': { scope: ['work'], summary: 'Remote worker: suspend a leased job on a sleep, an event or an interrupt' },
 
   'GET /v1/keys': { scope: ['admin'], summary: 'List API keys (never their secrets)' },
   'POST /v1/keys': { scope: ['admin'], summary: 'Create an API key; the secret is in this response only' },
