@@ -13,7 +13,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ResolvedConfig } from '../../core/config.js';
-import { checkStepName, DURABLE_DEFAULTS, type DurableLimits, type StepRow, type SuspendReason, type WaitMatch, type WaitRow } from '../../core/durable.js';
+import { checkStepName, type DurableLimits, type StepRow, type SuspendReason, type WaitMatch, type WaitRow } from '../../core/durable.js';
 import { DroverError } from '../../core/errors.js';
 import type { JobRow, LeasedJob } from '../../core/types.js';
 import { LEASE_LIMITS } from '../../core/lease-limits.js';
@@ -31,7 +31,7 @@ declare module 'fastify' {
 
 /** What the worker routes need from the node (the runtime provides it). */
 export interface WorkerRouteDeps {
-  config: Pick<ResolvedConfig, 'handlers'>;
+  config: Pick<ResolvedConfig, 'handlers' | 'durable'>;
   remoteWorkers: Pick<RemoteWorkers, 'lease' | 'heartbeat' | 'complete' | 'fail' | 'release' | 'stopWaiting' | 'steps'>;
 }
 
@@ -205,7 +205,7 @@ export function leasedJobJson(job: LeasedJob) {
 
 export function workerRoutes(deps: WorkerRouteDeps) {
   const { config, remoteWorkers: workers } = deps;
-  const limits: DurableLimits = { ...DURABLE_DEFAULTS };
+  const limits: DurableLimits = config.durable;
 
   /** Scope and key binding, checked on the row before the fenced write; admin keys skip it (and the read). */
   const check = (request: FastifyRequest, op: WorkOp, token: string) =>
