@@ -119,7 +119,7 @@ export class StepPlan {
     try {
       json = JSON.stringify(result === undefined ? null : result);
     } catch (cause) {
-      throw new NonRetryableError(`step "${name}" returned a value that cannot be stored as JSON (${String(cause)}); return plain data`, { cause });
+      throw notJsonError(name, cause);
     }
     // A function or symbol result stringifies to undefined.
     if (json === undefined) json = 'null';
@@ -149,6 +149,11 @@ export class StepPlan {
     this.#bySeq.set(step.seq, step);
     this.#byName.set(step.name, step);
   }
+}
+
+/** A step's result could not be turned into JSON (a BigInt, a cycle): the same code would fail the same way, so it is not retried. */
+export function notJsonError(name: string, cause: unknown): NonRetryableError {
+  return new NonRetryableError(`step "${name}" returned a value that cannot be stored as JSON (${String(cause)}); return plain data`, { cause });
 }
 
 function fail(message: string): StepAnswer {

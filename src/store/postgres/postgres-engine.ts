@@ -74,6 +74,12 @@ import { SettleBatch } from './settle-batch.js';
 import { START_IN_FLIGHT, StartBatch } from './start-batch.js';
 import { Wakeups } from './wakeups.js';
 import { EnqueueBatch } from './enqueue-batch.js';
+import type { StepRow, WaitRow } from '../../core/durable.js';
+import type { RecordStepResult, ResumeResult, SuspendResult } from '../roles/durable-store.js';
+
+function notYet(): Error {
+  return new DroverError('internal', 'durable execution is not available on PostgreSQL yet');
+}
 
 export interface PostgresEngineOptions {
   /** `postgres://user:pass@host:port/database?...` */
@@ -372,6 +378,41 @@ export class PostgresEngine implements StorageEngine {
     const row = await this.#run('retrying', () => inTransaction(this.#pool, (client) => retryJob(client, id, now)));
     if (row?.state === 'queued') void this.#wakeups.committed(new Set([row.queue]));
     return row ? toJobRow(row) : null;
+  }
+
+  // --- durable execution ------------------------------------------------------
+  // PostgreSQL lands in the next commit ("d-store: postgres"); until then these refuse.
+
+  async getSteps(): Promise<StepRow[]> {
+    throw notYet();
+  }
+
+  async recordStep(): Promise<RecordStepResult> {
+    throw notYet();
+  }
+
+  async suspend(): Promise<SuspendResult> {
+    throw notYet();
+  }
+
+  async resumeWait(): Promise<ResumeResult> {
+    throw notYet();
+  }
+
+  async getWait(): Promise<WaitRow | null> {
+    throw notYet();
+  }
+
+  async pendingWait(): Promise<WaitRow | null> {
+    throw notYet();
+  }
+
+  async listWaits(): Promise<WaitRow[]> {
+    throw notYet();
+  }
+
+  async pendingInterrupts(): Promise<{ count: number; oldestCreatedAt: number | null }> {
+    throw notYet();
   }
 
   // --- reads --------------------------------------------------------------

@@ -149,7 +149,7 @@ function prepareFixed(db: Database.Database) {
 
     cancel: p<{ id: number; now: number }, RawJob>(`
       UPDATE jobs SET state = 'cancelled', finished_at = @now, updated_at = @now, ${JOB_COLUMNS_RESET_LEASE}
-      WHERE id = @id AND state IN ('scheduled', 'queued', 'running')
+      WHERE id = @id AND state IN ('scheduled', 'queued', 'running', 'suspended')
       RETURNING *`),
     retry: p<{ id: number; now: number }, RawJob>(`
       UPDATE jobs SET state = 'queued', attempts = 0, crashes = 0, dead_reason = NULL, finished_at = NULL,
