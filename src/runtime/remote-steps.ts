@@ -13,12 +13,12 @@ import type { DurableLimits, StepRow, SuspendRequest, WaitRow } from '../core/du
 import { DroverError } from '../core/errors.js';
 import type { JobRow, LeasedJob } from '../core/types.js';
 import type { StorageEngine } from '../store/engine.js';
-import type { DurableStore, RecordStepRequest } from '../store/roles/durable-store.js';
+import type { RecordStepRequest } from '../store/roles/durable-store.js';
 import type { Lifecycle, RemoteOrigin } from './lifecycle.js';
 
 /** What the step calls need from `RemoteWorkers`: the attempt's bookkeeping and its error path. */
 export interface RemoteAttempts {
-  store: StorageEngine & DurableStore;
+  store: StorageEngine;
   lifecycle: Lifecycle;
   clock: () => number;
   /** A suspended job wakes at `wakeAt`: the due timer must look then. */

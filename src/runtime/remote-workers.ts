@@ -20,7 +20,6 @@ import type { Admission } from './admission.js';
 import type { Lifecycle, RemoteOrigin } from './lifecycle.js';
 import { recordFailure, reportedError, type OutcomeContext } from './outcome.js';
 import { asLeased, notFound, RemoteSteps } from './remote-steps.js';
-import type { DurableStore } from '../store/roles/durable-store.js';
 
 /** Without a notification, look again this often anyway (another node's enqueue on a store without cross-process notify). */
 const RELEASE_CHECK_MS = 5_000;
@@ -97,7 +96,7 @@ export class RemoteWorkers {
       ...(options.poisonAfter !== undefined ? { poisonAfter: options.poisonAfter } : {}),
     };
     this.steps = new RemoteSteps({
-      store: options.store as StorageEngine & DurableStore,
+      store: options.store,
       lifecycle: options.lifecycle,
       clock: options.clock,
       onScheduled: options.onScheduled,

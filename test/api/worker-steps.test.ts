@@ -32,7 +32,7 @@ const as = (key: string, path: string, body: unknown) => injectAs(node, key, 'PO
 const job = async (id: string) => (await node.request('GET', `/v1/jobs/${id}`)).body;
 
 /** Enqueue a job of `handler` and lease it with `key`; returns its fence. */
-async function leased(handler = 'remote', key = keyA): Promise<{ jobId: string; token: string; attempt: number }> {
+async function leased(handler = 'remote', key = keyA): Promise<{ jobId: string; token: string }> {
   const created = await node.request('POST', '/v1/jobs', { handler, payload: {} });
   expect(created.status).toBe(202);
   // Other tests' jobs may still be queued: lease until ours comes.
@@ -41,7 +41,7 @@ async function leased(handler = 'remote', key = keyA): Promise<{ jobId: string; 
     expect(res.status).toBe(200);
     const got = res.body.jobs[0];
     if (!got) throw new Error(`job ${created.body.id} was not leased`);
-    if (got.id === created.body.id) return { jobId: got.id, token: got.leaseToken, attempt: got.attempt };
+    if (got.id === created.body.id) return { jobId: got.id, token: got.leaseToken };
     await as(key, '/v1/workers/complete', { jobId: got.id, token: got.leaseToken });
   }
 }
