@@ -139,6 +139,19 @@ export class StepPlan {
     return { json, bytes, value: JSON.parse(json) as unknown };
   }
 
+  /**
+   * Where a `waitForEvent` step at `seq` starts looking back for its event:
+   * when the step before it began (that step's side effect is often what
+   * sends the event, and it may arrive before the wait is even asked for),
+   * or when the job was created, for a job's first step. Events that already
+   * resolved another wait of the job are skipped by the store.
+   */
+  lookBackFrom(seq: number, jobCreatedAt: number): number {
+    let previous: StepRow | undefined;
+    for (const step of this.#bySeq.values()) if (step.seq < seq && (!previous || step.seq > previous.seq)) previous = step;
+    return previous ? Math.min(previous.startedAt, previous.finishedAt) : jobCreatedAt;
+  }
+
   /** A step of this run is stored (by `recordStep`, or by a suspend that did not suspend). */
   recorded(step: StepRow): void {
     this.#remember(step);

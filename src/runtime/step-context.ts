@@ -193,7 +193,8 @@ export class StepContext {
   async wait(name: string, options: WaitOptions): Promise<unknown> {
     const begun = await this.begin(name, options.kind);
     if ('memoized' in begun) return options.kind === 'sleep' ? undefined : begun.memoized;
-    const request = suspendRequest(name, begun, options);
+    const since = options.kind === 'event' ? (await this.#loadPlan()).lookBackFrom(begun.seq, this.#job.createdAt) : begun.startedAt;
+    const request = suspendRequest(name, begun, options, since);
     const answer = await this.#deps.store.suspend(this.#job.id, this.#job.leaseToken, request);
     if (!answer.ok) throw this.#leaseLost(name, 'suspend');
     if (!answer.suspended) {
@@ -233,9 +234,14 @@ export class StepContext {
   }
 }
 
-/** The store's request for a suspending step, from the handler's options; a NonRetryableError names what is wrong with them. */
-export function suspendRequest(name: string, start: StepStart, options: WaitOptions): SuspendRequest {
-  const base = { step: name, seq: start.seq, startedAt: start.startedAt };
+/**
+ * The store's request for a suspending step, from the handler's options; a
+ * NonRetryableError names what is wrong with them. `since`: where an event
+ * wait's look-back starts (`StepPlan.lookBackFrom`); the store takes it as the
+ * step's start.
+ */
+export function suspendRequest(name: string, start: StepStart, options: WaitOptions, since = start.startedAt): SuspendRequest {
+  const base = { step: name, seq: start.seq, startedAt: options.kind === 'event' ? since : start.startedAt };
   const bad = (what: string) => new NonRetryableError(`step "${name}": ${what}`);
   if (options.kind === 'sleep') {
     const { duration } = options;

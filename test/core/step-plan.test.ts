@@ -111,3 +111,12 @@ describe('utf8Length', () => {
     }
   });
 });
+
+describe('StepPlan.lookBackFrom', () => {
+  it('starts where the step before began, or at the job’s creation', () => {
+    const plan = new StepPlan([{ ...row('a', 0), startedAt: 100, finishedAt: 150 }, { ...row('b', 1), startedAt: 200, finishedAt: 260 }], DURABLE_DEFAULTS);
+    expect(plan.lookBackFrom(2, 5)).toBe(200);
+    expect(plan.lookBackFrom(1, 5)).toBe(100);
+    expect(plan.lookBackFrom(0, 5)).toBe(5);
+  });
+});
