@@ -9,7 +9,8 @@
  * are the ones the node's own attempts emit (`step:finished`,
  * `job:suspended`), carrying the request's origin.
  */
-import type { DurableLimits, StepRow, SuspendRequest, WaitRow } from '../core/durable.js';
+import { DURABLE_DEFAULTS, type DurableLimits, type StepRow, type SuspendRequest, type WaitRow } from '../core/durable.js';
+import { StepPlan } from '../core/step-plan.js';
 import { DroverError } from '../core/errors.js';
 import type { JobRow, LeasedJob } from '../core/types.js';
 import type { StorageEngine } from '../store/engine.js';
@@ -85,8 +86,14 @@ export class RemoteSteps {
   async suspend(call: StepCall, request: SuspendRequest): Promise<RemoteSuspendResult> {
     const { store, lifecycle, clock } = this.attempts;
     const row = await this.#row(call);
-    // The look-back never starts in the node's future (a worker clock running ahead would skip events).
-    const started = { ...request, startedAt: Math.min(request.startedAt, clock()) };
+    // An event wait looks back from where the step before it began, as the node's own steps do
+    // (StepPlan.lookBackFrom), on the node's clock: a worker's clock never decides what is missed.
+    // Other waits start when the worker says, but never in the node's future.
+    const startedAt =
+      request.kind === 'event'
+        ? new StepPlan(await store.getSteps(call.jobId), DURABLE_DEFAULTS).lookBackFrom(request.seq, row.createdAt)
+        : Math.min(request.startedAt, clock());
+    const started = { ...request, startedAt };
     const durationMs = await this.attempts.durationOf(row.id, row.attempts);
     const result = await store.suspend(call.jobId, call.token, started);
     if (!result.ok) {
