@@ -28,6 +28,8 @@ const BOTH_ENGINES = [
   'test/e2e/shutdown-outcome.test.ts',
   'test/api/auth-matrix.test.ts',
   'test/webhooks/webhook-action.test.ts',
+  'test/durable/steps.test.ts',
+  'test/durable/waits.test.ts',
   'test/api/worker-steps.test.ts',
   'test/sdk/worker-steps.test.ts',
 ];

@@ -80,7 +80,8 @@ export type ThreadStepCall =
   | { op: 'wait'; name: string; options: WaitOptions };
 
 /** The main thread's answer to a step call (none to `failed`). */
-export type ThreadStepAnswer = { type: 'step'; seq: number } & ({ ok: true; value: unknown } | { ok: false; error: { name: string; message: string } });
+export type ThreadStepReply = { ok: true; value: unknown } | { ok: false; error: { name: string; message: string } };
+export type ThreadStepAnswer = { type: 'step'; seq: number } & ThreadStepReply;
 
 /** What the pool posts to a thread, always in arrays (one postMessage per thread per turn). */
 export type ToThread = ThreadJob | { type: 'abort'; id: number; reason: string } | { type: 'heartbeat'; seq: number; ok: boolean } | ThreadStepAnswer;

@@ -13,13 +13,13 @@
  * ends `suspended` (`outcome`): the store already says so.
  */
 import type { DurableLimits, StepRow, SuspendReason, SuspendRequest, WaitMatch, WaitRow } from '../core/durable.js';
-import { NonRetryableError } from '../core/errors.js';
+import { NonRetryableError, toError } from '../core/errors.js';
 import type { StepApi, WaitedEvent } from '../core/handler.js';
 import { stepKey } from '../core/durable.js';
 import { notJsonError, StepPlan } from '../core/step-plan.js';
 import type { LeasedJob } from '../core/types.js';
 import type { DurableStore } from '../store/roles/durable-store.js';
-import type { ThreadStepCall } from './handler-thread.js';
+import type { ThreadStepCall, ThreadStepReply } from './handler-thread.js';
 import type { RunOutcome } from './job-runner.js';
 import type { Lifecycle } from './lifecycle.js';
 
@@ -68,6 +68,8 @@ export class StepContext {
   #plan: Promise<StepPlan> | null = null;
   #suspended: WaitRow | null = null;
   #lost: 'step' | 'suspend' | null = null;
+  /** The attempt's outcome is taken (`outcome`): a step its handler still runs (not awaited, or past a timeout) writes nothing. */
+  #ended = false;
   #api: StepApi | null = null;
 
   /** `onLost`: the lease is gone (abort the handler's signal). */
@@ -79,6 +81,7 @@ export class StepContext {
 
   /** The attempt's outcome, corrected by what its steps did: a suspended job ends `suspended`, a lost lease `stale`. */
   outcome(result: RunOutcome): RunOutcome {
+    this.#ended = true;
     if (this.#suspended) return { kind: 'suspended', wait: this.#suspended };
     if (this.#lost) return { kind: 'stale', op: this.#lost };
     return result;
@@ -160,8 +163,18 @@ export class StepContext {
     throw this.#leaseLost(name, 'step');
   }
 
-  /** Answer a step call of a handler thread (handler-thread.ts). */
-  serve(call: ThreadStepCall): Promise<unknown> {
+  /** Answer a step call of a handler thread (handler-thread.ts): the answer to post back, or null for a call that takes none. */
+  async answer(call: ThreadStepCall): Promise<ThreadStepReply | null> {
+    try {
+      const value = await this.#serve(call);
+      return call.op === 'failed' ? null : { ok: true, value };
+    } catch (caught) {
+      const error = toError(caught);
+      return { ok: false, error: { name: error.name, message: error.message } };
+    }
+  }
+
+  #serve(call: ThreadStepCall): Promise<unknown> {
     switch (call.op) {
       case 'begin':
         return this.begin(call.name, 'run');
@@ -215,13 +228,14 @@ export class StepContext {
   #assertLive(name: string): void {
     if (this.#suspended) throw new StepSuspended(this.#suspended.step, this.#suspended.kind);
     if (this.#lost) throw new StepLeaseLost(name);
+    if (this.#ended) throw new Error(`step "${name}" was asked for after its attempt ended (a step not awaited, or one still running at the timeout); nothing is stored`);
   }
 
   #leaseLost(name: string, op: 'step' | 'suspend'): Error {
     // A step started alongside the one that suspended the job finds the lease gone: that is the suspension, not a loss.
     if (this.#suspended) return new StepSuspended(this.#suspended.step, this.#suspended.kind);
     const error = new StepLeaseLost(name);
-    if (!this.#lost) {
+    if (!this.#lost && !this.#ended) {
       this.#lost = op;
       this.#deps.lifecycle.emit('job:stale', { job: this.#job, op });
       this.#onLost(error);

@@ -16,7 +16,6 @@ import type { Worker } from 'node:worker_threads';
 import type { ResolvedHandler } from '../core/config.js';
 import { PROGRESS_BYTES, startHandlerThread, RESULT_HOLD_MS, threadProgress, type FromThread, type ThreadProgress, type ThreadResult, type ThreadStepCall, type ToThread } from './handler-thread.js';
 import { TimeoutError, type RunJobOptions, type RunOutcome } from './job-runner.js';
-import { toError } from '../core/errors.js';
 
 /** The attempt was killed for exceeding the handler's heap limit. */
 export class MemoryLimitError extends Error {
@@ -317,18 +316,9 @@ class HandlerThreads {
 
   /** A `ctx.step` call of the thread's handler: the job's step context (main thread: store, lease) answers it. */
   #onStep(slot: Slot, active: Active, seq: number, call: ThreadStepCall): void {
-    const answer = (result: { ok: true; value: unknown } | { ok: false; error: { name: string; message: string } }) => {
-      if (call.op !== 'failed') this.#post(slot, { type: 'step', seq, ...result });
-    };
     const steps = active.options.steps;
-    if (!steps) return answer({ ok: false, error: { name: 'Error', message: 'durable steps (ctx.step) are not available where this handler runs' } });
-    steps().serve(call).then(
-      (value) => answer({ ok: true, value }),
-      (caught: unknown) => {
-        const error = toError(caught);
-        answer({ ok: false, error: { name: error.name, message: error.message } });
-      },
-    );
+    const answer = steps ? steps().answer(call) : Promise.resolve({ ok: false as const, error: { name: 'Error', message: 'durable steps (ctx.step) are not available where this handler runs' } });
+    void answer.then((reply) => reply && this.#post(slot, { type: 'step', seq, ...reply }));
   }
 
   async #spawn(): Promise<void> {

@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobContext } from '../../src/core/handler.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { enqueue, jobIn, record } from './helpers.js';
 
 let node: TestNode | undefined;
@@ -153,5 +154,40 @@ describe('ctx.step.run', () => {
     };
     await jobIn(node, await enqueue(node, 'plain'), 'succeeded');
     expect(reads).toBe(0);
+  });
+
+  it.each(['step', 'suspend'] as const)('stops an attempt whose lease a %s write finds gone, writing nothing more', async (op) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let aborted = false;
+    let after = false;
+    node = await startTestNode({
+      handlers: [{
+        name: 'lost',
+        async run(ctx) {
+          ctx.signal.addEventListener('abort', () => (aborted = true));
+          if (op === 'step') await ctx.step.run('slow', async () => { await gate; return 1; });
+          else {
+            await gate;
+            await ctx.step.sleep('nap', 60_000);
+          }
+          after = true;
+        },
+      }],
+    });
+    const stale = record(node, 'job:stale');
+    const id = await enqueue(node, 'lost');
+    await jobIn(node, id, 'running');
+    // An operator cancels the running job: its lease is revoked under the handler.
+    await node.store.cancel(id);
+    release();
+    await waitFor(() => stale.length > 0, { message: 'job:stale' });
+    await node.runtime.dispatcher.whenIdle();
+    expect(stale.map((s) => s.op)).toEqual([op]);
+    expect(aborted).toBe(true);
+    expect(after).toBe(false);
+    expect((await node.store.getJob(id))?.state).toBe('cancelled');
+    expect(await node.store.getSteps(id)).toEqual([]);
+    expect(await node.store.pendingWait(id)).toBeNull();
   });
 });

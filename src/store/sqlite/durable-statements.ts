@@ -6,7 +6,7 @@ import type Database from 'better-sqlite3';
 import type { WaitFilter } from '../roles/durable-store.js';
 import type { StepColumns, WaitColumns } from '../durable-rows.js';
 import type { RawEvent, RawJob } from './rows.js';
-import type { Stmt } from './statements.js';
+import { keysetRows, type Stmt } from './statements.js';
 
 export type RawStep = StepColumns<string>;
 export type RawWait = WaitColumns<string>;
@@ -121,7 +121,7 @@ export type DurableFixed = ReturnType<typeof prepareDurable>;
 
 export class DurableStatements {
   readonly fixed: DurableFixed;
-  readonly #listWaits = new Map<string, Database.Statement<unknown[], RawWait>>();
+  readonly #listWaits = new Map<string, Database.Statement<unknown[], unknown>>();
 
   constructor(private readonly db: Database.Database) {
     this.fixed = prepareDurable(db);
@@ -129,22 +129,6 @@ export class DurableStatements {
 
   /** Newest first (ids sort by creation), keyset by `before`. */
   listWaits(filter: WaitFilter): RawWait[] {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const add = (clause: string, value: unknown) => {
-      where.push(clause);
-      params.push(value);
-    };
-    if (filter.kind !== undefined) add('kind = ?', filter.kind);
-    if (filter.state !== undefined) add('state = ?', filter.state);
-    if (filter.handler !== undefined) add('handler = ?', filter.handler);
-    if (filter.before !== undefined) add('id < ?', filter.before);
-    const shape = where.join(' AND ');
-    let stmt = this.#listWaits.get(shape);
-    if (!stmt) {
-      stmt = this.db.prepare<unknown[], RawWait>(`SELECT * FROM waits ${shape ? `WHERE ${shape}` : ''} ORDER BY id DESC LIMIT ?`);
-      this.#listWaits.set(shape, stmt);
-    }
-    return stmt.all(...params, Math.max(0, Math.floor(filter.limit)));
+    return keysetRows<RawWait>(this.db, this.#listWaits, 'waits', { kind: filter.kind, state: filter.state, handler: filter.handler }, filter.before, filter.limit);
   }
 }
