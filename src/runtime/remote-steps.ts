@@ -43,9 +43,6 @@ export interface StepCall {
 /** A suspend's answer: the job suspended on `wait`, or an event wait found its event at once (`step` holds it) and the attempt goes on. */
 export type RemoteSuspendResult = { suspended: true; wait: WaitRow } | { suspended: false; step: StepRow };
 
-/** The config key of each limit, for the message. */
-const LIMIT_KEYS = { step_result_too_large: 'maxStepResultBytes', too_many_steps: 'maxStepsPerJob', job_state_too_large: 'maxStateBytesPerJob' } as const;
-
 export class RemoteSteps {
   constructor(private readonly attempts: RemoteAttempts) {}
 
@@ -72,9 +69,9 @@ export class RemoteSteps {
         extensions: { jobId: call.jobId, step: step.name },
       });
     }
-    // The limit's name is its error code (core/errors.ts).
-    throw new DroverError(recorded.limit, `${recorded.message}; nothing was written (past durable.${LIMIT_KEYS[recorded.limit]} = ${limits[LIMIT_KEYS[recorded.limit]]}: store a reference instead of the data, or raise the limit)`, {
-      extensions: { jobId: call.jobId, step: step.name, limits },
+    // The limit's name is its error code (core/errors.ts); the store's message names the config key.
+    throw new DroverError(recorded.limit, `${recorded.message}; nothing was written`, {
+      extensions: { jobId: call.jobId, step: step.name },
     });
   }
 
