@@ -32,6 +32,8 @@ const BOTH_ENGINES = [
   'test/durable/waits.test.ts',
   'test/api/worker-steps.test.ts',
   'test/sdk/worker-steps.test.ts',
+  'test/api/interrupts.test.ts',
+  'test/e2e/interrupt-flow.test.ts',
 ];
 
 export default defineConfig({

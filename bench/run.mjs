@@ -131,6 +131,7 @@ function workloads(plan) {
         { key: 'durable-plain-ms', label: '… plain job invoke→result p50 (ms)', pick: (r) => r.plainInvokeMs.p50, format: fixed(2) },
         { key: 'durable-three-ms', label: '… 3-step job invoke→result p50 (ms)', pick: (r) => r.threeStepInvokeMs.p50, format: fixed(2) },
         { key: 'durable-resume-ms', label: '… resume→running p50 (ms), suspended job resumed over HTTP', pick: (r) => r.resumeToRunningMs.p50, format: fixed(2), target: { op: '<=', value: TARGETS.resumeToRunningMs } },
+        { key: 'durable-remote-step-ms', label: '… ms per step in a remote worker (runWorker, one POST /v1/workers/step each)', pick: (r) => r.remoteMsPerStep.p50, format: fixed(2) },
       ],
     },
     {

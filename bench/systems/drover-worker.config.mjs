@@ -21,7 +21,8 @@
 //            ctx.step.run steps and prints how long they took (`bench:steps`);
 //            `three` runs three steps and returns; `waiter` waits in
 //            ctx.step.waitForEvent for `bench.go` with data.job = its id (or,
-//            payload.interrupt, in ctx.step.interrupt) and returns what woke it.
+//            payload.interrupt, in ctx.step.interrupt) and returns what woke it;
+//            `rsteps` is run by a remote worker (drover-remote-steps.mjs).
 //
 // Everything else is Drover's default, except the per-key API rate limit
 // (default 5,000 requests/s per route), which is off: the single-enqueue
@@ -186,6 +187,7 @@ function durableHandlers() {
         return ctx.step.waitForEvent('go', { event: 'bench.go', match: { 'data.job': ctx.job.id } });
       },
     },
+    { name: 'rsteps', remote: true },
   ];
 }
 

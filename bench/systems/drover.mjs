@@ -21,6 +21,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin/drover');
 const DIST = join(ROOT, 'dist');
 const WORKER_CONFIG = fileURLToPath(new URL('./drover-worker.config.mjs', import.meta.url));
+const REMOTE_STEPS = fileURLToPath(new URL('./drover-remote-steps.mjs', import.meta.url));
 const KEY = 'drv_bench_admin_key_0123456789abcdef';
 const READY = /^drover ready .* url=(\S+)$/;
 const SEED_CHUNK = 1000;
@@ -371,13 +372,14 @@ export function droverSystem(engine, options = {}) {
      * steps (POST /v1/jobs sent → `succeeded` on the node's event stream); ms per step, measured
      * in the handler and as (n-step job − plain job) / n; and resume→running: a job suspended in
      * a wait is resumed (POST /v1/interrupts/:id/resume, or the matching POST /v1/events where
-     * the node has no interrupts route) → `running` on the stream.
+     * the node has no interrupts route) → `running` on the stream. Last, ms per step of the same
+     * steps in a remote worker (runWorker, drover-remote-steps.mjs).
      */
     durable({ jobs, stepsPerJob, resumes }) {
       return withRun('durable', async (run) => {
         const worker = await run.startWorker('durable');
         const client = createClient(worker.url, { key: KEY, maxSockets: 2 });
-        const states = await watchJobStates(worker.url, { key: KEY, handlers: ['plain', 'steps', 'three', 'waiter'] });
+        const states = await watchJobStates(worker.url, { key: KEY, handlers: ['plain', 'steps', 'three', 'waiter', 'rsteps'] });
         const enqueue = async (handler, payload) => JSON.parse((await client.post('/v1/jobs', { handler, payload })).text).id;
         const invoke = async (handler, payload = {}) => {
           const sent = now();
@@ -421,6 +423,26 @@ export function droverSystem(engine, options = {}) {
             // The first two are warm-up.
             if (i >= 2) resume.push(running);
           }
+          // The same steps in a remote worker (runWorker over HTTP): what a step costs it.
+          const remote = spawnTracked(process.execPath, [REMOTE_STEPS], { cwd: run.dir, env: { ...process.env, BENCH_URL: worker.url, BENCH_KEY: KEY }, label: 'remote step worker' });
+          const remotePerStep = [];
+          try {
+            await remote.waitForLine(/^bench:ready /, 30_000, 'its ready line');
+            const remoteReport = (id) => (line) => {
+              const m = /^bench:rsteps (.*)$/.exec(line);
+              const r = m && JSON.parse(m[1]);
+              return r && r.job === id ? r : null;
+            };
+            for (let i = 0; i < jobs + 2; i++) {
+              const { id } = await invoke('rsteps', { n: stepsPerJob });
+              const { ms } = (await remote.waitForLine(remoteReport(id), 10_000, 'the remote steps report')).match;
+              // The first two are warm-up.
+              if (i >= 2) remotePerStep.push(ms / stepsPerJob);
+            }
+          } finally {
+            await remote.stop(5_000);
+          }
+
           const plainMs = distribution(plain);
           const steppedMs = distribution(stepped);
           return {
@@ -431,6 +453,7 @@ export function droverSystem(engine, options = {}) {
             stepJobInvokeMs: steppedMs,
             msPerStep: distribution(perStepInHandler),
             msPerStepEndToEnd: Math.max(0, steppedMs.p50 - plainMs.p50) / stepsPerJob,
+            remoteMsPerStep: distribution(remotePerStep),
             resumedBy: viaInterrupts ? 'POST /v1/interrupts/:id/resume' : 'POST /v1/events (matching event)',
             resumeToRunningMs: distribution(resume),
             workerPid: worker.pid,

@@ -32,6 +32,8 @@ export const ERROR_CODES = {
   step_result_too_large: { status: 422, title: 'The step result is larger than the node allows' },
   too_many_steps: { status: 422, title: 'The job has as many steps as the node allows' },
   job_state_too_large: { status: 422, title: 'The job\'s stored step results would pass the node\'s limit' },
+  /** A second resume, or one after the interrupt's timeout or its job's cancel: nothing ran twice. */
+  interrupt_not_pending: { status: 409, title: 'The interrupt is no longer pending' },
   queue_full: { status: 429, title: 'Queue is at its maximum depth' },
   rate_limited: { status: 429, title: 'Too many requests' },
   shutting_down: { status: 503, title: 'The node is shutting down' },

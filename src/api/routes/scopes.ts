@@ -46,6 +46,11 @@ export const ROUTES = {
   'POST /v1/workers/step': { scope: ['work'], summary: 'Remote worker: store a finished durable step' },
   'POST /v1/workers/suspend': { scope: ['work'], summary: 'Remote worker: suspend a leased job on a sleep, an event or an interrupt' },
 
+  // `resume` only (admin also may): an approval tool answers interrupts; it neither produces work nor administers.
+  'GET /v1/interrupts': { scope: ['resume'], summary: 'List interrupts of durable jobs (pending, resumed, timed out, cancelled), newest first, with a cursor' },
+  'GET /v1/interrupts/:id': { scope: ['resume'], summary: 'An interrupt: its prompt, the JSON Schema its input must satisfy, its state' },
+  'POST /v1/interrupts/:id/resume': { scope: ['resume'], summary: 'Resume a pending interrupt with input valid against its schema; its job is queued again (audited)' },
+
   'GET /v1/keys': { scope: ['admin'], summary: 'List API keys (never their secrets)' },
   'POST /v1/keys': { scope: ['admin'], summary: 'Create an API key; the secret is in this response only' },
   'POST /v1/keys/:id/revoke': { scope: ['admin'], summary: 'Revoke an API key' },
