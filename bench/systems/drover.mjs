@@ -36,9 +36,7 @@ async function suspendedWait(client, id, interrupts) {
     const job = await client.getJson(`/v1/jobs/${encodeURIComponent(id)}`);
     if (job.state === 'suspended') {
       if (!interrupts) return null;
-      const { interrupts: pending } = await client.getJson('/v1/interrupts?state=pending');
-      const mine = pending.find((w) => w.jobId === id);
-      if (mine) return mine.id;
+      if (job.wait?.interruptId) return job.wait.interruptId;
     }
     if (now() - started > 30_000) throw new Error(`job ${id} is ${job.state}, not suspended, after 30 s`);
     await sleep(2);
