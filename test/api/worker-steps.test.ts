@@ -46,6 +46,14 @@ async function leased(handler = 'remote', key = keyA): Promise<{ jobId: string; 
   }
 }
 
+/** One call of each kind (fence left out), each of which would write or read if the lease were the caller's. */
+const stepCalls = () =>
+  [
+    ['steps', {}],
+    ['step', { name: 'late', seq: 0, startedAt: Date.now(), result: 'x' }],
+    ['suspend', { step: 'nap', seq: 0, kind: 'sleep', startedAt: Date.now(), timeoutMs: 60_000 }],
+  ] as const;
+
 describe('POST /v1/workers/steps and /step', () => {
   it('stores a step for the lease holder and reads it back in seq order', async () => {
     const fence = await leased();
@@ -74,12 +82,7 @@ describe('POST /v1/workers/steps and /step', () => {
   it('refuses a stale token with 409 stale-lease on every step call, and writes nothing', async () => {
     const fence = await leased();
     expect((await as(keyA, '/v1/workers/release', fence)).status).toBe(200);
-    const calls = [
-      ['steps', {}],
-      ['step', { name: 'late', seq: 0, startedAt: Date.now(), result: 'x' }],
-      ['suspend', { step: 'nap', seq: 0, kind: 'sleep', startedAt: Date.now(), timeoutMs: 60_000 }],
-    ] as const;
-    for (const [op, extra] of calls) {
+    for (const [op, extra] of stepCalls()) {
       const res = await as(keyA, `/v1/workers/${op}`, { ...fence, ...extra });
       expect(res.status, op).toBe(409);
       expect(res.body.type).toBe(problem('stale-lease'));
@@ -94,12 +97,7 @@ describe('POST /v1/workers/steps and /step', () => {
 
   it("refuses another key's lease with 403 lease-key-mismatch; the holder carries on", async () => {
     const fence = await leased('remote', keyA);
-    const calls = [
-      ['steps', {}],
-      ['step', { name: 'stolen', seq: 0, startedAt: Date.now(), result: 'x' }],
-      ['suspend', { step: 'nap', seq: 0, kind: 'sleep', startedAt: Date.now(), timeoutMs: 60_000 }],
-    ] as const;
-    for (const [op, extra] of calls) {
+    for (const [op, extra] of stepCalls()) {
       const res = await as(keyB, `/v1/workers/${op}`, { ...fence, ...extra });
       expect(res.status, op).toBe(403);
       expect(res.body.type).toBe(problem('lease-key-mismatch'));
