@@ -16,7 +16,7 @@ import type { StepApi, WaitedEvent } from '../core/handler.js';
 import { StepPlan } from '../core/step-plan.js';
 import { DroverApiError } from './errors.js';
 
-/** A step step call's wire shape (times as ISO strings). */
+/** A stored step as the step calls answer it (times as ISO strings). */
 interface StepJson {
   name: string;
   seq: number;
@@ -93,8 +93,10 @@ export function remoteSteps(transport: StepTransport): StepApi {
       return await transport.post<T>(path, body, { idempotent });
     } catch (error) {
       if (!(error instanceof DroverApiError)) throw error;
-      if (error.status === 409 && error.code !== 'duplicate-step') throw transport.leaseLost(error);
-      if (error.status === 404 || error.code === 'lease-key-mismatch' || error.code === 'handler-not-allowed') throw transport.leaseLost(error);
+      const gone = (error.status === 409 && error.code !== 'duplicate-step') || error.status === 404 || error.code === 'lease-key-mismatch' || error.code === 'handler-not-allowed';
+      // A step started alongside the one that suspended the job finds the lease gone: that is the suspension, not a loss.
+      if (gone && suspendedAt) throw new StepSuspendedError(jobId, suspendedAt.step, suspendedAt.kind);
+      if (gone) throw transport.leaseLost(error);
       if (FINAL.has(error.code)) throw new NonRetryableError(error.detail, { cause: error });
       throw error;
     }

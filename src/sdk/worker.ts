@@ -188,11 +188,13 @@ export function runWorker(options: WorkerOptions): Worker {
   }
 
   async function heartbeat(entry: Running): Promise<boolean> {
-    if (entry.lost) return false;
+    if (entry.lost || entry.suspended) return false;
     try {
       await post('/v1/workers/heartbeat', { jobId: entry.job.id, token: entry.job.leaseToken, leaseMs });
       return true;
     } catch (error) {
+      // A beat sent just before a step suspended the job: the lease ended with the attempt, nothing was lost.
+      if (entry.suspended) return false;
       if (leaseGone(error)) {
         entry.lost = true;
         entry.controller.abort(new LeaseLostError(entry.job.id));

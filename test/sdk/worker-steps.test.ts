@@ -20,6 +20,7 @@ beforeAll(async () => {
     handlers: [
       { name: 'three', remote: true, retry: { maxAttempts: 3, backoff: { initialMs: 10, jitter: 'none' } } },
       { name: 'sleeper', remote: true },
+      { name: 'alongside', remote: true },
       { name: 'waiter', remote: true },
       { name: 'plain', remote: true },
       { name: 'big', remote: true, retry: { maxAttempts: 3, backoff: { initialMs: 10, jitter: 'none' } } },
@@ -37,12 +38,12 @@ afterEach(async () => {
 afterAll(async () => node?.close());
 
 /** A worker whose requests are counted by path. */
-function start(handlers: WorkerOptions['handlers'], paths: string[] = []): Worker {
+function start(handlers: WorkerOptions['handlers'], paths: string[] = [], errors: Error[] = []): Worker {
   const counting: typeof fetch = (input, init) => {
     paths.push(new URL(String(input instanceof Request ? input.url : input)).pathname);
     return fetch(input, init);
   };
-  const worker = runWorker({ url: base, key: workKey, handlers, waitMs: 2_000, onError: () => undefined, fetch: counting });
+  const worker = runWorker({ url: base, key: workKey, handlers, waitMs: 2_000, onError: (error) => errors.push(error), fetch: counting });
   workers.push(worker);
   return worker;
 }
@@ -100,6 +101,34 @@ describe('runWorker ctx.step', () => {
     const done = await job(id);
     expect(done.result).toBe('ba');
     expect(done.attempts.map((a: { outcome: string }) => a.outcome)).toEqual(['suspended', 'succeeded']);
+  });
+
+  it('a step running alongside the one that suspends is unwound too, and is no lost lease', async () => {
+    const errors: Error[] = [];
+    let sideRuns = 0;
+    start(
+      {
+        alongside: async (ctx) => {
+          const [, side] = await Promise.all([
+            ctx.step.sleep('nap', 200),
+            ctx.step.run('side', async () => {
+              sideRuns++;
+              await new Promise((resolve) => setTimeout(resolve, 50));
+              return 'side';
+            }),
+          ]);
+          return side;
+        },
+      },
+      [],
+      errors,
+    );
+    const id = await enqueue('alongside');
+    await settled(id);
+    expect((await job(id)).result).toBe('side');
+    // The first run's side step lost its write to the suspension; the run after the sleep stores it.
+    expect(sideRuns).toBe(2);
+    expect(errors).toEqual([]);
   });
 
   it('waits for an event and resumes with it', async () => {
