@@ -22,6 +22,7 @@ beforeAll(async () => {
       { name: 'sleeper', remote: true },
       { name: 'alongside', remote: true },
       { name: 'waiter', remote: true },
+      { name: 'approver', remote: true },
       { name: 'plain', remote: true },
       { name: 'big', remote: true, retry: { maxAttempts: 3, backoff: { initialMs: 10, jitter: 'none' } } },
       { name: 'changing', remote: true, retry: { maxAttempts: 3, backoff: { initialMs: 10, jitter: 'none' } } },
@@ -147,6 +148,26 @@ describe('runWorker ctx.step', () => {
     await settled(id);
     expect((await job(id)).result).toBe('o-7');
     expect(seen).toEqual([expect.objectContaining({ name: 'order.paid', data: { order: 'o-7' } })]);
+  });
+
+  it('suspends on an interrupt that a person resumes over HTTP, with input checked against its schema', async () => {
+    start({
+      approver: async (ctx) => {
+        const decision = await ctx.step.interrupt<{ approve: boolean }>('approval', {
+          prompt: 'Refund 20?',
+          schema: { type: 'object', properties: { approve: { type: 'boolean' } }, required: ['approve'] },
+          timeoutMs: 60_000,
+        });
+        return { approved: decision?.approve ?? null };
+      },
+    });
+    const id = await enqueue('approver');
+    let interruptId: string | undefined;
+    await waitFor(async () => (interruptId = (await job(id)).wait?.interruptId) !== undefined, { message: 'the interrupt is pending' });
+    expect((await node.request('POST', `/v1/interrupts/${interruptId}/resume`, { input: { approve: 'yes' } })).status).toBe(422);
+    expect((await node.request('POST', `/v1/interrupts/${interruptId}/resume`, { input: { approve: true } })).status).toBe(200);
+    await settled(id);
+    expect((await job(id)).result).toEqual({ approved: true });
   });
 
   it('costs a plain job no extra request', async () => {
