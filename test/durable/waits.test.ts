@@ -189,6 +189,27 @@ describe('ctx.step.interrupt', () => {
     expect(job.result).toEqual({ decision: null });
   });
 
+  it('lets exactly one of a resume and the timeout racing it wake the job, and the result says which', async () => {
+    node = await startTestNode({ handlers: [{ ...approval(400), concurrency: 10 }] });
+    const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => enqueue(node!, 'approve', { amount: i })));
+    const waits = await Promise.all(ids.map(async (id) => {
+      await jobIn(node!, id, 'suspended');
+      return (await node!.store.pendingWait(id))!;
+    }));
+    // At each wait's timeout: a person's resume, and the staging pass that times it out, at once.
+    const resumed = await Promise.all(waits.map(async (wait) => {
+      await new Promise((r) => setTimeout(r, Math.max(0, wait.wakeAt! - Date.now())));
+      const [resume] = await Promise.all([node!.store.resumeWait(wait.id, { approve: true }, 'test'), node!.store.stageDue()]);
+      node!.runtime.dispatcher.wake();
+      return resume.ok;
+    }));
+    for (const [i, id] of ids.entries()) {
+      const job = await jobIn(node, id, 'succeeded');
+      expect(job.result).toEqual({ decision: resumed[i] ? { approve: true } : null });
+      expect((await node.store.getWait(waits[i]!.id))?.state).toBe(resumed[i] ? 'resolved' : 'timed_out');
+    }
+  });
+
   it('keeps the job suspended even when the handler catches the suspension and returns', async () => {
     node = await startTestNode({
       handlers: [{
