@@ -15,6 +15,7 @@ import { DroverError } from '../core/errors.js';
 import type { JobRow, LeasedJob } from '../core/types.js';
 import type { StorageEngine } from '../store/engine.js';
 import type { RecordStepRequest } from '../store/roles/durable-store.js';
+import { InterruptInputValidator } from './interrupt-input.js';
 import type { Lifecycle, RemoteOrigin } from './lifecycle.js';
 
 /** What the step calls need from `RemoteWorkers`: the attempt's bookkeeping and its error path. */
@@ -44,6 +45,9 @@ export interface StepCall {
 export type RemoteSuspendResult = { suspended: true; wait: WaitRow } | { suspended: false; step: StepRow };
 
 export class RemoteSteps {
+  /** Compiles the schemas of remote interrupts at suspend, so a broken one is the worker's 422 now, not a failed resume later. */
+  readonly #schemas = new InterruptInputValidator();
+
   constructor(private readonly attempts: RemoteAttempts) {}
 
   /** The job's stored steps, in `seq` order, for the current holder of its lease only. */
@@ -82,6 +86,7 @@ export class RemoteSteps {
    */
   async suspend(call: StepCall, request: SuspendRequest): Promise<RemoteSuspendResult> {
     const { store, lifecycle, clock } = this.attempts;
+    if (request.kind === 'interrupt') this.#assertSchema(request);
     const row = await this.#row(call);
     // An event wait looks back from where the step before it began, as the node's own steps do
     // (StepPlan.lookBackFrom), on the node's clock: a worker's clock never decides what is missed.
@@ -107,6 +112,19 @@ export class RemoteSteps {
     if (result.wait.wakeAt !== null) this.attempts.onScheduled(result.wait.wakeAt);
     lifecycle.emit('job:suspended', { job: asLeased(result.job, call.token), wait: result.wait, durationMs, ...origin });
     return { suspended: true, wait: result.wait };
+  }
+
+  #assertSchema(request: SuspendRequest): void {
+    try {
+      // Any input will do: only whether the schema compiles is asked here.
+      this.#schemas.check(request.schema, null, `of step "${request.step}"`);
+    } catch (error) {
+      if (error instanceof DroverError && error.code === 'config_invalid') {
+        throw new DroverError('validation', `body.schema: not a JSON Schema a resume could be checked against (${(error.cause as Error | undefined)?.message ?? error.message})`, {
+          extensions: { errors: [{ path: 'body.schema', message: 'is not a valid JSON Schema' }] },
+        });
+      }
+    }
   }
 
   /** The job's row after the key's check; 404 when it is gone. */

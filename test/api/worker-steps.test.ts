@@ -139,6 +139,7 @@ describe('POST /v1/workers/steps and /step', () => {
       ['suspend', { step: 'x', seq: 0, kind: 'event', startedAt: 1, events: ['a'], prompt: 'p' }],
       ['suspend', { step: 'x', seq: 0, kind: 'event', startedAt: 1, events: ['a'], match: { 'data.x': { nested: 1 } } }],
       ['suspend', { step: 'x', seq: 0, kind: 'nap', startedAt: 1, timeoutMs: 1 }],
+      ['suspend', { step: 'x', seq: 0, kind: 'interrupt', startedAt: 1, prompt: 'ok?', schema: { type: 'no-such-type' } }],
     ];
     for (const [op, extra] of bad) {
       const res = await as(keyA, `/v1/workers/${op}`, { ...fence, ...extra });
@@ -146,6 +147,8 @@ describe('POST /v1/workers/steps and /step', () => {
       expect(res.headers['content-type']).toContain('application/problem+json');
       expect(res.body.type).toBe(problem('validation'));
     }
+    const badSchema = await as(keyA, '/v1/workers/suspend', { ...fence, step: 'x', seq: 0, kind: 'interrupt', startedAt: 1, prompt: 'ok?', schema: { type: 'no-such-type' } });
+    expect(badSchema.body.errors).toEqual([{ path: 'body.schema', message: 'is not a valid JSON Schema' }]);
     const notJson = await node.app.inject({ method: 'POST', url: '/v1/workers/step', headers: { authorization: `Bearer ${keyA}`, 'content-type': 'application/json' }, payload: '{"jobId":' });
     expect(notJson.statusCode).toBe(400);
     const missing = await as(keyA, '/v1/workers/steps', { jobId: 'no-such-job', token: fence.token });
