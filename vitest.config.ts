@@ -30,6 +30,8 @@ const BOTH_ENGINES = [
   'test/webhooks/webhook-action.test.ts',
   'test/durable/steps.test.ts',
   'test/durable/waits.test.ts',
+  'test/api/worker-steps.test.ts',
+  'test/sdk/worker-steps.test.ts',
   'test/api/interrupts.test.ts',
   'test/e2e/interrupt-flow.test.ts',
   'test/ops/snapshots.test.ts',

@@ -31,6 +31,10 @@ export const ERROR_CODES = {
   unknown_handler: { status: 422, title: 'No handler with that name is registered' },
   invalid_state: { status: 409, title: 'The resource is not in a state that allows this' },
   stale_lease: { status: 409, title: 'The lease token is no longer valid' },
+  duplicate_step: { status: 409, title: 'The job already has a step with this name' },
+  step_result_too_large: { status: 422, title: 'The step result is larger than the node allows' },
+  too_many_steps: { status: 422, title: 'The job has as many steps as the node allows' },
+  job_state_too_large: { status: 422, title: 'The job\'s stored step results would pass the node\'s limit' },
   /** A second resume, or one after the interrupt's timeout or its job's cancel: nothing ran twice. */
   interrupt_not_pending: { status: 409, title: 'The interrupt is no longer pending' },
   queue_full: { status: 429, title: 'Queue is at its maximum depth' },

@@ -45,6 +45,9 @@ export const ROUTES = {
   'POST /v1/workers/complete': { scope: ['work'], summary: 'Remote worker: record success' },
   'POST /v1/workers/fail': { scope: ['work'], summary: 'Remote worker: record a failed attempt' },
   'POST /v1/workers/release': { scope: ['work'], summary: 'Remote worker: hand a job back without spending the attempt' },
+  'POST /v1/workers/steps': { scope: ['work'], summary: 'Remote worker: the durable steps a leased job has stored' },
+  'POST /v1/workers/step': { scope: ['work'], summary: 'Remote worker: store a finished durable step' },
+  'POST /v1/workers/suspend': { scope: ['work'], summary: 'Remote worker: suspend a leased job on a sleep, an event or an interrupt' },
 
   // `resume` only (admin also may): an approval tool answers interrupts; it neither produces work nor administers.
   'GET /v1/interrupts': { scope: ['resume'], summary: 'List interrupts of durable jobs (pending, resumed, timed out, cancelled), newest first, with a cursor' },
