@@ -96,7 +96,7 @@ describe('systemd unit, run as written', () => {
     Object.assign(env, { DROVER_PORT: String(port), DROVER_LOG_LEVEL: 'warn' }); // /etc/drover/env (EnvironmentFile) may set these
     const output = await runUntilReady(map(values('ExecStart')[0]!).split(/\s+/), map(values('WorkingDirectory')[0]!), env, port, Number(values('TimeoutStopSec')[0]) * 1000);
     expect(output).toMatch(/drover admin key \(shown once; store it now\): drv_/);
-    expect(output).toContain(`store=sqlite url=http://127.0.0.1:${port}`);
+    expect(output).toContain(`store=sqlite channel=production url=http://127.0.0.1:${port}`);
     expect(readFileSync(join(root, 'var/lib/drover/drover.db')).length).toBeGreaterThan(0);
   });
 });
