@@ -104,7 +104,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
   observeEngine(metrics, engine);
   observeLogDrops(metrics.registry);
   // Storage, node, process, TLS and error metrics (obs/ops-metrics.ts); `stop` ends the SQLite checkpoint timer.
-  const opsMetrics = observeOpsMetrics(metrics, engine, { config, clock, logger });
+  const opsMetrics = observeOpsMetrics(metrics, engine, { config, clock, logger, tracing });
   // Instrument at the seam: everything above the store calls it through the timing wrapper.
   const store = instrumentStore(engine, { timer: (op) => metrics.storeTimer(op), tracer: tracing.enabled ? tracing.tracer : null, ...opsMetrics.seam });
   try {
@@ -187,7 +187,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
           await metricsApp?.close();
           await tracing.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'exporting the last spans failed'));
           storeHealth.stop();
-          opsMetrics.stop();
+          await opsMetrics.stop({ flush: true });
           await store.close();
         })();
         if (!(await settlesWithin(closing, CLOSE_MS / 2))) logger.warn({ ms: CLOSE_MS / 2 }, 'closing the servers and the store took too long; exiting without waiting for them');
@@ -200,7 +200,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     };
     return { runtime, app, store, logger, url, metrics, tracing, metricsApp, metricsUrl, shutdown, reloadTls };
   } catch (error) {
-    opsMetrics.stop();
+    await opsMetrics.stop();
     await store.close().catch(() => undefined);
     await tracing.shutdown().catch(() => undefined);
     throw error;

@@ -11,11 +11,13 @@ import type { InstrumentOptions } from '../store/instrumented.js';
 import { observeAuditLag } from './audit-lag.js';
 import { ErrorMetrics } from './error-metrics.js';
 import type { Logger } from './logger.js';
-import type { DroverMetrics } from './metrics.js';
+import { processRegistry, type DroverMetrics } from './metrics.js';
 import { observeNodes } from './node-metrics.js';
+import { OtlpMetrics } from './otlp-metrics.js';
 import { observeProcessLimits } from './process-limits.js';
 import { observeStorage } from './store-metrics.js';
 import { observeTlsCertificate } from './tls-metrics.js';
+import type { SpanExportFailure, Tracing } from './tracing.js';
 
 export interface OpsMetrics {
   readonly errors: ErrorMetrics;
@@ -23,8 +25,11 @@ export interface OpsMetrics {
   readonly seam: Pick<InstrumentOptions, 'onError' | 'onResult'>;
   /** Once the store is instrumented and the ops subsystems exist. */
   afterStart(sources: { store: NodeRegistry & Pick<AuditStore, 'listAudit'>; exportedSeq: () => number | null }): void;
-  /** Stop the periodic checkpoint (before the store closes). Idempotent. */
-  stop(): void;
+  /**
+   * Stop the periodic checkpoint and the OTLP metrics export (before the store
+   * closes); with `flush`, send a last OTLP export first (bounded: 2 s). Idempotent.
+   */
+  stop(options?: { flush?: boolean }): Promise<void>;
 }
 
 /**
@@ -33,9 +38,16 @@ export interface OpsMetrics {
  * const store = instrumentStore(engine, { timer, ...opsMetrics.seam });
  * opsMetrics.afterStart({ store, exportedSeq: () => exporter?.status().exportedSeq ?? null });
  */
-export function observeOpsMetrics(metrics: DroverMetrics, engine: object, options: { config: ResolvedConfig; clock: () => number; logger: Logger }): OpsMetrics {
+export function observeOpsMetrics(
+  metrics: DroverMetrics,
+  engine: object,
+  options: { config: ResolvedConfig; clock: () => number; logger: Logger; tracing?: Tracing; env?: Readonly<Record<string, string | undefined>>; nodeId?: string },
+): OpsMetrics {
   const { config, clock, logger } = options;
   const errors = new ErrorMetrics(metrics);
+  options.tracing?.onExportFailure(spanExportReporter(errors, logger));
+  const otlp = OtlpMetrics.fromEnv(options.env ?? process.env, { registries: () => [metrics.registry, processRegistry()], errors, logger, ...(options.nodeId ? { instanceId: options.nodeId } : {}) });
+  otlp?.start();
   const stopStorage = observeStorage(metrics, engine, {
     onError: (error) => logger.warn({ err: error }, 'WAL checkpoint failed; the WAL keeps growing until one succeeds (see drover_store_wal_size_bytes)'),
   });
@@ -55,6 +67,29 @@ export function observeOpsMetrics(metrics: DroverMetrics, engine: object, option
       reclaimed = observeNodes(metrics, { listNodes: () => store.listNodes(), deadNodeMs: config.cluster.deadNodeMs, clock, onError: onError('listing nodes') }).reclaimed;
       observeAuditLag(metrics, { exportedSeq, headSeq: async () => (await store.listAudit({ limit: 1 }))[0]?.seq ?? 0, onError: onError('reading the audit head') });
     },
-    stop: stopStorage,
+    async stop({ flush = false } = {}) {
+      stopStorage();
+      if (!otlp) return;
+      if (flush) await otlp.stop();
+      else otlp.stopTimer();
+    },
+  };
+}
+
+/** Failed span exports: counted, and a warning for the first of a run (the SDK only tells its diagnostic logger). */
+function spanExportReporter(errors: ErrorMetrics, logger: Logger): (failure: SpanExportFailure) => void {
+  let warned = false;
+  return (failure) => {
+    if (failure.kind === 'abandoned') {
+      errors.telemetry('dropped');
+      logger.warn('shutdown stopped waiting for the last span export (the collector did not answer within 2 s); those spans are lost');
+      return;
+    }
+    // OTLPExporterError carries the HTTP status when the collector answered.
+    const answered = typeof (failure.error as { code?: unknown }).code === 'number';
+    errors.telemetry(answered ? 'rejected' : 'unreachable');
+    if (warned) return;
+    warned = true;
+    logger.warn({ spans: failure.spans, error: failure.error.message }, 'OTLP span export failed; spans are being lost (drover_errors_total{layer="telemetry"} counts failures). Check OTEL_EXPORTER_OTLP_ENDPOINT and the collector');
   };
 }
