@@ -49,7 +49,10 @@ export function observeOpsMetrics(
   const otlp = OtlpMetrics.fromEnv(options.env ?? process.env, { registries: () => [metrics.registry, processRegistry()], errors, logger, ...(options.nodeId ? { instanceId: options.nodeId } : {}) });
   otlp?.start();
   const stopStorage = observeStorage(metrics, engine, {
-    onError: (error) => logger.warn({ err: error }, 'WAL checkpoint failed; the WAL keeps growing until one succeeds (see drover_store_wal_size_bytes)'),
+    onError: (error, what) =>
+      what === 'checkpoint'
+        ? logger.warn({ err: error }, 'WAL checkpoint failed; the WAL keeps growing until one succeeds (see drover_store_wal_size_bytes)')
+        : logger.warn({ err: error }, 'metrics: reading table sizes failed; /metrics keeps the last values'),
   });
   observeProcessLimits(metrics);
   if (config.server.tls) {

@@ -23,6 +23,10 @@ export interface SqliteFileSource {
   checkpoint(): { busy: boolean; walFrames: number; checkpointedFrames: number };
 }
 
+interface TableSizesSource {
+  tableSizes(): Promise<Array<{ table: string; bytes: number }>>;
+}
+
 interface PoolLimitSource {
   poolStats(): { max?: number };
 }
@@ -30,7 +34,8 @@ interface PoolLimitSource {
 export interface StoreMetricsOptions {
   /** How often the SQLite checkpoint runs. Default 30 s. */
   checkpointEveryMs?: number;
-  onError?: (error: Error) => void;
+  /** A checkpoint or a table-size read failed. */
+  onError?: (error: Error, what: 'checkpoint' | 'table sizes') => void;
 }
 
 /**
@@ -54,6 +59,7 @@ export function observeStorage(metrics: DroverMetrics, engine: object, options: 
       },
     });
   }
+  if (hasTableSizes(engine)) observeTableSizes(metrics, engine, options.onError);
   if (!isSqliteFile(engine)) return () => undefined;
   return observeSqlite(metrics, engine, options);
 }
@@ -117,7 +123,7 @@ function observeSqlite(metrics: DroverMetrics, engine: SqliteFileSource, options
       outcomes.series(label, result.busy || pending > 0 ? 'busy' : 'complete').inc();
     } catch (error) {
       outcomes.series(label, 'failed').inc();
-      options.onError?.(toError(error));
+      options.onError?.(toError(error), 'checkpoint');
     }
   };
   const timer = setInterval(run, options.checkpointEveryMs ?? 30_000);
@@ -126,6 +132,38 @@ function observeSqlite(metrics: DroverMetrics, engine: SqliteFileSource, options
     clearInterval(timer);
     if (engine.onCommitTimed) engine.onCommitTimed = null;
   };
+}
+
+/**
+ * `drover_store_table_size_bytes{table}` (PostgreSQL: a catalog lookup, read at
+ * most once a minute). SQLite has no cheap per-table size (its `dbstat` reads
+ * every page of the file on the event loop): there the file and WAL sizes stand in.
+ */
+function observeTableSizes(metrics: DroverMetrics, engine: TableSizesSource, onError?: StoreMetricsOptions['onError']): void {
+  let cached: { at: number; sizes: Promise<Array<{ table: string; bytes: number }> | null> } | null = null;
+  new Gauge({
+    name: 'drover_store_table_size_bytes',
+    help: 'Bytes per store table, indexes included (PostgreSQL; read at most once a minute).',
+    labelNames: ['engine', 'table'],
+    registers: [metrics.registry],
+    async collect() {
+      const now = Date.now();
+      if (!cached || now - cached.at >= 60_000) {
+        cached = {
+          at: now,
+          sizes: engine.tableSizes().catch((error: unknown) => {
+            onError?.(toError(error), 'table sizes');
+            return null;
+          }),
+        };
+      }
+      for (const { table, bytes } of (await cached.sizes) ?? []) this.set({ engine: metrics.engine, table }, bytes);
+    },
+  });
+}
+
+function hasTableSizes(engine: object): engine is TableSizesSource {
+  return typeof (engine as Partial<TableSizesSource>).tableSizes === 'function';
 }
 
 function isSqliteFile(engine: object): engine is SqliteFileSource {

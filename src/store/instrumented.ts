@@ -33,7 +33,7 @@ export interface InstrumentOptions {
 }
 
 /** Not store operations: plumbing that must not be timed. */
-const PASS_THROUGH = new Set<string>(['constructor', 'onWork', 'poolStats', 'settings']);
+const PASS_THROUGH = new Set<string>(['constructor', 'onWork', 'poolStats', 'settings', 'tableSizes', 'checkpoint']);
 
 type Method = (...args: unknown[]) => unknown;
 

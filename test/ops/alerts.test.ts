@@ -38,6 +38,7 @@ const PENDING: Record<string, string> = {
   drover_store_pool_connections: 'PostgreSQL only (this node runs on SQLite); test/obs/ops-metrics.test.ts reads the pool from a PostgreSQL node',
   drover_store_pool_max_connections: 'PostgreSQL only (this node runs on SQLite); test/obs/ops-metrics.test.ts reads it from a PostgreSQL node',
   drover_store_connection_errors_total: 'PostgreSQL only (discarded pooled connections)',
+  drover_store_table_size_bytes: 'PostgreSQL only (a catalog lookup); test/obs/ops-metrics.test.ts reads it from a PostgreSQL node',
   drover_store_pool_waiting_requests: 'PostgreSQL only (this node runs on SQLite); test/obs/ops-metrics.test.ts reads it from a PostgreSQL node',
   drover_tls_certificate_expiry_timestamp_seconds: 'only with built-in TLS (server.tls); test/obs/ops-metrics.test.ts starts a TLS node and reads it',
 };

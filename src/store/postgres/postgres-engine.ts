@@ -362,6 +362,11 @@ export class PostgresEngine implements StorageEngine {
     return (await this.#query<RawNode>(q.LIST_NODES, [])).map(toNodeRow);
   }
 
+  /** Bytes per table of the schema (indexes and TOAST included), for the storage metrics; not a store operation. */
+  async tableSizes(): Promise<Array<{ table: string; bytes: number }>> {
+    return (await this.#query<{ table_name: string; bytes: number }>(q.TABLE_SIZES, [])).map((r) => ({ table: r.table_name, bytes: Number(r.bytes) }));
+  }
+
   // --- operator actions ---------------------------------------------------
 
   async cancel(jobId: string): Promise<JobRow | null> {
