@@ -6,8 +6,8 @@
  * the same cluster-wide count: take `max`, not `sum`, across nodes.
  */
 import { Gauge } from 'prom-client';
-import { toError } from '../core/errors.js';
 import type { NodeRow } from '../store/engine.js';
+import { cachedRead } from './cached-read.js';
 import type { DroverMetrics } from './metrics.js';
 import type { CounterSeries } from './series.js';
 
@@ -24,27 +24,16 @@ export interface NodeMetricsSources {
  * instrumentStore(engine, { timer, onResult: { reclaimDeadNodes: nodes.reclaimed } });
  */
 export function observeNodes(metrics: DroverMetrics, sources: NodeMetricsSources): { reclaimed: (result: unknown) => void } {
-  let cached: { at: number; alive: Promise<number | null> } | null = null;
+  const nodes = cachedRead(() => sources.listNodes(), { maxAgeMs: 1_000, clock: sources.clock, onError: sources.onError });
   let last = 0;
   new Gauge({
     name: 'drover_nodes_alive',
     help: 'Nodes whose heartbeat is fresher than cluster.deadNodeMs (cluster-wide: every node reports the same count).',
     registers: [metrics.registry],
     async collect() {
+      const rows = await nodes();
       const now = sources.clock();
-      if (!cached || now - cached.at >= 1_000) {
-        cached = {
-          at: now,
-          alive: sources.listNodes().then(
-            (rows) => rows.filter((row) => now - row.heartbeatAt <= sources.deadNodeMs).length,
-            (error: unknown) => {
-              sources.onError(toError(error));
-              return null;
-            },
-          ),
-        };
-      }
-      const alive = await cached.alive;
+      const alive = rows === null ? null : rows.filter((row) => now - row.heartbeatAt <= sources.deadNodeMs).length;
       if (alive !== null) last = alive;
       this.set(last);
     },
@@ -52,8 +41,8 @@ export function observeNodes(metrics: DroverMetrics, sources: NodeMetricsSources
   const deaths: CounterSeries = metrics.counter('drover_node_deaths_detected_total', 'Nodes this node found silent for longer than cluster.deadNodeMs, declared dead and whose running jobs it requeued.', []).series();
   return {
     reclaimed: (result) => {
-      const nodes = (result as { nodes?: unknown } | null)?.nodes;
-      if (Array.isArray(nodes) && nodes.length > 0) deaths.inc(nodes.length);
+      const dead = (result as { nodes?: unknown } | null)?.nodes;
+      if (Array.isArray(dead) && dead.length > 0) deaths.inc(dead.length);
     },
   };
 }

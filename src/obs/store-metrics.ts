@@ -9,6 +9,7 @@
 import { statSync } from 'node:fs';
 import { Gauge } from 'prom-client';
 import { toError } from '../core/errors.js';
+import { cachedRead } from './cached-read.js';
 import type { DroverMetrics } from './metrics.js';
 import { CounterFamily, HistogramFamily } from './series.js';
 
@@ -140,24 +141,14 @@ function observeSqlite(metrics: DroverMetrics, engine: SqliteFileSource, options
  * every page of the file on the event loop): there the file and WAL sizes stand in.
  */
 function observeTableSizes(metrics: DroverMetrics, engine: TableSizesSource, onError?: StoreMetricsOptions['onError']): void {
-  let cached: { at: number; sizes: Promise<Array<{ table: string; bytes: number }> | null> } | null = null;
+  const sizes = cachedRead(() => engine.tableSizes(), { maxAgeMs: 60_000, clock: Date.now, onError: (error) => onError?.(error, 'table sizes') });
   new Gauge({
     name: 'drover_store_table_size_bytes',
     help: 'Bytes per store table, indexes included (PostgreSQL; read at most once a minute).',
     labelNames: ['engine', 'table'],
     registers: [metrics.registry],
     async collect() {
-      const now = Date.now();
-      if (!cached || now - cached.at >= 60_000) {
-        cached = {
-          at: now,
-          sizes: engine.tableSizes().catch((error: unknown) => {
-            onError?.(toError(error), 'table sizes');
-            return null;
-          }),
-        };
-      }
-      for (const { table, bytes } of (await cached.sizes) ?? []) this.set({ engine: metrics.engine, table }, bytes);
+      for (const { table, bytes } of (await sizes()) ?? []) this.set({ engine: metrics.engine, table }, bytes);
     },
   });
 }
