@@ -29,6 +29,7 @@ import type { AuditTrail } from '../ops/audit/audit-trail.js';
 import { DroverMetrics } from '../obs/metrics.js';
 import { observeEngine, observeOnScrape } from '../obs/scrape-gauges.js';
 import { Tracing } from '../obs/tracing.js';
+import { observeOpsMetrics } from '../obs/ops-metrics.js';
 import { instrumentStore } from '../store/instrumented.js';
 import type { StorageEngine } from '../store/engine.js';
 import { openStore } from '../store/open.js';
@@ -104,8 +105,10 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
   const metrics = new DroverMetrics({ handlers: config.handlers.values(), queues: config.queues.keys(), queueLimits: config.queues, engine: engine.capabilities.engine, channel: config.rollout.channel });
   observeEngine(metrics, engine);
   observeLogDrops(metrics.registry);
+  // Storage, node, process, TLS and error metrics (obs/ops-metrics.ts); `stop` ends the SQLite checkpoint timer.
+  const opsMetrics = observeOpsMetrics(metrics, engine, { config, clock, logger, tracing });
   // Instrument at the seam: everything above the store calls it through the timing wrapper.
-  const store = instrumentStore(engine, { timer: (op) => metrics.storeTimer(op), tracer: tracing.enabled ? tracing.tracer : null });
+  const store = instrumentStore(engine, { timer: (op) => metrics.storeTimer(op), tracer: tracing.enabled ? tracing.tracer : null, ...opsMetrics.seam });
   try {
     // Migrations run under the engine's lock and refuse a schema newer than this binary.
     const status = await store.migrate({ apply: options.migrate !== false });
@@ -119,6 +122,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     observeBackupChecks(metrics.registry, store);
     observeGates(metrics.registry, () => runtime.gates.list());
     observeAuditExport(metrics.registry, () => ops.exporter?.status() ?? null);
+    opsMetrics.afterStart({ store, exportedSeq: () => ops.exporter?.status().exportedSeq ?? null });
     observeOnScrape(metrics, {
       queueStats: () => store.queueStats(),
       pendingInterrupts: () => store.pendingInterrupts(),
@@ -196,6 +200,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
           await metricsApp?.close();
           await tracing.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'exporting the last spans failed'));
           storeHealth.stop();
+          await opsMetrics.stop({ flush: true });
           await store.close();
         })();
         if (!(await settlesWithin(closing, CLOSE_MS / 2))) logger.warn({ ms: CLOSE_MS / 2 }, 'closing the servers and the store took too long; exiting without waiting for them');
@@ -208,6 +213,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     };
     return { runtime, app, store, logger, url, metrics, tracing, metricsApp, metricsUrl, shutdown, reloadTls };
   } catch (error) {
+    await opsMetrics.stop();
     await store.close().catch(() => undefined);
     await tracing.shutdown().catch(() => undefined);
     throw error;

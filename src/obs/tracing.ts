@@ -12,10 +12,10 @@
  * is its child and links to it (see attempt-tracing.ts).
  */
 import { context, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, propagation, type Context, type ProxyTracerProvider, type SpanContext, type Tracer } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { ExportResultCode, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, NodeTracerProvider, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-node';
+import { BatchSpanProcessor, NodeTracerProvider, SimpleSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { VERSION } from '../version.js';
 
@@ -31,14 +31,44 @@ export interface TracingOptions {
   instanceId?: string;
 }
 
+/** Why spans did not reach the collector: an export failed, or shutdown gave up waiting for one. */
+export type SpanExportFailure = { kind: 'failed'; spans: number; error: Error } | { kind: 'abandoned' };
+
+/**
+ * Tells the node about failed exports: the SDK only reports them to its
+ * diagnostic logger, which nobody reads, so an unreachable collector was
+ * silent until shutdown.
+ */
+class ReportingSpanExporter implements SpanExporter {
+  listener: ((failure: SpanExportFailure) => void) | null = null;
+  constructor(private readonly inner: SpanExporter) {}
+
+  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
+    this.inner.export(spans, (result) => {
+      if (result.code !== ExportResultCode.SUCCESS) this.listener?.({ kind: 'failed', spans: spans.length, error: result.error ?? new Error('span export failed') });
+      done(result);
+    });
+  }
+
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush?.() ?? Promise.resolve();
+  }
+}
+
 export class Tracing {
   readonly enabled: boolean;
   readonly tracer: Tracer;
   readonly #provider: NodeTracerProvider | null;
+  readonly #reporter: ReportingSpanExporter | null;
   #registered = false;
 
-  private constructor(provider: NodeTracerProvider | null) {
+  private constructor(provider: NodeTracerProvider | null, reporter: ReportingSpanExporter | null = null) {
     this.#provider = provider;
+    this.#reporter = reporter;
     this.enabled = provider !== null;
     this.tracer = provider ? provider.getTracer('drover', VERSION) : trace.getTracer('drover', VERSION);
     if (provider) {
@@ -86,8 +116,14 @@ export class Tracing {
       [ATTR_SERVICE_VERSION]: VERSION,
       ...(options.instanceId ? { 'service.instance.id': options.instanceId } : {}),
     });
-    const processor = options.simple ? new SimpleSpanProcessor(options.exporter) : new BatchSpanProcessor(options.exporter);
-    return new Tracing(new NodeTracerProvider({ resource, spanProcessors: [processor] }));
+    const reporter = new ReportingSpanExporter(options.exporter);
+    const processor = options.simple ? new SimpleSpanProcessor(reporter) : new BatchSpanProcessor(reporter);
+    return new Tracing(new NodeTracerProvider({ resource, spanProcessors: [processor] }), reporter);
+  }
+
+  /** Called for each failed span export, and when shutdown gives up on the last one. */
+  onExportFailure(listener: (failure: SpanExportFailure) => void): void {
+    if (this.#reporter) this.#reporter.listener = listener;
   }
 
   /**
@@ -145,10 +181,22 @@ export class Tracing {
     await this.#provider?.forceFlush();
   }
 
-  /** Export what is buffered, stop the provider and give the globals back. */
-  async shutdown(): Promise<void> {
+  /**
+   * Export what is buffered, stop the provider and give the globals back.
+   * Waits at most `timeoutMs` for the last export: the OTLP exporter retries
+   * an unreachable collector with backoff for about 8 s, which a shutdown
+   * must not sit out (the spans are reported as abandoned instead).
+   */
+  async shutdown(timeoutMs = 2_000): Promise<void> {
     if (!this.#provider) return;
-    await this.#provider.shutdown();
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+      timer.unref();
+    });
+    const outcome = await Promise.race([this.#provider.shutdown().then(() => 'done' as const), gaveUp]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') this.#reporter?.listener?.({ kind: 'abandoned' });
     if (this.#registered) {
       trace.disable();
       context.disable();

@@ -26,10 +26,14 @@ export interface InstrumentOptions {
   timer: (op: string) => DurationSeries;
   /** Set when tracing is on; store spans are children of the active span only. */
   tracer?: Tracer | null;
+  /** Called with every failed call's error (obs/error-metrics.ts counts store faults by kind). */
+  onError?: (op: string, error: unknown) => void;
+  /** Called with the result of the named operations only (node deaths from `reclaimDeadNodes`). */
+  onResult?: Readonly<Record<string, (result: unknown) => void>>;
 }
 
 /** Not store operations: plumbing that must not be timed. */
-const PASS_THROUGH = new Set<string>(['constructor', 'onWork', 'poolStats', 'settings']);
+const PASS_THROUGH = new Set<string>(['constructor', 'onWork', 'poolStats', 'settings', 'tableSizes', 'checkpoint']);
 
 type Method = (...args: unknown[]) => unknown;
 
@@ -63,14 +67,30 @@ export function instrumentStore<T extends StorageEngine>(engine: T, options: Ins
 
   function timed(op: string): Method {
     const series = options.timer(op);
+    const onError = options.onError;
+    const onResult = options.onResult?.[op];
     return (...args) => {
       const started = performance.now();
-      const result = (target[op] as Method).apply(engine, args);
+      let result: unknown;
+      try {
+        result = (target[op] as Method).apply(engine, args);
+      } catch (error) {
+        onError?.(op, error);
+        throw error;
+      }
       if (isThenable(result)) {
         // Two closures on purpose: one function passed as both handlers measured 3-4× slower (Node 20).
         result.then(
-          () => series.observe((performance.now() - started) / 1000),
-          () => series.observe((performance.now() - started) / 1000),
+          onResult
+            ? (value) => {
+                series.observe((performance.now() - started) / 1000);
+                onResult(value);
+              }
+            : () => series.observe((performance.now() - started) / 1000),
+          (error: unknown) => {
+            series.observe((performance.now() - started) / 1000);
+            onError?.(op, error);
+          },
         );
       }
       return result;

@@ -183,13 +183,20 @@ export class PostgresEngine implements StorageEngine {
     return this.#connectionErrors.counts;
   }
 
-  /** Connections of all pools (general and hot path) and callers waiting for one, for metrics. */
-  poolStats(): { total: number; idle: number; waiting: number } {
+  /**
+   * Connections of all pools (general and hot path), their limit, and callers
+   * waiting for one, for metrics. `waiting` counts only pools without an idle
+   * connection: pg-pool queues every checkout while an idle client exists and
+   * hands it over on the next tick, so a scrape that itself queries the store
+   * (queue depth) saw its own checkouts as "waiting" on an idle node.
+   */
+  poolStats(): { total: number; idle: number; waiting: number; max: number } {
     const pools = [this.#pool, this.#hot, this.#lease];
     return {
       total: pools.reduce((n, p) => n + p.totalCount, 0),
       idle: pools.reduce((n, p) => n + p.idleCount, 0),
-      waiting: pools.reduce((n, p) => n + p.waitingCount, 0),
+      waiting: pools.reduce((n, p) => n + (p.idleCount > 0 ? 0 : p.waitingCount), 0),
+      max: pools.reduce((n, p) => n + (p.options.max ?? 10), 0),
     };
   }
 
@@ -373,6 +380,11 @@ export class PostgresEngine implements StorageEngine {
 
   async listNodes(): Promise<NodeRow[]> {
     return (await this.#query<RawNode>(q.LIST_NODES, [])).map(toNodeRow);
+  }
+
+  /** Bytes per table of the schema (indexes and TOAST included), for the storage metrics; not a store operation. */
+  async tableSizes(): Promise<Array<{ table: string; bytes: number }>> {
+    return (await this.#query<{ table_name: string; bytes: number }>(q.TABLE_SIZES, [])).map((r) => ({ table: r.table_name, bytes: Number(r.bytes) }));
   }
 
   // --- operator actions ---------------------------------------------------

@@ -114,6 +114,13 @@ export const HEARTBEAT_NODE = `
 export const DEREGISTER_NODE = 'DELETE FROM nodes WHERE node_id = $1 AND incarnation = $2';
 export const LIST_NODES = 'SELECT * FROM nodes ORDER BY node_id';
 
+/** Each of the schema's tables with its indexes and TOAST (a catalog lookup, no table scan). */
+export const TABLE_SIZES = `
+  SELECT c.relname AS table_name, pg_total_relation_size(c.oid)::float8 AS bytes
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+  ORDER BY c.relname`;
+
 /** listJobs: filters as parameters, newest first, keyset cursor on id. */
 export function listJobsQuery(filter: JobFilter, beforeId: number | null): { text: string; values: unknown[] } {
   return keysetQuery(

@@ -31,6 +31,8 @@ export interface EffectsPolicy<E> {
    * committed. The engine tells store faults (disk full) from these.
    */
   settled?(errors: readonly unknown[], committed: boolean): void;
+  /** Called once per committed batch with how long BEGIN to COMMIT (the fsync included) took. */
+  timed?(seconds: number, ops: number): void;
 }
 
 /**
@@ -140,9 +142,11 @@ export class GroupCommit<E> {
       let committed = false;
       const errors: unknown[] = [];
       const mapped = (error: unknown) => (this.policy.error ? this.policy.error(error) : error);
+      const started = performance.now();
       try {
         this.#runBatch.immediate(ops, batch, outcomes);
         committed = true;
+        this.policy.timed?.((performance.now() - started) / 1000, ops.length);
       } catch (error) {
         this.#stats.failedCommits++;
         errors.push(error);

@@ -139,6 +139,7 @@ export class SqliteEngine implements StorageEngine {
       committed: (effects) => this.#committed(effects),
       error: (error) => toStoreError(error, path),
       settled: (errors, committed) => this.#noteSpace(errors, committed),
+      timed: (seconds) => this.onCommitTimed?.(seconds),
     });
     this.#starts = new StartMarks(db, (mark) => this.#write(mark));
     try {
@@ -147,6 +148,13 @@ export class SqliteEngine implements StorageEngine {
       // Not migrated yet: migrate() prepares. Every other method assumes it ran.
     }
   }
+
+  /**
+   * Set by the metrics (obs/store-metrics.ts): called with each group commit's
+   * duration, BEGIN to durable COMMIT (`synchronous=FULL`: the fsync). A plain
+   * field so the engine holds no metrics code and the seam's wrapper leaves it alone.
+   */
+  onCommitTimed: ((seconds: number) => void) | null = null;
 
   /** Group-commit counters (batches, ops, last batch size), cheap to read for metrics. */
   get stats(): GroupCommitStats {
@@ -160,6 +168,20 @@ export class SqliteEngine implements StorageEngine {
    */
   get space(): { full: boolean; fullSince: number | null; fullErrors: number; retrying: number } {
     return { full: this.#full !== null, fullSince: this.#full?.since ?? null, fullErrors: this.#fullErrors, retrying: this.#settles.retrying };
+  }
+
+  /**
+   * A passive WAL checkpoint (copies committed pages back into the database
+   * file without waiting for readers or blocking writers), for the metrics'
+   * periodic checkpoint: `walFrames` in the WAL, `checkpointedFrames` copied;
+   * `busy` when a reader or writer kept it from finishing. A WAL whose frames
+   * are never all checkpointed grows without bound (a long-lived reader).
+   */
+  checkpoint(): { busy: boolean; walFrames: number; checkpointedFrames: number } {
+    this.#assertOpen();
+    const row = this.#db.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+    const result = row[0] ?? { busy: 0, log: 0, checkpointed: 0 };
+    return { busy: result.busy !== 0, walFrames: Math.max(0, result.log), checkpointedFrames: Math.max(0, result.checkpointed) };
   }
 
   /** The connection's durability settings, for `drover doctor` and tests. */
