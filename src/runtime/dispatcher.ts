@@ -256,8 +256,8 @@ export class Dispatcher {
     for (const { name, max } of asked) if ((counts.get(name) ?? 0) < max) this.#idleHandlers.add(name);
   }
 
-  #capacity(): { total: number; handlers: Array<{ name: string; max: number }> } {
-    const handlers: Array<{ name: string; max: number }> = [];
+  #capacity(): { total: number; handlers: Array<{ name: string; max: number; start: number }> } {
+    const handlers: Array<{ name: string; max: number; start: number }> = [];
     let total = 0;
     for (const handler of this.options.handlers.values()) {
       if (this.#idleHandlers.has(handler.name)) continue;
@@ -277,7 +277,10 @@ export class Dispatcher {
       const room = this.options.startRoom?.(handler);
       if (room !== undefined) free = Math.min(free, room - (this.#buffered.get(handler.name)?.length ?? 0));
       if (free > 0) {
-        handlers.push({ name: handler.name, max: free });
+        // Jobs that will start the moment the lease returns (free slots the buffer cannot fill): the store may
+        // mark them started in the lease. None for a handler whose jobs admission may hold back (rate limit, webhook).
+        const start = handler.rateLimit || handler.name.startsWith('drover.') ? 0 : Math.max(0, Math.min(free, limit - (this.#runningByHandler.get(handler.name) ?? 0) - buffered));
+        handlers.push({ name: handler.name, max: free, start });
         total += free;
       }
     }
