@@ -146,12 +146,13 @@ export class Transport {
   }
 
   /**
-   * One attempt over `node:http`. A kept-alive socket the server closed while
-   * it sat idle fails the next request before the server read any of it
-   * (`reusedSocket` and a reset): that request is sent once more on a fresh
-   * connection whatever its method, since nothing of it was processed.
+   * One attempt over `node:http`. A kept-alive socket is not reused past the
+   * server's `Keep-Alive: timeout` hint (the agent reads it), which avoids
+   * most resets of an idle connection; a reset that still happens is a
+   * network error like any other (a request that was not idempotent is not
+   * resent: the server may have processed it before the connection broke).
    */
-  #nodeRequest(method: 'GET' | 'POST', path: string, body: string | undefined, options: RequestOptions, resent = false): Promise<Answer> {
+  #nodeRequest(method: 'GET' | 'POST', path: string, body: string | undefined, options: RequestOptions): Promise<Answer> {
     const node = this.#node!;
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs ?? 30_000;
     const signal = options.signal;
@@ -180,11 +181,6 @@ export class Transport {
       const fail = (error: Error) => {
         done();
         if (signal?.aborted) return reject(signal.reason ?? error);
-        const code = (error as NodeJS.ErrnoException).code;
-        if (!resent && !timedOut && req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) {
-          resolve(this.#nodeRequest(method, path, body, options, true));
-          return;
-        }
         const reason = timedOut ? `no answer within ${timeoutMs} ms` : error.message;
         reject(new DroverNetworkError(`${method} ${path}: ${reason}`, { cause: error }));
       };
