@@ -233,6 +233,7 @@ export class Dispatcher {
             this.#buffered.get(job.handler)?.push(job);
           }
           for (const { name } of wanted.handlers) this.#startBuffered(name);
+          this.#handBackMarkedUnstarted(wanted.handlers, jobs);
           // Fewer than asked means nothing more is due right now; sleep until woken.
           if (jobs.length < Math.min(wanted.total, this.#leaseBatch)) {
             if (seen === this.#workSeen) this.#noteIdle(wanted.handlers, jobs);
@@ -246,6 +247,23 @@ export class Dispatcher {
       timer.unref();
     } finally {
       this.#pumping = false;
+    }
+  }
+
+  /**
+   * The store may have marked started the first `start` jobs of each handler
+   * in this lease (they were to go straight to a free slot). One still in the
+   * buffer (a breaker or a slot limit shrank while the lease was out) goes
+   * back unspent now: a mark must mean that its handler ran.
+   */
+  #handBackMarkedUnstarted(asked: ReadonlyArray<{ name: string; start: number }>, got: readonly LeasedJob[]): void {
+    for (const { name, start } of asked) {
+      const buffer = this.#buffered.get(name);
+      if (start === 0 || !buffer || buffer.length === 0) continue;
+      const unstarted = got.filter((job) => job.handler === name).slice(0, start).filter((job) => buffer.includes(job));
+      if (unstarted.length === 0) continue;
+      buffer.splice(0, buffer.length, ...buffer.filter((job) => !unstarted.includes(job)));
+      this.#releaseJobs(unstarted);
     }
   }
 
