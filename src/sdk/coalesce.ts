@@ -129,6 +129,7 @@ export class Coalescer<T> {
         idempotent: batch.every((c) => c.idempotent),
       });
       answers = body[this.options.field] ?? [];
+      if (answers.length !== batch.length) throw new Error(`POST ${this.options.path}: the server answered ${answers.length} results for a batch of ${batch.length}`);
     } catch (error) {
       if (error instanceof DroverApiError && error.status >= 400 && error.status < 500 && error.status !== 401 && error.status !== 403) {
         // All-or-nothing refusal: nothing was written; let each call meet its own answer.

@@ -177,14 +177,14 @@ export function planLease(request: LeaseRequest): LeasePlan | null {
   const room = new Map<string, number>();
   const leaseMs = new Map<string, number>();
   const start = new Map<string, number>();
-  for (const { name, max, leaseMs: ms = request.leaseMs, start: now = 0 } of request.handlers) {
+  for (const { name, max, leaseMs: ms = request.leaseMs, start: startNow = 0 } of request.handlers) {
     const n = Math.min(Math.floor(max), limit);
     if (n <= 0) continue;
     room.set(name, Math.max(room.get(name) ?? 0, n));
     leaseMs.set(name, Math.max(leaseMs.get(name) ?? 0, ms));
     // A name given twice: the smaller start count (never mark a job the caller might not start).
-    const s = Math.max(0, Math.floor(now));
-    start.set(name, start.has(name) ? Math.min(start.get(name)!, s) : s);
+    const marks = Math.max(0, Math.floor(startNow));
+    start.set(name, start.has(name) ? Math.min(start.get(name)!, marks) : marks);
   }
   if (limit <= 0 || room.size === 0) return null;
   const handlers = [...room.keys()];
