@@ -80,7 +80,7 @@ function workloads(plan) {
       { key: `drain-c${c}-rss`, label: `… worker peak RSS, concurrency ${c} (MiB)`, pick: (r) => r.peakRssMiB, format: int },
     ],
   }));
-  const latencyLabel = `Start latency at ${plan.latencyRate} jobs/s for ${plan.latencySeconds} s, idle worker`;
+  const latencyLabel = `Start latency at ${plan.latencyRate} jobs/s for ${plan.latencySeconds} s, idle worker (Drover: enqueued through the SDK)`;
   return [
     {
       id: 'enqueue-single',

@@ -352,12 +352,19 @@ export function droverSystem(engine, options = {}) {
       });
     },
 
-    /** Open-loop: one POST every 1000/rate ms for `seconds`, into an idle worker; enqueue→handler-start latency. */
+    /**
+     * Open-loop: one enqueue every 1000/rate ms for `seconds`, into an idle worker; enqueue→handler-start
+     * latency. Enqueued through the shipped SDK (`drover/client`), as the peers enqueue through theirs;
+     * BENCH_LATENCY_CLIENT=plain uses the bench's lean node:http client instead.
+     */
     latency(rate, seconds) {
       return withRun('latency', async (run) => {
         const total = Math.round(rate * seconds);
         const worker = await run.startWorker('latency', { BENCH_EXPECT: String(total) });
         const client = createClient(worker.url, { key: KEY, maxSockets: 16 });
+        const viaSdk = process.env.BENCH_LATENCY_CLIENT !== 'plain';
+        const sdk = viaSdk ? (await import(pathToFileURL(join(DIST, 'sdk/client.js')).href)).createClient({ url: worker.url, key: KEY }) : null;
+        const enqueue = (body) => (sdk ? sdk.enqueue(body) : client.post('/v1/jobs', body));
         try {
           const interval = 1000 / rate;
           const pace = async (count, payload) => {
@@ -371,7 +378,7 @@ export function droverSystem(engine, options = {}) {
               if (wait > 0.5) await sleep(wait);
               const sent = now();
               maxLagMs = Math.max(maxLagMs, sent - due);
-              pending.push(client.post('/v1/jobs', { handler: 'noop', payload: payload(sent) }).then(() => rtts.push(now() - sent)));
+              pending.push(enqueue({ handler: 'noop', payload: payload(sent) }).then(() => rtts.push(now() - sent)));
             }
             const sendSeconds = (now() - t0) / 1000;
             await Promise.all(pending);
@@ -393,6 +400,7 @@ export function droverSystem(engine, options = {}) {
             seconds,
             jobs: total,
             achievedRate: total / paced.sendSeconds,
+            client: viaSdk ? 'sdk' : 'plain node:http',
             maxSendLagMs: paced.maxLagMs,
             latencyMs: distribution(samples),
             enqueueRequestMs: distribution(paced.rtts),
