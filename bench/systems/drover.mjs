@@ -201,7 +201,7 @@ export function droverSystem(engine, options = {}) {
      * What the SDK costs over a lean `node:http` client, same node, same run:
      * `n` single enqueues `inFlight` at a time through each (the SDK coalesces
      * the calls of one tick into a batch request, the plain client cannot),
-     * then `n / 10` one at a time for the client's CPU per call (no
+     * then `max(500, n / 10)` one at a time for the client's CPU per call (no
      * coalescing possible: the SDK's own overhead). Runs alternate
      * plain, SDK, SDK, plain so a drift in machine load hits both alike.
      */
@@ -234,7 +234,7 @@ export function droverSystem(engine, options = {}) {
           }
           for (const k in totals) for (const f of [1, 16]) totals[k][f] = f === 1 ? { calls: 0, cpuUs: 0 } : { calls: 0, ms: 0 };
           const half = Math.ceil(n / 2);
-          const single = Math.max(100, Math.ceil(n / 20));
+          const single = Math.max(500, Math.ceil(n / 10));
           for (const name of ['plain', 'sdk', 'sdk', 'plain']) {
             await round(name, half, inFlight);
             await round(name, single, 1);
