@@ -95,11 +95,6 @@ export class Transport {
     return this.#options.key;
   }
 
-  /** Close idle kept-alive connections (they never keep the process alive; this frees them at once). */
-  close(): void {
-    this.#node?.agent.destroy();
-  }
-
   /** Send a request; resolves with the parsed JSON body of a 2xx answer. */
   async request<T>(method: 'GET' | 'POST', path: string, options: RequestOptions = {}): Promise<T> {
     const retries = options.retries ?? this.#options.retries ?? 3;
