@@ -71,7 +71,8 @@ describe('dispatcher: start marks in the lease', () => {
     // As the runtime does: work announced by the store (a job handed back, say) wakes the dispatcher.
     const unsubscribe = engine.onWork(() => dispatcher?.wake());
     dispatcher.start();
-    await waitFor(() => ran.length === 3, { timeoutMs: 10_000 });
+    // Every job ran and its outcome is written (a handler's return frees its slot before the write).
+    await waitFor(async () => ran.length === 3 && (await engine!.listJobs({ handler: 'h', limit: 10 })).every((j) => j.state === 'succeeded'), { timeoutMs: 10_000 });
     // Two free slots, nothing buffered: two of the first lease are to start at once.
     expect(requests[0]!.handlers).toEqual([expect.objectContaining({ name: 'h', max: 2, start: 2 })]);
     const [first, second] = (await engine.listJobs({ handler: 'h', limit: 10 })).sort((a, b) => Number(a.id) - Number(b.id));
