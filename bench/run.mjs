@@ -10,7 +10,8 @@
  *   --systems a,b      systems to run (default: all; see SYSTEMS)
  *   --only w1,w2       workloads to run: enqueue, drain, latency, crash, isolation (Drover only:
  *                      no-op drain with isolation: 'thread' vs 'inline', on drover-sqlite), durable
- *                      (Drover only: ms per ctx.step.run, a 3-step job's invoke→result, resume→running)
+ *                      (Drover only: ms per ctx.step.run, a 3-step job's invoke→result, resume→running),
+ *                      or a workload id (enqueue-sdk: Drover only, the SDK vs a plain node:http client)
  *   --out FILE         JSON output (default bench/results/latest.json; quick: latest-quick.json)
  *   --quiet-wait S     before each run, wait up to S seconds (default 60, quick 0 = no wait)
  *                      until other processes use < 0.25 core; each run records the load it ran under
@@ -49,7 +50,7 @@ const SYSTEMS = {
 const isDrover = (id) => id.startsWith('drover');
 
 /** Which way is better for a row: ratios are drover / best peer, "best" by this direction. */
-const HIGHER_IS_BETTER = new Set(['enqueue-single', 'enqueue-bulk', 'drain-c10', 'drain-c50', 'isolation-inline', 'isolation-thread', 'isolation-ratio']);
+const HIGHER_IS_BETTER = new Set(['enqueue-single', 'enqueue-sdk', 'enqueue-sdk-plain', 'enqueue-bulk', 'drain-c10', 'drain-c50', 'isolation-inline', 'isolation-thread', 'isolation-ratio']);
 
 const PLANS = {
   full: { jobs: 20_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 20_000, latencyRate: 200, latencySeconds: 20, durable: { jobs: 40, stepsPerJob: 50, resumes: 40 }, repeats: 3, quietWaitS: 60, maxOtherCores: 0.5 },
@@ -64,6 +65,8 @@ const TARGETS = {
   /** Durable steps (issue 18): ms per ctx.step.run on each engine, and resume → running. */
   msPerStep: { 'drover-sqlite': 2, 'drover-postgres': 5 },
   resumeToRunningMs: 10,
+  /** The SDK costs at most 10 % more client CPU per call than a plain node:http request. */
+  sdkCpuRatio: 1.1,
 };
 
 const int = (v) => Math.round(v).toLocaleString('en-US');
@@ -81,13 +84,29 @@ function workloads(plan) {
       { key: `drain-c${c}-rss`, label: `… worker peak RSS, concurrency ${c} (MiB)`, pick: (r) => r.peakRssMiB, format: int },
     ],
   }));
-  const latencyLabel = `Start latency at ${plan.latencyRate} jobs/s for ${plan.latencySeconds} s, idle worker`;
+  const latencyLabel = `Start latency at ${plan.latencyRate} jobs/s for ${plan.latencySeconds} s, idle worker (Drover: enqueued through the SDK)`;
   return [
     {
       id: 'enqueue-single',
       group: 'enqueue',
       run: (system) => system.enqueueSingle(plan.jobs, plan.inFlight),
       rows: [{ key: 'enqueue-single', label: `Enqueue ${n} single jobs over HTTP, ${plan.inFlight} in flight (jobs/s)`, pick: (r) => r.jobsPerSec, format: int }],
+    },
+    {
+      // Drover only: the shipped SDK against a lean node:http client, same node, same run.
+      id: 'enqueue-sdk',
+      group: 'enqueue',
+      systems: ['drover-sqlite', 'drover-postgres'],
+      run: (system) => system.sdkVsPlain(plan.jobs, plan.inFlight),
+      rows: [
+        // Compared with the peers' single-enqueue rate: the SDK is how a Drover user enqueues.
+        { key: 'enqueue-sdk', label: `SDK vs plain node:http: single enqueues through the SDK, ${plan.inFlight} in flight (jobs/s)`, pick: (r) => r.sdkJobsPerSec, format: int, peer: { workload: 'enqueue-single', key: 'enqueue-single' } },
+        { key: 'enqueue-sdk-plain', label: `… same node, same run, plain node:http, ${plan.inFlight} in flight (jobs/s)`, pick: (r) => r.plainJobsPerSec, format: int },
+        { key: 'enqueue-sdk-ratio', label: '… SDK / plain jobs/s', pick: (r) => r.rateRatio, format: fixed(2) },
+        { key: 'enqueue-sdk-cpu', label: '… client CPU per call, 1 in flight, SDK (µs)', pick: (r) => r.sdkCpuUsPerCall, format: int },
+        { key: 'enqueue-sdk-cpu-plain', label: '… client CPU per call, 1 in flight, plain node:http (µs)', pick: (r) => r.plainCpuUsPerCall, format: int },
+        { key: 'enqueue-sdk-cpu-ratio', label: '… SDK / plain CPU per call', pick: (r) => r.cpuRatio, format: fixed(2), target: { op: '<=', value: TARGETS.sdkCpuRatio } },
+      ],
     },
     {
       id: 'enqueue-bulk',
@@ -321,15 +340,18 @@ async function main() {
       });
       if (peerIds.length && droverIds.length) {
         const median = (id) => results.systems[id].workloads[workload.id]?.summary[row.key]?.median;
-        const bounded = (id) => (results.systems[id].workloads[workload.id]?.runs ?? []).some((r) => r.lowerBound);
-        let peerValues = peerIds.map((id) => ({ id, v: median(id) })).filter((p) => Number.isFinite(p.v));
+        // A Drover-only row may name the peers' row it is compared with (the SDK's enqueue rate: the peers' single enqueue).
+        const peerRow = row.peer ?? { workload: workload.id, key: row.key };
+        const peerMedian = (id) => results.systems[id].workloads[peerRow.workload]?.summary[peerRow.key]?.median;
+        const bounded = (id) => (results.systems[id].workloads[peerRow.workload]?.runs ?? []).some((r) => r.lowerBound);
+        let peerValues = peerIds.map((id) => ({ id, v: peerMedian(id) })).filter((p) => Number.isFinite(p.v));
         // A cut-off crash wait ("≥ N s") is not a measured recovery: compare against measured peers when there are any.
         if (peerValues.some((p) => !bounded(p.id))) peerValues = peerValues.filter((p) => !bounded(p.id));
         const higher = HIGHER_IS_BETTER.has(row.key);
         const best = peerValues.sort((a, b) => (higher ? b.v - a.v : a.v - b.v))[0];
         for (const id of droverIds) {
           const v = median(id);
-          const peerBound = best && (results.systems[best.id].workloads[workload.id]?.runs ?? []).some((r) => r.lowerBound);
+          const peerBound = best && (results.systems[best.id].workloads[peerRow.workload]?.runs ?? []).some((r) => r.lowerBound);
           cells.push(best && Number.isFinite(v) && best.v > 0 ? `${peerBound ? '≤ ' : ''}${(v / best.v).toFixed(2)}× (vs ${results.systems[best.id].name})` : '–');
         }
       }

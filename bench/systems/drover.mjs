@@ -216,6 +216,67 @@ export function droverSystem(engine, options = {}) {
       return intakeRun('single', n, inFlight, 1);
     },
 
+    /**
+     * What the SDK costs over a lean `node:http` client, same node, same run:
+     * `n` single enqueues `inFlight` at a time through each (the SDK coalesces
+     * the calls of one tick into a batch request, the plain client cannot),
+     * then `max(500, n / 10)` one at a time for the client's CPU per call (no
+     * coalescing possible: the SDK's own overhead). Runs alternate
+     * plain, SDK, SDK, plain so a drift in machine load hits both alike.
+     */
+    sdkVsPlain(n, inFlight) {
+      return withRun('sdk', async (run) => {
+        const worker = await run.startWorker('intake');
+        const { createClient: createSdk } = await import(pathToFileURL(join(DIST, 'sdk/client.js')).href);
+        const plain = createClient(worker.url, { key: KEY, maxSockets: inFlight });
+        const sdk = createSdk({ url: worker.url, key: KEY });
+        let i = 0;
+        const clients = {
+          plain: () => plain.post('/v1/jobs', { handler: 'sink', payload: { i: i++ } }),
+          sdk: () => sdk.enqueue({ handler: 'sink', payload: { i: i++ } }),
+        };
+        const totals = { plain: { 16: { calls: 0, ms: 0 }, 1: { calls: 0, cpuUs: 0 } }, sdk: { 16: { calls: 0, ms: 0 }, 1: { calls: 0, cpuUs: 0 } } };
+        const round = async (name, count, flight) => {
+          const cpu = process.cpuUsage();
+          const { ms } = await closedLoop(count, flight, clients[name]);
+          const used = process.cpuUsage(cpu);
+          const t = totals[name][flight === 1 ? 1 : 16];
+          t.calls += count;
+          if (flight === 1) t.cpuUs += used.user + used.system;
+          else t.ms += ms;
+        };
+        try {
+          // Warm-up (JIT, connections), not counted.
+          for (const name of ['plain', 'sdk']) {
+            await closedLoop(Math.max(inFlight * 4, Math.ceil(n / 50)), inFlight, clients[name]);
+            await closedLoop(200, 1, clients[name]);
+          }
+          for (const k in totals) for (const f of [1, 16]) totals[k][f] = f === 1 ? { calls: 0, cpuUs: 0 } : { calls: 0, ms: 0 };
+          const half = Math.ceil(n / 2);
+          const single = Math.max(500, Math.ceil(n / 10));
+          for (const name of ['plain', 'sdk', 'sdk', 'plain']) {
+            await round(name, half, inFlight);
+            await round(name, single, 1);
+          }
+          const rate = (name) => totals[name][16].calls / (totals[name][16].ms / 1000);
+          const cpuUs = (name) => totals[name][1].cpuUs / totals[name][1].calls;
+          return {
+            jobs: totals.sdk[16].calls + totals.plain[16].calls,
+            inFlight,
+            workerPid: worker.pid,
+            sdkJobsPerSec: rate('sdk'),
+            plainJobsPerSec: rate('plain'),
+            rateRatio: rate('sdk') / rate('plain'),
+            sdkCpuUsPerCall: cpuUs('sdk'),
+            plainCpuUsPerCall: cpuUs('plain'),
+            cpuRatio: cpuUs('sdk') / cpuUs('plain'),
+          };
+        } finally {
+          plain.close();
+        }
+      });
+    },
+
     /** `n` jobs as POST /v1/jobs {jobs: [...batch]}, one request in flight. */
     enqueueBulk(n, batch) {
       return intakeRun('bulk', n, 1, batch);
@@ -310,12 +371,19 @@ export function droverSystem(engine, options = {}) {
       });
     },
 
-    /** Open-loop: one POST every 1000/rate ms for `seconds`, into an idle worker; enqueue→handler-start latency. */
+    /**
+     * Open-loop: one enqueue every 1000/rate ms for `seconds`, into an idle worker; enqueue→handler-start
+     * latency. Enqueued through the shipped SDK (`drover/client`), as the peers enqueue through theirs;
+     * BENCH_LATENCY_CLIENT=plain uses the bench's lean node:http client instead.
+     */
     latency(rate, seconds) {
       return withRun('latency', async (run) => {
         const total = Math.round(rate * seconds);
         const worker = await run.startWorker('latency', { BENCH_EXPECT: String(total) });
         const client = createClient(worker.url, { key: KEY, maxSockets: 16 });
+        const viaSdk = process.env.BENCH_LATENCY_CLIENT !== 'plain';
+        const sdk = viaSdk ? (await import(pathToFileURL(join(DIST, 'sdk/client.js')).href)).createClient({ url: worker.url, key: KEY }) : null;
+        const enqueue = (body) => (sdk ? sdk.enqueue(body) : client.post('/v1/jobs', body));
         try {
           const interval = 1000 / rate;
           const pace = async (count, payload) => {
@@ -329,7 +397,7 @@ export function droverSystem(engine, options = {}) {
               if (wait > 0.5) await sleep(wait);
               const sent = now();
               maxLagMs = Math.max(maxLagMs, sent - due);
-              pending.push(client.post('/v1/jobs', { handler: 'noop', payload: payload(sent) }).then(() => rtts.push(now() - sent)));
+              pending.push(enqueue({ handler: 'noop', payload: payload(sent) }).then(() => rtts.push(now() - sent)));
             }
             const sendSeconds = (now() - t0) / 1000;
             await Promise.all(pending);
@@ -351,6 +419,7 @@ export function droverSystem(engine, options = {}) {
             seconds,
             jobs: total,
             achievedRate: total / paced.sendSeconds,
+            client: viaSdk ? 'sdk' : 'plain node:http',
             maxSendLagMs: paced.maxLagMs,
             latencyMs: distribution(samples),
             enqueueRequestMs: distribution(paced.rtts),

@@ -239,6 +239,7 @@ export class Dispatcher {
             this.#buffered.get(job.handler)?.push(job);
           }
           for (const { name } of wanted.handlers) this.#startBuffered(name);
+          this.#handBackMarkedUnstarted(wanted.handlers, jobs);
           // Fewer than asked means nothing more is due right now; sleep until woken.
           if (jobs.length < Math.min(wanted.total, this.#leaseBatch)) {
             if (seen === this.#workSeen) this.#noteIdle(wanted.handlers, jobs);
@@ -255,6 +256,23 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * The store may have marked started the first `start` jobs of each handler
+   * in this lease (they were to go straight to a free slot). One still in the
+   * buffer (a breaker or a slot limit shrank while the lease was out) goes
+   * back unspent now: a mark must mean that its handler ran.
+   */
+  #handBackMarkedUnstarted(asked: ReadonlyArray<{ name: string; start: number }>, got: readonly LeasedJob[]): void {
+    for (const { name, start } of asked) {
+      const buffer = this.#buffered.get(name);
+      if (start === 0 || !buffer || buffer.length === 0) continue;
+      const unstarted = got.filter((job) => job.handler === name).slice(0, start).filter((job) => buffer.includes(job));
+      if (unstarted.length === 0) continue;
+      buffer.splice(0, buffer.length, ...buffer.filter((job) => !unstarted.includes(job)));
+      this.#releaseJobs(unstarted);
+    }
+  }
+
   /** After a short lease: a handler that got fewer jobs than it asked for has none left to lease. */
   #noteIdle(asked: ReadonlyArray<{ name: string; max: number }>, got: readonly LeasedJob[]): void {
     const counts = new Map<string, number>();
@@ -262,8 +280,8 @@ export class Dispatcher {
     for (const { name, max } of asked) if ((counts.get(name) ?? 0) < max) this.#idleHandlers.add(name);
   }
 
-  #capacity(): { total: number; handlers: Array<{ name: string; max: number }> } {
-    const handlers: Array<{ name: string; max: number }> = [];
+  #capacity(): { total: number; handlers: Array<{ name: string; max: number; start: number }> } {
+    const handlers: Array<{ name: string; max: number; start: number }> = [];
     let total = 0;
     for (const handler of this.options.handlers.values()) {
       if (this.#idleHandlers.has(handler.name)) continue;
@@ -283,7 +301,10 @@ export class Dispatcher {
       const room = this.options.startRoom?.(handler);
       if (room !== undefined) free = Math.min(free, room - (this.#buffered.get(handler.name)?.length ?? 0));
       if (free > 0) {
-        handlers.push({ name: handler.name, max: free });
+        // Jobs that will start the moment the lease returns (free slots the buffer cannot fill): the store may
+        // mark them started in the lease. None for a handler whose jobs admission may hold back (rate limit, webhook).
+        const start = handler.rateLimit || handler.name.startsWith('drover.') ? 0 : Math.max(0, Math.min(free, limit - (this.#runningByHandler.get(handler.name) ?? 0) - buffered));
+        handlers.push({ name: handler.name, max: free, start });
         total += free;
       }
     }

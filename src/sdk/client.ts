@@ -5,6 +5,9 @@
  *   after a network error is still accepted once.
  * - 429 and 503 answers are retried after `Retry-After` (they wrote nothing).
  * - Errors are `DroverApiError` with the problem `code` (`queue-full`, …).
+ * - Requests go over `node:http` on kept-alive connections, and the
+ *   `enqueue`/`sendEvent` calls made in the same tick share one batch request,
+ *   each with its own answer or error (coalesce.ts).
  *
  * @example
  * import { createClient } from 'drover/client';
@@ -13,6 +16,7 @@
  * const done = await drover.waitForJob(jobs[0]!.id, { timeoutMs: 60_000 });
  */
 import { DroverApiError, DroverTimeoutError } from './errors.js';
+import { Coalescer } from './coalesce.js';
 import { anySignal, sleep, Transport, toApiError, type TransportOptions } from './http.js';
 import { readFrames, toMessage } from './sse.js';
 import {
@@ -96,6 +100,8 @@ const enc = encodeURIComponent;
  */
 export function createClient(options: ClientOptions): DroverClient {
   const http = new Transport(options);
+  const singleJobs = new Coalescer<EnqueuedJob>(http, { path: '/v1/jobs', field: 'jobs' });
+  const singleEvents = new Coalescer<SentEvent>(http, { path: '/v1/events', field: 'events' });
 
   const withIds = (events: EventInput[]) => events.map((e) => (e.id === undefined ? { ...e, id: `evt_${crypto.randomUUID()}` } : e));
   const jobBody = (job: JobRequest) => (job.runAt instanceof Date ? { ...job, runAt: job.runAt.toISOString() } : job);
@@ -198,8 +204,9 @@ export function createClient(options: ClientOptions): DroverClient {
 
   return {
     async sendEvent(event, opts = {}) {
-      const [sent] = await this.sendEvents([event], opts);
-      return sent!;
+      const [withId] = withIds([event]);
+      // The id makes the send idempotent, so even a network error is safe to retry.
+      return singleEvents.submit(JSON.stringify(withId), withId!.id, true, opts.signal);
     },
     async sendEvents(events, opts = {}) {
       const body = withIds(events);
@@ -208,7 +215,8 @@ export function createClient(options: ClientOptions): DroverClient {
       return result.events;
     },
     async enqueue(job, opts = {}) {
-      return http.request<EnqueuedJob>('POST', '/v1/jobs', { body: jobBody(job), idempotent: job.idempotencyKey !== undefined, ...(opts.signal ? { signal: opts.signal } : {}) });
+      // Serialised now: a payload that is not JSON fails this call only, not the batch it would join.
+      return singleJobs.submit(JSON.stringify(jobBody(job)), job.idempotencyKey, job.idempotencyKey !== undefined, opts.signal);
     },
     async enqueueMany(jobs, opts = {}) {
       const idempotent = jobs.every((j) => j.idempotencyKey !== undefined);

@@ -127,6 +127,28 @@ describe('postgres engine', () => {
     expect(engine.poolStats().total).toBeGreaterThan(0);
   });
 
+  it('marks the jobs started at once in the lease itself: only those count as crashes when their holder dies', async () => {
+    schema = newSchema();
+    const engine = engineOn(schema);
+    await engine.migrate();
+    await engine.enqueue([job({ priority: 3 }), job({ priority: 2 }), job({ priority: 1 })]);
+    const leased = await engine.lease({ workerId: 'w', handlers: [{ name: 'h', max: 3, start: 2 }], limit: 3, leaseMs: 30_000 });
+    expect(leased).toHaveLength(3);
+    const [first, second, ahead] = leased;
+    // Marked by the lease: answered without a statement; the third (leased ahead) is not started.
+    expect(await engine.start(first!.id, first!.leaseToken)).toEqual({ ok: true });
+    const reclaimed = await engine.reclaimWorker('w', { poisonAfter: 3 });
+    const started = new Map(reclaimed.map((r) => [r.id, r.started]));
+    expect(started).toEqual(new Map([[first!.id, true], [second!.id, true], [ahead!.id, false]]));
+    expect(await engine.getJob(ahead!.id)).toMatchObject({ state: 'queued', attempts: 0, crashes: 0 });
+    expect(await engine.getJob(second!.id)).toMatchObject({ state: 'queued', crashes: 1 });
+
+    // Without `start`, nothing is marked.
+    const again = await engine.lease({ workerId: 'w2', handlers: [{ name: 'h', max: 3 }], limit: 3, leaseMs: 30_000 });
+    expect(again).toHaveLength(3);
+    expect((await engine.reclaimWorker('w2', { poisonAfter: 3 })).every((r) => !r.started)).toBe(true);
+  });
+
   it('plans the hot statements, on an empty table, to reach jobs through indexes (the plan is kept as the table grows)', async () => {
     schema = newSchema();
     const engine = engineOn(schema);
@@ -141,8 +163,8 @@ describe('postgres engine', () => {
         const { rows } = await client.query(`EXPLAIN EXECUTE ${name}(${args})`);
         plans.push(rows.map((r) => r['QUERY PLAN']).join('\n'));
       };
-      await explain('lf', 'text[], int[], int, text, bigint[], text, bigint, text', leaseFastSql(false), "'{h,g}', '{10,10}', 10, 'x', '{1,1}', 'w', 1, NULL");
-      await explain('lfx', 'text[], int[], int, text, bigint[], text, bigint, text, text[]', leaseFastSql(true), "'{h}', '{10}', 10, 'x', '{1}', 'w', 1, 'key_1', '{paused}'");
+      await explain('lf', 'text[], int[], int, text, bigint[], text, bigint, text, int[]', leaseFastSql(false), "'{h,g}', '{10,10}', 10, 'x', '{1,1}', 'w', 1, NULL, '{2,0}'");
+      await explain('lfx', 'text[], int[], int, text, bigint[], text, bigint, text, int[], text[]', leaseFastSql(true), "'{h}', '{10}', 10, 'x', '{1}', 'w', 1, 'key_1', '{1}', '{paused}'");
       await explain('st', 'bigint[], text[], text[], text[], text[], bigint[], text[], bigint, boolean[]', SETTLE, "'{1}', '{t}', '{succeeded}', '{null}', '{NULL}', '{NULL}', '{NULL}', 1, '{false}'");
       for (const plan of plans) expect(plan).not.toMatch(/Seq Scan on jobs/);
       // A statement that does need a sequential scan (nodes) is costed past jit_above_cost

@@ -50,7 +50,9 @@ const EVENT_COLUMNS = 'e.name AS e_name, e.data AS e_data, e.tenant AS e_tenant,
 /**
  * $1 handlers, $2 room per handler, $3 limit, $4 call id, $5 lease expiry
  * per handler (each job's lease follows its own handler's timeout),
- * $6 worker, $7 now, $8 leasing key id, and with `excluding` $9 excluded
+ * $6 worker, $7 now, $8 leasing key id, $9 jobs per handler started at once
+ * (their start marks are written here: `started_seq = lease_seq`, saving the
+ * mark's round trip before they run), and with `excluding` $10 excluded
  * (paused) queues.
  *
  * Written so that PostgreSQL's generic plan for it is the index plan, and the
@@ -60,7 +62,7 @@ const EVENT_COLUMNS = 'e.name AS e_name, e.data AS e_data, e.tenant AS e_tenant,
  * array makes the generic plan fall back to a sequential scan.
  */
 export function leaseFastSql(excluding: boolean): string {
-  const notPaused = excluding ? 'AND queue <> ALL($9::text[])' : '';
+  const notPaused = excluding ? 'AND queue <> ALL($10::text[])' : '';
   // ARRAY(...) and LATERAL pin the plan shape: ids come from an InitPlan and
   // are updated through the primary key; events are fetched by key per row.
   // A join would let the generic plan hash-join against a full table scan.
@@ -70,24 +72,31 @@ export function leaseFastSql(excluding: boolean): string {
       SELECT 1 FROM jobs
       WHERE state = 'queued' AND concurrency_key IS NOT NULL AND handler = ANY($1::text[]) ${notPaused}
     ) AS waiting
-  ), leased AS (
-    UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_seq = j.lease_seq + 1,
-      lease_token = gen_random_uuid()::text, lease_call = $4, lease_key_id = $8::text,
-      lease_expires_at = ($5::bigint[])[array_position($1::text[], j.handler)],
-      worker_id = $6, leased_at = $7, updated_at = $7
-    WHERE j.id = ANY(ARRAY(
-      SELECT c.id
-      FROM unnest($1::text[], $2::int[]) AS h(name, room)
-      CROSS JOIN LATERAL (
+  ), picked AS MATERIALIZED (
+    -- Each handler's candidates numbered in lease order (a window function
+    -- cannot sit beside FOR UPDATE, hence the nesting): the first \`start\`
+    -- of them are the jobs the caller starts at once.
+    SELECT c.id, c.n <= h.start AS start_now
+    FROM unnest($1::text[], $2::int[], $9::int[]) AS h(name, room, start)
+    CROSS JOIN LATERAL (
+      SELECT l.id, l.priority, l.run_at, row_number() OVER () AS n FROM (
         SELECT id, priority, run_at FROM jobs
         WHERE state = 'queued' AND handler = h.name AND concurrency_key IS NULL ${notPaused}
         ORDER BY priority DESC, run_at, id
         LIMIT h.room
         FOR UPDATE SKIP LOCKED
-      ) AS c
-      WHERE NOT (SELECT waiting FROM keyed)
-      ORDER BY c.priority DESC, c.run_at, c.id
-      LIMIT $3))
+      ) AS l
+    ) AS c
+    WHERE NOT (SELECT waiting FROM keyed)
+    ORDER BY c.priority DESC, c.run_at, c.id
+    LIMIT $3
+  ), leased AS (
+    UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_seq = j.lease_seq + 1,
+      started_seq = CASE WHEN j.id = ANY(ARRAY(SELECT id FROM picked WHERE start_now)) THEN j.lease_seq + 1 ELSE j.started_seq END,
+      lease_token = gen_random_uuid()::text, lease_call = $4, lease_key_id = $8::text,
+      lease_expires_at = ($5::bigint[])[array_position($1::text[], j.handler)],
+      worker_id = $6, leased_at = $7, updated_at = $7
+    WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
     RETURNING j.*
   )
   SELECT (SELECT waiting FROM keyed) AS keyed_waiting, l.*, ${EVENT_COLUMNS}
@@ -154,6 +163,8 @@ export const RELEASE_BY_CALL = `
 export interface LeasePlan {
   handlers: string[];
   room: number[];
+  /** Jobs per handler started as soon as the lease returns (marked started by the fast shape). */
+  start: number[];
   /** Lease duration per handler, parallel to `handlers`. */
   leaseMs: number[];
   limit: number;
@@ -165,15 +176,26 @@ export function planLease(request: LeaseRequest): LeasePlan | null {
   const limit = Math.floor(request.limit);
   const room = new Map<string, number>();
   const leaseMs = new Map<string, number>();
-  for (const { name, max, leaseMs: ms = request.leaseMs } of request.handlers) {
+  const start = new Map<string, number>();
+  for (const { name, max, leaseMs: ms = request.leaseMs, start: startNow = 0 } of request.handlers) {
     const n = Math.min(Math.floor(max), limit);
     if (n <= 0) continue;
     room.set(name, Math.max(room.get(name) ?? 0, n));
     leaseMs.set(name, Math.max(leaseMs.get(name) ?? 0, ms));
+    // A name given twice: the smaller start count (never mark a job the caller might not start).
+    const marks = Math.max(0, Math.floor(startNow));
+    start.set(name, start.has(name) ? Math.min(start.get(name)!, marks) : marks);
   }
   if (limit <= 0 || room.size === 0) return null;
   const handlers = [...room.keys()];
-  return { handlers, room: [...room.values()], leaseMs: handlers.map((name) => leaseMs.get(name)!), limit, exclude: [...(request.excludeQueues ?? [])] };
+  return {
+    handlers,
+    room: [...room.values()],
+    start: handlers.map((name) => start.get(name)!),
+    leaseMs: handlers.map((name) => leaseMs.get(name)!),
+    limit,
+    exclude: [...(request.excludeQueues ?? [])],
+  };
 }
 
 export interface LeaseCall {
@@ -192,7 +214,7 @@ export function newLeaseCall(request: LeaseRequest, plan: LeasePlan, now: number
 
 /** Shape 1: one statement. Returns null when keyed jobs are waiting (nothing was leased). */
 export async function leaseFast(db: pg.Pool | pg.PoolClient, plan: LeasePlan, call: LeaseCall): Promise<RawLeased[] | null> {
-  const values: unknown[] = [plan.handlers, plan.room, plan.limit, call.nonce, call.expires, call.worker, call.now, call.keyId];
+  const values: unknown[] = [plan.handlers, plan.room, plan.limit, call.nonce, call.expires, call.worker, call.now, call.keyId, plan.start];
   const excluding = plan.exclude.length > 0;
   if (excluding) values.push(plan.exclude);
   const { rows } = await db.query<RawLeased & { keyed_waiting: boolean }>({

@@ -133,6 +133,8 @@ export class PostgresEngine implements StorageEngine {
   readonly #wakeups: Wakeups;
   readonly #settle: SettleBatch;
   readonly #starts: StartBatch;
+  /** Jobs the lease marked started (id → token), until their start() call; a settle forgets one never started. */
+  readonly #markedByLease = new Map<string, string>();
   readonly #enqueues: EnqueueBatch;
   readonly #nodeLockWaitMs: number;
   readonly #connectionErrors: ConnectionErrors;
@@ -267,6 +269,8 @@ export class PostgresEngine implements StorageEngine {
     try {
       const fast = await leaseFast(this.#lease, plan, call);
       const rows = fast ?? (await retryConflicts(() => inTransaction(this.#pool, (client) => leaseKeyed(client, plan, call))));
+      // Marked started by the lease itself (`LeaseRequest.start`): their start() answers at once.
+      if (fast) for (const row of fast) if ((row as { started_seq?: number }).started_seq === row.lease_seq && row.lease_token) this.#markedByLease.set(String(row.id), row.lease_token);
       return rows.map(toLeasedJob);
     } catch (error) {
       // The lease may have committed with only the answer lost: remember the
@@ -286,6 +290,11 @@ export class PostgresEngine implements StorageEngine {
       this.#assertOpen();
     } catch (error) {
       return Promise.reject(error);
+    }
+    const marked = this.#markedByLease.get(jobId);
+    if (marked !== undefined) {
+      this.#markedByLease.delete(jobId);
+      if (marked === token) return Promise.resolve({ ok: true });
     }
     return this.#starts.submit(jobId, token);
   }
@@ -638,6 +647,7 @@ export class PostgresEngine implements StorageEngine {
     } catch (error) {
       return Promise.reject(error);
     }
+    if (this.#markedByLease.size > 0) this.#markedByLease.delete(jobId);
     return this.#settle.submit(jobId, token, settlement);
   }
 

@@ -45,8 +45,12 @@ export interface LeaseRequest {
    * Handlers this worker runs, each with how many more jobs it may take now
    * and, optionally, how long its jobs' leases last (its own timeout plus a
    * margin): a job's lease follows its own handler, not the slowest one asked for.
+   * `start`: how many of its jobs (the first in lease order) the caller starts
+   * the moment the lease returns. An engine may record their start marks in
+   * the lease itself, so their `start` calls answer without a round trip;
+   * an engine that does not just marks them when `start` is called.
    */
-  handlers: ReadonlyArray<{ name: string; max: number; leaseMs?: number }>;
+  handlers: ReadonlyArray<{ name: string; max: number; leaseMs?: number; start?: number }>;
   /** Upper bound on jobs returned in total. */
   limit: number;
   /** Lease duration of jobs whose handler entry gives none. */
