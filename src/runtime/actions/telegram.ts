@@ -43,12 +43,14 @@ export const telegramAction: ActionKind<TelegramAction> = {
 
   async create(input, ctx) {
     compileTemplate(String(input.text), 'action.text', TEMPLATE_ROOTS);
-    if (!ctx.config.webhooks.allowPrivateNetworks) await assertAllowedTarget(new URL(ctx.config.actions.telegramApiUrl), 'actions.telegramApiUrl');
+    const token = checkSecretRef(input.token, 'action.token');
     const chatId = String(input.chatId);
     if (!/^(-?\d{1,20}|@[A-Za-z0-9_]{5,32})$/.test(chatId)) throw new DroverError('validation', 'action.chatId: expected a numeric chat id or a channel @username');
+    // Last: the input is right, the node's setting is what refuses it.
+    if (!ctx.config.webhooks.allowPrivateNetworks) await assertAllowedTarget(new URL(ctx.config.actions.telegramApiUrl), 'actions.telegramApiUrl');
     return {
       type: 'telegram',
-      token: checkSecretRef(input.token, 'action.token'),
+      token,
       chatId,
       text: String(input.text),
       parseMode: (input.parseMode as TelegramAction['parseMode'] | undefined) ?? null,
