@@ -9,7 +9,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { DroverError, toError } from '../../core/errors.js';
-import { redactUrl, redactValues } from '../../core/redact.js';
+import { credentialParts, redactUrl, redactValues } from '../../core/redact.js';
 import { compileJsonTemplate, renderJsonTemplate } from '../../core/template.js';
 import { VERSION } from '../../version.js';
 import { ActionFailure, checkTimeout, checkUrl, statusFailure, templateScope, TEMPLATE_ROOTS, timeoutOf, type ActionKind, type StoredActionBase } from './action.js';
@@ -61,8 +61,8 @@ export const mcpAction: ActionKind<McpAction> = {
 
   credentials(action) {
     const url = new URL(action.url);
-    const values = [action.auth ? secretValue(action.auth.value) : null, ...url.searchParams.values()];
-    return values.filter((v): v is string => v !== null && v.length >= 4);
+    const auth = action.auth ? secretValue(action.auth.value) : null;
+    return [...(auth === null ? [] : credentialParts(auth)), ...url.searchParams.values()].filter((v) => v.length >= 4);
   },
 
   async deliver(action, delivery) {
