@@ -17,6 +17,7 @@ import { registerSecurityHeaders } from './security-headers.js';
 import { auditRoutes } from './routes/audit.js';
 import { controlRoutes } from './routes/control.js';
 import { triggerRoutes } from './routes/triggers.js';
+import { mcpRoutes } from './routes/mcp.js';
 import { healthRoutes } from './routes/health.js';
 import { intakeRoutes } from './routes/intake.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -129,6 +130,7 @@ export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps
   await app.register(keyRoutes(runtime, verifier));
   await app.register(auditRoutes(runtime));
   await app.register(triggerRoutes(runtime));
+  await app.register(mcpRoutes(runtime));
   await app.register(adminRoutes(runtime));
   if (obs.metrics && obs.serveMetrics !== false) await app.register(metricsRoutes(obs.metrics));
   return app;

@@ -8,13 +8,13 @@ import type { JobControl } from '../../runtime/job-control.js';
 import type { StorageEngine } from '../../store/engine.js';
 import { attemptJson, eventJson, jobJson, jobRef } from '../serialize.js';
 
-const idParam = {
+export const idParam = {
   type: 'object',
   required: ['id'],
   properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
 } as const;
 
-const listQuery = {
+export const listQuery = {
   type: 'object',
   additionalProperties: false,
   properties: {

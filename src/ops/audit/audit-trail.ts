@@ -34,6 +34,7 @@ export const AUDIT_ACTIONS = [
   'backup.create',
   'backup.restore',
   'config.reload',
+  'mcp.tool-call',
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
