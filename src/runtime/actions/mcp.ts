@@ -40,15 +40,16 @@ export const mcpAction: ActionKind<McpAction> = {
     const args = (input.arguments ?? {}) as Record<string, unknown>;
     compileJsonTemplate(args, 'action.arguments', TEMPLATE_ROOTS);
     const auth = input.auth as { header?: string; value: unknown } | undefined;
-    if (auth?.header !== undefined && /^(host|content-type|content-length|accept|mcp-session-id|mcp-protocol-version)$/i.test(auth.header)) {
-      throw new DroverError('validation', `action.auth.header: ${auth.header} is set by the MCP client`);
+    const header = auth?.header;
+    if (header !== undefined && /^(host|content-type|content-length|accept|mcp-session-id|mcp-protocol-version)$/i.test(header)) {
+      throw new DroverError('validation', `action.auth.header: ${header} is set by the MCP client`);
     }
     return {
       type: 'mcp',
       url: url.toString(),
       tool: String(input.tool),
       arguments: args,
-      auth: auth ? { header: auth.header ?? 'Authorization', value: checkSecretRef(auth.value, 'action.auth.value') } : null,
+      auth: auth ? { header: header ?? 'Authorization', value: checkSecretRef(auth.value, 'action.auth.value') } : null,
       timeoutMs: checkTimeout(input.timeoutMs, ctx),
     };
   },
