@@ -130,6 +130,21 @@ describe('Drover as an MCP server', () => {
     }
     const get = await fetch(`${base}/mcp`, { headers: { authorization: `Bearer ${keys.read}` } });
     expect(get.status).toBe(405);
+    // What is not a JSON-RPC message, or names a protocol version the server does not speak, is a problem like any route's.
+    const post = (body: string, headers: Record<string, string> = {}) =>
+      fetch(`${base}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.read}`, ...headers }, body });
+    for (const [res, status] of [
+      [await post('{"hello":"world"}'), 422],
+      [await post('[]'), 422],
+      [await post('{"jsonrpc":"2.0","id":1,"method":"tools/list"}', { 'mcp-protocol-version': '1999-01-01' }), 400],
+    ] as const) {
+      expect(res.status).toBe(status);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    }
+    // A client that accepts only JSON is served (every answer is JSON).
+    const lenient = await post('{"jsonrpc":"2.0","id":1,"method":"tools/list"}', { accept: 'application/json' });
+    expect(lenient.status).toBe(200);
+    expect(((await lenient.json()) as { result: { tools: unknown[] } }).result.tools).toHaveLength(6);
   });
 
   it('records every tool call in the audit trail with the caller\'s key, without the arguments', async () => {

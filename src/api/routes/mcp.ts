@@ -11,7 +11,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, SUPPORTED_PROTOCOL_VERSIONS, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { DroverError, toError } from '../../core/errors.js';
 import { recordOperatorAction } from '../../ops/audit/operator-action.js';
 import type { Runtime } from '../../runtime/runtime.js';
@@ -23,11 +23,39 @@ import { routeConfig } from './scopes.js';
 /** What the MCP route needs from the node: the audit trail (tools reach the rest through their routes). */
 export type McpRouteDeps = Pick<Runtime, 'audit'>;
 
+/**
+ * A JSON-RPC 2.0 message (or a batch of them): checked by the route, so a
+ * malformed one gets a 422 problem like any other route's bad body, not the
+ * transport's plain-JSON error.
+ */
+const rpcMessage = {
+  type: 'object',
+  required: ['jsonrpc'],
+  additionalProperties: false,
+  properties: {
+    jsonrpc: { type: 'string', enum: ['2.0'] },
+    id: { anyOf: [{ type: 'string', maxLength: 200 }, { type: 'integer' }] },
+    method: { type: 'string', minLength: 1, maxLength: 200 },
+    params: { type: 'object' },
+    result: { type: 'object' },
+    error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'integer' }, message: { type: 'string' } } },
+  },
+  anyOf: [{ required: ['method'] }, { required: ['id', 'result'] }, { required: ['id', 'error'] }],
+} as const;
+const rpcBody = { anyOf: [rpcMessage, { type: 'array', minItems: 1, maxItems: 100, items: rpcMessage }] } as const;
+
 const byName = new Map(DROVER_TOOLS.map((t) => [t.name, t]));
 
 export function mcpRoutes(runtime: McpRouteDeps) {
   return async function plugin(app: FastifyInstance): Promise<void> {
-    app.post('/mcp', { config: routeConfig('POST /mcp') }, async (request, reply) => {
+    app.post('/mcp', { config: routeConfig('POST /mcp'), schema: { body: rpcBody } }, async (request, reply) => {
+      // Every answer is JSON (enableJsonResponse), so a client that did not say it accepts both is served anyway
+      // rather than answered with the transport's 406, which is not problem+json.
+      request.raw.headers.accept = 'application/json, text/event-stream';
+      const version = request.headers['mcp-protocol-version'];
+      if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(String(version))) {
+        throw new DroverError('malformed_request', `mcp-protocol-version ${String(version).slice(0, 40)} is not supported; supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')}`);
+      }
       const server = mcpServer(app, runtime, request);
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
       reply.raw.on('close', () => {

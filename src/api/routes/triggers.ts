@@ -10,7 +10,7 @@ import { DroverError } from '../../core/errors.js';
 import { recordOperatorAction } from '../../ops/audit/operator-action.js';
 import { MAX_TEMPLATE_CHARS } from '../../core/template.js';
 import { HTTP_METHODS } from '../../runtime/actions/http.js';
-import { ACTION_KINDS, triggerJson, type TriggerInput } from '../../runtime/actions/runtime-triggers.js';
+import { triggerJson, type TriggerInput } from '../../runtime/actions/runtime-triggers.js';
 import { secretRefSchema } from '../../runtime/actions/secret-ref.js';
 import { PARSE_MODES } from '../../runtime/actions/telegram.js';
 import type { Runtime } from '../../runtime/runtime.js';
@@ -89,7 +89,8 @@ const createBody = {
   properties: {
     on: { type: 'string', minLength: 1, maxLength: 200 },
     filter: {},
-    action: { type: 'object', required: ['type'], properties: { type: { type: 'string', enum: Object.keys(ACTION_KINDS) } }, oneOf: actionSchemas },
+    // The discriminator makes validation pick the branch by `type`, so errors name that kind's fields only.
+    action: { type: 'object', required: ['type'], discriminator: { propertyName: 'type' }, oneOf: actionSchemas },
   },
 } as const;
 
