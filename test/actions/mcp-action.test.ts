@@ -72,7 +72,7 @@ describe('mcp action', () => {
     expect(done.lastError).toContain('read-only');
   });
 
-  it('a wrong token (401) and arguments the tool refuses fail at once', async () => {
+  it('a wrong token (401) fails at once; arguments the tool refuses fail every attempt', async () => {
     peer = await startMcpPeer(TOKEN);
     node = await startTestNode(actionConfig());
     await createTrigger(node, ticketAction(peer.url, { auth: { value: { value: 'Bearer wrong-token-000' } } }), 'wrong.*');
@@ -83,9 +83,19 @@ describe('mcp action', () => {
     expect(unauthorized.lastError).toMatch(/401/);
     expect(unauthorized.lastError).not.toContain('wrong-token-000');
     const badArgs = await settled(node, await send(node, 'drover.mcp', {}, 'badargs.now'));
-    expect(badArgs.state).toBe('dead');
+    // The SDK's server reports arguments that fail the tool's schema as a tool error (isError): retried like any.
+    expect(badArgs).toMatchObject({ state: 'dead', deadReason: 'exhausted' });
     expect(badArgs.lastError).toMatch(/title/i);
     expect(peer.calls).toHaveLength(0);
+  });
+
+  it('an unknown tool fails every attempt with the server\'s text (the SDK\'s server reports it as a tool error)', async () => {
+    peer = await startMcpPeer(TOKEN);
+    node = await startTestNode(actionConfig());
+    await createTrigger(node, ticketAction(peer.url, { tool: 'no_such_tool' }));
+    const done = await settled(node, await send(node, 'drover.mcp', {}));
+    expect(done).toMatchObject({ state: 'dead', deadReason: 'exhausted' });
+    expect(done.lastError).toContain('Tool no_such_tool not found');
   });
 
   it('the SSRF guard refuses a private server URL at create, and at delivery when stored anyway', async () => {
