@@ -50,10 +50,10 @@ const tool = (name: string, route: RouteName, inputSchema: object, request: Drov
  * Every tool, in the order `tools/list` shows them.
  *
  * @example
- * DROVER_TOOLS.find((t) => t.name === 'send_event')!.request({ name: 'order.created', data: {} });
+ * MCP_TOOLS.find((t) => t.name === 'send_event')!.request({ name: 'order.created', data: {} });
  * // { method: 'POST', url: '/v1/events', body: { name: 'order.created', data: {} } }
  */
-export const DROVER_TOOLS: readonly DroverTool[] = [
+export const MCP_TOOLS: readonly DroverTool[] = [
   tool('send_event', 'POST /v1/events', eventSchema, (args) => ({ method: 'POST', url: '/v1/events', body: args }), 'The answer lists the jobs the event fanned out to; `id` makes a retry safe (sent twice, accepted once).'),
   tool('enqueue_job', 'POST /v1/jobs', jobSchema, (args) => ({ method: 'POST', url: '/v1/jobs', body: args }), '`idempotencyKey` makes a retry safe.'),
   tool('get_job', 'GET /v1/jobs/:id', idParam, (args) => ({ method: 'GET', url: `/v1/jobs/${segment(args.id)}` }), 'State, attempts with their errors, and the result.'),

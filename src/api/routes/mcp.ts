@@ -17,7 +17,7 @@ import { recordOperatorAction } from '../../ops/audit/operator-action.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { VERSION } from '../../version.js';
 import { sendProblem } from '../problem.js';
-import { DROVER_TOOLS, type DroverTool } from './mcp-tools.js';
+import { MCP_TOOLS, type DroverTool } from './mcp-tools.js';
 import { routeConfig } from './scopes.js';
 
 /** What the MCP route needs from the node: the audit trail (tools reach the rest through their routes). */
@@ -44,7 +44,7 @@ const rpcMessage = {
 } as const;
 const rpcBody = { anyOf: [rpcMessage, { type: 'array', minItems: 1, maxItems: 100, items: rpcMessage }] } as const;
 
-const byName = new Map(DROVER_TOOLS.map((t) => [t.name, t]));
+const byName = new Map(MCP_TOOLS.map((t) => [t.name, t]));
 
 export function mcpRoutes(runtime: McpRouteDeps) {
   return async function plugin(app: FastifyInstance): Promise<void> {
@@ -82,11 +82,11 @@ export function mcpRoutes(runtime: McpRouteDeps) {
 function mcpServer(app: FastifyInstance, runtime: McpRouteDeps, request: FastifyRequest): Server {
   const server = new Server({ name: 'drover', version: VERSION }, { capabilities: { tools: {} } });
   server.setRequestHandler(ListToolsRequestSchema, async () => ({
-    tools: DROVER_TOOLS.map((t) => ({ name: t.name, description: t.description, inputSchema: t.inputSchema })),
+    tools: MCP_TOOLS.map((t) => ({ name: t.name, description: t.description, inputSchema: t.inputSchema })),
   }));
   server.setRequestHandler(CallToolRequestSchema, async (call) => {
     const tool = byName.get(call.params.name);
-    if (!tool) throw new McpError(ErrorCode.InvalidParams, `no tool "${call.params.name}"; tools: ${DROVER_TOOLS.map((t) => t.name).join(', ')}`);
+    if (!tool) throw new McpError(ErrorCode.InvalidParams, `no tool "${call.params.name}"; tools: ${MCP_TOOLS.map((t) => t.name).join(', ')}`);
     return callTool(app, runtime, request, tool, call.params.arguments ?? {});
   });
   return server;
