@@ -89,16 +89,17 @@ export const httpAction: ActionKind<HttpAction> = {
   async deliver(action, delivery) {
     const scope = templateScope(delivery);
     const headers = { ...action.headers };
+    const has = (name: string) => Object.keys(headers).some((n) => n.toLowerCase() === name);
     let body: string | undefined;
     if (typeof action.body === 'string') {
       // A text body declared JSON gets each value JSON-escaped, so an event cannot break out of a string.
       body = renderTemplate(compileTemplate(action.body, 'action.body', TEMPLATE_ROOTS), scope, isJsonContent(headers) ? jsonStringEscape : undefined);
-      if (!Object.keys(headers).some((n) => n.toLowerCase() === 'content-type')) headers['content-type'] = 'text/plain; charset=utf-8';
+      if (!has('content-type')) headers['content-type'] = 'text/plain; charset=utf-8';
     } else if (action.body !== null && action.body !== undefined) {
       body = JSON.stringify(renderJsonTemplate(compileJsonTemplate(action.body, 'action.body', TEMPLATE_ROOTS), scope));
-      if (!Object.keys(headers).some((n) => n.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
+      if (!has('content-type')) headers['content-type'] = 'application/json';
     }
-    headers['user-agent'] ??= 'drover-http';
+    if (!has('user-agent')) headers['user-agent'] = 'drover-http';
     const expected = action.expectedStatuses;
     const response = await callHttp(
       {
