@@ -136,6 +136,14 @@ describe('telegram action', () => {
       expect(res.status, JSON.stringify(action)).toBe(422);
       expect(res.body.type).toBe(`https://drover.dev/problems/${type}`);
     }
+    // Stored past the create check (by a node that allowed private networks): refused when it connects.
+    const stored = [{ id: 'trg_tg_stored', on: 'order.*', filter: null, createdAt: 0, action: { type: 'telegram', token: { value: TOKEN }, chatId: '42', text: 'hi', parseMode: null, disableNotification: false, timeoutMs: null } }];
+    await node.store.updateMeta('webhook_triggers', () => JSON.stringify(stored));
+    await node.runtime.triggers.load();
+    const done = await settled(node, await send(node, 'drover.telegram', {}));
+    expect(done).toMatchObject({ state: 'dead', deadReason: 'non_retryable' });
+    expect(done.lastError).toMatch(/loopback, private, link-local or metadata/);
+    expect(done.lastError).not.toContain(TOKEN);
     expect(bot.calls).toHaveLength(0);
   });
 
