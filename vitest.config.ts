@@ -28,7 +28,11 @@ const BOTH_ENGINES = [
   'test/e2e/shutdown-outcome.test.ts',
   'test/api/auth-matrix.test.ts',
   'test/webhooks/webhook-action.test.ts',
-  'test/actions/*.test.ts',
+  'test/actions/http-action.test.ts',
+  'test/actions/telegram-action.test.ts',
+  'test/actions/mcp-action.test.ts',
+  'test/actions/mcp-server.test.ts',
+  'test/actions/target-state.test.ts',
 ];
 
 export default defineConfig({
