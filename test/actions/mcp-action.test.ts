@@ -45,6 +45,15 @@ describe('mcp action', () => {
     expect(peer.calls).toEqual([{ tool: 'create_ticket', args: { title: 'Order o-5 failed', priority: 2, tags: ['order.created'] }, authorization: `Bearer ${TOKEN}` }]);
   });
 
+  it('reads a server that answers as an SSE stream (through the guarded fetch)', async () => {
+    peer = await startMcpPeer(TOKEN, { sse: true });
+    node = await startTestNode(actionConfig());
+    await createTrigger(node, ticketAction(peer.url));
+    const done = await settled(node, await send(node, 'drover.mcp', { orderId: 'o-8', priority: 3 }));
+    expect(done.state, done.lastError ?? '').toBe('succeeded');
+    expect(done.result).toMatchObject({ structuredContent: { ticketId: 'T-1' } });
+  });
+
   it('a tool error (isError) fails the attempt with its text; the next attempt succeeds', async () => {
     peer = await startMcpPeer(TOKEN);
     peer.failNext(1);

@@ -18,7 +18,8 @@ export interface McpPeer {
   close(): Promise<void>;
 }
 
-export async function startMcpPeer(token: string): Promise<McpPeer> {
+/** `sse`: answer each request as an SSE stream (the SDK's default) rather than one JSON body. */
+export async function startMcpPeer(token: string, options: { sse?: boolean } = {}): Promise<McpPeer> {
   const calls: McpPeer['calls'] = [];
   let failures = 0;
   const build = (authorization: string | undefined) => {
@@ -55,7 +56,7 @@ export async function startMcpPeer(token: string): Promise<McpPeer> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const mcp = build(req.headers.authorization);
-      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: options.sse !== true });
       res.on('close', () => {
         void transport.close();
         void mcp.close();
