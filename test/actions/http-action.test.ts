@@ -11,6 +11,7 @@ import { startTestNode, type TestNode } from '../helpers/node.js';
 import { actionConfig, createTrigger, send, settled } from './support.js';
 
 interface Request {
+  at: number;
   method: string;
   url: string;
   headers: IncomingMessage['headers'];
@@ -25,17 +26,17 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
 });
 
-async function api(answer: (r: Request, n: number) => { status: number; body?: string }): Promise<{ base: string; requests: Request[] }> {
+async function api(answer: (r: Request, n: number) => { status: number; body?: string; headers?: Record<string, string> }): Promise<{ base: string; requests: Request[] }> {
   const requests: Request[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = '';
     req.setEncoding('utf8');
     req.on('data', (c: string) => (body += c));
     req.on('end', () => {
-      const r = { method: req.method!, url: req.url!, headers: req.headers, body };
+      const r = { method: req.method!, url: req.url!, headers: req.headers, body, at: Date.now() };
       requests.push(r);
       const out = answer(r, requests.length);
-      res.writeHead(out.status, { 'content-type': 'application/json' }).end(out.body ?? '');
+      res.writeHead(out.status, { 'content-type': 'application/json', ...out.headers }).end(out.body ?? '');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -97,6 +98,19 @@ describe('http action', () => {
     expect(busy).toMatchObject({ state: 'dead', deadReason: 'exhausted' });
     expect(busy.attempts).toHaveLength(2);
     expect(target.requests.filter((r) => r.url === '/busy').map((r) => r.method)).toEqual(['DELETE', 'DELETE']);
+  });
+
+  it('honours Retry-After on 429: nothing goes to the target before it passes', async () => {
+    const target = await api((_r, n) => (n === 1 ? { status: 429, body: 'slow down', headers: { 'retry-after': '3' } } : { status: 200 }));
+    node = await startTestNode(actionConfig());
+    await createTrigger(node, { type: 'http', url: `${target.base}/limited` });
+    const done = await settled(node, await send(node, 'drover.http', {}));
+    expect(done.state).toBe('succeeded');
+    expect(target.requests).toHaveLength(2);
+    // The backoff alone (1 s, full jitter) would have retried sooner.
+    expect(target.requests[1]!.at - target.requests[0]!.at).toBeGreaterThanOrEqual(2_900);
+    const breakers = (await node.request('GET', '/v1/triggers')).body.breakers as Record<string, { state: string }>;
+    expect(breakers[new URL(target.base).host]).toMatchObject({ state: 'closed' });
   });
 
   it('refuses bad actions with 422: a body on GET, an expression in a template, a reserved header, a bad status', async () => {

@@ -83,7 +83,7 @@ describe('built-in actions through a running node', () => {
     const results: Record<string, unknown> = {};
     for (const job of jobs) {
       results[job.handler] = await waitFor(async () => {
-        const got = (await client!.callTool({ name: 'get_job', arguments: { id: job.id } })) as { structuredContent: { state: string; result: unknown; lastError: string | null } };
+        const got = (await client!.callTool({ name: 'get_job', arguments: { id: job.id } })) as unknown as { structuredContent: { state: string; result: unknown; lastError: string | null } };
         expect(got.structuredContent.state, got.structuredContent.lastError ?? '').not.toBe('dead');
         return got.structuredContent.state === 'succeeded' ? got.structuredContent.result : null;
       }, { timeoutMs: 20_000, message: `${job.handler} delivered` });

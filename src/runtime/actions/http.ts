@@ -6,7 +6,7 @@
 import { DroverError } from '../../core/errors.js';
 import { actionCredentials, redactHeaders, redactUrl, redactValues } from '../../core/redact.js';
 import { compileJsonTemplate, compileTemplate, jsonStringEscape, renderJsonTemplate, renderTemplate } from '../../core/template.js';
-import { checkTimeout, checkUrl, statusFailure, templateScope, TEMPLATE_ROOTS, timeoutOf, type ActionKind, type Delivery, type StoredActionBase } from './action.js';
+import { ActionFailure, checkTimeout, checkUrl, statusFailure, templateScope, TEMPLATE_ROOTS, timeoutOf, type ActionKind, type Delivery, type StoredActionBase } from './action.js';
 import { sendRequest } from './net.js';
 
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
@@ -46,7 +46,27 @@ export async function callHttp(
   // A server that echoes the request would put its credentials into the job, which `read` keys see.
   const body = redactValues(response.body, request.credentials);
   if (request.expected(response.status)) return { status: response.status, body };
-  throw statusFailure(new URL(request.url).host, response.status, body.slice(0, 200));
+  const failure = statusFailure(new URL(request.url).host, response.status, body.slice(0, 200));
+  const wait = response.status === 429 || response.status === 503 ? retryAfterMs(response.headers['retry-after'], delivery.clock()) : null;
+  if (wait === null) throw failure;
+  throw new ActionFailure(failure.message, { ...failure.outcome, holdUntil: delivery.clock() + wait });
+}
+
+/** Longest wait a `Retry-After` may impose on a target. */
+const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/**
+ * A `Retry-After` header (seconds, or an HTTP date) as milliseconds from now,
+ * capped at an hour; null when absent or unreadable.
+ *
+ * @example
+ * retryAfterMs('3', Date.now()); // 3000
+ */
+export function retryAfterMs(header: string | string[] | undefined, now: number): number | null {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || value.trim() === '') return null;
+  const ms = /^\s*\d+\s*$/.test(value) ? Number(value) * 1000 : Date.parse(value) - now;
+  return Number.isFinite(ms) && ms > 0 ? Math.min(ms, MAX_RETRY_AFTER_MS) : null;
 }
 
 /** `headers` from the API, with the ones the client or Drover sets refused. */
