@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { retryAfterMs } from '../../src/runtime/actions/http.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { actionConfig, createTrigger, send, settled } from './support.js';
 
@@ -129,5 +130,16 @@ describe('http action', () => {
       expect(res.status, JSON.stringify(action)).toBe(422);
       expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
     }
+  });
+});
+
+describe('retryAfterMs', () => {
+  it('reads seconds and HTTP dates, caps at an hour, and ignores what it cannot read', () => {
+    const now = Date.parse('2026-12-04T12:00:00Z');
+    expect(retryAfterMs('3', now)).toBe(3_000);
+    expect(retryAfterMs(['120'], now)).toBe(120_000);
+    expect(retryAfterMs('Fri, 04 Dec 2026 12:00:30 GMT', now)).toBe(30_000);
+    expect(retryAfterMs('999999', now)).toBe(3_600_000);
+    for (const bad of [undefined, '', 'soon', '-5', '0', 'Fri, 04 Dec 2026 11:00:00 GMT']) expect(retryAfterMs(bad, now), String(bad)).toBeNull();
   });
 });
