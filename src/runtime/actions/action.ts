@@ -73,6 +73,9 @@ export interface ActionKind<A extends StoredActionBase = StoredActionBase> {
  * `targetUp` (the target answered: its breaker counts a success), `retryable`
  * (false: the job is dead at once), `holdUntil` (the target asked to wait:
  * nothing goes to it before then, e.g. Telegram's `retry_after`).
+ *
+ * @example
+ * throw new ActionFailure('api.example.com answered HTTP 404', { targetUp: true, retryable: false });
  */
 export class ActionFailure extends Error {
   constructor(
@@ -106,6 +109,9 @@ export const TEMPLATE_ROOTS = ['data', 'event', 'trigger', 'job'] as const;
  * What a template sees: the event's data at `data`, the event (`id`, `name`,
  * `tenant`, `receivedAt`, `data`) at `event`, the trigger id at `trigger.id`,
  * the delivery at `job.id` and `job.attempt`.
+ *
+ * @example
+ * renderTemplate(compileTemplate('{{data.orderId}}', 'text', TEMPLATE_ROOTS), templateScope(delivery)); // 'o-17'
  */
 export function templateScope(delivery: Delivery): Record<string, unknown> {
   const { event } = delivery;

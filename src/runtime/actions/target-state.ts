@@ -5,6 +5,10 @@
  * before which nothing goes to the target, set when it answers "retry after",
  * merged by taking the later time). While either keeps a target closed, its
  * deliveries are handed back unspent until the time it names.
+ *
+ * @example
+ * targets.hold('api.telegram.org:443', now + 3_000); // a 429 with retry_after: 3
+ * targets.admit('api.telegram.org:443');             // now + 3000: hand the job back until then
  */
 import { breakerAdmission, breakerAt, breakerResult, breakerRetryAt, breakerStarted, closedBreaker, mergeBreaker, type BreakerPolicy, type BreakerState, type BreakerStateName } from '../../core/breaker.js';
 import { toError } from '../../core/errors.js';
