@@ -14,6 +14,7 @@ import { registerMigrateCommand } from './commands/migrate.js';
 import { registerOpsCommands } from './commands/ops.js';
 import { registerSmokeCommand } from './commands/smoke.js';
 import { registerStartCommand } from './commands/start.js';
+import { registerTriggerCommands } from './commands/triggers.js';
 
 /**
  * @example
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerMigrateCommand(program);
   registerKeyCommands(program);
   registerJobCommands(program);
+  registerTriggerCommands(program);
   registerBackupCommands(program);
   registerAuditCommands(program);
   registerOpsCommands(program);
