@@ -89,7 +89,8 @@ export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps
   const storeHealth = obs.storeHealth;
   if (storeHealth) {
     app.addHook('onRequest', async (request, reply) => {
-      if (!request.url.startsWith('/v1/')) return;
+      // /mcp authenticates against the store like /v1 (its tools go through /v1 anyway).
+      if (!request.url.startsWith('/v1/') && request.url !== '/mcp' && !request.url.startsWith('/mcp?')) return;
       if (!storeHealth.reachable) return sendProblem(reply, request, storeHealth.unavailable());
       const off = storeHealth.onUnreachable(() => {
         if (!reply.sent && !reply.raw.headersSent) void sendProblem(reply, request, storeHealth.unavailable());
