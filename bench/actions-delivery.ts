@@ -3,7 +3,7 @@
  * N=500 by default): http deliveries per second to a local endpoint, mcp
  * deliveries per second to a local SDK MCP server (each one a session:
  * initialize, call, close), and the latency of a tool call on Drover's own
- * `/mcp` against the same route through inject(). SQLite, one node; the
+ * `/mcp` against the same route over HTTP. SQLite, one node; the
  * action handlers' default concurrency (10).
  */
 import { createServer } from 'node:http';
@@ -47,9 +47,9 @@ for (let i = 0; i < 300; i++) { const t = performance.now(); await client.callTo
 lat.sort((a, b) => a - b);
 console.log(`/mcp get_job: p50 ${lat[150]!.toFixed(2)} ms, p99 ${lat[297]!.toFixed(2)} ms (300 sequential calls)`);
 const lat2: number[] = [];
-for (let i = 0; i < 300; i++) { const t = performance.now(); await node.app.inject({ method: 'GET', url: '/v1/jobs/1', headers: { authorization: `Bearer ${ADMIN_KEY}` } }); lat2.push(performance.now() - t); }
+for (let i = 0; i < 300; i++) { const t = performance.now(); await (await fetch(`${base}/v1/jobs/1`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text(); lat2.push(performance.now() - t); }
 lat2.sort((a, b) => a - b);
-console.log(`GET /v1/jobs/1 (inject, for comparison): p50 ${lat2[150]!.toFixed(2)} ms, p99 ${lat2[297]!.toFixed(2)} ms`);
+console.log(`GET /v1/jobs/1 over HTTP (fetch, for comparison): p50 ${lat2[150]!.toFixed(2)} ms, p99 ${lat2[297]!.toFixed(2)} ms`);
 await client.close();
 await node.close();
 await peer.close();
