@@ -72,8 +72,8 @@ describe('http action', () => {
     expect(r.headers.authorization).toBe(`Bearer ${API_KEY}`);
     expect(r.headers['content-type']).toBe('application/json');
     expect(JSON.parse(r.body)).toEqual({ order: 'o-17', amount: 12.5, note: 'for Ada "the" <Countess>', event: 'order.created', fixed: 1 });
-    const listed = await node.request('GET', '/v1/triggers');
-    expect(JSON.stringify(listed.body)).not.toContain(API_KEY);
+    const shown = [(await node.request('GET', '/v1/triggers')).body, (await node.request('GET', '/v1/audit')).body, node.logLines];
+    expect(JSON.stringify(shown)).not.toContain(API_KEY);
   });
 
   it('escapes values in a text body declared JSON, so data cannot add members', async () => {

@@ -69,6 +69,8 @@ describe('mcp action', () => {
     expect(done.attempts[0]!.error).toContain('[redacted]');
     expect(JSON.stringify(done)).not.toContain(TOKEN);
     expect(done.result).toMatchObject({ structuredContent: { ticketId: 'T-2' } });
+    const shown = [(await node.request('GET', '/v1/triggers')).body, (await node.request('GET', '/v1/audit')).body, node.logLines];
+    expect(JSON.stringify(shown)).not.toContain(TOKEN);
   });
 
   it('isError on every attempt leaves the job dead (exhausted) with the tool text', async () => {
