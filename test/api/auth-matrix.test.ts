@@ -104,6 +104,7 @@ const fixtures: Partial<Record<RouteName, (caller: string) => Promise<Call>>> = 
     return { url: `/v1/keys/${created.body.id}/revoke` };
   },
   'GET /v1/audit': async () => ({ url: '/v1/audit?limit=5' }),
+  'POST /mcp': async () => ({ url: '/mcp', body: { jsonrpc: '2.0', id: 1, method: 'tools/list' } }),
 };
 
 function expected(allowed: readonly RouteScope[], caller: string): 'ok' | 401 | 403 {
