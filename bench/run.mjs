@@ -9,7 +9,8 @@
  *   --repeat N         runs per workload (default 3, quick 1)
  *   --systems a,b      systems to run (default: all; see SYSTEMS)
  *   --only w1,w2       workloads to run: enqueue, drain, latency, crash, isolation (Drover only:
- *                      no-op drain with isolation: 'thread' vs 'inline', on drover-sqlite)
+ *                      no-op drain with isolation: 'thread' vs 'inline', on drover-sqlite), durable
+ *                      (Drover only: ms per ctx.step.run, a 3-step job's invoke→result, resume→running)
  *   --out FILE         JSON output (default bench/results/latest.json; quick: latest-quick.json)
  *   --quiet-wait S     before each run, wait up to S seconds (default 60, quick 0 = no wait)
  *                      until other processes use < 0.25 core; each run records the load it ran under
@@ -51,8 +52,8 @@ const isDrover = (id) => id.startsWith('drover');
 const HIGHER_IS_BETTER = new Set(['enqueue-single', 'enqueue-bulk', 'drain-c10', 'drain-c50', 'isolation-inline', 'isolation-thread', 'isolation-ratio']);
 
 const PLANS = {
-  full: { jobs: 20_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 20_000, latencyRate: 200, latencySeconds: 20, repeats: 3, quietWaitS: 60, maxOtherCores: 0.5 },
-  quick: { jobs: 2_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 2_000, latencyRate: 200, latencySeconds: 2, repeats: 1, quietWaitS: 0, maxOtherCores: 2 },
+  full: { jobs: 20_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 20_000, latencyRate: 200, latencySeconds: 20, durable: { jobs: 40, stepsPerJob: 50, resumes: 40 }, repeats: 3, quietWaitS: 60, maxOtherCores: 0.5 },
+  quick: { jobs: 2_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 2_000, latencyRate: 200, latencySeconds: 2, durable: { jobs: 5, stepsPerJob: 20, resumes: 5 }, repeats: 1, quietWaitS: 0, maxOtherCores: 2 },
 };
 
 const TARGETS = {
@@ -60,6 +61,9 @@ const TARGETS = {
   latencyP99Ms: 5,
   /** Thread isolation costs at most 30 % of inline no-op throughput. */
   threadInlineRatio: 0.7,
+  /** Durable steps (issue 18): ms per ctx.step.run on each engine, and resume → running. */
+  msPerStep: { 'drover-sqlite': 2, 'drover-postgres': 5 },
+  resumeToRunningMs: 10,
 };
 
 const int = (v) => Math.round(v).toLocaleString('en-US');
@@ -113,6 +117,21 @@ function workloads(plan) {
         { key: 'isolation-inline', label: `Drain ${int(plan.isolationJobs)} no-op jobs, concurrency 10, isolation: 'inline' (jobs/s)`, pick: (r) => r.inlineJobsPerSec, format: int },
         { key: 'isolation-thread', label: `… same with isolation: 'thread', 10 threads (jobs/s)`, pick: (r) => r.threadJobsPerSec, format: int },
         { key: 'isolation-ratio', label: `… thread / inline throughput (same run)`, pick: (r) => r.ratio, format: fixed(2), target: { op: '>=', value: TARGETS.threadInlineRatio } },
+      ],
+    },
+    {
+      // Drover only: memoized steps have no peer column here (the peers in this bench have no durable steps).
+      id: 'durable',
+      group: 'durable',
+      systems: ['drover-sqlite', 'drover-postgres'],
+      run: (system) => system.durable(plan.durable),
+      rows: [
+        { key: 'durable-step-ms', label: `Durable: ms per ctx.step.run no-op step, in the handler (${plan.durable.stepsPerJob}-step jobs, one at a time)`, pick: (r) => r.msPerStep.p50, format: fixed(2), target: { op: '<=', value: TARGETS.msPerStep } },
+        { key: 'durable-step-ms-e2e', label: `… (${plan.durable.stepsPerJob}-step job − plain job) / ${plan.durable.stepsPerJob}, invoke→result medians (ms)`, pick: (r) => r.msPerStepEndToEnd, format: fixed(2) },
+        { key: 'durable-plain-ms', label: '… plain job invoke→result p50 (ms)', pick: (r) => r.plainInvokeMs.p50, format: fixed(2) },
+        { key: 'durable-three-ms', label: '… 3-step job invoke→result p50 (ms)', pick: (r) => r.threeStepInvokeMs.p50, format: fixed(2) },
+        { key: 'durable-resume-ms', label: '… resume→running p50 (ms), suspended job resumed over HTTP', pick: (r) => r.resumeToRunningMs.p50, format: fixed(2), target: { op: '<=', value: TARGETS.resumeToRunningMs } },
+        { key: 'durable-remote-step-ms', label: '… ms per step in a remote worker (runWorker, one POST /v1/workers/step each)', pick: (r) => r.remoteMsPerStep.p50, format: fixed(2) },
       ],
     },
     {
@@ -291,9 +310,11 @@ async function main() {
       const cells = ids.map((id) => {
         if (workload.systems && !workload.systems.includes(id)) return '–';
         const summary = results.systems[id].workloads[workload.id]?.summary[row.key] ?? { n: 0 };
-        if (row.target && summary.n > 0 && isDrover(id)) {
-          const ok = meets(row.target, summary.median);
-          verdicts.push(`- ${results.systems[id].name}: ${row.key} median ${row.format(summary.median)} — target ${row.target.op} ${row.format(row.target.value)}: ${ok ? 'MET' : 'MISSED'}`);
+        // A target may differ per system ({ 'drover-sqlite': 2, ... }).
+        const target = row.target && (typeof row.target.value === 'number' ? row.target : row.target.value[id] === undefined ? null : { ...row.target, value: row.target.value[id] });
+        if (target && summary.n > 0 && isDrover(id)) {
+          const ok = meets(target, summary.median);
+          verdicts.push(`- ${results.systems[id].name}: ${row.key} median ${row.format(summary.median)} — target ${target.op} ${row.format(target.value)}: ${ok ? 'MET' : 'MISSED'}`);
         }
         const lowerBound = (results.systems[id].workloads[workload.id]?.runs ?? []).some((r) => r.lowerBound);
         return cell(summary, row.format, lowerBound);

@@ -37,5 +37,5 @@ export function createClient(baseUrl, { key, maxSockets = 16 } = {}) {
     return JSON.parse(res.text);
   }
 
-  return { post, getJson, close: () => agent.destroy() };
+  return { post, getJson, request, close: () => agent.destroy() };
 }

@@ -17,6 +17,12 @@
 //   latency  `noop` records now - payload.sent at handler start (payload.warm
 //            jobs are not recorded); after BENCH_EXPECT samples it prints them.
 //   crash    `block` prints when it starts and parks until shutdown.
+//   durable  `plain` returns at once; `steps` runs payload.n no-op
+//            ctx.step.run steps and prints how long they took (`bench:steps`);
+//            `three` runs three steps and returns; `waiter` waits in
+//            ctx.step.waitForEvent for `bench.go` with data.job = its id (or,
+//            payload.interrupt, in ctx.step.interrupt) and returns what woke it;
+//            `rsteps` is run by a remote worker (drover-remote-steps.mjs).
 //
 // Everything else is Drover's default, except the per-key API rate limit
 // (default 5,000 requests/s per route), which is off: the single-enqueue
@@ -153,6 +159,38 @@ function latencyHandler() {
   };
 }
 
+function durableHandlers() {
+  return [
+    { name: 'plain', run: () => ({ ok: true }) },
+    {
+      name: 'steps',
+      async run(ctx) {
+        const { n } = ctx.job.payload;
+        const started = now();
+        for (let i = 0; i < n; i++) await ctx.step.run(`s${i}`, () => i);
+        report('steps', { job: ctx.job.id, n, ms: now() - started });
+        return n;
+      },
+    },
+    {
+      name: 'three',
+      async run(ctx) {
+        const a = await ctx.step.run('one', () => 1);
+        const b = await ctx.step.run('two', () => a + 1);
+        return ctx.step.run('three', () => b + 1);
+      },
+    },
+    {
+      name: 'waiter',
+      async run(ctx) {
+        if (ctx.job.payload.interrupt) return ctx.step.interrupt('go', { prompt: 'go on?' });
+        return ctx.step.waitForEvent('go', { event: 'bench.go', match: { 'data.job': ctx.job.id } });
+      },
+    },
+    { name: 'rsteps', remote: true },
+  ];
+}
+
 const handlers = {
   intake: () => ({ name: 'sink', concurrency: 1, run: parkUntilAborted }),
   drain: () => (isolation === 'thread' ? threadDrainHandler() : drainHandler()),
@@ -166,6 +204,6 @@ const handlers = {
   }),
 };
 
-if (!handlers[mode]) throw new Error(`BENCH_MODE must be one of ${Object.keys(handlers).join(', ')}; got ${mode}`);
+if (mode !== 'durable' && !handlers[mode]) throw new Error(`BENCH_MODE must be one of ${[...Object.keys(handlers), 'durable'].join(', ')}; got ${mode}`);
 
-export default { handlers: [handlers[mode]()], rateLimit: { enabled: false } };
+export default { handlers: mode === 'durable' ? durableHandlers() : [handlers[mode]()], rateLimit: { enabled: false } };

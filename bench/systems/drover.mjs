@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { now, sleep } from '../lib/clock.mjs';
 import { createClient } from '../lib/http.mjs';
+import { watchJobStates } from '../lib/job-states.mjs';
 import { cpuSecondsOf, makeTempDir, memoryOf, removeTempDir, spawnTracked } from '../lib/processes.mjs';
 import { distribution } from '../lib/stats.mjs';
 
@@ -20,9 +21,27 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin/drover');
 const DIST = join(ROOT, 'dist');
 const WORKER_CONFIG = fileURLToPath(new URL('./drover-worker.config.mjs', import.meta.url));
+const REMOTE_STEPS = fileURLToPath(new URL('./drover-remote-steps.mjs', import.meta.url));
 const KEY = 'drv_bench_admin_key_0123456789abcdef';
 const READY = /^drover ready .* url=(\S+)$/;
 const SEED_CHUNK = 1000;
+
+/**
+ * Wait (polling, untimed) until job `id` is suspended; with `interrupts`, the id
+ * of its pending interrupt.
+ */
+async function suspendedWait(client, id, interrupts) {
+  const started = now();
+  for (;;) {
+    const job = await client.getJson(`/v1/jobs/${encodeURIComponent(id)}`);
+    if (job.state === 'suspended') {
+      if (!interrupts) return null;
+      if (job.wait?.interruptId) return job.wait.interruptId;
+    }
+    if (now() - started > 30_000) throw new Error(`job ${id} is ${job.state}, not suspended, after 30 s`);
+    await sleep(2);
+  }
+}
 
 /** Env for a worker: ours wins over anything DROVER_* the caller's shell set. */
 function workerEnv(storeUrl, extra) {
@@ -340,6 +359,105 @@ export function droverSystem(engine, options = {}) {
             profileWindowUs: [monoFirst, monoLast],
           };
         } finally {
+          client.close();
+        }
+      });
+    },
+
+    /**
+     * Durable steps, one job at a time into an idle node (docs/benchmarks.md, "Durable steps"):
+     * invoke→result of a plain job, a 3-step job and a job of `stepsPerJob` no-op ctx.step.run
+     * steps (POST /v1/jobs sent → `succeeded` on the node's event stream); ms per step, measured
+     * in the handler and as (n-step job − plain job) / n; and resume→running: a job suspended in
+     * a wait is resumed (POST /v1/interrupts/:id/resume, or the matching POST /v1/events where
+     * the node has no interrupts route) → `running` on the stream. Last, ms per step of the same
+     * steps in a remote worker (runWorker, drover-remote-steps.mjs).
+     */
+    durable({ jobs, stepsPerJob, resumes }) {
+      return withRun('durable', async (run) => {
+        const worker = await run.startWorker('durable');
+        const client = createClient(worker.url, { key: KEY, maxSockets: 2 });
+        const states = await watchJobStates(worker.url, { key: KEY, handlers: ['plain', 'steps', 'three', 'waiter', 'rsteps'] });
+        const enqueue = async (handler, payload) => JSON.parse((await client.post('/v1/jobs', { handler, payload })).text).id;
+        const invoke = async (handler, payload = {}) => {
+          const sent = now();
+          const id = await enqueue(handler, payload);
+          return { id, ms: (await states.waitFor(id, 'succeeded', { after: sent })) - sent };
+        };
+        const stepReport = (id) => (line) => {
+          const m = /^bench:steps (.*)$/.exec(line);
+          const r = m && JSON.parse(m[1]);
+          return r && r.job === id ? r : null;
+        };
+        try {
+          // Warm-up (JIT, connections, first pages of the store), not timed.
+          for (let i = 0; i < 10; i++) {
+            await invoke('plain');
+            await invoke('three');
+          }
+          await invoke('steps', { n: stepsPerJob });
+          const plain = [];
+          const three = [];
+          const stepped = [];
+          const perStepInHandler = [];
+          for (let i = 0; i < jobs; i++) {
+            plain.push((await invoke('plain')).ms);
+            three.push((await invoke('three')).ms);
+            const s = await invoke('steps', { n: stepsPerJob });
+            stepped.push(s.ms);
+            perStepInHandler.push((await worker.waitForLine(stepReport(s.id), 10_000, 'the steps report')).match.ms / stepsPerJob);
+          }
+
+          const viaInterrupts = (await client.request('GET', '/v1/interrupts?state=pending&limit=1')).status === 200;
+          const resume = [];
+          for (let i = 0; i < resumes + 2; i++) {
+            const id = await enqueue('waiter', { interrupt: viaInterrupts });
+            const wait = await suspendedWait(client, id, viaInterrupts);
+            const sent = now();
+            if (viaInterrupts) await client.post(`/v1/interrupts/${encodeURIComponent(wait)}/resume`, { input: { go: true } });
+            else await client.post('/v1/events', { name: 'bench.go', data: { job: id } });
+            const running = (await states.waitFor(id, 'running', { after: sent })) - sent;
+            await states.waitFor(id, 'succeeded', { after: sent });
+            // The first two are warm-up.
+            if (i >= 2) resume.push(running);
+          }
+          // The same steps in a remote worker (runWorker over HTTP): what a step costs it.
+          const remote = spawnTracked(process.execPath, [REMOTE_STEPS], { cwd: run.dir, env: { ...process.env, BENCH_URL: worker.url, BENCH_KEY: KEY }, label: 'remote step worker' });
+          const remotePerStep = [];
+          try {
+            await remote.waitForLine(/^bench:ready /, 30_000, 'its ready line');
+            const remoteReport = (id) => (line) => {
+              const m = /^bench:rsteps (.*)$/.exec(line);
+              const r = m && JSON.parse(m[1]);
+              return r && r.job === id ? r : null;
+            };
+            for (let i = 0; i < jobs + 2; i++) {
+              const { id } = await invoke('rsteps', { n: stepsPerJob });
+              const { ms } = (await remote.waitForLine(remoteReport(id), 10_000, 'the remote steps report')).match;
+              // The first two are warm-up.
+              if (i >= 2) remotePerStep.push(ms / stepsPerJob);
+            }
+          } finally {
+            await remote.stop(5_000);
+          }
+
+          const plainMs = distribution(plain);
+          const steppedMs = distribution(stepped);
+          return {
+            jobs,
+            stepsPerJob,
+            plainInvokeMs: plainMs,
+            threeStepInvokeMs: distribution(three),
+            stepJobInvokeMs: steppedMs,
+            msPerStep: distribution(perStepInHandler),
+            msPerStepEndToEnd: Math.max(0, steppedMs.p50 - plainMs.p50) / stepsPerJob,
+            remoteMsPerStep: distribution(remotePerStep),
+            resumedBy: viaInterrupts ? 'POST /v1/interrupts/:id/resume' : 'POST /v1/events (matching event)',
+            resumeToRunningMs: distribution(resume),
+            workerPid: worker.pid,
+          };
+        } finally {
+          states.close();
           client.close();
         }
       });

@@ -20,6 +20,7 @@ import { triggerRoutes } from './routes/triggers.js';
 import { mcpRoutes } from './routes/mcp.js';
 import { healthRoutes } from './routes/health.js';
 import { intakeRoutes } from './routes/intake.js';
+import { interruptRoutes } from './routes/interrupts.js';
 import { jobRoutes } from './routes/jobs.js';
 import { keyRoutes } from './routes/keys.js';
 import { registerOpenApi } from './routes/openapi.js';
@@ -28,6 +29,9 @@ import { streamRoutes } from './routes/stream.js';
 import { workerRoutes } from './routes/workers.js';
 import { adminRoutes } from './routes/admin.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { snapshotRoutes } from './routes/snapshots.js';
+import { rolloutRoutes } from './routes/rollout.js';
+import type { SnapshotService } from '../ops/backup/snapshots.js';
 import type { Readiness } from '../obs/health.js';
 import { registerHttpMetrics } from '../obs/http-metrics.js';
 import { registerRequestTracing } from '../obs/http-tracing.js';
@@ -41,12 +45,16 @@ export interface ServerDeps {
   obs?: { metrics?: DroverMetrics; readiness?: Readiness; serveMetrics?: boolean; storeHealth?: StoreHealth };
   /** The audit export's state, for `GET /v1/status` (a node started by `startNode` has one). */
   auditExport?: () => AuditExportStatus | null;
+  /** The node's snapshot service (`/v1/snapshots`); a node started by `startNode` has one once it runs. */
+  snapshots?: () => SnapshotService | null;
 }
 
+/** The lease protocol's step calls, refused while the `durable-steps` gate is off. */
+const DURABLE_WORKER_ROUTES = new Set(['/v1/workers/steps', '/v1/workers/step', '/v1/workers/suspend']);
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const CLOSE_CUTOFF_MS = 3_000;
 
-export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps): Promise<FastifyInstance> {
+export async function buildServer({ runtime, obs = {}, auditExport, snapshots = () => null }: ServerDeps): Promise<FastifyInstance> {
   const { server, limits, auth } = runtime.config;
   // With `server.tls` this is an https server; routes and hooks do not care which.
   const app = Fastify({
@@ -100,6 +108,15 @@ export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps
   }
   const verifier = new KeyVerifier(runtime.store, runtime.clock, { maxFailures: auth.maxFailures, windowMs: auth.failureWindowMs });
   registerAuth(app, verifier);
+  // The `remote-workers` gate stops new leases only: jobs already leased may still report, so nothing runs twice.
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.routeOptions.url === '/v1/workers/lease' && !runtime.gates.enabled('remote-workers')) {
+      return sendProblem(reply, request, new DroverError('feature_disabled', 'remote workers are turned off on this node (feature gate remote-workers); jobs already leased may still report', { retryAfterSeconds: 30 }));
+    }
+    if (DURABLE_WORKER_ROUTES.has(request.routeOptions.url ?? '') && !runtime.gates.enabled('durable-steps')) {
+      return sendProblem(reply, request, new DroverError('feature_disabled', 'durable steps are turned off on this node (feature gate durable-steps); the attempt fails and the job runs again at its next retry', { retryAfterSeconds: 30 }));
+    }
+  });
   // Intake is refused while draining; reads, probes and remote workers' reports (`duringDrain`) keep answering.
   app.addHook('preHandler', async (request, reply) => {
     if (request.method === 'POST' && runtime.state !== 'running' && request.routeOptions.url?.startsWith('/v1/') && !request.routeOptions.config?.duringDrain) {
@@ -124,6 +141,7 @@ export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps
   await app.register(healthRoutes(runtime, obs.readiness));
   await app.register(intakeRoutes(runtime));
   await app.register(jobRoutes(runtime));
+  await app.register(interruptRoutes(runtime));
   await app.register(statusRoutes(runtime, auditExport));
   await app.register(controlRoutes(runtime));
   await app.register(workerRoutes(runtime));
@@ -133,6 +151,8 @@ export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps
   await app.register(triggerRoutes(runtime));
   await app.register(mcpRoutes(runtime));
   await app.register(adminRoutes(runtime));
+  await app.register(snapshotRoutes({ snapshots, audit: runtime.audit }));
+  await app.register(rolloutRoutes(runtime));
   if (obs.metrics && obs.serveMetrics !== false) await app.register(metricsRoutes(obs.metrics));
   return app;
 }

@@ -8,6 +8,8 @@ import { VERSION } from '../version.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerDoctorCommand } from './commands/doctor.js';
+import { registerInterruptCommands } from './commands/interrupts.js';
+import { registerGateCommands } from './commands/gates.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerMigrateCommand } from './commands/migrate.js';
@@ -30,11 +32,13 @@ export function buildProgram(): Command {
   registerMigrateCommand(program);
   registerKeyCommands(program);
   registerJobCommands(program);
+  registerInterruptCommands(program);
   registerTriggerCommands(program);
   registerBackupCommands(program);
   registerAuditCommands(program);
   registerOpsCommands(program);
   registerDoctorCommand(program);
+  registerGateCommands(program);
   registerSmokeCommand(program);
   return program;
 }

@@ -296,8 +296,33 @@ export const configSchema = strict(
         keepDaily: int(0).optional(),
         keepWeekly: int(0).optional(),
         keepMonthly: int(0).optional(),
+        verify: z.boolean({ error: 'expected true or false' }).optional(),
+        remote: strict(
+          {
+            url: z.string({ error: 'expected s3://bucket or s3://bucket/prefix' }).regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, { error: 'expected s3://bucket or s3://bucket/prefix' }),
+            endpoint: z.url({ error: 'expected the URL of an S3-compatible endpoint, e.g. https://minio.internal:9000' }).optional(),
+            region: text('expected a region name such as eu-west-1').optional(),
+            forcePathStyle: z.boolean({ error: 'expected true or false' }).optional(),
+            accessKeyIdFile: text('expected the path of a file holding the access key id').optional(),
+            secretAccessKeyFile: text('expected the path of a file holding the secret access key').optional(),
+          },
+          'an object { url, endpoint, region, forcePathStyle, accessKeyIdFile, secretAccessKeyFile }',
+        ).optional(),
       },
-      'an object { every, dir, keepDaily, keepWeekly, keepMonthly }',
+      'an object { every, dir, keepDaily, keepWeekly, keepMonthly, verify, remote }',
+    ).optional(),
+    rollout: strict(
+      {
+        channel: z.string({ error: 'expected a channel name such as "canary"' }).regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'expected a channel name: lower-case letters, digits, ".", "_", "-"' }).optional(),
+        channels: z
+          .array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'expected channel names: lower-case letters, digits, ".", "_", "-"' }), { error: 'expected the list of promotion stages, e.g. ["staging", "canary", "production"]' })
+          .min(1)
+          .optional(),
+        featureGates: z
+          .record(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'expected gate names: lower-case letters, digits, ".", "_", "-", up to 63 characters' }), z.boolean({ error: 'expected true or false' }))
+          .optional(),
+      },
+      'an object { channel, channels, featureGates }',
     ).optional(),
     audit: strict(
       {
@@ -306,6 +331,14 @@ export const configSchema = strict(
         exportIntervalMs: int(1000, MAX_TIMER_MS).optional(),
       },
       'an object { exportDir, keepFiles, exportIntervalMs }',
+    ).optional(),
+    durable: strict(
+      {
+        maxStepResultBytes: int(1, 256 * 1024 * 1024).optional(),
+        maxStepsPerJob: int(1, 1_000_000).optional(),
+        maxStateBytesPerJob: int(1).optional(),
+      },
+      'an object { maxStepResultBytes, maxStepsPerJob, maxStateBytesPerJob }',
     ).optional(),
     threads: strict(
       { restartInitialMs: int(1, MAX_TIMER_MS).optional(), restartMaxMs: int(1, MAX_TIMER_MS).optional() },

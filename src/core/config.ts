@@ -10,8 +10,10 @@
 import { compileCron, isValidTimezone } from './cron.js';
 import { DroverError } from './errors.js';
 import { LEASE_LIMITS } from './lease-limits.js';
+import { DURABLE_DEFAULTS, type DurableLimits } from './durable.js';
 import { parseStoreUrl } from './store-url.js';
 import { compileFilter, lookupPath } from './filter.js';
+import { DEFAULT_CHANNEL, DEFAULT_CHANNELS } from './rollout.js';
 import type { BreakerPolicy } from './breaker.js';
 import type { BackoffPolicy, HandlerDefinition } from './handler.js';
 import type { QuarantinePolicy } from './quarantine.js';
@@ -74,6 +76,7 @@ export const DEFAULTS = {
   },
   limits: { maxPayloadBytes: 1_048_576, timeoutMs: 300_000, memoryMb: 256, maxJsonDepth: 64, maxJsonMembers: 100_000 },
   threads: { restartInitialMs: 100, restartMaxMs: 30_000 },
+  durable: DURABLE_DEFAULTS,
   webhooks: { allowPrivateNetworks: false, timeoutMs: 10_000, maxAttempts: 8 },
   actions: { telegramApiUrl: 'https://api.telegram.org' },
   shutdown: { graceMs: 25_000 },
@@ -149,6 +152,8 @@ export interface ResolvedConfig {
   limits: { maxPayloadBytes: number; timeoutMs: number; memoryMb: number; maxJsonDepth: number; maxJsonMembers: number };
   /** Replacement of crashed handler threads: exponential backoff from `restartInitialMs`, capped. */
   threads: { restartInitialMs: number; restartMaxMs: number };
+  /** Durable steps: what one job may store (core/durable.ts); past a limit the step fails without writing. */
+  durable: DurableLimits;
   /** The built-in webhook action: SSRF allowance, request timeout, attempts, per-host breaker. */
   webhooks: { allowPrivateNetworks: boolean; timeoutMs: number; maxAttempts: number; breaker: BreakerPolicy };
   /** Settings of the other built-in actions (the `webhooks` settings apply to them too). */
@@ -170,7 +175,16 @@ export interface ResolvedConfig {
   rateLimit: { enabled: boolean; windowMs: number; max: number; routes: Record<string, number> };
   stream: { heartbeatMs: number; bufferSize: number; retentionMs: number };
   /** In-process backups; `everyMs` null means off. Relative `dir` is inside the data directory. */
-  backup: { everyMs: number | null; dir: string; keepDaily: number; keepWeekly: number; keepMonthly: number };
+  rollout: { channel: string; channels: string[]; featureGates: Record<string, boolean> };
+  backup: {
+    everyMs: number | null;
+    dir: string;
+    keepDaily: number;
+    keepWeekly: number;
+    keepMonthly: number;
+    verify: boolean;
+    remote: { url: string; endpoint: string | null; region: string | null; forcePathStyle: boolean | null; accessKeyIdFile: string | null; secretAccessKeyFile: string | null } | null;
+  };
   /** JSONL export of the audit trail; relative `exportDir` is inside the data directory. */
   audit: { exportDir: string; keepFiles: number; exportIntervalMs: number };
 }
@@ -237,6 +251,12 @@ export function resolveConfig(
     const idle = raw.server.connectionTimeoutMs;
     if (typeof idle === 'number' && idle > 0 && idle < LEASE_LIMITS.waitMs.max + 5_000) {
       issues.push({ path: 'server.connectionTimeoutMs', message: `expected 0 (off) or at least ${LEASE_LIMITS.waitMs.max + 5_000} (above the longest lease waitMs), got ${idle}` });
+    }
+  }
+  if (isRecord(raw) && isRecord(raw.rollout) && typeof raw.rollout.channel === 'string') {
+    const channels = Array.isArray(raw.rollout.channels) ? (raw.rollout.channels as unknown[]) : [...DEFAULT_CHANNELS];
+    if (!channels.includes(raw.rollout.channel)) {
+      issues.push({ path: 'rollout.channel', message: `"${raw.rollout.channel}" is not one of the channels (${channels.join(', ')}); name one of them, or list yours in rollout.channels` });
     }
   }
   if (isRecord(raw) && isRecord(raw.rateLimit) && isRecord(raw.rateLimit.routes)) {
@@ -327,6 +347,7 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
     databaseUrl: over.databaseUrl ?? cfg.databaseUrl ?? DEFAULTS.databaseUrl,
     limits,
     threads: { ...DEFAULTS.threads, ...definedOnly(cfg.threads ?? {}) },
+    durable: { ...DEFAULTS.durable, ...definedOnly(cfg.durable ?? {}) },
     webhooks: {
       allowPrivateNetworks: cfg.webhooks?.allowPrivateNetworks ?? DEFAULTS.webhooks.allowPrivateNetworks,
       timeoutMs: cfg.webhooks?.timeoutMs ?? DEFAULTS.webhooks.timeoutMs,
@@ -349,12 +370,24 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
     sqlite: { synchronous: cfg.sqlite?.synchronous ?? DEFAULTS.sqlite.synchronous },
     rateLimit: { ...DEFAULTS.rateLimit, ...definedOnly({ ...cfg.rateLimit, routes: undefined }), routes: { ...cfg.rateLimit?.routes } },
     stream: { ...DEFAULTS.stream, ...definedOnly(cfg.stream ?? {}) },
+    rollout: resolveRollout(cfg.rollout),
     backup: {
       everyMs: parseDuration(cfg.backup?.every ?? DEFAULTS.backup.every),
       dir: cfg.backup?.dir ?? DEFAULTS.backup.dir,
       keepDaily: cfg.backup?.keepDaily ?? DEFAULTS.backup.keepDaily,
       keepWeekly: cfg.backup?.keepWeekly ?? DEFAULTS.backup.keepWeekly,
       keepMonthly: cfg.backup?.keepMonthly ?? DEFAULTS.backup.keepMonthly,
+      verify: cfg.backup?.verify ?? true,
+      remote: cfg.backup?.remote
+        ? {
+            url: cfg.backup.remote.url,
+            endpoint: cfg.backup.remote.endpoint ?? null,
+            region: cfg.backup.remote.region ?? null,
+            forcePathStyle: cfg.backup.remote.forcePathStyle ?? null,
+            accessKeyIdFile: cfg.backup.remote.accessKeyIdFile ?? null,
+            secretAccessKeyFile: cfg.backup.remote.secretAccessKeyFile ?? null,
+          }
+        : null,
     },
     audit: { ...DEFAULTS.audit, ...definedOnly(cfg.audit ?? {}) },
   };
@@ -489,4 +522,11 @@ function messageOf(error: unknown): string {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Without a channel, a node is `production` (or, with the operator's own stages, the last of them). */
+function resolveRollout(rollout: ParsedConfig['rollout']): ResolvedConfig['rollout'] {
+  const channels = rollout?.channels ?? [...DEFAULT_CHANNELS];
+  const channel = rollout?.channel ?? (channels.includes(DEFAULT_CHANNEL) ? DEFAULT_CHANNEL : channels[channels.length - 1]!);
+  return { channel, channels, featureGates: { ...(rollout?.featureGates ?? {}) } };
 }

@@ -6,6 +6,7 @@
 import type { EventRow } from './types.js';
 import type { Filter } from './filter.js';
 import type { WaitMatch } from './durable.js';
+import type { FeatureFlags } from './rollout.js';
 
 /** The logger a handler gets: pino-compatible subset. */
 export interface HandlerLogger {
@@ -26,6 +27,8 @@ export interface JobContext<P = unknown> {
   heartbeat(): Promise<boolean>;
   /** Durable steps: memoized work, sleeps, waits for events and for a person (docs/durable-execution.md). */
   step: StepApi;
+  /** Feature gates (`rollout.featureGates`, with operators' runtime overrides): `ctx.features.enabled('new-pricing')`. An unknown gate is off. */
+  features: FeatureFlags;
 }
 
 /** An event a `waitForEvent` step resolved with. */
@@ -223,6 +226,13 @@ export interface DroverConfig {
     keepDaily?: number;
     keepWeekly?: number;
     keepMonthly?: number;
+    /** Verify the newest backup after each scheduled one (checksums, integrity, row counts, audit chain). Default true. */
+    verify?: boolean;
+    /**
+     * Copy each scheduled backup to S3-compatible object storage, check it there, and apply the same retention
+     * remotely. Credentials: the two files, else the AWS SDK's own chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY…).
+     */
+    remote?: { url: string; endpoint?: string; region?: string; forcePathStyle?: boolean; accessKeyIdFile?: string; secretAccessKeyFile?: string };
   };
   /**
    * Durable steps: limits on what a job stores (defaults 1 MiB per step
@@ -230,6 +240,13 @@ export interface DroverConfig {
    * clear error and nothing is written.
    */
   durable?: { maxStepResultBytes?: number; maxStepsPerJob?: number; maxStateBytesPerJob?: number };
+  /**
+   * The release channel this node belongs to (one of `channels`, default the stages development → staging →
+   * canary → production; default `production`) and feature gates: Drover's own (`durable-steps`,
+   * `remote-workers`, on by default) and yours, read in handlers with `ctx.features.enabled(name)`.
+   * An operator may override a gate at runtime (`drover gates set`); the config value applies where none is set.
+   */
+  rollout?: { channel?: string; channels?: string[]; featureGates?: Record<string, boolean> };
   /** The audit trail's JSONL export, rotated daily. */
   audit?: {
     /** Relative to the data directory. Default `audit`. */

@@ -19,7 +19,9 @@ import { Readiness, schemaFromStatus, schemaRecheck } from '../obs/health.js';
 import { observeStoreHealth, StoreHealth } from '../obs/store-health.js';
 import { createLogger, type Logger } from '../obs/logger.js';
 import { observeLogDrops } from '../obs/log-metrics.js';
-import { observeBackups } from '../ops/backup/metrics.js';
+import { observeBackupChecks, observeBackups } from '../ops/backup/metrics.js';
+import { observeGates } from '../obs/rollout-metrics.js';
+import { VERSION } from '../version.js';
 import { observeAuditExport } from '../ops/audit/metrics.js';
 import { prepareNodeOps } from '../ops/node-ops.js';
 import { smokeHandler } from '../ops/doctor/smoke-handler.js';
@@ -99,7 +101,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
         'store connection failed and was discarded; the node carries on with new connections',
       ),
   });
-  const metrics = new DroverMetrics({ handlers: config.handlers.values(), queues: config.queues.keys(), queueLimits: config.queues, engine: engine.capabilities.engine });
+  const metrics = new DroverMetrics({ handlers: config.handlers.values(), queues: config.queues.keys(), queueLimits: config.queues, engine: engine.capabilities.engine, channel: config.rollout.channel });
   observeEngine(metrics, engine);
   observeLogDrops(metrics.registry);
   // Instrument at the seam: everything above the store calls it through the timing wrapper.
@@ -114,9 +116,12 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     // The doctor's probe handler (`drover smoke`) runs on every node.
     const runtime = new Runtime({ config, store, logger, workerId, clock, tracing, metrics, audit: ops.audit, builtinHandlers: [smokeHandler()], ...(options.configPath ? { configPath: options.configPath } : {}) });
     observeBackups(metrics.registry, store);
+    observeBackupChecks(metrics.registry, store);
+    observeGates(metrics.registry, () => runtime.gates.list());
     observeAuditExport(metrics.registry, () => ops.exporter?.status() ?? null);
     observeOnScrape(metrics, {
       queueStats: () => store.queueStats(),
+      pendingInterrupts: () => store.pendingInterrupts(),
       running: () => runtime.dispatcher.running.values(),
       queues: config.queues.keys(),
       clock,
@@ -131,7 +136,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     ops.start(runtime);
     const separate = config.metrics.port !== null;
     storeHealth.start();
-    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate && config.metrics.onApiPort, storeHealth }, auditExport: () => ops.exporter?.status() ?? null });
+    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate && config.metrics.onApiPort, storeHealth }, auditExport: () => ops.exporter?.status() ?? null, snapshots: () => ops.snapshots });
     warnIfExposed(config, logger);
     const metricsApp = separate ? await buildMetricsServer({ runtime, metrics, readiness }) : null;
     let metricsUrl: string | null = null;
@@ -151,7 +156,15 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
       storeHealth.stop();
       throw error;
     }
-    print(`drover ready handlers=${config.handlers.size} queues=${config.queues.size} store=${store.capabilities.engine}${metricsUrl ? ` metrics=${metricsUrl}` : ''} url=${url}`);
+    const gates = runtime.gates.list();
+    const off = gates.filter((g) => !g.enabled).map((g) => g.name);
+    logger.info(
+      { channel: config.rollout.channel, feature_gates: Object.fromEntries(gates.map((g) => [g.name, g.enabled])), version: VERSION, store: store.capabilities.engine, url },
+      `node started on channel ${config.rollout.channel}`,
+    );
+    print(
+      `drover ready handlers=${config.handlers.size} queues=${config.queues.size} store=${store.capabilities.engine} channel=${config.rollout.channel}${off.length > 0 ? ` gates-off=${off.join(',')}` : ''}${metricsUrl ? ` metrics=${metricsUrl}` : ''} url=${url}`,
+    );
 
     const reloadTls = (trigger = 'call'): boolean => {
       const tls = config.server.tls;

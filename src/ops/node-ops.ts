@@ -4,6 +4,7 @@
  * schedule. `startNode` prepares it before the runtime (which carries the
  * audit trail), starts it after, and stops it before the store closes.
  */
+import { join } from 'node:path';
 import type { ResolvedConfig } from '../core/config.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { AuditStore, BackupStore, MetaStore } from '../store/engine.js';
@@ -11,6 +12,8 @@ import { AuditTrail } from './audit/audit-trail.js';
 import { AuditExporter } from './audit/export.js';
 import { installationKeys, loadOrCreateNodeKey } from './audit/node-key.js';
 import { BackupSchedule } from './backup/schedule.js';
+import { SnapshotService } from './backup/snapshots.js';
+import { credentialsFromFiles } from './backup/remote.js';
 import { dataDirFor, inDataDir } from './data-dir.js';
 
 export interface NodeOps {
@@ -18,6 +21,8 @@ export interface NodeOps {
   audit: AuditTrail;
   exporter: AuditExporter | null;
   backups: BackupSchedule | null;
+  /** `/v1/snapshots`: made when the node starts. */
+  snapshots: SnapshotService | null;
   /** Start the export and the backup schedule (after the runtime started). */
   start(runtime: Runtime): void;
   /** Stop both, waiting for a backup in progress, and export what is left. */
@@ -41,6 +46,7 @@ export function prepareNodeOps(options: { config: ResolvedConfig; store: AuditSt
     audit,
     exporter: null,
     backups: null,
+    snapshots: null,
     start(runtime) {
       const failed = (task: string) => (error: Error) => runtime.reportTaskFailure(task, error);
       ops.exporter = new AuditExporter({
@@ -57,6 +63,17 @@ export function prepareNodeOps(options: { config: ResolvedConfig; store: AuditSt
           runtime.logger.warn({ task: 'audit-export', aside, restore_seq: marker.seq, backup: marker.backup }, 'audit export set aside after a recorded restore; exporting again from record 1'),
       });
       ops.exporter.start();
+      ops.snapshots = new SnapshotService({
+        store,
+        dir: join(dataDir, 'snapshots'),
+        source: config.databaseUrl,
+        nodeId: runtime.workerId,
+        auditKeys: () => installationKeys(dataDir),
+        signingKey: key,
+        audit,
+        ...(options.clock ? { clock: options.clock } : {}),
+      });
+      ops.snapshots.start();
       if (config.backup.everyMs !== null) {
         ops.backups = new BackupSchedule({
           store,
@@ -73,12 +90,24 @@ export function prepareNodeOps(options: { config: ResolvedConfig; store: AuditSt
             runtime.logger.info({ path: result.path, bytes: result.bytes, duration_ms: result.manifest.durationMs, pruned: result.pruned.remove.length }, 'backup taken');
             runtime.reportBackup({ path: result.path, bytes: result.bytes, durationMs: result.manifest.durationMs, at: Date.parse(result.manifest.createdAt) });
           },
-          onError: failed('backup'),
+          verify: config.backup.verify ? { dataDir, databaseUrl: config.databaseUrl } : null,
+          remote: config.backup.remote
+            ? {
+                url: config.backup.remote.url,
+                endpoint: config.backup.remote.endpoint,
+                region: config.backup.remote.region,
+                forcePathStyle: config.backup.remote.forcePathStyle,
+                credentials: credentialsFromFiles(config.backup.remote),
+              }
+            : null,
+          onUploaded: (url) => runtime.logger.info({ url }, 'backup uploaded and checked'),
+          onError: (error, task = 'backup') => runtime.reportTaskFailure(task, error),
         });
         ops.backups.start();
       }
     },
     async stop() {
+      ops.snapshots?.stop();
       await ops.backups?.stop();
       await ops.exporter?.stop();
     },

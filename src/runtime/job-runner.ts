@@ -7,6 +7,9 @@ import { NonRetryableError, toError } from '../core/errors.js';
 import type { JobContext, HandlerLogger } from '../core/handler.js';
 import type { ResolvedHandler } from '../core/config.js';
 import type { LeasedJob } from '../core/types.js';
+import type { WaitRow } from '../core/durable.js';
+import type { StepContext } from './step-context.js';
+import { BUILTIN_GATES, type FeatureFlags } from '../core/rollout.js';
 
 export type RunOutcome =
   | { kind: 'succeeded'; result: unknown }
@@ -22,7 +25,11 @@ export type RunOutcome =
    * before its result reached the main thread, so it will run again; or
    * (`handler_unavailable`) its thread could not load the handler at all.
    */
-  | { kind: 'aborted'; reason?: 'thread_lost' | 'handler_unavailable' };
+  | { kind: 'aborted'; reason?: 'thread_lost' | 'handler_unavailable' }
+  /** A durable step suspended the job (step-context.ts): the store holds it `suspended`; nothing more to write. */
+  | { kind: 'suspended'; wait: WaitRow }
+  /** A step write found the lease gone (`job:stale` already said so): another holder owns the job; nothing to write. */
+  | { kind: 'stale'; op: 'step' | 'suspend' };
 
 export class TimeoutError extends Error {
   constructor(ms: number) {
@@ -76,6 +83,8 @@ export interface RunningJob {
   /** Shutdown gave up on the handler and released its lease itself: whatever the handler still returns is ignored. */
   abandoned?: boolean;
   done: Promise<void>;
+  /** Its step context, once the handler used `ctx.step`. */
+  steps?: StepContext;
 }
 
 export interface RunJobOptions {
@@ -86,6 +95,21 @@ export interface RunJobOptions {
   log: () => HandlerLogger;
   heartbeat: () => Promise<boolean>;
   isShutdownAborted: () => boolean;
+  /** The attempt's step context, made on first use (`ctx.step`); absent where steps are not wired (unit tests). */
+  steps?: (() => StepContext) | undefined;
+  /** Feature gates as the node applies them now (`ctx.features`); absent: every gate off but Drover's own defaults. */
+  features?: FeatureFlags;
+}
+
+/** Where no gates are wired (unit tests): Drover's own features on, every other gate off. */
+export const DEFAULT_FEATURES: FeatureFlags = {
+  enabled: (name) => BUILTIN_GATES[name]?.default ?? false,
+  snapshot: () => Object.fromEntries(Object.entries(BUILTIN_GATES).map(([name, gate]) => [name, gate.default])),
+};
+
+/** Why `ctx.step` is refused while an operator has turned durable steps off: a retryable failure, so the job runs once they are back on. */
+export function durableStepsOff(): Error {
+  return new Error('durable steps are turned off on this node (feature gate durable-steps); turn them on (drover gates set durable-steps on) and the job runs again at its next retry');
 }
 
 export async function runJob(options: RunJobOptions): Promise<RunOutcome> {
@@ -109,9 +133,12 @@ export async function runJob(options: RunJobOptions): Promise<RunOutcome> {
       return log;
     },
     heartbeat: options.heartbeat,
-    // Contract placeholder: the durable-execution work replaces it with the step context.
+    features: options.features ?? DEFAULT_FEATURES,
+    // A getter: a job that never uses steps makes no step context and reads no stored steps.
     get step(): JobContext['step'] {
-      throw new Error('durable steps are not available yet');
+      if (!options.steps) throw new Error('durable steps (ctx.step) are not available where this handler runs');
+      if (!(options.features ?? DEFAULT_FEATURES).enabled('durable-steps')) throw durableStepsOff();
+      return options.steps().api;
     },
   };
 

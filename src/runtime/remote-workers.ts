@@ -19,6 +19,7 @@ import { LEASE_LIMITS } from '../core/lease-limits.js';
 import type { Admission } from './admission.js';
 import type { Lifecycle, RemoteOrigin } from './lifecycle.js';
 import { recordFailure, reportedError, type OutcomeContext } from './outcome.js';
+import { asLeased, notFound, RemoteSteps } from './remote-steps.js';
 
 /** Without a notification, look again this often anyway (another node's enqueue on a store without cross-process notify). */
 const RELEASE_CHECK_MS = 5_000;
@@ -74,7 +75,7 @@ export interface SettleRequest {
   check?: (job: JobRow | null) => void;
 }
 
-export type SettleOp = 'heartbeat' | 'complete' | 'fail' | 'release';
+export type SettleOp = 'heartbeat' | 'complete' | 'fail' | 'release' | 'step' | 'suspend';
 
 export class RemoteWorkers {
   /** When each remote attempt started (for durations); entries go when the attempt ends. Bounded. */
@@ -82,6 +83,8 @@ export class RemoteWorkers {
   readonly #waiting = new Set<() => void>();
   readonly #outcomes: OutcomeContext;
   #closing = false;
+  /** Durable steps over the lease protocol: read the stored steps, record one, suspend (remote-steps.ts). */
+  readonly steps: RemoteSteps;
 
   constructor(private readonly options: RemoteWorkersOptions) {
     this.#outcomes = {
@@ -92,6 +95,16 @@ export class RemoteWorkers {
       onRetryScheduled: options.onScheduled,
       ...(options.poisonAfter !== undefined ? { poisonAfter: options.poisonAfter } : {}),
     };
+    this.steps = new RemoteSteps({
+      store: options.store,
+      lifecycle: options.lifecycle,
+      clock: options.clock,
+      onScheduled: options.onScheduled,
+      durationOf: (jobId, attempt) => this.#durationOf(jobId, attempt),
+      ended: (jobId) => void this.#started.delete(jobId),
+      stale: (request, op, row) => this.#stale(request, op, row),
+      origin,
+    });
   }
 
   /** Prefixed so a remote worker can never share the node's own worker id (whose leases a restart reclaims). */
@@ -180,10 +193,14 @@ export class RemoteWorkers {
   }
 
   /** The settled row, or the error for a missing job or a stale lease (emitting `job:stale` for the latter). */
-  async #fenced(request: SettleRequest, op: SettleOp, result: FenceResult, before?: JobRow | null): Promise<JobRow> {
+  async #fenced(request: Omit<SettleRequest, 'check'>, op: SettleOp, result: FenceResult, before?: JobRow | null): Promise<JobRow> {
     if (result.ok) return result.job;
     if (result.reason === 'not_found') throw notFound(request.jobId);
-    const row = before === undefined ? await this.options.store.getJob(request.jobId) : before;
+    return this.#stale(request, op, before === undefined ? await this.options.store.getJob(request.jobId) : before);
+  }
+
+  /** Emit `job:stale` for the row (if any) and throw the 409: nothing was changed. */
+  async #stale(request: Omit<SettleRequest, 'check'>, op: SettleOp, row: JobRow | null): Promise<never> {
     if (row) this.options.lifecycle.emit('job:stale', { job: asLeased(row, request.token), op, ...origin(request.requestId, row.workerId) });
     throw new DroverError('stale_lease', 'the lease token is no longer valid (the job was reaped, cancelled, released or leased again); stop working on this job, nothing was changed', {
       extensions: { jobId: request.jobId },
@@ -283,15 +300,6 @@ export class RemoteWorkers {
   }
 }
 
-function notFound(jobId: string): DroverError {
-  return new DroverError('not_found', `no job with id "${jobId}"`);
-}
-
 function origin(requestId: string, workerId: string | null): RemoteOrigin {
   return { remote: { requestId, workerId: workerId ?? 'unknown' } };
-}
-
-/** A job row as the lease the remote worker holds (the events carry a LeasedJob). */
-function asLeased(job: JobRow, token: string): LeasedJob {
-  return { ...job, leaseToken: token, leaseExpiresAt: job.leaseExpiresAt ?? 0, event: null };
 }

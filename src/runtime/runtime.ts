@@ -6,9 +6,11 @@
 import type { ResolvedConfig, ResolvedHandler } from '../core/config.js';
 import { DroverError } from '../core/errors.js';
 import type { EventInput, JobRow } from '../core/types.js';
+import type { WaitRow } from '../core/durable.js';
 import type { Logger } from '../obs/logger.js';
 import type { EnqueueResult, IngestResult, StorageEngine } from '../store/engine.js';
 import type { AuditSink } from './audit-sink.js';
+import { FeatureGates } from './feature-gates.js';
 import { BackgroundTask } from './background-task.js';
 import { CronScheduler, type CronTick } from './cron-scheduler.js';
 import { Dispatcher } from './dispatcher.js';
@@ -101,6 +103,8 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
   readonly attempts: AttemptTracer;
   /** Lifecycle messages for `GET /v1/stream` (SSE), with the replay buffer. */
   readonly stream: StreamHub;
+  /** Feature gates with the operators' runtime overrides (`ctx.features`, `/v1/gates`). */
+  readonly gates: FeatureGates;
   #state: RuntimeState = 'created';
   readonly #dueTimer: DueTimer;
   readonly #cron: CronScheduler;
@@ -127,9 +131,15 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     };
     this.lifecycle = new Lifecycle((error, event) => this.logger.error({ err: error, event }, 'lifecycle listener threw'));
     this.tracing = options.tracing ?? Tracing.disabled();
+    this.gates = new FeatureGates({
+      store: this.store,
+      configured: this.config.rollout.featureGates,
+      onChange: (gate, before) => this.logger.warn({ gate: gate.name, enabled: gate.enabled, was: before, source: gate.source }, `feature gate ${gate.name} is now ${gate.enabled ? 'on' : 'off'}`),
+      onError: reportTaskError('feature-gates'),
+    });
     this.intake = new Intake(this.config, this.clock, (event) => this.triggers.route(event));
     this.rateLimits = new RateLimits(this.clock, () => this.dispatcher.wake(), this.store);
-    this.#dueTimer = new DueTimer(this.store, this.clock, reportTaskError('stage-due'));
+    this.#dueTimer = new DueTimer(this.store, this.clock, reportTaskError('stage-due'), (woken) => void this.#announceWoken(woken));
     this.pauses = new PauseState({ store: this.store, config: this.config, lifecycle: this.lifecycle, onResume: () => this.dispatcher.wake() });
     const isolated = [...this.config.handlers.values()].filter((h) => h.isolation === 'thread' && !h.remote).map((h) => h.name);
     if (isolated.length > 0 && !options.configPath) {
@@ -173,6 +183,8 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       attempts: this.attempts,
       admit: (job, handler) => this.admission.admit(job, handler),
       startRoom: (handler) => this.admission.room(handler),
+      steps: { store: this.store, lifecycle: this.lifecycle, limits: this.config.durable, clock: this.clock, onWakeAt: (at) => this.#dueTimer.noteDue(at) },
+      features: this.gates,
     });
     this.remoteWorkers = new RemoteWorkers({
       store: this.store,
@@ -252,6 +264,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     await this.pauses.start();
     await this.supervision.start();
     await this.triggers.start();
+    await this.gates.start();
     this.#state = 'running';
     this.#unsubscribe = this.store.onWork(() => this.dispatcher.wake());
     this.#dueTimer.start();
@@ -289,10 +302,17 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     const write = this.store.ingest(items, { queueLimits: this.config.queues });
     this.#leaseAlongside(items.some((item) => item.jobs.length > 0));
     const results = await this.#refuseWhenFull(() => write);
+    let woke = false;
     for (const result of results) {
       this.lifecycle.emit('event:ingested', { eventId: result.event.id, name: result.event.name, jobs: result.jobs.length, created: result.created });
       if (result.created) this.#afterEnqueue(result.jobs);
+      for (const { wait, job } of result.resolvedWaits ?? []) {
+        woke = true;
+        this.lifecycle.emit('job:woken', { job, wait, cause: 'event', actor: wait.resolvedBy });
+      }
     }
+    // The event queued suspended jobs in its own transaction: start them now, not at the next poll.
+    if (woke) this.dispatcher.wake();
     return results;
   }
 
@@ -337,6 +357,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     await settlesWithin(this.dispatcher.releaseBuffered(), graceLeft());
     this.#cron.stop();
     this.pauses.stop();
+    this.gates.stop();
     this.#dueTimer.stop();
     this.#unsubscribe?.();
     const running = this.dispatcher.running.size;
@@ -394,6 +415,15 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
    */
   #leaseAlongside(hasJobs: boolean): void {
     if (hasJobs && this.store.capabilities.groupCommit) this.dispatcher.wake();
+  }
+
+  /** Suspended jobs the due timer queued again (sleep over, wait timed out): announce them, start them now. */
+  async #announceWoken(woken: readonly WaitRow[]): Promise<void> {
+    this.dispatcher.wake();
+    for (const wait of woken) {
+      const job = await this.store.getJob(wait.jobId).catch(() => null);
+      if (job) this.lifecycle.emit('job:woken', { job, wait, cause: wait.kind === 'sleep' ? 'sleep' : 'timeout', actor: null });
+    }
   }
 
   #assertAccepting(): void {

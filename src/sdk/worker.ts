@@ -8,6 +8,10 @@
  * cancelled, or a heartbeat came too late and another worker took it), the
  * job's signal aborts and its outcome is dropped: the server would refuse it.
  *
+ * Handlers get `ctx.step` (run, sleep, waitForEvent, interrupt, key) as the
+ * node's own handlers do (worker-steps.ts): a step that suspends the job ends
+ * the attempt without an outcome, and the job comes back in a later lease.
+ *
  * The key needs the `work` scope, and its handler scope must cover every
  * handler given: by default only handlers declared `remote: true`, or those
  * its `--handlers` patterns match. A lease naming any other is refused (403
@@ -39,10 +43,14 @@ import { hostname } from 'node:os';
 import { DroverApiError } from './errors.js';
 import { sleep, Transport, type TransportOptions } from './http.js';
 import type { Event, LeasedJob } from './types.js';
+import type { StepApi } from '../core/handler.js';
+import { remoteSteps } from './worker-steps.js';
 
 export { NonRetryableError } from '../core/errors.js';
 export { DroverApiError, DroverNetworkError, isProblem } from './errors.js';
 export type { LeasedJob } from './types.js';
+export { StepSuspendedError } from './worker-steps.js';
+export type { StepApi, WaitedEvent } from '../core/handler.js';
 
 export interface RemoteJobContext<P = unknown> {
   job: { id: string; handler: string; queue: string; attempt: number; maxAttempts: number; payload: P };
@@ -51,6 +59,8 @@ export interface RemoteJobContext<P = unknown> {
   signal: AbortSignal;
   /** Extend the lease now (it is also extended automatically); false when the lease is lost. */
   heartbeat(): Promise<boolean>;
+  /** Durable steps (docs/durable-execution.md); the job's stored steps are fetched on the first call. */
+  step: StepApi;
 }
 
 export type RemoteHandler<P = any> = (ctx: RemoteJobContext<P>) => unknown | Promise<unknown>;
@@ -120,8 +130,12 @@ const ABORT_GRACE_MS = 2_000;
 
 interface Running {
   job: LeasedJob;
+  /** The node's clock minus ours, estimated from the lease answer (never overestimated). */
+  clockOffsetMs: number;
   controller: AbortController;
   lost: boolean;
+  /** A step suspended the job: the attempt is over, with no outcome to report. */
+  suspended: boolean;
   releasing: boolean;
   done: Promise<void>;
 }
@@ -174,11 +188,13 @@ export function runWorker(options: WorkerOptions): Worker {
   }
 
   async function heartbeat(entry: Running): Promise<boolean> {
-    if (entry.lost) return false;
+    if (entry.lost || entry.suspended) return false;
     try {
       await post('/v1/workers/heartbeat', { jobId: entry.job.id, token: entry.job.leaseToken, leaseMs });
       return true;
     } catch (error) {
+      // A beat sent just before a step suspended the job: the lease ended with the attempt, nothing was lost.
+      if (entry.suspended) return false;
       if (leaseGone(error)) {
         entry.lost = true;
         entry.controller.abort(new LeaseLostError(entry.job.id));
@@ -204,6 +220,7 @@ export function runWorker(options: WorkerOptions): Worker {
         event: job.event,
         signal: entry.controller.signal,
         heartbeat: () => heartbeat(entry),
+        step: stepsOf(entry),
       });
       outcome = { ok: true, result: result === undefined ? null : result };
     } catch (error) {
@@ -211,7 +228,8 @@ export function runWorker(options: WorkerOptions): Worker {
     } finally {
       clearInterval(timer);
     }
-    if (entry.lost) return;
+    // Suspended: the node holds the job now (an outcome would be refused as stale anyway).
+    if (entry.lost || entry.suspended) return;
     if (entry.releasing && !outcome.ok) {
       await report('release', entry, {});
     } else if (outcome.ok) {
@@ -225,8 +243,30 @@ export function runWorker(options: WorkerOptions): Worker {
     }
   }
 
-  function start(job: LeasedJob): void {
-    const entry: Running = { job, controller: new AbortController(), lost: false, releasing: false, done: Promise.resolve() };
+  function stepsOf(entry: Running): StepApi {
+    const { job } = entry;
+    return remoteSteps({
+      jobId: job.id,
+      token: job.leaseToken,
+      // A 429 wrote nothing: wait and resend (the transport's own retries are off for outcomes).
+      post: (path, body, extra = {}) => http.request('POST', path, { body: { jobId: job.id, token: job.leaseToken, ...body }, retries: 3, ...extra }),
+      nodeNow: () => Date.now() + entry.clockOffsetMs,
+      leaseLost: (error) => {
+        if (!entry.lost) {
+          entry.lost = true;
+          entry.controller.abort(new LeaseLostError(job.id));
+          onError(error instanceof DroverApiError && error.status === 403 ? error : new LeaseLostError(job.id), { op: 'step', jobId: job.id });
+        }
+        return new LeaseLostError(job.id);
+      },
+      suspended: () => {
+        entry.suspended = true;
+      },
+    });
+  }
+
+  function start(job: LeasedJob, clockOffsetMs: number): void {
+    const entry: Running = { job, clockOffsetMs, controller: new AbortController(), lost: false, suspended: false, releasing: false, done: Promise.resolve() };
     running.set(job.id, entry);
     entry.done = execute(entry)
       .catch((error: unknown) => onError(error instanceof Error ? error : new Error(String(error)), { op: 'run', jobId: job.id }))
@@ -255,7 +295,10 @@ export function runWorker(options: WorkerOptions): Worker {
           { signal: stopping.signal, timeoutMs: waitMs + 30_000 },
         );
         failures = 0;
-        for (const job of jobs) start(job);
+        // The node took each lease at leaseExpiresAt - leaseMs on its clock, before we got the answer:
+        // so `now + offset` is never ahead of the node (a wait's look-back must not start late).
+        const received = Date.now();
+        for (const job of jobs) start(job, Date.parse(job.leaseExpiresAt) - leaseMs - received);
       } catch (error) {
         if (stopping.signal.aborted) break;
         const e = error instanceof Error ? error : new Error(String(error));

@@ -21,7 +21,7 @@ describe('drover start', () => {
   it('comes up on SQLite with a TypeScript config, prints the admin key once, runs events, exits 0 on SIGTERM', { timeout: 60_000 }, async () => {
     const env = { DROVER_DATABASE_URL: join(dir, 'first.db') };
     const first = await startChildNode({ config: CONFIG, env });
-    expect(first.stdout.some((l) => /^drover ready handlers=1 queues=1 store=sqlite url=http:\/\/127\.0\.0\.1:\d+$/.test(l))).toBe(true);
+    expect(first.stdout.some((l) => /^drover ready handlers=1 queues=1 store=sqlite channel=production url=http:\/\/127\.0\.0\.1:\d+$/.test(l))).toBe(true);
     const keyLine = first.stdout.find((l) => l.startsWith('drover admin key'));
     const key = /(drv_\S+)$/.exec(keyLine ?? '')?.[1];
     expect(key).toBeDefined();

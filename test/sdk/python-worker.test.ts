@@ -1,6 +1,7 @@
 /**
  * The Python example in examples/ against a real `drover start`: it takes a
- * job, completes it, fails a bad one, and exits 0 on SIGTERM. Skipped when
+ * job, completes it, fails a bad one, runs a job with durable steps across
+ * a sleep, and exits 0 on SIGTERM. Skipped when
  * python3 is not installed.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -44,6 +45,13 @@ describe.skipIf(!hasPython)('examples/python-worker.py', () => {
     expect((await job(good)).workerId).toMatch(/^remote:key_/);
     await waitFor(async () => (await job(bad)).state === 'dead', { timeoutMs: 20_000, message: 'python failed the bad job' });
     expect((await job(bad)).lastError).toContain('ValueError: expected an object payload');
+
+    // Durable steps: the sleep suspends the job, it comes back to the worker, and the first step is not run again.
+    const stepped = (await api(node.url, ADMIN, 'POST', '/v1/jobs', { handler: 'py-steps', payload: { a: 2, b: 3, pauseMs: 200 } })).body.id as string;
+    await waitFor(async () => (await job(stepped)).state === 'succeeded', { timeoutMs: 20_000, message: `python ran the stepped job (stderr: ${stderr.join('')})` });
+    const done = await job(stepped);
+    expect(done.result).toEqual({ doubled: 10, by: 'python' });
+    expect(done.attempts.map((a: { outcome: string }) => a.outcome)).toEqual(['suspended', 'succeeded']);
 
     python.kill('SIGTERM');
     expect(await exited).toBe(0);

@@ -29,6 +29,9 @@ export const ROUTES = {
   'POST /v1/jobs/:id/retry': { scope: ['admin'], summary: 'Run a dead or cancelled job again' },
 
   'GET /v1/status': { scope: ['read'], summary: 'Node status' },
+  'GET /v1/status/rollout': { scope: ['read'], summary: 'The node\'s release channel and its feature gates' },
+  'GET /v1/gates': { scope: ['read'], summary: 'Feature gates: value, where it comes from (built-in, config, override)' },
+  'POST /v1/gates/:name': { scope: ['admin'], summary: 'Override a feature gate on every node sharing the store, or remove the override (enabled: null); audited' },
   'GET /v1/handlers': { scope: ['read'], summary: 'Handlers with their policy, running count and pause state' },
   'GET /v1/queues': { scope: ['read'], summary: 'Queues with depth by state, oldest queued age and pause state' },
   'POST /v1/handlers/:name/pause': { scope: ['admin'], summary: 'Stop leasing jobs of a handler' },
@@ -42,6 +45,14 @@ export const ROUTES = {
   'POST /v1/workers/complete': { scope: ['work'], summary: 'Remote worker: record success' },
   'POST /v1/workers/fail': { scope: ['work'], summary: 'Remote worker: record a failed attempt' },
   'POST /v1/workers/release': { scope: ['work'], summary: 'Remote worker: hand a job back without spending the attempt' },
+  'POST /v1/workers/steps': { scope: ['work'], summary: 'Remote worker: the durable steps a leased job has stored' },
+  'POST /v1/workers/step': { scope: ['work'], summary: 'Remote worker: store a finished durable step' },
+  'POST /v1/workers/suspend': { scope: ['work'], summary: 'Remote worker: suspend a leased job on a sleep, an event or an interrupt' },
+
+  // `resume` only (admin also may): an approval tool answers interrupts; it neither produces work nor administers.
+  'GET /v1/interrupts': { scope: ['resume'], summary: 'List interrupts of durable jobs (pending, resumed, timed out, cancelled), newest first, with a cursor' },
+  'GET /v1/interrupts/:id': { scope: ['resume'], summary: 'An interrupt: its prompt, the JSON Schema its input must satisfy, its state' },
+  'POST /v1/interrupts/:id/resume': { scope: ['resume'], summary: 'Resume a pending interrupt with input valid against its schema; its job is queued again (audited)' },
 
   'GET /v1/keys': { scope: ['admin'], summary: 'List API keys (never their secrets)' },
   'POST /v1/keys': { scope: ['admin'], summary: 'Create an API key; the secret is in this response only' },
@@ -53,6 +64,13 @@ export const ROUTES = {
   // Admin only: the trail says who holds which key and what each did, and its before/after values
   // may carry configuration; a `read` key is handed to dashboards. Ship the export files to a SIEM instead.
   'GET /v1/audit': { scope: ['admin'], summary: 'The audit trail of operator actions, newest first, with a cursor' },
+
+  // Admin only: a snapshot is the whole store (payloads, key hashes, webhook secrets).
+  'POST /v1/snapshots': { scope: ['admin'], summary: 'Take a consistent snapshot of the store now; answers its signed manifest (chunk hashes)' },
+  'GET /v1/snapshots': { scope: ['admin'], summary: 'Snapshots this node keeps, with their expiry' },
+  'GET /v1/snapshots/:id': { scope: ['admin'], summary: 'A snapshot\'s signed manifest' },
+  'GET /v1/snapshots/:id/chunks/:n': { scope: ['admin'], summary: 'One chunk of a snapshot (octet-stream; its SHA-256 in X-Drover-Chunk-Sha256)' },
+  'DELETE /v1/snapshots/:id': { scope: ['admin'], summary: 'Delete a snapshot before it expires' },
 
   'POST /v1/triggers': { scope: ['admin'], summary: 'Create a runtime trigger with a built-in action (webhook, http, telegram, mcp); a webhook\'s secret is in this response only' },
   'GET /v1/triggers': { scope: ['admin'], summary: 'List runtime triggers (never their credentials) and the breakers of their targets' },

@@ -6,7 +6,7 @@ import { VERSION } from '../../version.js';
 import { handlerJson, runningByHandler } from './handler-state.js';
 
 /** What the status routes need from the node (the node's status view): the runtime satisfies it. */
-export type StatusRouteDeps = Pick<Runtime, 'config' | 'store' | 'clock' | 'dispatcher' | 'pauses' | 'startedAt' | 'state' | 'supervision' | 'tracing' | 'workerId'>;
+export type StatusRouteDeps = Pick<Runtime, 'config' | 'store' | 'clock' | 'dispatcher' | 'pauses' | 'startedAt' | 'state' | 'supervision' | 'tracing' | 'workerId' | 'gates'>;
 
 /** `auditExport`: the audit export's state; a refused export is shown here and alerted on, not failed in readiness (docs/operations.md). */
 export function statusRoutes(runtime: StatusRouteDeps, auditExport?: () => AuditExportStatus | null) {
@@ -31,6 +31,7 @@ export function statusRoutes(runtime: StatusRouteDeps, auditExport?: () => Audit
         remoteHandlers: [...config.handlers.values()].some((h) => h.remote),
       },
       auditExport: auditExport?.() ?? null,
+      rollout: { channel: config.rollout.channel, gates: Object.fromEntries(runtime.gates.list().map((g) => [g.name, g.enabled])) },
     }));
 
     app.get('/v1/handlers', { config: { scope: 'read' } }, async () => {

@@ -14,7 +14,7 @@ import { DroverError } from '../../core/errors.js';
 import { describeWorkScope, mayWorkOn } from '../../core/key-scope.js';
 import type { ApiKeyRow, JobRow } from '../../core/types.js';
 
-export type WorkOp = 'lease' | 'heartbeat' | 'complete' | 'fail' | 'release';
+export type WorkOp = 'lease' | 'heartbeat' | 'complete' | 'fail' | 'release' | 'steps' | 'step' | 'suspend';
 
 /** The key the request carries, unless it is admin (which may work on anything). */
 function scopedKey(request: FastifyRequest): ApiKeyRow | null {

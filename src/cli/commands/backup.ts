@@ -1,5 +1,5 @@
 /**
- * `drover backup create|verify|restore|prune|list`: backups of the store
+ * `drover backup create|verify|restore|pull|prune|list`: backups of the store
  * named by DROVER_DATABASE_URL. `create` works beside a running node (an
  * online, consistent copy); `restore` refuses while one runs on the target.
  */
@@ -18,6 +18,10 @@ import { installationKeys, trustedKeys } from '../../ops/audit/node-key.js';
 import { dataDirFor, sqlitePathOf } from '../../ops/data-dir.js';
 import { openStore } from '../../store/open.js';
 import { databaseUrlFromEnv } from './options.js';
+import { registerBackupPull } from './backup-pull.js';
+import { openRemote, registerBackupUpload, remoteOptions, splitBackupUrl, type RemoteFlags } from './backup-remote.js';
+import { tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -100,15 +104,33 @@ export function registerBackupCommands(program: Command): void {
       if (!opts.json) out(`backup ${result.path} is good`);
     });
 
-  backup
-    .command('restore <path>')
-    .description('verify a backup, then replace the store with it (the previous files are kept aside); the node must be stopped')
+  remoteOptions(
+    backup
+      .command('restore [path]')
+      .description('verify a backup, then replace the store with it (the previous files are kept aside); the node must be stopped')
+      .option('--from <s3url>', 'restore a backup from object storage: s3://bucket/prefix/drover-backup-<time> (downloaded, then verified)'),
+  )
     .option('--trust-key <file|fingerprint>', 'verify with this key too, for this restore only (repeatable)', collect, [] as string[])
     .option('--trust-new-key <fingerprint>', 'trust this key the backup carries from now on (repeatable): the audit key of the node it came from, checked out of band', collect, [] as string[])
     .option('--json', 'print the result as JSON')
-    .action(async (path: string, opts: { json?: boolean; trustKey: string[]; trustNewKey: string[] }) => {
+    .action(async (given: string | undefined, opts: RemoteFlags & { from?: string; json?: boolean; trustKey: string[]; trustNewKey: string[] }) => {
       const url = databaseUrlFromEnv();
-      const result = await restoreBackup({ path, databaseUrl: url, dataDir: dataDirFor(url), actor: cliActor(), trustKeys: opts.trustKey, trustNewKeys: opts.trustNewKey });
+      if ((given === undefined) === (opts.from === undefined)) throw new DroverError('validation', 'give the backup to restore: a directory, or --from s3://bucket/prefix/drover-backup-<time>');
+      let path = given ?? '';
+      let scratch: string | null = null;
+      if (opts.from) {
+        const { base, name } = splitBackupUrl(opts.from);
+        const remote = await openRemote(base, opts);
+        scratch = mkdtempSync(join(tmpdir(), 'drover-restore-'));
+        try {
+          path = await remote.download(name, scratch);
+        } finally {
+          remote.close();
+        }
+      }
+      const result = await restoreBackup({ path, databaseUrl: url, dataDir: dataDirFor(url), actor: cliActor(), trustKeys: opts.trustKey, trustNewKeys: opts.trustNewKey }).finally(() => {
+        if (scratch) rmSync(scratch, { recursive: true, force: true });
+      });
       if (opts.json) return out(JSON.stringify({ ...result, verification: { ok: result.verification.ok, checks: result.verification.checks } }, null, 2));
       out(`restored ${result.verification.path} (taken ${result.verification.manifest?.createdAt}) into ${result.target}`);
       out(result.aside.length > 0 ? `  previous store kept at ${result.aside[0]}` : '  there was no previous store');
@@ -118,17 +140,33 @@ export function registerBackupCommands(program: Command): void {
       out('start the node to resume work');
     });
 
-  backup
-    .command('prune')
-    .description('delete old backups, keeping the newest of each recent day, week and month (dry run unless --yes)')
+  registerBackupPull(backup);
+
+  registerBackupUpload(backup);
+
+  remoteOptions(
+    backup
+      .command('prune')
+      .description('delete old backups, keeping the newest of each recent day, week and month (dry run unless --yes)')
+      .option('--remote <s3url>', 'prune the backups in object storage instead: s3://bucket/prefix'),
+  )
     .option('--dir <dir>', 'backup directory (default: <data dir>/backups)')
     .option('--keep-daily <n>', 'days to keep one backup of', count, DEFAULT_RETENTION.keepDaily)
     .option('--keep-weekly <n>', 'ISO weeks to keep one backup of', count, DEFAULT_RETENTION.keepWeekly)
     .option('--keep-monthly <n>', 'months to keep one backup of', count, DEFAULT_RETENTION.keepMonthly)
     .option('--yes', 'delete; without it, only print what would be deleted')
-    .action(async (opts: { dir?: string; keepDaily: number; keepWeekly: number; keepMonthly: number; yes?: boolean }) => {
-      const dir = opts.dir ?? defaultDir();
-      const plan = pruneBackups(dir, { keepDaily: opts.keepDaily, keepWeekly: opts.keepWeekly, keepMonthly: opts.keepMonthly }, { dryRun: !opts.yes });
+    .action(async (opts: RemoteFlags & { remote?: string; dir?: string; keepDaily: number; keepWeekly: number; keepMonthly: number; yes?: boolean }) => {
+      const policy = { keepDaily: opts.keepDaily, keepWeekly: opts.keepWeekly, keepMonthly: opts.keepMonthly };
+      const dir = opts.remote ?? opts.dir ?? defaultDir();
+      let plan;
+      if (opts.remote) {
+        const remote = await openRemote(opts.remote, opts);
+        try {
+          plan = { ...(await remote.prune(policy, { dryRun: !opts.yes })), ignored: [] as string[] };
+        } finally {
+          remote.close();
+        }
+      } else plan = pruneBackups(dir, policy, { dryRun: !opts.yes });
       for (const entry of plan.keep) out(`keep    ${entry.name}  (${entry.reasons.join(', ')})`);
       for (const entry of plan.remove) out(`${opts.yes ? 'deleted' : 'delete '} ${entry.name}`);
       for (const name of plan.ignored) out(`ignore  ${name}  (not a complete drover backup)`);
@@ -136,11 +174,23 @@ export function registerBackupCommands(program: Command): void {
       else if (!opts.yes) out(`dry run: ${plan.remove.length} backup(s) would be deleted; run again with --yes to delete them`);
     });
 
-  backup
-    .command('list')
-    .description('list the backups in a directory, newest first')
+  remoteOptions(
+    backup
+      .command('list')
+      .description('list the backups in a directory (or in object storage with --remote), newest first')
+      .option('--remote <s3url>', 'list the complete backups in object storage: s3://bucket/prefix'),
+  )
     .option('--dir <dir>', 'backup directory (default: <data dir>/backups)')
-    .action(async (opts: { dir?: string }) => {
+    .action(async (opts: RemoteFlags & { remote?: string; dir?: string }) => {
+      if (opts.remote) {
+        const remote = await openRemote(opts.remote, opts);
+        try {
+          for (const entry of await remote.list()) out(`${new Date(entry.at).toISOString()}  ${entry.url}`);
+        } finally {
+          remote.close();
+        }
+        return;
+      }
       for (const entry of listBackups(opts.dir ?? defaultDir()).backups) out(`${new Date(entry.at).toISOString()}  ${entry.path}`);
     });
 }

@@ -19,6 +19,7 @@ import type { AuditSink } from '../../runtime/audit-sink.js';
 export const AUDIT_ACTIONS = [
   'job.cancel',
   'job.retry',
+  'interrupt.resume',
   'key.create',
   'key.revoke',
   'handler.pause',
@@ -33,6 +34,9 @@ export const AUDIT_ACTIONS = [
   'trigger.retire-secret',
   'backup.create',
   'backup.restore',
+  'snapshot.create',
+  'snapshot.delete',
+  'gate.set',
   'config.reload',
   'mcp.tool-call',
 ] as const;

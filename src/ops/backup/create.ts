@@ -32,6 +32,8 @@ export interface TakeBackupOptions {
   /** Signs the manifest: the node's audit key (`loadOrCreateNodeKey(dataDir)`). */
   signingKey: NodeKey;
   clock?: () => number;
+  /** Keep the time as the installation's last backup (default true; a snapshot, which expires, does not). */
+  recordSuccess?: boolean;
   /** Record `backup.create` in the audit trail as this actor. */
   audit?: { trail: AuditTrail; actor: string } | null;
 }
@@ -86,11 +88,11 @@ export async function takeBackup(options: TakeBackupOptions): Promise<BackupResu
     fsyncDir(partial);
     renameSync(partial, final);
     fsyncDir(options.outDir);
-    await options.store.setMeta(LAST_SUCCESS_META, String(started));
+    if (options.recordSuccess !== false) await options.store.setMeta(LAST_SUCCESS_META, String(started));
     if (options.audit) {
       await options.audit.trail.record({
         actor: options.audit.actor,
-        action: 'backup.create',
+        action: options.recordSuccess === false ? 'snapshot.create' : 'backup.create',
         target: `backup:${name}`,
         after: { path: final, bytes, schemaVersion: manifest.schemaVersion, counts: manifest.counts },
       });

@@ -24,7 +24,13 @@ export interface ManifestSignature {
   value: string;
 }
 
-function signedBytes(manifest: BackupManifest): Buffer {
+/** What can be signed: a backup manifest, a snapshot manifest (snapshots.ts). */
+export interface Signable {
+  auditKeys: Array<{ keyId: string; publicKey: string }>;
+  signature?: ManifestSignature;
+}
+
+function signedBytes(manifest: Signable): Buffer {
   const { signature: _ignored, ...rest } = manifest;
   return Buffer.from(canonicalJson(JSON.parse(JSON.stringify(rest)) as unknown));
 }
@@ -33,7 +39,7 @@ function signedBytes(manifest: BackupManifest): Buffer {
  * @example
  * const signed = signManifest(manifest, loadOrCreateNodeKey(dataDir));
  */
-export function signManifest(manifest: BackupManifest, key: NodeKey): BackupManifest {
+export function signManifest<T extends Signable = BackupManifest>(manifest: T, key: NodeKey): T {
   const value = sign(null, signedBytes(manifest), key.privateKey).toString('base64');
   return { ...manifest, signature: { keyId: key.keyId, publicKey: key.publicPem, value } };
 }
@@ -62,7 +68,7 @@ export interface TrustDecision {
  * const decision = judgeBackupKeys(manifest, trustedKeys(dataDir), ['ed25519:3f9a0c1d2e3f4a5b']);
  * decision.signature; // { ok: true, detail: 'signed by ed25519:3f9a… (named by fingerprint)' }
  */
-export function judgeBackupKeys(manifest: BackupManifest, trusted: ReadonlyMap<string, KeyObject>, named: readonly string[], flag: string): TrustDecision {
+export function judgeBackupKeys(manifest: Signable, trusted: ReadonlyMap<string, KeyObject>, named: readonly string[], flag: string): TrustDecision {
   const keys = new Map(trusted);
   const newKeys = new Map<string, NewKey>();
   const consider = (pem: string, signer: boolean): string | null => {

@@ -10,8 +10,17 @@
 import { BackgroundTask } from '../../runtime/background-task.js';
 import type { BackupStore, MetaStore } from '../../store/engine.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
+import { toError } from '../../core/errors.js';
+import { trustedKeys } from '../audit/node-key.js';
 import { takeBackup, type BackupResult } from './create.js';
+import { RemoteBackups, type RemoteTarget } from './remote.js';
 import { pruneBackups, type RetentionPlan, type RetentionPolicy } from './retention.js';
+import { verifyBackup } from './verify.js';
+
+/** Store metadata keys (ms) behind the verify and upload gauges (ops/backup/metrics.ts): any node reports them. */
+export const VERIFY_SUCCESS_META = 'backup_verify_last_success_at';
+export const VERIFY_FAILURE_META = 'backup_verify_last_failure_at';
+export const REMOTE_SUCCESS_META = 'backup_remote_last_success_at';
 
 export interface BackupScheduleOptions {
   store: BackupStore & MetaStore;
@@ -23,8 +32,14 @@ export interface BackupScheduleOptions {
   auditKeys: () => Array<{ keyId: string; publicKey: string }>;
   audit: AuditTrail;
   clock?: () => number;
+  /** Verify each new backup (`drover backup verify`'s checks), with the keys the data directory trusts. */
+  verify?: { dataDir: string; databaseUrl: string } | null;
+  /** Copy each new backup to object storage, check it there, prune there. */
+  remote?: RemoteTarget | null;
   onSuccess(result: BackupResult & { pruned: RetentionPlan }): void;
-  onError(error: Error): void;
+  /** `task`: `backup`, `backup-verify` or `backup-upload`; a failed verify or upload does not undo the local backup. */
+  onError(error: Error, task?: string): void;
+  onUploaded?(url: string): void;
 }
 
 /**
@@ -43,7 +58,7 @@ export class BackupSchedule {
       name: 'backup',
       intervalMs: options.everyMs,
       run: () => this.#run(),
-      onError: options.onError,
+      onError: (error) => options.onError(error, 'backup'),
     });
   }
 
@@ -61,8 +76,9 @@ export class BackupSchedule {
   }
 
   /** Stop the schedule; waits for a backup in progress (it must finish before the store closes). */
-  stop(): Promise<void> {
-    return this.#task.stop();
+  async stop(): Promise<void> {
+    await this.#task.stop();
+    this.#remote?.close();
   }
 
   async #run(): Promise<void> {
@@ -80,5 +96,39 @@ export class BackupSchedule {
     const pruned = pruneBackups(o.dir, o.retention, { dryRun: false });
     this.lastSuccessAt = Date.parse(result.manifest.createdAt);
     o.onSuccess({ ...result, pruned });
+    if (o.verify) await this.#step('backup-verify', () => this.#verify(result.path));
+    if (o.remote) await this.#step('backup-upload', () => this.#upload(result.path));
   }
+
+  /** A verify or upload failure is reported on its own, and the next step still runs. */
+  async #step(task: string, run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
+    } catch (error) {
+      this.options.onError(toError(error), task);
+    }
+  }
+
+  async #verify(path: string): Promise<void> {
+    const o = this.options;
+    const now = (o.clock ?? Date.now)();
+    const result = await verifyBackup(path, { databaseUrl: o.verify!.databaseUrl, trustedKeys: trustedKeys(o.verify!.dataDir) });
+    if (!result.ok) {
+      await o.store.setMeta(VERIFY_FAILURE_META, String(now));
+      const failed = result.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
+      throw new Error(`backup ${path} failed verification (${failed.join('; ')})`);
+    }
+    await o.store.setMeta(VERIFY_SUCCESS_META, String(now));
+  }
+
+  async #upload(path: string): Promise<void> {
+    const o = this.options;
+    this.#remote ??= await RemoteBackups.open(o.remote!);
+    const uploaded = await this.#remote.upload(path);
+    await this.#remote.prune(o.retention, { dryRun: false });
+    await o.store.setMeta(REMOTE_SUCCESS_META, String((o.clock ?? Date.now)()));
+    o.onUploaded?.(uploaded.url);
+  }
+
+  #remote: RemoteBackups | null = null;
 }
