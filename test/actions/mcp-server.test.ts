@@ -11,6 +11,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nameParam } from '../../src/api/routes/control.js';
 import { eventSchema, jobSchema } from '../../src/api/routes/intake.js';
+import { idParam as interruptId, listQuery as interruptList, resumeBody } from '../../src/api/routes/interrupts.js';
 import { idParam, listQuery } from '../../src/api/routes/jobs.js';
 import { ADMIN_KEY, startTestNode, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -18,7 +19,7 @@ import { keyWith, listen } from '../api/support.js';
 
 let node: TestNode;
 let base: string;
-const keys: Record<'admin' | 'read' | 'produce' | 'work', string> = { admin: ADMIN_KEY, read: '', produce: '', work: '' };
+const keys: Record<'admin' | 'read' | 'produce' | 'work' | 'resume', string> = { admin: ADMIN_KEY, read: '', produce: '', work: '', resume: '' };
 const clients: Client[] = [];
 
 beforeAll(async () => {
@@ -26,11 +27,12 @@ beforeAll(async () => {
     handlers: [
       { name: 'greet', on: 'user.signed-up', run: async (ctx) => ({ hello: (ctx.job.payload as { name?: string } | null)?.name ?? null }) },
       { name: 'flaky', run: async () => { throw new Error('always'); }, retry: { maxAttempts: 1 }, quarantine: { failures: 1 } },
+      { name: 'approve', remote: true },
     ],
     rateLimit: { enabled: false },
   });
   base = await listen(node);
-  for (const scope of ['read', 'produce', 'work'] as const) keys[scope] = await keyWith(node, [scope]);
+  for (const scope of ['read', 'produce', 'work', 'resume'] as const) keys[scope] = await keyWith(node, [scope]);
 });
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close()));
@@ -53,13 +55,15 @@ describe('Drover as an MCP server', () => {
     expect(client.getServerVersion()?.name).toBe('drover');
     const { tools } = await client.listTools();
     const schemas = Object.fromEntries(tools.map((t) => [t.name, t.inputSchema]));
-    expect(Object.keys(schemas)).toEqual(['send_event', 'enqueue_job', 'get_job', 'list_jobs', 'list_handlers', 'reset_handler']);
+    expect(Object.keys(schemas)).toEqual(['send_event', 'enqueue_job', 'get_job', 'list_jobs', 'list_handlers', 'list_interrupts', 'get_interrupt', 'resume_interrupt', 'reset_handler']);
     // The very schemas the routes validate with (a change to a route's schema changes the tool).
     expect(schemas.send_event).toEqual(JSON.parse(JSON.stringify(eventSchema)));
     expect(schemas.enqueue_job).toEqual(JSON.parse(JSON.stringify(jobSchema)));
     expect(schemas.get_job).toEqual(JSON.parse(JSON.stringify(idParam)));
     expect(schemas.list_jobs).toEqual(JSON.parse(JSON.stringify(listQuery)));
     expect(schemas.reset_handler).toEqual(JSON.parse(JSON.stringify(nameParam)));
+    expect(schemas.list_interrupts).toEqual(JSON.parse(JSON.stringify(interruptList)));
+    expect(schemas.resume_interrupt).toMatchObject({ required: ['id', 'input'], properties: { id: interruptId.properties.id, input: resumeBody.properties.input } });
     expect(tools.find((t) => t.name === 'reset_handler')!.description).toContain('scope: admin');
   });
 
@@ -118,6 +122,40 @@ describe('Drover as an MCP server', () => {
     expect((await call(producer, 'list_handlers')).structuredContent.status).toBe(403);
   });
 
+  it('a resume key lists, reads and resumes interrupts; a read or produce key cannot resume; the schema decides the input', async () => {
+    const pending = async (): Promise<string> => {
+      const job = (await node.request('POST', '/v1/jobs', { handler: 'approve' })).body.id as string;
+      const [leased] = await node.store.lease({ workerId: 'mcp-test', handlers: [{ name: 'approve', max: 1 }], limit: 1, leaseMs: 60_000 });
+      expect(leased!.id).toBe(job);
+      const now = Date.now();
+      const schema = { type: 'object', required: ['approve'], properties: { approve: { type: 'boolean' } }, additionalProperties: false };
+      const result = await node.store.suspend(leased!.id, leased!.leaseToken, { step: 'ask', seq: 0, kind: 'interrupt', startedAt: now, wakeAt: now + 3_600_000, prompt: 'ship it?', schema });
+      if (!result.ok || !result.suspended) throw new Error(`no interrupt: ${JSON.stringify(result)}`);
+      return result.wait.id;
+    };
+    const id = await pending();
+    const approver = await connect(keys.resume);
+    const listed = await call(approver, 'list_interrupts', { state: 'pending' });
+    expect(listed.isError, listed.content[0]?.text).toBeUndefined();
+    expect(JSON.stringify(listed.structuredContent)).toContain(id);
+    const shown = await call(approver, 'get_interrupt', { id });
+    expect(shown.structuredContent).toMatchObject({ id, prompt: 'ship it?' });
+
+    for (const key of [keys.read, keys.produce]) {
+      const refused = await call(await connect(key), 'resume_interrupt', { id, input: { approve: true } });
+      expect(refused.structuredContent).toMatchObject({ status: 403, type: 'https://drover.dev/problems/forbidden' });
+    }
+    const invalid = await call(approver, 'resume_interrupt', { id, input: { approve: 'yes' } });
+    expect(invalid.isError).toBe(true);
+    expect(invalid.structuredContent.type).toBe('https://drover.dev/problems/validation');
+    const resumed = await call(approver, 'resume_interrupt', { id, input: { approve: true } });
+    expect(resumed.isError, resumed.content[0]?.text).toBeUndefined();
+    const again = await call(approver, 'resume_interrupt', { id, input: { approve: true } });
+    expect(again.structuredContent.status).toBe(409);
+    // A resume key has no other tool: it cannot read jobs or send events.
+    expect((await call(approver, 'send_event', { name: 'user.signed-up' })).structuredContent.status).toBe(403);
+  });
+
   it('a work key, an unknown key and no key cannot connect (403, 401, 401)', async () => {
     for (const [key, status] of [[keys.work, 403], ['drv_never_issued_key_0000000000', 401], [null, 401]] as const) {
       const res = await fetch(`${base}/mcp`, {
@@ -144,7 +182,7 @@ describe('Drover as an MCP server', () => {
     // A client that accepts only JSON is served (every answer is JSON).
     const lenient = await post('{"jsonrpc":"2.0","id":1,"method":"tools/list"}', { accept: 'application/json' });
     expect(lenient.status).toBe(200);
-    expect(((await lenient.json()) as { result: { tools: unknown[] } }).result.tools).toHaveLength(6);
+    expect(((await lenient.json()) as { result: { tools: unknown[] } }).result.tools).toHaveLength(9);
   });
 
   it('records every tool call in the audit trail with the caller\'s key, without the arguments', async () => {

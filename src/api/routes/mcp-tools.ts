@@ -7,6 +7,7 @@
  */
 import { nameParam } from './control.js';
 import { eventSchema, jobSchema } from './intake.js';
+import { idParam as interruptIdParam, listQuery as interruptListQuery, resumeBody } from './interrupts.js';
 import { idParam, listQuery } from './jobs.js';
 import { ROUTES, type RouteName } from './scopes.js';
 
@@ -27,6 +28,14 @@ export interface DroverTool {
 }
 
 const noInput = { type: 'object', additionalProperties: false, properties: {} } as const;
+
+/** A resume is a path id and a body; MCP takes one object, so the tool's schema is the two route schemas' members together. */
+const resumeInput = {
+  type: 'object',
+  additionalProperties: false,
+  required: [...interruptIdParam.required, ...resumeBody.required],
+  properties: { ...interruptIdParam.properties, ...resumeBody.properties },
+} as const;
 
 /** Query values as the route reads them (strings), whatever JSON type the caller sent. */
 function query(args: Record<string, unknown>): string {
@@ -59,5 +68,8 @@ export const MCP_TOOLS: readonly DroverTool[] = [
   tool('get_job', 'GET /v1/jobs/:id', idParam, (args) => ({ method: 'GET', url: `/v1/jobs/${segment(args.id)}` }), 'State, attempts with their errors, and the result.'),
   tool('list_jobs', 'GET /v1/jobs', listQuery, (args) => ({ method: 'GET', url: `/v1/jobs${query(args)}` }), 'Filter by state, handler or queue; pass the answer\'s `nextCursor` as `cursor` for the next page.'),
   tool('list_handlers', 'GET /v1/handlers', noInput, () => ({ method: 'GET', url: '/v1/handlers' }), 'Each with its circuit breaker and quarantine state.'),
+  tool('list_interrupts', 'GET /v1/interrupts', interruptListQuery, (args) => ({ method: 'GET', url: `/v1/interrupts${query(args)}` }), 'Questions durable jobs are waiting on; filter by state (default all) or handler.'),
+  tool('get_interrupt', 'GET /v1/interrupts/:id', interruptIdParam, (args) => ({ method: 'GET', url: `/v1/interrupts/${segment(args.id)}` }), 'Its prompt and the JSON Schema its input must satisfy.'),
+  tool('resume_interrupt', 'POST /v1/interrupts/:id/resume', resumeInput, ({ id, ...body }) => ({ method: 'POST', url: `/v1/interrupts/${segment(id)}/resume`, body }), 'Answer with `input` valid against the interrupt\'s schema (422 naming the field otherwise; 409 if it was already answered). Audited.'),
   tool('reset_handler', 'POST /v1/handlers/:name/reset', nameParam, (args) => ({ method: 'POST', url: `/v1/handlers/${segment(args.name)}/reset` }), 'Admin only. Recorded in the audit trail.'),
 ];

@@ -13,6 +13,8 @@ export interface RouteInfo {
 
 const PUBLIC = ['public'] as const;
 const READ = ['read', 'produce'] as const;
+/** Keys with a tool to call: read and produce, and resume (the interrupt tools). */
+const MCP = ['read', 'produce', 'resume'] as const;
 
 export const ROUTES = {
   'GET /health/live': { scope: PUBLIC, summary: 'Liveness: the process answers' },
@@ -80,9 +82,9 @@ export const ROUTES = {
 
   // Drover as an MCP server: any key that may read or produce connects; each tool call is then
   // made as its route's request with that key, so the route's own scope decides (a read key's send_event gets 403).
-  'POST /mcp': { scope: READ, summary: 'MCP server (Streamable HTTP, stateless): Drover\'s operations as tools, each under its route\'s scope' },
-  'GET /mcp': { scope: READ, summary: 'MCP: no server-initiated stream (stateless server); answers 405' },
-  'DELETE /mcp': { scope: READ, summary: 'MCP: no session to end (stateless server); answers 405' },
+  'POST /mcp': { scope: MCP, summary: 'MCP server (Streamable HTTP, stateless): Drover\'s operations as tools, each under its route\'s scope' },
+  'GET /mcp': { scope: MCP, summary: 'MCP: no server-initiated stream (stateless server); answers 405' },
+  'DELETE /mcp': { scope: MCP, summary: 'MCP: no session to end (stateless server); answers 405' },
 } as const satisfies Record<string, RouteInfo>;
 
 export type RouteName = keyof typeof ROUTES;
