@@ -36,6 +36,11 @@ const BOTH_ENGINES = [
   'test/e2e/interrupt-flow.test.ts',
   'test/ops/snapshots.test.ts',
   'test/e2e/rollout.test.ts',
+  'test/actions/http-action.test.ts',
+  'test/actions/telegram-action.test.ts',
+  'test/actions/mcp-action.test.ts',
+  'test/actions/mcp-server.test.ts',
+  'test/actions/target-state.test.ts',
 ];
 
 export default defineConfig({

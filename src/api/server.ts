@@ -17,6 +17,7 @@ import { registerSecurityHeaders } from './security-headers.js';
 import { auditRoutes } from './routes/audit.js';
 import { controlRoutes } from './routes/control.js';
 import { triggerRoutes } from './routes/triggers.js';
+import { mcpRoutes } from './routes/mcp.js';
 import { healthRoutes } from './routes/health.js';
 import { intakeRoutes } from './routes/intake.js';
 import { interruptRoutes } from './routes/interrupts.js';
@@ -75,7 +76,7 @@ export async function buildServer({ runtime, obs = {}, auditExport, snapshots = 
       reply.header('x-request-id', request.id);
       return sendProblem(reply, request, toDroverError(error));
     },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, discriminator: true } },
   }) as unknown as FastifyInstance;
   applyListenerLimits(app, server);
   registerJsonLimits(app, { maxDepth: limits.maxJsonDepth, maxMembers: limits.maxJsonMembers });
@@ -96,7 +97,8 @@ export async function buildServer({ runtime, obs = {}, auditExport, snapshots = 
   const storeHealth = obs.storeHealth;
   if (storeHealth) {
     app.addHook('onRequest', async (request, reply) => {
-      if (!request.url.startsWith('/v1/')) return;
+      // /mcp authenticates against the store like /v1 (its tools go through /v1 anyway).
+      if (!request.url.startsWith('/v1/') && request.url !== '/mcp' && !request.url.startsWith('/mcp?')) return;
       if (!storeHealth.reachable) return sendProblem(reply, request, storeHealth.unavailable());
       const off = storeHealth.onUnreachable(() => {
         if (!reply.sent && !reply.raw.headersSent) void sendProblem(reply, request, storeHealth.unavailable());
@@ -147,6 +149,7 @@ export async function buildServer({ runtime, obs = {}, auditExport, snapshots = 
   await app.register(keyRoutes(runtime, verifier));
   await app.register(auditRoutes(runtime));
   await app.register(triggerRoutes(runtime));
+  await app.register(mcpRoutes(runtime));
   await app.register(adminRoutes(runtime));
   await app.register(snapshotRoutes({ snapshots, audit: runtime.audit }));
   await app.register(rolloutRoutes(runtime));

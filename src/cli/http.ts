@@ -11,7 +11,7 @@ import { DroverError } from '../core/errors.js';
  * @example
  * const status = await call('GET', '/v1/status');
  */
-export async function call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+export async function call(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<unknown> {
   const url = (process.env.DROVER_URL || 'http://127.0.0.1:7070').replace(/\/$/, '');
   const key = process.env.DROVER_API_KEY;
   if (!key) throw new DroverError('unauthorized', 'set DROVER_API_KEY to an API key (create one with `drover keys create --scopes admin`)');

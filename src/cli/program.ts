@@ -16,6 +16,7 @@ import { registerMigrateCommand } from './commands/migrate.js';
 import { registerOpsCommands } from './commands/ops.js';
 import { registerSmokeCommand } from './commands/smoke.js';
 import { registerStartCommand } from './commands/start.js';
+import { registerTriggerCommands } from './commands/triggers.js';
 
 /**
  * @example
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerJobCommands(program);
   registerInterruptCommands(program);
+  registerTriggerCommands(program);
   registerBackupCommands(program);
   registerAuditCommands(program);
   registerOpsCommands(program);

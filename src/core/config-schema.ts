@@ -80,6 +80,18 @@ function name() {
 }
 
 /** A strict object whose unknown-key and wrong-type errors say what is allowed. */
+const BASE_URL_EXPECTED = 'expected an http(s) URL without credentials, query or fragment, e.g. "https://api.telegram.org"';
+
+/** An API base URL: http(s), no userinfo (credentials belong in secret references), no query or fragment. */
+function isBaseUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && !url.username && !url.password && !url.search && !url.hash;
+  } catch {
+    return false;
+  }
+}
+
 function strict<S extends z.ZodRawShape>(shape: S, what: string) {
   const allowed = Object.keys(shape).join(', ');
   return z.strictObject(shape, {
@@ -340,6 +352,10 @@ export const configSchema = strict(
         breaker: BREAKER_SCHEMA,
       },
       'an object { allowPrivateNetworks, timeoutMs, maxAttempts, breaker }',
+    ).optional(),
+    actions: strict(
+      { telegramApiUrl: z.string({ error: BASE_URL_EXPECTED }).refine(isBaseUrl, { error: BASE_URL_EXPECTED }).optional() },
+      'an object { telegramApiUrl }',
     ).optional(),
   },
   'an object (the default export of the config file)',

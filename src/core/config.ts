@@ -78,6 +78,7 @@ export const DEFAULTS = {
   threads: { restartInitialMs: 100, restartMaxMs: 30_000 },
   durable: DURABLE_DEFAULTS,
   webhooks: { allowPrivateNetworks: false, timeoutMs: 10_000, maxAttempts: 8 },
+  actions: { telegramApiUrl: 'https://api.telegram.org' },
   shutdown: { graceMs: 25_000 },
   retention: { succeededMs: 7 * DAY, deadMs: 30 * DAY, eventsMs: 7 * DAY, intervalMs: 10 * MINUTE, batchSize: 1000 },
   poisonAfter: 3,
@@ -155,6 +156,8 @@ export interface ResolvedConfig {
   durable: DurableLimits;
   /** The built-in webhook action: SSRF allowance, request timeout, attempts, per-host breaker. */
   webhooks: { allowPrivateNetworks: boolean; timeoutMs: number; maxAttempts: number; breaker: BreakerPolicy };
+  /** Settings of the other built-in actions (the `webhooks` settings apply to them too). */
+  actions: { telegramApiUrl: string };
   shutdown: { graceMs: number };
   retention: { succeededMs: number; deadMs: number; eventsMs: number; intervalMs: number; batchSize: number };
   poisonAfter: number;
@@ -351,6 +354,7 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
       maxAttempts: cfg.webhooks?.maxAttempts ?? DEFAULTS.webhooks.maxAttempts,
       breaker: { ...DEFAULTS.handler.breaker, ...definedOnly(cfg.webhooks?.breaker ?? {}) },
     },
+    actions: { telegramApiUrl: (cfg.actions?.telegramApiUrl ?? DEFAULTS.actions.telegramApiUrl).replace(/\/+$/, '') },
     shutdown: { graceMs: over.graceMs ?? cfg.shutdown?.graceMs ?? DEFAULTS.shutdown.graceMs },
     retention: { ...DEFAULTS.retention, ...definedOnly(cfg.retention ?? {}) },
     poisonAfter: cfg.poisonAfter ?? DEFAULTS.poisonAfter,

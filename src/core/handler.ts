@@ -179,6 +179,11 @@ export interface DroverConfig {
     maxAttempts?: number;
     breaker?: { failures?: number; ratio?: number; minRequests?: number; window?: number; coolDownMs?: number };
   };
+  /** The other built-in actions (docs/actions.md); `webhooks.*` applies to them too. */
+  actions?: {
+    /** Base URL of the Telegram Bot API (a self-hosted Bot API server, a test double). Default `https://api.telegram.org`. */
+    telegramApiUrl?: string;
+  };
   shutdown?: { graceMs?: number };
   retention?: {
     /** Keep succeeded and cancelled jobs this long. Default 7 days. */

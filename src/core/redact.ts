@@ -93,7 +93,7 @@ export function redactWebhookAction(action: {
  * characters, so a `?page=1` does not redact every "1").
  */
 export function actionCredentials(action: { url: string; headers: Readonly<Record<string, string>>; secrets: ReadonlyArray<{ secret: string }> }): string[] {
-  const out = [...action.secrets.map((s) => s.secret), ...Object.values(action.headers)];
+  const out = [...action.secrets.map((s) => s.secret), ...Object.values(action.headers).flatMap(credentialParts)];
   try {
     const url = new URL(action.url);
     out.push(url.username, url.password, ...[...url.searchParams.values()]);
@@ -102,6 +102,19 @@ export function actionCredentials(action: { url: string; headers: Readonly<Recor
     // not a URL: nothing more to find
   }
   return [...new Set(out.filter((v) => v.length >= 4))];
+}
+
+/**
+ * A credential and, for an `Authorization`-style value (`Bearer abc…`,
+ * `Basic …`), the part after its scheme, which is what a server usually
+ * echoes.
+ *
+ * @example
+ * credentialParts('Bearer abc123'); // ['Bearer abc123', 'abc123']
+ */
+export function credentialParts(value: string): string[] {
+  const match = /^[A-Za-z][A-Za-z0-9-]*\s+(\S.*)$/.exec(value);
+  return match ? [value, match[1]!] : [value];
 }
 
 /**

@@ -9,10 +9,10 @@ import type { LeasedJob } from '../core/types.js';
 import type { PauseState } from './pauses.js';
 import type { RateLimits } from './rate-limits.js';
 import type { Supervision } from './supervision.js';
-import { WEBHOOK_HANDLER, type Webhooks } from './webhooks.js';
+import type { RuntimeTriggers } from './actions/runtime-triggers.js';
 
 export class Admission {
-  constructor(private readonly parts: { pauses: PauseState; supervision: Supervision; rateLimits: RateLimits; webhooks: Webhooks }) {}
+  constructor(private readonly parts: { pauses: PauseState; supervision: Supervision; rateLimits: RateLimits; triggers: RuntimeTriggers }) {}
 
   /** No job of the handler may start: it is paused, quarantined, or its breaker is open. */
   isHeld(name: string): boolean {
@@ -35,8 +35,8 @@ export class Admission {
    * store keeps the rate limit's window (shared by several nodes).
    */
   admit(job: LeasedJob, handler: ResolvedHandler): number | null | Promise<number | null> {
-    const { webhooks, rateLimits } = this.parts;
-    return handler.name === WEBHOOK_HANDLER && handler === webhooks.handler ? webhooks.admit(job) : rateLimits.admit(job, handler);
+    const { triggers, rateLimits } = this.parts;
+    return triggers.owns(handler) ? triggers.admit(job) : rateLimits.admit(job, handler);
   }
 
   /**

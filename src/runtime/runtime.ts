@@ -31,7 +31,7 @@ import { ThreadPool } from './thread-pool.js';
 import { ABORT_SETTLE_MS, CLOSE_MS, RELEASE_MS, settlesWithin } from './shutdown.js';
 import { RateLimits } from './rate-limits.js';
 import { RemoteWorkers } from './remote-workers.js';
-import { WEBHOOK_HANDLER, Webhooks } from './webhooks.js';
+import { RuntimeTriggers } from './actions/runtime-triggers.js';
 
 export type RuntimeState = 'created' | 'running' | 'draining' | 'stopped';
 
@@ -87,8 +87,8 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
   readonly pauses: PauseState;
   /** Quarantine and circuit breakers per handler (persisted in the store's metadata). */
   readonly supervision: Supervision;
-  /** Runtime triggers with the built-in webhook action, and the per-host breakers of their deliveries. */
-  readonly webhooks: Webhooks;
+  /** Runtime triggers with the built-in actions (webhook, http, telegram, mcp), and the per-target breakers of their deliveries. */
+  readonly triggers: RuntimeTriggers;
   /** Per-handler dispatch rate limits (this node's windows). */
   readonly rateLimits: RateLimits;
   /** Whether a handler's jobs may start now (here or on a remote worker). */
@@ -116,9 +116,9 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
 
   constructor(options: RuntimeOptions<Audit>) {
     const base = withBuiltins(options.config, options.builtinHandlers ?? []);
-    // The built-in `drover.webhook` handler runs the deliveries of runtime triggers (webhooks.ts).
-    this.webhooks = new Webhooks({ store: options.store, config: base, clock: () => this.clock(), onError: (task, error) => this.lifecycle.emit('task:failed', { task, error }) });
-    this.config = base.handlers.has(WEBHOOK_HANDLER) ? base : { ...base, handlers: new Map([...base.handlers, [WEBHOOK_HANDLER, this.webhooks.handler]]) };
+    // The built-in `drover.<action>` handlers run the deliveries of runtime triggers (actions/runtime-triggers.ts).
+    this.triggers = new RuntimeTriggers({ store: options.store, config: base, clock: () => this.clock(), onError: (task, error) => this.lifecycle.emit('task:failed', { task, error }) });
+    this.config = withBuiltins(base, [...this.triggers.handlers.values()]);
     this.store = options.store;
     this.logger = options.logger;
     this.workerId = options.workerId;
@@ -137,7 +137,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       onChange: (gate, before) => this.logger.warn({ gate: gate.name, enabled: gate.enabled, was: before, source: gate.source }, `feature gate ${gate.name} is now ${gate.enabled ? 'on' : 'off'}`),
       onError: reportTaskError('feature-gates'),
     });
-    this.intake = new Intake(this.config, this.clock, (event) => this.webhooks.route(event));
+    this.intake = new Intake(this.config, this.clock, (event) => this.triggers.route(event));
     this.rateLimits = new RateLimits(this.clock, () => this.dispatcher.wake(), this.store);
     this.#dueTimer = new DueTimer(this.store, this.clock, reportTaskError('stage-due'), (woken) => void this.#announceWoken(woken));
     this.pauses = new PauseState({ store: this.store, config: this.config, lifecycle: this.lifecycle, onResume: () => this.dispatcher.wake() });
@@ -165,7 +165,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     });
     this.attempts = observers.attempts;
     this.stream = observers.stream;
-    this.admission = new Admission({ pauses: this.pauses, supervision: this.supervision, rateLimits: this.rateLimits, webhooks: this.webhooks });
+    this.admission = new Admission({ pauses: this.pauses, supervision: this.supervision, rateLimits: this.rateLimits, triggers: this.triggers });
     this.dispatcher = new Dispatcher({
       store: this.store,
       handlers: this.config.handlers,
@@ -263,7 +263,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     }
     await this.pauses.start();
     await this.supervision.start();
-    await this.webhooks.start();
+    await this.triggers.start();
     await this.gates.start();
     this.#state = 'running';
     this.#unsubscribe = this.store.onWork(() => this.dispatcher.wake());
@@ -374,7 +374,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     const closed = await settlesWithin((async () => {
       await Promise.all(this.#tasks.map((task) => task.stop()));
       await this.supervision.stop();
-      await this.webhooks.stop();
+      await this.triggers.stop();
       this.rateLimits.stop();
       await this.threads?.close();
       await this.#liveness.deregister().catch(() => undefined);

@@ -119,6 +119,7 @@ const fixtures: Partial<Record<RouteName, (caller: string) => Promise<Call>>> = 
   'GET /v1/interrupts': async () => ({ url: '/v1/interrupts?state=pending&limit=5' }),
   'GET /v1/interrupts/:id': async () => ({ url: `/v1/interrupts/${await pendingInterrupt()}` }),
   'POST /v1/interrupts/:id/resume': async () => ({ url: `/v1/interrupts/${await pendingInterrupt()}/resume`, body: { input: { ok: true } } }),
+  'POST /mcp': async () => ({ url: '/mcp', body: { jsonrpc: '2.0', id: 1, method: 'tools/list' } }),
 };
 
 function expected(allowed: readonly RouteScope[], caller: string): 'ok' | 401 | 403 {

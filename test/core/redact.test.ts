@@ -57,8 +57,9 @@ describe('redactValues and actionCredentials', () => {
   it('finds every credential of an action and removes it from text a receiver answered', () => {
     const action = { url: 'https://u:pw-1234@h.example/in?token=t0ken-xyz&page=1', headers: { Authorization: 'Bearer abc123', 'x-team': 'billing' }, secrets: [{ secret: 'whsec_value_0001' }] };
     const values = actionCredentials(action);
-    expect(values.sort()).toEqual(['Bearer abc123', 'billing', 'pw-1234', 't0ken-xyz', 'whsec_value_0001'].sort());
-    const echoed = 'got authorization=Bearer abc123, token=t0ken-xyz, page=1, x-team=billing';
-    expect(redactValues(echoed, values)).toBe(`got authorization=${REDACTED}, token=${REDACTED}, page=1, x-team=${REDACTED}`);
+    // The token of "Bearer abc123" alone too: servers echo it without its scheme.
+    expect(values.sort()).toEqual(['Bearer abc123', 'abc123', 'billing', 'pw-1234', 't0ken-xyz', 'whsec_value_0001'].sort());
+    const echoed = 'got authorization=Bearer abc123, token=t0ken-xyz, page=1, x-team=billing, bearer=abc123';
+    expect(redactValues(echoed, values)).toBe(`got authorization=${REDACTED}, token=${REDACTED}, page=1, x-team=${REDACTED}, bearer=${REDACTED}`);
   });
 });

@@ -72,7 +72,7 @@ async function send(n: TestNode, data: unknown = { amount: 5 }): Promise<string>
 async function storeTriggers(n: TestNode, urls: string[]): Promise<void> {
   const triggers = urls.map((url, i) => ({ id: `trg_stored_${i}`, on: 'order.*', filter: null, action: { type: 'webhook', url, secret: SECRET, timeoutMs: null, headers: {} }, createdAt: Date.now() }));
   await n.store.updateMeta('webhook_triggers', () => JSON.stringify(triggers));
-  await n.runtime.webhooks.load();
+  await n.runtime.triggers.load();
 }
 
 const jobView = async (n: TestNode, id: string) => {

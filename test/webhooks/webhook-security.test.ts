@@ -295,7 +295,7 @@ describe.each(ENGINES)('triggers stored before rotation existed (%s)', (_name, e
     node = await start(engine);
     const legacy = [{ id: 'trg_legacy', on: 'order.*', filter: null, action: { type: 'webhook', url: hook.url, secret: SECRET_A, timeoutMs: null, headers: {} }, createdAt: 0 }];
     await node.store.updateMeta('webhook_triggers', () => JSON.stringify(legacy));
-    await node.runtime.webhooks.load();
+    await node.runtime.triggers.load();
     expect((await deliver(node)).state).toBe('succeeded');
     expect(hook.deliveries[0]!.accepted).toBe(true);
 
@@ -337,7 +337,7 @@ describe('SSRF through the API', () => {
     // Stored past the create check (an older node, or one that allowed private networks): refused when it connects.
     const triggers = FORMS(hook.port).map((url, i) => ({ id: `trg_ssrf_${i}`, on: 'order.*', filter: null, action: { type: 'webhook', url, secrets: [{ id: 'whs_1', secret: SECRET_A, createdAt: 0 }], timeoutMs: null, headers: {} }, createdAt: 0 }));
     await node.store.updateMeta('webhook_triggers', () => JSON.stringify(triggers));
-    await node.runtime.webhooks.load();
+    await node.runtime.triggers.load();
     const sent = await node.request('POST', '/v1/events', { name: 'order.created', data: {} });
     const jobs = (await node.request('GET', `/v1/events/${sent.body.id as string}`)).body.jobs as Array<{ id: string }>;
     expect(jobs).toHaveLength(triggers.length);

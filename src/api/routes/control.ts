@@ -11,7 +11,7 @@ import type { Runtime } from '../../runtime/runtime.js';
 import { handlerJson, runningByHandler } from './handler-state.js';
 import { routeConfig } from './scopes.js';
 
-const nameParam = {
+export const nameParam = {
   type: 'object',
   required: ['name'],
   properties: { name: { type: 'string', minLength: 1, maxLength: 100 } },

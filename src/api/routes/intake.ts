@@ -11,7 +11,7 @@ import { eventJson, jobJson, jobRef } from '../serialize.js';
 const MAX_BATCH = 1000;
 const idString = { type: 'string', minLength: 1, maxLength: 200 } as const;
 
-const eventSchema = {
+export const eventSchema = {
   type: 'object',
   required: ['name'],
   additionalProperties: false,
@@ -23,7 +23,7 @@ const eventSchema = {
   },
 } as const;
 
-const jobSchema = {
+export const jobSchema = {
   type: 'object',
   required: ['handler'],
   additionalProperties: false,

@@ -30,13 +30,13 @@ const MAX_LIMIT = 500;
 const STATES = { pending: 'pending', resumed: 'resolved', timed_out: 'timed_out', cancelled: 'cancelled' } as const satisfies Record<string, WaitState>;
 type ApiState = keyof typeof STATES;
 
-const idParam = {
+export const idParam = {
   type: 'object',
   required: ['id'],
   properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
 } as const;
 
-const listQuery = {
+export const listQuery = {
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -47,7 +47,7 @@ const listQuery = {
   },
 } as const;
 
-const resumeBody = {
+export const resumeBody = {
   type: 'object',
   required: ['input'],
   additionalProperties: false,

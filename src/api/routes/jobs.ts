@@ -9,7 +9,7 @@ import type { StorageEngine } from '../../store/engine.js';
 import type { DurableStore } from '../../store/roles/durable-store.js';
 import { attemptJson, eventJson, jobJson, jobRef, stepJson, waitJson } from '../serialize.js';
 
-const idParam = {
+export const idParam = {
   type: 'object',
   required: ['id'],
   properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
@@ -21,7 +21,7 @@ const jobQuery = {
   properties: { include: { type: 'string', enum: ['stepResults'] } },
 } as const;
 
-const listQuery = {
+export const listQuery = {
   type: 'object',
   additionalProperties: false,
   properties: {

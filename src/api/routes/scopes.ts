@@ -13,6 +13,8 @@ export interface RouteInfo {
 
 const PUBLIC = ['public'] as const;
 const READ = ['read', 'produce'] as const;
+/** Keys with a tool to call: read and produce, and resume (the interrupt tools). */
+const MCP = ['read', 'produce', 'resume'] as const;
 
 export const ROUTES = {
   'GET /health/live': { scope: PUBLIC, summary: 'Liveness: the process answers' },
@@ -72,11 +74,17 @@ export const ROUTES = {
   'GET /v1/snapshots/:id/chunks/:n': { scope: ['admin'], summary: 'One chunk of a snapshot (octet-stream; its SHA-256 in X-Drover-Chunk-Sha256)' },
   'DELETE /v1/snapshots/:id': { scope: ['admin'], summary: 'Delete a snapshot before it expires' },
 
-  'POST /v1/triggers': { scope: ['admin'], summary: 'Create a runtime trigger with a webhook action; the secret is in this response only' },
-  'GET /v1/triggers': { scope: ['admin'], summary: 'List runtime triggers (never their secrets) and the webhook host breakers' },
+  'POST /v1/triggers': { scope: ['admin'], summary: 'Create a runtime trigger with a built-in action (webhook, http, telegram, mcp); a webhook\'s secret is in this response only' },
+  'GET /v1/triggers': { scope: ['admin'], summary: 'List runtime triggers (never their credentials) and the breakers of their targets' },
   'DELETE /v1/triggers/:id': { scope: ['admin'], summary: 'Delete a runtime trigger' },
   'POST /v1/triggers/:id/rotate-secret': { scope: ['admin'], summary: 'Add a second signing secret to a trigger (both sign until one is retired); the new secret is in this response only' },
   'POST /v1/triggers/:id/retire-secret': { scope: ['admin'], summary: 'Stop signing a trigger\'s deliveries with a secret (default: the oldest)' },
+
+  // Drover as an MCP server: any key that may read or produce connects; each tool call is then
+  // made as its route's request with that key, so the route's own scope decides (a read key's send_event gets 403).
+  'POST /mcp': { scope: MCP, summary: 'MCP server (Streamable HTTP, stateless): Drover\'s operations as tools, each under its route\'s scope' },
+  'GET /mcp': { scope: MCP, summary: 'MCP: no server-initiated stream (stateless server); answers 405' },
+  'DELETE /mcp': { scope: MCP, summary: 'MCP: no session to end (stateless server); answers 405' },
 } as const satisfies Record<string, RouteInfo>;
 
 export type RouteName = keyof typeof ROUTES;

@@ -38,6 +38,7 @@ export const AUDIT_ACTIONS = [
   'snapshot.delete',
   'gate.set',
   'config.reload',
+  'mcp.tool-call',
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

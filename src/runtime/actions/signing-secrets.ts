@@ -5,7 +5,7 @@
  * `POST /v1/triggers/:id/retire-secret` drops the old one.
  */
 import { randomBytes } from 'node:crypto';
-import { DroverError } from '../core/errors.js';
+import { DroverError } from '../../core/errors.js';
 
 export interface WebhookSecret {
   /** Names the secret in the API and the audit trail (the value is never shown after it is made). */
