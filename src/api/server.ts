@@ -27,6 +27,9 @@ import { streamRoutes } from './routes/stream.js';
 import { workerRoutes } from './routes/workers.js';
 import { adminRoutes } from './routes/admin.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { consoleRoutes } from './routes/console.js';
+import { sessionRoutes } from './routes/console-session.js';
+import { ConsoleSessions } from './session.js';
 import type { Readiness } from '../obs/health.js';
 import { registerHttpMetrics } from '../obs/http-metrics.js';
 import { registerRequestTracing } from '../obs/http-tracing.js';
@@ -97,7 +100,9 @@ export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps
     });
   }
   const verifier = new KeyVerifier(runtime.store, runtime.clock, { maxFailures: auth.maxFailures, windowMs: auth.failureWindowMs });
-  registerAuth(app, verifier);
+  // With the console off, no cookie authenticates anything: sign-in answers 404 and only bearer keys work.
+  const sessions = runtime.config.console.enabled ? new ConsoleSessions(runtime.store, runtime.clock, runtime.config.console.sessionTtlMs) : undefined;
+  registerAuth(app, verifier, sessions);
   // Intake is refused while draining; reads, probes and remote workers' reports (`duringDrain`) keep answering.
   app.addHook('preHandler', async (request, reply) => {
     if (request.method === 'POST' && runtime.state !== 'running' && request.routeOptions.url?.startsWith('/v1/') && !request.routeOptions.config?.duringDrain) {
@@ -130,6 +135,8 @@ export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps
   await app.register(auditRoutes(runtime));
   await app.register(triggerRoutes(runtime));
   await app.register(adminRoutes(runtime));
+  await app.register(sessionRoutes({ verifier, sessions, secureCookie: server.tls !== null }));
+  if (runtime.config.console.enabled) await app.register(consoleRoutes());
   if (obs.metrics && obs.serveMetrics !== false) await app.register(metricsRoutes(obs.metrics));
   return app;
 }

@@ -299,6 +299,13 @@ export const configSchema = strict(
       { restartInitialMs: int(1, MAX_TIMER_MS).optional(), restartMaxMs: int(1, MAX_TIMER_MS).optional() },
       'an object { restartInitialMs, restartMaxMs }',
     ).optional(),
+    console: strict(
+      {
+        enabled: z.boolean({ error: 'expected true or false' }).optional(),
+        sessionTtlMs: int(60_000, MAX_TIMER_MS).optional(),
+      },
+      'an object { enabled, sessionTtlMs }',
+    ).optional(),
     webhooks: strict(
       {
         allowPrivateNetworks: z.boolean({ error: 'expected true or false' }).optional(),

@@ -88,6 +88,7 @@ export const DEFAULTS = {
   stream: { heartbeatMs: 10_000, bufferSize: 10_000, retentionMs: 5 * MINUTE },
   backup: { every: 'off', dir: 'backups', keepDaily: 7, keepWeekly: 4, keepMonthly: 12 },
   audit: { exportDir: 'audit', keepFiles: 30, exportIntervalMs: MINUTE },
+  console: { enabled: true, sessionTtlMs: 12 * 60 * MINUTE },
 } as const;
 
 export interface ResolvedTrigger {
@@ -170,6 +171,8 @@ export interface ResolvedConfig {
   backup: { everyMs: number | null; dir: string; keepDaily: number; keepWeekly: number; keepMonthly: number };
   /** JSONL export of the audit trail; relative `exportDir` is inside the data directory. */
   audit: { exportDir: string; keepFiles: number; exportIntervalMs: number };
+  /** The web console at `/console` and its sign-in sessions (docs/configuration.md). */
+  console: { enabled: boolean; sessionTtlMs: number };
 }
 
 // ---------------------------------------------------------------- resolve
@@ -353,6 +356,7 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
       keepMonthly: cfg.backup?.keepMonthly ?? DEFAULTS.backup.keepMonthly,
     },
     audit: { ...DEFAULTS.audit, ...definedOnly(cfg.audit ?? {}) },
+    console: { ...DEFAULTS.console, ...definedOnly(cfg.console ?? {}) },
   };
 }
 

@@ -43,6 +43,11 @@ export const ROUTES = {
   'POST /v1/workers/fail': { scope: ['work'], summary: 'Remote worker: record a failed attempt' },
   'POST /v1/workers/release': { scope: ['work'], summary: 'Remote worker: hand a job back without spending the attempt' },
 
+  // The web console's sign-in: an API key for a session cookie (src/api/session.ts).
+  'POST /v1/session': { scope: PUBLIC, summary: 'Sign in to the console: exchange an API key for a session cookie' },
+  'GET /v1/session': { scope: READ, summary: 'The calling key and, with a session cookie, its CSRF token and expiry' },
+  'DELETE /v1/session': { scope: READ, summary: 'Sign out: end the console session and clear its cookie' },
+
   'GET /v1/keys': { scope: ['admin'], summary: 'List API keys (never their secrets)' },
   'POST /v1/keys': { scope: ['admin'], summary: 'Create an API key; the secret is in this response only' },
   'POST /v1/keys/:id/revoke': { scope: ['admin'], summary: 'Revoke an API key' },
