@@ -3,6 +3,7 @@
  * actions, staging, pruning, reads, keys, metadata and the node registry.
  * The hot path has its own files (lease, settle-batch, intake, reclaim).
  */
+import { assertPayloadPath } from '../../core/payload-filter.js';
 import type { JobFilter } from '../engine.js';
 
 export const HEARTBEAT = `
@@ -117,6 +118,14 @@ export function listJobsQuery(filter: JobFilter, beforeId: number | null): { tex
   if (filter.handler !== undefined) add('handler =', filter.handler);
   if (filter.queue !== undefined) add('queue =', filter.queue);
   if (filter.eventId !== undefined) add('event_id =', filter.eventId);
+  if (filter.createdAfter !== undefined) add('created_at >=', filter.createdAfter);
+  if (filter.createdBefore !== undefined) add('created_at <', filter.createdBefore);
+  for (const { path, value } of filter.payload ?? []) {
+    // The path is a literal (segments checked against PAYLOAD_SEGMENT) so that an expression index on
+    // (payload #>> '{<path>}') matches; #>> gives a number's text as JSON writes it.
+    assertPayloadPath(path);
+    add(`(payload #>> '{${path.join(',')}}') =`, value);
+  }
   if (beforeId !== null) add('id <', beforeId);
   values.push(Math.max(0, Math.floor(filter.limit)));
   return {

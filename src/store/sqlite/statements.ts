@@ -11,6 +11,7 @@
  * for a lease update); the full row is read by id when somebody asks for it.
  */
 import type Database from 'better-sqlite3';
+import { assertPayloadPath } from '../../core/payload-filter.js';
 import type { JobFilter } from '../engine.js';
 import type { RawApiKey, RawAttempt, RawEvent, RawJob } from './rows.js';
 
@@ -247,10 +248,25 @@ export class SqliteStatements {
     if (filter.handler !== undefined) add('handler = ?', filter.handler);
     if (filter.queue !== undefined) add('queue = ?', filter.queue);
     if (filter.eventId !== undefined) add('event_id = ?', filter.eventId);
+    if (filter.createdAfter !== undefined) add('created_at >= ?', filter.createdAfter);
+    if (filter.createdBefore !== undefined) add('created_at < ?', filter.createdBefore);
+    for (const { path, value } of filter.payload ?? []) {
+      // The path is a literal (segments checked against PAYLOAD_SEGMENT) so that an expression index
+      // on json_extract(payload, '$.<path>') matches; a numeric value also matches the JSON number.
+      assertPayloadPath(path);
+      const expr = `json_extract(payload, '$.${path.join('.')}')`;
+      const number = Number(value);
+      if (value.trim() !== '' && Number.isFinite(number)) {
+        where.push(`${expr} IN (?, ?)`);
+        params.push(value, number);
+      } else add(`${expr} = ?`, value);
+    }
     if (beforeId !== null) add('id < ?', beforeId);
     const shape = where.join(' AND ');
     let stmt = this.#listJobs.get(shape);
     if (!stmt) {
+      // Payload paths make the shapes open-ended: keep the cache bounded.
+      if (this.#listJobs.size >= 200) this.#listJobs.clear();
       stmt = this.db.prepare<unknown[], RawJob>(
         `SELECT * FROM jobs ${shape ? `WHERE ${shape}` : ''} ORDER BY id DESC LIMIT ?`,
       );
