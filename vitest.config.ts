@@ -28,6 +28,7 @@ const BOTH_ENGINES = [
   'test/e2e/shutdown-outcome.test.ts',
   'test/api/auth-matrix.test.ts',
   'test/webhooks/webhook-action.test.ts',
+  'test/console/session.test.ts',
 ];
 
 export default defineConfig({
