@@ -15,10 +15,51 @@ let status: 'connecting' | 'live' | 'reconnecting' = 'connecting';
 
 export const liveStatus = () => status;
 
+export const BUCKET_MS = 10_000;
+export const BUCKETS = 30;
+
+export interface Bucket {
+  start: number;
+  succeeded: number;
+  failed: number;
+}
+
+/**
+ * What the overview shows, kept here rather than in the screen so it survives
+ * moving between screens: attempt outcomes per 10 s since the console opened,
+ * and the latest job changes.
+ */
+const outcomes = new Map<number, Bucket>();
+let recent: JobMessage[] = [];
+
+function record(message: JobMessage): void {
+  recent = [message, ...recent.filter((m) => m.id !== message.id)].slice(0, 15);
+  const failed = message.outcome !== undefined && message.outcome !== 'released';
+  if (message.state !== 'succeeded' && !failed) return;
+  const start = Math.floor(Date.parse(message.at) / BUCKET_MS) * BUCKET_MS;
+  const bucket = outcomes.get(start) ?? { start, succeeded: 0, failed: 0 };
+  if (message.state === 'succeeded') bucket.succeeded++;
+  else bucket.failed++;
+  outcomes.set(start, bucket);
+}
+
+/** The last BUCKETS buckets up to now, oldest first. */
+export function throughput(now = Date.now()): Bucket[] {
+  const last = Math.floor(now / BUCKET_MS) * BUCKET_MS;
+  for (const key of outcomes.keys()) if (key <= last - BUCKETS * BUCKET_MS) outcomes.delete(key);
+  return Array.from({ length: BUCKETS }, (_, i) => {
+    const start = last - (BUCKETS - 1 - i) * BUCKET_MS;
+    return outcomes.get(start) ?? { start, succeeded: 0, failed: 0 };
+  });
+}
+
+export const recentJobs = (): readonly JobMessage[] => recent;
+
 export function startLive(): void {
   if (source) return;
   source = new EventSource('/v1/stream');
   const emit = (kind: Kind, data: unknown) => {
+    if (isJob(kind, data)) record(data);
     for (const listener of listeners) listener(kind, data);
   };
   source.onopen = () => {
@@ -38,6 +79,8 @@ export function stopLive(): void {
   source?.close();
   source = null;
   status = 'connecting';
+  outcomes.clear();
+  recent = [];
 }
 
 export function subscribe(listener: Listener): () => void {

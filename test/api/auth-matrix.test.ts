@@ -104,6 +104,9 @@ const fixtures: Partial<Record<RouteName, (caller: string) => Promise<Call>>> = 
     return { url: `/v1/keys/${created.body.id}/revoke` };
   },
   'GET /v1/audit': async () => ({ url: '/v1/audit?limit=5' }),
+  'POST /v1/session': async () => ({ url: '/v1/session', body: { key: ADMIN_KEY } }),
+  'GET /v1/session': async () => ({ url: '/v1/session' }),
+  'DELETE /v1/session': async () => ({ url: '/v1/session' }),
 };
 
 function expected(allowed: readonly RouteScope[], caller: string): 'ok' | 401 | 403 {

@@ -1,57 +1,28 @@
 /**
  * Overview: throughput and outcomes over the last minutes (counted from the
- * live stream since the page opened), queue depth and oldest age, running
+ * live stream since the console opened, in live.ts), queue depth and oldest age, running
  * jobs, open breakers and quarantined handlers. Every re-read is triggered
  * by a stream message and throttled; nothing polls.
  */
 import { useEffect, useState } from 'preact/hooks';
 import { api, type Handler, type Job, type JobMessage, type Queue } from '../api';
-import { isJob, subscribe } from '../live';
+import { BUCKET_MS, BUCKETS, recentJobs, subscribe, throughput, type Bucket } from '../live';
 import { Age, ErrorNote, StateBadge, TableWrap, Time, useLoad } from '../ui';
 
-const BUCKET_MS = 10_000;
-const BUCKETS = 30;
-
-interface Bucket {
-  start: number;
-  succeeded: number;
-  failed: number;
-}
-
-function useThroughput(): Bucket[] {
-  const [buckets, setBuckets] = useState<Bucket[]>([]);
+/** Re-render on every job message and as time moves the chart along; reads nothing from the node. */
+function useLiveTick(): void {
+  const [, setTick] = useState(0);
   useEffect(() => {
-    const counts = new Map<number, Bucket>();
-    const publish = () => {
-      const now = Math.floor(Date.now() / BUCKET_MS) * BUCKET_MS;
-      const list: Bucket[] = [];
-      for (let i = BUCKETS - 1; i >= 0; i--) {
-        const start = now - i * BUCKET_MS;
-        list.push(counts.get(start) ?? { start, succeeded: 0, failed: 0 });
-      }
-      for (const key of counts.keys()) if (key < now - BUCKETS * BUCKET_MS) counts.delete(key);
-      setBuckets(list);
-    };
-    publish();
-    // Redrawing the chart as time passes reads nothing from the node.
-    const tick = setInterval(publish, BUCKET_MS);
-    const off = subscribe((kind, data) => {
-      if (!isJob(kind, data)) return;
-      const failed = data.outcome !== undefined && data.outcome !== 'released';
-      if (data.state !== 'succeeded' && !failed) return;
-      const start = Math.floor(Date.parse(data.at) / BUCKET_MS) * BUCKET_MS;
-      const bucket = counts.get(start) ?? { start, succeeded: 0, failed: 0 };
-      if (data.state === 'succeeded') bucket.succeeded++;
-      else bucket.failed++;
-      counts.set(start, bucket);
-      publish();
+    const bump = () => setTick((n) => n + 1);
+    const timer = setInterval(bump, BUCKET_MS);
+    const off = subscribe((kind) => {
+      if (kind === 'job') bump();
     });
     return () => {
-      clearInterval(tick);
+      clearInterval(timer);
       off();
     };
   }, []);
-  return buckets;
 }
 
 function ThroughputChart({ buckets }: { buckets: Bucket[] }) {
@@ -75,22 +46,13 @@ function ThroughputChart({ buckets }: { buckets: Bucket[] }) {
         })}
       </svg>
       <figcaption>
-        Last 5 minutes (10 s bars, since this page opened): <strong class="ok">{total.ok} succeeded</strong>, <strong class="failed">{total.failed} failed attempts</strong>
+        Last 5 minutes (10 s bars, since the console opened): <strong class="ok">{total.ok} succeeded</strong>, <strong class="failed">{total.failed} failed attempts</strong>
       </figcaption>
     </figure>
   );
 }
 
-function LiveActivity() {
-  const [messages, setMessages] = useState<JobMessage[]>([]);
-  useEffect(
-    () =>
-      subscribe((kind, data) => {
-        if (!isJob(kind, data)) return;
-        setMessages((list) => [data, ...list.filter((m) => m.id !== data.id)].slice(0, 15));
-      }),
-    [],
-  );
+function LiveActivity({ messages }: { messages: readonly JobMessage[] }) {
   return (
     <section aria-labelledby="activity-title">
       <h2 id="activity-title">Live activity</h2>
@@ -111,7 +73,8 @@ function LiveActivity() {
 }
 
 export function Overview() {
-  const buckets = useThroughput();
+  useLiveTick();
+  const buckets = throughput();
   const jobEvent = (kind: string) => kind === 'job';
   const queues = useLoad(() => api<{ queues: Queue[] }>('GET', '/v1/queues'), [], (kind) => kind === 'job' || kind === 'queue');
   const handlers = useLoad(() => api<{ handlers: Handler[] }>('GET', '/v1/handlers'), [], () => true);
@@ -205,7 +168,7 @@ export function Overview() {
           )}
         </section>
       </div>
-      <LiveActivity />
+      <LiveActivity messages={recentJobs()} />
     </div>
   );
 }
