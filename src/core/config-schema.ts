@@ -299,13 +299,6 @@ export const configSchema = strict(
       { restartInitialMs: int(1, MAX_TIMER_MS).optional(), restartMaxMs: int(1, MAX_TIMER_MS).optional() },
       'an object { restartInitialMs, restartMaxMs }',
     ).optional(),
-    console: strict(
-      {
-        enabled: z.boolean({ error: 'expected true or false' }).optional(),
-        sessionTtlMs: int(60_000, MAX_TIMER_MS).optional(),
-      },
-      'an object { enabled, sessionTtlMs }',
-    ).optional(),
     webhooks: strict(
       {
         allowPrivateNetworks: z.boolean({ error: 'expected true or false' }).optional(),
@@ -314,6 +307,13 @@ export const configSchema = strict(
         breaker: BREAKER_SCHEMA,
       },
       'an object { allowPrivateNetworks, timeoutMs, maxAttempts, breaker }',
+    ).optional(),
+    console: strict(
+      {
+        enabled: z.boolean({ error: 'expected true or false' }).optional(),
+        sessionTtlMs: int(60_000, MAX_TIMER_MS).optional(),
+      },
+      'an object { enabled, sessionTtlMs }',
     ).optional(),
   },
   'an object (the default export of the config file)',
