@@ -5,9 +5,13 @@
  * nodes on one PostgreSQL store; and the static files' headers.
  */
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_CSP } from '../../src/api/routes/console.js';
 import { injectAs, keyWith } from '../api/support.js';
+import { renewableCert } from '../helpers/tls.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { ADMIN_KEY, PG_URL, startTestNode, testEngine, type TestNode } from '../helpers/node.js';
 
@@ -45,6 +49,20 @@ describe('sign-in', () => {
     expect(body.csrfToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(Date.parse(body.expiresAt)).toBeGreaterThan(Date.now());
     expect(JSON.stringify(body)).not.toContain(ADMIN_KEY);
+  });
+
+  it('marks the cookie Secure when the node serves TLS', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drover-console-tls-'));
+    const { live } = renewableCert(dir);
+    const tls = await startTestNode({ handlers: [], server: { tls: { certFile: live.cert, keyFile: live.key } } });
+    try {
+      const res = await tls.app.inject({ method: 'POST', url: '/v1/session', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ key: ADMIN_KEY }) });
+      expect(res.statusCode).toBe(201);
+      expect(String(res.headers['set-cookie'])).toMatch(/; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
+    } finally {
+      await tls.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('stores only the hash of the session id, never the id or the key', async () => {
