@@ -28,6 +28,10 @@ const BOTH_ENGINES = [
   'test/e2e/shutdown-outcome.test.ts',
   'test/api/auth-matrix.test.ts',
   'test/webhooks/webhook-action.test.ts',
+  'test/durable/steps.test.ts',
+  'test/durable/waits.test.ts',
+  'test/api/interrupts.test.ts',
+  'test/e2e/interrupt-flow.test.ts',
   'test/console/session.test.ts',
 ];
 

@@ -1,5 +1,7 @@
 /** Wire shapes: rows become JSON with ISO-8601 times. */
+import type { StepRow, WaitRow } from '../core/durable.js';
 import type { AttemptRow, EventRow, JobRow } from '../core/types.js';
+import { interruptState } from '../runtime/job-control.js';
 import { OMITTED_TOO_DEEP, tooDeep } from './json-limits.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -63,4 +65,56 @@ export function eventJson(event: EventRow) {
 /** The short form of a job in intake responses. */
 export function jobRef(job: JobRow) {
   return { id: job.id, handler: job.handler, queue: job.queue, state: job.state, runAt: iso(job.runAt) };
+}
+
+/**
+ * A finished durable step as `GET /v1/jobs/:id` shows it: its size, not its
+ * result (results may be large or sensitive); `withResult` adds it
+ * (`?include=stepResults`).
+ */
+export function stepJson(step: StepRow, withResult = false) {
+  const omitted: Record<string, string> = {};
+  return {
+    name: step.name,
+    seq: step.seq,
+    kind: step.kind,
+    status: step.timedOut ? ('timed_out' as const) : ('succeeded' as const),
+    attempt: step.attempt,
+    startedAt: iso(step.startedAt),
+    finishedAt: iso(step.finishedAt),
+    resultBytes: step.resultBytes,
+    ...(withResult ? { result: shown(step.result, 'result', omitted) } : {}),
+    ...(Object.keys(omitted).length > 0 ? { omitted } : {}),
+  };
+}
+
+/** A suspended job's pending wait, in the job's answer: why it waits, until when, and the interrupt to resume. */
+export function waitJson(wait: WaitRow) {
+  return {
+    id: wait.id,
+    reason: wait.kind,
+    step: wait.step,
+    createdAt: iso(wait.createdAt),
+    wakeAt: iso(wait.wakeAt),
+    events: wait.events,
+    match: wait.match,
+    interruptId: wait.kind === 'interrupt' ? wait.id : null,
+  };
+}
+
+/** An interrupt (an `interrupt` wait) as `/v1/interrupts` shows it; a resolved wait reads `resumed`. */
+export function interruptJson(wait: WaitRow) {
+  return {
+    id: wait.id,
+    jobId: wait.jobId,
+    handler: wait.handler,
+    step: wait.step,
+    prompt: wait.prompt ?? '',
+    schema: wait.schema ?? null,
+    state: interruptState(wait.state),
+    createdAt: iso(wait.createdAt)!,
+    expiresAt: iso(wait.wakeAt),
+    resolvedAt: iso(wait.resolvedAt),
+    resolvedBy: wait.resolvedBy,
+  };
 }

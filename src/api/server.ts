@@ -19,6 +19,7 @@ import { controlRoutes } from './routes/control.js';
 import { triggerRoutes } from './routes/triggers.js';
 import { healthRoutes } from './routes/health.js';
 import { intakeRoutes } from './routes/intake.js';
+import { interruptRoutes } from './routes/interrupts.js';
 import { jobRoutes } from './routes/jobs.js';
 import { keyRoutes } from './routes/keys.js';
 import { registerOpenApi } from './routes/openapi.js';
@@ -127,6 +128,7 @@ export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps
   await app.register(healthRoutes(runtime, obs.readiness));
   await app.register(intakeRoutes(runtime));
   await app.register(jobRoutes(runtime));
+  await app.register(interruptRoutes(runtime));
   await app.register(statusRoutes(runtime, auditExport));
   await app.register(controlRoutes(runtime));
   await app.register(workerRoutes(runtime));

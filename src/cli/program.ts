@@ -8,6 +8,7 @@ import { VERSION } from '../version.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerDoctorCommand } from './commands/doctor.js';
+import { registerInterruptCommands } from './commands/interrupts.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerMigrateCommand } from './commands/migrate.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerMigrateCommand(program);
   registerKeyCommands(program);
   registerJobCommands(program);
+  registerInterruptCommands(program);
   registerBackupCommands(program);
   registerAuditCommands(program);
   registerOpsCommands(program);

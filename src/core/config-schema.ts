@@ -295,6 +295,14 @@ export const configSchema = strict(
       },
       'an object { exportDir, keepFiles, exportIntervalMs }',
     ).optional(),
+    durable: strict(
+      {
+        maxStepResultBytes: int(1, 256 * 1024 * 1024).optional(),
+        maxStepsPerJob: int(1, 1_000_000).optional(),
+        maxStateBytesPerJob: int(1).optional(),
+      },
+      'an object { maxStepResultBytes, maxStepsPerJob, maxStateBytesPerJob }',
+    ).optional(),
     threads: strict(
       { restartInitialMs: int(1, MAX_TIMER_MS).optional(), restartMaxMs: int(1, MAX_TIMER_MS).optional() },
       'an object { restartInitialMs, restartMaxMs }',

@@ -10,6 +10,7 @@
 import { compileCron, isValidTimezone } from './cron.js';
 import { DroverError } from './errors.js';
 import { LEASE_LIMITS } from './lease-limits.js';
+import { DURABLE_DEFAULTS, type DurableLimits } from './durable.js';
 import { parseStoreUrl } from './store-url.js';
 import { compileFilter, lookupPath } from './filter.js';
 import type { BreakerPolicy } from './breaker.js';
@@ -74,6 +75,7 @@ export const DEFAULTS = {
   },
   limits: { maxPayloadBytes: 1_048_576, timeoutMs: 300_000, memoryMb: 256, maxJsonDepth: 64, maxJsonMembers: 100_000 },
   threads: { restartInitialMs: 100, restartMaxMs: 30_000 },
+  durable: DURABLE_DEFAULTS,
   webhooks: { allowPrivateNetworks: false, timeoutMs: 10_000, maxAttempts: 8 },
   shutdown: { graceMs: 25_000 },
   retention: { succeededMs: 7 * DAY, deadMs: 30 * DAY, eventsMs: 7 * DAY, intervalMs: 10 * MINUTE, batchSize: 1000 },
@@ -149,6 +151,8 @@ export interface ResolvedConfig {
   limits: { maxPayloadBytes: number; timeoutMs: number; memoryMb: number; maxJsonDepth: number; maxJsonMembers: number };
   /** Replacement of crashed handler threads: exponential backoff from `restartInitialMs`, capped. */
   threads: { restartInitialMs: number; restartMaxMs: number };
+  /** Durable steps: what one job may store (core/durable.ts); past a limit the step fails without writing. */
+  durable: DurableLimits;
   /** The built-in webhook action: SSRF allowance, request timeout, attempts, per-host breaker. */
   webhooks: { allowPrivateNetworks: boolean; timeoutMs: number; maxAttempts: number; breaker: BreakerPolicy };
   shutdown: { graceMs: number };
@@ -327,6 +331,7 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
     databaseUrl: over.databaseUrl ?? cfg.databaseUrl ?? DEFAULTS.databaseUrl,
     limits,
     threads: { ...DEFAULTS.threads, ...definedOnly(cfg.threads ?? {}) },
+    durable: { ...DEFAULTS.durable, ...definedOnly(cfg.durable ?? {}) },
     webhooks: {
       allowPrivateNetworks: cfg.webhooks?.allowPrivateNetworks ?? DEFAULTS.webhooks.allowPrivateNetworks,
       timeoutMs: cfg.webhooks?.timeoutMs ?? DEFAULTS.webhooks.timeoutMs,

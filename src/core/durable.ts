@@ -143,6 +143,25 @@ export function eventMatches(match: WaitMatch | null, event: { name: string; dat
   return true;
 }
 
+/**
+ * Whether an event resolves a pending `event` wait: its name is one the wait
+ * listens for, it carries the wait's tenant (a wait of a tenant's job is
+ * never woken by another tenant's event; a wait with no tenant takes any),
+ * and it satisfies the field matches. The store applies this both in the
+ * look-back at suspend and when it accepts an event.
+ *
+ * @example
+ * waitAccepts({ events: ['payment.settled'], match: null, tenant: 't1' }, { name: 'payment.settled', data: {}, tenant: 't2' }); // false
+ */
+export function waitAccepts(
+  wait: Pick<WaitRow, 'events' | 'match' | 'tenant'>,
+  event: { name: string; data: unknown; tenant: string | null },
+): boolean {
+  if (!wait.events?.includes(event.name)) return false;
+  if (wait.tenant !== null && event.tenant !== wait.tenant) return false;
+  return eventMatches(wait.match, event);
+}
+
 /** Stable idempotency key for a step's calls to outside systems: the same for every attempt of the job. */
 export function stepKey(jobId: string, step: string): string {
   return `drover:${jobId}:${step}`;

@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   unknown_handler: { status: 422, title: 'No handler with that name is registered' },
   invalid_state: { status: 409, title: 'The resource is not in a state that allows this' },
   stale_lease: { status: 409, title: 'The lease token is no longer valid' },
+  /** A second resume, or one after the interrupt's timeout or its job's cancel: nothing ran twice. */
+  interrupt_not_pending: { status: 409, title: 'The interrupt is no longer pending' },
   queue_full: { status: 429, title: 'Queue is at its maximum depth' },
   rate_limited: { status: 429, title: 'Too many requests' },
   shutting_down: { status: 503, title: 'The node is shutting down' },

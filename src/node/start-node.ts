@@ -117,6 +117,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     observeAuditExport(metrics.registry, () => ops.exporter?.status() ?? null);
     observeOnScrape(metrics, {
       queueStats: () => store.queueStats(),
+      pendingInterrupts: () => store.pendingInterrupts(),
       running: () => runtime.dispatcher.running.values(),
       queues: config.queues.keys(),
       clock,

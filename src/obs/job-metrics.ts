@@ -4,6 +4,7 @@
  * with field writes: nothing is allocated per job.
  */
 import type { LifecycleSubscriber } from '../core/lifecycle-events.js';
+import { observeDurable } from './durable-metrics.js';
 import type { CounterSeries, DroverMetrics, HistogramSeries, JobOutcome } from './metrics.js';
 
 interface HandlerSeries {
@@ -91,6 +92,7 @@ export function observeJobs(lifecycle: LifecycleSubscriber, metrics: DroverMetri
       s.leaseExpired.inc();
       if (state === 'dead') s.completed.dead.inc();
     }),
+    ...observeDurable(lifecycle, metrics),
   ];
   return () => {
     for (const unsubscribe of off) unsubscribe();

@@ -32,6 +32,10 @@ export const BREAKER_STATES = ['closed', 'open', 'half_open'] as const;
 /** `drover_queue_depth{state}`: the unfinished states, the ones `maxDepth` counts. */
 export const DEPTH_STATES = ['scheduled', 'queued', 'running'] as const;
 export const BACKPRESSURE_REASONS = ['queue_full', 'shutting_down'] as const;
+/** `drover_steps_total{outcome}`: a durable step ran and stored its result, threw, or returned its stored result without running. */
+export const STEP_OUTCOMES = ['succeeded', 'failed', 'memoized'] as const;
+/** `drover_jobs_suspended_total{reason}`: what a suspended job waits for. */
+export const SUSPEND_REASONS = ['sleep', 'event', 'interrupt'] as const;
 /** `drover_thread_restarts_total{reason}`: out of memory, died, terminated at the hard timeout. */
 export const THREAD_RESTART_REASONS = ['memory', 'crash', 'timeout'] as const;
 
@@ -61,6 +65,13 @@ export class DroverMetrics {
   readonly eventsIngested: CounterFamily<never>;
   readonly eventsDeduplicated: CounterFamily<never>;
   readonly backpressureRejections: CounterFamily<'queue' | 'reason'>;
+
+  // --- durable execution (durable-metrics.ts; the interrupt gauges on scrape) -
+  readonly steps: CounterFamily<'handler' | 'outcome'>;
+  readonly jobsSuspended: CounterFamily<'handler' | 'reason'>;
+  readonly stepSequenceChanges: CounterFamily<'handler'>;
+  readonly interruptsPending: Gauge;
+  readonly interruptOldestAge: Gauge;
 
   // --- computed on scrape (see scrape-gauges.ts) ----------------------------
   readonly jobsRunning: Gauge<'queue'>;
@@ -108,6 +119,18 @@ export class DroverMetrics {
     this.eventsDeduplicated = counter('drover_events_deduplicated_total', 'Events whose id was already known: accepted once, nothing written again.', []);
     this.backpressureRejections = counter('drover_backpressure_rejections_total', 'Intake requests refused to protect a queue (429/503).', ['queue', 'reason']);
 
+    this.steps = counter('drover_steps_total', 'Durable steps by outcome: succeeded (ran, result stored), failed (threw; the attempt fails), memoized (a re-run returned the stored result without running it).', ['handler', 'outcome']);
+    this.jobsSuspended = counter('drover_jobs_suspended_total', 'Jobs suspended by a durable step, by what they wait for: sleep, event, interrupt (a person).', ['handler', 'reason']);
+    this.stepSequenceChanges = counter(
+      'drover_step_sequence_changes_total',
+      'Re-runs that asked for durable steps in another order than stored (the handler\'s code changed under a suspended or retried job); each fails the attempt with a clear error.',
+      ['handler'],
+    );
+    this.interruptsPending = gauge('drover_interrupts_pending', 'Interrupts waiting for a person (POST /v1/interrupts/:id/resume), read from the store on scrape (cached 1 s).', []);
+    this.interruptOldestAge = gauge('drover_interrupt_oldest_pending_age_seconds', 'Age of the oldest pending interrupt (0 when none is pending), read on scrape.', []);
+    this.interruptsPending.set(0);
+    this.interruptOldestAge.set(0);
+
     this.jobsRunning = gauge('drover_jobs_running', 'Jobs running in this node’s in-process workers (remote workers’ jobs: drover_queue_depth{state="running"}).', ['queue']);
     this.queueDepth = gauge('drover_queue_depth', 'Unfinished jobs in the queue by state, read from the store on scrape (cached 1 s).', ['queue', 'state']);
     this.queueOldestAge = gauge('drover_queue_oldest_job_age_seconds', 'Age of the oldest due job still waiting in the queue (0 when none waits), read on scrape.', ['queue']);
@@ -136,6 +159,9 @@ export class DroverMetrics {
       this.jobRetries.series(handler.name);
       this.leaseExpirations.series(handler.name);
       this.jobsReleased.series(handler.name, 'shutdown');
+      for (const outcome of STEP_OUTCOMES) this.steps.series(handler.name, outcome);
+      for (const reason of SUSPEND_REASONS) this.jobsSuspended.series(handler.name, reason);
+      this.stepSequenceChanges.series(handler.name);
       for (const state of BREAKER_STATES) this.handlerBreakerState.set({ handler: handler.name, state }, state === 'closed' ? 1 : 0);
       this.handlerQuarantined.set({ handler: handler.name }, 0);
       if (handler.isolation === 'thread' && !handler.remote) for (const reason of THREAD_RESTART_REASONS) this.threadRestarts.series(handler.name, reason);

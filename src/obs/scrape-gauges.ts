@@ -19,8 +19,10 @@ export interface ScrapeSources {
   queues: Iterable<string>;
   clock(): number;
   onError(error: Error): void;
-  /** How long a `queueStats()` answer is reused. Default 1 s. */
+  /** How long a `queueStats()` (and `pendingInterrupts()`) answer is reused. Default 1 s. */
   cacheMs?: number;
+  /** Pending interrupts of durable jobs (`store.pendingInterrupts()`): how many, and when the oldest was created. */
+  pendingInterrupts?: () => Promise<{ count: number; oldestCreatedAt: number | null }>;
 }
 
 /**
@@ -32,20 +34,9 @@ export interface ScrapeSources {
 export function observeOnScrape(metrics: DroverMetrics, sources: ScrapeSources): void {
   const queues = [...sources.queues];
   const cacheMs = sources.cacheMs ?? 1_000;
-  let cached: { at: number; stats: Promise<QueueStats[] | null> } | null = null;
-
-  const stats = (): Promise<QueueStats[] | null> => {
-    const now = sources.clock();
-    if (cached && now - cached.at < cacheMs) return cached.stats;
-    const pending = sources.queueStats().catch((error: unknown) => {
-      // Keep the last values and still answer the scrape: a store blip must
-      // not hide every other metric. Readiness reports the store itself.
-      sources.onError(toError(error));
-      return null;
-    });
-    cached = { at: now, stats: pending };
-    return pending;
-  };
+  // Keep the last values and still answer the scrape when a read fails: a store blip must
+  // not hide every other metric. Readiness reports the store itself.
+  const stats = cachedRead(() => sources.queueStats(), sources, cacheMs);
 
   // Both gauges read the same cached answer; the registry collects them concurrently.
   setCollect(metrics.queueDepth, async () => {
@@ -69,11 +60,37 @@ export function observeOnScrape(metrics: DroverMetrics, sources: ScrapeSources):
       metrics.queueOldestAge.set({ queue }, oldest === null ? 0 : Math.max(0, (now - oldest) / 1000));
     }
   });
+  const interrupts = cachedRead(sources.pendingInterrupts, sources, cacheMs);
+  setCollect(metrics.interruptsPending, async () => {
+    const pending = await interrupts();
+    if (pending) metrics.interruptsPending.set(pending.count);
+  });
+  setCollect(metrics.interruptOldestAge, async () => {
+    const pending = await interrupts();
+    if (!pending) return;
+    metrics.interruptOldestAge.set(pending.oldestCreatedAt === null ? 0 : Math.max(0, (sources.clock() - pending.oldestCreatedAt) / 1000));
+  });
   setCollect(metrics.jobsRunning, () => {
     const counts = new Map<string, number>(queues.map((q) => [q, 0]));
     for (const { job } of sources.running()) counts.set(job.queue, (counts.get(job.queue) ?? 0) + 1);
     for (const [queue, n] of counts) metrics.jobsRunning.set({ queue }, n);
   });
+}
+
+/** A read shared by the gauges of one scrape (cached `cacheMs`); null on failure, reported, so the gauges keep their last values. */
+function cachedRead<T>(read: (() => Promise<T>) | undefined, sources: Pick<ScrapeSources, 'clock' | 'onError'>, cacheMs: number): () => Promise<T | null> {
+  let cached: { at: number; value: Promise<T | null> } | null = null;
+  return () => {
+    if (!read) return Promise.resolve(null);
+    const now = sources.clock();
+    if (cached && now - cached.at < cacheMs) return cached.value;
+    const value = read().catch((error: unknown) => {
+      sources.onError(toError(error));
+      return null;
+    });
+    cached = { at: now, value };
+    return value;
+  };
 }
 
 /** SQLite's group commit counters (`SqliteEngine.stats`). */

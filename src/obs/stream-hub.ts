@@ -10,10 +10,12 @@
  * messages. Each message's data is serialised once, however many listen.
  */
 import { randomBytes } from 'node:crypto';
+import type { WaitRow } from '../core/durable.js';
 import type { JobRow, JobState } from '../core/types.js';
 import type { LifecycleSubscriber } from '../core/lifecycle-events.js';
 
-export type StreamEventType = 'job' | 'handler' | 'queue';
+/** `interrupt`: a durable job's interrupt was created, resumed or timed out (docs/api.md#event-stream). */
+export type StreamEventType = 'job' | 'handler' | 'queue' | 'interrupt';
 
 export interface StreamMessage {
   seq: number;
@@ -46,6 +48,8 @@ export interface StreamHubOptions {
 }
 
 type Listener = (message: StreamMessage) => void;
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export class StreamHub {
   readonly epoch: string;
@@ -177,6 +181,16 @@ export class StreamHub {
     );
   }
 
+  /** No prompt or schema: the stream is for `read` keys; the interrupt itself is read with a `resume` key. */
+  #interrupt(wait: WaitRow, state: 'pending' | 'resumed' | 'timed_out', extra: Record<string, unknown> = {}): void {
+    if (!this.#buffering) return void this.#seq++;
+    this.publish(
+      'interrupt',
+      { handler: wait.handler, jobId: wait.jobId },
+      { id: wait.id, jobId: wait.jobId, handler: wait.handler, step: wait.step, state, expiresAt: iso(wait.wakeAt), ...extra },
+    );
+  }
+
   #subscribe(lifecycle: LifecycleSubscriber): void {
     const on = this.#unsubscribe;
     // The dispatcher may start a job in the same group commit that inserted it, and its
@@ -214,6 +228,20 @@ export class StreamHub {
       ),
     );
     on.push(lifecycle.on('job:cancelled', ({ job }) => this.#job(job, 'cancelled')));
+    // Durable jobs: suspended on a wait, woken (queued again); an interrupt wait is also an `interrupt` message.
+    on.push(
+      lifecycle.on('job:suspended', ({ job, wait, durationMs }) => {
+        this.#job(job, 'suspended', { reason: wait.kind, step: wait.step, waitId: wait.id, wakeAt: iso(wait.wakeAt), durationMs });
+        if (wait.kind === 'interrupt') this.#interrupt(wait, 'pending');
+      }),
+    );
+    on.push(
+      lifecycle.on('job:woken', ({ job, wait, cause, actor }) => {
+        this.#job(job, job.state, { reason: wait.kind, step: wait.step, waitId: wait.id, cause });
+        if (wait.kind === 'interrupt' && cause === 'resume') this.#interrupt(wait, 'resumed', { resolvedBy: actor });
+        else if (wait.kind === 'interrupt' && cause === 'timeout') this.#interrupt(wait, 'timed_out');
+      }),
+    );
     on.push(lifecycle.on('job:retried', ({ job }) => this.#job(job, job.state)));
     on.push(
       lifecycle.on('handler:changed', ({ handler, queue, paused, action }) =>

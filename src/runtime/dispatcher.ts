@@ -22,6 +22,7 @@ import type { StorageEngine } from '../store/engine.js';
 import { LazyAbortController, runJob, type RunJobOptions, type RunningJob, type RunOutcome } from './job-runner.js';
 import type { Lifecycle } from './lifecycle.js';
 import { recordOutcome, type OutcomeContext } from './outcome.js';
+import { StepContext, type StepDeps } from './step-context.js';
 
 /** Handlers whose jobs average less than this are leased ahead. */
 const FAST_JOB_MS = 50;
@@ -72,6 +73,8 @@ export interface DispatcherOptions {
   admit?: (job: LeasedJob, handler: ResolvedHandler) => number | null | Promise<number | null>;
   /** How many more jobs of a handler may start now (a rate limit without key); caps what is leased. */
   startRoom?: (handler: ResolvedHandler) => number | undefined;
+  /** Durable steps (`ctx.step`): the store, limits and wake-up hook each attempt's step context uses; without it handlers have no steps. */
+  steps?: StepDeps;
 }
 
 export class Dispatcher {
@@ -419,6 +422,7 @@ export class Dispatcher {
     const { attempts } = this.options;
     const log = () => this.options.logger.child({ job_id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, ...attempts?.fields(job) });
     const runner = handler.isolation === 'thread' && this.options.threads ? this.options.threads : { run: runJob };
+    const deps = this.options.steps;
     const run = () => runner.run({
       handler,
       job,
@@ -426,6 +430,7 @@ export class Dispatcher {
       log,
       heartbeat: () => this.#heartbeat(running, handler),
       isShutdownAborted: () => running.shutdownAborted,
+      steps: deps && (() => (running.steps ??= new StepContext(deps, job, (error) => controller.abort(error)))),
     });
     return this.#settle(running, handler, attempts ? attempts.run(job, run) : run());
   }
@@ -444,6 +449,8 @@ export class Dispatcher {
         // throughput at concurrency / commit latency.
         this.#releaseSlot(job.handler);
       }
+      // A suspended job (or one whose lease a step found gone) ends so whatever its handler did after.
+      if (running.steps) result = running.steps.outcome(result);
       this.#noteRunTime(job.handler, this.options.clock() - running.startedAt);
       // Shutdown released this job's lease after giving up on it: too late to record anything.
       if (running.abandoned) return;

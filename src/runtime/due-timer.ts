@@ -1,10 +1,12 @@
 /**
  * Promotes scheduled jobs (delayed, or backing off before a retry) to queued
- * when they come due. One timer armed for the earliest known due time, not a
+ * when they come due, and wakes suspended jobs whose sleep ended or whose
+ * wait timed out. One timer armed for the earliest known due time, not a
  * poll: whoever schedules a job tells us its runAt, and each staging pass
  * reports the next one.
  */
 import { toError } from '../core/errors.js';
+import type { WaitRow } from '../core/durable.js';
 import type { JobStore } from '../store/engine.js';
 
 /** setTimeout's ceiling; longer delays are re-armed in steps. */
@@ -20,6 +22,8 @@ export class DueTimer {
     private readonly store: JobStore,
     private readonly clock: () => number,
     private readonly onError: (error: Error) => void,
+    /** Suspended jobs a pass queued again (sleep over, wait timed out): announce them and start them now. */
+    private readonly onWoken: (woken: WaitRow[]) => void = () => {},
   ) {}
 
   start(): void {
@@ -46,6 +50,7 @@ export class DueTimer {
     this.#staging = this.store
       .stageDue()
       .then((result) => {
+        if (result.woken && result.woken.length > 0) this.onWoken(result.woken);
         if (result.nextDueAt !== null) this.#arm(result.nextDueAt);
       })
       .catch((error: unknown) => {

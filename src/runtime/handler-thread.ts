@@ -23,6 +23,7 @@
  */
 
 import { Worker } from 'node:worker_threads';
+import type { StepStart, WaitOptions } from './step-context.js';
 
 /** The module a thread imports to load the config (plain JavaScript: a thread has no TypeScript loader yet). */
 const LOADER_URL = new URL('./user-module.mjs', import.meta.url).href;
@@ -66,8 +67,24 @@ export interface ThreadJob {
   event: unknown;
 }
 
+/**
+ * A `ctx.step` call of a thread's handler, for the step context on the main
+ * thread (which holds the store and the lease). A `run` step is `begin`, its
+ * function in the thread, then `record` (or `failed`); a sleep or wait is one
+ * `wait`. The result travels as JSON text: what the store keeps.
+ */
+export type ThreadStepCall =
+  | { op: 'begin'; name: string }
+  | { op: 'record'; name: string; start: StepStart; json?: string; notJson?: string }
+  | { op: 'failed'; name: string; startedAt: number }
+  | { op: 'wait'; name: string; options: WaitOptions };
+
+/** The main thread's answer to a step call (none to `failed`). */
+export type ThreadStepReply = { ok: true; value: unknown } | { ok: false; error: { name: string; message: string } };
+export type ThreadStepAnswer = { type: 'step'; seq: number } & ThreadStepReply;
+
 /** What the pool posts to a thread, always in arrays (one postMessage per thread per turn). */
-export type ToThread = ThreadJob | { type: 'abort'; id: number; reason: string } | { type: 'heartbeat'; seq: number; ok: boolean };
+export type ToThread = ThreadJob | { type: 'abort'; id: number; reason: string } | { type: 'heartbeat'; seq: number; ok: boolean } | ThreadStepAnswer;
 
 /** A job's answer. `aborted`: taken back before it started (shutdown). */
 export interface ThreadResult {
@@ -84,7 +101,8 @@ export type FromThread =
   | { type: 'load-error'; error: { name: string; message: string } }
   | { type: 'results'; results: ThreadResult[] }
   | { type: 'log'; id: number; level: string; obj: unknown; msg?: string }
-  | { type: 'heartbeat'; id: number; seq: number };
+  | { type: 'heartbeat'; id: number; seq: number }
+  | { type: 'step'; id: number; seq: number; call: ThreadStepCall };
 
 // Plain CommonJS, evaluated in the thread: it must not need a TypeScript loader itself.
 // Per job it allocates only the context: the AbortController and the logger are
@@ -99,6 +117,36 @@ let handler;
 const running = new Map(); // job message id -> { controller, reason }
 const heartbeats = new Map();
 let seq = 0;
+const stepCalls = new Map(); // step call seq -> { resolve, reject }
+function stepCall(id, call) {
+  return new Promise((resolve, reject) => {
+    const s = ++seq;
+    stepCalls.set(s, { resolve, reject });
+    parentPort.postMessage({ type: 'step', id, seq: s, call });
+  });
+}
+// ctx.step: each call is answered by the job's step context on the main thread; only a run step's function runs here.
+function stepApi(id, jobId) {
+  return {
+    run: async (name, fn) => {
+      const begun = await stepCall(id, { op: 'begin', name });
+      if ('memoized' in begun) return begun.memoized;
+      let value;
+      try { value = await fn(); } catch (e) {
+        parentPort.postMessage({ type: 'step', id, seq: 0, call: { op: 'failed', name, startedAt: begun.startedAt } });
+        throw e;
+      }
+      const call = { op: 'record', name, start: begun };
+      try { const json = JSON.stringify(value === undefined ? null : value); if (json !== undefined) call.json = json; } catch (e) { call.notJson = String(e); }
+      return stepCall(id, call);
+    },
+    sleep: (name, duration) => stepCall(id, { op: 'wait', name, options: { kind: 'sleep', duration } }).then(() => undefined),
+    waitForEvent: (name, options) => stepCall(id, { op: 'wait', name, options: Object.assign({}, options, { kind: 'event' }) }),
+    interrupt: (name, options) => stepCall(id, { op: 'wait', name, options: Object.assign({}, options, { kind: 'interrupt' }) }),
+    // core/durable.ts stepKey, written out: the thread imports nothing of drover's.
+    key: (name) => 'drover:' + jobId + ':' + name,
+  };
+}
 const errorJson = (e) => e instanceof Error ? { name: e.name, message: e.message, stack: e.stack } : { name: 'Error', message: String(e) };
 
 // Results of finished jobs not yet posted, and when the oldest of those jobs started.
@@ -140,7 +188,9 @@ function run(msg) {
   runningSince = startedAt[0] = Date.now();
   Atomics.add(counts, 0, 1); // after startedAt: a reader that sees the count sees the time
   let log;
+  let step;
   const ctx = { job: msg.job, event: msg.event,
+    get step() { return step || (step = stepApi(id, msg.job.id)); },
     get signal() {
       if (!state.controller) {
         state.controller = new AbortController();
@@ -189,6 +239,13 @@ function receive(msg) {
     return;
   }
   if (msg.type === 'heartbeat') { heartbeats.get(msg.seq)?.(msg.ok); heartbeats.delete(msg.seq); }
+  if (msg.type === 'step') {
+    const call = stepCalls.get(msg.seq);
+    stepCalls.delete(msg.seq);
+    if (!call) return;
+    if (msg.ok) call.resolve(msg.value);
+    else call.reject(Object.assign(new Error(msg.error.message), { name: msg.error.name }));
+  }
 }
 parentPort.on('message', (messages) => {
   for (const msg of messages) receive(msg);

@@ -1,12 +1,16 @@
 /**
  * Operator actions on one job: cancel an unfinished job, retry a dead or
- * cancelled one. The rules and the lifecycle events live here; the routes
- * (`api/routes/jobs.ts`) keep the schemas and record the action in the audit
- * trail with the states before and after.
+ * cancelled one, resume a suspended one's interrupt with a person's input.
+ * The rules and the lifecycle events live here; the routes
+ * (`api/routes/jobs.ts`, `api/routes/interrupts.ts`) keep the schemas and
+ * record the action in the audit trail with the states before and after.
  */
+import type { WaitRow } from '../core/durable.js';
 import { DroverError } from '../core/errors.js';
 import type { JobRow } from '../core/types.js';
 import type { JobReads, JobStore } from '../store/engine.js';
+import type { DurableStore } from '../store/roles/durable-store.js';
+import { InterruptInputValidator } from './interrupt-input.js';
 import type { Lifecycle } from './lifecycle.js';
 
 /** A job as it was before an operator action, and after it (the same row when the store changed nothing). */
@@ -15,8 +19,16 @@ export interface JobChange {
   job: JobRow;
 }
 
+/** A resumed interrupt: its wait (now `resolved`) and its job (queued again). */
+export interface InterruptResume {
+  wait: WaitRow;
+  job: JobRow;
+}
+
 export class JobControl {
-  constructor(private readonly options: { store: JobStore & JobReads; lifecycle: Lifecycle }) {}
+  readonly #inputs = new InterruptInputValidator();
+
+  constructor(private readonly options: { store: JobStore & JobReads & DurableStore; lifecycle: Lifecycle }) {}
 
   /**
    * Cancel a job that has not finished; a running attempt loses its lease
@@ -51,9 +63,51 @@ export class JobControl {
     return { before, job: job ?? before };
   }
 
+  /**
+   * Resume a pending interrupt with `input`, which must satisfy the step's
+   * JSON Schema (422 otherwise). The store's compare-and-set (pending →
+   * resolved, suspended → queued, one transaction) makes a second resume, or
+   * one that races the timeout or a cancel, a 409 `interrupt-not-pending`:
+   * the step never gets two answers. The store's commit wakes the
+   * dispatchers (this node's at once, the others' through their wake-ups),
+   * as a retry does. `actor` (an API key id, `cli:<user>@<host>`) is
+   * recorded as who resolved it.
+   *
+   * @example
+   * const { job } = await jobControl.resumeInterrupt('wt_…', { approve: true }, 'key_abc'); // job.state 'queued'
+   */
+  async resumeInterrupt(id: string, input: unknown, actor: string): Promise<InterruptResume> {
+    const { store, lifecycle } = this.options;
+    const found = await store.getWait(id);
+    if (!found || found.kind !== 'interrupt') throw new DroverError('not_found', `no interrupt with id "${id}"; list them with GET /v1/interrupts`);
+    // A conflict says more than a schema complaint about an interrupt that is settled anyway.
+    if (found.state !== 'pending') throw notPending(found);
+    this.#inputs.check(found.schema, input, found.id);
+    const result = await store.resumeWait(found.id, input, actor);
+    if (!result.ok) {
+      if (result.reason === 'conflict') throw notPending(result.wait);
+      throw new DroverError('not_found', `no interrupt with id "${id}" (its job may have been pruned)`);
+    }
+    lifecycle.emit('job:woken', { job: result.job, wait: result.wait, cause: 'resume', actor });
+    return { wait: result.wait, job: result.job };
+  }
+
   async #find(id: string): Promise<JobRow> {
     const job = await this.options.store.getJob(id);
     if (!job) throw new DroverError('not_found', `no job with id "${id}"`);
     return job;
   }
+}
+
+/** An interrupt's state as the API names it: a resolved interrupt was `resumed`. */
+export function interruptState(state: WaitRow['state']): 'pending' | 'resumed' | 'timed_out' | 'cancelled' {
+  return state === 'resolved' ? 'resumed' : state;
+}
+
+function notPending(wait: WaitRow): DroverError {
+  const state = interruptState(wait.state);
+  const why = state === 'resumed' ? `was already resumed${wait.resolvedBy ? ` by ${wait.resolvedBy}` : ''}` : state === 'timed_out' ? 'timed out' : 'was cancelled with its job';
+  return new DroverError('interrupt_not_pending', `interrupt ${wait.id} ${why}; nothing was changed`, {
+    extensions: { interrupt: wait.id, jobId: wait.jobId, state, resolvedAt: wait.resolvedAt === null ? null : new Date(wait.resolvedAt).toISOString() },
+  });
 }

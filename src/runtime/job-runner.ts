@@ -7,6 +7,8 @@ import { NonRetryableError, toError } from '../core/errors.js';
 import type { JobContext, HandlerLogger } from '../core/handler.js';
 import type { ResolvedHandler } from '../core/config.js';
 import type { LeasedJob } from '../core/types.js';
+import type { WaitRow } from '../core/durable.js';
+import type { StepContext } from './step-context.js';
 
 export type RunOutcome =
   | { kind: 'succeeded'; result: unknown }
@@ -22,7 +24,11 @@ export type RunOutcome =
    * before its result reached the main thread, so it will run again; or
    * (`handler_unavailable`) its thread could not load the handler at all.
    */
-  | { kind: 'aborted'; reason?: 'thread_lost' | 'handler_unavailable' };
+  | { kind: 'aborted'; reason?: 'thread_lost' | 'handler_unavailable' }
+  /** A durable step suspended the job (step-context.ts): the store holds it `suspended`; nothing more to write. */
+  | { kind: 'suspended'; wait: WaitRow }
+  /** A step write found the lease gone (`job:stale` already said so): another holder owns the job; nothing to write. */
+  | { kind: 'stale'; op: 'step' | 'suspend' };
 
 export class TimeoutError extends Error {
   constructor(ms: number) {
@@ -76,6 +82,8 @@ export interface RunningJob {
   /** Shutdown gave up on the handler and released its lease itself: whatever the handler still returns is ignored. */
   abandoned?: boolean;
   done: Promise<void>;
+  /** Its step context, once the handler used `ctx.step`. */
+  steps?: StepContext;
 }
 
 export interface RunJobOptions {
@@ -86,6 +94,8 @@ export interface RunJobOptions {
   log: () => HandlerLogger;
   heartbeat: () => Promise<boolean>;
   isShutdownAborted: () => boolean;
+  /** The attempt's step context, made on first use (`ctx.step`); absent where steps are not wired (unit tests). */
+  steps?: (() => StepContext) | undefined;
 }
 
 export async function runJob(options: RunJobOptions): Promise<RunOutcome> {
@@ -109,9 +119,10 @@ export async function runJob(options: RunJobOptions): Promise<RunOutcome> {
       return log;
     },
     heartbeat: options.heartbeat,
-    // Contract placeholder: the durable-execution work replaces it with the step context.
+    // A getter: a job that never uses steps makes no step context and reads no stored steps.
     get step(): JobContext['step'] {
-      throw new Error('durable steps are not available yet');
+      if (!options.steps) throw new Error('durable steps (ctx.step) are not available where this handler runs');
+      return options.steps().api;
     },
   };
 

@@ -35,6 +35,11 @@ export async function recordOutcome(ctx: OutcomeContext, running: RunningJob, ha
     else lifecycle.emit('job:stale', { job, op: 'release' });
     return;
   }
+  if (outcome.kind === 'suspended') {
+    lifecycle.emit('job:suspended', { job, wait: outcome.wait, durationMs });
+    return;
+  }
+  if (outcome.kind === 'stale') return;
   if (outcome.kind === 'succeeded') {
     const unstorable = (error: unknown) => {
       try {

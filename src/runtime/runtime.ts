@@ -6,6 +6,7 @@
 import type { ResolvedConfig, ResolvedHandler } from '../core/config.js';
 import { DroverError } from '../core/errors.js';
 import type { EventInput, JobRow } from '../core/types.js';
+import type { WaitRow } from '../core/durable.js';
 import type { Logger } from '../obs/logger.js';
 import type { EnqueueResult, IngestResult, StorageEngine } from '../store/engine.js';
 import type { AuditSink } from './audit-sink.js';
@@ -129,7 +130,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     this.tracing = options.tracing ?? Tracing.disabled();
     this.intake = new Intake(this.config, this.clock, (event) => this.webhooks.route(event));
     this.rateLimits = new RateLimits(this.clock, () => this.dispatcher.wake(), this.store);
-    this.#dueTimer = new DueTimer(this.store, this.clock, reportTaskError('stage-due'));
+    this.#dueTimer = new DueTimer(this.store, this.clock, reportTaskError('stage-due'), (woken) => void this.#announceWoken(woken));
     this.pauses = new PauseState({ store: this.store, config: this.config, lifecycle: this.lifecycle, onResume: () => this.dispatcher.wake() });
     const isolated = [...this.config.handlers.values()].filter((h) => h.isolation === 'thread' && !h.remote).map((h) => h.name);
     if (isolated.length > 0 && !options.configPath) {
@@ -173,6 +174,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       attempts: this.attempts,
       admit: (job, handler) => this.admission.admit(job, handler),
       startRoom: (handler) => this.admission.room(handler),
+      steps: { store: this.store, lifecycle: this.lifecycle, limits: this.config.durable, clock: this.clock, onWakeAt: (at) => this.#dueTimer.noteDue(at) },
     });
     this.remoteWorkers = new RemoteWorkers({
       store: this.store,
@@ -289,10 +291,17 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     const write = this.store.ingest(items, { queueLimits: this.config.queues });
     this.#leaseAlongside(items.some((item) => item.jobs.length > 0));
     const results = await this.#refuseWhenFull(() => write);
+    let woke = false;
     for (const result of results) {
       this.lifecycle.emit('event:ingested', { eventId: result.event.id, name: result.event.name, jobs: result.jobs.length, created: result.created });
       if (result.created) this.#afterEnqueue(result.jobs);
+      for (const { wait, job } of result.resolvedWaits ?? []) {
+        woke = true;
+        this.lifecycle.emit('job:woken', { job, wait, cause: 'event', actor: wait.resolvedBy });
+      }
     }
+    // The event queued suspended jobs in its own transaction: start them now, not at the next poll.
+    if (woke) this.dispatcher.wake();
     return results;
   }
 
@@ -394,6 +403,15 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
    */
   #leaseAlongside(hasJobs: boolean): void {
     if (hasJobs && this.store.capabilities.groupCommit) this.dispatcher.wake();
+  }
+
+  /** Suspended jobs the due timer queued again (sleep over, wait timed out): announce them, start them now. */
+  async #announceWoken(woken: readonly WaitRow[]): Promise<void> {
+    this.dispatcher.wake();
+    for (const wait of woken) {
+      const job = await this.store.getJob(wait.jobId).catch(() => null);
+      if (job) this.lifecycle.emit('job:woken', { job, wait, cause: wait.kind === 'sleep' ? 'sleep' : 'timeout', actor: null });
+    }
   }
 
   #assertAccepting(): void {

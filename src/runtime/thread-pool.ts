@@ -14,7 +14,7 @@
 import { resolve } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import type { ResolvedHandler } from '../core/config.js';
-import { PROGRESS_BYTES, startHandlerThread, RESULT_HOLD_MS, threadProgress, type FromThread, type ThreadProgress, type ThreadResult, type ToThread } from './handler-thread.js';
+import { PROGRESS_BYTES, startHandlerThread, RESULT_HOLD_MS, threadProgress, type FromThread, type ThreadProgress, type ThreadResult, type ThreadStepCall, type ToThread } from './handler-thread.js';
 import { TimeoutError, type RunJobOptions, type RunOutcome } from './job-runner.js';
 
 /** The attempt was killed for exceeding the handler's heap limit. */
@@ -301,9 +301,10 @@ class HandlerThreads {
   #onMessage(slot: Slot, msg: FromThread): void {
     if (slot.dead) return;
     if (msg.type === 'results') return this.#onResults(slot, msg.results);
-    if (msg.type !== 'log' && msg.type !== 'heartbeat') return;
+    if (msg.type !== 'log' && msg.type !== 'heartbeat' && msg.type !== 'step') return;
     const active = slot.jobs.find((a) => a.id === msg.id);
     if (!active) return;
+    if (msg.type === 'step') return this.#onStep(slot, active, msg.seq, msg.call);
     if (msg.type === 'log') {
       const log = active.options.log() as unknown as Record<string, (obj: unknown, m?: string) => void>;
       log[msg.level]?.(msg.obj, msg.msg);
@@ -311,6 +312,13 @@ class HandlerThreads {
     }
     const reply = (ok: boolean) => this.#post(slot, { type: 'heartbeat', seq: msg.seq, ok });
     void active.options.heartbeat().then(reply, () => reply(false));
+  }
+
+  /** A `ctx.step` call of the thread's handler: the job's step context (main thread: store, lease) answers it. */
+  #onStep(slot: Slot, active: Active, seq: number, call: ThreadStepCall): void {
+    const steps = active.options.steps;
+    const answer = steps ? steps().answer(call) : Promise.resolve({ ok: false as const, error: { name: 'Error', message: 'durable steps (ctx.step) are not available where this handler runs' } });
+    void answer.then((reply) => reply && this.#post(slot, { type: 'step', seq, ...reply }));
   }
 
   async #spawn(): Promise<void> {

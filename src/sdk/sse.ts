@@ -50,7 +50,7 @@ export async function* readFrames(body: ReadableStream<Uint8Array>): AsyncGenera
 
 /** A frame as a typed stream message; null for frames this SDK does not know. */
 export function toMessage(frame: SseFrame): StreamMessage | null {
-  if (!['job', 'handler', 'queue', 'gap'].includes(frame.event)) return null;
+  if (!['job', 'handler', 'queue', 'interrupt', 'gap'].includes(frame.event)) return null;
   try {
     return { id: frame.id ?? '', event: frame.event, data: JSON.parse(frame.data) } as StreamMessage;
   } catch {

@@ -45,8 +45,61 @@ export interface Attempt {
   error: string | null;
 }
 
+/** A finished durable step (`ctx.step.*`); `result` only with `?include=stepResults`. */
+export interface JobStep {
+  name: string;
+  seq: number;
+  kind: 'run' | 'sleep' | 'event' | 'interrupt';
+  status: 'succeeded' | 'timed_out';
+  attempt: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  resultBytes: number;
+  result?: unknown;
+}
+
+/** What a suspended job waits for. */
+export interface JobWait {
+  id: string;
+  reason: 'sleep' | 'event' | 'interrupt';
+  step: string;
+  createdAt: string | null;
+  /** When it wakes by itself (the sleep's end, the wait's timeout); null: no timeout. */
+  wakeAt: string | null;
+  events: string[] | null;
+  match: Record<string, string | number | boolean | null> | null;
+  /** Resume it with `POST /v1/interrupts/:id/resume` (scope `resume`). */
+  interruptId: string | null;
+}
+
 export interface JobWithAttempts extends Job {
   attempts: Attempt[];
+  /** Durable steps the job finished, in order. */
+  steps: JobStep[];
+  /** While `suspended`: its pending wait. */
+  wait: JobWait | null;
+}
+
+/** A person's question from `ctx.step.interrupt`, as `/v1/interrupts` shows it. */
+export interface Interrupt {
+  id: string;
+  jobId: string;
+  handler: string;
+  step: string;
+  prompt: string;
+  /** The JSON Schema the resume's `input` must satisfy; null: any JSON. */
+  schema: unknown;
+  state: 'pending' | 'resumed' | 'timed_out' | 'cancelled';
+  createdAt: string;
+  expiresAt: string | null;
+  resolvedAt: string | null;
+  /** An API key id, `cli:<user>@<host>`, or null. */
+  resolvedBy: string | null;
+}
+
+export interface InterruptPage {
+  interrupts: Interrupt[];
+  nextCursor: string | null;
 }
 
 /** The short form of a job in intake answers. */
@@ -149,6 +202,25 @@ export interface JobChange {
   error?: string;
   retryAt?: string | null;
   durationMs?: number;
+  /** Durable jobs, on `suspended` and when woken: what it waits for, its step, the wait's id, when it wakes by itself. */
+  reason?: 'sleep' | 'event' | 'interrupt';
+  step?: string;
+  waitId?: string;
+  wakeAt?: string | null;
+  /** Woken: its event arrived, a person resumed it, its timeout or sleep passed. */
+  cause?: 'event' | 'resume' | 'timeout' | 'sleep';
+  at: string;
+}
+
+/** An interrupt's change on the stream (read its prompt and schema with a `resume` key: `GET /v1/interrupts/:id`). */
+export interface InterruptChange {
+  id: string;
+  jobId: string;
+  handler: string;
+  step: string;
+  state: 'pending' | 'resumed' | 'timed_out';
+  expiresAt: string | null;
+  resolvedBy?: string | null;
   at: string;
 }
 
@@ -157,4 +229,5 @@ export type StreamMessage =
   | { id: string; event: 'job'; data: JobChange }
   | { id: string; event: 'handler'; data: { name: string; queue: string; paused: boolean; action: string; at: string } }
   | { id: string; event: 'queue'; data: { name: string; paused: boolean; action: string; at: string } }
+  | { id: string; event: 'interrupt'; data: InterruptChange }
   | { id: string; event: 'gap'; data: { lastEventId: string; reason: string } };

@@ -16,6 +16,7 @@
  */
 import type { AuditStore } from './roles/audit-store.js';
 import type { BackupStore } from './roles/backup-store.js';
+import type { DurableStore } from './roles/durable-store.js';
 import type { StoreConnection } from './roles/connection.js';
 import type { JobReads } from './roles/job-reads.js';
 import type { JobStore } from './roles/job-store.js';
@@ -49,6 +50,15 @@ export type { MetaStore } from './roles/meta-store.js';
 export type { AuditPage, AuditRange, AuditSeal, AuditStore } from './roles/audit-store.js';
 export type { BackupSnapshot, BackupStore } from './roles/backup-store.js';
 export type { RateStart, SharedRateLimits } from './roles/shared-rate-limits.js';
+export type {
+  DurableStore,
+  RecordStepRequest,
+  RecordStepResult,
+  ResolvedWait,
+  ResumeResult,
+  SuspendResult,
+  WaitFilter,
+} from './roles/durable-store.js';
 
 /**
  * Every role an engine plays. `takeRateStart` is there only on engines that
@@ -63,4 +73,5 @@ export interface StorageEngine
     MetaStore,
     AuditStore,
     BackupStore,
+    DurableStore,
     Partial<Pick<SharedRateLimits, 'takeRateStart'>> {}

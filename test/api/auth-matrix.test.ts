@@ -14,7 +14,7 @@ import { injectAs, keyWith } from './support.js';
 
 let node: TestNode;
 const keys: Record<string, string | null> = { none: null, wrong: 'drv_this_key_was_never_issued_000000' };
-const SCOPES: ApiScope[] = ['admin', 'produce', 'work', 'read'];
+const SCOPES: ApiScope[] = ['admin', 'produce', 'work', 'read', 'resume'];
 
 beforeAll(async () => {
   node = await startTestNode({
@@ -23,6 +23,7 @@ beforeAll(async () => {
       { name: 'ctl', run: async () => undefined },
       { name: 'r', remote: true },
       { name: 'r2', remote: true },
+      { name: 'appr', remote: true },
     ],
     queues: { ctlq: {} },
     rateLimit: { enabled: false },
@@ -57,6 +58,17 @@ async function leased(caller: string): Promise<{ jobId: string; token: string }>
   const job = res.body.jobs[0];
   if (!job) throw new Error(`nothing leased: ${JSON.stringify(res.body)}`);
   return { jobId: job.id, token: job.leaseToken };
+}
+
+/** A pending interrupt: a job of the remote handler `appr` leased and suspended as a remote worker would. */
+let interruptPriority = 0;
+async function pendingInterrupt(): Promise<string> {
+  await admin('POST', '/v1/jobs', { handler: 'appr', priority: ++interruptPriority });
+  const [job] = await node.store.lease({ workerId: 'matrix', handlers: [{ name: 'appr', max: 1 }], limit: 1, leaseMs: 60_000 });
+  const now = Date.now();
+  const result = await node.store.suspend(job!.id, job!.leaseToken, { step: 'ask', seq: 0, kind: 'interrupt', startedAt: now, wakeAt: now + 3_600_000, prompt: 'ok?' });
+  if (!result.ok || !result.suspended) throw new Error(`no interrupt: ${JSON.stringify(result)}`);
+  return result.wait.id;
 }
 
 /**
@@ -104,6 +116,9 @@ const fixtures: Partial<Record<RouteName, (caller: string) => Promise<Call>>> = 
     return { url: `/v1/keys/${created.body.id}/revoke` };
   },
   'GET /v1/audit': async () => ({ url: '/v1/audit?limit=5' }),
+  'GET /v1/interrupts': async () => ({ url: '/v1/interrupts?state=pending&limit=5' }),
+  'GET /v1/interrupts/:id': async () => ({ url: `/v1/interrupts/${await pendingInterrupt()}` }),
+  'POST /v1/interrupts/:id/resume': async () => ({ url: `/v1/interrupts/${await pendingInterrupt()}/resume`, body: { input: { ok: true } } }),
   'POST /v1/session': async () => ({ url: '/v1/session', body: { key: ADMIN_KEY } }),
   'GET /v1/session': async () => ({ url: '/v1/session' }),
   'DELETE /v1/session': async () => ({ url: '/v1/session' }),
@@ -141,9 +156,9 @@ describe('auth matrix: every route × every caller', () => {
 });
 
 describe('the audit trail', () => {
-  it('is readable by an admin key only: read, produce and work keys get 403', async () => {
+  it('is readable by an admin key only: read, produce, work and resume keys get 403', async () => {
     expect(ROUTES['GET /v1/audit'].scope).toEqual(['admin']);
-    for (const scope of ['read', 'produce', 'work'] as const) {
+    for (const scope of ['read', 'produce', 'work', 'resume'] as const) {
       const res = await injectAs(node, keys[scope]!, 'GET', '/v1/audit?limit=5');
       expect(res.status, scope).toBe(403);
       expect(res.body.type).toBe('https://drover.dev/problems/forbidden');

@@ -7,12 +7,19 @@ import type { AuditSink } from '../../runtime/audit-sink.js';
 import { recordOperatorAction } from '../../ops/audit/operator-action.js';
 import type { JobControl } from '../../runtime/job-control.js';
 import type { StorageEngine } from '../../store/engine.js';
-import { attemptJson, eventJson, jobJson, jobRef } from '../serialize.js';
+import type { DurableStore } from '../../store/roles/durable-store.js';
+import { attemptJson, eventJson, jobJson, jobRef, stepJson, waitJson } from '../serialize.js';
 
 const idParam = {
   type: 'object',
   required: ['id'],
   properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
+} as const;
+
+const jobQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { include: { type: 'string', enum: ['stepResults'] } },
 } as const;
 
 const listQuery = {
@@ -44,7 +51,7 @@ function payloadFilters(query: ListQuery): PayloadFilter[] {
 
 /** What the job routes need from the node (the runtime provides it): reads, the operator actions, the audit trail. */
 export interface JobRouteDeps {
-  store: Pick<StorageEngine, 'getJob' | 'getAttempts' | 'listJobs' | 'getEvent'>;
+  store: Pick<StorageEngine, 'getJob' | 'getAttempts' | 'listJobs' | 'getEvent'> & Pick<DurableStore, 'getSteps' | 'pendingWait'>;
   jobControl: Pick<JobControl, 'cancel' | 'retry'>;
   audit: AuditSink;
 }
@@ -52,12 +59,22 @@ export interface JobRouteDeps {
 export function jobRoutes(deps: JobRouteDeps) {
   const { store, jobControl } = deps;
   return async function plugin(app: FastifyInstance): Promise<void> {
-    app.get<{ Params: { id: string } }>('/v1/jobs/:id', { config: { scope: ['read', 'produce'] }, schema: { params: idParam } }, async (request) => {
-      const job = await store.getJob(request.params.id);
-      if (!job) throw new DroverError('not_found', `no job with id "${request.params.id}" (it may have been pruned after its retention period)`);
-      const attempts = await store.getAttempts(job.id);
-      return { ...jobJson(job), attempts: attempts.map(attemptJson) };
-    });
+    // Durable jobs also show their finished steps (sizes; results with ?include=stepResults) and, while suspended, their wait.
+    app.get<{ Params: { id: string }; Querystring: { include?: 'stepResults' } }>(
+      '/v1/jobs/:id',
+      { config: { scope: ['read', 'produce'] }, schema: { params: idParam, querystring: jobQuery } },
+      async (request) => {
+        const job = await store.getJob(request.params.id);
+        if (!job) throw new DroverError('not_found', `no job with id "${request.params.id}" (it may have been pruned after its retention period)`);
+        const [attempts, steps, wait] = await Promise.all([
+          store.getAttempts(job.id),
+          store.getSteps(job.id),
+          job.state === 'suspended' ? store.pendingWait(job.id) : null,
+        ]);
+        const withResults = request.query.include === 'stepResults';
+        return { ...jobJson(job), attempts: attempts.map(attemptJson), steps: steps.map((step) => stepJson(step, withResults)), wait: wait ? waitJson(wait) : null };
+      },
+    );
 
     app.get<{ Querystring: ListQuery }>(
       '/v1/jobs',

@@ -43,6 +43,10 @@ export const ROUTES = {
   'POST /v1/workers/fail': { scope: ['work'], summary: 'Remote worker: record a failed attempt' },
   'POST /v1/workers/release': { scope: ['work'], summary: 'Remote worker: hand a job back without spending the attempt' },
 
+  // `resume` only (admin also may): an approval tool answers interrupts; it neither produces work nor administers.
+  'GET /v1/interrupts': { scope: ['resume'], summary: 'List interrupts of durable jobs (pending, resumed, timed out, cancelled), newest first, with a cursor' },
+  'GET /v1/interrupts/:id': { scope: ['resume'], summary: 'An interrupt: its prompt, the JSON Schema its input must satisfy, its state' },
+  'POST /v1/interrupts/:id/resume': { scope: ['resume'], summary: 'Resume a pending interrupt with input valid against its schema; its job is queued again (audited)' },
   // The web console's sign-in: an API key for a session cookie (src/api/session.ts).
   'POST /v1/session': { scope: PUBLIC, summary: 'Sign in to the console: exchange an API key for a session cookie' },
   'GET /v1/session': { scope: READ, summary: 'The calling key and, with a session cookie, its CSRF token and expiry' },

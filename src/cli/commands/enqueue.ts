@@ -38,24 +38,34 @@ const instant = (value: string): string | number => {
 };
 
 function readPayload(opts: EnqueueOptions): unknown {
-  if (opts.payload !== undefined && opts.payloadFile !== undefined) {
-    throw new DroverError('validation', 'pass either --payload or --payload-file, not both');
-  }
-  const [source, text] = opts.payloadFile === undefined
-    ? ['--payload', opts.payload ?? '{}']
-    : [opts.payloadFile === '-' ? 'standard input' : opts.payloadFile, readSource(opts.payloadFile)];
+  return readJsonOption({ what: 'payload', inline: opts.payload, file: opts.payloadFile, inlineFlag: '--payload', fileFlag: '--payload-file', fallback: '{}' });
+}
+
+/**
+ * A JSON value given inline (`--input '{...}'`) or in a file (`--input-file F`,
+ * `-` for standard input): exactly one of them, or `fallback` when neither.
+ *
+ * @example
+ * readJsonOption({ what: 'input', inline: '{"approve":true}', file: undefined, inlineFlag: '--input', fileFlag: '--input-file' }); // { approve: true }
+ */
+export function readJsonOption(o: { what: string; inline: string | undefined; file: string | undefined; inlineFlag: string; fileFlag: string; fallback?: string }): unknown {
+  if (o.inline !== undefined && o.file !== undefined) throw new DroverError('validation', `pass either ${o.inlineFlag} or ${o.fileFlag}, not both`);
+  if (o.inline === undefined && o.file === undefined && o.fallback === undefined) throw new DroverError('validation', `pass the ${o.what} as JSON with ${o.inlineFlag} or ${o.fileFlag} (- reads standard input)`);
+  const [source, text] = o.file === undefined
+    ? [o.inlineFlag, o.inline ?? o.fallback!]
+    : [o.file === '-' ? 'standard input' : o.file, readSource(o.file, o.what)];
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new DroverError('validation', `the payload in ${source} is not JSON (${toError(error).message})`);
+    throw new DroverError('validation', `the ${o.what} in ${source} is not JSON (${toError(error).message})`);
   }
 }
 
-function readSource(file: string): string {
+function readSource(file: string, what: string): string {
   try {
     return readFileSync(file === '-' ? 0 : file, 'utf8');
   } catch (error) {
-    throw new DroverError('validation', `cannot read the payload file ${file}: ${toError(error).message}`);
+    throw new DroverError('validation', `cannot read the ${what} file ${file}: ${toError(error).message}`);
   }
 }
 

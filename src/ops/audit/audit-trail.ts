@@ -19,6 +19,7 @@ import type { AuditSink } from '../../runtime/audit-sink.js';
 export const AUDIT_ACTIONS = [
   'job.cancel',
   'job.retry',
+  'interrupt.resume',
   'key.create',
   'key.revoke',
   'handler.pause',

@@ -16,18 +16,29 @@ import type pg from 'pg';
 import { QueueFullError } from '../../core/errors.js';
 import type { NewJob } from '../../core/types.js';
 import type { EnqueueOptions, IngestItem } from '../engine.js';
+import type { ResolvedWait } from '../roles/durable-store.js';
+import { lockOrder, resolveByEvents, sharedNameLocks } from './durable.js';
 import { notifyPayload } from './notifier.js';
-import { toJson, type RawEvent, type RawJob } from './rows.js';
+import { toEventRow, toJson, type RawEvent, type RawJob } from './rows.js';
 
 export interface InsertedJob {
   raw: RawJob;
   created: boolean;
 }
 
-/** What an intake transaction learned: per-queue depth changes and queues with due work. */
+/**
+ * What an intake transaction learned: per-queue depth changes and queues
+ * with due work. `resumed`: suspended jobs queued again (their waits
+ * resolved); counted like new jobs but never refused for a full queue.
+ */
 export interface IntakeEffects {
   created: Map<string, number>;
+  resumed: Map<string, number>;
   woken: Set<string>;
+}
+
+export function newIntakeEffects(): IntakeEffects {
+  return { created: new Map(), resumed: new Map(), woken: new Set() };
 }
 
 const INSERT_JOBS = `
@@ -227,9 +238,15 @@ export interface IngestedItem {
   event: RawEvent;
   jobs: RawJob[];
   created: boolean;
+  resolvedWaits?: ResolvedWait[];
 }
 
-/** Insert events (each id once, also within the call) and the jobs of the new ones. */
+/**
+ * Insert events (each id once, also within the call) and the jobs of the new
+ * ones, and resolve the pending waits the new events satisfy. The insert
+ * takes the events' names' shared wait locks (durable.ts says why), so the
+ * wait lookup after it sees every wait a suspend committed before.
+ */
 export async function ingestItems(client: pg.PoolClient, items: readonly IngestItem[], now: number, effects: IntakeEffects): Promise<IngestedItem[]> {
   const firstOfId = new Map<string, number>();
   items.forEach((item, i) => {
@@ -237,11 +254,19 @@ export async function ingestItems(client: pg.PoolClient, items: readonly IngestI
   });
   const unique = [...firstOfId.values()].map((i) => items[i]!.event);
   const { rows: inserted } = await client.query<RawEvent>(
-    `INSERT INTO events (id, name, data, tenant, received_at)
-     SELECT id, name, data::json, tenant, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(id, name, data, tenant)
+    `WITH locks AS (${sharedNameLocks('$6')})
+     INSERT INTO events (id, name, data, tenant, received_at)
+     SELECT id, name, data::json, tenant, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(id, name, data, tenant), locks
      ON CONFLICT (id) DO NOTHING
      RETURNING *`,
-    [unique.map((e) => e.id), unique.map((e) => e.name), unique.map((e) => toJson(e.data)), unique.map((e) => e.tenant ?? null), now],
+    [
+      unique.map((e) => e.id),
+      unique.map((e) => e.name),
+      unique.map((e) => toJson(e.data)),
+      unique.map((e) => e.tenant ?? null),
+      now,
+      lockOrder(unique.map((e) => e.name)),
+    ],
   );
   const created = new Map(inserted.map((raw) => [raw.id, raw]));
   const known = unique.filter((e) => !created.has(e.id)).map((e) => e.id);
@@ -272,10 +297,13 @@ export async function ingestItems(client: pg.PoolClient, items: readonly IngestI
     });
   }
 
+  const resolved = await resolveByEvents(client, inserted.map(toEventRow), now, effects);
+
   return items.map((item, i) => {
     const first = firstOfId.get(item.event.id)!;
     const raw = created.get(item.event.id);
-    if (raw && first === i) return { event: raw, jobs: jobsOf.get(i) ?? [], created: true };
+    const waits = resolved.get(item.event.id);
+    if (raw && first === i) return waits ? { event: raw, jobs: jobsOf.get(i) ?? [], created: true, resolvedWaits: waits } : { event: raw, jobs: jobsOf.get(i) ?? [], created: true };
     if (raw) return { event: raw, jobs: jobsOf.get(first) ?? [], created: false };
     const known = existing.get(item.event.id);
     if (!known) throw new Error(`event ${item.event.id} vanished during ingest`);
@@ -294,17 +322,20 @@ export async function finishIntake(
   options: EnqueueOptions | undefined,
   notify: { channel: string; instanceId: string },
 ): Promise<void> {
-  if (effects.created.size === 0) return;
-  const queues = [...effects.created.keys()];
+  if (effects.created.size === 0 && effects.resumed.size === 0) return;
+  const queues = [...new Set([...effects.created.keys(), ...effects.resumed.keys()])];
   const payload = effects.woken.size > 0 ? notifyPayload(notify.instanceId, effects.woken) : '';
   const { rows } = await client.query<{ queue: string; depth: number }>(ADD_DEPTH, [
     queues,
-    queues.map((q) => effects.created.get(q)!),
+    queues.map((q) => (effects.created.get(q) ?? 0) + (effects.resumed.get(q) ?? 0)),
     notify.channel,
     payload,
   ]);
   for (const { queue, depth } of rows) {
     const limit = options?.queueLimits?.get(queue);
-    if (limit && depth > limit.maxDepth) throw new QueueFullError(queue, limit.maxDepth);
+    // Only new jobs are refused: a woken job is never refused (it was accepted long ago).
+    if (limit && effects.created.has(queue) && depth - (effects.resumed.get(queue) ?? 0) > limit.maxDepth) {
+      throw new QueueFullError(queue, limit.maxDepth);
+    }
   }
 }

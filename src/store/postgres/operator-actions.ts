@@ -5,11 +5,16 @@
  */
 import type pg from 'pg';
 import { TERMINAL_STATES } from '../../core/types.js';
+import { cancelWaits, LOCK_PENDING_WAIT } from './durable.js';
 import * as q from './queries.js';
 import type { RawJob } from './rows.js';
 
-/** Cancel a job that has not finished (revoking a running one's lease); a finished job comes back unchanged. */
+/**
+ * Cancel a job that has not finished (revoking a running one's lease, and
+ * cancelling a suspended one's wait); a finished job comes back unchanged.
+ */
 export async function cancelJob(client: pg.PoolClient, id: number, now: number): Promise<RawJob | null> {
+  await client.query(LOCK_PENDING_WAIT, [id]);
   const before = (await client.query<RawJob>(q.LOCK_JOB, [id])).rows[0];
   if (!before) return null;
   if (TERMINAL_STATES.includes(before.state)) return before;
@@ -17,7 +22,9 @@ export async function cancelJob(client: pg.PoolClient, id: number, now: number):
   if (before.state === 'running') {
     await client.query(q.END_ATTEMPT, [id, before.lease_seq, before.worker_id ?? '', before.leased_at ?? now, now, 'cancelled']);
   }
-  await client.query(q.COUNT_ONE, [raw.queue, 'finished']);
+  // A suspended job was counted finished when it suspended (durable.ts).
+  if (before.state === 'suspended') await cancelWaits(client, id, now);
+  else await client.query(q.COUNT_ONE, [raw.queue, 'finished']);
   return raw;
 }
 

@@ -60,7 +60,8 @@ import * as audit from './audit.js';
 import { dumpPostgres } from './backup.js';
 import { assertSchemaName, clientConfig, DEFAULT_TIMEOUTS, inTransaction, isTransient, retryConflicts, storeError, type StoreTimeouts } from './connection.js';
 import { ConnectionErrors, type ConnectionErrorKind, type ConnectionErrorListener } from './connection-errors.js';
-import { enqueuePlain, finishIntake, ingestItems, insertJobs, isPlain, type IntakeEffects } from './intake.js';
+import { enqueuePlain, finishIntake, ingestItems, insertJobs, isPlain, newIntakeEffects, type IntakeEffects } from './intake.js';
+import * as durable from './durable.js';
 import { leaseFast, leaseKeyed, newLeaseCall, planLease, RELEASE_BY_CALL } from './lease.js';
 import { migratePostgres } from './migrator.js';
 import { acquireNodeLock, nodeLockKey } from './node-lock.js';
@@ -74,6 +75,8 @@ import { SettleBatch } from './settle-batch.js';
 import { START_IN_FLIGHT, StartBatch } from './start-batch.js';
 import { Wakeups } from './wakeups.js';
 import { EnqueueBatch } from './enqueue-batch.js';
+import type { StepRow, SuspendRequest, WaitRow } from '../../core/durable.js';
+import type { RecordStepRequest, RecordStepResult, ResumeResult, SuspendResult, WaitFilter } from '../roles/durable-store.js';
 
 export interface PostgresEngineOptions {
   /** `postgres://user:pass@host:port/database?...` */
@@ -228,7 +231,10 @@ export class PostgresEngine implements StorageEngine {
   ingest(items: readonly IngestItem[], options?: EnqueueOptions): Promise<IngestResult[]> {
     return this.#intake(async (client, now, effects) => {
       const results = await ingestItems(client, items, now, effects);
-      return results.map((r) => ({ event: toEventRow(r.event), jobs: r.jobs.map(toJobRow), created: r.created }));
+      return results.map((r) => {
+        const result = { event: toEventRow(r.event), jobs: r.jobs.map(toJobRow), created: r.created };
+        return r.resolvedWaits ? { ...result, resolvedWaits: r.resolvedWaits } : result;
+      });
     }, options);
   }
 
@@ -293,10 +299,24 @@ export class PostgresEngine implements StorageEngine {
 
   /** Moves at most 5000 jobs per call; when more are due, `nextDueAt` is <= now, so call again. */
   async stageDue(): Promise<StageResult> {
-    const rows = await this.#query<{ staged: number; queues: string[] | null; next_due: number | null }>(q.STAGE_DUE, [this.#clock(), STAGE_BATCH]);
+    const now = this.#clock();
+    const rows = await this.#query<{ staged: number; queues: string[] | null; next_due: number | null; next_wake: number | null }>(q.STAGE_DUE, [
+      now,
+      STAGE_BATCH,
+    ]);
     const row = rows[0];
     if (row?.queues?.length) void this.#wakeups.committed(new Set(row.queues));
-    return { staged: row?.staged ?? 0, nextDueAt: row?.next_due ?? null };
+    const staged = row?.staged ?? 0;
+    let nextWake = row?.next_wake ?? null;
+    // Suspended jobs to wake (sleeps over, waits timed out): a transaction only when one is due.
+    if (nextWake === null || nextWake > now) return { staged, nextDueAt: minOrNull(row?.next_due ?? null, nextWake) };
+    const woken = await this.#durableWrite('waking suspended jobs', async (client, effects) => {
+      const waits = await durable.wakeDue(client, now, STAGE_BATCH, effects);
+      nextWake = (await client.query<{ t: number | null }>(durable.NEXT_WAKE)).rows[0]?.t ?? null;
+      return waits;
+    });
+    const nextDueAt = minOrNull(row?.next_due ?? null, nextWake);
+    return woken.length > 0 ? { staged, woken, nextDueAt } : { staged, nextDueAt };
   }
 
   /** Reclaims at most 1000 expired leases per call (oldest deadline first). */
@@ -361,7 +381,7 @@ export class PostgresEngine implements StorageEngine {
     const id = parseJobId(jobId);
     if (id === null) return null;
     const now = this.#clock();
-    const row = await this.#run('cancelling', () => inTransaction(this.#pool, (client) => cancelJob(client, id, now)));
+    const row = await this.#run('cancelling', () => retryConflicts(() => inTransaction(this.#pool, (client) => cancelJob(client, id, now))));
     return row ? toJobRow(row) : null;
   }
 
@@ -372,6 +392,50 @@ export class PostgresEngine implements StorageEngine {
     const row = await this.#run('retrying', () => inTransaction(this.#pool, (client) => retryJob(client, id, now)));
     if (row?.state === 'queued') void this.#wakeups.committed(new Set([row.queue]));
     return row ? toJobRow(row) : null;
+  }
+
+  // --- durable execution (durable.ts) ---------------------------------------
+
+  async getSteps(jobId: string): Promise<StepRow[]> {
+    const n = parseJobId(jobId);
+    return n === null ? [] : (await this.#query<durable.RawStep>(durable.STEPS_BY_JOB, [n])).map(durable.toStepRow);
+  }
+
+  recordStep(jobId: string, token: string, step: RecordStepRequest): Promise<RecordStepResult> {
+    return this.#run('recording a step', () =>
+      retryConflicts(() => inTransaction(this.#pool, (client) => durable.recordStep(client, parseJobId(jobId), token, step, this.#clock()))),
+    );
+  }
+
+  suspend(jobId: string, token: string, request: SuspendRequest): Promise<SuspendResult> {
+    return this.#run('suspending', () =>
+      retryConflicts(() => inTransaction(this.#pool, (client) => durable.suspend(client, parseJobId(jobId), token, request, this.#clock()))),
+    );
+  }
+
+  resumeWait(waitId: string, input: unknown, resolvedBy: string): Promise<ResumeResult> {
+    return this.#durableWrite('resuming', (client, effects) => durable.resumeWait(client, waitId, input, resolvedBy, this.#clock(), effects));
+  }
+
+  async getWait(waitId: string): Promise<WaitRow | null> {
+    const raw = (await this.#query<durable.RawWait>(durable.WAIT_BY_ID, [waitId]))[0];
+    return raw ? durable.toWaitRow(raw) : null;
+  }
+
+  async pendingWait(jobId: string): Promise<WaitRow | null> {
+    const n = parseJobId(jobId);
+    const raw = n === null ? undefined : (await this.#query<durable.RawWait>(durable.PENDING_WAIT_OF_JOB, [n]))[0];
+    return raw ? durable.toWaitRow(raw) : null;
+  }
+
+  async listWaits(filter: WaitFilter): Promise<WaitRow[]> {
+    const { text, values } = durable.listWaitsQuery(filter);
+    return (await this.#query<durable.RawWait>(text, values)).map(durable.toWaitRow);
+  }
+
+  async pendingInterrupts(): Promise<{ count: number; oldestCreatedAt: number | null }> {
+    const row = (await this.#query<{ n: number; oldest: number | null }>(durable.PENDING_INTERRUPTS, []))[0];
+    return { count: row?.n ?? 0, oldestCreatedAt: row?.oldest ?? null };
   }
 
   // --- reads --------------------------------------------------------------
@@ -511,13 +575,34 @@ export class PostgresEngine implements StorageEngine {
 
   async #intake<T>(work: (client: pg.PoolClient, now: number, effects: IntakeEffects) => Promise<T>, options?: EnqueueOptions): Promise<T> {
     this.#assertOpen();
-    let effects: IntakeEffects = { created: new Map(), woken: new Set() };
+    let effects: IntakeEffects = newIntakeEffects();
     const result = await this.#run('accepting work', () =>
       retryConflicts(() => {
-        effects = { created: new Map(), woken: new Set() };
+        effects = newIntakeEffects();
         return inTransaction(this.#pool, async (client) => {
           const value = await work(client, this.#clock(), effects);
           await finishIntake(client, effects, options, this.#wakeups.target);
+          return value;
+        });
+      }),
+    );
+    this.#wakeups.local(effects.woken);
+    return result;
+  }
+
+  /**
+   * A transaction that may queue suspended jobs again: their queues are
+   * counted and other nodes notified in it (`finishIntake`), this process's
+   * listeners after the commit.
+   */
+  async #durableWrite<T>(what: string, work: (client: pg.PoolClient, effects: IntakeEffects) => Promise<T>): Promise<T> {
+    let effects = newIntakeEffects();
+    const result = await this.#run(what, () =>
+      retryConflicts(() => {
+        effects = newIntakeEffects();
+        return inTransaction(this.#pool, async (client) => {
+          const value = await work(client, effects);
+          await finishIntake(client, effects, undefined, this.#wakeups.target);
           return value;
         });
       }),
@@ -557,6 +642,11 @@ export class PostgresEngine implements StorageEngine {
     if (queues.size > 0) void this.#wakeups.committed(queues);
     return jobs;
   }
+}
+
+function minOrNull(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  return b === null ? a : Math.min(a, b);
 }
 
 /** Construct the engine (no connection is made until the first call). */

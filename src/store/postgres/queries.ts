@@ -24,7 +24,7 @@ export const ATTEMPTS_BY_JOB = `
 
 export const EVENT_BY_ID = 'SELECT * FROM events WHERE id = $1';
 
-/** $1 now, $2 limit. Staged rows are excluded from the next-due lookup, which reads the statement's snapshot. */
+/** $1 now, $2 limit. `next_wake`: the earliest wake time of a suspended job (durable.ts wakes them). Staged rows are excluded from the next-due lookup, which reads the statement's snapshot. */
 export const STAGE_DUE = `
   WITH staged AS (
     UPDATE jobs SET state = 'queued', updated_at = $1
@@ -35,13 +35,14 @@ export const STAGE_DUE = `
   )
   SELECT (SELECT count(*) FROM staged) AS staged,
          (SELECT array_agg(DISTINCT queue) FROM staged) AS queues,
-         (SELECT min(run_at) FROM jobs WHERE state = 'scheduled' AND id NOT IN (SELECT id FROM staged)) AS next_due`;
+         (SELECT min(run_at) FROM jobs WHERE state = 'scheduled' AND id NOT IN (SELECT id FROM staged)) AS next_due,
+         (SELECT min(wake_at) FROM waits WHERE state = 'pending' AND wake_at IS NOT NULL) AS next_wake`;
 
 export const LOCK_JOB = 'SELECT * FROM jobs WHERE id = $1 FOR UPDATE';
 
 export const CANCEL = `
   UPDATE jobs SET state = 'cancelled', finished_at = $2, updated_at = $2, lease_token = NULL, lease_expires_at = NULL
-  WHERE id = $1 AND state IN ('scheduled', 'queued', 'running')
+  WHERE id = $1 AND state IN ('scheduled', 'queued', 'running', 'suspended')
   RETURNING *`;
 
 export const RETRY = `
@@ -59,7 +60,11 @@ export const COUNT_ONE = `
   INSERT INTO queue_counts (queue, kind, n) VALUES ($1, $2, 1)
   ON CONFLICT (queue, kind) DO UPDATE SET n = queue_counts.n + 1`;
 
-/** $1 states, $2 cutoff, $3 limit. Attempts go with their jobs (there is no foreign key to cascade). */
+/**
+ * $1 states, $2 cutoff, $3 limit. Attempts, steps and waits go with their
+ * jobs (there is no foreign key to cascade); a finished job has no pending
+ * wait, so no wait_events rows.
+ */
 export const PRUNE_JOBS = `
   WITH gone AS (
     DELETE FROM jobs WHERE id IN (
@@ -67,6 +72,10 @@ export const PRUNE_JOBS = `
     RETURNING id
   ), attempts_gone AS (
     DELETE FROM attempts WHERE job_id IN (SELECT id FROM gone)
+  ), steps_gone AS (
+    DELETE FROM steps WHERE job_id IN (SELECT id FROM gone)
+  ), waits_gone AS (
+    DELETE FROM waits WHERE job_id IN (SELECT id FROM gone)
   )
   SELECT count(*) AS n FROM gone`;
 
@@ -108,28 +117,48 @@ export const LIST_NODES = 'SELECT * FROM nodes ORDER BY node_id';
 
 /** listJobs: filters as parameters, newest first, keyset cursor on id. */
 export function listJobsQuery(filter: JobFilter, beforeId: number | null): { text: string; values: unknown[] } {
+  return keysetQuery(
+    'jobs',
+    { state: filter.state, handler: filter.handler, queue: filter.queue, event_id: filter.eventId },
+    beforeId,
+    filter.limit,
+    (add) => {
+      if (filter.createdAfter !== undefined) add('created_at >=', filter.createdAfter);
+      if (filter.createdBefore !== undefined) add('created_at <', filter.createdBefore);
+      for (const { path, value } of filter.payload ?? []) {
+        // The path is a literal (segments checked by assertPayloadPath) so that an expression index on
+        // (payload #>> '{<path>}') matches; #>> gives a number's text as JSON writes it.
+        assertPayloadPath(path);
+        add(`(payload #>> '{${path.join(',')}}') =`, value);
+      }
+    },
+  );
+}
+
+/**
+ * `SELECT * FROM table` with equality filters (undefined: no filter) as
+ * parameters, newest first by id, keyset cursor `id < before`.
+ */
+export function keysetQuery(
+  table: string,
+  equals: Record<string, unknown>,
+  before: unknown,
+  limit: number,
+  /** Further conditions: `add('created_at >=', value)` appends `created_at >= $n`. */
+  more: (add: (condition: string, value: unknown) => void) => void = () => undefined,
+): { text: string; values: unknown[] } {
   const where: string[] = [];
   const values: unknown[] = [];
   const add = (column: string, value: unknown) => {
     values.push(value);
     where.push(`${column} $${values.length}`);
   };
-  if (filter.state !== undefined) add('state =', filter.state);
-  if (filter.handler !== undefined) add('handler =', filter.handler);
-  if (filter.queue !== undefined) add('queue =', filter.queue);
-  if (filter.eventId !== undefined) add('event_id =', filter.eventId);
-  if (filter.createdAfter !== undefined) add('created_at >=', filter.createdAfter);
-  if (filter.createdBefore !== undefined) add('created_at <', filter.createdBefore);
-  for (const { path, value } of filter.payload ?? []) {
-    // The path is a literal (segments checked against PAYLOAD_SEGMENT) so that an expression index on
-    // (payload #>> '{<path>}') matches; #>> gives a number's text as JSON writes it.
-    assertPayloadPath(path);
-    add(`(payload #>> '{${path.join(',')}}') =`, value);
-  }
-  if (beforeId !== null) add('id <', beforeId);
-  values.push(Math.max(0, Math.floor(filter.limit)));
+  for (const [column, value] of Object.entries(equals)) if (value !== undefined) add(`${column} =`, value);
+  more(add);
+  if (before !== null && before !== undefined) add('id <', before);
+  values.push(Math.max(0, Math.floor(limit)));
   return {
-    text: `SELECT * FROM jobs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${values.length}`,
+    text: `SELECT * FROM ${table} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${values.length}`,
     values,
   };
 }

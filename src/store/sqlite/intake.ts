@@ -6,6 +6,8 @@
  */
 import type { NewJob } from '../../core/types.js';
 import type { EnqueueOptions, EnqueueResult, IngestItem, IngestResult } from '../engine.js';
+import { resolveByEvent } from './durable.js';
+import type { DurableFixed } from './durable-statements.js';
 import { addDepth, type QueueDepths, type WriteEffects } from './queue-depth.js';
 import { toEventRow, toJobRow, toJson } from './rows.js';
 import type { FixedStatements } from './statements.js';
@@ -13,6 +15,7 @@ import type { FixedStatements } from './statements.js';
 /** What an intake op needs: statements, the depth counters, and the op's and batch's effects. */
 export interface IntakeContext {
   s: FixedStatements;
+  d: DurableFixed;
   depths: QueueDepths;
   now: number;
   options: EnqueueOptions | undefined;
@@ -49,7 +52,11 @@ export function insertJob(ctx: IntakeContext, job: NewJob): EnqueueResult {
   return { job: toJobRow(raw), created: true };
 }
 
-/** A known event id answers with the original event and its jobs, writing nothing. */
+/**
+ * A known event id answers with the original event and its jobs, writing
+ * nothing. A new event also resolves the pending waits it satisfies, in the
+ * same transaction (`resolvedWaits`, present only when there are some).
+ */
 export function ingestItem(ctx: IntakeContext, item: IngestItem): IngestResult {
   const { s } = ctx;
   const { id, name, data, tenant } = item.event;
@@ -59,5 +66,6 @@ export function ingestItem(ctx: IntakeContext, item: IngestItem): IngestResult {
   }
   const event = toEventRow(s.insertEvent.get(id, name, toJson(data), tenant ?? null, ctx.now)!);
   const jobs = item.jobs.map((job) => insertJob(ctx, { ...job, eventId: id }).job);
-  return { event, jobs, created: true };
+  const resolvedWaits = resolveByEvent(ctx, event);
+  return resolvedWaits.length > 0 ? { event, jobs, created: true, resolvedWaits } : { event, jobs, created: true };
 }

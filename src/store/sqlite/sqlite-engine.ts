@@ -69,6 +69,10 @@ import { addDepth, createEffects, mergeEffects, QueueDepths, type WriteEffects }
 import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toQueueStats } from './rows.js';
 import { reclaimJobs } from './reclaim.js';
 import { SqliteStatements } from './statements.js';
+import { DurableStatements } from './durable-statements.js';
+import * as durable from './durable.js';
+import type { StepRow, SuspendRequest, WaitRow } from '../../core/durable.js';
+import type { RecordStepRequest, RecordStepResult, ResumeResult, SuspendResult, WaitFilter } from '../roles/durable-store.js';
 
 export interface SqliteEngineOptions {
   /** Database file; its parent directory is created. `:memory:` works for throwaway stores (no lock). */
@@ -113,6 +117,7 @@ export class SqliteEngine implements StorageEngine {
   readonly #ping: Database.Statement<[], unknown>;
   readonly #totalChanges: Database.Statement<[], { n: number }>;
   #statements: SqliteStatements | null = null;
+  #durableStatements: DurableStatements | null = null;
   #auditStatements: AuditStatements | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
@@ -257,9 +262,13 @@ export class SqliteEngine implements StorageEngine {
   stageDue(): Promise<StageResult> {
     return this.#write((own) => {
       const s = this.#s.fixed;
-      const staged = s.stageDue.all({ now: this.#clock(), limit: STAGE_BATCH });
+      const now = this.#clock();
+      const staged = s.stageDue.all({ now, limit: STAGE_BATCH });
       for (const { queue } of staged) own.woken.add(queue);
-      return { staged: staged.length, nextDueAt: s.nextDue.get()?.t ?? null };
+      const woken = durable.wakeDue(this.#durable(now, own), STAGE_BATCH);
+      const d = this.#d.fixed;
+      const nextDueAt = minOrNull(s.nextDue.get()?.t ?? null, d.nextWake.get()?.t ?? null);
+      return woken.length > 0 ? { staged: staged.length, woken, nextDueAt } : { staged: staged.length, nextDueAt };
     });
   }
 
@@ -335,7 +344,9 @@ export class SqliteEngine implements StorageEngine {
       const now = this.#clock();
       const raw = s.cancel.get({ id, now })!;
       if (before.state === 'running') s.endAttempt.run(now, 'cancelled', null, id, before.lease_seq);
-      addDepth(own, raw.queue, -1);
+      // A suspended job is not in the queue depth (durable.ts); its wait is cancelled with it.
+      if (before.state === 'suspended') durable.cancelWaits(this.#durable(now, own), id);
+      else addDepth(own, raw.queue, -1);
       return toJobRow(raw);
     });
   }
@@ -352,6 +363,45 @@ export class SqliteEngine implements StorageEngine {
       own.woken.add(raw.queue);
       return toJobRow(raw);
     });
+  }
+
+  // --- durable execution (durable.ts) ---------------------------------------
+
+  async getSteps(jobId: string): Promise<StepRow[]> {
+    const n = parseJobId(jobId);
+    return n === null ? [] : this.#readDurable().fixed.stepsByJob.all(n).map(durable.toStepRow);
+  }
+
+  recordStep(jobId: string, token: string, step: RecordStepRequest): Promise<RecordStepResult> {
+    return this.#write((own) => durable.recordStep(this.#durable(this.#clock(), own), jobId, token, step));
+  }
+
+  suspend(jobId: string, token: string, request: SuspendRequest): Promise<SuspendResult> {
+    return this.#write((own) => durable.suspend(this.#durable(this.#clock(), own), jobId, token, request));
+  }
+
+  resumeWait(waitId: string, input: unknown, resolvedBy: string): Promise<ResumeResult> {
+    return this.#write((own) => durable.resumeWait(this.#durable(this.#clock(), own), waitId, input, resolvedBy));
+  }
+
+  async getWait(waitId: string): Promise<WaitRow | null> {
+    const raw = this.#readDurable().fixed.waitById.get(waitId);
+    return raw ? durable.toWaitRow(raw) : null;
+  }
+
+  async pendingWait(jobId: string): Promise<WaitRow | null> {
+    const n = parseJobId(jobId);
+    const raw = n === null ? undefined : this.#readDurable().fixed.pendingWaitOfJob.get(n);
+    return raw ? durable.toWaitRow(raw) : null;
+  }
+
+  async listWaits(filter: WaitFilter): Promise<WaitRow[]> {
+    return this.#readDurable().listWaits(filter).map(durable.toWaitRow);
+  }
+
+  async pendingInterrupts(): Promise<{ count: number; oldestCreatedAt: number | null }> {
+    const row = this.#readDurable().fixed.pendingInterrupts.get()!;
+    return { count: row.n, oldestCreatedAt: row.oldest };
   }
 
   // --- reads --------------------------------------------------------------
@@ -497,6 +547,21 @@ export class SqliteEngine implements StorageEngine {
     }
   }
 
+  get #d(): DurableStatements {
+    if (this.#durableStatements) return this.#durableStatements;
+    this.#s; // prepares both, or says the store is not migrated
+    return this.#durableStatements!;
+  }
+
+  #readDurable(): DurableStatements {
+    this.#assertOpen();
+    return this.#d;
+  }
+
+  #durable(now: number, own: WriteEffects): durable.DurableContext {
+    return { s: this.#s.fixed, d: this.#d.fixed, now, own };
+  }
+
   get #audit(): AuditStatements {
     if (this.#auditStatements) return this.#auditStatements;
     try {
@@ -509,7 +574,9 @@ export class SqliteEngine implements StorageEngine {
   /** Prepare statements and count unfinished jobs; needs the migrated schema. */
   #prepare(): SqliteStatements {
     const statements = new SqliteStatements(this.#db);
+    const durableStatements = new DurableStatements(this.#db);
     this.#depths.load(statements.fixed.unfinishedByQueue.all());
+    this.#durableStatements = durableStatements;
     this.#statements = statements;
     return statements;
   }
@@ -559,8 +626,13 @@ export class SqliteEngine implements StorageEngine {
   }
 
   #intake(options: EnqueueOptions | undefined, own: WriteEffects, batch: Readonly<WriteEffects>): IntakeContext {
-    return { s: this.#s.fixed, depths: this.#depths, now: this.#clock(), options, own, batch };
+    return { s: this.#s.fixed, d: this.#d.fixed, depths: this.#depths, now: this.#clock(), options, own, batch };
   }
+}
+
+function minOrNull(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  return b === null ? a : Math.min(a, b);
 }
 
 /**

@@ -150,7 +150,7 @@ function prepareFixed(db: Database.Database) {
 
     cancel: p<{ id: number; now: number }, RawJob>(`
       UPDATE jobs SET state = 'cancelled', finished_at = @now, updated_at = @now, ${JOB_COLUMNS_RESET_LEASE}
-      WHERE id = @id AND state IN ('scheduled', 'queued', 'running')
+      WHERE id = @id AND state IN ('scheduled', 'queued', 'running', 'suspended')
       RETURNING *`),
     retry: p<{ id: number; now: number }, RawJob>(`
       UPDATE jobs SET state = 'queued', attempts = 0, crashes = 0, dead_reason = NULL, finished_at = NULL,
@@ -201,7 +201,7 @@ export class SqliteStatements {
   readonly fixed: FixedStatements;
   /** Lease candidate statements by number of excluded queues. */
   readonly #candidates = new Map<number, Database.Statement<unknown[], LeaseCandidate>>();
-  readonly #listJobs = new Map<string, Database.Statement<unknown[], RawJob>>();
+  readonly #listJobs = new Map<string, Database.Statement<unknown[], unknown>>();
 
   constructor(private readonly db: Database.Database) {
     this.fixed = prepareFixed(db);
@@ -238,40 +238,70 @@ export class SqliteStatements {
   }
 
   listJobs(filter: JobFilter, beforeId: number | null): RawJob[] {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const add = (clause: string, value: unknown) => {
-      where.push(clause);
-      params.push(value);
+    const more = { where: [] as string[], params: [] as unknown[] };
+    const add = (condition: string, ...values: unknown[]) => {
+      more.where.push(condition);
+      more.params.push(...values);
     };
-    if (filter.state !== undefined) add('state = ?', filter.state);
-    if (filter.handler !== undefined) add('handler = ?', filter.handler);
-    if (filter.queue !== undefined) add('queue = ?', filter.queue);
-    if (filter.eventId !== undefined) add('event_id = ?', filter.eventId);
     if (filter.createdAfter !== undefined) add('created_at >= ?', filter.createdAfter);
     if (filter.createdBefore !== undefined) add('created_at < ?', filter.createdBefore);
     for (const { path, value } of filter.payload ?? []) {
-      // The path is a literal (segments checked against PAYLOAD_SEGMENT) so that an expression index
+      // The path is a literal (segments checked by assertPayloadPath) so that an expression index
       // on json_extract(payload, '$.<path>') matches; a numeric value also matches the JSON number.
       assertPayloadPath(path);
       const expr = `json_extract(payload, '$.${path.join('.')}')`;
       const number = Number(value);
-      if (value.trim() !== '' && Number.isFinite(number)) {
-        where.push(`${expr} IN (?, ?)`);
-        params.push(value, number);
-      } else add(`${expr} = ?`, value);
+      const numeric = value.trim() !== '' && Number.isFinite(number);
+      if (numeric) add(`${expr} IN (?, ?)`, value, number);
+      else add(`${expr} = ?`, value);
     }
-    if (beforeId !== null) add('id < ?', beforeId);
-    const shape = where.join(' AND ');
-    let stmt = this.#listJobs.get(shape);
-    if (!stmt) {
-      // Payload paths make the shapes open-ended: keep the cache bounded.
-      if (this.#listJobs.size >= 200) this.#listJobs.clear();
-      stmt = this.db.prepare<unknown[], RawJob>(
-        `SELECT * FROM jobs ${shape ? `WHERE ${shape}` : ''} ORDER BY id DESC LIMIT ?`,
-      );
-      this.#listJobs.set(shape, stmt);
-    }
-    return stmt.all(...params, Math.max(0, Math.floor(filter.limit)));
+    return keysetRows<RawJob>(
+      this.db,
+      this.#listJobs,
+      'jobs',
+      { state: filter.state, handler: filter.handler, queue: filter.queue, event_id: filter.eventId },
+      beforeId,
+      filter.limit,
+      more,
+    );
   }
+}
+
+/**
+ * `SELECT * FROM table` with equality filters (undefined: no filter), newest
+ * first by id, keyset cursor `id < before`; one prepared statement per shape,
+ * kept in `cache`.
+ */
+export function keysetRows<R>(
+  db: Database.Database,
+  cache: Map<string, Database.Statement<unknown[], unknown>>,
+  table: string,
+  equals: Record<string, unknown>,
+  before: unknown,
+  limit: number,
+  /** Further conditions with `?` placeholders, and their parameters in order. */
+  more: { where: string[]; params: unknown[] } = { where: [], params: [] },
+): R[] {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  for (const [column, value] of Object.entries(equals)) {
+    if (value === undefined) continue;
+    where.push(`${column} = ?`);
+    params.push(value);
+  }
+  where.push(...more.where);
+  params.push(...more.params);
+  if (before !== null && before !== undefined) {
+    where.push('id < ?');
+    params.push(before);
+  }
+  const shape = `${table}:${where.join(' AND ')}`;
+  let stmt = cache.get(shape);
+  if (!stmt) {
+    // Payload paths make the shapes open-ended: keep the cache bounded.
+    if (cache.size >= 200) cache.clear();
+    stmt = db.prepare<unknown[], unknown>(`SELECT * FROM ${table} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`);
+    cache.set(shape, stmt);
+  }
+  return stmt.all(...params, Math.max(0, Math.floor(limit))) as R[];
 }
