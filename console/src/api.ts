@@ -4,7 +4,7 @@
  * reload asks `GET /v1/session` for it again); no key or token is ever put in
  * browser storage.
  */
-export type Scope = 'admin' | 'produce' | 'work' | 'read';
+export type Scope = 'admin' | 'produce' | 'work' | 'read' | 'resume';
 
 export interface Me {
   key: { id: string; name: string; scopes: Scope[] };
@@ -82,7 +82,7 @@ export const isAdmin = (me: Me) => me.key.scopes.includes('admin');
 // ---------------------------------------------------------------- wire shapes
 
 export type JobState = 'scheduled' | 'queued' | 'running' | 'succeeded' | 'dead' | 'cancelled' | 'suspended';
-export const JOB_STATES: JobState[] = ['scheduled', 'queued', 'running', 'succeeded', 'dead', 'cancelled'];
+export const JOB_STATES: JobState[] = ['scheduled', 'queued', 'running', 'suspended', 'succeeded', 'dead', 'cancelled'];
 
 export interface Job {
   id: string;

@@ -6,6 +6,7 @@ import { startLive, stopLive, subscribe, liveStatus } from './live';
 import { Audit, Keys } from './screens/admin';
 import { Handlers, Queues } from './screens/handlers';
 import { JobDetail } from './screens/job-detail';
+import { Inbox } from './screens/inbox';
 import { Jobs } from './screens/jobs';
 import { Overview } from './screens/overview';
 import { useRoute } from './ui';
@@ -57,11 +58,12 @@ function SignIn({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
   );
 }
 
-const NAV: Array<{ path: string; label: string; admin?: boolean }> = [
+const NAV: Array<{ path: string; label: string; admin?: boolean; resume?: boolean }> = [
   { path: '/', label: 'Overview' },
   { path: '/jobs', label: 'Jobs' },
   { path: '/handlers', label: 'Handlers' },
   { path: '/queues', label: 'Queues' },
+  { path: '/inbox', label: 'Inbox', resume: true },
   { path: '/audit', label: 'Audit', admin: true },
   { path: '/keys', label: 'Keys', admin: true },
 ];
@@ -79,6 +81,8 @@ function LiveIndicator() {
 function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
   const { path, query } = useRoute();
   const admin = isAdmin(me);
+  // Interrupts are answered with the resume scope (admin has it too); other keys see no inbox.
+  const answers = admin || me.key.scopes.includes('resume');
   const [theme, setTheme] = useState<Theme>(() => (localStorage.getItem('drover-theme') as Theme | null) ?? 'system');
   useEffect(() => {
     applyTheme(theme);
@@ -90,11 +94,12 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
   }, []);
   const section = '/' + (path.split('/')[1] ?? '');
   let screen;
-  if (path === '/') screen = <Overview />;
+  if (path === '/') screen = <Overview interrupts={answers} />;
   else if (path === '/jobs') screen = <Jobs query={query} />;
   else if (path.startsWith('/jobs/')) screen = <JobDetail id={decodeURIComponent(path.slice(6))} admin={admin} />;
   else if (path === '/handlers') screen = <Handlers admin={admin} />;
   else if (path === '/queues') screen = <Queues admin={admin} />;
+  else if (path === '/inbox' && answers) screen = <Inbox />;
   else if (path === '/audit' && admin) screen = <Audit />;
   else if (path === '/keys' && admin) screen = <Keys />;
   else screen = <p>No such page. <a href="#/">Back to the overview</a></p>;
@@ -107,7 +112,7 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
         <span class="brand">Drover</span>
         <nav aria-label="Sections">
           <ul>
-            {NAV.filter((item) => !item.admin || admin).map((item) => (
+            {NAV.filter((item) => (!item.admin || admin) && (!item.resume || answers)).map((item) => (
               <li key={item.path}>
                 <a href={`#${item.path}`} aria-current={section === item.path ? 'page' : undefined}>
                   {item.label}

@@ -59,6 +59,22 @@ beforeAll(async () => {
             return 'ok';
           },
         },
+        {
+          name: 'approve-refund',
+          async run(ctx) {
+            const { orderId, amount } = ctx.job.payload as { orderId: string; amount: number };
+            const order = await ctx.step.run('load-order', () => ({ id: orderId, amount }));
+            const decision = await ctx.step.interrupt<{ approve: boolean; note?: string; reason: string }>('manager-approval', {
+              prompt: `Refund ${order.amount} for ${order.id}?`,
+              schema: {
+                type: 'object',
+                properties: { approve: { type: 'boolean' }, reason: { enum: ['damaged', 'late', 'other'] }, note: { type: 'string', maxLength: 20 } },
+                required: ['approve', 'reason'],
+              },
+            });
+            return { refunded: decision?.approve === true, decision };
+          },
+        },
       ],
       queues: { billing: {} },
       rateLimit: { enabled: false },
@@ -181,6 +197,34 @@ describe('the console, signed in with an admin key', () => {
     expect(audit.some((r) => r.action === 'handler.reset' && r.target === 'handler:fragile')).toBe(true);
   });
 
+  it('resumes an interrupt through the form generated from its schema; the node\'s schema check is shown when it refuses', async () => {
+    const { page } = admin;
+    const id = await enqueue('approve-refund', { orderId: 'o-77', amount: 120 });
+    const waiting = await enqueue('approve-refund', { orderId: 'o-78', amount: 5 }); // left pending for the accessibility check
+    await waitFor(async () => (await jobState(id)) === 'suspended' && (await jobState(waiting)) === 'suspended', { timeoutMs: 15_000, message: 'both jobs suspended' });
+    await page.goto('/console/#/');
+    await page.getByTestId('pending-interrupts').getByText('2').waitFor();
+    await page.goto(`/console/#/jobs/${id}`);
+    await page.getByText('Answer it in the inbox').click();
+    const card = page.locator('article.interrupt', { hasText: 'Refund 120 for o-77?' });
+    await card.waitFor();
+    await card.getByLabel('approve').check();
+    await card.getByLabel('reason (required)').selectOption('damaged');
+    // Too long for the schema's maxLength: the node refuses it (422) and the form says why.
+    await card.getByLabel('note').fill('the box arrived crushed flat');
+    await card.getByRole('button', { name: 'Resume' }).click();
+    await card.getByRole('alert').waitFor();
+    expect(await jobState(id)).toBe('suspended');
+    await screenshot(page, 'inbox');
+    await card.getByLabel('note').fill('box crushed');
+    await card.getByRole('button', { name: 'Resume' }).click();
+    await card.waitFor({ state: 'detached' });
+    await waitFor(async () => (await jobState(id)) === 'succeeded', { timeoutMs: 15_000, message: 'the job resumed and finished' });
+    expect((await node.request('GET', `/v1/jobs/${id}`)).body.result).toEqual({ refunded: true, decision: { approve: true, reason: 'damaged', note: 'box crushed' } });
+    await page.goto(`/console/#/jobs/${id}`);
+    await page.locator('section[aria-labelledby="steps-title"] td', { hasText: 'manager-approval' }).waitFor();
+  });
+
   it('has no serious accessibility violations on any screen, in the light and the dark theme', async () => {
     const { page } = admin;
     const job = await enqueue('orders', { orderId: 'o-axe' });
@@ -192,7 +236,7 @@ describe('the console, signed in with an admin key', () => {
     shown.push(await enqueue('flaky', { orderId: 'o-200' }));
     for (const id of shown) await page.locator(`.activity li[data-job="${id}"]:is([data-state="succeeded"], [data-state="dead"])`).waitFor();
     await screenshot(page, 'console-overview', { fullPage: false });
-    const screens = ['#/', '#/jobs', `#/jobs/${job}`, '#/handlers', '#/queues', '#/audit', '#/keys'];
+    const screens = ['#/', '#/jobs', `#/jobs/${job}`, '#/handlers', '#/queues', '#/inbox', '#/audit', '#/keys'];
     const found: Record<string, unknown> = {};
     for (const theme of ['light', 'dark'] as const) {
       await page.goto('/console/#/');
@@ -202,7 +246,7 @@ describe('the console, signed in with an admin key', () => {
         await page.goto(`/console/${screen}`);
         await page.locator('main h1').waitFor();
         await page.waitForLoadState('networkidle').catch(() => undefined); // the SSE stream never idles; settle on what loaded
-        await page.locator('main table, main .cards, main .facts').first().waitFor();
+        await page.locator('main table, main .cards, main .facts, main article').first().waitFor();
         const violations = await seriousViolations(page);
         if (violations.length > 0) found[`${theme} ${screen}`] = violations;
         if (theme === 'dark' && screen === '#/handlers') await screenshot(page, 'handlers-dark');
@@ -284,6 +328,7 @@ describe('a read-only key', () => {
     await screenshot(reader.page, 'job-read-only');
     expect(await reader.page.getByRole('link', { name: 'Audit' }).count()).toBe(0);
     expect(await reader.page.getByRole('link', { name: 'Keys' }).count()).toBe(0);
+    expect(await reader.page.getByRole('link', { name: 'Inbox' }).count()).toBe(0);
     // Forged from the page, with the session's own CSRF token: the scope still refuses it.
     const answer = await reader.page.evaluate(async (jobId) => {
       const me = await (await fetch('/v1/session')).json();

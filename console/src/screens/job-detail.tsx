@@ -2,11 +2,29 @@
 import { api, type Attempt, type Job } from '../api';
 import { ActionButton, ErrorNote, Json, StateBadge, TableWrap, Time, useLoad } from '../ui';
 
+/** A finished durable step (`ctx.step`), and the wait a suspended job is in. */
+interface Step {
+  name: string;
+  kind: string;
+  status: string;
+  attempt: number;
+  finishedAt: string | null;
+  resultBytes: number | null;
+}
+interface Wait {
+  reason: string;
+  step: string;
+  createdAt: string | null;
+  wakeAt: string | null;
+  events: string[] | null;
+  interruptId: string | null;
+}
+
 const duration = (a: Attempt) => (a.startedAt && a.endedAt ? `${((Date.parse(a.endedAt) - Date.parse(a.startedAt)) / 1000).toFixed(2)} s` : '—');
 
 export function JobDetail({ id, admin }: { id: string; admin: boolean }) {
   const job = useLoad(
-    () => api<Job & { attempts: Attempt[] }>('GET', `/v1/jobs/${encodeURIComponent(id)}`),
+    () => api<Job & { attempts: Attempt[]; steps?: Step[]; wait?: Wait | null }>('GET', `/v1/jobs/${encodeURIComponent(id)}`),
     [id],
     (kind, data) => kind === 'job' && (data as { id?: string }).id === id,
   );
@@ -79,6 +97,54 @@ export function JobDetail({ id, admin }: { id: string; admin: boolean }) {
               <Json value={j.result} label="Result" />
             </section>
           </div>
+          {j.wait ? (
+            <section aria-labelledby="wait-title" class="notice">
+              <h2 id="wait-title">Waiting</h2>
+              <p>
+                Step <strong>{j.wait.step}</strong> waits for {j.wait.reason === 'interrupt' ? 'a person' : j.wait.reason === 'event' ? `an event (${(j.wait.events ?? []).join(', ')})` : 'its time'}
+                {j.wait.wakeAt ? (
+                  <>
+                    {' '}
+                    until <Time iso={j.wait.wakeAt} />
+                  </>
+                ) : null}
+                . {j.wait.interruptId ? <a href="#/inbox">Answer it in the inbox</a> : null}
+              </p>
+            </section>
+          ) : null}
+          {j.steps && j.steps.length > 0 ? (
+            <section aria-labelledby="steps-title">
+              <h2 id="steps-title">Steps</h2>
+              <TableWrap label="Steps">
+                <table>
+                  <thead>
+                    <tr>
+                      <th scope="col">Step</th>
+                      <th scope="col">Kind</th>
+                      <th scope="col">Status</th>
+                      <th scope="col">Attempt</th>
+                      <th scope="col">Finished</th>
+                      <th scope="col">Result size</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {j.steps.map((step) => (
+                      <tr key={step.name}>
+                        <td class="mono">{step.name}</td>
+                        <td>{step.kind}</td>
+                        <td>{step.status}</td>
+                        <td>{step.attempt}</td>
+                        <td>
+                          <Time iso={step.finishedAt} />
+                        </td>
+                        <td>{step.resultBytes ?? 0} B</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </TableWrap>
+            </section>
+          ) : null}
           <section aria-labelledby="attempts-title">
             <h2 id="attempts-title">Attempts</h2>
             <TableWrap label="Attempts">

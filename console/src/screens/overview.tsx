@@ -72,13 +72,18 @@ function LiveActivity({ messages }: { messages: readonly JobMessage[] }) {
   );
 }
 
-export function Overview() {
+export function Overview({ interrupts }: { interrupts: boolean }) {
   useLiveTick();
   const buckets = throughput();
   const jobEvent = (kind: string) => kind === 'job';
   const queues = useLoad(() => api<{ queues: Queue[] }>('GET', '/v1/queues'), [], (kind) => kind === 'job' || kind === 'queue');
   const handlers = useLoad(() => api<{ handlers: Handler[] }>('GET', '/v1/handlers'), [], () => true);
   const running = useLoad(() => api<{ jobs: Job[] }>('GET', '/v1/jobs?state=running&limit=20'), [], jobEvent);
+  const pending = useLoad(
+    () => (interrupts ? api<{ interrupts: unknown[] }>('GET', '/v1/interrupts?state=pending&limit=100') : Promise.resolve(null)),
+    [interrupts],
+    jobEvent,
+  );
   const all = handlers.data?.handlers ?? [];
   const open = all.filter((h) => h.breaker.state !== 'closed');
   const quarantined = all.filter((h) => h.quarantined);
@@ -104,6 +109,14 @@ export function Overview() {
           <span class="card-label">Quarantined</span>
           <span class="card-value">{quarantined.length}</span>
         </div>
+        {interrupts ? (
+          <a class={`card ${(pending.data?.interrupts.length ?? 0) > 0 ? 'warn' : ''}`} href="#/inbox">
+            <span class="card-label">Pending interrupts</span>
+            <span class="card-value" data-testid="pending-interrupts">
+              {pending.data ? `${pending.data.interrupts.length}${pending.data.interrupts.length === 100 ? '+' : ''}` : '…'}
+            </span>
+          </a>
+        ) : null}
       </div>
       <ThroughputChart buckets={buckets} />
       {open.length + quarantined.length > 0 ? (
