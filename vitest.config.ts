@@ -33,6 +33,7 @@ const BOTH_ENGINES = [
   'test/api/interrupts.test.ts',
   'test/e2e/interrupt-flow.test.ts',
   'test/console/session.test.ts',
+  'test/console/bulk.test.ts',
 ];
 
 export default defineConfig({

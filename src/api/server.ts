@@ -31,6 +31,8 @@ import { metricsRoutes } from './routes/metrics.js';
 import { consoleRoutes } from './routes/console.js';
 import { sessionRoutes } from './routes/console-session.js';
 import { ConsoleSessions } from './session.js';
+import { bulkJobRoutes } from './routes/jobs-bulk.js';
+import { BulkJobs } from '../ops/bulk-jobs.js';
 import type { Readiness } from '../obs/health.js';
 import { registerHttpMetrics } from '../obs/http-metrics.js';
 import { registerRequestTracing } from '../obs/http-tracing.js';
@@ -137,6 +139,8 @@ export async function buildServer({ runtime, obs = {}, auditExport }: ServerDeps
   await app.register(auditRoutes(runtime));
   await app.register(triggerRoutes(runtime));
   await app.register(adminRoutes(runtime));
+  const bulk = new BulkJobs({ store: runtime.store, jobControl: runtime.jobControl, clock: runtime.clock, nodeId: runtime.workerId });
+  await app.register(bulkJobRoutes({ bulk, audit: runtime.audit }));
   await app.register(sessionRoutes({ verifier, sessions, secureCookie: server.tls !== null }));
   if (runtime.config.console.enabled) await app.register(consoleRoutes());
   if (obs.metrics && obs.serveMetrics !== false) await app.register(metricsRoutes(obs.metrics));

@@ -27,6 +27,9 @@ export const ROUTES = {
   'GET /v1/stream': { scope: READ, summary: 'Server-Sent Events of job, handler and queue state changes' },
   'POST /v1/jobs/:id/cancel': { scope: ['admin'], summary: 'Cancel an unfinished job' },
   'POST /v1/jobs/:id/retry': { scope: ['admin'], summary: 'Run a dead or cancelled job again' },
+  'POST /v1/jobs/bulk': { scope: ['admin'], summary: 'Retry or cancel every job a filter matches, as a run the node tracks' },
+  'GET /v1/jobs/bulk': { scope: READ, summary: 'The last 50 bulk runs with their progress' },
+  'GET /v1/jobs/bulk/:id': { scope: READ, summary: 'A bulk run: its filter, action and progress' },
 
   'GET /v1/status': { scope: ['read'], summary: 'Node status' },
   'GET /v1/handlers': { scope: ['read'], summary: 'Handlers with their policy, running count and pause state' },
