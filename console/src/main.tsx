@@ -95,7 +95,7 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
   const section = '/' + (path.split('/')[1] ?? '');
   let screen;
   if (path === '/') screen = <Overview interrupts={answers} />;
-  else if (path === '/jobs') screen = <Jobs query={query} />;
+  else if (path === '/jobs') screen = <Jobs query={query} admin={admin} />;
   else if (path.startsWith('/jobs/')) screen = <JobDetail id={decodeURIComponent(path.slice(6))} admin={admin} />;
   else if (path === '/handlers') screen = <Handlers admin={admin} />;
   else if (path === '/queues') screen = <Queues admin={admin} />;

@@ -42,6 +42,8 @@ beforeAll(async () => {
         {
           name: 'flaky',
           retry: { maxAttempts: 1 },
+          quarantine: { failures: 1000 },
+          breaker: { failures: 1000, minRequests: 1000 },
           run: async (ctx) => {
             if (!failedOnce.has(ctx.job.id)) {
               failedOnce.add(ctx.job.id);
@@ -172,6 +174,22 @@ describe('the console, signed in with an admin key', () => {
     expect(await jobState(id)).toBe('succeeded');
     // The attempts table now holds both attempts.
     await waitFor(async () => (await page.locator('section[aria-labelledby="attempts-title"] tbody tr').count()) === 2, { message: 'two attempts shown' });
+  });
+
+  it('retries every dead job a filter matches, as one run on the node', async () => {
+    const { page } = admin;
+    const ids = [await enqueue('flaky', { batch: 'b-1' }), await enqueue('flaky', { batch: 'b-1' }), await enqueue('flaky', { batch: 'b-1' })];
+    for (const id of ids) await waitFor(async () => (await jobState(id)) === 'dead', { timeoutMs: 15_000, message: `job ${id} dead` });
+    await page.goto('/console/#/jobs?state=dead&payload.batch=b-1');
+    await waitFor(async () => (await page.locator('[data-testid="jobs-table"] tbody tr').count()) === 3, { timeoutMs: 15_000, message: 'three dead rows' });
+    await page.getByRole('button', { name: 'Retry all matching' }).click();
+    await page.getByRole('button', { name: 'Yes, retry them' }).click();
+    const progress = page.getByTestId('bulk-progress');
+    await page.locator('[data-testid="bulk-progress"][data-state="done"]').waitFor();
+    expect(await progress.textContent()).toContain('3 changed');
+    for (const id of ids) await waitFor(async () => (await jobState(id)) === 'succeeded', { timeoutMs: 15_000, message: `job ${id} retried` });
+    // The list (state=dead) empties as the stream reports the retried jobs.
+    await waitFor(async () => (await page.locator('[data-testid="jobs-table"] tbody tr').count()) === 0, { timeoutMs: 15_000, message: 'no dead rows left' });
   });
 
   it('resets a quarantined handler', async () => {

@@ -6,6 +6,7 @@
  */
 import { useState } from 'preact/hooks';
 import { api, JOB_STATES, type Handler, type Job, type Queue } from '../api';
+import { BulkActions } from './bulk';
 import { ErrorNote, StateBadge, TableWrap, Time, navigate, useLoad } from '../ui';
 
 const FILTERS = ['state', 'handler', 'queue', 'createdAfter', 'createdBefore'] as const;
@@ -31,7 +32,7 @@ function apiQuery(query: URLSearchParams): URLSearchParams {
   return out;
 }
 
-export function Jobs({ query }: { query: URLSearchParams }) {
+export function Jobs({ query, admin }: { query: URLSearchParams; admin: boolean }) {
   const handlers = useLoad(() => api<{ handlers: Handler[] }>('GET', '/v1/handlers'), []);
   const queues = useLoad(() => api<{ queues: Queue[] }>('GET', '/v1/queues'), []);
   const key = query.toString();
@@ -155,6 +156,7 @@ export function Jobs({ query }: { query: URLSearchParams }) {
         </p>
       ) : null}
       <ErrorNote error={jobs.error} />
+      {admin ? <BulkActions key={key} query={query} /> : null}
       <TableWrap label="Jobs">
         <table data-testid="jobs-table">
           <thead>
