@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, currentSession, isAdmin, onSignedOut, signIn, signOut, type Me } from './api';
 import { startLive, stopLive, subscribe, liveStatus } from './live';
 import { Audit, Keys } from './screens/admin';
+import { Events } from './screens/events';
 import { Handlers, Queues } from './screens/handlers';
 import { JobDetail } from './screens/job-detail';
 import { Inbox } from './screens/inbox';
@@ -61,6 +62,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
 const NAV: Array<{ path: string; label: string; admin?: boolean; resume?: boolean }> = [
   { path: '/', label: 'Overview' },
   { path: '/jobs', label: 'Jobs' },
+  { path: '/events', label: 'Events' },
   { path: '/handlers', label: 'Handlers' },
   { path: '/queues', label: 'Queues' },
   { path: '/inbox', label: 'Inbox', resume: true },
@@ -97,6 +99,7 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
   if (path === '/') screen = <Overview interrupts={answers} />;
   else if (path === '/jobs') screen = <Jobs query={query} admin={admin} />;
   else if (path.startsWith('/jobs/')) screen = <JobDetail id={decodeURIComponent(path.slice(6))} admin={admin} />;
+  else if (path === '/events' || path.startsWith('/events/')) screen = <Events id={path.startsWith('/events/') ? decodeURIComponent(path.slice(8)) : null} />;
   else if (path === '/handlers') screen = <Handlers admin={admin} />;
   else if (path === '/queues') screen = <Queues admin={admin} />;
   else if (path === '/inbox' && answers) screen = <Inbox />;

@@ -38,7 +38,8 @@ beforeAll(async () => {
             return { greeted: true };
           },
         },
-        { name: 'orders', queue: 'billing', run: async (ctx) => ({ charged: (ctx.job.payload as { orderId: string }).orderId }) },
+        { name: 'notify', on: 'order.created', run: async () => 'sent' },
+        { name: 'orders', queue: 'billing', on: 'order.created', run: async (ctx) => ({ charged: (ctx.job.payload as { orderId: string }).orderId }) },
         {
           name: 'flaky',
           retry: { maxAttempts: 1 },
@@ -162,6 +163,19 @@ describe('the console, signed in with an admin key', () => {
     await page.getByText('Write the payload filter as field = value').waitFor();
   });
 
+  it('shows an event with the jobs it fanned out to, linked from a job', async () => {
+    const { page } = admin;
+    const sent = await node.request('POST', '/v1/events', { name: 'order.created', id: 'evt-console-1', data: { orderId: 'o-50' } });
+    expect(sent.status).toBe(202);
+    const jobs = sent.body.jobs as Array<{ id: string }>;
+    expect(jobs).toHaveLength(2);
+    await page.goto(`/console/#/jobs/${jobs[0]!.id}`);
+    await page.getByRole('link', { name: 'evt-console-1' }).click();
+    await page.getByRole('heading', { name: 'Jobs it fanned out to' }).waitFor();
+    for (const job of jobs) await page.getByRole('link', { name: `#${job.id}` }).waitFor();
+    await page.locator('.badge.state-succeeded').nth(1).waitFor();
+  });
+
   it('retries a dead job from its page', async () => {
     const { page } = admin;
     const id = await enqueue('flaky', { orderId: 'o-9' });
@@ -254,7 +268,7 @@ describe('the console, signed in with an admin key', () => {
     shown.push(await enqueue('flaky', { orderId: 'o-200' }));
     for (const id of shown) await page.locator(`.activity li[data-job="${id}"]:is([data-state="succeeded"], [data-state="dead"])`).waitFor();
     await screenshot(page, 'console-overview', { fullPage: false });
-    const screens = ['#/', '#/jobs', `#/jobs/${job}`, '#/handlers', '#/queues', '#/inbox', '#/audit', '#/keys'];
+    const screens = ['#/', '#/jobs', `#/jobs/${job}`, '#/events/evt-console-1', '#/handlers', '#/queues', '#/inbox', '#/audit', '#/keys'];
     const found: Record<string, unknown> = {};
     for (const theme of ['light', 'dark'] as const) {
       await page.goto('/console/#/');

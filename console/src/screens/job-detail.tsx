@@ -73,7 +73,7 @@ export function JobDetail({ id, admin }: { id: string; admin: boolean }) {
               <Time iso={j.runAt} />
             </dd>
             <dt>Event</dt>
-            <dd class="mono">{j.eventId ?? '—'}</dd>
+            <dd class="mono">{j.eventId ? <a href={`#/events/${encodeURIComponent(j.eventId)}`}>{j.eventId}</a> : '—'}</dd>
             {j.lastError ? (
               <>
                 <dt>Last error</dt>
