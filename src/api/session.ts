@@ -6,7 +6,7 @@
  * the key table holds), so the session has exactly the key's scopes and ends
  * when the key is revoked or expires.
  *
- * Where sessions live: one document in the store's metadata (`console.sessions`),
+ * Where sessions live: one document in the store's metadata (`console_sessions`),
  * written with `updateMeta` (atomic per key on both engines). Several
  * PostgreSQL nodes behind a load balancer therefore share sessions: a sign-in
  * on one node works on every node, and a sign-out on one ends the session on
@@ -26,7 +26,7 @@ import type { MetaStore } from '../store/engine.js';
 
 export const SESSION_COOKIE = 'drover_session';
 export const CSRF_HEADER = 'x-drover-csrf';
-const META_KEY = 'console.sessions';
+const META_KEY = 'console_sessions';
 const CACHE_MS = 2_000;
 /** Sessions kept at once; signing in past this ends the oldest. */
 export const MAX_SESSIONS = 1_000;

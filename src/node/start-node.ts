@@ -153,7 +153,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
       throw error;
     }
     print(`drover ready handlers=${config.handlers.size} queues=${config.queues.size} store=${store.capabilities.engine}${metricsUrl ? ` metrics=${metricsUrl}` : ''} url=${url}`);
-    if (config.console.enabled) print(`drover console ${url}/console/ (sign in with an API key)`);
+    if (config.console.enabled) print(`web console: ${url}/console/ (sign in with an API key)`);
 
     const reloadTls = (trigger = 'call'): boolean => {
       const tls = config.server.tls;

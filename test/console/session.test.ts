@@ -68,7 +68,7 @@ describe('sign-in', () => {
   it('stores only the hash of the session id, never the id or the key', async () => {
     const { cookie } = await signIn(ADMIN_KEY);
     const id = cookie.split('=')[1]!;
-    const doc = (await node.store.getMeta('console.sessions'))!;
+    const doc = (await node.store.getMeta('console_sessions'))!;
     expect(doc).toContain(createHash('sha256').update(id).digest('hex'));
     expect(doc).not.toContain(id);
     expect(doc).not.toContain(ADMIN_KEY);
