@@ -5,6 +5,7 @@
  * nodes on one PostgreSQL store; and the static files' headers.
  */
 import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,6 +173,15 @@ describe('the console files', () => {
     const missing = await node.app.inject({ method: 'GET', url: '/console/assets/nope.js' });
     expect(missing.statusCode).toBe(404);
     expect(missing.headers['content-type']).toMatch(/^application\/problem\+json/);
+  });
+
+  it('loads in under 200 kB gzipped: the page and every file it names', async () => {
+    const index = await node.app.inject({ method: 'GET', url: '/console/' });
+    const files = [...index.body.matchAll(/(?:src|href)="(\/console\/[^"]+)"/g)].map((m) => m[1]!);
+    expect(files.length).toBeGreaterThanOrEqual(2); // the script and the stylesheet
+    let total = gzipSync(index.rawPayload).length;
+    for (const file of files) total += gzipSync((await node.app.inject({ method: 'GET', url: file })).rawPayload).length;
+    expect(total).toBeLessThan(200 * 1024);
   });
 
   it('console.enabled: false serves no console and signs nobody in', async () => {

@@ -88,6 +88,8 @@ export function Overview({ interrupts }: { interrupts: boolean }) {
   const open = all.filter((h) => h.breaker.state !== 'closed');
   const quarantined = all.filter((h) => h.quarantined);
   const depth = (queues.data?.queues ?? []).reduce((n, q) => n + (q.counts.queued ?? 0), 0);
+  // From the queues' counts: every running job in the store (remote workers' too), not just the list's first 20.
+  const runningCount = (queues.data?.queues ?? []).reduce((n, q) => n + (q.counts.running ?? 0), 0);
   return (
     <div class="screen">
       <h1>Overview</h1>
@@ -99,7 +101,7 @@ export function Overview({ interrupts }: { interrupts: boolean }) {
         </div>
         <div class="card">
           <span class="card-label">Running</span>
-          <span class="card-value">{running.data?.jobs.length ?? '…'}</span>
+          <span class="card-value">{queues.data ? runningCount : '…'}</span>
         </div>
         <div class={`card ${open.length > 0 ? 'warn' : ''}`}>
           <span class="card-label">Open breakers</span>
