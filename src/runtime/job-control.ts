@@ -71,18 +71,26 @@ export class JobControl {
    * the step never gets two answers. The store's commit wakes the
    * dispatchers (this node's at once, the others' through their wake-ups),
    * as a retry does. `actor` (an API key id, `cli:<user>@<host>`) is
-   * recorded as who resolved it.
+   * recorded as who resolved it. The input becomes the step's stored result,
+   * so `maxInputBytes` (the node's `durable.maxStepResultBytes`) bounds it
+   * like any step result: past it, 422 and nothing changes.
    *
    * @example
    * const { job } = await jobControl.resumeInterrupt('wt_…', { approve: true }, 'key_abc'); // job.state 'queued'
    */
-  async resumeInterrupt(id: string, input: unknown, actor: string): Promise<InterruptResume> {
+  async resumeInterrupt(id: string, input: unknown, actor: string, options: { maxInputBytes?: number } = {}): Promise<InterruptResume> {
     const { store, lifecycle } = this.options;
     const found = await store.getWait(id);
     if (!found || found.kind !== 'interrupt') throw new DroverError('not_found', `no interrupt with id "${id}"; list them with GET /v1/interrupts`);
     // A conflict says more than a schema complaint about an interrupt that is settled anyway.
     if (found.state !== 'pending') throw notPending(found);
     this.#inputs.check(found.schema, input, found.id);
+    const bytes = Buffer.byteLength(JSON.stringify(input) ?? 'null');
+    if (options.maxInputBytes !== undefined && bytes > options.maxInputBytes) {
+      throw new DroverError('validation', `input: ${bytes} bytes of JSON, past the node's durable.maxStepResultBytes (${options.maxInputBytes}); send a smaller answer (a reference to larger data)`, {
+        extensions: { errors: [{ path: 'input', message: `larger than ${options.maxInputBytes} bytes` }], interrupt: found.id },
+      });
+    }
     const result = await store.resumeWait(found.id, input, actor);
     if (!result.ok) {
       if (result.reason === 'conflict') throw notPending(result.wait);

@@ -20,6 +20,8 @@ import {
   type EnqueuedJob,
   type EventInput,
   type EventWithJobs,
+  type Interrupt,
+  type InterruptPage,
   type Job,
   type JobFilter,
   type JobPage,
@@ -71,6 +73,15 @@ export interface DroverClient {
   waitForJob(id: string, options?: WaitOptions): Promise<JobWithAttempts>;
   /** State changes as they happen; reconnects with Last-Event-ID. Break out of the loop (or abort) to stop. */
   stream(filter?: StreamFilter, options?: StreamOptions): AsyncIterableIterator<StreamMessage>;
+  /** A page of interrupts of durable jobs, newest first (scope `resume`); pass `nextCursor` as `cursor` for the next. */
+  listInterrupts(filter?: { state?: Interrupt['state']; handler?: string; limit?: number; cursor?: string }, options?: { signal?: AbortSignal }): Promise<InterruptPage>;
+  getInterrupt(id: string, options?: { signal?: AbortSignal }): Promise<Interrupt>;
+  /**
+   * Answer a pending interrupt; its job is queued again. Not retried on a
+   * network error (a resume that did commit would answer 409 the second
+   * time): read the interrupt to learn whether it was resumed.
+   */
+  resumeInterrupt(id: string, input: unknown, options?: { signal?: AbortSignal }): Promise<{ interrupt: Interrupt; job: Job }>;
   /** Any other route, with the same auth, retries and errors. */
   request<T = unknown>(method: 'GET' | 'POST', path: string, body?: unknown, options?: { signal?: AbortSignal }): Promise<T>;
 }
@@ -212,6 +223,11 @@ export function createClient(options: ClientOptions): DroverClient {
     listJobPages,
     cancel: (id, opts = {}) => http.request<Job>('POST', `/v1/jobs/${enc(id)}/cancel`, { ...(opts.signal ? { signal: opts.signal } : {}) }),
     retry: (id, opts = {}) => http.request<Job>('POST', `/v1/jobs/${enc(id)}/retry`, { ...(opts.signal ? { signal: opts.signal } : {}) }),
+    listInterrupts: (filter = {}, opts = {}) =>
+      http.request<InterruptPage>('GET', '/v1/interrupts', { query: { ...filter }, idempotent: true, ...(opts.signal ? { signal: opts.signal } : {}) }),
+    getInterrupt: (id, opts = {}) => http.request<Interrupt>('GET', `/v1/interrupts/${enc(id)}`, { idempotent: true, ...(opts.signal ? { signal: opts.signal } : {}) }),
+    resumeInterrupt: (id, input, opts = {}) =>
+      http.request<{ interrupt: Interrupt; job: Job }>('POST', `/v1/interrupts/${enc(id)}/resume`, { body: { input }, ...(opts.signal ? { signal: opts.signal } : {}) }),
     waitForJob,
     stream,
     request: <T>(method: 'GET' | 'POST', path: string, body?: unknown, opts: { signal?: AbortSignal } = {}) =>

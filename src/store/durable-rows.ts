@@ -103,23 +103,23 @@ export type StepLimitRefusal = {
  * Null when a new step of `bytes` fits the job's limits, given the `count`
  * steps and `total` bytes it already stores; else which limit and why.
  */
-export function stepLimitRefusal(bytes: number, count: number, total: number, limits: DurableLimits): StepLimitRefusal | null {
-  if (bytes > limits.maxStepResultBytes) {
+export function stepLimitRefusal(bytes: number, count: number, total: number, allowed: DurableLimits): StepLimitRefusal | null {
+  if (bytes > allowed.maxStepResultBytes) {
     return {
       limit: 'step_result_too_large',
-      message: `the step's result is ${bytes} bytes as JSON, over the limit of ${limits.maxStepResultBytes} (durable.maxStepResultBytes); store large data elsewhere and return a reference`,
+      message: `the step's result is ${bytes} bytes as JSON, over the limit of ${allowed.maxStepResultBytes} (durable.maxStepResultBytes); store large data elsewhere and return a reference`,
     };
   }
-  if (count + 1 > limits.maxStepsPerJob) {
+  if (count + 1 > allowed.maxStepsPerJob) {
     return {
       limit: 'too_many_steps',
       message: `the job already stores ${count} steps, the limit (durable.maxStepsPerJob); split the work into several jobs`,
     };
   }
-  if (total + bytes > limits.maxStateBytesPerJob) {
+  if (total + bytes > allowed.maxStateBytesPerJob) {
     return {
       limit: 'job_state_too_large',
-      message: `the job's steps would store ${total + bytes} bytes, over the limit of ${limits.maxStateBytesPerJob} (durable.maxStateBytesPerJob); return smaller results or references`,
+      message: `the job's steps would store ${total + bytes} bytes, over the limit of ${allowed.maxStateBytesPerJob} (durable.maxStateBytesPerJob); return smaller results or references`,
     };
   }
   return null;

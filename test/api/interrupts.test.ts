@@ -44,6 +44,7 @@ beforeAll(async () => {
       { name: 'other', remote: true },
     ],
     rateLimit: { enabled: false },
+    durable: { maxStepResultBytes: 4096 },
   });
   for (const scope of ['resume', 'read', 'produce', 'work'] as const) keys[scope] = await keyWith(node, [scope], `interrupts-${scope}`);
   const listed = await node.request('GET', '/v1/keys');
@@ -140,6 +141,9 @@ describe('resume', () => {
     expect(missing.body.detail).toMatch(/^input\.approve: must have required property 'approve'/);
     const extra = await resume(wait.id, { approve: true, amount: 1 });
     expect(extra.body.detail).toBe('input: must NOT have additional properties ("amount")');
+    const large = await resume(wait.id, { approve: true, note: 'x'.repeat(150), token: 'y'.repeat(5000) });
+    expect(large.status).toBe(422);
+    expect(large.body.detail).toMatch(/^input: \d+ bytes of JSON, past the node's durable.maxStepResultBytes \(4096\)/);
     // No input at all is the request's own validation.
     expect((await injectAs(node, keys.resume, 'POST', `/v1/interrupts/${wait.id}/resume`, {})).status).toBe(422);
 

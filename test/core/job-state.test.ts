@@ -14,6 +14,9 @@ const ALLOWED: ReadonlyArray<[JobState, JobState]> = [
   ['running', 'scheduled'],
   ['running', 'dead'],
   ['running', 'cancelled'],
+  ['running', 'suspended'],
+  ['suspended', 'queued'],
+  ['suspended', 'cancelled'],
   ['dead', 'queued'],
   ['cancelled', 'queued'],
 ];

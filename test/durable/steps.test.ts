@@ -144,6 +144,29 @@ describe('ctx.step.run', () => {
     expect((await node.store.getSteps(many)).map((s) => s.name)).toEqual(['s:0', 's:1']);
   });
 
+  it('fails the job, naming the step, when a sleep or wait is given options it cannot use', async () => {
+    const cases: Record<string, (ctx: JobContext) => Promise<unknown>> = {
+      'negative-sleep': (ctx) => ctx.step.sleep('nap', -5),
+      'bad-until': (ctx) => ctx.step.sleep('nap', { until: Number.NaN }),
+      'object-match': (ctx) => ctx.step.waitForEvent('paid', { event: 'paid', match: { 'data.order': {} as unknown as string } }),
+      'no-event': (ctx) => ctx.step.waitForEvent('paid', { event: [] }),
+      'no-prompt': (ctx) => ctx.step.interrupt('ask', { prompt: '' }),
+    };
+    node = await startTestNode({ handlers: Object.entries(cases).map(([name, run]) => ({ name, run })) });
+    const expected: Record<string, RegExp> = {
+      'negative-sleep': /step "nap": sleep expects a duration in ms \(0 or more\) or \{ until \}, got -5/,
+      'bad-until': /step "nap": sleep expects \{ until \} as epoch milliseconds or a Date/,
+      'object-match': /step "paid": waitForEvent expects `match` as/,
+      'no-event': /step "paid": waitForEvent expects `event`/,
+      'no-prompt': /step "ask": interrupt expects a `prompt`/,
+    };
+    for (const name of Object.keys(cases)) {
+      const job = await jobIn(node, await enqueue(node, name), 'dead');
+      expect(job.deadReason, name).toBe('non_retryable');
+      expect(job.lastError, name).toMatch(expected[name]!);
+    }
+  });
+
   it('costs a plain job nothing: no step read for a handler that never touches ctx.step', async () => {
     node = await startTestNode({ handlers: [{ name: 'plain', run: () => 'ok' }] });
     let reads = 0;

@@ -112,6 +112,35 @@ describe('ctx.step.waitForEvent', () => {
     expect(woken[0]).toMatchObject({ cause: 'event', job: { id } });
   });
 
+  it('never misses an event accepted between the step asking for the wait and the wait being recorded', async () => {
+    node = await startTestNode({ handlers: [waiter()] });
+    const suspend = node.store.suspend.bind(node.store);
+    // The event lands in the instant before the suspend's transaction: its look-back must find it.
+    node.store.suspend = async (jobId, token, request) => {
+      await node!.runtime.ingestEvents([{ name: 'payment.settled', data: { orderId: 'o-4', amount: 1 } }]);
+      return suspend(jobId, token, request);
+    };
+    const id = await enqueue(node, 'await-payment', { n: 4 });
+    const job = await jobIn(node, id, 'succeeded');
+    expect(job.result).toMatchObject({ paid: { data: { orderId: 'o-4' } } });
+    expect((await node.store.getAttempts(id)).map((a) => a.outcome)).toEqual(['succeeded']);
+  });
+
+  it('never misses an event racing the suspend, whichever commits first', async () => {
+    node = await startTestNode({ handlers: [{ ...waiter(), concurrency: 20 }] });
+    const suspend = node.store.suspend.bind(node.store);
+    const sent: Array<Promise<unknown>> = [];
+    node.store.suspend = (jobId, token, request) => {
+      const order = (request.match as Record<string, string>)['data.orderId'];
+      // Sent together with the suspend, not awaited: the store orders the two.
+      sent.push(node!.runtime.ingestEvents([{ name: 'payment.settled', data: { orderId: order } }]));
+      return suspend(jobId, token, request);
+    };
+    const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => enqueue(node!, 'await-payment', { n: 100 + i })));
+    for (const id of ids) await jobIn(node, id, 'succeeded', 30_000);
+    await Promise.all(sent);
+  });
+
   it('gives null at its timeout', async () => {
     node = await startTestNode({ handlers: [waiter(400)] });
     const woken = record(node, 'job:woken');
@@ -158,6 +187,27 @@ describe('ctx.step.interrupt', () => {
     await waitFor(async () => (await node!.store.getAttempts(id)).length > 0);
     const job = await jobIn(node, id, 'succeeded');
     expect(job.result).toEqual({ decision: null });
+  });
+
+  it('lets exactly one of a resume and the timeout racing it wake the job, and the result says which', async () => {
+    node = await startTestNode({ handlers: [{ ...approval(400), concurrency: 10 }] });
+    const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => enqueue(node!, 'approve', { amount: i })));
+    const waits = await Promise.all(ids.map(async (id) => {
+      await jobIn(node!, id, 'suspended');
+      return (await node!.store.pendingWait(id))!;
+    }));
+    // At each wait's timeout: a person's resume, and the staging pass that times it out, at once.
+    const resumed = await Promise.all(waits.map(async (wait) => {
+      await new Promise((r) => setTimeout(r, Math.max(0, wait.wakeAt! - Date.now())));
+      const [resume] = await Promise.all([node!.store.resumeWait(wait.id, { approve: true }, 'test'), node!.store.stageDue()]);
+      node!.runtime.dispatcher.wake();
+      return resume.ok;
+    }));
+    for (const [i, id] of ids.entries()) {
+      const job = await jobIn(node, id, 'succeeded');
+      expect(job.result).toEqual({ decision: resumed[i] ? { approve: true } : null });
+      expect((await node.store.getWait(waits[i]!.id))?.state).toBe(resumed[i] ? 'resolved' : 'timed_out');
+    }
   });
 
   it('keeps the job suspended even when the handler catches the suspension and returns', async () => {

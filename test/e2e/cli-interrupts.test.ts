@@ -1,14 +1,14 @@
 /**
  * `drover interrupts list|show|resume` as users run it (bin/drover, a child
  * process; needs `npm run build`) against a running node over HTTP, with a
- * key of the `resume` scope.
+ * key of the `resume` scope that `drover keys create` made on the box.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestNode, type TestNode } from '../helpers/node.js';
-import { keyWith, listen } from '../api/support.js';
+import { listen } from '../api/support.js';
 import { drover } from '../ops/cli.js';
 
 let node: TestNode;
@@ -16,8 +16,12 @@ let env: Record<string, string>;
 const dir = mkdtempSync(join(tmpdir(), 'drover-cli-interrupts-'));
 
 beforeAll(async () => {
-  node = await startTestNode({ handlers: [{ name: 'approve', remote: true }] });
-  env = { DROVER_URL: await listen(node), DROVER_API_KEY: await keyWith(node, ['resume'], 'approvals-cli') };
+  node = await startTestNode({ handlers: [{ name: 'approve', remote: true }] }, { engine: 'sqlite' });
+  const created = await drover(['keys', 'create', '--name', 'approvals-cli', '--scopes', 'resume', '--json'], { DROVER_DATABASE_URL: join(node.dir, 'drover.db') });
+  expect(created.stderr).toBe('');
+  const key = JSON.parse(created.stdout) as { scopes: string[]; secret: string };
+  expect(key.scopes).toEqual(['resume']);
+  env = { DROVER_URL: await listen(node), DROVER_API_KEY: key.secret };
 });
 afterAll(async () => {
   await node?.close();

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DroverConfig } from '../../src/core/handler.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { createClient, DroverApiError } from '../../src/sdk/client.js';
 import { injectAs, keyWith, listen, openSse, type SseConnection } from '../api/support.js';
 
 const loads = new Map<string, number>();
@@ -114,12 +115,28 @@ describe('approval flow', () => {
     expect(late.body).toMatchObject({ type: 'https://drover.dev/problems/interrupt-not-pending', state: 'timed_out' });
   });
 
+  it('drover/client lists, reads and resumes interrupts with a resume key', async () => {
+    const client = createClient({ url: base, key: resumeKey });
+    const id = await enqueue({ orderId: 'o-3', amount: 7 });
+    const interruptId = (await jobState(id, 'suspended')).wait.interruptId as string;
+    const page = await client.listInterrupts({ state: 'pending', handler: 'approve-refund' });
+    expect(page.interrupts.map((i) => i.id)).toContain(interruptId);
+    expect(await client.getInterrupt(interruptId)).toMatchObject({ jobId: id, prompt: 'Refund 7 for o-3?', state: 'pending' });
+    const { interrupt, job } = await client.resumeInterrupt(interruptId, { approve: false });
+    expect(interrupt.state).toBe('resumed');
+    expect(job.state).toBe('queued');
+    expect((await jobState(id, 'succeeded')).result).toEqual({ refunded: false, decision: { approve: false } });
+    const again = await client.resumeInterrupt(interruptId, { approve: true }).catch((error: unknown) => error);
+    expect(again).toBeInstanceOf(DroverApiError);
+    expect(again).toMatchObject({ status: 409, code: 'interrupt-not-pending' });
+  });
+
   it('counts steps by outcome and suspensions by reason', async () => {
     const scrape = (await node.app.inject({ method: 'GET', url: '/metrics' })).body;
     const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(scrape)?.[1]);
     expect(value('drover_steps_total{handler="approve-refund",outcome="succeeded"}')).toBeGreaterThanOrEqual(2);
     expect(value('drover_steps_total{handler="approve-refund",outcome="memoized"}')).toBeGreaterThanOrEqual(2);
-    expect(value('drover_jobs_suspended_total{handler="approve-refund",reason="interrupt"}')).toBe(2);
+    expect(value('drover_jobs_suspended_total{handler="approve-refund",reason="interrupt"}')).toBe(3);
     expect(value('drover_interrupts_pending')).toBe(0);
     expect(value('drover_interrupt_oldest_pending_age_seconds')).toBe(0);
   });

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DURABLE_DEFAULTS, type SuspendRequest } from '../../src/core/durable.js';
 import type { JobRow, LeasedJob, NewJob } from '../../src/core/types.js';
 import type { LeaseRequest, StorageEngine } from '../../src/store/engine.js';
+import { instrumentStore } from '../../src/store/instrumented.js';
 import type { StoreFactory } from './conformance.js';
 
 const T0 = 1_700_000_000_000;
@@ -233,6 +234,17 @@ export function describeDurableConformance(name: string, factory: StoreFactory):
         expect(await engine.pendingWait(job.id)).toBeNull();
       });
 
+      it('looks back past many events of the name that do not match', async () => {
+        const job = await running();
+        const startedAt = now;
+        const noise = Array.from({ length: 450 }, (_, i) => ({ event: { id: `noise-${i}`, name: 'paid', data: { order: 'o-2' } }, jobs: [] }));
+        await engine.ingest(noise);
+        now += 1;
+        await engine.ingest([{ event: { id: 'the-one', name: 'paid', data: { order: 'o-1' } }, jobs: [] }]);
+        const result = await engine.suspend(job.id, job.leaseToken, waitFor({ startedAt }));
+        expect(result).toMatchObject({ ok: true, suspended: false, step: { result: { id: 'the-one' } } });
+      });
+
       it('ignores events from before the step began, and another tenant\'s events', async () => {
         const job = await running({}, 'acme');
         await ingest('old', 'paid', { order: 'o-1' }, 'acme');
@@ -380,6 +392,27 @@ export function describeDurableConformance(name: string, factory: StoreFactory):
         expect(await engine.listWaits({ state: 'pending', limit: 10 })).toHaveLength(3);
         expect(await engine.listWaits({ handler: 'other', limit: 10 })).toEqual([]);
         expect(await engine.pendingInterrupts()).toEqual({ count: 2, oldestCreatedAt: T0 + 1 });
+      });
+    });
+
+    describe('instrumentation', () => {
+      it('the instrumented store times every durable operation', async () => {
+        const timed = new Set<string>();
+        const store = instrumentStore(engine, { timer: (op) => ({ observe: () => void timed.add(op) }) });
+        const job = await running();
+        await store.recordStep(job.id, job.leaseToken, step('a', 0));
+        await store.getSteps(job.id);
+        const result = await store.suspend(job.id, job.leaseToken, { step: 'ask', seq: 1, kind: 'interrupt', startedAt: now, wakeAt: null });
+        if (!result.ok || !result.suspended) throw new Error('expected a suspension');
+        await store.getWait(result.wait.id);
+        await store.pendingWait(job.id);
+        await store.listWaits({ limit: 1 });
+        await store.pendingInterrupts();
+        await store.resumeWait(result.wait.id, null, 'k');
+        await new Promise((resolve) => setImmediate(resolve));
+        for (const op of ['recordStep', 'getSteps', 'suspend', 'getWait', 'pendingWait', 'listWaits', 'pendingInterrupts', 'resumeWait']) {
+          expect(timed, op).toContain(op);
+        }
       });
     });
 

@@ -105,6 +105,68 @@ describe('postgres: never miss an event', () => {
   }, 90_000);
 });
 
+describe('postgres: resumes and timeouts on two nodes at once', () => {
+  const open: PostgresEngine[] = [];
+  afterEach(async () => {
+    for (const engine of open.splice(0)) await engine.close();
+  });
+
+  it('two resumes, or a resume and the timeout, from different nodes: exactly one outcome, one step', async () => {
+    const schema = newSchema();
+    let now = 1_700_000_000_000;
+    const clock = () => now;
+    const a = openPostgresEngine({ url: PG_URL, schema, poolMax: 4, clock });
+    const b = openPostgresEngine({ url: PG_URL, schema, poolMax: 4, clock });
+    open.push(a, b);
+    await a.migrate();
+    for (let i = 0; i < 40; i++) {
+      await a.enqueue([{ handler: 'h', queue: 'default', payload: { i }, priority: 0, runAt: 0, maxAttempts: 1 }]);
+      const [job] = await a.lease({ workerId: 'w', handlers: [{ name: 'h', max: 1 }], limit: 1, leaseMs: 60_000 });
+      const result = await a.suspend(job!.id, job!.leaseToken, { step: 'ask', seq: 0, kind: 'interrupt', startedAt: now, wakeAt: now + 1000 });
+      if (!result.ok || !result.suspended) throw new Error('expected a suspension');
+      const racingTimeout = i % 2 === 1;
+      if (racingTimeout) now += 1000;
+      const [first, second] = await Promise.all([
+        racingTimeout ? b.stageDue() : b.resumeWait(result.wait.id, 'b', 'key_b'),
+        a.resumeWait(result.wait.id, 'a', 'key_a'),
+      ]);
+      const outcomes = [
+        'staged' in first ? (first.woken ?? []).some((w) => w.id === result.wait.id) : first.ok,
+        second.ok,
+      ];
+      expect(outcomes.filter(Boolean)).toHaveLength(1);
+      expect(await a.getSteps(job!.id)).toHaveLength(1);
+      expect((await a.getJob(job!.id))!.state).toBe('queued');
+      await a.cancel(job!.id);
+    }
+  }, 60_000);
+
+  it('two matching events ingested on two nodes at once resolve the wait once', async () => {
+    const schema = newSchema();
+    const a = openPostgresEngine({ url: PG_URL, schema, poolMax: 4 });
+    const b = openPostgresEngine({ url: PG_URL, schema, poolMax: 4 });
+    open.push(a, b);
+    await a.migrate();
+    for (let i = 0; i < 40; i++) {
+      await a.enqueue([{ handler: 'h', queue: 'default', payload: { i }, priority: 0, runAt: 0, maxAttempts: 1 }]);
+      const [job] = await a.lease({ workerId: 'w', handlers: [{ name: 'h', max: 1 }], limit: 1, leaseMs: 60_000 });
+      const request = { step: 'paid', seq: 0, kind: 'event' as const, startedAt: Date.now(), wakeAt: null, events: ['paid', 'settled'] };
+      const result = await a.suspend(job!.id, job!.leaseToken, request);
+      if (!result.ok || !result.suspended) throw new Error('expected a suspension');
+      const [x, y] = await Promise.all([
+        a.ingest([{ event: { id: `x-${i}`, name: 'paid', data: { i } }, jobs: [] }]),
+        b.ingest([{ event: { id: `y-${i}`, name: 'settled', data: { i } }, jobs: [] }]),
+      ]);
+      const resolutions = [...(x[0]!.resolvedWaits ?? []), ...(y[0]!.resolvedWaits ?? [])];
+      expect(resolutions.map((r) => r.wait.id)).toEqual([result.wait.id]);
+      const steps = await a.getSteps(job!.id);
+      expect(steps).toHaveLength(1);
+      expect((steps[0]!.result as { id: string }).id).toBe(resolutions[0]!.event.id);
+      await a.cancel(job!.id);
+    }
+  }, 60_000);
+});
+
 describe('postgres: a job queued by a wake-up wakes idle nodes', () => {
   const open: PostgresEngine[] = [];
   afterEach(async () => {

@@ -13,7 +13,7 @@
  * key that made it.
  */
 import type { FastifyInstance } from 'fastify';
-import type { WaitState } from '../../core/durable.js';
+import type { DurableLimits, WaitState } from '../../core/durable.js';
 import { DroverError } from '../../core/errors.js';
 import { recordOperatorAction } from '../../ops/audit/operator-action.js';
 import type { AuditSink } from '../../runtime/audit-sink.js';
@@ -57,6 +57,7 @@ const resumeBody = {
 
 /** What the interrupt routes need from the node: the runtime satisfies it. */
 export interface InterruptRouteDeps {
+  config: { durable: Pick<DurableLimits, 'maxStepResultBytes'> };
   store: Pick<DurableStore, 'getWait' | 'listWaits'>;
   jobControl: Pick<JobControl, 'resumeInterrupt'>;
   audit: AuditSink;
@@ -99,7 +100,7 @@ export function interruptRoutes(deps: InterruptRouteDeps) {
       { config: routeConfig('POST /v1/interrupts/:id/resume'), schema: { params: idParam, body: resumeBody } },
       async (request) => {
         const actor = request.apiKey?.id ?? 'anonymous';
-        const { wait, job } = await jobControl.resumeInterrupt(request.params.id, request.body.input, actor);
+        const { wait, job } = await jobControl.resumeInterrupt(request.params.id, request.body.input, actor, { maxInputBytes: deps.config.durable.maxStepResultBytes });
         await recordOperatorAction(deps, request, {
           action: 'interrupt.resume',
           target: `interrupt:${wait.id}`,

@@ -135,7 +135,11 @@ export async function recordStep(client: pg.PoolClient, id: number | null, token
   return step ? { ok: true, step } : { ok: false, reason: 'duplicate' };
 }
 
-const LOOK_BACK = 'SELECT * FROM events WHERE name = ANY($1::text[]) AND received_at >= $2 ORDER BY received_at, id';
+/** $1 names, then keyset ($2 received_at, $3 id) from the look-back's start, $4 page size. */
+const LOOK_BACK = `
+  SELECT * FROM events WHERE name = ANY($1::text[]) AND (received_at, id) > ($2::bigint, $3::text)
+  ORDER BY received_at, id LIMIT $4`;
+const LOOK_BACK_PAGE = 200;
 const EVENT_STEP_IDS = "SELECT result->>'id' AS id FROM steps WHERE job_id = $1 AND kind = 'event'";
 
 const SUSPEND_JOB = `
@@ -213,16 +217,24 @@ function storedStep(step: StepRow | null): SuspendResult {
   return { ok: true, suspended: false, step: step! };
 }
 
+/**
+ * The earliest event accepted since `since` that the wait accepts and that
+ * resolved no other step of this job; read a page at a time, oldest first,
+ * so a long look-back over a busy name stops at the first match.
+ */
 async function lookBack(client: pg.PoolClient, jobId: number, wait: Pick<WaitRow, 'events' | 'match' | 'tenant'>, since: number): Promise<EventRow | null> {
-  const { rows } = await client.query<RawEvent>(LOOK_BACK, [wait.events, since]);
-  let used: Set<string> | null = null;
-  for (const raw of rows) {
-    const event = toEventRow(raw);
-    if (!waitAccepts(wait, event)) continue;
-    used ??= new Set((await client.query<{ id: string | null }>(EVENT_STEP_IDS, [jobId])).rows.map((r) => r.id ?? ''));
-    if (!used.has(event.id)) return event;
+  const used = new Set((await client.query<{ id: string | null }>(EVENT_STEP_IDS, [jobId])).rows.map((r) => r.id ?? ''));
+  let after: { receivedAt: number; id: string } = { receivedAt: since, id: '' };
+  for (;;) {
+    const { rows } = await client.query<RawEvent>(LOOK_BACK, [wait.events, after.receivedAt, after.id, LOOK_BACK_PAGE]);
+    for (const raw of rows) {
+      const event = toEventRow(raw);
+      if (waitAccepts(wait, event) && !used.has(event.id)) return event;
+    }
+    if (rows.length < LOOK_BACK_PAGE) return null;
+    const last = rows.at(-1)!;
+    after = { receivedAt: last.received_at, id: last.id };
   }
-  return null;
 }
 
 /**

@@ -89,18 +89,18 @@ export function recordStep(ctx: DurableContext, jobId: string, token: string, re
 
 /**
  * The earliest event accepted since the step began that the wait accepts,
- * skipping events that already resolved another step of this job.
+ * skipping events that already resolved another step of this job. Reads
+ * each name's events oldest first and stops at the first match, so a long
+ * look-back over a busy name costs only what it reads.
  */
 function lookBack(ctx: DurableContext, jobId: number, wait: Pick<WaitRow, 'events' | 'match' | 'tenant'>, since: number): EventRow | null {
-  let used: Set<string> | null = null;
+  const used = new Set(ctx.d.eventStepResults.all(jobId).map((r) => (fromJson(r.result) as { id?: string } | null)?.id ?? ''));
   let found: EventRow | null = null;
   for (const name of wait.events ?? []) {
-    for (const raw of ctx.d.eventsSince.all(name, since)) {
+    for (const raw of ctx.d.eventsSince.iterate(name, since)) {
       if (found && (raw.received_at > found.receivedAt || (raw.received_at === found.receivedAt && raw.id > found.id))) break;
       const event = toEventRow(raw);
-      if (!waitAccepts(wait, event)) continue;
-      used ??= new Set(ctx.d.eventStepResults.all(jobId).map((r) => (fromJson(r.result) as { id?: string } | null)?.id ?? ''));
-      if (used.has(event.id)) continue;
+      if (!waitAccepts(wait, event) || used.has(event.id)) continue;
       found = event;
       break;
     }

@@ -50,6 +50,7 @@ export interface Stmt<P extends unknown[] | object, R = unknown> {
   run(...params: Params<P>): { changes: number };
   get(...params: Params<P>): R | undefined;
   all(...params: Params<P>): R[];
+  iterate(...params: Params<P>): IterableIterator<R>;
 }
 
 const JOB_COLUMNS_RESET_LEASE = 'lease_token = NULL, lease_expires_at = NULL';
