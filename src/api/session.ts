@@ -60,6 +60,15 @@ export function csrfMatches(sessionId: string, sent: unknown): boolean {
   return want.length === got.length && timingSafeEqual(want, got);
 }
 
+/**
+ * Console sessions in the store's metadata, cached per node for `CACHE_MS`.
+ *
+ * @example
+ * const sessions = new ConsoleSessions(store, Date.now, 12 * 3_600_000);
+ * const { id, session } = await sessions.create(hashKey(secret)); // id goes in the cookie
+ * (await sessions.find(id))?.keyHash === hashKey(secret); // true
+ * await sessions.end(id);
+ */
 export class ConsoleSessions {
   #cache: { doc: SessionDoc; until: number } | null = null;
 
@@ -127,7 +136,12 @@ function parse(raw: string | null): SessionDoc {
   }
 }
 
-/** The session id in a Cookie header, if any. */
+/**
+ * The session id in a Cookie header, if any.
+ *
+ * @example
+ * sessionIdFrom('theme=dark; drover_session=AbC…43 chars'); // 'AbC…'
+ */
 export function sessionIdFrom(cookieHeader: string | undefined): string | null {
   if (!cookieHeader) return null;
   for (const part of cookieHeader.split(';')) {
@@ -140,7 +154,12 @@ export function sessionIdFrom(cookieHeader: string | undefined): string | null {
   return null;
 }
 
-/** The Set-Cookie value for a session (or, with `id` null, one that clears it). */
+/**
+ * The Set-Cookie value for a session (or, with `id` null, one that clears it).
+ *
+ * @example
+ * sessionCookie(id, { secure: true, maxAgeMs: 3_600_000 }); // 'drover_session=…; Path=/; HttpOnly; SameSite=Strict; Max-Age=3600; Secure'
+ */
 export function sessionCookie(id: string | null, options: { secure: boolean; maxAgeMs: number }): string {
   const parts = [`${SESSION_COOKIE}=${id ?? ''}`, 'Path=/', 'HttpOnly', 'SameSite=Strict', `Max-Age=${id ? Math.floor(options.maxAgeMs / 1000) : 0}`];
   if (options.secure) parts.push('Secure');

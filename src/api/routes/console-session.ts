@@ -22,6 +22,10 @@ const signInBody = {
 
 const keyJson = (key: ApiKeyRow) => ({ id: key.id, name: key.name, scopes: key.scopes });
 
+/**
+ * @example
+ * await app.register(sessionRoutes({ verifier, sessions, secureCookie: config.server.tls !== null }));
+ */
 export function sessionRoutes(deps: { verifier: KeyVerifier; sessions: ConsoleSessions | undefined; secureCookie: boolean }) {
   const { verifier, sessions } = deps;
   const cookie = (reply: FastifyReply, id: string | null) =>

@@ -60,6 +60,10 @@ function loadAssets(dir: string): Map<string, Asset> {
   return assets;
 }
 
+/**
+ * @example
+ * if (config.console.enabled) await app.register(consoleRoutes()); // serves dist/console at /console/
+ */
 export function consoleRoutes(dir: string = CONSOLE_DIST) {
   const assets = loadAssets(dir);
   const send = (reply: FastifyReply, asset: Asset) =>

@@ -44,6 +44,10 @@ interface StartBody {
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const runJson = (run: BulkRun) => ({ ...run, startedAt: iso(run.startedAt), finishedAt: iso(run.finishedAt) });
 
+/**
+ * @example
+ * await app.register(bulkJobRoutes({ bulk: new BulkJobs({ store, jobControl, clock, nodeId }), audit }));
+ */
 export function bulkJobRoutes(deps: { bulk: BulkJobs; audit: AuditSink }) {
   const { bulk } = deps;
   return async function plugin(app: FastifyInstance): Promise<void> {
