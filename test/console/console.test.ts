@@ -113,7 +113,9 @@ async function enqueue(handler: string, payload: unknown = {}): Promise<string> 
 
 const jobState = async (id: string) => (await node.request('GET', `/v1/jobs/${id}`)).body.state as string;
 
-describe('the console, signed in with an admin key', () => {
+// A browser on a loaded 2-core machine: each test waits on conditions (bounded), never on time; the
+// bounds are generous so a slow run is not a failure.
+describe('the console, signed in with an admin key', { timeout: 120_000 }, () => {
   it('signs in with the keyboard; the key is exchanged for an HttpOnly cookie and kept nowhere in the browser', async () => {
     const { page, context } = admin;
     await signInWithKeyboard(page, ADMIN_KEY);
@@ -341,7 +343,7 @@ describe('the console, signed in with an admin key', () => {
   });
 });
 
-describe('a read-only key', () => {
+describe('a read-only key', { timeout: 120_000 }, () => {
   it('sees no action buttons and no admin screens, and its forged actions are refused', async () => {
     const reader = await open();
     await signInWithKeyboard(reader.page, await keyWith(node, ['read'], 'console-reader'));
@@ -373,7 +375,7 @@ describe('a read-only key', () => {
   });
 });
 
-describe('sign-out', () => {
+describe('sign-out', { timeout: 60_000 }, () => {
   it('ends the session on the server: the old cookie no longer works', async () => {
     const { page, context } = admin;
     await page.goto('/console/#/');
