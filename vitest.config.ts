@@ -34,6 +34,7 @@ const BOTH_ENGINES = [
   'test/e2e/interrupt-flow.test.ts',
   'test/console/session.test.ts',
   'test/console/bulk.test.ts',
+  'test/console/search.test.ts',
 ];
 
 export default defineConfig({

@@ -8,6 +8,9 @@
 import { z } from 'zod';
 import { isValidTimezone } from './cron.js';
 import type { HandlerDefinition } from './handler.js';
+import { PAYLOAD_FIELD_RE } from './payload-filter.js';
+
+const PAYLOAD_FIELD_EXPECTED = 'expected a payload field: names of letters, digits, "_" or "-" joined by "." (at most 8), such as "customer.id"';
 
 /** setTimeout fires at once for delays above 2^31-1 ms; any value used as a timer is capped here. */
 export const MAX_TIMER_MS = 2_147_483_647;
@@ -315,6 +318,15 @@ export const configSchema = strict(
         breaker: BREAKER_SCHEMA,
       },
       'an object { allowPrivateNetworks, timeoutMs, maxAttempts, breaker }',
+    ).optional(),
+    search: strict(
+      {
+        payloadIndexes: z
+          .array(z.string({ error: PAYLOAD_FIELD_EXPECTED }).regex(PAYLOAD_FIELD_RE, { error: PAYLOAD_FIELD_EXPECTED }), { error: 'expected a list of payload fields such as ["orderId", "customer.id"]' })
+          .max(20, { error: 'expected at most 20 payload fields (each index costs every enqueue a write)' })
+          .optional(),
+      },
+      'an object { payloadIndexes }',
     ).optional(),
     console: strict(
       {

@@ -91,6 +91,7 @@ export const DEFAULTS = {
   backup: { every: 'off', dir: 'backups', keepDaily: 7, keepWeekly: 4, keepMonthly: 12 },
   audit: { exportDir: 'audit', keepFiles: 30, exportIntervalMs: MINUTE },
   console: { enabled: true, sessionTtlMs: 12 * 60 * MINUTE },
+  search: { payloadIndexes: [] },
 } as const;
 
 export interface ResolvedTrigger {
@@ -177,6 +178,8 @@ export interface ResolvedConfig {
   audit: { exportDir: string; keepFiles: number; exportIntervalMs: number };
   /** The web console at `/console` and its sign-in sessions (docs/configuration.md). */
   console: { enabled: boolean; sessionTtlMs: number };
+  /** Payload fields with an expression index for job search (built at start), as paths: [['customer', 'id']]. */
+  search: { payloadIndexes: string[][] };
 }
 
 // ---------------------------------------------------------------- resolve
@@ -362,6 +365,7 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
     },
     audit: { ...DEFAULTS.audit, ...definedOnly(cfg.audit ?? {}) },
     console: { ...DEFAULTS.console, ...definedOnly(cfg.console ?? {}) },
+    search: { payloadIndexes: [...new Set(cfg.search?.payloadIndexes ?? [])].map((field) => field.split('.')) },
   };
 }
 

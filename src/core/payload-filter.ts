@@ -35,3 +35,22 @@ export function assertPayloadPath(path: readonly string[], shown = path.join('.'
     throw new DroverError('validation', `payload.${shown.slice(0, 200)}: expected 1-${MAX_PAYLOAD_DEPTH} field names joined by ".", each of letters, digits, "_" or "-"`);
   }
 }
+
+/**
+ * The name of the expression index on one payload field (`search.payloadIndexes`):
+ * the same on both engines, at most 63 characters, safe unquoted.
+ *
+ * @example
+ * payloadIndexName(['customer', 'id']); // 'jobs_payload_customer_id_<8 hex>'
+ */
+export function payloadIndexName(path: readonly string[]): string {
+  assertPayloadPath(path);
+  const field = path.join('.');
+  // FNV-1a of the exact path: `a-b` and `a_b` read alike in the readable part but name different indexes.
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < field.length; i++) hash = Math.imul(hash ^ field.charCodeAt(i), 0x01000193) >>> 0;
+  return `jobs_payload_${field.replace(/[^A-Za-z0-9]/g, '_').toLowerCase().slice(0, 36)}_${hash.toString(16).padStart(8, '0')}`;
+}
+
+/** `search.payloadIndexes` entries: a field path as the API writes it (`customer.id`). */
+export const PAYLOAD_FIELD_RE = /^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$/;

@@ -108,6 +108,9 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     // Migrations run under the engine's lock and refuse a schema newer than this binary.
     const status = await store.migrate({ apply: options.migrate !== false });
     if (status.applied.length > 0) logger.info({ applied: status.applied, version: status.current }, 'store migrated');
+    // Before the node takes work: on SQLite the build holds the write lock (PostgreSQL builds CONCURRENTLY).
+    const indexed = await store.ensurePayloadIndexes(config.search.payloadIndexes);
+    if (indexed.length > 0) logger.info({ indexes: indexed }, 'payload search indexes built');
     const workerId = await nodeWorkerId(store, config);
 
     const ops = prepareNodeOps({ config, store, clock });

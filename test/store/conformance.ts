@@ -942,6 +942,18 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         await expect(engine.listJobs({ payload: [{ path: ["a') OR 1=1 --"], value: 'x' }], limit: 1 })).rejects.toThrow(/payload/);
       });
 
+      it('builds payload search indexes once; searches answer the same with them', async () => {
+        const a = await enqueueOne({ payload: { orderId: 'o-1', customer: { id: 'c-1' } } });
+        await enqueueOne({ payload: { orderId: 'o-2', customer: { id: 'c-2' } } });
+        const built = await engine.ensurePayloadIndexes([['orderId'], ['customer', 'id']]);
+        expect(built).toHaveLength(2);
+        expect(built.every((name) => /^jobs_payload_[a-z0-9_]+_[0-9a-f]{8}$/.test(name))).toBe(true);
+        expect(await engine.ensurePayloadIndexes([['orderId'], ['customer', 'id']])).toEqual([]);
+        expect((await engine.listJobs({ payload: [{ path: ['orderId'], value: 'o-1' }], limit: 10 })).map((j) => j.id)).toEqual([a.id]);
+        expect((await engine.listJobs({ payload: [{ path: ['customer', 'id'], value: 'c-1' }], limit: 10 })).map((j) => j.id)).toEqual([a.id]);
+        await expect(engine.ensurePayloadIndexes([["x'); DROP TABLE jobs; --"]])).rejects.toThrow(/payload/);
+      });
+
       it('reports per-queue counts for every state and the oldest queued job', async () => {
         await enqueueOne({ queue: 'q1', runAt: T0 - 50 });
         await enqueueOne({ queue: 'q1', runAt: T0 - 10 });

@@ -115,6 +115,11 @@ export const HEARTBEAT_NODE = `
 export const DEREGISTER_NODE = 'DELETE FROM nodes WHERE node_id = $1 AND incarnation = $2';
 export const LIST_NODES = 'SELECT * FROM nodes ORDER BY node_id';
 
+/** Whether a payload search index exists in this schema, and is valid (a failed CONCURRENTLY build leaves it invalid). */
+export const PAYLOAD_INDEX_STATE = `
+  SELECT i.indisvalid AS valid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
+  WHERE c.relname = $1 AND c.relnamespace = current_schema()::regnamespace`;
+
 /** listJobs: filters as parameters, newest first, keyset cursor on id. */
 export function listJobsQuery(filter: JobFilter, beforeId: number | null): { text: string; values: unknown[] } {
   return keysetQuery(

@@ -37,4 +37,11 @@ export interface JobReads extends StoreRole {
   listJobs(filter: JobFilter): Promise<JobRow[]>;
   getEvent(id: string): Promise<EventRow | null>;
   queueStats(): Promise<QueueStats[]>;
+  /**
+   * Make sure an expression index serves `listJobs` payload filters on each
+   * of these fields (`search.payloadIndexes`); builds the missing ones without
+   * blocking writers where the engine can (PostgreSQL: CONCURRENTLY). Indexes
+   * of fields no longer listed are left alone. Resolves to the names built.
+   */
+  ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]>;
 }
