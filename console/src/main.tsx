@@ -59,12 +59,12 @@ function SignIn({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
   );
 }
 
-const NAV: Array<{ path: string; label: string; admin?: boolean; resume?: boolean }> = [
-  { path: '/', label: 'Overview' },
-  { path: '/jobs', label: 'Jobs' },
-  { path: '/events', label: 'Events' },
-  { path: '/handlers', label: 'Handlers' },
-  { path: '/queues', label: 'Queues' },
+const NAV: Array<{ path: string; label: string; admin?: boolean; resume?: boolean; reads?: boolean }> = [
+  { path: '/', label: 'Overview', reads: true },
+  { path: '/jobs', label: 'Jobs', reads: true },
+  { path: '/events', label: 'Events', reads: true },
+  { path: '/handlers', label: 'Handlers', reads: true },
+  { path: '/queues', label: 'Queues', reads: true },
   { path: '/inbox', label: 'Inbox', resume: true },
   { path: '/audit', label: 'Audit', admin: true },
   { path: '/keys', label: 'Keys', admin: true },
@@ -85,18 +85,22 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
   const admin = isAdmin(me);
   // Interrupts are answered with the resume scope (admin has it too); other keys see no inbox.
   const answers = admin || me.key.scopes.includes('resume');
+  // A resume-only key (a person who answers interrupts) reads nothing else: the inbox is its console.
+  const reads = admin || me.key.scopes.includes('read') || me.key.scopes.includes('produce');
   const [theme, setTheme] = useState<Theme>(() => (localStorage.getItem('drover-theme') as Theme | null) ?? 'system');
   useEffect(() => {
     applyTheme(theme);
     localStorage.setItem('drover-theme', theme); // a display preference, nothing secret
   }, [theme]);
   useEffect(() => {
+    if (!reads) return; // the stream needs read or produce: a resume-only key would be refused, and retry forever
     startLive();
     return stopLive;
-  }, []);
+  }, [reads]);
   const section = '/' + (path.split('/')[1] ?? '');
   let screen;
-  if (path === '/') screen = <Overview interrupts={answers} />;
+  if (!reads && path !== '/inbox') screen = <Inbox />;
+  else if (path === '/') screen = <Overview interrupts={answers} />;
   else if (path === '/jobs') screen = <Jobs query={query} admin={admin} />;
   else if (path.startsWith('/jobs/')) screen = <JobDetail id={decodeURIComponent(path.slice(6))} admin={admin} />;
   else if (path === '/events' || path.startsWith('/events/')) screen = <Events id={path.startsWith('/events/') ? decodeURIComponent(path.slice(8)) : null} />;
@@ -115,9 +119,9 @@ function Shell({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
         <span class="brand">Drover</span>
         <nav aria-label="Sections">
           <ul>
-            {NAV.filter((item) => (!item.admin || admin) && (!item.resume || answers)).map((item) => (
+            {NAV.filter((item) => (!item.admin || admin) && (!item.resume || answers) && (!item.reads || reads)).map((item) => (
               <li key={item.path}>
-                <a href={`#${item.path}`} aria-current={section === item.path ? 'page' : undefined}>
+                <a href={`#${item.path}`} aria-current={section === item.path || (!reads && item.path === '/inbox') ? 'page' : undefined}>
                   {item.label}
                 </a>
               </li>

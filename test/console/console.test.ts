@@ -375,6 +375,29 @@ describe('a read-only key', { timeout: 120_000 }, () => {
   });
 });
 
+describe('a resume-only key', { timeout: 120_000 }, () => {
+  it('gets the inbox and nothing else, and answers an interrupt there', async () => {
+    const approver = await open();
+    const key = await keyWith(node, ['resume'], 'console-approver');
+    await approver.page.goto('/console/');
+    await approver.page.getByLabel('API key').fill(key);
+    await approver.page.getByRole('button', { name: 'Sign in' }).click();
+    await approver.page.getByRole('heading', { name: 'Interrupts inbox' }).waitFor();
+    const nav = await approver.page.getByRole('navigation', { name: 'Sections' }).getByRole('link').allTextContents();
+    expect(nav).toEqual(['Inbox']);
+    // The interrupt the admin left pending above.
+    const card = approver.page.locator('article.interrupt', { hasText: 'Refund 5 for o-78?' });
+    await card.getByLabel('reason (required)').selectOption('late');
+    await card.getByRole('button', { name: 'Resume' }).click();
+    await card.waitFor({ state: 'detached' });
+    const audit = (await node.request('GET', '/v1/audit?limit=10')).body.records as Array<{ action: string; actor: string }>;
+    const approverId = ((await node.request('GET', '/v1/keys')).body.keys as Array<{ id: string; name: string }>).find((k) => k.name === 'console-approver')!.id;
+    expect(audit.some((r) => r.action === 'interrupt.resume' && r.actor === approverId)).toBe(true);
+    expect(await approver.page.evaluate(async () => (await fetch('/v1/jobs')).status)).toBe(403);
+    await approver.context.close();
+  });
+});
+
 describe('sign-out', { timeout: 60_000 }, () => {
   it('ends the session on the server: the old cookie no longer works', async () => {
     const { page, context } = admin;

@@ -36,8 +36,8 @@ export function sessionRoutes(deps: { verifier: KeyVerifier; sessions: ConsoleSe
       if (!sessions) throw new DroverError('not_found', 'the console is switched off on this node (console.enabled: false); use the API with a bearer key');
       const key = await verifier.verify(request.body.key, request.ip);
       if (!key) throw new DroverError('unauthorized', 'the API key is unknown, revoked or expired');
-      if (!key.scopes.some((scope) => scope === 'admin' || scope === 'read' || scope === 'produce')) {
-        throw new DroverError('forbidden', 'the console needs a key with the read, produce or admin scope; this one has ' + key.scopes.join(', '));
+      if (!key.scopes.some((scope) => scope !== 'work')) {
+        throw new DroverError('forbidden', `the console needs a key with the read, produce, resume or admin scope; this one has ${key.scopes.join(', ')}`);
       }
       // A sign-in over an old cookie replaces that session rather than leaving it behind.
       const previous = sessionIdFrom(request.headers.cookie);

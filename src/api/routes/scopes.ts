@@ -52,8 +52,9 @@ export const ROUTES = {
   'POST /v1/interrupts/:id/resume': { scope: ['resume'], summary: 'Resume a pending interrupt with input valid against its schema; its job is queued again (audited)' },
   // The web console's sign-in: an API key for a session cookie (src/api/session.ts).
   'POST /v1/session': { scope: PUBLIC, summary: 'Sign in to the console: exchange an API key for a session cookie' },
-  'GET /v1/session': { scope: READ, summary: 'The calling key and, with a session cookie, its CSRF token and expiry' },
-  'DELETE /v1/session': { scope: READ, summary: 'Sign out: end the console session and clear its cookie' },
+  // `resume` too: a person who only answers interrupts signs in to the console's inbox.
+  'GET /v1/session': { scope: ['read', 'produce', 'resume'], summary: 'The calling key and, with a session cookie, its CSRF token and expiry' },
+  'DELETE /v1/session': { scope: ['read', 'produce', 'resume'], summary: 'Sign out: end the console session and clear its cookie' },
 
   'GET /v1/keys': { scope: ['admin'], summary: 'List API keys (never their secrets)' },
   'POST /v1/keys': { scope: ['admin'], summary: 'Create an API key; the secret is in this response only' },
