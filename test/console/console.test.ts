@@ -10,10 +10,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { NonRetryableError } from '../../src/core/errors.js';
 import { keyWith, listen } from '../api/support.js';
 import { ADMIN_KEY, startTestNode, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { consoleConfig, steer } from './handlers.js';
 import { launchBrowser, openPage, screenshot, seriousViolations, signInWithKeyboard, type WatchedPage } from './browser.js';
 
 let node: TestNode;
@@ -22,68 +22,11 @@ let browser: Browser;
 let admin: WatchedPage;
 const pages: WatchedPage[] = [];
 
-const gates = new Map<string, () => void>();
-const failedOnce = new Set<string>();
-let fragileBroken = true;
+const { gates } = steer;
 
 beforeAll(async () => {
-  node = await startTestNode(
-    {
-      handlers: [
-        {
-          name: 'greet',
-          run: async (ctx) => {
-            const gate = (ctx.job.payload as { gate?: string }).gate;
-            if (gate) await new Promise<void>((resolve) => gates.set(gate, resolve));
-            return { greeted: true };
-          },
-        },
-        { name: 'notify', on: 'order.created', run: async () => 'sent' },
-        { name: 'orders', queue: 'billing', on: 'order.created', run: async (ctx) => ({ charged: (ctx.job.payload as { orderId: string }).orderId }) },
-        {
-          name: 'flaky',
-          retry: { maxAttempts: 1 },
-          quarantine: { failures: 1000 },
-          breaker: { failures: 1000, minRequests: 1000 },
-          run: async (ctx) => {
-            if (!failedOnce.has(ctx.job.id)) {
-              failedOnce.add(ctx.job.id);
-              throw new NonRetryableError('the card was declined');
-            }
-            return 'recovered';
-          },
-        },
-        {
-          name: 'fragile',
-          retry: { maxAttempts: 1 },
-          quarantine: { failures: 2, windowMs: 60_000 },
-          run: async () => {
-            if (fragileBroken) throw new Error('downstream says no');
-            return 'ok';
-          },
-        },
-        {
-          name: 'approve-refund',
-          async run(ctx) {
-            const { orderId, amount } = ctx.job.payload as { orderId: string; amount: number };
-            const order = await ctx.step.run('load-order', () => ({ id: orderId, amount }));
-            const decision = await ctx.step.interrupt<{ approve: boolean; note?: string; reason: string }>('manager-approval', {
-              prompt: `Refund ${order.amount} for ${order.id}?`,
-              schema: {
-                type: 'object',
-                properties: { approve: { type: 'boolean' }, reason: { enum: ['damaged', 'late', 'other'] }, note: { type: 'string', maxLength: 20 } },
-                required: ['approve', 'reason'],
-              },
-            });
-            return { refunded: decision?.approve === true, decision };
-          },
-        },
-      ],
-      queues: { billing: {} },
-      rateLimit: { enabled: false },
-    },
-    { engine: 'sqlite' },
-  );
+  // SQLite only: the console reads the public API, which is engine-blind; the API's own tests run on both.
+  node = await startTestNode(consoleConfig, { engine: 'sqlite' });
   base = await listen(node);
   browser = await launchBrowser();
   admin = await open();
@@ -210,7 +153,7 @@ describe('the console, signed in with an admin key', { timeout: 120_000 }, () =>
 
   it('resets a quarantined handler', async () => {
     const { page } = admin;
-    fragileBroken = true;
+    steer.fragileBroken = true;
     await enqueue('fragile');
     await enqueue('fragile');
     await waitFor(async () => ((await node.request('GET', '/v1/handlers')).body.handlers as Array<{ name: string; quarantined: boolean }>).find((h) => h.name === 'fragile')!.quarantined, {
@@ -223,7 +166,7 @@ describe('the console, signed in with an admin key', { timeout: 120_000 }, () =>
     const row = page.locator('tr[data-handler="fragile"]');
     await row.getByText('quarantined').waitFor();
     await screenshot(page, 'handlers-quarantined');
-    fragileBroken = false;
+    steer.fragileBroken = false;
     await row.getByRole('button', { name: 'Reset' }).click();
     await row.getByText('recent failures').waitFor();
     expect(((await node.request('GET', '/v1/handlers')).body.handlers as Array<{ name: string; quarantined: boolean }>).find((h) => h.name === 'fragile')!.quarantined).toBe(false);
