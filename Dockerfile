@@ -20,6 +20,8 @@ RUN npm ci --ignore-scripts --no-audit --no-fund && npm rebuild better-sqlite3 e
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 COPY src ./src
+# The web console's sources: the build bundles them into dist/console (served at /console).
+COPY console ./console
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 
 FROM node:20-bookworm-slim

@@ -41,6 +41,9 @@ const BOTH_ENGINES = [
   'test/actions/mcp-action.test.ts',
   'test/actions/mcp-server.test.ts',
   'test/actions/target-state.test.ts',
+  'test/console/session.test.ts',
+  'test/console/bulk.test.ts',
+  'test/console/search.test.ts',
 ];
 
 export default defineConfig({

@@ -21,6 +21,7 @@ import { validateHandlerPatterns } from '../core/key-scope.js';
 import type { ApiKeyRow, ApiScope } from '../core/types.js';
 import type { KeyStore } from '../store/engine.js';
 import { Lru } from './lru.js';
+import { CSRF_HEADER, csrfMatches, sessionIdFrom, type ConsoleSessions } from './session.js';
 
 export const KEY_PREFIX = 'drv_';
 const CACHE_TTL_MS = 5_000;
@@ -36,6 +37,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     apiKey: ApiKeyRow | null;
+    /** The console session the request authenticated with (null: a bearer key, or none). */
+    session: { id: string; expiresAt: number; csrfToken: string } | null;
   }
 }
 
@@ -96,7 +99,11 @@ export class KeyVerifier {
    * address over the limit gets a `auth_rate_limited` error instead of a lookup.
    */
   async verify(secret: string, client?: string): Promise<ApiKeyRow | null> {
-    const hash = hashKey(secret);
+    return this.verifyHash(hashKey(secret), client);
+  }
+
+  /** `verify` by the key's hash (a console session holds the hash, never the secret). */
+  async verifyHash(hash: string, client?: string): Promise<ApiKeyRow | null> {
     const now = this.clock();
     let key: ApiKeyRow | null;
     const known = this.#known.get(hash);
@@ -149,25 +156,49 @@ export class KeyVerifier {
   }
 }
 
+async function keyOfHeader(request: FastifyRequest, verifier: KeyVerifier, header: string | undefined): Promise<ApiKeyRow> {
+  const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  if (!match?.[1]) {
+    throw new DroverError('unauthorized', 'send an API key as "Authorization: Bearer <key>" (create one with `drover keys create`)');
+  }
+  const key = await verifier.verify(match[1], request.ip);
+  if (!key) throw new DroverError('unauthorized', 'the API key is unknown, revoked or expired');
+  return key;
+}
+
+async function keyOfSession(request: FastifyRequest, verifier: KeyVerifier, sessions: ConsoleSessions, id: string): Promise<ApiKeyRow> {
+  const session = await sessions.find(id);
+  if (!session) throw new DroverError('unauthorized', 'the console session has ended or expired; sign in again');
+  const key = await verifier.verifyHash(session.keyHash, request.ip);
+  if (!key) throw new DroverError('unauthorized', 'the API key behind this console session is revoked or expired; sign in with another key');
+  if (request.method !== 'GET' && request.method !== 'HEAD' && !csrfMatches(id, request.headers[CSRF_HEADER])) {
+    throw new DroverError('csrf_failed', `a request made with the console session cookie must send its CSRF token in the ${CSRF_HEADER} header`);
+  }
+  request.session = { id, expiresAt: session.expiresAt, csrfToken: session.csrfToken };
+  return key;
+}
+
 function allows(key: ApiKeyRow, needed: RouteScope[]): boolean {
   return key.scopes.includes('admin') || needed.some((scope) => scope !== 'public' && key.scopes.includes(scope));
 }
 
-/** Register the authentication hook; routes without `config.scope` are public. */
-export function registerAuth(app: FastifyInstance, verifier: KeyVerifier): void {
+/**
+ * Register the authentication hook; routes without `config.scope` are public.
+ * With `sessions`, a request without an Authorization header may authenticate
+ * with a console session cookie instead (see session.ts), and then needs the
+ * session's CSRF token on anything but GET and HEAD.
+ */
+export function registerAuth(app: FastifyInstance, verifier: KeyVerifier, sessions?: ConsoleSessions): void {
   app.decorateRequest('apiKey', null);
+  app.decorateRequest('session', null);
   app.addHook('onRequest', async (request: FastifyRequest) => {
     const declared = request.routeOptions.config?.scope;
     if (declared === undefined) return;
     const needed = Array.isArray(declared) ? declared : [declared];
     if (needed.includes('public')) return;
     const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match?.[1]) {
-      throw new DroverError('unauthorized', 'send an API key as "Authorization: Bearer <key>" (create one with `drover keys create`)');
-    }
-    const key = await verifier.verify(match[1], request.ip);
-    if (!key) throw new DroverError('unauthorized', 'the API key is unknown, revoked or expired');
+    const sessionId = header === undefined && sessions ? sessionIdFrom(request.headers.cookie) : null;
+    const key = sessionId !== null ? await keyOfSession(request, verifier, sessions!, sessionId) : await keyOfHeader(request, verifier, header);
     if (!allows(key, needed)) {
       throw new DroverError('forbidden', `this route needs scope ${needed.join(' or ')}; the key has ${key.scopes.join(', ')}`, {
         extensions: { required: needed, granted: key.scopes },

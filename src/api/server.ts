@@ -32,6 +32,11 @@ import { metricsRoutes } from './routes/metrics.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { rolloutRoutes } from './routes/rollout.js';
 import type { SnapshotService } from '../ops/backup/snapshots.js';
+import { consoleRoutes } from './routes/console.js';
+import { sessionRoutes } from './routes/console-session.js';
+import { ConsoleSessions } from './session.js';
+import { bulkJobRoutes } from './routes/jobs-bulk.js';
+import { BulkJobs } from '../ops/bulk-jobs.js';
 import type { Readiness } from '../obs/health.js';
 import { registerHttpMetrics } from '../obs/http-metrics.js';
 import { registerRequestTracing } from '../obs/http-tracing.js';
@@ -107,7 +112,9 @@ export async function buildServer({ runtime, obs = {}, auditExport, snapshots = 
     });
   }
   const verifier = new KeyVerifier(runtime.store, runtime.clock, { maxFailures: auth.maxFailures, windowMs: auth.failureWindowMs });
-  registerAuth(app, verifier);
+  // With the console off, no cookie authenticates anything: sign-in answers 404 and only bearer keys work.
+  const sessions = runtime.config.console.enabled ? new ConsoleSessions(runtime.store, runtime.clock, runtime.config.console.sessionTtlMs) : undefined;
+  registerAuth(app, verifier, sessions);
   // The `remote-workers` gate stops new leases only: jobs already leased may still report, so nothing runs twice.
   app.addHook('preHandler', async (request, reply) => {
     if (request.routeOptions.url === '/v1/workers/lease' && !runtime.gates.enabled('remote-workers')) {
@@ -153,6 +160,10 @@ export async function buildServer({ runtime, obs = {}, auditExport, snapshots = 
   await app.register(adminRoutes(runtime));
   await app.register(snapshotRoutes({ snapshots, audit: runtime.audit }));
   await app.register(rolloutRoutes(runtime));
+  const bulk = new BulkJobs({ store: runtime.store, jobControl: runtime.jobControl, clock: runtime.clock, nodeId: runtime.workerId });
+  await app.register(bulkJobRoutes({ bulk, audit: runtime.audit }));
+  await app.register(sessionRoutes({ verifier, sessions, secureCookie: server.tls !== null }));
+  if (runtime.config.console.enabled) await app.register(consoleRoutes());
   if (obs.metrics && obs.serveMetrics !== false) await app.register(metricsRoutes(obs.metrics));
   return app;
 }

@@ -8,6 +8,9 @@
 import { z } from 'zod';
 import { isValidTimezone } from './cron.js';
 import type { HandlerDefinition } from './handler.js';
+import { PAYLOAD_FIELD_RE } from './payload-filter.js';
+
+const PAYLOAD_FIELD_EXPECTED = 'expected a payload field: names of letters, digits, "_" or "-" joined by "." (at most 8), such as "customer.id"';
 
 /** setTimeout fires at once for delays above 2^31-1 ms; any value used as a timer is capped here. */
 export const MAX_TIMER_MS = 2_147_483_647;
@@ -356,6 +359,22 @@ export const configSchema = strict(
     actions: strict(
       { telegramApiUrl: z.string({ error: BASE_URL_EXPECTED }).refine(isBaseUrl, { error: BASE_URL_EXPECTED }).optional() },
       'an object { telegramApiUrl }',
+    ).optional(),
+    search: strict(
+      {
+        payloadIndexes: z
+          .array(z.string({ error: PAYLOAD_FIELD_EXPECTED }).regex(PAYLOAD_FIELD_RE, { error: PAYLOAD_FIELD_EXPECTED }), { error: 'expected a list of payload fields such as ["orderId", "customer.id"]' })
+          .max(20, { error: 'expected at most 20 payload fields (each index costs every enqueue a write)' })
+          .optional(),
+      },
+      'an object { payloadIndexes }',
+    ).optional(),
+    console: strict(
+      {
+        enabled: z.boolean({ error: 'expected true or false' }).optional(),
+        sessionTtlMs: int(60_000, MAX_TIMER_MS).optional(),
+      },
+      'an object { enabled, sessionTtlMs }',
     ).optional(),
   },
   'an object (the default export of the config file)',

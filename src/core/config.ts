@@ -92,6 +92,8 @@ export const DEFAULTS = {
   stream: { heartbeatMs: 10_000, bufferSize: 10_000, retentionMs: 5 * MINUTE },
   backup: { every: 'off', dir: 'backups', keepDaily: 7, keepWeekly: 4, keepMonthly: 12 },
   audit: { exportDir: 'audit', keepFiles: 30, exportIntervalMs: MINUTE },
+  console: { enabled: true, sessionTtlMs: 12 * 60 * MINUTE },
+  search: { payloadIndexes: [] },
 } as const;
 
 export interface ResolvedTrigger {
@@ -187,6 +189,10 @@ export interface ResolvedConfig {
   };
   /** JSONL export of the audit trail; relative `exportDir` is inside the data directory. */
   audit: { exportDir: string; keepFiles: number; exportIntervalMs: number };
+  /** The web console at `/console` and its sign-in sessions (docs/configuration.md). */
+  console: { enabled: boolean; sessionTtlMs: number };
+  /** Payload fields with an expression index for job search (built at start), as paths: [['customer', 'id']]. */
+  search: { payloadIndexes: string[][] };
 }
 
 // ---------------------------------------------------------------- resolve
@@ -390,6 +396,8 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
         : null,
     },
     audit: { ...DEFAULTS.audit, ...definedOnly(cfg.audit ?? {}) },
+    console: { ...DEFAULTS.console, ...definedOnly(cfg.console ?? {}) },
+    search: { payloadIndexes: [...new Set(cfg.search?.payloadIndexes ?? [])].map((field) => field.split('.')) },
   };
 }
 

@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   auth_rate_limited: { status: 429, title: 'Too many failed authentications from this address' },
   unauthorized: { status: 401, title: 'Missing or invalid API key' },
   forbidden: { status: 403, title: 'API key lacks the required scope' },
+  csrf_failed: { status: 403, title: 'The console session\'s CSRF token is missing or wrong' },
   handler_not_allowed: { status: 403, title: 'The API key may not work on this handler' },
   lease_key_mismatch: { status: 403, title: 'The lease was taken with another API key' },
   not_found: { status: 404, title: 'Resource not found' },

@@ -214,6 +214,10 @@ export interface DroverConfig {
   auth?: { maxFailures?: number; failureWindowMs?: number };
   /** Per API key and route, fixed windows. Default 5,000 requests per second per key and route. */
   rateLimit?: { enabled?: boolean; windowMs?: number; max?: number; routes?: Record<string, number> };
+  /** Payload fields job searches filter on often: each gets an expression index, built at start (docs/api.md). */
+  search?: { payloadIndexes?: string[] };
+  /** The web console at `/console` (default on) and how long a sign-in lasts (default 12 h). */
+  console?: { enabled?: boolean; sessionTtlMs?: number };
   /** `GET /v1/stream` (SSE): heartbeat interval and the replay buffer for `Last-Event-ID`. */
   stream?: { heartbeatMs?: number; bufferSize?: number; retentionMs?: number };
   /** In-process backups (`drover backup create` works without this). Default off. */

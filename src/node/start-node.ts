@@ -113,6 +113,9 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     // Migrations run under the engine's lock and refuse a schema newer than this binary.
     const status = await store.migrate({ apply: options.migrate !== false });
     if (status.applied.length > 0) logger.info({ applied: status.applied, version: status.current }, 'store migrated');
+    // Before the node takes work: on SQLite the build holds the write lock (PostgreSQL builds CONCURRENTLY).
+    const indexed = await store.ensurePayloadIndexes(config.search.payloadIndexes);
+    if (indexed.length > 0) logger.info({ indexes: indexed }, 'payload search indexes built');
     const workerId = await nodeWorkerId(store, config);
 
     const ops = prepareNodeOps({ config, store, clock });
@@ -169,6 +172,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     print(
       `drover ready handlers=${config.handlers.size} queues=${config.queues.size} store=${store.capabilities.engine} channel=${config.rollout.channel}${off.length > 0 ? ` gates-off=${off.join(',')}` : ''}${metricsUrl ? ` metrics=${metricsUrl}` : ''} url=${url}`,
     );
+    if (config.console.enabled) print(`web console: ${url}/console/ (sign in with an API key)`);
 
     const reloadTls = (trigger = 'call'): boolean => {
       const tls = config.server.tls;

@@ -110,7 +110,16 @@ export function createClient(options: ClientOptions): DroverClient {
     let cursor: string | undefined;
     for (;;) {
       const page = await http.request<JobPage>('GET', '/v1/jobs', {
-        query: { state: filter.state, handler: filter.handler, queue: filter.queue, limit: filter.pageSize ?? 100, cursor },
+        query: {
+          state: filter.state,
+          handler: filter.handler,
+          queue: filter.queue,
+          createdAfter: filter.createdAfter?.toISOString(),
+          createdBefore: filter.createdBefore?.toISOString(),
+          ...Object.fromEntries(Object.entries(filter.payload ?? {}).map(([field, value]) => [`payload.${field}`, value])),
+          limit: filter.pageSize ?? 100,
+          cursor,
+        },
         idempotent: true,
         ...(opts.signal ? { signal: opts.signal } : {}),
       });

@@ -158,6 +158,11 @@ export interface JobFilter {
   state?: JobState;
   handler?: string;
   queue?: string;
+  /** Payload members that must hold these values, nested with dots: `{ orderId: 'o-1', 'customer.id': 'c-9' }` (up to 4). */
+  payload?: Record<string, string>;
+  /** Created at or after / before these times. */
+  createdAfter?: Date;
+  createdBefore?: Date;
   /** Jobs per page (1–500). Default 100. */
   pageSize?: number;
 }

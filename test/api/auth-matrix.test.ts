@@ -120,6 +120,15 @@ const fixtures: Partial<Record<RouteName, (caller: string) => Promise<Call>>> = 
   'GET /v1/interrupts/:id': async () => ({ url: `/v1/interrupts/${await pendingInterrupt()}` }),
   'POST /v1/interrupts/:id/resume': async () => ({ url: `/v1/interrupts/${await pendingInterrupt()}/resume`, body: { input: { ok: true } } }),
   'POST /mcp': async () => ({ url: '/mcp', body: { jsonrpc: '2.0', id: 1, method: 'tools/list' } }),
+  'POST /v1/session': async () => ({ url: '/v1/session', body: { key: ADMIN_KEY } }),
+  'POST /v1/jobs/bulk': async () => ({ url: '/v1/jobs/bulk', body: { action: 'cancel', filter: { handler: 'no-such-handler' } } }),
+  'GET /v1/jobs/bulk': async () => ({ url: '/v1/jobs/bulk' }),
+  'GET /v1/jobs/bulk/:id': async () => {
+    const run = await admin('POST', '/v1/jobs/bulk', { action: 'cancel', filter: { handler: 'no-such-handler' } });
+    return { url: `/v1/jobs/bulk/${run.body.id}` };
+  },
+  'GET /v1/session': async () => ({ url: '/v1/session' }),
+  'DELETE /v1/session': async () => ({ url: '/v1/session' }),
 };
 
 function expected(allowed: readonly RouteScope[], caller: string): 'ok' | 401 | 403 {

@@ -86,6 +86,13 @@ describe('createClient', () => {
     const pages: number[] = [];
     for await (const page of client.listJobPages({ handler: 'r', state: 'scheduled', pageSize: 10 })) pages.push(page.jobs.length);
     expect(pages).toEqual([10, 10, 3]);
+    // Payload fields (nested with dots) and creation time, as GET /v1/jobs takes them.
+    const picked: unknown[] = [];
+    for await (const job of client.listJobs({ handler: 'r', payload: { i: '7' }, createdAfter: new Date(Date.now() - 60_000) })) picked.push(job.payload);
+    expect(picked).toEqual([{ i: 7 }]);
+    const none: unknown[] = [];
+    for await (const job of client.listJobs({ handler: 'r', payload: { i: '7' }, createdBefore: new Date(Date.now() - 60_000) })) none.push(job.id);
+    expect(none).toEqual([]);
   });
 
   it('cancels and retries', async () => {

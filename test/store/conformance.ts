@@ -912,6 +912,48 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(await engine.listJobs({ state: 'queued', handler: 'even', queue: 'default', limit: 3 })).toHaveLength(3);
       });
 
+      it('filters by payload fields (nested, numbers as text) and creation time, with the keyset cursor', async () => {
+        const made: JobRow[] = [];
+        for (let i = 0; i < 12; i++) {
+          now = T0 + i * 1000;
+          made.push(await enqueueOne({ payload: { orderId: `o-${i % 3}`, amount: i, customer: { id: i < 6 ? 'c-early' : 'c-late' }, note: "it's \"quoted\"" } }));
+        }
+        now = T0 + 20_000;
+        await enqueueOne({ payload: 'not an object' });
+        await enqueueOne({ payload: { orderId: 42 } });
+        const ids = (jobs: JobRow[]) => jobs.map((j) => j.id);
+        const want = (pick: (i: number) => boolean) => made.filter((_, i) => pick(i)).map((j) => j.id).reverse();
+
+        expect(ids(await engine.listJobs({ payload: [{ path: ['orderId'], value: 'o-1' }], limit: 100 }))).toEqual(want((i) => i % 3 === 1));
+        expect(ids(await engine.listJobs({ payload: [{ path: ['customer', 'id'], value: 'c-late' }, { path: ['orderId'], value: 'o-0' }], limit: 100 }))).toEqual(
+          want((i) => i >= 6 && i % 3 === 0),
+        );
+        expect(ids(await engine.listJobs({ payload: [{ path: ['amount'], value: '7' }], limit: 100 }))).toEqual(want((i) => i === 7));
+        expect((await engine.listJobs({ payload: [{ path: ['orderId'], value: '42' }], limit: 100 })).map((j) => j.payload)).toEqual([{ orderId: 42 }]);
+        expect(await engine.listJobs({ payload: [{ path: ['orderId'], value: "o-1' OR '1'='1" }], limit: 100 })).toEqual([]);
+        expect(await engine.listJobs({ payload: [{ path: ['missing'], value: 'x' }], limit: 100 })).toEqual([]);
+
+        // Paging through a payload filter: each page continues below the last id of the one before.
+        const first = await engine.listJobs({ payload: [{ path: ['orderId'], value: 'o-2' }], limit: 2 });
+        const second = await engine.listJobs({ payload: [{ path: ['orderId'], value: 'o-2' }], limit: 2, before: first.at(-1)!.id });
+        expect([...ids(first), ...ids(second)]).toEqual(want((i) => i % 3 === 2));
+
+        expect(ids(await engine.listJobs({ createdAfter: T0 + 3000, createdBefore: T0 + 6000, limit: 100 }))).toEqual(want((i) => i >= 3 && i < 6));
+        await expect(engine.listJobs({ payload: [{ path: ["a') OR 1=1 --"], value: 'x' }], limit: 1 })).rejects.toThrow(/payload/);
+      });
+
+      it('builds payload search indexes once; searches answer the same with them', async () => {
+        const a = await enqueueOne({ payload: { orderId: 'o-1', customer: { id: 'c-1' } } });
+        await enqueueOne({ payload: { orderId: 'o-2', customer: { id: 'c-2' } } });
+        const built = await engine.ensurePayloadIndexes([['orderId'], ['customer', 'id']]);
+        expect(built).toHaveLength(2);
+        expect(built.every((name) => /^jobs_payload_[a-z0-9_]+_[0-9a-f]{8}$/.test(name))).toBe(true);
+        expect(await engine.ensurePayloadIndexes([['orderId'], ['customer', 'id']])).toEqual([]);
+        expect((await engine.listJobs({ payload: [{ path: ['orderId'], value: 'o-1' }], limit: 10 })).map((j) => j.id)).toEqual([a.id]);
+        expect((await engine.listJobs({ payload: [{ path: ['customer', 'id'], value: 'c-1' }], limit: 10 })).map((j) => j.id)).toEqual([a.id]);
+        await expect(engine.ensurePayloadIndexes([["x'); DROP TABLE jobs; --"]])).rejects.toThrow(/payload/);
+      });
+
       it('reports per-queue counts for every state and the oldest queued job', async () => {
         await enqueueOne({ queue: 'q1', runAt: T0 - 50 });
         await enqueueOne({ queue: 'q1', runAt: T0 - 10 });

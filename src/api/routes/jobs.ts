@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { DroverError } from '../../core/errors.js';
 import { JOB_STATES, type JobState } from '../../core/types.js';
+import { MAX_PAYLOAD_FILTERS, parsePayloadPath, type PayloadFilter } from '../../core/payload-filter.js';
 import type { AuditSink } from '../../runtime/audit-sink.js';
 import { recordOperatorAction } from '../../ops/audit/operator-action.js';
 import type { JobControl } from '../../runtime/job-control.js';
@@ -30,8 +31,23 @@ export const listQuery = {
     queue: { type: 'string', minLength: 1, maxLength: 100 },
     limit: { type: 'string', pattern: '^[0-9]{1,4}$' },
     cursor: { type: 'string', pattern: '^[0-9]{1,19}$' },
+    createdAfter: { type: 'string', format: 'date-time' },
+    createdBefore: { type: 'string', format: 'date-time' },
   },
+  // `payload.orderId=o-1`, `payload.customer.id=c-9`: the member must hold that value (core/payload-filter.ts).
+  patternProperties: { '^payload\\.': { type: 'string', maxLength: 500 } },
 } as const;
+
+type ListQuery = { state?: JobState; handler?: string; queue?: string; limit?: string; cursor?: string; createdAfter?: string; createdBefore?: string } & Record<string, string | undefined>;
+
+/** The payload filters of a list query, in the order given. */
+function payloadFilters(query: ListQuery): PayloadFilter[] {
+  const filters = Object.entries(query)
+    .filter((entry): entry is [string, string] => entry[0].startsWith('payload.') && entry[1] !== undefined)
+    .map(([name, value]) => ({ path: parsePayloadPath(name.slice('payload.'.length)), value }));
+  if (filters.length > MAX_PAYLOAD_FILTERS) throw new DroverError('validation', `at most ${MAX_PAYLOAD_FILTERS} payload filters per search`);
+  return filters;
+}
 
 /** What the job routes need from the node (the runtime provides it): reads, the operator actions, the audit trail. */
 export interface JobRouteDeps {
@@ -60,11 +76,12 @@ export function jobRoutes(deps: JobRouteDeps) {
       },
     );
 
-    app.get<{ Querystring: { state?: JobState; handler?: string; queue?: string; limit?: string; cursor?: string } }>(
+    app.get<{ Querystring: ListQuery }>(
       '/v1/jobs',
       { config: { scope: ['read', 'produce'] }, schema: { querystring: listQuery } },
       async (request) => {
-        const { state, handler, queue, cursor } = request.query;
+        const { state, handler, queue, cursor, createdAfter, createdBefore } = request.query;
+        const payload = payloadFilters(request.query);
         const limit = request.query.limit === undefined ? 50 : Number(request.query.limit);
         if (limit < 1 || limit > 500) throw new DroverError('validation', 'limit: expected an integer from 1 to 500');
         const jobs = await store.listJobs({
@@ -73,6 +90,9 @@ export function jobRoutes(deps: JobRouteDeps) {
           ...(handler ? { handler } : {}),
           ...(queue ? { queue } : {}),
           ...(cursor ? { before: cursor } : {}),
+          ...(createdAfter ? { createdAfter: Date.parse(createdAfter) } : {}),
+          ...(createdBefore ? { createdBefore: Date.parse(createdBefore) } : {}),
+          ...(payload.length > 0 ? { payload } : {}),
         });
         const last = jobs[jobs.length - 1];
         return { jobs: jobs.map(jobJson), nextCursor: jobs.length === limit && last ? last.id : null };

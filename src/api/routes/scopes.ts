@@ -29,6 +29,9 @@ export const ROUTES = {
   'GET /v1/stream': { scope: READ, summary: 'Server-Sent Events of job, handler and queue state changes' },
   'POST /v1/jobs/:id/cancel': { scope: ['admin'], summary: 'Cancel an unfinished job' },
   'POST /v1/jobs/:id/retry': { scope: ['admin'], summary: 'Run a dead or cancelled job again' },
+  'POST /v1/jobs/bulk': { scope: ['admin'], summary: 'Retry or cancel every job a filter matches, as a run the node tracks' },
+  'GET /v1/jobs/bulk': { scope: READ, summary: 'The last 50 bulk runs with their progress' },
+  'GET /v1/jobs/bulk/:id': { scope: READ, summary: 'A bulk run: its filter, action and progress' },
 
   'GET /v1/status': { scope: ['read'], summary: 'Node status' },
   'GET /v1/status/rollout': { scope: ['read'], summary: 'The node\'s release channel and its feature gates' },
@@ -55,6 +58,11 @@ export const ROUTES = {
   'GET /v1/interrupts': { scope: ['resume'], summary: 'List interrupts of durable jobs (pending, resumed, timed out, cancelled), newest first, with a cursor' },
   'GET /v1/interrupts/:id': { scope: ['resume'], summary: 'An interrupt: its prompt, the JSON Schema its input must satisfy, its state' },
   'POST /v1/interrupts/:id/resume': { scope: ['resume'], summary: 'Resume a pending interrupt with input valid against its schema; its job is queued again (audited)' },
+  // The web console's sign-in: an API key for a session cookie (src/api/session.ts).
+  'POST /v1/session': { scope: PUBLIC, summary: 'Sign in to the console: exchange an API key for a session cookie' },
+  // `resume` too: a person who only answers interrupts signs in to the console's inbox.
+  'GET /v1/session': { scope: ['read', 'produce', 'resume'], summary: 'The calling key and, with a session cookie, its CSRF token and expiry' },
+  'DELETE /v1/session': { scope: ['read', 'produce', 'resume'], summary: 'Sign out: end the console session and clear its cookie' },
 
   'GET /v1/keys': { scope: ['admin'], summary: 'List API keys (never their secrets)' },
   'POST /v1/keys': { scope: ['admin'], summary: 'Create an API key; the secret is in this response only' },

@@ -19,6 +19,8 @@ import type { AuditSink } from '../../runtime/audit-sink.js';
 export const AUDIT_ACTIONS = [
   'job.cancel',
   'job.retry',
+  'job.bulk-retry',
+  'job.bulk-cancel',
   'interrupt.resume',
   'key.create',
   'key.revoke',

@@ -58,7 +58,8 @@ import type {
 } from '../engine.js';
 import * as audit from './audit.js';
 import { dumpPostgres } from './backup.js';
-import { assertSchemaName, clientConfig, DEFAULT_TIMEOUTS, inTransaction, isTransient, retryConflicts, storeError, type StoreTimeouts } from './connection.js';
+import { assertSchemaName, clientConfig, DEFAULT_TIMEOUTS, inTransaction, isTransient, longQuery, retryConflicts, storeError, type StoreTimeouts } from './connection.js';
+import { payloadIndexName } from '../../core/payload-filter.js';
 import { ConnectionErrors, type ConnectionErrorKind, type ConnectionErrorListener } from './connection-errors.js';
 import { enqueuePlain, finishIntake, ingestItems, insertJobs, isPlain, newIntakeEffects, type IntakeEffects } from './intake.js';
 import * as durable from './durable.js';
@@ -486,6 +487,36 @@ export class PostgresEngine implements StorageEngine {
   async getEvent(id: string): Promise<EventRow | null> {
     const raw = (await this.#query<RawEvent>(q.EVENT_BY_ID, [id]))[0];
     return raw ? toEventRow(raw) : null;
+  }
+
+  async ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]> {
+    const built: string[] = [];
+    for (const path of paths) {
+      const name = payloadIndexName(path); // checks the path: its segments go into the SQL as a literal
+      const client = await this.#pool.connect();
+      try {
+        const state = (await client.query<{ valid: boolean }>(q.PAYLOAD_INDEX_STATE, [name])).rows[0];
+        if (state?.valid) continue;
+        // Building over a large table outlasts a store call's deadline; CONCURRENTLY keeps intake
+        // writing meanwhile (so it cannot run in a transaction). A build that failed half-way leaves an
+        // invalid index, which IF NOT EXISTS would keep forever: drop it first.
+        await client.query('SET statement_timeout = 0');
+        if (state) await client.query(longQuery(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`));
+        await client.query(longQuery(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${name} ON jobs ((payload #>> '{${path.join(',')}}'))`));
+        // Statistics on the new expression: without them the planner guesses a common value and may
+        // walk the primary key newest first instead (the LIMIT trap), which is the slow path.
+        await client.query(longQuery('ANALYZE jobs'));
+        built.push(name);
+      } catch (error) {
+        // Another node building the same index at the same moment: it is (being) built.
+        const code = (error as { code?: string }).code;
+        if (code !== '42P07' && code !== '23505') throw storeError(error, 'building a payload search index');
+      } finally {
+        await client.query('RESET statement_timeout').catch(() => undefined);
+        client.release();
+      }
+    }
+    return built;
   }
 
   async queueStats(): Promise<QueueStats[]> {

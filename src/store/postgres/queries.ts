@@ -3,6 +3,7 @@
  * actions, staging, pruning, reads, keys, metadata and the node registry.
  * The hot path has its own files (lease, settle-batch, intake, reclaim).
  */
+import { assertPayloadPath } from '../../core/payload-filter.js';
 import type { JobFilter } from '../engine.js';
 
 export const HEARTBEAT = `
@@ -121,6 +122,11 @@ export const TABLE_SIZES = `
   WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
   ORDER BY c.relname`;
 
+/** Whether a payload search index exists in this schema, and is valid (a failed CONCURRENTLY build leaves it invalid). */
+export const PAYLOAD_INDEX_STATE = `
+  SELECT i.indisvalid AS valid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
+  WHERE c.relname = $1 AND c.relnamespace = current_schema()::regnamespace`;
+
 /** listJobs: filters as parameters, newest first, keyset cursor on id. */
 export function listJobsQuery(filter: JobFilter, beforeId: number | null): { text: string; values: unknown[] } {
   return keysetQuery(
@@ -128,6 +134,16 @@ export function listJobsQuery(filter: JobFilter, beforeId: number | null): { tex
     { state: filter.state, handler: filter.handler, queue: filter.queue, event_id: filter.eventId },
     beforeId,
     filter.limit,
+    (add) => {
+      if (filter.createdAfter !== undefined) add('created_at >=', filter.createdAfter);
+      if (filter.createdBefore !== undefined) add('created_at <', filter.createdBefore);
+      for (const { path, value } of filter.payload ?? []) {
+        // The path is a literal (segments checked by assertPayloadPath) so that an expression index on
+        // (payload #>> '{<path>}') matches; #>> gives a number's text as JSON writes it.
+        assertPayloadPath(path);
+        add(`(payload #>> '{${path.join(',')}}') =`, value);
+      }
+    },
   );
 }
 
@@ -140,6 +156,8 @@ export function keysetQuery(
   equals: Record<string, unknown>,
   before: unknown,
   limit: number,
+  /** Further conditions: `add('created_at >=', value)` appends `created_at >= $n`. */
+  more: (add: (condition: string, value: unknown) => void) => void = () => undefined,
 ): { text: string; values: unknown[] } {
   const where: string[] = [];
   const values: unknown[] = [];
@@ -148,6 +166,7 @@ export function keysetQuery(
     where.push(`${column} $${values.length}`);
   };
   for (const [column, value] of Object.entries(equals)) if (value !== undefined) add(`${column} =`, value);
+  more(add);
   if (before !== null && before !== undefined) add('id <', before);
   values.push(Math.max(0, Math.floor(limit)));
   return {

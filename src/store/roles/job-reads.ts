@@ -1,5 +1,6 @@
 /** Reads of jobs, attempts, events and queue depth: nothing here changes state. */
 import type { AttemptRow, EventRow, JobRow, JobState } from '../../core/types.js';
+import type { PayloadFilter } from '../../core/payload-filter.js';
 import type { StoreRole } from './capabilities.js';
 
 export interface JobFilter {
@@ -7,6 +8,17 @@ export interface JobFilter {
   handler?: string;
   queue?: string;
   eventId?: string;
+  /**
+   * Payload fields that must hold these values: `path` names nested members
+   * (`['customer', 'id']`, each segment letters, digits, `_` and `-`), `value`
+   * is compared with the member as text (a string member, or a number written
+   * the same way). Checked row by row unless an index covers the field (docs/api.md).
+   * Engines check each path with `assertPayloadPath` before writing it into SQL.
+   */
+  payload?: readonly PayloadFilter[];
+  /** Created at or after / before these times (ms). */
+  createdAfter?: number;
+  createdBefore?: number;
   /** Keyset cursor: return jobs with id < this (newest first). */
   before?: string;
   limit: number;
@@ -25,4 +37,11 @@ export interface JobReads extends StoreRole {
   listJobs(filter: JobFilter): Promise<JobRow[]>;
   getEvent(id: string): Promise<EventRow | null>;
   queueStats(): Promise<QueueStats[]>;
+  /**
+   * Make sure an expression index serves `listJobs` payload filters on each
+   * of these fields (`search.payloadIndexes`); builds the missing ones without
+   * blocking writers where the engine can (PostgreSQL: CONCURRENTLY). Indexes
+   * of fields no longer listed are left alone. Resolves to the names built.
+   */
+  ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]>;
 }

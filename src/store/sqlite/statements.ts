@@ -11,6 +11,7 @@
  * for a lease update); the full row is read by id when somebody asks for it.
  */
 import type Database from 'better-sqlite3';
+import { assertPayloadPath } from '../../core/payload-filter.js';
 import type { JobFilter } from '../engine.js';
 import type { RawApiKey, RawAttempt, RawEvent, RawJob } from './rows.js';
 
@@ -238,6 +239,23 @@ export class SqliteStatements {
   }
 
   listJobs(filter: JobFilter, beforeId: number | null): RawJob[] {
+    const more = { where: [] as string[], params: [] as unknown[] };
+    const add = (condition: string, ...values: unknown[]) => {
+      more.where.push(condition);
+      more.params.push(...values);
+    };
+    if (filter.createdAfter !== undefined) add('created_at >= ?', filter.createdAfter);
+    if (filter.createdBefore !== undefined) add('created_at < ?', filter.createdBefore);
+    for (const { path, value } of filter.payload ?? []) {
+      // The path is a literal (segments checked by assertPayloadPath) so that an expression index
+      // on json_extract(payload, '$.<path>') matches; a numeric value also matches the JSON number.
+      assertPayloadPath(path);
+      const expr = `json_extract(payload, '$.${path.join('.')}')`;
+      const number = Number(value);
+      const numeric = value.trim() !== '' && Number.isFinite(number);
+      if (numeric) add(`${expr} IN (?, ?)`, value, number);
+      else add(`${expr} = ?`, value);
+    }
     return keysetRows<RawJob>(
       this.db,
       this.#listJobs,
@@ -245,6 +263,7 @@ export class SqliteStatements {
       { state: filter.state, handler: filter.handler, queue: filter.queue, event_id: filter.eventId },
       beforeId,
       filter.limit,
+      more,
     );
   }
 }
@@ -261,6 +280,8 @@ export function keysetRows<R>(
   equals: Record<string, unknown>,
   before: unknown,
   limit: number,
+  /** Further conditions with `?` placeholders, and their parameters in order. */
+  more: { where: string[]; params: unknown[] } = { where: [], params: [] },
 ): R[] {
   const where: string[] = [];
   const params: unknown[] = [];
@@ -269,6 +290,8 @@ export function keysetRows<R>(
     where.push(`${column} = ?`);
     params.push(value);
   }
+  where.push(...more.where);
+  params.push(...more.params);
   if (before !== null && before !== undefined) {
     where.push('id < ?');
     params.push(before);
@@ -276,6 +299,8 @@ export function keysetRows<R>(
   const shape = `${table}:${where.join(' AND ')}`;
   let stmt = cache.get(shape);
   if (!stmt) {
+    // Payload paths make the shapes open-ended: keep the cache bounded.
+    if (cache.size >= 200) cache.clear();
     stmt = db.prepare<unknown[], unknown>(`SELECT * FROM ${table} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`);
     cache.set(shape, stmt);
   }
