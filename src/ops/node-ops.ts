@@ -65,7 +65,8 @@ export function prepareNodeOps(options: { config: ResolvedConfig; store: AuditSt
       ops.exporter.start();
       ops.snapshots = new SnapshotService({
         store,
-        dir: join(dataDir, 'snapshots'),
+        // Per node: nodes sharing a data directory (PostgreSQL, one host) each keep and clean only their own.
+        dir: join(dataDir, 'snapshots', runtime.workerId.replace(/[^A-Za-z0-9._-]/g, '_')),
         source: config.databaseUrl,
         nodeId: runtime.workerId,
         auditKeys: () => installationKeys(dataDir),

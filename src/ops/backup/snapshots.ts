@@ -13,9 +13,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, createReadStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DroverError } from '../../core/errors.js';
 import type { BackupStore, MetaStore } from '../../store/engine.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
@@ -59,7 +59,7 @@ export interface SnapshotManifest {
 
 export interface SnapshotServiceOptions {
   store: BackupStore & MetaStore;
-  /** `<data dir>/snapshots`: private, emptied at start (a snapshot does not outlive its node's process). */
+  /** `<data dir>/snapshots/<node id>`: private, emptied at start (a snapshot does not outlive its node's process). */
   dir: string;
   source: string;
   nodeId: string;
@@ -101,6 +101,7 @@ export class SnapshotService {
   start(): void {
     rmSync(this.options.dir, { recursive: true, force: true });
     mkdirSync(this.options.dir, { recursive: true, mode: 0o700 });
+    chmodSync(dirname(this.options.dir), 0o700);
     this.#sweeper = setInterval(() => this.sweep(), Math.min(60_000, this.#ttlMs));
     this.#sweeper.unref();
   }
