@@ -81,7 +81,7 @@ export async function buildServer({ runtime, obs = {}, auditExport, snapshots = 
       reply.header('x-request-id', request.id);
       return sendProblem(reply, request, toDroverError(error));
     },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, discriminator: true } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, discriminator: true, allowUnionTypes: true } },
   }) as unknown as FastifyInstance;
   applyListenerLimits(app, server);
   registerJsonLimits(app, { maxDepth: limits.maxJsonDepth, maxMembers: limits.maxJsonMembers });
