@@ -152,7 +152,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
           onRestart: (handler, reason, detail) => this.lifecycle.emit('thread:restarted', { handler, reason, detail }),
         })
       : null;
-    this.supervision = new Supervision({ store: this.store, handlers: this.config.handlers, lifecycle: this.lifecycle, clock: this.clock, wake: () => this.dispatcher.wake() });
+    this.supervision = new Supervision({ store: this.store, handlers: this.config.handlers, lifecycle: this.lifecycle, clock: this.clock, wake: () => this.dispatcher.wake(), nodeId: this.workerId });
     // Logs, traces, metrics and the SSE stream, subscribed in one place (observers.ts): after supervision (its gauges read it),
     // before the dispatcher (it runs handlers inside attempt spans) and before anything is emitted.
     const observers = observeLifecycle({

@@ -36,6 +36,8 @@ export interface SupervisionOptions {
   refreshMs?: number;
   /** Added to a handler's timeout: a probe older than that was lost with its node. */
   leaseMarginMs?: number;
+  /** Tags this node's failures, so failures of two nodes in the same millisecond both count (core/quarantine.ts). */
+  nodeId?: string;
 }
 
 /** The wire shape in `GET /v1/handlers`. */
@@ -165,7 +167,7 @@ export class Supervision {
   #outcome(name: string, ok: boolean): void {
     this.#update(name, (e, h, now) => ({
       breaker: breakerResult(e.breaker, h.breaker, now, ok),
-      quarantine: ok ? e.quarantine : quarantineFailure(e.quarantine, h.quarantine, now),
+      quarantine: ok ? e.quarantine : quarantineFailure(e.quarantine, h.quarantine, now, this.options.nodeId),
     }));
   }
 

@@ -80,6 +80,15 @@ describe('merging two nodes\' views (a shared store)', () => {
     expect(mergeQuarantine({ failures: [5, 5], quarantinedAt: null }, { failures: [5], quarantinedAt: null }, q, 20, 0).failures).toEqual([5, 5]);
     // Failures that left the window do not count.
     expect(mergeQuarantine(a, b, q, 112, 0)).toEqual({ failures: [13, 14], quarantinedAt: null });
+    // Two nodes failing in the same millisecond: each failure is tagged with its node, so both count.
+    let onA = quarantineFailure(clearQuarantine(), q, 7, 'node-a');
+    let onB = quarantineFailure(clearQuarantine(), q, 7, 'node-b');
+    onA = quarantineFailure(onA, q, 8, 'node-a');
+    onB = quarantineFailure(onB, q, 8, 'node-b');
+    expect(mergeQuarantine(onA, onB, q, 9, 0)).toEqual({ failures: ['7@node-a', '7@node-b', '8@node-a', '8@node-b'], quarantinedAt: 9 });
+    expect(recentFailures(mergeQuarantine(onA, onB, q, 9, 0), q, 9)).toBe(4);
+    // A merged view merged again with either side counts nothing twice.
+    expect(mergeQuarantine(mergeQuarantine(onA, onB, q, 9, 0), onA, { failures: 9, windowMs: 100 }, 9, 0).failures).toHaveLength(4);
   });
 
   it('keeps a quarantine either node recorded, until a reset newer than it', () => {
