@@ -13,12 +13,13 @@
  * ends `suspended` (`outcome`): the store already says so.
  */
 import type { DurableLimits, StepRow, SuspendReason, SuspendRequest, WaitMatch, WaitRow } from '../core/durable.js';
-import { NonRetryableError, toError } from '../core/errors.js';
+import { DroverError, NonRetryableError, toError } from '../core/errors.js';
 import type { StepApi, WaitedEvent } from '../core/handler.js';
 import { stepKey } from '../core/durable.js';
 import { notJsonError, StepPlan } from '../core/step-plan.js';
 import type { LeasedJob } from '../core/types.js';
 import type { DurableStore } from '../store/roles/durable-store.js';
+import { InterruptInputValidator } from './interrupt-input.js';
 import type { ThreadStepCall, ThreadStepReply } from './handler-thread.js';
 import type { RunOutcome } from './job-runner.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -285,7 +286,22 @@ export function suspendRequest(name: string, start: StepStart, options: WaitOpti
   }
   if (typeof options.prompt !== 'string' || options.prompt.length === 0) throw bad('interrupt expects a `prompt` (the question a person answers)');
   if (options.schema !== undefined && (options.schema === null || typeof options.schema !== 'object')) throw bad('interrupt expects `schema` as a JSON Schema object');
+  if (options.schema) assertSchemaCompiles(options.schema, bad);
   return { ...base, kind: 'interrupt', wakeAt, prompt: options.prompt, ...(options.schema ? { schema: options.schema } : {}) };
+}
+
+/** Compiles interrupt schemas once each, so a broken one fails its job now, not a person's resume later (a 500). */
+const interruptSchemas = new InterruptInputValidator();
+
+function assertSchemaCompiles(schema: object, bad: (what: string) => Error): void {
+  try {
+    // Any input will do: only whether the schema compiles is asked here.
+    interruptSchemas.check(schema, null, 'being suspended');
+  } catch (error) {
+    if (error instanceof DroverError && error.code === 'config_invalid') {
+      throw bad(`interrupt's \`schema\` is not a valid JSON Schema (${(error.cause as Error | undefined)?.message ?? error.message})`);
+    }
+  }
 }
 
 function timeoutAt(timeoutMs: number | undefined, startedAt: number, bad: (what: string) => Error): number | null {

@@ -151,6 +151,7 @@ describe('ctx.step.run', () => {
       'object-match': (ctx) => ctx.step.waitForEvent('paid', { event: 'paid', match: { 'data.order': {} as unknown as string } }),
       'no-event': (ctx) => ctx.step.waitForEvent('paid', { event: [] }),
       'no-prompt': (ctx) => ctx.step.interrupt('ask', { prompt: '' }),
+      'bad-schema': (ctx) => ctx.step.interrupt('ask', { prompt: 'ok?', schema: { type: 'nonsense' } }),
     };
     node = await startTestNode({ handlers: Object.entries(cases).map(([name, run]) => ({ name, run })) });
     const expected: Record<string, RegExp> = {
@@ -159,6 +160,7 @@ describe('ctx.step.run', () => {
       'object-match': /step "paid": waitForEvent expects `match` as/,
       'no-event': /step "paid": waitForEvent expects `event`/,
       'no-prompt': /step "ask": interrupt expects a `prompt`/,
+      'bad-schema': /step "ask": interrupt's `schema` is not a valid JSON Schema/,
     };
     for (const name of Object.keys(cases)) {
       const job = await jobIn(node, await enqueue(node, name), 'dead');
