@@ -5,7 +5,7 @@
  * node corrupts, truncates or forges what passes through, as a broken or
  * hostile network would.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -263,7 +263,13 @@ describe('SnapshotService', () => {
         ttlMs: 60_000,
         chunkBytes: 4096,
       });
+      // What an earlier process left: removed once older than the TTL; a young one may be another process's, kept.
+      mkdirSync(join(dir, 'snapshots', 'old-left'), { recursive: true });
+      mkdirSync(join(dir, 'snapshots', 'young-left'), { recursive: true });
+      const hourAgo = (Date.now() - 3_600_000) / 1000;
+      utimesSync(join(dir, 'snapshots', 'old-left'), hourAgo, hourAgo);
       svc.start();
+      expect(readdirSync(join(dir, 'snapshots')).sort()).toEqual(['young-left']);
       const a = await svc.create('test');
       expect(a.chunkCount).toBe(Math.ceil(a.size / 4096));
       const all = Buffer.concat(await Promise.all(Array.from({ length: a.chunkCount }, async (_, n) => (await svc.chunk(a.id, n)).bytes)));
@@ -275,7 +281,7 @@ describe('SnapshotService', () => {
       now += 60_001;
       svc.sweep();
       expect(svc.list()).toEqual([]);
-      expect(readdirSync(join(dir, 'snapshots'))).toEqual([]);
+      expect(readdirSync(join(dir, 'snapshots'))).toEqual(['young-left']);
       await expect(svc.chunk(a.id, 0)).rejects.toMatchObject({ code: 'not_found' });
       svc.stop();
       await store.close();

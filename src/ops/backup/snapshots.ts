@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createHash } from 'node:crypto';
-import { chmodSync, createReadStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, createReadStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DroverError } from '../../core/errors.js';
@@ -59,7 +59,7 @@ export interface SnapshotManifest {
 
 export interface SnapshotServiceOptions {
   store: BackupStore & MetaStore;
-  /** `<data dir>/snapshots/<node id>`: private, emptied at start (a snapshot does not outlive its node's process). */
+  /** `<data dir>/snapshots/<node id>`: private; what an earlier process left there is deleted once older than the TTL. */
   dir: string;
   source: string;
   nodeId: string;
@@ -97,10 +97,10 @@ export class SnapshotService {
     this.#chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   }
 
-  /** Empty the directory of an earlier process's snapshots and start expiring. */
+  /** Start expiring (and clear out what an earlier process left, once it is older than the TTL). */
   start(): void {
-    rmSync(this.options.dir, { recursive: true, force: true });
     mkdirSync(this.options.dir, { recursive: true, mode: 0o700 });
+    this.sweep();
     chmodSync(dirname(this.options.dir), 0o700);
     this.#sweeper = setInterval(() => this.sweep(), Math.min(60_000, this.#ttlMs));
     this.#sweeper.unref();
@@ -219,7 +219,10 @@ export class SnapshotService {
     }));
   }
 
-  /** Delete expired snapshots (and leftovers of failed ones). */
+  /**
+   * Delete expired snapshots, and leftovers (of a failed one, or of an earlier process) older than the
+   * TTL by their files' age: another process sharing the directory may be writing a young one right now.
+   */
   sweep(): void {
     const now = this.#clock();
     for (const [id, entry] of this.#entries) if (entry.state === 'ready' && entry.expiresAt <= now) this.#remove(id);
@@ -229,7 +232,13 @@ export class SnapshotService {
     } catch {
       return;
     }
-    for (const name of names) if (!this.#entries.has(name)) rmSync(join(this.options.dir, name), { recursive: true, force: true });
+    const oldest = Date.now() - this.#ttlMs;
+    for (const name of names) {
+      if (this.#entries.has(name)) continue;
+      const path = join(this.options.dir, name);
+      const modified = statSync(path, { throwIfNoEntry: false })?.mtimeMs;
+      if (modified !== undefined && modified < oldest) rmSync(path, { recursive: true, force: true });
+    }
   }
 
   #ready(id: string): Entry {
