@@ -13,10 +13,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { api, killAllChildren, startChildNode, type ChildNode } from '../helpers/child-node.js';
-import { PG_URL } from '../helpers/node.js';
+import { dropPgSchema, PG_URL } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const KEY = 'drv_durable_crash_admin_key_0000001';
@@ -72,15 +71,7 @@ async function pgSchema(): Promise<{ env: Record<string, string>; drop: () => Pr
   const schema = `drover_dc_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
   return {
     env: { DROVER_DATABASE_URL: PG_URL, DROVER_PG_SCHEMA: schema },
-    async drop() {
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      try {
-        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      } finally {
-        await client.end();
-      }
-    },
+    drop: () => dropPgSchema(schema),
   };
 }
 

@@ -9,10 +9,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { api, killAllChildren, startChildNode, type ChildNode } from '../helpers/child-node.js';
-import { PG_URL } from '../helpers/node.js';
+import { dropPgSchema, PG_URL } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const KEY = 'drv_durable_multinode_admin_key_001';
@@ -20,13 +19,7 @@ const root = mkdtempSync(join(tmpdir(), 'drover-durable-mn-'));
 const schema = `drover_dmn_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
 afterAll(async () => {
   await killAllChildren();
-  const client = new pg.Client({ connectionString: PG_URL });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  } finally {
-    await client.end();
-  }
+  await dropPgSchema(schema);
   rmSync(root, { recursive: true, force: true });
 });
 

@@ -133,7 +133,11 @@ const registered = new Set<string>();
 
 async function dropSchema(schema: string): Promise<void> {
   registered.delete(schema);
-  // A client of its own per drop: a long-lived admin pool would be a connection the leak check sees.
+  await dropPgSchema(schema);
+}
+
+/** Drop a PostgreSQL schema on the test server, with a client of its own (a long-lived admin pool would be a connection the leak check sees). */
+export async function dropPgSchema(schema: string): Promise<void> {
   const client = new pg.Client({ connectionString: PG_URL });
   await client.connect();
   try {
