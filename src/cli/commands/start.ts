@@ -24,45 +24,59 @@ export function registerStartCommand(program: Command): void {
       });
       const bootstrap = process.env.DROVER_BOOTSTRAP_ADMIN_KEY;
       const keyOutput = opts.adminKeyOutput || process.env.DROVER_ADMIN_KEY_OUTPUT;
-      const node = await startNode({
-        config,
-        configPath: opts.config,
-        migrate: opts.migrate,
-        ...(bootstrap ? { bootstrapAdminKey: bootstrap } : {}),
-        ...(keyOutput ? { adminKeyOutput: keyOutput } : {}),
-      });
-
+      // Handlers before the node starts: a supervisor may signal the moment the ready line appears, before
+      // startNode has returned. A signal during start is held and acted on once the node runs; a second one exits.
+      let node: Awaited<ReturnType<typeof startNode>> | null = null;
+      let held: NodeJS.Signals | null = null;
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {
         signals++;
+        const running = node;
+        if (!running) {
+          if (signals > 1) process.exit(130);
+          held = signal;
+          return;
+        }
         if (signals > 1) {
-          node.logger.warn({ signal }, 'second signal: exiting now without draining');
-          node.logger.flush?.();
+          running.logger.warn({ signal }, 'second signal: exiting now without draining');
+          running.logger.flush?.();
           process.exit(130);
         }
-        node.logger.info({ signal, grace_ms: config.shutdown.graceMs }, 'shutting down: intake stopped, draining running jobs');
+        running.logger.info({ signal, grace_ms: config.shutdown.graceMs }, 'shutting down: intake stopped, draining running jobs');
         // The deadline holds whatever shutdown waits on; the final log flush (bounded too) comes after it.
         const deadlineMs = config.shutdown.graceMs + SHUTDOWN_ALLOWANCE_MS - LOG_FLUSH_MS;
         setTimeout(() => {
-          node.logger.error({ deadline_ms: deadlineMs }, 'shutdown did not finish within shutdown.graceMs + the allowance; exiting now');
+          running.logger.error({ deadline_ms: deadlineMs }, 'shutdown did not finish within shutdown.graceMs + the allowance; exiting now');
           process.exit(1);
         }, deadlineMs).unref();
-        node.shutdown().then(
+        running.shutdown().then(
           () => process.exit(0),
           (error: unknown) => {
-            node.logger.error({ err: error }, 'shutdown failed');
+            running.logger.error({ err: error }, 'shutdown failed');
             process.exit(1);
           },
         );
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      const started = await startNode({
+        config,
+        configPath: opts.config,
+        migrate: opts.migrate,
+        ...(bootstrap ? { bootstrapAdminKey: bootstrap } : {}),
+        ...(keyOutput ? { adminKeyOutput: keyOutput } : {}),
+      });
+      node = started;
+      if (held) {
+        signals = 0;
+        onSignal(held);
+      }
       // SIGHUP: load a renewed TLS certificate (server.tls); without TLS it is ignored rather than ending the process.
       process.on('SIGHUP', () => {
         try {
-          if (!node.reloadTls('SIGHUP')) node.logger.info('SIGHUP ignored: server.tls is not set');
+          if (!started.reloadTls('SIGHUP')) started.logger.info('SIGHUP ignored: server.tls is not set');
         } catch (error) {
-          node.logger.error({ err: error }, 'TLS reload failed; the previous certificate stays in use');
+          started.logger.error({ err: error }, 'TLS reload failed; the previous certificate stays in use');
         }
       });
     });
