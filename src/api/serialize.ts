@@ -33,6 +33,7 @@ export function jobJson(job: JobRow) {
     maxAttempts: job.maxAttempts,
     idempotencyKey: job.idempotencyKey,
     concurrencyKey: job.concurrencyKey,
+    tenant: job.tenant,
     leaseExpiresAt: iso(job.leaseExpiresAt),
     workerId: job.workerId,
     lastError: job.lastError,

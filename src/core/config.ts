@@ -14,6 +14,7 @@ import { DURABLE_DEFAULTS, type DurableLimits } from './durable.js';
 import { parseStoreUrl } from './store-url.js';
 import { compileFilter, lookupPath } from './filter.js';
 import { DEFAULT_CHANNEL, DEFAULT_CHANNELS } from './rollout.js';
+import { queuePolicy, type QueuePolicy } from './queue-policy.js';
 import type { BreakerPolicy } from './breaker.js';
 import type { BackoffPolicy, HandlerDefinition } from './handler.js';
 import type { QuarantinePolicy } from './quarantine.js';
@@ -132,7 +133,7 @@ export interface ResolvedHandler {
 export interface ResolvedConfig {
   handlers: Map<string, ResolvedHandler>;
   /** Every declared queue, every queue a handler uses, and `default` always. */
-  queues: Map<string, { maxDepth: number }>;
+  queues: Map<string, QueuePolicy>;
   server: {
     host: string;
     port: number;
@@ -298,16 +299,16 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
     maxJsonDepth: cfg.limits?.maxJsonDepth ?? DEFAULTS.limits.maxJsonDepth,
     maxJsonMembers: cfg.limits?.maxJsonMembers ?? DEFAULTS.limits.maxJsonMembers,
   };
-  const queues = new Map<string, { maxDepth: number }>([['default', { maxDepth: DEFAULTS.queue.maxDepth }]]);
+  const queues = new Map<string, QueuePolicy>([['default', queuePolicy({ maxDepth: DEFAULTS.queue.maxDepth })]]);
   for (const [queue, def] of Object.entries(cfg.queues ?? {})) {
-    queues.set(queue, { maxDepth: def.maxDepth ?? DEFAULTS.queue.maxDepth });
+    queues.set(queue, queuePolicy({ maxDepth: def.maxDepth ?? DEFAULTS.queue.maxDepth }));
   }
 
   const handlers = new Map<string, ResolvedHandler>();
   const d = DEFAULTS.handler;
   cfg.handlers.forEach((h, i) => {
     const queue = h.queue ?? d.queue;
-    if (!queues.has(queue)) queues.set(queue, { maxDepth: DEFAULTS.queue.maxDepth });
+    if (!queues.has(queue)) queues.set(queue, queuePolicy({ maxDepth: DEFAULTS.queue.maxDepth }));
     handlers.set(h.name, {
       name: h.name,
       queue,

@@ -65,6 +65,10 @@ export interface NewJob {
   eventId?: string | null;
   /** W3C trace context of the producer, so the attempt joins its trace. */
   traceparent?: string | null;
+  /** The tenant the job runs for (its event's, or given on a direct enqueue): lease caps and fairness. */
+  tenant?: string | null;
+  /** One priority level's worth in ms of waiting, from the queue's weights (core/queue-policy.ts); absent: strict. */
+  priorityMs?: number;
 }
 
 export interface JobRow {
@@ -93,6 +97,8 @@ export interface JobRow {
   deadReason: DeadReason | null;
   result: unknown;
   traceparent: string | null;
+  /** The tenant it runs for (its event's, or given on a direct enqueue); null: none. */
+  tenant: string | null;
   createdAt: number;
   updatedAt: number;
   finishedAt: number | null;

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { concurrencyKeyFor, routeEvent, type ResolvedConfig, type ResolvedHandler } from '../core/config.js';
 import { DroverError } from '../core/errors.js';
+import { STRICT_PRIORITY_MS } from '../core/queue-policy.js';
 import { validateEventName } from '../core/trigger.js';
 import type { EventInput, NewJob } from '../core/types.js';
 import type { IngestItem } from '../store/engine.js';
@@ -25,6 +26,8 @@ export interface JobRequest {
   maxAttempts?: number;
   /** Explicit concurrency key; overrides the handler's `concurrencyKey` source. */
   concurrencyKey?: string;
+  /** The tenant the job runs for: lease caps and fairness (docs/configuration.md "Flow control"). */
+  tenant?: string;
 }
 
 const ID_PATTERN = /^[\x21-\x7e]{1,200}$/;
@@ -61,12 +64,17 @@ export class Intake {
   job(request: JobRequest, traceparent: string | null = null): NewJob {
     const handler = this.handler(request.handler);
     const now = this.clock();
-    const job = this.#newJob(handler, request.payload ?? null, { eventId: null, tenant: null, now, traceparent });
+    if (request.tenant !== undefined && (typeof request.tenant !== 'string' || !ID_PATTERN.test(request.tenant))) {
+      throw new DroverError('validation', 'tenant: expected 1–200 printable ASCII characters without spaces');
+    }
+    const job = this.#newJob(handler, request.payload ?? null, { eventId: null, tenant: request.tenant ?? null, now, traceparent });
     if (request.queue !== undefined) {
-      if (!this.config.queues.has(request.queue)) {
+      const policy = this.config.queues.get(request.queue);
+      if (!policy) {
         throw new DroverError('validation', `queue: no queue named "${request.queue}"; declared: ${[...this.config.queues.keys()].join(', ')}`);
       }
       job.queue = request.queue;
+      job.priorityMs = policy.priorityMs;
     }
     if (request.priority !== undefined) job.priority = request.priority;
     if (request.maxAttempts !== undefined) job.maxAttempts = request.maxAttempts;
@@ -114,6 +122,8 @@ export class Intake {
       concurrencyLimit: concurrencyKey === null ? null : handler.concurrencyLimit,
       eventId: context.eventId,
       traceparent: context.traceparent,
+      tenant: context.tenant,
+      priorityMs: this.config.queues.get(handler.queue)?.priorityMs ?? STRICT_PRIORITY_MS,
     };
   }
 }

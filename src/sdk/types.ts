@@ -26,6 +26,8 @@ export interface Job {
   maxAttempts: number;
   idempotencyKey: string | null;
   concurrencyKey: string | null;
+  /** The tenant it runs for (its event's, or given at enqueue). */
+  tenant: string | null;
   leaseExpiresAt: string | null;
   workerId: string | null;
   lastError: string | null;
@@ -147,6 +149,8 @@ export interface JobRequest {
   idempotencyKey?: string;
   maxAttempts?: number;
   concurrencyKey?: string;
+  /** The tenant the job runs for: lease caps and fair queues (docs/configuration.md "Flow control"). */
+  tenant?: string;
 }
 
 export interface EnqueuedJob extends Job {

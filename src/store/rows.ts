@@ -34,6 +34,10 @@ export interface JobColumns<J> {
   dead_reason: DeadReason | null;
   result: J | null;
   traceparent: string | null;
+  tenant: string | null;
+  /** Lease order stamps (core/queue-policy.ts). */
+  priority_ms: number;
+  fair_tag: number;
   created_at: number;
   updated_at: number;
   finished_at: number | null;
@@ -110,6 +114,7 @@ export function mapJobRow<J>(raw: JobColumns<J>, decode: (value: J | null) => un
     deadReason: raw.dead_reason,
     result: decode(raw.result),
     traceparent: raw.traceparent,
+    tenant: raw.tenant ?? null,
     createdAt: raw.created_at,
     updatedAt: raw.updated_at,
     finishedAt: raw.finished_at,

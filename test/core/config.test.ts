@@ -5,6 +5,7 @@ import {
   resolveConfig,
   routeEvent,
   type ConfigIssue,
+import { queuePolicy } from '../../src/core/queue-policy.js';
   type ResolvedHandler,
 } from '../../src/core/config.js';
 import type { z } from 'zod';
@@ -62,7 +63,7 @@ describe('resolveConfig: defaults', () => {
     expect(c.poisonAfter).toBe(3);
     expect(c.log).toEqual({ level: 'info' });
     expect(c.sqlite).toEqual({ synchronous: 'FULL' });
-    expect([...c.queues]).toEqual([['default', { maxDepth: 100_000 }]]);
+    expect([...c.queues]).toEqual([['default', queuePolicy({ maxDepth: 100_000 })]]);
   });
 
   it('resolves a handler with every default', () => {
@@ -195,16 +196,16 @@ describe('resolveConfig: queues', () => {
       {},
     );
     expect(Object.fromEntries(c.queues)).toEqual({
-      default: { maxDepth: 100_000 },
-      billing: { maxDepth: 50 },
-      idle: { maxDepth: 100_000 },
-      emails: { maxDepth: 100_000 },
+      default: queuePolicy({ maxDepth: 100_000 }),
+      billing: queuePolicy({ maxDepth: 50 }),
+      idle: queuePolicy({ maxDepth: 100_000 }),
+      emails: queuePolicy({ maxDepth: 100_000 }),
     });
   });
 
   it('lets the default queue be configured', () => {
     const c = resolveConfig({ handlers: [], queues: { default: { maxDepth: 7 } } }, {});
-    expect(c.queues.get('default')).toEqual({ maxDepth: 7 });
+    expect(c.queues.get('default')).toEqual(queuePolicy({ maxDepth: 7 }));
   });
 });
 

@@ -37,6 +37,7 @@ export const jobSchema = {
     idempotencyKey: idString,
     maxAttempts: { type: 'integer', minimum: 1, maximum: 1000 },
     concurrencyKey: idString,
+    tenant: idString,
   },
 } as const;
 

@@ -14,6 +14,7 @@
  */
 import type pg from 'pg';
 import { QueueFullError } from '../../core/errors.js';
+import { STRICT_PRIORITY_MS } from '../../core/queue-policy.js';
 import type { NewJob } from '../../core/types.js';
 import type { EnqueueOptions, IngestItem } from '../engine.js';
 import type { ResolvedWait } from '../roles/durable-store.js';
@@ -43,13 +44,15 @@ export function newIntakeEffects(): IntakeEffects {
 
 const INSERT_JOBS = `
   INSERT INTO jobs (handler, queue, state, payload, event_id, priority, run_at, max_attempts,
-                    idempotency_key, concurrency_key, concurrency_limit, traceparent, created_at, updated_at)
+                    idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms,
+                    created_at, updated_at)
   SELECT handler, queue, CASE WHEN run_at <= $13 THEN 'queued' ELSE 'scheduled' END, payload::json, event_id,
-         priority, run_at, max_attempts, idempotency_key, concurrency_key, concurrency_limit, traceparent, $13, $13
+         priority, run_at, max_attempts, idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms,
+         $13, $13
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[],
-              $8::text[], $9::text[], $10::int[], $11::text[], $12::int[])
+              $8::text[], $9::text[], $10::int[], $11::text[], $12::int[], $14::text[], $15::bigint[])
     AS t(handler, queue, payload, event_id, priority, run_at, max_attempts,
-         idempotency_key, concurrency_key, concurrency_limit, traceparent, ord)
+         idempotency_key, concurrency_key, concurrency_limit, traceparent, ord, tenant, priority_ms)
   ORDER BY ord
   ON CONFLICT (handler, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING *`;
@@ -57,7 +60,7 @@ const INSERT_JOBS = `
 /** SQLSTATE raised by \`queue_full()\` (see 0001_init.sql). */
 const QUEUE_FULL_SQLSTATE = 'DR001';
 
-/** The parameters of INSERT_JOBS ($1..$13) for these jobs. */
+/** The parameters of INSERT_JOBS ($1..$15) for these jobs. */
 function insertParams(rows: readonly NewJob[], now: number): unknown[] {
   return [
     rows.map((j) => j.handler),
@@ -73,6 +76,8 @@ function insertParams(rows: readonly NewJob[], now: number): unknown[] {
     rows.map((j) => j.traceparent ?? null),
     rows.map((_, n) => n),
     now,
+    rows.map((j) => j.tenant ?? null),
+    rows.map((j) => j.priorityMs ?? STRICT_PRIORITY_MS),
   ];
 }
 
@@ -139,8 +144,8 @@ const ADD_DEPTH = `
  * trips, and the queue counter row is locked only from its update to the
  * commit): insert, count them into their queues, refuse through
  * \`queue_full()\` (which aborts the statement) when a limited queue would
- * overflow, and notify other nodes. $1..$13 as INSERT_JOBS, $14/$15 limited
- * queues and their limits, $16 channel, $17 payload ('' = none).
+ * overflow, and notify other nodes. $1..$15 as INSERT_JOBS, $16/$17 limited
+ * queues and their limits, $18 channel, $19 payload ('' = none).
  */
 const ENQUEUE_PLAIN = `
   WITH inserted AS (${INSERT_JOBS}
@@ -151,11 +156,11 @@ const ENQUEUE_PLAIN = `
     RETURNING queue, n
   ), refused AS (
     SELECT queue_full(added.queue, l.max_depth) FROM added
-    JOIN unnest($14::text[], $15::bigint[]) AS l(queue, max_depth) ON l.queue = added.queue
+    JOIN unnest($16::text[], $17::bigint[]) AS l(queue, max_depth) ON l.queue = added.queue
     WHERE ${DEPTH_OF('added')} > l.max_depth
   )
   SELECT inserted.*, (SELECT count(*) FROM refused) AS refused,
-    (SELECT count(*) FROM (SELECT pg_notify($16, $17) WHERE $17 <> '') AS n) AS notified
+    (SELECT count(*) FROM (SELECT pg_notify($18, $19) WHERE $19 <> '') AS n) AS notified
   FROM inserted ORDER BY id`;
 
 const keyOf = (handler: string, key: string) => `${handler}\u0000${key}`;

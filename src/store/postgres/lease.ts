@@ -37,6 +37,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { compareLeaseOrder } from '../../core/queue-policy.js';
 import type { LeaseRequest } from '../engine.js';
 import type { RawLeased } from './rows.js';
 
@@ -79,16 +80,16 @@ export function leaseFastSql(excluding: boolean): string {
     SELECT c.id, c.n <= h.start AS start_now
     FROM unnest($1::text[], $2::int[], $9::int[]) AS h(name, room, start)
     CROSS JOIN LATERAL (
-      SELECT l.id, l.priority, l.run_at, row_number() OVER () AS n FROM (
-        SELECT id, priority, run_at FROM jobs
+      SELECT l.id, l.fair_tag, l.rank, row_number() OVER () AS n FROM (
+        SELECT id, fair_tag, run_at - priority * priority_ms AS rank FROM jobs
         WHERE state = 'queued' AND handler = h.name AND concurrency_key IS NULL ${notPaused}
-        ORDER BY priority DESC, run_at, id
+        ORDER BY fair_tag, run_at - priority * priority_ms, id
         LIMIT h.room
         FOR UPDATE SKIP LOCKED
       ) AS l
     ) AS c
     WHERE NOT (SELECT waiting FROM keyed)
-    ORDER BY c.priority DESC, c.run_at, c.id
+    ORDER BY c.fair_tag, c.rank, c.id
     LIMIT $3
   ), leased AS (
     UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_seq = j.lease_seq + 1,
@@ -102,7 +103,7 @@ export function leaseFastSql(excluding: boolean): string {
   SELECT (SELECT waiting FROM keyed) AS keyed_waiting, l.*, ${EVENT_COLUMNS}
   FROM (SELECT 1) AS one
   LEFT JOIN (leased l LEFT JOIN LATERAL (SELECT * FROM events WHERE events.id = l.event_id) AS e ON true) ON true
-  ORDER BY l.priority DESC, l.run_at, l.id`;
+  ORDER BY l.fair_tag, l.run_at - l.priority * l.priority_ms, l.id`;
 }
 
 const LEASE_FAST = leaseFastSql(false);
@@ -110,17 +111,17 @@ const LEASE_FAST_EXCLUDING = leaseFastSql(true);
 
 /** $1 handlers, $2 room, $3 excluded queues, $4 keys known to be full. Candidates of every kind, in lease order per handler. */
 const KEYED_CANDIDATES = `
-  SELECT c.id, c.handler, c.priority, c.run_at, c.concurrency_key, c.concurrency_limit
+  SELECT c.id, c.handler, c.tenant, c.concurrency_key, c.concurrency_limit
   FROM unnest($1::text[], $2::int[]) AS h(name, room)
   CROSS JOIN LATERAL (
-    SELECT id, handler, priority, run_at, concurrency_key, concurrency_limit FROM jobs
+    SELECT id, handler, tenant, fair_tag, run_at - priority * priority_ms AS rank, concurrency_key, concurrency_limit FROM jobs
     WHERE state = 'queued' AND handler = h.name AND queue <> ALL($3::text[])
       AND (concurrency_key IS NULL OR concurrency_key <> ALL($4::text[]))
-    ORDER BY priority DESC, run_at, id
+    ORDER BY fair_tag, run_at - priority * priority_ms, id
     LIMIT h.room
     FOR UPDATE SKIP LOCKED
   ) AS c
-  ORDER BY c.priority DESC, c.run_at, c.id`;
+  ORDER BY c.fair_tag, c.rank, c.id`;
 
 const TRY_KEY_LOCKS = `
   SELECT k AS key, pg_try_advisory_xact_lock(hashtextextended('drover:key:' || k, 0)) AS locked
@@ -229,6 +230,7 @@ export async function leaseFast(db: pg.Pool | pg.PoolClient, plan: LeasePlan, ca
 interface Candidate {
   id: number;
   handler: string;
+  tenant: string | null;
   concurrency_key: string | null;
   concurrency_limit: number | null;
 }
@@ -290,5 +292,5 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
     // Nothing was held back by a key: the scan saw everything these handlers may take now.
     if (blocked === 0) break;
   }
-  return leased.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id);
+  return leased.sort(compareLeaseOrder);
 }

@@ -11,6 +11,8 @@ import type { WaitRow } from '../../core/durable.js';
 export interface QueueLimit {
   /** Jobs not yet finished (scheduled + queued + running) allowed in the queue. */
   maxDepth: number;
+  /** `'tenant'`: the store gives each new job its tenant's next turn (`fair_tag`); absent or `'none'`: no turns. */
+  fairness?: 'none' | 'tenant';
 }
 
 export interface EnqueueOptions {

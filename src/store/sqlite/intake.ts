@@ -4,6 +4,7 @@
  * Idempotency is checked before the depth limit, so a duplicate of a job that
  * already exists is answered even when its queue is full (it adds nothing).
  */
+import { STRICT_PRIORITY_MS } from '../../core/queue-policy.js';
 import type { NewJob } from '../../core/types.js';
 import type { EnqueueOptions, EnqueueResult, IngestItem, IngestResult } from '../engine.js';
 import { resolveByEvent } from './durable.js';
@@ -45,6 +46,9 @@ export function insertJob(ctx: IntakeContext, job: NewJob): EnqueueResult {
     concurrency_key: job.concurrencyKey ?? null,
     concurrency_limit: job.concurrencyLimit ?? null,
     traceparent: job.traceparent ?? null,
+    tenant: job.tenant ?? null,
+    priority_ms: job.priorityMs ?? STRICT_PRIORITY_MS,
+    fair_tag: 0,
     now,
   })!;
   addDepth(own, job.queue, 1);

@@ -12,6 +12,7 @@
  */
 import type Database from 'better-sqlite3';
 import { assertPayloadPath } from '../../core/payload-filter.js';
+import { compareLeaseOrder } from '../../core/queue-policy.js';
 import type { JobFilter } from '../engine.js';
 import type { RawApiKey, RawAttempt, RawEvent, RawJob } from './rows.js';
 
@@ -28,6 +29,10 @@ export interface NewJobParams {
   concurrency_key: string | null;
   concurrency_limit: number | null;
   traceparent: string | null;
+  tenant: string | null;
+  priority_ms: number;
+  /** The tenant's turn in a fair queue; 0 outside fair queues. */
+  fair_tag: number;
   now: number;
 }
 
@@ -36,6 +41,9 @@ export interface LeaseCandidate {
   handler: string;
   priority: number;
   run_at: number;
+  priority_ms: number;
+  fair_tag: number;
+  tenant: string | null;
   concurrency_key: string | null;
   concurrency_limit: number | null;
 }
@@ -52,6 +60,9 @@ export interface Stmt<P extends unknown[] | object, R = unknown> {
   all(...params: Params<P>): R[];
   iterate(...params: Params<P>): IterableIterator<R>;
 }
+
+/** The lease order, exactly as `jobs_lease_order` indexes it (0007_flow_control.sql): SQLite matches index expressions by text. */
+const LEASE_ORDER = 'fair_tag, run_at - priority * priority_ms, id';
 
 const JOB_COLUMNS_RESET_LEASE = 'lease_token = NULL, lease_expires_at = NULL';
 const FENCE = "id = @id AND lease_token = @token AND state = 'running'";
@@ -73,9 +84,10 @@ function prepareFixed(db: Database.Database) {
   return {
     insertJob: p<NewJobParams, RawJob>(`
       INSERT INTO jobs (handler, queue, state, payload, event_id, priority, run_at, max_attempts,
-                        idempotency_key, concurrency_key, concurrency_limit, traceparent, created_at, updated_at)
+                        idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms, fair_tag,
+                        created_at, updated_at)
       VALUES (@handler, @queue, @state, @payload, @event_id, @priority, @run_at, @max_attempts,
-              @idempotency_key, @concurrency_key, @concurrency_limit, @traceparent, @now, @now)
+              @idempotency_key, @concurrency_key, @concurrency_limit, @traceparent, @tenant, @priority_ms, @fair_tag, @now, @now)
       RETURNING *`),
     jobByIdempotencyKey: p<[string, string], RawJob>('SELECT * FROM jobs WHERE handler = ? AND idempotency_key = ?'),
     jobById: p<[number], RawJob>('SELECT * FROM jobs WHERE id = ?'),
@@ -209,9 +221,9 @@ export class SqliteStatements {
   }
 
   /**
-   * Queued jobs for these handlers in lease order (priority, then run_at, then
-   * id), at most `limit`. One indexed query per handler on
-   * (handler, priority DESC, run_at, id), merged here: a single query over
+   * Queued jobs for these handlers in lease order (fair turn, then aged
+   * priority, then id: core/queue-policy.ts), at most `limit`. One indexed
+   * query per handler on `jobs_lease_order`, merged here: a single query over
    * `handler IN (...)` cannot use that order across handlers, and the
    * handler-less order index made an idle handler scan every queued job.
    */
@@ -220,7 +232,7 @@ export class SqliteStatements {
     if (handlers.length === 1) return stmt.all(handlers[0], ...excludeQueues, limit);
     const all: LeaseCandidate[] = [];
     for (const handler of handlers) all.push(...stmt.all(handler, ...excludeQueues, limit));
-    all.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id);
+    all.sort(compareLeaseOrder);
     return all.length > limit ? all.slice(0, limit) : all;
   }
 
@@ -229,9 +241,9 @@ export class SqliteStatements {
     if (!stmt) {
       const marks = Array.from({ length: excluded }, () => '?').join(', ');
       stmt = this.db.prepare<unknown[], LeaseCandidate>(`
-        SELECT id, handler, priority, run_at, concurrency_key, concurrency_limit FROM jobs
+        SELECT id, handler, priority, run_at, priority_ms, fair_tag, tenant, concurrency_key, concurrency_limit FROM jobs
         WHERE state = 'queued' AND handler = ? ${excluded > 0 ? `AND queue NOT IN (${marks})` : ''}
-        ORDER BY priority DESC, run_at, id
+        ORDER BY ${LEASE_ORDER}
         LIMIT ?`);
       this.#candidates.set(excluded, stmt);
     }
