@@ -5,9 +5,9 @@ import {
   resolveConfig,
   routeEvent,
   type ConfigIssue,
-import { queuePolicy } from '../../src/core/queue-policy.js';
   type ResolvedHandler,
 } from '../../src/core/config.js';
+import { queuePolicy } from '../../src/core/queue-policy.js';
 import type { z } from 'zod';
 import { configSchema } from '../../src/core/config-schema.js';
 import { DroverError } from '../../src/core/errors.js';
