@@ -56,6 +56,8 @@ export interface NodeOptions {
   tracing?: Tracing;
   /** The config module's path, for `isolation: 'thread'` handlers. */
   configPath?: string;
+  /** The data directory (audit key, exports, snapshots); default from DROVER_DATA_DIR or the store (ops/data-dir.ts). */
+  dataDir?: string;
 }
 
 export interface DroverNode {
@@ -118,7 +120,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     if (indexed.length > 0) logger.info({ indexes: indexed }, 'payload search indexes built');
     const workerId = await nodeWorkerId(store, config);
 
-    const ops = prepareNodeOps({ config, store, clock });
+    const ops = prepareNodeOps({ config, store, clock, ...(options.dataDir ? { dataDir: options.dataDir } : {}) });
     // The doctor's probe handler (`drover smoke`) runs on every node.
     const runtime = new Runtime({ config, store, logger, workerId, clock, tracing, metrics, audit: ops.audit, builtinHandlers: [smokeHandler()], ...(options.configPath ? { configPath: options.configPath } : {}) });
     observeBackups(metrics.registry, store);

@@ -36,9 +36,9 @@ export interface NodeOps {
  * await runtime.start();
  * ops.start(runtime);
  */
-export function prepareNodeOps(options: { config: ResolvedConfig; store: AuditStore & BackupStore & MetaStore; clock?: () => number }): NodeOps {
+export function prepareNodeOps(options: { config: ResolvedConfig; store: AuditStore & BackupStore & MetaStore; clock?: () => number; dataDir?: string }): NodeOps {
   const { config, store } = options;
-  const dataDir = dataDirFor(config.databaseUrl);
+  const dataDir = options.dataDir ?? dataDirFor(config.databaseUrl);
   const key = loadOrCreateNodeKey(dataDir);
   const audit = new AuditTrail({ store, key, ...(options.clock ? { clock: options.clock } : {}) });
   const ops: NodeOps = {

@@ -67,6 +67,8 @@ export async function startTestNode(config: Omit<DroverConfig, 'databaseUrl'> & 
     logger,
     listen: false,
     print: () => undefined,
+    // The test's own directory, on PostgreSQL too (which has no file to put it beside): never the repository's ./data.
+    dataDir: dir,
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.tracing ? { tracing: options.tracing } : {}),
   });
