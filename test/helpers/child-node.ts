@@ -3,6 +3,8 @@
  * of every PID so a failing test still leaves no process behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const DROVER_BIN = fileURLToPath(new URL('../../bin/drover', import.meta.url));
@@ -18,10 +20,22 @@ export interface ChildNode {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * On PostgreSQL a node's data directory (audit key, exports, snapshots) is
+ * `./data` of its working directory, here the repository: give it the
+ * config's directory (the test's own) instead. SQLite nodes keep theirs
+ * beside the database file, as users get it.
+ */
+function pgDataDir(options: { config: string; env?: Record<string, string>; cwd?: string }): Record<string, string> {
+  if (options.cwd || options.env?.DROVER_DATA_DIR) return {};
+  const url = options.env?.DROVER_DATABASE_URL ?? readFileSync(options.config, 'utf8');
+  return /postgres(ql)?:\/\//.test(url) ? { DROVER_DATA_DIR: dirname(resolve(options.config)) } : {};
+}
+
 export async function startChildNode(options: { config: string; env?: Record<string, string>; cwd?: string; timeoutMs?: number }): Promise<ChildNode> {
   const child = spawn(process.execPath, [DROVER_BIN, 'start', '--config', options.config, '--port', '0'], {
     cwd: options.cwd,
-    env: { ...process.env, DROVER_LOG_LEVEL: 'warn', ...options.env },
+    env: { ...process.env, DROVER_LOG_LEVEL: 'warn', ...pgDataDir(options), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
