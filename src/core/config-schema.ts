@@ -6,6 +6,7 @@
  * trigger patterns and filters) live in `config.ts`.
  */
 import { z } from 'zod';
+import { queueSchema } from './config-queues.js';
 import { isValidTimezone } from './cron.js';
 import type { HandlerDefinition } from './handler.js';
 import { PAYLOAD_FIELD_RE } from './payload-filter.js';
@@ -189,8 +190,8 @@ export const configSchema = strict(
   {
     handlers: z.array(handlerSchema, { error: 'expected an array of handlers' }),
     queues: z
-      .record(z.string(), strict({ maxDepth: int(1).optional() }, 'an object { maxDepth }'), {
-        error: 'expected an object mapping queue names to { maxDepth }',
+      .record(z.string(), queueSchema, {
+        error: 'expected an object mapping queue names to { maxDepth, weights, ageUnitMs, fairness }',
       })
       .optional(),
     server: strict(

@@ -90,6 +90,18 @@ function prepareFixed(db: Database.Database) {
               @idempotency_key, @concurrency_key, @concurrency_limit, @traceparent, @tenant, @priority_ms, @fair_tag, @now, @now)
       RETURNING *`),
     jobByIdempotencyKey: p<[string, string], RawJob>('SELECT * FROM jobs WHERE handler = ? AND idempotency_key = ?'),
+    // Fair queues (intake.ts fairTag): `jobs_fair_head` and `jobs_fair_tail`; the state terms match their WHERE clauses word for word.
+    fairHead: p<[string], { fair_tag: number }>(
+      "SELECT fair_tag FROM jobs WHERE queue = ? AND state = 'queued' AND fair_tag > 0 ORDER BY fair_tag LIMIT 1",
+    ),
+    fairTail: p<[string, string | null], { fair_tag: number }>(
+      "SELECT fair_tag FROM jobs WHERE queue = ? AND tenant IS ? AND state IN ('queued', 'scheduled') AND fair_tag > 0 ORDER BY fair_tag DESC LIMIT 1",
+    ),
+    oldestWaitingJobId: p<[], { id: number }>("SELECT id FROM jobs WHERE state IN ('queued', 'scheduled') ORDER BY id LIMIT 1"),
+    newestJobId: p<[], { id: number | null }>('SELECT max(id) AS id FROM jobs'),
+    restampWindow: p<{ queue: string; priority_ms: number; after: number; until: number }>(`
+      UPDATE jobs SET priority_ms = @priority_ms
+      WHERE id > @after AND id <= @until AND queue = @queue AND state IN ('queued', 'scheduled') AND priority_ms <> @priority_ms`),
     jobById: p<[number], RawJob>('SELECT * FROM jobs WHERE id = ?'),
     jobExists: p<[number], { one: 1 }>('SELECT 1 AS one FROM jobs WHERE id = ?'),
     jobsByEvent: p<[string], RawJob>('SELECT * FROM jobs WHERE event_id = ? ORDER BY id'),
