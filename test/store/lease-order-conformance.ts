@@ -81,6 +81,14 @@ export function describeLeaseOrderConformance(name: string, factory: StoreFactor
         expect(await drainOrder()).toEqual([noisy[0], noisy[1], quiet, anonymous, ...noisy.slice(2)]);
       });
 
+      it('gives jobs with idempotency keys turns too, and events fan out into turns', async () => {
+        const keyed = await enqueue([{ queue: 'fair', tenant: 'a', idempotencyKey: 'k1' }, { queue: 'fair', tenant: 'a', idempotencyKey: 'k2' }], fair);
+        expect(await enqueue([{ queue: 'fair', tenant: 'a', idempotencyKey: 'k1' }], fair)).toEqual([keyed[0]]);
+        const [ingested] = await engine.ingest([{ event: { id: 'e1', name: 'ev', data: null, tenant: 'b' }, jobs: [job({ queue: 'fair', tenant: 'b' })] }], fair);
+        // a: turns 1 and 2; b's job joins at turn 2, younger than a's.
+        expect(await drainOrder()).toEqual([keyed[0], keyed[1], ingested!.jobs[0]!.id]);
+      });
+
       it('a tenant arriving mid-drain joins at the head, not behind the backlog', async () => {
         const noisy = await enqueue(Array.from({ length: 20 }, () => ({ queue: 'fair', tenant: 'noisy' })), fair);
         const first = await engine.lease({ workerId: 'w', handlers: [{ name: 'h', max: 8 }], limit: 8, leaseMs: 60_000 });

@@ -49,34 +49,38 @@ export function newIntakeEffects(): IntakeEffects {
  * turn, tail = the tenant's largest waiting turn (a null tenant is a tenant
  * of its own), n = its place among this statement's jobs of that tenant and
  * queue, so a batch lines a tenant's jobs up one turn apart as single inserts
- * would. Two transactions inserting for one tenant at once read the same
- * tail and may give their jobs equal turns: those jobs then share a turn
- * (ordered by priority, age and id), a small and temporary unfairness
- * accepted rather than serialising every insert into a fair queue on a lock.
+ * would. Head and tail are read once per (queue, tenant) of the statement
+ * (`turns`), not per row. Two transactions inserting for one tenant at once
+ * read the same tail and may give their jobs equal turns: those jobs then
+ * share a turn (ordered by priority, age and id), a small and temporary
+ * unfairness accepted rather than serialising every insert into a fair queue
+ * on a lock.
  */
 const INSERT_JOBS = `
   INSERT INTO jobs (handler, queue, state, payload, event_id, priority, run_at, max_attempts,
                     idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms,
                     fair_tag, created_at, updated_at)
-  SELECT handler, queue, CASE WHEN run_at <= $13 THEN 'queued' ELSE 'scheduled' END, payload::json, event_id,
-         priority, run_at, max_attempts, idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms,
-         CASE WHEN t.queue = ANY($16::text[]) THEN
-           greatest(
-             (SELECT h.fair_tag FROM jobs h WHERE h.queue = t.queue AND h.state = 'queued' AND h.fair_tag > 0 ORDER BY h.fair_tag LIMIT 1),
-             CASE WHEN t.tenant IS NULL
-               THEN (SELECT f.fair_tag FROM jobs f WHERE f.queue = t.queue AND f.tenant IS NULL
-                       AND f.state IN ('queued', 'scheduled') AND f.fair_tag > 0 ORDER BY f.fair_tag DESC LIMIT 1)
-               ELSE (SELECT f.fair_tag FROM jobs f WHERE f.queue = t.queue AND f.tenant = t.tenant
-                       AND f.state IN ('queued', 'scheduled') AND f.fair_tag > 0 ORDER BY f.fair_tag DESC LIMIT 1)
-             END,
-             0
-           ) + row_number() OVER (PARTITION BY t.queue, t.tenant ORDER BY t.ord)
-         ELSE 0 END,
+  SELECT handler, t.queue, CASE WHEN run_at <= $13 THEN 'queued' ELSE 'scheduled' END, payload::json, event_id,
+         priority, run_at, max_attempts, idempotency_key, concurrency_key, concurrency_limit, traceparent, t.tenant, priority_ms,
+         CASE WHEN turns.base IS NULL THEN 0 ELSE turns.base + row_number() OVER (PARTITION BY t.queue, t.tenant ORDER BY t.ord) END,
          $13, $13
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[],
               $8::text[], $9::text[], $10::int[], $11::text[], $12::int[], $14::text[], $15::bigint[])
     AS t(handler, queue, payload, event_id, priority, run_at, max_attempts,
          idempotency_key, concurrency_key, concurrency_limit, traceparent, ord, tenant, priority_ms)
+  LEFT JOIN (
+    SELECT g.queue, g.tenant, greatest(
+      (SELECT h.fair_tag FROM jobs h WHERE h.queue = g.queue AND h.state = 'queued' AND h.fair_tag > 0 ORDER BY h.fair_tag LIMIT 1),
+      CASE WHEN g.tenant IS NULL
+        THEN (SELECT f.fair_tag FROM jobs f WHERE f.queue = g.queue AND f.tenant IS NULL
+                AND f.state IN ('queued', 'scheduled') AND f.fair_tag > 0 ORDER BY f.fair_tag DESC LIMIT 1)
+        ELSE (SELECT f.fair_tag FROM jobs f WHERE f.queue = g.queue AND f.tenant = g.tenant
+                AND f.state IN ('queued', 'scheduled') AND f.fair_tag > 0 ORDER BY f.fair_tag DESC LIMIT 1)
+      END,
+      0) AS base
+    FROM (SELECT DISTINCT u.queue, u.tenant FROM unnest($2::text[], $14::text[]) AS u(queue, tenant)
+          WHERE u.queue = ANY($16::text[])) AS g
+  ) AS turns ON turns.queue = t.queue AND turns.tenant IS NOT DISTINCT FROM t.tenant
   ORDER BY ord
   ON CONFLICT (handler, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING *`;
