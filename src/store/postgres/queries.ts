@@ -32,7 +32,7 @@ export const EVENT_BY_ID = 'SELECT * FROM events WHERE id = $1';
  */
 export const RESTAMP_JOBS = `
   WITH bounds AS (
-    SELECT coalesce($3::bigint, (SELECT id - 1 FROM jobs WHERE state IN ('queued', 'scheduled') ORDER BY id LIMIT 1)) AS after,
+    SELECT coalesce($3::bigint, least((SELECT min(id) FROM jobs WHERE state = 'queued'), (SELECT min(id) FROM jobs WHERE state = 'scheduled')) - 1) AS after,
            (SELECT max(id) FROM jobs) AS newest
   ), up AS (
     UPDATE jobs j SET priority_ms = s.priority_ms

@@ -97,7 +97,11 @@ function prepareFixed(db: Database.Database) {
     fairTail: p<[string, string | null], { fair_tag: number }>(
       "SELECT fair_tag FROM jobs WHERE queue = ? AND tenant IS ? AND state IN ('queued', 'scheduled') AND fair_tag > 0 ORDER BY fair_tag DESC LIMIT 1",
     ),
-    oldestWaitingJobId: p<[], { id: number }>("SELECT id FROM jobs WHERE state IN ('queued', 'scheduled') ORDER BY id LIMIT 1"),
+    // Through the partial indexes (a read of the backlog only): by rowid, min(id) walks every older finished job first.
+    oldestWaitingJobId: p<[], { id: number | null }>(`
+      SELECT min(id) AS id FROM (
+        SELECT min(id) AS id FROM jobs INDEXED BY jobs_lease_order WHERE state = 'queued'
+        UNION ALL SELECT min(id) FROM jobs INDEXED BY jobs_scheduled WHERE state = 'scheduled')`),
     newestJobId: p<[], { id: number | null }>('SELECT max(id) AS id FROM jobs'),
     restampWindow: p<{ queue: string; priority_ms: number; after: number; until: number }>(`
       UPDATE jobs SET priority_ms = @priority_ms
