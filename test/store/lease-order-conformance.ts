@@ -81,6 +81,17 @@ export function describeLeaseOrderConformance(name: string, factory: StoreFactor
         expect(await drainOrder()).toEqual([noisy[0], noisy[1], quiet, anonymous, ...noisy.slice(2)]);
       });
 
+      it('a job back from a backoff keeps its turn after the queue ran dry', async () => {
+        const queued = await enqueue([{ queue: 'fair', tenant: 'a' }, { queue: 'fair', tenant: 'a' }], fair);
+        const [retrying] = await enqueue([{ queue: 'fair', tenant: 'a', runAt: T0 + 1000 }], fair);
+        expect(await drainOrder()).toEqual(queued);
+        // Nothing queued: the head is a's scheduled turn (3), so b takes turn 4 rather than starting over at 1.
+        const [b] = await enqueue([{ queue: 'fair', tenant: 'b' }], fair);
+        now = T0 + 1000;
+        await engine.stageDue();
+        expect(await drainOrder()).toEqual([retrying, b]);
+      });
+
       it('gives jobs with idempotency keys turns too, and events fan out into turns', async () => {
         const keyed = await enqueue([{ queue: 'fair', tenant: 'a', idempotencyKey: 'k1' }, { queue: 'fair', tenant: 'a', idempotencyKey: 'k2' }], fair);
         expect(await enqueue([{ queue: 'fair', tenant: 'a', idempotencyKey: 'k1' }], fair)).toEqual([keyed[0]]);

@@ -46,7 +46,8 @@ export function newIntakeEffects(): IntakeEffects {
  * $1..$15 the jobs' columns (insertParams), $16 the fair queues. A job in a
  * fair queue gets its tenant's next turn (docs/configuration.md "Fairness
  * across tenants"): `max(head, tail) + n`, head = the queue's smallest queued
- * turn, tail = the tenant's largest waiting turn (a null tenant is a tenant
+ * turn (with nothing queued, its largest scheduled one: sqlite/intake.ts
+ * fairTag says why), tail = the tenant's largest waiting turn (a null tenant is a tenant
  * of its own), n = its place among this statement's jobs of that tenant and
  * queue, so a batch lines a tenant's jobs up one turn apart as single inserts
  * would. Head and tail are read once per (queue, tenant) of the statement
@@ -70,7 +71,9 @@ const INSERT_JOBS = `
          idempotency_key, concurrency_key, concurrency_limit, traceparent, ord, tenant, priority_ms)
   LEFT JOIN (
     SELECT g.queue, g.tenant, greatest(
-      (SELECT h.fair_tag FROM jobs h WHERE h.queue = g.queue AND h.state = 'queued' AND h.fair_tag > 0 ORDER BY h.fair_tag LIMIT 1),
+      coalesce(
+        (SELECT h.fair_tag FROM jobs h WHERE h.queue = g.queue AND h.state = 'queued' AND h.fair_tag > 0 ORDER BY h.fair_tag LIMIT 1),
+        (SELECT h.fair_tag FROM jobs h WHERE h.queue = g.queue AND h.state = 'scheduled' AND h.fair_tag > 0 ORDER BY h.fair_tag DESC LIMIT 1)),
       CASE WHEN g.tenant IS NULL
         THEN (SELECT f.fair_tag FROM jobs f WHERE f.queue = g.queue AND f.tenant IS NULL
                 AND f.state IN ('queued', 'scheduled') AND f.fair_tag > 0 ORDER BY f.fair_tag DESC LIMIT 1)

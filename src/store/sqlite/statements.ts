@@ -90,10 +90,15 @@ function prepareFixed(db: Database.Database) {
               @idempotency_key, @concurrency_key, @concurrency_limit, @traceparent, @tenant, @priority_ms, @fair_tag, @now, @now)
       RETURNING *`),
     jobByIdempotencyKey: p<[string, string], RawJob>('SELECT * FROM jobs WHERE handler = ? AND idempotency_key = ?'),
-    // Fair queues (intake.ts fairTag): `jobs_fair_head` and `jobs_fair_tail`; the state terms match their WHERE clauses word for word.
-    fairHead: p<[string], { fair_tag: number }>(
-      "SELECT fair_tag FROM jobs WHERE queue = ? AND state = 'queued' AND fair_tag > 0 ORDER BY fair_tag LIMIT 1",
-    ),
+    // Fair queues (intake.ts fairTag): `jobs_fair_head` and `jobs_fair_tail`. SQLite uses a partial index only when
+    // the query repeats its WHERE terms word for word, hence `state IN (...)` beside the narrower `state = ...`.
+    fairHead: p<{ queue: string }, { fair_tag: number }>(`
+      SELECT coalesce(
+        (SELECT fair_tag FROM jobs WHERE queue = @queue AND state IN ('queued', 'scheduled') AND fair_tag > 0 AND state = 'queued'
+         ORDER BY fair_tag LIMIT 1),
+        (SELECT fair_tag FROM jobs WHERE queue = @queue AND state IN ('queued', 'scheduled') AND fair_tag > 0 AND state = 'scheduled'
+         ORDER BY fair_tag DESC LIMIT 1),
+        0) AS fair_tag`),
     fairTail: p<[string, string | null], { fair_tag: number }>(
       "SELECT fair_tag FROM jobs WHERE queue = ? AND tenant IS ? AND state IN ('queued', 'scheduled') AND fair_tag > 0 ORDER BY fair_tag DESC LIMIT 1",
     ),
