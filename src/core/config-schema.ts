@@ -21,8 +21,12 @@ export const MAX_TIMER_MS = 2_147_483_647;
  * cap existed) rather than fail to serialise them.
  */
 export const MAX_JSON_DEPTH = 512;
-/** Priorities are stored in 32-bit integer columns. */
-const MAX_PRIORITY = 2_147_483_647;
+/**
+ * As the API's job schema allows: the lease order indexes `run_at - priority ×
+ * priorityMs` as a 64-bit integer, and with the strict stamp (2^40) a larger
+ * priority would overflow it (PostgreSQL refuses the insert).
+ */
+const MAX_PRIORITY = 1_000_000;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

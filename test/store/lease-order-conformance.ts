@@ -60,6 +60,12 @@ export function describeLeaseOrderConformance(name: string, factory: StoreFactor
         }
       });
 
+      it('holds the extreme priorities the config and API allow under the strict stamp (the rank fits 64 bits)', async () => {
+        const [lowest] = await enqueue([{ priority: -1_000_000, priorityMs: STRICT_PRIORITY_MS }]);
+        const [highest] = await enqueue([{ priority: 1_000_000, priorityMs: STRICT_PRIORITY_MS }]);
+        expect(await drainOrder()).toEqual([highest, lowest]);
+      });
+
       it('merges handlers and concurrency-keyed jobs in the same order', async () => {
         const [low] = await enqueue([{ handler: 'a', priority: 0, priorityMs: 10 }]);
         now = T0 + 50;
