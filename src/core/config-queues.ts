@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { DEFAULT_AGE_UNIT_MS, queuePolicy, type QueuePolicy } from './queue-policy.js';
 
 /** How far `weights.priority + weights.age` may be from 1 (floating-point sums such as 0.7 + 0.3). */
-export const WEIGHT_SUM_TOLERANCE = 1e-9;
+const WEIGHT_SUM_TOLERANCE = 1e-9;
 
 const UNIT_EXPECTED = 'expected a number from 0 to 1';
 const unit = () => z.number({ error: UNIT_EXPECTED }).min(0, { error: UNIT_EXPECTED }).max(1, { error: UNIT_EXPECTED });
@@ -43,7 +43,13 @@ export const queueSchema = z.strictObject(
 
 export type ParsedQueue = z.infer<typeof queueSchema>;
 
-/** A parsed queue entry (or none) with every default applied. */
+/**
+ * A parsed queue entry (or none) with every default applied.
+ *
+ * @example
+ * resolveQueue({ weights: { priority: 0.6, age: 0.4 } }, 100_000).priorityMs; // 1500
+ * resolveQueue(undefined, 100_000).fairness; // 'none'
+ */
 export function resolveQueue(def: ParsedQueue | undefined, defaultMaxDepth: number): QueuePolicy {
   return queuePolicy({
     maxDepth: def?.maxDepth ?? defaultMaxDepth,
