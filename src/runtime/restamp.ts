@@ -2,7 +2,9 @@
  * At node start, jobs already waiting in a queue take the lease-order stamp
  * its weights now set (docs/configuration.md "Weighted priority and aging").
  * Jobs enqueued later are stamped at intake; a retry or a wake keeps its
- * job's stamp (only run_at moves, and the rank follows it).
+ * job's stamp (only run_at moves, and the rank follows it). A queue no longer
+ * fair has its waiting jobs' turns cleared: a job keeping a turn would be
+ * leased after every new job (turn 0) and could wait forever.
  *
  * Why at start and not at lease time: the stamp is part of the indexed lease
  * order (core/queue-policy.ts), so it is written once, in bounded windows of
@@ -28,7 +30,7 @@ export async function restampQueues(
   logger?: Pick<Logger, 'info'>,
   span = RESTAMP_SPAN,
 ): Promise<number> {
-  const stamps = [...queues].map(([queue, policy]) => ({ queue, priorityMs: policy.priorityMs }));
+  const stamps = [...queues].map(([queue, policy]) => ({ queue, priorityMs: policy.priorityMs, fairness: policy.fairness }));
   if (stamps.length === 0) return 0;
   let total = 0;
   let afterId: string | null = null;

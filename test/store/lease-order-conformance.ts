@@ -151,7 +151,7 @@ export function describeLeaseOrderConformance(name: string, factory: StoreFactor
         let calls = 0;
         let afterId: string | null = null;
         do {
-          const result = await engine.restampJobs({ stamps: [{ queue: 'default', priorityMs: 1 }], afterId, span: 2 });
+          const result = await engine.restampJobs({ stamps: [{ queue: 'default', priorityMs: 1, fairness: 'none' }], afterId, span: 2 });
           restamped += result.restamped;
           afterId = result.nextAfterId;
           calls++;
@@ -167,8 +167,18 @@ export function describeLeaseOrderConformance(name: string, factory: StoreFactor
         // Nothing waiting: done at once.
         await drainOrder(['x']);
         await engine.lease({ workerId: 'w', handlers: [{ name: 'h', max: 5 }], limit: 5, leaseMs: 1 });
-        expect(await engine.restampJobs({ stamps: [{ queue: 'other', priorityMs: 1 }], afterId: null, span: 100 })).toEqual({ restamped: 1, nextAfterId: null });
-        expect(await engine.restampJobs({ stamps: [{ queue: 'other', priorityMs: 1 }], afterId: null, span: 100 })).toEqual({ restamped: 0, nextAfterId: null });
+        expect(await engine.restampJobs({ stamps: [{ queue: 'other', priorityMs: 1, fairness: 'none' }], afterId: null, span: 100 })).toEqual({ restamped: 1, nextAfterId: null });
+        expect(await engine.restampJobs({ stamps: [{ queue: 'other', priorityMs: 1, fairness: 'none' }], afterId: null, span: 100 })).toEqual({ restamped: 0, nextAfterId: null });
+      });
+
+      it('clears the turns of a queue that is no longer fair, and keeps them in one that still is', async () => {
+        const stamp = { queue: 'fair', priorityMs: STRICT_PRIORITY_MS };
+        const turns = await enqueue([{ queue: 'fair', tenant: 'a' }, { queue: 'fair', tenant: 'a' }], fair);
+        expect(await engine.restampJobs({ stamps: [{ ...stamp, fairness: 'tenant' }], afterId: null, span: 100 })).toEqual({ restamped: 0, nextAfterId: null });
+        // Unfair from now on: a new job (turn 0) would otherwise go before both, and before every later one.
+        expect(await engine.restampJobs({ stamps: [{ ...stamp, fairness: 'none' }], afterId: null, span: 100 })).toEqual({ restamped: 2, nextAfterId: null });
+        const [later] = await enqueue([{ queue: 'fair', tenant: 'b' }]);
+        expect(await drainOrder()).toEqual([...turns, later]);
       });
     });
   });

@@ -354,6 +354,7 @@ export class PostgresEngine implements StorageEngine {
       request.stamps.map((s) => s.priorityMs),
       request.afterId,
       span,
+      request.stamps.map((s) => s.fairness === 'tenant'),
     ]);
     const row = rows[0];
     if (!row || row.after === null || row.newest === null) return { restamped: 0, nextAfterId: null };

@@ -116,10 +116,12 @@ export interface PruneRequest {
   batchSize: number;
 }
 
-/** A queue's lease-order stamp (core/queue-policy.ts `priorityMs`) as its policy now sets it. */
+/** A queue's lease-order stamps as its policy now sets them (core/queue-policy.ts). */
 export interface QueueStamp {
   queue: string;
   priorityMs: number;
+  /** `'none'`: waiting jobs lose their turns (`fair_tag` 0); `'tenant'`: they keep them. */
+  fairness: 'none' | 'tenant';
 }
 
 export interface RestampRequest {
@@ -180,7 +182,8 @@ export interface JobStore extends StoreRole {
   /**
    * Give the queued and scheduled jobs of each queue, within one window of
    * job ids, the stamp their queue's weights now set (a weight change in the
-   * config); running, suspended and finished jobs keep theirs. Call it again
+   * config), and clear their turns when the queue is no longer fair; running,
+   * suspended and finished jobs keep theirs. Call it again
    * with `nextAfterId` until that is null.
    */
   restampJobs(request: RestampRequest): Promise<RestampResult>;

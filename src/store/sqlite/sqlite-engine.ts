@@ -356,7 +356,8 @@ export class SqliteEngine implements StorageEngine {
       const until = from + Math.max(1, Math.floor(request.span));
       let restamped = 0;
       for (const stamp of request.stamps) {
-        restamped += s.restampWindow.run({ queue: stamp.queue, priority_ms: stamp.priorityMs, after: from, until }).changes;
+        const keep = stamp.fairness === 'tenant' ? 1 : 0;
+        restamped += s.restampWindow.run({ queue: stamp.queue, priority_ms: stamp.priorityMs, keep_turns: keep, after: from, until }).changes;
       }
       return { restamped, nextAfterId: until >= newest ? null : String(until) };
     });

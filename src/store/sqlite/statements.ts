@@ -108,9 +108,11 @@ function prepareFixed(db: Database.Database) {
         SELECT min(id) AS id FROM jobs INDEXED BY jobs_lease_order WHERE state = 'queued'
         UNION ALL SELECT min(id) FROM jobs INDEXED BY jobs_scheduled WHERE state = 'scheduled')`),
     newestJobId: p<[], { id: number | null }>('SELECT max(id) AS id FROM jobs'),
-    restampWindow: p<{ queue: string; priority_ms: number; after: number; until: number }>(`
-      UPDATE jobs SET priority_ms = @priority_ms
-      WHERE id > @after AND id <= @until AND queue = @queue AND state IN ('queued', 'scheduled') AND priority_ms <> @priority_ms`),
+    // `keep_turns` 0: the queue is no longer fair, so turns are cleared (a job keeping one would queue behind every new job).
+    restampWindow: p<{ queue: string; priority_ms: number; keep_turns: 0 | 1; after: number; until: number }>(`
+      UPDATE jobs SET priority_ms = @priority_ms, fair_tag = CASE WHEN @keep_turns = 1 THEN fair_tag ELSE 0 END
+      WHERE id > @after AND id <= @until AND queue = @queue AND state IN ('queued', 'scheduled')
+        AND (priority_ms <> @priority_ms OR (@keep_turns = 0 AND fair_tag > 0))`),
     jobById: p<[number], RawJob>('SELECT * FROM jobs WHERE id = ?'),
     jobExists: p<[number], { one: 1 }>('SELECT 1 AS one FROM jobs WHERE id = ?'),
     jobsByEvent: p<[string], RawJob>('SELECT * FROM jobs WHERE event_id = ? ORDER BY id'),
