@@ -11,7 +11,9 @@
  *   --only w1,w2       workloads to run: enqueue, drain, latency, crash, isolation (Drover only:
  *                      no-op drain with isolation: 'thread' vs 'inline', on drover-sqlite), durable
  *                      (Drover only: ms per ctx.step.run, a 3-step job's invoke→result, resume→running),
- *                      or a workload id (enqueue-sdk: Drover only, the SDK vs a plain node:http client)
+ *                      or a workload id (enqueue-sdk: Drover only, the SDK vs a plain node:http client),
+ *                      flow (Drover only: the same drain with queue weights and tenant fairness on, against
+ *                      strict priority order, same run)
  *   --out FILE         JSON output (default bench/results/latest.json; quick: latest-quick.json)
  *   --quiet-wait S     before each run, wait up to S seconds (default 60, quick 0 = no wait)
  *                      until other processes use < 0.25 core; each run records the load it ran under
@@ -50,12 +52,15 @@ const SYSTEMS = {
 const isDrover = (id) => id.startsWith('drover');
 
 /** Which way is better for a row: ratios are drover / best peer, "best" by this direction. */
-const HIGHER_IS_BETTER = new Set(['enqueue-single', 'enqueue-sdk', 'enqueue-sdk-plain', 'enqueue-bulk', 'drain-c10', 'drain-c50', 'isolation-inline', 'isolation-thread', 'isolation-ratio']);
+const HIGHER_IS_BETTER = new Set(['enqueue-single', 'enqueue-sdk', 'enqueue-sdk-plain', 'enqueue-bulk', 'drain-c10', 'drain-c50', 'isolation-inline', 'isolation-thread', 'isolation-ratio', 'flow-plain', 'flow-on', 'flow-ratio']);
 
 const PLANS = {
   full: { jobs: 20_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 20_000, latencyRate: 200, latencySeconds: 20, durable: { jobs: 40, stepsPerJob: 50, resumes: 40 }, repeats: 3, quietWaitS: 60, maxOtherCores: 0.5 },
   quick: { jobs: 2_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 2_000, latencyRate: 200, latencySeconds: 2, durable: { jobs: 5, stepsPerJob: 20, resumes: 5 }, repeats: 1, quietWaitS: 0, maxOtherCores: 2 },
 };
+
+/** The flow-control drain: its tenants and priority levels (jobs spread round-robin over both). */
+const FLOW = { tenants: 10, priorities: 3, concurrency: 10 };
 
 const TARGETS = {
   drainJobsPerSec: 10_000,
@@ -136,6 +141,19 @@ function workloads(plan) {
         { key: 'isolation-inline', label: `Drain ${int(plan.isolationJobs)} no-op jobs, concurrency 10, isolation: 'inline' (jobs/s)`, pick: (r) => r.inlineJobsPerSec, format: int },
         { key: 'isolation-thread', label: `… same with isolation: 'thread', 10 threads (jobs/s)`, pick: (r) => r.threadJobsPerSec, format: int },
         { key: 'isolation-ratio', label: `… thread / inline throughput (same run)`, pick: (r) => r.ratio, format: fixed(2), target: { op: '>=', value: TARGETS.threadInlineRatio } },
+      ],
+    },
+    {
+      // Drover only: what weighted priority and tenant fairness cost (docs/configuration.md "Flow control"), same run, fresh store each.
+      id: 'flow',
+      group: 'flow',
+      systems: ['drover-sqlite', 'drover-postgres'],
+      run: (system) => system.flow(plan.jobs, FLOW),
+      rows: [
+        { key: 'flow-plain', label: `Flow control: drain ${n} no-op jobs of ${FLOW.tenants} tenants and ${FLOW.priorities} priorities, concurrency ${FLOW.concurrency}, strict priority (jobs/s)`, pick: (r) => r.plainJobsPerSec, format: int },
+        { key: 'flow-on', label: "… same with weights { priority: 0.6, age: 0.4 } and fairness: 'tenant' (jobs/s)", pick: (r) => r.flowJobsPerSec, format: int },
+        { key: 'flow-ratio', label: '… flow control / strict drain throughput (same run)', pick: (r) => r.ratio, format: fixed(2) },
+        { key: 'flow-enqueue-ratio', label: '… in-process enqueue time of the backlog, flow control / strict', pick: (r) => r.enqueueTimeRatio, format: fixed(2) },
       ],
     },
     {

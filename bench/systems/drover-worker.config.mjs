@@ -29,6 +29,7 @@
 // workload measures intake, and exceeds that limit by design.
 
 import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
+import { FLOW_QUEUE } from '../lib/flow.mjs';
 
 const mode = process.env.BENCH_MODE;
 const isolation = process.env.BENCH_ISOLATION === 'thread' ? 'thread' : 'inline';
@@ -206,4 +207,7 @@ const handlers = {
 
 if (mode !== 'durable' && !handlers[mode]) throw new Error(`BENCH_MODE must be one of ${[...Object.keys(handlers), 'durable'].join(', ')}; got ${mode}`);
 
-export default { handlers: mode === 'durable' ? durableHandlers() : [handlers[mode]()], rateLimit: { enabled: false } };
+// BENCH_FLOW=1: the default queue with flow control on (weights and tenant fairness), as the bench seeded it (drover.mjs FLOW_QUEUE).
+const queues = process.env.BENCH_FLOW === '1' ? { queues: { default: FLOW_QUEUE } } : {};
+
+export default { handlers: mode === 'durable' ? durableHandlers() : [handlers[mode]()], ...queues, rateLimit: { enabled: false } };

@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { now, sleep } from '../lib/clock.mjs';
+import { FLOW_QUEUE } from '../lib/flow.mjs';
 import { createClient } from '../lib/http.mjs';
 import { watchJobStates } from '../lib/job-states.mjs';
 import { cpuSecondsOf, makeTempDir, memoryOf, removeTempDir, spawnTracked } from '../lib/processes.mjs';
@@ -124,13 +125,15 @@ export function droverSystem(engine, options = {}) {
    * Put `n` queued no-op jobs into the store with no worker running: an
    * in-process node whose dispatcher is stopped before anything is enqueued.
    */
-  async function seed(storeUrl, n, runEnv = {}) {
+  async function seed(storeUrl, n, runEnv = {}, flow = null) {
     const [{ resolveConfig }, { startNode }, { createLogger }] = await Promise.all([
       import(pathToFileURL(join(DIST, 'core/config.js')).href),
       import(pathToFileURL(join(DIST, 'node/start-node.js')).href),
       import(pathToFileURL(join(DIST, 'obs/logger.js')).href),
     ]);
-    const config = resolveConfig({ handlers: [{ name: 'noop', run() {} }], databaseUrl: storeUrl, ...(runEnv.DROVER_PG_SCHEMA ? { postgres: { schema: runEnv.DROVER_PG_SCHEMA } } : {}), log: { level: 'warn' } }, {}, {});
+    // A flow-control run seeds through the same queue policy as its worker (drover-worker.config.mjs BENCH_FLOW), so no restamp at its start.
+    const queues = flow?.on ? { queues: { default: FLOW_QUEUE } } : {};
+    const config = resolveConfig({ handlers: [{ name: 'noop', run() {} }], ...queues, databaseUrl: storeUrl, ...(runEnv.DROVER_PG_SCHEMA ? { postgres: { schema: runEnv.DROVER_PG_SCHEMA } } : {}), log: { level: 'warn' } }, {}, {});
     // Logs to stderr: stdout carries only the results table.
     const logger = createLogger({ level: 'warn', destination: process.stderr });
     const node = await startNode({ config, bootstrapAdminKey: KEY, listen: false, print: () => {}, logger });
@@ -139,7 +142,8 @@ export function droverSystem(engine, options = {}) {
       const started = now();
       for (let from = 0; from < n; from += SEED_CHUNK) {
         const size = Math.min(SEED_CHUNK, n - from);
-        await node.runtime.enqueueJobs(Array.from({ length: size }, (_, i) => ({ handler: 'noop', payload: { i: from + i } })));
+        const job = (i) => (flow ? { handler: 'noop', payload: { i }, tenant: `t${i % flow.tenants}`, priority: i % flow.priorities } : { handler: 'noop', payload: { i } });
+        await node.runtime.enqueueJobs(Array.from({ length: size }, (_, i) => job(from + i)));
       }
       const seconds = (now() - started) / 1000;
       const stats = (await node.store.queueStats()).find((q) => q.queue === 'default');
@@ -286,11 +290,11 @@ export function droverSystem(engine, options = {}) {
      * `n` pre-enqueued no-op jobs drained by one worker process at handler concurrency `concurrency`,
      * the handler run `inline` (default) or with `isolation: 'thread'` (`concurrency` threads).
      */
-    drain(n, concurrency, isolation = 'inline') {
-      return withRun(`drain${concurrency}${isolation === 'thread' ? 't' : ''}`, async (run) => {
-        const seeded = await seed(run.storeUrl, n, run.runEnv);
+    drain(n, concurrency, isolation = 'inline', flow = null) {
+      return withRun(`drain${concurrency}${isolation === 'thread' ? 't' : ''}${flow?.on ? 'f' : ''}`, async (run) => {
+        const seeded = await seed(run.storeUrl, n, run.runEnv, flow);
         const spawnedAt = now();
-        const env = { BENCH_EXPECT: String(n), BENCH_CONCURRENCY: String(concurrency), BENCH_ISOLATION: isolation };
+        const env = { BENCH_EXPECT: String(n), BENCH_CONCURRENCY: String(concurrency), BENCH_ISOLATION: isolation, ...(flow?.on ? { BENCH_FLOW: '1' } : {}) };
         const worker = await run.startWorker('drain', env, { waitReady: false });
         const done = await worker.waitForLine(/^bench:drain (.*)$/, Math.max(60_000, n * 5), 'the drain report');
         // Sample the worker right away: peak RSS so far covers startup and the whole drain.
@@ -339,6 +343,29 @@ export function droverSystem(engine, options = {}) {
       const inline = await this.drain(n, concurrency, 'inline');
       const thread = await this.drain(n, concurrency, 'thread');
       return { jobs: n, concurrency, inlineJobsPerSec: inline.jobsPerSec, threadJobsPerSec: thread.jobsPerSec, ratio: thread.jobsPerSec / inline.jobsPerSec, inline, thread };
+    },
+
+    /**
+     * What flow control costs: `n` no-op jobs of `tenants` tenants and
+     * `priorities` priorities (round-robin), drained at `concurrency`, first
+     * under strict priority, then with queue weights and tenant fairness on
+     * (FLOW_QUEUE), a fresh store each. `ratio`: flow jobs/s over strict.
+     */
+    async flow(n, { tenants, priorities, concurrency }) {
+      const plain = await this.drain(n, concurrency, 'inline', { on: false, tenants, priorities });
+      const flow = await this.drain(n, concurrency, 'inline', { on: true, tenants, priorities });
+      return {
+        jobs: n,
+        tenants,
+        priorities,
+        concurrency,
+        plainJobsPerSec: plain.jobsPerSec,
+        flowJobsPerSec: flow.jobsPerSec,
+        ratio: flow.jobsPerSec / plain.jobsPerSec,
+        enqueueTimeRatio: flow.seedSeconds / plain.seedSeconds,
+        plain,
+        flow,
+      };
     },
 
     /**

@@ -137,6 +137,11 @@ export interface Queue {
   paused: boolean;
   counts: Record<string, number>;
   oldestQueuedAgeSeconds: number;
+  /** Lease order (docs/configuration.md "Flow control"); `priorityMs` "strict" when waiting never overtakes priority. */
+  weights: { priority: number; age: number };
+  ageUnitMs: number;
+  priorityMs: number | 'strict';
+  fairness: 'none' | 'tenant';
 }
 
 /** One `job` message of `GET /v1/stream`. */

@@ -6,6 +6,7 @@
  * trigger patterns and filters) live in `config.ts`.
  */
 import { z } from 'zod';
+import { queueSchema } from './config-queues.js';
 import { isValidTimezone } from './cron.js';
 import type { HandlerDefinition } from './handler.js';
 import { PAYLOAD_FIELD_RE } from './payload-filter.js';
@@ -20,8 +21,12 @@ export const MAX_TIMER_MS = 2_147_483_647;
  * cap existed) rather than fail to serialise them.
  */
 export const MAX_JSON_DEPTH = 512;
-/** Priorities are stored in 32-bit integer columns. */
-const MAX_PRIORITY = 2_147_483_647;
+/**
+ * As the API's job schema allows: the lease order indexes `run_at - priority ×
+ * priorityMs` as a 64-bit integer, and with the strict stamp (2^40) a larger
+ * priority would overflow it (PostgreSQL refuses the insert).
+ */
+const MAX_PRIORITY = 1_000_000;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -189,8 +194,8 @@ export const configSchema = strict(
   {
     handlers: z.array(handlerSchema, { error: 'expected an array of handlers' }),
     queues: z
-      .record(z.string(), strict({ maxDepth: int(1).optional() }, 'an object { maxDepth }'), {
-        error: 'expected an object mapping queue names to { maxDepth }',
+      .record(z.string(), queueSchema, {
+        error: 'expected an object mapping queue names to { maxDepth, weights, ageUnitMs, fairness }',
       })
       .optional(),
     server: strict(

@@ -14,7 +14,8 @@ import { DURABLE_DEFAULTS, type DurableLimits } from './durable.js';
 import { parseStoreUrl } from './store-url.js';
 import { compileFilter, lookupPath } from './filter.js';
 import { DEFAULT_CHANNEL, DEFAULT_CHANNELS } from './rollout.js';
-import { queuePolicy, type QueuePolicy } from './queue-policy.js';
+import { type QueuePolicy } from './queue-policy.js';
+import { resolveQueue } from './config-queues.js';
 import type { BreakerPolicy } from './breaker.js';
 import type { BackoffPolicy, HandlerDefinition } from './handler.js';
 import type { QuarantinePolicy } from './quarantine.js';
@@ -60,7 +61,7 @@ export const DEFAULTS = {
     maxConnections: 10_000,
   },
   databaseUrl: './data/drover.db',
-  queue: { maxDepth: 100_000 },
+  queue: { maxDepth: 100_000, weights: { priority: 1, age: 0 }, ageUnitMs: 1000, fairness: 'none' },
   handler: {
     queue: 'default',
     concurrency: 10,
@@ -299,16 +300,14 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
     maxJsonDepth: cfg.limits?.maxJsonDepth ?? DEFAULTS.limits.maxJsonDepth,
     maxJsonMembers: cfg.limits?.maxJsonMembers ?? DEFAULTS.limits.maxJsonMembers,
   };
-  const queues = new Map<string, QueuePolicy>([['default', queuePolicy({ maxDepth: DEFAULTS.queue.maxDepth })]]);
-  for (const [queue, def] of Object.entries(cfg.queues ?? {})) {
-    queues.set(queue, queuePolicy({ maxDepth: def.maxDepth ?? DEFAULTS.queue.maxDepth }));
-  }
+  const queues = new Map<string, QueuePolicy>([['default', resolveQueue(undefined, DEFAULTS.queue.maxDepth)]]);
+  for (const [queue, def] of Object.entries(cfg.queues ?? {})) queues.set(queue, resolveQueue(def, DEFAULTS.queue.maxDepth));
 
   const handlers = new Map<string, ResolvedHandler>();
   const d = DEFAULTS.handler;
   cfg.handlers.forEach((h, i) => {
     const queue = h.queue ?? d.queue;
-    if (!queues.has(queue)) queues.set(queue, queuePolicy({ maxDepth: DEFAULTS.queue.maxDepth }));
+    if (!queues.has(queue)) queues.set(queue, resolveQueue(undefined, DEFAULTS.queue.maxDepth));
     handlers.set(h.name, {
       name: h.name,
       queue,

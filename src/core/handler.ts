@@ -132,6 +132,16 @@ export interface HandlerDefinition<P = unknown> {
 export interface QueueDefinition {
   /** Unfinished jobs (scheduled + queued + running) allowed; beyond it intake answers 429. Default 100,000. */
   maxDepth?: number;
+  /**
+   * Lease order: how much priority and waiting time count (each 0–1, summing
+   * to 1). Default `{ priority: 1, age: 0 }`, strict priority
+   * (docs/configuration.md "Weighted priority and aging").
+   */
+  weights?: { priority: number; age: number };
+  /** The unit of waiting time `weights.age` counts in, ms. Default 1000. */
+  ageUnitMs?: number;
+  /** `'tenant'`: tenants take turns in this queue (docs/configuration.md "Fairness across tenants"). Default `'none'`. */
+  fairness?: 'none' | 'tenant';
 }
 
 export interface DroverConfig {

@@ -34,6 +34,9 @@ export interface QueuePolicy {
 
 export const STRICT_WEIGHTS: QueueWeights = { priority: 1, age: 0 };
 
+/** `queues.<name>.ageUnitMs` when not set: waiting is counted in seconds. */
+export const DEFAULT_AGE_UNIT_MS = 1000;
+
 /**
  * score = weights.priority × priority + weights.age × (waited / ageUnitMs);
  * ordering by that score at any instant equals ordering by
@@ -50,8 +53,20 @@ export function priorityMsFor(weights: QueueWeights, ageUnitMs: number): number 
 
 export function queuePolicy(options: { maxDepth: number; weights?: QueueWeights; ageUnitMs?: number; fairness?: 'none' | 'tenant' }): QueuePolicy {
   const weights = options.weights ?? STRICT_WEIGHTS;
-  const ageUnitMs = options.ageUnitMs ?? 1000;
+  const ageUnitMs = options.ageUnitMs ?? DEFAULT_AGE_UNIT_MS;
   return { maxDepth: options.maxDepth, weights, ageUnitMs, priorityMs: priorityMsFor(weights, ageUnitMs), fairness: options.fairness ?? 'none' };
+}
+
+/**
+ * What `GET /v1/queues` shows for a stamp: the number, or `"strict"` when
+ * waiting never overtakes priority.
+ *
+ * @example
+ * priorityMsLabel(STRICT_PRIORITY_MS); // 'strict'
+ * priorityMsLabel(1500); // 1500
+ */
+export function priorityMsLabel(priorityMs: number): number | 'strict' {
+  return priorityMs >= STRICT_PRIORITY_MS ? 'strict' : priorityMs;
 }
 
 /** The lease-order key of a job, exact (BigInt: priority × 2^40 passes 2^53). Lower leases first. */
@@ -65,9 +80,9 @@ export function compareLeaseOrder(
   b: { fair_tag: number; run_at: number; priority: number; priority_ms: number; id: number },
 ): number {
   if (a.fair_tag !== b.fair_tag) return a.fair_tag - b.fair_tag;
-  // Same stamp (the usual case): no BigInt needed.
-  if (a.priority_ms === b.priority_ms && a.priority !== b.priority) return b.priority - a.priority;
-  if (a.priority_ms === b.priority_ms) return a.run_at - b.run_at || a.id - b.id;
+  // Same priority and stamp (the usual case): the rank difference is the run_at difference, no BigInt needed.
+  // Different priorities must weigh run_at too (aging): comparing priorities alone is strict order.
+  if (a.priority === b.priority && a.priority_ms === b.priority_ms) return a.run_at - b.run_at || a.id - b.id;
   const ra = leaseRank(a.run_at, a.priority, a.priority_ms);
   const rb = leaseRank(b.run_at, b.priority, b.priority_ms);
   if (ra !== rb) return ra < rb ? -1 : 1;

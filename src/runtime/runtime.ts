@@ -8,6 +8,7 @@ import { DroverError } from '../core/errors.js';
 import type { EventInput, JobRow } from '../core/types.js';
 import type { WaitRow } from '../core/durable.js';
 import type { Logger } from '../obs/logger.js';
+import { restampQueues } from './restamp.js';
 import type { EnqueueResult, IngestResult, StorageEngine } from '../store/engine.js';
 import type { AuditSink } from './audit-sink.js';
 import { FeatureGates } from './feature-gates.js';
@@ -261,6 +262,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     if (reclaimed.length > 0) {
       this.logger.warn({ worker_id: this.workerId, jobs: reclaimed.length }, 'reclaimed jobs left running by a previous run of this node');
     }
+    await restampQueues(this.store, this.config.queues, this.logger);
     await this.pauses.start();
     await this.supervision.start();
     await this.triggers.start();

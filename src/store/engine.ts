@@ -39,8 +39,11 @@ export type {
   LeaseRequest,
   PruneRequest,
   QueueLimit,
+  QueueStamp,
   ReclaimedJob,
   ReclaimOptions,
+  RestampRequest,
+  RestampResult,
   StageResult,
 } from './roles/job-store.js';
 export type { JobFilter, JobReads, QueueStats } from './roles/job-reads.js';

@@ -27,7 +27,7 @@ export const LAYERS = ['core', 'store', 'obs', 'runtime', 'ops', 'api', 'node', 
 /** Store methods that change a job (its state, lease or attempts). */
 export const TRANSITIONS = new Set([
   'ingest', 'enqueue', 'lease', 'start', 'heartbeat', 'complete', 'fail', 'release', 'cancel', 'retry',
-  'stageDue', 'reapExpired', 'reclaimWorker', 'reclaimDeadNodes', 'reclaimAll', 'prune',
+  'stageDue', 'reapExpired', 'reclaimWorker', 'reclaimDeadNodes', 'reclaimAll', 'prune', 'restampJobs',
 ]);
 
 const ENGINE_DIRS = ['store/sqlite/', 'store/postgres/'];

@@ -353,7 +353,7 @@ describe('resolveConfig: errors', () => {
     expect(problems(h({ concurrency: 1.5 }))).toEqual(['handlers[0].concurrency: expected an integer ≥ 1, got 1.5']);
     expect(problems(h({ concurrency: '10' }))).toEqual(['handlers[0].concurrency: expected an integer ≥ 1, got "10"']);
     expect(problems(h({ concurrencyLimit: 0 }))).toEqual(['handlers[0].concurrencyLimit: expected an integer ≥ 1, got 0']);
-    expect(problems(h({ priority: 2 ** 31 }))[0]).toMatch(/^handlers\[0\]\.priority: expected an integer from -2147483647 to 2147483647, got 2147483648$/);
+    expect(problems(h({ priority: 1_000_001 }))[0]).toMatch(/^handlers\[0\]\.priority: expected an integer from -1000000 to 1000000, got 1000001$/);
     expect(problems(h({ timeoutMs: 2 ** 31 }))[0]).toMatch(/^handlers\[0\]\.timeoutMs: expected an integer from 1 to 2147483647/);
     expect(problems(h({ timeoutMs: Infinity }))).toEqual(['handlers[0].timeoutMs: expected an integer from 1 to 2147483647, got Infinity']);
     expect(problems(h({ retry: { maxAttempts: 0 } }))).toEqual(['handlers[0].retry.maxAttempts: expected an integer ≥ 1, got 0']);

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AuditExportStatus } from '../../ops/audit/export.js';
 import type { Runtime } from '../../runtime/runtime.js';
+import { priorityMsLabel, type QueuePolicy } from '../../core/queue-policy.js';
 import { VERSION } from '../../version.js';
 import { handlerJson, runningByHandler } from './handler-state.js';
 
@@ -43,11 +44,12 @@ export function statusRoutes(runtime: StatusRouteDeps, auditExport?: () => Audit
       const stats = new Map((await store.queueStats()).map((s) => [s.queue, s]));
       const now = runtime.clock();
       return {
-        queues: [...config.queues.entries()].map(([name, limits]) => {
+        queues: [...config.queues.entries()].map(([name, policy]) => {
           const s = stats.get(name);
           return {
             name,
-            maxDepth: limits.maxDepth,
+            maxDepth: policy.maxDepth,
+            ...leaseOrderJson(policy),
             paused: runtime.pauses.isQueuePaused(name),
             counts: s?.counts ?? { scheduled: 0, queued: 0, running: 0, succeeded: 0, dead: 0, cancelled: 0 },
             oldestQueuedAgeSeconds: s?.oldestQueuedAt == null ? 0 : Math.max(0, (now - s.oldestQueuedAt) / 1000),
@@ -55,5 +57,15 @@ export function statusRoutes(runtime: StatusRouteDeps, auditExport?: () => Audit
         }),
       };
     });
+  };
+}
+
+/** How the queue orders its jobs for leasing (docs/configuration.md "Flow control"). */
+function leaseOrderJson(policy: QueuePolicy) {
+  return {
+    weights: { priority: policy.weights.priority, age: policy.weights.age },
+    ageUnitMs: policy.ageUnitMs,
+    priorityMs: priorityMsLabel(policy.priorityMs),
+    fairness: policy.fairness,
   };
 }

@@ -42,17 +42,48 @@ export function newIntakeEffects(): IntakeEffects {
   return { created: new Map(), resumed: new Map(), woken: new Set() };
 }
 
+/**
+ * $1..$15 the jobs' columns (insertParams), $16 the fair queues. A job in a
+ * fair queue gets its tenant's next turn (docs/configuration.md "Fairness
+ * across tenants"): `max(head, tail) + n`, head = the queue's smallest queued
+ * turn (with nothing queued, its largest scheduled one: sqlite/intake.ts
+ * fairTag says why), tail = the tenant's largest waiting turn (a null tenant is a tenant
+ * of its own), n = its place among this statement's jobs of that tenant and
+ * queue, so a batch lines a tenant's jobs up one turn apart as single inserts
+ * would. Head and tail are read once per (queue, tenant) of the statement
+ * (`turns`), not per row. Two transactions inserting for one tenant at once
+ * read the same tail and may give their jobs equal turns: those jobs then
+ * share a turn (ordered by priority, age and id), a small and temporary
+ * unfairness accepted rather than serialising every insert into a fair queue
+ * on a lock.
+ */
 const INSERT_JOBS = `
   INSERT INTO jobs (handler, queue, state, payload, event_id, priority, run_at, max_attempts,
                     idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms,
-                    created_at, updated_at)
-  SELECT handler, queue, CASE WHEN run_at <= $13 THEN 'queued' ELSE 'scheduled' END, payload::json, event_id,
-         priority, run_at, max_attempts, idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms,
+                    fair_tag, created_at, updated_at)
+  SELECT handler, t.queue, CASE WHEN run_at <= $13 THEN 'queued' ELSE 'scheduled' END, payload::json, event_id,
+         priority, run_at, max_attempts, idempotency_key, concurrency_key, concurrency_limit, traceparent, t.tenant, priority_ms,
+         CASE WHEN turns.base IS NULL THEN 0 ELSE turns.base + row_number() OVER (PARTITION BY t.queue, t.tenant ORDER BY t.ord) END,
          $13, $13
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[],
               $8::text[], $9::text[], $10::int[], $11::text[], $12::int[], $14::text[], $15::bigint[])
     AS t(handler, queue, payload, event_id, priority, run_at, max_attempts,
          idempotency_key, concurrency_key, concurrency_limit, traceparent, ord, tenant, priority_ms)
+  LEFT JOIN (
+    SELECT g.queue, g.tenant, greatest(
+      coalesce(
+        (SELECT h.fair_tag FROM jobs h WHERE h.queue = g.queue AND h.state = 'queued' AND h.fair_tag > 0 ORDER BY h.fair_tag LIMIT 1),
+        (SELECT h.fair_tag FROM jobs h WHERE h.queue = g.queue AND h.state = 'scheduled' AND h.fair_tag > 0 ORDER BY h.fair_tag DESC LIMIT 1)),
+      CASE WHEN g.tenant IS NULL
+        THEN (SELECT f.fair_tag FROM jobs f WHERE f.queue = g.queue AND f.tenant IS NULL
+                AND f.state IN ('queued', 'scheduled') AND f.fair_tag > 0 ORDER BY f.fair_tag DESC LIMIT 1)
+        ELSE (SELECT f.fair_tag FROM jobs f WHERE f.queue = g.queue AND f.tenant = g.tenant
+                AND f.state IN ('queued', 'scheduled') AND f.fair_tag > 0 ORDER BY f.fair_tag DESC LIMIT 1)
+      END,
+      0) AS base
+    FROM (SELECT DISTINCT u.queue, u.tenant FROM unnest($2::text[], $14::text[]) AS u(queue, tenant)
+          WHERE u.queue = ANY($16::text[])) AS g
+  ) AS turns ON turns.queue = t.queue AND turns.tenant IS NOT DISTINCT FROM t.tenant
   ORDER BY ord
   ON CONFLICT (handler, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING *`;
@@ -60,8 +91,13 @@ const INSERT_JOBS = `
 /** SQLSTATE raised by \`queue_full()\` (see 0001_init.sql). */
 const QUEUE_FULL_SQLSTATE = 'DR001';
 
-/** The parameters of INSERT_JOBS ($1..$15) for these jobs. */
-function insertParams(rows: readonly NewJob[], now: number): unknown[] {
+/** Queues whose jobs take turns by tenant (QueueLimit.fairness). */
+function fairQueues(options: EnqueueOptions | undefined): string[] {
+  return [...(options?.queueLimits ?? [])].filter(([, limit]) => limit.fairness === 'tenant').map(([queue]) => queue);
+}
+
+/** The parameters of INSERT_JOBS ($1..$16) for these jobs. */
+function insertParams(rows: readonly NewJob[], now: number, options: EnqueueOptions | undefined): unknown[] {
   return [
     rows.map((j) => j.handler),
     rows.map((j) => j.queue),
@@ -78,6 +114,7 @@ function insertParams(rows: readonly NewJob[], now: number): unknown[] {
     now,
     rows.map((j) => j.tenant ?? null),
     rows.map((j) => j.priorityMs ?? STRICT_PRIORITY_MS),
+    fairQueues(options),
   ];
 }
 
@@ -106,7 +143,7 @@ export async function enqueuePlain(
       name: 'drover_enqueue_plain',
       text: ENQUEUE_PLAIN,
       values: [
-        ...insertParams(jobs, now),
+        ...insertParams(jobs, now, options),
         limits.map(([queue]) => queue),
         limits.map(([, limit]) => limit.maxDepth),
         notify.channel,
@@ -144,8 +181,8 @@ const ADD_DEPTH = `
  * trips, and the queue counter row is locked only from its update to the
  * commit): insert, count them into their queues, refuse through
  * \`queue_full()\` (which aborts the statement) when a limited queue would
- * overflow, and notify other nodes. $1..$15 as INSERT_JOBS, $16/$17 limited
- * queues and their limits, $18 channel, $19 payload ('' = none).
+ * overflow, and notify other nodes. $1..$16 as INSERT_JOBS, $17/$18 limited
+ * queues and their limits, $19 channel, $20 payload ('' = none).
  */
 const ENQUEUE_PLAIN = `
   WITH inserted AS (${INSERT_JOBS}
@@ -156,11 +193,11 @@ const ENQUEUE_PLAIN = `
     RETURNING queue, n
   ), refused AS (
     SELECT queue_full(added.queue, l.max_depth) FROM added
-    JOIN unnest($16::text[], $17::bigint[]) AS l(queue, max_depth) ON l.queue = added.queue
+    JOIN unnest($17::text[], $18::bigint[]) AS l(queue, max_depth) ON l.queue = added.queue
     WHERE ${DEPTH_OF('added')} > l.max_depth
   )
   SELECT inserted.*, (SELECT count(*) FROM refused) AS refused,
-    (SELECT count(*) FROM (SELECT pg_notify($18, $19) WHERE $19 <> '') AS n) AS notified
+    (SELECT count(*) FROM (SELECT pg_notify($19, $20) WHERE $20 <> '') AS n) AS notified
   FROM inserted ORDER BY id`;
 
 const keyOf = (handler: string, key: string) => `${handler}\u0000${key}`;
@@ -169,7 +206,13 @@ const keyOf = (handler: string, key: string) => `${handler}\u0000${key}`;
  * Insert `jobs` (deduplicating by (handler, idempotency key), also within the
  * call) and return one result per input, in order.
  */
-export async function insertJobs(client: pg.PoolClient, jobs: readonly NewJob[], now: number, effects: IntakeEffects): Promise<InsertedJob[]> {
+export async function insertJobs(
+  client: pg.PoolClient,
+  jobs: readonly NewJob[],
+  now: number,
+  effects: IntakeEffects,
+  options?: EnqueueOptions,
+): Promise<InsertedJob[]> {
   const results: Array<InsertedJob | undefined> = new Array(jobs.length);
   const firstOfKey = new Map<string, number>();
   const duplicateOf = new Map<number, number>();
@@ -195,7 +238,7 @@ export async function insertJobs(client: pg.PoolClient, jobs: readonly NewJob[],
   });
   if (toInsert.length > 0) {
     const rows = toInsert.map((i) => jobs[i]!);
-    const { rows: inserted } = await client.query<RawJob>(INSERT_JOBS, insertParams(rows, now));
+    const { rows: inserted } = await client.query<RawJob>(INSERT_JOBS, insertParams(rows, now, options));
     // Keyed rows are matched by key. Unkeyed rows cannot conflict, so every one
     // was inserted, in `ord` order, and identity values rise in insertion order.
     const byKey = new Map<string, RawJob>();
@@ -252,7 +295,13 @@ export interface IngestedItem {
  * takes the events' names' shared wait locks (durable.ts says why), so the
  * wait lookup after it sees every wait a suspend committed before.
  */
-export async function ingestItems(client: pg.PoolClient, items: readonly IngestItem[], now: number, effects: IntakeEffects): Promise<IngestedItem[]> {
+export async function ingestItems(
+  client: pg.PoolClient,
+  items: readonly IngestItem[],
+  now: number,
+  effects: IntakeEffects,
+  options?: EnqueueOptions,
+): Promise<IngestedItem[]> {
   const firstOfId = new Map<string, number>();
   items.forEach((item, i) => {
     if (!firstOfId.has(item.event.id)) firstOfId.set(item.event.id, i);
@@ -294,7 +343,7 @@ export async function ingestItems(client: pg.PoolClient, items: readonly IngestI
   }
   const jobsOf = new Map<number, RawJob[]>();
   if (newJobs.length > 0) {
-    const results = await insertJobs(client, newJobs, now, effects);
+    const results = await insertJobs(client, newJobs, now, effects, options);
     results.forEach((result, n) => {
       const list = jobsOf.get(owner[n]!) ?? [];
       list.push(result.raw);

@@ -47,6 +47,8 @@ import type {
   NodeRegistration,
   NodeRow,
   PruneRequest,
+  RestampRequest,
+  RestampResult,
   QueueStats,
   RateStart,
   ReclaimedJob,
@@ -240,7 +242,7 @@ export class PostgresEngine implements StorageEngine {
 
   ingest(items: readonly IngestItem[], options?: EnqueueOptions): Promise<IngestResult[]> {
     return this.#intake(async (client, now, effects) => {
-      const results = await ingestItems(client, items, now, effects);
+      const results = await ingestItems(client, items, now, effects, options);
       return results.map((r) => {
         const result = { event: toEventRow(r.event), jobs: r.jobs.map(toJobRow), created: r.created };
         return r.resolvedWaits ? { ...result, resolvedWaits: r.resolvedWaits } : result;
@@ -254,7 +256,7 @@ export class PostgresEngine implements StorageEngine {
       return rows.map((raw) => ({ job: toJobRow(raw), created: true }));
     }
     return this.#intake(async (client, now, effects) => {
-      const results = await insertJobs(client, jobs, now, effects);
+      const results = await insertJobs(client, jobs, now, effects, options);
       return results.map((r) => ({ job: toJobRow(r.raw), created: r.created }));
     }, options);
   }
@@ -343,6 +345,21 @@ export class PostgresEngine implements StorageEngine {
 
   async reclaimWorker(workerId: string, options: ReclaimOptions): Promise<ReclaimedJob[]> {
     return this.#reclaimed(await this.#run('reclaiming', () => reclaim.reclaimWorker(this.#pool, this.#clock(), options.poisonAfter, workerId)));
+  }
+
+  async restampJobs(request: RestampRequest): Promise<RestampResult> {
+    const span = Math.max(1, Math.floor(request.span));
+    const rows = await this.#query<{ restamped: number; after: number | null; newest: number | null }>(q.RESTAMP_JOBS, [
+      request.stamps.map((s) => s.queue),
+      request.stamps.map((s) => s.priorityMs),
+      request.afterId,
+      span,
+      request.stamps.map((s) => s.fairness === 'tenant'),
+    ]);
+    const row = rows[0];
+    if (!row || row.after === null || row.newest === null) return { restamped: 0, nextAfterId: null };
+    const until = row.after + span;
+    return { restamped: row.restamped, nextAfterId: until >= row.newest ? null : String(until) };
   }
 
   async prune(request: PruneRequest): Promise<{ jobs: number; events: number }> {

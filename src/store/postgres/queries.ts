@@ -24,6 +24,26 @@ export const ATTEMPTS_BY_JOB = `
 
 export const EVENT_BY_ID = 'SELECT * FROM events WHERE id = $1';
 
+/**
+ * A weight change reaches the jobs already waiting (JobStore.restampJobs):
+ * one window of ids per call, so a large backlog is rewritten in short
+ * transactions. $1 queues, $2 their stamps, $3 the id to continue after
+ * (null: just before the oldest waiting job), $4 the window's width, $5
+ * whether each queue keeps its turns (false: no longer fair, turns cleared).
+ */
+export const RESTAMP_JOBS = `
+  WITH bounds AS (
+    SELECT coalesce($3::bigint, least((SELECT min(id) FROM jobs WHERE state = 'queued'), (SELECT min(id) FROM jobs WHERE state = 'scheduled')) - 1) AS after,
+           (SELECT max(id) FROM jobs) AS newest
+  ), up AS (
+    UPDATE jobs j SET priority_ms = s.priority_ms, fair_tag = CASE WHEN s.keep_turns THEN j.fair_tag ELSE 0 END
+    FROM bounds b, unnest($1::text[], $2::bigint[], $5::boolean[]) AS s(queue, priority_ms, keep_turns)
+    WHERE j.id > b.after AND j.id <= b.after + $4 AND j.queue = s.queue
+      AND j.state IN ('queued', 'scheduled') AND (j.priority_ms <> s.priority_ms OR (NOT s.keep_turns AND j.fair_tag > 0))
+    RETURNING 1
+  )
+  SELECT (SELECT count(*) FROM up)::int AS restamped, b.after, b.newest FROM bounds b`;
+
 /** $1 now, $2 limit. `next_wake`: the earliest wake time of a suspended job (durable.ts wakes them). Staged rows are excluded from the next-due lookup, which reads the statement's snapshot. */
 export const STAGE_DUE = `
   WITH staged AS (

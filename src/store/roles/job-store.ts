@@ -116,6 +116,29 @@ export interface PruneRequest {
   batchSize: number;
 }
 
+/** A queue's lease-order stamps as its policy now sets them (core/queue-policy.ts). */
+export interface QueueStamp {
+  queue: string;
+  priorityMs: number;
+  /** `'none'`: waiting jobs lose their turns (`fair_tag` 0); `'tenant'`: they keep them. */
+  fairness: 'none' | 'tenant';
+}
+
+export interface RestampRequest {
+  stamps: readonly QueueStamp[];
+  /** Continue after this job id (a previous call's `nextAfterId`); null: start at the oldest waiting job. */
+  afterId: string | null;
+  /** Job ids one call covers (a window of ids, not a count of changed rows): bounds how long it holds the write lock. */
+  span: number;
+}
+
+export interface RestampResult {
+  /** Waiting jobs in the window whose stamp was changed. */
+  restamped: number;
+  /** Where the next call continues; null: the window reached the newest job. */
+  nextAfterId: string | null;
+}
+
 export interface JobStore extends StoreRole {
   // --- intake -------------------------------------------------------------
   /** Insert events and their fan-out jobs, each item in all-or-nothing fashion, in one transaction. */
@@ -156,6 +179,14 @@ export interface JobStore extends StoreRole {
   reclaimWorker(workerId: string, options: ReclaimOptions): Promise<ReclaimedJob[]>;
   /** Requeue every running job whoever holds it (after a restore no restored lease has a live holder); never poisons. */
   reclaimAll(): Promise<ReclaimedJob[]>;
+  /**
+   * Give the queued and scheduled jobs of each queue, within one window of
+   * job ids, the stamp their queue's weights now set (a weight change in the
+   * config), and clear their turns when the queue is no longer fair; running,
+   * suspended and finished jobs keep theirs. Call it again
+   * with `nextAfterId` until that is null.
+   */
+  restampJobs(request: RestampRequest): Promise<RestampResult>;
   /** Delete old finished jobs and events, one bounded batch; returns rows deleted. */
   prune(request: PruneRequest): Promise<{ jobs: number; events: number }>;
 

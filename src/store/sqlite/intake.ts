@@ -48,12 +48,31 @@ export function insertJob(ctx: IntakeContext, job: NewJob): EnqueueResult {
     traceparent: job.traceparent ?? null,
     tenant: job.tenant ?? null,
     priority_ms: job.priorityMs ?? STRICT_PRIORITY_MS,
-    fair_tag: 0,
+    fair_tag: fairTag(ctx, job),
     now,
   })!;
   addDepth(own, job.queue, 1);
   if (state === 'queued') own.woken.add(job.queue);
   return { job: toJobRow(raw), created: true };
+}
+
+/**
+ * The job's turn in a fair queue (start-time fair queuing by tenant;
+ * docs/configuration.md "Fairness across tenants"), 0 outside one:
+ * `max(head, tail) + 1`, where head is the queue's smallest queued turn
+ * (with nothing queued: its largest scheduled one, so a job back from a retry
+ * backoff is not overtaken by turns restarting at 1) and tail the tenant's
+ * largest waiting one (queued or scheduled). A tenant with a backlog lines its
+ * jobs up one turn apart; a tenant with nothing waiting joins at the turn
+ * after the head, so it waits for at most one job per active tenant (two
+ * when its turn ties theirs). Inserts run one at a time inside the write
+ * lock, so every job sees the ones inserted before it, also in one batch.
+ */
+function fairTag(ctx: IntakeContext, job: NewJob): number {
+  if (ctx.options?.queueLimits?.get(job.queue)?.fairness !== 'tenant') return 0;
+  const head = ctx.s.fairHead.get({ queue: job.queue })?.fair_tag ?? 0;
+  const tail = ctx.s.fairTail.get(job.queue, job.tenant ?? null)?.fair_tag ?? 0;
+  return Math.max(head, tail) + 1;
 }
 
 /**

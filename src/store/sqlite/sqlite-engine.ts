@@ -48,6 +48,8 @@ import type {
   QueueStats,
   ReclaimedJob,
   ReclaimOptions,
+  RestampRequest,
+  RestampResult,
   StageResult,
   StorageEngine,
   StoreCapabilities,
@@ -341,6 +343,24 @@ export class SqliteEngine implements StorageEngine {
 
   async listNodes(): Promise<NodeRow[]> {
     return this.#nodes.list();
+  }
+
+  restampJobs(request: RestampRequest): Promise<RestampResult> {
+    return this.#write(() => {
+      const s = this.#s.fixed;
+      const after = request.afterId === null ? (s.oldestWaitingJobId.get()?.id ?? null) : parseJobId(request.afterId);
+      const newest = s.newestJobId.get()?.id ?? null;
+      if (after === null || newest === null) return { restamped: 0, nextAfterId: null };
+      // The first window starts just before the oldest waiting job.
+      const from = request.afterId === null ? after - 1 : after;
+      const until = from + Math.max(1, Math.floor(request.span));
+      let restamped = 0;
+      for (const stamp of request.stamps) {
+        const keep = stamp.fairness === 'tenant' ? 1 : 0;
+        restamped += s.restampWindow.run({ queue: stamp.queue, priority_ms: stamp.priorityMs, keep_turns: keep, after: from, until }).changes;
+      }
+      return { restamped, nextAfterId: until >= newest ? null : String(until) };
+    });
   }
 
   prune(request: PruneRequest): Promise<{ jobs: number; events: number }> {

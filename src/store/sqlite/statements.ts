@@ -90,6 +90,29 @@ function prepareFixed(db: Database.Database) {
               @idempotency_key, @concurrency_key, @concurrency_limit, @traceparent, @tenant, @priority_ms, @fair_tag, @now, @now)
       RETURNING *`),
     jobByIdempotencyKey: p<[string, string], RawJob>('SELECT * FROM jobs WHERE handler = ? AND idempotency_key = ?'),
+    // Fair queues (intake.ts fairTag): `jobs_fair_head` and `jobs_fair_tail`. SQLite uses a partial index only when
+    // the query repeats its WHERE terms word for word, hence `state IN (...)` beside the narrower `state = ...`.
+    fairHead: p<{ queue: string }, { fair_tag: number }>(`
+      SELECT coalesce(
+        (SELECT fair_tag FROM jobs WHERE queue = @queue AND state IN ('queued', 'scheduled') AND fair_tag > 0 AND state = 'queued'
+         ORDER BY fair_tag LIMIT 1),
+        (SELECT fair_tag FROM jobs WHERE queue = @queue AND state IN ('queued', 'scheduled') AND fair_tag > 0 AND state = 'scheduled'
+         ORDER BY fair_tag DESC LIMIT 1),
+        0) AS fair_tag`),
+    fairTail: p<[string, string | null], { fair_tag: number }>(
+      "SELECT fair_tag FROM jobs WHERE queue = ? AND tenant IS ? AND state IN ('queued', 'scheduled') AND fair_tag > 0 ORDER BY fair_tag DESC LIMIT 1",
+    ),
+    // Through the partial indexes (a read of the backlog only): by rowid, min(id) walks every older finished job first.
+    oldestWaitingJobId: p<[], { id: number | null }>(`
+      SELECT min(id) AS id FROM (
+        SELECT min(id) AS id FROM jobs INDEXED BY jobs_lease_order WHERE state = 'queued'
+        UNION ALL SELECT min(id) FROM jobs INDEXED BY jobs_scheduled WHERE state = 'scheduled')`),
+    newestJobId: p<[], { id: number | null }>('SELECT max(id) AS id FROM jobs'),
+    // `keep_turns` 0: the queue is no longer fair, so turns are cleared (a job keeping one would queue behind every new job).
+    restampWindow: p<{ queue: string; priority_ms: number; keep_turns: 0 | 1; after: number; until: number }>(`
+      UPDATE jobs SET priority_ms = @priority_ms, fair_tag = CASE WHEN @keep_turns = 1 THEN fair_tag ELSE 0 END
+      WHERE id > @after AND id <= @until AND queue = @queue AND state IN ('queued', 'scheduled')
+        AND (priority_ms <> @priority_ms OR (@keep_turns = 0 AND fair_tag > 0))`),
     jobById: p<[number], RawJob>('SELECT * FROM jobs WHERE id = ?'),
     jobExists: p<[number], { one: 1 }>('SELECT 1 AS one FROM jobs WHERE id = ?'),
     jobsByEvent: p<[string], RawJob>('SELECT * FROM jobs WHERE event_id = ? ORDER BY id'),

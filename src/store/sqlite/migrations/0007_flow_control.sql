@@ -18,8 +18,14 @@ UPDATE jobs SET tenant = (SELECT tenant FROM events WHERE events.id = jobs.event
 
 CREATE INDEX jobs_lease_order ON jobs (handler, fair_tag, run_at - priority * priority_ms, id) WHERE state = 'queued';
 DROP INDEX jobs_queued_by_handler;
--- A fair queue's next turn for a tenant: the tail of its queued jobs.
-CREATE INDEX jobs_fair_tail ON jobs (queue, tenant, fair_tag) WHERE state = 'queued' AND fair_tag > 0;
+-- A fair queue's next turn for a tenant: the tail of its waiting jobs
+-- (scheduled ones too, so a tenant's delayed burst takes successive turns).
+CREATE INDEX jobs_fair_tail ON jobs (queue, tenant, fair_tag) WHERE state IN ('queued', 'scheduled') AND fair_tag > 0;
+-- A fair queue's current turn (its head): the smallest turn still queued or,
+-- with nothing queued, the largest one scheduled (so a job back from a retry
+-- backoff keeps its place after the queue ran dry). Without it every insert
+-- into a fair queue would read the whole backlog.
+CREATE INDEX jobs_fair_head ON jobs (queue, state, fair_tag) WHERE state IN ('queued', 'scheduled') AND fair_tag > 0;
 -- Lease caps: running jobs per tenant and per worker.
 CREATE INDEX jobs_running_tenant ON jobs (tenant) WHERE state = 'running' AND tenant IS NOT NULL;
 CREATE INDEX jobs_running_worker ON jobs (worker_id) WHERE state = 'running';
