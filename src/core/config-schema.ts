@@ -20,6 +20,10 @@ export const MAX_TIMER_MS = 2_147_483_647;
  * cap existed) rather than fail to serialise them.
  */
 export const MAX_JSON_DEPTH = 512;
+/** Lease caps: any sane cap is far below this; larger is a typo (and would not fit the counts' columns). */
+export const MAX_LEASE_CAP = 1_000_000;
+const KEY_REF_EXPECTED = 'expected an API key id ("key_…") or name, 1-200 characters';
+const TENANT_EXPECTED = 'expected a tenant name of 1-200 characters (as events and jobs carry it)';
 /** Priorities are stored in 32-bit integer columns. */
 const MAX_PRIORITY = 2_147_483_647;
 
@@ -189,10 +193,43 @@ export const configSchema = strict(
   {
     handlers: z.array(handlerSchema, { error: 'expected an array of handlers' }),
     queues: z
-      .record(z.string(), strict({ maxDepth: int(1).optional() }, 'an object { maxDepth }'), {
-        error: 'expected an object mapping queue names to { maxDepth }',
+      .record(z.string(), strict({ maxDepth: int(1).optional(), tenantMaxActiveLeases: int(1, MAX_LEASE_CAP).optional() }, 'an object { maxDepth, tenantMaxActiveLeases }'), {
+        error: 'expected an object mapping queue names to { maxDepth, tenantMaxActiveLeases }',
       })
       .optional(),
+    // Lease caps (docs/configuration.md "Flow control"); per-queue tenant caps are `queues.<name>.tenantMaxActiveLeases`.
+    flow: strict(
+      {
+        tenants: strict(
+          {
+            maxActiveLeases: int(1, MAX_LEASE_CAP).optional(),
+            // 0 is allowed: a tenant whose jobs must wait (nothing of theirs is leased until it is raised).
+            overrides: z
+              .record(z.string().min(1, { error: TENANT_EXPECTED }).max(200, { error: TENANT_EXPECTED }), int(0, MAX_LEASE_CAP), {
+                error: 'expected an object mapping tenant names to their cap, e.g. { "acme": 50 }',
+              })
+              .optional(),
+          },
+          'an object { maxActiveLeases, overrides }',
+        ).optional(),
+        workers: strict(
+          {
+            maxActiveLeases: int(1, MAX_LEASE_CAP).optional(),
+            keyMaxActiveLeases: int(1, MAX_LEASE_CAP).optional(),
+            // Per work key, by its id (`key_…`) or its name, as `drover keys list` shows them.
+            keys: z
+              .record(
+                z.string().min(1, { error: KEY_REF_EXPECTED }).max(200, { error: KEY_REF_EXPECTED }),
+                strict({ maxActiveLeases: int(1, MAX_LEASE_CAP).optional(), maxWorkerLeases: int(1, MAX_LEASE_CAP).optional() }, 'an object { maxActiveLeases, maxWorkerLeases }'),
+                { error: 'expected an object mapping key ids or names to { maxActiveLeases, maxWorkerLeases }' },
+              )
+              .optional(),
+          },
+          'an object { maxActiveLeases, keyMaxActiveLeases, keys }',
+        ).optional(),
+      },
+      'an object { tenants, workers }',
+    ).optional(),
     server: strict(
       {
         host: text('expected a non-empty string').optional(),

@@ -31,6 +31,8 @@ import { ThreadPool } from './thread-pool.js';
 import { ABORT_SETTLE_MS, CLOSE_MS, RELEASE_MS, settlesWithin } from './shutdown.js';
 import { RateLimits } from './rate-limits.js';
 import { RemoteWorkers } from './remote-workers.js';
+import { tenantCapsIfAny } from '../core/lease-caps.js';
+import { definedOnly } from '../core/config-sources.js';
 import { RuntimeTriggers } from './actions/runtime-triggers.js';
 
 export type RuntimeState = 'created' | 'running' | 'draining' | 'stopped';
@@ -185,6 +187,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       startRoom: (handler) => this.admission.room(handler),
       steps: { store: this.store, lifecycle: this.lifecycle, limits: this.config.durable, clock: this.clock, onWakeAt: (at) => this.#dueTimer.noteDue(at) },
       features: this.gates,
+      ...definedOnly({ tenantCaps: tenantCapsIfAny(this.config.flow.tenants) }),
     });
     this.remoteWorkers = new RemoteWorkers({
       store: this.store,
@@ -197,6 +200,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       poisonAfter: this.config.poisonAfter,
       onScheduled: (runAt) => this.#dueTimer.noteDue(runAt),
       isRunning: () => this.#state === 'running',
+      caps: this.config.flow,
     });
     this.jobControl = new JobControl({ store: this.store, lifecycle: this.lifecycle });
     this.#cron = new CronScheduler(this.config.handlers.values(), this.clock, (tick) => this.#enqueueCronTick(tick), reportTaskError('cron'));

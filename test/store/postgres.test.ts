@@ -22,7 +22,8 @@ import { SETTLE } from '../../src/store/postgres/settle-batch.js';
 import { loadMigrations } from '../../src/store/postgres/migrator.js';
 import { openPostgresEngine, type PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { describeStoreConformance } from './conformance.js';
+import { describeStoreConformance, type StoreFactory } from './conformance.js';
+import { describeLeaseCapsConformance } from './lease-caps-conformance.js';
 
 export const PG_URL = process.env.DROVER_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -56,7 +57,7 @@ afterAll(async () => {
   await admin.end();
 });
 
-describeStoreConformance('postgres', async (clock) => {
+const postgresStore: StoreFactory = async (clock) => {
   const schema = newSchema();
   const engine = openPostgresEngine({ url: PG_URL, schema, clock, poolMax: 5, nodeLockWaitMs: 300 });
   return {
@@ -66,7 +67,9 @@ describeStoreConformance('postgres', async (clock) => {
       await dropSchema(schema);
     },
   };
-});
+};
+describeStoreConformance('postgres', postgresStore);
+describeLeaseCapsConformance('postgres', postgresStore);
 
 describe('postgres engine', () => {
   const open: PostgresEngine[] = [];

@@ -14,7 +14,8 @@ import type { NewJob } from '../../src/core/types.js';
 import { GroupCommit } from '../../src/store/sqlite/group-commit.js';
 import { loadMigrations } from '../../src/store/sqlite/migrator.js';
 import { openSqliteEngine, type SqliteEngine } from '../../src/store/sqlite/sqlite-engine.js';
-import { describeStoreConformance } from './conformance.js';
+import { describeStoreConformance, type StoreFactory } from './conformance.js';
+import { describeLeaseCapsConformance } from './lease-caps-conformance.js';
 
 const tempDirs: string[] = [];
 function tempDir(): string {
@@ -23,7 +24,7 @@ function tempDir(): string {
   return dir;
 }
 
-describeStoreConformance('sqlite', async (clock) => {
+const sqliteStore: StoreFactory = async (clock) => {
   const dir = mkdtempSync(join(tmpdir(), 'drover-conf-'));
   const engine = await openSqliteEngine({ path: join(dir, 'drover.db'), clock });
   return {
@@ -33,7 +34,9 @@ describeStoreConformance('sqlite', async (clock) => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-});
+};
+describeStoreConformance('sqlite', sqliteStore);
+describeLeaseCapsConformance('sqlite', sqliteStore);
 
 describe('sqlite engine', () => {
   const open: SqliteEngine[] = [];

@@ -26,6 +26,17 @@
  *    decrement would block a key for good; a count of running jobs cannot
  *    drift.
  *
+ * Lease caps (core/lease-caps.ts) take shape 2 as well, whenever a tenant
+ * cap can bind the asked handlers: a tenant is guarded like a key, by
+ * `pg_try_advisory_xact_lock(hash('drover:tenant:' || tenant))`, and its
+ * running jobs (per queue) are counted after the lock; a tenant another node
+ * is leasing right now is skipped for this call. Worker and key caps are
+ * taken before either shape, in the same transaction: `lockHolders` waits
+ * for (not tries) a lock per worker id and per key, since a second call of
+ * the same worker must see the first one's leases, then counts what each
+ * holds and shrinks the call's limit. Without caps the fast shape runs alone,
+ * outside any transaction, as before.
+ *
  * Every lease token is independently random (`gen_random_uuid()`, from the
  * server's strong random source, drawn per row because the fast shape learns
  * which rows it takes only as it updates them): holding one token tells
@@ -37,6 +48,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { noteTenantRefusal, roomUnderWorkerCaps, TenantTally, type LeaseCapReport, type LeaseCaps, type TenantCaps } from '../../core/lease-caps.js';
 import { compareLeaseOrder } from '../../core/queue-policy.js';
 import type { LeaseRequest } from '../engine.js';
 import type { RawLeased } from './rows.js';
@@ -109,14 +121,22 @@ export function leaseFastSql(excluding: boolean): string {
 const LEASE_FAST = leaseFastSql(false);
 const LEASE_FAST_EXCLUDING = leaseFastSql(true);
 
-/** $1 handlers, $2 room, $3 excluded queues, $4 keys known to be full. Candidates of every kind, in lease order per handler. */
+/**
+ * $1 handlers, $2 room, $3 excluded queues, $4 keys known to be full, $5
+ * tenants known to be full (at their cluster-wide cap, or locked by another
+ * node), $6/$7 (queue, tenant) pairs at a per-queue cap. Candidates of every
+ * kind, in lease order per handler. Full tenants are left out of the scan,
+ * not passed over after it: otherwise a capped tenant's backlog would fill
+ * every round and hide the other tenants' jobs behind it.
+ */
 const KEYED_CANDIDATES = `
-  SELECT c.id, c.handler, c.tenant, c.concurrency_key, c.concurrency_limit
+  SELECT c.id, c.handler, c.queue, c.tenant, c.concurrency_key, c.concurrency_limit
   FROM unnest($1::text[], $2::int[]) AS h(name, room)
   CROSS JOIN LATERAL (
-    SELECT id, handler, tenant, fair_tag, run_at - priority * priority_ms AS rank, concurrency_key, concurrency_limit FROM jobs
+    SELECT id, handler, queue, tenant, fair_tag, run_at - priority * priority_ms AS rank, concurrency_key, concurrency_limit FROM jobs
     WHERE state = 'queued' AND handler = h.name AND queue <> ALL($3::text[])
       AND (concurrency_key IS NULL OR concurrency_key <> ALL($4::text[]))
+      AND (tenant IS NULL OR (tenant <> ALL($5::text[]) AND (queue, tenant) NOT IN (SELECT q, t FROM unnest($6::text[], $7::text[]) AS f(q, t))))
     ORDER BY fair_tag, run_at - priority * priority_ms, id
     LIMIT h.room
     FOR UPDATE SKIP LOCKED
@@ -131,6 +151,32 @@ const RUNNING_PER_KEY = `
   SELECT concurrency_key AS key, count(*) AS n FROM jobs
   WHERE state = 'running' AND concurrency_key = ANY($1::text[])
   GROUP BY concurrency_key`;
+
+const TRY_TENANT_LOCKS = `
+  SELECT t AS tenant, pg_try_advisory_xact_lock(hashtextextended('drover:tenant:' || t, 0)) AS locked
+  FROM unnest($1::text[]) AS t`;
+
+const RUNNING_PER_TENANT = `
+  SELECT tenant, queue, count(*)::int AS n FROM jobs
+  WHERE state = 'running' AND tenant = ANY($1::text[])
+  GROUP BY tenant, queue`;
+
+/**
+ * $1 worker id or null, $2 key id or null. Waits for each lock: a second
+ * lease call of the same worker (or key) must count the first one's leases,
+ * and the wait is one short lease transaction. Worker before key, always, so
+ * two calls never wait on each other crosswise.
+ */
+const LOCK_HOLDERS = `
+  SELECT pg_advisory_xact_lock(hashtextextended('drover:worker:' || $1::text, 0)) FROM (SELECT 1) AS one WHERE $1::text IS NOT NULL
+  UNION ALL
+  SELECT pg_advisory_xact_lock(hashtextextended('drover:lease-key:' || $2::text, 0)) FROM (SELECT 1) AS one WHERE $2::text IS NOT NULL`;
+
+/** $1 worker id or null, $2 key id or null: what each holds running now (a statement after the locks, so it sees their last holder's leases). */
+const RUNNING_OF_HOLDERS = `
+  SELECT
+    (SELECT count(*)::int FROM jobs WHERE state = 'running' AND $1::text IS NOT NULL AND worker_id = $1::text) AS worker,
+    (SELECT count(*)::int FROM jobs WHERE state = 'running' AND $2::text IS NOT NULL AND lease_key_id = $2::text) AS key`;
 
 /** $1 ids, $2 call id, $3 lease expiry per handler of $6, $4 worker, $5 now, $6 handlers, $7 leasing key id. */
 const LEASE_IDS = `
@@ -227,29 +273,61 @@ export async function leaseFast(db: pg.Pool | pg.PoolClient, plan: LeasePlan, ca
   return rows.filter((row) => row.id !== null);
 }
 
+/**
+ * Worker and key caps, inside the caller's transaction: lock the worker id
+ * and the key, count what each holds running, and shrink the plan's limit to
+ * what is left. Returns the plan to lease with, or null when nothing is left.
+ */
+export async function lockHolders(client: pg.PoolClient, plan: LeasePlan, call: LeaseCall, caps: LeaseCaps, report?: LeaseCapReport): Promise<LeasePlan | null> {
+  const worker = caps.worker === undefined ? null : call.worker;
+  const key = caps.key === undefined ? null : call.keyId;
+  if (worker === null && key === null) return plan;
+  await client.query(LOCK_HOLDERS, [worker, key]);
+  const { rows } = await client.query<{ worker: number; key: number }>(RUNNING_OF_HOLDERS, [worker, key]);
+  const limit = roomUnderWorkerCaps(plan.limit, key === null ? { ...caps, key: undefined } : caps, rows[0]!, report);
+  if (limit <= 0) return null;
+  return limit === plan.limit ? plan : { ...plan, limit, room: plan.room.map((n) => Math.min(n, limit)) };
+}
+
 interface Candidate {
   id: number;
   handler: string;
+  queue: string;
   tenant: string | null;
   concurrency_key: string | null;
   concurrency_limit: number | null;
 }
 
-/** Shape 2: inside the caller's transaction. */
-export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: LeaseCall): Promise<RawLeased[]> {
+/** Shape 2: inside the caller's transaction. With `tenantCaps`, tenants are guarded and counted like keys. */
+export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: LeaseCall, tenantCaps?: TenantCaps, report?: LeaseCapReport): Promise<RawLeased[]> {
   const room = new Map(plan.handlers.map((name, i) => [name, plan.room[i]!]));
   let want = plan.limit;
   /** Keys we hold the lock for, with their running count and limit as of now (including our own takes). */
   const keys = new Map<string, { running: number }>();
   /** Keys at their limit, or locked by another node: not worth fetching again. */
   const full = new Set<string>();
+  /** Tenants we hold the lock for, with their running counts (null: no tenant caps in this call). */
+  const tenants = tenantCaps ? new TenantTally(tenantCaps) : null;
+  /** Tenants at their cluster-wide cap, or locked by another node: not fetched again. */
+  const fullTenants = new Set<string>();
+  /** (queue, tenant) pairs at a per-queue cap. */
+  const fullInQueue = new Map<string, { queue: string; tenant: string }>();
   const leased: RawLeased[] = [];
 
   for (let round = 0; round < MAX_ROUNDS && want > 0 && room.size > 0; round++) {
     const names = [...room.keys()];
     const asked = names.map((name) => Math.min(room.get(name)!, want) + SLACK);
-    const { rows: candidates } = await client.query<Candidate>(KEYED_CANDIDATES, [names, asked, plan.exclude, [...full]]);
+    const { rows: candidates } = await client.query<Candidate>(KEYED_CANDIDATES, [
+      names,
+      asked,
+      plan.exclude,
+      [...full],
+      [...fullTenants],
+      [...fullInQueue.values()].map((f) => f.queue),
+      [...fullInQueue.values()].map((f) => f.tenant),
+    ]);
     if (candidates.length === 0) break;
+    if (tenants) await guardTenants(client, candidates, tenants, fullTenants);
 
     const unseen = [...new Set(candidates.map((c) => c.concurrency_key).filter((k): k is string => k !== null && !keys.has(k) && !full.has(k)))];
     if (unseen.length > 0) {
@@ -270,6 +348,14 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
       if (want === 0) break;
       const left = room.get(c.handler);
       if (left === undefined) continue;
+      const tenant = tenants !== null && c.tenant !== null ? c.tenant : null;
+      if (tenant !== null && (fullTenants.has(tenant) || !tenants!.fits(tenant, c.queue))) {
+        noteTenantRefusal(report, tenant, c.queue);
+        if (fullTenants.has(tenant) || tenants!.full(tenant)) fullTenants.add(tenant);
+        else fullInQueue.set(`${c.queue}\u0000${tenant}`, { queue: c.queue, tenant });
+        blocked++;
+        continue;
+      }
       if (c.concurrency_key !== null) {
         const key = keys.get(c.concurrency_key);
         // A key without a limit means one at a time: the point of a key is serialising.
@@ -280,6 +366,7 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
         }
         key.running++;
       }
+      if (tenant !== null) tenants!.take(tenant, c.queue);
       take.push(c.id);
       want--;
       if (left <= 1) room.delete(c.handler);
@@ -289,8 +376,24 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
       const { rows } = await client.query<RawLeased>(LEASE_IDS, [take, call.nonce, call.expires, call.worker, call.now, plan.handlers, call.keyId]);
       leased.push(...rows);
     }
-    // Nothing was held back by a key: the scan saw everything these handlers may take now.
+    // Nothing was held back by a key or a tenant cap: the scan saw everything these handlers may take now.
     if (blocked === 0) break;
   }
   return leased.sort(compareLeaseOrder);
+}
+
+/**
+ * Lock the tenants first seen in this round and load their running counts;
+ * a tenant whose lock another node holds is full for this call. The count is
+ * a new statement after the lock, so it sees the last holder's leases.
+ */
+async function guardTenants(client: pg.PoolClient, candidates: readonly Candidate[], tenants: TenantTally, fullTenants: Set<string>): Promise<void> {
+  const unseen = [...new Set(candidates.map((c) => c.tenant).filter((t): t is string => t !== null && !tenants.has(t) && !fullTenants.has(t)))];
+  if (unseen.length === 0) return;
+  const { rows: locks } = await client.query<{ tenant: string; locked: boolean }>(TRY_TENANT_LOCKS, [unseen]);
+  const mine = locks.filter((l) => l.locked).map((l) => l.tenant);
+  for (const l of locks) if (!l.locked) fullTenants.add(l.tenant);
+  if (mine.length === 0) return;
+  const { rows } = await client.query<{ tenant: string; queue: string; n: number }>(RUNNING_PER_TENANT, [mine]);
+  for (const tenant of mine) tenants.load(tenant, rows.filter((r) => r.tenant === tenant).map((r) => [r.queue, r.n] as const));
 }

@@ -44,6 +44,7 @@ export interface LeaseCandidate {
   priority_ms: number;
   fair_tag: number;
   tenant: string | null;
+  queue: string;
   concurrency_key: string | null;
   concurrency_limit: number | null;
 }
@@ -106,6 +107,12 @@ function prepareFixed(db: Database.Database) {
     runningWithKey: p<[string], { n: number }>(
       "SELECT count(*) AS n FROM jobs WHERE state = 'running' AND concurrency_key = ?",
     ),
+    // Lease caps (core/lease-caps.ts), each on its partial index of running jobs.
+    runningOfTenant: p<[string], { queue: string; n: number }>(
+      "SELECT queue, count(*) AS n FROM jobs WHERE state = 'running' AND tenant = ? GROUP BY queue",
+    ),
+    runningOfWorker: p<[string], { n: number }>("SELECT count(*) AS n FROM jobs WHERE state = 'running' AND worker_id = ?"),
+    runningOfLeaseKey: p<[string], { n: number }>("SELECT count(*) AS n FROM jobs WHERE state = 'running' AND lease_key_id = ?"),
     insertAttempt: p<[number, number, string, number]>(
       "INSERT INTO attempts (job_id, attempt, worker_id, started_at, outcome) VALUES (?, ?, ?, ?, 'running')",
     ),
@@ -241,7 +248,7 @@ export class SqliteStatements {
     if (!stmt) {
       const marks = Array.from({ length: excluded }, () => '?').join(', ');
       stmt = this.db.prepare<unknown[], LeaseCandidate>(`
-        SELECT id, handler, priority, run_at, priority_ms, fair_tag, tenant, concurrency_key, concurrency_limit FROM jobs
+        SELECT id, handler, priority, run_at, priority_ms, fair_tag, tenant, queue, concurrency_key, concurrency_limit FROM jobs
         WHERE state = 'queued' AND handler = ? ${excluded > 0 ? `AND queue NOT IN (${marks})` : ''}
         ORDER BY ${LEASE_ORDER}
         LIMIT ?`);
