@@ -16,6 +16,7 @@
 //            thread adds them up and prints the same report.
 //   latency  `noop` records now - payload.sent at handler start (payload.warm
 //            jobs are not recorded); after BENCH_EXPECT samples it prints them.
+//            BENCH_FLOW (JSON) sets the config's `flow` (lease caps).
 //   crash    `block` prints when it starts and parks until shutdown.
 //   durable  `plain` returns at once; `steps` runs payload.n no-op
 //            ctx.step.run steps and prints how long they took (`bench:steps`);
@@ -206,4 +207,7 @@ const handlers = {
 
 if (mode !== 'durable' && !handlers[mode]) throw new Error(`BENCH_MODE must be one of ${[...Object.keys(handlers), 'durable'].join(', ')}; got ${mode}`);
 
-export default { handlers: mode === 'durable' ? durableHandlers() : [handlers[mode]()], rateLimit: { enabled: false } };
+// BENCH_FLOW: the config's `flow` (lease caps) as JSON, for the caps workload's drains.
+const flow = process.env.BENCH_FLOW ? { flow: JSON.parse(process.env.BENCH_FLOW) } : {};
+
+export default { handlers: mode === 'durable' ? durableHandlers() : [handlers[mode]()], rateLimit: { enabled: false }, ...flow };

@@ -124,7 +124,7 @@ export function droverSystem(engine, options = {}) {
    * Put `n` queued no-op jobs into the store with no worker running: an
    * in-process node whose dispatcher is stopped before anything is enqueued.
    */
-  async function seed(storeUrl, n, runEnv = {}) {
+  async function seed(storeUrl, n, runEnv = {}, tenants = 0) {
     const [{ resolveConfig }, { startNode }, { createLogger }] = await Promise.all([
       import(pathToFileURL(join(DIST, 'core/config.js')).href),
       import(pathToFileURL(join(DIST, 'node/start-node.js')).href),
@@ -139,7 +139,7 @@ export function droverSystem(engine, options = {}) {
       const started = now();
       for (let from = 0; from < n; from += SEED_CHUNK) {
         const size = Math.min(SEED_CHUNK, n - from);
-        await node.runtime.enqueueJobs(Array.from({ length: size }, (_, i) => ({ handler: 'noop', payload: { i: from + i } })));
+        await node.runtime.enqueueJobs(Array.from({ length: size }, (_, i) => ({ handler: 'noop', payload: { i: from + i }, ...(tenants ? { tenant: `t${(from + i) % tenants}` } : {}) })));
       }
       const seconds = (now() - started) / 1000;
       const stats = (await node.store.queueStats()).find((q) => q.queue === 'default');
@@ -286,11 +286,11 @@ export function droverSystem(engine, options = {}) {
      * `n` pre-enqueued no-op jobs drained by one worker process at handler concurrency `concurrency`,
      * the handler run `inline` (default) or with `isolation: 'thread'` (`concurrency` threads).
      */
-    drain(n, concurrency, isolation = 'inline') {
+    drain(n, concurrency, isolation = 'inline', { tenants = 0, flow = null } = {}) {
       return withRun(`drain${concurrency}${isolation === 'thread' ? 't' : ''}`, async (run) => {
-        const seeded = await seed(run.storeUrl, n, run.runEnv);
+        const seeded = await seed(run.storeUrl, n, run.runEnv, tenants);
         const spawnedAt = now();
-        const env = { BENCH_EXPECT: String(n), BENCH_CONCURRENCY: String(concurrency), BENCH_ISOLATION: isolation };
+        const env = { BENCH_EXPECT: String(n), BENCH_CONCURRENCY: String(concurrency), BENCH_ISOLATION: isolation, ...(flow ? { BENCH_FLOW: JSON.stringify(flow) } : {}) };
         const worker = await run.startWorker('drain', env, { waitReady: false });
         const done = await worker.waitForLine(/^bench:drain (.*)$/, Math.max(60_000, n * 5), 'the drain report');
         // Sample the worker right away: peak RSS so far covers startup and the whole drain.
@@ -339,6 +339,35 @@ export function droverSystem(engine, options = {}) {
       const inline = await this.drain(n, concurrency, 'inline');
       const thread = await this.drain(n, concurrency, 'thread');
       return { jobs: n, concurrency, inlineJobsPerSec: inline.jobsPerSec, threadJobsPerSec: thread.jobsPerSec, ratio: thread.jobsPerSec / inline.jobsPerSec, inline, thread };
+    },
+
+    /**
+     * What tenant caps cost (issue 20): the same drain of `n` no-op jobs spread
+     * over `tenants` tenants, at handler concurrency `concurrency`, a fresh
+     * store each: caps off, a cap that never binds (each tenant may run every
+     * job the handler can), and a binding cap (`tenants × bind` below
+     * `concurrency`). Run off, on, binding, off so a drift in machine load hits
+     * both sides; `off` is the better of the two off runs.
+     */
+    async caps(n, concurrency, tenants = 10, bind = 2) {
+      const opts = (cap) => ({ tenants, flow: cap === null ? null : { tenants: { maxActiveLeases: cap } } });
+      const off1 = await this.drain(n, concurrency, 'inline', opts(null));
+      const loose = await this.drain(n, concurrency, 'inline', opts(concurrency * 10));
+      const binding = await this.drain(n, concurrency, 'inline', opts(bind));
+      const off2 = await this.drain(n, concurrency, 'inline', opts(null));
+      const offRate = Math.max(off1.jobsPerSec, off2.jobsPerSec);
+      return {
+        jobs: n,
+        concurrency,
+        tenants,
+        bindingCap: bind,
+        offJobsPerSec: offRate,
+        looseJobsPerSec: loose.jobsPerSec,
+        bindingJobsPerSec: binding.jobsPerSec,
+        looseRatio: loose.jobsPerSec / offRate,
+        bindingRatio: binding.jobsPerSec / offRate,
+        runs: { off1, loose, binding, off2 },
+      };
     },
 
     /**

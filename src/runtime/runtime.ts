@@ -270,11 +270,32 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     await this.triggers.start();
     await this.gates.start();
     this.#state = 'running';
-    this.#unsubscribe = this.store.onWork(() => this.dispatcher.wake());
+    const offWork = this.store.onWork(() => this.dispatcher.wake());
+    const offCaps = this.#wakeOnRemoteTenantSettles();
+    this.#unsubscribe = () => {
+      offWork();
+      offCaps();
+    };
     this.#dueTimer.start();
     this.dispatcher.start();
     this.#cron.start();
     for (const task of this.#tasks) task.start();
+  }
+
+  /**
+   * With tenant caps, a remote worker settling a tenant's job frees a place
+   * under the tenant's cap that local handlers found full and went idle on:
+   * wake them (the dispatcher does the same for its own jobs).
+   */
+  #wakeOnRemoteTenantSettles(): () => void {
+    if (!tenantCapsIfAny(this.config.flow.tenants)) return () => undefined;
+    const wake = ({ job, remote }: { job: { tenant: string | null }; remote?: unknown }) => {
+      if (remote && job.tenant !== null) this.dispatcher.wake();
+    };
+    const offs = [this.lifecycle.on('job:succeeded', wake), this.lifecycle.on('job:failed', wake), this.lifecycle.on('job:released', wake), this.lifecycle.on('job:suspended', wake)];
+    return () => {
+      for (const off of offs) off();
+    };
   }
 
   /** A task the node's operations side runs (audit export, backups) failed: reported like the runtime's own (`task:failed`). */

@@ -86,6 +86,30 @@ describe('tenant caps', () => {
   });
 });
 
+describe('tenant caps between local and remote work', () => {
+  it("a remote worker finishing a tenant's job lets the node's own handler run the tenant's next job at once", async () => {
+    const ran: string[] = [];
+    node = await startTestNode({
+      handlers: [
+        { name: 'local-l', run: async (ctx) => void ran.push(ctx.job.id) },
+        { name: 'remote-r', remote: true },
+      ],
+      flow: { tenants: { maxActiveLeases: 1 } },
+      rateLimit: { enabled: false },
+    });
+    const n = node;
+    expect((await n.request('POST', '/v1/jobs', { handler: 'remote-r', tenant: 't', payload: {} })).status).toBe(202);
+    const leased = await n.request('POST', '/v1/workers/lease', { handlers: ['remote-r'], max: 1, workerId: 'r' });
+    const held = leased.body.jobs[0] as { id: string; leaseToken: string };
+    const local = await n.request('POST', '/v1/jobs', { handler: 'local-l', tenant: 't', payload: {} });
+    // The node tried it and found the tenant at its cap.
+    await waitFor(() => n.logLines.some((l) => l.tenant === 't' && l.cap === 'tenant'), { timeoutMs: 5_000, message: 'the local lease was capped' });
+    expect(ran).toEqual([]);
+    expect((await n.request('POST', '/v1/workers/complete', { jobId: held.id, token: held.leaseToken, result: null })).status).toBe(200);
+    await waitFor(() => ran.includes(local.body.id), { timeoutMs: 1_500, message: 'the local job ran once the remote one finished' });
+  });
+});
+
 describe('worker caps', () => {
   async function startRemote(flow: Record<string, unknown>): Promise<TestNode> {
     node = await startTestNode({ handlers: [{ name: 'remote-w', remote: true }], flow, rateLimit: { enabled: false } });

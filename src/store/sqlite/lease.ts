@@ -47,6 +47,8 @@ export function leaseJobs(
     want = roomUnderWorkerCaps(want, request.keyId ? caps : { ...caps, key: undefined }, { worker, key }, request.capped);
   }
   const tenants = caps?.tenants ? new TenantTally(caps.tenants) : null;
+  /** Tenants at their cluster-wide cap: left out of later rounds' scans (a capped tenant's backlog would fill every round). */
+  const fullTenants = new Set<string>();
   const exclude = request.excludeQueues ?? [];
   const defaultExpires = now + request.leaseMs;
   const runningByKey = new Map<string, number>();
@@ -58,7 +60,7 @@ export function leaseJobs(
     // Jobs taken in earlier rounds are now `running` and drop out of the scan;
     // blocked ones do not, so fetch enough to see past them.
     const fetch = want + blocked.size + SLACK;
-    const candidates = statements.leaseCandidates([...room.keys()], exclude, fetch);
+    const candidates = statements.leaseCandidates([...room.keys()], exclude, fetch, [...fullTenants]);
     for (const job of candidates) {
       if (want === 0) break;
       if (blocked.has(job.id)) continue;
@@ -70,6 +72,7 @@ export function leaseJobs(
         if (!tenants!.has(capped)) tenants!.load(capped, s.runningOfTenant.all(capped).map((r) => [r.queue, r.n] as const));
         if (!tenants!.fits(capped, job.queue)) {
           noteTenantRefusal(request.capped, capped, job.queue);
+          if (tenants!.full(capped)) fullTenants.add(capped);
           blocked.add(job.id);
           continue;
         }
