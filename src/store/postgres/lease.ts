@@ -48,7 +48,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { noteTenantRefusal, roomUnderWorkerCaps, TenantTally, type LeaseCapReport, type LeaseCaps, type TenantCaps } from '../../core/lease-caps.js';
+import { noteTenantRefusal, TenantTally, type LeaseCapReport, type TenantCaps } from '../../core/lease-caps.js';
+import { guardTenants } from './lease-caps.js';
 import { compareLeaseOrder } from '../../core/queue-policy.js';
 import type { LeaseRequest } from '../engine.js';
 import type { RawLeased } from './rows.js';
@@ -124,13 +125,17 @@ const LEASE_FAST_EXCLUDING = leaseFastSql(true);
 /**
  * $1 handlers, $2 room, $3 excluded queues, $4 keys known to be full, $5
  * tenants known to be full (at their cluster-wide cap, or locked by another
- * node), $6/$7 (queue, tenant) pairs at a per-queue cap. Candidates of every
+ * node), $6/$7 (queue, tenant) pairs at a per-queue cap, $8 tenant caps on
+ * (lock each candidate's tenant: `guardTenants`). Candidates of every
  * kind, in lease order per handler. Full tenants are left out of the scan,
  * not passed over after it: otherwise a capped tenant's backlog would fill
  * every round and hide the other tenants' jobs behind it.
  */
 const KEYED_CANDIDATES = `
-  SELECT c.id, c.handler, c.queue, c.tenant, c.concurrency_key, c.concurrency_limit
+  SELECT c.id, c.handler, c.queue, c.tenant, c.concurrency_key, c.concurrency_limit,
+    -- With tenant caps ($8), each candidate's tenant is try-locked here, saving
+    -- a round trip; re-taking a lock this transaction holds is free.
+    CASE WHEN $8::boolean AND c.tenant IS NOT NULL THEN pg_try_advisory_xact_lock(hashtextextended('drover:tenant:' || c.tenant, 0)) END AS tenant_locked
   FROM unnest($1::text[], $2::int[]) AS h(name, room)
   CROSS JOIN LATERAL (
     SELECT id, handler, queue, tenant, fair_tag, run_at - priority * priority_ms AS rank, concurrency_key, concurrency_limit FROM jobs
@@ -151,32 +156,6 @@ const RUNNING_PER_KEY = `
   SELECT concurrency_key AS key, count(*) AS n FROM jobs
   WHERE state = 'running' AND concurrency_key = ANY($1::text[])
   GROUP BY concurrency_key`;
-
-const TRY_TENANT_LOCKS = `
-  SELECT t AS tenant, pg_try_advisory_xact_lock(hashtextextended('drover:tenant:' || t, 0)) AS locked
-  FROM unnest($1::text[]) AS t`;
-
-const RUNNING_PER_TENANT = `
-  SELECT tenant, queue, count(*)::int AS n FROM jobs
-  WHERE state = 'running' AND tenant = ANY($1::text[])
-  GROUP BY tenant, queue`;
-
-/**
- * $1 worker id or null, $2 key id or null. Waits for each lock: a second
- * lease call of the same worker (or key) must count the first one's leases,
- * and the wait is one short lease transaction. Worker before key, always, so
- * two calls never wait on each other crosswise.
- */
-const LOCK_HOLDERS = `
-  SELECT pg_advisory_xact_lock(hashtextextended('drover:worker:' || $1::text, 0)) FROM (SELECT 1) AS one WHERE $1::text IS NOT NULL
-  UNION ALL
-  SELECT pg_advisory_xact_lock(hashtextextended('drover:lease-key:' || $2::text, 0)) FROM (SELECT 1) AS one WHERE $2::text IS NOT NULL`;
-
-/** $1 worker id or null, $2 key id or null: what each holds running now (a statement after the locks, so it sees their last holder's leases). */
-const RUNNING_OF_HOLDERS = `
-  SELECT
-    (SELECT count(*)::int FROM jobs WHERE state = 'running' AND $1::text IS NOT NULL AND worker_id = $1::text) AS worker,
-    (SELECT count(*)::int FROM jobs WHERE state = 'running' AND $2::text IS NOT NULL AND lease_key_id = $2::text) AS key`;
 
 /** $1 ids, $2 call id, $3 lease expiry per handler of $6, $4 worker, $5 now, $6 handlers, $7 leasing key id. */
 const LEASE_IDS = `
@@ -273,29 +252,15 @@ export async function leaseFast(db: pg.Pool | pg.PoolClient, plan: LeasePlan, ca
   return rows.filter((row) => row.id !== null);
 }
 
-/**
- * Worker and key caps, inside the caller's transaction: lock the worker id
- * and the key, count what each holds running, and shrink the plan's limit to
- * what is left. Returns the plan to lease with, or null when nothing is left.
- */
-export async function lockHolders(client: pg.PoolClient, plan: LeasePlan, call: LeaseCall, caps: LeaseCaps, report?: LeaseCapReport): Promise<LeasePlan | null> {
-  const worker = caps.worker === undefined ? null : call.worker;
-  const key = caps.key === undefined ? null : call.keyId;
-  if (worker === null && key === null) return plan;
-  await client.query(LOCK_HOLDERS, [worker, key]);
-  const { rows } = await client.query<{ worker: number; key: number }>(RUNNING_OF_HOLDERS, [worker, key]);
-  const limit = roomUnderWorkerCaps(plan.limit, key === null ? { ...caps, key: undefined } : caps, rows[0]!, report);
-  if (limit <= 0) return null;
-  return limit === plan.limit ? plan : { ...plan, limit, room: plan.room.map((n) => Math.min(n, limit)) };
-}
-
-interface Candidate {
+export interface Candidate {
   id: number;
   handler: string;
   queue: string;
   tenant: string | null;
   concurrency_key: string | null;
   concurrency_limit: number | null;
+  /** Tenant caps on: this transaction holds the tenant's lock (null: no tenant, or caps off). */
+  tenant_locked: boolean | null;
 }
 
 /** Shape 2: inside the caller's transaction. With `tenantCaps`, tenants are guarded and counted like keys. */
@@ -325,6 +290,7 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
       [...fullTenants],
       [...fullInQueue.values()].map((f) => f.queue),
       [...fullInQueue.values()].map((f) => f.tenant),
+      tenants !== null,
     ]);
     if (candidates.length === 0) break;
     if (tenants) await guardTenants(client, candidates, tenants, fullTenants);
@@ -380,20 +346,4 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
     if (blocked === 0) break;
   }
   return leased.sort(compareLeaseOrder);
-}
-
-/**
- * Lock the tenants first seen in this round and load their running counts;
- * a tenant whose lock another node holds is full for this call. The count is
- * a new statement after the lock, so it sees the last holder's leases.
- */
-async function guardTenants(client: pg.PoolClient, candidates: readonly Candidate[], tenants: TenantTally, fullTenants: Set<string>): Promise<void> {
-  const unseen = [...new Set(candidates.map((c) => c.tenant).filter((t): t is string => t !== null && !tenants.has(t) && !fullTenants.has(t)))];
-  if (unseen.length === 0) return;
-  const { rows: locks } = await client.query<{ tenant: string; locked: boolean }>(TRY_TENANT_LOCKS, [unseen]);
-  const mine = locks.filter((l) => l.locked).map((l) => l.tenant);
-  for (const l of locks) if (!l.locked) fullTenants.add(l.tenant);
-  if (mine.length === 0) return;
-  const { rows } = await client.query<{ tenant: string; queue: string; n: number }>(RUNNING_PER_TENANT, [mine]);
-  for (const tenant of mine) tenants.load(tenant, rows.filter((r) => r.tenant === tenant).map((r) => [r.queue, r.n] as const));
 }
