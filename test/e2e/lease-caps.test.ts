@@ -5,8 +5,9 @@
  * work key are refused past their caps by the server, with concurrent lease
  * calls, and the answer says why; refusals are counted in /metrics.
  */
+import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startTestNode, type TestNode } from '../helpers/node.js';
+import { dropPgSchema, PG_URL, startTestNode, testEngine, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 let node: TestNode | undefined;
@@ -107,6 +108,63 @@ describe('tenant caps between local and remote work', () => {
     expect(ran).toEqual([]);
     expect((await n.request('POST', '/v1/workers/complete', { jobId: held.id, token: held.leaseToken, result: null })).status).toBe(200);
     await waitFor(() => ran.includes(local.body.id), { timeoutMs: 1_500, message: 'the local job ran once the remote one finished' });
+  });
+});
+
+describe('tenant caps on several nodes', () => {
+  const nodes: TestNode[] = [];
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.close()));
+  });
+
+  it.runIf(testEngine() === 'postgres')('two nodes draining one PostgreSQL store together keep every tenant within its cap cluster-wide', { timeout: 60_000 }, async () => {
+    const schema = `drover_caps_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+    const ranOn = new Map<string, number>();
+    try {
+      const config = (name: string) => ({
+        databaseUrl: PG_URL,
+        postgres: { schema, poolMax: 4 },
+        server: { port: 0 },
+        handlers: [
+          {
+            name: 'work',
+            concurrency: 10,
+            run: async () => {
+              ranOn.set(name, (ranOn.get(name) ?? 0) + 1);
+              await new Promise((resolve) => setTimeout(resolve, 10));
+            },
+          },
+        ],
+        flow: { tenants: { maxActiveLeases: 3, overrides: { c: 5 } } },
+        rateLimit: { enabled: false },
+      });
+      nodes.push(await startTestNode(config('one')));
+      nodes.push(await startTestNode(config('two')));
+      const caps: Record<string, number> = { a: 3, b: 3, c: 5 };
+      const peak: Record<string, number> = {};
+      const samples: Array<Promise<void>> = [];
+      const sample = async () => {
+        const running = await nodes[0]!.store.listJobs({ state: 'running', limit: 1000 });
+        const counts: Record<string, number> = {};
+        for (const job of running) if (job.tenant) counts[job.tenant] = (counts[job.tenant] ?? 0) + 1;
+        for (const [tenant, count] of Object.entries(counts)) peak[tenant] = Math.max(peak[tenant] ?? 0, count);
+      };
+      for (const n of nodes) n.runtime.lifecycle.on('job:start', () => void samples.push(sample()));
+      for (const tenant of Object.keys(caps)) {
+        const res = await nodes[0]!.request('POST', '/v1/jobs', { jobs: Array.from({ length: 40 }, (_, i) => ({ handler: 'work', tenant, payload: { i } })) });
+        expect(res.status, JSON.stringify(res.body)).toBe(202);
+      }
+      await waitFor(async () => (await nodes[0]!.store.listJobs({ state: 'succeeded', limit: 1000 })).length === 120, { timeoutMs: 45_000, message: 'all 120 jobs done' });
+      await Promise.all(samples);
+      for (const [tenant, cap] of Object.entries(caps)) expect(peak[tenant], tenant).toBeLessThanOrEqual(cap);
+      expect(peak.c).toBeGreaterThan(3);
+      // Both nodes took part: the cap held across them, not within one.
+      expect(ranOn.get('one')).toBeGreaterThan(0);
+      expect(ranOn.get('two')).toBeGreaterThan(0);
+    } finally {
+      await Promise.all(nodes.splice(0).map((n) => n.close()));
+      await dropPgSchema(schema);
+    }
   });
 });
 
