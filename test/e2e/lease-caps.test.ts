@@ -23,6 +23,18 @@ const hold = async () => {
   while (!gate.open && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
 };
 
+/** The highest running count per tenant seen in the store, sampled whenever `sample` is called (at every lease). */
+function tenantPeaks(store: TestNode['store']) {
+  const peak: Record<string, number> = {};
+  const pending: Array<Promise<void>> = [];
+  const sample = async () => {
+    const counts: Record<string, number> = {};
+    for (const job of await store.listJobs({ state: 'running', limit: 1000 })) if (job.tenant) counts[job.tenant] = (counts[job.tenant] ?? 0) + 1;
+    for (const [tenant, count] of Object.entries(counts)) peak[tenant] = Math.max(peak[tenant] ?? 0, count);
+  };
+  return { peak, sample, onStart: () => void pending.push(sample()), settled: () => Promise.all(pending) };
+}
+
 describe('tenant caps', () => {
   it('a tenant never holds more running jobs than its cap across two handlers and a remote worker; an override gives one tenant more', { timeout: 60_000 }, async () => {
     gate.open = false;
@@ -38,15 +50,8 @@ describe('tenant caps', () => {
     const n = node;
     const caps: Record<string, number> = { acme: 3, globex: 3, vip: 5 };
     // Sample the store's running count per tenant at every lease (every job start, local or remote).
-    const peak: Record<string, number> = {};
-    const samples: Array<Promise<void>> = [];
-    const sample = async () => {
-      const running = await n.store.listJobs({ state: 'running', limit: 1000 });
-      const counts: Record<string, number> = {};
-      for (const job of running) if (job.tenant) counts[job.tenant] = (counts[job.tenant] ?? 0) + 1;
-      for (const [tenant, count] of Object.entries(counts)) peak[tenant] = Math.max(peak[tenant] ?? 0, count);
-    };
-    const off = n.runtime.lifecycle.on('job:start', () => void samples.push(sample()));
+    const { peak, sample, onStart, settled } = tenantPeaks(n.store);
+    const off = n.runtime.lifecycle.on('job:start', onStart);
 
     for (const tenant of Object.keys(caps)) {
       for (let i = 0; i < 6; i++) expect((await n.request('POST', '/v1/events', { name: 'order.placed', tenant, data: { i } })).status).toBe(202);
@@ -76,7 +81,7 @@ describe('tenant caps', () => {
     }, { timeoutMs: 30_000, message: 'the remote worker ran its 18 jobs' });
     await waitFor(async () => (await n.store.listJobs({ state: 'succeeded', limit: 1000 })).length === 54, { timeoutMs: 15_000, message: 'all 54 jobs done' });
     off();
-    await Promise.all(samples);
+    await settled();
     for (const [tenant, cap] of Object.entries(caps)) expect(peak[tenant], tenant).toBeLessThanOrEqual(cap);
     expect(peak.vip).toBe(5);
 
@@ -141,21 +146,14 @@ describe('tenant caps on several nodes', () => {
       nodes.push(await startTestNode(config('one')));
       nodes.push(await startTestNode(config('two')));
       const caps: Record<string, number> = { a: 3, b: 3, c: 5 };
-      const peak: Record<string, number> = {};
-      const samples: Array<Promise<void>> = [];
-      const sample = async () => {
-        const running = await nodes[0]!.store.listJobs({ state: 'running', limit: 1000 });
-        const counts: Record<string, number> = {};
-        for (const job of running) if (job.tenant) counts[job.tenant] = (counts[job.tenant] ?? 0) + 1;
-        for (const [tenant, count] of Object.entries(counts)) peak[tenant] = Math.max(peak[tenant] ?? 0, count);
-      };
-      for (const n of nodes) n.runtime.lifecycle.on('job:start', () => void samples.push(sample()));
+      const { peak, onStart, settled } = tenantPeaks(nodes[0]!.store);
+      for (const n of nodes) n.runtime.lifecycle.on('job:start', onStart);
       for (const tenant of Object.keys(caps)) {
         const res = await nodes[0]!.request('POST', '/v1/jobs', { jobs: Array.from({ length: 40 }, (_, i) => ({ handler: 'work', tenant, payload: { i } })) });
         expect(res.status, JSON.stringify(res.body)).toBe(202);
       }
       await waitFor(async () => (await nodes[0]!.store.listJobs({ state: 'succeeded', limit: 1000 })).length === 120, { timeoutMs: 45_000, message: 'all 120 jobs done' });
-      await Promise.all(samples);
+      await settled();
       for (const [tenant, cap] of Object.entries(caps)) expect(peak[tenant], tenant).toBeLessThanOrEqual(cap);
       expect(peak.c).toBeGreaterThan(3);
       // Both nodes took part: the cap held across them, not within one.
