@@ -8,7 +8,8 @@
  *                      (a smoke run that every system still works; < 2 minutes)
  *   --repeat N         runs per workload (default 3, quick 1)
  *   --systems a,b      systems to run (default: all; see SYSTEMS)
- *   --only w1,w2       workloads to run: enqueue, drain, latency, crash, isolation (Drover only:
+ *   --only w1,w2       workloads to run: enqueue, drain, latency, crash, caps (Drover only: tenant
+ *                      lease caps off / not binding / binding, same run), isolation (Drover only:
  *                      no-op drain with isolation: 'thread' vs 'inline', on drover-sqlite), durable
  *                      (Drover only: ms per ctx.step.run, a 3-step job's invoke→result, resume→running),
  *                      or a workload id (enqueue-sdk: Drover only, the SDK vs a plain node:http client),
@@ -169,6 +170,20 @@ function workloads(plan) {
         { key: 'durable-three-ms', label: '… 3-step job invoke→result p50 (ms)', pick: (r) => r.threeStepInvokeMs.p50, format: fixed(2) },
         { key: 'durable-resume-ms', label: '… resume→running p50 (ms), suspended job resumed over HTTP', pick: (r) => r.resumeToRunningMs.p50, format: fixed(2), target: { op: '<=', value: TARGETS.resumeToRunningMs } },
         { key: 'durable-remote-step-ms', label: '… ms per step in a remote worker (runWorker, one POST /v1/workers/step each)', pick: (r) => r.remoteMsPerStep.p50, format: fixed(2) },
+      ],
+    },
+    {
+      // Drover only: what tenant lease caps cost (issue 20), same run, fresh store per drain.
+      id: 'caps',
+      group: 'caps',
+      systems: ['drover-sqlite', 'drover-postgres'],
+      run: (system) => system.caps(plan.jobs, 50, 10, 2),
+      rows: [
+        { key: 'caps-off', label: `Drain ${n} no-op jobs of 10 tenants, concurrency 50, no lease caps (jobs/s)`, pick: (r) => r.offJobsPerSec, format: int },
+        { key: 'caps-loose', label: '… with flow.tenants.maxActiveLeases 500 (never binds) (jobs/s)', pick: (r) => r.looseJobsPerSec, format: int },
+        { key: 'caps-loose-ratio', label: '… capped (not binding) / off', pick: (r) => r.looseRatio, format: fixed(2) },
+        { key: 'caps-binding', label: '… with maxActiveLeases 2 (binds: at most 20 of 50 slots busy) (jobs/s)', pick: (r) => r.bindingJobsPerSec, format: int },
+        { key: 'caps-binding-ratio', label: '… capped (binding) / off', pick: (r) => r.bindingRatio, format: fixed(2) },
       ],
     },
     {

@@ -16,6 +16,7 @@
 //            thread adds them up and prints the same report.
 //   latency  `noop` records now - payload.sent at handler start (payload.warm
 //            jobs are not recorded); after BENCH_EXPECT samples it prints them.
+//            BENCH_CAPS (JSON) sets the config's `flow` (lease caps); BENCH_QUEUE_FLOW=1 the default queue's weights and fairness.
 //   crash    `block` prints when it starts and parks until shutdown.
 //   durable  `plain` returns at once; `steps` runs payload.n no-op
 //            ctx.step.run steps and prints how long they took (`bench:steps`);
@@ -207,7 +208,9 @@ const handlers = {
 
 if (mode !== 'durable' && !handlers[mode]) throw new Error(`BENCH_MODE must be one of ${[...Object.keys(handlers), 'durable'].join(', ')}; got ${mode}`);
 
-// BENCH_FLOW=1: the default queue with flow control on (weights and tenant fairness), as the bench seeded it (drover.mjs FLOW_QUEUE).
-const queues = process.env.BENCH_FLOW === '1' ? { queues: { default: FLOW_QUEUE } } : {};
+// BENCH_QUEUE_FLOW=1: the default queue with flow control on (weights and tenant fairness), as the bench seeded it (drover.mjs FLOW_QUEUE).
+const queues = process.env.BENCH_QUEUE_FLOW === '1' ? { queues: { default: FLOW_QUEUE } } : {};
+// BENCH_CAPS: the config's `flow` (lease caps) as JSON, for the caps workload's drains.
+const flow = process.env.BENCH_CAPS ? { flow: JSON.parse(process.env.BENCH_CAPS) } : {};
 
-export default { handlers: mode === 'durable' ? durableHandlers() : [handlers[mode]()], ...queues, rateLimit: { enabled: false } };
+export default { handlers: mode === 'durable' ? durableHandlers() : [handlers[mode]()], ...queues, rateLimit: { enabled: false }, ...flow };

@@ -125,14 +125,19 @@ export function droverSystem(engine, options = {}) {
    * Put `n` queued no-op jobs into the store with no worker running: an
    * in-process node whose dispatcher is stopped before anything is enqueued.
    */
-  async function seed(storeUrl, n, runEnv = {}, flow = null) {
+  /**
+   * `shape`: `{ on, tenants, priorities }`: jobs spread round-robin over
+   * `tenants` tenants and `priorities` priorities, into the default queue with
+   * flow control on when `on` (weights and fairness, FLOW_QUEUE).
+   */
+  async function seed(storeUrl, n, runEnv = {}, flow = {}) {
     const [{ resolveConfig }, { startNode }, { createLogger }] = await Promise.all([
       import(pathToFileURL(join(DIST, 'core/config.js')).href),
       import(pathToFileURL(join(DIST, 'node/start-node.js')).href),
       import(pathToFileURL(join(DIST, 'obs/logger.js')).href),
     ]);
-    // A flow-control run seeds through the same queue policy as its worker (drover-worker.config.mjs BENCH_FLOW), so no restamp at its start.
-    const queues = flow?.on ? { queues: { default: FLOW_QUEUE } } : {};
+    // A flow-control run seeds through the same queue policy as its worker (drover-worker.config.mjs BENCH_QUEUE_FLOW), so no restamp at its start.
+    const queues = flow.on ? { queues: { default: FLOW_QUEUE } } : {};
     const config = resolveConfig({ handlers: [{ name: 'noop', run() {} }], ...queues, databaseUrl: storeUrl, ...(runEnv.DROVER_PG_SCHEMA ? { postgres: { schema: runEnv.DROVER_PG_SCHEMA } } : {}), log: { level: 'warn' } }, {}, {});
     // Logs to stderr: stdout carries only the results table.
     const logger = createLogger({ level: 'warn', destination: process.stderr });
@@ -142,7 +147,12 @@ export function droverSystem(engine, options = {}) {
       const started = now();
       for (let from = 0; from < n; from += SEED_CHUNK) {
         const size = Math.min(SEED_CHUNK, n - from);
-        const job = (i) => (flow ? { handler: 'noop', payload: { i }, tenant: `t${i % flow.tenants}`, priority: i % flow.priorities } : { handler: 'noop', payload: { i } });
+        const job = (i) => ({
+          handler: 'noop',
+          payload: { i },
+          ...(flow.tenants ? { tenant: `t${i % flow.tenants}` } : {}),
+          ...(flow.priorities ? { priority: i % flow.priorities } : {}),
+        });
         await node.runtime.enqueueJobs(Array.from({ length: size }, (_, i) => job(from + i)));
       }
       const seconds = (now() - started) / 1000;
@@ -290,11 +300,17 @@ export function droverSystem(engine, options = {}) {
      * `n` pre-enqueued no-op jobs drained by one worker process at handler concurrency `concurrency`,
      * the handler run `inline` (default) or with `isolation: 'thread'` (`concurrency` threads).
      */
-    drain(n, concurrency, isolation = 'inline', flow = null) {
-      return withRun(`drain${concurrency}${isolation === 'thread' ? 't' : ''}${flow?.on ? 'f' : ''}`, async (run) => {
-        const seeded = await seed(run.storeUrl, n, run.runEnv, flow);
+    drain(n, concurrency, isolation = 'inline', { on = false, tenants = 0, priorities = 0, caps = null } = {}) {
+      return withRun(`drain${concurrency}${isolation === 'thread' ? 't' : ''}${on ? 'f' : ''}${caps ? 'c' : ''}`, async (run) => {
+        const seeded = await seed(run.storeUrl, n, run.runEnv, { on, tenants, priorities });
         const spawnedAt = now();
-        const env = { BENCH_EXPECT: String(n), BENCH_CONCURRENCY: String(concurrency), BENCH_ISOLATION: isolation, ...(flow?.on ? { BENCH_FLOW: '1' } : {}) };
+        const env = {
+          BENCH_EXPECT: String(n),
+          BENCH_CONCURRENCY: String(concurrency),
+          BENCH_ISOLATION: isolation,
+          ...(on ? { BENCH_QUEUE_FLOW: '1' } : {}),
+          ...(caps ? { BENCH_CAPS: JSON.stringify(caps) } : {}),
+        };
         const worker = await run.startWorker('drain', env, { waitReady: false });
         const done = await worker.waitForLine(/^bench:drain (.*)$/, Math.max(60_000, n * 5), 'the drain report');
         // Sample the worker right away: peak RSS so far covers startup and the whole drain.
@@ -365,6 +381,35 @@ export function droverSystem(engine, options = {}) {
         enqueueTimeRatio: flow.seedSeconds / plain.seedSeconds,
         plain,
         flow,
+      };
+    },
+
+    /**
+     * What tenant caps cost (issue 20): the same drain of `n` no-op jobs spread
+     * over `tenants` tenants, at handler concurrency `concurrency`, a fresh
+     * store each: caps off, a cap that never binds (each tenant may run every
+     * job the handler can), and a binding cap (`tenants × bind` below
+     * `concurrency`). Run off, on, binding, off so a drift in machine load hits
+     * both sides; `off` is the better of the two off runs.
+     */
+    async caps(n, concurrency, tenants = 10, bind = 2) {
+      const opts = (cap) => ({ tenants, caps: cap === null ? null : { tenants: { maxActiveLeases: cap } } });
+      const off1 = await this.drain(n, concurrency, 'inline', opts(null));
+      const loose = await this.drain(n, concurrency, 'inline', opts(concurrency * 10));
+      const binding = await this.drain(n, concurrency, 'inline', opts(bind));
+      const off2 = await this.drain(n, concurrency, 'inline', opts(null));
+      const offRate = Math.max(off1.jobsPerSec, off2.jobsPerSec);
+      return {
+        jobs: n,
+        concurrency,
+        tenants,
+        bindingCap: bind,
+        offJobsPerSec: offRate,
+        looseJobsPerSec: loose.jobsPerSec,
+        bindingJobsPerSec: binding.jobsPerSec,
+        looseRatio: loose.jobsPerSec / offRate,
+        bindingRatio: binding.jobsPerSec / offRate,
+        runs: { off1, loose, binding, off2 },
       };
     },
 

@@ -12,6 +12,9 @@ const WEIGHT_SUM_TOLERANCE = 1e-9;
 const UNIT_EXPECTED = 'expected a number from 0 to 1';
 const unit = () => z.number({ error: UNIT_EXPECTED }).min(0, { error: UNIT_EXPECTED }).max(1, { error: UNIT_EXPECTED });
 const AGE_UNIT_EXPECTED = 'expected an integer ≥ 1 (milliseconds)';
+/** Lease caps: any sane cap is far below this; larger is a typo (and would not fit the counts' columns). */
+export const MAX_LEASE_CAP = 1_000_000;
+const LEASE_CAP_EXPECTED = `expected an integer from 1 to ${MAX_LEASE_CAP}`;
 
 const weightsSchema = z
   .strictObject(
@@ -34,10 +37,19 @@ export const queueSchema = z.strictObject(
     weights: weightsSchema.optional(),
     ageUnitMs: z.number({ error: AGE_UNIT_EXPECTED }).int({ error: AGE_UNIT_EXPECTED }).min(1, { error: AGE_UNIT_EXPECTED }).optional(),
     fairness: z.enum(['none', 'tenant'], { error: 'expected one of "none", "tenant"' }).optional(),
+    // Tenant lease caps (docs/configuration.md "Tenant caps"): resolved with the other caps in config.ts `resolveFlow`.
+    tenantMaxActiveLeases: z
+      .number({ error: LEASE_CAP_EXPECTED })
+      .int({ error: LEASE_CAP_EXPECTED })
+      .min(1, { error: LEASE_CAP_EXPECTED })
+      .max(MAX_LEASE_CAP, { error: LEASE_CAP_EXPECTED })
+      .optional(),
   },
   {
     error: (issue) =>
-      issue.code === 'unrecognized_keys' ? 'allowed keys: maxDepth, weights, ageUnitMs, fairness' : 'expected an object { maxDepth, weights, ageUnitMs, fairness }',
+      issue.code === 'unrecognized_keys'
+        ? 'allowed keys: maxDepth, weights, ageUnitMs, fairness, tenantMaxActiveLeases'
+        : 'expected an object { maxDepth, weights, ageUnitMs, fairness, tenantMaxActiveLeases }',
   },
 );
 

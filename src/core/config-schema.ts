@@ -6,7 +6,7 @@
  * trigger patterns and filters) live in `config.ts`.
  */
 import { z } from 'zod';
-import { queueSchema } from './config-queues.js';
+import { MAX_LEASE_CAP, queueSchema } from './config-queues.js';
 import { isValidTimezone } from './cron.js';
 import type { HandlerDefinition } from './handler.js';
 import { PAYLOAD_FIELD_RE } from './payload-filter.js';
@@ -27,6 +27,8 @@ export const MAX_JSON_DEPTH = 512;
  * priority would overflow it (PostgreSQL refuses the insert).
  */
 const MAX_PRIORITY = 1_000_000;
+const KEY_REF_EXPECTED = 'expected an API key id ("key_…") or name, 1-200 characters';
+const TENANT_EXPECTED = 'expected a tenant name of 1-200 characters (as events and jobs carry it)';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -380,6 +382,39 @@ export const configSchema = strict(
         sessionTtlMs: int(60_000, MAX_TIMER_MS).optional(),
       },
       'an object { enabled, sessionTtlMs }',
+    ).optional(),
+    // Lease caps (docs/configuration.md "Flow control"); per-queue tenant caps are `queues.<name>.tenantMaxActiveLeases`.
+    flow: strict(
+      {
+        tenants: strict(
+          {
+            maxActiveLeases: int(1, MAX_LEASE_CAP).optional(),
+            // 0 is allowed: a tenant whose jobs must wait (nothing of theirs is leased until it is raised).
+            overrides: z
+              .record(z.string().min(1, { error: TENANT_EXPECTED }).max(200, { error: TENANT_EXPECTED }), int(0, MAX_LEASE_CAP), {
+                error: 'expected an object mapping tenant names to their cap, e.g. { "acme": 50 }',
+              })
+              .optional(),
+          },
+          'an object { maxActiveLeases, overrides }',
+        ).optional(),
+        workers: strict(
+          {
+            maxActiveLeases: int(1, MAX_LEASE_CAP).optional(),
+            keyMaxActiveLeases: int(1, MAX_LEASE_CAP).optional(),
+            // Per work key, by its id (`key_…`) or its name, as `drover keys list` shows them.
+            keys: z
+              .record(
+                z.string().min(1, { error: KEY_REF_EXPECTED }).max(200, { error: KEY_REF_EXPECTED }),
+                strict({ maxActiveLeases: int(1, MAX_LEASE_CAP).optional(), maxWorkerLeases: int(1, MAX_LEASE_CAP).optional() }, 'an object { maxActiveLeases, maxWorkerLeases }'),
+                { error: 'expected an object mapping key ids or names to { maxActiveLeases, maxWorkerLeases }' },
+              )
+              .optional(),
+          },
+          'an object { maxActiveLeases, keyMaxActiveLeases, keys }',
+        ).optional(),
+      },
+      'an object { tenants, workers }',
     ).optional(),
   },
   'an object (the default export of the config file)',

@@ -16,6 +16,7 @@ import { compileFilter, lookupPath } from './filter.js';
 import { DEFAULT_CHANNEL, DEFAULT_CHANNELS } from './rollout.js';
 import { type QueuePolicy } from './queue-policy.js';
 import { resolveQueue } from './config-queues.js';
+import type { FlowCaps } from './lease-caps.js';
 import type { BreakerPolicy } from './breaker.js';
 import type { BackoffPolicy, HandlerDefinition } from './handler.js';
 import type { QuarantinePolicy } from './quarantine.js';
@@ -135,6 +136,8 @@ export interface ResolvedConfig {
   handlers: Map<string, ResolvedHandler>;
   /** Every declared queue, every queue a handler uses, and `default` always. */
   queues: Map<string, QueuePolicy>;
+  /** Lease caps per tenant (cluster-wide, per queue, overrides) and per remote worker id and work key (core/lease-caps.ts). */
+  flow: FlowCaps;
   server: {
     host: string;
     port: number;
@@ -339,6 +342,7 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
   return {
     handlers,
     queues,
+    flow: resolveFlow(cfg),
     server: {
       host: over.host ?? cfg.server?.host ?? DEFAULTS.server.host,
       port: over.port ?? cfg.server?.port ?? DEFAULTS.server.port,
@@ -398,6 +402,25 @@ function build(cfg: ParsedConfig, triggers: Map<number, ResolvedTrigger[]>, over
     audit: { ...DEFAULTS.audit, ...definedOnly(cfg.audit ?? {}) },
     console: { ...DEFAULTS.console, ...definedOnly(cfg.console ?? {}) },
     search: { payloadIndexes: [...new Set(cfg.search?.payloadIndexes ?? [])].map((field) => field.split('.')) },
+  };
+}
+
+function resolveFlow(cfg: ParsedConfig): FlowCaps {
+  const perQueue = new Map<string, number>();
+  for (const [queue, def] of Object.entries(cfg.queues ?? {})) if (def.tenantMaxActiveLeases !== undefined) perQueue.set(queue, def.tenantMaxActiveLeases);
+  return {
+    tenants: {
+      maxActiveLeases: cfg.flow?.tenants?.maxActiveLeases ?? null,
+      overrides: new Map(Object.entries(cfg.flow?.tenants?.overrides ?? {})),
+      perQueue,
+    },
+    workers: {
+      maxActiveLeases: cfg.flow?.workers?.maxActiveLeases ?? null,
+      keyMaxActiveLeases: cfg.flow?.workers?.keyMaxActiveLeases ?? null,
+      keys: new Map(
+        Object.entries(cfg.flow?.workers?.keys ?? {}).map(([key, caps]) => [key, { maxActiveLeases: caps.maxActiveLeases ?? null, maxWorkerLeases: caps.maxWorkerLeases ?? null }]),
+      ),
+    },
   };
 }
 

@@ -142,11 +142,38 @@ export interface QueueDefinition {
   ageUnitMs?: number;
   /** `'tenant'`: tenants take turns in this queue (docs/configuration.md "Fairness across tenants"). Default `'none'`. */
   fairness?: 'none' | 'tenant';
+  /** Running jobs any one tenant may have in this queue (lease caps, docs/configuration.md "Tenant caps"). Default: no cap. */
+  tenantMaxActiveLeases?: number;
+}
+
+/**
+ * Lease caps (docs/configuration.md "Flow control"), enforced by the store
+ * inside each lease, for the node's own dispatch and remote workers alike.
+ *
+ * @example
+ * flow: { tenants: { maxActiveLeases: 20, overrides: { acme: 100 } }, workers: { maxActiveLeases: 8, keyMaxActiveLeases: 32 } }
+ */
+export interface FlowDefinition {
+  tenants?: {
+    /** Running jobs any one tenant may have across every handler, queue and node. Default: no cap. */
+    maxActiveLeases?: number;
+    /** Per tenant, its own cap in place of `maxActiveLeases` (0: none of its jobs are leased). */
+    overrides?: Record<string, number>;
+  };
+  workers?: {
+    /** Running jobs one remote worker id may hold, whatever `max` it asks for. Default: no cap. */
+    maxActiveLeases?: number;
+    /** Running jobs one work key may hold over all its worker ids (a key's own entry in `keys` wins). Default: no cap. */
+    keyMaxActiveLeases?: number;
+    /** Per work key, by its id (`key_…`) or name: its own caps over all its worker ids and per worker id. */
+    keys?: Record<string, { maxActiveLeases?: number; maxWorkerLeases?: number }>;
+  };
 }
 
 export interface DroverConfig {
   handlers: HandlerDefinition<any>[];
   queues?: Record<string, QueueDefinition>;
+  flow?: FlowDefinition;
   server?: {
     host?: string;
     port?: number;

@@ -50,6 +50,12 @@ export interface LifecycleEvents {
   /** An `isolation: 'thread'` handler's thread was replaced: out of memory, died, or terminated at its hard timeout. */
   'thread:restarted': { handler: string; reason: 'memory' | 'crash' | 'timeout'; detail: string };
   'lease:expired': { jobId: string; handler: string; queue: string; state: string };
+  /**
+   * A lease call got fewer jobs than it could have because a lease cap held
+   * them back (core/lease-caps.ts): `tenant` caps per queue (with the tenants
+   * at their cap), or the remote `worker` id's or work `key`'s cap (queue null).
+   */
+  'lease:capped': { cap: 'tenant' | 'worker' | 'key'; queue: string | null; tenants: readonly string[]; workerId: string };
   'event:ingested': { eventId: string; name: string; jobs: number; created: boolean };
   'intake:rejected': { queue: string; reason: 'queue_full' | 'shutting_down' };
   'task:failed': { task: string; error: Error };

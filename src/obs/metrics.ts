@@ -67,6 +67,8 @@ export class DroverMetrics {
   readonly eventsIngested: CounterFamily<never>;
   readonly eventsDeduplicated: CounterFamily<never>;
   readonly backpressureRejections: CounterFamily<'queue' | 'reason'>;
+  /** Lease calls a cap held jobs back in (cap-metrics.ts); `queue` only for tenant caps. Never a tenant label. */
+  readonly leaseCapRefusals: CounterFamily<'cap' | 'queue'>;
 
   // --- durable execution (durable-metrics.ts; the interrupt gauges on scrape) -
   readonly steps: CounterFamily<'handler' | 'outcome'>;
@@ -120,6 +122,11 @@ export class DroverMetrics {
     this.eventsIngested = counter('drover_events_ingested_total', 'Events accepted (new event ids).', []);
     this.eventsDeduplicated = counter('drover_events_deduplicated_total', 'Events whose id was already known: accepted once, nothing written again.', []);
     this.backpressureRejections = counter('drover_backpressure_rejections_total', 'Intake requests refused to protect a queue (429/503).', ['queue', 'reason']);
+    this.leaseCapRefusals = counter(
+      'drover_lease_cap_refusals_total',
+      'Lease calls that got fewer jobs because a lease cap held them back: cap="tenant" (per queue of the held jobs), "worker" (a remote worker id at its cap) or "key" (a work key at its cap; queue empty for both).',
+      ['cap', 'queue'],
+    );
 
     this.steps = counter('drover_steps_total', 'Durable steps by outcome: succeeded (ran, result stored), failed (threw; the attempt fails), memoized (a re-run returned the stored result without running it).', ['handler', 'outcome']);
     this.jobsSuspended = counter('drover_jobs_suspended_total', 'Jobs suspended by a durable step, by what they wait for: sleep, event, interrupt (a person).', ['handler', 'reason']);
@@ -174,7 +181,10 @@ export class DroverMetrics {
       this.queueOldestAge.set({ queue }, 0);
       for (const state of DEPTH_STATES) this.queueDepth.set({ queue, state }, 0);
       for (const reason of BACKPRESSURE_REASONS) this.backpressureRejections.series(queue, reason);
+      this.leaseCapRefusals.series('tenant', queue);
     }
+    this.leaseCapRefusals.series('worker', '');
+    this.leaseCapRefusals.series('key', '');
     this.eventsIngested.series();
     this.eventsDeduplicated.series();
   }

@@ -24,6 +24,8 @@ import { LazyAbortController, runJob, type RunJobOptions, type RunningJob, type 
 import type { Lifecycle } from './lifecycle.js';
 import { recordOutcome, type OutcomeContext } from './outcome.js';
 import { StepContext, type StepDeps } from './step-context.js';
+import { capFields, emitCapRefusals } from './cap-refusals.js';
+import type { TenantCaps } from '../core/lease-caps.js';
 
 /** Handlers whose jobs average less than this are leased ahead. */
 const FAST_JOB_MS = 50;
@@ -78,6 +80,8 @@ export interface DispatcherOptions {
   steps?: StepDeps;
   /** Feature gates handed to each attempt (`ctx.features`). */
   features?: FeatureFlags;
+  /** Tenant lease caps (config `flow.tenants`, per-queue caps), counted by the store in each lease; absent: none configured. */
+  tenantCaps?: TenantCaps;
 }
 
 export class Dispatcher {
@@ -224,6 +228,7 @@ export class Dispatcher {
           const wanted = this.#capacity();
           if (wanted.total === 0) break;
           const seen = this.#workSeen;
+          const capped = capFields({ ...(this.options.tenantCaps ? { tenants: this.options.tenantCaps } : {}) });
           const jobs = await this.options.store.lease({
             workerId: this.options.workerId,
             // Each job's lease follows its own handler's timeout (a quick handler's
@@ -232,7 +237,9 @@ export class Dispatcher {
             limit: Math.min(wanted.total, this.#leaseBatch),
             leaseMs: this.#leaseMarginMs,
             excludeQueues: this.options.pausedQueues?.() ?? [],
+            ...capped,
           });
+          emitCapRefusals(this.options.lifecycle, capped.capped, this.options.workerId);
           const now = this.options.clock();
           for (const job of jobs) {
             this.#leasedAt.set(job, now);
@@ -510,8 +517,9 @@ export class Dispatcher {
   #finish(running: RunningJob): void {
     this.running.delete(running.job.id);
     this.#notifyIdle();
-    // A job with a concurrency key frees its key: jobs of any handler waiting on it may run now.
-    if (running.job.concurrencyKey !== null) this.wake();
+    // A job with a concurrency key frees its key, one with a capped tenant a
+    // place under its tenant's cap: jobs of any handler waiting on them may run now.
+    if (running.job.concurrencyKey !== null || (this.options.tenantCaps && running.job.tenant !== null)) this.wake();
     else this.#wakeForRoom();
   }
 }

@@ -39,7 +39,33 @@ export function logLifecycle(lifecycle: Lifecycle, logger: Logger, trace: (job: 
   lifecycle.on('lease:expired', ({ jobId, handler, state }) => {
     logger.warn({ job_id: jobId, handler, state }, state === 'dead' ? 'lease expired too many times; job is dead (poison)' : 'lease expired; job queued again');
   });
+  logCapRefusals(lifecycle, logger);
   lifecycle.on('task:failed', ({ task, error }) => {
     logger.error({ task, err: error }, 'background task failed; it will run again at its next interval');
+  });
+}
+
+/** One line per tenant (or worker id, or key) at its lease cap per this interval, however many lease calls it held back. */
+const CAP_LOG_INTERVAL_MS = 60_000;
+
+function logCapRefusals(lifecycle: Lifecycle, logger: Logger): void {
+  const lastLogged = new Map<string, number>();
+  const due = (what: string): boolean => {
+    const now = performance.now();
+    const last = lastLogged.get(what);
+    if (last !== undefined && now - last < CAP_LOG_INTERVAL_MS) return false;
+    // Bounded: forget everything once a minute's worth of distinct names piles up.
+    if (lastLogged.size >= 10_000) lastLogged.clear();
+    lastLogged.set(what, now);
+    return true;
+  };
+  lifecycle.on('lease:capped', ({ cap, queue, tenants, workerId }) => {
+    if (cap === 'tenant') {
+      for (const tenant of tenants) {
+        if (due(`tenant\u0000${queue}\u0000${tenant}`)) logger.info({ cap, tenant, queue }, 'tenant at its lease cap; its other jobs wait until one of its running jobs finishes');
+      }
+    } else if (due(`${cap}\u0000${workerId}`)) {
+      logger.info({ cap, worker_id: workerId }, cap === 'worker' ? 'remote worker at its lease cap; lease answered with fewer jobs' : 'work key at its lease cap; lease answered with fewer jobs');
+    }
   });
 }

@@ -6,6 +6,7 @@
  * (queue depth, store pool, backups) are not lifecycle observers: startNode
  * wires those.
  */
+import { observeLeaseCaps } from '../obs/cap-metrics.js';
 import type { LeasedJob } from '../core/types.js';
 import { AttemptTracer } from '../obs/attempt-tracing.js';
 import { observeJobs } from '../obs/job-metrics.js';
@@ -47,6 +48,7 @@ export function observeLifecycle(options: ObserverOptions): Observers {
   attempts = new AttemptTracer(options.tracing, lifecycle);
   if (metrics) {
     observeJobs(lifecycle, metrics);
+    observeLeaseCaps(lifecycle, metrics);
     observeSupervision({ lifecycle, supervision: options.runtime.supervision, config: options.runtime.config }, metrics);
   }
   return { attempts, stream: new StreamHub(lifecycle, options.stream) };

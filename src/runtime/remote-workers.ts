@@ -20,6 +20,8 @@ import type { Admission } from './admission.js';
 import type { Lifecycle, RemoteOrigin } from './lifecycle.js';
 import { recordFailure, reportedError, type OutcomeContext } from './outcome.js';
 import { asLeased, notFound, RemoteSteps } from './remote-steps.js';
+import { capFields, emitCapRefusals } from './cap-refusals.js';
+import { tenantCapsIfAny, workerCapsFor, type FlowCaps, type LeaseCapReport, type LeaseCaps } from '../core/lease-caps.js';
 
 /** Without a notification, look again this often anyway (another node's enqueue on a store without cross-process notify). */
 const RELEASE_CHECK_MS = 5_000;
@@ -41,7 +43,12 @@ export interface RemoteWorkersOptions {
   onScheduled: (runAt: number) => void;
   /** The node accepts work; a waiting lease stops waiting once it does not. */
   isRunning: () => boolean;
+  /** Lease caps (config `flow`): tenants, and the defaults for worker ids and work keys. */
+  caps?: FlowCaps;
 }
+
+/** Which lease caps held back jobs in a remote lease (the route reports them: `Drover-Lease-Capped`). */
+export type CapName = 'tenant' | 'worker' | 'key';
 
 /** The HTTP client a lease is for: a lease stops waiting when it goes, and what was leased for it is handed back. */
 export interface LeaseClient {
@@ -61,6 +68,8 @@ export interface RemoteLeaseRequest {
   leaseMs?: number;
   waitMs?: number;
   requestId: string;
+  /** The leasing key's name (its caps may be configured by name: `flow.workers.keys`). */
+  keyName?: string;
 }
 
 export interface SettleRequest {
@@ -124,12 +133,12 @@ export class RemoteWorkers {
    * `job:start` is emitted. `jobs` null: the client went away and what was
    * leased for it was handed back, unspent.
    */
-  async lease(request: RemoteLeaseRequest, client: LeaseClient): Promise<{ jobs: LeasedJob[] | null; gone: boolean }> {
+  async lease(request: RemoteLeaseRequest, client: LeaseClient): Promise<{ jobs: LeasedJob[] | null; gone: boolean; capped: CapName[] }> {
     const workerId = RemoteWorkers.workerId(request.workerId, request.keyId);
-    const { jobs, gone } = await this.#leaseWaiting(request, client, workerId);
+    const { jobs, gone, capped } = await this.#leaseWaiting(request, client, workerId);
     if (jobs.length > 0 && (gone || client.gone())) {
       await Promise.all(jobs.map((job) => this.options.store.release(job.id, job.leaseToken)));
-      return { jobs: null, gone: true };
+      return { jobs: null, gone: true, capped };
     }
     const now = this.options.clock();
     for (const job of jobs) {
@@ -137,7 +146,21 @@ export class RemoteWorkers {
       this.#started.set(job.id, now);
       this.options.lifecycle.emit('job:start', { job, waitMs: Math.max(0, now - job.runAt), ...origin(request.requestId, workerId) });
     }
-    return { jobs, gone };
+    return { jobs, gone, capped };
+  }
+
+  /** The caps of one remote lease: tenants as configured; worker id and key by the key's own entry, else the defaults (core/lease-caps.ts). */
+  #capsFor(request: RemoteLeaseRequest): LeaseCaps {
+    const flow = this.options.caps;
+    if (!flow) return {};
+    const tenants = tenantCapsIfAny(flow.tenants);
+    const key = request.keyId === null ? null : { id: request.keyId, name: request.keyName ?? request.keyId };
+    return { ...(tenants ? { tenants } : {}), ...workerCapsFor(flow.workers, key) };
+  }
+
+  /** A remote lease waiting on a worker or key cap may fit now: one of the caller's jobs was settled. */
+  #pokeWaiting(): void {
+    for (const poke of this.#waiting) poke();
   }
 
   async heartbeat(request: SettleRequest & { leaseMs?: number }): Promise<JobRow> {
@@ -150,6 +173,7 @@ export class RemoteWorkers {
     await this.#check(request);
     const result = await this.options.store.complete(request.jobId, request.token, request.result);
     const job = await this.#fenced(request, 'complete', result);
+    this.#pokeWaiting();
     const durationMs = await this.#durationOf(job.id, job.attempts);
     this.#started.delete(job.id);
     this.options.lifecycle.emit('job:succeeded', { job: asLeased(job, request.token), durationMs, ...origin(request.requestId, job.workerId) });
@@ -176,6 +200,7 @@ export class RemoteWorkers {
     );
     const job = await this.#fenced(request, 'fail', recorded, before);
     this.#started.delete(job.id);
+    this.#pokeWaiting();
     return { job, retryAt: recorded.retryAt };
   }
 
@@ -184,6 +209,7 @@ export class RemoteWorkers {
     const result = await this.options.store.release(request.jobId, request.token);
     const job = await this.#fenced(request, 'release', result);
     this.#started.delete(job.id);
+    this.#pokeWaiting();
     this.options.lifecycle.emit('job:released', { job: asLeased(job, request.token), reason: 'shutdown', ...origin(request.requestId, job.workerId) });
     return job;
   }
@@ -218,7 +244,7 @@ export class RemoteWorkers {
   }
 
   /** Lease, waiting up to `waitMs` for work; `gone` when the client disconnected meanwhile. */
-  async #leaseWaiting(request: RemoteLeaseRequest, client: LeaseClient, workerId: string): Promise<{ jobs: LeasedJob[]; gone: boolean }> {
+  async #leaseWaiting(request: RemoteLeaseRequest, client: LeaseClient, workerId: string): Promise<{ jobs: LeasedJob[]; gone: boolean; capped: CapName[] }> {
     const { store, lifecycle } = this.options;
     const waitMs = request.waitMs ?? LEASE_LIMITS.waitMs.default;
     const deadline = performance.now() + waitMs;
@@ -245,11 +271,11 @@ export class RemoteWorkers {
       for (;;) {
         signalled = false;
         lastLook = performance.now();
-        const jobs = await this.#leaseOnce(request, workerId);
-        if (jobs.length > 0 || gone) return { jobs, gone };
+        const { jobs, capped } = await this.#leaseOnce(request, workerId);
+        if (jobs.length > 0 || gone) return { jobs, gone, capped };
         for (;;) {
           const left = deadline - performance.now();
-          if (left <= 0 || gone || this.#closing || !this.options.isRunning()) return { jobs: [], gone };
+          if (left <= 0 || gone || this.#closing || !this.options.isRunning()) return { jobs: [], gone, capped };
           if (signalled || performance.now() - lastLook >= RELEASE_CHECK_MS) break;
           let timer: NodeJS.Timeout | undefined;
           await new Promise<void>((resolve) => {
@@ -271,11 +297,12 @@ export class RemoteWorkers {
   }
 
   /** One look: held as the node's own dispatcher holds them (paused, quarantined, breaker open or probing, rate-limited). */
-  async #leaseOnce(request: RemoteLeaseRequest, workerId: string): Promise<LeasedJob[]> {
+  async #leaseOnce(request: RemoteLeaseRequest, workerId: string): Promise<{ jobs: LeasedJob[]; capped: CapName[] }> {
     const { store, admission, handlers: configured } = this.options;
     const max = request.max ?? 1;
     const handlers = request.handlers.map((name) => ({ name, max: admission.remoteRoom(configured.get(name)!, max) })).filter((h) => h.max > 0);
-    if (handlers.length === 0) return [];
+    if (handlers.length === 0) return { jobs: [], capped: [] };
+    const caps = capFields(this.#capsFor(request));
     const leased = await store.lease({
       workerId,
       keyId: request.keyId,
@@ -283,7 +310,9 @@ export class RemoteWorkers {
       limit: max,
       leaseMs: request.leaseMs ?? LEASE_LIMITS.leaseMs.default,
       excludeQueues: this.options.pausedQueues(),
+      ...caps,
     });
+    emitCapRefusals(this.options.lifecycle, caps.capped, workerId);
     const admitted: LeasedJob[] = [];
     const held: Array<Promise<unknown>> = [];
     for (const job of leased) {
@@ -296,8 +325,13 @@ export class RemoteWorkers {
     // Handed to the remote worker, which runs them at once: started, so a
     // worker that dies on one counts a crash toward poisonAfter.
     const marks = await Promise.all(admitted.map((job) => store.start(job.id, job.leaseToken)));
-    return admitted.filter((_, i) => marks[i]!.ok);
+    return { jobs: admitted.filter((_, i) => marks[i]!.ok), capped: capNames(caps.capped) };
   }
+}
+
+function capNames(report: LeaseCapReport | undefined): CapName[] {
+  if (!report) return [];
+  return [...(report.tenantByQueue.size > 0 ? (['tenant'] as const) : []), ...(report.worker ? (['worker'] as const) : []), ...(report.key ? (['key'] as const) : [])];
 }
 
 function origin(requestId: string, workerId: string | null): RemoteOrigin {

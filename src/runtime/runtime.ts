@@ -32,6 +32,8 @@ import { ThreadPool } from './thread-pool.js';
 import { ABORT_SETTLE_MS, CLOSE_MS, RELEASE_MS, settlesWithin } from './shutdown.js';
 import { RateLimits } from './rate-limits.js';
 import { RemoteWorkers } from './remote-workers.js';
+import { tenantCapsIfAny } from '../core/lease-caps.js';
+import { definedOnly } from '../core/config-sources.js';
 import { RuntimeTriggers } from './actions/runtime-triggers.js';
 
 export type RuntimeState = 'created' | 'running' | 'draining' | 'stopped';
@@ -186,6 +188,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       startRoom: (handler) => this.admission.room(handler),
       steps: { store: this.store, lifecycle: this.lifecycle, limits: this.config.durable, clock: this.clock, onWakeAt: (at) => this.#dueTimer.noteDue(at) },
       features: this.gates,
+      ...definedOnly({ tenantCaps: tenantCapsIfAny(this.config.flow.tenants) }),
     });
     this.remoteWorkers = new RemoteWorkers({
       store: this.store,
@@ -198,6 +201,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       poisonAfter: this.config.poisonAfter,
       onScheduled: (runAt) => this.#dueTimer.noteDue(runAt),
       isRunning: () => this.#state === 'running',
+      caps: this.config.flow,
     });
     this.jobControl = new JobControl({ store: this.store, lifecycle: this.lifecycle });
     this.#cron = new CronScheduler(this.config.handlers.values(), this.clock, (tick) => this.#enqueueCronTick(tick), reportTaskError('cron'));
@@ -268,11 +272,32 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     await this.triggers.start();
     await this.gates.start();
     this.#state = 'running';
-    this.#unsubscribe = this.store.onWork(() => this.dispatcher.wake());
+    const offWork = this.store.onWork(() => this.dispatcher.wake());
+    const offCaps = this.#wakeOnRemoteTenantSettles();
+    this.#unsubscribe = () => {
+      offWork();
+      offCaps();
+    };
     this.#dueTimer.start();
     this.dispatcher.start();
     this.#cron.start();
     for (const task of this.#tasks) task.start();
+  }
+
+  /**
+   * With tenant caps, a remote worker settling a tenant's job frees a place
+   * under the tenant's cap that local handlers found full and went idle on:
+   * wake them (the dispatcher does the same for its own jobs).
+   */
+  #wakeOnRemoteTenantSettles(): () => void {
+    if (!tenantCapsIfAny(this.config.flow.tenants)) return () => undefined;
+    const wake = ({ job, remote }: { job: { tenant: string | null }; remote?: unknown }) => {
+      if (remote && job.tenant !== null) this.dispatcher.wake();
+    };
+    const offs = [this.lifecycle.on('job:succeeded', wake), this.lifecycle.on('job:failed', wake), this.lifecycle.on('job:released', wake), this.lifecycle.on('job:suspended', wake)];
+    return () => {
+      for (const off of offs) off();
+    };
   }
 
   /** A task the node's operations side runs (audit export, backups) failed: reported like the runtime's own (`task:failed`). */

@@ -99,7 +99,7 @@ describe('POST /v1/workers/lease', () => {
     const started = performance.now();
     const res = await n.request('POST', '/v1/workers/lease', { handlers: ['remote-a'], waitMs: 300 });
     const elapsed = performance.now() - started;
-    expect(res.body).toEqual({ jobs: [] });
+    expect(res.body).toEqual({ jobs: [], capped: [] });
     expect(elapsed).toBeGreaterThanOrEqual(290);
     expect(elapsed).toBeLessThan(5_000);
   });

@@ -297,7 +297,7 @@ describe('resolveConfig: errors', () => {
       'handlers[2]: expected a handler object { name, run, ... }, got 7',
       'server.port: expected an integer from 0 to 65535, got 70000',
       'server.hots: unknown key; allowed keys: host, port, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, connectionTimeoutMs, maxConnections, trustProxy, tls',
-      'bogus: unknown key; allowed keys: handlers, queues, server, databaseUrl, limits, shutdown, retention, poisonAfter, postgres, cluster, log, metrics, auth, sqlite, rateLimit, stream, backup, rollout, audit, durable, threads, webhooks, actions, search, console',
+      'bogus: unknown key; allowed keys: handlers, queues, server, databaseUrl, limits, shutdown, retention, poisonAfter, postgres, cluster, log, metrics, auth, sqlite, rateLimit, stream, backup, rollout, audit, durable, threads, webhooks, actions, search, console, flow',
       'DROVER_PORT: expected an integer from 0 to 65535, got "http"',
       '--port: expected an integer from 0 to 65535, got -1',
     ]);

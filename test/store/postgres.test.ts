@@ -24,6 +24,7 @@ import { openPostgresEngine, type PostgresEngine } from '../../src/store/postgre
 import { waitFor } from '../helpers/wait-for.js';
 import { describeStoreConformance, type StoreFactory } from './conformance.js';
 import { describeLeaseOrderConformance } from './lease-order-conformance.js';
+import { describeLeaseCapsConformance } from './lease-caps-conformance.js';
 
 export const PG_URL = process.env.DROVER_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -70,6 +71,7 @@ const postgresFactory: StoreFactory = async (clock) => {
 };
 describeStoreConformance('postgres', postgresFactory);
 describeLeaseOrderConformance('postgres', postgresFactory);
+describeLeaseCapsConformance('postgres', postgresFactory);
 
 describe('postgres engine', () => {
   const open: PostgresEngine[] = [];
@@ -239,6 +241,44 @@ describe('postgres engine', () => {
       await engines[1]!.complete(leased[0]!.id, leased[0]!.leaseToken, null);
       const next = await engines[2]!.lease({ workerId: 'x', handlers: [{ name: 'h', max: 5 }], limit: 5, leaseMs: 30_000 });
       expect(next).toHaveLength(1);
+    });
+
+    it('hold tenant caps cluster-wide while two engines drain concurrently (sampled at every lease), and a worker id\'s cap across engines', { timeout: 60_000 }, async () => {
+      schema = newSchema();
+      const engines = [engineOn(schema, { poolMax: 6 }), engineOn(schema, { poolMax: 6 })];
+      await engines[0]!.migrate();
+      const caps: Record<string, number> = { a: 3, b: 5, c: 3 };
+      for (const tenant of Object.keys(caps)) {
+        await engines[0]!.enqueue(Array.from({ length: 40 }, (_, i) => job({ tenant, handler: i % 2 === 0 ? 'h' : 'g', payload: i })));
+      }
+      const tenants = { maxActiveLeases: 3, overrides: new Map([['b', 5]]), perQueue: new Map<string, number>() };
+      const peak: Record<string, number> = {};
+      let done = 0;
+      const worker = async (engine: PostgresEngine, id: string) => {
+        const deadline = Date.now() + 45_000;
+        while (done < 120 && Date.now() < deadline) {
+          const leased = await engine.lease({ workerId: id, handlers: [{ name: 'h', max: 2 }, { name: 'g', max: 2 }], limit: 3, leaseMs: 30_000, caps: { tenants } });
+          const { rows } = await admin.query(`SELECT tenant, count(*)::int AS n FROM ${schema}.jobs WHERE state = 'running' GROUP BY tenant`);
+          for (const r of rows) peak[r.tenant] = Math.max(peak[r.tenant] ?? 0, r.n);
+          if (leased.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+          for (const j of leased) {
+            expect((await engine.complete(j.id, j.leaseToken, null)).ok).toBe(true);
+            done++;
+          }
+        }
+      };
+      await Promise.all(engines.flatMap((engine, n) => [0, 1, 2].map((w) => worker(engine, `n${n}w${w}`))));
+      expect(done).toBe(120);
+      for (const [tenant, cap] of Object.entries(caps)) expect(peak[tenant], tenant).toBeLessThanOrEqual(cap);
+      // Several workers on two engines: the capped tenants were each at their cap at some point.
+      expect(peak.b).toBeGreaterThan(3);
+
+      // One worker id whose lease calls land on both engines at once: its cap is cluster-wide too.
+      await engines[0]!.enqueue(Array.from({ length: 20 }, () => job()));
+      const same = (
+        await Promise.all(engines.flatMap((engine) => [0, 1, 2].map(() => engine.lease({ workerId: 'roaming', keyId: 'k', handlers: [{ name: 'h', max: 5 }], limit: 5, leaseMs: 30_000, caps: { worker: 4, key: 6 } }))))
+      ).flat();
+      expect(same).toHaveLength(4);
     });
 
     it('coalesce concurrent plain enqueues into shared statements; each call gets its own jobs, and an overflowing batch is replayed call by call', async () => {

@@ -16,6 +16,7 @@ import { loadMigrations } from '../../src/store/sqlite/migrator.js';
 import { openSqliteEngine, type SqliteEngine } from '../../src/store/sqlite/sqlite-engine.js';
 import { describeStoreConformance, type StoreFactory } from './conformance.js';
 import { describeLeaseOrderConformance } from './lease-order-conformance.js';
+import { describeLeaseCapsConformance } from './lease-caps-conformance.js';
 
 const tempDirs: string[] = [];
 function tempDir(): string {
@@ -37,6 +38,7 @@ const sqliteFactory: StoreFactory = async (clock) => {
 };
 describeStoreConformance('sqlite', sqliteFactory);
 describeLeaseOrderConformance('sqlite', sqliteFactory);
+describeLeaseCapsConformance('sqlite', sqliteFactory);
 
 describe('sqlite engine', () => {
   const open: SqliteEngine[] = [];

@@ -36,6 +36,9 @@ export interface WorkerRouteDeps {
 }
 
 const id = { type: 'string', minLength: 1, maxLength: 200 } as const;
+
+/** Names the lease caps that held jobs back in a lease answer: `tenant`, `worker`, `key` (comma-separated). */
+export const LEASE_CAPPED_HEADER = 'drover-lease-capped';
 const leaseMs = { type: 'integer', minimum: LEASE_LIMITS.leaseMs.min, maximum: LEASE_LIMITS.leaseMs.max } as const;
 
 const leaseBody = {
@@ -239,10 +242,11 @@ export function workerRoutes(deps: WorkerRouteDeps) {
       }
       assertMayLease(request, config.handlers, request.body.handlers);
       const { body } = request;
-      const { jobs, gone } = await workers.lease(
+      const { jobs, gone, capped } = await workers.lease(
         {
           handlers: body.handlers,
           keyId: request.apiKey?.id ?? null,
+          ...(request.apiKey ? { keyName: request.apiKey.name } : {}),
           requestId: String(request.id),
           ...(body.workerId === undefined ? {} : { workerId: body.workerId }),
           ...(body.max === undefined ? {} : { max: body.max }),
@@ -254,7 +258,10 @@ export function workerRoutes(deps: WorkerRouteDeps) {
       if (gone) request.log.debug({ worker_id: RemoteWorkers.workerId(body.workerId, request.apiKey?.id ?? null) }, 'lease client went away while waiting');
       // The client left while the lease was being written: the jobs went straight back.
       if (jobs === null) return reply;
-      return { jobs: jobs.map(leasedJobJson) };
+      // Fewer jobs than asked because a lease cap held them back (docs/api.md): say which, so a worker
+      // at its own cap can tell "hold what you have" from "nothing to do".
+      if (capped.length > 0) reply.header(LEASE_CAPPED_HEADER, capped.join(', '));
+      return { jobs: jobs.map(leasedJobJson), capped };
     });
 
     app.post<{ Body: FenceBody & { leaseMs?: number } }>(

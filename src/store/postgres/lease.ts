@@ -26,6 +26,17 @@
  *    decrement would block a key for good; a count of running jobs cannot
  *    drift.
  *
+ * Lease caps (core/lease-caps.ts) take shape 2 as well, whenever a tenant
+ * cap can bind the asked handlers: a tenant is guarded like a key, by
+ * `pg_try_advisory_xact_lock(hash('drover:tenant:' || tenant))`, and its
+ * running jobs (per queue) are counted after the lock; a tenant another node
+ * is leasing right now is skipped for this call. Worker and key caps are
+ * taken before either shape, in the same transaction: `lockHolders` waits
+ * for (not tries) a lock per worker id and per key, since a second call of
+ * the same worker must see the first one's leases, then counts what each
+ * holds and shrinks the call's limit. Without caps the fast shape runs alone,
+ * outside any transaction, as before.
+ *
  * Every lease token is independently random (`gen_random_uuid()`, from the
  * server's strong random source, drawn per row because the fast shape learns
  * which rows it takes only as it updates them): holding one token tells
@@ -37,6 +48,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { noteTenantRefusal, TenantTally, type LeaseCapReport, type TenantCaps } from '../../core/lease-caps.js';
+import { guardTenants } from './lease-caps.js';
 import { compareLeaseOrder } from '../../core/queue-policy.js';
 import type { LeaseRequest } from '../engine.js';
 import type { RawLeased } from './rows.js';
@@ -109,14 +122,26 @@ export function leaseFastSql(excluding: boolean): string {
 const LEASE_FAST = leaseFastSql(false);
 const LEASE_FAST_EXCLUDING = leaseFastSql(true);
 
-/** $1 handlers, $2 room, $3 excluded queues, $4 keys known to be full. Candidates of every kind, in lease order per handler. */
+/**
+ * $1 handlers, $2 room, $3 excluded queues, $4 keys known to be full, $5
+ * tenants known to be full (at their cluster-wide cap, or locked by another
+ * node), $6/$7 (queue, tenant) pairs at a per-queue cap, $8 tenant caps on
+ * (lock each candidate's tenant: `guardTenants`). Candidates of every
+ * kind, in lease order per handler. Full tenants are left out of the scan,
+ * not passed over after it: otherwise a capped tenant's backlog would fill
+ * every round and hide the other tenants' jobs behind it.
+ */
 const KEYED_CANDIDATES = `
-  SELECT c.id, c.handler, c.tenant, c.concurrency_key, c.concurrency_limit
+  SELECT c.id, c.handler, c.queue, c.tenant, c.concurrency_key, c.concurrency_limit,
+    -- With tenant caps ($8), each candidate's tenant is try-locked here, saving
+    -- a round trip; re-taking a lock this transaction holds is free.
+    CASE WHEN $8::boolean AND c.tenant IS NOT NULL THEN pg_try_advisory_xact_lock(hashtextextended('drover:tenant:' || c.tenant, 0)) END AS tenant_locked
   FROM unnest($1::text[], $2::int[]) AS h(name, room)
   CROSS JOIN LATERAL (
-    SELECT id, handler, tenant, fair_tag, run_at - priority * priority_ms AS rank, concurrency_key, concurrency_limit FROM jobs
+    SELECT id, handler, queue, tenant, fair_tag, run_at - priority * priority_ms AS rank, concurrency_key, concurrency_limit FROM jobs
     WHERE state = 'queued' AND handler = h.name AND queue <> ALL($3::text[])
       AND (concurrency_key IS NULL OR concurrency_key <> ALL($4::text[]))
+      AND (tenant IS NULL OR (tenant <> ALL($5::text[]) AND (queue, tenant) NOT IN (SELECT q, t FROM unnest($6::text[], $7::text[]) AS f(q, t))))
     ORDER BY fair_tag, run_at - priority * priority_ms, id
     LIMIT h.room
     FOR UPDATE SKIP LOCKED
@@ -227,29 +252,48 @@ export async function leaseFast(db: pg.Pool | pg.PoolClient, plan: LeasePlan, ca
   return rows.filter((row) => row.id !== null);
 }
 
-interface Candidate {
+export interface Candidate {
   id: number;
   handler: string;
+  queue: string;
   tenant: string | null;
   concurrency_key: string | null;
   concurrency_limit: number | null;
+  /** Tenant caps on: this transaction holds the tenant's lock (null: no tenant, or caps off). */
+  tenant_locked: boolean | null;
 }
 
-/** Shape 2: inside the caller's transaction. */
-export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: LeaseCall): Promise<RawLeased[]> {
+/** Shape 2: inside the caller's transaction. With `tenantCaps`, tenants are guarded and counted like keys. */
+export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: LeaseCall, tenantCaps?: TenantCaps, report?: LeaseCapReport): Promise<RawLeased[]> {
   const room = new Map(plan.handlers.map((name, i) => [name, plan.room[i]!]));
   let want = plan.limit;
   /** Keys we hold the lock for, with their running count and limit as of now (including our own takes). */
   const keys = new Map<string, { running: number }>();
   /** Keys at their limit, or locked by another node: not worth fetching again. */
   const full = new Set<string>();
+  /** Tenants we hold the lock for, with their running counts (null: no tenant caps in this call). */
+  const tenants = tenantCaps ? new TenantTally(tenantCaps) : null;
+  /** Tenants at their cluster-wide cap, or locked by another node: not fetched again. */
+  const fullTenants = new Set<string>();
+  /** (queue, tenant) pairs at a per-queue cap. */
+  const fullInQueue = new Map<string, { queue: string; tenant: string }>();
   const leased: RawLeased[] = [];
 
   for (let round = 0; round < MAX_ROUNDS && want > 0 && room.size > 0; round++) {
     const names = [...room.keys()];
     const asked = names.map((name) => Math.min(room.get(name)!, want) + SLACK);
-    const { rows: candidates } = await client.query<Candidate>(KEYED_CANDIDATES, [names, asked, plan.exclude, [...full]]);
+    const { rows: candidates } = await client.query<Candidate>(KEYED_CANDIDATES, [
+      names,
+      asked,
+      plan.exclude,
+      [...full],
+      [...fullTenants],
+      [...fullInQueue.values()].map((f) => f.queue),
+      [...fullInQueue.values()].map((f) => f.tenant),
+      tenants !== null,
+    ]);
     if (candidates.length === 0) break;
+    if (tenants) await guardTenants(client, candidates, tenants, fullTenants);
 
     const unseen = [...new Set(candidates.map((c) => c.concurrency_key).filter((k): k is string => k !== null && !keys.has(k) && !full.has(k)))];
     if (unseen.length > 0) {
@@ -270,6 +314,14 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
       if (want === 0) break;
       const left = room.get(c.handler);
       if (left === undefined) continue;
+      const tenant = tenants !== null && c.tenant !== null ? c.tenant : null;
+      if (tenant !== null && (fullTenants.has(tenant) || !tenants!.fits(tenant, c.queue))) {
+        noteTenantRefusal(report, tenant, c.queue);
+        if (fullTenants.has(tenant) || tenants!.full(tenant)) fullTenants.add(tenant);
+        else fullInQueue.set(`${c.queue}\u0000${tenant}`, { queue: c.queue, tenant });
+        blocked++;
+        continue;
+      }
       if (c.concurrency_key !== null) {
         const key = keys.get(c.concurrency_key);
         // A key without a limit means one at a time: the point of a key is serialising.
@@ -280,6 +332,7 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
         }
         key.running++;
       }
+      if (tenant !== null) tenants!.take(tenant, c.queue);
       take.push(c.id);
       want--;
       if (left <= 1) room.delete(c.handler);
@@ -289,7 +342,7 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
       const { rows } = await client.query<RawLeased>(LEASE_IDS, [take, call.nonce, call.expires, call.worker, call.now, plan.handlers, call.keyId]);
       leased.push(...rows);
     }
-    // Nothing was held back by a key: the scan saw everything these handlers may take now.
+    // Nothing was held back by a key or a tenant cap: the scan saw everything these handlers may take now.
     if (blocked === 0) break;
   }
   return leased.sort(compareLeaseOrder);

@@ -65,14 +65,15 @@ import { payloadIndexName } from '../../core/payload-filter.js';
 import { ConnectionErrors, type ConnectionErrorKind, type ConnectionErrorListener } from './connection-errors.js';
 import { enqueuePlain, finishIntake, ingestItems, insertJobs, isPlain, newIntakeEffects, type IntakeEffects } from './intake.js';
 import * as durable from './durable.js';
-import { leaseFast, leaseKeyed, newLeaseCall, planLease, RELEASE_BY_CALL } from './lease.js';
+import { leaseFast, leaseKeyed, newLeaseCall, planLease, RELEASE_BY_CALL, type LeaseCall, type LeasePlan } from './lease.js';
+import { lockHolders } from './lease-caps.js';
 import { migratePostgres } from './migrator.js';
 import { acquireNodeLock, nodeLockKey } from './node-lock.js';
 import { cancelJob, retryJob } from './operator-actions.js';
 import * as q from './queries.js';
 import * as reclaim from './reclaim.js';
 import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toLeasedJob, toNodeRow, toQueueStats } from './rows.js';
-import type { RawApiKey, RawAttempt, RawEvent, RawJob, RawNode } from './rows.js';
+import type { RawApiKey, RawAttempt, RawEvent, RawJob, RawLeased, RawNode } from './rows.js';
 import { PRUNE_RATE_WINDOWS, takeRateStart } from './rate-windows.js';
 import { SettleBatch } from './settle-batch.js';
 import { START_IN_FLIGHT, StartBatch } from './start-batch.js';
@@ -270,8 +271,11 @@ export class PostgresEngine implements StorageEngine {
     await this.#undoUncertainLeases(request.workerId);
     const call = newLeaseCall(request, plan, this.#clock());
     try {
-      const fast = await leaseFast(this.#lease, plan, call);
-      const rows = fast ?? (await retryConflicts(() => inTransaction(this.#pool, (client) => leaseKeyed(client, plan, call))));
+      const caps = request.caps;
+      const capped = caps !== undefined && (caps.tenants !== undefined || caps.worker !== undefined || caps.key !== undefined);
+      // Without caps: the one-statement fast shape, outside any transaction (lease.ts).
+      const fast = capped ? null : await leaseFast(this.#lease, plan, call);
+      const rows = fast ?? (await retryConflicts(() => inTransaction(this.#pool, (client) => this.#leaseInTransaction(client, plan, call, request))));
       // Marked started by the lease itself (`LeaseRequest.start`): their start() answers at once.
       if (fast) for (const row of fast) if ((row as { started_seq?: number }).started_seq === row.lease_seq && row.lease_token) this.#markedByLease.set(String(row.id), row.lease_token);
       return rows.map(toLeasedJob);
@@ -281,6 +285,15 @@ export class PostgresEngine implements StorageEngine {
       if (isTransient(error)) this.#uncertain.set(call.nonce, [request.workerId]);
       throw storeError(error, 'leasing');
     }
+  }
+
+  /** Lease shape 2, or the capped forms of either shape (lease.ts says which and why). */
+  async #leaseInTransaction(client: pg.PoolClient, asked: LeasePlan, call: LeaseCall, request: LeaseRequest): Promise<RawLeased[]> {
+    const caps = request.caps;
+    const plan = caps ? await lockHolders(client, asked, call, caps, request.capped) : asked;
+    if (plan === null) return [];
+    if (caps?.tenants) return leaseKeyed(client, plan, call, caps.tenants, request.capped);
+    return (caps && (await leaseFast(client, plan, call))) ?? leaseKeyed(client, plan, call);
   }
 
   async heartbeat(jobId: string, token: string, leaseMs: number): Promise<FenceResult> {

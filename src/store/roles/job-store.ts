@@ -7,6 +7,7 @@ import type { AttemptOutcome, DeadReason, EventInput, EventRow, JobRow, JobState
 import type { StoreRole } from './capabilities.js';
 import type { ResolvedWait } from './durable-store.js';
 import type { WaitRow } from '../../core/durable.js';
+import type { LeaseCapReport, LeaseCaps } from '../../core/lease-caps.js';
 
 export interface QueueLimit {
   /** Jobs not yet finished (scheduled + queued + running) allowed in the queue. */
@@ -61,6 +62,14 @@ export interface LeaseRequest {
   keyId?: string | null;
   /** Queues not to lease from (paused). */
   excludeQueues?: readonly string[];
+  /**
+   * Lease caps (core/lease-caps.ts), counted by the engine inside the lease
+   * so they hold across concurrent calls and nodes: a tenant's running jobs,
+   * the worker id's, the key's. Absent: nothing beyond handler room and keys.
+   */
+  caps?: LeaseCaps;
+  /** Filled by the engine: which caps held jobs back in this call. */
+  capped?: LeaseCapReport;
 }
 
 export type FenceResult = { ok: true; job: JobRow } | { ok: false; reason: 'stale_lease' | 'not_found' };

@@ -7,8 +7,14 @@
  * lease calls can never take the same job: the second sees the first's rows as
  * `running`). Taken jobs are updated immediately, which makes the concurrency
  * count for later candidates in the same call include them.
+ *
+ * Lease caps (core/lease-caps.ts) are counted here too, in the same write:
+ * the worker id's and the key's running jobs shrink the call's limit before
+ * the walk; a tenant at its cap has its candidates passed over like those of
+ * a full concurrency key.
  */
 import { randomUUID } from 'node:crypto';
+import { noteTenantRefusal, roomUnderWorkerCaps, TenantTally } from '../../core/lease-caps.js';
 import type { EventRow, LeasedJob } from '../../core/types.js';
 import type { LeaseRequest } from '../engine.js';
 import { toJobRow } from './rows.js';
@@ -34,6 +40,15 @@ export function leaseJobs(
     if (leaseMs !== undefined) expiresByHandler.set(name, Math.max(expiresByHandler.get(name) ?? 0, now + leaseMs));
   }
   let want = Math.floor(request.limit);
+  const caps = request.caps;
+  if (caps && (caps.worker !== undefined || caps.key !== undefined)) {
+    const worker = caps.worker === undefined ? 0 : s.runningOfWorker.get(request.workerId)!.n;
+    const key = caps.key === undefined || !request.keyId ? 0 : s.runningOfLeaseKey.get(request.keyId)!.n;
+    want = roomUnderWorkerCaps(want, request.keyId ? caps : { ...caps, key: undefined }, { worker, key }, request.capped);
+  }
+  const tenants = caps?.tenants ? new TenantTally(caps.tenants) : null;
+  /** Tenants at their cluster-wide cap: left out of later rounds' scans (a capped tenant's backlog would fill every round). */
+  const fullTenants = new Set<string>();
   const exclude = request.excludeQueues ?? [];
   const defaultExpires = now + request.leaseMs;
   const runningByKey = new Map<string, number>();
@@ -45,13 +60,23 @@ export function leaseJobs(
     // Jobs taken in earlier rounds are now `running` and drop out of the scan;
     // blocked ones do not, so fetch enough to see past them.
     const fetch = want + blocked.size + SLACK;
-    const candidates = statements.leaseCandidates([...room.keys()], exclude, fetch);
+    const candidates = statements.leaseCandidates([...room.keys()], exclude, fetch, [...fullTenants]);
     for (const job of candidates) {
       if (want === 0) break;
       if (blocked.has(job.id)) continue;
       const left = room.get(job.handler);
       if (left === undefined) continue; // this handler's room ran out earlier in the round
 
+      const capped = tenants !== null && job.tenant !== null ? job.tenant : null;
+      if (capped !== null) {
+        if (!tenants!.has(capped)) tenants!.load(capped, s.runningOfTenant.all(capped).map((r) => [r.queue, r.n] as const));
+        if (!tenants!.fits(capped, job.queue)) {
+          noteTenantRefusal(request.capped, capped, job.queue);
+          if (tenants!.full(capped)) fullTenants.add(capped);
+          blocked.add(job.id);
+          continue;
+        }
+      }
       if (job.concurrency_key !== null) {
         const key = job.concurrency_key;
         const running = runningByKey.get(key) ?? s.runningWithKey.get(key)?.n ?? 0;
@@ -68,6 +93,7 @@ export function leaseJobs(
       const expires = expiresByHandler.get(job.handler) ?? defaultExpires;
       // No RETURNING: reading the row by id costs less than SQLite's RETURNING * (statements.ts).
       if (s.leaseJob.run({ id: job.id, token, expires, worker: request.workerId, key: request.keyId ?? null, now }).changes === 0) continue;
+      if (capped !== null) tenants!.take(capped, job.queue);
       const raw = s.jobById.get(job.id)!;
       s.insertAttempt.run(raw.id, raw.lease_seq, request.workerId, now);
       let event: EventRow | null = null;

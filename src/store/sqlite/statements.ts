@@ -44,6 +44,7 @@ export interface LeaseCandidate {
   priority_ms: number;
   fair_tag: number;
   tenant: string | null;
+  queue: string;
   concurrency_key: string | null;
   concurrency_limit: number | null;
 }
@@ -129,6 +130,12 @@ function prepareFixed(db: Database.Database) {
     runningWithKey: p<[string], { n: number }>(
       "SELECT count(*) AS n FROM jobs WHERE state = 'running' AND concurrency_key = ?",
     ),
+    // Lease caps (core/lease-caps.ts), each on its partial index of running jobs.
+    runningOfTenant: p<[string], { queue: string; n: number }>(
+      "SELECT queue, count(*) AS n FROM jobs WHERE state = 'running' AND tenant = ? GROUP BY queue",
+    ),
+    runningOfWorker: p<[string], { n: number }>("SELECT count(*) AS n FROM jobs WHERE state = 'running' AND worker_id = ?"),
+    runningOfLeaseKey: p<[string], { n: number }>("SELECT count(*) AS n FROM jobs WHERE state = 'running' AND lease_key_id = ?"),
     insertAttempt: p<[number, number, string, number]>(
       "INSERT INTO attempts (job_id, attempt, worker_id, started_at, outcome) VALUES (?, ?, ?, ?, 'running')",
     ),
@@ -235,7 +242,7 @@ export type FixedStatements = ReturnType<typeof prepareFixed>;
 
 export class SqliteStatements {
   readonly fixed: FixedStatements;
-  /** Lease candidate statements by number of excluded queues. */
+  /** Lease candidate statements by number of excluded queues, and whether they skip tenants (`-n - 1`). */
   readonly #candidates = new Map<number, Database.Statement<unknown[], LeaseCandidate>>();
   readonly #listJobs = new Map<string, Database.Statement<unknown[], unknown>>();
 
@@ -250,25 +257,30 @@ export class SqliteStatements {
    * `handler IN (...)` cannot use that order across handlers, and the
    * handler-less order index made an idle handler scan every queued job.
    */
-  leaseCandidates(handlers: readonly string[], excludeQueues: readonly string[], limit: number): LeaseCandidate[] {
-    const stmt = this.#candidateStatement(excludeQueues.length);
-    if (handlers.length === 1) return stmt.all(handlers[0], ...excludeQueues, limit);
+  leaseCandidates(handlers: readonly string[], excludeQueues: readonly string[], limit: number, skipTenants: readonly string[] = []): LeaseCandidate[] {
+    const skipping = skipTenants.length > 0;
+    const stmt = this.#candidateStatement(excludeQueues.length, skipping);
+    // Tenants at their lease cap (lease.ts) are left out here, in the scan, rather than fetched and passed over in JS.
+    const tail = skipping ? [JSON.stringify(skipTenants), limit] : [limit];
+    if (handlers.length === 1) return stmt.all(handlers[0], ...excludeQueues, ...tail);
     const all: LeaseCandidate[] = [];
-    for (const handler of handlers) all.push(...stmt.all(handler, ...excludeQueues, limit));
+    for (const handler of handlers) all.push(...stmt.all(handler, ...excludeQueues, ...tail));
     all.sort(compareLeaseOrder);
     return all.length > limit ? all.slice(0, limit) : all;
   }
 
-  #candidateStatement(excluded: number): Database.Statement<unknown[], LeaseCandidate> {
-    let stmt = this.#candidates.get(excluded);
+  #candidateStatement(excluded: number, skipTenants: boolean): Database.Statement<unknown[], LeaseCandidate> {
+    const slot = skipTenants ? -excluded - 1 : excluded;
+    let stmt = this.#candidates.get(slot);
     if (!stmt) {
       const marks = Array.from({ length: excluded }, () => '?').join(', ');
       stmt = this.db.prepare<unknown[], LeaseCandidate>(`
-        SELECT id, handler, priority, run_at, priority_ms, fair_tag, tenant, concurrency_key, concurrency_limit FROM jobs
+        SELECT id, handler, priority, run_at, priority_ms, fair_tag, tenant, queue, concurrency_key, concurrency_limit FROM jobs
         WHERE state = 'queued' AND handler = ? ${excluded > 0 ? `AND queue NOT IN (${marks})` : ''}
+          ${skipTenants ? 'AND (tenant IS NULL OR tenant NOT IN (SELECT value FROM json_each(?)))' : ''}
         ORDER BY ${LEASE_ORDER}
         LIMIT ?`);
-      this.#candidates.set(excluded, stmt);
+      this.#candidates.set(slot, stmt);
     }
     return stmt;
   }

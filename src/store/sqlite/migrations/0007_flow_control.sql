@@ -29,3 +29,5 @@ CREATE INDEX jobs_fair_head ON jobs (queue, state, fair_tag) WHERE state IN ('qu
 -- Lease caps: running jobs per tenant and per worker.
 CREATE INDEX jobs_running_tenant ON jobs (tenant) WHERE state = 'running' AND tenant IS NOT NULL;
 CREATE INDEX jobs_running_worker ON jobs (worker_id) WHERE state = 'running';
+-- Worker caps per work key: running jobs per leasing key.
+CREATE INDEX jobs_running_key ON jobs (lease_key_id) WHERE state = 'running' AND lease_key_id IS NOT NULL;
