@@ -44,7 +44,7 @@ describe('queues.<name> lease-order keys', () => {
     expect(issues({ bulk: { ageUnitMs: 0 } })).toEqual(['queues.bulk.ageUnitMs: expected an integer ≥ 1 (milliseconds), got 0']);
     expect(issues({ bulk: { ageUnitMs: 1.5 } })).toEqual(['queues.bulk.ageUnitMs: expected an integer ≥ 1 (milliseconds), got 1.5']);
     expect(issues({ bulk: { fairness: 'handler' } })).toEqual(['queues.bulk.fairness: expected one of "none", "tenant", got "handler"']);
-    expect(issues({ bulk: { weight: {} } })).toEqual(['queues.bulk.weight: unknown key; allowed keys: maxDepth, weights, ageUnitMs, fairness']);
+    expect(issues({ bulk: { weight: {} } })).toEqual(['queues.bulk.weight: unknown key; allowed keys: maxDepth, weights, ageUnitMs, fairness, tenantMaxActiveLeases']);
   });
 });
 
