@@ -67,6 +67,8 @@ export class DroverMetrics {
   readonly eventsIngested: CounterFamily<never>;
   readonly eventsDeduplicated: CounterFamily<never>;
   readonly backpressureRejections: CounterFamily<'queue' | 'reason'>;
+  readonly triggerMerges: CounterFamily<'handler' | 'kind'>;
+  readonly triggerThrottled: CounterFamily<'handler'>;
 
   // --- durable execution (durable-metrics.ts; the interrupt gauges on scrape) -
   readonly steps: CounterFamily<'handler' | 'outcome'>;
@@ -120,6 +122,8 @@ export class DroverMetrics {
     this.eventsIngested = counter('drover_events_ingested_total', 'Events accepted (new event ids).', []);
     this.eventsDeduplicated = counter('drover_events_deduplicated_total', 'Events whose id was already known: accepted once, nothing written again.', []);
     this.backpressureRejections = counter('drover_backpressure_rejections_total', 'Intake requests refused to protect a queue (429/503).', ['queue', 'reason']);
+    this.triggerMerges = counter('drover_trigger_merges_total', 'Events merged into a job an earlier event of the same debounce or batch group opened (no job of their own).', ['handler', 'kind']);
+    this.triggerThrottled = counter('drover_trigger_throttled_total', 'Events whose job a throttle trigger scheduled later than the event, for the next free slot (none are dropped).', ['handler']);
 
     this.steps = counter('drover_steps_total', 'Durable steps by outcome: succeeded (ran, result stored), failed (threw; the attempt fails), memoized (a re-run returned the stored result without running it).', ['handler', 'outcome']);
     this.jobsSuspended = counter('drover_jobs_suspended_total', 'Jobs suspended by a durable step, by what they wait for: sleep, event, interrupt (a person).', ['handler', 'reason']);

@@ -5,10 +5,11 @@
  * at the edge (route schemas); this layer is what the SDK and CLI share.
  */
 import { randomUUID } from 'node:crypto';
-import { concurrencyKeyFor, routeEvent, type ResolvedConfig, type ResolvedHandler } from '../core/config.js';
+import { concurrencyKeyFor, routeEventToTriggers, type ResolvedConfig, type ResolvedHandler } from '../core/config.js';
 import { DroverError } from '../core/errors.js';
 import { STRICT_PRIORITY_MS } from '../core/queue-policy.js';
 import { validateEventName } from '../core/trigger.js';
+import { groupKeyFor } from '../core/trigger-control.js';
 import type { EventInput, NewJob } from '../core/types.js';
 import type { IngestItem } from '../store/engine.js';
 
@@ -53,9 +54,14 @@ export class Intake {
     const id = input.id ?? `evt_${randomUUID()}`;
     const tenant = input.tenant ?? null;
     const now = this.clock();
-    const jobs = routeEvent(this.config.handlers.values(), { name, data }).map((handler) =>
-      this.#newJob(handler, data, { eventId: id, tenant, now, traceparent }),
-    );
+    const jobs = routeEventToTriggers(this.config.handlers.values(), { name, data }).map(({ handler, trigger, index }) => {
+      const job = this.#newJob(handler, data, { eventId: id, tenant, now, traceparent });
+      if (trigger.control !== null) {
+        const groupKey = groupKeyFor(handler.name, index, trigger.control, data, tenant);
+        job.control = { control: trigger.control, groupKey, maxPayloadBytes: this.config.limits.maxPayloadBytes };
+      }
+      return job;
+    });
     for (const route of this.dynamicRoutes?.({ name, data }) ?? []) jobs.push(this.#newJob(route.handler, route.payload, { eventId: id, tenant, now, traceparent }));
     return { event: { id, name, data, ...(tenant === null ? {} : { tenant }) }, jobs };
   }

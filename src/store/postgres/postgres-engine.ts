@@ -37,6 +37,7 @@ import type {
   FailRequest,
   FenceResult,
   StartResult,
+  EventMerge,
   IngestItem,
   IngestResult,
   JobFilter,
@@ -61,6 +62,7 @@ import { dumpPostgres } from './backup.js';
 import { assertSchemaName, clientConfig, DEFAULT_TIMEOUTS, inTransaction, isTransient, longQuery, retryConflicts, storeError, type StoreTimeouts } from './connection.js';
 import { payloadIndexName } from '../../core/payload-filter.js';
 import { ConnectionErrors, type ConnectionErrorKind, type ConnectionErrorListener } from './connection-errors.js';
+import { eventMerges } from './trigger-groups.js';
 import { enqueuePlain, finishIntake, ingestItems, insertJobs, isPlain, newIntakeEffects, type IntakeEffects } from './intake.js';
 import * as durable from './durable.js';
 import { leaseFast, leaseKeyed, newLeaseCall, planLease, RELEASE_BY_CALL } from './lease.js';
@@ -243,7 +245,7 @@ export class PostgresEngine implements StorageEngine {
       const results = await ingestItems(client, items, now, effects);
       return results.map((r) => {
         const result = { event: toEventRow(r.event), jobs: r.jobs.map(toJobRow), created: r.created };
-        return r.resolvedWaits ? { ...result, resolvedWaits: r.resolvedWaits } : result;
+        return { ...result, ...(r.resolvedWaits ? { resolvedWaits: r.resolvedWaits } : {}), ...(r.controls ? { controls: r.controls } : {}) };
       });
     }, options);
   }
@@ -487,6 +489,10 @@ export class PostgresEngine implements StorageEngine {
   async getEvent(id: string): Promise<EventRow | null> {
     const raw = (await this.#query<RawEvent>(q.EVENT_BY_ID, [id]))[0];
     return raw ? toEventRow(raw) : null;
+  }
+
+  eventMerges(eventId: string): Promise<EventMerge[]> {
+    return this.#run('query', () => eventMerges(this.#pool, eventId));
   }
 
   async ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]> {

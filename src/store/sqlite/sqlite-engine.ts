@@ -35,6 +35,7 @@ import type {
   FailRequest,
   FenceResult,
   StartResult,
+  EventMerge,
   IngestItem,
   IngestResult,
   JobFilter,
@@ -71,6 +72,7 @@ import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toQueueSta
 import { reclaimJobs } from './reclaim.js';
 import { SqliteStatements } from './statements.js';
 import { DurableStatements } from './durable-statements.js';
+import { eventMerges, prepareTriggerStatements, type TriggerStatements } from './trigger-groups.js';
 import * as durable from './durable.js';
 import type { StepRow, SuspendRequest, WaitRow } from '../../core/durable.js';
 import type { RecordStepRequest, RecordStepResult, ResumeResult, SuspendResult, WaitFilter } from '../roles/durable-store.js';
@@ -119,6 +121,7 @@ export class SqliteEngine implements StorageEngine {
   readonly #totalChanges: Database.Statement<[], { n: number }>;
   #statements: SqliteStatements | null = null;
   #durableStatements: DurableStatements | null = null;
+  #triggerStatements: TriggerStatements | null = null;
   #auditStatements: AuditStatements | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
@@ -454,6 +457,11 @@ export class SqliteEngine implements StorageEngine {
     return raw ? toEventRow(raw) : null;
   }
 
+  async eventMerges(eventId: string): Promise<EventMerge[]> {
+    this.#read();
+    return eventMerges(this.#t, eventId);
+  }
+
   async ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]> {
     const built: string[] = [];
     for (const path of paths) {
@@ -588,6 +596,12 @@ export class SqliteEngine implements StorageEngine {
     return this.#durableStatements!;
   }
 
+  get #t(): TriggerStatements {
+    if (this.#triggerStatements) return this.#triggerStatements;
+    this.#s; // prepares them all, or says the store is not migrated
+    return this.#triggerStatements!;
+  }
+
   #readDurable(): DurableStatements {
     this.#assertOpen();
     return this.#d;
@@ -610,8 +624,10 @@ export class SqliteEngine implements StorageEngine {
   #prepare(): SqliteStatements {
     const statements = new SqliteStatements(this.#db);
     const durableStatements = new DurableStatements(this.#db);
+    const triggerStatements = prepareTriggerStatements(this.#db);
     this.#depths.load(statements.fixed.unfinishedByQueue.all());
     this.#durableStatements = durableStatements;
+    this.#triggerStatements = triggerStatements;
     this.#statements = statements;
     return statements;
   }
@@ -661,7 +677,7 @@ export class SqliteEngine implements StorageEngine {
   }
 
   #intake(options: EnqueueOptions | undefined, own: WriteEffects, batch: Readonly<WriteEffects>): IntakeContext {
-    return { s: this.#s.fixed, d: this.#d.fixed, depths: this.#depths, now: this.#clock(), options, own, batch };
+    return { s: this.#s.fixed, d: this.#d.fixed, t: this.#t, depths: this.#depths, now: this.#clock(), options, own, batch };
   }
 }
 
