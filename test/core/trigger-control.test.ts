@@ -2,10 +2,11 @@
  * Debounce, throttle and batch: the config checks (clear errors at start)
  * and the pure merge decisions the stores carry out (core/trigger-control.ts).
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { resolveConfig, routeEventToTriggers } from '../../src/core/config.js';
 import { DroverError } from '../../src/core/errors.js';
-import { groupKeyFor, planMerge, throttleIntervalMs, type TriggerControl } from '../../src/core/trigger-control.js';
+import { groupKeyFor, MAX_BATCH_SIZE, MAX_CONTROL_MS, planMerge, throttleIntervalMs, type TriggerControl } from '../../src/core/trigger-control.js';
 
 const run = async () => undefined;
 
@@ -93,5 +94,25 @@ describe('grouping and merge decisions', () => {
   it('throttle spaces slots evenly: limit per period', () => {
     expect(throttleIntervalMs({ kind: 'throttle', key: null, limit: 4, periodMs: 1000 })).toBe(250);
     expect(throttleIntervalMs({ kind: 'throttle', key: null, limit: 3, periodMs: 1000 })).toBe(334);
+  });
+});
+
+describe('the docs', () => {
+  const config = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+  const api = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
+
+  it('document every control key with the bounds the checks enforce', () => {
+    const keys = { debounce: ['windowMs', 'maxWaitMs', 'key'], throttle: ['limit', 'periodMs', 'key'], batch: ['maxSize', 'maxWaitMs', 'key'] };
+    for (const [kind, names] of Object.entries(keys)) {
+      for (const name of names) expect(config).toContain(`| \`handlers[].on.${kind}.${name}\` |`);
+    }
+    expect(config).toContain(`(1–${MAX_BATCH_SIZE})`);
+    expect(config).toContain(`${MAX_CONTROL_MS} ms`);
+    expect(config).toContain('{ "events": [ { "id": "evt-1", "data"');
+  });
+
+  it('document the trigger field of event answers', () => {
+    expect(api).toContain('"trigger":{"kind":"debounce","merged":true}');
+    expect(api).toContain('"trigger":{"kind":"throttle","delayedMs":1500}');
   });
 });
