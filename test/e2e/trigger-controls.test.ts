@@ -192,6 +192,43 @@ describe('batch', () => {
   });
 });
 
+describe('batch of events in one request', () => {
+  it('applies the events in order in one transaction: batches fill and the rest waits', async () => {
+    node = await start();
+    const res = await node.request('POST', '/v1/events', { events: [1, 2, 3, 4, 5].map((row) => ({ name: 'row.added', data: { table: 'q', row }, id: `q-${row}` })) });
+    expect(res.status).toBe(202);
+    const jobIds = res.body.events.map((e: any) => e.jobs[0].id);
+    expect(jobIds[0]).toBe(jobIds[2]);
+    expect(jobIds[3]).toBe(jobIds[4]);
+    expect(jobIds[3]).not.toBe(jobIds[0]);
+    await waitFor(() => ran('batched').length === 1, { message: 'the full batch ran' });
+    await advance(node, 60_000);
+    await waitFor(() => ran('batched').length === 2, { message: 'the timed batch ran' });
+    expect(ran('batched').map((r) => r.payload.events.map((e: any) => e.data.row))).toEqual([[1, 2, 3], [4, 5]]);
+  });
+});
+
+describe('retention', () => {
+  it('prunes merge records with their events, and idle groups, without touching an open one', async () => {
+    node = await start();
+    await send(node, { name: 'row.added', data: { table: 'old' }, id: 'old-1' });
+    await send(node, { name: 'mail.send', data: {}, tenant: 'old' });
+    await advance(node, 60_000);
+    await waitFor(() => ran('batched').length === 1 && ran('throttled').length === 1, { message: 'both ran' });
+    const open = await send(node, { name: 'doc.edited', data: { doc: 'kept' } });
+    now += 8 * 24 * 3_600_000; // past every default retention
+    const still = await send(node, { name: 'doc.edited', data: { doc: 'kept', rev: 2 } }); // the window is due: a new one opens
+    expect(still.jobs[0].id).not.toBe(open.jobs[0].id);
+    await node.runtime.runTask('pruner');
+    expect((await node.request('GET', '/v1/events/old-1')).status).toBe(404);
+    // The open window survived the prune: the next event joins it.
+    const joined = await send(node, { name: 'doc.edited', data: { doc: 'kept', rev: 3 } });
+    expect(joined.jobs[0]).toMatchObject({ id: still.jobs[0].id, trigger: { kind: 'debounce', merged: true } });
+    // The pruned groups start afresh.
+    expect((await send(node, { name: 'row.added', data: { table: 'old' } })).jobs[0].trigger).toEqual({ kind: 'batch', merged: false });
+  });
+});
+
 describe('across a restart', () => {
   it('a pending debounce, throttle and batch each run exactly once with every event', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'drover-controls-'));

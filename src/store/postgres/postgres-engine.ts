@@ -62,7 +62,7 @@ import { dumpPostgres } from './backup.js';
 import { assertSchemaName, clientConfig, DEFAULT_TIMEOUTS, inTransaction, isTransient, longQuery, retryConflicts, storeError, type StoreTimeouts } from './connection.js';
 import { payloadIndexName } from '../../core/payload-filter.js';
 import { ConnectionErrors, type ConnectionErrorKind, type ConnectionErrorListener } from './connection-errors.js';
-import { eventMerges } from './trigger-groups.js';
+import { eventMerges, pruneTriggerGroups } from './trigger-groups.js';
 import { enqueuePlain, finishIntake, ingestItems, insertJobs, isPlain, newIntakeEffects, type IntakeEffects } from './intake.js';
 import * as durable from './durable.js';
 import { leaseFast, leaseKeyed, newLeaseCall, planLease, RELEASE_BY_CALL } from './lease.js';
@@ -357,6 +357,7 @@ export class PostgresEngine implements StorageEngine {
         if (jobs < size) jobs += await count(['dead'], request.deadBefore, size - jobs);
         const events = (await client.query(q.PRUNE_EVENTS, [request.eventsBefore, size])).rowCount ?? 0;
         await client.query(PRUNE_RATE_WINDOWS, [this.#clock()]);
+        await pruneTriggerGroups(client, request.eventsBefore, this.#clock(), size);
         return { jobs, events };
       }),
     );

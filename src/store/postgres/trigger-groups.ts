@@ -47,7 +47,18 @@ const CLOSE = `
   UPDATE jobs SET state = 'queued', run_at = LEAST(run_at, $2), updated_at = $2
   WHERE id = $1 AND state = 'scheduled' RETURNING queue`;
 
-const RECORD_MERGE = 'INSERT INTO event_merges (event_id, job_id, kind, merged) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING';
+const RECORD_MERGE = 'INSERT INTO event_merges (event_id, job_id, kind, merged, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING';
+
+const PRUNE_MERGES = 'DELETE FROM event_merges WHERE ctid IN (SELECT ctid FROM event_merges WHERE at < $1 LIMIT $2)';
+
+/** A concurrent ingest that locked the group first moves updated_at on; the DELETE's re-check then skips the row. */
+const PRUNE_GROUPS = `
+  DELETE FROM trigger_groups WHERE group_key IN (
+    SELECT g.group_key FROM trigger_groups g
+    WHERE g.updated_at < $1 AND coalesce(g.tat, 0) < $2
+      AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = g.open_job AND j.state = 'scheduled')
+    LIMIT $3)
+  AND updated_at < $1`;
 
 const MERGES_OF_EVENT = `
   SELECT m.kind AS m_kind, m.merged AS m_merged, j.* FROM event_merges m JOIN jobs j ON j.id = m.job_id
@@ -92,7 +103,7 @@ export async function mergeControlled(
     const raw = rows[0]!;
     if (plan.due) wake(effects, raw.queue);
     await client.query(SET_OPEN, [groupKey, plan.due ? null : raw.id, open!.until, plan.count, now]);
-    await client.query(RECORD_MERGE, [event.id, raw.id, kind, true]);
+    await client.query(RECORD_MERGE, [event.id, raw.id, kind, true, event.receivedAt]);
     return { raw, outcome: { jobId: String(raw.id), handler: raw.handler, kind, merged: true, delayedMs: 0 } };
   }
   if (plan.closeOpen && open) {
@@ -101,7 +112,7 @@ export async function mergeControlled(
   }
   const raw = await insert({ ...job, payload: JSON.parse(plan.payloadText) as unknown, runAt: plan.due ? now : plan.runAt });
   await client.query(SET_OPEN, [groupKey, plan.due ? null : raw.id, plan.until, 1, now]);
-  await client.query(RECORD_MERGE, [event.id, raw.id, kind, false]);
+  await client.query(RECORD_MERGE, [event.id, raw.id, kind, false, event.receivedAt]);
   return { raw, outcome: { jobId: String(raw.id), handler: raw.handler, kind, merged: false, delayedMs: 0 } };
 }
 
@@ -112,6 +123,15 @@ export async function mergeControlled(
 function wake(effects: IntakeEffects, queue: string): void {
   effects.woken.add(queue);
   effects.resumed.set(queue, effects.resumed.get(queue) ?? 0);
+}
+
+/**
+ * Forget merge records as old as the events retention drops, and groups idle
+ * that long with nothing open and no throttle slot ahead (they hold nothing).
+ */
+export async function pruneTriggerGroups(client: pg.PoolClient, eventsBefore: number, now: number, limit: number): Promise<void> {
+  await client.query(PRUNE_MERGES, [eventsBefore, limit]);
+  await client.query(PRUNE_GROUPS, [eventsBefore, now, limit]);
 }
 
 /** The debounce/batch jobs an event went into. */

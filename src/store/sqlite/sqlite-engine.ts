@@ -72,7 +72,7 @@ import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toQueueSta
 import { reclaimJobs } from './reclaim.js';
 import { SqliteStatements } from './statements.js';
 import { DurableStatements } from './durable-statements.js';
-import { eventMerges, prepareTriggerStatements, type TriggerStatements } from './trigger-groups.js';
+import { eventMerges, prepareTriggerStatements, pruneTriggerGroups, type TriggerStatements } from './trigger-groups.js';
 import * as durable from './durable.js';
 import type { StepRow, SuspendRequest, WaitRow } from '../../core/durable.js';
 import type { RecordStepRequest, RecordStepResult, ResumeResult, SuspendResult, WaitFilter } from '../roles/durable-store.js';
@@ -354,6 +354,7 @@ export class SqliteEngine implements StorageEngine {
       let jobs = s.pruneFinished.run(request.finishedBefore, size).changes;
       if (jobs < size) jobs += s.pruneDead.run(request.deadBefore, size - jobs).changes;
       const events = s.pruneEvents.run(request.eventsBefore, size).changes;
+      pruneTriggerGroups(this.#t, request.eventsBefore, this.#clock(), size);
       return { jobs, events };
     });
   }

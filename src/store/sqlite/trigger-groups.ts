@@ -48,7 +48,14 @@ export function prepareTriggerStatements(db: Database.Database) {
       INSERT INTO trigger_groups (group_key, tat, updated_at) VALUES (@key, @now + @interval, @now)
       ON CONFLICT (group_key) DO UPDATE SET tat = max(coalesce(tat, 0), @now) + @interval, updated_at = @now
       RETURNING tat - @interval AS run_at`),
-    recordMerge: p<[string, number, MergeKind, 0 | 1]>('INSERT OR IGNORE INTO event_merges (event_id, job_id, kind, merged) VALUES (?, ?, ?, ?)'),
+    recordMerge: p<[string, number, MergeKind, 0 | 1, number]>('INSERT OR IGNORE INTO event_merges (event_id, job_id, kind, merged, at) VALUES (?, ?, ?, ?, ?)'),
+    pruneMerges: p<[number, number]>('DELETE FROM event_merges WHERE rowid IN (SELECT rowid FROM event_merges WHERE at < ? LIMIT ?)'),
+    pruneGroups: p<{ before: number; now: number; limit: number }>(`
+      DELETE FROM trigger_groups WHERE group_key IN (
+        SELECT g.group_key FROM trigger_groups g
+        WHERE g.updated_at < @before AND coalesce(g.tat, 0) < @now
+          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = g.open_job AND j.state = 'scheduled')
+        LIMIT @limit)`),
     mergesOfEvent: p<[string], RawJob & { m_kind: MergeKind; m_merged: number }>(`
       SELECT m.kind AS m_kind, m.merged AS m_merged, j.* FROM event_merges m JOIN jobs j ON j.id = m.job_id
       WHERE m.event_id = ? ORDER BY j.id`),
@@ -73,7 +80,7 @@ export function ingestControlled(ctx: IntakeContext, t: TriggerStatements, job: 
     const raw = t.mergeInto.get({ id: open!.open_job, payload: plan.payloadText, eventId: control.kind === 'debounce' ? event.id : null, runAt: plan.runAt, due: plan.due ? 1 : 0, now })!;
     if (plan.due) ctx.own.woken.add(raw.queue);
     t.setOpen.run(groupKey, plan.due ? null : raw.id, open!.until, plan.count, now);
-    t.recordMerge.run(event.id, raw.id, control.kind, 1);
+    t.recordMerge.run(event.id, raw.id, control.kind, 1, event.receivedAt);
     return { job: toJobRow(raw), outcome: outcome(toJobRow(raw), control.kind, true, 0) };
   }
   if (plan.closeOpen && open) {
@@ -82,8 +89,17 @@ export function ingestControlled(ctx: IntakeContext, t: TriggerStatements, job: 
   }
   const row = insertJob(ctx, { ...job, payload: JSON.parse(plan.payloadText) as unknown, runAt: plan.due ? now : plan.runAt }).job;
   t.setOpen.run(groupKey, plan.due ? null : Number(row.id), plan.until, 1, now);
-  t.recordMerge.run(event.id, Number(row.id), control.kind, 0);
+  t.recordMerge.run(event.id, Number(row.id), control.kind, 0, event.receivedAt);
   return { job: row, outcome: outcome(row, control.kind, false, 0) };
+}
+
+/**
+ * Forget merge records as old as the events retention drops, and groups idle
+ * that long with nothing open and no throttle slot ahead (they hold nothing).
+ */
+export function pruneTriggerGroups(t: TriggerStatements, eventsBefore: number, now: number, limit: number): void {
+  t.pruneMerges.run(eventsBefore, limit);
+  t.pruneGroups.run({ before: eventsBefore, now, limit });
 }
 
 /** The debounce/batch jobs an event went into. */

@@ -7,7 +7,9 @@
 -- is no longer `scheduled` is closed whatever this says). `open_until`: the
 -- latest run_at of that job (first event + maxWaitMs; NULL: no bound).
 -- `open_count`: events in it. `tat`: throttle's theoretical arrival time
--- (GCRA): the earliest start of the group's next job.
+-- (GCRA): the earliest start of the group's next job. A group with no
+-- scheduled open job and a `tat` in the past holds nothing: pruning it
+-- changes no decision.
 CREATE TABLE trigger_groups (
   group_key TEXT PRIMARY KEY,
   open_job INTEGER,
@@ -18,12 +20,16 @@ CREATE TABLE trigger_groups (
 );
 
 -- Which job each debounced or batched event went into (the job's own
--- event_id names one event only). `merged`: 1 when an earlier event opened it.
+-- event_id names one event only), kept as long as events are (`retention.eventsMs`,
+-- by `at`, the event's receipt). `merged`: 1 when an earlier event opened it.
 CREATE TABLE event_merges (
   event_id TEXT NOT NULL,
   job_id INTEGER NOT NULL,
   kind TEXT NOT NULL,
   merged INTEGER NOT NULL,
+  at INTEGER NOT NULL,
   PRIMARY KEY (event_id, job_id)
 );
-CREATE INDEX event_merges_job ON event_merges (job_id);
+CREATE INDEX event_merges_at ON event_merges (at);
+-- Groups idle past event retention, with nothing open or pending, are pruned.
+CREATE INDEX trigger_groups_idle ON trigger_groups (updated_at);
