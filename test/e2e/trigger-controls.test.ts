@@ -45,10 +45,19 @@ function recorder(name: string, on: unknown): DroverConfig['handlers'][number] {
   };
 }
 
-const HANDLERS = [
+const HANDLERS: DroverConfig['handlers'] = [
   recorder('debounced', { event: 'doc.edited', debounce: { key: 'data.doc', windowMs: 5_000, maxWaitMs: 10_000 } }),
   recorder('throttled', { event: 'mail.send', throttle: { key: 'tenant', limit: 2, periodMs: 1_000 } }),
   recorder('batched', { event: 'row.added', batch: { key: 'data.table', maxSize: 3, maxWaitMs: 60_000 } }),
+  {
+    name: 'flaky-batch',
+    on: { event: 'flaky.row', batch: { maxSize: 2, maxWaitMs: 60_000 } },
+    retry: { maxAttempts: 3, backoff: { initialMs: 10_000, jitter: 'none' as const } },
+    run(ctx: any) {
+      runs.push({ handler: 'flaky-batch', jobId: ctx.job.id, payload: ctx.job.payload, eventId: ctx.event?.id ?? null, at: now });
+      if (ctx.job.attempt === 1) throw new Error('first attempt fails');
+    },
+  },
 ];
 
 async function start(dir?: string): Promise<TestNode> {
@@ -189,6 +198,21 @@ describe('batch', () => {
     expect(b.jobs[0].id).not.toBe(a.jobs[0].id);
     await waitFor(() => ran('batched').length === 1, { message: 'the closed batch ran at once' });
     expect(ran('batched')[0]!.payload.events).toHaveLength(1);
+  });
+});
+
+describe('a merged job that has started', () => {
+  it('takes no more events while it waits out a retry backoff: the next event opens a new batch', async () => {
+    node = await start();
+    const first = await send(node, { name: 'flaky.row', data: { n: 1 } });
+    await send(node, { name: 'flaky.row', data: { n: 2 } }); // full: runs, fails, waits 10 s
+    await waitFor(async () => (await node!.request('GET', `/v1/jobs/${first.jobs[0].id}`)).body.state === 'scheduled', { message: 'the retry is scheduled' });
+    const third = await send(node, { name: 'flaky.row', data: { n: 3 } });
+    expect(third.jobs[0].id).not.toBe(first.jobs[0].id);
+    expect(third.jobs[0].trigger).toEqual({ kind: 'batch', merged: false });
+    await advance(node, 10_000);
+    await waitFor(() => ran('flaky-batch').length === 2, { message: 'the retry ran' });
+    expect(ran('flaky-batch')[1]!.payload.events.map((e: any) => e.data.n)).toEqual([1, 2]);
   });
 });
 

@@ -10,6 +10,9 @@
  * open jobs. The open job's row is locked too (`FOR UPDATE OF j`): when the
  * stager has just queued it, the lock waits and the re-checked join drops it,
  * so the event opens a new job instead of joining one that already left.
+ * A job that was ever leased (`lease_seq > 0`) is closed even when it is
+ * `scheduled` again (a retry waiting out its backoff): events never join a
+ * job that has started.
  */
 import type pg from 'pg';
 import { planMerge, throttleIntervalMs, type MergeKind, type OpenMerge } from '../../core/trigger-control.js';
@@ -31,7 +34,7 @@ const TAKE_SLOT = `
 
 const OPEN_OF = `
   SELECT g.open_job, g.open_until AS until, g.open_count AS count, j.payload::text AS "payloadText", j.run_at AS "runAt"
-  FROM trigger_groups g JOIN jobs j ON j.id = g.open_job AND j.state = 'scheduled'
+  FROM trigger_groups g JOIN jobs j ON j.id = g.open_job AND j.state = 'scheduled' AND j.lease_seq = 0
   WHERE g.group_key = $1
   FOR UPDATE OF j`;
 
@@ -56,7 +59,7 @@ const PRUNE_GROUPS = `
   DELETE FROM trigger_groups WHERE group_key IN (
     SELECT g.group_key FROM trigger_groups g
     WHERE g.updated_at < $1 AND coalesce(g.tat, 0) < $2
-      AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = g.open_job AND j.state = 'scheduled')
+      AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = g.open_job AND j.state = 'scheduled' AND j.lease_seq = 0)
     LIMIT $3)
   AND updated_at < $1`;
 

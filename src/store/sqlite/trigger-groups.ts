@@ -27,10 +27,11 @@ export type TriggerStatements = ReturnType<typeof prepareTriggerStatements>;
 export function prepareTriggerStatements(db: Database.Database) {
   const p = <P extends unknown[] | object, R = unknown>(sql: string) => db.prepare(sql) as unknown as Stmt<P, R>;
   return {
-    // A job that left `scheduled` (staged, cancelled) is closed whatever open_job says.
+    // A job that left `scheduled` (staged, cancelled), or that was ever leased (a
+    // retry waiting out its backoff is `scheduled` again), is closed whatever open_job says.
     openOf: p<[string], OpenRow>(`
       SELECT g.open_job, g.open_until AS until, g.open_count AS count, j.payload AS "payloadText", j.run_at AS "runAt"
-      FROM trigger_groups g JOIN jobs j ON j.id = g.open_job AND j.state = 'scheduled'
+      FROM trigger_groups g JOIN jobs j ON j.id = g.open_job AND j.state = 'scheduled' AND j.lease_seq = 0
       WHERE g.group_key = ?`),
     setOpen: p<[string, number | null, number | null, number, number]>(`
       INSERT INTO trigger_groups (group_key, open_job, open_until, open_count, updated_at) VALUES (?, ?, ?, ?, ?)
@@ -54,7 +55,7 @@ export function prepareTriggerStatements(db: Database.Database) {
       DELETE FROM trigger_groups WHERE group_key IN (
         SELECT g.group_key FROM trigger_groups g
         WHERE g.updated_at < @before AND coalesce(g.tat, 0) < @now
-          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = g.open_job AND j.state = 'scheduled')
+          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = g.open_job AND j.state = 'scheduled' AND j.lease_seq = 0)
         LIMIT @limit)`),
     mergesOfEvent: p<[string], RawJob & { m_kind: MergeKind; m_merged: number }>(`
       SELECT m.kind AS m_kind, m.merged AS m_merged, j.* FROM event_merges m JOIN jobs j ON j.id = m.job_id

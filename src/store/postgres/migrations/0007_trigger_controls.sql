@@ -4,7 +4,7 @@
 -- `trigger_groups`: one row per (trigger, key) group a controlled trigger has
 -- seen, written in the ingest transaction. `open_job`: the scheduled job that
 -- the group's debounce/batch events merge into (NULL: none open; a job that
--- is no longer `scheduled` is closed whatever this says). `open_until`: the
+-- is no longer `scheduled`, or was ever leased, is closed whatever this says). `open_until`: the
 -- latest run_at of that job (first event + maxWaitMs; NULL: no bound).
 -- `open_count`: events in it. `tat`: throttle's theoretical arrival time
 -- (GCRA): the earliest start of the group's next job. A group with no
