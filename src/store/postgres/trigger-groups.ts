@@ -40,11 +40,11 @@ const OPEN_OF = `
 
 const SET_OPEN = 'UPDATE trigger_groups SET open_job = $2, open_until = $3, open_count = $4, updated_at = $5 WHERE group_key = $1';
 
-/** $1 id, $2 payload, $3 event id (null: keep), $4 run_at, $5 due, $6 now. */
+/** $1 id, $2 payload, $3 event id (null: keep), $4 run_at, $5 due, $6 now. The row comes back without its payload. */
 const MERGE_INTO = `
   UPDATE jobs SET payload = $2::json, event_id = coalesce($3, event_id), run_at = $4,
     state = CASE WHEN $5 THEN 'queued' ELSE state END, updated_at = $6
-  WHERE id = $1 RETURNING *`;
+  WHERE id = $1 RETURNING to_jsonb(jobs.*) - 'payload' AS row`;
 
 const CLOSE = `
   UPDATE jobs SET state = 'queued', run_at = LEAST(run_at, $2), updated_at = $2
@@ -102,8 +102,9 @@ export async function mergeControlled(
   const open = (await client.query<OpenRow>(OPEN_OF, [groupKey])).rows[0] ?? null;
   const plan = planMerge(control, open, event, now, maxPayloadBytes);
   if (plan.op === 'update') {
-    const { rows } = await client.query<RawJob>(MERGE_INTO, [open!.open_job, plan.payloadText, kind === 'debounce' ? event.id : null, plan.runAt, plan.due, now]);
-    const raw = rows[0]!;
+    const { rows } = await client.query<{ row: Omit<RawJob, 'payload'> }>(MERGE_INTO, [open!.open_job, plan.payloadText, kind === 'debounce' ? event.id : null, plan.runAt, plan.due, now]);
+    // Not parsed back: a batch's payload grows with every event (see TriggerOutcome).
+    const raw: RawJob = { ...rows[0]!.row, payload: null };
     if (plan.due) wake(effects, raw.queue);
     await client.query(SET_OPEN, [groupKey, plan.due ? null : raw.id, open!.until, plan.count, now]);
     await client.query(RECORD_MERGE, [event.id, raw.id, kind, true, event.receivedAt]);

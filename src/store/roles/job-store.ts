@@ -40,7 +40,13 @@ export interface IngestResult {
   created: boolean;
   /** Suspended jobs this event woke (their `event` waits matched it), in the same transaction. */
   resolvedWaits?: ResolvedWait[];
-  /** What debounce, throttle or batch triggers did with this event's jobs; present only when some did. */
+  /**
+   * What debounce, throttle or batch triggers did with this event's jobs;
+   * present only when some did. A job the event was merged into (`merged`)
+   * is in `jobs` with payload null: a batch's payload grows with each event,
+   * and reading it back on every append would cost O(n²) per batch; read the
+   * job for it.
+   */
   controls?: TriggerOutcome[];
 }
 

@@ -82,7 +82,9 @@ export function ingestControlled(ctx: IntakeContext, t: TriggerStatements, job: 
     if (plan.due) ctx.own.woken.add(raw.queue);
     t.setOpen.run(groupKey, plan.due ? null : raw.id, open!.until, plan.count, now);
     t.recordMerge.run(event.id, raw.id, control.kind, 1, event.receivedAt);
-    return { job: toJobRow(raw), outcome: outcome(toJobRow(raw), control.kind, true, 0) };
+    // Not parsed back: a batch's payload grows with every event (see TriggerOutcome).
+    const row = toJobRow({ ...raw, payload: 'null' });
+    return { job: row, outcome: outcome(row, control.kind, true, 0) };
   }
   if (plan.closeOpen && open) {
     const closed = t.close.get({ id: open.open_job, now });
