@@ -209,6 +209,9 @@ function appendBatchEntry(payloadText: string, entryText: string): string {
 /**
  * Throttle's spacing between job starts of one group, in ms: `limit` per
  * `periodMs`, evenly, so no window of `periodMs` holds more than `limit`.
+ *
+ * @example
+ * throttleIntervalMs({ kind: 'throttle', key: null, limit: 4, periodMs: 1000 }); // 250
  */
 export function throttleIntervalMs(control: Extract<TriggerControl, { kind: 'throttle' }>): number {
   return Math.ceil(control.periodMs / control.limit);
