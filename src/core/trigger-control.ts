@@ -160,15 +160,17 @@ export type MergePlan =
   | { op: 'open'; payloadText: string; runAt: number; until: number | null; due: boolean; closeOpen: boolean };
 
 /**
- * Decide how an event joins its group at `now`.
+ * Decide how an event joins its group at `now`: debounce keeps the job's
+ * payload (`jobPayload`), batch lists the event.
  *
  * @example
- * planMerge(debounce, null, event, 1000, 1_048_576); // { op: 'open', runAt: 1000 + windowMs, ... }
+ * planMerge(debounce, null, event, event.data, 1000, 1_048_576); // { op: 'open', runAt: 1000 + windowMs, ... }
  */
-export function planMerge(control: TriggerControl, open: OpenMerge | null, event: EventRow, now: number, maxPayloadBytes: number): MergePlan {
+export function planMerge(control: TriggerControl, open: OpenMerge | null, event: EventRow, jobPayload: unknown, now: number, maxPayloadBytes: number): MergePlan {
   if (control.kind === 'throttle') throw new Error('planMerge: throttle does not merge');
   const dataText = JSON.stringify(event.data ?? null);
-  const input = { dataText, entryText: batchEntryText({ id: event.id, dataText, tenant: event.tenant, receivedAt: event.receivedAt }) };
+  // Debounce keeps the job's own payload (a handler's is the event data; a runtime trigger's names the trigger).
+  const input = { dataText: JSON.stringify(jobPayload ?? null), entryText: batchEntryText({ id: event.id, dataText, tenant: event.tenant, receivedAt: event.receivedAt }) };
   const stillOpen = open !== null && open.runAt > now;
   if (control.kind === 'debounce') {
     if (stillOpen) {

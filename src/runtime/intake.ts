@@ -9,7 +9,7 @@ import { concurrencyKeyFor, routeEventToTriggers, type ResolvedConfig, type Reso
 import { DroverError } from '../core/errors.js';
 import { STRICT_PRIORITY_MS } from '../core/queue-policy.js';
 import { validateEventName } from '../core/trigger.js';
-import { groupKeyFor } from '../core/trigger-control.js';
+import { groupKeyFor, type TriggerControl } from '../core/trigger-control.js';
 import type { EventInput, NewJob } from '../core/types.js';
 import type { IngestItem } from '../store/engine.js';
 
@@ -37,8 +37,8 @@ export class Intake {
   constructor(
     private readonly config: ResolvedConfig,
     private readonly clock: () => number,
-    /** Routes added at run time (webhook triggers): extra jobs for an event, each with its payload. */
-    private readonly dynamicRoutes?: (event: { name: string; data: unknown }) => Array<{ handler: ResolvedHandler; payload: unknown }>,
+    /** Routes added at run time (webhook triggers): extra jobs for an event, each with its payload and, optionally, a debounce or throttle. */
+    private readonly dynamicRoutes?: (event: { name: string; data: unknown }) => Array<{ handler: ResolvedHandler; payload: unknown; control?: { control: TriggerControl; group: string } }>,
   ) {}
 
   /** Resolve an event into the item the store ingests (event + its fan-out jobs). */
@@ -62,7 +62,14 @@ export class Intake {
       }
       return job;
     });
-    for (const route of this.dynamicRoutes?.({ name, data }) ?? []) jobs.push(this.#newJob(route.handler, route.payload, { eventId: id, tenant, now, traceparent }));
+    for (const route of this.dynamicRoutes?.({ name, data }) ?? []) {
+      const job = this.#newJob(route.handler, route.payload, { eventId: id, tenant, now, traceparent });
+      if (route.control) {
+        const groupKey = groupKeyFor(route.control.group, 0, route.control.control, data, tenant);
+        job.control = { control: route.control.control, groupKey, maxPayloadBytes: this.config.limits.maxPayloadBytes };
+      }
+      jobs.push(job);
+    }
     return { event: { id, name, data, ...(tenant === null ? {} : { tenant }) }, jobs };
   }
 

@@ -71,23 +71,23 @@ describe('grouping and merge decisions', () => {
   });
 
   it('debounce pushes the run back by the window, never past the first event + maxWaitMs', () => {
-    const open = planMerge(debounce, null, event('e1', { n: 1 }), 1000, 1e6);
+    const open = planMerge(debounce, null, event('e1', { n: 1 }), { n: 1 }, 1000, 1e6);
     expect(open).toEqual({ op: 'open', payloadText: '{"n":1}', runAt: 1100, until: 1250, due: false, closeOpen: false });
-    const pushed = planMerge(debounce, { payloadText: '{"n":1}', runAt: 1100, until: 1250, count: 1 }, event('e2', { n: 2 }), 1090, 1e6);
+    const pushed = planMerge(debounce, { payloadText: '{"n":1}', runAt: 1100, until: 1250, count: 1 }, event('e2', { n: 2 }), { n: 2 }, 1090, 1e6);
     expect(pushed).toEqual({ op: 'update', payloadText: '{"n":2}', runAt: 1190, count: 2, due: false });
-    const capped = planMerge(debounce, { payloadText: '{"n":2}', runAt: 1190, until: 1250, count: 2 }, event('e3', { n: 3 }), 1180, 1e6);
+    const capped = planMerge(debounce, { payloadText: '{"n":2}', runAt: 1190, until: 1250, count: 2 }, event('e3', { n: 3 }), { n: 3 }, 1180, 1e6);
     expect(capped).toMatchObject({ op: 'update', runAt: 1250 });
     // Due but not yet staged: closed, and the event opens the next window.
-    expect(planMerge(debounce, { payloadText: '{}', runAt: 1250, until: 1250, count: 3 }, event('e4', {}), 1250, 1e6)).toMatchObject({ op: 'open', closeOpen: true });
+    expect(planMerge(debounce, { payloadText: '{}', runAt: 1250, until: 1250, count: 3 }, event('e4', {}), {}, 1250, 1e6)).toMatchObject({ op: 'open', closeOpen: true });
   });
 
   it('batch appends in order, runs when full, and starts a new batch rather than outgrow the payload limit', () => {
-    const first = planMerge(batch, null, event('e1', 1), 0, 1e6);
+    const first = planMerge(batch, null, event('e1', 1), 1, 0, 1e6);
     expect(first).toEqual({ op: 'open', payloadText: '{"events":[{"id":"e1","data":1,"tenant":null,"receivedAt":"1970-01-01T00:00:00.000Z"}]}', runAt: 1000, until: 1000, due: false, closeOpen: false });
-    const full = planMerge(batch, { payloadText: first.payloadText, runAt: 1000, until: 1000, count: 1 }, event('e2', 2), 5, 1e6);
+    const full = planMerge(batch, { payloadText: first.payloadText, runAt: 1000, until: 1000, count: 1 }, event('e2', 2), 2, 5, 1e6);
     expect(full).toMatchObject({ op: 'update', runAt: 5, count: 2, due: true });
     expect(JSON.parse(full.payloadText).events.map((e: any) => e.id)).toEqual(['e1', 'e2']);
-    const tooBig = planMerge(batch, { payloadText: first.payloadText, runAt: 1000, until: 1000, count: 1 }, event('e2', 2), 5, first.payloadText.length + 10);
+    const tooBig = planMerge(batch, { payloadText: first.payloadText, runAt: 1000, until: 1000, count: 1 }, event('e2', 2), 2, 5, first.payloadText.length + 10);
     expect(tooBig).toMatchObject({ op: 'open', closeOpen: true, runAt: 1005 });
   });
 

@@ -9,6 +9,8 @@
  * with every event.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -250,6 +252,64 @@ describe('retention', () => {
     expect(joined.jobs[0]).toMatchObject({ id: still.jobs[0].id, trigger: { kind: 'debounce', merged: true } });
     // The pruned groups start afresh.
     expect((await send(node, { name: 'row.added', data: { table: 'old' } })).jobs[0].trigger).toEqual({ kind: 'batch', merged: false });
+  });
+});
+
+describe('runtime triggers (POST /v1/triggers)', () => {
+  it('debounce and throttle their deliveries; batch and bad controls are refused at create', async () => {
+    const bodies: any[] = [];
+    const server: Server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        bodies.push(JSON.parse(body));
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      node = await startTestNode({ handlers: HANDLERS, webhooks: { allowPrivateNetworks: true } }, { clock: () => now });
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const action = { type: 'webhook', url, secret: 'whsec_test_secret_0123456789' };
+      const created = await node.request('POST', '/v1/triggers', { on: 'order.*', debounce: { key: 'data.order', windowMs: 5_000 }, action });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      expect(created.body.debounce).toEqual({ key: 'data.order', windowMs: 5_000 });
+
+      const batch = await node.request('POST', '/v1/triggers', { on: 'order.*', batch: { maxSize: 5, maxWaitMs: 100 }, action });
+      expect(batch.status).toBe(422);
+      expect(batch.headers['content-type']).toContain('application/problem+json');
+      expect(batch.body.detail).toContain('runtime triggers take debounce or throttle, not batch');
+      const bad = await node.request('POST', '/v1/triggers', { on: 'order.*', throttle: { limit: 0, periodMs: 1000 }, action });
+      expect(bad.status).toBe(422);
+      expect(bad.body.detail).toContain('throttle.limit: expected an integer from 1 to 100000, got 0');
+      expect((await node.request('GET', '/v1/triggers')).body.triggers).toHaveLength(1);
+
+      const answers = [];
+      for (let rev = 1; rev <= 3; rev++) answers.push(await send(node, { name: 'order.updated', data: { order: 'o1', rev } }));
+      const deliveries = answers.map((a) => a.jobs.find((j: any) => j.handler === 'drover.webhook'));
+      expect(new Set(deliveries.map((j: any) => j.id)).size).toBe(1);
+      expect(deliveries.map((j: any) => j.trigger.merged)).toEqual([false, true, true]);
+      await advance(node, 5_000);
+      await waitFor(() => bodies.length === 1, { message: 'one delivery' }).catch(async (e) => {
+        throw new Error(`${(e as Error).message}: ${JSON.stringify((await node!.request('GET', `/v1/jobs/${deliveries[0].id}`)).body)}`);
+      });
+      expect(bodies[0]).toMatchObject({ name: 'order.updated', data: { order: 'o1', rev: 3 } });
+      await waitFor(async () => (await node!.request('GET', `/v1/jobs/${deliveries[0].id}`)).body.state === 'succeeded', { message: 'the delivery job succeeded' });
+      expect(bodies).toHaveLength(1);
+
+      expect((await node.request('POST', '/v1/triggers', { on: 'invoice.*', throttle: { limit: 1, periodMs: 1_000 }, action })).status).toBe(201);
+      const paced = [];
+      for (let n = 1; n <= 2; n++) paced.push((await send(node, { name: 'invoice.paid', data: { n } })).jobs.find((j: any) => j.handler === 'drover.webhook'));
+      expect(paced.map((j: any) => j.trigger)).toEqual([{ kind: 'throttle', delayedMs: 0 }, { kind: 'throttle', delayedMs: 1_000 }]);
+      await waitFor(() => bodies.length === 2, { message: 'the first paced delivery' });
+      await advance(node, 1_000);
+      await waitFor(() => bodies.length === 3, { message: 'the second paced delivery, one period later' });
+      expect(bodies.slice(1).map((b) => b.data.n)).toEqual([1, 2]);
+    } finally {
+      await node?.close();
+      node = undefined;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
 

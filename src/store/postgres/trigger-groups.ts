@@ -100,7 +100,7 @@ export async function mergeControlled(
   const { control, groupKey, maxPayloadBytes } = job.control!;
   const kind = control.kind as MergeKind;
   const open = (await client.query<OpenRow>(OPEN_OF, [groupKey])).rows[0] ?? null;
-  const plan = planMerge(control, open, event, now, maxPayloadBytes);
+  const plan = planMerge(control, open, event, job.payload, now, maxPayloadBytes);
   if (plan.op === 'update') {
     const { rows } = await client.query<{ row: Omit<RawJob, 'payload'> }>(MERGE_INTO, [open!.open_job, plan.payloadText, kind === 'debounce' ? event.id : null, plan.runAt, plan.due, now]);
     // Not parsed back: a batch's payload grows with every event (see TriggerOutcome).

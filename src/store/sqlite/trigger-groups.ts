@@ -76,7 +76,7 @@ export function ingestControlled(ctx: IntakeContext, t: TriggerStatements, job: 
     return { job: row, outcome: outcome(row, 'throttle', false, runAt - now) };
   }
   const open = t.openOf.get(groupKey) ?? null;
-  const plan = planMerge(control, open, event, now, maxPayloadBytes);
+  const plan = planMerge(control, open, event, job.payload, now, maxPayloadBytes);
   if (plan.op === 'update') {
     const raw = t.mergeInto.get({ id: open!.open_job, payload: plan.payloadText, eventId: control.kind === 'debounce' ? event.id : null, runAt: plan.runAt, due: plan.due ? 1 : 0, now })!;
     if (plan.due) ctx.own.woken.add(raw.queue);
