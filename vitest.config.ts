@@ -45,6 +45,7 @@ const BOTH_ENGINES = [
   'test/console/bulk.test.ts',
   'test/console/search.test.ts',
   'test/e2e/lease-caps.test.ts',
+  'test/e2e/trigger-controls.test.ts',
 ];
 
 export default defineConfig({

@@ -21,6 +21,7 @@ import type { BreakerPolicy } from './breaker.js';
 import type { BackoffPolicy, HandlerDefinition } from './handler.js';
 import type { QuarantinePolicy } from './quarantine.js';
 import { compilePattern } from './trigger.js';
+import { checkTriggerControl, type TriggerControl } from './trigger-control.js';
 import { definedOnly, readEnv, readOverrides, type ConfigOverrides, type Settings } from './config-sources.js';
 import {
   configSchema,
@@ -103,6 +104,8 @@ export interface ResolvedTrigger {
   pattern: string;
   matches(eventName: string): boolean;
   filter: ((data: unknown) => boolean) | null;
+  /** Debounce, throttle or batch (core/trigger-control.ts); null: one job per event. */
+  control: TriggerControl | null;
 }
 
 export interface ResolvedHandler {
@@ -432,7 +435,7 @@ function remoteStub(name: string): NonNullable<HandlerDefinition['run']> {
 
 // ---------------------------------------------------------------- checks beyond the schema
 
-/** `on`: a pattern string, `{ event, filter? }`, or an array of either. */
+/** `on`: a pattern string, `{ event, filter?, debounce? | throttle? | batch? }`, or an array of either. */
 function checkTriggers(on: unknown, path: string, issues: ConfigIssue[]): ResolvedTrigger[] {
   if (on === undefined) return [];
   const specs = Array.isArray(on) ? on.map((spec, j) => [spec, `${path}[${j}]`] as const) : [[on, path] as const];
@@ -443,20 +446,23 @@ function checkTriggers(on: unknown, path: string, issues: ConfigIssue[]): Resolv
       if (t) out.push(t);
     } else if (isRecord(spec)) {
       for (const key of Object.keys(spec)) {
-        if (key !== 'event' && key !== 'filter') issues.push({ path: `${at}.${key}`, message: 'unknown key; allowed keys: event, filter' });
+        if (!TRIGGER_KEYS.includes(key)) issues.push({ path: `${at}.${key}`, message: `unknown key; allowed keys: ${TRIGGER_KEYS.join(', ')}` });
       }
       if (typeof spec.event !== 'string') {
         issues.push({ path: `${at}.event`, message: `expected an event name or pattern, ${got(spec.event)}` });
         continue;
       }
       const t = trigger(spec.event, spec.filter, `${at}.event`, `${at}.filter`, issues);
-      if (t) out.push(t);
+      const control = checkTriggerControl(spec, at, (path, message) => issues.push({ path, message }));
+      if (t) out.push({ ...t, control });
     } else {
       issues.push({ path: at, message: `expected an event pattern string or { event, filter }, ${got(spec)}` });
     }
   }
   return out;
 }
+
+const TRIGGER_KEYS = ['event', 'filter', 'debounce', 'throttle', 'batch'];
 
 function trigger(pattern: string, filter: unknown, patternAt: string, filterAt: string, issues: ConfigIssue[]): ResolvedTrigger | null {
   let matches: ((name: string) => boolean) | null = null;
@@ -479,7 +485,7 @@ function trigger(pattern: string, filter: unknown, patternAt: string, filterAt: 
       return null;
     }
   }
-  return matches === null ? null : { pattern, matches, filter: compiled };
+  return matches === null ? null : { pattern, matches, filter: compiled, control: null };
 }
 
 function checkCron(cron: unknown, tz: string, path: string, issues: ConfigIssue[]): void {
@@ -530,9 +536,25 @@ export function concurrencyKeyFor(handler: ResolvedHandler, payload: unknown, te
  * routeEvent(config.handlers.values(), { name: 'order.created', data: { amount: 250 } }).map((h) => h.name);
  */
 export function routeEvent(handlers: Iterable<ResolvedHandler>, event: { name: string; data: unknown }): ResolvedHandler[] {
-  const out: ResolvedHandler[] = [];
+  return routeEventToTriggers(handlers, event).map((route) => route.handler);
+}
+
+/**
+ * As `routeEvent`, with the trigger that took the event for each handler
+ * (the first of its triggers that matches: its control applies) and that
+ * trigger's position in the handler's `on`.
+ *
+ * @example
+ * routeEventToTriggers(config.handlers.values(), { name: 'order.created', data: {} })[0]?.trigger.control; // null or { kind: 'batch', ... }
+ */
+export function routeEventToTriggers(
+  handlers: Iterable<ResolvedHandler>,
+  event: { name: string; data: unknown },
+): Array<{ handler: ResolvedHandler; trigger: ResolvedTrigger; index: number }> {
+  const out: Array<{ handler: ResolvedHandler; trigger: ResolvedTrigger; index: number }> = [];
   for (const handler of handlers) {
-    if (handler.triggers.some((t) => t.matches(event.name) && (t.filter === null || t.filter(event.data)))) out.push(handler);
+    const index = handler.triggers.findIndex((t) => t.matches(event.name) && (t.filter === null || t.filter(event.data)));
+    if (index >= 0) out.push({ handler, trigger: handler.triggers[index]!, index });
   }
   return out;
 }

@@ -62,6 +62,16 @@ export interface TriggerSpec {
   /** Event name or pattern: `order.created`, `order.*` (one segment), `order.**` (any depth). */
   event: string;
   filter?: Filter;
+  /**
+   * Run once after the last event of a window, with its payload; each event
+   * pushes the run back by `windowMs`, never past the first + `maxWaitMs`.
+   * `key`: `tenant` or `data.<path>` (one window per value). One of debounce, throttle, batch.
+   */
+  debounce?: { key?: string; windowMs: number; maxWaitMs?: number };
+  /** At most `limit` job starts per `periodMs` per key; excess events wait for the next free slot (never dropped). */
+  throttle?: { key?: string; limit: number; periodMs: number };
+  /** One job per up to `maxSize` events or `maxWaitMs` from the first, payload `{ events: [{ id, data, tenant, receivedAt }] }`. */
+  batch?: { key?: string; maxSize: number; maxWaitMs: number };
 }
 
 export interface BackoffPolicy {

@@ -57,6 +57,11 @@ export interface LifecycleEvents {
    */
   'lease:capped': { cap: 'tenant' | 'worker' | 'key'; queue: string | null; tenants: readonly string[]; workerId: string };
   'event:ingested': { eventId: string; name: string; jobs: number; created: boolean };
+  /**
+   * A debounce, throttle or batch trigger handled an event's job (core/trigger-control.ts):
+   * `merged` when it joined a job an earlier event opened; `delayedMs` how long a throttle held it back.
+   */
+  'trigger:controlled': { handler: string; kind: 'debounce' | 'throttle' | 'batch'; merged: boolean; delayedMs: number };
   'intake:rejected': { queue: string; reason: 'queue_full' | 'shutting_down' };
   'task:failed': { task: string; error: Error };
   /** The in-process backup schedule finished a backup; `at` is when the copy was taken (ms). Failures are `task:failed` with task `backup`. */

@@ -3,6 +3,8 @@
  * Times are milliseconds since the Unix epoch; ids are strings on the wire.
  */
 
+import type { JobControl } from './trigger-control.js';
+
 /** Lifecycle of a job. See `job-state.ts` for the allowed transitions. */
 export type JobState =
   | 'scheduled' // waiting for runAt (delayed, or backing off before a retry)
@@ -69,6 +71,8 @@ export interface NewJob {
   tenant?: string | null;
   /** One priority level's worth in ms of waiting, from the queue's weights (core/queue-policy.ts); absent: strict. */
   priorityMs?: number;
+  /** Set when the event's trigger debounces, throttles or batches: the store merges or paces the job (core/trigger-control.ts). */
+  control?: JobControl | null;
 }
 
 export interface JobRow {

@@ -64,6 +64,10 @@ export function observeJobs(lifecycle: LifecycleSubscriber, metrics: DroverMetri
   const off = [
     lifecycle.on('job:enqueued', ({ job }) => enqueuedSeries(job.queue, job.handler).inc()),
     lifecycle.on('event:ingested', ({ created }) => (created ? ingested : deduplicated).inc()),
+    lifecycle.on('trigger:controlled', ({ handler, kind, merged, delayedMs }) => {
+      if (kind === 'throttle' && delayedMs > 0) metrics.triggerThrottled.series(handler).inc();
+      else if (kind !== 'throttle' && merged) metrics.triggerMerges.series(handler, kind).inc();
+    }),
     lifecycle.on('intake:rejected', ({ queue, reason }) => metrics.backpressureRejections.series(queue, reason).inc()),
     lifecycle.on('job:start', ({ job, waitMs }) => {
       forHandler(job.handler).started.inc();

@@ -69,6 +69,8 @@ export class DroverMetrics {
   readonly backpressureRejections: CounterFamily<'queue' | 'reason'>;
   /** Lease calls a cap held jobs back in (cap-metrics.ts); `queue` only for tenant caps. Never a tenant label. */
   readonly leaseCapRefusals: CounterFamily<'cap' | 'queue'>;
+  readonly triggerMerges: CounterFamily<'handler' | 'kind'>;
+  readonly triggerThrottled: CounterFamily<'handler'>;
 
   // --- durable execution (durable-metrics.ts; the interrupt gauges on scrape) -
   readonly steps: CounterFamily<'handler' | 'outcome'>;
@@ -127,6 +129,8 @@ export class DroverMetrics {
       'Lease calls that got fewer jobs because a lease cap held them back: cap="tenant" (per queue of the held jobs), "worker" (a remote worker id at its cap) or "key" (a work key at its cap; queue empty for both).',
       ['cap', 'queue'],
     );
+    this.triggerMerges = counter('drover_trigger_merges_total', 'Events merged into a job an earlier event of the same debounce or batch group opened (no job of their own).', ['handler', 'kind']);
+    this.triggerThrottled = counter('drover_trigger_throttled_total', 'Events whose job a throttle trigger scheduled later than the event, for the next free slot (none are dropped).', ['handler']);
 
     this.steps = counter('drover_steps_total', 'Durable steps by outcome: succeeded (ran, result stored), failed (threw; the attempt fails), memoized (a re-run returned the stored result without running it).', ['handler', 'outcome']);
     this.jobsSuspended = counter('drover_jobs_suspended_total', 'Jobs suspended by a durable step, by what they wait for: sleep, event, interrupt (a person).', ['handler', 'reason']);

@@ -5,10 +5,11 @@
  * at the edge (route schemas); this layer is what the SDK and CLI share.
  */
 import { randomUUID } from 'node:crypto';
-import { concurrencyKeyFor, routeEvent, type ResolvedConfig, type ResolvedHandler } from '../core/config.js';
+import { concurrencyKeyFor, routeEventToTriggers, type ResolvedConfig, type ResolvedHandler } from '../core/config.js';
 import { DroverError } from '../core/errors.js';
 import { STRICT_PRIORITY_MS } from '../core/queue-policy.js';
 import { validateEventName } from '../core/trigger.js';
+import { groupKeyFor, type TriggerControl } from '../core/trigger-control.js';
 import type { EventInput, NewJob } from '../core/types.js';
 import type { IngestItem } from '../store/engine.js';
 
@@ -36,8 +37,8 @@ export class Intake {
   constructor(
     private readonly config: ResolvedConfig,
     private readonly clock: () => number,
-    /** Routes added at run time (webhook triggers): extra jobs for an event, each with its payload. */
-    private readonly dynamicRoutes?: (event: { name: string; data: unknown }) => Array<{ handler: ResolvedHandler; payload: unknown }>,
+    /** Routes added at run time (webhook triggers): extra jobs for an event, each with its payload and, optionally, a debounce or throttle. */
+    private readonly dynamicRoutes?: (event: { name: string; data: unknown }) => Array<{ handler: ResolvedHandler; payload: unknown; control?: { control: TriggerControl; group: string } }>,
   ) {}
 
   /** Resolve an event into the item the store ingests (event + its fan-out jobs). */
@@ -53,10 +54,22 @@ export class Intake {
     const id = input.id ?? `evt_${randomUUID()}`;
     const tenant = input.tenant ?? null;
     const now = this.clock();
-    const jobs = routeEvent(this.config.handlers.values(), { name, data }).map((handler) =>
-      this.#newJob(handler, data, { eventId: id, tenant, now, traceparent }),
-    );
-    for (const route of this.dynamicRoutes?.({ name, data }) ?? []) jobs.push(this.#newJob(route.handler, route.payload, { eventId: id, tenant, now, traceparent }));
+    const jobs = routeEventToTriggers(this.config.handlers.values(), { name, data }).map(({ handler, trigger, index }) => {
+      const job = this.#newJob(handler, data, { eventId: id, tenant, now, traceparent });
+      if (trigger.control !== null) {
+        const groupKey = groupKeyFor(handler.name, index, trigger.control, data, tenant);
+        job.control = { control: trigger.control, groupKey, maxPayloadBytes: this.config.limits.maxPayloadBytes };
+      }
+      return job;
+    });
+    for (const route of this.dynamicRoutes?.({ name, data }) ?? []) {
+      const job = this.#newJob(route.handler, route.payload, { eventId: id, tenant, now, traceparent });
+      if (route.control) {
+        const groupKey = groupKeyFor(route.control.group, 0, route.control.control, data, tenant);
+        job.control = { control: route.control.control, groupKey, maxPayloadBytes: this.config.limits.maxPayloadBytes };
+      }
+      jobs.push(job);
+    }
     return { event: { id, name, data, ...(tenant === null ? {} : { tenant }) }, jobs };
   }
 

@@ -332,7 +332,15 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     let woke = false;
     for (const result of results) {
       this.lifecycle.emit('event:ingested', { eventId: result.event.id, name: result.event.name, jobs: result.jobs.length, created: result.created });
-      if (result.created) this.#afterEnqueue(result.jobs);
+      if (result.created) {
+        // A job the event merged into was enqueued by the event that opened it: count it once.
+        const joined = new Set((result.controls ?? []).filter((c) => c.merged).map((c) => c.jobId));
+        this.#afterEnqueue(result.jobs.filter((job) => !joined.has(job.id)));
+        for (const control of result.controls ?? []) {
+          this.lifecycle.emit('trigger:controlled', { handler: control.handler, kind: control.kind, merged: control.merged, delayedMs: control.delayedMs });
+        }
+        for (const job of result.jobs) if (joined.has(job.id) && job.state === 'scheduled') this.#dueTimer.noteDue(job.runAt);
+      }
       for (const { wait, job } of result.resolvedWaits ?? []) {
         woke = true;
         this.lifecycle.emit('job:woken', { job, wait, cause: 'event', actor: wait.resolvedBy });

@@ -111,6 +111,11 @@ export interface JobRef {
   queue: string;
   state: JobState;
   runAt: string | null;
+  /**
+   * Set when the handler's trigger debounces, batches or throttles (docs/api.md "Events"):
+   * `merged` when the event joined a job an earlier event opened; `delayedMs` how long a throttle holds it back.
+   */
+  trigger?: { kind: 'debounce' | 'batch'; merged: boolean } | { kind: 'throttle'; delayedMs: number };
 }
 
 export interface EventInput {

@@ -45,8 +45,9 @@ export type {
   RestampRequest,
   RestampResult,
   StageResult,
+  TriggerOutcome,
 } from './roles/job-store.js';
-export type { JobFilter, JobReads, QueueStats } from './roles/job-reads.js';
+export type { EventMerge, JobFilter, JobReads, QueueStats } from './roles/job-reads.js';
 export type { DeadNodeRequest, DeadNodeResult, NodeHeartbeat, NodeRegistration, NodeRegistry, NodeRow } from './roles/node-registry.js';
 export type { KeyStore } from './roles/key-store.js';
 export type { MetaStore } from './roles/meta-store.js';

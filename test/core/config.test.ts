@@ -407,7 +407,7 @@ describe('resolveConfig: errors', () => {
     expect(lines).toEqual([
       'handlers[0].on[1]: event pattern "a..b": segment 2 is empty; allowed: letters, digits, "_", "-", ":" in segments separated by "."',
       'handlers[0].on[2].filter.amount: unknown operator "$regex"; allowed: $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists',
-      'handlers[0].on[3].when: unknown key; allowed keys: event, filter',
+      'handlers[0].on[3].when: unknown key; allowed keys: event, filter, debounce, throttle, batch',
       'handlers[0].on[4].event: expected an event name or pattern, but it is missing',
       'handlers[0].on[5]: expected an event pattern string or { event, filter }, got 5',
       'handlers[1].on.event: event pattern "order*": segment "order*": "*" and "**" must be a whole segment (e.g. "order.*", not "order*")',

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { EventInput } from '../../core/types.js';
 import type { JobRequest } from '../../runtime/intake.js';
 import type { Runtime } from '../../runtime/runtime.js';
+import type { TriggerOutcome } from '../../store/engine.js';
 import { eventJson, jobJson, jobRef } from '../serialize.js';
 
 const MAX_BATCH = 1000;
@@ -66,7 +67,7 @@ export function intakeRoutes(runtime: IntakeRouteDeps) {
         const batch = 'events' in body && Array.isArray(body.events);
         const inputs = batch ? (body as { events: EventInput[] }).events : [body as EventInput];
         const results = await runtime.ingestEvents(inputs, traceparentOf(request.headers.traceparent));
-        const shaped = results.map((r) => ({ ...eventJson(r.event), created: r.created, jobs: r.jobs.map(jobRef) }));
+        const shaped = results.map((r) => ({ ...eventJson(r.event), created: r.created, jobs: r.jobs.map((job) => withTrigger(jobRef(job), r.controls?.find((c) => c.jobId === job.id))) }));
         return reply.code(202).send(batch ? { events: shaped } : shaped[0]);
       },
     );
@@ -89,6 +90,15 @@ export function intakeRoutes(runtime: IntakeRouteDeps) {
       },
     );
   };
+}
+
+/**
+ * A job ref with what a debounce, throttle or batch trigger did (docs/api.md
+ * "Events"): `merged` when the event joined a job an earlier event opened.
+ */
+function withTrigger(ref: ReturnType<typeof jobRef>, control: TriggerOutcome | undefined) {
+  if (!control) return ref;
+  return { ...ref, trigger: control.kind === 'throttle' ? { kind: control.kind, delayedMs: control.delayedMs } : { kind: control.kind, merged: control.merged } };
 }
 
 /** Keep a W3C traceparent only when it is well formed. */

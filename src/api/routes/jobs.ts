@@ -51,7 +51,7 @@ function payloadFilters(query: ListQuery): PayloadFilter[] {
 
 /** What the job routes need from the node (the runtime provides it): reads, the operator actions, the audit trail. */
 export interface JobRouteDeps {
-  store: Pick<StorageEngine, 'getJob' | 'getAttempts' | 'listJobs' | 'getEvent'> & Pick<DurableStore, 'getSteps' | 'pendingWait'>;
+  store: Pick<StorageEngine, 'getJob' | 'getAttempts' | 'listJobs' | 'getEvent' | 'eventMerges'> & Pick<DurableStore, 'getSteps' | 'pendingWait'>;
   jobControl: Pick<JobControl, 'cancel' | 'retry'>;
   audit: AuditSink;
 }
@@ -114,8 +114,11 @@ export function jobRoutes(deps: JobRouteDeps) {
     app.get<{ Params: { id: string } }>('/v1/events/:id', { config: { scope: ['read', 'produce'] }, schema: { params: idParam } }, async (request) => {
       const event = await store.getEvent(request.params.id);
       if (!event) throw new DroverError('not_found', `no event with id "${request.params.id}"`);
-      const jobs = await store.listJobs({ eventId: event.id, limit: 500 });
-      return { ...eventJson(event), jobs: jobs.map(jobRef) };
+      const [jobs, merges] = await Promise.all([store.listJobs({ eventId: event.id, limit: 500 }), store.eventMerges(event.id)]);
+      // A debounced job's event_id names its latest event only; event_merges knows every event in it.
+      const refs: Array<ReturnType<typeof jobRef> & { trigger?: { kind: string; merged: boolean } }> = jobs.filter((job) => !merges.some((m) => m.job.id === job.id)).map(jobRef);
+      for (const m of merges) refs.push({ ...jobRef(m.job), trigger: { kind: m.kind, merged: m.merged } });
+      return { ...eventJson(event), jobs: refs };
     });
   };
 }

@@ -89,6 +89,10 @@ const createBody = {
   properties: {
     on: { type: 'string', minLength: 1, maxLength: 200 },
     filter: {},
+    // Checked by the runtime (core/trigger-control.ts), whose messages name the exact key.
+    debounce: {},
+    throttle: {},
+    batch: {},
     // The discriminator makes validation pick the branch by `type`, so errors name that kind's fields only.
     action: { type: 'object', required: ['type'], discriminator: { propertyName: 'type' }, oneOf: actionSchemas },
   },

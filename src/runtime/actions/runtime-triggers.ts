@@ -21,6 +21,7 @@ import { compileFilter } from '../../core/filter.js';
 import type { JobContext } from '../../core/handler.js';
 import { redactValues } from '../../core/redact.js';
 import { compilePattern } from '../../core/trigger.js';
+import { checkTriggerControl, type TriggerControl } from '../../core/trigger-control.js';
 import type { LeasedJob } from '../../core/types.js';
 import type { MetaStore, StorageEngine } from '../../store/engine.js';
 import { ActionFailure, type ActionKind, type StoredActionBase } from './action.js';
@@ -49,12 +50,25 @@ export interface StoredTrigger {
   filter: unknown;
   action: StoredAction;
   createdAt: number;
+  /** Debounce or throttle (core/trigger-control.ts); absent: one delivery per event. */
+  control?: TriggerControl | null;
 }
 
 export interface TriggerInput {
   on: string;
   filter?: unknown;
   action: { type: ActionType } & Record<string, unknown>;
+  debounce?: unknown;
+  throttle?: unknown;
+  /** Refused: an action delivers one event (see `create`). */
+  batch?: unknown;
+}
+
+/** A matching trigger's job for an event; `control` with the group's name when the trigger debounces or throttles. */
+export interface TriggerRoute {
+  handler: ResolvedHandler;
+  payload: unknown;
+  control?: { control: TriggerControl; group: string };
 }
 
 interface Compiled {
@@ -71,7 +85,14 @@ interface Compiled {
  */
 export function triggerJson(trigger: StoredTrigger): Record<string, unknown> {
   const kind = kindOf(trigger.action.type)!;
-  return { id: trigger.id, on: trigger.on, filter: trigger.filter, action: kind.view(trigger.action), createdAt: new Date(trigger.createdAt).toISOString() };
+  const control = trigger.control ? { [trigger.control.kind]: controlView(trigger.control) } : {};
+  return { id: trigger.id, on: trigger.on, filter: trigger.filter, ...control, action: kind.view(trigger.action), createdAt: new Date(trigger.createdAt).toISOString() };
+}
+
+/** A control as it was given (without its `kind`, and without a key or bound that was not set). */
+function controlView(control: TriggerControl): Record<string, unknown> {
+  const { kind: _kind, ...rest } = control;
+  return Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== null));
 }
 
 /** A rotate or retire: the trigger before and after, and the secret added or retired. */
@@ -147,8 +168,9 @@ export class RuntimeTriggers {
   async create(input: TriggerInput): Promise<StoredTrigger> {
     const kind = kindOf(input.action.type);
     if (!kind) throw new DroverError('validation', `action.type: expected one of ${Object.keys(ACTION_KINDS).join(', ')}`);
+    const control = runtimeTriggerControl(input);
     const action = (await kind.create(input.action, { clock: this.options.clock, config: this.options.config })) as StoredAction;
-    const trigger: StoredTrigger = { id: `trg_${randomUUID()}`, on: input.on, filter: input.filter ?? null, action, createdAt: this.options.clock() };
+    const trigger: StoredTrigger = { id: `trg_${randomUUID()}`, on: input.on, filter: input.filter ?? null, action, createdAt: this.options.clock(), ...(control ? { control } : {}) };
     try {
       this.#compile(trigger);
     } catch (error) {
@@ -207,11 +229,13 @@ export class RuntimeTriggers {
     return seen;
   }
 
-  /** The fan-out of an event: one job payload per matching trigger. */
-  route(event: { name: string; data: unknown }): Array<{ handler: ResolvedHandler; payload: unknown }> {
-    const out: Array<{ handler: ResolvedHandler; payload: unknown }> = [];
+  /** The fan-out of an event: one job payload per matching trigger; the group is the trigger's id. */
+  route(event: { name: string; data: unknown }): TriggerRoute[] {
+    const out: TriggerRoute[] = [];
     for (const c of this.#compiled) {
-      if (c.matches(event.name) && (c.filter === null || c.filter(event.data))) out.push({ handler: this.handlers.get(c.kind.handler)!, payload: { trigger: c.trigger.id } });
+      if (!c.matches(event.name) || (c.filter !== null && !c.filter(event.data))) continue;
+      const control = c.trigger.control ? { control: { control: c.trigger.control, group: c.trigger.id } } : {};
+      out.push({ handler: this.handlers.get(c.kind.handler)!, payload: { trigger: c.trigger.id }, ...control });
     }
     return out;
   }
@@ -332,4 +356,19 @@ function parseTriggers(raw: string | null): StoredTrigger[] {
 function legacyWebhook(t: StoredTrigger): WebhookAction {
   const { secret: _legacy, ...action } = t.action as WebhookAction & { secret?: unknown };
   return { ...action, type: 'webhook', secrets: storedSecrets(t.action as { secrets?: unknown; secret?: unknown }, t.createdAt) };
+}
+
+/**
+ * A runtime trigger may debounce or throttle its deliveries. Batch is
+ * refused: an action delivers one event (its templates and signatures are
+ * built from it), so a list of events has no delivery to become.
+ */
+function runtimeTriggerControl(input: TriggerInput): TriggerControl | null {
+  if (input.batch !== undefined) {
+    throw new DroverError('validation', 'batch: runtime triggers take debounce or throttle, not batch (an action delivers one event); batch with a handler trigger instead');
+  }
+  const problems: string[] = [];
+  const control = checkTriggerControl(input as unknown as Record<string, unknown>, '', (path, message) => problems.push(`${path.replace(/^\./, '') || 'trigger'}: ${message}`));
+  if (problems.length > 0) throw new DroverError('validation', problems.join('; '));
+  return control;
 }

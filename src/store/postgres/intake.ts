@@ -18,9 +18,11 @@ import { STRICT_PRIORITY_MS } from '../../core/queue-policy.js';
 import type { NewJob } from '../../core/types.js';
 import type { EnqueueOptions, IngestItem } from '../engine.js';
 import type { ResolvedWait } from '../roles/durable-store.js';
+import type { TriggerOutcome } from '../roles/job-store.js';
 import { lockOrder, resolveByEvents, sharedNameLocks } from './durable.js';
 import { notifyPayload } from './notifier.js';
 import { toEventRow, toJson, type RawEvent, type RawJob } from './rows.js';
+import { eventMergeRows, lockGroups, mergeControlled, throttleSlot } from './trigger-groups.js';
 
 export interface InsertedJob {
   raw: RawJob;
@@ -287,6 +289,7 @@ export interface IngestedItem {
   jobs: RawJob[];
   created: boolean;
   resolvedWaits?: ResolvedWait[];
+  controls?: TriggerOutcome[];
 }
 
 /**
@@ -328,27 +331,53 @@ export async function ingestItems(
   if (known.length > 0) {
     const { rows: events } = await client.query<RawEvent>('SELECT * FROM events WHERE id = ANY($1::text[])', [known]);
     const { rows: jobs } = await client.query<RawJob>('SELECT * FROM jobs WHERE event_id = ANY($1::text[]) ORDER BY id', [known]);
-    for (const event of events) existing.set(event.id, { event, jobs: jobs.filter((j) => j.event_id === event.id), created: false });
+    for (const event of events) {
+      const own = jobs.filter((j) => j.event_id === event.id);
+      // Jobs it was merged into: a debounced job's event_id names the latest event only.
+      const merged = (await eventMergeRows(client, event.id)).filter((m) => !own.some((j) => j.id === m.id));
+      existing.set(event.id, { event, jobs: [...own, ...merged], created: false });
+    }
   }
 
-  // The new events' fan-out jobs, all in one insert.
+  // The new events' fan-out jobs: plain and throttled ones in one insert,
+  // debounced and batched ones one by one into their groups (trigger-groups.ts).
   const newJobs: NewJob[] = [];
   const owner: number[] = [];
-  for (const [id, i] of firstOfId) {
-    if (!created.has(id)) continue;
+  const throttled = new Map<number, number>(); // index in newJobs → delay past the event
+  const merges: Array<{ job: NewJob; owner: number }> = [];
+  const fresh = [...firstOfId].filter(([id]) => created.has(id));
+  await lockGroups(client, fresh.flatMap(([, i]) => items[i]!.jobs.filter((j) => j.control)), now);
+  for (const [id, i] of fresh) {
     for (const job of items[i]!.jobs) {
-      newJobs.push({ ...job, eventId: id });
+      const withEvent = { ...job, eventId: id };
+      if (job.control && job.control.control.kind !== 'throttle') {
+        merges.push({ job: withEvent, owner: i });
+        continue;
+      }
+      if (job.control) {
+        withEvent.runAt = await throttleSlot(client, job, now);
+        throttled.set(newJobs.length, withEvent.runAt - now);
+      }
+      newJobs.push(withEvent);
       owner.push(i);
     }
   }
   const jobsOf = new Map<number, RawJob[]>();
+  const controlsOf = new Map<number, TriggerOutcome[]>();
+  const add = <T>(map: Map<number, T[]>, i: number, value: T) => map.set(i, [...(map.get(i) ?? []), value]);
   if (newJobs.length > 0) {
     const results = await insertJobs(client, newJobs, now, effects, options);
     results.forEach((result, n) => {
-      const list = jobsOf.get(owner[n]!) ?? [];
-      list.push(result.raw);
-      jobsOf.set(owner[n]!, list);
+      add(jobsOf, owner[n]!, result.raw);
+      const delayedMs = throttled.get(n);
+      if (delayedMs !== undefined) add(controlsOf, owner[n]!, { jobId: String(result.raw.id), handler: result.raw.handler, kind: 'throttle', merged: false, delayedMs });
     });
+  }
+  for (const merge of merges) {
+    const event = toEventRow(created.get(merge.job.eventId!)!);
+    const landed = await mergeControlled(client, merge.job, event, now, effects, async (job) => (await insertJobs(client, [job], now, effects))[0]!.raw);
+    add(controlsOf, merge.owner, landed.outcome);
+    add(jobsOf, merge.owner, landed.raw);
   }
 
   const resolved = await resolveByEvents(client, inserted.map(toEventRow), now, effects);
@@ -357,7 +386,10 @@ export async function ingestItems(
     const first = firstOfId.get(item.event.id)!;
     const raw = created.get(item.event.id);
     const waits = resolved.get(item.event.id);
-    if (raw && first === i) return waits ? { event: raw, jobs: jobsOf.get(i) ?? [], created: true, resolvedWaits: waits } : { event: raw, jobs: jobsOf.get(i) ?? [], created: true };
+    if (raw && first === i) {
+      const controls = controlsOf.get(i);
+      return { event: raw, jobs: jobsOf.get(i) ?? [], created: true, ...(waits ? { resolvedWaits: waits } : {}), ...(controls ? { controls } : {}) };
+    }
     if (raw) return { event: raw, jobs: jobsOf.get(first) ?? [], created: false };
     const known = existing.get(item.event.id);
     if (!known) throw new Error(`event ${item.event.id} vanished during ingest`);

@@ -37,6 +37,7 @@ import type {
   FailRequest,
   FenceResult,
   StartResult,
+  EventMerge,
   IngestItem,
   IngestResult,
   JobFilter,
@@ -63,6 +64,7 @@ import { dumpPostgres } from './backup.js';
 import { assertSchemaName, clientConfig, DEFAULT_TIMEOUTS, inTransaction, isTransient, longQuery, retryConflicts, storeError, type StoreTimeouts } from './connection.js';
 import { payloadIndexName } from '../../core/payload-filter.js';
 import { ConnectionErrors, type ConnectionErrorKind, type ConnectionErrorListener } from './connection-errors.js';
+import { eventMerges, pruneTriggerGroups } from './trigger-groups.js';
 import { enqueuePlain, finishIntake, ingestItems, insertJobs, isPlain, newIntakeEffects, type IntakeEffects } from './intake.js';
 import * as durable from './durable.js';
 import { leaseFast, leaseKeyed, newLeaseCall, planLease, RELEASE_BY_CALL, type LeaseCall, type LeasePlan } from './lease.js';
@@ -246,7 +248,7 @@ export class PostgresEngine implements StorageEngine {
       const results = await ingestItems(client, items, now, effects, options);
       return results.map((r) => {
         const result = { event: toEventRow(r.event), jobs: r.jobs.map(toJobRow), created: r.created };
-        return r.resolvedWaits ? { ...result, resolvedWaits: r.resolvedWaits } : result;
+        return { ...result, ...(r.resolvedWaits ? { resolvedWaits: r.resolvedWaits } : {}), ...(r.controls ? { controls: r.controls } : {}) };
       });
     }, options);
   }
@@ -385,6 +387,7 @@ export class PostgresEngine implements StorageEngine {
         if (jobs < size) jobs += await count(['dead'], request.deadBefore, size - jobs);
         const events = (await client.query(q.PRUNE_EVENTS, [request.eventsBefore, size])).rowCount ?? 0;
         await client.query(PRUNE_RATE_WINDOWS, [this.#clock()]);
+        await pruneTriggerGroups(client, request.eventsBefore, this.#clock(), size);
         return { jobs, events };
       }),
     );
@@ -517,6 +520,10 @@ export class PostgresEngine implements StorageEngine {
   async getEvent(id: string): Promise<EventRow | null> {
     const raw = (await this.#query<RawEvent>(q.EVENT_BY_ID, [id]))[0];
     return raw ? toEventRow(raw) : null;
+  }
+
+  eventMerges(eventId: string): Promise<EventMerge[]> {
+    return this.#run('query', () => eventMerges(this.#pool, eventId));
   }
 
   async ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]> {

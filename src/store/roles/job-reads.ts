@@ -1,6 +1,7 @@
 /** Reads of jobs, attempts, events and queue depth: nothing here changes state. */
 import type { AttemptRow, EventRow, JobRow, JobState } from '../../core/types.js';
 import type { PayloadFilter } from '../../core/payload-filter.js';
+import type { MergeKind } from '../../core/trigger-control.js';
 import type { StoreRole } from './capabilities.js';
 
 export interface JobFilter {
@@ -24,6 +25,13 @@ export interface JobFilter {
   limit: number;
 }
 
+/** A job a debounced or batched event went into; `merged`: an earlier event had opened it. */
+export interface EventMerge {
+  job: JobRow;
+  kind: MergeKind;
+  merged: boolean;
+}
+
 export interface QueueStats {
   queue: string;
   counts: Record<JobState, number>;
@@ -36,6 +44,8 @@ export interface JobReads extends StoreRole {
   getAttempts(jobId: string): Promise<AttemptRow[]>;
   listJobs(filter: JobFilter): Promise<JobRow[]>;
   getEvent(id: string): Promise<EventRow | null>;
+  /** The debounce/batch jobs an event was merged into (core/trigger-control.ts), oldest first. */
+  eventMerges(eventId: string): Promise<EventMerge[]>;
   queueStats(): Promise<QueueStats[]>;
   /**
    * Make sure an expression index serves `listJobs` payload filters on each

@@ -3,6 +3,7 @@
  * fenced by the lease token), the background sweeps and the operator actions.
  * Methods are named for the transition they perform.
  */
+import type { ControlKind } from '../../core/trigger-control.js';
 import type { AttemptOutcome, DeadReason, EventInput, EventRow, JobRow, JobState, LeasedJob, NewJob } from '../../core/types.js';
 import type { StoreRole } from './capabilities.js';
 import type { ResolvedWait } from './durable-store.js';
@@ -40,6 +41,28 @@ export interface IngestResult {
   created: boolean;
   /** Suspended jobs this event woke (their `event` waits matched it), in the same transaction. */
   resolvedWaits?: ResolvedWait[];
+  /**
+   * What debounce, throttle or batch triggers did with this event's jobs;
+   * present only when some did. A job the event was merged into (`merged`)
+   * is in `jobs` with payload null: a batch's payload grows with each event,
+   * and reading it back on every append would cost O(n²) per batch; read the
+   * job for it.
+   */
+  controls?: TriggerOutcome[];
+}
+
+/**
+ * How a controlled trigger (core/trigger-control.ts) handled one job of an
+ * event. debounce/batch: the job the event went into, `merged` when an
+ * earlier event had opened it (the event made no job of its own).
+ * throttle: `delayedMs`, how long past the event its job waits for a slot.
+ */
+export interface TriggerOutcome {
+  jobId: string;
+  handler: string;
+  kind: ControlKind;
+  merged: boolean;
+  delayedMs: number;
 }
 
 export interface LeaseRequest {

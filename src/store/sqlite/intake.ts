@@ -7,16 +7,19 @@
 import { STRICT_PRIORITY_MS } from '../../core/queue-policy.js';
 import type { NewJob } from '../../core/types.js';
 import type { EnqueueOptions, EnqueueResult, IngestItem, IngestResult } from '../engine.js';
+import type { TriggerOutcome } from '../roles/job-store.js';
 import { resolveByEvent } from './durable.js';
 import type { DurableFixed } from './durable-statements.js';
 import { addDepth, type QueueDepths, type WriteEffects } from './queue-depth.js';
 import { toEventRow, toJobRow, toJson } from './rows.js';
 import type { FixedStatements } from './statements.js';
+import { eventMerges, ingestControlled, type TriggerStatements } from './trigger-groups.js';
 
 /** What an intake op needs: statements, the depth counters, and the op's and batch's effects. */
 export interface IntakeContext {
   s: FixedStatements;
   d: DurableFixed;
+  t: TriggerStatements;
   depths: QueueDepths;
   now: number;
   options: EnqueueOptions | undefined;
@@ -85,10 +88,19 @@ export function ingestItem(ctx: IntakeContext, item: IngestItem): IngestResult {
   const { id, name, data, tenant } = item.event;
   const existing = s.eventById.get(id);
   if (existing) {
-    return { event: toEventRow(existing), jobs: s.jobsByEvent.all(id).map(toJobRow), created: false };
+    const jobs = s.jobsByEvent.all(id).map(toJobRow);
+    // Jobs it was merged into: a debounced job's event_id names the latest event only.
+    const merges = eventMerges(ctx.t, id).filter((m) => !jobs.some((j) => j.id === m.job.id));
+    return { event: toEventRow(existing), jobs: [...jobs, ...merges.map((m) => m.job)], created: false };
   }
   const event = toEventRow(s.insertEvent.get(id, name, toJson(data), tenant ?? null, ctx.now)!);
-  const jobs = item.jobs.map((job) => insertJob(ctx, { ...job, eventId: id }).job);
+  const controls: TriggerOutcome[] = [];
+  const jobs = item.jobs.map((job) => {
+    if (!job.control) return insertJob(ctx, { ...job, eventId: id }).job;
+    const landed = ingestControlled(ctx, ctx.t, { ...job, eventId: id }, event);
+    controls.push(landed.outcome);
+    return landed.job;
+  });
   const resolvedWaits = resolveByEvent(ctx, event);
-  return resolvedWaits.length > 0 ? { event, jobs, created: true, resolvedWaits } : { event, jobs, created: true };
+  return { event, jobs, created: true, ...(resolvedWaits.length > 0 ? { resolvedWaits } : {}), ...(controls.length > 0 ? { controls } : {}) };
 }

@@ -35,6 +35,7 @@ import type {
   FailRequest,
   FenceResult,
   StartResult,
+  EventMerge,
   IngestItem,
   IngestResult,
   JobFilter,
@@ -73,6 +74,7 @@ import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toQueueSta
 import { reclaimJobs } from './reclaim.js';
 import { SqliteStatements } from './statements.js';
 import { DurableStatements } from './durable-statements.js';
+import { eventMerges, prepareTriggerStatements, pruneTriggerGroups, type TriggerStatements } from './trigger-groups.js';
 import * as durable from './durable.js';
 import type { StepRow, SuspendRequest, WaitRow } from '../../core/durable.js';
 import type { RecordStepRequest, RecordStepResult, ResumeResult, SuspendResult, WaitFilter } from '../roles/durable-store.js';
@@ -121,6 +123,7 @@ export class SqliteEngine implements StorageEngine {
   readonly #totalChanges: Database.Statement<[], { n: number }>;
   #statements: SqliteStatements | null = null;
   #durableStatements: DurableStatements | null = null;
+  #triggerStatements: TriggerStatements | null = null;
   #auditStatements: AuditStatements | null = null;
   #closed = false;
   #closing: Promise<void> | null = null;
@@ -371,6 +374,7 @@ export class SqliteEngine implements StorageEngine {
       let jobs = s.pruneFinished.run(request.finishedBefore, size).changes;
       if (jobs < size) jobs += s.pruneDead.run(request.deadBefore, size - jobs).changes;
       const events = s.pruneEvents.run(request.eventsBefore, size).changes;
+      pruneTriggerGroups(this.#t, request.eventsBefore, this.#clock(), size);
       return { jobs, events };
     });
   }
@@ -472,6 +476,11 @@ export class SqliteEngine implements StorageEngine {
   async getEvent(id: string): Promise<EventRow | null> {
     const raw = this.#read().fixed.eventById.get(id);
     return raw ? toEventRow(raw) : null;
+  }
+
+  async eventMerges(eventId: string): Promise<EventMerge[]> {
+    this.#read();
+    return eventMerges(this.#t, eventId);
   }
 
   async ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]> {
@@ -608,6 +617,12 @@ export class SqliteEngine implements StorageEngine {
     return this.#durableStatements!;
   }
 
+  get #t(): TriggerStatements {
+    if (this.#triggerStatements) return this.#triggerStatements;
+    this.#s; // prepares them all, or says the store is not migrated
+    return this.#triggerStatements!;
+  }
+
   #readDurable(): DurableStatements {
     this.#assertOpen();
     return this.#d;
@@ -630,8 +645,10 @@ export class SqliteEngine implements StorageEngine {
   #prepare(): SqliteStatements {
     const statements = new SqliteStatements(this.#db);
     const durableStatements = new DurableStatements(this.#db);
+    const triggerStatements = prepareTriggerStatements(this.#db);
     this.#depths.load(statements.fixed.unfinishedByQueue.all());
     this.#durableStatements = durableStatements;
+    this.#triggerStatements = triggerStatements;
     this.#statements = statements;
     return statements;
   }
@@ -681,7 +698,7 @@ export class SqliteEngine implements StorageEngine {
   }
 
   #intake(options: EnqueueOptions | undefined, own: WriteEffects, batch: Readonly<WriteEffects>): IntakeContext {
-    return { s: this.#s.fixed, d: this.#d.fixed, depths: this.#depths, now: this.#clock(), options, own, batch };
+    return { s: this.#s.fixed, d: this.#d.fixed, t: this.#t, depths: this.#depths, now: this.#clock(), options, own, batch };
   }
 }
 

@@ -1,0 +1,35 @@
+-- 0008: debounce, throttle and batch on triggers (docs/configuration.md
+-- "Debounce, throttle and batch"; the decisions are in core/trigger-control.ts).
+--
+-- `trigger_groups`: one row per (trigger, key) group a controlled trigger has
+-- seen, written in the ingest transaction. `open_job`: the scheduled job that
+-- the group's debounce/batch events merge into (NULL: none open; a job that
+-- is no longer `scheduled`, or was ever leased, is closed whatever this says). `open_until`: the
+-- latest run_at of that job (first event + maxWaitMs; NULL: no bound).
+-- `open_count`: events in it. `tat`: throttle's theoretical arrival time
+-- (GCRA): the earliest start of the group's next job. A group with no
+-- scheduled open job and a `tat` in the past holds nothing: pruning it
+-- changes no decision.
+CREATE TABLE trigger_groups (
+  group_key TEXT PRIMARY KEY,
+  open_job INTEGER,
+  open_until INTEGER,
+  open_count INTEGER NOT NULL DEFAULT 0,
+  tat INTEGER,
+  updated_at INTEGER NOT NULL
+);
+
+-- Which job each debounced or batched event went into (the job's own
+-- event_id names one event only), kept as long as events are (`retention.eventsMs`,
+-- by `at`, the event's receipt). `merged`: 1 when an earlier event opened it.
+CREATE TABLE event_merges (
+  event_id TEXT NOT NULL,
+  job_id INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  merged INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (event_id, job_id)
+);
+CREATE INDEX event_merges_at ON event_merges (at);
+-- Groups idle past event retention, with nothing open or pending, are pruned.
+CREATE INDEX trigger_groups_idle ON trigger_groups (updated_at);
