@@ -137,6 +137,8 @@ export interface Queue {
   paused: boolean;
   counts: Record<string, number>;
   oldestQueuedAgeSeconds: number;
+  /** How long the full queue has refused intake (this node); 0 while it accepts. */
+  backpressureSeconds?: number;
 }
 
 /** One `job` message of `GET /v1/stream`. */

@@ -49,7 +49,13 @@ export interface LifecycleEvents {
   'handler:supervision': { handler: string; quarantined: boolean; breaker: 'closed' | 'open' | 'half_open' };
   /** An `isolation: 'thread'` handler's thread was replaced: out of memory, died, or terminated at its hard timeout. */
   'thread:restarted': { handler: string; reason: 'memory' | 'crash' | 'timeout'; detail: string };
-  'lease:expired': { jobId: string; handler: string; queue: string; state: string };
+  /**
+   * A job taken back from a holder that is gone: its lease expired (`cause`
+   * `lease`, the reaper) or its node stopped heartbeating (`node`). `state` is
+   * `queued`, or `dead` when poisoned. `expiredAt`: when the claim lapsed (ms),
+   * the start of the recovery latency.
+   */
+  'lease:expired': { jobId: string; handler: string; queue: string; state: string; cause: 'lease' | 'node'; expiredAt?: number };
   'event:ingested': { eventId: string; name: string; jobs: number; created: boolean };
   'intake:rejected': { queue: string; reason: 'queue_full' | 'shutting_down' };
   'task:failed': { task: string; error: Error };

@@ -25,7 +25,7 @@ export interface ObserverOptions {
   /** Null: no metrics (a runtime built without a registry). */
   metrics: DroverMetrics | null;
   /** Quarantine and breaker state for the supervision gauges. */
-  runtime: Pick<Runtime, 'supervision' | 'config'>;
+  runtime: Pick<Runtime, 'supervision' | 'config' | 'clock'>;
   stream: StreamHubOptions;
 }
 
@@ -46,7 +46,7 @@ export function observeLifecycle(options: ObserverOptions): Observers {
   logLifecycle(lifecycle, options.logger, (job: LeasedJob) => attempts!.fields(job));
   attempts = new AttemptTracer(options.tracing, lifecycle);
   if (metrics) {
-    observeJobs(lifecycle, metrics);
+    observeJobs(lifecycle, metrics, options.runtime.clock);
     observeSupervision({ lifecycle, supervision: options.runtime.supervision, config: options.runtime.config }, metrics);
   }
   return { attempts, stream: new StreamHub(lifecycle, options.stream) };

@@ -171,6 +171,10 @@ describe('alert rules', () => {
       'DroverAuditExportSuperseded',
       'DroverTlsCertificateExpiresSoon',
       'DroverTlsCertificateExpiring',
+      // Backpressure visibility (issue 20 item 6).
+      'DroverQueueBackpressureSustained',
+      'DroverLeaseConflicts',
+      'DroverRecoverySlow',
     ]) {
       expect(names.has(name), name).toBe(true);
     }

@@ -324,12 +324,16 @@ export class SqliteEngine implements StorageEngine {
   }
 
   async reclaimDeadNodes(request: DeadNodeRequest): Promise<DeadNodeResult> {
-    const nodes = this.#nodes.stale(this.#clock() - request.staleAfterMs, request.exceptNodeId);
+    const stale = this.#nodes.stale(this.#clock() - request.staleAfterMs, request.exceptNodeId);
+    const nodes = stale.map((node) => node.nodeId);
     if (nodes.length === 0) return { nodes, jobs: [] };
     const jobs = await this.#write((own) => {
       const s = this.#s.fixed;
       const now = this.#clock();
-      return nodes.flatMap((id) => reclaimJobs(s, s.workerLeases.all(id), 'crashed', request, now, own));
+      return stale.flatMap((node) => {
+        const expiredAt = node.heartbeatAt + request.staleAfterMs;
+        return reclaimJobs(s, s.workerLeases.all(node.nodeId).map(({ id }) => ({ id, expired_at: expiredAt })), 'crashed', request, now, own);
+      });
     });
     this.#nodes.remove(nodes);
     return { nodes, jobs };
