@@ -44,6 +44,7 @@ const BOTH_ENGINES = [
   'test/console/session.test.ts',
   'test/console/bulk.test.ts',
   'test/console/search.test.ts',
+  'test/obs/retention-metrics.test.ts',
 ];
 
 export default defineConfig({

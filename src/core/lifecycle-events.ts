@@ -59,6 +59,8 @@ export interface LifecycleEvents {
   'event:ingested': { eventId: string; name: string; jobs: number; created: boolean };
   'intake:rejected': { queue: string; reason: 'queue_full' | 'shutting_down' };
   'task:failed': { task: string; error: Error };
+  /** The retention pruner finished a run: rows deleted per table (jobs with their attempts and steps; events), how long it took, when it ended (ms). */
+  'retention:pruned': { jobs: number; events: number; durationMs: number; at: number };
   /** The in-process backup schedule finished a backup; `at` is when the copy was taken (ms). Failures are `task:failed` with task `backup`. */
   'backup:succeeded': { path: string; bytes: number; durationMs: number; at: number };
 }

@@ -136,15 +136,15 @@ function observeSqlite(metrics: DroverMetrics, engine: SqliteFileSource, options
 }
 
 /**
- * `drover_store_table_size_bytes{table}` (PostgreSQL: a catalog lookup, read at
- * most once a minute). SQLite has no cheap per-table size (its `dbstat` reads
- * every page of the file on the event loop): there the file and WAL sizes stand in.
+ * `drover_store_table_size_bytes{table}`, indexes included: PostgreSQL, a
+ * catalog lookup; SQLite, `dbstat` in a worker thread (it reads every page,
+ * so the engine reuses its answer for 5 minutes). Asked at most once a minute.
  */
 function observeTableSizes(metrics: DroverMetrics, engine: TableSizesSource, onError?: StoreMetricsOptions['onError']): void {
   const sizes = cachedRead(() => engine.tableSizes(), { maxAgeMs: 60_000, clock: Date.now, onError: (error) => onError?.(error, 'table sizes') });
   new Gauge({
     name: 'drover_store_table_size_bytes',
-    help: 'Bytes per store table, indexes included (PostgreSQL; read at most once a minute).',
+    help: 'Bytes per store table, indexes included (PostgreSQL: catalog sizes, read at most once a minute; SQLite: dbstat pages, read at most every 5 minutes).',
     labelNames: ['engine', 'table'],
     registers: [metrics.registry],
     async collect() {

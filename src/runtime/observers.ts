@@ -11,6 +11,7 @@ import { AttemptTracer } from '../obs/attempt-tracing.js';
 import { observeJobs } from '../obs/job-metrics.js';
 import type { Logger } from '../obs/logger.js';
 import type { DroverMetrics } from '../obs/metrics.js';
+import { observeRetention } from '../obs/retention-metrics.js';
 import { StreamHub, type StreamHubOptions } from '../obs/stream-hub.js';
 import type { Tracing } from '../obs/tracing.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -47,6 +48,7 @@ export function observeLifecycle(options: ObserverOptions): Observers {
   attempts = new AttemptTracer(options.tracing, lifecycle);
   if (metrics) {
     observeJobs(lifecycle, metrics, options.runtime.clock);
+    observeRetention(lifecycle, metrics);
     observeSupervision({ lifecycle, supervision: options.runtime.supervision, config: options.runtime.config }, metrics);
   }
   return { attempts, stream: new StreamHub(lifecycle, options.stream) };

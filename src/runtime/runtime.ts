@@ -235,6 +235,8 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
         name: 'pruner',
         intervalMs: retention.intervalMs,
         run: async () => {
+          const startedAt = this.clock();
+          const pruned = { jobs: 0, events: 0 };
           // Bounded batches: never hold the write lock long, stop when a batch comes back short.
           for (let round = 0; round < 100 && this.#state === 'running'; round++) {
             const now = this.clock();
@@ -244,8 +246,12 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
               eventsBefore: now - retention.eventsMs,
               batchSize: retention.batchSize,
             });
+            pruned.jobs += deleted.jobs;
+            pruned.events += deleted.events;
             if (deleted.jobs < retention.batchSize && deleted.events < retention.batchSize) break;
           }
+          const at = this.clock();
+          this.lifecycle.emit('retention:pruned', { ...pruned, durationMs: at - startedAt, at });
         },
         onError: reportTaskError('pruner'),
       }),

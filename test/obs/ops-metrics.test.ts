@@ -144,7 +144,11 @@ describe('a node\'s operations metrics', () => {
     expect(text.value('drover_store_wal_size_bytes', { engine: 'sqlite' })).toBeGreaterThan(0);
     expect(text.value('drover_audit_export_lag_records')).toBeGreaterThanOrEqual(0);
     expect(text.find('drover_tls_certificate_expiry_timestamp_seconds')).toEqual([]);
-    expect(text.find('drover_store_table_size_bytes')).toEqual([]); // SQLite: file and WAL sizes instead
+    // Table sizes from dbstat (a worker thread), indexes included, named as on PostgreSQL.
+    const tables = text.find('drover_store_table_size_bytes', { engine: 'sqlite' });
+    expect(tables.map((t) => t.labels.table)).toEqual(expect.arrayContaining(['attempts', 'events', 'jobs']));
+    expect(tables.some((t) => (t.labels.table ?? '').startsWith('sqlite_'))).toBe(false);
+    expect(tables.find((t) => t.labels.table === 'jobs')!.value).toBeGreaterThanOrEqual(4096 * 2); // the table and at least one index
   });
 
   it('on PostgreSQL: no waiting pool requests while idle, the pool limit, and a silent node detected as dead', async () => {
@@ -159,7 +163,7 @@ describe('a node\'s operations metrics', () => {
     }
     // Table sizes from the catalog: the node's schema, nothing else.
     const tables = (await scrape(node)).find('drover_store_table_size_bytes', { engine: 'postgres' });
-    expect(tables.map((t) => t.labels.table)).toEqual(expect.arrayContaining(['jobs', 'nodes']));
+    expect(tables.map((t) => t.labels.table)).toEqual(expect.arrayContaining(['attempts', 'events', 'jobs', 'nodes']));
     expect(tables.find((t) => t.labels.table === 'jobs')!.value).toBeGreaterThan(0);
     // A second node registers on the same schema and then never heartbeats (as if SIGKILLed).
     const ghost = await openStore(PG_URL, { postgres: { schema: node.runtime.config.postgres.schema } });

@@ -69,6 +69,7 @@ import { acquirePidfileLock, type PidfileLock } from './pidfile-lock.js';
 import { addDepth, createEffects, mergeEffects, QueueDepths, type WriteEffects } from './queue-depth.js';
 import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toQueueStats } from './rows.js';
 import { reclaimJobs } from './reclaim.js';
+import { SqliteTableSizes } from './table-sizes.js';
 import { SqliteStatements } from './statements.js';
 import { DurableStatements } from './durable-statements.js';
 import * as durable from './durable.js';
@@ -117,6 +118,7 @@ export class SqliteEngine implements StorageEngine {
   readonly #listeners = new Set<WorkListener>();
   readonly #ping: Database.Statement<[], unknown>;
   readonly #totalChanges: Database.Statement<[], { n: number }>;
+  readonly #tableSizes: SqliteTableSizes;
   #statements: SqliteStatements | null = null;
   #durableStatements: DurableStatements | null = null;
   #auditStatements: AuditStatements | null = null;
@@ -130,6 +132,7 @@ export class SqliteEngine implements StorageEngine {
   constructor(db: Database.Database, path: string, clock: () => number, lock: PidfileLock | null) {
     this.#db = db;
     this.path = path;
+    this.#tableSizes = new SqliteTableSizes({ path, clock });
     this.#clock = clock;
     this.#lock = lock;
     this.#ping = db.prepare('SELECT 1');
@@ -185,6 +188,16 @@ export class SqliteEngine implements StorageEngine {
     return { busy: result.busy !== 0, walFrames: Math.max(0, result.log), checkpointedFrames: Math.max(0, result.checkpointed) };
   }
 
+  /**
+   * Bytes per table, indexes included, like PostgreSQL's: read by `dbstat` in
+   * a worker thread on its own read-only connection, at most every 5 minutes
+   * (see table-sizes.ts), for `drover_store_table_size_bytes`.
+   */
+  async tableSizes(): Promise<Array<{ table: string; bytes: number }>> {
+    this.#assertOpen();
+    return this.#tableSizes.read();
+  }
+
   /** The connection's durability settings, for `drover doctor` and tests. */
   settings(): ConnectionSettings {
     this.#assertOpen();
@@ -212,6 +225,7 @@ export class SqliteEngine implements StorageEngine {
     this.#closing ??= (async () => {
       this.#starts.close();
       this.#stopProbe();
+      await this.#tableSizes.close();
       await this.#settles.close();
       await this.#writes.close();
       this.#closed = true;
