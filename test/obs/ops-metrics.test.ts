@@ -151,7 +151,7 @@ describe('a node\'s operations metrics', () => {
     expect(tables.find((t) => t.labels.table === 'jobs')!.value).toBeGreaterThanOrEqual(4096 * 2); // the table and at least one index
   });
 
-  it('on PostgreSQL: no waiting pool requests while idle, the pool limit, and a silent node detected as dead', async () => {
+  it('on PostgreSQL: no waiting pool requests while idle, the pool limit, a silent node detected as dead, and the NOTIFY lag', async () => {
     const node = await startTestNode({ handlers: [{ name: 'probe', on: 'probe.*', run: async () => ({ ok: true }) }] }, { engine: 'postgres', dir: join(dir, 'pg-node') });
     cleanups.push(() => node.close());
     // An idle node: each scrape itself reads the store (queue depth, last backup). Those checkouts used to
@@ -172,6 +172,17 @@ describe('a node\'s operations metrics', () => {
     await waitFor(async () => (await scrape(node)).value('drover_nodes_alive') === 2, { message: 'two nodes alive' });
     await waitFor(async () => (await scrape(node)).value('drover_node_deaths_detected_total') === 1, { timeoutMs: 20_000, message: 'the silent node declared dead' });
     await waitFor(async () => (await scrape(node)).value('drover_nodes_alive') === 1, { message: 'one node alive again' });
+
+    // Work enqueued by another engine reaches this node by NOTIFY: the lag from its stamp to the listener.
+    expect((await scrape(node)).value('drover_store_notify_lag_seconds_count', { engine: 'postgres' })).toBe(0);
+    await ghost.enqueue([job(1)]);
+    const lagged = await waitFor(async () => {
+      const text = await scrape(node);
+      return text.value('drover_store_notify_lag_seconds_count', { engine: 'postgres' }) >= 1 ? text : null;
+    }, { message: 'the NOTIFY observed' });
+    const lag = lagged.value('drover_store_notify_lag_seconds_sum', { engine: 'postgres' });
+    expect(lag).toBeGreaterThanOrEqual(0);
+    expect(lag).toBeLessThan(5);
   });
 
   it('with built-in TLS: the certificate\'s expiry', async () => {
