@@ -73,9 +73,10 @@ export function observeOnScrape(metrics: DroverMetrics, sources: ScrapeSources):
       const byQueue = new Map((rows ?? []).map((r) => [r.queue, r]));
       for (const queue of new Set([...queues, ...refusals.queues()])) {
         const row = byQueue.get(queue);
+        const depth = row ? DEPTH_STATES.reduce((n, state) => n + row.counts[state], 0) : 0;
         const maxDepth = sources.maxDepth?.(queue);
-        // Without a fresh read, keep counting: a store blip is not room in the queue.
-        const fill = row && maxDepth !== undefined ? { depth: DEPTH_STATES.reduce((n, state) => n + row.counts[state], 0), maxDepth } : rows && maxDepth !== undefined ? { depth: 0, maxDepth } : undefined;
+        // Without a fresh read (rows null), keep counting: a store blip is not room in the queue.
+        const fill = rows && maxDepth !== undefined ? { depth, maxDepth } : undefined;
         metrics.queueBackpressure.set({ queue }, refusals.seconds(queue, fill));
       }
     });
