@@ -46,6 +46,7 @@ const BOTH_ENGINES = [
   'test/console/search.test.ts',
   'test/e2e/lease-caps.test.ts',
   'test/e2e/trigger-controls.test.ts',
+  'test/obs/retention-metrics.test.ts',
 ];
 
 export default defineConfig({

@@ -142,6 +142,8 @@ export interface Queue {
   ageUnitMs: number;
   priorityMs: number | 'strict';
   fairness: 'none' | 'tenant';
+  /** How long the full queue has refused intake (this node); 0 while it accepts. */
+  backpressureSeconds?: number;
 }
 
 /** One `job` message of `GET /v1/stream`. */

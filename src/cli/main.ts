@@ -3,12 +3,27 @@
  * declares them, this file runs them. Errors reach the user as one line
  * saying what to do, with a non-zero exit code.
  */
-import { Option } from 'commander';
+import { type Command, CommanderError, Option } from 'commander';
 import { DroverError, toError } from '../core/errors.js';
 import { loadSecretFiles } from './secret-files.js';
 import { buildProgram } from './program.js';
 
+/**
+ * Exit codes (sysexits.h, like 78 for a bad config): a usage error (unknown
+ * option, missing or invalid option value) is 64, so a script can tell it
+ * from a command's own codes (`drover doctor --url`: 1 degraded, 2 unhealthy,
+ * 3 unreachable). Commander has printed the error and the usage by then.
+ */
+export const EXIT_USAGE = 64;
+export const EXIT_CONFIG = 78;
+
 const program = buildProgram();
+// Throw instead of exiting, on every subcommand (exitOverride is not inherited by commands already built).
+const overrideExit = (command: Command): void => {
+  command.exitOverride();
+  command.commands.forEach(overrideExit);
+};
+overrideExit(program);
 
 export { Option };
 
@@ -16,8 +31,17 @@ try {
   loadSecretFiles(process.env);
   await program.parseAsync(process.argv);
 } catch (error) {
+  if (error instanceof CommanderError) {
+    // --help and --version end with exit code 0; anything else is a usage error, already printed.
+    process.exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
+  } else {
+    reportFailure(error);
+  }
+}
+
+function reportFailure(error: unknown): void {
   const err = toError(error);
   process.stderr.write(`drover: ${err.message}\n`);
   if (!(err instanceof DroverError) && process.env.DROVER_DEBUG) process.stderr.write(`${err.stack}\n`);
-  process.exitCode = err instanceof DroverError && err.code === 'config_invalid' ? 78 : 1;
+  process.exitCode = err instanceof DroverError && err.code === 'config_invalid' ? EXIT_CONFIG : 1;
 }

@@ -49,7 +49,13 @@ export interface LifecycleEvents {
   'handler:supervision': { handler: string; quarantined: boolean; breaker: 'closed' | 'open' | 'half_open' };
   /** An `isolation: 'thread'` handler's thread was replaced: out of memory, died, or terminated at its hard timeout. */
   'thread:restarted': { handler: string; reason: 'memory' | 'crash' | 'timeout'; detail: string };
-  'lease:expired': { jobId: string; handler: string; queue: string; state: string };
+  /**
+   * A job taken back from a holder that is gone: its lease expired (`cause`
+   * `lease`, the reaper) or its node stopped heartbeating (`node`). `state` is
+   * `queued`, or `dead` when poisoned. `expiredAt`: when the claim lapsed (ms),
+   * the start of the recovery latency.
+   */
+  'lease:expired': { jobId: string; handler: string; queue: string; state: string; cause: 'lease' | 'node'; expiredAt?: number };
   /**
    * A lease call got fewer jobs than it could have because a lease cap held
    * them back (core/lease-caps.ts): `tenant` caps per queue (with the tenants
@@ -64,6 +70,8 @@ export interface LifecycleEvents {
   'trigger:controlled': { handler: string; kind: 'debounce' | 'throttle' | 'batch'; merged: boolean; delayedMs: number };
   'intake:rejected': { queue: string; reason: 'queue_full' | 'shutting_down' };
   'task:failed': { task: string; error: Error };
+  /** The retention pruner finished a run: rows deleted per table (jobs with their attempts and steps; events), how long it took, when it ended (ms). */
+  'retention:pruned': { jobs: number; events: number; durationMs: number; at: number };
   /** The in-process backup schedule finished a backup; `at` is when the copy was taken (ms). Failures are `task:failed` with task `backup`. */
   'backup:succeeded': { path: string; bytes: number; durationMs: number; at: number };
 }

@@ -132,6 +132,8 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
       queueStats: () => store.queueStats(),
       pendingInterrupts: () => store.pendingInterrupts(),
       running: () => runtime.dispatcher.running.values(),
+      refusals: runtime.refusals,
+      maxDepth: (queue) => config.queues.get(queue)?.maxDepth,
       queues: config.queues.keys(),
       clock,
       onError: (error) => logger.warn({ err: error }, 'metrics: reading queue stats failed; /metrics keeps the last values'),

@@ -22,7 +22,7 @@ interface HandlerSeries {
  * @example
  * const stop = observeJobs(runtime.lifecycle, metrics);
  */
-export function observeJobs(lifecycle: LifecycleSubscriber, metrics: DroverMetrics): () => void {
+export function observeJobs(lifecycle: LifecycleSubscriber, metrics: DroverMetrics, clock: () => number = Date.now): () => void {
   const handlers = new Map<string, HandlerSeries>();
   const forHandler = (name: string): HandlerSeries => {
     let s = handlers.get(name);
@@ -58,6 +58,7 @@ export function observeJobs(lifecycle: LifecycleSubscriber, metrics: DroverMetri
     if (!s) waits.set(queue, (s = metrics.jobWait.series(queue)));
     return s;
   };
+  const recovery = { lease: metrics.recoveryLatency.series('lease'), node: metrics.recoveryLatency.series('node') };
   const ingested = metrics.eventsIngested.series();
   const deduplicated = metrics.eventsDeduplicated.series();
 
@@ -91,11 +92,14 @@ export function observeJobs(lifecycle: LifecycleSubscriber, metrics: DroverMetri
       else metrics.jobsReleased.series(job.handler, reason).inc();
     }),
     lifecycle.on('job:cancelled', ({ job }) => forHandler(job.handler).completed.cancelled.inc()),
-    lifecycle.on('lease:expired', ({ handler, state }) => {
+    lifecycle.on('lease:expired', ({ handler, state, cause, expiredAt }) => {
       const s = forHandler(handler);
       s.leaseExpired.inc();
       if (state === 'dead') s.completed.dead.inc();
+      // Recovery ends when the job is queued again; a poisoned job is not recovered.
+      else if (expiredAt !== undefined) recovery[cause].observe(Math.max(0, clock() - expiredAt) / 1000);
     }),
+    lifecycle.on('job:stale', ({ job, op }) => metrics.leaseConflicts.series(job.handler, op).inc()),
     ...observeDurable(lifecycle, metrics),
   ];
   return () => {

@@ -38,6 +38,12 @@ export const STEP_OUTCOMES = ['succeeded', 'failed', 'memoized'] as const;
 export const SUSPEND_REASONS = ['sleep', 'event', 'interrupt'] as const;
 /** `drover_thread_restarts_total{reason}`: out of memory, died, terminated at the hard timeout. */
 export const THREAD_RESTART_REASONS = ['memory', 'crash', 'timeout'] as const;
+/** `drover_lease_conflicts_total{op}`: the transitions a stale lease holder can attempt (the `job:stale` ops). */
+export const LEASE_CONFLICT_OPS = ['complete', 'fail', 'heartbeat', 'release', 'step', 'suspend'] as const;
+/** `drover_recovery_latency_seconds{cause}`: the job's lease expired (reaper), or its node was declared dead. */
+export const RECOVERY_CAUSES = ['lease', 'node'] as const;
+/** Recovery after a lease expiry or node death: 10 ms to 5 min (the alert's line is 1 s). */
+export const RECOVERY_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300] as const;
 
 export interface MetricsOptions {
   /** `isolation: 'thread'` handlers also get `drover_thread_restarts_total` series. */
@@ -71,6 +77,8 @@ export class DroverMetrics {
   readonly leaseCapRefusals: CounterFamily<'cap' | 'queue'>;
   readonly triggerMerges: CounterFamily<'handler' | 'kind'>;
   readonly triggerThrottled: CounterFamily<'handler'>;
+  readonly leaseConflicts: CounterFamily<'handler' | 'op'>;
+  readonly recoveryLatency: HistogramFamily<'cause'>;
 
   // --- durable execution (durable-metrics.ts; the interrupt gauges on scrape) -
   readonly steps: CounterFamily<'handler' | 'outcome'>;
@@ -84,6 +92,7 @@ export class DroverMetrics {
   readonly queueDepth: Gauge<'queue' | 'state'>;
   readonly queueOldestAge: Gauge<'queue'>;
   readonly queueMaxDepth: Gauge<'queue'>;
+  readonly queueBackpressure: Gauge<'queue'>;
 
   // --- supervision: set by the breaker and quarantine when they land --------
   readonly handlerBreakerState: Gauge<'handler' | 'state'>;
@@ -131,6 +140,18 @@ export class DroverMetrics {
     );
     this.triggerMerges = counter('drover_trigger_merges_total', 'Events merged into a job an earlier event of the same debounce or batch group opened (no job of their own).', ['handler', 'kind']);
     this.triggerThrottled = counter('drover_trigger_throttled_total', 'Events whose job a throttle trigger scheduled later than the event, for the next free slot (none are dropped).', ['handler']);
+    this.leaseConflicts = counter(
+      'drover_lease_conflicts_total',
+      'Transitions refused because the caller no longer holds the lease (it expired, its node was declared dead, or an operator cancelled the job): a stale completion, failure, heartbeat, release, step or suspend. Nothing was written.',
+      ['handler', 'op'],
+    );
+    this.recoveryLatency = histogram(
+      'drover_recovery_latency_seconds',
+      'Time from when a job\'s holder was gone (its lease expired: cause="lease"; its node\'s heartbeat went stale past cluster.deadNodeMs: cause="node") to the job being queued again.',
+      ['cause'],
+      RECOVERY_BUCKETS,
+    );
+    for (const cause of RECOVERY_CAUSES) this.recoveryLatency.series(cause);
 
     this.steps = counter('drover_steps_total', 'Durable steps by outcome: succeeded (ran, result stored), failed (threw; the attempt fails), memoized (a re-run returned the stored result without running it).', ['handler', 'outcome']);
     this.jobsSuspended = counter('drover_jobs_suspended_total', 'Jobs suspended by a durable step, by what they wait for: sleep, event, interrupt (a person).', ['handler', 'reason']);
@@ -149,6 +170,11 @@ export class DroverMetrics {
     this.queueOldestAge = gauge('drover_queue_oldest_job_age_seconds', 'Age of the oldest due job still waiting in the queue (0 when none waits), read on scrape.', ['queue']);
     this.queueMaxDepth = gauge('drover_queue_max_depth', 'The queue’s configured maxDepth: unfinished jobs beyond it are refused (backpressure).', ['queue']);
     for (const [queue, limit] of options.queueLimits ?? []) this.queueMaxDepth.set({ queue }, limit.maxDepth);
+    this.queueBackpressure = gauge(
+      'drover_queue_backpressure_seconds',
+      'How long the queue has been refusing intake because it is full (maxDepth), as seen by this node; 0 while it accepts. Take max across nodes.',
+      ['queue'],
+    );
 
     this.handlerBreakerState = gauge('drover_handler_breaker_state', '1 for the state the handler’s circuit breaker is in, 0 for the others.', ['handler', 'state']);
     this.handlerQuarantined = gauge('drover_handler_quarantined', '1 when the handler is quarantined (nothing dispatched until an operator resets it).', ['handler']);
@@ -175,6 +201,7 @@ export class DroverMetrics {
       for (const outcome of STEP_OUTCOMES) this.steps.series(handler.name, outcome);
       for (const reason of SUSPEND_REASONS) this.jobsSuspended.series(handler.name, reason);
       this.stepSequenceChanges.series(handler.name);
+      for (const op of LEASE_CONFLICT_OPS) this.leaseConflicts.series(handler.name, op);
       for (const state of BREAKER_STATES) this.handlerBreakerState.set({ handler: handler.name, state }, state === 'closed' ? 1 : 0);
       this.handlerQuarantined.set({ handler: handler.name }, 0);
       if (handler.isolation === 'thread' && !handler.remote) for (const reason of THREAD_RESTART_REASONS) this.threadRestarts.series(handler.name, reason);
@@ -183,6 +210,7 @@ export class DroverMetrics {
       this.jobWait.series(queue);
       this.jobsRunning.set({ queue }, 0);
       this.queueOldestAge.set({ queue }, 0);
+      this.queueBackpressure.set({ queue }, 0);
       for (const state of DEPTH_STATES) this.queueDepth.set({ queue, state }, 0);
       for (const reason of BACKPRESSURE_REASONS) this.backpressureRejections.series(queue, reason);
       this.leaseCapRefusals.series('tenant', queue);

@@ -1,5 +1,6 @@
 /**
- * Metrics over OTLP/HTTP (JSON encoding), for collectors that receive rather
+ * Metrics over OTLP/HTTP (JSON encoding) or OTLP/gRPC (protobuf; otlp-grpc.ts,
+ * with `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`), for collectors that receive rather
  * than scrape. Off unless `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` or
  * `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`OTEL_METRICS_EXPORTER=none` turns it
  * off). Every `OTEL_METRIC_EXPORT_INTERVAL` ms (default 60 s) the node's
@@ -18,10 +19,14 @@ import { toError } from '../core/errors.js';
 import { VERSION } from '../version.js';
 import type { ErrorMetrics, TelemetryErrorKind } from './error-metrics.js';
 import type { Logger } from './logger.js';
+import { OtlpGrpcExporter, type ExportFailure } from './otlp-grpc.js';
+import { histogramPoints, withoutLe, type PromMetric, type PromValue } from './prom-points.js';
 
 export interface OtlpMetricsOptions {
-  /** The full URL, `…/v1/metrics`. */
+  /** HTTP: the full URL, `…/v1/metrics`. gRPC: the collector, `http://host:4317` (`https:` for TLS). */
   url: string;
+  /** `http/json` (default) or `grpc` (OTEL_EXPORTER_OTLP_METRICS_PROTOCOL / OTEL_EXPORTER_OTLP_PROTOCOL). */
+  protocol?: 'http/json' | 'grpc';
   headers?: Record<string, string>;
   registries: () => Registry[];
   intervalMs?: number;
@@ -36,20 +41,9 @@ export interface OtlpMetricsOptions {
 }
 
 type Attr = { key: string; value: { stringValue: string } };
-type PromValue = { value: number; labels: Record<string, string | number>; metricName?: string };
-type PromMetric = { name: string; help: string; type: string; values: PromValue[] };
 
 const attributes = (labels: Record<string, string | number>): Attr[] =>
-  Object.entries(labels)
-    .filter(([key]) => key !== 'le')
-    .map(([key, value]) => ({ key, value: { stringValue: String(value) } }));
-
-const labelKey = (labels: Record<string, string | number>): string =>
-  Object.entries(labels)
-    .filter(([key]) => key !== 'le')
-    .map(([k, v]) => `${k}=${v}`)
-    .sort()
-    .join(',');
+  Object.entries(withoutLe(labels)).map(([key, value]) => ({ key, value: { stringValue: String(value) } }));
 
 /**
  * The OTLP/JSON `metrics` of one prom-client metric (ExportMetricsServiceRequest,
@@ -63,23 +57,15 @@ export function toOtlpMetric(metric: PromMetric, startNano: string, nowNano: str
   if (metric.type === 'counter') return { ...base, sum: { aggregationTemporality: 2, isMonotonic: true, dataPoints: finite.map(point) } };
   if (metric.type === 'gauge') return { ...base, gauge: { dataPoints: finite.map(point) } };
   if (metric.type !== 'histogram') return null; // summaries: none of Drover's
-  const series = new Map<string, { labels: Record<string, string | number>; buckets: Array<[number, number]>; sum: number; count: number }>();
-  for (const v of metric.values) {
-    const key = labelKey(v.labels);
-    let s = series.get(key);
-    if (!s) series.set(key, (s = { labels: v.labels, buckets: [], sum: 0, count: 0 }));
-    if (v.metricName?.endsWith('_bucket')) s.buckets.push([v.labels.le === '+Inf' ? Infinity : Number(v.labels.le), v.value]);
-    else if (v.metricName?.endsWith('_sum')) s.sum = v.value;
-    else if (v.metricName?.endsWith('_count')) s.count = v.value;
-  }
-  const dataPoints = [...series.values()].map((s) => {
-    const sorted = s.buckets.sort((a, b) => a[0] - b[0]);
-    const bounds = sorted.filter(([le]) => le !== Infinity).map(([le]) => le);
-    // Prometheus buckets are cumulative; OTLP's are per bucket, the last one above every bound.
-    const counts = sorted.map(([, c], i) => c - (i > 0 ? sorted[i - 1]![1] : 0));
-    if (counts.length === bounds.length) counts.push(0);
-    return { attributes: attributes(s.labels), startTimeUnixNano: startNano, timeUnixNano: nowNano, count: String(s.count), sum: s.sum, bucketCounts: counts.map(String), explicitBounds: bounds };
-  });
+  const dataPoints = histogramPoints(metric).map((p) => ({
+    attributes: attributes(p.labels),
+    startTimeUnixNano: startNano,
+    timeUnixNano: nowNano,
+    count: String(p.count),
+    sum: p.sum,
+    bucketCounts: p.counts.map(String),
+    explicitBounds: p.boundaries,
+  }));
   return { ...base, histogram: { aggregationTemporality: 2, dataPoints } };
 }
 
@@ -92,25 +78,32 @@ export function toOtlpMetric(metric: PromMetric, startNano: string, nowNano: str
 export class OtlpMetrics {
   readonly #options: OtlpMetricsOptions;
   readonly #startNano = `${BigInt(Date.now()) * 1_000_000n}`;
+  readonly #startMs = Date.now();
   #timer: NodeJS.Timeout | null = null;
   #inFlight: Promise<void> | null = null;
   #failing = false;
+  /** Only with `protocol: 'grpc'`: its channel opens on the first export. */
+  readonly #grpc: OtlpGrpcExporter | null;
 
   constructor(options: OtlpMetricsOptions) {
     this.#options = options;
+    this.#grpc = options.protocol === 'grpc' ? new OtlpGrpcExporter({ url: options.url, headers: options.headers ?? {} }) : null;
   }
 
   /** From the standard `OTEL_*` variables; null when metrics export is off. */
   static fromEnv(env: Readonly<Record<string, string | undefined>>, options: Omit<OtlpMetricsOptions, 'url' | 'headers' | 'intervalMs' | 'timeoutMs'>): OtlpMetrics | null {
     if (env.OTEL_SDK_DISABLED === 'true' || env.OTEL_METRICS_EXPORTER === 'none') return null;
     const base = env.OTEL_EXPORTER_OTLP_ENDPOINT;
-    const url = env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT || (base ? `${base.replace(/\/$/, '')}/v1/metrics` : '');
+    // gRPC sends to the collector itself (one method path); HTTP to its /v1/metrics.
+    const protocol = (env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL || env.OTEL_EXPORTER_OTLP_PROTOCOL) === 'grpc' ? 'grpc' : 'http/json';
+    const url = env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT || (base ? (protocol === 'grpc' ? base : `${base.replace(/\/$/, '')}/v1/metrics`) : '');
     if (!url) return null;
     const headers = parseHeaders(env.OTEL_EXPORTER_OTLP_METRICS_HEADERS ?? env.OTEL_EXPORTER_OTLP_HEADERS ?? '');
     const interval = Number(env.OTEL_METRIC_EXPORT_INTERVAL);
     const timeout = Number(env.OTEL_METRIC_EXPORT_TIMEOUT);
     return new OtlpMetrics({
       url,
+      protocol,
       headers,
       ...(interval > 0 ? { intervalMs: interval } : {}),
       ...(timeout > 0 ? { timeoutMs: timeout } : {}),
@@ -129,6 +122,7 @@ export class OtlpMetrics {
   stopTimer(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
+    if (!this.#inFlight) this.#grpc?.close();
   }
 
   /** Stop the interval and send what the registry holds now, within `finalTimeoutMs`. */
@@ -136,6 +130,7 @@ export class OtlpMetrics {
     this.stopTimer();
     await this.#inFlight?.catch(() => undefined);
     await this.exportOnce(this.#options.finalTimeoutMs ?? 2_000);
+    this.#grpc?.close();
   }
 
   /** One export now (skipped and counted as dropped while another waits). */
@@ -149,10 +144,30 @@ export class OtlpMetrics {
   }
 
   async #send(timeoutMs: number): Promise<void> {
-    const { url, headers, registries, serviceName, instanceId } = this.#options;
+    const { registries, serviceName, instanceId } = this.#options;
+    let metrics: PromMetric[];
+    try {
+      metrics = (await Promise.all(registries().map((r) => r.getMetricsAsJSON()))).flat() as unknown as PromMetric[];
+    } catch (error) {
+      this.#options.logger.warn({ err: toError(error) }, 'OTLP metrics: collecting the registry failed; this export is skipped');
+      return;
+    }
+    const failure = this.#grpc
+      ? await this.#grpc.export(metrics, { startMs: this.#startMs, serviceName: serviceName ?? 'drover', ...(instanceId ? { instanceId } : {}) }, timeoutMs).catch((error: unknown) => ({ kind: 'rejected' as const, error: toError(error) }))
+      : await this.#sendJson(metrics, timeoutMs);
+    if (failure) {
+      this.#failed(failure.kind, failure.error);
+      return;
+    }
+    if (this.#failing) this.#options.logger.info({ url: this.#options.url }, 'OTLP metrics export works again');
+    this.#failing = false;
+  }
+
+  /** OTLP/HTTP with the JSON encoding. */
+  async #sendJson(metrics: PromMetric[], timeoutMs: number): Promise<ExportFailure> {
+    const { url, headers, serviceName, instanceId } = this.#options;
     let body: string;
     try {
-      const metrics = (await Promise.all(registries().map((r) => r.getMetricsAsJSON()))).flat() as unknown as PromMetric[];
       const now = `${BigInt(Date.now()) * 1_000_000n}`;
       const resource = [{ key: 'service.name', value: { stringValue: serviceName ?? 'drover' } }, { key: 'service.version', value: { stringValue: VERSION } }];
       if (instanceId) resource.push({ key: 'service.instance.id', value: { stringValue: instanceId } });
@@ -160,23 +175,17 @@ export class OtlpMetrics {
         resourceMetrics: [{ resource: { attributes: resource }, scopeMetrics: [{ scope: { name: 'drover', version: VERSION }, metrics: metrics.map((m) => toOtlpMetric(m, this.#startNano, now)).filter(Boolean) }] }],
       });
     } catch (error) {
-      this.#options.logger.warn({ err: toError(error) }, 'OTLP metrics: collecting the registry failed; this export is skipped');
-      return;
+      this.#options.logger.warn({ err: toError(error) }, 'OTLP metrics: encoding the registry failed; this export is skipped');
+      return null;
     }
     let response: Response;
     try {
       response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, signal: AbortSignal.timeout(timeoutMs) });
       await response.arrayBuffer();
     } catch (error) {
-      this.#failed('unreachable', toError(error));
-      return;
+      return { kind: 'unreachable', error: toError(error) };
     }
-    if (!response.ok) {
-      this.#failed('rejected', new Error(`the collector answered ${response.status}`));
-      return;
-    }
-    if (this.#failing) this.#options.logger.info({ url }, 'OTLP metrics export works again');
-    this.#failing = false;
+    return response.ok ? null : { kind: 'rejected', error: new Error(`the collector answered ${response.status}`) };
   }
 
   #failed(kind: TelemetryErrorKind, error: Error): void {

@@ -23,6 +23,12 @@ export interface ScrapeSources {
   cacheMs?: number;
   /** Pending interrupts of durable jobs (`store.pendingInterrupts()`): how many, and when the oldest was created. */
   pendingInterrupts?: () => Promise<{ count: number; oldestCreatedAt: number | null }>;
+  /** Since when full queues have refused intake (`runtime.refusals`), with each queue's maxDepth. */
+  refusals?: {
+    seconds(queue: string, fill?: { depth: number; maxDepth: number }): number;
+    queues(): Iterable<string>;
+  };
+  maxDepth?: (queue: string) => number | undefined;
 }
 
 /**
@@ -60,6 +66,21 @@ export function observeOnScrape(metrics: DroverMetrics, sources: ScrapeSources):
       metrics.queueOldestAge.set({ queue }, oldest === null ? 0 : Math.max(0, (now - oldest) / 1000));
     }
   });
+  const refusals = sources.refusals;
+  if (refusals) {
+    setCollect(metrics.queueBackpressure, async () => {
+      const rows = await stats();
+      const byQueue = new Map((rows ?? []).map((r) => [r.queue, r]));
+      for (const queue of new Set([...queues, ...refusals.queues()])) {
+        const row = byQueue.get(queue);
+        const depth = row ? DEPTH_STATES.reduce((n, state) => n + row.counts[state], 0) : 0;
+        const maxDepth = sources.maxDepth?.(queue);
+        // Without a fresh read (rows null), keep counting: a store blip is not room in the queue.
+        const fill = rows && maxDepth !== undefined ? { depth, maxDepth } : undefined;
+        metrics.queueBackpressure.set({ queue }, refusals.seconds(queue, fill));
+      }
+    });
+  }
   const interrupts = cachedRead(sources.pendingInterrupts, sources, cacheMs);
   setCollect(metrics.interruptsPending, async () => {
     const pending = await interrupts();

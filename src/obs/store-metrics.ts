@@ -28,6 +28,14 @@ interface TableSizesSource {
   tableSizes(): Promise<Array<{ table: string; bytes: number }>>;
 }
 
+/** The PostgreSQL engine's hook (postgres-engine.ts): another node's NOTIFY arrived after this long. */
+interface NotifyLagSource {
+  onNotifyLag: ((seconds: number) => void) | null;
+}
+
+/** NOTIFY lag: 1 ms (a local server) to 10 s (a backed-up notification queue). */
+export const NOTIFY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+
 interface PoolLimitSource {
   poolStats(): { max?: number };
 }
@@ -61,8 +69,32 @@ export function observeStorage(metrics: DroverMetrics, engine: object, options: 
     });
   }
   if (hasTableSizes(engine)) observeTableSizes(metrics, engine, options.onError);
+  if (hasNotifyLag(engine)) return observeNotifyLag(metrics, engine);
   if (!isSqliteFile(engine)) return () => undefined;
   return observeSqlite(metrics, engine, options);
+}
+
+/**
+ * `drover_store_notify_lag_seconds`: from another node stamping a NOTIFY (just
+ * before the statement that sends it) to this node's listener receiving it.
+ * Wall clocks of two hosts: their skew is part of the value.
+ */
+function observeNotifyLag(metrics: DroverMetrics, engine: NotifyLagSource): () => void {
+  const lag = new HistogramFamily({
+    name: 'drover_store_notify_lag_seconds',
+    help: 'PostgreSQL: time from another node sending a work NOTIFY to this node receiving it (sender and receiver wall clocks; NTP skew between hosts adds to it).',
+    labelNames: ['engine'],
+    buckets: NOTIFY_BUCKETS,
+    registry: metrics.registry,
+  }).series(metrics.engine);
+  engine.onNotifyLag = (seconds) => lag.observe(seconds);
+  return () => {
+    engine.onNotifyLag = null;
+  };
+}
+
+function hasNotifyLag(engine: object): engine is NotifyLagSource {
+  return 'onNotifyLag' in engine;
 }
 
 function observeSqlite(metrics: DroverMetrics, engine: SqliteFileSource, options: StoreMetricsOptions): () => void {
@@ -136,15 +168,15 @@ function observeSqlite(metrics: DroverMetrics, engine: SqliteFileSource, options
 }
 
 /**
- * `drover_store_table_size_bytes{table}` (PostgreSQL: a catalog lookup, read at
- * most once a minute). SQLite has no cheap per-table size (its `dbstat` reads
- * every page of the file on the event loop): there the file and WAL sizes stand in.
+ * `drover_store_table_size_bytes{table}`, indexes included: PostgreSQL, a
+ * catalog lookup; SQLite, `dbstat` in a worker thread (it reads every page,
+ * so the engine reuses its answer for 5 minutes). Asked at most once a minute.
  */
 function observeTableSizes(metrics: DroverMetrics, engine: TableSizesSource, onError?: StoreMetricsOptions['onError']): void {
   const sizes = cachedRead(() => engine.tableSizes(), { maxAgeMs: 60_000, clock: Date.now, onError: (error) => onError?.(error, 'table sizes') });
   new Gauge({
     name: 'drover_store_table_size_bytes',
-    help: 'Bytes per store table, indexes included (PostgreSQL; read at most once a minute).',
+    help: 'Bytes per store table, indexes included (PostgreSQL: catalog sizes, read at most once a minute; SQLite: dbstat pages, read at most every 5 minutes).',
     labelNames: ['engine', 'table'],
     registers: [metrics.registry],
     async collect() {

@@ -18,7 +18,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../obs/logger.js';
-import type { NodeRegistration, NodeRegistry } from '../store/engine.js';
+import type { LifecycleEvents } from '../core/lifecycle-events.js';
+import type { NodeRegistration, NodeRegistry, ReclaimedJob } from '../store/engine.js';
 import { BackgroundTask } from './background-task.js';
 import type { Lifecycle } from './lifecycle.js';
 
@@ -94,6 +95,13 @@ export class NodeLiveness {
     if (now - this.#healthySince < deadNodeMs) return;
     const { nodes, jobs } = await store.reclaimDeadNodes({ staleAfterMs: deadNodeMs, exceptNodeId: nodeId, poisonAfter: this.options.poisonAfter });
     if (nodes.length > 0) logger.warn({ nodes, jobs: jobs.length }, 'nodes stopped heartbeating; their running jobs were requeued');
-    for (const job of jobs) lifecycle.emit('lease:expired', { jobId: job.id, handler: job.handler, queue: job.queue, state: job.state });
+    for (const job of jobs) lifecycle.emit('lease:expired', leaseExpired(job, 'node'));
   }
+}
+
+/** The `lease:expired` payload for a job the reaper (`lease`) or the dead-node reclaim (`node`) took back. */
+export function leaseExpired(job: ReclaimedJob, cause: 'lease' | 'node'): LifecycleEvents['lease:expired'] {
+  const payload: LifecycleEvents['lease:expired'] = { jobId: job.id, handler: job.handler, queue: job.queue, state: job.state, cause };
+  if (job.expiredAt !== undefined) payload.expiredAt = job.expiredAt;
+  return payload;
 }

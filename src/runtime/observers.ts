@@ -12,6 +12,7 @@ import { AttemptTracer } from '../obs/attempt-tracing.js';
 import { observeJobs } from '../obs/job-metrics.js';
 import type { Logger } from '../obs/logger.js';
 import type { DroverMetrics } from '../obs/metrics.js';
+import { observeRetention } from '../obs/retention-metrics.js';
 import { StreamHub, type StreamHubOptions } from '../obs/stream-hub.js';
 import type { Tracing } from '../obs/tracing.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -26,7 +27,7 @@ export interface ObserverOptions {
   /** Null: no metrics (a runtime built without a registry). */
   metrics: DroverMetrics | null;
   /** Quarantine and breaker state for the supervision gauges. */
-  runtime: Pick<Runtime, 'supervision' | 'config'>;
+  runtime: Pick<Runtime, 'supervision' | 'config' | 'clock'>;
   stream: StreamHubOptions;
 }
 
@@ -47,8 +48,9 @@ export function observeLifecycle(options: ObserverOptions): Observers {
   logLifecycle(lifecycle, options.logger, (job: LeasedJob) => attempts!.fields(job));
   attempts = new AttemptTracer(options.tracing, lifecycle);
   if (metrics) {
-    observeJobs(lifecycle, metrics);
+    observeJobs(lifecycle, metrics, options.runtime.clock);
     observeLeaseCaps(lifecycle, metrics);
+    observeRetention(lifecycle, metrics);
     observeSupervision({ lifecycle, supervision: options.runtime.supervision, config: options.runtime.config }, metrics);
   }
   return { attempts, stream: new StreamHub(lifecycle, options.stream) };

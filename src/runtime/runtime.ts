@@ -19,7 +19,8 @@ import { DueTimer } from './due-timer.js';
 import { Intake, type JobRequest } from './intake.js';
 import { JobControl } from './job-control.js';
 import { Lifecycle, type LifecycleEvents } from './lifecycle.js';
-import { NodeLiveness } from './node-liveness.js';
+import { leaseExpired, NodeLiveness } from './node-liveness.js';
+import { QueueRefusals } from './queue-refusals.js';
 import type { AttemptTracer } from '../obs/attempt-tracing.js';
 import type { DroverMetrics } from '../obs/metrics.js';
 import type { StreamHub } from '../obs/stream-hub.js';
@@ -55,7 +56,7 @@ export interface RuntimeOptions<Audit extends AuditSink = AuditSink> {
   clock?: () => number;
   /** Retry jitter, for in-process and remote attempts alike; default Math.random. */
   random?: () => number;
-  /** Lease expiry sweep interval (remote workers, hung nodes). Default 5 s. */
+  /** Lease expiry sweep interval (remote workers, hung nodes). Default 1 s: an index probe on jobs_running_lease, and it bounds the recovery latency after a lease expires (drover_recovery_latency_seconds, alerted at p95 > 1 s). */
   reapIntervalMs?: number;
   /** OpenTelemetry spans for ingests and attempts; default off (no cost). */
   tracing?: Tracing;
@@ -88,6 +89,8 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
   readonly jobControl: JobControl;
   /** Paused handlers and queues (operator actions, persisted in the store's metadata). */
   readonly pauses: PauseState;
+  /** Since when each full queue has refused intake (GET /v1/queues, drover_queue_backpressure_seconds). */
+  readonly refusals: QueueRefusals;
   /** Quarantine and circuit breakers per handler (persisted in the store's metadata). */
   readonly supervision: Supervision;
   /** Runtime triggers with the built-in actions (webhook, http, telegram, mcp), and the per-target breakers of their deliveries. */
@@ -143,6 +146,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     this.intake = new Intake(this.config, this.clock, (event) => this.triggers.route(event));
     this.rateLimits = new RateLimits(this.clock, () => this.dispatcher.wake(), this.store);
     this.#dueTimer = new DueTimer(this.store, this.clock, reportTaskError('stage-due'), (woken) => void this.#announceWoken(woken));
+    this.refusals = new QueueRefusals(this.clock);
     this.pauses = new PauseState({ store: this.store, config: this.config, lifecycle: this.lifecycle, onResume: () => this.dispatcher.wake() });
     const isolated = [...this.config.handlers.values()].filter((h) => h.isolation === 'thread' && !h.remote).map((h) => h.name);
     if (isolated.length > 0 && !options.configPath) {
@@ -225,10 +229,10 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     this.#tasks = [
       new BackgroundTask({
         name: 'reaper',
-        intervalMs: options.reapIntervalMs ?? 5_000,
+        intervalMs: options.reapIntervalMs ?? 1_000,
         run: async () => {
           const reaped = await this.store.reapExpired(reclaim);
-          for (const job of reaped) this.lifecycle.emit('lease:expired', { jobId: job.id, handler: job.handler, queue: job.queue, state: job.state });
+          for (const job of reaped) this.lifecycle.emit('lease:expired', leaseExpired(job, 'lease'));
         },
         onError: reportTaskError('reaper'),
       }),
@@ -236,6 +240,8 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
         name: 'pruner',
         intervalMs: retention.intervalMs,
         run: async () => {
+          const startedAt = this.clock();
+          const pruned = { jobs: 0, events: 0 };
           // Bounded batches: never hold the write lock long, stop when a batch comes back short.
           for (let round = 0; round < 100 && this.#state === 'running'; round++) {
             const now = this.clock();
@@ -245,8 +251,12 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
               eventsBefore: now - retention.eventsMs,
               batchSize: retention.batchSize,
             });
+            pruned.jobs += deleted.jobs;
+            pruned.events += deleted.events;
             if (deleted.jobs < retention.batchSize && deleted.events < retention.batchSize) break;
           }
+          const at = this.clock();
+          this.lifecycle.emit('retention:pruned', { ...pruned, durationMs: at - startedAt, at });
         },
         onError: reportTaskError('pruner'),
       }),
@@ -474,6 +484,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       return await write();
     } catch (error) {
       if (error instanceof DroverError && error.code === 'queue_full') {
+        this.refusals.refused(String(error.extensions.queue));
         this.lifecycle.emit('intake:rejected', { queue: String(error.extensions.queue), reason: 'queue_full' });
       }
       throw error;
@@ -482,6 +493,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
 
   #afterEnqueue(jobs: readonly JobRow[]): void {
     for (const job of jobs) {
+      this.refusals.accepted(job.queue);
       this.lifecycle.emit('job:enqueued', { job });
       if (job.state === 'scheduled') this.#dueTimer.noteDue(job.runAt);
     }

@@ -144,10 +144,14 @@ describe('a node\'s operations metrics', () => {
     expect(text.value('drover_store_wal_size_bytes', { engine: 'sqlite' })).toBeGreaterThan(0);
     expect(text.value('drover_audit_export_lag_records')).toBeGreaterThanOrEqual(0);
     expect(text.find('drover_tls_certificate_expiry_timestamp_seconds')).toEqual([]);
-    expect(text.find('drover_store_table_size_bytes')).toEqual([]); // SQLite: file and WAL sizes instead
+    // Table sizes from dbstat (a worker thread), indexes included, named as on PostgreSQL.
+    const tables = text.find('drover_store_table_size_bytes', { engine: 'sqlite' });
+    expect(tables.map((t) => t.labels.table)).toEqual(expect.arrayContaining(['attempts', 'events', 'jobs']));
+    expect(tables.some((t) => (t.labels.table ?? '').startsWith('sqlite_'))).toBe(false);
+    expect(tables.find((t) => t.labels.table === 'jobs')!.value).toBeGreaterThanOrEqual(4096 * 2); // the table and at least one index
   });
 
-  it('on PostgreSQL: no waiting pool requests while idle, the pool limit, and a silent node detected as dead', async () => {
+  it('on PostgreSQL: no waiting pool requests while idle, the pool limit, a silent node detected as dead, and the NOTIFY lag', async () => {
     const node = await startTestNode({ handlers: [{ name: 'probe', on: 'probe.*', run: async () => ({ ok: true }) }] }, { engine: 'postgres', dir: join(dir, 'pg-node') });
     cleanups.push(() => node.close());
     // An idle node: each scrape itself reads the store (queue depth, last backup). Those checkouts used to
@@ -159,7 +163,7 @@ describe('a node\'s operations metrics', () => {
     }
     // Table sizes from the catalog: the node's schema, nothing else.
     const tables = (await scrape(node)).find('drover_store_table_size_bytes', { engine: 'postgres' });
-    expect(tables.map((t) => t.labels.table)).toEqual(expect.arrayContaining(['jobs', 'nodes']));
+    expect(tables.map((t) => t.labels.table)).toEqual(expect.arrayContaining(['attempts', 'events', 'jobs', 'nodes']));
     expect(tables.find((t) => t.labels.table === 'jobs')!.value).toBeGreaterThan(0);
     // A second node registers on the same schema and then never heartbeats (as if SIGKILLed).
     const ghost = await openStore(PG_URL, { postgres: { schema: node.runtime.config.postgres.schema } });
@@ -168,6 +172,17 @@ describe('a node\'s operations metrics', () => {
     await waitFor(async () => (await scrape(node)).value('drover_nodes_alive') === 2, { message: 'two nodes alive' });
     await waitFor(async () => (await scrape(node)).value('drover_node_deaths_detected_total') === 1, { timeoutMs: 20_000, message: 'the silent node declared dead' });
     await waitFor(async () => (await scrape(node)).value('drover_nodes_alive') === 1, { message: 'one node alive again' });
+
+    // Work enqueued by another engine reaches this node by NOTIFY: the lag from its stamp to the listener.
+    expect((await scrape(node)).value('drover_store_notify_lag_seconds_count', { engine: 'postgres' })).toBe(0);
+    await ghost.enqueue([job(1)]);
+    const lagged = await waitFor(async () => {
+      const text = await scrape(node);
+      return text.value('drover_store_notify_lag_seconds_count', { engine: 'postgres' }) >= 1 ? text : null;
+    }, { message: 'the NOTIFY observed' });
+    const lag = lagged.value('drover_store_notify_lag_seconds_sum', { engine: 'postgres' });
+    expect(lag).toBeGreaterThanOrEqual(0);
+    expect(lag).toBeLessThan(5);
   });
 
   it('with built-in TLS: the certificate\'s expiry', async () => {

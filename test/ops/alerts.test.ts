@@ -38,7 +38,8 @@ const PENDING: Record<string, string> = {
   drover_store_pool_connections: 'PostgreSQL only (this node runs on SQLite); test/obs/ops-metrics.test.ts reads the pool from a PostgreSQL node',
   drover_store_pool_max_connections: 'PostgreSQL only (this node runs on SQLite); test/obs/ops-metrics.test.ts reads it from a PostgreSQL node',
   drover_store_connection_errors_total: 'PostgreSQL only (discarded pooled connections)',
-  drover_store_table_size_bytes: 'PostgreSQL only (a catalog lookup); test/obs/ops-metrics.test.ts reads it from a PostgreSQL node',
+  drover_store_notify_lag_seconds_bucket: 'PostgreSQL only (LISTEN/NOTIFY between nodes); test/obs/ops-metrics.test.ts reads it from a PostgreSQL node',
+  drover_store_notify_lag_seconds_count: 'PostgreSQL only (LISTEN/NOTIFY between nodes); test/obs/ops-metrics.test.ts reads it from a PostgreSQL node',
   drover_store_pool_waiting_requests: 'PostgreSQL only (this node runs on SQLite); test/obs/ops-metrics.test.ts reads it from a PostgreSQL node',
   drover_tls_certificate_expiry_timestamp_seconds: 'only with built-in TLS (server.tls); test/obs/ops-metrics.test.ts starts a TLS node and reads it',
 };
@@ -171,6 +172,10 @@ describe('alert rules', () => {
       'DroverAuditExportSuperseded',
       'DroverTlsCertificateExpiresSoon',
       'DroverTlsCertificateExpiring',
+      // Backpressure visibility (issue 20 item 6).
+      'DroverQueueBackpressureSustained',
+      'DroverLeaseConflicts',
+      'DroverRecoverySlow',
     ]) {
       expect(names.has(name), name).toBe(true);
     }
@@ -191,7 +196,8 @@ describe('dashboards', () => {
     // What issue 23 asks each to show.
     const titles = (uid: string) => parsed.find((d) => d.json.uid === uid)!.json.panels.map((p) => p.title).join('\n');
     for (const what of [/availability/i, /latency/i, /burn rate/i, /error budget left/i]) expect(titles('drover-sli')).toMatch(what);
-    expect(titles('drover-storage')).toMatch(/fsync[\s\S]*WAL[\s\S]*Checkpoint[\s\S]*Pool[\s\S]*growth/i);
+    expect(titles('drover-storage')).toMatch(/fsync[\s\S]*WAL[\s\S]*Checkpoint[\s\S]*Pool[\s\S]*growth[\s\S]*pruned[\s\S]*last prune/i);
+    expect(titles('drover-cluster')).toMatch(/Recovery latency[\s\S]*Lease conflicts[\s\S]*NOTIFY lag/i);
     expect(titles('drover-cluster')).toMatch(/Nodes alive[\s\S]*per node[\s\S]*recovered/i);
   });
 

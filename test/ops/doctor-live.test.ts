@@ -90,4 +90,14 @@ describe('drover doctor --url', () => {
     expect(gone.code).toBe(3);
     expect((JSON.parse(gone.stdout) as Report).checks[0]).toMatchObject({ id: 'reach', status: 'fail' });
   });
+
+  it('exits 64 (a usage error, not "degraded") for a bad option or option value, checking nothing', async () => {
+    for (const args of [['--window', 'abc'], ['--max-oldest-age', '-1'], ['--error-ratio'], ['--no-such-option']]) {
+      const bad = await doctor(args);
+      expect(bad.code, args.join(' ')).toBe(64);
+      expect(bad.stdout, args.join(' ')).toBe('');
+      expect(bad.stderr, args.join(' ')).toMatch(/error: (option '.*' argument|unknown option)/);
+    }
+    expect((await drover(['doctor', '--help'], {})).code).toBe(0);
+  });
 });

@@ -607,7 +607,8 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(await engine.reapExpired({ poisonAfter: 3 })).toEqual([]);
         now += 1;
         expect(await engine.reapExpired({ poisonAfter: 3 })).toEqual([
-          { id: job.id, handler: 'h', queue: 'default', state: 'queued', started: true },
+          // expiredAt: the lease's deadline, where the recovery latency starts.
+          { id: job.id, handler: 'h', queue: 'default', state: 'queued', started: true, expiredAt: now - 1 },
         ]);
         expect(await getJob(job.id)).toMatchObject({ state: 'queued', crashes: 1, leaseToken: null, leaseExpiresAt: null });
         expect((await engine.getAttempts(job.id)).map((a) => a.outcome)).toEqual(['lease_expired']);
@@ -621,7 +622,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         await markStarted(await leaseOne({ leaseMs: 100 }));
         now += 101;
         expect(await engine.reapExpired({ poisonAfter: 2 })).toEqual([
-          { id: first.id, handler: 'h', queue: 'default', state: 'dead', started: true },
+          { id: first.id, handler: 'h', queue: 'default', state: 'dead', started: true, expiredAt: now - 1 },
         ]);
         expect(await getJob(first.id)).toMatchObject({ state: 'dead', deadReason: 'poison', crashes: 2, finishedAt: now });
         expect(await lease()).toEqual([]);
@@ -635,6 +636,8 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         const reclaimed = await engine.reclaimWorker('old', { poisonAfter: 3 });
         expect(reclaimed.map((r) => r.id).sort()).toEqual(mine.map((j) => j.id).sort());
         expect(reclaimed.every((r) => r.state === 'queued')).toBe(true);
+        // No claim lapsed: the worker id's previous incarnation is simply gone.
+        expect(reclaimed.every((r) => r.expiredAt === undefined)).toBe(true);
         for (const job of mine) {
           expect(await getJob(job.id)).toMatchObject({ state: 'queued', crashes: 1 });
           expect((await engine.getAttempts(job.id)).map((a) => a.outcome)).toEqual(['crashed']);
@@ -727,6 +730,8 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
           now += 10_000;
           const { jobs } = await engine.reclaimDeadNodes({ staleAfterMs: 3000, poisonAfter: 3 });
           expect(jobs.map((r) => [r.id, r.started]).sort()).toEqual([[started.id, true], [ahead.id, false]].sort());
+          // The node's claim lapsed at its last heartbeat (registration) plus staleAfterMs.
+          expect(jobs.map((r) => r.expiredAt)).toEqual([now - 10_000 + 3000, now - 10_000 + 3000]);
           await expectUnspent(ahead);
           await expectCrashed(started, 'crashed');
         });
@@ -1188,7 +1193,8 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         await engine.registerNode(b1);
         const job = await startJob({ workerId: 'node-b' });
         now += 10_000;
-        expect((await dead(3000, 'node-a', 1)).jobs).toEqual([{ id: job.id, handler: 'h', queue: 'default', state: 'dead', started: true }]);
+        // expiredAt: node-b's last heartbeat (its registration, 10 s ago) plus the 3 s stale window.
+        expect((await dead(3000, 'node-a', 1)).jobs).toEqual([{ id: job.id, handler: 'h', queue: 'default', state: 'dead', started: true, expiredAt: now - 7000 }]);
         expect(await getJob(job.id)).toMatchObject({ state: 'dead', deadReason: 'poison' });
         expect((await engine.listNodes()).map((n) => n.nodeId)).toEqual(['node-a']);
       });

@@ -7,7 +7,7 @@ import { VERSION } from '../../version.js';
 import { handlerJson, runningByHandler } from './handler-state.js';
 
 /** What the status routes need from the node (the node's status view): the runtime satisfies it. */
-export type StatusRouteDeps = Pick<Runtime, 'config' | 'store' | 'clock' | 'dispatcher' | 'pauses' | 'startedAt' | 'state' | 'supervision' | 'tracing' | 'workerId' | 'gates'>;
+export type StatusRouteDeps = Pick<Runtime, 'config' | 'store' | 'clock' | 'dispatcher' | 'pauses' | 'refusals' | 'startedAt' | 'state' | 'supervision' | 'tracing' | 'workerId' | 'gates'>;
 
 /** `auditExport`: the audit export's state; a refused export is shown here and alerted on, not failed in readiness (docs/operations.md). */
 export function statusRoutes(runtime: StatusRouteDeps, auditExport?: () => AuditExportStatus | null) {
@@ -46,13 +46,16 @@ export function statusRoutes(runtime: StatusRouteDeps, auditExport?: () => Audit
       return {
         queues: [...config.queues.entries()].map(([name, policy]) => {
           const s = stats.get(name);
+          const counts = s?.counts ?? { scheduled: 0, queued: 0, running: 0, succeeded: 0, dead: 0, cancelled: 0 };
           return {
             name,
             maxDepth: policy.maxDepth,
             ...leaseOrderJson(policy),
             paused: runtime.pauses.isQueuePaused(name),
-            counts: s?.counts ?? { scheduled: 0, queued: 0, running: 0, succeeded: 0, dead: 0, cancelled: 0 },
+            counts,
             oldestQueuedAgeSeconds: s?.oldestQueuedAt == null ? 0 : Math.max(0, (now - s.oldestQueuedAt) / 1000),
+            // How long this node has refused intake into the full queue; 0 while it accepts.
+            backpressureSeconds: runtime.refusals.seconds(name, { depth: counts.scheduled + counts.queued + counts.running, maxDepth: policy.maxDepth }),
           };
         }),
       };

@@ -4,7 +4,7 @@
  * health instead (readiness, queues, quarantine, breakers, recent errors,
  * backups, the audit export).
  */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { formatReport } from '../../ops/doctor/check.js';
 import { runDoctor } from '../../ops/doctor/doctor.js';
 import { DEFAULT_THRESHOLDS, liveExitCode, runLiveDoctor } from '../../ops/doctor/live.js';
@@ -16,14 +16,15 @@ interface DoctorOptions {
   behindTlsProxy?: boolean;
   url?: string;
   metricsUrl?: string;
-  window: string;
-  maxOldestAge: string;
-  errorRatio: string;
+  window: number;
+  maxOldestAge: number;
+  errorRatio: number;
 }
 
-const positive = (flag: string, value: string): number => {
+/** A usage error (exit 64), not a degraded node (exit 1). */
+const positive = (value: string): number => {
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${flag} expects a number >= 0, got "${value}"`);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected a number >= 0, got "${value}"`);
   return n;
 };
 
@@ -32,24 +33,24 @@ export function registerDoctorCommand(program: Command): void {
     .command('doctor')
     .description(
       'check config, store, migrations, keys, listen address, metrics, data dir, backups and clock; exit 1 on any failure. ' +
-        'With --url: check a running node (readiness, queues, quarantine, breakers, recent errors, backup age, audit export); exit 0 healthy, 1 degraded, 2 unhealthy, 3 unreachable',
+        'With --url: check a running node (readiness, queues, quarantine, breakers, recent errors, backup age, audit export); exit 0 healthy, 1 degraded, 2 unhealthy, 3 unreachable, 64 a usage error',
     )
     .option('-c, --config <file>', 'config module', DEFAULT_CONFIG_PATH)
     .option('--json', 'print JSON: {ok, checks: [{id, status, detail, fix}]} (with --url also {exitCode})')
     .option('--behind-tls-proxy', 'a TLS-terminating proxy fronts the API: a public listen address is fine')
     .option('--url <url>', 'check the running node at this URL (DROVER_API_KEY: a key with the read scope)')
     .option('--metrics-url <url>', 'with --url: where /metrics is served when on its own port (metrics.port)')
-    .option('--window <seconds>', 'with --url: seconds between the two scrapes recent error rates come from', '5')
-    .option('--max-oldest-age <seconds>', 'with --url: oldest due job age that fails (warns from half of it)', String(DEFAULT_THRESHOLDS.oldestAgeSeconds))
-    .option('--error-ratio <ratio>', 'with --url: share of failed API requests or dead jobs in the window that warns', String(DEFAULT_THRESHOLDS.errorRatio))
+    .option('--window <seconds>', 'with --url: seconds between the two scrapes recent error rates come from', positive, 5)
+    .option('--max-oldest-age <seconds>', 'with --url: oldest due job age that fails (warns from half of it)', positive, DEFAULT_THRESHOLDS.oldestAgeSeconds)
+    .option('--error-ratio <ratio>', 'with --url: share of failed API requests or dead jobs in the window that warns', positive, DEFAULT_THRESHOLDS.errorRatio)
     .action(async (opts: DoctorOptions) => {
       if (opts.url) {
         const checks = await runLiveDoctor({
           url: opts.url,
           apiKey: process.env.DROVER_API_KEY || undefined,
           ...(opts.metricsUrl ? { metricsUrl: opts.metricsUrl } : {}),
-          windowSeconds: positive('--window', opts.window),
-          thresholds: { oldestAgeSeconds: positive('--max-oldest-age', opts.maxOldestAge), errorRatio: positive('--error-ratio', opts.errorRatio) },
+          windowSeconds: opts.window,
+          thresholds: { oldestAgeSeconds: opts.maxOldestAge, errorRatio: opts.errorRatio },
         });
         const exitCode = liveExitCode(checks);
         process.stdout.write(opts.json ? `${JSON.stringify({ ok: exitCode === 0, exitCode, checks }, null, 2)}\n` : formatReport(checks));

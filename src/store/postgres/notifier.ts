@@ -39,24 +39,32 @@ export interface NotifierOptions {
   onLost?: (error: Error, client: pg.Client) => void;
   /** How often the idle session proves its path works. Default 5 s. */
   checkEveryMs?: number;
+  /** Another engine's notice arrived `seconds` after its sender stamped it (wall clocks: NTP skew between hosts shows here). */
+  onLag?: (seconds: number) => void;
 }
 
-/** Build the payload `pg_notify` sends for these queues. */
-export function notifyPayload(instanceId: string, queues: Iterable<string>): string {
+/**
+ * Build the payload `pg_notify` sends for these queues. `at` (wall-clock ms,
+ * when the notice was built, just before its statement runs) lets the
+ * receivers measure the NOTIFY lag (`drover_store_notify_lag_seconds`).
+ */
+export function notifyPayload(instanceId: string, queues: Iterable<string>, at = Date.now()): string {
   let list = [...queues];
-  let payload = JSON.stringify({ from: instanceId, queues: list });
+  let payload = JSON.stringify({ from: instanceId, at, queues: list });
   if (payload.length > MAX_PAYLOAD_CHARS) {
     list = [];
-    payload = JSON.stringify({ from: instanceId, queues: list });
+    payload = JSON.stringify({ from: instanceId, at, queues: list });
   }
   return payload;
 }
 
-function parsePayload(payload: string | undefined): { from: string; queues: string[] } | null {
+function parsePayload(payload: string | undefined): { from: string; queues: string[]; at: number | null } | null {
   try {
-    const value = JSON.parse(payload ?? '') as { from?: unknown; queues?: unknown };
+    const value = JSON.parse(payload ?? '') as { from?: unknown; queues?: unknown; at?: unknown };
     if (typeof value.from !== 'string' || !Array.isArray(value.queues)) return null;
-    return { from: value.from, queues: value.queues.filter((q): q is string => typeof q === 'string') };
+    // Older senders (before the stamp) send no `at`.
+    const at = typeof value.at === 'number' && Number.isFinite(value.at) ? value.at : null;
+    return { from: value.from, queues: value.queues.filter((q): q is string => typeof q === 'string'), at };
   } catch {
     return null;
   }
@@ -124,6 +132,7 @@ export class Notifier {
       if (message.channel !== this.options.channel) return;
       const parsed = parsePayload(message.payload);
       if (parsed?.from === this.options.instanceId) return;
+      if (parsed?.at != null) this.options.onLag?.(Math.max(0, Date.now() - parsed.at) / 1000);
       this.options.onWork(parsed?.queues ?? []);
     });
     try {

@@ -137,6 +137,8 @@ export class PostgresEngine implements StorageEngine {
   readonly #lease: pg.Pool;
   readonly #clock: () => number;
   readonly #wakeups: Wakeups;
+  /** Set by the metrics (store-metrics.ts): another node's NOTIFY arrived this long after it was sent. */
+  onNotifyLag: ((seconds: number) => void) | null = null;
   readonly #settle: SettleBatch;
   readonly #starts: StartBatch;
   /** Jobs the lease marked started (id → token), until their start() call; a settle forgets one never started. */
@@ -166,6 +168,7 @@ export class PostgresEngine implements StorageEngine {
     this.#wakeups = new Wakeups(this.#pool, clientConfig(connection), this.schema, {
       checkEveryMs,
       onLost: (error, client) => this.#connectionErrors.report('listen', error, client),
+      onLag: (seconds) => this.onNotifyLag?.(seconds),
     });
     this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#wakeups.committed(queues) });
     this.#starts = new StartBatch(this.#lease);

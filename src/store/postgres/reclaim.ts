@@ -20,7 +20,8 @@ export const REAP_BATCH = 1000;
 const STARTED = 'j.started_seq = j.lease_seq';
 
 /**
- * The shared body. `targets` is a CTE yielding job ids; parameters $1 now,
+ * The shared body. `targets` is a CTE yielding job ids and `expired_at` (when
+ * the holder's claim lapsed, or NULL); parameters $1 now,
  * $2 poisonAfter, $3 attempt outcome come first. Old column values on the
  * right-hand side: `j.crashes + 1` is the new count. The ids go through
  * ARRAY(...) so the update is by primary key whatever the plan's estimates
@@ -50,33 +51,39 @@ function reclaimSql(targets: string, extra = ''): string {
   )`;
 }
 
+/** The reclaimed rows with their `expired_at` (the update clears `lease_expires_at`, so it comes from `targets`). */
+const RECLAIMED_ROWS = `SELECT r.id, r.handler, r.queue, r.state, r.started, t.expired_at
+  FROM reclaimed r JOIN targets t ON t.id = r.id ORDER BY r.id`;
+
 /** $4 limit. SKIP LOCKED: two reapers split the work instead of queueing on each other. */
 const REAP = `${reclaimSql(`
-    SELECT id FROM jobs WHERE state = 'running' AND lease_expires_at < $1
+    SELECT id, lease_expires_at AS expired_at FROM jobs WHERE state = 'running' AND lease_expires_at < $1
     ORDER BY lease_expires_at LIMIT $4 FOR UPDATE SKIP LOCKED`)}
-  SELECT id, handler, queue, state, started FROM reclaimed ORDER BY id`;
+  ${RECLAIMED_ROWS}`;
 
 /** $4 worker id. */
-const RECLAIM_WORKER = `${reclaimSql(`SELECT id FROM jobs WHERE state = 'running' AND worker_id = $4`)}
-  SELECT id, handler, queue, state, started FROM reclaimed ORDER BY id`;
+const RECLAIM_WORKER = `${reclaimSql(`SELECT id, NULL::bigint AS expired_at FROM jobs WHERE state = 'running' AND worker_id = $4`)}
+  ${RECLAIMED_ROWS}`;
 
 /** Every running job, whoever holds it (after a restore). */
-const RECLAIM_ALL = `${reclaimSql(`SELECT id FROM jobs WHERE state = 'running'`)}
-  SELECT id, handler, queue, state, started FROM reclaimed ORDER BY id`;
+const RECLAIM_ALL = `${reclaimSql(`SELECT id, NULL::bigint AS expired_at FROM jobs WHERE state = 'running'`)}
+  ${RECLAIMED_ROWS}`;
 
 /**
  * $4 heartbeat cutoff, $5 node id never to declare dead. Deleting the node
  * rows and requeueing their jobs is one statement, so a node is never gone
  * with its jobs still held, and two peers running this at once reclaim each
- * dead node once (the second finds its row deleted).
+ * dead node once (the second finds its row deleted). A dead node's claim
+ * lapsed at its last heartbeat plus the stale window ($1 - $4).
  */
 const RECLAIM_DEAD_NODES = `${reclaimSql(
-  `SELECT id FROM jobs WHERE state = 'running' AND worker_id IN (SELECT node_id FROM dead)`,
-  `dead AS (DELETE FROM nodes WHERE heartbeat_at < $4 AND node_id <> $5 RETURNING node_id),
+  `SELECT j.id, d.heartbeat_at + ($1::bigint - $4::bigint) AS expired_at
+    FROM jobs j JOIN dead d ON j.worker_id = d.node_id WHERE j.state = 'running'`,
+  `dead AS (DELETE FROM nodes WHERE heartbeat_at < $4 AND node_id <> $5 RETURNING node_id, heartbeat_at),
   `,
 )}
-  SELECT (SELECT array_agg(node_id ORDER BY node_id) FROM dead) AS nodes, r.id, r.handler, r.queue, r.state, r.started
-  FROM (SELECT 1) AS one LEFT JOIN reclaimed r ON true
+  SELECT (SELECT array_agg(node_id ORDER BY node_id) FROM dead) AS nodes, r.id, r.handler, r.queue, r.state, r.started, t.expired_at
+  FROM (SELECT 1) AS one LEFT JOIN (reclaimed r JOIN targets t ON t.id = r.id) ON true
   ORDER BY r.id`;
 
 interface RawReclaimed {
@@ -85,10 +92,18 @@ interface RawReclaimed {
   queue: string;
   state: 'queued' | 'dead';
   started: boolean;
+  /** bigint: a string from pg unless a type parser is set. */
+  expired_at: string | number | null;
 }
 
 function toReclaimed(rows: RawReclaimed[]): ReclaimedJob[] {
-  return rows.filter((r) => r.id !== null).map((r) => ({ id: String(r.id), handler: r.handler, queue: r.queue, state: r.state, started: r.started }));
+  return rows
+    .filter((r) => r.id !== null)
+    .map((r) => {
+      const job: ReclaimedJob = { id: String(r.id), handler: r.handler, queue: r.queue, state: r.state, started: r.started };
+      if (r.expired_at !== null) job.expiredAt = Number(r.expired_at);
+      return job;
+    });
 }
 
 type Outcome = Extract<AttemptOutcome, 'lease_expired' | 'crashed'>;

@@ -20,7 +20,7 @@ export class Wakeups {
     private readonly pool: pg.Pool,
     config: pg.ClientConfig,
     schema: string,
-    session: Pick<NotifierOptions, 'onLost' | 'checkEveryMs'> = {},
+    session: Pick<NotifierOptions, 'onLost' | 'checkEveryMs' | 'onLag'> = {},
   ) {
     this.target = { channel: `drover_work_${schema}`.slice(0, 63), instanceId: randomUUID() };
     this.notifier = new Notifier({ config, ...this.target, ...session, onWork: (queues) => this.#broadcast(queues) });

@@ -127,6 +127,13 @@ export interface ReclaimedJob {
   state: JobState; // 'queued' or 'dead'
   /** Its handler had started (`start`): counted as a crash. False: handed back unspent. */
   started: boolean;
+  /**
+   * When its holder's claim lapsed (ms): the lease's expiry (`reapExpired`),
+   * or the dead node's last heartbeat plus `staleAfterMs` (`reclaimDeadNodes`).
+   * Absent where no claim lapsed (`reclaimWorker` at start, `reclaimAll`).
+   * `drover_recovery_latency_seconds` measures from it to the requeue.
+   */
+  expiredAt?: number;
 }
 
 export interface StageResult {

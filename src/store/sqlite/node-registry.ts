@@ -21,9 +21,9 @@ export class NodeRegistry {
     return 'ok';
   }
 
-  /** Node ids whose last heartbeat is before `cutoff`, except `except`. */
-  stale(cutoff: number, except: string | undefined): string[] {
-    return [...this.#nodes.values()].filter((n) => n.heartbeatAt < cutoff && n.nodeId !== except).map((n) => n.nodeId);
+  /** Nodes whose last heartbeat is before `cutoff`, except `except`. */
+  stale(cutoff: number, except: string | undefined): Array<{ nodeId: string; heartbeatAt: number }> {
+    return [...this.#nodes.values()].filter((n) => n.heartbeatAt < cutoff && n.nodeId !== except).map(({ nodeId, heartbeatAt }) => ({ nodeId, heartbeatAt }));
   }
 
   /** Forget nodes declared dead (called once their jobs are reclaimed). */

@@ -13,21 +13,23 @@ import type { FixedStatements } from './statements.js';
 
 export function reclaimJobs(
   s: FixedStatements,
-  jobs: readonly { id: number }[],
+  jobs: readonly { id: number; expired_at?: number }[],
   outcome: Extract<AttemptOutcome, 'lease_expired' | 'crashed'>,
   options: ReclaimOptions,
   now: number,
   own: WriteEffects,
 ): ReclaimedJob[] {
   const reclaimed: ReclaimedJob[] = [];
-  for (const { id } of jobs) {
+  for (const { id, expired_at: expiredAt } of jobs) {
     const raw = s.reclaim.get({ id, poisonAfter: options.poisonAfter, now });
     if (!raw) continue;
     const started = raw.started === 1;
     s.endAttempt.run(now, started ? outcome : 'released', null, id, raw.lease_seq);
     if (raw.state === 'dead') addDepth(own, raw.queue, -1);
     else own.woken.add(raw.queue);
-    reclaimed.push({ id: String(raw.id), handler: raw.handler, queue: raw.queue, state: raw.state, started });
+    const job: ReclaimedJob = { id: String(raw.id), handler: raw.handler, queue: raw.queue, state: raw.state, started };
+    if (expiredAt !== undefined) job.expiredAt = expiredAt;
+    reclaimed.push(job);
   }
   return reclaimed;
 }

@@ -72,6 +72,7 @@ import { acquirePidfileLock, type PidfileLock } from './pidfile-lock.js';
 import { addDepth, createEffects, mergeEffects, QueueDepths, type WriteEffects } from './queue-depth.js';
 import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toQueueStats } from './rows.js';
 import { reclaimJobs } from './reclaim.js';
+import { SqliteTableSizes } from './table-sizes.js';
 import { SqliteStatements } from './statements.js';
 import { DurableStatements } from './durable-statements.js';
 import { eventMerges, prepareTriggerStatements, pruneTriggerGroups, type TriggerStatements } from './trigger-groups.js';
@@ -121,6 +122,7 @@ export class SqliteEngine implements StorageEngine {
   readonly #listeners = new Set<WorkListener>();
   readonly #ping: Database.Statement<[], unknown>;
   readonly #totalChanges: Database.Statement<[], { n: number }>;
+  readonly #tableSizes: SqliteTableSizes;
   #statements: SqliteStatements | null = null;
   #durableStatements: DurableStatements | null = null;
   #triggerStatements: TriggerStatements | null = null;
@@ -135,6 +137,7 @@ export class SqliteEngine implements StorageEngine {
   constructor(db: Database.Database, path: string, clock: () => number, lock: PidfileLock | null) {
     this.#db = db;
     this.path = path;
+    this.#tableSizes = new SqliteTableSizes({ path, clock });
     this.#clock = clock;
     this.#lock = lock;
     this.#ping = db.prepare('SELECT 1');
@@ -190,6 +193,16 @@ export class SqliteEngine implements StorageEngine {
     return { busy: result.busy !== 0, walFrames: Math.max(0, result.log), checkpointedFrames: Math.max(0, result.checkpointed) };
   }
 
+  /**
+   * Bytes per table, indexes included, like PostgreSQL's: read by `dbstat` in
+   * a worker thread on its own read-only connection, at most every 5 minutes
+   * (see table-sizes.ts), for `drover_store_table_size_bytes`.
+   */
+  async tableSizes(): Promise<Array<{ table: string; bytes: number }>> {
+    this.#assertOpen();
+    return this.#tableSizes.read();
+  }
+
   /** The connection's durability settings, for `drover doctor` and tests. */
   settings(): ConnectionSettings {
     this.#assertOpen();
@@ -217,6 +230,7 @@ export class SqliteEngine implements StorageEngine {
     this.#closing ??= (async () => {
       this.#starts.close();
       this.#stopProbe();
+      await this.#tableSizes.close();
       await this.#settles.close();
       await this.#writes.close();
       this.#closed = true;
@@ -301,7 +315,11 @@ export class SqliteEngine implements StorageEngine {
   }
 
   /** Reclaims at most 1000 expired leases per call (oldest deadline first). */
-  reapExpired(options: ReclaimOptions): Promise<ReclaimedJob[]> {
+  async reapExpired(options: ReclaimOptions): Promise<ReclaimedJob[]> {
+    // The reaper asks every second and almost always finds nothing: an index
+    // probe first, so an idle reap costs no write batch (no group-commit slot).
+    this.#assertOpen();
+    if (!this.#s.fixed.anyExpiredLease.get(this.#clock())) return [];
     return this.#write((own) => {
       const now = this.#clock();
       const expired = this.#s.fixed.expiredLeases.all(now, REAP_BATCH);
@@ -329,12 +347,16 @@ export class SqliteEngine implements StorageEngine {
   }
 
   async reclaimDeadNodes(request: DeadNodeRequest): Promise<DeadNodeResult> {
-    const nodes = this.#nodes.stale(this.#clock() - request.staleAfterMs, request.exceptNodeId);
+    const stale = this.#nodes.stale(this.#clock() - request.staleAfterMs, request.exceptNodeId);
+    const nodes = stale.map((node) => node.nodeId);
     if (nodes.length === 0) return { nodes, jobs: [] };
     const jobs = await this.#write((own) => {
       const s = this.#s.fixed;
       const now = this.#clock();
-      return nodes.flatMap((id) => reclaimJobs(s, s.workerLeases.all(id), 'crashed', request, now, own));
+      return stale.flatMap((node) => {
+        const expiredAt = node.heartbeatAt + request.staleAfterMs;
+        return reclaimJobs(s, s.workerLeases.all(node.nodeId).map(({ id }) => ({ id, expired_at: expiredAt })), 'crashed', request, now, own);
+      });
     });
     this.#nodes.remove(nodes);
     return { nodes, jobs };

@@ -170,8 +170,9 @@ function prepareFixed(db: Database.Database) {
       WHERE id IN (SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= @now ORDER BY run_at LIMIT @limit)
       RETURNING queue`),
     nextDue: p<[], { t: number | null }>("SELECT min(run_at) AS t FROM jobs WHERE state = 'scheduled'"),
-    expiredLeases: p<[number, number], { id: number }>(
-      "SELECT id FROM jobs WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?",
+    anyExpiredLease: p<[number], { found: 1 }>("SELECT 1 AS found FROM jobs WHERE state = 'running' AND lease_expires_at < ? LIMIT 1"),
+    expiredLeases: p<[number, number], { id: number; expired_at: number }>(
+      "SELECT id, lease_expires_at AS expired_at FROM jobs WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?",
     ),
     workerLeases: p<[string], { id: number }>("SELECT id FROM jobs WHERE state = 'running' AND worker_id = ?"),
     allRunning: p<[], { id: number }>("SELECT id FROM jobs WHERE state = 'running'"),
