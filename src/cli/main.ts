@@ -18,9 +18,17 @@ export const EXIT_USAGE = 64;
 export const EXIT_CONFIG = 78;
 
 const program = buildProgram();
+/** Whether Commander printed the error it threw (a parse error); a command's own usage error it does not print. */
+let printed = false;
 // Throw instead of exiting, on every subcommand (exitOverride is not inherited by commands already built).
 const overrideExit = (command: Command): void => {
   command.exitOverride();
+  command.configureOutput({
+    outputError: (text, write) => {
+      printed = true;
+      write(text);
+    },
+  });
   command.commands.forEach(overrideExit);
 };
 overrideExit(program);
@@ -32,7 +40,8 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
-    // --help and --version end with exit code 0; anything else is a usage error, already printed.
+    // --help and --version end with exit code 0; anything else is a usage error, printed here unless Commander did.
+    if (error.exitCode !== 0 && !printed) process.stderr.write(`drover: ${error.message.replace(/^error: /, '')}\n`);
     process.exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
   } else {
     reportFailure(error);

@@ -64,14 +64,14 @@ export function checkTriggerControl(spec: Record<string, unknown>, at: string, i
   const path = `${at}.${kind}`;
   const value = spec[kind];
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    issue(path, `expected an object (${ALLOWED[kind].join(', ')})`);
+    issue(path, `expected an object (${TRIGGER_CONTROL_KEYS[kind].join(', ')})`);
     return null;
   }
   const o = value as Record<string, unknown>;
   let ok = true;
   for (const name of Object.keys(o)) {
-    if (!ALLOWED[kind].includes(name)) {
-      issue(`${path}.${name}`, `unknown key; allowed keys: ${ALLOWED[kind].join(', ')}`);
+    if (!TRIGGER_CONTROL_KEYS[kind].includes(name)) {
+      issue(`${path}.${name}`, `unknown key; allowed keys: ${TRIGGER_CONTROL_KEYS[kind].join(', ')}`);
       ok = false;
     }
   }
@@ -113,7 +113,8 @@ export function checkTriggerControl(spec: Record<string, unknown>, at: string, i
   return ok ? control : null;
 }
 
-const ALLOWED: Record<ControlKind, string[]> = {
+/** Each control's keys (docs/configuration.md "Debounce, throttle and batch"). */
+export const TRIGGER_CONTROL_KEYS: Readonly<Record<ControlKind, readonly string[]>> = {
   debounce: ['key', 'windowMs', 'maxWaitMs'],
   throttle: ['key', 'limit', 'periodMs'],
   batch: ['key', 'maxSize', 'maxWaitMs'],

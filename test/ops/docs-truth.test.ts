@@ -15,6 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { buildProgram } from '../../src/cli/program.js';
 import { configSchema } from '../../src/core/config-schema.js';
+import { TRIGGER_CONTROL_KEYS } from '../../src/core/trigger-control.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -85,8 +86,12 @@ function child(schema: z.ZodType, segment: string): z.ZodType | null {
   if (segment === '[]' || /^\[\d+\]$/.test(segment)) return s instanceof z.ZodArray ? (s.element as z.ZodType) : null;
   if (s instanceof z.ZodObject) return (s.shape as Record<string, z.ZodType>)[segment] ?? null;
   if (s instanceof z.ZodRecord) return s._zod.def.valueType as z.ZodType;
-  // `handlers[].on` is z.unknown() here and checked in config.ts (checkTriggers): its keys are event and filter.
-  if (s instanceof z.ZodUnknown) return ['event', 'filter'].includes(segment) ? s : null;
+  // `handlers[].on` is z.unknown() here and checked in config.ts (checkTriggers): its keys are event, filter and one trigger control.
+  if (s instanceof z.ZodUnknown) {
+    if (['event', 'filter'].includes(segment)) return s;
+    const control = (TRIGGER_CONTROL_KEYS as Record<string, readonly string[]>)[segment];
+    return control ? z.strictObject(Object.fromEntries(control.map((key) => [key, z.number()]))) : null;
+  }
   if (s instanceof z.ZodUnion) {
     for (const option of s.options as z.ZodType[]) {
       const found = child(option, segment);
