@@ -89,7 +89,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     if (config.metrics.port !== null) await assertCanListen(config.metrics.host, config.metrics.port, 'DROVER_METRICS_PORT (metrics.port)');
   }
   if (options.configPath) await checkThreadHandlers(options.configPath, config.handlers.values());
-  const tracing = options.tracing ?? Tracing.fromEnv(process.env);
+  const tracing = options.tracing ?? await Tracing.fromEnv(process.env);
   const engine = await openStore(config.databaseUrl, {
     clock,
     synchronous: config.sqlite.synchronous,
