@@ -342,6 +342,44 @@ export function droverSystem(engine, options = {}) {
     },
 
     /**
+     * Cost as the work grows (issue 24): `backlog` queued no-op jobs, of which one worker process at
+     * concurrency `concurrency` drains the first `n` (BENCH_EXPECT); jobs/s from the first run to the
+     * n-th, as in drain(). The first SEED_CHUNK jobs go through the runtime's bulk enqueue, the rest
+     * are copies of them made by one INSERT … SELECT in the engine's SQL (`engine.copyJobs`), which
+     * keeps a 1,000,000-job setup to seconds. With `plan`, the engine's lease statement is EXPLAINed
+     * against the full table first (`engine.leasePlan`), to show no scan grows with the backlog.
+     */
+    drainBacklog(n, backlog, concurrency, { plan = false } = {}) {
+      if (backlog % SEED_CHUNK !== 0 || backlog < n) throw new Error(`backlog ${backlog} must be a multiple of ${SEED_CHUNK} and at least the ${n} jobs drained`);
+      return withRun(`backlog${backlog}`, async (run) => {
+        const started = now();
+        await seed(run.storeUrl, SEED_CHUNK, run.runEnv);
+        if (backlog > SEED_CHUNK) await engine.copyJobs(run, backlog / SEED_CHUNK - 1);
+        const seedSeconds = (now() - started) / 1000;
+        const leasePlan = plan ? await engine.leasePlan(run) : null;
+        const env = { BENCH_EXPECT: String(n), BENCH_CONCURRENCY: String(concurrency) };
+        const worker = await run.startWorker('drain', env, { waitReady: false });
+        const done = await worker.waitForLine(/^bench:drain (.*)$/, Math.max(120_000, n * 5), 'the drain report');
+        const memory = memoryOf(worker.pid);
+        const cpuSeconds = cpuSecondsOf(worker.pid);
+        const { count, first, last } = JSON.parse(done.match[1]);
+        await worker.ready;
+        return {
+          backlog,
+          jobs: count,
+          concurrency,
+          seconds: (last - first) / 1000,
+          jobsPerSec: (count - 1) / ((last - first) / 1000),
+          peakRssMiB: memory.peakRssMiB,
+          workerCpuSeconds: cpuSeconds,
+          seedSeconds,
+          leasePlan,
+          workerPid: worker.pid,
+        };
+      });
+    },
+
+    /**
      * `n` pre-enqueued no-op jobs drained by `processes` worker processes, each at handler concurrency
      * `concurrency`; jobs/s from the first run in any process to the last, once all are committed.
      */
