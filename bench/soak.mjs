@@ -60,6 +60,18 @@ writeFileSync(
 };\n`,
 );
 
+/** PostgreSQL: dead row versions and autovacuum runs per table at the last sample. */
+const deadRows = {};
+/** PostgreSQL: the server's `autovacuum` setting; off, nothing reclaims dead rows and the tables grow without bound. */
+let autovacuum = null;
+if (engine === 'postgres') {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  autovacuum = (await client.query('SHOW autovacuum')).rows[0].autovacuum;
+  await client.end();
+  if (autovacuum !== 'on') process.stderr.write(`[soak] WARNING: this PostgreSQL server runs with autovacuum = ${autovacuum}: dead rows are never reclaimed and the tables will grow; Drover relies on autovacuum (on by default)\n`);
+}
+
 /** The store's size by table and index (MiB), read beside the running node. */
 async function storeSizes() {
   if (engine === 'sqlite') {
@@ -82,6 +94,9 @@ async function storeSizes() {
       [schema],
     );
     const total = await client.query('SELECT sum(pg_total_relation_size(c.oid)) AS bytes FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = \'r\'', [schema]);
+    // Dead row versions and autovacuum runs: what keeps the tables bounded (or not) on PostgreSQL.
+    const vacuum = await client.query("SELECT relname, n_dead_tup, autovacuum_count FROM pg_stat_user_tables WHERE schemaname = $1 AND relname IN ('jobs', 'attempts')", [schema]);
+    for (const r of vacuum.rows) deadRows[r.relname] = { dead: Number(r.n_dead_tup), autovacuums: Number(r.autovacuum_count) };
     return { schemaTotal: Number(total.rows[0].bytes) / 1048576, ...Object.fromEntries(rows.map((r) => [r.name, Number(r.bytes) / 1048576])) };
   } finally {
     await client.end();
@@ -150,9 +165,11 @@ try {
     const { queues } = await client.getJson('/v1/queues');
     const counts = queues.find((q) => q.name === 'default')?.counts ?? {};
     const sample = { minute: Number(((now() - started) / 60_000).toFixed(1)), sent, failed, counts, rssMiB: memoryOf(node.pid).rssMiB, cpuSeconds: cpuSecondsOf(node.pid), sizesMiB: await storeSizes() };
+    if (engine === 'postgres') sample.deadRows = structuredClone(deadRows);
     samples.push(sample);
     const sizes = Object.entries(summary(sample.sizesMiB)).map(([k, v]) => `${k}=${v.toFixed(1)}`).join(', ');
-    process.stderr.write(`[soak] min ${sample.minute}: sent ${sent} (failed ${failed}), rss ${sample.rssMiB.toFixed(0)} MiB, cpu ${sample.cpuSeconds.toFixed(0)} s, counts ${JSON.stringify(counts)}, ${sizes}\n`);
+    const dead = sample.deadRows ? `, dead rows ${JSON.stringify(sample.deadRows)}` : '';
+    process.stderr.write(`[soak] min ${sample.minute}: sent ${sent} (failed ${failed}), rss ${sample.rssMiB.toFixed(0)} MiB, cpu ${sample.cpuSeconds.toFixed(0)} s, counts ${JSON.stringify(counts)}, ${sizes}${dead}\n`);
   }
   await producer;
 } finally {
@@ -168,6 +185,7 @@ for (const s of samples) {
   const sizes = summary(s.sizesMiB);
   lines.push(`| ${s.minute} | ${s.rssMiB.toFixed(0)} | ${s.counts.succeeded ?? '?'} | ${names.map((n) => sizes[n].toFixed(1)).join(' | ')} |`);
 }
-process.stdout.write(`drover ${engine} soak: ${rate} jobs/s for ${minutes} min, retention ${values['keep-s']} s, pruner every ${values['prune-s']} s\n\n${lines.join('\n')}\n`);
+const server = autovacuum === null ? '' : `, PostgreSQL autovacuum ${autovacuum}`;
+process.stdout.write(`drover ${engine} soak: ${rate} jobs/s for ${minutes} min, retention ${values['keep-s']} s, pruner every ${values['prune-s']} s${server}\n\n${lines.join('\n')}\n`);
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-writeFileSync(new URL(`./results/soak-${engine}.json`, import.meta.url), `${JSON.stringify({ date: new Date().toISOString(), engine, rate, minutes, samples }, null, 2)}\n`);
+writeFileSync(new URL(`./results/soak-${engine}.json`, import.meta.url), `${JSON.stringify({ date: new Date().toISOString(), engine, rate, minutes, autovacuum, samples }, null, 2)}\n`);

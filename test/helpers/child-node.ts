@@ -18,8 +18,8 @@ export interface ChildNode {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export async function startChildNode(options: { config: string; env?: Record<string, string>; cwd?: string; timeoutMs?: number }): Promise<ChildNode> {
-  const child = spawn(process.execPath, [DROVER_BIN, 'start', '--config', options.config, '--port', '0'], {
+export async function startChildNode(options: { config: string; env?: Record<string, string>; cwd?: string; timeoutMs?: number; args?: string[] }): Promise<ChildNode> {
+  const child = spawn(process.execPath, [DROVER_BIN, 'start', '--config', options.config, '--port', '0', ...(options.args ?? [])], {
     cwd: options.cwd,
     env: { ...process.env, DROVER_LOG_LEVEL: 'warn', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
