@@ -125,6 +125,20 @@ export function droverSystem(engine, options = {}) {
    * in-process node whose dispatcher is stopped before anything is enqueued.
    */
   async function seed(storeUrl, n, runEnv = {}) {
+    // A PostgreSQL node keeps its files (audit export, snapshots) in DROVER_DATA_DIR, default ./data: the bench's
+    // cwd, shared by every run (a later run's audit export then refused the earlier one's). A temp dir of its own instead.
+    const dataDir = process.env.DROVER_DATA_DIR;
+    process.env.DROVER_DATA_DIR = makeTempDir('drover-bench-seed-');
+    try {
+      return await seedWith(storeUrl, n, runEnv);
+    } finally {
+      removeTempDir(process.env.DROVER_DATA_DIR);
+      if (dataDir === undefined) delete process.env.DROVER_DATA_DIR;
+      else process.env.DROVER_DATA_DIR = dataDir;
+    }
+  }
+
+  async function seedWith(storeUrl, n, runEnv) {
     const [{ resolveConfig }, { startNode }, { createLogger }] = await Promise.all([
       import(pathToFileURL(join(DIST, 'core/config.js')).href),
       import(pathToFileURL(join(DIST, 'node/start-node.js')).href),
