@@ -14,7 +14,10 @@
  *                      (Drover only: ms per ctx.step.run, a 3-step job's invoke→result, resume→running),
  *                      or a workload id (enqueue-sdk: Drover only, the SDK vs a plain node:http client),
  *                      flow (Drover only: the same drain with queue weights and tenant fairness on, against
- *                      strict priority order, same run)
+ *                      strict priority order, same run);
+ *                      opt-in, run only when named (issue 24): backlog (Drover only: drain from `jobs` vs
+ *                      1,000,000 queued, quick 100,000), scale (drover-postgres: 1, 2, 4 worker processes),
+ *                      worker-only (Drover only: drain with `drover start --worker-only`, its peak RSS)
  *   --out FILE         JSON output (default bench/results/latest.json; quick: latest-quick.json)
  *   --quiet-wait S     before each run, wait up to S seconds (default 60, quick 0 = no wait)
  *                      until other processes use < 0.25 core; each run records the load it ran under
@@ -56,8 +59,8 @@ const isDrover = (id) => id.startsWith('drover');
 const HIGHER_IS_BETTER = new Set(['enqueue-single', 'enqueue-sdk', 'enqueue-sdk-plain', 'enqueue-bulk', 'drain-c10', 'drain-c50', 'isolation-inline', 'isolation-thread', 'isolation-ratio', 'flow-plain', 'flow-on', 'flow-ratio']);
 
 const PLANS = {
-  full: { jobs: 20_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 20_000, latencyRate: 200, latencySeconds: 20, durable: { jobs: 40, stepsPerJob: 50, resumes: 40 }, repeats: 3, quietWaitS: 60, maxOtherCores: 0.5 },
-  quick: { jobs: 2_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 2_000, latencyRate: 200, latencySeconds: 2, durable: { jobs: 5, stepsPerJob: 20, resumes: 5 }, repeats: 1, quietWaitS: 0, maxOtherCores: 2 },
+  full: { jobs: 20_000, backlog: 1_000_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 20_000, latencyRate: 200, latencySeconds: 20, durable: { jobs: 40, stepsPerJob: 50, resumes: 40 }, repeats: 3, quietWaitS: 60, maxOtherCores: 0.5 },
+  quick: { jobs: 2_000, backlog: 100_000, inFlight: 16, bulkBatch: 500, drainConcurrency: [10, 50], isolationJobs: 2_000, latencyRate: 200, latencySeconds: 2, durable: { jobs: 5, stepsPerJob: 20, resumes: 5 }, repeats: 1, quietWaitS: 0, maxOtherCores: 2 },
 };
 
 /** The flow-control drain: its tenants and priority levels (jobs spread round-robin over both). */
@@ -73,6 +76,8 @@ const TARGETS = {
   resumeToRunningMs: 10,
   /** The SDK costs at most 10 % more client CPU per call than a plain node:http request. */
   sdkCpuRatio: 1.1,
+  /** Issue 24: the drain rate with the large backlog queued is at least this share of the rate with `jobs` queued. */
+  backlogRatio: 0.8,
 };
 
 const int = (v) => Math.round(v).toLocaleString('en-US');
@@ -170,6 +175,49 @@ function workloads(plan) {
         { key: 'durable-three-ms', label: '… 3-step job invoke→result p50 (ms)', pick: (r) => r.threeStepInvokeMs.p50, format: fixed(2) },
         { key: 'durable-resume-ms', label: '… resume→running p50 (ms), suspended job resumed over HTTP', pick: (r) => r.resumeToRunningMs.p50, format: fixed(2), target: { op: '<=', value: TARGETS.resumeToRunningMs } },
         { key: 'durable-remote-step-ms', label: '… ms per step in a remote worker (runWorker, one POST /v1/workers/step each)', pick: (r) => r.remoteMsPerStep.p50, format: fixed(2) },
+      ],
+    },
+    // Opt-in (issue 24, run only when named in --only): they take minutes and say nothing about the peers.
+    {
+      // Drover only: the same drain from a small and from a large backlog, same run (bench/backlog.mjs has the lease plans).
+      id: 'backlog',
+      group: 'backlog',
+      optIn: true,
+      systems: ['drover-sqlite', 'drover-postgres'],
+      run: async (system) => {
+        const small = await system.drainBacklog(plan.jobs, plan.jobs, 10);
+        const large = await system.drainBacklog(plan.jobs, plan.backlog, 10);
+        return { small, large, ratio: large.jobsPerSec / small.jobsPerSec };
+      },
+      rows: [
+        { key: 'backlog-small', label: `Drain the first ${n} of ${n} queued no-op jobs, concurrency 10 (jobs/s)`, pick: (r) => r.small.jobsPerSec, format: int },
+        { key: 'backlog-large', label: `… the first ${n} of ${int(plan.backlog)} queued (jobs/s)`, pick: (r) => r.large.jobsPerSec, format: int },
+        { key: 'backlog-ratio', label: '… large / small backlog (same run)', pick: (r) => r.ratio, format: fixed(2), target: { op: '>=', value: TARGETS.backlogRatio } },
+      ],
+    },
+    {
+      // Drover on PostgreSQL only: the drain shared by 1, 2 and 4 worker processes (as bench/pg-scale.mjs).
+      id: 'scale',
+      group: 'scale',
+      optIn: true,
+      systems: ['drover-postgres'],
+      run: async (system) => {
+        const rates = {};
+        for (const processes of [1, 2, 4]) rates[processes] = (await system.drainProcesses(plan.jobs, 50, processes)).jobsPerSec;
+        return { rates };
+      },
+      rows: [1, 2, 4].map((p) => ({ key: `scale-${p}`, label: p === 1 ? `Drain ${n} no-op jobs, concurrency 50 per process, 1 worker process (jobs/s)` : `… ${p} worker processes (jobs/s)`, pick: (r) => r.rates[p], format: int })),
+    },
+    {
+      // Drover only: the drain with `drover start --worker-only` (no HTTP API in the worker), for its memory.
+      id: 'worker-only',
+      group: 'worker-only',
+      optIn: true,
+      systems: ['drover-sqlite', 'drover-postgres'],
+      run: (system) => system.drain(plan.jobs, 10, 'inline', { workerOnly: true }),
+      rows: [
+        { key: 'worker-only', label: `Drain ${n} no-op jobs, concurrency 10, drover start --worker-only (jobs/s)`, pick: (r) => r.jobsPerSec, format: int },
+        { key: 'worker-only-rss', label: '… worker peak RSS (MiB)', pick: (r) => r.peakRssMiB, format: int },
       ],
     },
     {
@@ -285,7 +333,7 @@ function meets(target, value) {
 
 async function main() {
   const { mode, plan, systems: systemIds, only, out } = parseCli();
-  const selected = workloads(plan).filter((w) => !only || only.has(w.group) || only.has(w.id));
+  const selected = workloads(plan).filter((w) => (only ? only.has(w.group) || only.has(w.id) : !w.optIn));
   const log = (line) => process.stderr.write(`${line}\n`);
   const results = { date: new Date().toISOString(), mode, plan, targets: TARGETS, machine: machine(), code: codeInfo(), systems: {} };
   let failures = 0;

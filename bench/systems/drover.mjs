@@ -78,8 +78,8 @@ export function droverSystem(engine, options = {}) {
       storeUrl,
       runEnv,
       /** Start `drover start` in a child process; resolves once it printed its ready line. */
-      async startWorker(mode, extraEnv = {}, { waitReady = true } = {}) {
-        const worker = spawnTracked(process.execPath, [...nodeArgs, BIN, 'start', '--config', WORKER_CONFIG, '--port', '0'], {
+      async startWorker(mode, extraEnv = {}, { waitReady = true, args = [] } = {}) {
+        const worker = spawnTracked(process.execPath, [...nodeArgs, BIN, 'start', '--config', WORKER_CONFIG, '--port', '0', ...args], {
           cwd: dir,
           env: workerEnv(storeUrl, { ...runEnv, BENCH_MODE: mode, ...extraEnv }),
           label: `drover worker (${mode})`,
@@ -124,13 +124,25 @@ export function droverSystem(engine, options = {}) {
   /**
    * Put `n` queued no-op jobs into the store with no worker running: an
    * in-process node whose dispatcher is stopped before anything is enqueued.
-   */
-  /**
-   * `shape`: `{ on, tenants, priorities }`: jobs spread round-robin over
+   * `flow`: `{ on, tenants, priorities }`: jobs spread round-robin over
    * `tenants` tenants and `priorities` priorities, into the default queue with
    * flow control on when `on` (weights and fairness, FLOW_QUEUE).
    */
   async function seed(storeUrl, n, runEnv = {}, flow = {}) {
+    // A PostgreSQL node keeps its files (audit export, snapshots) in DROVER_DATA_DIR, default ./data: the bench's
+    // cwd, shared by every run (a later run's audit export then refused the earlier one's). A temp dir of its own instead.
+    const dataDir = process.env.DROVER_DATA_DIR;
+    process.env.DROVER_DATA_DIR = makeTempDir('drover-bench-seed-');
+    try {
+      return await seedWith(storeUrl, n, runEnv, flow);
+    } finally {
+      removeTempDir(process.env.DROVER_DATA_DIR);
+      if (dataDir === undefined) delete process.env.DROVER_DATA_DIR;
+      else process.env.DROVER_DATA_DIR = dataDir;
+    }
+  }
+
+  async function seedWith(storeUrl, n, runEnv, flow) {
     const [{ resolveConfig }, { startNode }, { createLogger }] = await Promise.all([
       import(pathToFileURL(join(DIST, 'core/config.js')).href),
       import(pathToFileURL(join(DIST, 'node/start-node.js')).href),
@@ -299,8 +311,10 @@ export function droverSystem(engine, options = {}) {
     /**
      * `n` pre-enqueued no-op jobs drained by one worker process at handler concurrency `concurrency`,
      * the handler run `inline` (default) or with `isolation: 'thread'` (`concurrency` threads).
+     * `workerOnly`: the worker runs `drover start --worker-only` (no HTTP API, for its memory); the
+     * committed outcomes are then not checked through the API, only the handler's own count.
      */
-    drain(n, concurrency, isolation = 'inline', { on = false, tenants = 0, priorities = 0, caps = null } = {}) {
+    drain(n, concurrency, isolation = 'inline', { on = false, tenants = 0, priorities = 0, caps = null, workerOnly = false } = {}) {
       return withRun(`drain${concurrency}${isolation === 'thread' ? 't' : ''}${on ? 'f' : ''}${caps ? 'c' : ''}`, async (run) => {
         const seeded = await seed(run.storeUrl, n, run.runEnv, { on, tenants, priorities });
         const spawnedAt = now();
@@ -311,7 +325,7 @@ export function droverSystem(engine, options = {}) {
           ...(on ? { BENCH_QUEUE_FLOW: '1' } : {}),
           ...(caps ? { BENCH_CAPS: JSON.stringify(caps) } : {}),
         };
-        const worker = await run.startWorker('drain', env, { waitReady: false });
+        const worker = await run.startWorker('drain', env, { waitReady: false, args: workerOnly ? ['--worker-only'] : [] });
         const done = await worker.waitForLine(/^bench:drain (.*)$/, Math.max(60_000, n * 5), 'the drain report');
         // Sample the worker right away: peak RSS so far covers startup and the whole drain.
         const memory = memoryOf(worker.pid);
@@ -320,13 +334,13 @@ export function droverSystem(engine, options = {}) {
         await worker.ready;
         // The handler saw every job; confirm the outcomes are committed.
         const client = createClient(worker.url, { key: KEY, maxSockets: 1 });
-        let committedAt;
+        let committedAt = NaN;
         try {
-          for (let c = await counts(client); c.succeeded !== n; c = await counts(client)) {
+          for (let c = workerOnly ? { succeeded: n } : await counts(client); c.succeeded !== n; c = await counts(client)) {
             if (now() - last > 30_000) throw new Error(`only ${c.succeeded} of ${n} jobs committed as succeeded 30 s after the last run`);
             await sleep(2);
           }
-          committedAt = now();
+          if (!workerOnly) committedAt = now();
         } finally {
           client.close();
         }
@@ -335,6 +349,7 @@ export function droverSystem(engine, options = {}) {
           jobs: count,
           concurrency,
           isolation,
+          workerOnly,
           seconds: ms / 1000,
           jobsPerSec: (count - 1) / (ms / 1000),
           firstRunAfterSpawnMs: first - spawnedAt,
@@ -411,6 +426,44 @@ export function droverSystem(engine, options = {}) {
         bindingRatio: binding.jobsPerSec / offRate,
         runs: { off1, loose, binding, off2 },
       };
+    },
+
+    /**
+     * Cost as the work grows (issue 24): `backlog` queued no-op jobs, of which one worker process at
+     * concurrency `concurrency` drains the first `n` (BENCH_EXPECT); jobs/s from the first run to the
+     * n-th, as in drain(). The first SEED_CHUNK jobs go through the runtime's bulk enqueue, the rest
+     * are copies of them made by one INSERT … SELECT in the engine's SQL (`engine.copyJobs`), which
+     * keeps a 1,000,000-job setup to seconds. With `plan`, the engine's lease statement is EXPLAINed
+     * against the full table first (`engine.leasePlan`), to show no scan grows with the backlog.
+     */
+    drainBacklog(n, backlog, concurrency, { plan = false } = {}) {
+      if (backlog % SEED_CHUNK !== 0 || backlog < n) throw new Error(`backlog ${backlog} must be a multiple of ${SEED_CHUNK} and at least the ${n} jobs drained`);
+      return withRun(`backlog${backlog}`, async (run) => {
+        const started = now();
+        await seed(run.storeUrl, SEED_CHUNK, run.runEnv);
+        if (backlog > SEED_CHUNK) await engine.copyJobs(run, backlog / SEED_CHUNK - 1);
+        const seedSeconds = (now() - started) / 1000;
+        const leasePlan = plan ? await engine.leasePlan(run) : null;
+        const env = { BENCH_EXPECT: String(n), BENCH_CONCURRENCY: String(concurrency) };
+        const worker = await run.startWorker('drain', env, { waitReady: false });
+        const done = await worker.waitForLine(/^bench:drain (.*)$/, Math.max(120_000, n * 5), 'the drain report');
+        const memory = memoryOf(worker.pid);
+        const cpuSeconds = cpuSecondsOf(worker.pid);
+        const { count, first, last } = JSON.parse(done.match[1]);
+        await worker.ready;
+        return {
+          backlog,
+          jobs: count,
+          concurrency,
+          seconds: (last - first) / 1000,
+          jobsPerSec: (count - 1) / ((last - first) / 1000),
+          peakRssMiB: memory.peakRssMiB,
+          workerCpuSeconds: cpuSeconds,
+          seedSeconds,
+          leasePlan,
+          workerPid: worker.pid,
+        };
+      });
     },
 
     /**

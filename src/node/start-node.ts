@@ -10,7 +10,6 @@ import { DroverError, toError } from '../core/errors.js';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { buildServer } from '../api/server.js';
 import { createApiKey } from '../api/auth.js';
 import { readTls, reloadTls as reloadTlsFiles, warnIfExposed, watchTls } from '../api/listener.js';
 import type { ResolvedConfig } from '../core/config.js';
@@ -52,6 +51,13 @@ export interface NodeOptions {
   clock?: () => number;
   /** Listen (default true); tests may use `app.inject()` instead. */
   listen?: boolean;
+  /**
+   * Serve the HTTP API (default true). False (`drover start --worker-only`):
+   * the node runs its handlers and serves only the probes and `/metrics` on
+   * its port; the API's modules (routes, schemas, console, OpenAPI) are never
+   * loaded, which saves a worker about 15-20 MiB (docs/benchmarks.md).
+   */
+  api?: boolean;
   /** Tracing (tests pass one with an in-memory exporter); default from the OTEL_* environment. */
   tracing?: Tracing;
   /** The config module's path, for `isolation: 'thread'` handlers. */
@@ -91,7 +97,11 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     if (config.metrics.port !== null) await assertCanListen(config.metrics.host, config.metrics.port, 'DROVER_METRICS_PORT (metrics.port)');
   }
   if (options.configPath) await checkThreadHandlers(options.configPath, config.handlers.values());
-  const tracing = options.tracing ?? Tracing.fromEnv(process.env);
+  const serveApi = options.api !== false;
+  if (!serveApi && config.server.tls) {
+    throw new DroverError('config_invalid', '--worker-only serves only the probes and /metrics, over plain HTTP: unset server.tls, or start the node with its API');
+  }
+  const tracing = options.tracing ?? await Tracing.fromEnv(process.env);
   const engine = await openStore(config.databaseUrl, {
     clock,
     synchronous: config.sqlite.synchronous,
@@ -147,7 +157,10 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     ops.start(runtime);
     const separate = config.metrics.port !== null;
     storeHealth.start();
-    const app = await buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate && config.metrics.onApiPort, storeHealth }, auditExport: () => ops.exporter?.status() ?? null, snapshots: () => ops.snapshots });
+    // Imported only by a node that serves the API: a worker-only node never loads its modules.
+    const app = serveApi
+      ? await (await import('../api/server.js')).buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate && config.metrics.onApiPort, storeHealth }, auditExport: () => ops.exporter?.status() ?? null, snapshots: () => ops.snapshots })
+      : await buildMetricsServer({ runtime, metrics, readiness });
     warnIfExposed(config, logger);
     const metricsApp = separate ? await buildMetricsServer({ runtime, metrics, readiness }) : null;
     let metricsUrl: string | null = null;
@@ -174,9 +187,9 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
       `node started on channel ${config.rollout.channel}`,
     );
     print(
-      `drover ready handlers=${config.handlers.size} queues=${config.queues.size} store=${store.capabilities.engine} channel=${config.rollout.channel}${off.length > 0 ? ` gates-off=${off.join(',')}` : ''}${metricsUrl ? ` metrics=${metricsUrl}` : ''} url=${url}`,
+      `drover ready handlers=${config.handlers.size} queues=${config.queues.size} store=${store.capabilities.engine} channel=${config.rollout.channel}${off.length > 0 ? ` gates-off=${off.join(',')}` : ''}${serveApi ? '' : ' api=off'}${metricsUrl ? ` metrics=${metricsUrl}` : ''} url=${url}`,
     );
-    if (config.console.enabled) print(`web console: ${url}/console/ (sign in with an API key)`);
+    if (config.console.enabled && serveApi) print(`web console: ${url}/console/ (sign in with an API key)`);
 
     const reloadTls = (trigger = 'call'): boolean => {
       const tls = config.server.tls;

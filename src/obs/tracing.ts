@@ -12,15 +12,18 @@
  * is its child and links to it (see attempt-tracing.ts).
  */
 import { context, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, propagation, type Context, type ProxyTracerProvider, type SpanContext, type Tracer } from '@opentelemetry/api';
-import { ExportResultCode, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, NodeTracerProvider, SimpleSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-node';
-import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-node';
+import { lazy } from '../core/lazy.js';
 import { VERSION } from '../version.js';
+import type { SdkTracing } from './tracing-sdk.js';
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
-const w3c = new W3CTraceContextPropagator();
+/**
+ * The OpenTelemetry SDK (provider, exporter, propagator), imported only when
+ * tracing is on: with tracing off, the usual case, it is ~150 modules and
+ * several MiB a node never uses (issue 24, worker RSS).
+ */
+const tracingSdk = lazy(() => import('./tracing-sdk.js'));
 
 export interface TracingOptions {
   exporter: SpanExporter;
@@ -34,41 +37,15 @@ export interface TracingOptions {
 /** Why spans did not reach the collector: an export failed, or shutdown gave up waiting for one. */
 export type SpanExportFailure = { kind: 'failed'; spans: number; error: Error } | { kind: 'abandoned' };
 
-/**
- * Tells the node about failed exports: the SDK only reports them to its
- * diagnostic logger, which nobody reads, so an unreachable collector was
- * silent until shutdown.
- */
-class ReportingSpanExporter implements SpanExporter {
-  listener: ((failure: SpanExportFailure) => void) | null = null;
-  constructor(private readonly inner: SpanExporter) {}
-
-  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
-    this.inner.export(spans, (result) => {
-      if (result.code !== ExportResultCode.SUCCESS) this.listener?.({ kind: 'failed', spans: spans.length, error: result.error ?? new Error('span export failed') });
-      done(result);
-    });
-  }
-
-  shutdown(): Promise<void> {
-    return this.inner.shutdown();
-  }
-
-  forceFlush(): Promise<void> {
-    return this.inner.forceFlush?.() ?? Promise.resolve();
-  }
-}
-
 export class Tracing {
   readonly enabled: boolean;
   readonly tracer: Tracer;
-  readonly #provider: NodeTracerProvider | null;
-  readonly #reporter: ReportingSpanExporter | null;
+  readonly #sdk: SdkTracing | null;
   #registered = false;
 
-  private constructor(provider: NodeTracerProvider | null, reporter: ReportingSpanExporter | null = null) {
-    this.#provider = provider;
-    this.#reporter = reporter;
+  private constructor(sdk: SdkTracing | null) {
+    this.#sdk = sdk;
+    const provider = sdk?.provider ?? null;
     this.enabled = provider !== null;
     this.tracer = provider ? provider.getTracer('drover', VERSION) : trace.getTracer('drover', VERSION);
     if (provider) {
@@ -91,13 +68,14 @@ export class Tracing {
    * or `OTEL_TRACES_EXPORTER=none` turn it off again).
    *
    * @example
-   * const tracing = Tracing.fromEnv(process.env, { instanceId: nodeId });
+   * const tracing = await Tracing.fromEnv(process.env, { instanceId: nodeId });
    */
-  static fromEnv(env: Readonly<Record<string, string | undefined>>, options: { instanceId?: string } = {}): Tracing {
+  static async fromEnv(env: Readonly<Record<string, string | undefined>>, options: { instanceId?: string } = {}): Promise<Tracing> {
     const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
     if (!endpoint || env.OTEL_SDK_DISABLED === 'true' || env.OTEL_TRACES_EXPORTER === 'none') return Tracing.disabled();
+    const sdk = await tracingSdk();
     return Tracing.withExporter({
-      exporter: new OTLPTraceExporter(),
+      exporter: sdk.otlpExporter(),
       ...(env.OTEL_SERVICE_NAME ? { serviceName: env.OTEL_SERVICE_NAME } : {}),
       ...options,
     });
@@ -108,22 +86,15 @@ export class Tracing {
    *
    * @example
    * const exporter = new InMemorySpanExporter();
-   * const tracing = Tracing.withExporter({ exporter, simple: true });
+   * const tracing = await Tracing.withExporter({ exporter, simple: true });
    */
-  static withExporter(options: TracingOptions): Tracing {
-    const resource = resourceFromAttributes({
-      [ATTR_SERVICE_NAME]: options.serviceName ?? 'drover',
-      [ATTR_SERVICE_VERSION]: VERSION,
-      ...(options.instanceId ? { 'service.instance.id': options.instanceId } : {}),
-    });
-    const reporter = new ReportingSpanExporter(options.exporter);
-    const processor = options.simple ? new SimpleSpanProcessor(reporter) : new BatchSpanProcessor(reporter);
-    return new Tracing(new NodeTracerProvider({ resource, spanProcessors: [processor] }), reporter);
+  static async withExporter(options: TracingOptions): Promise<Tracing> {
+    return new Tracing((await tracingSdk()).sdkTracing(options));
   }
 
   /** Called for each failed span export, and when shutdown gives up on the last one. */
   onExportFailure(listener: (failure: SpanExportFailure) => void): void {
-    if (this.#reporter) this.#reporter.listener = listener;
+    if (this.#sdk) this.#sdk.reporter.listener = listener;
   }
 
   /**
@@ -171,14 +142,15 @@ export class Tracing {
 
   /** Extract W3C trace context from request headers (without relying on a global propagator). */
   extract(headers: Record<string, string | string[] | undefined>): Context {
-    return w3c.extract(ROOT_CONTEXT, headers, {
+    if (!this.#sdk) return ROOT_CONTEXT;
+    return this.#sdk.propagator.extract(ROOT_CONTEXT, headers, {
       get: (carrier, key) => carrier[key],
       keys: (carrier) => Object.keys(carrier),
     });
   }
 
   async forceFlush(): Promise<void> {
-    await this.#provider?.forceFlush();
+    await this.#sdk?.provider.forceFlush();
   }
 
   /**
@@ -188,15 +160,15 @@ export class Tracing {
    * must not sit out (the spans are reported as abandoned instead).
    */
   async shutdown(timeoutMs = 2_000): Promise<void> {
-    if (!this.#provider) return;
+    if (!this.#sdk) return;
     let timer: NodeJS.Timeout | undefined;
     const gaveUp = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
       timer.unref();
     });
-    const outcome = await Promise.race([this.#provider.shutdown().then(() => 'done' as const), gaveUp]);
+    const outcome = await Promise.race([this.#sdk.provider.shutdown().then(() => 'done' as const), gaveUp]);
     clearTimeout(timer);
-    if (outcome === 'timeout') this.#reporter?.listener?.({ kind: 'abandoned' });
+    if (outcome === 'timeout') this.#sdk.reporter.listener?.({ kind: 'abandoned' });
     if (this.#registered) {
       trace.disable();
       context.disable();

@@ -8,13 +8,21 @@
  * question of many jobs, so it compiles once.
  */
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsImport from 'ajv-formats';
+import type addFormatsImport from 'ajv-formats';
 import { DroverError } from '../core/errors.js';
 import { REDACTED } from '../core/redact.js';
 
-// ajv-formats is CommonJS with a default export; under NodeNext it arrives as the module object.
-const addFormats = ((addFormatsImport as unknown as { default?: unknown }).default ?? addFormatsImport) as (ajv: Ajv) => Ajv;
+/**
+ * ajv-formats, required at the first interrupt schema compiled: most nodes
+ * never resume an interrupt, and it costs several MiB (issue 24, worker RSS).
+ * It is CommonJS with a default export; under NodeNext it arrives as the module object.
+ */
+function addFormats(ajv: Ajv): Ajv {
+  const loaded = createRequire(import.meta.url)('ajv-formats') as typeof addFormatsImport;
+  return (((loaded as unknown as { default?: unknown }).default ?? loaded) as (ajv: Ajv) => Ajv)(ajv);
+}
 
 /** Compiled schemas kept (distinct interrupt questions, not interrupts). */
 const CACHE_ENTRIES = 256;
@@ -30,13 +38,14 @@ export interface InputProblem {
 }
 
 export class InterruptInputValidator {
-  readonly #ajv: Ajv;
+  #ajv: Ajv | null = null;
   readonly #compiled = new Map<string, ValidateFunction>();
 
-  constructor() {
+  /** Made at the first schema compiled (see addFormats). */
+  #validator(): Ajv {
     // strict: false: handler authors annotate schemas (`description`, `examples`, custom keywords) and must not be refused for it.
-    this.#ajv = new Ajv({ allErrors: true, strict: false, coerceTypes: false, useDefaults: false, removeAdditional: false });
-    addFormats(this.#ajv);
+    this.#ajv ??= addFormats(new Ajv({ allErrors: true, strict: false, coerceTypes: false, useDefaults: false, removeAdditional: false }));
+    return this.#ajv;
   }
 
   /**
@@ -71,7 +80,7 @@ export class InterruptInputValidator {
     }
     let validate: ValidateFunction;
     try {
-      validate = this.#ajv.compile(schema as object);
+      validate = this.#validator().compile(schema as object);
     } catch (error) {
       // Not the caller's mistake: the handler declared a schema that is not JSON Schema.
       throw new DroverError('config_invalid', `interrupt ${interruptId}'s schema is not a valid JSON Schema (${(error as Error).message}); fix the schema the handler passes to ctx.step.interrupt`, { cause: error });

@@ -8,13 +8,13 @@
  * The driver for a backup comes from its manifest (`backupDriver(engine)`),
  * the driver for a target from its URL (`backupDriverFor(url)`).
  */
+import { lazy } from '../core/lazy.js';
 import type { AuditRecord } from '../core/types.js';
 import type { StorageEngine } from './engine.js';
+import { loadMigrationFiles } from './migrations.js';
 import { engineFor } from './open.js';
-import { postgresBackupDriver } from './postgres/backup-driver.js';
 import type { AuditRange } from './roles/audit-store.js';
 import type { StoreCapabilities } from './roles/capabilities.js';
-import { sqliteBackupDriver } from './sqlite/backup-driver.js';
 
 /** Report one named check of a backup; any check not `ok` fails the verification. */
 export type BackupCheckSink = (name: string, ok: boolean, detail: string) => void;
@@ -88,8 +88,26 @@ export interface BackupDriver {
  * backupDriver(manifest.engine).latestSchemaVersion(); // 5
  */
 export function backupDriver(engine: StoreCapabilities['engine']): BackupDriver {
-  return engine === 'postgres' ? postgresBackupDriver : sqliteBackupDriver;
+  return engine === 'postgres' ? postgresDriver : sqliteDriver;
 }
+
+/**
+ * An engine's driver, imported at its first use: a node loads only its own
+ * engine's driver library (pg or better-sqlite3), and only when a backup is
+ * verified or restored (issue 24, worker RSS).
+ */
+function lazyDriver(engine: StoreCapabilities['engine'], load: () => Promise<BackupDriver>): BackupDriver {
+  const driver = lazy(load);
+  const migrations = new URL(`./${engine}/migrations/`, import.meta.url);
+  return {
+    engine,
+    latestSchemaVersion: () => loadMigrationFiles(migrations).length,
+    inspect: async (...args) => (await driver()).inspect(...args),
+    place: async (options) => (await driver()).place(options),
+  };
+}
+const postgresDriver = lazyDriver('postgres', async () => (await import('./postgres/backup-driver.js')).postgresBackupDriver);
+const sqliteDriver = lazyDriver('sqlite', async () => (await import('./sqlite/backup-driver.js')).sqliteBackupDriver);
 
 /**
  * @example

@@ -7,9 +7,6 @@ import { DroverError } from '../core/errors.js';
 import { parseStoreUrl, type StoreLocation } from '../core/store-url.js';
 import type { StorageEngine } from './engine.js';
 import type { StoreTimeouts } from './postgres/connection.js';
-import { openPostgresEngine } from './postgres/postgres-engine.js';
-import { isInMemory } from './sqlite/connection.js';
-import { openSqliteEngine } from './sqlite/sqlite-engine.js';
 
 export interface OpenStoreOptions {
   clock?: () => number;
@@ -42,7 +39,8 @@ export function sqlitePathOf(databaseUrl: string): string | null {
  */
 export function sqliteFileOf(databaseUrl: string): string | null {
   const path = sqlitePathOf(databaseUrl);
-  return path === null || isInMemory(path) ? null : path;
+  // As sqlite/connection.ts's isInMemory, which this must not import: that would load better-sqlite3 on every node.
+  return path === null || path === ':memory:' || path === '' ? null : path;
 }
 
 /** The parsed URL; a URL with a scheme Drover does not know (`postgress://`) is refused before anything is created. */
@@ -64,6 +62,8 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   if (location.engine === 'postgres') {
     // Admin commands (`drover migrate`, `drover keys`) have no resolved config: they read the variable here.
     const schema = options.postgres?.schema ?? (process.env.DROVER_PG_SCHEMA || 'drover');
+    // Each engine's module (and its driver, pg or better-sqlite3) is imported only by a node that uses it.
+    const { openPostgresEngine } = await import('./postgres/postgres-engine.js');
     return openPostgresEngine({
       url,
       schema,
@@ -73,6 +73,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       ...(options.onConnectionError ? { onConnectionError: options.onConnectionError } : {}),
     });
   }
+  const { openSqliteEngine } = await import('./sqlite/sqlite-engine.js');
   return openSqliteEngine({
     path: location.path,
     ...(options.clock ? { clock: options.clock } : {}),

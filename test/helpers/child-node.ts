@@ -32,8 +32,8 @@ function pgDataDir(options: { config: string; env?: Record<string, string>; cwd?
   return /postgres(ql)?:\/\//.test(url) ? { DROVER_DATA_DIR: dirname(resolve(options.config)) } : {};
 }
 
-export async function startChildNode(options: { config: string; env?: Record<string, string>; cwd?: string; timeoutMs?: number }): Promise<ChildNode> {
-  const child = spawn(process.execPath, [DROVER_BIN, 'start', '--config', options.config, '--port', '0'], {
+export async function startChildNode(options: { config: string; env?: Record<string, string>; cwd?: string; timeoutMs?: number; args?: string[] }): Promise<ChildNode> {
+  const child = spawn(process.execPath, [DROVER_BIN, 'start', '--config', options.config, '--port', '0', ...(options.args ?? [])], {
     cwd: options.cwd,
     env: { ...process.env, DROVER_LOG_LEVEL: 'warn', ...pgDataDir(options), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

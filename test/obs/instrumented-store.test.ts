@@ -70,7 +70,7 @@ describe('instrumentStore', () => {
 
   it('records store spans only inside a traced operation', async () => {
     const exporter = new InMemorySpanExporter();
-    const tracing = Tracing.withExporter({ exporter, simple: true });
+    const tracing = await Tracing.withExporter({ exporter, simple: true });
     cleanups.push(() => tracing.shutdown());
     const raw = await engine();
     const metrics = new DroverMetrics({ handlers: [], queues: [], engine: 'sqlite' });

@@ -60,7 +60,7 @@ describe('tracing with an in-memory exporter', () => {
           },
         ],
       },
-      { tracing: Tracing.withExporter({ exporter, simple: true }) },
+      { tracing: await Tracing.withExporter({ exporter, simple: true }) },
     );
     const n = node;
     expect(n.tracing.enabled).toBe(true);
@@ -124,7 +124,7 @@ describe('tracing with an in-memory exporter', () => {
           },
         ],
       },
-      { tracing: Tracing.withExporter({ exporter, simple: true }) },
+      { tracing: await Tracing.withExporter({ exporter, simple: true }) },
     );
     const res = await node.request('POST', '/v1/jobs', { handler: 'fails' });
     expect(res.status).toBe(202);

@@ -9,10 +9,10 @@
  * arguments, which may carry payloads).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, SUPPORTED_PROTOCOL_VERSIONS, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { DroverError, toError } from '../../core/errors.js';
+import { lazy } from '../../core/lazy.js';
 import { recordOperatorAction } from '../../ops/audit/operator-action.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { VERSION } from '../../version.js';
@@ -46,17 +46,33 @@ const rpcBody = { anyOf: [rpcMessage, { type: 'array', minItems: 1, maxItems: 10
 
 const byName = new Map(MCP_TOOLS.map((t) => [t.name, t]));
 
+/**
+ * The MCP SDK, imported at the first `/mcp` request: it (with zod, its JSON
+ * Schema converter and a second ajv) is ~20 MiB of a node's memory that a
+ * node nobody talks MCP to never needs (issue 24, worker RSS).
+ */
+async function importMcpServerSdk() {
+  const [server, transport, types] = await Promise.all([
+    import('@modelcontextprotocol/sdk/server/index.js'),
+    import('@modelcontextprotocol/sdk/server/streamableHttp.js'),
+    import('@modelcontextprotocol/sdk/types.js'),
+  ]);
+  return { ...server, ...transport, ...types };
+}
+const mcpServerSdk = lazy(importMcpServerSdk);
+
 export function mcpRoutes(runtime: McpRouteDeps) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.post('/mcp', { config: routeConfig('POST /mcp'), schema: { body: rpcBody } }, async (request, reply) => {
       // Every answer is JSON (enableJsonResponse), so a client that did not say it accepts both is served anyway
       // rather than answered with the transport's 406, which is not problem+json.
       request.raw.headers.accept = 'application/json, text/event-stream';
+      const { StreamableHTTPServerTransport, SUPPORTED_PROTOCOL_VERSIONS } = await mcpServerSdk();
       const version = request.headers['mcp-protocol-version'];
       if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(String(version))) {
         throw new DroverError('malformed_request', `mcp-protocol-version ${String(version).slice(0, 40)} is not supported; supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')}`);
       }
-      const server = mcpServer(app, runtime, request);
+      const server = await mcpServer(app, runtime, request);
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
       reply.raw.on('close', () => {
         void transport.close();
@@ -79,7 +95,8 @@ export function mcpRoutes(runtime: McpRouteDeps) {
 }
 
 /** One MCP server for one HTTP request: its tool calls act with that request's key. */
-function mcpServer(app: FastifyInstance, runtime: McpRouteDeps, request: FastifyRequest): Server {
+async function mcpServer(app: FastifyInstance, runtime: McpRouteDeps, request: FastifyRequest): Promise<Server> {
+  const { Server, ListToolsRequestSchema, CallToolRequestSchema, McpError, ErrorCode } = await mcpServerSdk();
   const server = new Server({ name: 'drover', version: VERSION }, { capabilities: { tools: {} } });
   server.setRequestHandler(ListToolsRequestSchema, async () => ({
     tools: MCP_TOOLS.map((t) => ({ name: t.name, description: t.description, inputSchema: t.inputSchema })),

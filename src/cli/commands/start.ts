@@ -16,7 +16,8 @@ export function registerStartCommand(program: Command): void {
     .option('--port <port>', 'listen port (env DROVER_PORT, default 7070)', parsePort)
     .option('--admin-key-output <file>', 'on the first start, write the generated admin key to this new file (mode 0600) instead of printing it (env DROVER_ADMIN_KEY_OUTPUT)')
     .option('--no-migrate', 'do not apply pending migrations (run `drover migrate` first); still refuse a schema that is behind or ahead')
-    .action(async (opts: { config: string; host?: string; port?: number; migrate: boolean; adminKeyOutput?: string }) => {
+    .option('--worker-only', 'run the handlers without the HTTP API: the port serves only /health/* and /metrics (env DROVER_WORKER_ONLY=true)')
+    .action(async (opts: { config: string; host?: string; port?: number; migrate: boolean; adminKeyOutput?: string; workerOnly?: boolean }) => {
       const raw = await loadConfigModule(opts.config);
       const config = resolveConfig(raw, process.env, {
         ...(opts.host ? { host: opts.host } : {}),
@@ -24,6 +25,7 @@ export function registerStartCommand(program: Command): void {
       });
       const bootstrap = process.env.DROVER_BOOTSTRAP_ADMIN_KEY;
       const keyOutput = opts.adminKeyOutput || process.env.DROVER_ADMIN_KEY_OUTPUT;
+      const workerOnly = opts.workerOnly === true || process.env.DROVER_WORKER_ONLY === 'true';
       // Handlers before the node starts: a supervisor may signal the moment the ready line appears, before
       // startNode has returned. A signal during start is held and acted on once the node runs; a second one exits.
       let node: Awaited<ReturnType<typeof startNode>> | null = null;
@@ -63,6 +65,7 @@ export function registerStartCommand(program: Command): void {
         config,
         configPath: opts.config,
         migrate: opts.migrate,
+        ...(workerOnly ? { api: false } : {}),
         ...(bootstrap ? { bootstrapAdminKey: bootstrap } : {}),
         ...(keyOutput ? { adminKeyOutput: keyOutput } : {}),
       });

@@ -5,10 +5,8 @@
  * `isError` fails the attempt with the tool's text. Each delivery is one
  * short session (initialize, call, close), through the SSRF-guarded fetch.
  */
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { DroverError, toError } from '../../core/errors.js';
+import { lazy } from '../../core/lazy.js';
 import { credentialParts, redactUrl, redactValues } from '../../core/redact.js';
 import { compileJsonTemplate, renderJsonTemplate } from '../../core/template.js';
 import { VERSION } from '../../version.js';
@@ -26,8 +24,20 @@ export interface McpAction extends StoredActionBase {
   auth: { header: string; value: SecretRef } | null;
 }
 
-/** JSON-RPC errors that a retry cannot fix: the tool or its arguments are wrong. */
-const PERMANENT_CODES = new Set<number>([ErrorCode.MethodNotFound, ErrorCode.InvalidParams, ErrorCode.InvalidRequest]);
+/**
+ * The MCP SDK's client, imported at the first delivery: a node with no MCP
+ * action never loads it (~20 MiB of memory; issue 24, worker RSS).
+ */
+type McpClientSdk = Awaited<ReturnType<typeof importMcpClientSdk>>;
+async function importMcpClientSdk() {
+  const [client, transport, types] = await Promise.all([
+    import('@modelcontextprotocol/sdk/client/index.js'),
+    import('@modelcontextprotocol/sdk/client/streamableHttp.js'),
+    import('@modelcontextprotocol/sdk/types.js'),
+  ]);
+  return { ...client, ...transport, ...types };
+}
+const mcpClientSdk = lazy(importMcpClientSdk);
 /** Most characters of a tool's error text kept in the job's error. */
 const ERROR_TEXT_CHARS = 1000;
 
@@ -71,6 +81,8 @@ export const mcpAction: ActionKind<McpAction> = {
     const signal = AbortSignal.any([delivery.signal, AbortSignal.timeout(timeoutMs)]);
     const headers: Record<string, string> = action.auth ? { [action.auth.header]: revealSecret(action.auth.value, 'action.auth.value') } : {};
     const args = renderJsonTemplate(compileJsonTemplate(action.arguments, 'action.arguments', TEMPLATE_ROOTS), templateScope(delivery)) as Record<string, unknown>;
+    const mcp = await mcpClientSdk();
+    const { Client, StreamableHTTPClientTransport } = mcp;
     const client = new Client({ name: 'drover', version: VERSION });
     const transport = new StreamableHTTPClientTransport(new URL(action.url), {
       requestInit: { headers },
@@ -90,7 +102,7 @@ export const mcpAction: ActionKind<McpAction> = {
       const stored = { content: result.content ?? [], ...(result.structuredContent === undefined ? {} : { structuredContent: result.structuredContent }) };
       return JSON.parse(scrub(JSON.stringify(stored))) as unknown;
     } catch (caught) {
-      throw classify(caught, action, host);
+      throw classify(mcp, caught, action, host);
     } finally {
       await client.close().catch(() => undefined);
     }
@@ -107,7 +119,7 @@ function toolText(content: unknown): string {
 }
 
 /** An SDK error as an action failure: HTTP statuses as for any action, JSON-RPC errors by code. */
-function classify(caught: unknown, action: McpAction, host: string): Error {
+function classify({ StreamableHTTPError, McpError, ErrorCode }: McpClientSdk, caught: unknown, action: McpAction, host: string): Error {
   const error = toError(caught);
   if (error instanceof ActionFailure) return error;
   for (let e: unknown = error; e instanceof Error; e = e.cause) if (e.name === 'ForbiddenTargetError') return e;
@@ -116,7 +128,8 @@ function classify(caught: unknown, action: McpAction, host: string): Error {
     return statusFailure(`MCP server ${host}`, error.code, scrub(error.message).slice(0, 200));
   }
   if (error instanceof McpError) {
-    const permanent = PERMANENT_CODES.has(error.code);
+    // JSON-RPC errors that a retry cannot fix: the tool or its arguments are wrong.
+    const permanent = error.code === ErrorCode.MethodNotFound || error.code === ErrorCode.InvalidParams || error.code === ErrorCode.InvalidRequest;
     return new ActionFailure(`MCP tool ${action.tool} on ${host}: ${scrub(error.message)}`, { targetUp: error.code !== ErrorCode.RequestTimeout, retryable: !permanent });
   }
   return new Error(`MCP server ${host}: ${scrub(error.message)}`, { cause: error });
