@@ -3,8 +3,9 @@
  * of every PID so a failing test still leaves no process behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const DROVER_BIN = fileURLToPath(new URL('../../bin/drover', import.meta.url));
@@ -22,14 +23,22 @@ export interface ChildNode {
 
 /**
  * On PostgreSQL a node's data directory (audit key, exports, snapshots) is
- * `./data` of its working directory, here the repository: give it the
- * config's directory (the test's own) instead. SQLite nodes keep theirs
+ * `./data` of its working directory, here the repository: give it a temp
+ * directory of this test file's instead (removed when the test process
+ * exits), never a directory in the repository. SQLite nodes keep theirs
  * beside the database file, as users get it.
  */
+let sharedDataDir: string | null = null;
 function pgDataDir(options: { config: string; env?: Record<string, string>; cwd?: string }): Record<string, string> {
   if (options.cwd || options.env?.DROVER_DATA_DIR) return {};
   const url = options.env?.DROVER_DATABASE_URL ?? readFileSync(options.config, 'utf8');
-  return /postgres(ql)?:\/\//.test(url) ? { DROVER_DATA_DIR: dirname(resolve(options.config)) } : {};
+  if (!/postgres(ql)?:\/\//.test(url)) return {};
+  if (sharedDataDir === null) {
+    const dir = mkdtempSync(join(tmpdir(), 'drover-child-data-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    sharedDataDir = dir;
+  }
+  return { DROVER_DATA_DIR: sharedDataDir };
 }
 
 export async function startChildNode(options: { config: string; env?: Record<string, string>; cwd?: string; timeoutMs?: number; args?: string[] }): Promise<ChildNode> {
