@@ -57,10 +57,17 @@ export interface LeaseCapReport {
   worker: boolean;
   /** The key's cap cut the call short. */
   key: boolean;
+  /**
+   * Another node was leasing some of these jobs' tenants at the same moment
+   * (PostgreSQL: its lock was held), so they were passed over for this call
+   * without being at a cap. Not a refusal: the caller should look again
+   * shortly, since nothing else will wake it when the other node commits.
+   */
+  contended: boolean;
 }
 
 export function emptyCapReport(): LeaseCapReport {
-  return { tenantByQueue: new Map(), worker: false, key: false };
+  return { tenantByQueue: new Map(), worker: false, key: false, contended: false };
 }
 
 export function capReportIsEmpty(report: LeaseCapReport): boolean {

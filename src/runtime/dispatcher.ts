@@ -29,6 +29,8 @@ import type { TenantCaps } from '../core/lease-caps.js';
 
 /** Handlers whose jobs average less than this are leased ahead. */
 const FAST_JOB_MS = 50;
+/** Base pause before leasing again after another node held a tenant's lock (plus up to as much jitter). */
+const CONTENDED_RETRY_MS = 10;
 
 export interface DispatcherOptions {
   store: StorageEngine;
@@ -98,6 +100,7 @@ export class Dispatcher {
   /** Counts `wake` calls, so a lease that raced one does not mark a handler idle. */
   #workSeen = 0;
   #again = false;
+  #contendedRetry: NodeJS.Timeout | undefined;
   #stopped = true;
   #idle: Array<() => void> = [];
   readonly #leaseBatch: number;
@@ -134,6 +137,8 @@ export class Dispatcher {
   /** Stop leasing; running jobs continue. */
   stopLeasing(): void {
     this.#stopped = true;
+    clearTimeout(this.#contendedRetry);
+    this.#contendedRetry = undefined;
   }
 
   get leasing(): boolean {
@@ -168,6 +173,21 @@ export class Dispatcher {
     }
     this.#pumping = true;
     process.nextTick(() => void this.#pump());
+  }
+
+  /**
+   * Another node held some tenants' locks during the lease, so their jobs were
+   * passed over though not at a cap. Its commit wakes nobody here (only new
+   * work is announced across nodes), so look again after a short, jittered
+   * pause instead of idling until the next poll.
+   */
+  #lookAgainSoon(): void {
+    if (this.#contendedRetry || this.#stopped) return;
+    this.#contendedRetry = setTimeout(() => {
+      this.#contendedRetry = undefined;
+      this.#wakeForRoom();
+    }, CONTENDED_RETRY_MS + Math.floor(Math.random() * CONTENDED_RETRY_MS));
+    this.#contendedRetry.unref();
   }
 
   /** Jobs leased ahead and not yet started. */
@@ -249,7 +269,8 @@ export class Dispatcher {
           this.#handBackMarkedUnstarted(wanted.handlers, jobs);
           // Fewer than asked means nothing more is due right now; sleep until woken.
           if (jobs.length < Math.min(wanted.total, this.#leaseBatch)) {
-            if (seen === this.#workSeen) this.#noteIdle(wanted.handlers, jobs);
+            if (capped.capped?.contended) this.#lookAgainSoon();
+            else if (seen === this.#workSeen) this.#noteIdle(wanted.handlers, jobs);
             break;
           }
         }

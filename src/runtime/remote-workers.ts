@@ -27,6 +27,9 @@ import { tenantCapsIfAny, workerCapsFor, type FlowCaps, type LeaseCapReport, typ
 const RELEASE_CHECK_MS = 5_000;
 /** How often a waiting lease checks that its client and the node are still there. */
 const WAIT_TICK_MS = 500;
+/** Lease looks per call when another node holds some tenants' locks, and the base pause between them (plus jitter). */
+const CONTENDED_ATTEMPTS = 3;
+const CONTENDED_RETRY_MS = 10;
 /** Attempt start times kept in memory at most (beyond, durations come from the attempt rows). */
 const MAX_STARTED = 100_000;
 
@@ -302,17 +305,29 @@ export class RemoteWorkers {
     const max = request.max ?? 1;
     const handlers = request.handlers.map((name) => ({ name, max: admission.remoteRoom(configured.get(name)!, max) })).filter((h) => h.max > 0);
     if (handlers.length === 0) return { jobs: [], capped: [] };
-    const caps = capFields(this.#capsFor(request));
-    const leased = await store.lease({
-      workerId,
-      keyId: request.keyId,
-      handlers,
-      limit: max,
-      leaseMs: request.leaseMs ?? LEASE_LIMITS.leaseMs.default,
-      excludeQueues: this.options.pausedQueues(),
-      ...caps,
-    });
-    emitCapRefusals(this.options.lifecycle, caps.capped, workerId);
+    const leased: LeasedJob[] = [];
+    const capped = new Set<CapName>();
+    for (let attempt = 1; ; attempt++) {
+      const caps = capFields(this.#capsFor(request));
+      const room = handlers.map((h) => ({ ...h, max: h.max - leased.filter((job) => job.handler === h.name).length })).filter((h) => h.max > 0);
+      leased.push(
+        ...(await store.lease({
+          workerId,
+          keyId: request.keyId,
+          handlers: room,
+          limit: max - leased.length,
+          leaseMs: request.leaseMs ?? LEASE_LIMITS.leaseMs.default,
+          excludeQueues: this.options.pausedQueues(),
+          ...caps,
+        })),
+      );
+      emitCapRefusals(this.options.lifecycle, caps.capped, workerId);
+      for (const name of capNames(caps.capped)) capped.add(name);
+      // Another node was leasing some tenants at that moment (not at a cap):
+      // its commit takes a few ms and wakes nobody, so look again shortly.
+      if (!caps.capped?.contended || leased.length >= max || attempt === CONTENDED_ATTEMPTS) break;
+      await new Promise((resolve) => setTimeout(resolve, CONTENDED_RETRY_MS + Math.floor(Math.random() * CONTENDED_RETRY_MS)));
+    }
     const admitted: LeasedJob[] = [];
     const held: Array<Promise<unknown>> = [];
     for (const job of leased) {
@@ -325,7 +340,7 @@ export class RemoteWorkers {
     // Handed to the remote worker, which runs them at once: started, so a
     // worker that dies on one counts a crash toward poisonAfter.
     const marks = await Promise.all(admitted.map((job) => store.start(job.id, job.leaseToken)));
-    return { jobs: admitted.filter((_, i) => marks[i]!.ok), capped: capNames(caps.capped) };
+    return { jobs: admitted.filter((_, i) => marks[i]!.ok), capped: (['tenant', 'worker', 'key'] as const).filter((name) => capped.has(name)) };
   }
 }
 

@@ -15,6 +15,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { QueueFullError, SchemaTooNewError } from '../../src/core/errors.js';
 import type { NewJob } from '../../src/core/types.js';
+import { emptyCapReport } from '../../src/core/lease-caps.js';
 import { openStore } from '../../src/store/open.js';
 import { clientConfig } from '../../src/store/postgres/connection.js';
 import { leaseFastSql } from '../../src/store/postgres/lease.js';
@@ -152,6 +153,32 @@ describe('postgres engine', () => {
     const again = await engine.lease({ workerId: 'w2', handlers: [{ name: 'h', max: 3 }], limit: 3, leaseMs: 30_000 });
     expect(again).toHaveLength(3);
     expect((await engine.reclaimWorker('w2', { poisonAfter: 3 })).every((r) => !r.started)).toBe(true);
+  });
+
+  it("passes over a tenant another node is leasing right now as contended, not as a cap refusal, and leases it once that node commits", async () => {
+    schema = newSchema();
+    const engine = engineOn(schema);
+    await engine.migrate();
+    await engine.enqueue([job({ tenant: 'busy' }), job({ tenant: 'free' })]);
+    const caps = { tenants: { maxActiveLeases: 2, overrides: new Map(), perQueue: new Map() } };
+    // Another node mid-lease holds the tenant's lock inside its transaction.
+    const other = await admin.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query("SELECT pg_advisory_xact_lock(hashtextextended('drover:tenant:' || $1, 0))", ['busy']);
+      const capped = emptyCapReport();
+      const first = await engine.lease({ workerId: 'w', handlers: [{ name: 'h', max: 2 }], limit: 2, leaseMs: 30_000, caps, capped });
+      expect(first.map((j) => j.tenant)).toEqual(['free']);
+      expect(capped.contended).toBe(true);
+      expect(capped.tenantByQueue.size).toBe(0);
+      await other.query('COMMIT');
+    } finally {
+      other.release();
+    }
+    const capped = emptyCapReport();
+    const second = await engine.lease({ workerId: 'w', handlers: [{ name: 'h', max: 2 }], limit: 2, leaseMs: 30_000, caps, capped });
+    expect(second.map((j) => j.tenant)).toEqual(['busy']);
+    expect(capped).toMatchObject({ contended: false, worker: false, key: false });
   });
 
   it('plans the hot statements, on an empty table, to reach jobs through indexes (the plan is kept as the table grows)', async () => {

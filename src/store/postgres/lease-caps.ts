@@ -51,15 +51,15 @@ export async function lockHolders(client: pg.PoolClient, plan: LeasePlan, call: 
 /**
  * Load the running counts of the tenants first seen in this round, whose
  * locks the candidate statement took; a tenant whose lock another node holds
- * is full for this call. The count is a new statement after the lock, so it
+ * goes to `elsewhere`: passed over for this call, but not at a cap. The count is a new statement after the lock, so it
  * sees the last holder's leases.
  */
-export async function guardTenants(client: pg.PoolClient, candidates: readonly Candidate[], tenants: TenantTally, fullTenants: Set<string>): Promise<void> {
+export async function guardTenants(client: pg.PoolClient, candidates: readonly Candidate[], tenants: TenantTally, fullTenants: ReadonlySet<string>, elsewhere: Set<string>): Promise<void> {
   const mine = new Set<string>();
   for (const c of candidates) {
-    if (c.tenant === null || tenants.has(c.tenant) || fullTenants.has(c.tenant)) continue;
+    if (c.tenant === null || tenants.has(c.tenant) || fullTenants.has(c.tenant) || elsewhere.has(c.tenant)) continue;
     if (c.tenant_locked) mine.add(c.tenant);
-    else fullTenants.add(c.tenant);
+    else elsewhere.add(c.tenant);
   }
   if (mine.size === 0) return;
   const { rows } = await client.query<{ tenant: string; queue: string; n: number }>(RUNNING_PER_TENANT, [[...mine]]);

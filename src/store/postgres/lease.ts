@@ -273,8 +273,10 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
   const full = new Set<string>();
   /** Tenants we hold the lock for, with their running counts (null: no tenant caps in this call). */
   const tenants = tenantCaps ? new TenantTally(tenantCaps) : null;
-  /** Tenants at their cluster-wide cap, or locked by another node: not fetched again. */
+  /** Tenants at their cluster-wide cap: not fetched again. */
   const fullTenants = new Set<string>();
+  /** Tenants another node is leasing right now (their lock is held): not fetched again, not a refusal. */
+  const elsewhere = new Set<string>();
   /** (queue, tenant) pairs at a per-queue cap. */
   const fullInQueue = new Map<string, { queue: string; tenant: string }>();
   const leased: RawLeased[] = [];
@@ -287,13 +289,13 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
       asked,
       plan.exclude,
       [...full],
-      [...fullTenants],
+      [...fullTenants, ...elsewhere],
       [...fullInQueue.values()].map((f) => f.queue),
       [...fullInQueue.values()].map((f) => f.tenant),
       tenants !== null,
     ]);
     if (candidates.length === 0) break;
-    if (tenants) await guardTenants(client, candidates, tenants, fullTenants);
+    if (tenants) await guardTenants(client, candidates, tenants, fullTenants, elsewhere);
 
     const unseen = [...new Set(candidates.map((c) => c.concurrency_key).filter((k): k is string => k !== null && !keys.has(k) && !full.has(k)))];
     if (unseen.length > 0) {
@@ -315,6 +317,11 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
       const left = room.get(c.handler);
       if (left === undefined) continue;
       const tenant = tenants !== null && c.tenant !== null ? c.tenant : null;
+      if (tenant !== null && elsewhere.has(tenant)) {
+        if (report) report.contended = true;
+        blocked++;
+        continue;
+      }
       if (tenant !== null && (fullTenants.has(tenant) || !tenants!.fits(tenant, c.queue))) {
         noteTenantRefusal(report, tenant, c.queue);
         if (fullTenants.has(tenant) || tenants!.full(tenant)) fullTenants.add(tenant);
