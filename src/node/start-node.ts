@@ -83,12 +83,28 @@ export interface DroverNode {
   reloadTls(trigger?: string): boolean;
 }
 
+let stdoutGuarded = false;
+
+/**
+ * The node's few plain lines (ready, console URL, a bootstrap key) go to
+ * stdout. A reader that went away (EPIPE) or broke must not take the running
+ * node down with an unhandled 'error': the lines are lost, as the log's are
+ * (obs/logger.ts writes its own descriptor and handles that itself).
+ */
+function printToStdout(line: string): void {
+  if (!stdoutGuarded) {
+    stdoutGuarded = true;
+    process.stdout.on('error', () => undefined);
+  }
+  process.stdout.write(`${line}\n`);
+}
+
 export async function startNode(options: NodeOptions): Promise<DroverNode> {
   const { config } = options;
   // Unreadable TLS files fail the start before anything is opened or started.
   if (config.server.tls) readTls(config.server.tls);
   const clock = options.clock ?? Date.now;
-  const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const print = options.print ?? printToStdout;
   const logger = options.logger ?? createLogger({ level: config.log.level });
   // Everything that can refuse the start is checked before the store is
   // opened: a refused start leaves no store, no migration and no admin key.
