@@ -37,7 +37,7 @@ export const queueSchema = z.strictObject(
     weights: weightsSchema.optional(),
     ageUnitMs: z.number({ error: AGE_UNIT_EXPECTED }).int({ error: AGE_UNIT_EXPECTED }).min(1, { error: AGE_UNIT_EXPECTED }).optional(),
     fairness: z.enum(['none', 'tenant'], { error: 'expected one of "none", "tenant"' }).optional(),
-    // Tenant lease caps (docs/configuration.md "Tenant caps"): resolved with the other caps in config.ts `resolveFlow`.
+    // Tenant lease caps (docs/configuration.md "Tenant caps"): resolved with the other caps in config-resolve.ts `resolveFlow`.
     tenantMaxActiveLeases: z
       .number({ error: LEASE_CAP_EXPECTED })
       .int({ error: LEASE_CAP_EXPECTED })

@@ -3,7 +3,7 @@
  * into messages that name the key path, what was expected and what was found
  * (`handlers[1].concurrency: expected an integer ≥ 1, got 0`). Checks that
  * need more than one field (duplicate names, cron with its time zone,
- * trigger patterns and filters) live in `config.ts`.
+ * trigger patterns and filters) live in `config-checks.ts`.
  */
 import { z } from 'zod';
 import { MAX_LEASE_CAP, queueSchema } from './config-queues.js';
@@ -67,7 +67,7 @@ export function parseDuration(value: string | number): number | null {
 export const PG_SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 export const PG_SCHEMA_EXPECTED = 'expected a lower-case identifier: a-z, 0-9 and "_", not starting with a digit, at most 63 characters';
 
-/** `rateLimit.routes` keys (checked in config.ts): a route as the API declares it, e.g. `GET /v1/jobs/:id`. */
+/** `rateLimit.routes` keys (checked in config-checks.ts): a route as the API declares it, e.g. `GET /v1/jobs/:id`. */
 export const ROUTE_KEY_RE = /^(GET|POST|PUT|PATCH|DELETE) \/[A-Za-z0-9_.:\/-]*$/;
 export const ROUTE_KEY_EXPECTED = 'expected a route such as "POST /v1/events" (method, one space, path as in docs/api.md)';
 
@@ -157,7 +157,7 @@ const handlerSchema = strict(
       .string({ error: 'expected an IANA time zone such as "UTC" or "Europe/Berlin"' })
       .refine(isValidTimezone, { error: 'expected an IANA time zone such as "UTC" or "Europe/Berlin"' })
       .optional(),
-    // Required unless `remote: true`; config.ts checks the pair, with the handler's path.
+    // Required unless `remote: true`; config-checks.ts checks the pair, with the handler's path.
     run: z
       .custom<NonNullable<HandlerDefinition['run']>>((v) => typeof v === 'function', {
         error: 'expected a function run(ctx)',
@@ -187,7 +187,7 @@ const handlerSchema = strict(
 
 /**
  * The config file's shape. Strict at every level: an unknown key is a typo
- * until proven otherwise. Semantic checks are in `config.ts`.
+ * until proven otherwise. Semantic checks are in `config-checks.ts`.
  *
  * @example
  * configSchema.safeParse({ handlers: [] }).success; // true
@@ -204,7 +204,7 @@ export const configSchema = strict(
       {
         host: text('expected a non-empty string').optional(),
         port: int(0, 65535).optional(),
-        // Connection hardening (docs/configuration.md "HTTP server and TLS"); config.ts checks headersTimeoutMs ≤ requestTimeoutMs.
+        // Connection hardening (docs/configuration.md "HTTP server and TLS"); config-checks.ts checks headersTimeoutMs ≤ requestTimeoutMs.
         requestTimeoutMs: int(1000, MAX_TIMER_MS).optional(),
         headersTimeoutMs: int(1000, MAX_TIMER_MS).optional(),
         keepAliveTimeoutMs: int(1, MAX_TIMER_MS).optional(),

@@ -12,14 +12,13 @@ import { restampQueues } from './restamp.js';
 import type { EnqueueResult, IngestResult, StorageEngine } from '../store/engine.js';
 import type { AuditSink } from './audit-sink.js';
 import { FeatureGates } from './feature-gates.js';
-import { BackgroundTask } from './background-task.js';
 import { CronScheduler, type CronTick } from './cron-scheduler.js';
 import { Dispatcher } from './dispatcher.js';
 import { DueTimer } from './due-timer.js';
 import { Intake, type JobRequest } from './intake.js';
 import { JobControl } from './job-control.js';
 import { Lifecycle, type LifecycleEvents } from './lifecycle.js';
-import { leaseExpired, NodeLiveness } from './node-liveness.js';
+import { Maintenance, type MaintenanceTask } from './maintenance.js';
 import { QueueRefusals } from './queue-refusals.js';
 import type { AttemptTracer } from '../obs/attempt-tracing.js';
 import type { DroverMetrics } from '../obs/metrics.js';
@@ -114,9 +113,8 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
   #state: RuntimeState = 'created';
   readonly #dueTimer: DueTimer;
   readonly #cron: CronScheduler;
-  readonly #tasks: BackgroundTask[];
-  /** Registration, heartbeats and dead-node reclaim (see node-liveness.ts). */
-  readonly #liveness: NodeLiveness;
+  /** Reaper, pruner, and liveness: registration, heartbeats, dead-node reclaim, fallback poll (maintenance.ts). */
+  readonly #maintenance: Maintenance;
   #unsubscribe: (() => void) | null = null;
   #stopping: Promise<StopResult> | null = null;
 
@@ -209,15 +207,15 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     });
     this.jobControl = new JobControl({ store: this.store, lifecycle: this.lifecycle });
     this.#cron = new CronScheduler(this.config.handlers.values(), this.clock, (tick) => this.#enqueueCronTick(tick), reportTaskError('cron'));
-    const reclaim = { poisonAfter: this.config.poisonAfter };
-    this.#liveness = new NodeLiveness({
+    this.#maintenance = new Maintenance({
       store: this.store,
+      lifecycle: this.lifecycle,
+      logger: this.logger,
       nodeId: this.workerId,
       clock: this.clock,
-      logger: this.logger,
-      lifecycle: this.lifecycle,
-      ...this.config.cluster,
-      poisonAfter: this.config.poisonAfter,
+      config: this.config,
+      reapIntervalMs: options.reapIntervalMs ?? 1_000,
+      isRunning: () => this.#state === 'running',
       onSuperseded: () => void this.stop(),
       poll: async () => {
         await this.#dueTimer.stageNow();
@@ -225,43 +223,6 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       },
       onError: reportTaskError,
     });
-    const retention = this.config.retention;
-    this.#tasks = [
-      new BackgroundTask({
-        name: 'reaper',
-        intervalMs: options.reapIntervalMs ?? 1_000,
-        run: async () => {
-          const reaped = await this.store.reapExpired(reclaim);
-          for (const job of reaped) this.lifecycle.emit('lease:expired', leaseExpired(job, 'lease'));
-        },
-        onError: reportTaskError('reaper'),
-      }),
-      new BackgroundTask({
-        name: 'pruner',
-        intervalMs: retention.intervalMs,
-        run: async () => {
-          const startedAt = this.clock();
-          const pruned = { jobs: 0, events: 0 };
-          // Bounded batches: never hold the write lock long, stop when a batch comes back short.
-          for (let round = 0; round < 100 && this.#state === 'running'; round++) {
-            const now = this.clock();
-            const deleted = await this.store.prune({
-              finishedBefore: now - retention.succeededMs,
-              deadBefore: now - retention.deadMs,
-              eventsBefore: now - retention.eventsMs,
-              batchSize: retention.batchSize,
-            });
-            pruned.jobs += deleted.jobs;
-            pruned.events += deleted.events;
-            if (deleted.jobs < retention.batchSize && deleted.events < retention.batchSize) break;
-          }
-          const at = this.clock();
-          this.lifecycle.emit('retention:pruned', { ...pruned, durationMs: at - startedAt, at });
-        },
-        onError: reportTaskError('pruner'),
-      }),
-      ...this.#liveness.tasks(),
-    ];
   }
 
   get state(): RuntimeState {
@@ -271,7 +232,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
   /** Take over this worker's leases from a previous incarnation, then start dispatching. */
   async start(): Promise<void> {
     if (this.#state !== 'created') throw new Error(`runtime cannot start from state ${this.#state}`);
-    await this.#liveness.register();
+    await this.#maintenance.register();
     const reclaimed = await this.store.reclaimWorker(this.workerId, { poisonAfter: this.config.poisonAfter });
     if (reclaimed.length > 0) {
       this.logger.warn({ worker_id: this.workerId, jobs: reclaimed.length }, 'reclaimed jobs left running by a previous run of this node');
@@ -291,7 +252,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     this.#dueTimer.start();
     this.dispatcher.start();
     this.#cron.start();
-    for (const task of this.#tasks) task.start();
+    this.#maintenance.start();
   }
 
   /**
@@ -321,10 +282,8 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
   }
 
   /** Run a background task now (operators, tests) instead of waiting for its interval. */
-  async runTask(name: 'reaper' | 'pruner' | 'heartbeat' | 'poll'): Promise<void> {
-    const task = this.#tasks.find((t) => t.name === name);
-    if (!task) throw new Error(`no background task named ${name}`);
-    await task.trigger();
+  async runTask(name: MaintenanceTask): Promise<void> {
+    await this.#maintenance.run(name);
   }
 
   /** Accept events: each is committed with the jobs it fans out to before this resolves. */
@@ -417,12 +376,12 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     stopReleased();
     // Each step bounded: a sick store must not hold the exit (its calls have deadlines of their own too).
     const closed = await settlesWithin((async () => {
-      await Promise.all(this.#tasks.map((task) => task.stop()));
+      await this.#maintenance.stop();
       await this.supervision.stop();
       await this.triggers.stop();
       this.rateLimits.stop();
       await this.threads?.close();
-      await this.#liveness.deregister().catch(() => undefined);
+      await this.#maintenance.deregister().catch(() => undefined);
     })(), CLOSE_MS / 2);
     if (!closed) this.logger.warn({ ms: CLOSE_MS / 2 }, 'stopping background tasks took too long; exiting without waiting for them');
     this.#state = 'stopped';

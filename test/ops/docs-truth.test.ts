@@ -86,7 +86,7 @@ function child(schema: z.ZodType, segment: string): z.ZodType | null {
   if (segment === '[]' || /^\[\d+\]$/.test(segment)) return s instanceof z.ZodArray ? (s.element as z.ZodType) : null;
   if (s instanceof z.ZodObject) return (s.shape as Record<string, z.ZodType>)[segment] ?? null;
   if (s instanceof z.ZodRecord) return s._zod.def.valueType as z.ZodType;
-  // `handlers[].on` is z.unknown() here and checked in config.ts (checkTriggers): its keys are event, filter and one trigger control.
+  // `handlers[].on` is z.unknown() here and checked in config-checks.ts (checkTriggers): its keys are event, filter and one trigger control.
   if (s instanceof z.ZodUnknown) {
     if (['event', 'filter'].includes(segment)) return s;
     const control = (TRIGGER_CONTROL_KEYS as Record<string, readonly string[]>)[segment];
