@@ -19,7 +19,7 @@ import { emptyCapReport } from '../../src/core/lease-caps.js';
 import { openStore } from '../../src/store/open.js';
 import { clientConfig } from '../../src/store/postgres/connection.js';
 import { leaseFastSql } from '../../src/store/postgres/lease.js';
-import { SETTLE } from '../../src/store/postgres/settle-batch.js';
+import { SETTLE, SETTLE_LEAN } from '../../src/store/postgres/settle-batch.js';
 import { loadMigrations } from '../../src/store/postgres/migrator.js';
 import { openPostgresEngine, type PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -197,7 +197,9 @@ describe('postgres engine', () => {
       };
       await explain('lf', 'text[], int[], int, text, bigint[], text, bigint, text, int[]', leaseFastSql(false), "'{h,g}', '{10,10}', 10, 'x', '{1,1}', 'w', 1, NULL, '{2,0}'");
       await explain('lfx', 'text[], int[], int, text, bigint[], text, bigint, text, int[], text[]', leaseFastSql(true), "'{h}', '{10}', 10, 'x', '{1}', 'w', 1, 'key_1', '{1}', '{paused}'");
-      await explain('st', 'bigint[], text[], text[], text[], text[], bigint[], text[], bigint, boolean[]', SETTLE, "'{1}', '{t}', '{succeeded}', '{null}', '{NULL}', '{NULL}', '{NULL}', 1, '{false}'");
+      for (const [name, sql] of [['st', SETTLE], ['stl', SETTLE_LEAN]] as const) {
+        await explain(name, 'bigint[], text[], text[], text[], text[], bigint[], text[], bigint, boolean[]', sql, "'{1}', '{t}', '{succeeded}', '{null}', '{NULL}', '{NULL}', '{NULL}', 1, '{false}'");
+      }
       for (const plan of plans) expect(plan).not.toMatch(/Seq Scan on jobs/);
       // A statement that does need a sequential scan (nodes) is costed past jit_above_cost
       // under enable_seqscan=off; JIT would then compile it for ~300 ms on every heartbeat tick.
