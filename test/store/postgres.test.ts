@@ -17,7 +17,7 @@ import { QueueFullError, SchemaTooNewError } from '../../src/core/errors.js';
 import type { NewJob } from '../../src/core/types.js';
 import { emptyCapReport } from '../../src/core/lease-caps.js';
 import { openStore } from '../../src/store/open.js';
-import { clientConfig } from '../../src/store/postgres/connection.js';
+import { arrayParam, clientConfig } from '../../src/store/postgres/connection.js';
 import { leaseFastSql } from '../../src/store/postgres/lease.js';
 import { SETTLE, SETTLE_LEAN } from '../../src/store/postgres/settle-batch.js';
 import { loadMigrations } from '../../src/store/postgres/migrator.js';
@@ -179,6 +179,19 @@ describe('postgres engine', () => {
     const second = await engine.lease({ workerId: 'w', handlers: [{ name: 'h', max: 2 }], limit: 2, leaseMs: 30_000, caps, capped });
     expect(second.map((j) => j.tenant)).toEqual(['busy']);
     expect(capped).toMatchObject({ contended: false, worker: false, key: false });
+  });
+
+  it('sends array parameters as literals the server reads back element for element', async () => {
+    const text = ['plain', 'a"b', 'back\\slash', 'x,y', '{braces}', 'NULL', '', ' spaced ', 'ünï', null];
+    const numbers = [0, 1, 2 ** 53 - 1, -5, null];
+    const flags = [true, false, null];
+    const { rows } = await admin.query('SELECT $1::text[] AS t, $2::bigint[] AS n, $3::boolean[] AS f, $4::text[] AS e', [
+      arrayParam(text),
+      arrayParam(numbers),
+      arrayParam(flags),
+      arrayParam([]),
+    ]);
+    expect(rows[0]).toEqual({ t: text, n: numbers.map((n) => (n === null ? null : String(n))), f: flags, e: [] });
   });
 
   it('plans the hot statements, on an empty table, to reach jobs through indexes (the plan is kept as the table grows)', async () => {

@@ -18,7 +18,7 @@
 import type pg from 'pg';
 import { DroverError } from '../../core/errors.js';
 import type { FailRequest, FenceResult, MatchResult } from '../engine.js';
-import { delay, isTransient, storeError } from './connection.js';
+import { arrayParam, delay, isTransient, storeError } from './connection.js';
 import { OneInFlight } from './one-in-flight.js';
 import { parseJobId, toJobRow, toJson, type RawJob } from './rows.js';
 
@@ -182,15 +182,15 @@ export class SettleBatch {
       name: full ? 'drover_settle' : 'drover_settle_lean',
       text: full ? SETTLE : SETTLE_LEAN,
       values: [
-        batch.map((p) => p.id),
-        batch.map((p) => p.token),
-        batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.outcome : p.settlement.kind)),
-        batch.map((p) => p.result),
-        batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.error : null)),
-        batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.retryAt : p.settlement.kind === 'released' ? (p.settlement.runAt ?? null) : null)),
-        batch.map((p) => (p.settlement.kind === 'failed' ? (p.settlement.request.deadReason ?? 'exhausted') : null)),
+        arrayParam(batch.map((p) => p.id)),
+        arrayParam(batch.map((p) => p.token)),
+        arrayParam(batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.outcome : p.settlement.kind))),
+        arrayParam(batch.map((p) => p.result)),
+        arrayParam(batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.error : null))),
+        arrayParam(batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.retryAt : p.settlement.kind === 'released' ? (p.settlement.runAt ?? null) : null))),
+        arrayParam(batch.map((p) => (p.settlement.kind === 'failed' ? (p.settlement.request.deadReason ?? 'exhausted') : null))),
         now,
-        batch.map((p) => p.settlement.kind === 'failed' && p.settlement.request.crashed === true),
+        arrayParam(batch.map((p) => p.settlement.kind === 'failed' && p.settlement.request.crashed === true)),
       ],
     });
     // Each row names its call by place in the batch. An (id, token) pair is
