@@ -10,7 +10,7 @@ import { decideFailure, type FailureDecision } from '../core/backoff.js';
 import type { ResolvedHandler } from '../core/config.js';
 import { NonRetryableError, toError } from '../core/errors.js';
 import type { DeadReason, JobRow, LeasedJob } from '../core/types.js';
-import type { StorageEngine } from '../store/engine.js';
+import type { StorageEngine, WithoutRow } from '../store/engine.js';
 import type { RunningJob, RunOutcome } from './job-runner.js';
 import type { Lifecycle, LifecycleEvents, RemoteOrigin } from './lifecycle.js';
 
@@ -24,6 +24,8 @@ export interface OutcomeContext {
   /** A retry was scheduled for this time (wake the due-timer). */
   onRetryScheduled: (runAt: number) => void;
 }
+
+const WITHOUT_ROW: WithoutRow = Object.freeze({ row: false });
 
 export async function recordOutcome(ctx: OutcomeContext, running: RunningJob, handler: ResolvedHandler, outcome: RunOutcome): Promise<void> {
   const { job } = running;
@@ -50,7 +52,8 @@ export async function recordOutcome(ctx: OutcomeContext, running: RunningJob, ha
       }
       throw error;
     };
-    const result = await store.complete(job.id, job.leaseToken, outcome.result).catch((error: unknown) => unstorable(error));
+    // Only whether the fence held matters here: the store need not read the row back.
+    const result = await store.complete(job.id, job.leaseToken, outcome.result, WITHOUT_ROW).catch((error: unknown) => unstorable(error));
     if (result instanceof Error) return recordOutcome(ctx, running, handler, { kind: 'failed', error: result, nonRetryable: true, timedOut: false, killed: false });
     if (result.ok) lifecycle.emit('job:succeeded', { job, durationMs });
     else lifecycle.emit('job:stale', { job, op: 'complete' });

@@ -19,11 +19,11 @@ it('a success whose write is slow is recorded as succeeded, not released by shut
   node = await startTestNode({ handlers: [{ name: 'quick', run: () => void runs++ }] });
   // Hold every completion until the test lets it through (the store is slow, e.g. a PostgreSQL retry).
   const store = node.store as StorageEngine & Record<string, unknown>;
-  const complete = store.complete.bind(store);
+  const complete = store.complete.bind(store) as (...args: unknown[]) => Promise<never>;
   let open!: () => void;
   const gate = new Promise<void>((resolve) => (open = resolve));
   let held = 0;
-  store.complete = async (...args: Parameters<StorageEngine['complete']>) => {
+  store.complete = async (...args: unknown[]) => {
     held++;
     await gate;
     return complete(...args);

@@ -314,6 +314,9 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
 
         const stored = await getJob(direct!.id);
         expect(stored).toMatchObject({ state: 'running', leaseToken: direct!.leaseToken, attempts: 1 });
+        // Every field of the leased job is the stored row's (an engine may fill in what the lease itself set).
+        const { event: _event, ...fields } = direct!;
+        expect(fields).toEqual(stored);
         const attempts = await engine.getAttempts(direct!.id);
         expect(attempts).toEqual([
           { jobId: direct!.id, attempt: 1, workerId: 'worker-a', startedAt: T0, endedAt: null, outcome: 'running', error: null },
@@ -496,6 +499,23 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(await getJob(b!.id)).toMatchObject({ state: 'running', leaseToken: b!.leaseToken });
         expect(await getJob(c!.id)).toMatchObject({ state: 'dead', lastError: 'boom' });
         expect((await engine.complete(b!.id, b!.leaseToken, 'fine')).ok).toBe(true);
+      });
+
+      it('completes without the row when asked, alongside completions that want it', async () => {
+        await engine.enqueue([newJob({ payload: 'a' }), newJob({ payload: 'b' }), newJob({ payload: 'c' })]);
+        const [a, b, c] = await lease({ limit: 3 });
+        // Same turn: the engine may settle these in one batch.
+        const [lean, full, stale] = await Promise.all([
+          engine.complete(a!.id, a!.leaseToken, { lean: true }, { row: false }),
+          engine.complete(b!.id, b!.leaseToken, { lean: false }),
+          engine.complete(c!.id, 'not-its-token', null, { row: false }),
+        ]);
+        expect(lean.ok).toBe(true);
+        expect(full).toMatchObject({ ok: true, job: { id: b!.id, state: 'succeeded', result: { lean: false } } });
+        expect(stale).toEqual({ ok: false, reason: 'stale_lease' });
+        expect(await getJob(a!.id)).toMatchObject({ state: 'succeeded', result: { lean: true } });
+        expect(await engine.complete(a!.id, a!.leaseToken, null, { row: false })).toEqual({ ok: false, reason: 'stale_lease' });
+        expect(await getJob(c!.id)).toMatchObject({ state: 'running', leaseToken: c!.leaseToken });
       });
 
       it('completes once; the second completion is refused', async () => {

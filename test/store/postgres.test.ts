@@ -17,9 +17,9 @@ import { QueueFullError, SchemaTooNewError } from '../../src/core/errors.js';
 import type { NewJob } from '../../src/core/types.js';
 import { emptyCapReport } from '../../src/core/lease-caps.js';
 import { openStore } from '../../src/store/open.js';
-import { clientConfig } from '../../src/store/postgres/connection.js';
+import { arrayParam, clientConfig } from '../../src/store/postgres/connection.js';
 import { leaseFastSql } from '../../src/store/postgres/lease.js';
-import { SETTLE } from '../../src/store/postgres/settle-batch.js';
+import { SETTLE, SETTLE_LEAN } from '../../src/store/postgres/settle-batch.js';
 import { loadMigrations } from '../../src/store/postgres/migrator.js';
 import { openPostgresEngine, type PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -181,6 +181,19 @@ describe('postgres engine', () => {
     expect(capped).toMatchObject({ contended: false, worker: false, key: false });
   });
 
+  it('sends array parameters as literals the server reads back element for element', async () => {
+    const text = ['plain', 'a"b', 'back\\slash', 'x,y', '{braces}', 'NULL', '', ' spaced ', 'ünï', null];
+    const numbers = [0, 1, 2 ** 53 - 1, -5, null];
+    const flags = [true, false, null];
+    const { rows } = await admin.query('SELECT $1::text[] AS t, $2::bigint[] AS n, $3::boolean[] AS f, $4::text[] AS e', [
+      arrayParam(text),
+      arrayParam(numbers),
+      arrayParam(flags),
+      arrayParam([]),
+    ]);
+    expect(rows[0]).toEqual({ t: text, n: numbers.map((n) => (n === null ? null : String(n))), f: flags, e: [] });
+  });
+
   it('plans the hot statements, on an empty table, to reach jobs through indexes (the plan is kept as the table grows)', async () => {
     schema = newSchema();
     const engine = engineOn(schema);
@@ -197,7 +210,9 @@ describe('postgres engine', () => {
       };
       await explain('lf', 'text[], int[], int, text, bigint[], text, bigint, text, int[]', leaseFastSql(false), "'{h,g}', '{10,10}', 10, 'x', '{1,1}', 'w', 1, NULL, '{2,0}'");
       await explain('lfx', 'text[], int[], int, text, bigint[], text, bigint, text, int[], text[]', leaseFastSql(true), "'{h}', '{10}', 10, 'x', '{1}', 'w', 1, 'key_1', '{1}', '{paused}'");
-      await explain('st', 'bigint[], text[], text[], text[], text[], bigint[], text[], bigint, boolean[]', SETTLE, "'{1}', '{t}', '{succeeded}', '{null}', '{NULL}', '{NULL}', '{NULL}', 1, '{false}'");
+      for (const [name, sql] of [['st', SETTLE], ['stl', SETTLE_LEAN]] as const) {
+        await explain(name, 'bigint[], text[], text[], text[], text[], bigint[], text[], bigint, boolean[]', sql, "'{1}', '{t}', '{succeeded}', '{null}', '{NULL}', '{NULL}', '{NULL}', 1, '{false}'");
+      }
       for (const plan of plans) expect(plan).not.toMatch(/Seq Scan on jobs/);
       // A statement that does need a sequential scan (nodes) is costed past jit_above_cost
       // under enable_seqscan=off; JIT would then compile it for ~300 ms on every heartbeat tick.

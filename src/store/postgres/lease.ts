@@ -62,6 +62,17 @@ const MAX_ROUNDS = 8;
 const EVENT_COLUMNS = 'e.name AS e_name, e.data AS e_data, e.tenant AS e_tenant, e.received_at AS e_received_at';
 
 /**
+ * The job columns a lease returns: what a leased job carries that the call
+ * does not know already. Its state, worker, leasing key and update time are
+ * the call's own (`toLeasedJob` fills them in), and `lease_call` and
+ * `started_seq` are the store's bookkeeping: every column returned is parsed
+ * for every job leased.
+ */
+const LEASED_COLUMNS = `j.id, j.handler, j.queue, j.payload, j.event_id, j.priority, j.run_at, j.attempts, j.max_attempts, j.crashes, j.lease_seq,
+      j.idempotency_key, j.concurrency_key, j.concurrency_limit, j.lease_token, j.lease_expires_at, j.last_error, j.dead_reason,
+      j.result, j.traceparent, j.tenant, j.priority_ms, j.fair_tag, j.created_at, j.finished_at`;
+
+/**
  * $1 handlers, $2 room per handler, $3 limit, $4 call id, $5 lease expiry
  * per handler (each job's lease follows its own handler's timeout),
  * $6 worker, $7 now, $8 leasing key id, $9 jobs per handler started at once
@@ -111,7 +122,7 @@ export function leaseFastSql(excluding: boolean): string {
       lease_expires_at = ($5::bigint[])[array_position($1::text[], j.handler)],
       worker_id = $6, leased_at = $7, updated_at = $7
     WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
-    RETURNING j.*
+    RETURNING ${LEASED_COLUMNS}, j.started_seq = j.lease_seq AS started_now
   )
   SELECT (SELECT waiting FROM keyed) AS keyed_waiting, l.*, ${EVENT_COLUMNS}
   FROM (SELECT 1) AS one
@@ -165,7 +176,7 @@ const LEASE_IDS = `
       lease_expires_at = ($3::bigint[])[array_position($6::text[], j.handler)],
       worker_id = $4, leased_at = $5, updated_at = $5
     WHERE j.id = ANY($1::bigint[]) AND j.state = 'queued'
-    RETURNING j.*
+    RETURNING ${LEASED_COLUMNS}
   )
   SELECT l.*, ${EVENT_COLUMNS} FROM leased l LEFT JOIN LATERAL (SELECT * FROM events WHERE events.id = l.event_id) AS e ON true`;
 

@@ -36,6 +36,7 @@ import type {
   EnqueueResult,
   FailRequest,
   FenceResult,
+  MatchResult,
   StartResult,
   EventMerge,
   IngestItem,
@@ -58,6 +59,7 @@ import type {
   StorageEngine,
   StoreCapabilities,
   WorkListener,
+  WithoutRow,
 } from '../engine.js';
 import * as audit from './audit.js';
 import { dumpPostgres } from './backup.js';
@@ -77,7 +79,7 @@ import * as reclaim from './reclaim.js';
 import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toLeasedJob, toNodeRow, toQueueStats } from './rows.js';
 import type { RawApiKey, RawAttempt, RawEvent, RawJob, RawLeased, RawNode } from './rows.js';
 import { PRUNE_RATE_WINDOWS, takeRateStart } from './rate-windows.js';
-import { SettleBatch } from './settle-batch.js';
+import { SettleBatch, type Settlement } from './settle-batch.js';
 import { START_IN_FLIGHT, StartBatch } from './start-batch.js';
 import { Wakeups } from './wakeups.js';
 import { EnqueueBatch } from './enqueue-batch.js';
@@ -282,8 +284,8 @@ export class PostgresEngine implements StorageEngine {
       const fast = capped ? null : await leaseFast(this.#lease, plan, call);
       const rows = fast ?? (await retryConflicts(() => inTransaction(this.#pool, (client) => this.#leaseInTransaction(client, plan, call, request))));
       // Marked started by the lease itself (`LeaseRequest.start`): their start() answers at once.
-      if (fast) for (const row of fast) if ((row as { started_seq?: number }).started_seq === row.lease_seq && row.lease_token) this.#markedByLease.set(String(row.id), row.lease_token);
-      return rows.map(toLeasedJob);
+      if (fast) for (const row of fast) if (row.started_now && row.lease_token) this.#markedByLease.set(String(row.id), row.lease_token);
+      return rows.map((row) => toLeasedJob(row, call));
     } catch (error) {
       // The lease may have committed with only the answer lost: remember the
       // nonce and give those jobs back before this worker leases again.
@@ -320,8 +322,10 @@ export class PostgresEngine implements StorageEngine {
     return this.#starts.submit(jobId, token);
   }
 
-  complete(jobId: string, token: string, result: unknown): Promise<FenceResult> {
-    return this.#settleOp(jobId, token, { kind: 'succeeded', result });
+  complete(jobId: string, token: string, result: unknown): Promise<FenceResult>;
+  complete(jobId: string, token: string, result: unknown, options: WithoutRow): Promise<MatchResult>;
+  complete(jobId: string, token: string, result: unknown, options?: WithoutRow): Promise<FenceResult | MatchResult> {
+    return this.#settleOp(jobId, token, { kind: 'succeeded', result }, options?.row !== false);
   }
 
   fail(jobId: string, token: string, request: FailRequest): Promise<FenceResult> {
@@ -712,14 +716,16 @@ export class PostgresEngine implements StorageEngine {
     return { ok: false, reason: exists ? 'stale_lease' : 'not_found' };
   }
 
-  #settleOp(jobId: string, token: string, settlement: Parameters<SettleBatch['submit']>[2]): Promise<FenceResult> {
+  #settleOp(jobId: string, token: string, settlement: Settlement): Promise<FenceResult>;
+  #settleOp(jobId: string, token: string, settlement: Settlement, row: boolean): Promise<FenceResult | MatchResult>;
+  #settleOp(jobId: string, token: string, settlement: Settlement, row = true): Promise<FenceResult | MatchResult> {
     try {
       this.#assertOpen();
     } catch (error) {
       return Promise.reject(error);
     }
     if (this.#markedByLease.size > 0) this.#markedByLease.delete(jobId);
-    return this.#settle.submit(jobId, token, settlement);
+    return this.#settle.submit(jobId, token, settlement, row);
   }
 
   async #undoUncertainLeases(workerId: string): Promise<void> {

@@ -12,12 +12,24 @@ export interface RawJob extends JobColumns<unknown> {
   leased_at: number | null;
 }
 
-/** A leased job row with its event's columns joined in (`e_*`, null without an event). */
-export interface RawLeased extends RawJob {
+/** Columns a lease leaves out: the call set them (`LeaseCall`). */
+type KnownToTheLease = 'state' | 'worker_id' | 'lease_key_id' | 'updated_at' | 'leased_at';
+
+/** A leased job row (lease.ts `LEASED_COLUMNS`) with its event's columns joined in (`e_*`, null without an event). */
+export interface RawLeased extends Omit<RawJob, KnownToTheLease> {
   e_name: string | null;
   e_data: unknown;
   e_tenant: string | null;
   e_received_at: number | null;
+  /** The fast shape marked it started (`LeaseRequest.start`); absent from the keyed shape, which marks none. */
+  started_now?: boolean;
+}
+
+/** What the lease call itself set on every row it took. */
+export interface LeaseFacts {
+  worker: string;
+  keyId: string | null;
+  now: number;
 }
 
 export type RawEvent = EventColumns<unknown>;
@@ -37,12 +49,19 @@ export function toJobRow(raw: RawJob): JobRow {
   return mapJobRow(raw, asIs);
 }
 
-export function toLeasedJob(raw: RawLeased): LeasedJob {
+export function toLeasedJob(raw: RawLeased, lease: LeaseFacts): LeasedJob {
   const event: EventRow | null =
     raw.event_id === null || raw.e_name === null
       ? null
       : { id: raw.event_id, name: raw.e_name, data: raw.e_data, tenant: raw.e_tenant, receivedAt: raw.e_received_at ?? 0 };
-  return { ...toJobRow(raw), leaseToken: raw.lease_token ?? '', leaseExpiresAt: raw.lease_expires_at ?? 0, event };
+  // The row is ours (fresh from the driver): completing it in place saves a copy per job.
+  const full = raw as RawLeased & Pick<RawJob, KnownToTheLease>;
+  full.state = 'running';
+  full.worker_id = lease.worker;
+  full.lease_key_id = lease.keyId;
+  full.updated_at = lease.now;
+  full.leased_at = lease.now;
+  return { ...toJobRow(full), leaseToken: raw.lease_token ?? '', leaseExpiresAt: raw.lease_expires_at ?? 0, event };
 }
 
 export function toEventRow(raw: RawEvent): EventRow {

@@ -22,7 +22,7 @@
 import type pg from 'pg';
 import { DroverError } from '../../core/errors.js';
 import type { StartResult } from '../engine.js';
-import { storeError } from './connection.js';
+import { arrayParam, storeError } from './connection.js';
 import { parseJobId } from './rows.js';
 
 /** Most mark statements out at once; the lease pool is sized for them (postgres-engine.ts). */
@@ -106,7 +106,7 @@ export class StartBatch {
       ({ rows } = await this.pool.query<{ id: number; lease_token: string }>({
         name: 'drover_start',
         text: START,
-        values: [batch.map((p) => p.id), batch.map((p) => p.token)],
+        values: [arrayParam(batch.map((p) => p.id)), arrayParam(batch.map((p) => p.token))],
       }));
     } catch (error) {
       // Not started: the caller does not run the handler, and the lease comes back unspent.

@@ -97,8 +97,20 @@ export interface LeaseRequest {
 
 export type FenceResult = { ok: true; job: JobRow } | { ok: false; reason: 'stale_lease' | 'not_found' };
 
+/** Whether a fenced write matched, without the job's row. */
+export type MatchResult = { ok: true } | { ok: false; reason: 'stale_lease' | 'not_found' };
+
 /** A start mark's answer: only whether it matched (the runtime waits for it per job, so no row comes back). */
-export type StartResult = { ok: true } | { ok: false; reason: 'stale_lease' | 'not_found' };
+export type StartResult = MatchResult;
+
+/**
+ * Passed by a caller that only needs to know whether the fence held (the
+ * node's own dispatcher): the engine need not read the job's row back, which
+ * on PostgreSQL is a parse of every column of every completed job.
+ */
+export interface WithoutRow {
+  row: false;
+}
 
 export interface FailRequest {
   error: string;
@@ -200,6 +212,7 @@ export interface JobStore extends StoreRole {
   heartbeat(jobId: string, token: string, leaseMs: number): Promise<FenceResult>;
   /** Mark succeeded with the result, once. */
   complete(jobId: string, token: string, result: unknown): Promise<FenceResult>;
+  complete(jobId: string, token: string, result: unknown, options: WithoutRow): Promise<MatchResult>;
   /** Record a failed attempt; retry later or go dead. */
   fail(jobId: string, token: string, request: FailRequest): Promise<FenceResult>;
   /**
