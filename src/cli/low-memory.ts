@@ -25,6 +25,7 @@ export interface LowMemory {
   heapGrowingPercent: number;
   /** The `--max-semi-space-size` the process was started with (MiB), or null: V8's default, 16. */
   semiSpaceMb: number | null;
+  appliedAt: 'launch' | 'start';
 }
 
 export function wantsLowMemory(option: boolean | undefined, env: NodeJS.ProcessEnv): boolean {
@@ -41,15 +42,35 @@ export function semiSpaceFlag(execArgv: readonly string[], nodeOptions: string |
   return mb;
 }
 
-/** Set the V8 flags this mode can set at run time; before the config loads, so the config's allocations count too. */
-export function applyLowMemory(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS): LowMemory {
-  v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
-  return { heapGrowingPercent: HEAP_GROWING_PERCENT, semiSpaceMb: semiSpaceFlag(execArgv, nodeOptions) };
+/** Where the flags were set: by `bin/drover` before any module loaded (so the first major GC's limit already uses them), or by `start`. */
+let appliedAt: 'launch' | 'start' | null = null;
+
+/**
+ * bin/drover's check, before it loads the CLI: `drover start … --low-memory` or DROVER_LOW_MEMORY=true.
+ * Loading the modules runs the first major GC, and V8 sizes the next old-space limit from it, so the flag set
+ * later (by the command) would take effect only at the next major GC, under load.
+ */
+export function lowMemoryAtLaunch(argv: readonly string[], env: NodeJS.ProcessEnv): void {
+  if (launchWantsLowMemory(argv, env)) applyLowMemory('launch');
+}
+
+/** The arguments after `drover`: the `start` command with the option, or the variable set. */
+export function launchWantsLowMemory(argv: readonly string[], env: NodeJS.ProcessEnv): boolean {
+  return argv[0] === 'start' && wantsLowMemory(argv.includes('--low-memory') || undefined, env);
+}
+
+/** Set the V8 flags this mode can set at run time (once; a later call only reports them). */
+export function applyLowMemory(at: 'launch' | 'start' = 'start', execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS): LowMemory {
+  if (appliedAt === null) {
+    v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+    appliedAt = at;
+  }
+  return { heapGrowingPercent: HEAP_GROWING_PERCENT, semiSpaceMb: semiSpaceFlag(execArgv, nodeOptions), appliedAt };
 }
 
 /** The start log's line for it: what is set, and the young-generation flag when it is missing. */
 export function describeLowMemory(applied: LowMemory): { fields: Record<string, unknown>; message: string } {
-  const fields = { heap_growing_percent: applied.heapGrowingPercent, max_semi_space_mb: applied.semiSpaceMb };
+  const fields = { heap_growing_percent: applied.heapGrowingPercent, max_semi_space_mb: applied.semiSpaceMb, applied_at: applied.appliedAt };
   if (applied.semiSpaceMb !== null) return { fields, message: 'low-memory mode: old-space growth and the young generation are capped' };
   return {
     fields,

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HEAP_GROWING_PERCENT, semiSpaceFlag, wantsLowMemory } from '../../src/cli/low-memory.js';
+import { HEAP_GROWING_PERCENT, launchWantsLowMemory, semiSpaceFlag, wantsLowMemory } from '../../src/cli/low-memory.js';
 import { api, killAllChildren, startChildNode, type ChildNode } from '../helpers/child-node.js';
 import { ADMIN_KEY } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -41,7 +41,8 @@ describe('drover start --low-memory', () => {
   it('caps old-space growth, says the young generation needs a node flag, and runs jobs', async () => {
     const node = await lowMemoryNode({ args: ['--low-memory'], env: { NODE_OPTIONS: '' } });
     const line = await lowMemoryLine(node);
-    expect(line).toMatchObject({ heap_growing_percent: HEAP_GROWING_PERCENT, max_semi_space_mb: null });
+    // Set by bin/drover before the CLI's modules loaded, not by the command after.
+    expect(line).toMatchObject({ heap_growing_percent: HEAP_GROWING_PERCENT, max_semi_space_mb: null, applied_at: 'launch' });
     expect(line.msg).toContain('NODE_OPTIONS=--max-semi-space-size=4');
 
     const enqueued = await api(node.url, ADMIN_KEY, 'POST', '/v1/jobs', { handler: 'noop', payload: {} });
@@ -57,7 +58,7 @@ describe('drover start --low-memory', () => {
 
   it('DROVER_LOW_MEMORY=true turns it on, and the log reports the young-generation cap given in NODE_OPTIONS', async () => {
     const node = await lowMemoryNode({ env: { DROVER_LOW_MEMORY: 'true', NODE_OPTIONS: '--max-semi-space-size=4' } });
-    expect(await lowMemoryLine(node)).toMatchObject({ heap_growing_percent: HEAP_GROWING_PERCENT, max_semi_space_mb: 4 });
+    expect(await lowMemoryLine(node)).toMatchObject({ heap_growing_percent: HEAP_GROWING_PERCENT, max_semi_space_mb: 4, applied_at: 'launch' });
     node.child.kill('SIGTERM');
     expect((await node.exited).code).toBe(0);
   });
@@ -83,6 +84,13 @@ describe('low-memory helpers', () => {
     expect(semiSpaceFlag([], '--max-semi-space-size=4')).toBe(4);
     expect(semiSpaceFlag(['--max_semi_space_size=2'], '--max-semi-space-size=4 --enable-source-maps')).toBe(2);
     expect(semiSpaceFlag(['--max-old-space-size=512'], '--min-semi-space-size=1')).toBeNull();
+  });
+
+  it('bin/drover sets it at launch for `start` only', () => {
+    expect(launchWantsLowMemory(['start', '--config', 'x.ts', '--low-memory'], {})).toBe(true);
+    expect(launchWantsLowMemory(['start'], { DROVER_LOW_MEMORY: 'true' })).toBe(true);
+    expect(launchWantsLowMemory(['start', '--worker-only'], {})).toBe(false);
+    expect(launchWantsLowMemory(['migrate'], { DROVER_LOW_MEMORY: 'true' })).toBe(false);
   });
 
   it('is on with the option or DROVER_LOW_MEMORY=true only', () => {
