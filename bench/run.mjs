@@ -17,7 +17,8 @@
  *                      strict priority order, same run);
  *                      opt-in, run only when named (issue 24): backlog (Drover only: drain from `jobs` vs
  *                      1,000,000 queued, quick 100,000), scale (drover-postgres: 1, 2, 4 worker processes),
- *                      worker-only (Drover only: drain with `drover start --worker-only`, its peak RSS)
+ *                      worker-only (Drover only: drain with `drover start --worker-only`, its peak RSS and CPU per
+ *                      job; then with --low-memory and NODE_OPTIONS=--max-semi-space-size=4)
  *   --out FILE         JSON output (default bench/results/latest.json; quick: latest-quick.json)
  *   --quiet-wait S     before each run, wait up to S seconds (default 60, quick 0 = no wait)
  *                      until other processes use < 0.25 core; each run records the load it ran under
@@ -209,15 +210,25 @@ function workloads(plan) {
       rows: [1, 2, 4].map((p) => ({ key: `scale-${p}`, label: p === 1 ? `Drain ${n} no-op jobs, concurrency 50 per process, 1 worker process (jobs/s)` : `… ${p} worker processes (jobs/s)`, pick: (r) => r.rates[p], format: int })),
     },
     {
-      // Drover only: the drain with `drover start --worker-only` (no HTTP API in the worker), for its memory.
+      // Drover only: the drain with `drover start --worker-only` (no HTTP API in the worker), for its memory;
+      // then the same drain with `--low-memory` and NODE_OPTIONS=--max-semi-space-size=4 (the docs' lean worker).
       id: 'worker-only',
       group: 'worker-only',
       optIn: true,
       systems: ['drover-sqlite', 'drover-postgres'],
-      run: (system) => system.drain(plan.jobs, 10, 'inline', { workerOnly: true }),
+      run: async (system) => {
+        const plain = await system.drain(plan.jobs, 10, 'inline', { workerOnly: true });
+        const low = await system.drain(plan.jobs, 10, 'inline', { workerOnly: true, lowMemory: true });
+        const cpuUs = (r) => (r.workerCpuSeconds * 1e6) / r.jobs;
+        return { plain, low, plainCpuUs: cpuUs(plain), lowCpuUs: cpuUs(low) };
+      },
       rows: [
-        { key: 'worker-only', label: `Drain ${n} no-op jobs, concurrency 10, drover start --worker-only (jobs/s)`, pick: (r) => r.jobsPerSec, format: int },
-        { key: 'worker-only-rss', label: '… worker peak RSS (MiB)', pick: (r) => r.peakRssMiB, format: int },
+        { key: 'worker-only', label: `Drain ${n} no-op jobs, concurrency 10, drover start --worker-only (jobs/s)`, pick: (r) => r.plain.jobsPerSec, format: int },
+        { key: 'worker-only-rss', label: '… worker peak RSS (MiB)', pick: (r) => r.plain.peakRssMiB, format: int },
+        { key: 'worker-only-cpu', label: '… worker CPU per job, whole process (µs)', pick: (r) => r.plainCpuUs, format: int },
+        { key: 'worker-only-low', label: '… with --low-memory and --max-semi-space-size=4 (jobs/s)', pick: (r) => r.low.jobsPerSec, format: int },
+        { key: 'worker-only-low-rss', label: '… worker peak RSS (MiB)', pick: (r) => r.low.peakRssMiB, format: int },
+        { key: 'worker-only-low-cpu', label: '… worker CPU per job, whole process (µs)', pick: (r) => r.lowCpuUs, format: int },
       ],
     },
     {

@@ -312,9 +312,10 @@ export function droverSystem(engine, options = {}) {
      * `n` pre-enqueued no-op jobs drained by one worker process at handler concurrency `concurrency`,
      * the handler run `inline` (default) or with `isolation: 'thread'` (`concurrency` threads).
      * `workerOnly`: the worker runs `drover start --worker-only` (no HTTP API, for its memory); the
-     * committed outcomes are then not checked through the API, only the handler's own count.
+     * committed outcomes are then not checked through the API, only the handler's own count. `lowMemory`:
+     * `drover start --low-memory` with NODE_OPTIONS=--max-semi-space-size=4 (docs/operations.md).
      */
-    drain(n, concurrency, isolation = 'inline', { on = false, tenants = 0, priorities = 0, caps = null, workerOnly = false } = {}) {
+    drain(n, concurrency, isolation = 'inline', { on = false, tenants = 0, priorities = 0, caps = null, workerOnly = false, lowMemory = false } = {}) {
       return withRun(`drain${concurrency}${isolation === 'thread' ? 't' : ''}${on ? 'f' : ''}${caps ? 'c' : ''}`, async (run) => {
         const seeded = await seed(run.storeUrl, n, run.runEnv, { on, tenants, priorities });
         const spawnedAt = now();
@@ -324,8 +325,10 @@ export function droverSystem(engine, options = {}) {
           BENCH_ISOLATION: isolation,
           ...(on ? { BENCH_QUEUE_FLOW: '1' } : {}),
           ...(caps ? { BENCH_CAPS: JSON.stringify(caps) } : {}),
+          ...(lowMemory ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=4`.trim() } : {}),
         };
-        const worker = await run.startWorker('drain', env, { waitReady: false, args: workerOnly ? ['--worker-only'] : [] });
+        const args = [...(workerOnly ? ['--worker-only'] : []), ...(lowMemory ? ['--low-memory'] : [])];
+        const worker = await run.startWorker('drain', env, { waitReady: false, args });
         const done = await worker.waitForLine(/^bench:drain (.*)$/, Math.max(60_000, n * 5), 'the drain report');
         // Sample the worker right away: peak RSS so far covers startup and the whole drain.
         const memory = memoryOf(worker.pid);
@@ -350,6 +353,7 @@ export function droverSystem(engine, options = {}) {
           concurrency,
           isolation,
           workerOnly,
+          lowMemory,
           seconds: ms / 1000,
           jobsPerSec: (count - 1) / (ms / 1000),
           firstRunAfterSpawnMs: first - spawnedAt,

@@ -1,0 +1,102 @@
+/**
+ * `drover start --low-memory` (issue 24, worker RSS): the mode is applied
+ * before the config loads, the start log says what it set and whether the
+ * young generation is capped too (that one needs a `node` flag at process
+ * start), and the node runs jobs as usual. How much memory it saves is the
+ * bench's to measure (`node bench/run.mjs --only worker-only`), not a test's.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HEAP_GROWING_PERCENT, launchWantsLowMemory, semiSpaceFlag, wantsLowMemory } from '../../src/cli/low-memory.js';
+import { api, killAllChildren, startChildNode, type ChildNode } from '../helpers/child-node.js';
+import { ADMIN_KEY } from '../helpers/node.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+let dir = '';
+afterEach(async () => {
+  await killAllChildren();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function lowMemoryNode(options: { args?: string[]; env?: Record<string, string> }): Promise<ChildNode> {
+  dir = mkdtempSync(join(tmpdir(), 'drover-low-memory-'));
+  writeFileSync(join(dir, 'drover.config.mjs'), "export default { handlers: [{ name: 'noop', run() {} }] };\n");
+  return startChildNode({
+    config: join(dir, 'drover.config.mjs'),
+    cwd: dir,
+    ...(options.args ? { args: options.args } : {}),
+    env: { DROVER_DATABASE_URL: join(dir, 'drover.db'), DROVER_BOOTSTRAP_ADMIN_KEY: ADMIN_KEY, DROVER_LOG_LEVEL: 'info', ...options.env },
+  });
+}
+
+/** The start log's low-memory line, once it is printed (after the ready line). */
+async function lowMemoryLine(node: ChildNode): Promise<Record<string, unknown>> {
+  const line = await waitFor(() => node.stdout.find((l) => l.includes('low-memory mode')), { timeoutMs: 5_000, message: 'the low-memory log line' });
+  return JSON.parse(line) as Record<string, unknown>;
+}
+
+describe('drover start --low-memory', () => {
+  it('caps old-space growth, says the young generation needs a node flag, and runs jobs', async () => {
+    const node = await lowMemoryNode({ args: ['--low-memory'], env: { NODE_OPTIONS: '' } });
+    const line = await lowMemoryLine(node);
+    // Set by bin/drover before the CLI's modules loaded, not by the command after.
+    expect(line).toMatchObject({ heap_growing_percent: HEAP_GROWING_PERCENT, max_semi_space_mb: null, applied_at: 'launch' });
+    expect(line.msg).toContain('NODE_OPTIONS=--max-semi-space-size=4');
+
+    const enqueued = await api(node.url, ADMIN_KEY, 'POST', '/v1/jobs', { handler: 'noop', payload: {} });
+    expect(enqueued.status).toBe(202);
+    const id = enqueued.body.id as string;
+    await waitFor(async () => (await api(node.url, ADMIN_KEY, 'GET', `/v1/jobs/${id}`)).body.state === 'succeeded' || undefined, {
+      timeoutMs: 10_000,
+      message: 'the job succeeded',
+    });
+    node.child.kill('SIGTERM');
+    expect((await node.exited).code).toBe(0);
+  });
+
+  it('DROVER_LOW_MEMORY=true turns it on, and the log reports the young-generation cap given in NODE_OPTIONS', async () => {
+    const node = await lowMemoryNode({ env: { DROVER_LOW_MEMORY: 'true', NODE_OPTIONS: '--max-semi-space-size=4' } });
+    expect(await lowMemoryLine(node)).toMatchObject({ heap_growing_percent: HEAP_GROWING_PERCENT, max_semi_space_mb: 4, applied_at: 'launch' });
+    node.child.kill('SIGTERM');
+    expect((await node.exited).code).toBe(0);
+  });
+
+  it('is off unless asked for', async () => {
+    const node = await lowMemoryNode({ env: { NODE_OPTIONS: '' } });
+    // A job run after start: the start log (where the line would be) is written by then.
+    const enqueued = await api(node.url, ADMIN_KEY, 'POST', '/v1/jobs', { handler: 'noop', payload: {} });
+    await waitFor(async () => (await api(node.url, ADMIN_KEY, 'GET', `/v1/jobs/${enqueued.body.id}`)).body.state === 'succeeded' || undefined, {
+      timeoutMs: 10_000,
+      message: 'the job succeeded',
+    });
+    expect(node.stdout.some((l) => l.includes('"msg":"'))).toBe(true);
+    expect(node.stdout.filter((l) => l.includes('low-memory mode'))).toEqual([]);
+    node.child.kill('SIGTERM');
+    expect((await node.exited).code).toBe(0);
+  });
+});
+
+describe('low-memory helpers', () => {
+  it('reads --max-semi-space-size from the process flags or NODE_OPTIONS, the later one winning', () => {
+    expect(semiSpaceFlag([], undefined)).toBeNull();
+    expect(semiSpaceFlag([], '--max-semi-space-size=4')).toBe(4);
+    expect(semiSpaceFlag(['--max_semi_space_size=2'], '--max-semi-space-size=4 --enable-source-maps')).toBe(2);
+    expect(semiSpaceFlag(['--max-old-space-size=512'], '--min-semi-space-size=1')).toBeNull();
+  });
+
+  it('bin/drover sets it at launch for `start` only', () => {
+    expect(launchWantsLowMemory(['start', '--config', 'x.ts', '--low-memory'], {})).toBe(true);
+    expect(launchWantsLowMemory(['start'], { DROVER_LOW_MEMORY: 'true' })).toBe(true);
+    expect(launchWantsLowMemory(['start', '--worker-only'], {})).toBe(false);
+    expect(launchWantsLowMemory(['migrate'], { DROVER_LOW_MEMORY: 'true' })).toBe(false);
+  });
+
+  it('is on with the option or DROVER_LOW_MEMORY=true only', () => {
+    expect(wantsLowMemory(true, {})).toBe(true);
+    expect(wantsLowMemory(undefined, { DROVER_LOW_MEMORY: 'true' })).toBe(true);
+    expect(wantsLowMemory(undefined, { DROVER_LOW_MEMORY: '1' })).toBe(false);
+    expect(wantsLowMemory(undefined, {})).toBe(false);
+  });
+});
