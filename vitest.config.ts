@@ -20,6 +20,7 @@ const BOTH_ENGINES = [
   'test/api/keys.test.ts',
   'test/api/stream.test.ts',
   'test/e2e/intake.test.ts',
+  'test/e2e/named-wakeups.test.ts',
   'test/e2e/execution.test.ts',
   'test/sdk/worker.test.ts',
   'test/sdk/client.test.ts',

@@ -97,8 +97,10 @@ export class Dispatcher {
   #pumping = false;
   /** Handlers whose last lease found nothing more; skipped until new work is announced (`wake`). */
   readonly #idleHandlers = new Set<string>();
-  /** Counts `wake` calls, so a lease that raced one does not mark a handler idle. */
+  /** Counts `wake` calls for all handlers, so a lease that raced one does not mark a handler idle. */
   #workSeen = 0;
+  /** Handlers named by `wake` since the current lease began: that lease may have missed their new work. */
+  readonly #wokenDuringLease = new Set<string>();
   #again = false;
   #contendedRetry: NodeJS.Timeout | undefined;
   #stopped = true;
@@ -152,12 +154,29 @@ export class Dispatcher {
    * of the room) but before the store's group commit, which flushes on
    * `setImmediate`. So the lease joins the same commit as the completions or
    * the enqueue that woke it: one commit from enqueue to start.
+   *
+   * `handlers`: new work is for these only (the store names the handlers of
+   * the jobs it committed), so only they stop being idle; the built-in
+   * handlers, usually idle, are not asked again for every enqueue. Without
+   * it (a reconnect, a poll, a freed concurrency key): any handler.
    */
-  wake(): void {
-    // New work may have arrived for any handler: forget which ones were found idle.
-    this.#workSeen++;
-    this.#idleHandlers.clear();
-    this.#wakeForRoom();
+  wake(handlers?: readonly string[]): void {
+    if (handlers === undefined) {
+      this.#workSeen++;
+      this.#idleHandlers.clear();
+      this.#wakeForRoom();
+      return;
+    }
+    let ours = false;
+    for (const name of handlers) {
+      const handler = this.options.handlers.get(name);
+      // Another node's handler, or one only remote workers run: nothing to lease here.
+      if (!handler || handler.remote) continue;
+      ours = true;
+      this.#idleHandlers.delete(name);
+      this.#wokenDuringLease.add(name);
+    }
+    if (ours) this.#wakeForRoom();
   }
 
   /**
@@ -248,6 +267,7 @@ export class Dispatcher {
           const wanted = this.#capacity();
           if (wanted.total === 0) break;
           const seen = this.#workSeen;
+          this.#wokenDuringLease.clear();
           const capped = capFields({ ...(this.options.tenantCaps ? { tenants: this.options.tenantCaps } : {}) });
           const jobs = await this.options.store.lease({
             workerId: this.options.workerId,
@@ -305,7 +325,9 @@ export class Dispatcher {
   #noteIdle(asked: ReadonlyArray<{ name: string; max: number }>, got: readonly LeasedJob[]): void {
     const counts = new Map<string, number>();
     for (const job of got) counts.set(job.handler, (counts.get(job.handler) ?? 0) + 1);
-    for (const { name, max } of asked) if ((counts.get(name) ?? 0) < max) this.#idleHandlers.add(name);
+    for (const { name, max } of asked) {
+      if ((counts.get(name) ?? 0) < max && !this.#wokenDuringLease.has(name)) this.#idleHandlers.add(name);
+    }
   }
 
   #capacity(): { total: number; handlers: Array<{ name: string; max: number; start: number }> } {

@@ -259,7 +259,10 @@ export class RemoteWorkers {
       wake?.();
     };
     // Subscribe before the first look, so work committed between the look and the wait is not missed.
-    const offWork = store.onWork(poke);
+    // Work named for other handlers only is not this worker's: keep waiting.
+    const offWork = store.onWork((_queues, handlers) => {
+      if (!handlers || handlers.some((name) => request.handlers.includes(name))) poke();
+    });
     const offHandler = lifecycle.on('handler:changed', poke);
     // Quarantine cleared, breaker half-open or closed: held jobs may be leased now.
     const offSupervision = lifecycle.on('handler:supervision', poke);

@@ -5,7 +5,7 @@
  */
 import type { ResolvedConfig, ResolvedHandler } from '../core/config.js';
 import { DroverError } from '../core/errors.js';
-import type { EventInput, JobRow } from '../core/types.js';
+import type { EventInput, JobRow, NewJob } from '../core/types.js';
 import type { WaitRow } from '../core/durable.js';
 import type { Logger } from '../obs/logger.js';
 import { restampQueues } from './restamp.js';
@@ -243,7 +243,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     await this.triggers.start();
     await this.gates.start();
     this.#state = 'running';
-    const offWork = this.store.onWork(() => this.dispatcher.wake());
+    const offWork = this.store.onWork((_queues, handlers) => this.dispatcher.wake(handlers));
     const offCaps = this.#wakeOnRemoteTenantSettles();
     this.#unsubscribe = () => {
       offWork();
@@ -296,9 +296,9 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
   async #ingest(inputs: readonly EventInput[], traceparent: string | null): Promise<IngestResult[]> {
     const items = inputs.map((input) => this.intake.eventItem(input, traceparent));
     const write = this.store.ingest(items, { queueLimits: this.config.queues });
-    this.#leaseAlongside(items.some((item) => item.jobs.length > 0));
+    this.#leaseAlongside(items.flatMap((item) => item.jobs));
     const results = await this.#refuseWhenFull(() => write);
-    let woke = false;
+    const woken = new Set<string>();
     for (const result of results) {
       this.lifecycle.emit('event:ingested', { eventId: result.event.id, name: result.event.name, jobs: result.jobs.length, created: result.created });
       if (result.created) {
@@ -311,12 +311,12 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
         for (const job of result.jobs) if (joined.has(job.id) && job.state === 'scheduled') this.#dueTimer.noteDue(job.runAt);
       }
       for (const { wait, job } of result.resolvedWaits ?? []) {
-        woke = true;
+        woken.add(job.handler);
         this.lifecycle.emit('job:woken', { job, wait, cause: 'event', actor: wait.resolvedBy });
       }
     }
     // The event queued suspended jobs in its own transaction: start them now, not at the next poll.
-    if (woke) this.dispatcher.wake();
+    if (woken.size > 0) this.dispatcher.wake([...woken]);
     return results;
   }
 
@@ -328,7 +328,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
   async #enqueue(requests: readonly JobRequest[], traceparent: string | null): Promise<EnqueueResult[]> {
     const jobs = requests.map((request) => this.intake.job(request, traceparent));
     const write = this.store.enqueue(jobs, { queueLimits: this.config.queues });
-    this.#leaseAlongside(jobs.length > 0);
+    this.#leaseAlongside(jobs);
     const results = await this.#refuseWhenFull(() => write);
     this.#afterEnqueue(results.filter((r) => r.created).map((r) => r.job));
     return results;
@@ -415,10 +415,14 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
    * its lease then joins the same group commit, so a job enqueued into an idle
    * node starts after one commit instead of two. Only with group commit: on
    * PostgreSQL that lease would be a round trip that finds nothing and delays
-   * the real one, which the engine's post-commit wakeup starts.
+   * the real one, which the engine's post-commit wakeup starts. Only the
+   * handlers of jobs due now: the others have nothing new to lease.
    */
-  #leaseAlongside(hasJobs: boolean): void {
-    if (hasJobs && this.store.capabilities.groupCommit) this.dispatcher.wake();
+  #leaseAlongside(jobs: readonly NewJob[]): void {
+    if (!this.store.capabilities.groupCommit) return;
+    const now = this.clock();
+    const due = new Set(jobs.filter((job) => job.runAt <= now).map((job) => job.handler));
+    if (due.size > 0) this.dispatcher.wake([...due]);
   }
 
   /** Suspended jobs the due timer queued again (sleep over, wait timed out): announce them, start them now. */

@@ -94,6 +94,26 @@ describe('POST /v1/workers/lease', () => {
     expect(performance.now() - started).toBeLessThan(5_000);
   });
 
+  it('long-polls: work committed for handlers the lease did not ask for does not make it look again', async () => {
+    const n = await start();
+    const looks: string[][] = [];
+    const lease = n.store.lease.bind(n.store);
+    n.store.lease = (request) => {
+      if (request.workerId !== n.runtime.workerId) looks.push(request.handlers.map((h) => h.name));
+      return lease(request);
+    };
+    const waiting = leaseWaiting(n);
+    const pending = n.request('POST', '/v1/workers/lease', { handlers: ['remote-a'], waitMs: 20_000 });
+    await waiting;
+    await waitFor(() => looks.length === 1, { timeoutMs: 5_000, message: 'the first look of the waiting lease' });
+    for (let i = 0; i < 5; i++) await enqueue(n, 'remote-b');
+    const id = await enqueue(n, 'remote-a');
+    const res = await pending;
+    expect(res.body.jobs.map((j: { id: string }) => j.id)).toEqual([id]);
+    // The first look and the one remote-a's job woke; none for remote-b's five.
+    expect(looks).toEqual([['remote-a'], ['remote-a']]);
+  });
+
   it('long-polls until waitMs and then answers with no jobs', async () => {
     const n = await start();
     const started = performance.now();

@@ -6,16 +6,14 @@
  * for it. Real PostgreSQL, a schema of its own.
  */
 import { randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/core/config.js';
 import type { NewJob } from '../../src/core/types.js';
-import { createLogger } from '../../src/obs/logger.js';
-import { Dispatcher } from '../../src/runtime/dispatcher.js';
-import { Lifecycle } from '../../src/runtime/lifecycle.js';
+import type { Dispatcher } from '../../src/runtime/dispatcher.js';
 import type { LeaseRequest } from '../../src/store/engine.js';
 import { openPostgresEngine, type PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
+import { dispatcherOn } from '../helpers/dispatcher.js';
 import { PG_URL } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -51,23 +49,7 @@ describe('dispatcher: start marks in the lease', () => {
       if (requests.length === 1) slots = 1;
       return leased;
     };
-    const store = new Proxy(engine, {
-      get(target, prop) {
-        if (prop === 'lease') return lease;
-        const value = Reflect.get(target, prop, target) as unknown;
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-    dispatcher = new Dispatcher({
-      store,
-      handlers: config.handlers,
-      lifecycle: new Lifecycle(),
-      logger: createLogger({ level: 'error', destination: new Writable({ write: (_c, _e, done) => done() }) }),
-      workerId: 'w',
-      clock: Date.now,
-      onRetryScheduled: () => undefined,
-      slotLimit: () => slots,
-    });
+    dispatcher = dispatcherOn(engine, config.handlers, lease, { slotLimit: () => slots });
     // As the runtime does: work announced by the store (a job handed back, say) wakes the dispatcher.
     const unsubscribe = engine.onWork(() => dispatcher?.wake());
     dispatcher.start();

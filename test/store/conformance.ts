@@ -1021,6 +1021,25 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect((await lease({ limit: 10 })).length).toBeGreaterThan(0);
         expect(seen.slice(count)).not.toContain('after-off');
       });
+
+      it('names the handlers of the committed due jobs: enqueued, fanned out by an event, staged when due', async () => {
+        const heard: Array<readonly string[] | undefined> = [];
+        engine.onWork((_queues, handlers) => heard.push(handlers));
+        const named = (handler: string) => heard.some((h) => h?.includes(handler));
+
+        await enqueueOne({ handler: 'later', runAt: T0 + 1000 });
+        await enqueueOne({ handler: 'now' });
+        await waitFor(() => named('now'), 'a notification naming handler "now"');
+        await engine.ingest([{ event: { id: 'fan', name: 'ev', data: null }, jobs: [newJob({ handler: 'fan-a' }), newJob({ handler: 'fan-b' })] }]);
+        await waitFor(() => named('fan-a') && named('fan-b'), 'a notification naming both handlers the event fanned out to');
+        // Named handlers only, never "any handler", and not the delayed job's handler before it is due.
+        expect(heard.every((h) => h !== undefined)).toBe(true);
+        expect(named('later')).toBe(false);
+
+        now += 1000;
+        await engine.stageDue();
+        await waitFor(() => named('later'), 'a notification naming the staged job\'s handler "later"');
+      });
     });
 
     describe('api keys', () => {

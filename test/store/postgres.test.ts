@@ -385,11 +385,24 @@ describe('postgres engine', () => {
       const b = engineOn(schema);
       await a.migrate();
       const seen: string[] = [];
-      b.onWork((queues) => seen.push(...queues));
+      const named: Array<readonly string[] | undefined> = [];
+      b.onWork((queues, handlers) => {
+        seen.push(...queues);
+        named.push(handlers);
+      });
       await waitFor(async () => {
-        await a.enqueue([job({ queue: 'ping' })]);
+        await a.enqueue([job({ queue: 'ping', handler: 'pinged' })]);
         return seen.includes('ping');
       }, { timeoutMs: 5_000, intervalMs: 50, message: 'engine b hears about engine a\'s job' });
+      // The notice names the job's handler, so b leases for that handler only.
+      expect(named.filter((h) => h !== undefined)).toContainEqual(['pinged']);
+
+      // Too many handlers to list within NOTIFY's 8000 bytes: "any handler", never a partial list.
+      named.length = 0;
+      const many = Array.from({ length: 200 }, (_, i) => job({ queue: 'ping', handler: `handler-with-a-long-name-${i}-${'x'.repeat(20)}` }));
+      await a.enqueue(many);
+      await waitFor(() => named.includes(undefined), { timeoutMs: 5_000, intervalMs: 20, message: 'engine b hears about the large batch' });
+      expect(named.flatMap((h) => h ?? []).some((name) => name.startsWith('handler-with'))).toBe(false);
     });
 
     it('keep a node id to one live process', async () => {

@@ -289,7 +289,7 @@ async function settle(client: pg.PoolClient, settlements: Settlement[], now: num
   for (const { job } of rows) {
     if (!job) continue;
     effects.resumed.set(job.queue, (effects.resumed.get(job.queue) ?? 0) + 1);
-    effects.woken.add(job.queue);
+    effects.woken.add(job.queue, job.handler);
   }
   return rows.map((r) => ({ wait: toWaitRow(r.wait), job: r.job }));
 }

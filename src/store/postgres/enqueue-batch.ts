@@ -13,8 +13,9 @@ import type { NewJob } from '../../core/types.js';
 import type { EnqueueOptions, QueueLimit } from '../engine.js';
 import { OneInFlight } from './one-in-flight.js';
 import type { RawJob } from './rows.js';
+import type { Woken } from '../woken.js';
 
-export type PlainInsert = (jobs: readonly NewJob[], options: EnqueueOptions | undefined) => Promise<{ rows: RawJob[]; woken: Set<string> }>;
+export type PlainInsert = (jobs: readonly NewJob[], options: EnqueueOptions | undefined) => Promise<{ rows: RawJob[]; woken: Woken }>;
 
 interface Pending {
   jobs: readonly NewJob[];
@@ -30,10 +31,10 @@ export class EnqueueBatch {
   readonly #calls = new OneInFlight<Pending>(takeUpTo(MAX_BATCH_JOBS), (batch) => this.#run(batch));
   readonly #stats = { statements: 0, calls: 0 };
 
-  /** `woke`: queues that got due work, told after the commit. */
+  /** `woke`: the due work (queues, handlers), told after the commit. */
   constructor(
     private readonly insert: PlainInsert,
-    private readonly woke: (queues: Set<string>) => void,
+    private readonly woke: (woken: Woken) => void,
   ) {}
 
   /** Insert statements sent and the calls they carried (replays of an overflowing batch count again). */
@@ -52,7 +53,7 @@ export class EnqueueBatch {
 
   async #run(batch: Pending[]): Promise<void> {
     if (batch.length === 1) return this.#alone(batch[0]!);
-    let result: { rows: RawJob[]; woken: Set<string> };
+    let result: { rows: RawJob[]; woken: Woken };
     this.#stats.statements++;
     this.#stats.calls += batch.length;
     try {

@@ -20,6 +20,7 @@ import type { EnqueueOptions, IngestItem } from '../engine.js';
 import type { ResolvedWait } from '../roles/durable-store.js';
 import type { TriggerOutcome } from '../roles/job-store.js';
 import { lockOrder, resolveByEvents, sharedNameLocks } from './durable.js';
+import { Woken } from '../woken.js';
 import { notifyPayload } from './notifier.js';
 import { toEventRow, toJson, type RawEvent, type RawJob } from './rows.js';
 import { eventMergeRows, lockGroups, mergeControlled, throttleSlot } from './trigger-groups.js';
@@ -37,11 +38,11 @@ export interface InsertedJob {
 export interface IntakeEffects {
   created: Map<string, number>;
   resumed: Map<string, number>;
-  woken: Set<string>;
+  woken: Woken;
 }
 
 export function newIntakeEffects(): IntakeEffects {
-  return { created: new Map(), resumed: new Map(), woken: new Set() };
+  return { created: new Map(), resumed: new Map(), woken: new Woken() };
 }
 
 /**
@@ -137,8 +138,9 @@ export async function enqueuePlain(
   now: number,
   options: EnqueueOptions | undefined,
   notify: { channel: string; instanceId: string },
-): Promise<{ rows: RawJob[]; woken: Set<string> }> {
-  const woken = new Set(jobs.filter((j) => j.runAt <= now).map((j) => j.queue));
+): Promise<{ rows: RawJob[]; woken: Woken }> {
+  const woken = new Woken();
+  for (const job of jobs) if (job.runAt <= now) woken.add(job.queue, job.handler);
   const limits = [...(options?.queueLimits ?? new Map())].filter(([queue]) => jobs.some((j) => j.queue === queue));
   try {
     const { rows } = await db.query<RawJob>({
@@ -149,7 +151,7 @@ export async function enqueuePlain(
         limits.map(([queue]) => queue),
         limits.map(([, limit]) => limit.maxDepth),
         notify.channel,
-        woken.size > 0 ? notifyPayload(notify.instanceId, woken) : '',
+        woken.empty ? '' : notifyPayload(notify.instanceId, woken),
       ],
     });
     return { rows, woken };
@@ -249,7 +251,7 @@ export async function insertJobs(
       if (raw.idempotency_key === null) unkeyed.push(raw);
       else byKey.set(keyOf(raw.handler, raw.idempotency_key), raw);
       effects.created.set(raw.queue, (effects.created.get(raw.queue) ?? 0) + 1);
-      if (raw.state === 'queued') effects.woken.add(raw.queue);
+      if (raw.state === 'queued') effects.woken.add(raw.queue, raw.handler);
     }
     unkeyed.sort((a, b) => a.id - b.id);
     let next = 0;
@@ -410,7 +412,7 @@ export async function finishIntake(
 ): Promise<void> {
   if (effects.created.size === 0 && effects.resumed.size === 0) return;
   const queues = [...new Set([...effects.created.keys(), ...effects.resumed.keys()])];
-  const payload = effects.woken.size > 0 ? notifyPayload(notify.instanceId, effects.woken) : '';
+  const payload = effects.woken.empty ? '' : notifyPayload(notify.instanceId, effects.woken);
   const { rows } = await client.query<{ queue: string; depth: number }>(ADD_DEPTH, [
     queues,
     queues.map((q) => (effects.created.get(q) ?? 0) + (effects.resumed.get(q) ?? 0)),

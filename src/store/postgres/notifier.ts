@@ -19,9 +19,10 @@
  */
 import pg from 'pg';
 import { toError } from '../../core/errors.js';
+import type { Woken } from '../woken.js';
 import { delay } from './connection.js';
 
-/** Notification payloads are capped at 8000 bytes; list queues up to this much and send "some queues" beyond. */
+/** Notification payloads are capped at 8000 bytes; list queues and handlers up to this much and send "some queues, any handler" beyond. */
 const MAX_PAYLOAD_CHARS = 7000;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5_000;
@@ -32,8 +33,11 @@ export interface NotifierOptions {
   channel: string;
   /** This engine's id, carried in payloads so it can skip its own notifications. */
   instanceId: string;
-  /** Work arrived from another engine (`queues` may be empty: "some queues", or a reconnect). */
-  onWork: (queues: readonly string[]) => void;
+  /**
+   * Work arrived from another engine (`queues` may be empty: "some queues", or
+   * a reconnect); `handlers`: those of its due jobs, undefined for any handler.
+   */
+  onWork: (queues: readonly string[], handlers: readonly string[] | undefined) => void;
   onError?: (error: Error) => void;
   /** The session was lost (reported once per connection; the notifier reconnects by itself). */
   onLost?: (error: Error, client: pg.Client) => void;
@@ -44,27 +48,34 @@ export interface NotifierOptions {
 }
 
 /**
- * Build the payload `pg_notify` sends for these queues. `at` (wall-clock ms,
+ * Build the payload `pg_notify` sends for this due work: its queues and the
+ * handlers of its jobs (no `handlers` key: any handler). `at` (wall-clock ms,
  * when the notice was built, just before its statement runs) lets the
  * receivers measure the NOTIFY lag (`drover_store_notify_lag_seconds`).
  */
-export function notifyPayload(instanceId: string, queues: Iterable<string>, at = Date.now()): string {
-  let list = [...queues];
-  let payload = JSON.stringify({ from: instanceId, at, queues: list });
-  if (payload.length > MAX_PAYLOAD_CHARS) {
-    list = [];
-    payload = JSON.stringify({ from: instanceId, at, queues: list });
-  }
-  return payload;
+export function notifyPayload(instanceId: string, woken: Woken, at = Date.now()): string {
+  const { handlers } = woken;
+  const payload = JSON.stringify({ from: instanceId, at, queues: [...woken.queues], ...(handlers ? { handlers } : {}) });
+  // Too long for NOTIFY: "some queues, any handler" still wakes every receiver.
+  return payload.length > MAX_PAYLOAD_CHARS ? JSON.stringify({ from: instanceId, at, queues: [] }) : payload;
 }
 
-function parsePayload(payload: string | undefined): { from: string; queues: string[]; at: number | null } | null {
+interface Payload {
+  from: string;
+  queues: string[];
+  /** Undefined: any handler (the sender could not name them, or predates naming them). */
+  handlers: string[] | undefined;
+  at: number | null;
+}
+
+function parsePayload(payload: string | undefined): Payload | null {
   try {
-    const value = JSON.parse(payload ?? '') as { from?: unknown; queues?: unknown; at?: unknown };
+    const value = JSON.parse(payload ?? '') as { from?: unknown; queues?: unknown; handlers?: unknown; at?: unknown };
     if (typeof value.from !== 'string' || !Array.isArray(value.queues)) return null;
     // Older senders (before the stamp) send no `at`.
     const at = typeof value.at === 'number' && Number.isFinite(value.at) ? value.at : null;
-    return { from: value.from, queues: value.queues.filter((q): q is string => typeof q === 'string'), at };
+    const handlers = Array.isArray(value.handlers) ? value.handlers.filter((h): h is string => typeof h === 'string') : undefined;
+    return { from: value.from, queues: value.queues.filter((q): q is string => typeof q === 'string'), handlers, at };
   } catch {
     return null;
   }
@@ -133,7 +144,7 @@ export class Notifier {
       const parsed = parsePayload(message.payload);
       if (parsed?.from === this.options.instanceId) return;
       if (parsed?.at != null) this.options.onLag?.(Math.max(0, Date.now() - parsed.at) / 1000);
-      this.options.onWork(parsed?.queues ?? []);
+      this.options.onWork(parsed?.queues ?? [], parsed?.handlers);
     });
     try {
       await client.connect();
@@ -156,7 +167,7 @@ export class Notifier {
     if (this.#failures > 0) {
       // Whatever was notified while we were away is lost: let listeners look.
       this.#failures = 0;
-      this.options.onWork([]);
+      this.options.onWork([], undefined);
     }
     return client;
   }

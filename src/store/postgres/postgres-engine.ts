@@ -83,6 +83,7 @@ import { SettleBatch, type Settlement } from './settle-batch.js';
 import { START_IN_FLIGHT, StartBatch } from './start-batch.js';
 import { Wakeups } from './wakeups.js';
 import { EnqueueBatch } from './enqueue-batch.js';
+import { Woken } from '../woken.js';
 import type { StepRow, SuspendRequest, WaitRow } from '../../core/durable.js';
 import type { RecordStepRequest, RecordStepResult, ResumeResult, SuspendResult, WaitFilter } from '../roles/durable-store.js';
 
@@ -172,12 +173,13 @@ export class PostgresEngine implements StorageEngine {
       onLost: (error, client) => this.#connectionErrors.report('listen', error, client),
       onLag: (seconds) => this.onNotifyLag?.(seconds),
     });
-    this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#wakeups.committed(queues) });
+    // Settlements name queues only, and a freed concurrency key lets jobs of any handler run: any handler.
+    this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#wakeups.committed(Woken.of(queues, null)) });
     this.#starts = new StartBatch(this.#lease);
     // The statement itself notifies other nodes; local listeners are told after it commits.
     this.#enqueues = new EnqueueBatch(
       (jobs, options) => enqueuePlain(this.#pool, jobs, this.#clock(), options, this.#wakeups.target),
-      (queues) => this.#wakeups.local(queues),
+      (woken) => this.#wakeups.local(woken),
     );
   }
 
@@ -341,12 +343,12 @@ export class PostgresEngine implements StorageEngine {
   /** Moves at most 5000 jobs per call; when more are due, `nextDueAt` is <= now, so call again. */
   async stageDue(): Promise<StageResult> {
     const now = this.#clock();
-    const rows = await this.#query<{ staged: number; queues: string[] | null; next_due: number | null; next_wake: number | null }>(q.STAGE_DUE, [
+    const rows = await this.#query<{ staged: number; queues: string[] | null; handlers: string[] | null; next_due: number | null; next_wake: number | null }>(q.STAGE_DUE, [
       now,
       STAGE_BATCH,
     ]);
     const row = rows[0];
-    if (row?.queues?.length) void this.#wakeups.committed(new Set(row.queues));
+    if (row?.queues?.length) void this.#wakeups.committed(Woken.of(row.queues, row.handlers));
     const staged = row?.staged ?? 0;
     let nextWake = row?.next_wake ?? null;
     // Suspended jobs to wake (sleeps over, waits timed out): a transaction only when one is due.
@@ -452,7 +454,7 @@ export class PostgresEngine implements StorageEngine {
     if (id === null) return null;
     const now = this.#clock();
     const row = await this.#run('retrying', () => inTransaction(this.#pool, (client) => retryJob(client, id, now)));
-    if (row?.state === 'queued') void this.#wakeups.committed(new Set([row.queue]));
+    if (row?.state === 'queued') void this.#wakeups.committed(Woken.of([row.queue], [row.handler]));
     return row ? toJobRow(row) : null;
   }
 
@@ -733,12 +735,12 @@ export class PostgresEngine implements StorageEngine {
     if (nonces.length === 0) return;
     const rows = await this.#query<{ queue: string }>(RELEASE_BY_CALL, [workerId, nonces, this.#clock()]);
     for (const nonce of nonces) this.#uncertain.delete(nonce);
-    if (rows.length > 0) void this.#wakeups.committed(new Set(rows.map((r) => r.queue)));
+    if (rows.length > 0) void this.#wakeups.committed(Woken.of(rows.map((r) => r.queue), null));
   }
 
   #reclaimed(jobs: ReclaimedJob[]): ReclaimedJob[] {
-    const queues = new Set(jobs.filter((j) => j.state === 'queued').map((j) => j.queue));
-    if (queues.size > 0) void this.#wakeups.committed(queues);
+    const queued = jobs.filter((j) => j.state === 'queued');
+    if (queued.length > 0) void this.#wakeups.committed(Woken.of(queued.map((j) => j.queue), queued.map((j) => j.handler)));
     return jobs;
   }
 }

@@ -51,10 +51,11 @@ export const STAGE_DUE = `
     WHERE id IN (
       SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= $1
       ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-    RETURNING id, queue
+    RETURNING id, queue, handler
   )
   SELECT (SELECT count(*) FROM staged) AS staged,
          (SELECT array_agg(DISTINCT queue) FROM staged) AS queues,
+         (SELECT array_agg(DISTINCT handler) FROM staged) AS handlers,
          (SELECT min(run_at) FROM jobs WHERE state = 'scheduled' AND id NOT IN (SELECT id FROM staged)) AS next_due,
          (SELECT min(wake_at) FROM waits WHERE state = 'pending' AND wake_at IS NOT NULL) AS next_wake`;
 

@@ -48,7 +48,7 @@ const MERGE_INTO = `
 
 const CLOSE = `
   UPDATE jobs SET state = 'queued', run_at = LEAST(run_at, $2), updated_at = $2
-  WHERE id = $1 AND state = 'scheduled' RETURNING queue`;
+  WHERE id = $1 AND state = 'scheduled' RETURNING queue, handler`;
 
 const RECORD_MERGE = 'INSERT INTO event_merges (event_id, job_id, kind, merged, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING';
 
@@ -105,14 +105,14 @@ export async function mergeControlled(
     const { rows } = await client.query<{ row: Omit<RawJob, 'payload'> }>(MERGE_INTO, [open!.open_job, plan.payloadText, kind === 'debounce' ? event.id : null, plan.runAt, plan.due, now]);
     // Not parsed back: a batch's payload grows with every event (see TriggerOutcome).
     const raw: RawJob = { ...rows[0]!.row, payload: null };
-    if (plan.due) wake(effects, raw.queue);
+    if (plan.due) wake(effects, raw.queue, raw.handler);
     await client.query(SET_OPEN, [groupKey, plan.due ? null : raw.id, open!.until, plan.count, now]);
     await client.query(RECORD_MERGE, [event.id, raw.id, kind, true, event.receivedAt]);
     return { raw, outcome: { jobId: String(raw.id), handler: raw.handler, kind, merged: true, delayedMs: 0 } };
   }
   if (plan.closeOpen && open) {
-    const { rows } = await client.query<{ queue: string }>(CLOSE, [open.open_job, now]);
-    if (rows[0]) wake(effects, rows[0].queue);
+    const { rows } = await client.query<{ queue: string; handler: string }>(CLOSE, [open.open_job, now]);
+    if (rows[0]) wake(effects, rows[0].queue, rows[0].handler);
   }
   const raw = await insert({ ...job, payload: JSON.parse(plan.payloadText) as unknown, runAt: plan.due ? now : plan.runAt });
   await client.query(SET_OPEN, [groupKey, plan.due ? null : raw.id, plan.until, 1, now]);
@@ -124,8 +124,8 @@ export async function mergeControlled(
  * A job queued without a new row: other nodes are notified only for queues
  * in `created`/`resumed` (finishIntake), so count it as a resumption of 0.
  */
-function wake(effects: IntakeEffects, queue: string): void {
-  effects.woken.add(queue);
+function wake(effects: IntakeEffects, queue: string, handler: string): void {
+  effects.woken.add(queue, handler);
   effects.resumed.set(queue, effects.resumed.get(queue) ?? 0);
 }
 

@@ -1,12 +1,15 @@
 /**
  * Who hears about new work: this process's listeners right after a commit,
  * and the other nodes through LISTEN/NOTIFY on the schema's channel (the
- * session lives in notifier.ts). Listeners get the queues that got due work;
- * an empty list means "some queues" (another node's notice, a reconnect).
+ * session lives in notifier.ts). Listeners get the queues that got due work
+ * (an empty list means "some queues": a reconnect, a notice too long to list
+ * them) and the handlers of its jobs (undefined: any handler); see
+ * roles/connection.ts `WorkListener`.
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { WorkListener } from '../engine.js';
+import type { Woken } from '../woken.js';
 import { Notifier, notifyPayload, type NotifierOptions } from './notifier.js';
 
 export class Wakeups {
@@ -23,7 +26,7 @@ export class Wakeups {
     session: Pick<NotifierOptions, 'onLost' | 'checkEveryMs' | 'onLag'> = {},
   ) {
     this.target = { channel: `drover_work_${schema}`.slice(0, 63), instanceId: randomUUID() };
-    this.notifier = new Notifier({ config, ...this.target, ...session, onWork: (queues) => this.#broadcast(queues) });
+    this.notifier = new Notifier({ config, ...this.target, ...session, onWork: (queues, handlers) => this.#broadcast(queues, handlers) });
   }
 
   listen(listener: WorkListener): () => void {
@@ -34,16 +37,16 @@ export class Wakeups {
   }
 
   /** Tell this process's listeners (the committed statement already notified the other nodes). */
-  local(queues: Iterable<string>): void {
-    const list = [...queues];
-    if (list.length > 0) this.#broadcast(list);
+  local(woken: Woken): void {
+    if (!woken.empty) this.#broadcast([...woken.queues], woken.handlers);
   }
 
   /** After a commit that notified nobody: this process now, the other nodes through NOTIFY. */
-  async committed(queues: Set<string>): Promise<void> {
-    this.local(queues);
+  async committed(woken: Woken): Promise<void> {
+    if (woken.empty) return;
+    this.local(woken);
     try {
-      await this.pool.query('SELECT pg_notify($1, $2)', [this.target.channel, notifyPayload(this.target.instanceId, queues)]);
+      await this.pool.query('SELECT pg_notify($1, $2)', [this.target.channel, notifyPayload(this.target.instanceId, woken)]);
     } catch {
       // Committed work is found anyway: by the runtime's fallback poll on other nodes.
     }
@@ -54,10 +57,10 @@ export class Wakeups {
     await this.notifier.close();
   }
 
-  #broadcast(queues: readonly string[]): void {
+  #broadcast(queues: readonly string[], handlers: readonly string[] | undefined): void {
     for (const listener of this.#listeners) {
       try {
-        listener(queues);
+        listener(queues, handlers);
       } catch {
         // A listener's bug must not break the write path; the work is found by
         // the next lease or the fallback poll.

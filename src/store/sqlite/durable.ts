@@ -183,7 +183,7 @@ function settle(
       timedOut: outcome.state === 'timed_out',
     });
     addDepth(ctx.own, job.queue, 1);
-    ctx.own.woken.add(job.queue);
+    ctx.own.woken.add(job.queue, job.handler);
   }
   return { wait: toWaitRow(raw), job: job ? toJobRow(job) : toJobRow(ctx.s.jobById.get(Number(raw.job_id))!) };
 }

@@ -86,7 +86,8 @@ export function failJob(
     if (raw) {
       s.endAttempt.run(now, request.outcome, error, id, raw.lease_seq);
       if (raw.state === 'dead') addDepth(own, raw.queue, -1);
-      if (raw.state === 'queued') own.woken.add(raw.queue);
+      // The fenced row carries no handler (it is the completion path's row too): any handler.
+      if (raw.state === 'queued') own.woken.add(raw.queue, null);
     }
     return raw;
   });
@@ -98,7 +99,7 @@ export function releaseJob(s: FixedStatements, jobId: string, token: string, now
     const raw = s.release.get({ id, token, now, runAt });
     if (raw) {
       s.endAttempt.run(now, 'released', null, id, raw.lease_seq);
-      if (raw.state === 'queued') own.woken.add(raw.queue);
+      if (raw.state === 'queued') own.woken.add(raw.queue, null);
     }
     return raw;
   });

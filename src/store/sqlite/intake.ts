@@ -55,7 +55,7 @@ export function insertJob(ctx: IntakeContext, job: NewJob): EnqueueResult {
     now,
   })!;
   addDepth(own, job.queue, 1);
-  if (state === 'queued') own.woken.add(job.queue);
+  if (state === 'queued') own.woken.add(job.queue, job.handler);
   return { job: toJobRow(raw), created: true };
 }
 

@@ -10,22 +10,23 @@
  */
 import { QueueFullError } from '../../core/errors.js';
 import type { EnqueueOptions } from '../engine.js';
+import { Woken } from '../woken.js';
 
 /** Side effects of one write operation (or of a batch of them). */
 export interface WriteEffects {
   /** Change in unfinished jobs per queue. */
   depth: Map<string, number>;
-  /** Queues that got due (queued) work: listeners are told after COMMIT. */
-  woken: Set<string>;
+  /** Due (queued) work, by queue and handler: listeners are told after COMMIT. */
+  woken: Woken;
 }
 
 export function createEffects(): WriteEffects {
-  return { depth: new Map(), woken: new Set() };
+  return { depth: new Map(), woken: new Woken() };
 }
 
 export function mergeEffects(into: WriteEffects, from: WriteEffects): void {
   for (const [queue, delta] of from.depth) into.depth.set(queue, (into.depth.get(queue) ?? 0) + delta);
-  for (const queue of from.woken) into.woken.add(queue);
+  into.woken.merge(from.woken);
 }
 
 export function addDepth(effects: WriteEffects, queue: string, delta: number): void {

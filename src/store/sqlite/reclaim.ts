@@ -26,7 +26,7 @@ export function reclaimJobs(
     const started = raw.started === 1;
     s.endAttempt.run(now, started ? outcome : 'released', null, id, raw.lease_seq);
     if (raw.state === 'dead') addDepth(own, raw.queue, -1);
-    else own.woken.add(raw.queue);
+    else own.woken.add(raw.queue, raw.handler);
     const job: ReclaimedJob = { id: String(raw.id), handler: raw.handler, queue: raw.queue, state: raw.state, started };
     if (expiredAt !== undefined) job.expiredAt = expiredAt;
     reclaimed.push(job);

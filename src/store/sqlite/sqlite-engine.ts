@@ -306,7 +306,7 @@ export class SqliteEngine implements StorageEngine {
       const s = this.#s.fixed;
       const now = this.#clock();
       const staged = s.stageDue.all({ now, limit: STAGE_BATCH });
-      for (const { queue } of staged) own.woken.add(queue);
+      for (const { queue, handler } of staged) own.woken.add(queue, handler);
       const woken = durable.wakeDue(this.#durable(now, own), STAGE_BATCH);
       const d = this.#d.fixed;
       const nextDueAt = minOrNull(s.nextDue.get()?.t ?? null, d.nextWake.get()?.t ?? null);
@@ -429,7 +429,7 @@ export class SqliteEngine implements StorageEngine {
       if (before.state !== 'dead' && before.state !== 'cancelled') return toJobRow(before);
       const raw = s.retry.get({ id, now: this.#clock() })!;
       addDepth(own, raw.queue, 1);
-      own.woken.add(raw.queue);
+      own.woken.add(raw.queue, raw.handler);
       return toJobRow(raw);
     });
   }
@@ -677,11 +677,12 @@ export class SqliteEngine implements StorageEngine {
 
   #committed(effects: WriteEffects): void {
     this.#depths.apply(effects);
-    if (effects.woken.size === 0 || this.#listeners.size === 0) return;
-    const queues = [...effects.woken];
+    if (effects.woken.empty || this.#listeners.size === 0) return;
+    const queues = [...effects.woken.queues];
+    const { handlers } = effects.woken;
     for (const listener of this.#listeners) {
       try {
-        listener(queues);
+        listener(queues, handlers);
       } catch {
         // A listener's bug must not break the commit path (the batch is already
         // durable and its callers answered); the work is still found by the

@@ -165,10 +165,10 @@ function prepareFixed(db: Database.Database) {
         ${JOB_COLUMNS_RESET_LEASE}
       WHERE ${FENCE} RETURNING ${FENCED_COLUMNS}`),
 
-    stageDue: p<{ now: number; limit: number }, { queue: string }>(`
+    stageDue: p<{ now: number; limit: number }, { queue: string; handler: string }>(`
       UPDATE jobs SET state = 'queued', updated_at = @now
       WHERE id IN (SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= @now ORDER BY run_at LIMIT @limit)
-      RETURNING queue`),
+      RETURNING queue, handler`),
     nextDue: p<[], { t: number | null }>("SELECT min(run_at) AS t FROM jobs WHERE state = 'scheduled'"),
     anyExpiredLease: p<[number], { found: 1 }>("SELECT 1 AS found FROM jobs WHERE state = 'running' AND lease_expires_at < ? LIMIT 1"),
     expiredLeases: p<[number, number], { id: number; expired_at: number }>(

@@ -41,9 +41,9 @@ export function prepareTriggerStatements(db: Database.Database) {
       UPDATE jobs SET payload = @payload, event_id = coalesce(@eventId, event_id), run_at = @runAt,
         state = CASE WHEN @due = 1 THEN 'queued' ELSE state END, updated_at = @now
       WHERE id = @id RETURNING *`),
-    close: p<{ id: number; now: number }, { queue: string }>(`
+    close: p<{ id: number; now: number }, { queue: string; handler: string }>(`
       UPDATE jobs SET state = 'queued', run_at = min(run_at, @now), updated_at = @now
-      WHERE id = @id AND state = 'scheduled' RETURNING queue`),
+      WHERE id = @id AND state = 'scheduled' RETURNING queue, handler`),
     // GCRA without burst: the slot is max(now, tat); the next one an interval later.
     takeSlot: p<{ key: string; now: number; interval: number }, { run_at: number }>(`
       INSERT INTO trigger_groups (group_key, tat, updated_at) VALUES (@key, @now + @interval, @now)
@@ -79,7 +79,7 @@ export function ingestControlled(ctx: IntakeContext, t: TriggerStatements, job: 
   const plan = planMerge(control, open, event, job.payload, now, maxPayloadBytes);
   if (plan.op === 'update') {
     const raw = t.mergeInto.get({ id: open!.open_job, payload: plan.payloadText, eventId: control.kind === 'debounce' ? event.id : null, runAt: plan.runAt, due: plan.due ? 1 : 0, now })!;
-    if (plan.due) ctx.own.woken.add(raw.queue);
+    if (plan.due) ctx.own.woken.add(raw.queue, raw.handler);
     t.setOpen.run(groupKey, plan.due ? null : raw.id, open!.until, plan.count, now);
     t.recordMerge.run(event.id, raw.id, control.kind, 1, event.receivedAt);
     // Not parsed back: a batch's payload grows with every event (see TriggerOutcome).
@@ -88,7 +88,7 @@ export function ingestControlled(ctx: IntakeContext, t: TriggerStatements, job: 
   }
   if (plan.closeOpen && open) {
     const closed = t.close.get({ id: open.open_job, now });
-    if (closed) ctx.own.woken.add(closed.queue);
+    if (closed) ctx.own.woken.add(closed.queue, closed.handler);
   }
   const row = insertJob(ctx, { ...job, payload: JSON.parse(plan.payloadText) as unknown, runAt: plan.due ? now : plan.runAt }).job;
   t.setOpen.run(groupKey, plan.due ? null : Number(row.id), plan.until, 1, now);
