@@ -133,10 +133,12 @@ describe('tenant caps on several nodes', () => {
         handlers: [
           {
             name: 'work',
-            concurrency: 10,
+            // Less than the caps' sum (11) per node, so neither node can hold every
+            // capped slot by itself: the other always has room to take part.
+            concurrency: 4,
             run: async () => {
               ranOn.set(name, (ranOn.get(name) ?? 0) + 1);
-              await new Promise((resolve) => setTimeout(resolve, 10));
+              await new Promise((resolve) => setTimeout(resolve, 25));
             },
           },
         ],
