@@ -4,7 +4,29 @@ import type { AttemptRow, EventRow, JobRow } from '../core/types.js';
 import { interruptState } from '../runtime/job-control.js';
 import { OMITTED_TOO_DEEP, tooDeep } from './json-limits.js';
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+let lastMs = Number.NaN;
+let lastIso = '';
+
+/**
+ * Epoch ms as ISO-8601. A job's runAt, createdAt and updatedAt are one instant
+ * when it is enqueued, and a batch of 500 shares it: the last conversion is
+ * reused instead of building a Date per field (NaN never matches, so an
+ * invalid time still throws as before).
+ */
+function iso(ms: number | null): string | null {
+  if (ms === null) return null;
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
+}
+
+/** `json` with `omitted` added last when a value was left out; the common case allocates nothing more. */
+function withOmitted<T extends object>(json: T, omitted: Record<string, string>): T & { omitted?: Record<string, string> } {
+  for (const _field in omitted) return Object.assign(json, { omitted });
+  return json;
+}
 
 /**
  * A stored value as a response shows it: null, named in `omitted`, when it is
@@ -19,7 +41,7 @@ export function shown(value: unknown, field: string, omitted: Record<string, str
 
 export function jobJson(job: JobRow) {
   const omitted: Record<string, string> = {};
-  return {
+  return withOmitted({
     id: job.id,
     handler: job.handler,
     queue: job.queue,
@@ -42,8 +64,7 @@ export function jobJson(job: JobRow) {
     createdAt: iso(job.createdAt),
     updatedAt: iso(job.updatedAt),
     finishedAt: iso(job.finishedAt),
-    ...(Object.keys(omitted).length > 0 ? { omitted } : {}),
-  };
+  }, omitted);
 }
 
 export function attemptJson(attempt: AttemptRow) {
