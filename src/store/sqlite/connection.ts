@@ -1,6 +1,6 @@
 /**
- * Opening a better-sqlite3 connection with Drover's durability settings, and
- * reading them back (for `drover doctor` and tests).
+ * Opening a better-sqlite3 connection with Drover's durability settings,
+ * reading them back (for `drover doctor` and tests), and checkpointing its WAL.
  */
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -70,4 +70,17 @@ export function readSettings(db: Database.Database): ConnectionSettings {
     foreignKeys: Number(db.pragma('foreign_keys', { simple: true })) === 1,
     busyTimeoutMs: Number(db.pragma('busy_timeout', { simple: true })),
   };
+}
+
+/**
+ * A passive WAL checkpoint (copies committed pages back into the database
+ * file without waiting for readers or blocking writers), for the metrics'
+ * periodic checkpoint: `walFrames` in the WAL, `checkpointedFrames` copied;
+ * `busy` when a reader or writer kept it from finishing. A WAL whose frames
+ * are never all checkpointed grows without bound (a long-lived reader).
+ */
+export function checkpointWal(db: Database.Database): { busy: boolean; walFrames: number; checkpointedFrames: number } {
+  const row = db.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+  const result = row[0] ?? { busy: 0, log: 0, checkpointed: 0 };
+  return { busy: result.busy !== 0, walFrames: Math.max(0, result.log), checkpointedFrames: Math.max(0, result.checkpointed) };
 }

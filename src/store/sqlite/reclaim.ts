@@ -33,3 +33,34 @@ export function reclaimJobs(
   }
   return reclaimed;
 }
+
+/** Most expired leases one reap reclaims (oldest deadline first), so it never holds the write lock for long. */
+const REAP_BATCH = 1000;
+
+export function reclaimExpired(s: FixedStatements, options: ReclaimOptions, now: number, own: WriteEffects): ReclaimedJob[] {
+  return reclaimJobs(s, s.expiredLeases.all(now, REAP_BATCH), 'lease_expired', options, now, own);
+}
+
+/** Every lease the worker holds: its previous incarnation crashed. */
+export function reclaimWorkerLeases(s: FixedStatements, workerId: string, options: ReclaimOptions, now: () => number, own: WriteEffects): ReclaimedJob[] {
+  return reclaimJobs(s, s.workerLeases.all(workerId), 'crashed', options, now(), own);
+}
+
+/** Every running job whoever holds it, never poisoned: after a restore no restored lease has a live holder. */
+export function reclaimAllRunning(s: FixedStatements, now: number, own: WriteEffects): ReclaimedJob[] {
+  return reclaimJobs(s, s.allRunning.all(), 'crashed', { poisonAfter: Number.MAX_SAFE_INTEGER }, now, own);
+}
+
+/** The leases still held by each stale node, their deadline taken as the node's last heartbeat plus `staleAfterMs`. */
+export function reclaimStaleNodes(
+  s: FixedStatements,
+  stale: readonly { nodeId: string; heartbeatAt: number }[],
+  request: ReclaimOptions & { staleAfterMs: number },
+  now: number,
+  own: WriteEffects,
+): ReclaimedJob[] {
+  return stale.flatMap((node) => {
+    const expiredAt = node.heartbeatAt + request.staleAfterMs;
+    return reclaimJobs(s, s.workerLeases.all(node.nodeId).map(({ id }) => ({ id, expired_at: expiredAt })), 'crashed', request, now, own);
+  });
+}

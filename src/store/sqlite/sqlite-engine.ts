@@ -11,9 +11,7 @@
  */
 import type Database from 'better-sqlite3';
 import { DroverError, toError } from '../../core/errors.js';
-import { payloadIndexName } from '../../core/payload-filter.js';
 import {
-  TERMINAL_STATES,
   type ApiKeyRow,
   type AttemptRow,
   type AuditEntry,
@@ -56,27 +54,33 @@ import type {
   StoreCapabilities,
   WorkListener,
 } from '../engine.js';
-import { AuditStatements } from './audit.js';
+import { insertKey, readKeyByHash } from './api-keys.js';
 import { snapshotSqlite } from './backup.js';
-import { ensureParentDir, isInMemory, openConnection, readSettings, type ConnectionSettings } from './connection.js';
+import { checkpointWal, ensureParentDir, isInMemory, openConnection, readSettings, type ConnectionSettings } from './connection.js';
+import { DiskSpace } from './disk-space.js';
+import * as durable from './durable.js';
+import type { DurableStatements } from './durable-statements.js';
+import { readPendingInterrupts, readPendingWait, readSteps, readWait } from './durable-reads.js';
+import { isTransientStoreError, toStoreError } from './errors.js';
 import { completeJob, failJob, heartbeatJob, releaseJob, startJob } from './fenced.js';
-import { SettleQueue } from './settle-queue.js';
-import { isDiskFull, isTransientStoreError, toStoreError } from './errors.js';
-import { StartMarks } from './start-marks.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { ingestItem, insertJob, type IntakeContext } from './intake.js';
+import { buildPayloadIndexes, readAttempts, readEvent, readJob, readJobPage, readQueueStats } from './job-reads.js';
 import { leaseJobs } from './lease.js';
+import { pruneStore, restampJobs, stageDueJobs } from './maintenance.js';
 import { migrateSqlite } from './migrator.js';
 import { NodeRegistry } from './node-registry.js';
+import { cancelJob, retryJob } from './operator-actions.js';
 import { acquirePidfileLock, type PidfileLock } from './pidfile-lock.js';
-import { addDepth, createEffects, mergeEffects, QueueDepths, type WriteEffects } from './queue-depth.js';
-import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toQueueStats } from './rows.js';
-import { reclaimJobs } from './reclaim.js';
+import { PreparedStatements } from './prepared.js';
+import { createEffects, mergeEffects, QueueDepths, type WriteEffects } from './queue-depth.js';
+import { toApiKeyRow } from './rows.js';
+import { reclaimAllRunning, reclaimExpired, reclaimStaleNodes, reclaimWorkerLeases } from './reclaim.js';
+import { SettleQueue } from './settle-queue.js';
+import { StartMarks } from './start-marks.js';
+import type { SqliteStatements } from './statements.js';
 import { SqliteTableSizes } from './table-sizes.js';
-import { SqliteStatements } from './statements.js';
-import { DurableStatements } from './durable-statements.js';
-import { eventMerges, prepareTriggerStatements, pruneTriggerGroups, type TriggerStatements } from './trigger-groups.js';
-import * as durable from './durable.js';
+import { eventMerges, type TriggerStatements } from './trigger-groups.js';
 import type { StepRow, SuspendRequest, WaitRow } from '../../core/durable.js';
 import type { RecordStepRequest, RecordStepResult, ResumeResult, SuspendResult, WaitFilter } from '../roles/durable-store.js';
 
@@ -91,13 +95,6 @@ export interface SqliteEngineOptions {
   /** How long a write waits for another connection's lock (backup tools), default 5000 ms. */
   busyTimeoutMs?: number;
 }
-
-/** Most scheduled jobs one stageDue call moves, so it never holds the write lock for long. */
-const STAGE_BATCH = 5000;
-/** Most expired leases one reapExpired call reclaims, for the same reason. */
-const REAP_BATCH = 1000;
-/** While out of disk space, try a small write this often to notice freed space. */
-const FULL_PROBE_MS = 2_000;
 
 /**
  * The SQLite `StorageEngine`. Construct it with `openSqliteEngine`, which takes
@@ -121,18 +118,11 @@ export class SqliteEngine implements StorageEngine {
   readonly #nodes = new NodeRegistry();
   readonly #listeners = new Set<WorkListener>();
   readonly #ping: Database.Statement<[], unknown>;
-  readonly #totalChanges: Database.Statement<[], { n: number }>;
+  readonly #space: DiskSpace;
   readonly #tableSizes: SqliteTableSizes;
-  #statements: SqliteStatements | null = null;
-  #durableStatements: DurableStatements | null = null;
-  #triggerStatements: TriggerStatements | null = null;
-  #auditStatements: AuditStatements | null = null;
+  readonly #prepared: PreparedStatements;
   #closed = false;
   #closing: Promise<void> | null = null;
-  /** Out of disk space: the last write that hit SQLITE_FULL, until a write commits again. */
-  #full: { since: number; error: unknown; changes: number } | null = null;
-  #fullErrors = 0;
-  #fullProbe: NodeJS.Timeout | null = null;
 
   constructor(db: Database.Database, path: string, clock: () => number, lock: PidfileLock | null) {
     this.#db = db;
@@ -141,18 +131,19 @@ export class SqliteEngine implements StorageEngine {
     this.#clock = clock;
     this.#lock = lock;
     this.#ping = db.prepare('SELECT 1');
-    this.#totalChanges = db.prepare('SELECT total_changes() AS n');
+    this.#space = new DiskSpace(db, { clock, probe: () => this.#probeSpace(), closing: () => this.#closing !== null });
     this.#writes = new GroupCommit<WriteEffects>(db, {
       create: createEffects,
       merge: mergeEffects,
       committed: (effects) => this.#committed(effects),
       error: (error) => toStoreError(error, path),
-      settled: (errors, committed) => this.#noteSpace(errors, committed),
+      settled: (errors, committed) => this.#space.note(errors, committed),
       timed: (seconds) => this.onCommitTimed?.(seconds),
     });
     this.#starts = new StartMarks(db, (mark) => this.#write(mark));
+    this.#prepared = new PreparedStatements(db, path, (statements) => this.#depths.load(statements.fixed.unfinishedByQueue.all()));
     try {
-      this.#prepare();
+      this.#prepared.prepare();
     } catch {
       // Not migrated yet: migrate() prepares. Every other method assumes it ran.
     }
@@ -176,21 +167,14 @@ export class SqliteEngine implements StorageEngine {
    * refused for lack of space, `retrying` outcome writes waiting to try again.
    */
   get space(): { full: boolean; fullSince: number | null; fullErrors: number; retrying: number } {
-    return { full: this.#full !== null, fullSince: this.#full?.since ?? null, fullErrors: this.#fullErrors, retrying: this.#settles.retrying };
+    const full = this.#space.full;
+    return { full: full !== null, fullSince: full?.since ?? null, fullErrors: this.#space.fullErrors, retrying: this.#settles.retrying };
   }
 
-  /**
-   * A passive WAL checkpoint (copies committed pages back into the database
-   * file without waiting for readers or blocking writers), for the metrics'
-   * periodic checkpoint: `walFrames` in the WAL, `checkpointedFrames` copied;
-   * `busy` when a reader or writer kept it from finishing. A WAL whose frames
-   * are never all checkpointed grows without bound (a long-lived reader).
-   */
+  /** A passive WAL checkpoint for the metrics' periodic checkpoint (connection.ts `checkpointWal` says why). */
   checkpoint(): { busy: boolean; walFrames: number; checkpointedFrames: number } {
     this.#assertOpen();
-    const row = this.#db.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
-    const result = row[0] ?? { busy: 0, log: 0, checkpointed: 0 };
-    return { busy: result.busy !== 0, walFrames: Math.max(0, result.log), checkpointedFrames: Math.max(0, result.checkpointed) };
+    return checkpointWal(this.#db);
   }
 
   /**
@@ -212,7 +196,7 @@ export class SqliteEngine implements StorageEngine {
   async migrate(options: MigrateOptions = {}): Promise<MigrationStatus> {
     this.#assertOpen();
     const status = migrateSqlite(this.#db, { clock: this.#clock, ...(options.apply === undefined ? {} : { apply: options.apply }) });
-    this.#prepare();
+    this.#prepared.prepare();
     return status;
   }
 
@@ -220,16 +204,17 @@ export class SqliteEngine implements StorageEngine {
   async ping(): Promise<void> {
     this.#assertOpen();
     this.#ping.get();
-    if (this.#full) {
-      await this.#probeSpace().catch(() => undefined);
-      if (this.#full) throw toStoreError(this.#full.error, this.path);
+    if (this.#space.full) {
+      await this.#space.probe().catch(() => undefined);
+      const full = this.#space.full;
+      if (full) throw toStoreError(full.error, this.path);
     }
   }
 
   async close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#starts.close();
-      this.#stopProbe();
+      this.#space.stop();
       await this.#tableSizes.close();
       await this.#settles.close();
       await this.#writes.close();
@@ -270,10 +255,7 @@ export class SqliteEngine implements StorageEngine {
   lease(request: LeaseRequest): Promise<LeasedJob[]> {
     return this.#write(() => {
       const s = this.#s;
-      return leaseJobs(s, request, this.#clock(), (id) => {
-        const raw = s.fixed.eventById.get(id);
-        return raw ? toEventRow(raw) : null;
-      });
+      return leaseJobs(s, request, this.#clock(), (id) => readEvent(s.fixed, id));
     });
   }
 
@@ -302,16 +284,7 @@ export class SqliteEngine implements StorageEngine {
 
   /** Moves at most 5000 jobs per call; when more are due, `nextDueAt` is <= now, so call again. */
   stageDue(): Promise<StageResult> {
-    return this.#write((own) => {
-      const s = this.#s.fixed;
-      const now = this.#clock();
-      const staged = s.stageDue.all({ now, limit: STAGE_BATCH });
-      for (const { queue, handler } of staged) own.woken.add(queue, handler);
-      const woken = durable.wakeDue(this.#durable(now, own), STAGE_BATCH);
-      const d = this.#d.fixed;
-      const nextDueAt = minOrNull(s.nextDue.get()?.t ?? null, d.nextWake.get()?.t ?? null);
-      return woken.length > 0 ? { staged: staged.length, woken, nextDueAt } : { staged: staged.length, nextDueAt };
-    });
+    return this.#write((own) => stageDueJobs(this.#durable(this.#clock(), own)));
   }
 
   /** Reclaims at most 1000 expired leases per call (oldest deadline first). */
@@ -320,18 +293,11 @@ export class SqliteEngine implements StorageEngine {
     // probe first, so an idle reap costs no write batch (no group-commit slot).
     this.#assertOpen();
     if (!this.#s.fixed.anyExpiredLease.get(this.#clock())) return [];
-    return this.#write((own) => {
-      const now = this.#clock();
-      const expired = this.#s.fixed.expiredLeases.all(now, REAP_BATCH);
-      return reclaimJobs(this.#s.fixed, expired, 'lease_expired', options, now, own);
-    });
+    return this.#write((own) => reclaimExpired(this.#s.fixed, options, this.#clock(), own));
   }
 
   reclaimWorker(workerId: string, options: ReclaimOptions): Promise<ReclaimedJob[]> {
-    return this.#write((own) => {
-      const held = this.#s.fixed.workerLeases.all(workerId);
-      return reclaimJobs(this.#s.fixed, held, 'crashed', options, this.#clock(), own);
-    });
+    return this.#write((own) => reclaimWorkerLeases(this.#s.fixed, workerId, options, this.#clock, own));
   }
 
   // --- nodes (one process owns the file: see node-registry.ts) --------------
@@ -350,14 +316,7 @@ export class SqliteEngine implements StorageEngine {
     const stale = this.#nodes.stale(this.#clock() - request.staleAfterMs, request.exceptNodeId);
     const nodes = stale.map((node) => node.nodeId);
     if (nodes.length === 0) return { nodes, jobs: [] };
-    const jobs = await this.#write((own) => {
-      const s = this.#s.fixed;
-      const now = this.#clock();
-      return stale.flatMap((node) => {
-        const expiredAt = node.heartbeatAt + request.staleAfterMs;
-        return reclaimJobs(s, s.workerLeases.all(node.nodeId).map(({ id }) => ({ id, expired_at: expiredAt })), 'crashed', request, now, own);
-      });
-    });
+    const jobs = await this.#write((own) => reclaimStaleNodes(this.#s.fixed, stale, request, this.#clock(), own));
     this.#nodes.remove(nodes);
     return { nodes, jobs };
   }
@@ -371,74 +330,27 @@ export class SqliteEngine implements StorageEngine {
   }
 
   restampJobs(request: RestampRequest): Promise<RestampResult> {
-    return this.#write(() => {
-      const s = this.#s.fixed;
-      const after = request.afterId === null ? (s.oldestWaitingJobId.get()?.id ?? null) : parseJobId(request.afterId);
-      const newest = s.newestJobId.get()?.id ?? null;
-      if (after === null || newest === null) return { restamped: 0, nextAfterId: null };
-      // The first window starts just before the oldest waiting job.
-      const from = request.afterId === null ? after - 1 : after;
-      const until = from + Math.max(1, Math.floor(request.span));
-      let restamped = 0;
-      for (const stamp of request.stamps) {
-        const keep = stamp.fairness === 'tenant' ? 1 : 0;
-        restamped += s.restampWindow.run({ queue: stamp.queue, priority_ms: stamp.priorityMs, keep_turns: keep, after: from, until }).changes;
-      }
-      return { restamped, nextAfterId: until >= newest ? null : String(until) };
-    });
+    return this.#write(() => restampJobs(this.#s.fixed, request));
   }
 
   prune(request: PruneRequest): Promise<{ jobs: number; events: number }> {
-    return this.#write(() => {
-      const s = this.#s.fixed;
-      const size = Math.max(0, Math.floor(request.batchSize));
-      // Deleting a job cascades to its attempts (foreign key ON DELETE CASCADE).
-      let jobs = s.pruneFinished.run(request.finishedBefore, size).changes;
-      if (jobs < size) jobs += s.pruneDead.run(request.deadBefore, size - jobs).changes;
-      const events = s.pruneEvents.run(request.eventsBefore, size).changes;
-      pruneTriggerGroups(this.#t, request.eventsBefore, this.#clock(), size);
-      return { jobs, events };
-    });
+    return this.#write(() => pruneStore(this.#s.fixed, this.#t, request, this.#clock));
   }
 
   // --- operator actions ---------------------------------------------------
 
   cancel(jobId: string): Promise<JobRow | null> {
-    return this.#write((own) => {
-      const s = this.#s.fixed;
-      const id = parseJobId(jobId);
-      const before = id === null ? undefined : s.jobById.get(id);
-      if (id === null || !before) return null;
-      if (TERMINAL_STATES.includes(before.state)) return toJobRow(before);
-      const now = this.#clock();
-      const raw = s.cancel.get({ id, now })!;
-      if (before.state === 'running') s.endAttempt.run(now, 'cancelled', null, id, before.lease_seq);
-      // A suspended job is not in the queue depth (durable.ts); its wait is cancelled with it.
-      if (before.state === 'suspended') durable.cancelWaits(this.#durable(now, own), id);
-      else addDepth(own, raw.queue, -1);
-      return toJobRow(raw);
-    });
+    return this.#write((own) => cancelJob(this.#s.fixed, this.#d.fixed, jobId, this.#clock, own));
   }
 
   retry(jobId: string): Promise<JobRow | null> {
-    return this.#write((own) => {
-      const s = this.#s.fixed;
-      const id = parseJobId(jobId);
-      const before = id === null ? undefined : s.jobById.get(id);
-      if (id === null || !before) return null;
-      if (before.state !== 'dead' && before.state !== 'cancelled') return toJobRow(before);
-      const raw = s.retry.get({ id, now: this.#clock() })!;
-      addDepth(own, raw.queue, 1);
-      own.woken.add(raw.queue, raw.handler);
-      return toJobRow(raw);
-    });
+    return this.#write((own) => retryJob(this.#s.fixed, jobId, this.#clock, own));
   }
 
   // --- durable execution (durable.ts) ---------------------------------------
 
   async getSteps(jobId: string): Promise<StepRow[]> {
-    const n = parseJobId(jobId);
-    return n === null ? [] : this.#readDurable().fixed.stepsByJob.all(n).map(durable.toStepRow);
+    return readSteps(() => this.#readDurable().fixed, jobId);
   }
 
   recordStep(jobId: string, token: string, step: RecordStepRequest): Promise<RecordStepResult> {
@@ -454,14 +366,11 @@ export class SqliteEngine implements StorageEngine {
   }
 
   async getWait(waitId: string): Promise<WaitRow | null> {
-    const raw = this.#readDurable().fixed.waitById.get(waitId);
-    return raw ? durable.toWaitRow(raw) : null;
+    return readWait(this.#readDurable().fixed, waitId);
   }
 
   async pendingWait(jobId: string): Promise<WaitRow | null> {
-    const n = parseJobId(jobId);
-    const raw = n === null ? undefined : this.#readDurable().fixed.pendingWaitOfJob.get(n);
-    return raw ? durable.toWaitRow(raw) : null;
+    return readPendingWait(() => this.#readDurable().fixed, jobId);
   }
 
   async listWaits(filter: WaitFilter): Promise<WaitRow[]> {
@@ -469,35 +378,25 @@ export class SqliteEngine implements StorageEngine {
   }
 
   async pendingInterrupts(): Promise<{ count: number; oldestCreatedAt: number | null }> {
-    const row = this.#readDurable().fixed.pendingInterrupts.get()!;
-    return { count: row.n, oldestCreatedAt: row.oldest };
+    return readPendingInterrupts(this.#readDurable().fixed);
   }
 
   // --- reads --------------------------------------------------------------
 
   async getJob(id: string): Promise<JobRow | null> {
-    const n = parseJobId(id);
-    const raw = n === null ? undefined : this.#read().fixed.jobById.get(n);
-    return raw ? toJobRow(raw) : null;
+    return readJob(() => this.#read().fixed, id);
   }
 
   async getAttempts(jobId: string): Promise<AttemptRow[]> {
-    const n = parseJobId(jobId);
-    return n === null ? [] : this.#read().fixed.attemptsByJob.all(n).map(toAttemptRow);
+    return readAttempts(() => this.#read().fixed, jobId);
   }
 
   async listJobs(filter: JobFilter): Promise<JobRow[]> {
-    let before: number | null = null;
-    if (filter.before !== undefined) {
-      before = parseJobId(filter.before);
-      if (before === null) return []; // no job id sorts below a malformed cursor
-    }
-    return this.#read().listJobs(filter, before).map(toJobRow);
+    return readJobPage(() => this.#read(), filter);
   }
 
   async getEvent(id: string): Promise<EventRow | null> {
-    const raw = this.#read().fixed.eventById.get(id);
-    return raw ? toEventRow(raw) : null;
+    return readEvent(this.#read().fixed, id);
   }
 
   async eventMerges(eventId: string): Promise<EventMerge[]> {
@@ -506,42 +405,21 @@ export class SqliteEngine implements StorageEngine {
   }
 
   async ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]> {
-    const built: string[] = [];
-    for (const path of paths) {
-      const name = payloadIndexName(path); // checks the path: its segments go into the SQL as a literal
-      if (this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?").get(name)) continue;
-      // The same expression listJobs writes, so the planner matches it. Runs at start, before the node takes work.
-      this.#db.exec(`CREATE INDEX IF NOT EXISTS ${name} ON jobs (json_extract(payload, '$.${path.join('.')}'))`);
-      built.push(name);
-    }
-    return built;
+    return buildPayloadIndexes(this.#db, paths);
   }
 
   async queueStats(): Promise<QueueStats[]> {
-    const s = this.#read().fixed;
-    return toQueueStats(s.countsByQueue.all(), s.oldestQueued.all());
+    return readQueueStats(this.#read().fixed);
   }
 
   // --- API keys -----------------------------------------------------------
 
   createKey(key: ApiKeyRow): Promise<void> {
-    return this.#write(() => {
-      this.#s.fixed.insertKey.run(
-        key.id,
-        key.name,
-        key.hash,
-        JSON.stringify(key.scopes),
-        key.handlers === null ? null : JSON.stringify(key.handlers),
-        key.createdAt,
-        key.expiresAt,
-        key.revokedAt,
-      );
-    });
+    return this.#write(() => insertKey(this.#s.fixed, key));
   }
 
   async findKeyByHash(hash: string): Promise<ApiKeyRow | null> {
-    const raw = this.#read().fixed.keyByHash.get(hash);
-    return raw ? toApiKeyRow(raw) : null;
+    return readKeyByHash(this.#read().fixed, hash);
   }
 
   async listKeys(): Promise<ApiKeyRow[]> {
@@ -585,26 +463,23 @@ export class SqliteEngine implements StorageEngine {
   }
 
   reclaimAll(): Promise<ReclaimedJob[]> {
-    return this.#write((own) => {
-      const s = this.#s.fixed;
-      return reclaimJobs(s, s.allRunning.all(), 'crashed', { poisonAfter: Number.MAX_SAFE_INTEGER }, this.#clock(), own);
-    });
+    return this.#write((own) => reclaimAllRunning(this.#s.fixed, this.#clock(), own));
   }
 
   // --- audit trail --------------------------------------------------------
 
   appendAudit(entry: AuditEntry, seal: AuditSeal): Promise<AuditRecord> {
-    return this.#write(() => this.#audit.append(entry, seal));
+    return this.#write(() => this.#prepared.audit.append(entry, seal));
   }
 
   async listAudit(page: AuditPage): Promise<AuditRecord[]> {
     this.#assertOpen();
-    return this.#audit.page(page);
+    return this.#prepared.audit.page(page);
   }
 
   async readAudit(range: AuditRange): Promise<AuditRecord[]> {
     this.#assertOpen();
-    return this.#audit.range(range);
+    return this.#prepared.audit.range(range);
   }
 
   // --- internals ----------------------------------------------------------
@@ -623,26 +498,15 @@ export class SqliteEngine implements StorageEngine {
   }
 
   get #s(): SqliteStatements {
-    if (this.#statements) return this.#statements;
-    try {
-      return this.#prepare();
-    } catch (error) {
-      throw new DroverError('store_unavailable', `the store ${this.path} is not migrated; run \`drover migrate\``, {
-        cause: error,
-      });
-    }
+    return this.#prepared.s;
   }
 
   get #d(): DurableStatements {
-    if (this.#durableStatements) return this.#durableStatements;
-    this.#s; // prepares both, or says the store is not migrated
-    return this.#durableStatements!;
+    return this.#prepared.d;
   }
 
   get #t(): TriggerStatements {
-    if (this.#triggerStatements) return this.#triggerStatements;
-    this.#s; // prepares them all, or says the store is not migrated
-    return this.#triggerStatements!;
+    return this.#prepared.t;
   }
 
   #readDurable(): DurableStatements {
@@ -652,27 +516,6 @@ export class SqliteEngine implements StorageEngine {
 
   #durable(now: number, own: WriteEffects): durable.DurableContext {
     return { s: this.#s.fixed, d: this.#d.fixed, now, own };
-  }
-
-  get #audit(): AuditStatements {
-    if (this.#auditStatements) return this.#auditStatements;
-    try {
-      return (this.#auditStatements = new AuditStatements(this.#db));
-    } catch (error) {
-      throw new DroverError('store_unavailable', `the store ${this.path} has no audit table; run \`drover migrate\``, { cause: error });
-    }
-  }
-
-  /** Prepare statements and count unfinished jobs; needs the migrated schema. */
-  #prepare(): SqliteStatements {
-    const statements = new SqliteStatements(this.#db);
-    const durableStatements = new DurableStatements(this.#db);
-    const triggerStatements = prepareTriggerStatements(this.#db);
-    this.#depths.load(statements.fixed.unfinishedByQueue.all());
-    this.#durableStatements = durableStatements;
-    this.#triggerStatements = triggerStatements;
-    this.#statements = statements;
-    return statements;
   }
 
   #committed(effects: WriteEffects): void {
@@ -691,43 +534,15 @@ export class SqliteEngine implements StorageEngine {
     }
   }
 
-  /** Disk-full bookkeeping after each group commit (group-commit.ts `settled`). */
-  #noteSpace(errors: readonly unknown[], committed: boolean): void {
-    const full = errors.filter(isDiskFull);
-    if (full.length > 0) {
-      this.#fullErrors += full.length;
-      this.#full = { since: this.#full?.since ?? this.#clock(), error: full[0], changes: this.#totalChanges.get()!.n };
-      // Recover by itself: keep trying a small write until one commits, whether or not anything else writes.
-      if (!this.#fullProbe && !this.#closing) {
-        this.#fullProbe = setInterval(() => void this.#probeSpace().catch(() => undefined), FULL_PROBE_MS);
-        this.#fullProbe.unref();
-      }
-    } else if (committed && this.#full && this.#totalChanges.get()!.n !== this.#full.changes) {
-      // A batch that changed rows committed: there is room to write again (one that wrote nothing proves nothing).
-      this.#full = null;
-      this.#stopProbe();
-    }
-  }
-
   #probeSpace(): Promise<void> {
     return this.#write(() => {
       this.#s.fixed.setMeta.run('space_probe', String(this.#clock()));
     });
   }
 
-  #stopProbe(): void {
-    if (this.#fullProbe) clearInterval(this.#fullProbe);
-    this.#fullProbe = null;
-  }
-
   #intake(options: EnqueueOptions | undefined, own: WriteEffects, batch: Readonly<WriteEffects>): IntakeContext {
     return { s: this.#s.fixed, d: this.#d.fixed, t: this.#t, depths: this.#depths, now: this.#clock(), options, own, batch };
   }
-}
-
-function minOrNull(a: number | null, b: number | null): number | null {
-  if (a === null) return b;
-  return b === null ? a : Math.min(a, b);
 }
 
 /**
