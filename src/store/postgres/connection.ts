@@ -181,6 +181,9 @@ export function isConflict(error: unknown): boolean {
   return code === '40P01' || code === '40001';
 }
 
+/** The engine's checked query on its general pool (open, errors as store errors): rows only. */
+export type Query = <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<R[]>;
+
 /** Wrap a driver error as `store_unavailable` (503) when it is transient, so clients retry. */
 export function storeError(error: unknown, what: string): Error {
   if (error instanceof DroverError) return error;

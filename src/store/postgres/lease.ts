@@ -49,7 +49,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { noteTenantRefusal, TenantTally, type LeaseCapReport, type TenantCaps } from '../../core/lease-caps.js';
-import { guardTenants } from './lease-caps.js';
+import { guardTenants, lockHolders } from './lease-caps.js';
 import { compareLeaseOrder } from '../../core/queue-policy.js';
 import type { LeaseRequest } from '../engine.js';
 import type { RawLeased } from './rows.js';
@@ -364,4 +364,13 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
     if (blocked === 0) break;
   }
   return leased.sort(compareLeaseOrder);
+}
+
+/** Lease shape 2, or the capped forms of either shape (the notes above say which and why), in the caller's transaction. */
+export async function leaseInTransaction(client: pg.PoolClient, asked: LeasePlan, call: LeaseCall, request: LeaseRequest): Promise<RawLeased[]> {
+  const caps = request.caps;
+  const plan = caps ? await lockHolders(client, asked, call, caps, request.capped) : asked;
+  if (plan === null) return [];
+  if (caps?.tenants) return leaseKeyed(client, plan, call, caps.tenants, request.capped);
+  return (caps && (await leaseFast(client, plan, call))) ?? leaseKeyed(client, plan, call);
 }

@@ -63,24 +63,27 @@ import type {
 } from '../engine.js';
 import * as audit from './audit.js';
 import { dumpPostgres } from './backup.js';
-import { assertSchemaName, clientConfig, DEFAULT_TIMEOUTS, inTransaction, isTransient, longQuery, retryConflicts, storeError, type StoreTimeouts } from './connection.js';
-import { payloadIndexName } from '../../core/payload-filter.js';
+import { assertSchemaName, clientConfig, DEFAULT_TIMEOUTS, inTransaction, isTransient, retryConflicts, storeError, type Query, type StoreTimeouts } from './connection.js';
 import { ConnectionErrors, type ConnectionErrorKind, type ConnectionErrorListener } from './connection-errors.js';
-import { eventMerges, pruneTriggerGroups } from './trigger-groups.js';
-import { enqueuePlain, finishIntake, ingestItems, insertJobs, isPlain, newIntakeEffects, type IntakeEffects } from './intake.js';
+import { eventMerges } from './trigger-groups.js';
+import { enqueuePlain, ingestItems, insertJobs, isPlain, type IntakeEffects } from './intake.js';
+import { intakeTransaction } from './intake-transaction.js';
 import * as durable from './durable.js';
-import { leaseFast, leaseKeyed, newLeaseCall, planLease, RELEASE_BY_CALL, type LeaseCall, type LeasePlan } from './lease.js';
-import { lockHolders } from './lease-caps.js';
+import * as reads from './job-reads.js';
+import * as maintenance from './maintenance.js';
+import * as meta from './meta.js';
+import { leaseFast, leaseInTransaction, newLeaseCall, planLease, RELEASE_BY_CALL } from './lease.js';
 import { migratePostgres } from './migrator.js';
 import { acquireNodeLock, nodeLockKey } from './node-lock.js';
 import { cancelJob, retryJob } from './operator-actions.js';
 import * as q from './queries.js';
 import * as reclaim from './reclaim.js';
-import { parseJobId, toApiKeyRow, toAttemptRow, toEventRow, toJobRow, toLeasedJob, toNodeRow, toQueueStats } from './rows.js';
-import type { RawApiKey, RawAttempt, RawEvent, RawJob, RawLeased, RawNode } from './rows.js';
-import { PRUNE_RATE_WINDOWS, takeRateStart } from './rate-windows.js';
+import { parseJobId, toApiKeyRow, toEventRow, toJobRow, toLeasedJob, toNodeRow } from './rows.js';
+import type { RawApiKey, RawJob, RawNode } from './rows.js';
+import { takeRateStart } from './rate-windows.js';
 import { SettleBatch, type Settlement } from './settle-batch.js';
-import { START_IN_FLIGHT, StartBatch } from './start-batch.js';
+import { StartBatch } from './start-batch.js';
+import { openPools, poolStats } from './pools.js';
 import { Wakeups } from './wakeups.js';
 import { EnqueueBatch } from './enqueue-batch.js';
 import { Woken } from '../woken.js';
@@ -103,12 +106,6 @@ export interface PostgresEngineOptions {
   onConnectionError?: ConnectionErrorListener;
 }
 
-/** Connections in each of the hot path's pools (see #hot), besides `poolMax`. */
-const HOT_POOL_MAX = 2;
-
-/** Most scheduled jobs one stageDue call moves. */
-const STAGE_BATCH = 5000;
-
 /**
  * @example
  * const engine = openPostgresEngine({ url: 'postgres://postgres@127.0.0.1:5432/drover', schema: 'drover' });
@@ -120,22 +117,8 @@ export class PostgresEngine implements StorageEngine {
   readonly capabilities: StoreCapabilities = { engine: 'postgres', multiNode: true, crossProcessNotify: true, groupCommit: false, sharedRateLimits: true };
   readonly schema: string;
   readonly #url: string;
+  /** The general pool; `#hot` and `#lease` are the hot path's own (pools.ts says why). */
   readonly #pool: pg.Pool;
-  /**
-   * The hot path's own small pools, whose sessions run prepared statements on
-   * generic plans: planning the lease statement costs several times what
-   * executing it does, and PostgreSQL's plan cache would keep re-planning it
-   * (its generic estimate looks worse than it runs). Only statements written
-   * to have a good generic plan run here.
-   *
-   * `#hot` carries completions (durable commits). `#lease` carries leases,
-   * reaps and dead-node reclaims with asynchronous commit: their loss in a
-   * server crash only puts jobs back where they were (a lost lease means the
-   * job runs again, which at-least-once already allows; a lost reclaim is
-   * redone by the next pass), and a completion's durable commit flushes the
-   * lease before it anyway. Intake and completions never use it: what was
-   * acknowledged stays acknowledged.
-   */
   readonly #hot: pg.Pool;
   readonly #lease: pg.Pool;
   readonly #clock: () => number;
@@ -161,9 +144,7 @@ export class PostgresEngine implements StorageEngine {
     this.#nodeLockWaitMs = options.nodeLockWaitMs ?? 5_000;
     const connection = { url: options.url, schema: this.schema, applicationName: `drover/${this.schema}`, ...(options.timeouts ? { timeouts: options.timeouts } : {}) };
     this.#connectionErrors = new ConnectionErrors(options.onConnectionError);
-    this.#pool = new pg.Pool({ ...clientConfig(connection), max: options.poolMax ?? 10, idleTimeoutMillis: 30_000 });
-    this.#hot = new pg.Pool({ ...clientConfig(connection, { genericPlans: true }), max: HOT_POOL_MAX, idleTimeoutMillis: 30_000 });
-    this.#lease = new pg.Pool({ ...clientConfig(connection, { genericPlans: true, asyncCommit: true }), max: HOT_POOL_MAX + START_IN_FLIGHT, idleTimeoutMillis: 30_000 });
+    ({ general: this.#pool, hot: this.#hot, lease: this.#lease } = openPools(connection, options.poolMax ?? 10));
     // A client whose connection drops emits 'error'; without a listener that
     // would crash the process. Counted, reported once, the client discarded.
     for (const pool of [this.#pool, this.#hot, this.#lease]) this.#connectionErrors.watch(pool);
@@ -198,21 +179,9 @@ export class PostgresEngine implements StorageEngine {
     return this.#connectionErrors.counts;
   }
 
-  /**
-   * Connections of all pools (general and hot path), their limit, and callers
-   * waiting for one, for metrics. `waiting` counts only pools without an idle
-   * connection: pg-pool queues every checkout while an idle client exists and
-   * hands it over on the next tick, so a scrape that itself queries the store
-   * (queue depth) saw its own checkouts as "waiting" on an idle node.
-   */
+  /** Connections of all pools (general and hot path), their limit, and callers waiting for one, for metrics (pools.ts). */
   poolStats(): { total: number; idle: number; waiting: number; max: number } {
-    const pools = [this.#pool, this.#hot, this.#lease];
-    return {
-      total: pools.reduce((n, p) => n + p.totalCount, 0),
-      idle: pools.reduce((n, p) => n + p.idleCount, 0),
-      waiting: pools.reduce((n, p) => n + (p.idleCount > 0 ? 0 : p.waitingCount), 0),
-      max: pools.reduce((n, p) => n + (p.options.max ?? 10), 0),
-    };
+    return poolStats([this.#pool, this.#hot, this.#lease]);
   }
 
   async migrate(options: MigrateOptions = {}): Promise<MigrationStatus> {
@@ -284,7 +253,7 @@ export class PostgresEngine implements StorageEngine {
       const capped = caps !== undefined && (caps.tenants !== undefined || caps.worker !== undefined || caps.key !== undefined);
       // Without caps: the one-statement fast shape, outside any transaction (lease.ts).
       const fast = capped ? null : await leaseFast(this.#lease, plan, call);
-      const rows = fast ?? (await retryConflicts(() => inTransaction(this.#pool, (client) => this.#leaseInTransaction(client, plan, call, request))));
+      const rows = fast ?? (await retryConflicts(() => inTransaction(this.#pool, (client) => leaseInTransaction(client, plan, call, request))));
       // Marked started by the lease itself (`LeaseRequest.start`): their start() answers at once.
       if (fast) for (const row of fast) if (row.started_now && row.lease_token) this.#markedByLease.set(String(row.id), row.lease_token);
       return rows.map((row) => toLeasedJob(row, call));
@@ -294,15 +263,6 @@ export class PostgresEngine implements StorageEngine {
       if (isTransient(error)) this.#uncertain.set(call.nonce, [request.workerId]);
       throw storeError(error, 'leasing');
     }
-  }
-
-  /** Lease shape 2, or the capped forms of either shape (lease.ts says which and why). */
-  async #leaseInTransaction(client: pg.PoolClient, asked: LeasePlan, call: LeaseCall, request: LeaseRequest): Promise<RawLeased[]> {
-    const caps = request.caps;
-    const plan = caps ? await lockHolders(client, asked, call, caps, request.capped) : asked;
-    if (plan === null) return [];
-    if (caps?.tenants) return leaseKeyed(client, plan, call, caps.tenants, request.capped);
-    return (caps && (await leaseFast(client, plan, call))) ?? leaseKeyed(client, plan, call);
   }
 
   async heartbeat(jobId: string, token: string, leaseMs: number): Promise<FenceResult> {
@@ -341,25 +301,8 @@ export class PostgresEngine implements StorageEngine {
   // --- background ---------------------------------------------------------
 
   /** Moves at most 5000 jobs per call; when more are due, `nextDueAt` is <= now, so call again. */
-  async stageDue(): Promise<StageResult> {
-    const now = this.#clock();
-    const rows = await this.#query<{ staged: number; queues: string[] | null; handlers: string[] | null; next_due: number | null; next_wake: number | null }>(q.STAGE_DUE, [
-      now,
-      STAGE_BATCH,
-    ]);
-    const row = rows[0];
-    if (row?.queues?.length) void this.#wakeups.committed(Woken.of(row.queues, row.handlers));
-    const staged = row?.staged ?? 0;
-    let nextWake = row?.next_wake ?? null;
-    // Suspended jobs to wake (sleeps over, waits timed out): a transaction only when one is due.
-    if (nextWake === null || nextWake > now) return { staged, nextDueAt: minOrNull(row?.next_due ?? null, nextWake) };
-    const woken = await this.#durableWrite('waking suspended jobs', async (client, effects) => {
-      const waits = await durable.wakeDue(client, now, STAGE_BATCH, effects);
-      nextWake = (await client.query<{ t: number | null }>(durable.NEXT_WAKE)).rows[0]?.t ?? null;
-      return waits;
-    });
-    const nextDueAt = minOrNull(row?.next_due ?? null, nextWake);
-    return woken.length > 0 ? { staged, woken, nextDueAt } : { staged, nextDueAt };
+  stageDue(): Promise<StageResult> {
+    return maintenance.stageDue(this.#query, this.#clock(), (woken) => void this.#wakeups.committed(woken), (what, work) => this.#durableWrite(what, work));
   }
 
   /** Reclaims at most 1000 expired leases per call (oldest deadline first). */
@@ -371,35 +314,12 @@ export class PostgresEngine implements StorageEngine {
     return this.#reclaimed(await this.#run('reclaiming', () => reclaim.reclaimWorker(this.#pool, this.#clock(), options.poisonAfter, workerId)));
   }
 
-  async restampJobs(request: RestampRequest): Promise<RestampResult> {
-    const span = Math.max(1, Math.floor(request.span));
-    const rows = await this.#query<{ restamped: number; after: number | null; newest: number | null }>(q.RESTAMP_JOBS, [
-      request.stamps.map((s) => s.queue),
-      request.stamps.map((s) => s.priorityMs),
-      request.afterId,
-      span,
-      request.stamps.map((s) => s.fairness === 'tenant'),
-    ]);
-    const row = rows[0];
-    if (!row || row.after === null || row.newest === null) return { restamped: 0, nextAfterId: null };
-    const until = row.after + span;
-    return { restamped: row.restamped, nextAfterId: until >= row.newest ? null : String(until) };
+  restampJobs(request: RestampRequest): Promise<RestampResult> {
+    return maintenance.restampJobs(this.#query, request);
   }
 
-  async prune(request: PruneRequest): Promise<{ jobs: number; events: number }> {
-    const size = Math.max(0, Math.floor(request.batchSize));
-    return this.#run('pruning', () =>
-      inTransaction(this.#pool, async (client) => {
-        const count = async (states: string[], before: number, limit: number) =>
-          (await client.query<{ n: number }>(q.PRUNE_JOBS, [states, before, limit])).rows[0]?.n ?? 0;
-        let jobs = await count(['succeeded', 'cancelled'], request.finishedBefore, size);
-        if (jobs < size) jobs += await count(['dead'], request.deadBefore, size - jobs);
-        const events = (await client.query(q.PRUNE_EVENTS, [request.eventsBefore, size])).rowCount ?? 0;
-        await client.query(PRUNE_RATE_WINDOWS, [this.#clock()]);
-        await pruneTriggerGroups(client, request.eventsBefore, this.#clock(), size);
-        return { jobs, events };
-      }),
-    );
+  prune(request: PruneRequest): Promise<{ jobs: number; events: number }> {
+    return this.#run('pruning', () => maintenance.prune(this.#pool, this.#clock, request));
   }
 
   // --- nodes --------------------------------------------------------------
@@ -504,73 +424,32 @@ export class PostgresEngine implements StorageEngine {
 
   // --- reads --------------------------------------------------------------
 
-  async getJob(id: string): Promise<JobRow | null> {
-    const n = parseJobId(id);
-    if (n === null) return null;
-    const raw = (await this.#query<RawJob>(q.JOB_BY_ID, [n]))[0];
-    return raw ? toJobRow(raw) : null;
+  getJob(id: string): Promise<JobRow | null> {
+    return reads.getJob(this.#query, id);
   }
 
-  async getAttempts(jobId: string): Promise<AttemptRow[]> {
-    const n = parseJobId(jobId);
-    return n === null ? [] : (await this.#query<RawAttempt>(q.ATTEMPTS_BY_JOB, [n])).map(toAttemptRow);
+  getAttempts(jobId: string): Promise<AttemptRow[]> {
+    return reads.getAttempts(this.#query, jobId);
   }
 
-  async listJobs(filter: JobFilter): Promise<JobRow[]> {
-    let before: number | null = null;
-    if (filter.before !== undefined) {
-      before = parseJobId(filter.before);
-      if (before === null) return []; // no job id sorts below a malformed cursor
-    }
-    const { text, values } = q.listJobsQuery(filter, before);
-    return (await this.#query<RawJob>(text, values)).map(toJobRow);
+  listJobs(filter: JobFilter): Promise<JobRow[]> {
+    return reads.listJobs(this.#query, filter);
   }
 
-  async getEvent(id: string): Promise<EventRow | null> {
-    const raw = (await this.#query<RawEvent>(q.EVENT_BY_ID, [id]))[0];
-    return raw ? toEventRow(raw) : null;
+  getEvent(id: string): Promise<EventRow | null> {
+    return reads.getEvent(this.#query, id);
   }
 
   eventMerges(eventId: string): Promise<EventMerge[]> {
     return this.#run('query', () => eventMerges(this.#pool, eventId));
   }
 
-  async ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]> {
-    const built: string[] = [];
-    for (const path of paths) {
-      const name = payloadIndexName(path); // checks the path: its segments go into the SQL as a literal
-      const client = await this.#pool.connect();
-      try {
-        const state = (await client.query<{ valid: boolean }>(q.PAYLOAD_INDEX_STATE, [name])).rows[0];
-        if (state?.valid) continue;
-        // Building over a large table outlasts a store call's deadline; CONCURRENTLY keeps intake
-        // writing meanwhile (so it cannot run in a transaction). A build that failed half-way leaves an
-        // invalid index, which IF NOT EXISTS would keep forever: drop it first.
-        await client.query('SET statement_timeout = 0');
-        if (state) await client.query(longQuery(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`));
-        await client.query(longQuery(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${name} ON jobs ((payload #>> '{${path.join(',')}}'))`));
-        // Statistics on the new expression: without them the planner guesses a common value and may
-        // walk the primary key newest first instead (the LIMIT trap), which is the slow path.
-        await client.query(longQuery('ANALYZE jobs'));
-        built.push(name);
-      } catch (error) {
-        // Another node building the same index at the same moment: it is (being) built.
-        const code = (error as { code?: string }).code;
-        if (code !== '42P07' && code !== '23505') throw storeError(error, 'building a payload search index');
-      } finally {
-        await client.query('RESET statement_timeout').catch(() => undefined);
-        client.release();
-      }
-    }
-    return built;
+  ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]> {
+    return reads.ensurePayloadIndexes(this.#pool, paths);
   }
 
-  async queueStats(): Promise<QueueStats[]> {
-    const [counts, oldest] = await Promise.all([
-      this.#query<{ queue: string; state: string; n: number }>(q.COUNTS_BY_QUEUE, []),
-      this.#query<{ queue: string; oldest: number }>(q.OLDEST_QUEUED, []),
-    ]);
-    return toQueueStats(counts, oldest);
+  queueStats(): Promise<QueueStats[]> {
+    return reads.queueStats(this.#query);
   }
 
   // --- API keys -----------------------------------------------------------
@@ -602,8 +481,8 @@ export class PostgresEngine implements StorageEngine {
 
   // --- node metadata ------------------------------------------------------
 
-  async getMeta(key: string): Promise<string | null> {
-    return (await this.#query<{ value: string }>(q.GET_META, [key]))[0]?.value ?? null;
+  getMeta(key: string): Promise<string | null> {
+    return meta.getMeta(this.#query, key);
   }
 
   async setMeta(key: string, value: string): Promise<void> {
@@ -611,17 +490,7 @@ export class PostgresEngine implements StorageEngine {
   }
 
   updateMeta(key: string, update: (current: string | null) => string | null): Promise<string | null> {
-    return this.#run('updating metadata', () =>
-      inTransaction(this.#pool, async (client) => {
-        // A transaction lock on the key, not a row lock: the row may not exist yet.
-        await client.query(q.LOCK_META_KEY, [key]);
-        const current = (await client.query<{ value: string }>(q.GET_META, [key])).rows[0]?.value ?? null;
-        const next = update(current);
-        if (next === null || next === current) return current;
-        await client.query(q.SET_META, [key, next]);
-        return next;
-      }),
-    );
+    return this.#run('updating metadata', () => meta.updateMeta(this.#pool, key, update));
   }
 
   // --- backup and restore -------------------------------------------------
@@ -667,46 +536,22 @@ export class PostgresEngine implements StorageEngine {
     }
   }
 
-  async #query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
-    return this.#run('query', async () => (await this.#pool.query<R>(text, values)).rows);
-  }
+  readonly #query: Query = (text, values) => this.#run('query', async () => (await this.#pool.query(text, values)).rows);
 
   async #intake<T>(work: (client: pg.PoolClient, now: number, effects: IntakeEffects) => Promise<T>, options?: EnqueueOptions): Promise<T> {
     this.#assertOpen();
-    let effects: IntakeEffects = newIntakeEffects();
-    const result = await this.#run('accepting work', () =>
-      retryConflicts(() => {
-        effects = newIntakeEffects();
-        return inTransaction(this.#pool, async (client) => {
-          const value = await work(client, this.#clock(), effects);
-          await finishIntake(client, effects, options, this.#wakeups.target);
-          return value;
-        });
-      }),
-    );
-    this.#wakeups.local(effects.woken);
-    return result;
+    return this.#durableWrite('accepting work', (client, effects) => work(client, this.#clock(), effects), options);
   }
 
   /**
-   * A transaction that may queue suspended jobs again: their queues are
+   * A transaction that may queue jobs (intake, or suspended jobs again): their queues are
    * counted and other nodes notified in it (`finishIntake`), this process's
    * listeners after the commit.
    */
-  async #durableWrite<T>(what: string, work: (client: pg.PoolClient, effects: IntakeEffects) => Promise<T>): Promise<T> {
-    let effects = newIntakeEffects();
-    const result = await this.#run(what, () =>
-      retryConflicts(() => {
-        effects = newIntakeEffects();
-        return inTransaction(this.#pool, async (client) => {
-          const value = await work(client, effects);
-          await finishIntake(client, effects, undefined, this.#wakeups.target);
-          return value;
-        });
-      }),
-    );
-    this.#wakeups.local(effects.woken);
-    return result;
+  async #durableWrite<T>(what: string, work: (client: pg.PoolClient, effects: IntakeEffects) => Promise<T>, options?: EnqueueOptions): Promise<T> {
+    const { value, woken } = await this.#run(what, () => intakeTransaction(this.#pool, this.#wakeups.target, work, options));
+    this.#wakeups.local(woken);
+    return value;
   }
 
   async #fenced(jobId: string, update: (id: number) => Promise<RawJob[]>): Promise<FenceResult> {
@@ -743,11 +588,6 @@ export class PostgresEngine implements StorageEngine {
     if (queued.length > 0) void this.#wakeups.committed(Woken.of(queued.map((j) => j.queue), queued.map((j) => j.handler)));
     return jobs;
   }
-}
-
-function minOrNull(a: number | null, b: number | null): number | null {
-  if (a === null) return b;
-  return b === null ? a : Math.min(a, b);
 }
 
 /** Construct the engine (no connection is made until the first call). */

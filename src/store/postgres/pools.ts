@@ -1,0 +1,54 @@
+/**
+ * The engine's three connection pools and their combined numbers for metrics.
+ *
+ * `general` carries everything off the hot path. The hot path has its own
+ * small pools, whose sessions run prepared statements on generic plans:
+ * planning the lease statement costs several times what executing it does,
+ * and PostgreSQL's plan cache would keep re-planning it (its generic estimate
+ * looks worse than it runs). Only statements written to have a good generic
+ * plan run there.
+ *
+ * `hot` carries completions (durable commits). `lease` carries leases, reaps
+ * and dead-node reclaims with asynchronous commit: their loss in a server
+ * crash only puts jobs back where they were (a lost lease means the job runs
+ * again, which at-least-once already allows; a lost reclaim is redone by the
+ * next pass), and a completion's durable commit flushes the lease before it
+ * anyway. Intake and completions never use it: what was acknowledged stays
+ * acknowledged.
+ */
+import pg from 'pg';
+import { clientConfig, type ConnectionSettings } from './connection.js';
+import { START_IN_FLIGHT } from './start-batch.js';
+
+/** Connections in each of the hot path's pools, besides `poolMax`. */
+const HOT_POOL_MAX = 2;
+
+export interface EnginePools {
+  general: pg.Pool;
+  hot: pg.Pool;
+  lease: pg.Pool;
+}
+
+export function openPools(connection: ConnectionSettings, poolMax: number): EnginePools {
+  return {
+    general: new pg.Pool({ ...clientConfig(connection), max: poolMax, idleTimeoutMillis: 30_000 }),
+    hot: new pg.Pool({ ...clientConfig(connection, { genericPlans: true }), max: HOT_POOL_MAX, idleTimeoutMillis: 30_000 }),
+    lease: new pg.Pool({ ...clientConfig(connection, { genericPlans: true, asyncCommit: true }), max: HOT_POOL_MAX + START_IN_FLIGHT, idleTimeoutMillis: 30_000 }),
+  };
+}
+
+/**
+ * Connections of all pools, their limit, and callers waiting for one.
+ * `waiting` counts only pools without an idle connection: pg-pool queues
+ * every checkout while an idle client exists and hands it over on the next
+ * tick, so a scrape that itself queries the store (queue depth) saw its own
+ * checkouts as "waiting" on an idle node.
+ */
+export function poolStats(pools: readonly pg.Pool[]): { total: number; idle: number; waiting: number; max: number } {
+  return {
+    total: pools.reduce((n, p) => n + p.totalCount, 0),
+    idle: pools.reduce((n, p) => n + p.idleCount, 0),
+    waiting: pools.reduce((n, p) => n + (p.idleCount > 0 ? 0 : p.waitingCount), 0),
+    max: pools.reduce((n, p) => n + (p.options.max ?? 10), 0),
+  };
+}
