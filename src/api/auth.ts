@@ -15,7 +15,6 @@
  * has not seen lately are refused there.
  */
 import * as crypto from 'node:crypto';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DroverError } from '../core/errors.js';
 import { validateHandlerPatterns } from '../core/key-scope.js';
@@ -51,11 +50,11 @@ declare module 'fastify' {
 const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
 
 export function hashKey(secret: string): string {
-  return oneShotHash ? oneShotHash('sha256', secret, 'hex') : createHash('sha256').update(secret).digest('hex');
+  return oneShotHash ? oneShotHash('sha256', secret, 'hex') : crypto.createHash('sha256').update(secret).digest('hex');
 }
 
 export function generateKeySecret(): string {
-  return KEY_PREFIX + randomBytes(32).toString('base64url');
+  return KEY_PREFIX + crypto.randomBytes(32).toString('base64url');
 }
 
 /** Create and store a key; returns the row and the secret (shown once, never stored). */
@@ -72,7 +71,7 @@ export async function createApiKey(
       : 'handlers: only a key with the work scope works on handlers; add "work" to its scopes or leave handlers out');
   }
   const key: ApiKeyRow = {
-    id: `key_${randomUUID().replace(/-/g, '').slice(0, 16)}`,
+    id: `key_${crypto.randomUUID().replace(/-/g, '').slice(0, 16)}`,
     name: options.name,
     hash: hashKey(secret),
     scopes: options.scopes,

@@ -7,6 +7,18 @@
 import { capReportIsEmpty, emptyCapReport, type LeaseCapReport, type LeaseCaps } from '../core/lease-caps.js';
 import type { Lifecycle } from './lifecycle.js';
 
+const CONTENDED_RETRY_MS = 10;
+
+/**
+ * How long to wait before leasing again when another node held some tenants'
+ * locks (`LeaseCapReport.contended`): its transaction commits within a few ms,
+ * and nothing else wakes this node when it does. Jittered, so two nodes that
+ * collided do not collide again in step.
+ */
+export function contendedPauseMs(): number {
+  return CONTENDED_RETRY_MS + Math.floor(Math.random() * CONTENDED_RETRY_MS);
+}
+
 /** The `caps` and `capped` fields of a lease request; nothing at all when no cap applies (the store keeps its fast path). */
 export function capFields(caps: LeaseCaps): { caps?: LeaseCaps; capped?: LeaseCapReport } {
   if (caps.tenants === undefined && caps.worker === undefined && caps.key === undefined) return {};

@@ -24,13 +24,11 @@ import { LazyAbortController, runJob, type RunJobOptions, type RunningJob, type 
 import type { Lifecycle } from './lifecycle.js';
 import { recordOutcome, type OutcomeContext } from './outcome.js';
 import { StepContext, type StepDeps } from './step-context.js';
-import { capFields, emitCapRefusals } from './cap-refusals.js';
+import { capFields, contendedPauseMs, emitCapRefusals } from './cap-refusals.js';
 import type { TenantCaps } from '../core/lease-caps.js';
 
 /** Handlers whose jobs average less than this are leased ahead. */
 const FAST_JOB_MS = 50;
-/** Base pause before leasing again after another node held a tenant's lock (plus up to as much jitter). */
-const CONTENDED_RETRY_MS = 10;
 
 export interface DispatcherOptions {
   store: StorageEngine;
@@ -205,7 +203,7 @@ export class Dispatcher {
     this.#contendedRetry = setTimeout(() => {
       this.#contendedRetry = undefined;
       this.#wakeForRoom();
-    }, CONTENDED_RETRY_MS + Math.floor(Math.random() * CONTENDED_RETRY_MS));
+    }, contendedPauseMs());
     this.#contendedRetry.unref();
   }
 

@@ -20,16 +20,15 @@ import type { Admission } from './admission.js';
 import type { Lifecycle, RemoteOrigin } from './lifecycle.js';
 import { recordFailure, reportedError, type OutcomeContext } from './outcome.js';
 import { asLeased, notFound, RemoteSteps } from './remote-steps.js';
-import { capFields, emitCapRefusals } from './cap-refusals.js';
+import { capFields, contendedPauseMs, emitCapRefusals } from './cap-refusals.js';
 import { tenantCapsIfAny, workerCapsFor, type FlowCaps, type LeaseCapReport, type LeaseCaps } from '../core/lease-caps.js';
 
 /** Without a notification, look again this often anyway (another node's enqueue on a store without cross-process notify). */
 const RELEASE_CHECK_MS = 5_000;
 /** How often a waiting lease checks that its client and the node are still there. */
 const WAIT_TICK_MS = 500;
-/** Lease looks per call when another node holds some tenants' locks, and the base pause between them (plus jitter). */
+/** Lease looks per call when another node holds some tenants' locks (`contendedPauseMs` apart). */
 const CONTENDED_ATTEMPTS = 3;
-const CONTENDED_RETRY_MS = 10;
 /** Attempt start times kept in memory at most (beyond, durations come from the attempt rows). */
 const MAX_STARTED = 100_000;
 
@@ -329,7 +328,7 @@ export class RemoteWorkers {
       // Another node was leasing some tenants at that moment (not at a cap):
       // its commit takes a few ms and wakes nobody, so look again shortly.
       if (!caps.capped?.contended || leased.length >= max || attempt === CONTENDED_ATTEMPTS) break;
-      await new Promise((resolve) => setTimeout(resolve, CONTENDED_RETRY_MS + Math.floor(Math.random() * CONTENDED_RETRY_MS)));
+      await new Promise((resolve) => setTimeout(resolve, contendedPauseMs()));
     }
     const admitted: LeasedJob[] = [];
     const held: Array<Promise<unknown>> = [];
