@@ -173,7 +173,7 @@ describe('sqlite engine', () => {
     const engine = await openEngine();
     await engine.migrate();
     const lone = 'x\ud800y'; // a lone surrogate (valid in a JSON string), stored as U+FFFD
-    const [{ job: enqueued }] = (await engine.enqueue([
+    const [first] = await engine.enqueue([
       job({
         handler: lone,
         queue: `q${lone}`,
@@ -186,7 +186,8 @@ describe('sqlite engine', () => {
         traceparent: lone,
         tenant: lone,
       }),
-    ]))!;
+    ]);
+    const enqueued = first!.job;
     const stored = await engine.getJob(enqueued.id);
     expect(enqueued).toStrictEqual(stored);
     expect(stored).toMatchObject({ priority: 0, concurrencyLimit: null });
