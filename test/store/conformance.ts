@@ -263,6 +263,23 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect((await engine.listJobs({ eventId: 'evt-1', limit: 10 })).length).toBe(2);
       });
 
+      it('returns exactly the event and jobs a read gives, with a tenant and without', async () => {
+        const results = await engine.ingest([
+          { event: { id: 'evt-t', name: 'user.created', data: { user: 7, tags: ['a'] }, tenant: 'acme' }, jobs: [newJob({ tenant: 'acme' })] },
+          { event: { id: 'evt-n', name: 'user.deleted', data: null }, jobs: [newJob(), newJob({ handler: 'h2', runAt: T0 + 5000 })] },
+        ]);
+        for (const { event, jobs } of results) {
+          const read = await engine.getEvent(event.id);
+          expect(event).toStrictEqual(read);
+          expect(JSON.stringify(event)).toBe(JSON.stringify(read));
+          for (const job of jobs) {
+            const stored = await getJob(job.id);
+            expect(job).toStrictEqual(stored);
+            expect(JSON.stringify(job)).toBe(JSON.stringify(stored));
+          }
+        }
+      });
+
       it('handles several items, a repeated id within one call included', async () => {
         const results = await engine.ingest([
           { event: { id: 'a', name: 'e', data: 1 }, jobs: [newJob()] },

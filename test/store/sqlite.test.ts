@@ -194,6 +194,10 @@ describe('sqlite engine', () => {
     expect(stored!.handler).not.toBe(lone);
     expect(Object.is(stored!.priority, -0)).toBe(false);
 
+    const [ingested] = await engine.ingest([{ event: { id: `e${lone}`, name: lone, data: { s: lone }, tenant: lone }, jobs: [] }]);
+    expect(ingested!.event).toStrictEqual(await engine.getEvent(ingested!.event.id));
+    expect(ingested!.event.name).not.toBe(lone);
+
     const [leased] = await engine.lease({ workerId: `w${lone}`, keyId: `k${lone}`, handlers: [{ name: stored!.handler, max: 1 }], limit: 1, leaseMs: 1000 });
     const { event: _event, ...fields } = leased!;
     expect(fields).toStrictEqual(await engine.getJob(enqueued.id));

@@ -11,8 +11,8 @@ import type { TriggerOutcome } from '../roles/job-store.js';
 import { resolveByEvent } from './durable.js';
 import type { DurableFixed } from './durable-statements.js';
 import { addDepth, type QueueDepths, type WriteEffects } from './queue-depth.js';
-import { newJobRow, storedNumber, storedText, toEventRow, toJobRow, toJson } from './rows.js';
-import type { FixedStatements, NewJobValues } from './statements.js';
+import { newEventRow, newJobRow, storedNumber, storedText, toEventRow, toJobRow, toJson } from './rows.js';
+import type { FixedStatements, NewEventValues, NewJobValues } from './statements.js';
 import { eventMerges, ingestControlled, type TriggerStatements } from './trigger-groups.js';
 
 /** What an intake op needs: statements, the depth counters, and the op's and batch's effects. */
@@ -98,7 +98,10 @@ export function ingestItem(ctx: IntakeContext, item: IngestItem): IngestResult {
     const merges = eventMerges(ctx.t, id).filter((m) => !jobs.some((j) => j.id === m.job.id));
     return { event: toEventRow(existing), jobs: [...jobs, ...merges.map((m) => m.job)], created: false };
   }
-  const event = toEventRow(s.insertEvent.get(id, name, toJson(data), tenant ?? null, ctx.now)!);
+  const dataText = toJson(data);
+  const values: NewEventValues = [storedText(id, s.echo), storedText(name, s.echo), dataText, storedText(tenant ?? null, s.echo), storedNumber(ctx.now)];
+  s.insertEvent.run(...values);
+  const event = newEventRow(values, JSON.parse(dataText));
   const controls: TriggerOutcome[] = [];
   const jobs = item.jobs.map((job) => {
     if (!job.control) return insertJob(ctx, { ...job, eventId: id }).job;

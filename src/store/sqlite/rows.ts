@@ -4,7 +4,7 @@
  */
 import type { ApiKeyRow, EventRow, JobRow, LeasedJob } from '../../core/types.js';
 import { mapApiKeyRow, mapEventRow, mapJobRow, type ApiKeyColumns, type AttemptColumns, type EventColumns, type JobColumns } from '../rows.js';
-import type { FixedStatements, LeaseCandidate, LeasedColumns, NewJobValues } from './statements.js';
+import type { FixedStatements, LeaseCandidate, LeasedColumns, NewEventValues, NewJobValues } from './statements.js';
 
 export { parseJobId, toAttemptRow, toJson, toQueueStats } from '../rows.js';
 
@@ -103,6 +103,13 @@ export function newJobRow(id: number, values: NewJobValues, payload: unknown): J
     updatedAt,
     finishedAt: null,
   };
+}
+
+/** The row a just-inserted event reads back as (every column is inserted; `values` in stored form). */
+export function newEventRow(values: NewEventValues, data: unknown): EventRow {
+  const [id, name, , tenant, receivedAt] = values;
+  // Same keys in the same order as mapEventRow.
+  return { id, name, data, tenant, receivedAt };
 }
 
 /**

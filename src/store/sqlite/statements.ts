@@ -47,6 +47,9 @@ export type NewJobValues = [
   updatedAt: number,
 ];
 
+/** `insertEvent`'s parameters in column order. */
+export type NewEventValues = [id: string, name: string, data: string, tenant: string | null, receivedAt: number];
+
 export interface LeaseCandidate {
   id: number;
   handler: string;
@@ -154,9 +157,8 @@ function prepareFixed(db: Database.Database) {
     jobExists: p<[number], { one: 1 }>('SELECT 1 AS one FROM jobs WHERE id = ?'),
     jobsByEvent: p<[string], RawJob>('SELECT * FROM jobs WHERE event_id = ? ORDER BY id'),
 
-    insertEvent: p<[string, string, string, string | null, number], RawEvent>(
-      'INSERT INTO events (id, name, data, tenant, received_at) VALUES (?, ?, ?, ?, ?) RETURNING *',
-    ),
+    // No RETURNING: intake.ts builds the row (newEventRow).
+    insertEvent: p<NewEventValues>('INSERT INTO events (id, name, data, tenant, received_at) VALUES (?, ?, ?, ?, ?)'),
     eventById: p<[string], RawEvent>('SELECT * FROM events WHERE id = ?'),
 
     // No RETURNING: lease.ts reads what it does not know by id (leasedRow).
