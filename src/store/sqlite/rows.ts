@@ -35,7 +35,9 @@ export function toApiKeyRow(raw: RawApiKey): ApiKeyRow {
 /*
  * Rows built in JS instead of read back (the hot path skips RETURNING and
  * `SELECT *`: statements.ts). They must equal what a read would give, so each
- * value is the one SQLite hands back for what was bound, not the bound value.
+ * value is the one SQLite hands back for what was bound, not the bound value;
+ * the store conformance suite compares them with getJob's and getEvent's rows
+ * (a column added to `jobs` with a default must be added here too).
  */
 
 /**
