@@ -75,7 +75,9 @@ interface WellFormed {
  * lease_seq 0; every other column the insert leaves out NULL).
  */
 export function newJobRow(id: number, values: NewJobValues, payload: unknown): JobRow {
-  const [handler, queue, state, , eventId, priority, runAt, maxAttempts, idempotencyKey, concurrencyKey, concurrencyLimit, traceparent, tenant, , , createdAt, updatedAt] = values;
+  const [handler, queue, state, , eventId, priority, runAt, maxAttempts, idempotencyKey, concurrencyKey, concurrencyLimit, traceparent, tenant] = values;
+  const createdAt = values[15];
+  const updatedAt = values[16];
   // Same keys in the same order as mapJobRow, so the row serialises identically.
   return {
     id: String(id),
