@@ -177,6 +177,32 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(await engine.getJob(job.id)).toEqual(job);
       });
 
+      it('returns exactly the row a read gives, with every optional field set and with none', async () => {
+        const full = newJob({
+          payload: { to: 'a@example.com', tags: ['x'], nested: { n: 1.5, f: false, z: null } },
+          priority: 7,
+          runAt: T0 + 60_000,
+          maxAttempts: 9,
+          idempotencyKey: 'idem-1',
+          concurrencyKey: 'ck',
+          concurrencyLimit: 3,
+          eventId: 'ev-direct',
+          traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+          tenant: 't1',
+          priorityMs: 1000,
+        });
+        const bare: NewJob = { handler: 'h', queue: 'default', payload: null, priority: 0, runAt: T0, maxAttempts: 1 };
+        const results = await engine.enqueue([full, bare]);
+        for (const { job, created } of results) {
+          expect(created).toBe(true);
+          const read = await engine.getJob(job.id);
+          expect(job).toStrictEqual(read);
+          // Same keys in the same order: API answers serialise the row as it is.
+          expect(JSON.stringify(job)).toBe(JSON.stringify(read));
+        }
+        expect(results.map((r) => r.job.state)).toEqual(['scheduled', 'queued']);
+      });
+
       it('inserts a future job as scheduled and a past one as queued', async () => {
         const later = await enqueueOne({ runAt: T0 + 1000 });
         const earlier = await enqueueOne({ runAt: T0 - 1000 });
@@ -235,6 +261,23 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(await countJobs()).toBe(2);
         expect(await engine.getEvent('evt-1')).toEqual(first!.event);
         expect((await engine.listJobs({ eventId: 'evt-1', limit: 10 })).length).toBe(2);
+      });
+
+      it('returns exactly the event and jobs a read gives, with a tenant and without', async () => {
+        const results = await engine.ingest([
+          { event: { id: 'evt-t', name: 'user.created', data: { user: 7, tags: ['a'] }, tenant: 'acme' }, jobs: [newJob({ tenant: 'acme' })] },
+          { event: { id: 'evt-n', name: 'user.deleted', data: null }, jobs: [newJob(), newJob({ handler: 'h2', runAt: T0 + 5000 })] },
+        ]);
+        for (const { event, jobs } of results) {
+          const read = await engine.getEvent(event.id);
+          expect(event).toStrictEqual(read);
+          expect(JSON.stringify(event)).toBe(JSON.stringify(read));
+          for (const job of jobs) {
+            const stored = await getJob(job.id);
+            expect(job).toStrictEqual(stored);
+            expect(JSON.stringify(job)).toBe(JSON.stringify(stored));
+          }
+        }
       });
 
       it('handles several items, a repeated id within one call included', async () => {
@@ -321,6 +364,43 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(attempts).toEqual([
           { jobId: direct!.id, attempt: 1, workerId: 'worker-a', startedAt: T0, endedAt: null, outcome: 'running', error: null },
         ]);
+      });
+
+      it('answers each leased job with exactly its stored row (every field set, and after a retry)', async () => {
+        await engine.ingest([
+          {
+            event: { id: 'e-full', name: 'ev', data: { a: 1 }, tenant: 't1' },
+            jobs: [
+              newJob({
+                payload: { deep: [1, { x: 'y' }] },
+                priority: 3,
+                maxAttempts: 5,
+                idempotencyKey: 'idem-lease',
+                concurrencyKey: 'ck',
+                concurrencyLimit: 2,
+                traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+                tenant: 't1',
+              }),
+            ],
+          },
+        ]);
+        const expectStored = async (leased: LeasedJob): Promise<JobRow> => {
+          const { event, ...fields } = leased;
+          expect(event).toMatchObject({ id: 'e-full', tenant: 't1' });
+          const stored = await getJob(leased.id);
+          expect(fields).toStrictEqual(stored);
+          // Same keys in the same order: API answers serialise the row as it is.
+          expect(JSON.stringify(fields)).toBe(JSON.stringify(stored));
+          return stored;
+        };
+        const first = await leaseOne({ workerId: 'worker-a', keyId: 'key_a' });
+        expect(await expectStored(first)).toMatchObject({ attempts: 1, workerId: 'worker-a', leaseKeyId: 'key_a' });
+        // A retried job carries last_error, a spent attempt and a crash into its next lease.
+        now += 10;
+        await engine.fail(first.id, first.leaseToken, { error: 'boom', retryAt: now, outcome: 'crashed', crashed: true });
+        now += 10;
+        const second = await leaseOne({ workerId: 'worker-b' });
+        expect(await expectStored(second)).toMatchObject({ attempts: 2, crashes: 1, lastError: 'boom', workerId: 'worker-b', leaseKeyId: null, updatedAt: now });
       });
 
       it('gives every job an independently random token and records the leasing key (null for the node\'s own leases)', async () => {

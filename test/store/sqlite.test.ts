@@ -167,6 +167,43 @@ describe('sqlite engine', () => {
     await expect(second.enqueue([job()], limits)).rejects.toBeInstanceOf(QueueFullError);
   });
 
+  // The hot path builds enqueued and leased rows in JS instead of reading them back
+  // (statements.ts): they must hold what SQLite stores, not what was bound.
+  it('answers enqueue and lease with the stored values of strings and numbers SQLite changes', async () => {
+    const engine = await openEngine();
+    await engine.migrate();
+    const lone = 'x\ud800y'; // a lone surrogate (valid in a JSON string), stored as U+FFFD
+    const [first] = await engine.enqueue([
+      job({
+        handler: lone,
+        queue: `q${lone}`,
+        payload: { s: lone },
+        priority: -0,
+        idempotencyKey: lone,
+        concurrencyKey: lone,
+        concurrencyLimit: Number.NaN,
+        eventId: lone,
+        traceparent: lone,
+        tenant: lone,
+      }),
+    ]);
+    const enqueued = first!.job;
+    const stored = await engine.getJob(enqueued.id);
+    expect(enqueued).toStrictEqual(stored);
+    expect(stored).toMatchObject({ priority: 0, concurrencyLimit: null });
+    expect(stored!.handler).not.toBe(lone);
+    expect(Object.is(stored!.priority, -0)).toBe(false);
+
+    const [ingested] = await engine.ingest([{ event: { id: `e${lone}`, name: lone, data: { s: lone }, tenant: lone }, jobs: [] }]);
+    expect(ingested!.event).toStrictEqual(await engine.getEvent(ingested!.event.id));
+    expect(ingested!.event.name).not.toBe(lone);
+
+    const [leased] = await engine.lease({ workerId: `w${lone}`, keyId: `k${lone}`, handlers: [{ name: stored!.handler, max: 1 }], limit: 1, leaseMs: 1000 });
+    const { event: _event, ...fields } = leased!;
+    expect(fields).toStrictEqual(await engine.getJob(enqueued.id));
+    expect(fields.workerId).not.toBe(`w${lone}`);
+  });
+
   it('close waits for queued writes and then refuses new ones', async () => {
     const engine = await openEngine();
     await engine.migrate();

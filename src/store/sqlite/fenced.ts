@@ -12,16 +12,15 @@ import { parseJobId, toJobRow, toJson } from './rows.js';
 import type { FencedRow, FixedStatements } from './statements.js';
 
 /**
- * Run a fenced update; no row back means the token is stale, or the job is gone.
- * The job row in the result is read when first asked for: the dispatcher only
- * looks at `ok`, and reading the whole row per completion would cost more than
- * the update (see statements.ts).
+ * Run a fenced update (`true`: it matched); no match means the token is
+ * stale, or the job is gone. The job row in the result is read when first
+ * asked for: the dispatcher only looks at `ok`, and reading the whole row per
+ * completion would cost more than the update (see statements.ts).
  */
-function fenced(s: FixedStatements, jobId: string, update: (id: number) => FencedRow | undefined): FenceResult {
+function fenced(s: FixedStatements, jobId: string, update: (id: number) => boolean): FenceResult {
   const id = parseJobId(jobId);
   if (id === null) return { ok: false, reason: 'not_found' };
-  const row = update(id);
-  if (!row) return { ok: false, reason: s.jobExists.get(id) ? 'stale_lease' : 'not_found' };
+  if (!update(id)) return refused(s, id);
   let job: JobRow | undefined;
   return {
     ok: true,
@@ -35,17 +34,28 @@ function fenced(s: FixedStatements, jobId: string, update: (id: number) => Fence
   };
 }
 
-export function heartbeatJob(s: FixedStatements, jobId: string, token: string, leaseMs: number, now: number): FenceResult {
-  return fenced(s, jobId, (id) => s.heartbeat.get({ id, token, expires: now + leaseMs, now }));
+function refused(s: FixedStatements, id: number): { ok: false; reason: 'stale_lease' | 'not_found' } {
+  return { ok: false, reason: s.jobExists.get(id) ? 'stale_lease' : 'not_found' };
 }
 
-/** Stands for the row of an update that matched but returns nothing (`fenced` only asks whether it matched). */
-const MATCHED: FencedRow = { id: 0, queue: '', state: 'running', lease_seq: 0 };
+/**
+ * The settled job's queue and lease number, read by id after its update
+ * matched, in the same write op (cheaper than RETURNING: statements.ts).
+ * Neither column is changed by a fenced update.
+ */
+function settledRow(s: FixedStatements, id: number): FencedRow {
+  return s.fencedRow.get(id)!;
+}
+
+export function heartbeatJob(s: FixedStatements, jobId: string, token: string, leaseMs: number, now: number): FenceResult {
+  return fenced(s, jobId, (id) => s.heartbeat.run(now + leaseMs, now, id, token).changes > 0);
+}
 
 /** The handler is about to run: from now on a reclaim of this lease counts as a crash. */
 export function startJob(s: FixedStatements, jobId: string, token: string): StartResult {
-  const result = fenced(s, jobId, (id) => (s.start.run({ id, token }).changes > 0 ? MATCHED : undefined));
-  return result.ok ? STARTED : result;
+  const id = parseJobId(jobId);
+  if (id === null) return { ok: false, reason: 'not_found' };
+  return s.start.run(id, token).changes > 0 ? STARTED : refused(s, id);
 }
 
 const STARTED: StartResult = Object.freeze({ ok: true });
@@ -59,12 +69,11 @@ export function completeJob(
   own: WriteEffects,
 ): FenceResult {
   return fenced(s, jobId, (id) => {
-    const raw = s.complete.get({ id, token, result: toJson(result), now });
-    if (raw) {
-      s.endAttempt.run(now, 'succeeded', null, id, raw.lease_seq);
-      addDepth(own, raw.queue, -1);
-    }
-    return raw;
+    if (s.complete.run(toJson(result), now, now, id, token).changes === 0) return false;
+    const { queue, lease_seq } = settledRow(s, id);
+    s.endAttempt.run(now, 'succeeded', null, id, lease_seq);
+    addDepth(own, queue, -1);
+    return true;
   });
 }
 
@@ -79,28 +88,29 @@ export function failJob(
   return fenced(s, jobId, (id) => {
     const { error, retryAt } = request;
     const crashed = request.crashed ? 1 : 0;
-    const raw =
-      retryAt === null
-        ? s.failDead.get({ id, token, reason: request.deadReason ?? 'exhausted', error, crashed, now })
-        : s.failRetry.get({ id, token, state: retryAt <= now ? 'queued' : 'scheduled', runAt: retryAt, error, crashed, now });
-    if (raw) {
-      s.endAttempt.run(now, request.outcome, error, id, raw.lease_seq);
-      if (raw.state === 'dead') addDepth(own, raw.queue, -1);
-      // The fenced row carries no handler (it is the completion path's row too): any handler.
-      if (raw.state === 'queued') own.woken.add(raw.queue, null);
-    }
-    return raw;
+    const state = retryAt === null ? 'dead' : retryAt <= now ? 'queued' : 'scheduled';
+    const matched =
+      state === 'dead'
+        ? s.failDead.run(request.deadReason ?? 'exhausted', error, crashed, now, now, id, token).changes > 0
+        : s.failRetry.run(state, retryAt!, error, crashed, now, id, token).changes > 0;
+    if (!matched) return false;
+    const { queue, lease_seq } = settledRow(s, id);
+    s.endAttempt.run(now, request.outcome, error, id, lease_seq);
+    if (state === 'dead') addDepth(own, queue, -1);
+    // settledRow reads no handler: wake any handler of the queue.
+    if (state === 'queued') own.woken.add(queue, null);
+    return true;
   });
 }
 
 /** Hand the job back without spending the attempt (graceful shutdown; held back until `runAt`). */
 export function releaseJob(s: FixedStatements, jobId: string, token: string, now: number, own: WriteEffects, runAt = 0): FenceResult {
   return fenced(s, jobId, (id) => {
-    const raw = s.release.get({ id, token, now, runAt });
-    if (raw) {
-      s.endAttempt.run(now, 'released', null, id, raw.lease_seq);
-      if (raw.state === 'queued') own.woken.add(raw.queue, null);
-    }
-    return raw;
+    if (s.release.run({ id, token, now, runAt }).changes === 0) return false;
+    const { queue, lease_seq } = settledRow(s, id);
+    s.endAttempt.run(now, 'released', null, id, lease_seq);
+    // The statement's own choice of state, made in JS: `runAt > now` compares the same numbers.
+    if (!(runAt > now)) own.woken.add(queue, null);
+    return true;
   });
 }

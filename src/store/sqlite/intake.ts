@@ -11,8 +11,8 @@ import type { TriggerOutcome } from '../roles/job-store.js';
 import { resolveByEvent } from './durable.js';
 import type { DurableFixed } from './durable-statements.js';
 import { addDepth, type QueueDepths, type WriteEffects } from './queue-depth.js';
-import { toEventRow, toJobRow, toJson } from './rows.js';
-import type { FixedStatements } from './statements.js';
+import { newEventRow, newJobRow, storedNumber, storedText, toEventRow, toJobRow, toJson } from './rows.js';
+import type { FixedStatements, NewEventValues, NewJobValues } from './statements.js';
 import { eventMerges, ingestControlled, type TriggerStatements } from './trigger-groups.js';
 
 /** What an intake op needs: statements, the depth counters, and the op's and batch's effects. */
@@ -36,27 +36,32 @@ export function insertJob(ctx: IntakeContext, job: NewJob): EnqueueResult {
   }
   ctx.depths.checkRoom(job.queue, ctx.options, ctx.batch, own);
   const state = job.runAt <= now ? 'queued' : 'scheduled';
-  const raw = s.insertJob.get({
-    handler: job.handler,
-    queue: job.queue,
+  const payload = toJson(job.payload);
+  const { echo } = s;
+  const values: NewJobValues = [
+    storedText(job.handler, echo),
+    storedText(job.queue, echo),
     state,
-    payload: toJson(job.payload),
-    event_id: job.eventId ?? null,
-    priority: job.priority,
-    run_at: job.runAt,
-    max_attempts: job.maxAttempts,
-    idempotency_key: key,
-    concurrency_key: job.concurrencyKey ?? null,
-    concurrency_limit: job.concurrencyLimit ?? null,
-    traceparent: job.traceparent ?? null,
-    tenant: job.tenant ?? null,
-    priority_ms: job.priorityMs ?? STRICT_PRIORITY_MS,
-    fair_tag: fairTag(ctx, job),
-    now,
-  })!;
+    payload,
+    storedText(job.eventId ?? null, echo),
+    storedNumber(job.priority),
+    storedNumber(job.runAt),
+    storedNumber(job.maxAttempts),
+    storedText(key, echo),
+    storedText(job.concurrencyKey ?? null, echo),
+    storedNumber(job.concurrencyLimit ?? null),
+    storedText(job.traceparent ?? null, echo),
+    storedText(job.tenant ?? null, echo),
+    job.priorityMs ?? STRICT_PRIORITY_MS,
+    fairTag(ctx, job),
+    storedNumber(now),
+    storedNumber(now),
+  ];
+  // No RETURNING (statements.ts): the row is built from what was inserted.
+  const id = Number(s.insertJob.run(...values).lastInsertRowid);
   addDepth(own, job.queue, 1);
   if (state === 'queued') own.woken.add(job.queue, job.handler);
-  return { job: toJobRow(raw), created: true };
+  return { job: newJobRow(id, values, JSON.parse(payload)), created: true };
 }
 
 /**
@@ -93,7 +98,10 @@ export function ingestItem(ctx: IntakeContext, item: IngestItem): IngestResult {
     const merges = eventMerges(ctx.t, id).filter((m) => !jobs.some((j) => j.id === m.job.id));
     return { event: toEventRow(existing), jobs: [...jobs, ...merges.map((m) => m.job)], created: false };
   }
-  const event = toEventRow(s.insertEvent.get(id, name, toJson(data), tenant ?? null, ctx.now)!);
+  const dataText = toJson(data);
+  const values: NewEventValues = [storedText(id, s.echo), storedText(name, s.echo), dataText, storedText(tenant ?? null, s.echo), storedNumber(ctx.now)];
+  s.insertEvent.run(...values);
+  const event = newEventRow(values, JSON.parse(dataText));
   const controls: TriggerOutcome[] = [];
   const jobs = item.jobs.map((job) => {
     if (!job.control) return insertJob(ctx, { ...job, eventId: id }).job;

@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { noteTenantRefusal, roomUnderWorkerCaps, TenantTally } from '../../core/lease-caps.js';
 import type { EventRow, LeasedJob } from '../../core/types.js';
 import type { LeaseRequest } from '../engine.js';
-import { toJobRow } from './rows.js';
+import { leasedJob, storedNumber, storedText } from './rows.js';
 import type { SqliteStatements } from './statements.js';
 
 /** Extra candidates fetched beyond what is needed, to absorb per-handler and concurrency skips cheaply. */
@@ -55,6 +55,10 @@ export function leaseJobs(
   const blocked = new Set<number>();
   const events = new Map<string, EventRow | null>();
   const leased: LeasedJob[] = [];
+  const keyId = request.keyId ?? null;
+  const storedWorkerId = storedText(request.workerId, s.echo);
+  const storedKeyId = storedText(keyId, s.echo);
+  const storedNow = storedNumber(now);
 
   while (want > 0 && room.size > 0 && blocked.size <= MAX_BLOCKED) {
     // Jobs taken in earlier rounds are now `running` and drop out of the scan;
@@ -91,17 +95,17 @@ export function leaseJobs(
 
       const token = randomUUID();
       const expires = expiresByHandler.get(job.handler) ?? defaultExpires;
-      // No RETURNING: reading the row by id costs less than SQLite's RETURNING * (statements.ts).
-      if (s.leaseJob.run({ id: job.id, token, expires, worker: request.workerId, key: request.keyId ?? null, now }).changes === 0) continue;
+      // No RETURNING, no `SELECT *` (statements.ts): only the columns neither the candidate nor the update gives are read.
+      if (s.leaseJob.run(token, expires, request.workerId, keyId, now, job.id).changes === 0) continue;
       if (capped !== null) tenants!.take(capped, job.queue);
-      const raw = s.jobById.get(job.id)!;
-      s.insertAttempt.run(raw.id, raw.lease_seq, request.workerId, now);
+      const rest = s.leasedRow.get(job.id)!;
+      s.insertAttempt.run(job.id, rest.lease_seq, request.workerId, now);
       let event: EventRow | null = null;
-      if (raw.event_id !== null) {
-        if (!events.has(raw.event_id)) events.set(raw.event_id, loadEvent(raw.event_id));
-        event = events.get(raw.event_id) ?? null;
+      if (rest.event_id !== null) {
+        if (!events.has(rest.event_id)) events.set(rest.event_id, loadEvent(rest.event_id));
+        event = events.get(rest.event_id) ?? null;
       }
-      leased.push({ ...toJobRow(raw), leaseToken: token, leaseExpiresAt: expires, event });
+      leased.push(leasedJob(job, rest, { token, expires, workerId: storedWorkerId, keyId: storedKeyId, now: storedNow }, event));
       want--;
       if (left <= 1) room.delete(job.handler);
       else room.set(job.handler, left - 1);
