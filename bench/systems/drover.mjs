@@ -150,12 +150,13 @@ export function droverSystem(engine, options = {}) {
     ]);
     // A flow-control run seeds through the same queue policy as its worker (drover-worker.config.mjs BENCH_QUEUE_FLOW), so no restamp at its start.
     const queues = flow.on ? { queues: { default: FLOW_QUEUE } } : {};
-    const config = resolveConfig({ handlers: [{ name: 'noop', run() {} }], ...queues, databaseUrl: storeUrl, ...(runEnv.DROVER_PG_SCHEMA ? { postgres: { schema: runEnv.DROVER_PG_SCHEMA } } : {}), log: { level: 'warn' } }, {}, {});
+    // `remote: true`: the seeding node knows the handler (so it accepts its jobs) but never leases it. Stopping its
+    // dispatcher after start was not enough: a lease already in flight could take and run seeded jobs.
+    const config = resolveConfig({ handlers: [{ name: 'noop', remote: true }], ...queues, databaseUrl: storeUrl, ...(runEnv.DROVER_PG_SCHEMA ? { postgres: { schema: runEnv.DROVER_PG_SCHEMA } } : {}), log: { level: 'warn' } }, {}, {});
     // Logs to stderr: stdout carries only the results table.
     const logger = createLogger({ level: 'warn', destination: process.stderr });
     const node = await startNode({ config, bootstrapAdminKey: KEY, listen: false, print: () => {}, logger });
     try {
-      node.runtime.dispatcher.stopLeasing();
       const started = now();
       for (let from = 0; from < n; from += SEED_CHUNK) {
         const size = Math.min(SEED_CHUNK, n - from);
