@@ -27,6 +27,12 @@ export class Lifecycle implements LifecycleSubscriber {
     return () => set.delete(listener);
   }
 
+  /** Whether anyone listens to `event`: a hot path may skip building a payload nobody reads. */
+  listens(event: LifecycleName): boolean {
+    const set = this.#listeners.get(event);
+    return set !== undefined && set.size > 0;
+  }
+
   emit<K extends LifecycleName>(event: K, payload: LifecycleEvents[K]): void {
     const set = this.#listeners.get(event);
     if (!set) return;

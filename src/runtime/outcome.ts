@@ -43,24 +43,33 @@ export async function recordOutcome(ctx: OutcomeContext, running: RunningJob, ha
   }
   if (outcome.kind === 'stale') return;
   if (outcome.kind === 'succeeded') {
-    const unstorable = (error: unknown) => {
-      try {
-        JSON.stringify(outcome.result);
-      } catch (cause) {
-        // The store refused the result, not the job: running it again would return the same value.
-        return new NonRetryableError(`the handler's return value cannot be stored as JSON (${toError(cause).message}); return plain data`);
-      }
-      throw error;
-    };
     // Only whether the fence held matters here: the store need not read the row back.
-    const result = await store.complete(job.id, job.leaseToken, outcome.result, WITHOUT_ROW).catch((error: unknown) => unstorable(error));
-    if (result instanceof Error) return recordOutcome(ctx, running, handler, { kind: 'failed', error: result, nonRetryable: true, timedOut: false, killed: false });
-    if (result.ok) lifecycle.emit('job:succeeded', { job, durationMs });
-    else lifecycle.emit('job:stale', { job, op: 'complete' });
+    let result: Awaited<ReturnType<StorageEngine['complete']>>;
+    try {
+      result = await store.complete(job.id, job.leaseToken, outcome.result, WITHOUT_ROW);
+    } catch (error) {
+      return recordOutcome(ctx, running, handler, { kind: 'failed', error: unstorable(outcome.result, error), nonRetryable: true, timedOut: false, killed: false });
+    }
+    if (!result.ok) lifecycle.emit('job:stale', { job, op: 'complete' });
+    else if (lifecycle.listens('job:succeeded')) lifecycle.emit('job:succeeded', { job, durationMs });
     return;
   }
   const result = await recordFailure(ctx, job, handler, outcome, durationMs);
   if (!result.ok) lifecycle.emit('job:stale', { job, op: 'fail' });
+}
+
+/**
+ * A completion the store refused: when the handler's return value is not
+ * JSON, the error that fails the job for good (running it again would return
+ * the same value); otherwise the store's own error, thrown on.
+ */
+function unstorable(value: unknown, error: unknown): Error {
+  try {
+    JSON.stringify(value);
+  } catch (cause) {
+    return new NonRetryableError(`the handler's return value cannot be stored as JSON (${toError(cause).message}); return plain data`);
+  }
+  throw error;
 }
 
 /** Most characters of an attempt's error kept in the store (attempt row, job's lastError). */
