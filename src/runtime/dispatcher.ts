@@ -146,7 +146,8 @@ export class Dispatcher {
 
   start(): void {
     this.#stopped = false;
-    for (const lane of this.#lanes.values()) this.#startBuffered(lane);
+    const now = this.options.clock();
+    for (const lane of this.#lanes.values()) this.#startBuffered(lane, now);
     this.wake();
   }
 
@@ -302,7 +303,7 @@ export class Dispatcher {
           }
           for (const { name } of wanted.handlers) {
             const wantedLane = this.#lanes.get(name);
-            if (wantedLane) this.#startBuffered(wantedLane);
+            if (wantedLane) this.#startBuffered(wantedLane, now);
           }
           this.#handBackMarkedUnstarted(wanted.handlers, jobs);
           // Fewer than asked means nothing more is due right now; sleep until woken.
@@ -415,8 +416,8 @@ export class Dispatcher {
     return (this.options.handlers.get(name)?.timeoutMs ?? 0) + this.#leaseMarginMs;
   }
 
-  /** Start buffered jobs of this handler while it has free slots. */
-  #startBuffered(lane: Lane): void {
+  /** Start buffered jobs of this handler while it has free slots. `now`: the clock, read by the caller just before. */
+  #startBuffered(lane: Lane, now: number): void {
     const { handler, buffer } = lane;
     if (buffer.length === 0) return;
     // Paused after these were leased ahead: hand them back unstarted rather than run them.
@@ -434,7 +435,7 @@ export class Dispatcher {
     while (buffer.length > 0 && lane.running < this.#slots(lane)) {
       const attempt = buffer.shift()!;
       const holdUntil = admit?.(attempt.job, handler) ?? null;
-      if (holdUntil === null) this.#start(attempt);
+      if (holdUntil === null) this.#start(attempt, now);
       else if (typeof holdUntil === 'number') this.#hold(attempt.job, holdUntil);
       else this.#admitLater(attempt, holdUntil);
     }
@@ -452,11 +453,12 @@ export class Dispatcher {
       .then((holdUntil) => {
         this.#admitting.delete(decided);
         lane.running--;
+        const now = this.options.clock();
         // Shutdown began meanwhile: back to the buffer, which shutdown hands back unstarted.
         if (this.#stopped) lane.buffer.push(attempt);
-        else if (holdUntil === null) this.#start(attempt);
+        else if (holdUntil === null) this.#start(attempt, now);
         else this.#hold(job, holdUntil);
-        if (!this.#stopped) this.#startBuffered(lane);
+        if (!this.#stopped) this.#startBuffered(lane, now);
         this.#wakeForRoom();
       });
     this.#admitting.add(decided);
@@ -475,9 +477,8 @@ export class Dispatcher {
     for (const { job } of attempts) void this.options.store.release(job.id, job.leaseToken).catch(() => undefined);
   }
 
-  #start(attempt: Attempt): void {
+  #start(attempt: Attempt, now: number): void {
     const { job, lane } = attempt;
-    const now = this.options.clock();
     // A job that waited in the buffer for a while gets its lease renewed before
     // it runs, so the full timeout is covered (in the background: the fence
     // on completion still protects against a lost lease).
@@ -509,29 +510,33 @@ export class Dispatcher {
     }
     if (!marked.ok || attempt.shutdownAborted) return this.#notStarted(attempt, marked.ok);
 
-    const { lifecycle, attempts, clock } = this.options;
-    const now = clock();
+    const { lifecycle, attempts } = this.options;
+    const now = this.options.clock();
     attempt.startedAt = now;
     if (lifecycle.listens('job:start')) lifecycle.emit('job:start', { job, waitMs: Math.max(0, now - job.runAt) });
     try {
       let result: RunOutcome;
+      // When the handler returned: its run time, and the start time of the jobs its slot goes to (one clock read for both).
+      let returnedAt = now;
       try {
         const outcome = attempts ? attempts.run(job, runAttempt, attempt) : runAttempt(attempt);
         // A synchronous handler's outcome is here already: record it without waiting a turn.
         result = isPromise(outcome) ? await outcome : outcome;
       } finally {
         attempt.returned = true;
+        returnedAt = this.options.clock();
         // Free the handler's slot as soon as its code returns; the outcome is
         // written in the next group commit. Waiting for that write would cap
         // throughput at concurrency / commit latency.
-        this.#releaseSlot(lane);
+        this.#releaseSlot(lane, returnedAt);
       }
       // A suspended job (or one whose lease a step found gone) ends so whatever its handler did after.
       if (attempt.stepContext) result = attempt.stepContext.outcome(result);
-      this.#noteRunTime(lane, clock() - attempt.startedAt);
+      const durationMs = returnedAt - attempt.startedAt;
+      this.#noteRunTime(lane, durationMs);
       // Shutdown released this job's lease after giving up on it: too late to record anything.
       if (attempt.abandoned) return;
-      await recordOutcome(this.#outcomes, attempt, lane.handler, result);
+      await recordOutcome(this.#outcomes, attempt, lane.handler, result, durationMs);
     } catch (error) {
       this.options.logger.error({ err: toError(error), job_id: job.id }, 'recording the outcome failed; the lease will expire and the job run again');
     } finally {
@@ -542,7 +547,7 @@ export class Dispatcher {
   /** The handler never ran: free the slot; hand the lease back when we still hold it (shutdown began, or the mark failed). */
   #notStarted(attempt: Attempt, holdsLease: boolean): void {
     if (holdsLease) this.#releaseJobs([attempt]);
-    this.#releaseSlot(attempt.lane);
+    this.#releaseSlot(attempt.lane, this.options.clock());
     this.#finish(attempt);
   }
 
@@ -554,9 +559,9 @@ export class Dispatcher {
     }
   }
 
-  #releaseSlot(lane: Lane): void {
+  #releaseSlot(lane: Lane, now: number): void {
     lane.running--;
-    if (!this.#stopped) this.#startBuffered(lane);
+    if (!this.#stopped) this.#startBuffered(lane, now);
     this.#wakeForRoom();
   }
 

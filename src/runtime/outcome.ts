@@ -27,10 +27,19 @@ export interface OutcomeContext {
 
 const WITHOUT_ROW: WithoutRow = Object.freeze({ row: false });
 
-export async function recordOutcome(ctx: OutcomeContext, running: RunningJob, handler: ResolvedHandler, outcome: RunOutcome): Promise<void> {
+/**
+ * Write an attempt's outcome. `durationMs`: how long the handler ran, when
+ * the caller has read the clock already (the dispatcher reads it once per job).
+ */
+export async function recordOutcome(
+  ctx: OutcomeContext,
+  running: RunningJob,
+  handler: ResolvedHandler,
+  outcome: RunOutcome,
+  durationMs: number = ctx.clock() - running.startedAt,
+): Promise<void> {
   const { job } = running;
-  const { store, lifecycle, clock } = ctx;
-  const durationMs = clock() - running.startedAt;
+  const { store, lifecycle } = ctx;
   if (outcome.kind === 'aborted') {
     const result = await store.release(job.id, job.leaseToken);
     if (result.ok) lifecycle.emit('job:released', { job, reason: outcome.reason ?? 'shutdown' });
@@ -48,7 +57,7 @@ export async function recordOutcome(ctx: OutcomeContext, running: RunningJob, ha
     try {
       result = await store.complete(job.id, job.leaseToken, outcome.result, WITHOUT_ROW);
     } catch (error) {
-      return recordOutcome(ctx, running, handler, { kind: 'failed', error: unstorable(outcome.result, error), nonRetryable: true, timedOut: false, killed: false });
+      return recordOutcome(ctx, running, handler, { kind: 'failed', error: unstorable(outcome.result, error), nonRetryable: true, timedOut: false, killed: false }, durationMs);
     }
     if (!result.ok) lifecycle.emit('job:stale', { job, op: 'complete' });
     else if (lifecycle.listens('job:succeeded')) lifecycle.emit('job:succeeded', { job, durationMs });
