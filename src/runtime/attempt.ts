@@ -36,7 +36,7 @@ export interface Lane {
   /** Jobs started and not yet returned (or waiting for admission). */
   running: number;
   /** Leased but not yet started, in lease order. */
-  readonly buffer: Attempt[];
+  readonly buffer: AttemptQueue;
   /** Moving average of the handler's run time (ms); decides whether to lease ahead. NaN: none yet. */
   avgRunMs: number;
   /** The thread pool for an `isolation: 'thread'` handler; null: it runs inline. */
@@ -44,6 +44,67 @@ export interface Lane {
 }
 
 const STARTED: Promise<void> = Promise.resolve();
+
+/**
+ * A lane's lease-ahead buffer: first in, first out. A head index instead of
+ * `Array.prototype.shift`, which copies what is left of the array on every
+ * call (every job started from the buffer).
+ */
+export class AttemptQueue {
+  #items: Array<Attempt | undefined> = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(attempt: Attempt): void {
+    this.#items.push(attempt);
+  }
+
+  shift(): Attempt | undefined {
+    if (this.#head === this.#items.length) return undefined;
+    const attempt = this.#items[this.#head];
+    this.#items[this.#head++] = undefined;
+    if (this.#head === this.#items.length) {
+      this.#items.length = 0;
+      this.#head = 0;
+    } else if (this.#head >= 64 && this.#head * 2 >= this.#items.length) {
+      // A buffer refilled before it empties never resets: drop the taken half now and then.
+      this.#items.splice(0, this.#head);
+      this.#head = 0;
+    }
+    return attempt;
+  }
+
+  some(predicate: (attempt: Attempt) => boolean): boolean {
+    for (let i = this.#head; i < this.#items.length; i++) if (predicate(this.#items[i]!)) return true;
+    return false;
+  }
+
+  /** Take out the jobs `predicate` picks, in order; the rest stay, in order. */
+  removeWhere(predicate: (attempt: Attempt) => boolean): Attempt[] {
+    const removed: Attempt[] = [];
+    const kept: Array<Attempt | undefined> = [];
+    for (let i = this.#head; i < this.#items.length; i++) {
+      const attempt = this.#items[i]!;
+      (predicate(attempt) ? removed : kept).push(attempt);
+    }
+    if (removed.length > 0) {
+      this.#items = kept;
+      this.#head = 0;
+    }
+    return removed;
+  }
+
+  /** Take out every job, in order. */
+  clear(): Attempt[] {
+    const all = this.#items.slice(this.#head) as Attempt[];
+    this.#items = [];
+    this.#head = 0;
+    return all;
+  }
+}
 
 export class Attempt implements RunningJob, RunJobOptions {
   readonly job: LeasedJob;

@@ -20,7 +20,7 @@ import type { AttemptTracer } from '../obs/attempt-tracing.js';
 import type { Logger } from '../obs/logger.js';
 import type { StorageEngine } from '../store/engine.js';
 import type { FeatureFlags } from '../core/rollout.js';
-import { Attempt, type AttemptDeps, type Lane } from './attempt.js';
+import { Attempt, AttemptQueue, type AttemptDeps, type Lane } from './attempt.js';
 import { runInline, type RunJobOptions, type RunningJob, type RunOutcome } from './job-runner.js';
 import type { Lifecycle } from './lifecycle.js';
 import { recordOutcome, type OutcomeContext } from './outcome.js';
@@ -140,7 +140,7 @@ export class Dispatcher {
     };
     for (const handler of options.handlers.values()) {
       const threads = handler.isolation === 'thread' && options.threads ? options.threads : null;
-      this.#lanes.set(handler.name, { handler, deps, running: 0, buffer: [], avgRunMs: Number.NaN, threads });
+      this.#lanes.set(handler.name, { handler, deps, running: 0, buffer: new AttemptQueue(), avgRunMs: Number.NaN, threads });
     }
   }
 
@@ -235,7 +235,7 @@ export class Dispatcher {
   async releaseBuffered(): Promise<number> {
     // Jobs waiting for a rate-limit verdict come back to the buffer once it arrives (leasing has stopped).
     while (this.#admitting.size > 0) await Promise.all(this.#admitting);
-    const jobs = [...this.#lanes.values()].flatMap((lane) => lane.buffer.splice(0).map((attempt) => attempt.job));
+    const jobs = [...this.#lanes.values()].flatMap((lane) => lane.buffer.clear().map((attempt) => attempt.job));
     await Promise.all(jobs.map((job) => this.options.store.release(job.id, job.leaseToken).catch(() => undefined)));
     return jobs.length;
   }
@@ -334,10 +334,8 @@ export class Dispatcher {
       const buffer = this.#lanes.get(name)?.buffer;
       if (start === 0 || !buffer || buffer.length === 0) continue;
       const marked = got.filter((job) => job.handler === name).slice(0, start);
-      const unstarted = buffer.filter((attempt) => marked.includes(attempt.job));
-      if (unstarted.length === 0) continue;
-      buffer.splice(0, buffer.length, ...buffer.filter((attempt) => !unstarted.includes(attempt)));
-      this.#releaseJobs(unstarted);
+      const unstarted = buffer.removeWhere((attempt) => marked.includes(attempt.job));
+      if (unstarted.length > 0) this.#releaseJobs(unstarted);
     }
   }
 
@@ -422,14 +420,12 @@ export class Dispatcher {
     if (buffer.length === 0) return;
     // Paused after these were leased ahead: hand them back unstarted rather than run them.
     if (this.options.isHandlerPaused?.(handler.name)) {
-      this.#releaseJobs(buffer.splice(0));
+      this.#releaseJobs(buffer.clear());
       return;
     }
     const pausedQueues = this.options.pausedQueues?.() ?? [];
     if (pausedQueues.length > 0 && buffer.some(({ job }) => pausedQueues.includes(job.queue))) {
-      this.#releaseJobs(buffer.filter(({ job }) => pausedQueues.includes(job.queue)));
-      const keep = buffer.filter(({ job }) => !pausedQueues.includes(job.queue));
-      buffer.splice(0, buffer.length, ...keep);
+      this.#releaseJobs(buffer.removeWhere(({ job }) => pausedQueues.includes(job.queue)));
     }
     const { admit } = this.options;
     while (buffer.length > 0 && lane.running < this.#slots(lane)) {

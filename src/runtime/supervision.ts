@@ -59,6 +59,12 @@ export class Supervision {
   /** The last state announced on the lifecycle, per handler. */
   readonly #emitted = new Map<string, { quarantined: boolean; breaker: BreakerStateName }>();
   readonly #unsubscribe: Array<() => void> = [];
+  /**
+   * Closed breakers that a success leaves as they are (a full window of
+   * successes, core/breaker.ts): the next success of a healthy handler
+   * changes nothing, so it needs neither the clock nor the policy.
+   */
+  readonly #steady = new WeakSet<BreakerState>();
   #refresh: NodeJS.Timeout | null = null;
   #wakeTimer: NodeJS.Timeout | null = null;
 
@@ -178,11 +184,12 @@ export class Supervision {
   #outcome(name: string, ok: boolean): void {
     const entry = this.#entries.get(name);
     const handler = this.options.handlers.get(name);
-    if (!entry || !handler) return;
+    if (!entry || !handler || (ok && this.#steady.has(entry.breaker))) return;
     const now = this.options.clock();
     // The core functions return the same objects when nothing changed (a
     // healthy handler's success): then nothing is built or stored.
     const breaker = breakerResult(entry.breaker, handler.breaker, now, ok);
+    if (ok && breaker === entry.breaker && breaker.state === 'closed') this.#steady.add(breaker);
     const quarantine = ok ? entry.quarantine : quarantineFailure(entry.quarantine, handler.quarantine, now, this.options.nodeId);
     if (breaker !== entry.breaker || quarantine !== entry.quarantine) this.#update(name, entry, { breaker, quarantine });
   }
