@@ -60,7 +60,7 @@ export async function recordOutcome(
       return recordOutcome(ctx, running, handler, { kind: 'failed', error: unstorable(outcome.result, error), nonRetryable: true, timedOut: false, killed: false }, durationMs);
     }
     if (!result.ok) lifecycle.emit('job:stale', { job, op: 'complete' });
-    else if (lifecycle.listens('job:succeeded')) lifecycle.emit('job:succeeded', { job, durationMs });
+    else lifecycle.emit('job:succeeded', { job, durationMs });
     return;
   }
   const result = await recordFailure(ctx, job, handler, outcome, durationMs);
