@@ -1,8 +1,8 @@
 /**
  * The dispatcher's own CPU per job, without a database (not a test; run with
- * `npx tsx test/runtime/dispatch-bench.ts [jobs] [concurrency] [runs]`, or
- * against a build: `node --import tsx test/runtime/dispatch-bench.ts` with
- * DROVER_SRC=../dist). A store whose calls settle on the next `setImmediate`,
+ * `npx tsx test/runtime/dispatch-bench.ts [jobs] [concurrency] [runs]`; against
+ * a build, DROVER_SRC=../../dist, or an absolute path such as
+ * DROVER_SRC=/work/main/dist for an A/B). A store whose calls settle on the next `setImmediate`,
  * as the engines' group commits do, wrapped in the timing wrapper; the
  * runtime's observers (logs at warn, metrics, the SSE hub, supervision,
  * tracing off) subscribed as a node subscribes them. Reports this process's
