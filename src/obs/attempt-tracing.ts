@@ -57,10 +57,15 @@ export class AttemptTracer {
     return parent ? { trace_id: parent.traceId } : NONE;
   }
 
-  /** Run `fn` (the handler) inside the attempt's span, so its own spans nest under it. */
-  run<T>(job: JobRef, fn: () => T): T {
+  /**
+   * Run `fn(arg)` (the handler) inside the attempt's span, so its own spans
+   * nest under it. `arg` spares the caller a closure per job; with tracing
+   * off there is no span to look up.
+   */
+  run<T, A = void>(job: JobRef, fn: (arg: A) => T, arg: A): T {
+    if (!this.#tracing.enabled) return fn(arg);
     const open = this.#open.get(job.id);
-    return open ? context.with(open.ctx, fn) : fn();
+    return open ? context.with(open.ctx, fn, undefined, arg) : fn(arg);
   }
 
   /** Attempt spans not yet ended (tests check none leak). */

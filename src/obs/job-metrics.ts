@@ -24,7 +24,12 @@ interface HandlerSeries {
  */
 export function observeJobs(lifecycle: LifecycleSubscriber, metrics: DroverMetrics, clock: () => number = Date.now): () => void {
   const handlers = new Map<string, HandlerSeries>();
+  // The last handler's series: a node's jobs come in runs of one handler, and
+  // each job's events (start, outcome) ask for the same one in a row.
+  let lastHandler: string | undefined;
+  let lastSeries: HandlerSeries | undefined;
   const forHandler = (name: string): HandlerSeries => {
+    if (name === lastHandler) return lastSeries!;
     let s = handlers.get(name);
     if (!s) {
       // Handlers are declared, so this runs once per handler; a job of a
@@ -41,6 +46,8 @@ export function observeJobs(lifecycle: LifecycleSubscriber, metrics: DroverMetri
       };
       handlers.set(name, s);
     }
+    lastHandler = name;
+    lastSeries = s;
     return s;
   };
 
@@ -53,9 +60,14 @@ export function observeJobs(lifecycle: LifecycleSubscriber, metrics: DroverMetri
     return s;
   };
   const waits = new Map<string, HistogramSeries>();
+  let lastQueue: string | undefined;
+  let lastWait: HistogramSeries | undefined;
   const waitSeries = (queue: string): HistogramSeries => {
+    if (queue === lastQueue) return lastWait!;
     let s = waits.get(queue);
     if (!s) waits.set(queue, (s = metrics.jobWait.series(queue)));
+    lastQueue = queue;
+    lastWait = s;
     return s;
   };
   const recovery = { lease: metrics.recoveryLatency.series('lease'), node: metrics.recoveryLatency.series('node') };

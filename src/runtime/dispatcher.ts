@@ -20,10 +20,11 @@ import type { AttemptTracer } from '../obs/attempt-tracing.js';
 import type { Logger } from '../obs/logger.js';
 import type { StorageEngine } from '../store/engine.js';
 import type { FeatureFlags } from '../core/rollout.js';
-import { LazyAbortController, runJob, type RunJobOptions, type RunningJob, type RunOutcome } from './job-runner.js';
-import type { Lifecycle } from './lifecycle.js';
+import { Attempt, AttemptQueue, type AttemptDeps, type Lane } from './attempt.js';
+import { runInline, type RunJobOptions, type RunningJob, type RunOutcome } from './job-runner.js';
+import type { Lifecycle, LifecycleChannel } from './lifecycle.js';
 import { recordOutcome, type OutcomeContext } from './outcome.js';
-import { StepContext, type StepDeps } from './step-context.js';
+import type { StepDeps } from './step-context.js';
 import { capFields, contendedPauseMs, emitCapRefusals } from './cap-refusals.js';
 import type { TenantCaps } from '../core/lease-caps.js';
 
@@ -84,12 +85,20 @@ export interface DispatcherOptions {
   tenantCaps?: TenantCaps;
 }
 
+/** Run one attempt's handler where its handler runs. A function of the attempt, so tracing can wrap it without a closure per job. */
+function runAttempt(attempt: Attempt): RunOutcome | Promise<RunOutcome> {
+  const { threads } = attempt.lane;
+  return threads ? threads.run(attempt) : runInline(attempt);
+}
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown }).then === 'function';
+}
+
 export class Dispatcher {
   readonly running = new Map<string, RunningJob>();
-  readonly #runningByHandler = new Map<string, number>();
-  /** Leased but not yet started, per handler, in lease order. */
-  readonly #buffered = new Map<string, LeasedJob[]>();
-  readonly #leasedAt = new WeakMap<LeasedJob, number>();
+  /** Each handler's slots, buffer and run-time average (attempt.ts), by name: one lookup serves a job's whole path. */
+  readonly #lanes = new Map<string, Lane>();
   /** Jobs waiting for the store's rate-limit verdict (see `admit`). */
   readonly #admitting = new Set<Promise<void>>();
   #pumping = false;
@@ -107,8 +116,7 @@ export class Dispatcher {
   readonly #leaseMarginMs: number;
   readonly #outcomes: OutcomeContext;
   readonly #prefetch: number | undefined;
-  /** Moving average of each handler's run time (ms); decides whether to lease ahead. */
-  readonly #avgRunMs = new Map<string, number>();
+  readonly #jobStart: LifecycleChannel<'job:start'>;
 
   constructor(private readonly options: DispatcherOptions) {
     this.#leaseBatch = options.leaseBatch ?? 250;
@@ -122,15 +130,26 @@ export class Dispatcher {
       onRetryScheduled: options.onRetryScheduled,
       ...(options.poisonAfter !== undefined ? { poisonAfter: options.poisonAfter } : {}),
     };
-    for (const name of options.handlers.keys()) {
-      this.#runningByHandler.set(name, 0);
-      this.#buffered.set(name, []);
+    this.#jobStart = options.lifecycle.channel('job:start');
+    const deps: AttemptDeps = {
+      store: options.store,
+      lifecycle: options.lifecycle,
+      logger: options.logger,
+      leaseMarginMs: this.#leaseMarginMs,
+      attempts: options.attempts,
+      steps: options.steps,
+      features: options.features,
+    };
+    for (const handler of options.handlers.values()) {
+      const threads = handler.isolation === 'thread' && options.threads ? options.threads : null;
+      this.#lanes.set(handler.name, { handler, deps, running: 0, buffer: new AttemptQueue(), avgRunMs: Number.NaN, threads });
     }
   }
 
   start(): void {
     this.#stopped = false;
-    for (const name of this.#buffered.keys()) this.#startBuffered(name);
+    const now = this.options.clock();
+    for (const lane of this.#lanes.values()) this.#startBuffered(lane, now);
     this.wake();
   }
 
@@ -210,7 +229,7 @@ export class Dispatcher {
   /** Jobs leased ahead and not yet started. */
   get bufferedCount(): number {
     let n = 0;
-    for (const jobs of this.#buffered.values()) n += jobs.length;
+    for (const lane of this.#lanes.values()) n += lane.buffer.length;
     return n;
   }
 
@@ -218,8 +237,7 @@ export class Dispatcher {
   async releaseBuffered(): Promise<number> {
     // Jobs waiting for a rate-limit verdict come back to the buffer once it arrives (leasing has stopped).
     while (this.#admitting.size > 0) await Promise.all(this.#admitting);
-    const jobs = [...this.#buffered.values()].flat();
-    for (const list of this.#buffered.values()) list.length = 0;
+    const jobs = [...this.#lanes.values()].flatMap((lane) => lane.buffer.clear().map((attempt) => attempt.job));
     await Promise.all(jobs.map((job) => this.options.store.release(job.id, job.leaseToken).catch(() => undefined)));
     return jobs.length;
   }
@@ -279,11 +297,16 @@ export class Dispatcher {
           });
           emitCapRefusals(this.options.lifecycle, capped.capped, this.options.workerId);
           const now = this.options.clock();
+          let lane: Lane | undefined;
           for (const job of jobs) {
-            this.#leasedAt.set(job, now);
-            this.#buffered.get(job.handler)?.push(job);
+            // A lease's jobs are mostly of one handler: look its lane up again only when the handler changes.
+            if (lane?.handler.name !== job.handler) lane = this.#lanes.get(job.handler);
+            lane?.buffer.push(new Attempt(lane, job, now));
           }
-          for (const { name } of wanted.handlers) this.#startBuffered(name);
+          for (const { name } of wanted.handlers) {
+            const wantedLane = this.#lanes.get(name);
+            if (wantedLane) this.#startBuffered(wantedLane, now);
+          }
           this.#handBackMarkedUnstarted(wanted.handlers, jobs);
           // Fewer than asked means nothing more is due right now; sleep until woken.
           if (jobs.length < Math.min(wanted.total, this.#leaseBatch)) {
@@ -310,12 +333,11 @@ export class Dispatcher {
    */
   #handBackMarkedUnstarted(asked: ReadonlyArray<{ name: string; start: number }>, got: readonly LeasedJob[]): void {
     for (const { name, start } of asked) {
-      const buffer = this.#buffered.get(name);
+      const buffer = this.#lanes.get(name)?.buffer;
       if (start === 0 || !buffer || buffer.length === 0) continue;
-      const unstarted = got.filter((job) => job.handler === name).slice(0, start).filter((job) => buffer.includes(job));
-      if (unstarted.length === 0) continue;
-      buffer.splice(0, buffer.length, ...buffer.filter((job) => !unstarted.includes(job)));
-      this.#releaseJobs(unstarted);
+      const marked = got.filter((job) => job.handler === name).slice(0, start);
+      const unstarted = buffer.removeWhere((attempt) => marked.includes(attempt.job));
+      if (unstarted.length > 0) this.#releaseJobs(unstarted);
     }
   }
 
@@ -331,15 +353,16 @@ export class Dispatcher {
   #capacity(): { total: number; handlers: Array<{ name: string; max: number; start: number }> } {
     const handlers: Array<{ name: string; max: number; start: number }> = [];
     let total = 0;
-    for (const handler of this.options.handlers.values()) {
+    for (const lane of this.#lanes.values()) {
+      const { handler } = lane;
       if (this.#idleHandlers.has(handler.name)) continue;
       // Remote handlers are run by remote workers only (`/v1/workers/lease`).
       if (handler.remote || this.options.isHandlerPaused?.(handler.name)) continue;
-      const prefetch = this.#prefetchFor(handler);
-      const buffered = this.#buffered.get(handler.name)?.length ?? 0;
-      const held = (this.#runningByHandler.get(handler.name) ?? 0) + buffered;
-      const limit = this.#slots(handler);
-      const width = this.#width(handler);
+      const prefetch = this.#prefetchFor(lane);
+      const buffered = lane.buffer.length;
+      const held = lane.running + buffered;
+      const limit = this.#slots(lane);
+      const width = this.#width(lane);
       // Refill the lease-ahead buffer only once it is half empty, then to the
       // top: jobs that finish one at a time (each a message from its thread)
       // would otherwise cost one lease call per job. An empty buffer with a
@@ -347,11 +370,11 @@ export class Dispatcher {
       if (limit >= width && prefetch > 0 && buffered > prefetch / 2) continue;
       let free = limit < width ? limit - held : width + prefetch - held;
       const room = this.options.startRoom?.(handler);
-      if (room !== undefined) free = Math.min(free, room - (this.#buffered.get(handler.name)?.length ?? 0));
+      if (room !== undefined) free = Math.min(free, room - lane.buffer.length);
       if (free > 0) {
         // Jobs that will start the moment the lease returns (free slots the buffer cannot fill): the store may
         // mark them started in the lease. None for a handler whose jobs admission may hold back (rate limit, webhook).
-        const start = handler.rateLimit || handler.name.startsWith('drover.') ? 0 : Math.max(0, Math.min(free, limit - (this.#runningByHandler.get(handler.name) ?? 0) - buffered));
+        const start = handler.rateLimit || handler.name.startsWith('drover.') ? 0 : Math.max(0, Math.min(free, limit - lane.running - buffered));
         handlers.push({ name: handler.name, max: free, start });
         total += free;
       }
@@ -359,8 +382,8 @@ export class Dispatcher {
     return { total, handlers };
   }
 
-  #slots(handler: ResolvedHandler): number {
-    return Math.min(this.#width(handler), this.options.slotLimit?.(handler.name) ?? Number.POSITIVE_INFINITY);
+  #slots(lane: Lane): number {
+    return Math.min(this.#width(lane), this.options.slotLimit?.(lane.handler.name) ?? Number.POSITIVE_INFINITY);
   }
 
   /**
@@ -369,22 +392,23 @@ export class Dispatcher {
    * queued in a thread would only wait there instead of in the store, where
    * another node could take it.
    */
-  #width(handler: ResolvedHandler): number {
+  #width(lane: Lane): number {
+    const { handler } = lane;
     const threads = this.options.threads;
     if (handler.isolation !== 'thread' || !threads?.queueDepth) return handler.concurrency;
-    const avg = this.#avgRunMs.get(handler.name);
-    return avg !== undefined && avg <= FAST_JOB_MS ? handler.concurrency * threads.queueDepth : handler.concurrency;
+    // NaN (no run yet) is not <= anything.
+    return lane.avgRunMs <= FAST_JOB_MS ? handler.concurrency * threads.queueDepth : handler.concurrency;
   }
 
-  #prefetchFor(handler: ResolvedHandler): number {
-    const avg = this.#avgRunMs.get(handler.name);
-    if (avg === undefined || avg > FAST_JOB_MS) return 0;
-    return this.#prefetch ?? Math.max(handler.concurrency, 64);
+  #prefetchFor(lane: Lane): number {
+    // NaN (no run yet) is not <= anything: no lease-ahead until a run time is known.
+    if (!(lane.avgRunMs <= FAST_JOB_MS)) return 0;
+    return this.#prefetch ?? Math.max(lane.handler.concurrency, 64);
   }
 
-  #noteRunTime(handler: string, ms: number): void {
-    const avg = this.#avgRunMs.get(handler);
-    this.#avgRunMs.set(handler, avg === undefined ? ms : avg * 0.9 + ms * 0.1);
+  #noteRunTime(lane: Lane, ms: number): void {
+    const avg = lane.avgRunMs;
+    lane.avgRunMs = Number.isNaN(avg) ? ms : avg * 0.9 + ms * 0.1;
   }
 
   /** A handler's lease: its timeout plus the margin (what heartbeats renew it to as well). */
@@ -392,48 +416,47 @@ export class Dispatcher {
     return (this.options.handlers.get(name)?.timeoutMs ?? 0) + this.#leaseMarginMs;
   }
 
-  /** Start buffered jobs of this handler while it has free slots. */
-  #startBuffered(name: string): void {
-    const handler = this.options.handlers.get(name);
-    const buffer = this.#buffered.get(name);
-    if (!handler || !buffer || buffer.length === 0) return;
+  /** Start buffered jobs of this handler while it has free slots. `now`: the clock, read by the caller just before. */
+  #startBuffered(lane: Lane, now: number): void {
+    const { handler, buffer } = lane;
+    if (buffer.length === 0) return;
     // Paused after these were leased ahead: hand them back unstarted rather than run them.
-    if (this.options.isHandlerPaused?.(name)) {
-      this.#releaseJobs(buffer.splice(0));
+    if (this.options.isHandlerPaused?.(handler.name)) {
+      this.#releaseJobs(buffer.clear());
       return;
     }
     const pausedQueues = this.options.pausedQueues?.() ?? [];
-    if (pausedQueues.length > 0 && buffer.some((job) => pausedQueues.includes(job.queue))) {
-      this.#releaseJobs(buffer.filter((job) => pausedQueues.includes(job.queue)));
-      const keep = buffer.filter((job) => !pausedQueues.includes(job.queue));
-      buffer.splice(0, buffer.length, ...keep);
+    if (pausedQueues.length > 0 && buffer.some(({ job }) => pausedQueues.includes(job.queue))) {
+      this.#releaseJobs(buffer.removeWhere(({ job }) => pausedQueues.includes(job.queue)));
     }
-    while (buffer.length > 0 && (this.#runningByHandler.get(name) ?? 0) < this.#slots(handler)) {
-      const job = buffer.shift()!;
-      const holdUntil = this.options.admit?.(job, handler) ?? null;
-      if (holdUntil === null) this.#start(job, handler);
-      else if (typeof holdUntil === 'number') this.#hold(job, holdUntil);
-      else this.#admitLater(job, handler, holdUntil);
+    const { admit } = this.options;
+    while (buffer.length > 0 && lane.running < this.#slots(lane)) {
+      const attempt = buffer.shift()!;
+      const holdUntil = admit?.(attempt.job, handler) ?? null;
+      if (holdUntil === null) this.#start(attempt, now);
+      else if (typeof holdUntil === 'number') this.#hold(attempt.job, holdUntil);
+      else this.#admitLater(attempt, holdUntil);
     }
   }
 
   /** The store decides whether the job may start; it holds a slot of its handler meanwhile. */
-  #admitLater(job: LeasedJob, handler: ResolvedHandler, verdict: Promise<number | null>): void {
-    const { name } = handler;
-    this.#runningByHandler.set(name, (this.#runningByHandler.get(name) ?? 0) + 1);
+  #admitLater(attempt: Attempt, verdict: Promise<number | null>): void {
+    const { job, lane } = attempt;
+    lane.running++;
     const decided = verdict
       .catch((error: unknown) => {
-        this.options.logger.warn({ err: toError(error), job_id: job.id, handler: name }, 'could not check the rate limit in the store; the job waits a second and is checked again');
+        this.options.logger.warn({ err: toError(error), job_id: job.id, handler: lane.handler.name }, 'could not check the rate limit in the store; the job waits a second and is checked again');
         return this.options.clock() + 1_000;
       })
       .then((holdUntil) => {
         this.#admitting.delete(decided);
-        this.#runningByHandler.set(name, (this.#runningByHandler.get(name) ?? 1) - 1);
+        lane.running--;
+        const now = this.options.clock();
         // Shutdown began meanwhile: back to the buffer, which shutdown hands back unstarted.
-        if (this.#stopped) this.#buffered.get(name)?.push(job);
-        else if (holdUntil === null) this.#start(job, handler);
+        if (this.#stopped) lane.buffer.push(attempt);
+        else if (holdUntil === null) this.#start(attempt, now);
         else this.#hold(job, holdUntil);
-        if (!this.#stopped) this.#startBuffered(name);
+        if (!this.#stopped) this.#startBuffered(lane, now);
         this.#wakeForRoom();
       });
     this.#admitting.add(decided);
@@ -448,97 +471,82 @@ export class Dispatcher {
     });
   }
 
-  #releaseJobs(jobs: readonly LeasedJob[]): void {
-    for (const job of jobs) void this.options.store.release(job.id, job.leaseToken).catch(() => undefined);
+  #releaseJobs(attempts: ReadonlyArray<{ readonly job: LeasedJob }>): void {
+    for (const { job } of attempts) void this.options.store.release(job.id, job.leaseToken).catch(() => undefined);
   }
 
-  #start(job: LeasedJob, handler: ResolvedHandler): void {
-    const now = this.options.clock();
+  #start(attempt: Attempt, now: number): void {
+    const { job, lane } = attempt;
     // A job that waited in the buffer for a while gets its lease renewed before
     // it runs, so the full timeout is covered (in the background: the fence
     // on completion still protects against a lost lease).
-    const leasedAt = this.#leasedAt.get(job) ?? now;
-    if (now - leasedAt > this.#leaseMarginMs / 2) {
-      void this.options.store.heartbeat(job.id, job.leaseToken, handler.timeoutMs + this.#leaseMarginMs).catch(() => undefined);
+    if (now - attempt.leasedAt > this.#leaseMarginMs / 2) {
+      void this.options.store.heartbeat(job.id, job.leaseToken, lane.handler.timeoutMs + this.#leaseMarginMs).catch(() => undefined);
     }
-    this.#runningByHandler.set(job.handler, (this.#runningByHandler.get(job.handler) ?? 0) + 1);
-    const controller = new LazyAbortController();
-    const running: RunningJob = { job, startedAt: now, controller, shutdownAborted: false, done: Promise.resolve() };
-    this.running.set(job.id, running);
-    // The handler runs only once the store knows it started: if it then kills
-    // the node, the reclaim counts a crash (toward poisonAfter), while a job
-    // still in the buffer goes back unspent. Engines batch the marks of the
-    // jobs started in the same turn (sqlite/start-marks.ts, postgres/start-batch.ts).
-    running.done = this.options.store.start(job.id, job.leaseToken).then(
-      (marked) => (marked.ok && !running.shutdownAborted ? this.#run(running, handler) : this.#notStarted(running, marked.ok)),
-      (error: unknown) => {
-        this.options.logger.warn({ err: toError(error), job_id: job.id, handler: job.handler }, 'could not record the job as started; it is handed back unstarted');
-        return this.#notStarted(running, true);
-      },
-    );
+    lane.running++;
+    attempt.startedAt = now;
+    this.running.set(job.id, attempt);
+    attempt.done = this.#attempt(attempt);
   }
 
-  /** The handler never ran: free the slot; hand the lease back when we still hold it (shutdown began, or the mark failed). */
-  #notStarted(running: RunningJob, holdsLease: boolean): void {
-    if (holdsLease) this.#releaseJobs([running.job]);
-    this.#releaseSlot(running.job.handler);
-    this.#finish(running);
-  }
-
-  #run(running: RunningJob, handler: ResolvedHandler): Promise<void> {
-    const { job, controller } = running;
-    const now = this.options.clock();
-    running.startedAt = now;
-    this.options.lifecycle.emit('job:start', { job, waitMs: Math.max(0, now - job.runAt) });
+  /**
+   * One job from its start mark to its recorded outcome, in one async frame
+   * (this path runs for every job). The handler runs only once the store
+   * knows it started: if it then kills the node, the reclaim counts a crash
+   * (toward poisonAfter), while a job still in the buffer goes back unspent.
+   * Engines batch the marks of the jobs started in the same turn
+   * (sqlite/start-marks.ts, postgres/start-batch.ts).
+   */
+  async #attempt(attempt: Attempt): Promise<void> {
+    const { job, lane } = attempt;
+    let marked: Awaited<ReturnType<StorageEngine['start']>>;
+    try {
+      marked = await this.options.store.start(job.id, job.leaseToken);
+    } catch (error) {
+      this.options.logger.warn({ err: toError(error), job_id: job.id, handler: job.handler }, 'could not record the job as started; it is handed back unstarted');
+      return this.#notStarted(attempt, true);
+    }
+    if (!marked.ok || attempt.shutdownAborted) return this.#notStarted(attempt, marked.ok);
 
     const { attempts } = this.options;
-    const log = () => this.options.logger.child({ job_id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, ...attempts?.fields(job) });
-    const runner = handler.isolation === 'thread' && this.options.threads ? this.options.threads : { run: runJob };
-    const deps = this.options.steps;
-    const run = () => runner.run({
-      handler,
-      job,
-      controller,
-      log,
-      heartbeat: () => this.#heartbeat(running, handler),
-      isShutdownAborted: () => running.shutdownAborted,
-      steps: deps && (() => (running.steps ??= new StepContext(deps, job, (error) => controller.abort(error)))),
-      ...(this.options.features ? { features: this.options.features } : {}),
-    });
-    return this.#settle(running, handler, attempts ? attempts.run(job, run) : run());
-  }
-
-  /** Wait for the handler, free its slot, record the outcome. One async frame per job (this path runs for every job). */
-  async #settle(running: RunningJob, handler: ResolvedHandler, outcome: Promise<RunOutcome>): Promise<void> {
-    const { job } = running;
+    const now = this.options.clock();
+    attempt.startedAt = now;
+    if (this.#jobStart.listening) this.#jobStart.emit({ job, waitMs: Math.max(0, now - job.runAt) });
     try {
       let result: RunOutcome;
+      // When the handler returned: its run time, and the start time of the jobs its slot goes to (one clock read for both).
+      let returnedAt = now;
       try {
-        result = await outcome;
+        const outcome = attempts ? attempts.run(job, runAttempt, attempt) : runAttempt(attempt);
+        // A synchronous handler's outcome is here already: record it without waiting a turn.
+        result = isPromise(outcome) ? await outcome : outcome;
       } finally {
-        running.returned = true;
+        attempt.returned = true;
+        returnedAt = this.options.clock();
         // Free the handler's slot as soon as its code returns; the outcome is
         // written in the next group commit. Waiting for that write would cap
         // throughput at concurrency / commit latency.
-        this.#releaseSlot(job.handler);
+        this.#releaseSlot(lane, returnedAt);
       }
       // A suspended job (or one whose lease a step found gone) ends so whatever its handler did after.
-      if (running.steps) result = running.steps.outcome(result);
-      this.#noteRunTime(job.handler, this.options.clock() - running.startedAt);
+      if (attempt.stepContext) result = attempt.stepContext.outcome(result);
+      const durationMs = returnedAt - attempt.startedAt;
+      this.#noteRunTime(lane, durationMs);
       // Shutdown released this job's lease after giving up on it: too late to record anything.
-      if (running.abandoned) return;
-      await recordOutcome(this.#outcomes, running, handler, result);
+      if (attempt.abandoned) return;
+      await recordOutcome(this.#outcomes, attempt, lane.handler, result, durationMs);
     } catch (error) {
       this.options.logger.error({ err: toError(error), job_id: job.id }, 'recording the outcome failed; the lease will expire and the job run again');
     } finally {
-      this.#finish(running);
+      this.#finish(attempt);
     }
   }
 
-  async #heartbeat(running: RunningJob, handler: ResolvedHandler): Promise<boolean> {
-    const result = await this.options.store.heartbeat(running.job.id, running.job.leaseToken, handler.timeoutMs + this.#leaseMarginMs);
-    if (!result.ok) this.options.lifecycle.emit('job:stale', { job: running.job, op: 'heartbeat' });
-    return result.ok;
+  /** The handler never ran: free the slot; hand the lease back when we still hold it (shutdown began, or the mark failed). */
+  #notStarted(attempt: Attempt, holdsLease: boolean): void {
+    if (holdsLease) this.#releaseJobs([attempt]);
+    this.#releaseSlot(attempt.lane, this.options.clock());
+    this.#finish(attempt);
   }
 
   #notifyIdle(): void {
@@ -549,9 +557,9 @@ export class Dispatcher {
     }
   }
 
-  #releaseSlot(handler: string): void {
-    this.#runningByHandler.set(handler, (this.#runningByHandler.get(handler) ?? 1) - 1);
-    if (!this.#stopped) this.#startBuffered(handler);
+  #releaseSlot(lane: Lane, now: number): void {
+    lane.running--;
+    if (!this.#stopped) this.#startBuffered(lane, now);
     this.#wakeForRoom();
   }
 

@@ -84,21 +84,26 @@ export interface RunningJob {
   abandoned?: boolean;
   done: Promise<void>;
   /** Its step context, once the handler used `ctx.step`. */
-  steps?: StepContext;
+  stepContext?: StepContext | undefined;
 }
 
+/**
+ * What a runner needs to run one attempt. The dispatcher's per-job object
+ * (attempt.ts) is one: its methods are called as methods (`options.log()`),
+ * never detached, so they cost no closure per job.
+ */
 export interface RunJobOptions {
   handler: ResolvedHandler;
   job: LeasedJob;
   controller: LazyAbortController;
   /** Creates the job's child logger; called only if the handler logs (most no-op jobs never do). */
-  log: () => HandlerLogger;
-  heartbeat: () => Promise<boolean>;
-  isShutdownAborted: () => boolean;
-  /** The attempt's step context, made on first use (`ctx.step`); absent where steps are not wired (unit tests). */
+  log(): HandlerLogger;
+  heartbeat(): Promise<boolean>;
+  isShutdownAborted(): boolean;
+  /** The attempt's step context, made on first use (`ctx.step`); absent where steps are not wired (unit tests). May be called detached. */
   steps?: (() => StepContext) | undefined;
   /** Feature gates as the node applies them now (`ctx.features`); absent: every gate off but Drover's own defaults. */
-  features?: FeatureFlags;
+  features?: FeatureFlags | undefined;
 }
 
 /** Where no gates are wired (unit tests): Drover's own features on, every other gate off. */
@@ -112,58 +117,93 @@ export function durableStepsOff(): Error {
   return new Error('durable steps are turned off on this node (feature gate durable-steps); turn them on (drover gates set durable-steps on) and the job runs again at its next retry');
 }
 
-export async function runJob(options: RunJobOptions): Promise<RunOutcome> {
-  const { handler, job, controller } = options;
-  let log: HandlerLogger | undefined;
-  const ctx: JobContext = {
-    job: {
-      id: job.id,
-      handler: job.handler,
-      queue: job.queue,
-      attempt: job.attempts,
-      maxAttempts: job.maxAttempts,
-      payload: job.payload,
-    },
-    event: job.event,
-    get signal() {
-      return controller.signal;
-    },
-    get log() {
-      log ??= options.log();
-      return log;
-    },
-    heartbeat: options.heartbeat,
-    features: options.features ?? DEFAULT_FEATURES,
-    // A getter: a job that never uses steps makes no step context and reads no stored steps.
-    get step(): JobContext['step'] {
-      if (!options.steps) throw new Error('durable steps (ctx.step) are not available where this handler runs');
-      if (!(options.features ?? DEFAULT_FEATURES).enabled('durable-steps')) throw durableStepsOff();
-      return options.steps().api;
-    },
-  };
+/**
+ * A handler's `ctx`. A class, so a job's context is one object: the accessors
+ * live on the prototype instead of being closures made per job, and what most
+ * handlers never touch (`heartbeat`, the logger) is made on first use.
+ */
+class AttemptContext implements JobContext {
+  readonly job: JobContext['job'];
+  readonly event: JobContext['event'];
+  readonly features: FeatureFlags;
+  readonly #options: RunJobOptions;
+  #log: HandlerLogger | undefined;
+  #heartbeat: (() => Promise<boolean>) | undefined;
 
-  const failed = (caught: unknown): RunOutcome => {
-    const error = toError(caught);
-    return {
-      kind: 'failed',
-      error,
-      nonRetryable: error instanceof NonRetryableError || error.name === 'NonRetryableError',
-      timedOut: error instanceof TimeoutError,
-      killed: false,
-    };
-  };
+  constructor(options: RunJobOptions) {
+    const { job } = options;
+    this.#options = options;
+    this.job = { id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, maxAttempts: job.maxAttempts, payload: job.payload };
+    this.event = job.event;
+    this.features = options.features ?? DEFAULT_FEATURES;
+  }
 
+  get signal(): AbortSignal {
+    return this.#options.controller.signal;
+  }
+
+  get log(): HandlerLogger {
+    this.#log ??= this.#options.log();
+    return this.#log;
+  }
+
+  /** A function that may be called detached (`const { heartbeat } = ctx`), made when first read. */
+  get heartbeat(): () => Promise<boolean> {
+    this.#heartbeat ??= () => this.#options.heartbeat();
+    return this.#heartbeat;
+  }
+
+  // A getter: a job that never uses steps makes no step context and reads no stored steps.
+  get step(): JobContext['step'] {
+    const { steps } = this.#options;
+    if (!steps) throw new Error('durable steps (ctx.step) are not available where this handler runs');
+    if (!this.features.enabled('durable-steps')) throw durableStepsOff();
+    return steps().api;
+  }
+}
+
+function failed(caught: unknown): RunOutcome {
+  const error = toError(caught);
+  return {
+    kind: 'failed',
+    error,
+    nonRetryable: error instanceof NonRetryableError || error.name === 'NonRetryableError',
+    timedOut: error instanceof TimeoutError,
+    killed: false,
+  };
+}
+
+/**
+ * @example
+ * const outcome = await runJob({ handler, job, controller: new LazyAbortController(), log, heartbeat, isShutdownAborted: () => false });
+ */
+export function runJob(options: RunJobOptions): Promise<RunOutcome> {
+  const outcome = runInline(options);
+  return outcome instanceof Promise ? outcome : Promise.resolve(outcome);
+}
+
+/**
+ * `runJob` without a promise for a synchronous handler: its outcome is
+ * returned as is (the dispatcher records it without waiting a turn); an
+ * asynchronous handler's outcome is a promise.
+ */
+export function runInline(options: RunJobOptions): RunOutcome | Promise<RunOutcome> {
+  const { handler } = options;
   // Called directly: a synchronous handler has finished (or thrown) when this
   // returns, so it needs no timer and no race; it could not have been
   // interrupted by one anyway, since it held the event loop.
   let pending: unknown;
   try {
-    pending = handler.run(ctx);
+    pending = handler.run(new AttemptContext(options));
   } catch (caught) {
     return options.isShutdownAborted() ? { kind: 'aborted' } : failed(caught);
   }
   if (!isThenable(pending)) return { kind: 'succeeded', result: pending === undefined ? null : pending };
+  return settle(options, pending);
+}
 
+async function settle(options: RunJobOptions, pending: PromiseLike<unknown>): Promise<RunOutcome> {
+  const { handler, controller } = options;
   let timer: NodeJS.Timeout | undefined;
   // An inline handler cannot be killed; at the timeout its signal fires and the
   // attempt is failed even if the code ignores the signal and keeps running.

@@ -12,6 +12,15 @@ export type { LifecycleEvents, LifecycleName, RemoteOrigin } from '../core/lifec
 
 type Listener<K extends LifecycleName> = LifecycleListener<K>;
 
+/**
+ * One event's emitter, for a hot path that emits it for every job: no lookup
+ * by name per emit, and `listening` says whether a payload is worth building.
+ */
+export interface LifecycleChannel<K extends LifecycleName> {
+  readonly listening: boolean;
+  emit(payload: LifecycleEvents[K]): void;
+}
+
 export class Lifecycle implements LifecycleSubscriber {
   readonly #listeners = new Map<LifecycleName, Set<Listener<any>>>();
   readonly #onListenerError: (error: Error, event: LifecycleName) => void;
@@ -21,15 +30,40 @@ export class Lifecycle implements LifecycleSubscriber {
   }
 
   on<K extends LifecycleName>(event: K, listener: Listener<K>): () => void {
-    let set = this.#listeners.get(event);
-    if (!set) this.#listeners.set(event, (set = new Set()));
+    const set = this.#set(event);
     set.add(listener);
     return () => set.delete(listener);
   }
 
   emit<K extends LifecycleName>(event: K, payload: LifecycleEvents[K]): void {
     const set = this.#listeners.get(event);
-    if (!set) return;
+    if (set) this.#deliver(event, set, payload);
+  }
+
+  /**
+   * @example
+   * const started = lifecycle.channel('job:start');
+   * if (started.listening) started.emit({ job, waitMs });
+   */
+  channel<K extends LifecycleName>(event: K): LifecycleChannel<K> {
+    // The set `on` adds to: a listener subscribed later is reached too.
+    const set = this.#set(event);
+    const deliver = (payload: LifecycleEvents[K]) => this.#deliver(event, set, payload);
+    return {
+      get listening() {
+        return set.size > 0;
+      },
+      emit: deliver,
+    };
+  }
+
+  #set(event: LifecycleName): Set<Listener<any>> {
+    let set = this.#listeners.get(event);
+    if (!set) this.#listeners.set(event, (set = new Set()));
+    return set;
+  }
+
+  #deliver<K extends LifecycleName>(event: K, set: Set<Listener<K>>, payload: LifecycleEvents[K]): void {
     for (const listener of set) {
       try {
         listener(payload);

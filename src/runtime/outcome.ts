@@ -27,10 +27,19 @@ export interface OutcomeContext {
 
 const WITHOUT_ROW: WithoutRow = Object.freeze({ row: false });
 
-export async function recordOutcome(ctx: OutcomeContext, running: RunningJob, handler: ResolvedHandler, outcome: RunOutcome): Promise<void> {
+/**
+ * Write an attempt's outcome. `durationMs`: how long the handler ran, when
+ * the caller has read the clock already (the dispatcher reads it once per job).
+ */
+export async function recordOutcome(
+  ctx: OutcomeContext,
+  running: RunningJob,
+  handler: ResolvedHandler,
+  outcome: RunOutcome,
+  durationMs: number = ctx.clock() - running.startedAt,
+): Promise<void> {
   const { job } = running;
-  const { store, lifecycle, clock } = ctx;
-  const durationMs = clock() - running.startedAt;
+  const { store, lifecycle } = ctx;
   if (outcome.kind === 'aborted') {
     const result = await store.release(job.id, job.leaseToken);
     if (result.ok) lifecycle.emit('job:released', { job, reason: outcome.reason ?? 'shutdown' });
@@ -43,24 +52,33 @@ export async function recordOutcome(ctx: OutcomeContext, running: RunningJob, ha
   }
   if (outcome.kind === 'stale') return;
   if (outcome.kind === 'succeeded') {
-    const unstorable = (error: unknown) => {
-      try {
-        JSON.stringify(outcome.result);
-      } catch (cause) {
-        // The store refused the result, not the job: running it again would return the same value.
-        return new NonRetryableError(`the handler's return value cannot be stored as JSON (${toError(cause).message}); return plain data`);
-      }
-      throw error;
-    };
     // Only whether the fence held matters here: the store need not read the row back.
-    const result = await store.complete(job.id, job.leaseToken, outcome.result, WITHOUT_ROW).catch((error: unknown) => unstorable(error));
-    if (result instanceof Error) return recordOutcome(ctx, running, handler, { kind: 'failed', error: result, nonRetryable: true, timedOut: false, killed: false });
-    if (result.ok) lifecycle.emit('job:succeeded', { job, durationMs });
-    else lifecycle.emit('job:stale', { job, op: 'complete' });
+    let result: Awaited<ReturnType<StorageEngine['complete']>>;
+    try {
+      result = await store.complete(job.id, job.leaseToken, outcome.result, WITHOUT_ROW);
+    } catch (error) {
+      return recordOutcome(ctx, running, handler, { kind: 'failed', error: unstorable(outcome.result, error), nonRetryable: true, timedOut: false, killed: false }, durationMs);
+    }
+    if (!result.ok) lifecycle.emit('job:stale', { job, op: 'complete' });
+    else lifecycle.emit('job:succeeded', { job, durationMs });
     return;
   }
   const result = await recordFailure(ctx, job, handler, outcome, durationMs);
   if (!result.ok) lifecycle.emit('job:stale', { job, op: 'fail' });
+}
+
+/**
+ * A completion the store refused: when the handler's return value is not
+ * JSON, the error that fails the job for good (running it again would return
+ * the same value); otherwise the store's own error, thrown on.
+ */
+function unstorable(value: unknown, error: unknown): Error {
+  try {
+    JSON.stringify(value);
+  } catch (cause) {
+    return new NonRetryableError(`the handler's return value cannot be stored as JSON (${toError(cause).message}); return plain data`);
+  }
+  throw error;
 }
 
 /** Most characters of an attempt's error kept in the store (attempt row, job's lastError). */

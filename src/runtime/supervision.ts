@@ -59,6 +59,12 @@ export class Supervision {
   /** The last state announced on the lifecycle, per handler. */
   readonly #emitted = new Map<string, { quarantined: boolean; breaker: BreakerStateName }>();
   readonly #unsubscribe: Array<() => void> = [];
+  /**
+   * Closed breakers that a success leaves as they are (a full window of
+   * successes, core/breaker.ts): the next success of a healthy handler
+   * changes nothing, so it needs neither the clock nor the policy.
+   */
+  readonly #steady = new WeakSet<BreakerState>();
   #refresh: NodeJS.Timeout | null = null;
   #wakeTimer: NodeJS.Timeout | null = null;
 
@@ -70,7 +76,7 @@ export class Supervision {
     await this.load();
     const { lifecycle } = this.options;
     this.#unsubscribe.push(
-      lifecycle.on('job:start', ({ job }) => this.#update(job.handler, (e, h, now) => ({ ...e, breaker: breakerStarted(e.breaker, h.breaker, now) }))),
+      lifecycle.on('job:start', ({ job }) => this.#started(job.handler)),
       lifecycle.on('job:succeeded', ({ job }) => this.#outcome(job.handler, true)),
       lifecycle.on('job:failed', ({ job }) => this.#outcome(job.handler, false)),
     );
@@ -103,6 +109,8 @@ export class Supervision {
   /** Most jobs of `name` that may start now: 0 (quarantined, open), 1 (probe) or Infinity. */
   slotLimit(name: string): number {
     const entry = this.#entries.get(name);
+    // Asked for every job a dispatcher starts: a healthy handler's answer needs neither the clock nor its policy.
+    if (entry !== undefined && entry.breaker.state === 'closed' && entry.quarantine.quarantinedAt === null) return Number.POSITIVE_INFINITY;
     const handler = this.options.handlers.get(name);
     if (!entry || !handler) return Number.POSITIVE_INFINITY;
     if (entry.quarantine.quarantinedAt !== null) return 0;
@@ -164,21 +172,30 @@ export class Supervision {
     return merged;
   }
 
-  #outcome(name: string, ok: boolean): void {
-    this.#update(name, (e, h, now) => ({
-      breaker: breakerResult(e.breaker, h.breaker, now, ok),
-      quarantine: ok ? e.quarantine : quarantineFailure(e.quarantine, h.quarantine, now, this.options.nodeId),
-    }));
-  }
-
-  #update(name: string, change: (entry: Entry, handler: ResolvedHandler, now: number) => Entry): void {
+  /** A job started: the probe, when half-open. A closed breaker does not change (the case of every job of a healthy handler). */
+  #started(name: string): void {
     const entry = this.#entries.get(name);
     const handler = this.options.handlers.get(name);
-    if (!entry || !handler) return;
-    const next = change(entry, handler, this.options.clock());
-    // This runs twice per job: the core functions return the same objects when
-    // nothing changed, so the common case costs no serialisation.
-    if (next.breaker === entry.breaker && next.quarantine === entry.quarantine) return;
+    if (!entry || !handler || entry.breaker.state === 'closed') return;
+    const breaker = breakerStarted(entry.breaker, handler.breaker, this.options.clock());
+    if (breaker !== entry.breaker) this.#update(name, entry, { ...entry, breaker });
+  }
+
+  #outcome(name: string, ok: boolean): void {
+    const entry = this.#entries.get(name);
+    const handler = this.options.handlers.get(name);
+    if (!entry || !handler || (ok && this.#steady.has(entry.breaker))) return;
+    const now = this.options.clock();
+    // The core functions return the same objects when nothing changed (a
+    // healthy handler's success): then nothing is built or stored.
+    const breaker = breakerResult(entry.breaker, handler.breaker, now, ok);
+    if (ok && breaker === entry.breaker && breaker.state === 'closed') this.#steady.add(breaker);
+    const quarantine = ok ? entry.quarantine : quarantineFailure(entry.quarantine, handler.quarantine, now, this.options.nodeId);
+    if (breaker !== entry.breaker || quarantine !== entry.quarantine) this.#update(name, entry, { breaker, quarantine });
+  }
+
+  /** Adopt a changed state: store it and re-arm the probe timer, unless it serialises the same. */
+  #update(name: string, entry: Entry, next: Entry): void {
     if (JSON.stringify(next) === JSON.stringify(entry)) return;
     this.#set(name, next);
     void this.#persist(name);

@@ -1,0 +1,158 @@
+/**
+ * One leased job on its way through the dispatcher, from the lease-ahead
+ * buffer to its recorded outcome, and what all jobs of a handler share (its
+ * lane). The per-job path runs tens of thousands of times a second, so a job
+ * is one object: it is the dispatcher's running entry and the runner's
+ * options at once, its methods live on the prototype instead of being closures
+ * made per job, and everything per handler is looked up once per handler.
+ */
+import type { ResolvedHandler } from '../core/config.js';
+import type { HandlerLogger } from '../core/handler.js';
+import type { FeatureFlags } from '../core/rollout.js';
+import type { LeasedJob } from '../core/types.js';
+import type { AttemptTracer } from '../obs/attempt-tracing.js';
+import type { Logger } from '../obs/logger.js';
+import type { StorageEngine } from '../store/engine.js';
+import { LazyAbortController, type RunJobOptions, type RunningJob, type RunOutcome } from './job-runner.js';
+import type { Lifecycle } from './lifecycle.js';
+import { StepContext, type StepDeps } from './step-context.js';
+
+/** What every attempt on a dispatcher uses. */
+export interface AttemptDeps {
+  store: StorageEngine;
+  lifecycle: Lifecycle;
+  logger: Logger;
+  /** Added to a handler's timeout to get its lease duration (what heartbeats renew it to). */
+  leaseMarginMs: number;
+  attempts: Pick<AttemptTracer, 'fields' | 'run'> | undefined;
+  steps: StepDeps | undefined;
+  features: FeatureFlags | undefined;
+}
+
+/** A handler's share of the dispatcher: its slots, its lease-ahead buffer, its runner. */
+export interface Lane {
+  readonly handler: ResolvedHandler;
+  readonly deps: AttemptDeps;
+  /** Jobs started and not yet returned (or waiting for admission). */
+  running: number;
+  /** Leased but not yet started, in lease order. */
+  readonly buffer: AttemptQueue;
+  /** Moving average of the handler's run time (ms); decides whether to lease ahead. NaN: none yet. */
+  avgRunMs: number;
+  /** The thread pool for an `isolation: 'thread'` handler; null: it runs inline. */
+  readonly threads: { run(options: RunJobOptions): Promise<RunOutcome> } | null;
+}
+
+const STARTED: Promise<void> = Promise.resolve();
+
+/**
+ * A lane's lease-ahead buffer: first in, first out. A head index instead of
+ * `Array.prototype.shift`, which copies what is left of the array on every
+ * call (every job started from the buffer).
+ */
+export class AttemptQueue {
+  #items: Array<Attempt | undefined> = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(attempt: Attempt): void {
+    this.#items.push(attempt);
+  }
+
+  shift(): Attempt | undefined {
+    if (this.#head === this.#items.length) return undefined;
+    const attempt = this.#items[this.#head];
+    this.#items[this.#head++] = undefined;
+    if (this.#head === this.#items.length) {
+      this.#items.length = 0;
+      this.#head = 0;
+    } else if (this.#head >= 64 && this.#head * 2 >= this.#items.length) {
+      // A buffer refilled before it empties never resets: drop the taken half now and then.
+      this.#items.splice(0, this.#head);
+      this.#head = 0;
+    }
+    return attempt;
+  }
+
+  some(predicate: (attempt: Attempt) => boolean): boolean {
+    for (let i = this.#head; i < this.#items.length; i++) if (predicate(this.#items[i]!)) return true;
+    return false;
+  }
+
+  /** Take out the jobs `predicate` picks, in order; the rest stay, in order. */
+  removeWhere(predicate: (attempt: Attempt) => boolean): Attempt[] {
+    const removed: Attempt[] = [];
+    const kept: Array<Attempt | undefined> = [];
+    for (let i = this.#head; i < this.#items.length; i++) {
+      const attempt = this.#items[i]!;
+      (predicate(attempt) ? removed : kept).push(attempt);
+    }
+    if (removed.length > 0) {
+      this.#items = kept;
+      this.#head = 0;
+    }
+    return removed;
+  }
+
+  /** Take out every job, in order. */
+  clear(): Attempt[] {
+    const all = this.#items.slice(this.#head) as Attempt[];
+    this.#items = [];
+    this.#head = 0;
+    return all;
+  }
+}
+
+export class Attempt implements RunningJob, RunJobOptions {
+  readonly job: LeasedJob;
+  readonly lane: Lane;
+  readonly controller = new LazyAbortController();
+  /** When the lease that brought it was taken (ms). */
+  readonly leasedAt: number;
+  startedAt: number;
+  shutdownAborted = false;
+  returned = false;
+  abandoned = false;
+  done: Promise<void> = STARTED;
+  stepContext: StepContext | undefined = undefined;
+  readonly features: FeatureFlags | undefined;
+
+  constructor(lane: Lane, job: LeasedJob, leasedAt: number) {
+    this.lane = lane;
+    this.job = job;
+    this.leasedAt = leasedAt;
+    this.startedAt = leasedAt;
+    this.features = lane.deps.features;
+  }
+
+  get handler(): ResolvedHandler {
+    return this.lane.handler;
+  }
+
+  log(): HandlerLogger {
+    const { job } = this;
+    const { logger, attempts } = this.lane.deps;
+    return logger.child({ job_id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, ...attempts?.fields(job) });
+  }
+
+  async heartbeat(): Promise<boolean> {
+    const { store, lifecycle, leaseMarginMs } = this.lane.deps;
+    const result = await store.heartbeat(this.job.id, this.job.leaseToken, this.lane.handler.timeoutMs + leaseMarginMs);
+    if (!result.ok) lifecycle.emit('job:stale', { job: this.job, op: 'heartbeat' });
+    return result.ok;
+  }
+
+  isShutdownAborted(): boolean {
+    return this.shutdownAborted;
+  }
+
+  /** The step context's factory; absent where steps are not wired. A closure (runners may call it detached), made only when asked for. */
+  get steps(): (() => StepContext) | undefined {
+    const deps = this.lane.deps.steps;
+    if (!deps) return undefined;
+    return () => (this.stepContext ??= new StepContext(deps, this.job, (error) => this.controller.abort(error)));
+  }
+}
