@@ -1,7 +1,7 @@
 /**
  * The dispatcher's own CPU per job, without a database (not a test; run with
- * `npx tsx test/runtime/dispatch-bench.ts [jobs] [concurrency] [runs]`; against
- * a build, DROVER_SRC=../../dist, or an absolute path such as
+ * `npx tsx bench/dispatch-cpu.ts [jobs] [concurrency] [runs]`; against
+ * a build, DROVER_SRC=../dist, or an absolute path such as
  * DROVER_SRC=/work/main/dist for an A/B). A store whose calls settle on the next `setImmediate`,
  * as the engines' group commits do, wrapped in the timing wrapper; the
  * runtime's observers (logs at warn, metrics, the SSE hub, supervision,
@@ -10,7 +10,7 @@
  */
 import { Writable } from 'node:stream';
 
-const src = process.env.DROVER_SRC ?? '../../src';
+const src = process.env.DROVER_SRC ?? '../src';
 const { resolveConfig } = await import(`${src}/core/config.js`);
 const { createLogger } = await import(`${src}/obs/logger.js`);
 const { DroverMetrics } = await import(`${src}/obs/metrics.js`);
