@@ -102,6 +102,8 @@ export class Dispatcher {
   /** Jobs waiting for the store's rate-limit verdict (see `admit`). */
   readonly #admitting = new Set<Promise<void>>();
   #pumping = false;
+  /** The pump in progress (settled when it ends); `releaseBuffered` waits for a lease still out. */
+  #pumpRun: Promise<void> = Promise.resolve();
   /** Handlers whose last lease found nothing more; skipped until new work is announced (`wake`). */
   readonly #idleHandlers = new Set<string>();
   /** Counts `wake` calls for all handlers, so a lease that raced one does not mark a handler idle. */
@@ -208,7 +210,7 @@ export class Dispatcher {
       return;
     }
     this.#pumping = true;
-    process.nextTick(() => void this.#pump());
+    this.#pumpRun = new Promise((resolve) => process.nextTick(() => void this.#pump().finally(resolve)));
   }
 
   /**
@@ -237,9 +239,15 @@ export class Dispatcher {
   async releaseBuffered(): Promise<number> {
     // Jobs waiting for a rate-limit verdict come back to the buffer once it arrives (leasing has stopped).
     while (this.#admitting.size > 0) await Promise.all(this.#admitting);
+    // A lease still out hands its jobs back itself (#pump); wait for that too.
+    await this.#pumpRun;
     const jobs = [...this.#lanes.values()].flatMap((lane) => lane.buffer.clear().map((attempt) => attempt.job));
-    await Promise.all(jobs.map((job) => this.options.store.release(job.id, job.leaseToken).catch(() => undefined)));
+    await this.#handBack(jobs);
     return jobs.length;
+  }
+
+  #handBack(jobs: readonly LeasedJob[]): Promise<unknown> {
+    return Promise.all(jobs.map((job) => this.options.store.release(job.id, job.leaseToken).catch(() => undefined)));
   }
 
   /** Resolves when no job is running. */
@@ -296,6 +304,12 @@ export class Dispatcher {
             ...capped,
           });
           emitCapRefusals(this.options.lifecycle, capped.capped, this.options.workerId);
+          // Leasing stopped while this lease was out (shutdown): none of its jobs may start, and the
+          // buffer may already have been handed back, so these go back unspent now, not into it.
+          if (this.#stopped) {
+            await this.#handBack(jobs);
+            break;
+          }
           const now = this.options.clock();
           let lane: Lane | undefined;
           for (const job of jobs) {
