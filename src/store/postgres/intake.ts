@@ -15,12 +15,14 @@
 import type pg from 'pg';
 import { QueueFullError } from '../../core/errors.js';
 import { STRICT_PRIORITY_MS } from '../../core/queue-policy.js';
-import type { NewJob } from '../../core/types.js';
+import type { JobRow, NewJob } from '../../core/types.js';
 import type { EnqueueOptions, IngestItem } from '../engine.js';
 import type { ResolvedWait } from '../roles/durable-store.js';
 import type { TriggerOutcome } from '../roles/job-store.js';
 import { lockOrder, resolveByEvents, sharedNameLocks } from './durable.js';
 import { Woken } from '../woken.js';
+import { arrayParam } from './connection.js';
+import { insertedJobRow, insertedRawJob, storedText } from './intake-rows.js';
 import { notifyPayload } from './notifier.js';
 import { toEventRow, toJson, type RawEvent, type RawJob } from './rows.js';
 import { eventMergeRows, lockGroups, mergeControlled, throttleSlot } from './trigger-groups.js';
@@ -59,8 +61,11 @@ export function newIntakeEffects(): IntakeEffects {
  * share a turn (ordered by priority, age and id), a small and temporary
  * unfairness accepted rather than serialising every insert into a fair queue
  * on a lock.
+ *
+ * `returning`: only what the database chose and the caller needs; the rows
+ * themselves are built from the input (intake-rows.ts says why).
  */
-const INSERT_JOBS = `
+const insertJobsSql = (returning: string) => `
   INSERT INTO jobs (handler, queue, state, payload, event_id, priority, run_at, max_attempts,
                     idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms,
                     fair_tag, created_at, updated_at)
@@ -89,7 +94,10 @@ const INSERT_JOBS = `
   ) AS turns ON turns.queue = t.queue AND turns.tenant IS NOT DISTINCT FROM t.tenant
   ORDER BY ord
   ON CONFLICT (handler, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-  RETURNING *`;
+  RETURNING ${returning}`;
+
+/** The keyed insert's answer: keyed rows are matched to their jobs by (handler, key), the others by id order. */
+const INSERT_JOBS = insertJobsSql('id, handler, idempotency_key, fair_tag');
 
 /** SQLSTATE raised by \`queue_full()\` (see 0001_init.sql). */
 const QUEUE_FULL_SQLSTATE = 'DR001';
@@ -99,25 +107,29 @@ function fairQueues(options: EnqueueOptions | undefined): string[] {
   return [...(options?.queueLimits ?? [])].filter(([, limit]) => limit.fairness === 'tenant').map(([queue]) => queue);
 }
 
-/** The parameters of INSERT_JOBS ($1..$16) for these jobs. */
-function insertParams(rows: readonly NewJob[], now: number, options: EnqueueOptions | undefined): unknown[] {
+/**
+ * The parameters of INSERT_JOBS ($1..$16) for these jobs, `payloads` their
+ * payloads' JSON. Arrays go as literals (`arrayParam`): the driver's own
+ * encoding of an array costs more per element than the rest of the insert.
+ */
+function insertParams(rows: readonly NewJob[], payloads: readonly string[], now: number, options: EnqueueOptions | undefined): unknown[] {
   return [
-    rows.map((j) => j.handler),
-    rows.map((j) => j.queue),
-    rows.map((j) => toJson(j.payload)),
-    rows.map((j) => j.eventId ?? null),
-    rows.map((j) => j.priority),
-    rows.map((j) => j.runAt),
-    rows.map((j) => j.maxAttempts),
-    rows.map((j) => j.idempotencyKey ?? null),
-    rows.map((j) => j.concurrencyKey ?? null),
-    rows.map((j) => j.concurrencyLimit ?? null),
-    rows.map((j) => j.traceparent ?? null),
-    rows.map((_, n) => n),
+    arrayParam(rows.map((j) => j.handler)),
+    arrayParam(rows.map((j) => j.queue)),
+    arrayParam(payloads),
+    arrayParam(rows.map((j) => j.eventId)),
+    arrayParam(rows.map((j) => j.priority)),
+    arrayParam(rows.map((j) => j.runAt)),
+    arrayParam(rows.map((j) => j.maxAttempts)),
+    arrayParam(rows.map((j) => j.idempotencyKey)),
+    arrayParam(rows.map((j) => j.concurrencyKey)),
+    arrayParam(rows.map((j) => j.concurrencyLimit)),
+    arrayParam(rows.map((j) => j.traceparent)),
+    arrayParam(rows.map((_, n) => n)),
     now,
-    rows.map((j) => j.tenant ?? null),
-    rows.map((j) => j.priorityMs ?? STRICT_PRIORITY_MS),
-    fairQueues(options),
+    arrayParam(rows.map((j) => j.tenant)),
+    arrayParam(rows.map((j) => j.priorityMs ?? STRICT_PRIORITY_MS)),
+    arrayParam(fairQueues(options)),
   ];
 }
 
@@ -128,9 +140,9 @@ export function isPlain(jobs: readonly NewJob[]): boolean {
 
 /**
  * Insert jobs that carry no idempotency key, in one autocommit statement (see
- * ENQUEUE_PLAIN). Rows come back in input order (identity values rise in
- * insertion order). Throws `QueueFullError`, having written nothing, when a
- * limited queue would overflow.
+ * ENQUEUE_PLAIN), and answer their rows in input order. Throws
+ * `QueueFullError`, having written nothing, when a limited queue would
+ * overflow.
  */
 export async function enqueuePlain(
   db: pg.Pool,
@@ -138,23 +150,31 @@ export async function enqueuePlain(
   now: number,
   options: EnqueueOptions | undefined,
   notify: { channel: string; instanceId: string },
-): Promise<{ rows: RawJob[]; woken: Woken }> {
+): Promise<{ rows: JobRow[]; woken: Woken }> {
   const woken = new Woken();
-  for (const job of jobs) if (job.runAt <= now) woken.add(job.queue, job.handler);
-  const limits = [...(options?.queueLimits ?? new Map())].filter(([queue]) => jobs.some((j) => j.queue === queue));
+  const queues = new Set<string>();
+  for (const job of jobs) {
+    queues.add(job.queue);
+    if (job.runAt <= now) woken.add(job.queue, job.handler);
+  }
+  const limits = [...(options?.queueLimits ?? [])].filter(([queue]) => queues.has(queue));
+  const payloads = jobs.map((j) => toJson(j.payload));
   try {
-    const { rows } = await db.query<RawJob>({
+    const { rows } = await db.query<{ ids: string | null }>({
       name: 'drover_enqueue_plain',
       text: ENQUEUE_PLAIN,
       values: [
-        ...insertParams(jobs, now, options),
-        limits.map(([queue]) => queue),
-        limits.map(([, limit]) => limit.maxDepth),
+        ...insertParams(jobs, payloads, now, options),
+        arrayParam(limits.map(([queue]) => queue)),
+        arrayParam(limits.map(([, limit]) => limit.maxDepth)),
         notify.channel,
         woken.empty ? '' : notifyPayload(notify.instanceId, woken),
       ],
     });
-    return { rows, woken };
+    const ids = rows[0]?.ids?.split(',') ?? [];
+    // Unkeyed rows cannot conflict: one id per job, or the statement failed.
+    if (ids.length !== jobs.length) throw new Error(`enqueue inserted ${ids.length} rows for ${jobs.length} jobs`);
+    return { rows: jobs.map((job, n) => insertedJobRow(job, ids[n]!, payloads[n]!, now)), woken };
   } catch (error) {
     const e = error as { code?: string; detail?: string; hint?: string };
     if (e.code === QUEUE_FULL_SQLSTATE) throw new QueueFullError(e.detail ?? '', Number(e.hint));
@@ -187,9 +207,14 @@ const ADD_DEPTH = `
  * \`queue_full()\` (which aborts the statement) when a limited queue would
  * overflow, and notify other nodes. $1..$16 as INSERT_JOBS, $17/$18 limited
  * queues and their limits, $19 channel, $20 payload ('' = none).
+ *
+ * The answer is one row: the new ids as text, in id order, which is input
+ * order (the insert takes the rows in \`ord\` order and identity values rise
+ * in insertion order). One row, not one per job: the driver's cost is per row
+ * and per column.
  */
 const ENQUEUE_PLAIN = `
-  WITH inserted AS (${INSERT_JOBS}
+  WITH inserted AS (${insertJobsSql('id, queue')}
   ), added AS (
     INSERT INTO queue_counts (queue, kind, n)
     SELECT queue, 'added', count(*) FROM inserted GROUP BY queue ORDER BY queue
@@ -200,11 +225,20 @@ const ENQUEUE_PLAIN = `
     JOIN unnest($17::text[], $18::bigint[]) AS l(queue, max_depth) ON l.queue = added.queue
     WHERE ${DEPTH_OF('added')} > l.max_depth
   )
-  SELECT inserted.*, (SELECT count(*) FROM refused) AS refused,
+  SELECT string_agg(id::text, ',' ORDER BY id) AS ids, (SELECT count(*) FROM refused) AS refused,
     (SELECT count(*) FROM (SELECT pg_notify($19, $20) WHERE $20 <> '') AS n) AS notified
-  FROM inserted ORDER BY id`;
+  FROM inserted`;
 
-const keyOf = (handler: string, key: string) => `${handler}\u0000${key}`;
+/** A job's (handler, idempotency key) as stored: an input key and the row it wrote give the same. */
+const keyOf = (handler: string, key: string) => `${storedText(handler)}\u0000${storedText(key)}`;
+
+/** What INSERT_JOBS returns per inserted row. */
+interface InsertedIds {
+  id: number;
+  handler: string;
+  idempotency_key: string | null;
+  fair_tag: number;
+}
 
 /**
  * Insert `jobs` (deduplicating by (handler, idempotency key), also within the
@@ -242,30 +276,31 @@ export async function insertJobs(
   });
   if (toInsert.length > 0) {
     const rows = toInsert.map((i) => jobs[i]!);
-    const { rows: inserted } = await client.query<RawJob>(INSERT_JOBS, insertParams(rows, now, options));
+    const payloads = rows.map((j) => toJson(j.payload));
+    const { rows: inserted } = await client.query<InsertedIds>(INSERT_JOBS, insertParams(rows, payloads, now, options));
     // Keyed rows are matched by key. Unkeyed rows cannot conflict, so every one
     // was inserted, in `ord` order, and identity values rise in insertion order.
-    const byKey = new Map<string, RawJob>();
-    const unkeyed: RawJob[] = [];
-    for (const raw of inserted) {
-      if (raw.idempotency_key === null) unkeyed.push(raw);
-      else byKey.set(keyOf(raw.handler, raw.idempotency_key), raw);
-      effects.created.set(raw.queue, (effects.created.get(raw.queue) ?? 0) + 1);
-      if (raw.state === 'queued') effects.woken.add(raw.queue, raw.handler);
+    const byKey = new Map<string, InsertedIds>();
+    const unkeyed: InsertedIds[] = [];
+    for (const row of inserted) {
+      if (row.idempotency_key === null) unkeyed.push(row);
+      else byKey.set(keyOf(row.handler, row.idempotency_key), row);
     }
     unkeyed.sort((a, b) => a.id - b.id);
     let next = 0;
     const lostRace: number[] = [];
-    for (const i of toInsert) {
+    toInsert.forEach((i, n) => {
       const job = jobs[i]!;
-      if (job.idempotencyKey == null) {
-        results[i] = { raw: unkeyed[next++]!, created: true };
-      } else {
-        const raw = byKey.get(keyOf(job.handler, job.idempotencyKey));
-        if (raw) results[i] = { raw, created: true };
-        else lostRace.push(i);
+      const row = job.idempotencyKey == null ? unkeyed[next++] : byKey.get(keyOf(job.handler, job.idempotencyKey));
+      if (!row) {
+        lostRace.push(i);
+        return;
       }
-    }
+      const raw = insertedRawJob(job, row.id, row.fair_tag, payloads[n]!, now);
+      results[i] = { raw, created: true };
+      effects.created.set(raw.queue, (effects.created.get(raw.queue) ?? 0) + 1);
+      if (raw.state === 'queued') effects.woken.add(raw.queue, raw.handler);
+    });
     if (lostRace.length > 0) {
       // Another transaction committed the same key between our read and our insert.
       const winners = await jobsByKeys(client, lostRace.map((i) => jobs[i]!));
@@ -282,7 +317,7 @@ export async function insertJobs(
 }
 
 async function jobsByKeys(client: pg.PoolClient, jobs: readonly NewJob[]): Promise<Map<string, RawJob>> {
-  const { rows } = await client.query<RawJob>(JOBS_BY_KEYS, [jobs.map((j) => j.handler), jobs.map((j) => j.idempotencyKey)]);
+  const { rows } = await client.query<RawJob>(JOBS_BY_KEYS, [arrayParam(jobs.map((j) => j.handler)), arrayParam(jobs.map((j) => j.idempotencyKey))]);
   return new Map(rows.map((raw) => [keyOf(raw.handler, raw.idempotency_key!), raw]));
 }
 

@@ -232,7 +232,7 @@ export class PostgresEngine implements StorageEngine {
   async enqueue(jobs: readonly NewJob[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
     if (isPlain(jobs)) {
       const rows = await this.#run('accepting work', () => this.#enqueues.submit(jobs, options));
-      return rows.map((raw) => ({ job: toJobRow(raw), created: true }));
+      return rows.map((job) => ({ job, created: true }));
     }
     return this.#intake(async (client, now, effects) => {
       const results = await insertJobs(client, jobs, now, effects, options);
