@@ -158,8 +158,9 @@ export class PostgresEngine implements StorageEngine {
     this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#wakeups.committed(Woken.of(queues, null)) });
     this.#starts = new StartBatch(this.#lease);
     // The statement itself notifies other nodes; local listeners are told after it commits.
+    // On the hot pool: its generic plan (pools.ts) saves a re-plan per statement.
     this.#enqueues = new EnqueueBatch(
-      (jobs, options) => enqueuePlain(this.#pool, jobs, this.#clock(), options, this.#wakeups.target),
+      (jobs, options) => enqueuePlain(this.#hot, jobs, this.#clock(), options, this.#wakeups.target),
       (woken) => this.#wakeups.local(woken),
     );
   }
