@@ -9,20 +9,19 @@
  */
 import { STRICT_PRIORITY_MS } from '../../core/queue-policy.js';
 import type { JobRow, NewJob } from '../../core/types.js';
-import type { RawJob } from './rows.js';
+import { toJson, type RawJob } from './rows.js';
 
 /**
  * A fresh job's domain row (`toJobRow` of what the insert wrote). `id`: the
- * identity as text (`id::text`, as `JobRow` carries it); `payloadText`: the
- * payload's JSON as sent to the insert.
+ * identity as text (`id::text`, as `JobRow` carries it).
  */
-export function insertedJobRow(job: NewJob, id: string, payloadText: string, now: number): JobRow {
+export function insertedJobRow(job: NewJob, id: string, now: number): JobRow {
   return {
     id,
     handler: storedText(job.handler),
     queue: storedText(job.queue),
     state: job.runAt <= now ? 'queued' : 'scheduled',
-    payload: storedJson(job.payload, payloadText),
+    payload: storedJson(job.payload),
     eventId: storedText(job.eventId ?? null),
     priority: storedInteger(job.priority),
     runAt: storedInteger(job.runAt),
@@ -48,13 +47,13 @@ export function insertedJobRow(job: NewJob, id: string, payloadText: string, now
 }
 
 /** The same row in the engine's raw shape (the keyed insert's callers, ingest and trigger merges, work on those). */
-export function insertedRawJob(job: NewJob, id: number, fairTag: number, payloadText: string, now: number): RawJob {
+export function insertedRawJob(job: NewJob, id: number, fairTag: number, now: number): RawJob {
   return {
     id,
     handler: storedText(job.handler),
     queue: storedText(job.queue),
     state: job.runAt <= now ? 'queued' : 'scheduled',
-    payload: storedJson(job.payload, payloadText),
+    payload: storedJson(job.payload),
     event_id: storedText(job.eventId ?? null),
     priority: storedInteger(job.priority),
     run_at: storedInteger(job.runAt),
@@ -89,11 +88,11 @@ const MAX_WALK_DEPTH = 32;
 /**
  * A JSON column's value as the driver would parse it back: the caller's own
  * value when JSON keeps it as it is (`keptByJson`), so the common payload is
- * never parsed; otherwise `text` (its JSON, as stored) parsed. The row then
- * shares the caller's object, as its lifecycle events already do.
+ * never parsed; otherwise its JSON (as stored) parsed. The row then shares
+ * the caller's object, as its lifecycle events already do.
  */
-export function storedJson(value: unknown, text: string): unknown {
-  return keptByJson(value, 0) ? value : JSON.parse(text);
+export function storedJson(value: unknown): unknown {
+  return keptByJson(value, 0) ? value : JSON.parse(toJson(value));
 }
 
 /**

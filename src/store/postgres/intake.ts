@@ -50,7 +50,7 @@ export function newIntakeEffects(): IntakeEffects {
 /**
  * $1..$14 the jobs' columns and the time (insertParams), $15 the fair
  * queues. Each column is an array (the payloads one JSON array), zipped into
- * rows by ROWS FROM in input order (\`ord\`). A job in a
+ * rows by ROWS FROM in input order (`ord`). A job in a
  * fair queue gets its tenant's next turn (docs/configuration.md "Fairness
  * across tenants"): `max(head, tail) + n`, head = the queue's smallest queued
  * turn (with nothing queued, its largest scheduled one: sqlite/intake.ts
@@ -111,16 +111,17 @@ function fairQueues(options: EnqueueOptions | undefined): string[] {
 }
 
 /**
- * The parameters of INSERT_JOBS ($1..$15) for these jobs, `payloads` their
- * payloads' JSON: encoding them is most of an enqueue's cost in this process,
- * so the payloads go as one JSON array (joined, nothing to escape) and the
- * other columns as array literals written here (`columnParam`).
+ * The parameters of INSERT_JOBS ($1..$15) for these jobs. Encoding them is
+ * most of an enqueue's cost in this process, so the payloads go as one JSON
+ * array (one JSON.stringify, the same text per payload as `toJson`'s, nothing
+ * to escape) and the other columns as array literals written here
+ * (`columnParam`).
  */
-function insertParams(rows: readonly NewJob[], payloads: readonly string[], now: number, options: EnqueueOptions | undefined): unknown[] {
+function insertParams(rows: readonly NewJob[], now: number, options: EnqueueOptions | undefined): unknown[] {
   return [
     columnParam(rows, (j) => j.handler),
     columnParam(rows, (j) => j.queue),
-    `[${payloads.join(',')}]`,
+    JSON.stringify(rows.map((j) => j.payload)),
     columnParam(rows, (j) => j.eventId),
     columnParam(rows, (j) => j.priority),
     columnParam(rows, (j) => j.runAt),
@@ -191,13 +192,12 @@ export async function enqueuePlain(
     if (job.runAt <= now) woken.add(job.queue, job.handler);
   }
   const limits = [...(options?.queueLimits ?? [])].filter(([queue]) => queues.has(queue));
-  const payloads = jobs.map((j) => toJson(j.payload));
   try {
     const { rows } = await db.query<{ ids: string | null }>({
       name: 'drover_enqueue_plain',
       text: ENQUEUE_PLAIN,
       values: [
-        ...insertParams(jobs, payloads, now, options),
+        ...insertParams(jobs, now, options),
         arrayParam(limits.map(([queue]) => queue)),
         arrayParam(limits.map(([, limit]) => limit.maxDepth)),
         notify.channel,
@@ -207,7 +207,7 @@ export async function enqueuePlain(
     const ids = rows[0]?.ids?.split(',') ?? [];
     // Unkeyed rows cannot conflict: one id per job, or the statement failed.
     if (ids.length !== jobs.length) throw new Error(`enqueue inserted ${ids.length} rows for ${jobs.length} jobs`);
-    return { rows: jobs.map((job, n) => insertedJobRow(job, ids[n]!, payloads[n]!, now)), woken };
+    return { rows: jobs.map((job, n) => insertedJobRow(job, ids[n]!, now)), woken };
   } catch (error) {
     const e = error as { code?: string; detail?: string; hint?: string };
     if (e.code === QUEUE_FULL_SQLSTATE) throw new QueueFullError(e.detail ?? '', Number(e.hint));
@@ -242,7 +242,7 @@ const ADD_DEPTH = `
  * queues and their limits, $18 channel, $19 payload ('' = none).
  *
  * The answer is one row: the new ids as text, in id order, which is input
- * order (the insert takes the rows in \`ord\` order and identity values rise
+ * order (the insert takes the rows in `ord` order and identity values rise
  * in insertion order). One row, not one per job: the driver's cost is per row
  * and per column.
  */
@@ -309,8 +309,7 @@ export async function insertJobs(
   });
   if (toInsert.length > 0) {
     const rows = toInsert.map((i) => jobs[i]!);
-    const payloads = rows.map((j) => toJson(j.payload));
-    const { rows: inserted } = await client.query<InsertedIds>(INSERT_JOBS, insertParams(rows, payloads, now, options));
+    const { rows: inserted } = await client.query<InsertedIds>(INSERT_JOBS, insertParams(rows, now, options));
     // Keyed rows are matched by key. Unkeyed rows cannot conflict, so every one
     // was inserted, in `ord` order, and identity values rise in insertion order.
     const byKey = new Map<string, InsertedIds>();
@@ -322,18 +321,18 @@ export async function insertJobs(
     unkeyed.sort((a, b) => a.id - b.id);
     let next = 0;
     const lostRace: number[] = [];
-    toInsert.forEach((i, n) => {
+    for (const i of toInsert) {
       const job = jobs[i]!;
       const row = job.idempotencyKey == null ? unkeyed[next++] : byKey.get(keyOf(job.handler, job.idempotencyKey));
       if (!row) {
         lostRace.push(i);
-        return;
+        continue;
       }
-      const raw = insertedRawJob(job, row.id, row.fair_tag, payloads[n]!, now);
+      const raw = insertedRawJob(job, row.id, row.fair_tag, now);
       results[i] = { raw, created: true };
       effects.created.set(raw.queue, (effects.created.get(raw.queue) ?? 0) + 1);
       if (raw.state === 'queued') effects.woken.add(raw.queue, raw.handler);
-    });
+    }
     if (lostRace.length > 0) {
       // Another transaction committed the same key between our read and our insert.
       const winners = await jobsByKeys(client, lostRace.map((i) => jobs[i]!));
