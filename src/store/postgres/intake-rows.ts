@@ -98,8 +98,9 @@ export function storedJson(value: unknown): unknown {
 /**
  * True when `JSON.parse(JSON.stringify(value))` equals `value`: null,
  * strings, booleans, finite numbers other than -0, and plain arrays (no
- * holes) and plain objects (Object's prototype) of those. Not looked for, being what no JSON text
- * parses into: symbol keys and non-index properties on an array.
+ * holes) and plain objects (Object's prototype) of those. Not looked for,
+ * being what no JSON text parses into: symbol keys and non-index properties
+ * on an array.
  */
 export function keptByJson(value: unknown, depth: number): boolean {
   switch (typeof value) {
