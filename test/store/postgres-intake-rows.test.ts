@@ -193,15 +193,24 @@ describe('postgres intake rows', () => {
     }
   });
 
-  it('answers an event fan-out (ingest) with the jobs as stored', async () => {
-    const [result] = await engine.ingest([
+  it('answers an event fan-out (ingest) with the event and its jobs as stored', async () => {
+    const results = await engine.ingest([
       { event: { id: 'evt_x', name: 'order.created', data: { order: 7 }, tenant: 'acme' }, jobs: [full({ idempotencyKey: null, eventId: null, payload: { order: 7 } }), bare({ handler: 'h2', payload: { order: 7 } })] },
+      { event: { id: 'evt_y', name: 'order.paid', data: { at: new Date(T0), n: -0 } }, jobs: [bare({ idempotencyKey: 'paid', payload: { at: new Date(T0) } })] },
+      { event: { id: 'evt_z', name: 'order.none', data: undefined }, jobs: [] },
     ]);
-    expect(result!.jobs).toHaveLength(2);
-    for (const job of result!.jobs) {
-      expect(job.eventId).toBe('evt_x');
-      expect(job).toStrictEqual(await engine.getJob(job.id));
+    expect(results.map((r) => r.jobs.length)).toEqual([2, 1, 0]);
+    for (const result of results) {
+      expect(result.created).toBe(true);
+      expect(result.event).toStrictEqual(await engine.getEvent(result.event.id));
+      for (const job of result.jobs) {
+        expect(job.eventId).toBe(result.event.id);
+        expect(job).toStrictEqual(await engine.getJob(job.id));
+      }
     }
+    expect(results[1]!.event.data).toStrictEqual({ at: new Date(T0).toISOString(), n: 0 });
+    const [again] = await engine.ingest([{ event: { id: 'evt_x', name: 'order.created', data: { order: 8 } }, jobs: [bare()] }]);
+    expect(again).toMatchObject({ created: false, event: results[0]!.event });
   });
 
   it('keeps refusing a batch that would overflow a limited queue, writing nothing', async () => {

@@ -1,6 +1,6 @@
 /**
- * The rows an intake insert wrote, built from the jobs it was given instead
- * of read back. Returning every column made the driver decode ~30 columns per
+ * The rows an intake insert wrote, built from the jobs (and events) it was
+ * given instead of read back. Returning every column made the driver decode ~30 columns per
  * job, the payload's JSON among them, to hand back values the caller had just
  * sent: the inserts now return only what the database chose (the id; the
  * keyed insert also a fair queue's turn), and the rest is the input as the
@@ -9,7 +9,8 @@
  */
 import { STRICT_PRIORITY_MS } from '../../core/queue-policy.js';
 import type { JobRow, NewJob } from '../../core/types.js';
-import { toJson, type RawJob } from './rows.js';
+import type { IngestItem } from '../engine.js';
+import { toJson, type RawEvent, type RawJob } from './rows.js';
 
 /**
  * A fresh job's domain row (`toJobRow` of what the insert wrote). `id`: the
@@ -79,6 +80,17 @@ export function insertedRawJob(job: NewJob, id: number, fairTag: number, now: nu
     created_at: now,
     updated_at: now,
     finished_at: null,
+  };
+}
+
+/** A new event's row: every column is the input as stored, or the insert's time. */
+export function insertedEvent(event: IngestItem['event'], now: number): RawEvent {
+  return {
+    id: storedText(event.id),
+    name: storedText(event.name),
+    data: storedJson(event.data),
+    tenant: storedText(event.tenant ?? null),
+    received_at: now,
   };
 }
 

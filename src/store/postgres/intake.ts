@@ -22,7 +22,7 @@ import type { TriggerOutcome } from '../roles/job-store.js';
 import { lockOrder, resolveByEvents, sharedNameLocks } from './durable.js';
 import { Woken } from '../woken.js';
 import { arrayParam } from './connection.js';
-import { insertedJobRow, insertedRawJob, storedText } from './intake-rows.js';
+import { insertedEvent, insertedJobRow, insertedRawJob, storedText } from './intake-rows.js';
 import { notifyPayload } from './notifier.js';
 import { toEventRow, toJson, type RawEvent, type RawJob } from './rows.js';
 import { eventMergeRows, lockGroups, mergeControlled, throttleSlot } from './trigger-groups.js';
@@ -379,21 +379,24 @@ export async function ingestItems(
     if (!firstOfId.has(item.event.id)) firstOfId.set(item.event.id, i);
   });
   const unique = [...firstOfId.values()].map((i) => items[i]!.event);
-  const { rows: inserted } = await client.query<RawEvent>(
+  const { rows: insertedIds } = await client.query<{ id: string }>(
     `WITH locks AS (${sharedNameLocks('$6')})
      INSERT INTO events (id, name, data, tenant, received_at)
      SELECT id, name, data::json, tenant, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(id, name, data, tenant), locks
      ON CONFLICT (id) DO NOTHING
-     RETURNING *`,
+     RETURNING id`,
     [
-      unique.map((e) => e.id),
-      unique.map((e) => e.name),
-      unique.map((e) => toJson(e.data)),
-      unique.map((e) => e.tenant ?? null),
+      arrayParam(unique.map((e) => e.id)),
+      arrayParam(unique.map((e) => e.name)),
+      arrayParam(unique.map((e) => toJson(e.data))),
+      arrayParam(unique.map((e) => e.tenant)),
       now,
       lockOrder(unique.map((e) => e.name)),
     ],
   );
+  // The new events' rows are built from the input, as jobs' are (intake-rows.ts).
+  const byId = new Map(unique.map((e) => [storedText(e.id), e]));
+  const inserted = insertedIds.map(({ id }) => insertedEvent(byId.get(id)!, now));
   const created = new Map(inserted.map((raw) => [raw.id, raw]));
   const known = unique.filter((e) => !created.has(e.id)).map((e) => e.id);
   const existing = new Map<string, IngestedItem>();
