@@ -52,7 +52,7 @@ const full = (over: Partial<NewJob> = {}): NewJob =>
   });
 
 /** Payloads JSON does not keep as they are: the answer must show them as stored. */
-const sparse = [1, , 3]; // eslint-disable-line no-sparse-arrays
+const sparse = [1, , 3];
 const changedByJson: Array<[string, unknown]> = [
   ['undefined', undefined],
   ['-0', -0],
