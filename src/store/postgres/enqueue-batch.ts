@@ -9,18 +9,17 @@
  * then replayed one by one, so each is refused or accepted on its own.
  */
 import { QueueFullError } from '../../core/errors.js';
-import type { NewJob } from '../../core/types.js';
+import type { JobRow, NewJob } from '../../core/types.js';
 import type { EnqueueOptions, QueueLimit } from '../engine.js';
 import { OneInFlight } from './one-in-flight.js';
-import type { RawJob } from './rows.js';
 import type { Woken } from '../woken.js';
 
-export type PlainInsert = (jobs: readonly NewJob[], options: EnqueueOptions | undefined) => Promise<{ rows: RawJob[]; woken: Woken }>;
+export type PlainInsert = (jobs: readonly NewJob[], options: EnqueueOptions | undefined) => Promise<{ rows: JobRow[]; woken: Woken }>;
 
 interface Pending {
   jobs: readonly NewJob[];
   options: EnqueueOptions | undefined;
-  resolve(rows: RawJob[]): void;
+  resolve(rows: JobRow[]): void;
   reject(error: unknown): void;
 }
 
@@ -42,8 +41,8 @@ export class EnqueueBatch {
     return { ...this.#stats };
   }
 
-  submit(jobs: readonly NewJob[], options: EnqueueOptions | undefined): Promise<RawJob[]> {
-    return new Promise<RawJob[]>((resolve, reject) => this.#calls.push({ jobs, options, resolve, reject }));
+  submit(jobs: readonly NewJob[], options: EnqueueOptions | undefined): Promise<JobRow[]> {
+    return new Promise<JobRow[]>((resolve, reject) => this.#calls.push({ jobs, options, resolve, reject }));
   }
 
   /** Wait for the calls already submitted. */
@@ -53,7 +52,7 @@ export class EnqueueBatch {
 
   async #run(batch: Pending[]): Promise<void> {
     if (batch.length === 1) return this.#alone(batch[0]!);
-    let result: { rows: RawJob[]; woken: Woken };
+    let result: { rows: JobRow[]; woken: Woken };
     this.#stats.statements++;
     this.#stats.calls += batch.length;
     try {

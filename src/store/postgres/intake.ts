@@ -15,12 +15,14 @@
 import type pg from 'pg';
 import { QueueFullError } from '../../core/errors.js';
 import { STRICT_PRIORITY_MS } from '../../core/queue-policy.js';
-import type { NewJob } from '../../core/types.js';
+import type { JobRow, NewJob } from '../../core/types.js';
 import type { EnqueueOptions, IngestItem } from '../engine.js';
 import type { ResolvedWait } from '../roles/durable-store.js';
 import type { TriggerOutcome } from '../roles/job-store.js';
 import { lockOrder, resolveByEvents, sharedNameLocks } from './durable.js';
 import { Woken } from '../woken.js';
+import { arrayParam } from './connection.js';
+import { insertedEvent, insertedJobRow, insertedRawJob, storedText } from './intake-rows.js';
 import { notifyPayload } from './notifier.js';
 import { toEventRow, toJson, type RawEvent, type RawJob } from './rows.js';
 import { eventMergeRows, lockGroups, mergeControlled, throttleSlot } from './trigger-groups.js';
@@ -46,7 +48,9 @@ export function newIntakeEffects(): IntakeEffects {
 }
 
 /**
- * $1..$15 the jobs' columns (insertParams), $16 the fair queues. A job in a
+ * $1..$14 the jobs' columns and the time (insertParams), $15 the fair
+ * queues. Each column is an array (the payloads one JSON array), zipped into
+ * rows by ROWS FROM in input order (`ord`). A job in a
  * fair queue gets its tenant's next turn (docs/configuration.md "Fairness
  * across tenants"): `max(head, tail) + n`, head = the queue's smallest queued
  * turn (with nothing queued, its largest scheduled one: sqlite/intake.ts
@@ -59,19 +63,23 @@ export function newIntakeEffects(): IntakeEffects {
  * share a turn (ordered by priority, age and id), a small and temporary
  * unfairness accepted rather than serialising every insert into a fair queue
  * on a lock.
+ *
+ * `returning`: only what the database chose and the caller needs; the rows
+ * themselves are built from the input (intake-rows.ts says why).
  */
-const INSERT_JOBS = `
+const insertJobsSql = (returning: string) => `
   INSERT INTO jobs (handler, queue, state, payload, event_id, priority, run_at, max_attempts,
                     idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms,
                     fair_tag, created_at, updated_at)
-  SELECT handler, t.queue, CASE WHEN run_at <= $13 THEN 'queued' ELSE 'scheduled' END, payload::json, event_id,
+  SELECT handler, t.queue, CASE WHEN run_at <= $12 THEN 'queued' ELSE 'scheduled' END, payload, event_id,
          priority, run_at, max_attempts, idempotency_key, concurrency_key, concurrency_limit, traceparent, t.tenant, priority_ms,
          CASE WHEN turns.base IS NULL THEN 0 ELSE turns.base + row_number() OVER (PARTITION BY t.queue, t.tenant ORDER BY t.ord) END,
-         $13, $13
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[],
-              $8::text[], $9::text[], $10::int[], $11::text[], $12::int[], $14::text[], $15::bigint[])
+         $12, $12
+  FROM ROWS FROM (unnest($1::text[]), unnest($2::text[]), json_array_elements($3::json), unnest($4::text[]), unnest($5::int[]),
+                  unnest($6::bigint[]), unnest($7::int[]), unnest($8::text[]), unnest($9::text[]), unnest($10::int[]),
+                  unnest($11::text[]), unnest($13::text[]), unnest($14::bigint[])) WITH ORDINALITY
     AS t(handler, queue, payload, event_id, priority, run_at, max_attempts,
-         idempotency_key, concurrency_key, concurrency_limit, traceparent, ord, tenant, priority_ms)
+         idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms, ord)
   LEFT JOIN (
     SELECT g.queue, g.tenant, greatest(
       coalesce(
@@ -84,12 +92,15 @@ const INSERT_JOBS = `
                 AND f.state IN ('queued', 'scheduled') AND f.fair_tag > 0 ORDER BY f.fair_tag DESC LIMIT 1)
       END,
       0) AS base
-    FROM (SELECT DISTINCT u.queue, u.tenant FROM unnest($2::text[], $14::text[]) AS u(queue, tenant)
-          WHERE u.queue = ANY($16::text[])) AS g
+    FROM (SELECT DISTINCT u.queue, u.tenant FROM unnest($2::text[], $13::text[]) AS u(queue, tenant)
+          WHERE u.queue = ANY($15::text[])) AS g
   ) AS turns ON turns.queue = t.queue AND turns.tenant IS NOT DISTINCT FROM t.tenant
   ORDER BY ord
   ON CONFLICT (handler, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-  RETURNING *`;
+  RETURNING ${returning}`;
+
+/** The keyed insert's answer: keyed rows are matched to their jobs by (handler, key), the others by id order. */
+const INSERT_JOBS = insertJobsSql('id, handler, idempotency_key, fair_tag');
 
 /** SQLSTATE raised by \`queue_full()\` (see 0001_init.sql). */
 const QUEUE_FULL_SQLSTATE = 'DR001';
@@ -99,26 +110,61 @@ function fairQueues(options: EnqueueOptions | undefined): string[] {
   return [...(options?.queueLimits ?? [])].filter(([, limit]) => limit.fairness === 'tenant').map(([queue]) => queue);
 }
 
-/** The parameters of INSERT_JOBS ($1..$16) for these jobs. */
+/**
+ * The parameters of INSERT_JOBS ($1..$15) for these jobs. Encoding them is
+ * most of an enqueue's cost in this process, so the payloads go as one JSON
+ * array (one JSON.stringify, the same text per payload as `toJson`'s, nothing
+ * to escape) and the other columns as array literals written here
+ * (`columnParam`).
+ */
 function insertParams(rows: readonly NewJob[], now: number, options: EnqueueOptions | undefined): unknown[] {
   return [
-    rows.map((j) => j.handler),
-    rows.map((j) => j.queue),
-    rows.map((j) => toJson(j.payload)),
-    rows.map((j) => j.eventId ?? null),
-    rows.map((j) => j.priority),
-    rows.map((j) => j.runAt),
-    rows.map((j) => j.maxAttempts),
-    rows.map((j) => j.idempotencyKey ?? null),
-    rows.map((j) => j.concurrencyKey ?? null),
-    rows.map((j) => j.concurrencyLimit ?? null),
-    rows.map((j) => j.traceparent ?? null),
-    rows.map((_, n) => n),
+    columnParam(rows, (j) => j.handler),
+    columnParam(rows, (j) => j.queue),
+    JSON.stringify(rows.map((j) => j.payload)),
+    columnParam(rows, (j) => j.eventId),
+    columnParam(rows, (j) => j.priority),
+    columnParam(rows, (j) => j.runAt),
+    columnParam(rows, (j) => j.maxAttempts),
+    columnParam(rows, (j) => j.idempotencyKey),
+    columnParam(rows, (j) => j.concurrencyKey),
+    columnParam(rows, (j) => j.concurrencyLimit),
+    columnParam(rows, (j) => j.traceparent),
     now,
-    rows.map((j) => j.tenant ?? null),
-    rows.map((j) => j.priorityMs ?? STRICT_PRIORITY_MS),
-    fairQueues(options),
+    columnParam(rows, (j) => j.tenant),
+    columnParam(rows, (j) => j.priorityMs ?? STRICT_PRIORITY_MS),
+    arrayParam(fairQueues(options)),
   ];
+}
+
+const QUOTE_OR_BACKSLASH = /["\\]/;
+
+/**
+ * One column of `rows` as an array literal, written as `arrayParam` writes
+ * one, with two savings that matter at hundreds of jobs per statement: a
+ * value like the one before it (the batch's handler, queue, run time) reuses
+ * its text, and a column of nulls only is sent empty ('{}'), as ROWS FROM
+ * pads a shorter array with nulls.
+ */
+function columnParam(rows: readonly NewJob[], pick: (job: NewJob) => string | number | null | undefined): string {
+  let literal = '';
+  let last: string | number | null | undefined;
+  let text = '';
+  let allNull = true;
+  for (let i = 0; i < rows.length; i++) {
+    const value = pick(rows[i]!);
+    if (i === 0 || value !== last) {
+      last = value;
+      if (value === null || value === undefined) text = 'NULL';
+      else {
+        allNull = false;
+        if (typeof value === 'number') text = String(value);
+        else text = QUOTE_OR_BACKSLASH.test(value) ? `"${value.replace(/["\\]/g, '\\$&')}"` : `"${value}"`;
+      }
+    }
+    literal += i === 0 ? text : `,${text}`;
+  }
+  return allNull ? '{}' : `{${literal}}`;
 }
 
 /** True when every job can take the one-statement path (nothing to deduplicate). */
@@ -128,9 +174,9 @@ export function isPlain(jobs: readonly NewJob[]): boolean {
 
 /**
  * Insert jobs that carry no idempotency key, in one autocommit statement (see
- * ENQUEUE_PLAIN). Rows come back in input order (identity values rise in
- * insertion order). Throws `QueueFullError`, having written nothing, when a
- * limited queue would overflow.
+ * ENQUEUE_PLAIN), and answer their rows in input order. Throws
+ * `QueueFullError`, having written nothing, when a limited queue would
+ * overflow.
  */
 export async function enqueuePlain(
   db: pg.Pool,
@@ -138,23 +184,30 @@ export async function enqueuePlain(
   now: number,
   options: EnqueueOptions | undefined,
   notify: { channel: string; instanceId: string },
-): Promise<{ rows: RawJob[]; woken: Woken }> {
+): Promise<{ rows: JobRow[]; woken: Woken }> {
   const woken = new Woken();
-  for (const job of jobs) if (job.runAt <= now) woken.add(job.queue, job.handler);
-  const limits = [...(options?.queueLimits ?? new Map())].filter(([queue]) => jobs.some((j) => j.queue === queue));
+  const queues = new Set<string>();
+  for (const job of jobs) {
+    queues.add(job.queue);
+    if (job.runAt <= now) woken.add(job.queue, job.handler);
+  }
+  const limits = [...(options?.queueLimits ?? [])].filter(([queue]) => queues.has(queue));
   try {
-    const { rows } = await db.query<RawJob>({
+    const { rows } = await db.query<{ ids: string | null }>({
       name: 'drover_enqueue_plain',
       text: ENQUEUE_PLAIN,
       values: [
         ...insertParams(jobs, now, options),
-        limits.map(([queue]) => queue),
-        limits.map(([, limit]) => limit.maxDepth),
+        arrayParam(limits.map(([queue]) => queue)),
+        arrayParam(limits.map(([, limit]) => limit.maxDepth)),
         notify.channel,
         woken.empty ? '' : notifyPayload(notify.instanceId, woken),
       ],
     });
-    return { rows, woken };
+    const ids = rows[0]?.ids?.split(',') ?? [];
+    // Unkeyed rows cannot conflict: one id per job, or the statement failed.
+    if (ids.length !== jobs.length) throw new Error(`enqueue inserted ${ids.length} rows for ${jobs.length} jobs`);
+    return { rows: jobs.map((job, n) => insertedJobRow(job, ids[n]!, now)), woken };
   } catch (error) {
     const e = error as { code?: string; detail?: string; hint?: string };
     if (e.code === QUEUE_FULL_SQLSTATE) throw new QueueFullError(e.detail ?? '', Number(e.hint));
@@ -185,11 +238,16 @@ const ADD_DEPTH = `
  * trips, and the queue counter row is locked only from its update to the
  * commit): insert, count them into their queues, refuse through
  * \`queue_full()\` (which aborts the statement) when a limited queue would
- * overflow, and notify other nodes. $1..$16 as INSERT_JOBS, $17/$18 limited
- * queues and their limits, $19 channel, $20 payload ('' = none).
+ * overflow, and notify other nodes. $1..$15 as INSERT_JOBS, $16/$17 limited
+ * queues and their limits, $18 channel, $19 payload ('' = none).
+ *
+ * The answer is one row: the new ids as text, in id order, which is input
+ * order (the insert takes the rows in `ord` order and identity values rise
+ * in insertion order). One row, not one per job: the driver's cost is per row
+ * and per column.
  */
 const ENQUEUE_PLAIN = `
-  WITH inserted AS (${INSERT_JOBS}
+  WITH inserted AS (${insertJobsSql('id, queue')}
   ), added AS (
     INSERT INTO queue_counts (queue, kind, n)
     SELECT queue, 'added', count(*) FROM inserted GROUP BY queue ORDER BY queue
@@ -197,14 +255,23 @@ const ENQUEUE_PLAIN = `
     RETURNING queue, n
   ), refused AS (
     SELECT queue_full(added.queue, l.max_depth) FROM added
-    JOIN unnest($17::text[], $18::bigint[]) AS l(queue, max_depth) ON l.queue = added.queue
+    JOIN unnest($16::text[], $17::bigint[]) AS l(queue, max_depth) ON l.queue = added.queue
     WHERE ${DEPTH_OF('added')} > l.max_depth
   )
-  SELECT inserted.*, (SELECT count(*) FROM refused) AS refused,
-    (SELECT count(*) FROM (SELECT pg_notify($19, $20) WHERE $20 <> '') AS n) AS notified
-  FROM inserted ORDER BY id`;
+  SELECT string_agg(id::text, ',' ORDER BY id) AS ids, (SELECT count(*) FROM refused) AS refused,
+    (SELECT count(*) FROM (SELECT pg_notify($18, $19) WHERE $19 <> '') AS n) AS notified
+  FROM inserted`;
 
-const keyOf = (handler: string, key: string) => `${handler}\u0000${key}`;
+/** A job's (handler, idempotency key) as stored: an input key and the row it wrote give the same. */
+const keyOf = (handler: string, key: string) => `${storedText(handler)}\u0000${storedText(key)}`;
+
+/** What INSERT_JOBS returns per inserted row. */
+interface InsertedIds {
+  id: number;
+  handler: string;
+  idempotency_key: string | null;
+  fair_tag: number;
+}
 
 /**
  * Insert `jobs` (deduplicating by (handler, idempotency key), also within the
@@ -242,29 +309,29 @@ export async function insertJobs(
   });
   if (toInsert.length > 0) {
     const rows = toInsert.map((i) => jobs[i]!);
-    const { rows: inserted } = await client.query<RawJob>(INSERT_JOBS, insertParams(rows, now, options));
+    const { rows: inserted } = await client.query<InsertedIds>(INSERT_JOBS, insertParams(rows, now, options));
     // Keyed rows are matched by key. Unkeyed rows cannot conflict, so every one
     // was inserted, in `ord` order, and identity values rise in insertion order.
-    const byKey = new Map<string, RawJob>();
-    const unkeyed: RawJob[] = [];
-    for (const raw of inserted) {
-      if (raw.idempotency_key === null) unkeyed.push(raw);
-      else byKey.set(keyOf(raw.handler, raw.idempotency_key), raw);
-      effects.created.set(raw.queue, (effects.created.get(raw.queue) ?? 0) + 1);
-      if (raw.state === 'queued') effects.woken.add(raw.queue, raw.handler);
+    const byKey = new Map<string, InsertedIds>();
+    const unkeyed: InsertedIds[] = [];
+    for (const row of inserted) {
+      if (row.idempotency_key === null) unkeyed.push(row);
+      else byKey.set(keyOf(row.handler, row.idempotency_key), row);
     }
     unkeyed.sort((a, b) => a.id - b.id);
     let next = 0;
     const lostRace: number[] = [];
     for (const i of toInsert) {
       const job = jobs[i]!;
-      if (job.idempotencyKey == null) {
-        results[i] = { raw: unkeyed[next++]!, created: true };
-      } else {
-        const raw = byKey.get(keyOf(job.handler, job.idempotencyKey));
-        if (raw) results[i] = { raw, created: true };
-        else lostRace.push(i);
+      const row = job.idempotencyKey == null ? unkeyed[next++] : byKey.get(keyOf(job.handler, job.idempotencyKey));
+      if (!row) {
+        lostRace.push(i);
+        continue;
       }
+      const raw = insertedRawJob(job, row.id, row.fair_tag, now);
+      results[i] = { raw, created: true };
+      effects.created.set(raw.queue, (effects.created.get(raw.queue) ?? 0) + 1);
+      if (raw.state === 'queued') effects.woken.add(raw.queue, raw.handler);
     }
     if (lostRace.length > 0) {
       // Another transaction committed the same key between our read and our insert.
@@ -282,7 +349,7 @@ export async function insertJobs(
 }
 
 async function jobsByKeys(client: pg.PoolClient, jobs: readonly NewJob[]): Promise<Map<string, RawJob>> {
-  const { rows } = await client.query<RawJob>(JOBS_BY_KEYS, [jobs.map((j) => j.handler), jobs.map((j) => j.idempotencyKey)]);
+  const { rows } = await client.query<RawJob>(JOBS_BY_KEYS, [arrayParam(jobs.map((j) => j.handler)), arrayParam(jobs.map((j) => j.idempotencyKey))]);
   return new Map(rows.map((raw) => [keyOf(raw.handler, raw.idempotency_key!), raw]));
 }
 
@@ -312,21 +379,24 @@ export async function ingestItems(
     if (!firstOfId.has(item.event.id)) firstOfId.set(item.event.id, i);
   });
   const unique = [...firstOfId.values()].map((i) => items[i]!.event);
-  const { rows: inserted } = await client.query<RawEvent>(
+  const { rows: insertedIds } = await client.query<{ id: string }>(
     `WITH locks AS (${sharedNameLocks('$6')})
      INSERT INTO events (id, name, data, tenant, received_at)
      SELECT id, name, data::json, tenant, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(id, name, data, tenant), locks
      ON CONFLICT (id) DO NOTHING
-     RETURNING *`,
+     RETURNING id`,
     [
-      unique.map((e) => e.id),
-      unique.map((e) => e.name),
-      unique.map((e) => toJson(e.data)),
-      unique.map((e) => e.tenant ?? null),
+      arrayParam(unique.map((e) => e.id)),
+      arrayParam(unique.map((e) => e.name)),
+      arrayParam(unique.map((e) => toJson(e.data))),
+      arrayParam(unique.map((e) => e.tenant)),
       now,
       lockOrder(unique.map((e) => e.name)),
     ],
   );
+  // The new events' rows are built from the input, as jobs' are (intake-rows.ts).
+  const byId = new Map(unique.map((e) => [storedText(e.id), e]));
+  const inserted = insertedIds.map(({ id }) => insertedEvent(byId.get(id)!, now));
   const created = new Map(inserted.map((raw) => [raw.id, raw]));
   const known = unique.filter((e) => !created.has(e.id)).map((e) => e.id);
   const existing = new Map<string, IngestedItem>();

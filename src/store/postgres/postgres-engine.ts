@@ -158,8 +158,9 @@ export class PostgresEngine implements StorageEngine {
     this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#wakeups.committed(Woken.of(queues, null)) });
     this.#starts = new StartBatch(this.#lease);
     // The statement itself notifies other nodes; local listeners are told after it commits.
+    // On the hot pool: its generic plan (pools.ts) saves a re-plan per statement.
     this.#enqueues = new EnqueueBatch(
-      (jobs, options) => enqueuePlain(this.#pool, jobs, this.#clock(), options, this.#wakeups.target),
+      (jobs, options) => enqueuePlain(this.#hot, jobs, this.#clock(), options, this.#wakeups.target),
       (woken) => this.#wakeups.local(woken),
     );
   }
@@ -232,7 +233,7 @@ export class PostgresEngine implements StorageEngine {
   async enqueue(jobs: readonly NewJob[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
     if (isPlain(jobs)) {
       const rows = await this.#run('accepting work', () => this.#enqueues.submit(jobs, options));
-      return rows.map((raw) => ({ job: toJobRow(raw), created: true }));
+      return rows.map((job) => ({ job, created: true }));
     }
     return this.#intake(async (client, now, effects) => {
       const results = await insertJobs(client, jobs, now, effects, options);
