@@ -121,10 +121,12 @@ export async function buildServer({ runtime, obs = {}, auditExport, snapshots = 
   registerAuth(app, verifier, sessions);
   // The `remote-workers` gate stops new leases only: jobs already leased may still report, so nothing runs twice.
   app.addHook('preHandler', (request, reply, done) => {
-    if (request.routeOptions.url === '/v1/workers/lease' && !runtime.gates.enabled('remote-workers')) {
+    // Read once: `routeOptions` is a getter that builds a new object on every access.
+    const url = request.routeOptions.url ?? '';
+    if (url === '/v1/workers/lease' && !runtime.gates.enabled('remote-workers')) {
       return void sendProblem(reply, request, new DroverError('feature_disabled', 'remote workers are turned off on this node (feature gate remote-workers); jobs already leased may still report', { retryAfterSeconds: 30 }));
     }
-    if (DURABLE_WORKER_ROUTES.has(request.routeOptions.url ?? '') && !runtime.gates.enabled('durable-steps')) {
+    if (DURABLE_WORKER_ROUTES.has(url) && !runtime.gates.enabled('durable-steps')) {
       return void sendProblem(reply, request, new DroverError('feature_disabled', 'durable steps are turned off on this node (feature gate durable-steps); the attempt fails and the job runs again at its next retry', { retryAfterSeconds: 30 }));
     }
     done();
