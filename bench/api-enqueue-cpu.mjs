@@ -211,7 +211,10 @@ async function startBenchNode(build, engine, pino) {
   const config = build.resolveConfig({ handlers: [{ name: 'sink', concurrency: 1, run: parkUntilAborted }], ...store, log: { level: 'info' }, rateLimit: { enabled: false }, queues: { default: { maxDepth: 100_000_000 } }, server: { host: '127.0.0.1', port: 0 } }, {}, {});
   // Info level as a node runs by default, written to /dev/null.
   const logger = build.createLogger({ level: 'info', destination: pino.destination({ dest: '/dev/null', sync: false }) });
-  const node = await build.startNode({ config, bootstrapAdminKey: KEY, logger, listen: values.socket, print: () => undefined, dataDir: dir });
+  const node = await build.startNode({ config, bootstrapAdminKey: KEY, logger, listen: values.socket, print: () => undefined, dataDir: dir }).catch((error) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  });
   let client = null;
   let send;
   if (values.socket) {
