@@ -109,6 +109,18 @@ export class KeyVerifier {
     return this.verifyHash(hashKey(secret), client);
   }
 
+  /**
+   * `verifyHash` when the cache can answer it without the store (a key this
+   * node verified within the cache TTL): the key, or null when it is revoked
+   * or expired; undefined when only `verifyHash` can tell. The hot intake
+   * path then authenticates without a promise.
+   */
+  cachedHash(hash: string, client?: string): ApiKeyRow | null | undefined {
+    const now = this.clock();
+    const known = this.#known.get(hash);
+    return known && known.until > now ? this.#usable(known.key, now, client) : undefined;
+  }
+
   /** `verify` by the key's hash (a console session holds the hash, never the secret). */
   async verifyHash(hash: string, client?: string): Promise<ApiKeyRow | null> {
     const now = this.clock();
@@ -134,6 +146,11 @@ export class KeyVerifier {
         }
       }
     }
+    return this.#usable(key, now, client);
+  }
+
+  /** `key` unless it is missing, revoked or expired at `now` (a failure counted for `client`). */
+  #usable(key: ApiKeyRow | null, now: number, client: string | undefined): ApiKeyRow | null {
     if (!key || key.revokedAt !== null || (key.expiresAt !== null && key.expiresAt <= now)) {
       if (client !== undefined) this.#recordFailure(client, now);
       return null;
@@ -163,12 +180,16 @@ export class KeyVerifier {
   }
 }
 
-async function keyOfHeader(request: FastifyRequest, verifier: KeyVerifier, header: string | undefined): Promise<ApiKeyRow> {
+/** The secret of an `Authorization: Bearer <key>` header; throws `unauthorized` for anything else. */
+function bearerSecret(header: string | undefined): string {
   const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
   if (!match?.[1]) {
     throw new DroverError('unauthorized', 'send an API key as "Authorization: Bearer <key>" (create one with `drover keys create`)');
   }
-  const key = await verifier.verify(match[1], request.ip);
+  return match[1];
+}
+
+function knownKey(key: ApiKeyRow | null): ApiKeyRow {
   if (!key) throw new DroverError('unauthorized', 'the API key is unknown, revoked or expired');
   return key;
 }
@@ -198,19 +219,36 @@ function allows(key: ApiKeyRow, needed: RouteScope[]): boolean {
 export function registerAuth(app: FastifyInstance, verifier: KeyVerifier, sessions?: ConsoleSessions): void {
   app.decorateRequest('apiKey', null);
   app.decorateRequest('session', null);
-  app.addHook('onRequest', async (request: FastifyRequest) => {
-    const declared = request.routeOptions.config?.scope;
-    if (declared === undefined) return;
-    const needed = Array.isArray(declared) ? declared : [declared];
-    if (needed.includes('public')) return;
-    const header = request.headers.authorization;
-    const sessionId = header === undefined && sessions ? sessionIdFrom(request.headers.cookie) : null;
-    const key = sessionId !== null ? await keyOfSession(request, verifier, sessions!, sessionId) : await keyOfHeader(request, verifier, header);
+  const authorize = (request: FastifyRequest, key: ApiKeyRow, needed: RouteScope[]): void => {
     if (!allows(key, needed)) {
       throw new DroverError('forbidden', `this route needs scope ${needed.join(' or ')}; the key has ${key.scopes.join(', ')}`, {
         extensions: { required: needed, granted: key.scopes },
       });
     }
     request.apiKey = key;
+  };
+  // A callback hook: a bearer key the cache knows (every request of a busy client) is checked without a
+  // promise; a cache miss or a console session waits for the store. A throw here reaches the error
+  // handler as an async hook's rejection would.
+  app.addHook('onRequest', (request: FastifyRequest, _reply, done) => {
+    const declared = request.routeOptions.config?.scope;
+    if (declared === undefined) return done();
+    const needed = Array.isArray(declared) ? declared : [declared];
+    if (needed.includes('public')) return done();
+    const header = request.headers.authorization;
+    const sessionId = header === undefined && sessions ? sessionIdFrom(request.headers.cookie) : null;
+    const finish = (key: ApiKeyRow | null) => {
+      try {
+        authorize(request, knownKey(key), needed);
+      } catch (error) {
+        return done(error as Error);
+      }
+      done();
+    };
+    if (sessionId !== null) return void keyOfSession(request, verifier, sessions!, sessionId).then(finish, done);
+    const hash = hashKey(bearerSecret(header));
+    const cached = verifier.cachedHash(hash, request.ip);
+    if (cached !== undefined) return finish(cached);
+    verifier.verifyHash(hash, request.ip).then(finish, done);
   });
 }

@@ -19,7 +19,8 @@ const HSTS = 'max-age=31536000; includeSubDomains';
 
 export function registerSecurityHeaders(app: FastifyInstance, options: { tls: boolean }): void {
   // onRequest, not onSend: hijacked responses (the SSE stream) copy the headers set so far, and routes may still override.
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: it never waits, and every request would pay a promise for it.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');
     reply.header('cache-control', 'no-store');
@@ -28,5 +29,6 @@ export function registerSecurityHeaders(app: FastifyInstance, options: { tls: bo
       reply.header('x-frame-options', 'DENY');
     }
     if (options.tls) reply.header('strict-transport-security', HSTS);
+    done();
   });
 }

@@ -4,22 +4,29 @@ import type { AttemptRow, EventRow, JobRow } from '../core/types.js';
 import { interruptState } from '../runtime/job-control.js';
 import { OMITTED_TOO_DEEP, tooDeep } from './json-limits.js';
 
-let lastMs = Number.NaN;
-let lastIso = '';
+/** The second `isoSecond` starts at (epoch ms), and its ISO-8601 text up to the dot. */
+let isoSecond = Number.NaN;
+let isoPrefix = '';
 
 /**
- * Epoch ms as ISO-8601. A job's runAt, createdAt and updatedAt are one instant
- * when it is enqueued, and a batch of 500 shares it: the last conversion is
- * reused instead of building a Date per field (NaN never matches, so an
- * invalid time still throws as before).
+ * Epoch ms as ISO-8601, exactly as `Date#toISOString` writes it. Serialising
+ * enqueued jobs converts three times per job (runAt, createdAt, updatedAt),
+ * and a job's runAt (the intake's clock) and createdAt (the store's) are
+ * often a millisecond apart, so a cache of the last instant missed twice per
+ * job: instead the text up to the seconds is kept and only the milliseconds
+ * are written per call, for any time in the same second as the last one.
+ * Anything else (another second, a fractional or invalid time) goes through
+ * `Date`, so an invalid time still throws as before.
  */
 function iso(ms: number | null): string | null {
   if (ms === null) return null;
-  if (ms !== lastMs) {
-    lastIso = new Date(ms).toISOString();
-    lastMs = ms;
-  }
-  return lastIso;
+  const offset = ms - isoSecond;
+  if (offset >= 0 && offset < 1000 && Number.isInteger(ms)) return `${isoPrefix}${offset < 10 ? '00' : offset < 100 ? '0' : ''}${offset}Z`;
+  const text = new Date(ms).toISOString();
+  // The year has 4 digits (or a sign and 6): the seconds end 4 characters before the end, before ".sssZ".
+  isoSecond = Number.isInteger(ms) ? ms - (((ms % 1000) + 1000) % 1000) : Number.NaN;
+  isoPrefix = text.slice(0, -4);
+  return text;
 }
 
 /** `json` with `omitted` added last when a value was left out; the common case allocates nothing more. */
@@ -41,12 +48,27 @@ export function shown(value: unknown, field: string, omitted: Record<string, str
 
 export function jobJson(job: JobRow) {
   const omitted: Record<string, string> = {};
+  return jobShape(job, shown(job.payload, 'payload', omitted), omitted);
+}
+
+/**
+ * `jobJson` for a job the request answered created from its own body: that
+ * payload passed the intake's JSON limits (`limits.maxJsonDepth` is at most
+ * MAX_JSON_DEPTH, and the payload sits inside the body), so it cannot be too
+ * deep to show and is not walked again, once per job of a 1,000-job batch.
+ */
+export function createdJobJson(job: JobRow) {
+  const omitted: Record<string, string> = {};
+  return jobShape(job, job.payload, omitted);
+}
+
+function jobShape(job: JobRow, payload: unknown, omitted: Record<string, string>) {
   return withOmitted({
     id: job.id,
     handler: job.handler,
     queue: job.queue,
     state: job.state,
-    payload: shown(job.payload, 'payload', omitted),
+    payload,
     eventId: job.eventId,
     priority: job.priority,
     runAt: iso(job.runAt),

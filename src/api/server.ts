@@ -92,8 +92,10 @@ export async function buildServer({ runtime, obs = {}, auditExport, snapshots = 
   // First hooks: the request span and the HTTP metrics see every request, refused ones included.
   registerRequestTracing(app, runtime.tracing);
   if (obs.metrics) registerHttpMetrics(app, obs.metrics);
-  app.addHook('onRequest', async (request, reply) => {
+  // The hooks every request runs are callback hooks where they never wait: an async hook costs each request a promise and a tick.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    done();
   });
   // While the store is known unreachable, store-bound requests (all of /v1, key checks included) are
   // refused at once with 503 and Retry-After: otherwise each would hang until its own deadline. One
@@ -101,14 +103,16 @@ export async function buildServer({ runtime, obs = {}, auditExport, snapshots = 
   // dropped; like any answer lost to a timeout, it may have committed: clients retry with their keys).
   const storeHealth = obs.storeHealth;
   if (storeHealth) {
-    app.addHook('onRequest', async (request, reply) => {
+    app.addHook('onRequest', (request, reply, done) => {
       // /mcp authenticates against the store like /v1 (its tools go through /v1 anyway).
-      if (!request.url.startsWith('/v1/') && request.url !== '/mcp' && !request.url.startsWith('/mcp?')) return;
-      if (!storeHealth.reachable) return sendProblem(reply, request, storeHealth.unavailable());
+      if (!request.url.startsWith('/v1/') && request.url !== '/mcp' && !request.url.startsWith('/mcp?')) return done();
+      // Answered here: the chain stops (a callback hook that sends does not call done).
+      if (!storeHealth.reachable) return void sendProblem(reply, request, storeHealth.unavailable());
       const off = storeHealth.onUnreachable(() => {
         if (!reply.sent && !reply.raw.headersSent) void sendProblem(reply, request, storeHealth.unavailable());
       });
       reply.raw.once('finish', off).once('close', off);
+      done();
     });
   }
   const verifier = new KeyVerifier(runtime.store, runtime.clock, { maxFailures: auth.maxFailures, windowMs: auth.failureWindowMs });
@@ -116,19 +120,23 @@ export async function buildServer({ runtime, obs = {}, auditExport, snapshots = 
   const sessions = runtime.config.console.enabled ? new ConsoleSessions(runtime.store, runtime.clock, runtime.config.console.sessionTtlMs) : undefined;
   registerAuth(app, verifier, sessions);
   // The `remote-workers` gate stops new leases only: jobs already leased may still report, so nothing runs twice.
-  app.addHook('preHandler', async (request, reply) => {
-    if (request.routeOptions.url === '/v1/workers/lease' && !runtime.gates.enabled('remote-workers')) {
-      return sendProblem(reply, request, new DroverError('feature_disabled', 'remote workers are turned off on this node (feature gate remote-workers); jobs already leased may still report', { retryAfterSeconds: 30 }));
+  app.addHook('preHandler', (request, reply, done) => {
+    // Read once: `routeOptions` is a getter that builds a new object on every access.
+    const url = request.routeOptions.url ?? '';
+    if (url === '/v1/workers/lease' && !runtime.gates.enabled('remote-workers')) {
+      return void sendProblem(reply, request, new DroverError('feature_disabled', 'remote workers are turned off on this node (feature gate remote-workers); jobs already leased may still report', { retryAfterSeconds: 30 }));
     }
-    if (DURABLE_WORKER_ROUTES.has(request.routeOptions.url ?? '') && !runtime.gates.enabled('durable-steps')) {
-      return sendProblem(reply, request, new DroverError('feature_disabled', 'durable steps are turned off on this node (feature gate durable-steps); the attempt fails and the job runs again at its next retry', { retryAfterSeconds: 30 }));
+    if (DURABLE_WORKER_ROUTES.has(url) && !runtime.gates.enabled('durable-steps')) {
+      return void sendProblem(reply, request, new DroverError('feature_disabled', 'durable steps are turned off on this node (feature gate durable-steps); the attempt fails and the job runs again at its next retry', { retryAfterSeconds: 30 }));
     }
+    done();
   });
   // Intake is refused while draining; reads, probes and remote workers' reports (`duringDrain`) keep answering.
-  app.addHook('preHandler', async (request, reply) => {
+  app.addHook('preHandler', (request, reply, done) => {
     if (request.method === 'POST' && runtime.state !== 'running' && request.routeOptions.url?.startsWith('/v1/') && !request.routeOptions.config?.duringDrain) {
-      return sendProblem(reply, request, new DroverError('shutting_down', 'this node is draining and accepts no new work; send to another node or retry', { retryAfterSeconds: 5 }));
+      return void sendProblem(reply, request, new DroverError('shutting_down', 'this node is draining and accepts no new work; send to another node or retry', { retryAfterSeconds: 5 }));
     }
+    done();
   });
 
   // close() waits for every open socket, and closeIdleConnections() skips sockets that never sent a

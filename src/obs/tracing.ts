@@ -110,11 +110,22 @@ export class Tracing {
   /**
    * Run `fn` inside a producer span for accepted work (an ingest or enqueue)
    * and hand it the `traceparent` to store with the jobs. Off: `fn` gets the
-   * caller's traceparent unchanged, so traces still join across services.
+   * caller's traceparent unchanged, so traces still join across services,
+   * and `fn`'s own promise is returned (no async wrapper around it: every
+   * enqueue request goes through here).
    */
-  async produce<T>(destination: () => string, count: number, traceparent: string | null, fn: (traceparent: string | null) => Promise<T>): Promise<T> {
-    if (!this.enabled) return fn(traceparent);
-    const name = destination();
+  produce<T>(destination: () => string, count: number, traceparent: string | null, fn: (traceparent: string | null) => Promise<T>): Promise<T> {
+    if (!this.enabled) {
+      try {
+        return fn(traceparent);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.#produce(destination(), count, traceparent, fn);
+  }
+
+  async #produce<T>(name: string, count: number, traceparent: string | null, fn: (traceparent: string | null) => Promise<T>): Promise<T> {
     const span = this.tracer.startSpan(
       `send ${name}`,
       {

@@ -320,8 +320,14 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     return results;
   }
 
-  async enqueueJobs(requests: readonly JobRequest[], traceparent: string | null = null): Promise<EnqueueResult[]> {
-    this.#assertAccepting();
+  /** Accept direct jobs: committed before this resolves; refused (a rejection) while not running. */
+  enqueueJobs(requests: readonly JobRequest[], traceparent: string | null = null): Promise<EnqueueResult[]> {
+    // Not async: the producer's promise is returned as it is, without one more around it per request.
+    try {
+      this.#assertAccepting();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.tracing.produce(() => jobDestination(requests, this.config.handlers), requests.length, traceparent, (producer) => this.#enqueue(requests, producer));
   }
 
@@ -330,7 +336,9 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     const write = this.store.enqueue(jobs, { queueLimits: this.config.queues });
     this.#leaseAlongside(jobs);
     const results = await this.#refuseWhenFull(() => write);
-    this.#afterEnqueue(results.filter((r) => r.created).map((r) => r.job));
+    const created: JobRow[] = [];
+    for (const result of results) if (result.created) created.push(result.job);
+    this.#afterEnqueue(created);
     return results;
   }
 
@@ -421,7 +429,8 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
   #leaseAlongside(jobs: readonly NewJob[]): void {
     if (!this.store.capabilities.groupCommit) return;
     const now = this.clock();
-    const due = new Set(jobs.filter((job) => job.runAt <= now).map((job) => job.handler));
+    const due = new Set<string>();
+    for (const job of jobs) if (job.runAt <= now) due.add(job.handler);
     if (due.size > 0) this.dispatcher.wake([...due]);
   }
 

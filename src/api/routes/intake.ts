@@ -7,7 +7,7 @@ import type { EventInput } from '../../core/types.js';
 import type { JobRequest } from '../../runtime/intake.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { TriggerOutcome } from '../../store/engine.js';
-import { eventJson, jobJson, jobRef } from '../serialize.js';
+import { createdJobJson, eventJson, jobJson, jobRef } from '../serialize.js';
 
 const MAX_BATCH = 1000;
 const idString = { type: 'string', minLength: 1, maxLength: 200 } as const;
@@ -83,8 +83,9 @@ export function intakeRoutes(runtime: IntakeRouteDeps) {
         const batch = 'jobs' in body && Array.isArray(body.jobs);
         const inputs = batch ? (body as { jobs: JobRequest[] }).jobs : [body as JobRequest];
         const results = await runtime.enqueueJobs(inputs, traceparentOf(request.headers.traceparent));
-        // `created` added in place, not by spreading each job into a copy (500 per batch).
-        const shaped = results.map((r) => Object.assign(jobJson(r.job), { created: r.created }));
+        // `created` added in place, not by spreading each job into a copy (500 per batch). A replayed
+        // job (idempotency key) shows its stored payload, which may predate the JSON limits.
+        const shaped = results.map((r) => Object.assign(r.created ? createdJobJson(r.job) : jobJson(r.job), { created: r.created }));
         // 200 for an idempotent replay of a single job: nothing new was accepted.
         const status = !batch && results[0]?.created === false ? 200 : 202;
         return reply.code(status).send(batch ? { jobs: shaped } : shaped[0]);
