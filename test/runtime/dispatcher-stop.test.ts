@@ -30,7 +30,7 @@ describe('dispatcher: leasing stops while a lease is out', () => {
     dir = mkdtempSync(join(tmpdir(), 'drover-dispatch-stop-'));
     engine = await openSqliteEngine({ path: join(dir, 'drover.db') });
     await engine.migrate();
-    const [{ job: queued }] = (await engine.enqueue([job()])) as [{ job: { id: string } }];
+    const queued = (await engine.enqueue([job()]))[0]!.job;
     const ran: string[] = [];
     const config = resolveConfig({ handlers: [{ name: 'h', concurrency: 2, run: (ctx: { job: { id: string } }) => void ran.push(ctx.job.id) }], databaseUrl: ':memory:' }, {}, {});
     // The lease is taken in the store at once, but its answer is held until the test lets it go.
