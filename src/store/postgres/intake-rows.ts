@@ -10,44 +10,19 @@
 import { STRICT_PRIORITY_MS } from '../../core/queue-policy.js';
 import type { JobRow, NewJob } from '../../core/types.js';
 import type { IngestItem } from '../engine.js';
-import { toJson, type RawEvent, type RawJob } from './rows.js';
+import { toJobRow, toJson, type RawEvent, type RawJob } from './rows.js';
 
 /**
  * A fresh job's domain row (`toJobRow` of what the insert wrote). `id`: the
  * identity as text (`id::text`, as `JobRow` carries it).
  */
 export function insertedJobRow(job: NewJob, id: string, now: number): JobRow {
-  return {
-    id,
-    handler: storedText(job.handler),
-    queue: storedText(job.queue),
-    state: job.runAt <= now ? 'queued' : 'scheduled',
-    payload: storedJson(job.payload),
-    eventId: storedText(job.eventId ?? null),
-    priority: storedInteger(job.priority),
-    runAt: storedInteger(job.runAt),
-    attempts: 0,
-    maxAttempts: storedInteger(job.maxAttempts),
-    crashes: 0,
-    idempotencyKey: storedText(job.idempotencyKey ?? null),
-    concurrencyKey: storedText(job.concurrencyKey ?? null),
-    concurrencyLimit: storedInteger(job.concurrencyLimit ?? null),
-    leaseToken: null,
-    leaseExpiresAt: null,
-    leaseKeyId: null,
-    workerId: null,
-    lastError: null,
-    deadReason: null,
-    result: null,
-    traceparent: storedText(job.traceparent ?? null),
-    tenant: storedText(job.tenant ?? null),
-    createdAt: now,
-    updatedAt: now,
-    finishedAt: null,
-  };
+  const row = toJobRow(insertedRawJob(job, 0, 0, now));
+  row.id = id;
+  return row;
 }
 
-/** The same row in the engine's raw shape (the keyed insert's callers, ingest and trigger merges, work on those). */
+/** The row in the engine's raw shape (the keyed insert's callers, ingest and trigger merges, work on those). */
 export function insertedRawJob(job: NewJob, id: number, fairTag: number, now: number): RawJob {
   return {
     id,
