@@ -31,6 +31,8 @@ const queueKey = (name: string) => `queue_paused:${name}`;
 export class PauseState {
   readonly #handlers = new Set<string>();
   readonly #queues = new Set<string>();
+  /** `#queues` as the array `pausedQueues` hands out; null when the set changed since. */
+  #queueList: readonly string[] | null = null;
   #timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: PauseStateOptions) {}
@@ -55,7 +57,10 @@ export class PauseState {
     const { store, config } = this.options;
     let resumed = false;
     for (const name of config.handlers.keys()) resumed = apply(this.#handlers, name, (await store.getMeta(handlerKey(name))) === '1') || resumed;
-    for (const name of config.queues.keys()) resumed = apply(this.#queues, name, (await store.getMeta(queueKey(name))) === '1') || resumed;
+    for (const name of config.queues.keys()) {
+      resumed = apply(this.#queues, name, (await store.getMeta(queueKey(name))) === '1') || resumed;
+      this.#queueList = null;
+    }
     if (resumed) this.options.onResume();
   }
 
@@ -67,9 +72,10 @@ export class PauseState {
     return this.#queues.has(name);
   }
 
-  /** Paused queue names, for a lease's `excludeQueues`. */
-  pausedQueues(): string[] {
-    return [...this.#queues];
+  /** Paused queue names, for a lease's `excludeQueues`. One array until the set changes: the dispatcher asks once per started job. */
+  pausedQueues(): readonly string[] {
+    this.#queueList ??= Object.freeze([...this.#queues]);
+    return this.#queueList;
   }
 
   /** Pause, resume or reset (clear the pause of) a configured handler; throws `not_found` for any other name. */
@@ -93,6 +99,7 @@ export class PauseState {
     const paused = action === 'pause';
     await this.options.store.setMeta(queueKey(name), paused ? '1' : '0');
     const resumed = apply(this.#queues, name, paused);
+    this.#queueList = null;
     this.options.lifecycle.emit('queue:changed', { queue: name, paused, action });
     if (resumed) this.options.onResume();
   }
