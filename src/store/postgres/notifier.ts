@@ -139,8 +139,10 @@ export class Notifier {
     const client = new pg.Client(this.options.config);
     client.on('error', (error) => this.#lost(client, error));
     client.on('end', () => this.#lost(client, new Error('listener connection ended')));
+    // This engine's own notices begin so (payloads are written with `from` first): skipped without parsing them.
+    const ownPrefix = `{"from":${JSON.stringify(this.options.instanceId)},`;
     client.on('notification', (message) => {
-      if (message.channel !== this.options.channel) return;
+      if (message.channel !== this.options.channel || message.payload?.startsWith(ownPrefix)) return;
       const parsed = parsePayload(message.payload);
       if (parsed?.from === this.options.instanceId) return;
       if (parsed?.at != null) this.options.onLag?.(Math.max(0, Date.now() - parsed.at) / 1000);
