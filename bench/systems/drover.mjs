@@ -123,7 +123,7 @@ export function droverSystem(engine, options = {}) {
 
   /**
    * Put `n` queued no-op jobs into the store with no worker running: an
-   * in-process node whose dispatcher is stopped before anything is enqueued.
+   * in-process node that knows the handler only as a remote one, so it never leases it.
    * `flow`: `{ on, tenants, priorities }`: jobs spread round-robin over
    * `tenants` tenants and `priorities` priorities, into the default queue with
    * flow control on when `on` (weights and fairness, FLOW_QUEUE).
