@@ -77,12 +77,16 @@ export function arrayParam(values: ReadonlyArray<string | number | boolean | nul
   let literal = '{';
   for (let i = 0; i < values.length; i++) {
     if (i > 0) literal += ',';
-    const value = values[i];
-    if (value === null || value === undefined) literal += 'NULL';
-    else if (typeof value !== 'string') literal += String(value);
-    else literal += QUOTE_OR_BACKSLASH.test(value) ? `"${value.replace(/["\\]/g, '\\$&')}"` : `"${value}"`;
+    literal += arrayElement(values[i]);
   }
   return `${literal}}`;
+}
+
+/** One element of an array literal (`arrayParam`): NULL, a number or boolean as it is, text quoted and escaped where it must be. */
+export function arrayElement(value: string | number | boolean | null | undefined): string {
+  if (value === null || value === undefined) return 'NULL';
+  if (typeof value !== 'string') return String(value);
+  return QUOTE_OR_BACKSLASH.test(value) ? `"${value.replace(/["\\]/g, '\\$&')}"` : `"${value}"`;
 }
 
 export function assertSchemaName(schema: string): void {

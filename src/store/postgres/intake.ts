@@ -14,7 +14,6 @@
  */
 import type pg from 'pg';
 import { QueueFullError } from '../../core/errors.js';
-import { STRICT_PRIORITY_MS } from '../../core/queue-policy.js';
 import type { JobRow, NewJob } from '../../core/types.js';
 import type { EnqueueOptions, IngestItem } from '../engine.js';
 import type { ResolvedWait } from '../roles/durable-store.js';
@@ -22,6 +21,7 @@ import type { TriggerOutcome } from '../roles/job-store.js';
 import { lockOrder, resolveByEvents, sharedNameLocks } from './durable.js';
 import { Woken } from '../woken.js';
 import { arrayParam } from './connection.js';
+import { insertParams } from './intake-params.js';
 import { insertedEvent, insertedJobRow, insertedRawJob, storedText } from './intake-rows.js';
 import { notifyPayload } from './notifier.js';
 import { toEventRow, toJson, type RawEvent, type RawJob } from './rows.js';
@@ -104,68 +104,6 @@ const INSERT_JOBS = insertJobsSql('id, handler, idempotency_key, fair_tag');
 
 /** SQLSTATE raised by \`queue_full()\` (see 0001_init.sql). */
 const QUEUE_FULL_SQLSTATE = 'DR001';
-
-/** Queues whose jobs take turns by tenant (QueueLimit.fairness). */
-function fairQueues(options: EnqueueOptions | undefined): string[] {
-  return [...(options?.queueLimits ?? [])].filter(([, limit]) => limit.fairness === 'tenant').map(([queue]) => queue);
-}
-
-/**
- * The parameters of INSERT_JOBS ($1..$15) for these jobs. Encoding them is
- * most of an enqueue's cost in this process, so the payloads go as one JSON
- * array (one JSON.stringify, the same text per payload as `toJson`'s, nothing
- * to escape) and the other columns as array literals written here
- * (`columnParam`).
- */
-function insertParams(rows: readonly NewJob[], now: number, options: EnqueueOptions | undefined): unknown[] {
-  return [
-    columnParam(rows, (j) => j.handler),
-    columnParam(rows, (j) => j.queue),
-    JSON.stringify(rows.map((j) => j.payload)),
-    columnParam(rows, (j) => j.eventId),
-    columnParam(rows, (j) => j.priority),
-    columnParam(rows, (j) => j.runAt),
-    columnParam(rows, (j) => j.maxAttempts),
-    columnParam(rows, (j) => j.idempotencyKey),
-    columnParam(rows, (j) => j.concurrencyKey),
-    columnParam(rows, (j) => j.concurrencyLimit),
-    columnParam(rows, (j) => j.traceparent),
-    now,
-    columnParam(rows, (j) => j.tenant),
-    columnParam(rows, (j) => j.priorityMs ?? STRICT_PRIORITY_MS),
-    arrayParam(fairQueues(options)),
-  ];
-}
-
-const QUOTE_OR_BACKSLASH = /["\\]/;
-
-/**
- * One column of `rows` as an array literal, written as `arrayParam` writes
- * one, with two savings that matter at hundreds of jobs per statement: a
- * value like the one before it (the batch's handler, queue, run time) reuses
- * its text, and a column of nulls only is sent empty ('{}'), as ROWS FROM
- * pads a shorter array with nulls.
- */
-function columnParam(rows: readonly NewJob[], pick: (job: NewJob) => string | number | null | undefined): string {
-  let literal = '';
-  let last: string | number | null | undefined;
-  let text = '';
-  let allNull = true;
-  for (let i = 0; i < rows.length; i++) {
-    const value = pick(rows[i]!);
-    if (i === 0 || value !== last) {
-      last = value;
-      if (value === null || value === undefined) text = 'NULL';
-      else {
-        allNull = false;
-        if (typeof value === 'number') text = String(value);
-        else text = QUOTE_OR_BACKSLASH.test(value) ? `"${value.replace(/["\\]/g, '\\$&')}"` : `"${value}"`;
-      }
-    }
-    literal += i === 0 ? text : `,${text}`;
-  }
-  return allNull ? '{}' : `{${literal}}`;
-}
 
 /** True when every job can take the one-statement path (nothing to deduplicate). */
 export function isPlain(jobs: readonly NewJob[]): boolean {
