@@ -486,7 +486,7 @@ export class Dispatcher {
   }
 
   #releaseJobs(attempts: ReadonlyArray<{ readonly job: LeasedJob }>): void {
-    for (const { job } of attempts) void this.options.store.release(job.id, job.leaseToken).catch(() => undefined);
+    void this.#handBack(attempts.map(({ job }) => job));
   }
 
   #start(attempt: Attempt, now: number): void {
