@@ -17,6 +17,8 @@ export class DueTimer {
   #armedFor = Number.POSITIVE_INFINITY;
   #stopped = true;
   #staging: Promise<void> | null = null;
+  /** The pass queued behind the one out, if any. */
+  #followUp: Promise<void> | null = null;
 
   constructor(
     private readonly store: JobStore,
@@ -44,9 +46,23 @@ export class DueTimer {
     this.#arm(runAt);
   }
 
-  /** Stage everything due now and re-arm for the next due time. */
+  /**
+   * Stage everything due now and re-arm for the next due time. A call while a
+   * pass is out gets a fresh pass after it, shared by every such call: the
+   * pass out may have read the store before the job that prompted this call
+   * was scheduled, and its answer (no next due time) would leave that job
+   * scheduled until something else staged again (on SQLite nothing does).
+   */
   stageNow(): Promise<void> {
-    if (this.#staging) return this.#staging;
+    if (!this.#staging) return this.#pass();
+    this.#followUp ??= this.#staging.then(() => {
+      this.#followUp = null;
+      return this.#pass();
+    });
+    return this.#followUp;
+  }
+
+  #pass(): Promise<void> {
     this.#staging = this.store
       .stageDue()
       .then((result) => {
