@@ -17,11 +17,12 @@
  * again, which at-least-once already allows; a lost reclaim is redone by the
  * next pass), and a completion's durable commit flushes the lease before it
  * anyway. Intake and completions never use it: what was acknowledged stays
- * acknowledged.
+ * acknowledged. `marks` is one connection with the lease pool's settings,
+ * held for good by the start marks in pipeline mode (start-batch.ts,
+ * pipelined.ts).
  */
 import pg from 'pg';
 import { clientConfig, type ConnectionSettings } from './connection.js';
-import { START_IN_FLIGHT } from './start-batch.js';
 
 /** Connections in each of the hot path's pools, besides `poolMax`. */
 const HOT_POOL_MAX = 2;
@@ -30,13 +31,16 @@ export interface EnginePools {
   general: pg.Pool;
   hot: pg.Pool;
   lease: pg.Pool;
+  /** One pipelined connection for start marks (pipelined.ts), with the lease pool's settings. */
+  marks: pg.Pool;
 }
 
 export function openPools(connection: ConnectionSettings, poolMax: number): EnginePools {
   return {
     general: new pg.Pool({ ...clientConfig(connection), max: poolMax, idleTimeoutMillis: 30_000 }),
     hot: new pg.Pool({ ...clientConfig(connection, { genericPlans: true }), max: HOT_POOL_MAX, idleTimeoutMillis: 30_000 }),
-    lease: new pg.Pool({ ...clientConfig(connection, { genericPlans: true, asyncCommit: true }), max: HOT_POOL_MAX + START_IN_FLIGHT, idleTimeoutMillis: 30_000 }),
+    lease: new pg.Pool({ ...clientConfig(connection, { genericPlans: true, asyncCommit: true }), max: HOT_POOL_MAX, idleTimeoutMillis: 30_000 }),
+    marks: new pg.Pool({ ...clientConfig(connection, { genericPlans: true, asyncCommit: true }), pipeline: true, max: 1 }),
   };
 }
 

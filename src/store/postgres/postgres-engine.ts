@@ -83,6 +83,7 @@ import type { RawApiKey, RawJob, RawNode } from './rows.js';
 import { takeRateStart } from './rate-windows.js';
 import { SettleBatch, type Settlement } from './settle-batch.js';
 import { StartBatch } from './start-batch.js';
+import { Pipelined } from './pipelined.js';
 import { openPools, poolStats } from './pools.js';
 import { Wakeups } from './wakeups.js';
 import { EnqueueBatch } from './enqueue-batch.js';
@@ -121,6 +122,8 @@ export class PostgresEngine implements StorageEngine {
   readonly #pool: pg.Pool;
   readonly #hot: pg.Pool;
   readonly #lease: pg.Pool;
+  readonly #marksPool: pg.Pool;
+  readonly #marks: Pipelined;
   readonly #clock: () => number;
   readonly #wakeups: Wakeups;
   /** Set by the metrics (store-metrics.ts): another node's NOTIFY arrived this long after it was sent. */
@@ -144,10 +147,10 @@ export class PostgresEngine implements StorageEngine {
     this.#nodeLockWaitMs = options.nodeLockWaitMs ?? 5_000;
     const connection = { url: options.url, schema: this.schema, applicationName: `drover/${this.schema}`, ...(options.timeouts ? { timeouts: options.timeouts } : {}) };
     this.#connectionErrors = new ConnectionErrors(options.onConnectionError);
-    ({ general: this.#pool, hot: this.#hot, lease: this.#lease } = openPools(connection, options.poolMax ?? 10));
+    ({ general: this.#pool, hot: this.#hot, lease: this.#lease, marks: this.#marksPool } = openPools(connection, options.poolMax ?? 10));
     // A client whose connection drops emits 'error'; without a listener that
     // would crash the process. Counted, reported once, the client discarded.
-    for (const pool of [this.#pool, this.#hot, this.#lease]) this.#connectionErrors.watch(pool);
+    for (const pool of [this.#pool, this.#hot, this.#lease, this.#marksPool]) this.#connectionErrors.watch(pool);
     const checkEveryMs = options.timeouts?.keepAliveIdleMs ?? DEFAULT_TIMEOUTS.keepAliveIdleMs;
     this.#wakeups = new Wakeups(this.#pool, clientConfig(connection), this.schema, {
       checkEveryMs,
@@ -156,7 +159,8 @@ export class PostgresEngine implements StorageEngine {
     });
     // Settlements name queues only, and a freed concurrency key lets jobs of any handler run: any handler.
     this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#wakeups.committed(Woken.of(queues, null)) });
-    this.#starts = new StartBatch(this.#lease);
+    this.#marks = new Pipelined(this.#marksPool);
+    this.#starts = new StartBatch(this.#marks);
     // The statement itself notifies other nodes; local listeners are told after it commits.
     // On the hot pool: its generic plan (pools.ts) saves a re-plan per statement.
     this.#enqueues = new EnqueueBatch(
@@ -182,7 +186,7 @@ export class PostgresEngine implements StorageEngine {
 
   /** Connections of all pools (general and hot path), their limit, and callers waiting for one, for metrics (pools.ts). */
   poolStats(): { total: number; idle: number; waiting: number; max: number } {
-    return poolStats([this.#pool, this.#hot, this.#lease]);
+    return poolStats([this.#pool, this.#hot, this.#lease, this.#marksPool]);
   }
 
   async migrate(options: MigrateOptions = {}): Promise<MigrationStatus> {
@@ -207,9 +211,10 @@ export class PostgresEngine implements StorageEngine {
     this.#closing ??= (async () => {
       await this.#enqueues.drain();
       await this.#starts.close();
+      await this.#marks.close();
       await this.#settle.close();
       await this.#wakeups.close();
-      await Promise.all([this.#pool.end(), this.#hot.end(), this.#lease.end()]);
+      await Promise.all([this.#pool.end(), this.#hot.end(), this.#lease.end(), this.#marksPool.end()]);
     })();
     return this.#closing;
   }

@@ -99,7 +99,12 @@ export function settleSql(full: boolean): string {
     INSERT INTO queue_counts (queue, kind, n) SELECT queue, 'finished', n FROM finished ORDER BY queue
     ON CONFLICT (queue, kind) DO UPDATE SET n = queue_counts.n + excluded.n
   )
-  SELECT ${full ? '*' : 'n, woke'} FROM done`;
+  ${
+    full
+      ? 'SELECT * FROM done'
+      : `SELECT CASE WHEN count(*) <> cardinality($1::bigint[]) THEN coalesce(json_agg(n), '[]') END AS matched,
+    json_agg(DISTINCT woke) FILTER (WHERE woke IS NOT NULL) AS woke FROM done`
+  }`;
 }
 
 export const SETTLE = settleSql(true);
@@ -177,8 +182,7 @@ export class SettleBatch {
   async #settle(batch: Pending[]): Promise<void> {
     const now = this.options.clock();
     const full = batch.some((p) => p.row);
-    // Lean rows carry `n` and `woke` only; the job's columns are read when `full`.
-    const { rows } = await this.options.pool.query<RawJob & { n: number; woke: string | null }>({
+    const { rows } = await this.options.pool.query({
       name: full ? 'drover_settle' : 'drover_settle_lean',
       text: full ? SETTLE : SETTLE_LEAN,
       values: [
@@ -193,24 +197,37 @@ export class SettleBatch {
         arrayParam(batch.map((p) => p.settlement.kind === 'failed' && p.settlement.request.crashed === true)),
       ],
     });
-    // Each row names its call by place in the batch. An (id, token) pair is
-    // settled at most once, even when it came twice in one batch: the update
-    // takes one of them, and the other is answered as stale, as it would be later.
-    const settled: Array<(typeof rows)[number] | undefined> = new Array(batch.length);
-    const woken = new Set<string>();
-    for (const raw of rows) {
-      settled[raw.n - 1] = raw;
-      if (raw.woke !== null) woken.add(raw.woke);
-    }
     const unmatched: Pending[] = [];
-    for (let i = 0; i < batch.length; i++) {
-      const p = batch[i]!;
-      const raw = settled[i];
-      if (raw === undefined) unmatched.push(p);
-      else if (p.row) p.resolve({ ok: true, job: toJobRow(raw) });
-      else p.resolve(MATCHED);
+    if (full) {
+      // Each row names its call by place in the batch. An (id, token) pair is
+      // settled at most once, even when it came twice in one batch: the update
+      // takes one of them, and the other is answered as stale, as it would be later.
+      const settled: Array<(RawJob & { n: number; woke: string | null }) | undefined> = new Array(batch.length);
+      const woken = new Set<string>();
+      for (const raw of rows as Array<RawJob & { n: number; woke: string | null }>) {
+        settled[raw.n - 1] = raw;
+        if (raw.woke !== null) woken.add(raw.woke);
+      }
+      for (let i = 0; i < batch.length; i++) {
+        const p = batch[i]!;
+        const raw = settled[i];
+        if (raw === undefined) unmatched.push(p);
+        else if (p.row) p.resolve({ ok: true, job: toJobRow(raw) });
+        else p.resolve(MATCHED);
+      }
+      if (woken.size > 0) this.options.woke(woken);
+    } else {
+      const { matched, woke } = (rows[0] ?? { matched: [], woke: null }) as { matched: number[] | null; woke: string[] | null };
+      if (matched === null) for (const p of batch) p.resolve(MATCHED);
+      else {
+        const settled = new Set(matched);
+        for (let i = 0; i < batch.length; i++) {
+          if (settled.has(i + 1)) batch[i]!.resolve(MATCHED);
+          else unmatched.push(batch[i]!);
+        }
+      }
+      if (woke !== null) this.options.woke(new Set(woke));
     }
-    if (woken.size > 0) this.options.woke(woken);
     if (unmatched.length > 0) {
       // Rare (stale holders, bad ids): tell "gone" from "stale". The batch is
       // committed, so a failure here must not make #run settle it again.

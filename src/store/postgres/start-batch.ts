@@ -9,20 +9,24 @@
  *
  * So marks are pipelined, not one-in-flight: the marks of one cascade of
  * promise callbacks (every job whose slot freed in it) go out together at the
- * end of it (`process.nextTick`), on a connection of their own, while up to
- * `START_IN_FLIGHT - 1` earlier batches are still out. One batch in flight
- * made a mark wait for a whole batch's round trip before its own began.
- * Spreading one cascade's marks over several statements, so that one part's
- * handlers run while the rest are on the server, measured worse: three times
- * the statements on a two-core machine (docs/benchmarks.md). Marks go
- * through the lease pool (asynchronous commit, no wait for the WAL flush):
- * the mark is visible to every node once committed, and only a server crash
- * can lose it, which leaves one crash uncounted, never a job lost or run twice.
+ * end of it (`process.nextTick`), while up to `START_IN_FLIGHT - 1` earlier
+ * batches are still out. One batch in flight made a mark wait for a whole
+ * batch's round trip before its own began. Spreading one cascade's marks over
+ * several statements, so that one part's handlers run while the rest are on
+ * the server, measured worse: three times the statements on a two-core
+ * machine (docs/benchmarks.md). The batches in flight share one pipelined
+ * connection (pipelined.ts): a pool of three woke three backends, and the
+ * drain made a third fewer mark statements and spent ~10 % less CPU per job
+ * on one. Its sessions commit asynchronously, like the lease pool's (no wait
+ * for the WAL flush): the mark is visible to every node once committed, and
+ * only a server crash can lose it, which leaves one crash uncounted, never a
+ * job lost or run twice. Marks riding on the completions' durable commit
+ * instead measured worse: the flush made every cascade wait longer.
  */
-import type pg from 'pg';
 import { DroverError } from '../../core/errors.js';
 import type { StartResult } from '../engine.js';
 import { arrayParam, storeError } from './connection.js';
+import type { Pipelined } from './pipelined.js';
 import { parseJobId } from './rows.js';
 
 /** Most mark statements out at once; the lease pool is sized for them (postgres-engine.ts). */
@@ -30,14 +34,20 @@ export const START_IN_FLIGHT = 3;
 
 /**
  * $1 ids, $2 tokens. Fenced like a settlement (see settle-batch.ts for the plan
- * note on the state test). Only which rows matched comes back: the runtime
- * needs nothing else, and parsing whole rows cost a few µs per job.
+ * note on the state test). One row comes back, not one per mark: the usual
+ * answer is "all matched" (null), and only otherwise the jobs that did (an
+ * empty list when none did: json_agg of no rows is null), which the caller
+ * compares with its tokens. Parsing a row per mark cost the drain
+ * CPU for nothing.
  */
 const START = `
-  UPDATE jobs j SET started_seq = j.lease_seq
-  FROM unnest($1::bigint[], $2::text[]) AS i(id, token)
-  WHERE j.id = i.id AND j.lease_token = i.token AND starts_with(j.state, 'running')
-  RETURNING j.id, j.lease_token`;
+  WITH marked AS (
+    UPDATE jobs j SET started_seq = j.lease_seq
+    FROM unnest($1::bigint[], $2::text[]) AS i(id, token)
+    WHERE j.id = i.id AND j.lease_token = i.token AND starts_with(j.state, 'running')
+    RETURNING j.id, j.lease_token
+  )
+  SELECT CASE WHEN count(*) <> cardinality($1::bigint[]) THEN coalesce(json_agg(json_build_array(id, lease_token)), '[]') END AS matched FROM marked`;
 
 /** Most marks in one statement. */
 const MAX_BATCH = 1000;
@@ -59,7 +69,7 @@ export class StartBatch {
   #idle: Array<() => void> = [];
   #closed = false;
 
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly pool: Pipelined) {}
 
   submit(jobId: string, token: string): Promise<StartResult> {
     if (this.#closed) return Promise.reject(new DroverError('store_unavailable', 'the store is closed'));
@@ -101,26 +111,27 @@ export class StartBatch {
   }
 
   async #run(batch: Pending[]): Promise<void> {
-    let rows: Array<{ id: number; lease_token: string }>;
+    let matched: Array<[number, string]> | null;
     try {
-      ({ rows } = await this.pool.query<{ id: number; lease_token: string }>({
+      const { rows } = await this.pool.query<{ matched: Array<[number, string]> | null }>({
         name: 'drover_start',
         text: START,
         values: [arrayParam(batch.map((p) => p.id)), arrayParam(batch.map((p) => p.token))],
-      }));
+      });
+      matched = rows[0]?.matched ?? null;
     } catch (error) {
       // Not started: the caller does not run the handler, and the lease comes back unspent.
       const wrapped = storeError(error, 'marking jobs started');
       for (const p of batch) p.reject(wrapped);
       return;
     }
-    let unmatched: Pending[] | null = null;
-    if (rows.length === batch.length) {
+    if (matched === null) {
       // Every mark matched (the usual case: a row matches at most one of the batch's marks).
       for (const p of batch) p.resolve(STARTED);
       return;
     }
-    const started = new Map(rows.map((r) => [Number(r.id), r.lease_token]));
+    let unmatched: Pending[] | null = null;
+    const started = new Map(matched);
     for (const p of batch) {
       if (started.get(p.id) === p.token) p.resolve(STARTED);
       else (unmatched ??= []).push(p);
@@ -129,7 +140,7 @@ export class StartBatch {
     // Rare (a lease reaped or cancelled meanwhile): tell "gone" from "stale".
     let known: Set<number> | null = null;
     try {
-      const { rows: exists } = await this.pool.query<{ id: number }>('SELECT id FROM jobs WHERE id = ANY($1::bigint[])', [unmatched.map((p) => p.id)]);
+      const { rows: exists } = await this.pool.query<{ id: number }>({ text: 'SELECT id FROM jobs WHERE id = ANY($1::bigint[])', values: [unmatched.map((p) => p.id)] });
       known = new Set(exists.map((r) => Number(r.id)));
     } catch {
       known = null;
