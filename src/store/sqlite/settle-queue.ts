@@ -15,14 +15,16 @@
  * lease expired, then run it again and repeat its side effects. The retry is
  * fenced like the first try, so an outcome lands at most once.
  */
-import type { FenceResult } from '../engine.js';
+import type { FenceResult, MatchResult } from '../engine.js';
 
-type Settle<E> = (own: E) => FenceResult;
+/** A fenced transition's answer: with the job's row, or (`row: false`) without. */
+type Settled = FenceResult | MatchResult;
+type Settle<E> = (own: E) => Settled;
 type Submit<E> = <T>(op: (own: E) => T) => Promise<T>;
 
 interface Pending<E> {
   run: Settle<E>;
-  resolve(result: FenceResult): void;
+  resolve(result: Settled): void;
   reject(error: unknown): void;
 }
 
@@ -48,9 +50,9 @@ export class SettleQueue<E> {
     this.#retryForMs = retry.retryForMs ?? 30_000;
   }
 
-  add(run: Settle<E>): Promise<FenceResult> {
-    return new Promise<FenceResult>((resolve, reject) => {
-      this.#pending.push({ run, resolve, reject });
+  add<R extends Settled>(run: (own: E) => R): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.#pending.push({ run, resolve: resolve as (result: Settled) => void, reject });
       if (this.#pending.length === 1) this.#submitShared();
     });
   }

@@ -38,6 +38,7 @@ import type {
   IngestResult,
   JobFilter,
   LeaseRequest,
+  MatchResult,
   MigrateOptions,
   MigrationStatus,
   NodeHeartbeat,
@@ -52,6 +53,7 @@ import type {
   StageResult,
   StorageEngine,
   StoreCapabilities,
+  WithoutRow,
   WorkListener,
 } from '../engine.js';
 import { insertKey, readKeyByHash } from './api-keys.js';
@@ -62,11 +64,12 @@ import * as durable from './durable.js';
 import type { DurableStatements } from './durable-statements.js';
 import { readPendingInterrupts, readPendingWait, readSteps, readWait } from './durable-reads.js';
 import { isTransientStoreError, toStoreError } from './errors.js';
-import { completeJob, failJob, heartbeatJob, releaseJob, startJob } from './fenced.js';
+import { completeJob, failJob, heartbeatJob, releaseJob, startJob, withoutRow } from './fenced.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { ingestItem, insertJob, type IntakeContext } from './intake.js';
 import { buildPayloadIndexes, readAttempts, readEvent, readJob, readJobPage, readQueueStats } from './job-reads.js';
 import { leaseJobs } from './lease.js';
+import { LeaseMemo, type HeldLease } from './lease-memo.js';
 import { pruneStore, restampJobs, stageDueJobs } from './maintenance.js';
 import { migrateSqlite } from './migrator.js';
 import { NodeRegistry } from './node-registry.js';
@@ -114,6 +117,7 @@ export class SqliteEngine implements StorageEngine {
   readonly #writes: GroupCommit<WriteEffects>;
   readonly #settles = new SettleQueue<WriteEffects>((op) => this.#write(op), { isTransient: isTransientStoreError });
   readonly #starts: StartMarks;
+  readonly #memo = new LeaseMemo();
   readonly #depths = new QueueDepths();
   readonly #nodes = new NodeRegistry();
   readonly #listeners = new Set<WorkListener>();
@@ -253,9 +257,14 @@ export class SqliteEngine implements StorageEngine {
   // --- execution ----------------------------------------------------------
 
   lease(request: LeaseRequest): Promise<LeasedJob[]> {
+    const held: HeldLease[] = [];
     return this.#write(() => {
       const s = this.#s;
-      return leaseJobs(s, request, this.#clock(), (id) => readEvent(s.fixed, id));
+      return leaseJobs(s, request, this.#clock(), (id) => readEvent(s.fixed, id), held);
+    }).then((jobs) => {
+      // Only once committed (lease-memo.ts).
+      this.#memo.remember(held);
+      return jobs;
     });
   }
 
@@ -263,21 +272,30 @@ export class SqliteEngine implements StorageEngine {
     return this.#write(() => heartbeatJob(this.#s.fixed, jobId, token, leaseMs, this.#clock()));
   }
 
-  /** Written at once, without waiting for the next group commit (start-marks.ts says why). */
+  /**
+   * Marked by the lease itself (`LeaseRequest.start`): answered at once. Else
+   * written at once, without waiting for the next group commit (start-marks.ts says why).
+   */
   start(jobId: string, token: string): Promise<StartResult> {
+    if (this.#closed || this.#closing) return Promise.reject(new DroverError('store_unavailable', `the store ${this.path} is closed`));
+    if (this.#memo.takeMark(jobId, token)) return Promise.resolve(MARKED);
     return this.#starts.add(() => startJob(this.#s.fixed, jobId, token));
   }
 
-  complete(jobId: string, token: string, result: unknown): Promise<FenceResult> {
-    return this.#settles.add((own) => completeJob(this.#s.fixed, jobId, token, result, this.#clock(), own));
+  complete(jobId: string, token: string, result: unknown): Promise<FenceResult>;
+  complete(jobId: string, token: string, result: unknown, options: WithoutRow): Promise<MatchResult>;
+  complete(jobId: string, token: string, result: unknown, options?: WithoutRow): Promise<FenceResult | MatchResult> {
+    const memo = this.#memo;
+    if (options?.row === false) return this.#settles.add((own) => withoutRow(completeJob(this.#s.fixed, memo, jobId, token, result, this.#clock(), own)));
+    return this.#settles.add((own) => completeJob(this.#s.fixed, memo, jobId, token, result, this.#clock(), own));
   }
 
   fail(jobId: string, token: string, request: FailRequest): Promise<FenceResult> {
-    return this.#settles.add((own) => failJob(this.#s.fixed, jobId, token, request, this.#clock(), own));
+    return this.#settles.add((own) => failJob(this.#s.fixed, this.#memo, jobId, token, request, this.#clock(), own));
   }
 
   release(jobId: string, token: string, runAt?: number): Promise<FenceResult> {
-    return this.#settles.add((own) => releaseJob(this.#s.fixed, jobId, token, this.#clock(), own, runAt));
+    return this.#settles.add((own) => releaseJob(this.#s.fixed, this.#memo, jobId, token, this.#clock(), own, runAt));
   }
 
   // --- background ---------------------------------------------------------
@@ -293,11 +311,11 @@ export class SqliteEngine implements StorageEngine {
     // probe first, so an idle reap costs no write batch (no group-commit slot).
     this.#assertOpen();
     if (!this.#s.fixed.anyExpiredLease.get(this.#clock())) return [];
-    return this.#write((own) => reclaimExpired(this.#s.fixed, options, this.#clock(), own));
+    return this.#write((own) => this.#forget(reclaimExpired(this.#s.fixed, options, this.#clock(), own)));
   }
 
   reclaimWorker(workerId: string, options: ReclaimOptions): Promise<ReclaimedJob[]> {
-    return this.#write((own) => reclaimWorkerLeases(this.#s.fixed, workerId, options, this.#clock, own));
+    return this.#write((own) => this.#forget(reclaimWorkerLeases(this.#s.fixed, workerId, options, this.#clock, own)));
   }
 
   // --- nodes (one process owns the file: see node-registry.ts) --------------
@@ -316,7 +334,7 @@ export class SqliteEngine implements StorageEngine {
     const stale = this.#nodes.stale(this.#clock() - request.staleAfterMs, request.exceptNodeId);
     const nodes = stale.map((node) => node.nodeId);
     if (nodes.length === 0) return { nodes, jobs: [] };
-    const jobs = await this.#write((own) => reclaimStaleNodes(this.#s.fixed, stale, request, this.#clock(), own));
+    const jobs = await this.#write((own) => this.#forget(reclaimStaleNodes(this.#s.fixed, stale, request, this.#clock(), own)));
     this.#nodes.remove(nodes);
     return { nodes, jobs };
   }
@@ -340,7 +358,10 @@ export class SqliteEngine implements StorageEngine {
   // --- operator actions ---------------------------------------------------
 
   cancel(jobId: string): Promise<JobRow | null> {
-    return this.#write((own) => cancelJob(this.#s.fixed, this.#d.fixed, jobId, this.#clock, own));
+    return this.#write((own) => {
+      this.#memo.forget(jobId);
+      return cancelJob(this.#s.fixed, this.#d.fixed, jobId, this.#clock, own);
+    });
   }
 
   retry(jobId: string): Promise<JobRow | null> {
@@ -358,7 +379,10 @@ export class SqliteEngine implements StorageEngine {
   }
 
   suspend(jobId: string, token: string, request: SuspendRequest): Promise<SuspendResult> {
-    return this.#write((own) => durable.suspend(this.#durable(this.#clock(), own), jobId, token, request));
+    return this.#write((own) => {
+      this.#memo.forget(jobId);
+      return durable.suspend(this.#durable(this.#clock(), own), jobId, token, request);
+    });
   }
 
   resumeWait(waitId: string, input: unknown, resolvedBy: string): Promise<ResumeResult> {
@@ -463,7 +487,7 @@ export class SqliteEngine implements StorageEngine {
   }
 
   reclaimAll(): Promise<ReclaimedJob[]> {
-    return this.#write((own) => reclaimAllRunning(this.#s.fixed, this.#clock(), own));
+    return this.#write((own) => this.#forget(reclaimAllRunning(this.#s.fixed, this.#clock(), own)));
   }
 
   // --- audit trail --------------------------------------------------------
@@ -486,6 +510,12 @@ export class SqliteEngine implements StorageEngine {
 
   #write<T>(op: (own: WriteEffects, batch: Readonly<WriteEffects>) => T): Promise<T> {
     return this.#writes.submit(op);
+  }
+
+  /** Reclaimed leases are over: a lease-marked one must not answer its `start` from memory (lease-memo.ts). */
+  #forget(jobs: ReclaimedJob[]): ReclaimedJob[] {
+    for (const job of jobs) this.#memo.forget(job.id);
+    return jobs;
   }
 
   #read(): SqliteStatements {
@@ -555,6 +585,8 @@ export class SqliteEngine implements StorageEngine {
  * const [{ job }] = await engine.enqueue([{ handler: 'email', queue: 'default', payload: {}, priority: 0, runAt: Date.now(), maxAttempts: 3 }]);
  * await engine.close();
  */
+const MARKED: StartResult = Object.freeze({ ok: true });
+
 export async function openSqliteEngine(options: SqliteEngineOptions): Promise<SqliteEngine> {
   const { path } = options;
   let lock: PidfileLock | null = null;
