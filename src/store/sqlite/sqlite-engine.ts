@@ -81,6 +81,7 @@ import { toApiKeyRow } from './rows.js';
 import { reclaimAllRunning, reclaimExpired, reclaimStaleNodes, reclaimWorkerLeases } from './reclaim.js';
 import { SettleQueue } from './settle-queue.js';
 import { StartMarks } from './start-marks.js';
+import { walSync } from './wal-sync.js';
 import type { SqliteStatements } from './statements.js';
 import { SqliteTableSizes } from './table-sizes.js';
 import { eventMerges, type TriggerStatements } from './trigger-groups.js';
@@ -136,14 +137,21 @@ export class SqliteEngine implements StorageEngine {
     this.#lock = lock;
     this.#ping = db.prepare('SELECT 1');
     this.#space = new DiskSpace(db, { clock, probe: () => this.#probeSpace(), closing: () => this.#closing !== null });
-    this.#writes = new GroupCommit<WriteEffects>(db, {
-      create: createEffects,
-      merge: mergeEffects,
-      committed: (effects) => this.#committed(effects),
-      error: (error) => toStoreError(error, path),
-      settled: (errors, committed) => this.#space.note(errors, committed),
-      timed: (seconds) => this.onCommitTimed?.(seconds),
-    });
+    this.#writes = new GroupCommit<WriteEffects>(
+      db,
+      {
+        create: createEffects,
+        merge: mergeEffects,
+        // Depths at once: the next batch's queue limits must count this one's jobs.
+        committed: (effects) => this.#depths.apply(effects),
+        // Wake-ups only once on disk: whatever they lead to is then built on durable work.
+        durable: (effects) => this.#notify(effects),
+        error: (error) => toStoreError(error, path),
+        settled: (errors, committed) => this.#space.note(errors, committed),
+        timed: (seconds) => this.onCommitTimed?.(seconds),
+      },
+      walSync(db, path, isInMemory(path)),
+    );
     this.#starts = new StartMarks(db, (mark) => this.#write(mark));
     this.#prepared = new PreparedStatements(db, path, (statements) => this.#depths.load(statements.fixed.unfinishedByQueue.all()));
     try {
@@ -371,6 +379,7 @@ export class SqliteEngine implements StorageEngine {
   // --- durable execution (durable.ts) ---------------------------------------
 
   async getSteps(jobId: string): Promise<StepRow[]> {
+    await this.#visible();
     return readSteps(() => this.#readDurable().fixed, jobId);
   }
 
@@ -390,40 +399,49 @@ export class SqliteEngine implements StorageEngine {
   }
 
   async getWait(waitId: string): Promise<WaitRow | null> {
+    await this.#visible();
     return readWait(this.#readDurable().fixed, waitId);
   }
 
   async pendingWait(jobId: string): Promise<WaitRow | null> {
+    await this.#visible();
     return readPendingWait(() => this.#readDurable().fixed, jobId);
   }
 
   async listWaits(filter: WaitFilter): Promise<WaitRow[]> {
+    await this.#visible();
     return this.#readDurable().listWaits(filter).map(durable.toWaitRow);
   }
 
   async pendingInterrupts(): Promise<{ count: number; oldestCreatedAt: number | null }> {
+    await this.#visible();
     return readPendingInterrupts(this.#readDurable().fixed);
   }
 
   // --- reads --------------------------------------------------------------
 
   async getJob(id: string): Promise<JobRow | null> {
+    await this.#visible();
     return readJob(() => this.#read().fixed, id);
   }
 
   async getAttempts(jobId: string): Promise<AttemptRow[]> {
+    await this.#visible();
     return readAttempts(() => this.#read().fixed, jobId);
   }
 
   async listJobs(filter: JobFilter): Promise<JobRow[]> {
+    await this.#visible();
     return readJobPage(() => this.#read(), filter);
   }
 
   async getEvent(id: string): Promise<EventRow | null> {
+    await this.#visible();
     return readEvent(this.#read().fixed, id);
   }
 
   async eventMerges(eventId: string): Promise<EventMerge[]> {
+    await this.#visible();
     this.#read();
     return eventMerges(this.#t, eventId);
   }
@@ -433,6 +451,7 @@ export class SqliteEngine implements StorageEngine {
   }
 
   async queueStats(): Promise<QueueStats[]> {
+    await this.#visible();
     return readQueueStats(this.#read().fixed);
   }
 
@@ -443,10 +462,12 @@ export class SqliteEngine implements StorageEngine {
   }
 
   async findKeyByHash(hash: string): Promise<ApiKeyRow | null> {
+    await this.#visible();
     return readKeyByHash(this.#read().fixed, hash);
   }
 
   async listKeys(): Promise<ApiKeyRow[]> {
+    await this.#visible();
     return this.#read().fixed.listKeys.all().map(toApiKeyRow);
   }
 
@@ -458,6 +479,7 @@ export class SqliteEngine implements StorageEngine {
   // --- node metadata ------------------------------------------------------
 
   async getMeta(key: string): Promise<string | null> {
+    await this.#visible();
     return this.#read().fixed.getMeta.get(key)?.value ?? null;
   }
 
@@ -481,9 +503,13 @@ export class SqliteEngine implements StorageEngine {
   // --- backup and restore -------------------------------------------------
 
   /** Online backup API when this process owns the store, else `VACUUM INTO` (see `backup.ts`). */
-  backupTo(file: string): Promise<BackupSnapshot> {
+  /** Only durable writes in the copy: it waits for the syncs of what was committed before and while it ran. */
+  async backupTo(file: string): Promise<BackupSnapshot> {
     this.#assertOpen();
-    return snapshotSqlite(this.#db, file, { owner: this.#lock !== null });
+    await this.#visible();
+    const snapshot = await snapshotSqlite(this.#db, file, { owner: this.#lock !== null });
+    await this.#visible();
+    return snapshot;
   }
 
   reclaimAll(): Promise<ReclaimedJob[]> {
@@ -497,11 +523,13 @@ export class SqliteEngine implements StorageEngine {
   }
 
   async listAudit(page: AuditPage): Promise<AuditRecord[]> {
+    await this.#visible();
     this.#assertOpen();
     return this.#prepared.audit.page(page);
   }
 
   async readAudit(range: AuditRange): Promise<AuditRecord[]> {
+    await this.#visible();
     this.#assertOpen();
     return this.#prepared.audit.range(range);
   }
@@ -516,6 +544,14 @@ export class SqliteEngine implements StorageEngine {
   #forget(jobs: ReclaimedJob[]): ReclaimedJob[] {
     for (const job of jobs) this.#memo.forget(job.id);
     return jobs;
+  }
+
+  /**
+   * Reads wait for the syncs of the writes committed before them
+   * (group-commit.ts): a write is seen once it is on disk, as with a FULL commit.
+   */
+  #visible(): Promise<void> | null {
+    return this.#writes.whenDurable();
   }
 
   #read(): SqliteStatements {
@@ -548,8 +584,7 @@ export class SqliteEngine implements StorageEngine {
     return { s: this.#s.fixed, d: this.#d.fixed, now, own };
   }
 
-  #committed(effects: WriteEffects): void {
-    this.#depths.apply(effects);
+  #notify(effects: WriteEffects): void {
     if (effects.woken.empty || this.#listeners.size === 0) return;
     const queues = [...effects.woken.queues];
     const { handlers } = effects.woken;
