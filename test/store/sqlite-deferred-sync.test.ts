@@ -4,7 +4,7 @@
  * before the sync covering its batch has returned; a failed sync fails its
  * batches and every write after it.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -172,6 +172,26 @@ describe('sqlite: the WAL sync', () => {
     }
   });
 
+  it('an engine whose WAL cannot be synced refuses every write and read after, and is not ready', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drover-walsync-'));
+    const path = join(dir, 'drover.db');
+    const engine = await openSqliteEngine({ path });
+    const job = { handler: 'h', queue: 'default', payload: {}, priority: 0, runAt: Date.now(), maxAttempts: 3 };
+    try {
+      await engine.migrate();
+      const [first] = await engine.enqueue([job]);
+      // SQLite keeps writing to the unlinked file; the sync, which opens the WAL by name, fails.
+      unlinkSync(`${path}-wal`);
+      await expect(engine.enqueue([job])).rejects.toMatchObject({ code: 'store_unavailable' });
+      await expect(engine.enqueue([job])).rejects.toMatchObject({ code: 'store_unavailable' });
+      await expect(engine.getJob(first!.job.id)).rejects.toMatchObject({ code: 'store_unavailable' });
+      await expect(engine.ping()).rejects.toMatchObject({ code: 'store_unavailable' });
+    } finally {
+      await engine.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("the engine's reads wait for the sync of the writes before them; its settings still say FULL", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'drover-walsync-'));
     const engine = await openSqliteEngine({ path: join(dir, 'drover.db') });
@@ -187,6 +207,7 @@ describe('sqlite: the WAL sync', () => {
       const order: string[] = [];
       await Promise.all([done.then(() => order.push('complete')), engine.getJob(job.id).then((row) => order.push(`read ${row?.state}`))]);
       expect(order).toEqual(['complete', 'read succeeded']);
+      await expect(engine.ping()).resolves.toBeUndefined();
     } finally {
       await engine.close();
       rmSync(dir, { recursive: true, force: true });

@@ -216,6 +216,8 @@ export class SqliteEngine implements StorageEngine {
   async ping(): Promise<void> {
     this.#assertOpen();
     this.#ping.get();
+    // A failed WAL sync fails every write from then on (group-commit.ts): not ready.
+    await this.#visible();
     if (this.#space.full) {
       await this.#space.probe().catch(() => undefined);
       const full = this.#space.full;
