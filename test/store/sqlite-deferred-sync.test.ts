@@ -135,6 +135,28 @@ describe('sqlite: group commit with a deferred sync', () => {
     expect(durable).toEqual([]);
   });
 
+  it('answers an `atCommit` write once committed, the others of its batch once synced', async () => {
+    const order: string[] = [];
+    const early = commit.submit((own) => {
+      db.prepare('INSERT INTO t (v) VALUES (?)').run(7);
+      own.push(7);
+      return 'early';
+    }, true);
+    const late = insert(8);
+    void early.then((v) => order.push(v));
+    void late.then((v) => order.push(String(v)));
+    await turn();
+    await early;
+    expect(order).toEqual(['early']);
+    // Its effects still wait for the sync, and so do reads.
+    expect(durable).toEqual([]);
+    expect(commit.whenDurable()).not.toBeNull();
+    held.calls[0]!.resolve();
+    await late;
+    expect(order).toEqual(['early', '8']);
+    expect(durable).toEqual([[7, 8]]);
+  });
+
   it('close waits for the sync of what was committed', async () => {
     const one = insert(1);
     await turn();
@@ -167,6 +189,7 @@ describe('sqlite: the WAL sync', () => {
       db.close();
       // No WAL to sync (closed: SQLite removed it): a failure, never a silent success.
       await expect(sync.sync()).rejects.toMatchObject({ code: 'ENOENT' });
+      sync.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

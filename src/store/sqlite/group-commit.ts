@@ -72,6 +72,8 @@ interface Pending<E> {
   op: WriteOp<E, unknown>;
   resolve(value: unknown): void;
   reject(error: unknown): void;
+  /** Answered once committed, not once on disk (`submit`'s `atCommit`). */
+  atCommit: boolean;
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -162,14 +164,19 @@ export class GroupCommit<E> {
     return new Promise((resolve, reject) => this.#durableWaiters.push({ seq, resolve, reject }));
   }
 
-  /** Queue a write; it runs in the next batch (this or the next tick). */
-  submit<T>(op: WriteOp<E, T>): Promise<T> {
+  /**
+   * Queue a write; it runs in the next batch (this or the next tick).
+   * `atCommit`: answer it once its batch committed, without waiting for the
+   * deferred sync (only for a write whose answer stays inside this process,
+   * which a power cut ends too: sqlite-engine.ts `lease`).
+   */
+  submit<T>(op: WriteOp<E, T>, atCommit = false): Promise<T> {
     if (this.#closed) {
       return Promise.reject(new DroverError('store_unavailable', 'the store is closed'));
     }
     if (this.#broken !== null) return Promise.reject(this.#brokenError());
     return new Promise<T>((resolve, reject) => {
-      this.#pending.push({ op, resolve: resolve as (value: unknown) => void, reject });
+      this.#pending.push({ op, resolve: resolve as (value: unknown) => void, reject, atCommit });
       this.#schedule();
     });
   }
@@ -235,7 +242,10 @@ export class GroupCommit<E> {
         // An operation that failed wrote nothing (its savepoint was undone): answered now.
         ops.forEach((pending, i) => {
           const outcome = outcomes[i];
-          if (outcome?.ok) return;
+          if (outcome?.ok) {
+            if (pending.atCommit && this.deferred) pending.resolve(outcome.value);
+            return;
+          }
           if (outcome) errors.push(outcome.error);
           pending.reject(outcome ? this.#mapped(outcome.error) : new Error('operation did not run'));
         });
@@ -262,7 +272,7 @@ export class GroupCommit<E> {
     for (const { ops, outcomes, effects, started } of batches) {
       ops.forEach((pending, i) => {
         const outcome = outcomes[i];
-        if (outcome?.ok) pending.resolve(outcome.value);
+        if (outcome?.ok && !(pending.atCommit && this.deferred)) pending.resolve(outcome.value);
       });
       this.policy.timed?.((performance.now() - started) / 1000, ops.length);
       this.policy.durable?.(effects);

@@ -81,7 +81,7 @@ import { toApiKeyRow } from './rows.js';
 import { reclaimAllRunning, reclaimExpired, reclaimStaleNodes, reclaimWorkerLeases } from './reclaim.js';
 import { SettleQueue } from './settle-queue.js';
 import { StartMarks } from './start-marks.js';
-import { walSync } from './wal-sync.js';
+import { walSync, type WalSync } from './wal-sync.js';
 import type { SqliteStatements } from './statements.js';
 import { SqliteTableSizes } from './table-sizes.js';
 import { eventMerges, type TriggerStatements } from './trigger-groups.js';
@@ -119,6 +119,7 @@ export class SqliteEngine implements StorageEngine {
   readonly #settles = new SettleQueue<WriteEffects>((op) => this.#write(op), { isTransient: isTransientStoreError });
   readonly #starts: StartMarks;
   readonly #memo = new LeaseMemo();
+  readonly #walSync: WalSync | null;
   readonly #depths = new QueueDepths();
   readonly #nodes = new NodeRegistry();
   readonly #listeners = new Set<WorkListener>();
@@ -137,6 +138,7 @@ export class SqliteEngine implements StorageEngine {
     this.#lock = lock;
     this.#ping = db.prepare('SELECT 1');
     this.#space = new DiskSpace(db, { clock, probe: () => this.#probeSpace(), closing: () => this.#closing !== null });
+    this.#walSync = walSync(db, path, isInMemory(path));
     this.#writes = new GroupCommit<WriteEffects>(
       db,
       {
@@ -150,7 +152,7 @@ export class SqliteEngine implements StorageEngine {
         settled: (errors, committed) => this.#space.note(errors, committed),
         timed: (seconds) => this.onCommitTimed?.(seconds),
       },
-      walSync(db, path, isInMemory(path)),
+      this.#walSync,
     );
     this.#starts = new StartMarks(db, (mark) => this.#write(mark));
     this.#prepared = new PreparedStatements(db, path, (statements) => this.#depths.load(statements.fixed.unfinishedByQueue.all()));
@@ -232,6 +234,7 @@ export class SqliteEngine implements StorageEngine {
       await this.#tableSizes.close();
       await this.#settles.close();
       await this.#writes.close();
+      this.#walSync?.close();
       this.#closed = true;
       this.#listeners.clear();
       try {
@@ -266,12 +269,24 @@ export class SqliteEngine implements StorageEngine {
 
   // --- execution ----------------------------------------------------------
 
+  /**
+   * The node's own leases are answered once committed, before their WAL sync
+   * (group-commit.ts `atCommit`): their holder is this process, which a power
+   * cut ends as it ends the sync, so no holder can outlive a lease the cut
+   * undoes, and every durable write after it (a completion, a step) is synced
+   * after it. What the cut can cost is what a start mark's own lost write
+   * costs (start-marks.ts): a crash left uncounted. A remote worker's lease
+   * (its worker id is always `remote:…`, runtime/remote-workers.ts) waits for
+   * its sync: that holder would outlive the cut and could run the job beside
+   * its next holder.
+   */
   lease(request: LeaseRequest): Promise<LeasedJob[]> {
     const held: HeldLease[] = [];
-    return this.#write(() => {
+    const own = !request.workerId.startsWith('remote:');
+    return this.#writes.submit(() => {
       const s = this.#s;
       return leaseJobs(s, request, this.#clock(), (id) => readEvent(s.fixed, id), held);
-    }).then((jobs) => {
+    }, own).then((jobs) => {
       // Only once committed (lease-memo.ts).
       this.#memo.remember(held);
       return jobs;

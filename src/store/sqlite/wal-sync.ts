@@ -13,28 +13,39 @@
  * FULL only in that commit fsync: checkpoints still sync the WAL before
  * copying it and the database after, and a reused WAL's header is synced.
  *
- * The WAL is opened by name for each sync, so a sync always reaches the file
- * SQLite writes now. Its directory is synced once too, as SQLite does for a
- * WAL it created (its entry must survive a power cut for the frames to).
+ * The WAL is opened once (SQLite keeps the same file for as long as its
+ * connection is open) and synced through that descriptor, as SQLite syncs its
+ * own. Each sync also looks the name up: a WAL removed or replaced under the
+ * store (an operator, a tool) fails the sync rather than making durable a
+ * file SQLite will not read back. Its directory is synced once too, as SQLite
+ * does for a WAL it created (its entry must survive a power cut for the
+ * frames to).
  */
-import { close, fdatasync, fsync, open } from 'node:fs';
+import { close, closeSync, fdatasync, fstat, fsync, open, stat, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { DeferredSync } from './group-commit.js';
 
-function syncFile(path: string, data: boolean): Promise<void> {
-  return new Promise((resolve, reject) => {
-    open(path, 'r', (openError, fd) => {
-      if (openError) return reject(openError);
-      (data ? fdatasync : fsync)(fd, (syncError) => {
-        close(fd, (closeError) => {
-          const error = syncError ?? closeError;
-          if (error) reject(error);
-          else resolve();
-        });
-      });
-    });
-  });
+const call = <T>(fn: (done: (error: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> =>
+  new Promise((resolve, reject) => fn((error, value) => (error ? reject(error) : resolve(value))));
+
+const openFile = (path: string) => call<number>((done) => open(path, 'r', done));
+const statOf = (path: string) => call<Stats>((done) => stat(path, done));
+const fstatOf = (fd: number) => call<Stats>((done) => fstat(fd, done));
+const dataSync = (fd: number) => call<void>((done) => fdatasync(fd, (error) => done(error, undefined)));
+
+async function syncDirectory(path: string): Promise<void> {
+  const fd = await openFile(path);
+  try {
+    await call<void>((done) => fsync(fd, (error) => done(error, undefined)));
+  } finally {
+    close(fd, () => undefined);
+  }
+}
+
+/** A `DeferredSync` that the engine closes with its connection. */
+export interface WalSync extends DeferredSync {
+  close(): void;
 }
 
 /**
@@ -43,22 +54,45 @@ function syncFile(path: string, data: boolean): Promise<void> {
  * a `file:` URI, whose WAL's name this does not work out (its commits keep
  * their own fsync).
  */
-export function walSync(db: Database.Database, path: string, inMemory: boolean): DeferredSync | null {
+export function walSync(db: Database.Database, path: string, inMemory: boolean): WalSync | null {
   const level = Number(db.pragma('synchronous', { simple: true }));
   if (inMemory || path.startsWith('file:') || level < 2) return null;
   const normal = db.prepare('PRAGMA synchronous = NORMAL');
   const restore = db.prepare(`PRAGMA synchronous = ${level}`);
   const wal = `${path}-wal`;
+  // Opened at the first sync: the WAL exists once something was committed.
+  let opened: Promise<{ fd: number; dev: number; ino: number }> | null = null;
+  let closed = false;
   let directorySynced = false;
+  const openWal = async () => {
+    const fd = await openFile(wal);
+    if (closed) {
+      closeSync(fd);
+      throw new Error('the store is closed');
+    }
+    const { dev, ino } = await fstatOf(fd);
+    return { fd, dev, ino };
+  };
   return {
     defer: () => void normal.run(),
     restore: () => void restore.run(),
     async sync() {
-      await syncFile(wal, true);
+      opened ??= openWal();
+      const file = await opened.catch((error: unknown) => {
+        opened = null;
+        throw error;
+      });
+      const [, named] = await Promise.all([dataSync(file.fd), statOf(wal)]);
+      if (named.dev !== file.dev || named.ino !== file.ino) throw new Error(`the WAL ${wal} was replaced under the store`);
       if (!directorySynced) {
-        await syncFile(dirname(wal), false);
+        await syncDirectory(dirname(wal));
         directorySynced = true;
       }
+    },
+    close() {
+      closed = true;
+      void opened?.then(({ fd }) => closeSync(fd)).catch(() => undefined);
+      opened = null;
     },
   };
 }
