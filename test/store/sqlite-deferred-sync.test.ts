@@ -135,13 +135,16 @@ describe('sqlite: group commit with a deferred sync', () => {
     expect(durable).toEqual([]);
   });
 
+  const AT_COMMIT = { feeds: false, atCommit: true };
+  const PLAIN = { feeds: false, atCommit: false };
+
   it('answers an `atCommit` write once committed, the others of its batch once synced', async () => {
     const order: string[] = [];
     const early = commit.submit((own) => {
       db.prepare('INSERT INTO t (v) VALUES (?)').run(7);
       own.push(7);
       return 'early';
-    }, true);
+    }, AT_COMMIT);
     const late = insert(8);
     void early.then((v) => order.push(v));
     void late.then((v) => order.push(String(v)));
@@ -155,6 +158,35 @@ describe('sqlite: group commit with a deferred sync', () => {
     await late;
     expect(order).toEqual(['early', '8']);
     expect(durable).toEqual([[7, 8]]);
+  });
+
+  it('answers an `atCommit` write after the sync when a feeding write before it is unsynced, in its batch or an earlier one', async () => {
+    const order: string[] = [];
+    const take = (label: string) => commit.submit(() => label, AT_COMMIT).then((v) => void order.push(v));
+    // Same batch: a feeding write (the default mode: an enqueue) before it, then one that feeds nothing.
+    const fed = insert(1).then((v) => void order.push(`insert ${v}`));
+    const afterFeed = take('lease after insert');
+    await turn();
+    expect(order).toEqual([]);
+    // The next batch, while the first is unsynced: still behind the feeding write.
+    const nextBatch = take('lease in the next batch');
+    await turn();
+    expect(order).toEqual([]);
+    held.calls[0]!.resolve();
+    await Promise.all([fed, afterFeed]);
+    expect(order).toEqual(['insert 1', 'lease after insert']);
+    await turn();
+    held.calls[1]!.resolve();
+    await nextBatch;
+    // Nothing feeding is unsynced any more: answered at commit, before its own sync.
+    const plain = commit.submit(() => 'completion', PLAIN).then((v) => void order.push(v));
+    const free = take('lease with nothing feeding unsynced');
+    await turn();
+    await free;
+    expect(order).toEqual(['insert 1', 'lease after insert', 'lease in the next batch', 'lease with nothing feeding unsynced']);
+    held.calls[2]!.resolve();
+    await plain;
+    expect(order.at(-1)).toBe('completion');
   });
 
   it('close waits for the sync of what was committed', async () => {

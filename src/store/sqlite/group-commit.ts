@@ -72,9 +72,28 @@ interface Pending<E> {
   op: WriteOp<E, unknown>;
   resolve(value: unknown): void;
   reject(error: unknown): void;
-  /** Answered once committed, not once on disk (`submit`'s `atCommit`). */
+  mode: SubmitMode;
+  /** Answered at commit (an `atCommit` op that saw only durable feeding writes). */
+  early?: boolean;
+}
+
+/**
+ * How a write is answered with a deferred sync. `feeds`: it may make work
+ * leasable (intake, a retry, a release); false for writes that only end work
+ * (a completion) or take it (a lease). `atCommit`: answer it once its batch
+ * committed, without waiting for the sync, provided no feeding write before
+ * it (in its batch or an earlier one) is still unsynced: its answer may then
+ * rest on nothing that a power cut could undo but itself. Only for a write
+ * whose answer stays inside this process, which the cut ends too
+ * (sqlite-engine.ts `lease`).
+ */
+export interface SubmitMode {
+  /** Read once the op has run (it may set it: settle-queue.ts). */
+  feeds: boolean;
   atCommit: boolean;
 }
+
+const DEFAULT_MODE: SubmitMode = Object.freeze({ feeds: true, atCommit: false });
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
@@ -96,6 +115,8 @@ interface Unsynced<E> {
   effects: E;
   started: number;
   seq: number;
+  /** Holds a write that may have made work leasable. */
+  feeds: boolean;
 }
 
 /** Upper bound on operations per transaction, so one batch never holds the write lock for long. */
@@ -119,6 +140,8 @@ export class GroupCommit<E> {
   #committedSeq = 0;
   #durableSeq = 0;
   #durableWaiters: Array<{ seq: number; resolve(): void; reject(error: unknown): void }> = [];
+  /** Committed batches not yet on disk that hold a feeding write (`SubmitMode.feeds`). */
+  #feedingUnsynced = 0;
   /** A sync failed: the answer for every write from then on. */
   #broken: unknown = null;
   readonly #runBatch: Database.Transaction<(ops: readonly Pending<E>[], batch: E, outcomes: Outcome[]) => void>;
@@ -166,17 +189,15 @@ export class GroupCommit<E> {
 
   /**
    * Queue a write; it runs in the next batch (this or the next tick).
-   * `atCommit`: answer it once its batch committed, without waiting for the
-   * deferred sync (only for a write whose answer stays inside this process,
-   * which a power cut ends too: sqlite-engine.ts `lease`).
+   * `mode`: how it is answered with a deferred sync (`SubmitMode`).
    */
-  submit<T>(op: WriteOp<E, T>, atCommit = false): Promise<T> {
+  submit<T>(op: WriteOp<E, T>, mode: SubmitMode = DEFAULT_MODE): Promise<T> {
     if (this.#closed) {
       return Promise.reject(new DroverError('store_unavailable', 'the store is closed'));
     }
     if (this.#broken !== null) return Promise.reject(this.#brokenError());
     return new Promise<T>((resolve, reject) => {
-      this.#pending.push({ op, resolve: resolve as (value: unknown) => void, reject, atCommit });
+      this.#pending.push({ op, resolve: resolve as (value: unknown) => void, reject, mode });
       this.#schedule();
     });
   }
@@ -240,18 +261,26 @@ export class GroupCommit<E> {
         this.#stats.lastBatchSize = ops.length;
         this.#committedSeq++;
         // An operation that failed wrote nothing (its savepoint was undone): answered now.
+        // Whether a feeding write before the op is unsynced (earlier batches, then this one), and whether this batch holds one.
+        let feeding = this.#feedingUnsynced > 0;
+        let batchFeeds = false;
         ops.forEach((pending, i) => {
           const outcome = outcomes[i];
           if (outcome?.ok) {
-            if (pending.atCommit && this.deferred) pending.resolve(outcome.value);
+            if (this.deferred && pending.mode.atCommit && !feeding) {
+              pending.early = true;
+              pending.resolve(outcome.value);
+            }
+            if (pending.mode.feeds) feeding = batchFeeds = true;
             return;
           }
           if (outcome) errors.push(outcome.error);
           pending.reject(outcome ? this.#mapped(outcome.error) : new Error('operation did not run'));
         });
         this.policy.committed(batch);
-        const done: Unsynced<E> = { ops, outcomes, effects: batch, started, seq: this.#committedSeq };
+        const done: Unsynced<E> = { ops, outcomes, effects: batch, started, seq: this.#committedSeq, feeds: batchFeeds };
         if (this.deferred) {
+          if (batchFeeds) this.#feedingUnsynced++;
           this.#unsynced.push(done);
           this.#syncNext();
         } else {
@@ -269,10 +298,11 @@ export class GroupCommit<E> {
 
   /** Batches on disk: answer their callers, then their durable effects and the reads waiting for them. */
   #answer(batches: readonly Unsynced<E>[]): void {
-    for (const { ops, outcomes, effects, started } of batches) {
+    for (const { ops, outcomes, effects, started, feeds } of batches) {
+      if (feeds && this.deferred) this.#feedingUnsynced--;
       ops.forEach((pending, i) => {
         const outcome = outcomes[i];
-        if (outcome?.ok && !(pending.atCommit && this.deferred)) pending.resolve(outcome.value);
+        if (outcome?.ok && !pending.early) pending.resolve(outcome.value);
       });
       this.policy.timed?.((performance.now() - started) / 1000, ops.length);
       this.policy.durable?.(effects);

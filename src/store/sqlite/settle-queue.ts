@@ -16,14 +16,17 @@
  * fenced like the first try, so an outcome lands at most once.
  */
 import type { FenceResult, MatchResult } from '../engine.js';
+import type { SubmitMode } from './group-commit.js';
 
 /** A fenced transition's answer: with the job's row, or (`row: false`) without. */
 type Settled = FenceResult | MatchResult;
 type Settle<E> = (own: E) => Settled;
-type Submit<E> = <T>(op: (own: E) => T) => Promise<T>;
+type Submit<E> = <T>(op: (own: E) => T, mode?: SubmitMode) => Promise<T>;
 
 interface Pending<E> {
   run: Settle<E>;
+  /** May make work leasable (a retry, a release): group-commit.ts `SubmitMode`. */
+  feeds: boolean;
   resolve(result: Settled): void;
   reject(error: unknown): void;
 }
@@ -50,9 +53,10 @@ export class SettleQueue<E> {
     this.#retryForMs = retry.retryForMs ?? 30_000;
   }
 
-  add<R extends Settled>(run: (own: E) => R): Promise<R> {
+  /** `feeds`: false for a transition that only ends work (a completion). */
+  add<R extends Settled>(run: (own: E) => R, feeds = true): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.#pending.push({ run, resolve: resolve as (result: Settled) => void, reject });
+      this.#pending.push({ run, feeds, resolve: resolve as (result: Settled) => void, reject });
       if (this.#pending.length === 1) this.#submitShared();
     });
   }
@@ -72,10 +76,13 @@ export class SettleQueue<E> {
   #submitShared(): void {
     // Taken when the op runs, so every transition queued before the batch flushes rides in it.
     let taken: Array<Pending<E>> = [];
+    // Read by the group commit once the op has run: only then is it known what rode in it.
+    const mode: SubmitMode = { feeds: true, atCommit: false };
     this.submit((own) => {
       taken = this.#pending.splice(0);
+      mode.feeds = taken.some((item) => item.feeds);
       return taken.map((item) => item.run(own));
-    }).then(
+    }, mode).then(
       (results) => taken.forEach((item, i) => item.resolve(results[i]!)),
       () => {
         // Not run at all (store closing) or rolled back: one op each, each with its own outcome.

@@ -116,7 +116,7 @@ export class SqliteEngine implements StorageEngine {
   readonly #clock: () => number;
   readonly #lock: PidfileLock | null;
   readonly #writes: GroupCommit<WriteEffects>;
-  readonly #settles = new SettleQueue<WriteEffects>((op) => this.#write(op), { isTransient: isTransientStoreError });
+  readonly #settles = new SettleQueue<WriteEffects>((op, mode) => this.#writes.submit(op, mode), { isTransient: isTransientStoreError });
   readonly #starts: StartMarks;
   readonly #memo = new LeaseMemo();
   readonly #walSync: WalSync | null;
@@ -271,22 +271,27 @@ export class SqliteEngine implements StorageEngine {
 
   /**
    * The node's own leases are answered once committed, before their WAL sync
-   * (group-commit.ts `atCommit`): their holder is this process, which a power
-   * cut ends as it ends the sync, so no holder can outlive a lease the cut
-   * undoes, and every durable write after it (a completion, a step) is synced
-   * after it. What the cut can cost is what a start mark's own lost write
-   * costs (start-marks.ts): a crash left uncounted. A remote worker's lease
-   * (its worker id is always `remote:…`, runtime/remote-workers.ts) waits for
-   * its sync: that holder would outlive the cut and could run the job beside
-   * its next holder.
+   * (group-commit.ts `SubmitMode.atCommit`), when no write that could have
+   * made their jobs leasable (an enqueue, a retry) is still unsynced: so a job
+   * never starts before its enqueue is durable. Their holder is this process,
+   * which a power cut ends as it ends the sync, so no holder can outlive a
+   * lease the cut undoes, and every durable write after it (a completion, a
+   * step) is synced after it. What the cut can cost is what a start mark's
+   * own lost write costs (start-marks.ts): a crash left uncounted. A remote
+   * worker's lease (its worker id is always `remote:…`,
+   * runtime/remote-workers.ts) waits for its sync: that holder would outlive
+   * the cut and could run the job beside its next holder.
    */
   lease(request: LeaseRequest): Promise<LeasedJob[]> {
     const held: HeldLease[] = [];
     const own = !request.workerId.startsWith('remote:');
-    return this.#writes.submit(() => {
-      const s = this.#s;
-      return leaseJobs(s, request, this.#clock(), (id) => readEvent(s.fixed, id), held);
-    }, own).then((jobs) => {
+    return this.#writes.submit(
+      () => {
+        const s = this.#s;
+        return leaseJobs(s, request, this.#clock(), (id) => readEvent(s.fixed, id), held);
+      },
+      own ? OWN_LEASE : REMOTE_LEASE,
+    ).then((jobs) => {
       // Only once committed (lease-memo.ts).
       this.#memo.remember(held);
       return jobs;
@@ -311,8 +316,9 @@ export class SqliteEngine implements StorageEngine {
   complete(jobId: string, token: string, result: unknown, options: WithoutRow): Promise<MatchResult>;
   complete(jobId: string, token: string, result: unknown, options?: WithoutRow): Promise<FenceResult | MatchResult> {
     const memo = this.#memo;
-    if (options?.row === false) return this.#settles.add((own) => withoutRow(completeJob(this.#s.fixed, memo, jobId, token, result, this.#clock(), own)));
-    return this.#settles.add((own) => completeJob(this.#s.fixed, memo, jobId, token, result, this.#clock(), own));
+    // A completion makes nothing leasable (group-commit.ts `SubmitMode.feeds`).
+    if (options?.row === false) return this.#settles.add((own) => withoutRow(completeJob(this.#s.fixed, memo, jobId, token, result, this.#clock(), own)), false);
+    return this.#settles.add((own) => completeJob(this.#s.fixed, memo, jobId, token, result, this.#clock(), own), false);
   }
 
   fail(jobId: string, token: string, request: FailRequest): Promise<FenceResult> {
@@ -638,6 +644,8 @@ export class SqliteEngine implements StorageEngine {
  * await engine.close();
  */
 const MARKED: StartResult = Object.freeze({ ok: true });
+const OWN_LEASE = Object.freeze({ feeds: false, atCommit: true });
+const REMOTE_LEASE = Object.freeze({ feeds: false, atCommit: false });
 
 export async function openSqliteEngine(options: SqliteEngineOptions): Promise<SqliteEngine> {
   const { path } = options;
