@@ -219,9 +219,13 @@ describe('sqlite: the WAL sync', () => {
       db.pragma('synchronous = NORMAL');
       expect(walSync(db, path, false)).toBeNull();
       db.close();
-      // No WAL to sync (closed: SQLite removed it): a failure, never a silent success.
-      await expect(sync.sync()).rejects.toMatchObject({ code: 'ENOENT' });
       sync.close();
+      // A WAL that is not there (closed: SQLite removed it) is a failure, never a silent success.
+      const other = new Database(join(dir, 'other.db'));
+      other.pragma('synchronous = FULL');
+      const late = walSync(other, join(dir, 'gone.db'), false)!;
+      await expect(late.sync()).rejects.toMatchObject({ code: 'ENOENT' });
+      other.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -233,13 +237,13 @@ describe('sqlite: the WAL sync', () => {
     const engine = await openSqliteEngine({ path });
     const job = { handler: 'h', queue: 'default', payload: {}, priority: 0, runAt: Date.now(), maxAttempts: 3 };
     try {
+      // migrate() writes outside the group commit: no sync has opened the WAL yet.
       await engine.migrate();
-      const [first] = await engine.enqueue([job]);
-      // SQLite keeps writing to the unlinked file; the sync, which opens the WAL by name, fails.
+      // SQLite keeps writing to the unlinked file; the first sync, which opens the WAL by name, fails.
       unlinkSync(`${path}-wal`);
       await expect(engine.enqueue([job])).rejects.toMatchObject({ code: 'store_unavailable' });
       await expect(engine.enqueue([job])).rejects.toMatchObject({ code: 'store_unavailable' });
-      await expect(engine.getJob(first!.job.id)).rejects.toMatchObject({ code: 'store_unavailable' });
+      await expect(engine.getJob('1')).rejects.toMatchObject({ code: 'store_unavailable' });
       await expect(engine.ping()).rejects.toMatchObject({ code: 'store_unavailable' });
     } finally {
       await engine.close();

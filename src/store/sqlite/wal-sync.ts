@@ -13,15 +13,15 @@
  * FULL only in that commit fsync: checkpoints still sync the WAL before
  * copying it and the database after, and a reused WAL's header is synced.
  *
- * The WAL is opened once (SQLite keeps the same file for as long as its
- * connection is open) and synced through that descriptor, as SQLite syncs its
- * own. Each sync also looks the name up: a WAL removed or replaced under the
- * store (an operator, a tool) fails the sync rather than making durable a
- * file SQLite will not read back. Its directory is synced once too, as SQLite
- * does for a WAL it created (its entry must survive a power cut for the
- * frames to).
+ * The WAL is opened once, at the first sync (SQLite keeps the same file for
+ * as long as its connection is open), and synced through that descriptor, as
+ * SQLite syncs its own. Looking the name up at every sync, to catch a WAL
+ * replaced under the store, cost a thread-pool round trip per batch (~70 µs
+ * of CPU, measured with bench/store-micro.mjs) for a case FULL does not
+ * catch either. Its directory is synced once too, as SQLite does for a WAL it
+ * created (its entry must survive a power cut for the frames to).
  */
-import { close, closeSync, fdatasync, fstat, fsync, open, stat, type Stats } from 'node:fs';
+import { close, closeSync, fdatasync, fsync, open } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { DeferredSync } from './group-commit.js';
@@ -30,8 +30,6 @@ const call = <T>(fn: (done: (error: NodeJS.ErrnoException | null, value: T) => v
   new Promise((resolve, reject) => fn((error, value) => (error ? reject(error) : resolve(value))));
 
 const openFile = (path: string) => call<number>((done) => open(path, 'r', done));
-const statOf = (path: string) => call<Stats>((done) => stat(path, done));
-const fstatOf = (fd: number) => call<Stats>((done) => fstat(fd, done));
 const dataSync = (fd: number) => call<void>((done) => fdatasync(fd, (error) => done(error, undefined)));
 
 async function syncDirectory(path: string): Promise<void> {
@@ -61,7 +59,7 @@ export function walSync(db: Database.Database, path: string, inMemory: boolean):
   const restore = db.prepare(`PRAGMA synchronous = ${level}`);
   const wal = `${path}-wal`;
   // Opened at the first sync: the WAL exists once something was committed.
-  let opened: Promise<{ fd: number; dev: number; ino: number }> | null = null;
+  let opened: Promise<number> | null = null;
   let closed = false;
   let directorySynced = false;
   const openWal = async () => {
@@ -70,20 +68,18 @@ export function walSync(db: Database.Database, path: string, inMemory: boolean):
       closeSync(fd);
       throw new Error('the store is closed');
     }
-    const { dev, ino } = await fstatOf(fd);
-    return { fd, dev, ino };
+    return fd;
   };
   return {
     defer: () => void normal.run(),
     restore: () => void restore.run(),
     async sync() {
       opened ??= openWal();
-      const file = await opened.catch((error: unknown) => {
+      const fd = await opened.catch((error: unknown) => {
         opened = null;
         throw error;
       });
-      const [, named] = await Promise.all([dataSync(file.fd), statOf(wal)]);
-      if (named.dev !== file.dev || named.ino !== file.ino) throw new Error(`the WAL ${wal} was replaced under the store`);
+      await dataSync(fd);
       if (!directorySynced) {
         await syncDirectory(dirname(wal));
         directorySynced = true;
@@ -91,7 +87,7 @@ export function walSync(db: Database.Database, path: string, inMemory: boolean):
     },
     close() {
       closed = true;
-      void opened?.then(({ fd }) => closeSync(fd)).catch(() => undefined);
+      void opened?.then((fd) => closeSync(fd)).catch(() => undefined);
       opened = null;
     },
   };
