@@ -847,6 +847,60 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
           // Attempt rows are kept per lease, each marked released.
           expect((await engine.getAttempts(job.id)).map((a) => a.outcome)).toEqual(Array(5).fill('released'));
         });
+
+        // --- marks made by the lease itself (`LeaseRequest.start`) ---
+
+        const markedSettle = async (first: LeasedJob, second: LeasedJob) => {
+          expect((await engine.complete(first.id, first.leaseToken, 'one')).ok).toBe(true);
+          expect((await engine.fail(second.id, second.leaseToken, { error: 'x', outcome: 'failed', retryAt: now })).ok).toBe(true);
+          expect((await engine.getAttempts(first.id)).map((a) => [a.attempt, a.outcome])).toEqual([[1, 'succeeded']]);
+          expect((await engine.getAttempts(second.id)).map((a) => [a.attempt, a.outcome])).toEqual([[1, 'failed']]);
+        };
+
+        it('a lease marks started the first `start` jobs of each handler, in the order it returns them; only they count as crashes', async () => {
+          await engine.enqueue([newJob({ priority: 3 }), newJob({ priority: 2 }), newJob({ priority: 1 }), newJob({ handler: 'g' }), newJob({ handler: 'g' })]);
+          const leased = await lease({ handlers: [{ name: 'h', max: 3, start: 2 }, { name: 'g', max: 2, start: 1 }], limit: 5 });
+          expect(leased).toHaveLength(5);
+          const hs = leased.filter((j) => j.handler === 'h');
+          const gs = leased.filter((j) => j.handler === 'g');
+          const marked = new Set([hs[0]!.id, hs[1]!.id, gs[0]!.id]);
+          // Marked by the lease: start answers yes (without a mark of its own where the engine can).
+          expect(await engine.start(hs[0]!.id, hs[0]!.leaseToken)).toEqual({ ok: true });
+          const reclaimed = await engine.reclaimWorker('w1', { poisonAfter: 3 });
+          expect(new Map(reclaimed.map((r) => [r.id, r.started]))).toEqual(new Map(leased.map((j) => [j.id, marked.has(j.id)])));
+          for (const job of leased) {
+            expect(await getJob(job.id)).toMatchObject(marked.has(job.id) ? { state: 'queued', attempts: 1, crashes: 1 } : { state: 'queued', attempts: 0, crashes: 0 });
+          }
+          // Without `start`, nothing is marked.
+          const again = await lease({ workerId: 'w2', handlers: [{ name: 'h', max: 3 }, { name: 'g', max: 2 }], limit: 5 });
+          expect(again).toHaveLength(5);
+          expect((await engine.reclaimWorker('w2', { poisonAfter: 3 })).every((r) => !r.started)).toBe(true);
+        });
+
+        it('a lease-marked job answers start only for its own token, and settles like any other', async () => {
+          await engine.enqueue([newJob(), newJob()]);
+          const [first, second] = await lease({ handlers: [{ name: 'h', max: 2, start: 2 }], limit: 2 });
+          expect(await engine.start(first!.id, 'not-the-token')).toEqual({ ok: false, reason: 'stale_lease' });
+          expect(await engine.start(first!.id, first!.leaseToken)).toEqual({ ok: true });
+          expect(await engine.start(first!.id, first!.leaseToken)).toEqual({ ok: true });
+          expect((await engine.complete(first!.id, 'not-the-token', 'x')).ok).toBe(false);
+          await markedSettle(first!, second!);
+          expect(await engine.start(first!.id, first!.leaseToken)).toEqual({ ok: false, reason: 'stale_lease' });
+          expect(await getJob(first!.id)).toMatchObject({ state: 'succeeded', result: 'one', attempts: 1 });
+          expect(await getJob(second!.id)).toMatchObject({ state: 'queued', attempts: 1, crashes: 0, lastError: 'x' });
+        });
+
+        it('a lease-marked job handed back unstarted, then leased again without `start`, is not counted as started', async () => {
+          const job = await enqueueOne();
+          const marked = await leaseOne({ handlers: [{ name: 'h', max: 1, start: 1 }] });
+          expect((await engine.release(marked.id, marked.leaseToken)).ok).toBe(true);
+          expect(await getJob(job.id)).toMatchObject({ state: 'queued', attempts: 0 });
+          const plain = await leaseOne();
+          expect(plain.attempts).toBe(1);
+          expect(await engine.start(marked.id, marked.leaseToken)).toEqual({ ok: false, reason: 'stale_lease' });
+          expect(await engine.reclaimWorker('w1', { poisonAfter: 3 })).toMatchObject([{ id: job.id, started: false }]);
+          expect((await engine.getAttempts(job.id)).map((a) => [a.attempt, a.outcome])).toEqual([[1, 'released'], [2, 'released']]);
+        });
       });
     });
 

@@ -4,7 +4,8 @@
  * re-leased changes nothing and is told `stale_lease`. This is what turns
  * at-least-once execution into at-most-once completion.
  */
-import type { FailRequest, FenceResult, StartResult } from '../engine.js';
+import type { FailRequest, FenceResult, MatchResult, StartResult } from '../engine.js';
+import type { LeaseMemo } from './lease-memo.js';
 import { addDepth, type WriteEffects } from './queue-depth.js';
 import { DroverError } from '../../core/errors.js';
 import type { JobRow } from '../../core/types.js';
@@ -39,12 +40,21 @@ function refused(s: FixedStatements, id: number): { ok: false; reason: 'stale_le
 }
 
 /**
- * The settled job's queue and lease number, read by id after its update
- * matched, in the same write op (cheaper than RETURNING: statements.ts).
- * Neither column is changed by a fenced update.
+ * The settled job's queue and lease number: as the lease that issued `token`
+ * left them (lease-memo.ts; neither column changes while a lease is held),
+ * else read by id after the update matched, in the same write op (cheaper
+ * than RETURNING: statements.ts).
  */
-function settledRow(s: FixedStatements, id: number): FencedRow {
-  return s.fencedRow.get(id)!;
+function settledRow(s: FixedStatements, memo: LeaseMemo, id: number, jobId: string, token: string): FencedRow {
+  const held = memo.settled(jobId, token);
+  return held === undefined ? s.fencedRow.get(id)! : { queue: held.queue, lease_seq: held.seq };
+}
+
+const MATCHED: MatchResult = Object.freeze({ ok: true });
+
+/** `row: false` (the node's own dispatcher): whether the fence held, without the deferred row read's object. */
+export function withoutRow(result: FenceResult): MatchResult {
+  return result.ok ? MATCHED : result;
 }
 
 export function heartbeatJob(s: FixedStatements, jobId: string, token: string, leaseMs: number, now: number): FenceResult {
@@ -62,6 +72,7 @@ const STARTED: StartResult = Object.freeze({ ok: true });
 
 export function completeJob(
   s: FixedStatements,
+  memo: LeaseMemo,
   jobId: string,
   token: string,
   result: unknown,
@@ -70,7 +81,7 @@ export function completeJob(
 ): FenceResult {
   return fenced(s, jobId, (id) => {
     if (s.complete.run(toJson(result), now, now, id, token).changes === 0) return false;
-    const { queue, lease_seq } = settledRow(s, id);
+    const { queue, lease_seq } = settledRow(s, memo, id, jobId, token);
     s.endAttempt.run(now, 'succeeded', null, id, lease_seq);
     addDepth(own, queue, -1);
     return true;
@@ -79,6 +90,7 @@ export function completeJob(
 
 export function failJob(
   s: FixedStatements,
+  memo: LeaseMemo,
   jobId: string,
   token: string,
   request: FailRequest,
@@ -94,7 +106,7 @@ export function failJob(
         ? s.failDead.run(request.deadReason ?? 'exhausted', error, crashed, now, now, id, token).changes > 0
         : s.failRetry.run(state, retryAt!, error, crashed, now, id, token).changes > 0;
     if (!matched) return false;
-    const { queue, lease_seq } = settledRow(s, id);
+    const { queue, lease_seq } = settledRow(s, memo, id, jobId, token);
     s.endAttempt.run(now, request.outcome, error, id, lease_seq);
     if (state === 'dead') addDepth(own, queue, -1);
     // settledRow reads no handler: wake any handler of the queue.
@@ -104,10 +116,10 @@ export function failJob(
 }
 
 /** Hand the job back without spending the attempt (graceful shutdown; held back until `runAt`). */
-export function releaseJob(s: FixedStatements, jobId: string, token: string, now: number, own: WriteEffects, runAt = 0): FenceResult {
+export function releaseJob(s: FixedStatements, memo: LeaseMemo, jobId: string, token: string, now: number, own: WriteEffects, runAt = 0): FenceResult {
   return fenced(s, jobId, (id) => {
     if (s.release.run({ id, token, now, runAt }).changes === 0) return false;
-    const { queue, lease_seq } = settledRow(s, id);
+    const { queue, lease_seq } = settledRow(s, memo, id, jobId, token);
     s.endAttempt.run(now, 'released', null, id, lease_seq);
     // The statement's own choice of state, made in JS: `runAt > now` compares the same numbers.
     if (!(runAt > now)) own.woken.add(queue, null);

@@ -12,6 +12,16 @@
  * got due work). An operation's effects count only once its savepoint has
  * succeeded, and the batch's only once it has committed, so in-memory state
  * never runs ahead of what is on disk.
+ *
+ * With a `DeferredSync` (wal-sync.ts) the COMMIT only writes the WAL and the
+ * fsync runs on another thread: the event loop goes on (handlers run, the
+ * next batch is written) while the disk works, where a `synchronous=FULL`
+ * COMMIT would block it for the whole fsync. Nothing is answered before its
+ * batch is on disk: callers, `durable` effects and `whenDurable()` waiters
+ * (the engine's reads) wait for the sync. Only the writes that follow (later
+ * batches, on this connection) see a batch before that, and they are answered
+ * after a later sync, which covers every earlier WAL frame too. A failed sync
+ * fails its batches and every write after it: what is on disk is unknown.
  */
 import type Database from 'better-sqlite3';
 import { DroverError } from '../../core/errors.js';
@@ -21,8 +31,13 @@ export interface EffectsPolicy<E> {
   create(): E;
   /** Fold a succeeded operation's effects into the batch's. */
   merge(into: E, from: E): void;
-  /** Called once per committed batch, after its callers' promises resolved. */
+  /**
+   * Called once per committed batch, before the next batch runs (the writes
+   * that follow see the batch; with a deferred sync it may not be on disk yet).
+   */
   committed(effects: E): void;
+  /** Called once per batch on disk, after its callers were answered (without a deferred sync, right after `committed`). */
+  durable?(effects: E): void;
   /** Maps an error before its caller sees it (SQLite codes onto coded errors). */
   error?(error: unknown): unknown;
   /**
@@ -57,9 +72,52 @@ interface Pending<E> {
   op: WriteOp<E, unknown>;
   resolve(value: unknown): void;
   reject(error: unknown): void;
+  mode: SubmitMode;
+  /** Answered at commit (an `atCommit` op that saw only durable feeding writes). */
+  early?: boolean;
 }
 
+/**
+ * How a write is answered with a deferred sync. `feeds`: it may make work
+ * leasable (intake, a retry, a release); false for writes that only end work
+ * (a completion) or take it (a lease). `atCommit`: answer it once its batch
+ * committed, without waiting for the sync, provided no feeding write before
+ * it (in its batch or an earlier one) is still unsynced: its answer may then
+ * rest on nothing that a power cut could undo but itself. Only for a write
+ * whose answer stays inside this process, which the cut ends too
+ * (sqlite-engine.ts `lease`).
+ */
+export interface SubmitMode {
+  /** Read once the op has run (it may set it: settle-queue.ts). */
+  feeds: boolean;
+  atCommit: boolean;
+}
+
+const DEFAULT_MODE: SubmitMode = Object.freeze({ feeds: true, atCommit: false });
+
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * Commits made durable off the event loop (wal-sync.ts). `defer` and
+ * `restore` run around each batch: its COMMIT writes the WAL without syncing
+ * it. `sync` resolves once everything committed before the call is on disk.
+ */
+export interface DeferredSync {
+  defer(): void;
+  restore(): void;
+  sync(): Promise<void>;
+}
+
+/** A committed batch waiting for its sync. */
+interface Unsynced<E> {
+  ops: readonly Pending<E>[];
+  outcomes: Outcome[];
+  effects: E;
+  started: number;
+  seq: number;
+  /** Holds a write that may have made work leasable. */
+  feeds: boolean;
+}
 
 /** Upper bound on operations per transaction, so one batch never holds the write lock for long. */
 const MAX_BATCH_OPS = 2000;
@@ -75,11 +133,23 @@ export class GroupCommit<E> {
   #closed = false;
   #drainWaiters: Array<() => void> = [];
   #stats = { batches: 0, ops: 0, lastBatchSize: 0, failedCommits: 0 };
+  /** Committed batches whose sync has not returned, oldest first, and whether one is running. */
+  #unsynced: Array<Unsynced<E>> = [];
+  #syncing = false;
+  /** Batches committed, and of those the ones on disk (the same count without a deferred sync). */
+  #committedSeq = 0;
+  #durableSeq = 0;
+  #durableWaiters: Array<{ seq: number; resolve(): void; reject(error: unknown): void }> = [];
+  /** Committed batches not yet on disk that hold a feeding write (`SubmitMode.feeds`). */
+  #feedingUnsynced = 0;
+  /** A sync failed: the answer for every write from then on. */
+  #broken: unknown = null;
   readonly #runBatch: Database.Transaction<(ops: readonly Pending<E>[], batch: E, outcomes: Outcome[]) => void>;
 
   constructor(
     db: Database.Database,
     private readonly policy: EffectsPolicy<E>,
+    private readonly deferred: DeferredSync | null = null,
   ) {
     // A nested db.transaction runs as a SAVEPOINT inside the outer one.
     const savepoint = db.transaction((op: WriteOp<E, unknown>, own: E, batch: E) => op(own, batch));
@@ -105,22 +175,49 @@ export class GroupCommit<E> {
     return { ...this.#stats };
   }
 
-  /** Queue a write; it runs in the next batch (this or the next tick). */
-  submit<T>(op: WriteOp<E, T>): Promise<T> {
+  /**
+   * Null when every committed batch is on disk; else a promise that settles
+   * once the batches committed so far are (rejected if their sync failed).
+   * The engine's reads wait for it, so nobody sees a write before it is durable.
+   */
+  whenDurable(): Promise<void> | null {
+    if (this.#broken !== null) return Promise.reject(this.#brokenError());
+    if (this.#durableSeq >= this.#committedSeq) return null;
+    const seq = this.#committedSeq;
+    return new Promise((resolve, reject) => this.#durableWaiters.push({ seq, resolve, reject }));
+  }
+
+  /**
+   * Queue a write; it runs in the next batch (this or the next tick).
+   * `mode`: how it is answered with a deferred sync (`SubmitMode`).
+   */
+  submit<T>(op: WriteOp<E, T>, mode: SubmitMode = DEFAULT_MODE): Promise<T> {
     if (this.#closed) {
       return Promise.reject(new DroverError('store_unavailable', 'the store is closed'));
     }
+    if (this.#broken !== null) return Promise.reject(this.#brokenError());
     return new Promise<T>((resolve, reject) => {
-      this.#pending.push({ op, resolve: resolve as (value: unknown) => void, reject });
+      this.#pending.push({ op, resolve: resolve as (value: unknown) => void, reject, mode });
       this.#schedule();
     });
   }
 
-  /** Refuse new writes and wait until the queued ones have run. */
+  /** Refuse new writes and wait until the queued ones have run and are on disk (or failed). */
   close(): Promise<void> {
     this.#closed = true;
-    if (this.#pending.length === 0) return Promise.resolve();
+    if (this.#idle()) return Promise.resolve();
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  #idle(): boolean {
+    return this.#pending.length === 0 && this.#unsynced.length === 0 && !this.#syncing;
+  }
+
+  #notifyIdle(): void {
+    if (!this.#idle() || this.#drainWaiters.length === 0) return;
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   #schedule(): void {
@@ -136,44 +233,120 @@ export class GroupCommit<E> {
     const ops = this.#pending.splice(0, MAX_BATCH_OPS);
     if (this.#pending.length > 0) this.#schedule();
 
-    if (ops.length > 0) {
+    if (ops.length > 0 && this.#broken !== null) {
+      for (const pending of ops) pending.reject(this.#brokenError());
+    } else if (ops.length > 0) {
       const batch = this.policy.create();
       const outcomes: Outcome[] = [];
       let committed = false;
       const errors: unknown[] = [];
-      const mapped = (error: unknown) => (this.policy.error ? this.policy.error(error) : error);
       const started = performance.now();
       try {
-        this.#runBatch.immediate(ops, batch, outcomes);
+        this.deferred?.defer();
+        try {
+          this.#runBatch.immediate(ops, batch, outcomes);
+        } finally {
+          this.deferred?.restore();
+        }
         committed = true;
-        this.policy.timed?.((performance.now() - started) / 1000, ops.length);
       } catch (error) {
         this.#stats.failedCommits++;
         errors.push(error);
-        const answer = mapped(error);
+        const answer = this.#mapped(error);
         for (const pending of ops) pending.reject(answer);
       }
       if (committed) {
         this.#stats.batches++;
         this.#stats.ops += ops.length;
         this.#stats.lastBatchSize = ops.length;
+        this.#committedSeq++;
+        // An operation that failed wrote nothing (its savepoint was undone): answered now.
+        // Whether a feeding write before the op is unsynced (earlier batches, then this one), and whether this batch holds one.
+        let feeding = this.#feedingUnsynced > 0;
+        let batchFeeds = false;
         ops.forEach((pending, i) => {
           const outcome = outcomes[i];
-          if (outcome?.ok) pending.resolve(outcome.value);
-          else {
-            if (outcome) errors.push(outcome.error);
-            pending.reject(outcome ? mapped(outcome.error) : new Error('operation did not run'));
+          if (outcome?.ok) {
+            if (this.deferred && pending.mode.atCommit && !feeding) {
+              pending.early = true;
+              pending.resolve(outcome.value);
+            }
+            if (pending.mode.feeds) feeding = batchFeeds = true;
+            return;
           }
+          if (outcome) errors.push(outcome.error);
+          pending.reject(outcome ? this.#mapped(outcome.error) : new Error('operation did not run'));
         });
         this.policy.committed(batch);
+        const done: Unsynced<E> = { ops, outcomes, effects: batch, started, seq: this.#committedSeq, feeds: batchFeeds };
+        if (this.deferred) {
+          if (batchFeeds) this.#feedingUnsynced++;
+          this.#unsynced.push(done);
+          this.#syncNext();
+        } else {
+          this.#answer([done]);
+        }
       }
       this.policy.settled?.(errors, committed);
     }
+    this.#notifyIdle();
+  }
 
-    if (this.#pending.length === 0 && this.#drainWaiters.length > 0) {
-      const waiters = this.#drainWaiters;
-      this.#drainWaiters = [];
-      for (const resolve of waiters) resolve();
+  #mapped(error: unknown): unknown {
+    return this.policy.error ? this.policy.error(error) : error;
+  }
+
+  /** Batches on disk: answer their callers, then their durable effects and the reads waiting for them. */
+  #answer(batches: readonly Unsynced<E>[]): void {
+    for (const { ops, outcomes, effects, started, feeds } of batches) {
+      if (feeds && this.deferred) this.#feedingUnsynced--;
+      ops.forEach((pending, i) => {
+        const outcome = outcomes[i];
+        if (outcome?.ok && !pending.early) pending.resolve(outcome.value);
+      });
+      this.policy.timed?.((performance.now() - started) / 1000, ops.length);
+      this.policy.durable?.(effects);
     }
+    this.#durableSeq = batches[batches.length - 1]!.seq;
+    const waiting = this.#durableWaiters;
+    this.#durableWaiters = waiting.filter((w) => w.seq > this.#durableSeq);
+    for (const w of waiting) if (w.seq <= this.#durableSeq) w.resolve();
+  }
+
+  /** One sync at a time, for every batch committed before it starts. */
+  #syncNext(): void {
+    if (this.#syncing || this.#unsynced.length === 0 || this.#broken !== null) return;
+    const batches = this.#unsynced.splice(0);
+    this.#syncing = true;
+    this.deferred!.sync().then(
+      () => {
+        this.#syncing = false;
+        this.#answer(batches);
+        this.#syncNext();
+        this.#notifyIdle();
+      },
+      (error: unknown) => {
+        this.#syncing = false;
+        this.#broken = error;
+        // Neither these batches nor the ones committed since can be said to be on disk.
+        const answer = this.#brokenError();
+        for (const { ops, outcomes } of [...batches, ...this.#unsynced.splice(0)]) {
+          ops.forEach((pending, i) => {
+            if (outcomes[i]?.ok) pending.reject(answer);
+          });
+        }
+        for (const w of this.#durableWaiters.splice(0)) w.reject(answer);
+        this.policy.settled?.([error], false);
+        this.#notifyIdle();
+      },
+    );
+  }
+
+  #brokenError(): unknown {
+    return this.#mapped(
+      new DroverError('store_unavailable', 'the store could not make its committed writes durable (the WAL fsync failed); restart the node to recover from what is on disk', {
+        cause: this.#broken,
+      }),
+    );
   }
 }

@@ -17,7 +17,9 @@ import { randomUUID } from 'node:crypto';
 import { noteTenantRefusal, roomUnderWorkerCaps, TenantTally } from '../../core/lease-caps.js';
 import type { EventRow, LeasedJob } from '../../core/types.js';
 import type { LeaseRequest } from '../engine.js';
+import type { HeldLease } from './lease-memo.js';
 import { leasedJob, storedNumber, storedText } from './rows.js';
+import type { LeaseCandidate, LeasedColumns } from './lease-scan.js';
 import type { SqliteStatements } from './statements.js';
 
 /** Extra candidates fetched beyond what is needed, to absorb per-handler and concurrency skips cheaply. */
@@ -25,19 +27,33 @@ const SLACK = 16;
 /** Stop looking past this many concurrency-blocked candidates: leasing must stay a short write. */
 const MAX_BLOCKED = 5000;
 
+/**
+ * `held` gets each leased job's lease for the engine's memo (lease-memo.ts).
+ * The first `start` jobs taken for a handler (`LeaseRequest.start`, in the
+ * order returned, as the caller counts them) are marked started by the lease
+ * update itself, as PostgreSQL's lease does: their handlers run the moment the
+ * lease returns, and a separate mark would be one more transaction. A node
+ * dying between this lease's commit and those handlers' start counts them as
+ * crashed, the window PostgreSQL accepts too.
+ */
 export function leaseJobs(
   statements: SqliteStatements,
   request: LeaseRequest,
   now: number,
   loadEvent: (id: string) => EventRow | null,
+  held: HeldLease[],
 ): LeasedJob[] {
   const s = statements.fixed;
   const room = new Map<string, number>();
   const expiresByHandler = new Map<string, number>();
-  for (const { name, max, leaseMs } of request.handlers) {
+  const marks = new Map<string, number>();
+  for (const { name, max, leaseMs, start } of request.handlers) {
     const n = Math.floor(max);
     if (n > 0) room.set(name, Math.max(room.get(name) ?? 0, n));
     if (leaseMs !== undefined) expiresByHandler.set(name, Math.max(expiresByHandler.get(name) ?? 0, now + leaseMs));
+    // A name given twice: the smaller count (never mark a job the caller might not start).
+    const m = Math.max(0, Math.floor(start ?? 0));
+    marks.set(name, marks.has(name) ? Math.min(marks.get(name)!, m) : m);
   }
   let want = Math.floor(request.limit);
   const caps = request.caps;
@@ -59,12 +75,17 @@ export function leaseJobs(
   const storedWorkerId = storedText(request.workerId, s.echo);
   const storedKeyId = storedText(keyId, s.echo);
   const storedNow = storedNumber(now);
+  let round = 0;
 
   while (want > 0 && room.size > 0 && blocked.size <= MAX_BLOCKED) {
     // Jobs taken in earlier rounds are now `running` and drop out of the scan;
     // blocked ones do not, so fetch enough to see past them.
     const fetch = want + blocked.size + SLACK;
-    const candidates = statements.leaseCandidates([...room.keys()], exclude, fetch, [...fullTenants]);
+    // The first round of a one-handler lease reads the leased jobs' columns in the scan: it takes most of
+    // what it reads. Later rounds scan past blocked candidates, and several handlers' scans are merged and
+    // cut: reading those payloads would be waste, so their jobs are read by id once taken.
+    const withColumns = round++ === 0 && room.size === 1;
+    const candidates = statements.lease.candidates([...room.keys()], exclude, fetch, [...fullTenants], withColumns);
     for (const job of candidates) {
       if (want === 0) break;
       if (blocked.has(job.id)) continue;
@@ -95,17 +116,26 @@ export function leaseJobs(
 
       const token = randomUUID();
       const expires = expiresByHandler.get(job.handler) ?? defaultExpires;
+      const toMark = marks.get(job.handler) ?? 0;
+      const update = toMark > 0 ? s.leaseJobStarted : s.leaseJob;
       // No RETURNING, no `SELECT *` (statements.ts): only the columns neither the candidate nor the update gives are read.
-      if (s.leaseJob.run(token, expires, request.workerId, keyId, now, job.id).changes === 0) continue;
+      if (update.run(token, expires, request.workerId, keyId, now, job.id).changes === 0) continue;
+      if (toMark > 0) marks.set(job.handler, toMark - 1);
       if (capped !== null) tenants!.take(capped, job.queue);
-      const rest = s.leasedRow.get(job.id)!;
-      s.insertAttempt.run(job.id, rest.lease_seq, request.workerId, now);
+      // Read in the scan, before the update (which adds one to both counts), or by id after it.
+      const before = job.payload !== undefined;
+      const rest = before ? (job as LeaseCandidate & LeasedColumns) : statements.lease.leased(job.id);
+      const bump = before ? 1 : 0;
+      const seq = rest.lease_seq + bump;
+      s.insertAttempt.run(job.id, seq, request.workerId, now);
       let event: EventRow | null = null;
       if (rest.event_id !== null) {
         if (!events.has(rest.event_id)) events.set(rest.event_id, loadEvent(rest.event_id));
         event = events.get(rest.event_id) ?? null;
       }
-      leased.push(leasedJob(job, rest, { token, expires, workerId: storedWorkerId, keyId: storedKeyId, now: storedNow }, event));
+      const got = leasedJob(job, rest, bump, { token, expires, workerId: storedWorkerId, keyId: storedKeyId, now: storedNow }, event);
+      leased.push(got);
+      held.push({ id: got.id, token, queue: job.queue, seq, marked: toMark > 0 });
       want--;
       if (left <= 1) room.delete(job.handler);
       else room.set(job.handler, left - 1);

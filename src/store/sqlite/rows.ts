@@ -4,7 +4,8 @@
  */
 import type { ApiKeyRow, EventRow, JobRow, LeasedJob } from '../../core/types.js';
 import { mapApiKeyRow, mapEventRow, mapJobRow, type ApiKeyColumns, type AttemptColumns, type EventColumns, type JobColumns } from '../rows.js';
-import type { FixedStatements, LeaseCandidate, LeasedColumns, NewEventValues, NewJobValues } from './statements.js';
+import type { LeaseCandidate, LeasedColumns } from './lease-scan.js';
+import type { FixedStatements, NewEventValues, NewJobValues } from './statements.js';
 
 export { parseJobId, toAttemptRow, toJson, toQueueStats } from '../rows.js';
 
@@ -131,10 +132,11 @@ export interface LeaseValues {
 
 /**
  * A just-leased job: the candidate's columns (read in the same write op, so
- * current), the lease update's values, and the rest read by id
- * (`LeasedColumns`). Keys in mapJobRow's order, then `event`.
+ * current), the lease update's values, and the rest (`LeasedColumns`), read
+ * by the scan before the update (`bump` 1: the update added one to
+ * `attempts`) or by id after it (`bump` 0). Keys in mapJobRow's order, then `event`.
  */
-export function leasedJob(candidate: LeaseCandidate, rest: LeasedColumns, lease: LeaseValues, event: EventRow | null): LeasedJob {
+export function leasedJob(candidate: LeaseCandidate, rest: LeasedColumns, bump: 0 | 1, lease: LeaseValues, event: EventRow | null): LeasedJob {
   return {
     id: String(candidate.id),
     handler: candidate.handler,
@@ -144,7 +146,7 @@ export function leasedJob(candidate: LeaseCandidate, rest: LeasedColumns, lease:
     eventId: rest.event_id,
     priority: candidate.priority,
     runAt: candidate.run_at,
-    attempts: rest.attempts,
+    attempts: rest.attempts + bump,
     maxAttempts: rest.max_attempts,
     crashes: rest.crashes,
     idempotencyKey: rest.idempotency_key,

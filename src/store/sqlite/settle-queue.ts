@@ -15,14 +15,19 @@
  * lease expired, then run it again and repeat its side effects. The retry is
  * fenced like the first try, so an outcome lands at most once.
  */
-import type { FenceResult } from '../engine.js';
+import type { FenceResult, MatchResult } from '../engine.js';
+import type { SubmitMode } from './group-commit.js';
 
-type Settle<E> = (own: E) => FenceResult;
-type Submit<E> = <T>(op: (own: E) => T) => Promise<T>;
+/** A fenced transition's answer: with the job's row, or (`row: false`) without. */
+type Settled = FenceResult | MatchResult;
+type Settle<E> = (own: E) => Settled;
+type Submit<E> = <T>(op: (own: E) => T, mode?: SubmitMode) => Promise<T>;
 
 interface Pending<E> {
   run: Settle<E>;
-  resolve(result: FenceResult): void;
+  /** May make work leasable (a retry, a release): group-commit.ts `SubmitMode`. */
+  feeds: boolean;
+  resolve(result: Settled): void;
   reject(error: unknown): void;
 }
 
@@ -48,9 +53,10 @@ export class SettleQueue<E> {
     this.#retryForMs = retry.retryForMs ?? 30_000;
   }
 
-  add(run: Settle<E>): Promise<FenceResult> {
-    return new Promise<FenceResult>((resolve, reject) => {
-      this.#pending.push({ run, resolve, reject });
+  /** `feeds`: false for a transition that only ends work (a completion). */
+  add<R extends Settled>(run: (own: E) => R, feeds = true): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.#pending.push({ run, feeds, resolve: resolve as (result: Settled) => void, reject });
       if (this.#pending.length === 1) this.#submitShared();
     });
   }
@@ -70,10 +76,13 @@ export class SettleQueue<E> {
   #submitShared(): void {
     // Taken when the op runs, so every transition queued before the batch flushes rides in it.
     let taken: Array<Pending<E>> = [];
+    // Read by the group commit once the op has run: only then is it known what rode in it.
+    const mode: SubmitMode = { feeds: true, atCommit: false };
     this.submit((own) => {
       taken = this.#pending.splice(0);
+      mode.feeds = taken.some((item) => item.feeds);
       return taken.map((item) => item.run(own));
-    }).then(
+    }, mode).then(
       (results) => taken.forEach((item, i) => item.resolve(results[i]!)),
       () => {
         // Not run at all (store closing) or rolled back: one op each, each with its own outcome.

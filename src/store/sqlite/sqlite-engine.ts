@@ -38,6 +38,7 @@ import type {
   IngestResult,
   JobFilter,
   LeaseRequest,
+  MatchResult,
   MigrateOptions,
   MigrationStatus,
   NodeHeartbeat,
@@ -52,6 +53,7 @@ import type {
   StageResult,
   StorageEngine,
   StoreCapabilities,
+  WithoutRow,
   WorkListener,
 } from '../engine.js';
 import { insertKey, readKeyByHash } from './api-keys.js';
@@ -62,11 +64,12 @@ import * as durable from './durable.js';
 import type { DurableStatements } from './durable-statements.js';
 import { readPendingInterrupts, readPendingWait, readSteps, readWait } from './durable-reads.js';
 import { isTransientStoreError, toStoreError } from './errors.js';
-import { completeJob, failJob, heartbeatJob, releaseJob, startJob } from './fenced.js';
+import { completeJob, failJob, heartbeatJob, releaseJob, startJob, withoutRow } from './fenced.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { ingestItem, insertJob, type IntakeContext } from './intake.js';
 import { buildPayloadIndexes, readAttempts, readEvent, readJob, readJobPage, readQueueStats } from './job-reads.js';
 import { leaseJobs } from './lease.js';
+import { LeaseMemo, type HeldLease } from './lease-memo.js';
 import { pruneStore, restampJobs, stageDueJobs } from './maintenance.js';
 import { migrateSqlite } from './migrator.js';
 import { NodeRegistry } from './node-registry.js';
@@ -78,6 +81,7 @@ import { toApiKeyRow } from './rows.js';
 import { reclaimAllRunning, reclaimExpired, reclaimStaleNodes, reclaimWorkerLeases } from './reclaim.js';
 import { SettleQueue } from './settle-queue.js';
 import { StartMarks } from './start-marks.js';
+import { walSync, type WalSync } from './wal-sync.js';
 import type { SqliteStatements } from './statements.js';
 import { SqliteTableSizes } from './table-sizes.js';
 import { eventMerges, type TriggerStatements } from './trigger-groups.js';
@@ -112,8 +116,10 @@ export class SqliteEngine implements StorageEngine {
   readonly #clock: () => number;
   readonly #lock: PidfileLock | null;
   readonly #writes: GroupCommit<WriteEffects>;
-  readonly #settles = new SettleQueue<WriteEffects>((op) => this.#write(op), { isTransient: isTransientStoreError });
+  readonly #settles = new SettleQueue<WriteEffects>((op, mode) => this.#writes.submit(op, mode), { isTransient: isTransientStoreError });
   readonly #starts: StartMarks;
+  readonly #memo = new LeaseMemo();
+  readonly #walSync: WalSync | null;
   readonly #depths = new QueueDepths();
   readonly #nodes = new NodeRegistry();
   readonly #listeners = new Set<WorkListener>();
@@ -132,14 +138,22 @@ export class SqliteEngine implements StorageEngine {
     this.#lock = lock;
     this.#ping = db.prepare('SELECT 1');
     this.#space = new DiskSpace(db, { clock, probe: () => this.#probeSpace(), closing: () => this.#closing !== null });
-    this.#writes = new GroupCommit<WriteEffects>(db, {
-      create: createEffects,
-      merge: mergeEffects,
-      committed: (effects) => this.#committed(effects),
-      error: (error) => toStoreError(error, path),
-      settled: (errors, committed) => this.#space.note(errors, committed),
-      timed: (seconds) => this.onCommitTimed?.(seconds),
-    });
+    this.#walSync = walSync(db, path, isInMemory(path));
+    this.#writes = new GroupCommit<WriteEffects>(
+      db,
+      {
+        create: createEffects,
+        merge: mergeEffects,
+        // Depths at once: the next batch's queue limits must count this one's jobs.
+        committed: (effects) => this.#depths.apply(effects),
+        // Wake-ups only once on disk: whatever they lead to is then built on durable work.
+        durable: (effects) => this.#notify(effects),
+        error: (error) => toStoreError(error, path),
+        settled: (errors, committed) => this.#space.note(errors, committed),
+        timed: (seconds) => this.onCommitTimed?.(seconds),
+      },
+      this.#walSync,
+    );
     this.#starts = new StartMarks(db, (mark) => this.#write(mark));
     this.#prepared = new PreparedStatements(db, path, (statements) => this.#depths.load(statements.fixed.unfinishedByQueue.all()));
     try {
@@ -204,6 +218,8 @@ export class SqliteEngine implements StorageEngine {
   async ping(): Promise<void> {
     this.#assertOpen();
     this.#ping.get();
+    // A failed WAL sync fails every write from then on (group-commit.ts): not ready.
+    await this.#visible();
     if (this.#space.full) {
       await this.#space.probe().catch(() => undefined);
       const full = this.#space.full;
@@ -218,6 +234,7 @@ export class SqliteEngine implements StorageEngine {
       await this.#tableSizes.close();
       await this.#settles.close();
       await this.#writes.close();
+      this.#walSync?.close();
       this.#closed = true;
       this.#listeners.clear();
       try {
@@ -252,10 +269,32 @@ export class SqliteEngine implements StorageEngine {
 
   // --- execution ----------------------------------------------------------
 
+  /**
+   * The node's own leases are answered once committed, before their WAL sync
+   * (group-commit.ts `SubmitMode.atCommit`), when no write that could have
+   * made their jobs leasable (an enqueue, a retry) is still unsynced: so a job
+   * never starts before its enqueue is durable. Their holder is this process,
+   * which a power cut ends as it ends the sync, so no holder can outlive a
+   * lease the cut undoes, and every durable write after it (a completion, a
+   * step) is synced after it. What the cut can cost is what a start mark's
+   * own lost write costs (start-marks.ts): a crash left uncounted. A remote
+   * worker's lease (its worker id is always `remote:…`,
+   * runtime/remote-workers.ts) waits for its sync: that holder would outlive
+   * the cut and could run the job beside its next holder.
+   */
   lease(request: LeaseRequest): Promise<LeasedJob[]> {
-    return this.#write(() => {
-      const s = this.#s;
-      return leaseJobs(s, request, this.#clock(), (id) => readEvent(s.fixed, id));
+    const held: HeldLease[] = [];
+    const own = !request.workerId.startsWith('remote:');
+    return this.#writes.submit(
+      () => {
+        const s = this.#s;
+        return leaseJobs(s, request, this.#clock(), (id) => readEvent(s.fixed, id), held);
+      },
+      own ? OWN_LEASE : REMOTE_LEASE,
+    ).then((jobs) => {
+      // Only once committed (lease-memo.ts).
+      this.#memo.remember(held);
+      return jobs;
     });
   }
 
@@ -263,21 +302,31 @@ export class SqliteEngine implements StorageEngine {
     return this.#write(() => heartbeatJob(this.#s.fixed, jobId, token, leaseMs, this.#clock()));
   }
 
-  /** Written at once, without waiting for the next group commit (start-marks.ts says why). */
+  /**
+   * Marked by the lease itself (`LeaseRequest.start`): answered at once. Else
+   * written at once, without waiting for the next group commit (start-marks.ts says why).
+   */
   start(jobId: string, token: string): Promise<StartResult> {
+    if (this.#closed || this.#closing) return Promise.reject(new DroverError('store_unavailable', `the store ${this.path} is closed`));
+    if (this.#memo.takeMark(jobId, token)) return Promise.resolve(MARKED);
     return this.#starts.add(() => startJob(this.#s.fixed, jobId, token));
   }
 
-  complete(jobId: string, token: string, result: unknown): Promise<FenceResult> {
-    return this.#settles.add((own) => completeJob(this.#s.fixed, jobId, token, result, this.#clock(), own));
+  complete(jobId: string, token: string, result: unknown): Promise<FenceResult>;
+  complete(jobId: string, token: string, result: unknown, options: WithoutRow): Promise<MatchResult>;
+  complete(jobId: string, token: string, result: unknown, options?: WithoutRow): Promise<FenceResult | MatchResult> {
+    const memo = this.#memo;
+    // A completion makes nothing leasable (group-commit.ts `SubmitMode.feeds`).
+    if (options?.row === false) return this.#settles.add((own) => withoutRow(completeJob(this.#s.fixed, memo, jobId, token, result, this.#clock(), own)), false);
+    return this.#settles.add((own) => completeJob(this.#s.fixed, memo, jobId, token, result, this.#clock(), own), false);
   }
 
   fail(jobId: string, token: string, request: FailRequest): Promise<FenceResult> {
-    return this.#settles.add((own) => failJob(this.#s.fixed, jobId, token, request, this.#clock(), own));
+    return this.#settles.add((own) => failJob(this.#s.fixed, this.#memo, jobId, token, request, this.#clock(), own));
   }
 
   release(jobId: string, token: string, runAt?: number): Promise<FenceResult> {
-    return this.#settles.add((own) => releaseJob(this.#s.fixed, jobId, token, this.#clock(), own, runAt));
+    return this.#settles.add((own) => releaseJob(this.#s.fixed, this.#memo, jobId, token, this.#clock(), own, runAt));
   }
 
   // --- background ---------------------------------------------------------
@@ -293,11 +342,11 @@ export class SqliteEngine implements StorageEngine {
     // probe first, so an idle reap costs no write batch (no group-commit slot).
     this.#assertOpen();
     if (!this.#s.fixed.anyExpiredLease.get(this.#clock())) return [];
-    return this.#write((own) => reclaimExpired(this.#s.fixed, options, this.#clock(), own));
+    return this.#write((own) => this.#forget(reclaimExpired(this.#s.fixed, options, this.#clock(), own)));
   }
 
   reclaimWorker(workerId: string, options: ReclaimOptions): Promise<ReclaimedJob[]> {
-    return this.#write((own) => reclaimWorkerLeases(this.#s.fixed, workerId, options, this.#clock, own));
+    return this.#write((own) => this.#forget(reclaimWorkerLeases(this.#s.fixed, workerId, options, this.#clock, own)));
   }
 
   // --- nodes (one process owns the file: see node-registry.ts) --------------
@@ -316,7 +365,7 @@ export class SqliteEngine implements StorageEngine {
     const stale = this.#nodes.stale(this.#clock() - request.staleAfterMs, request.exceptNodeId);
     const nodes = stale.map((node) => node.nodeId);
     if (nodes.length === 0) return { nodes, jobs: [] };
-    const jobs = await this.#write((own) => reclaimStaleNodes(this.#s.fixed, stale, request, this.#clock(), own));
+    const jobs = await this.#write((own) => this.#forget(reclaimStaleNodes(this.#s.fixed, stale, request, this.#clock(), own)));
     this.#nodes.remove(nodes);
     return { nodes, jobs };
   }
@@ -340,7 +389,10 @@ export class SqliteEngine implements StorageEngine {
   // --- operator actions ---------------------------------------------------
 
   cancel(jobId: string): Promise<JobRow | null> {
-    return this.#write((own) => cancelJob(this.#s.fixed, this.#d.fixed, jobId, this.#clock, own));
+    return this.#write((own) => {
+      this.#memo.forget(jobId);
+      return cancelJob(this.#s.fixed, this.#d.fixed, jobId, this.#clock, own);
+    });
   }
 
   retry(jobId: string): Promise<JobRow | null> {
@@ -350,6 +402,7 @@ export class SqliteEngine implements StorageEngine {
   // --- durable execution (durable.ts) ---------------------------------------
 
   async getSteps(jobId: string): Promise<StepRow[]> {
+    await this.#visible();
     return readSteps(() => this.#readDurable().fixed, jobId);
   }
 
@@ -358,7 +411,10 @@ export class SqliteEngine implements StorageEngine {
   }
 
   suspend(jobId: string, token: string, request: SuspendRequest): Promise<SuspendResult> {
-    return this.#write((own) => durable.suspend(this.#durable(this.#clock(), own), jobId, token, request));
+    return this.#write((own) => {
+      this.#memo.forget(jobId);
+      return durable.suspend(this.#durable(this.#clock(), own), jobId, token, request);
+    });
   }
 
   resumeWait(waitId: string, input: unknown, resolvedBy: string): Promise<ResumeResult> {
@@ -366,40 +422,49 @@ export class SqliteEngine implements StorageEngine {
   }
 
   async getWait(waitId: string): Promise<WaitRow | null> {
+    await this.#visible();
     return readWait(this.#readDurable().fixed, waitId);
   }
 
   async pendingWait(jobId: string): Promise<WaitRow | null> {
+    await this.#visible();
     return readPendingWait(() => this.#readDurable().fixed, jobId);
   }
 
   async listWaits(filter: WaitFilter): Promise<WaitRow[]> {
+    await this.#visible();
     return this.#readDurable().listWaits(filter).map(durable.toWaitRow);
   }
 
   async pendingInterrupts(): Promise<{ count: number; oldestCreatedAt: number | null }> {
+    await this.#visible();
     return readPendingInterrupts(this.#readDurable().fixed);
   }
 
   // --- reads --------------------------------------------------------------
 
   async getJob(id: string): Promise<JobRow | null> {
+    await this.#visible();
     return readJob(() => this.#read().fixed, id);
   }
 
   async getAttempts(jobId: string): Promise<AttemptRow[]> {
+    await this.#visible();
     return readAttempts(() => this.#read().fixed, jobId);
   }
 
   async listJobs(filter: JobFilter): Promise<JobRow[]> {
+    await this.#visible();
     return readJobPage(() => this.#read(), filter);
   }
 
   async getEvent(id: string): Promise<EventRow | null> {
+    await this.#visible();
     return readEvent(this.#read().fixed, id);
   }
 
   async eventMerges(eventId: string): Promise<EventMerge[]> {
+    await this.#visible();
     this.#read();
     return eventMerges(this.#t, eventId);
   }
@@ -409,6 +474,7 @@ export class SqliteEngine implements StorageEngine {
   }
 
   async queueStats(): Promise<QueueStats[]> {
+    await this.#visible();
     return readQueueStats(this.#read().fixed);
   }
 
@@ -419,10 +485,12 @@ export class SqliteEngine implements StorageEngine {
   }
 
   async findKeyByHash(hash: string): Promise<ApiKeyRow | null> {
+    await this.#visible();
     return readKeyByHash(this.#read().fixed, hash);
   }
 
   async listKeys(): Promise<ApiKeyRow[]> {
+    await this.#visible();
     return this.#read().fixed.listKeys.all().map(toApiKeyRow);
   }
 
@@ -434,6 +502,7 @@ export class SqliteEngine implements StorageEngine {
   // --- node metadata ------------------------------------------------------
 
   async getMeta(key: string): Promise<string | null> {
+    await this.#visible();
     return this.#read().fixed.getMeta.get(key)?.value ?? null;
   }
 
@@ -457,13 +526,17 @@ export class SqliteEngine implements StorageEngine {
   // --- backup and restore -------------------------------------------------
 
   /** Online backup API when this process owns the store, else `VACUUM INTO` (see `backup.ts`). */
-  backupTo(file: string): Promise<BackupSnapshot> {
+  /** Only durable writes in the copy: it waits for the syncs of what was committed before and while it ran. */
+  async backupTo(file: string): Promise<BackupSnapshot> {
     this.#assertOpen();
-    return snapshotSqlite(this.#db, file, { owner: this.#lock !== null });
+    await this.#visible();
+    const snapshot = await snapshotSqlite(this.#db, file, { owner: this.#lock !== null });
+    await this.#visible();
+    return snapshot;
   }
 
   reclaimAll(): Promise<ReclaimedJob[]> {
-    return this.#write((own) => reclaimAllRunning(this.#s.fixed, this.#clock(), own));
+    return this.#write((own) => this.#forget(reclaimAllRunning(this.#s.fixed, this.#clock(), own)));
   }
 
   // --- audit trail --------------------------------------------------------
@@ -473,11 +546,13 @@ export class SqliteEngine implements StorageEngine {
   }
 
   async listAudit(page: AuditPage): Promise<AuditRecord[]> {
+    await this.#visible();
     this.#assertOpen();
     return this.#prepared.audit.page(page);
   }
 
   async readAudit(range: AuditRange): Promise<AuditRecord[]> {
+    await this.#visible();
     this.#assertOpen();
     return this.#prepared.audit.range(range);
   }
@@ -486,6 +561,20 @@ export class SqliteEngine implements StorageEngine {
 
   #write<T>(op: (own: WriteEffects, batch: Readonly<WriteEffects>) => T): Promise<T> {
     return this.#writes.submit(op);
+  }
+
+  /** Reclaimed leases are over: a lease-marked one must not answer its `start` from memory (lease-memo.ts). */
+  #forget(jobs: ReclaimedJob[]): ReclaimedJob[] {
+    for (const job of jobs) this.#memo.forget(job.id);
+    return jobs;
+  }
+
+  /**
+   * Reads wait for the syncs of the writes committed before them
+   * (group-commit.ts): a write is seen once it is on disk, as with a FULL commit.
+   */
+  #visible(): Promise<void> | null {
+    return this.#writes.whenDurable();
   }
 
   #read(): SqliteStatements {
@@ -518,8 +607,7 @@ export class SqliteEngine implements StorageEngine {
     return { s: this.#s.fixed, d: this.#d.fixed, now, own };
   }
 
-  #committed(effects: WriteEffects): void {
-    this.#depths.apply(effects);
+  #notify(effects: WriteEffects): void {
     if (effects.woken.empty || this.#listeners.size === 0) return;
     const queues = [...effects.woken.queues];
     const { handlers } = effects.woken;
@@ -555,6 +643,10 @@ export class SqliteEngine implements StorageEngine {
  * const [{ job }] = await engine.enqueue([{ handler: 'email', queue: 'default', payload: {}, priority: 0, runAt: Date.now(), maxAttempts: 3 }]);
  * await engine.close();
  */
+const MARKED: StartResult = Object.freeze({ ok: true });
+const OWN_LEASE = Object.freeze({ feeds: false, atCommit: true });
+const REMOTE_LEASE = Object.freeze({ feeds: false, atCommit: false });
+
 export async function openSqliteEngine(options: SqliteEngineOptions): Promise<SqliteEngine> {
   const { path } = options;
   let lock: PidfileLock | null = null;

@@ -9,7 +9,7 @@
  * RETURNING costs several times the write itself, even for four columns
  * (measured with better-sqlite3: a completion 43 µs against 10 µs, an insert
  * 27 µs against 11 µs). They `run()` and look at `changes`; what the engine
- * still needs is read by rowid in the same write op (`fencedRow`, `leasedRow`:
+ * still needs is read by rowid in the same write op (`fencedRow`, lease-scan.ts:
  * a by-id SELECT of two columns is ~3 µs, `SELECT *` ~13 µs, the cost being
  * mostly one JS property per column), or known in JS (intake.ts builds the
  * new row). Hot statements take positional parameters: binding named ones
@@ -18,8 +18,8 @@
  */
 import type Database from 'better-sqlite3';
 import { assertPayloadPath } from '../../core/payload-filter.js';
-import { compareLeaseOrder } from '../../core/queue-policy.js';
 import type { JobFilter } from '../engine.js';
+import { LeaseScan } from './lease-scan.js';
 import type { RawApiKey, RawAttempt, RawEvent, RawJob } from './rows.js';
 
 /**
@@ -51,19 +51,6 @@ export type NewJobValues = [
 /** `insertEvent`'s parameters in column order. */
 export type NewEventValues = [id: string, name: string, data: string, tenant: string | null, receivedAt: number];
 
-export interface LeaseCandidate {
-  id: number;
-  handler: string;
-  priority: number;
-  run_at: number;
-  priority_ms: number;
-  fair_tag: number;
-  tenant: string | null;
-  queue: string;
-  concurrency_key: string | null;
-  concurrency_limit: number | null;
-}
-
 type Params<P> = P extends unknown[] ? P : [P];
 
 /**
@@ -77,9 +64,6 @@ export interface Stmt<P extends unknown[] | object, R = unknown> {
   iterate(...params: Params<P>): IterableIterator<R>;
 }
 
-/** The lease order, exactly as `jobs_lease_order` indexes it (0007_flow_control.sql): SQLite matches index expressions by text. */
-const LEASE_ORDER = 'fair_tag, run_at - priority * priority_ms, id';
-
 const JOB_COLUMNS_RESET_LEASE = 'lease_token = NULL, lease_expires_at = NULL';
 const FENCE = "id = @id AND lease_token = @token AND state = 'running'";
 /** FENCE with positional parameters (id, token), last in the statement's parameters. */
@@ -91,26 +75,6 @@ const STARTED = 'started_seq = lease_seq';
 export interface FencedRow {
   queue: string;
   lease_seq: number;
-}
-
-/**
- * The columns of a just-leased job that its lease candidate (LeaseCandidate)
- * and the lease update's own values do not already give (lease.ts).
- */
-export interface LeasedColumns {
-  payload: string;
-  event_id: string | null;
-  attempts: number;
-  max_attempts: number;
-  crashes: number;
-  lease_seq: number;
-  idempotency_key: string | null;
-  last_error: string | null;
-  dead_reason: RawJob['dead_reason'];
-  result: string | null;
-  traceparent: string | null;
-  created_at: number;
-  finished_at: number | null;
 }
 
 /** Build every fixed statement (the schema must be migrated). */
@@ -151,10 +115,6 @@ function prepareFixed(db: Database.Database) {
         AND (priority_ms <> @priority_ms OR (@keep_turns = 0 AND fair_tag > 0))`),
     jobById: p<[number], RawJob>('SELECT * FROM jobs WHERE id = ?'),
     fencedRow: p<[number], FencedRow>('SELECT queue, lease_seq FROM jobs WHERE id = ?'),
-    leasedRow: p<[number], LeasedColumns>(`
-      SELECT payload, event_id, attempts, max_attempts, crashes, lease_seq, idempotency_key, last_error, dead_reason, result,
-        traceparent, created_at, finished_at
-      FROM jobs WHERE id = ?`),
     jobExists: p<[number], { one: 1 }>('SELECT 1 AS one FROM jobs WHERE id = ?'),
     jobsByEvent: p<[string], RawJob>('SELECT * FROM jobs WHERE event_id = ? ORDER BY id'),
 
@@ -162,9 +122,14 @@ function prepareFixed(db: Database.Database) {
     insertEvent: p<NewEventValues>('INSERT INTO events (id, name, data, tenant, received_at) VALUES (?, ?, ?, ?, ?)'),
     eventById: p<[string], RawEvent>('SELECT * FROM events WHERE id = ?'),
 
-    // No RETURNING: lease.ts reads what it does not know by id (leasedRow).
+    // No RETURNING: lease.ts has the rest from the candidate's read (lease-scan.ts).
     leaseJob: p<[token: string, expires: number, worker: string, key: string | null, now: number, id: number]>(`
       UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_seq = lease_seq + 1,
+        lease_token = ?, lease_expires_at = ?, worker_id = ?, lease_key_id = ?, updated_at = ?
+      WHERE id = ? AND state = 'queued'`),
+    // The same, its handler marked started by the lease itself (`LeaseRequest.start`): no mark of its own later.
+    leaseJobStarted: p<[token: string, expires: number, worker: string, key: string | null, now: number, id: number]>(`
+      UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_seq = lease_seq + 1, started_seq = lease_seq + 1,
         lease_token = ?, lease_expires_at = ?, worker_id = ?, lease_key_id = ?, updated_at = ?
       WHERE id = ? AND state = 'queued'`),
     runningWithKey: p<[string], { n: number }>(
@@ -283,47 +248,13 @@ export type FixedStatements = ReturnType<typeof prepareFixed>;
 
 export class SqliteStatements {
   readonly fixed: FixedStatements;
-  /** Lease candidate statements by number of excluded queues, and whether they skip tenants (`-n - 1`). */
-  readonly #candidates = new Map<number, Database.Statement<unknown[], LeaseCandidate>>();
+  /** The lease's reads (lease-scan.ts). */
+  readonly lease: LeaseScan;
   readonly #listJobs = new Map<string, Database.Statement<unknown[], unknown>>();
 
   constructor(private readonly db: Database.Database) {
     this.fixed = prepareFixed(db);
-  }
-
-  /**
-   * Queued jobs for these handlers in lease order (fair turn, then aged
-   * priority, then id: core/queue-policy.ts), at most `limit`. One indexed
-   * query per handler on `jobs_lease_order`, merged here: a single query over
-   * `handler IN (...)` cannot use that order across handlers, and the
-   * handler-less order index made an idle handler scan every queued job.
-   */
-  leaseCandidates(handlers: readonly string[], excludeQueues: readonly string[], limit: number, skipTenants: readonly string[] = []): LeaseCandidate[] {
-    const skipping = skipTenants.length > 0;
-    const stmt = this.#candidateStatement(excludeQueues.length, skipping);
-    // Tenants at their lease cap (lease.ts) are left out here, in the scan, rather than fetched and passed over in JS.
-    const tail = skipping ? [JSON.stringify(skipTenants), limit] : [limit];
-    if (handlers.length === 1) return stmt.all(handlers[0], ...excludeQueues, ...tail);
-    const all: LeaseCandidate[] = [];
-    for (const handler of handlers) all.push(...stmt.all(handler, ...excludeQueues, ...tail));
-    all.sort(compareLeaseOrder);
-    return all.length > limit ? all.slice(0, limit) : all;
-  }
-
-  #candidateStatement(excluded: number, skipTenants: boolean): Database.Statement<unknown[], LeaseCandidate> {
-    const slot = skipTenants ? -excluded - 1 : excluded;
-    let stmt = this.#candidates.get(slot);
-    if (!stmt) {
-      const marks = Array.from({ length: excluded }, () => '?').join(', ');
-      stmt = this.db.prepare<unknown[], LeaseCandidate>(`
-        SELECT id, handler, priority, run_at, priority_ms, fair_tag, tenant, queue, concurrency_key, concurrency_limit FROM jobs
-        WHERE state = 'queued' AND handler = ? ${excluded > 0 ? `AND queue NOT IN (${marks})` : ''}
-          ${skipTenants ? 'AND (tenant IS NULL OR tenant NOT IN (SELECT value FROM json_each(?)))' : ''}
-        ORDER BY ${LEASE_ORDER}
-        LIMIT ?`);
-      this.#candidates.set(slot, stmt);
-    }
-    return stmt;
+    this.lease = new LeaseScan(db);
   }
 
   listJobs(filter: JobFilter, beforeId: number | null): RawJob[] {

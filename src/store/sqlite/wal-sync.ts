@@ -1,0 +1,94 @@
+/**
+ * `synchronous=FULL` durability with the fsync off the event loop
+ * (group-commit.ts `DeferredSync`).
+ *
+ * In WAL mode a FULL commit appends its frames to the WAL and then fsyncs the
+ * WAL; better-sqlite3 is synchronous, so the event loop stands still for the
+ * whole fsync, once per group commit (measured on the bench VM: 1–3 ms each,
+ * a third of a no-op drain's wall time). Here each batch commits with
+ * `synchronous = NORMAL` (the same frames written, no fsync) and the WAL is
+ * then `fdatasync`ed on libuv's thread pool; the group commit answers nobody
+ * before that returns. A sync covers every frame written before it, so it is
+ * the same guarantee: what was acknowledged is on disk. NORMAL differs from
+ * FULL only in that commit fsync: checkpoints still sync the WAL before
+ * copying it and the database after, and a reused WAL's header is synced.
+ *
+ * The WAL is opened once, at the first sync (SQLite keeps the same file for
+ * as long as its connection is open), and synced through that descriptor, as
+ * SQLite syncs its own. Looking the name up at every sync, to catch a WAL
+ * replaced under the store, cost a thread-pool round trip per batch (~70 µs
+ * of CPU, measured with bench/store-micro.mjs) for a case FULL does not
+ * catch either. Its directory is synced once too, as SQLite does for a WAL it
+ * created (its entry must survive a power cut for the frames to).
+ */
+import { close, closeSync, fdatasync, fsync, open } from 'node:fs';
+import { dirname } from 'node:path';
+import type Database from 'better-sqlite3';
+import type { DeferredSync } from './group-commit.js';
+
+const call = <T>(fn: (done: (error: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> =>
+  new Promise((resolve, reject) => fn((error, value) => (error ? reject(error) : resolve(value))));
+
+const openFile = (path: string) => call<number>((done) => open(path, 'r', done));
+const dataSync = (fd: number) => call<void>((done) => fdatasync(fd, (error) => done(error, undefined)));
+
+async function syncDirectory(path: string): Promise<void> {
+  const fd = await openFile(path);
+  try {
+    await call<void>((done) => fsync(fd, (error) => done(error, undefined)));
+  } finally {
+    close(fd, () => undefined);
+  }
+}
+
+/** A `DeferredSync` that the engine closes with its connection. */
+export interface WalSync extends DeferredSync {
+  close(): void;
+}
+
+/**
+ * The deferred sync of the database file `path` on `db`, or null when there
+ * is nothing to defer: an in-memory database, or a connection below FULL; or
+ * a `file:` URI, whose WAL's name this does not work out (its commits keep
+ * their own fsync).
+ */
+export function walSync(db: Database.Database, path: string, inMemory: boolean): WalSync | null {
+  const level = Number(db.pragma('synchronous', { simple: true }));
+  if (inMemory || path.startsWith('file:') || level < 2) return null;
+  const normal = db.prepare('PRAGMA synchronous = NORMAL');
+  const restore = db.prepare(`PRAGMA synchronous = ${level}`);
+  const wal = `${path}-wal`;
+  // Opened at the first sync: the WAL exists once something was committed.
+  let opened: Promise<number> | null = null;
+  let closed = false;
+  let directorySynced = false;
+  const openWal = async () => {
+    const fd = await openFile(wal);
+    if (closed) {
+      closeSync(fd);
+      throw new Error('the store is closed');
+    }
+    return fd;
+  };
+  return {
+    defer: () => void normal.run(),
+    restore: () => void restore.run(),
+    async sync() {
+      opened ??= openWal();
+      const fd = await opened.catch((error: unknown) => {
+        opened = null;
+        throw error;
+      });
+      await dataSync(fd);
+      if (!directorySynced) {
+        await syncDirectory(dirname(wal));
+        directorySynced = true;
+      }
+    },
+    close() {
+      closed = true;
+      void opened?.then((fd) => closeSync(fd)).catch(() => undefined);
+      opened = null;
+    },
+  };
+}

@@ -1,0 +1,275 @@
+/**
+ * Group commits made durable off the event loop (src/store/sqlite/group-commit.ts
+ * `DeferredSync`, wal-sync.ts): nobody is answered, woken or shown a write
+ * before the sync covering its batch has returned; a failed sync fails its
+ * batches and every write after it.
+ */
+import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { GroupCommit, type DeferredSync } from '../../src/store/sqlite/group-commit.js';
+import { openSqliteEngine } from '../../src/store/sqlite/sqlite-engine.js';
+import { walSync } from '../../src/store/sqlite/wal-sync.js';
+
+/** A sync that returns only when the test says so. */
+class HeldSync implements DeferredSync {
+  calls: Array<{ resolve(): void; reject(error: unknown): void }> = [];
+  levels: number[] = [];
+  constructor(private readonly db: Database.Database) {}
+  defer(): void {
+    this.db.pragma('synchronous = NORMAL');
+  }
+  restore(): void {
+    this.db.pragma('synchronous = FULL');
+  }
+  sync(): Promise<void> {
+    return new Promise((resolve, reject) => this.calls.push({ resolve, reject }));
+  }
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('sqlite: group commit with a deferred sync', () => {
+  let dir: string;
+  let db: Database.Database;
+  let held: HeldSync;
+  let commit: GroupCommit<number[]>;
+  let committed: number[][];
+  let durable: number[][];
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'drover-defer-'));
+    db = new Database(join(dir, 'd.db'));
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec('CREATE TABLE t (v INTEGER NOT NULL UNIQUE)');
+    held = new HeldSync(db);
+    committed = [];
+    durable = [];
+    commit = new GroupCommit<number[]>(
+      db,
+      { create: () => [], merge: (into, from) => void into.push(...from), committed: (e) => void committed.push(e), durable: (e) => void durable.push(e) },
+      held,
+    );
+  });
+
+  afterEach(async () => {
+    for (const call of held.calls) call.resolve();
+    await commit.close();
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const insert = (v: number) =>
+    commit.submit((own) => {
+      db.prepare('INSERT INTO t (v) VALUES (?)').run(v);
+      own.push(v);
+      return v;
+    });
+
+  it('answers a batch only once its sync returned, and its durable effects only then', async () => {
+    const answered: number[] = [];
+    const first = insert(1).then((v) => answered.push(v));
+    await turn();
+    expect(held.calls).toHaveLength(1);
+    // Committed (the writes that follow see it) but not answered: its sync is out.
+    expect(committed).toEqual([[1]]);
+    expect(durable).toEqual([]);
+    expect(answered).toEqual([]);
+    expect(commit.whenDurable()).not.toBeNull();
+    // The COMMIT ran at NORMAL (no fsync of its own), the connection is back at FULL.
+    expect(db.pragma('synchronous', { simple: true })).toBe(2);
+    held.calls[0]!.resolve();
+    await first;
+    expect(answered).toEqual([1]);
+    expect(durable).toEqual([[1]]);
+    expect(commit.whenDurable()).toBeNull();
+  });
+
+  it('commits the next batch while a sync is out, and syncs it after (one sync at a time)', async () => {
+    const one = insert(1);
+    await turn();
+    const two = insert(2);
+    await turn();
+    expect(committed).toEqual([[1], [2]]);
+    expect(held.calls).toHaveLength(1);
+    const visible = commit.whenDurable()!;
+    let seen = false;
+    void visible.then(() => (seen = true));
+    held.calls[0]!.resolve();
+    expect(await one).toBe(1);
+    await turn();
+    // The second batch waits for a sync that started after it committed.
+    expect(held.calls).toHaveLength(2);
+    expect(seen).toBe(false);
+    held.calls[1]!.resolve();
+    expect(await two).toBe(2);
+    await visible;
+    expect(durable).toEqual([[1], [2]]);
+  });
+
+  it("answers an op that failed in its savepoint at once (it wrote nothing), the others after the sync", async () => {
+    const ok = insert(1);
+    const failed = commit.submit(() => {
+      throw new Error('refused');
+    });
+    await expect(failed).rejects.toThrow('refused');
+    held.calls[0]!.resolve();
+    expect(await ok).toBe(1);
+  });
+
+  it('fails the batches of a failed sync, those committed meanwhile, and every write and read after', async () => {
+    const one = insert(1);
+    await turn();
+    const two = insert(2);
+    await turn();
+    const read = commit.whenDurable()!;
+    held.calls[0]!.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    await expect(one).rejects.toMatchObject({ code: 'store_unavailable' });
+    await expect(two).rejects.toMatchObject({ code: 'store_unavailable' });
+    await expect(read).rejects.toMatchObject({ code: 'store_unavailable' });
+    await expect(insert(3)).rejects.toMatchObject({ code: 'store_unavailable' });
+    await expect(commit.whenDurable()).rejects.toMatchObject({ code: 'store_unavailable' });
+    expect(durable).toEqual([]);
+  });
+
+  const AT_COMMIT = { feeds: false, atCommit: true };
+  const PLAIN = { feeds: false, atCommit: false };
+
+  it('answers an `atCommit` write once committed, the others of its batch once synced', async () => {
+    const order: string[] = [];
+    const early = commit.submit((own) => {
+      db.prepare('INSERT INTO t (v) VALUES (?)').run(7);
+      own.push(7);
+      return 'early';
+    }, AT_COMMIT);
+    const late = insert(8);
+    void early.then((v) => order.push(v));
+    void late.then((v) => order.push(String(v)));
+    await turn();
+    await early;
+    expect(order).toEqual(['early']);
+    // Its effects still wait for the sync, and so do reads.
+    expect(durable).toEqual([]);
+    expect(commit.whenDurable()).not.toBeNull();
+    held.calls[0]!.resolve();
+    await late;
+    expect(order).toEqual(['early', '8']);
+    expect(durable).toEqual([[7, 8]]);
+  });
+
+  it('answers an `atCommit` write after the sync when a feeding write before it is unsynced, in its batch or an earlier one', async () => {
+    const order: string[] = [];
+    const take = (label: string) => commit.submit(() => label, AT_COMMIT).then((v) => void order.push(v));
+    // Same batch: a feeding write (the default mode: an enqueue) before it, then one that feeds nothing.
+    const fed = insert(1).then((v) => void order.push(`insert ${v}`));
+    const afterFeed = take('lease after insert');
+    await turn();
+    expect(order).toEqual([]);
+    // The next batch, while the first is unsynced: still behind the feeding write.
+    const nextBatch = take('lease in the next batch');
+    await turn();
+    expect(order).toEqual([]);
+    held.calls[0]!.resolve();
+    await Promise.all([fed, afterFeed]);
+    expect(order).toEqual(['insert 1', 'lease after insert']);
+    await turn();
+    held.calls[1]!.resolve();
+    await nextBatch;
+    // Nothing feeding is unsynced any more: answered at commit, before its own sync.
+    const plain = commit.submit(() => 'completion', PLAIN).then((v) => void order.push(v));
+    const free = take('lease with nothing feeding unsynced');
+    await turn();
+    await free;
+    expect(order).toEqual(['insert 1', 'lease after insert', 'lease in the next batch', 'lease with nothing feeding unsynced']);
+    held.calls[2]!.resolve();
+    await plain;
+    expect(order.at(-1)).toBe('completion');
+  });
+
+  it('close waits for the sync of what was committed', async () => {
+    const one = insert(1);
+    await turn();
+    let closed = false;
+    const closing = commit.close().then(() => (closed = true));
+    await turn();
+    expect(closed).toBe(false);
+    held.calls[0]!.resolve();
+    await closing;
+    expect(await one).toBe(1);
+  });
+});
+
+describe('sqlite: the WAL sync', () => {
+  it('is used for a file at FULL, not for NORMAL, a file: URI or memory; it syncs the WAL that exists', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drover-walsync-'));
+    try {
+      const path = join(dir, 'd.db');
+      const db = new Database(path);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.exec('CREATE TABLE t (v)');
+      const sync = walSync(db, path, false)!;
+      expect(sync).not.toBeNull();
+      await expect(sync.sync()).resolves.toBeUndefined();
+      expect(walSync(db, `file:${path}`, false)).toBeNull();
+      expect(walSync(db, ':memory:', true)).toBeNull();
+      db.pragma('synchronous = NORMAL');
+      expect(walSync(db, path, false)).toBeNull();
+      db.close();
+      sync.close();
+      // A WAL that is not there (closed: SQLite removed it) is a failure, never a silent success.
+      const other = new Database(join(dir, 'other.db'));
+      other.pragma('synchronous = FULL');
+      const late = walSync(other, join(dir, 'gone.db'), false)!;
+      await expect(late.sync()).rejects.toMatchObject({ code: 'ENOENT' });
+      other.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an engine whose WAL cannot be synced refuses every write and read after, and is not ready', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drover-walsync-'));
+    const path = join(dir, 'drover.db');
+    const engine = await openSqliteEngine({ path });
+    const job = { handler: 'h', queue: 'default', payload: {}, priority: 0, runAt: Date.now(), maxAttempts: 3 };
+    try {
+      // migrate() writes outside the group commit: no sync has opened the WAL yet.
+      await engine.migrate();
+      // SQLite keeps writing to the unlinked file; the first sync, which opens the WAL by name, fails.
+      unlinkSync(`${path}-wal`);
+      await expect(engine.enqueue([job])).rejects.toMatchObject({ code: 'store_unavailable' });
+      await expect(engine.enqueue([job])).rejects.toMatchObject({ code: 'store_unavailable' });
+      await expect(engine.getJob('1')).rejects.toMatchObject({ code: 'store_unavailable' });
+      await expect(engine.ping()).rejects.toMatchObject({ code: 'store_unavailable' });
+    } finally {
+      await engine.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the engine's reads wait for the sync of the writes before them; its settings still say FULL", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drover-walsync-'));
+    const engine = await openSqliteEngine({ path: join(dir, 'drover.db') });
+    try {
+      await engine.migrate();
+      expect(engine.settings().synchronous).toBe('FULL');
+      const [enqueued] = await engine.enqueue([{ handler: 'h', queue: 'default', payload: {}, priority: 0, runAt: Date.now(), maxAttempts: 3 }]);
+      const job = enqueued!.job;
+      const [leased] = await engine.lease({ workerId: 'w', handlers: [{ name: 'h', max: 1 }], limit: 1, leaseMs: 30_000 });
+      // Both in one turn: the read is asked while the completion is committed but not yet synced.
+      const done = engine.complete(leased!.id, leased!.leaseToken, 'r');
+      await turn();
+      const order: string[] = [];
+      await Promise.all([done.then(() => order.push('complete')), engine.getJob(job.id).then((row) => order.push(`read ${row?.state}`))]);
+      expect(order).toEqual(['complete', 'read succeeded']);
+      await expect(engine.ping()).resolves.toBeUndefined();
+    } finally {
+      await engine.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
