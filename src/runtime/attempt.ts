@@ -13,6 +13,7 @@ import type { LeasedJob } from '../core/types.js';
 import type { AttemptTracer } from '../obs/attempt-tracing.js';
 import type { Logger } from '../obs/logger.js';
 import type { StorageEngine } from '../store/engine.js';
+import type { CompletionRate } from './lease-window.js';
 import { LazyAbortController, type RunJobOptions, type RunningJob, type RunOutcome } from './job-runner.js';
 import type { Lifecycle } from './lifecycle.js';
 import { StepContext, type StepDeps } from './step-context.js';
@@ -39,6 +40,8 @@ export interface Lane {
   readonly buffer: AttemptQueue;
   /** Moving average of the handler's run time (ms); decides whether to lease ahead. NaN: none yet. */
   avgRunMs: number;
+  /** Its jobs finished per ms while busy; sizes its lease-ahead window. */
+  readonly completions: CompletionRate;
   /** The thread pool for an `isolation: 'thread'` handler; null: it runs inline. */
   readonly threads: { run(options: RunJobOptions): Promise<RunOutcome> } | null;
 }

@@ -8,10 +8,12 @@
  *
  * Lease-ahead: a handler whose jobs are quick (recent average under
  * `FAST_JOB_MS`) may hold extra leased jobs in a local buffer, so a freed slot
- * starts the next job at once and more jobs ride in each group commit. Slow
- * handlers get no buffer: holding their jobs here would only keep them from
- * other nodes. Buffered jobs are `running` in the store (their lease protects
- * them); on shutdown they are released unstarted.
+ * starts the next job at once and more jobs ride in each group commit. The
+ * buffer holds about 20 ms of the handler's work (lease-window.ts): it is also
+ * how far a newly arrived job may be overtaken. Slow handlers get no buffer:
+ * holding their jobs here would only keep them from other nodes. Buffered
+ * jobs are `running` in the store (their lease protects them); on shutdown
+ * they are released unstarted.
  */
 import type { ResolvedHandler } from '../core/config.js';
 import { toError } from '../core/errors.js';
@@ -25,6 +27,7 @@ import { runInline, type RunJobOptions, type RunningJob, type RunOutcome } from 
 import type { Lifecycle, LifecycleChannel } from './lifecycle.js';
 import { recordOutcome, type OutcomeContext } from './outcome.js';
 import type { StepDeps } from './step-context.js';
+import { CompletionRate, leaseAheadWindow } from './lease-window.js';
 import { capFields, contendedPauseMs, emitCapRefusals } from './cap-refusals.js';
 import type { TenantCaps } from '../core/lease-caps.js';
 
@@ -41,7 +44,7 @@ export interface DispatcherOptions {
   random?: () => number;
   /** Most jobs leased in one store call. */
   leaseBatch?: number;
-  /** Most jobs leased ahead per quick handler (default: max(concurrency, 64)). */
+  /** Most jobs leased ahead per quick handler (default: about 20 ms of its work, from max(concurrency, 64) to 512 jobs; lease-window.ts). */
   prefetch?: number;
   /**
    * A job whose attempts ended by crash, lease expiry or a killed worker
@@ -144,7 +147,7 @@ export class Dispatcher {
     };
     for (const handler of options.handlers.values()) {
       const threads = handler.isolation === 'thread' && options.threads ? options.threads : null;
-      this.#lanes.set(handler.name, { handler, deps, running: 0, buffer: new AttemptQueue(), avgRunMs: Number.NaN, threads });
+      this.#lanes.set(handler.name, { handler, deps, running: 0, buffer: new AttemptQueue(), avgRunMs: Number.NaN, completions: new CompletionRate(), threads });
     }
   }
 
@@ -417,7 +420,7 @@ export class Dispatcher {
   #prefetchFor(lane: Lane): number {
     // NaN (no run yet) is not <= anything: no lease-ahead until a run time is known.
     if (!(lane.avgRunMs <= FAST_JOB_MS)) return 0;
-    return this.#prefetch ?? Math.max(lane.handler.concurrency, 64);
+    return this.#prefetch ?? leaseAheadWindow(lane.handler.concurrency, lane.completions.perMs);
   }
 
   #noteRunTime(lane: Lane, ms: number): void {
@@ -546,6 +549,7 @@ export class Dispatcher {
       if (attempt.stepContext) result = attempt.stepContext.outcome(result);
       const durationMs = returnedAt - attempt.startedAt;
       this.#noteRunTime(lane, durationMs);
+      lane.completions.note(returnedAt);
       // Shutdown released this job's lease after giving up on it: too late to record anything.
       if (attempt.abandoned) return;
       await recordOutcome(this.#outcomes, attempt, lane.handler, result, durationMs);

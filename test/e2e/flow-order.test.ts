@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DroverConfig } from '../../src/core/handler.js';
+import { LEASE_AHEAD_MAX, LEASE_AHEAD_MIN, LEASE_AHEAD_MS } from '../../src/runtime/lease-window.js';
 import { startTestNode, TEST_ENGINES, type TestEngine, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -133,17 +134,19 @@ describe.each(TEST_ENGINES)('lease order on %s', (engine) => {
 
   describe('fairness across tenants', () => {
     const CONCURRENCY = 4;
-    /** The dispatcher's lease-ahead buffer for quick handlers (runtime/dispatcher.ts): max(concurrency, 64). */
-    const LEASE_AHEAD = 64;
 
     /**
      * A noisy tenant's 10,000 jobs, written while the queue is paused; then
      * `nodes` nodes drain them and a quiet tenant's job arrives mid-drain.
      * Returns how many jobs started between its enqueue and its start.
      * `jobMs`: each job's run time; above 50 ms the dispatcher leases no jobs
-     * ahead, so only running jobs stand between the store's order and a start.
+     * ahead, so only running jobs stand between the store's order and a start;
+     * below, its lease-ahead buffer too (runtime/lease-window.ts: about
+     * LEASE_AHEAD_MS of the handler's work, from max(concurrency, 64) to
+     * LEASE_AHEAD_MAX jobs). `warmup`: jobs started before the quiet job is
+     * enqueued (enough for the buffer to have grown to its size).
      */
-    async function quietJobWait(nodes: number, jobMs: number): Promise<{ between: number; started: number }> {
+    async function quietJobWait(nodes: number, jobMs: number, warmup = 40 * nodes): Promise<{ between: number; started: number }> {
       const started: string[] = [];
       const dir = tempDir();
       const config: Omit<DroverConfig, 'databaseUrl'> = {
@@ -169,7 +172,7 @@ describe.each(TEST_ENGINES)('lease order on %s', (engine) => {
       for (let n = 1; n < nodes; n++) await start(engine, config, Date.now, dir);
       await post(first, '/v1/queues/imports/resume');
       // Pauses reach other nodes within seconds (they poll): wait until every node has started some.
-      await waitFor(() => started.length >= 40 * nodes, { timeoutMs: 60_000, message: 'the backlog is draining' });
+      await waitFor(() => started.length >= warmup, { timeoutMs: 60_000, message: 'the backlog is draining' });
       await post(first, '/v1/jobs', { handler: 'import', tenant: 'quiet', payload: { t: 'quiet' } });
       const atEnqueue = started.length;
       await waitFor(() => started.includes('quiet'), { timeoutMs: 30_000, message: 'the quiet tenant’s job started' });
@@ -182,9 +185,17 @@ describe.each(TEST_ENGINES)('lease order on %s', (engine) => {
       expect(started).toBeLessThan(10_000); // it did not wait for the backlog
     });
 
-    it('quick jobs: within concurrency + the lease-ahead buffer + 2', async () => {
-      const { between, started } = await quietJobWait(1, 0);
-      expect(between).toBeLessThanOrEqual(CONCURRENCY + LEASE_AHEAD + 2);
+    it('quick jobs: within concurrency + the lease-ahead buffer at its largest + 2', async () => {
+      const { between, started } = await quietJobWait(1, 0, 1_000);
+      expect(between).toBeLessThanOrEqual(CONCURRENCY + LEASE_AHEAD_MAX + 2);
+      expect(started).toBeLessThan(10_000);
+    });
+
+    it('quick jobs that take a few ms: the buffer holds its floor, as LEASE_AHEAD_MS of their work is fewer jobs', async () => {
+      // 4 slots of 5 ms finish at most 0.8 jobs a ms: 16 jobs in 20 ms, below the floor of 64.
+      expect((CONCURRENCY / 5) * LEASE_AHEAD_MS).toBeLessThan(LEASE_AHEAD_MIN);
+      const { between, started } = await quietJobWait(1, 5, 200);
+      expect(between).toBeLessThanOrEqual(CONCURRENCY + LEASE_AHEAD_MIN + 2);
       expect(started).toBeLessThan(10_000);
     });
 
