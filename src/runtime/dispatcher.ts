@@ -298,6 +298,7 @@ export class Dispatcher {
           const capped = capFields({ ...(this.options.tenantCaps ? { tenants: this.options.tenantCaps } : {}) });
           const jobs = await this.options.store.lease({
             workerId: this.options.workerId,
+            inProcess: true,
             // Each job's lease follows its own handler's timeout (a quick handler's
             // jobs are recovered quickly after a silent death, whatever else is leased along).
             handlers: wanted.handlers.map((h) => ({ ...h, leaseMs: this.#leaseMsFor(h.name) })),

@@ -272,4 +272,28 @@ describe('sqlite: the WAL sync', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('answers a lease marked inProcess at commit, before the sync its batch shares with a completion; any other lease after it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drover-walsync-'));
+    const engine = await openSqliteEngine({ path: join(dir, 'drover.db') });
+    const job = { handler: 'h', queue: 'default', payload: {}, priority: 0, runAt: Date.now(), maxAttempts: 3 };
+    try {
+      await engine.migrate();
+      // Synced before the batch under test, so nothing feeding is unsynced when the lease commits.
+      await engine.enqueue([job, job, job]);
+      const order = async (inProcess: boolean | undefined) => {
+        const [running] = await engine.lease({ workerId: 'w', handlers: [{ name: 'h', max: 1 }], limit: 1, leaseMs: 30_000 });
+        const seen: string[] = [];
+        // One batch: the completion first, then the lease.
+        const done = engine.complete(running!.id, running!.leaseToken, 'r').then(() => void seen.push('complete'));
+        const leased = engine.lease({ workerId: 'w', ...(inProcess === undefined ? {} : { inProcess }), handlers: [{ name: 'h', max: 1 }], limit: 1, leaseMs: 30_000 }).then(() => void seen.push('lease'));
+        await Promise.all([done, leased]);
+        return seen;
+      };
+      expect(await order(true)).toEqual(['lease', 'complete']);
+      expect(await order(undefined)).toEqual(['complete', 'lease']);
+    } finally {
+      await engine.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -81,6 +81,14 @@ export interface LeaseRequest {
   limit: number;
   /** Lease duration of jobs whose handler entry gives none. */
   leaseMs: number;
+  /**
+   * The jobs will run in this process (the node's own dispatcher), which a
+   * power cut ends together with any write the cut undoes: an engine may
+   * answer such a lease once committed, before it is on disk (SQLite,
+   * sqlite-engine.ts `lease`). Absent or false (a remote worker's lease over
+   * HTTP, whose holder would outlive the cut): answered only once durable.
+   */
+  inProcess?: boolean;
   /** The API key leasing over HTTP, stored with each lease (only that key may settle it); absent for the node's own leases. */
   keyId?: string | null;
   /** Queues not to lease from (paused). */

@@ -277,20 +277,18 @@ export class SqliteEngine implements StorageEngine {
    * which a power cut ends as it ends the sync, so no holder can outlive a
    * lease the cut undoes, and every durable write after it (a completion, a
    * step) is synced after it. What the cut can cost is what a start mark's
-   * own lost write costs (start-marks.ts): a crash left uncounted. A remote
-   * worker's lease (its worker id is always `remote:…`,
-   * runtime/remote-workers.ts) waits for its sync: that holder would outlive
-   * the cut and could run the job beside its next holder.
+   * own lost write costs (start-marks.ts): a crash left uncounted. A lease not
+   * marked `inProcess` (a remote worker's) waits for its sync: that holder
+   * would outlive the cut and could run the job beside its next holder.
    */
   lease(request: LeaseRequest): Promise<LeasedJob[]> {
     const held: HeldLease[] = [];
-    const own = !request.workerId.startsWith('remote:');
     return this.#writes.submit(
       () => {
         const s = this.#s;
         return leaseJobs(s, request, this.#clock(), (id) => readEvent(s.fixed, id), held);
       },
-      own ? OWN_LEASE : REMOTE_LEASE,
+      request.inProcess === true ? OWN_LEASE : REMOTE_LEASE,
     ).then((jobs) => {
       // Only once committed (lease-memo.ts).
       this.#memo.remember(held);
