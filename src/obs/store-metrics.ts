@@ -128,7 +128,7 @@ function observeSqlite(metrics: DroverMetrics, engine: SqliteFileSource, options
     },
   });
 
-  const commits = new HistogramFamily({ name: 'drover_store_commit_duration_seconds', help: 'Duration of each group commit, BEGIN to durable COMMIT (with synchronous=FULL, the fsync).', labelNames: ['engine'], buckets: COMMIT_BUCKETS, registry });
+  const commits = new HistogramFamily({ name: 'drover_store_commit_duration_seconds', help: 'Duration of each group commit, BEGIN until it is durable (with synchronous=FULL, the WAL sync, including a wait for the sync already in flight).', labelNames: ['engine'], buckets: COMMIT_BUCKETS, registry });
   const commitSeries = commits.series(label);
   engine.onCommitTimed = (seconds) => commitSeries.observe(seconds);
 

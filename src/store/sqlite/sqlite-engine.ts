@@ -165,7 +165,7 @@ export class SqliteEngine implements StorageEngine {
 
   /**
    * Set by the metrics (obs/store-metrics.ts): called with each group commit's
-   * duration, BEGIN to durable COMMIT (`synchronous=FULL`: the fsync). A plain
+   * duration, BEGIN until durable (`synchronous=FULL`: the WAL sync, wal-sync.ts). A plain
    * field so the engine holds no metrics code and the seam's wrapper leaves it alone.
    */
   onCommitTimed: ((seconds: number) => void) | null = null;
