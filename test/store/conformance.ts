@@ -901,6 +901,24 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
           expect(await engine.reclaimWorker('w1', { poisonAfter: 3 })).toMatchObject([{ id: job.id, started: false }]);
           expect((await engine.getAttempts(job.id)).map((a) => [a.attempt, a.outcome])).toEqual([[1, 'released'], [2, 'released']]);
         });
+
+        it('a lease-marked job cancelled before its start is refused it', async () => {
+          await enqueueOne();
+          const marked = await leaseOne({ handlers: [{ name: 'h', max: 1, start: 1 }] });
+          expect((await engine.cancel(marked.id))?.state).toBe('cancelled');
+          expect(await engine.start(marked.id, marked.leaseToken)).toEqual({ ok: false, reason: 'stale_lease' });
+        });
+
+        it('a lease-marked job reclaimed before its start is refused it, and the reclaim counts a crash', async () => {
+          await enqueueOne();
+          const marked = await leaseOne({ handlers: [{ name: 'h', max: 1, start: 1 }] });
+          expect(await engine.reclaimWorker('w1', { poisonAfter: 5 })).toMatchObject([{ id: marked.id, started: true, state: 'queued' }]);
+          expect(await engine.start(marked.id, marked.leaseToken)).toEqual({ ok: false, reason: 'stale_lease' });
+          const again = await leaseOne({ workerId: 'w2' });
+          expect(again.id).toBe(marked.id);
+          expect(await engine.start(marked.id, marked.leaseToken)).toEqual({ ok: false, reason: 'stale_lease' });
+          expect(await engine.start(again.id, again.leaseToken)).toEqual({ ok: true });
+        });
       });
     });
 

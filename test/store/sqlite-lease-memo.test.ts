@@ -2,7 +2,8 @@
  * The SQLite engine's memo of its own leases (src/store/sqlite/lease-memo.ts):
  * a lease-marked job's `start` answers without a write, a settle takes the
  * job's queue and lease number from the memo, and an entry never outlives
- * its lease: a cancelled or reclaimed lease-marked job is refused its start.
+ * its lease (that a cancelled or reclaimed lease-marked job is refused its
+ * start, both engines hold: test/store/conformance.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,26 +51,6 @@ describe('sqlite: the lease memo', () => {
     }
     const reclaimed = await engine.reclaimWorker('w', { poisonAfter: 5 });
     expect(reclaimed.every((r) => r.started)).toBe(true);
-  });
-
-  it('refuses the start of a lease-marked job cancelled before it', async () => {
-    await engine.enqueue([job()]);
-    const [marked] = await lease();
-    expect((await engine.cancel(marked!.id))?.state).toBe('cancelled');
-    expect(await engine.start(marked!.id, marked!.leaseToken)).toEqual({ ok: false, reason: 'stale_lease' });
-    expect((await engine.getAttempts(marked!.id)).map((a) => a.outcome)).toEqual(['cancelled']);
-  });
-
-  it('refuses the start of a lease-marked job reclaimed before it, and counts the reclaim as a crash', async () => {
-    await engine.enqueue([job()]);
-    const [marked] = await lease();
-    expect(await engine.reclaimWorker('w', { poisonAfter: 5 })).toMatchObject([{ id: marked!.id, started: true, state: 'queued' }]);
-    expect(await engine.start(marked!.id, marked!.leaseToken)).toEqual({ ok: false, reason: 'stale_lease' });
-    // Leased again: the new lease's token is the one that counts.
-    const [again] = await lease({ handlers: [{ name: 'h', max: 1 }], limit: 1 });
-    expect(again!.id).toBe(marked!.id);
-    expect(await engine.start(marked!.id, marked!.leaseToken)).toEqual({ ok: false, reason: 'stale_lease' });
-    expect(await engine.start(again!.id, again!.leaseToken)).toEqual({ ok: true });
   });
 
   it("ends the right attempt row when a stale holder's settle arrives after the job was leased again", async () => {

@@ -370,6 +370,8 @@ export class PostgresEngine implements StorageEngine {
   async cancel(jobId: string): Promise<JobRow | null> {
     const id = parseJobId(jobId);
     if (id === null) return null;
+    // A lease-marked job cancelled before its start(): that start must ask the store (and be refused).
+    this.#markedByLease.delete(jobId);
     const now = this.#clock();
     const row = await this.#run('cancelling', () => retryConflicts(() => inTransaction(this.#pool, (client) => cancelJob(client, id, now))));
     return row ? toJobRow(row) : null;
@@ -590,6 +592,8 @@ export class PostgresEngine implements StorageEngine {
   }
 
   #reclaimed(jobs: ReclaimedJob[]): ReclaimedJob[] {
+    // A reclaimed lease's mark is gone with it: its start() must ask the store (and be refused).
+    if (this.#markedByLease.size > 0) for (const job of jobs) this.#markedByLease.delete(job.id);
     const queued = jobs.filter((j) => j.state === 'queued');
     if (queued.length > 0) void this.#wakeups.committed(Woken.of(queued.map((j) => j.queue), queued.map((j) => j.handler)));
     return jobs;
