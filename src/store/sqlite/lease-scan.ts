@@ -78,49 +78,29 @@ function candidate(r: Row): LeaseCandidate {
   };
 }
 
+/** Columns of CANDIDATE_COLUMNS: where LEASED_COLUMNS start in a `withColumns` row. */
+const CANDIDATE_WIDTH = 10;
+
 function candidateWithColumns(r: Row): LeaseCandidate & LeasedColumns {
-  return {
-    id: r[0] as number,
-    handler: r[1] as string,
-    priority: r[2] as number,
-    run_at: r[3] as number,
-    priority_ms: r[4] as number,
-    fair_tag: r[5] as number,
-    tenant: r[6] as string | null,
-    queue: r[7] as string,
-    concurrency_key: r[8] as string | null,
-    concurrency_limit: r[9] as number | null,
-    payload: r[10] as string,
-    event_id: r[11] as string | null,
-    attempts: r[12] as number,
-    max_attempts: r[13] as number,
-    crashes: r[14] as number,
-    lease_seq: r[15] as number,
-    idempotency_key: r[16] as string | null,
-    last_error: r[17] as string | null,
-    dead_reason: r[18] as RawJob['dead_reason'],
-    result: r[19] as string | null,
-    traceparent: r[20] as string | null,
-    created_at: r[21] as number,
-    finished_at: r[22] as number | null,
-  };
+  return Object.assign(candidate(r), leasedColumns(r, CANDIDATE_WIDTH));
 }
 
-function leasedColumns(r: Row): LeasedColumns {
+/** LEASED_COLUMNS from row `r`, starting at index `at`. */
+function leasedColumns(r: Row, at = 0): LeasedColumns {
   return {
-    payload: r[0] as string,
-    event_id: r[1] as string | null,
-    attempts: r[2] as number,
-    max_attempts: r[3] as number,
-    crashes: r[4] as number,
-    lease_seq: r[5] as number,
-    idempotency_key: r[6] as string | null,
-    last_error: r[7] as string | null,
-    dead_reason: r[8] as RawJob['dead_reason'],
-    result: r[9] as string | null,
-    traceparent: r[10] as string | null,
-    created_at: r[11] as number,
-    finished_at: r[12] as number | null,
+    payload: r[at] as string,
+    event_id: r[at + 1] as string | null,
+    attempts: r[at + 2] as number,
+    max_attempts: r[at + 3] as number,
+    crashes: r[at + 4] as number,
+    lease_seq: r[at + 5] as number,
+    idempotency_key: r[at + 6] as string | null,
+    last_error: r[at + 7] as string | null,
+    dead_reason: r[at + 8] as RawJob['dead_reason'],
+    result: r[at + 9] as string | null,
+    traceparent: r[at + 10] as string | null,
+    created_at: r[at + 11] as number,
+    finished_at: r[at + 12] as number | null,
   };
 }
 
