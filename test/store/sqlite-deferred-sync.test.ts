@@ -200,7 +200,51 @@ describe('sqlite: group commit with a deferred sync', () => {
     await closing;
     expect(await one).toBe(1);
   });
+
+  it('syncs on the event loop a batch that answered nobody early with nothing else out, on the pool otherwise', async () => {
+    let inline = 0;
+    let failNext: Error | null = null;
+    const both = Object.assign(new HeldSync(db), {
+      syncNow() {
+        inline++;
+        if (failNext) throw failNext;
+      },
+    });
+    const c = new GroupCommit<number[]>(db, { create: () => [], merge: (into, from) => void into.push(...from), committed: () => {} }, both);
+    const put = (v: number, mode?: { feeds: boolean; atCommit: boolean }) =>
+      c.submit(() => {
+        db.prepare('INSERT INTO t (v) VALUES (?)').run(v);
+        return v;
+      }, mode);
+    try {
+      // Alone and answered by no one early: synced here, answered without the pool.
+      expect(await put(1)).toBe(1);
+      expect([inline, both.calls.length]).toEqual([1, 0]);
+      expect(c.whenDurable()).toBeNull();
+      // A write answered at commit: the pool syncs its batch while its jobs run.
+      expect(await put(2, AT_COMMIT_MODE)).toBe(2);
+      expect([inline, both.calls.length]).toEqual([1, 1]);
+      // While that sync is out, the next batch waits for the pool's next sync, not the event loop.
+      const third = put(3);
+      await turn();
+      expect([inline, both.calls.length]).toEqual([1, 1]);
+      both.calls[0]!.resolve();
+      await turn();
+      expect(both.calls).toHaveLength(2);
+      both.calls[1]!.resolve();
+      expect(await third).toBe(3);
+      // A failed sync on the event loop fails its batch and every write after, as on the pool.
+      failNext = new Error('EIO');
+      await expect(put(4)).rejects.toMatchObject({ code: 'store_unavailable' });
+      await expect(put(5)).rejects.toMatchObject({ code: 'store_unavailable' });
+    } finally {
+      for (const call of both.calls) call.resolve();
+      await c.close();
+    }
+  });
 });
+
+const AT_COMMIT_MODE = { feeds: false, atCommit: true };
 
 describe('sqlite: the WAL sync', () => {
   it('is used for a file at FULL, not for NORMAL, a file: URI or memory; it syncs the WAL that exists', async () => {

@@ -106,6 +106,13 @@ export interface DeferredSync {
   defer(): void;
   restore(): void;
   sync(): Promise<void>;
+  /**
+   * The same sync on the event loop, as a FULL commit's own (throws if it
+   * failed). Used for a batch that answered nobody early with nothing else
+   * unsynced: the event loop has no jobs to run meanwhile, and the pool's hop
+   * (a thread woken, a callback queued) only made its callers wait longer.
+   */
+  syncNow?(): void;
 }
 
 /** A committed batch waiting for its sync. */
@@ -264,11 +271,12 @@ export class GroupCommit<E> {
         // Whether a feeding write before the op is unsynced (earlier batches, then this one), and whether this batch holds one.
         let feeding = this.#feedingUnsynced > 0;
         let batchFeeds = false;
+        let answeredEarly = false;
         ops.forEach((pending, i) => {
           const outcome = outcomes[i];
           if (outcome?.ok) {
             if (this.deferred && pending.mode.atCommit && !feeding) {
-              pending.early = true;
+              pending.early = answeredEarly = true;
               pending.resolve(outcome.value);
             }
             if (pending.mode.feeds) feeding = batchFeeds = true;
@@ -282,12 +290,14 @@ export class GroupCommit<E> {
         if (this.deferred) {
           if (batchFeeds) this.#feedingUnsynced++;
           this.#unsynced.push(done);
-          this.#syncNext();
+          if (!answeredEarly && !this.#syncing && this.#unsynced.length === 1 && this.deferred.syncNow) this.#syncInline();
+          else this.#syncNext();
         } else {
           this.#answer([done]);
         }
       }
-      this.policy.settled?.(errors, committed);
+      // A sync that failed here has reported itself (#syncFailed): this batch cannot count as written.
+      this.policy.settled?.(errors, committed && this.#broken === null);
     }
     this.#notifyIdle();
   }
@@ -327,19 +337,35 @@ export class GroupCommit<E> {
       },
       (error: unknown) => {
         this.#syncing = false;
-        this.#broken = error;
-        // Neither these batches nor the ones committed since can be said to be on disk.
-        const answer = this.#brokenError();
-        for (const { ops, outcomes } of [...batches, ...this.#unsynced.splice(0)]) {
-          ops.forEach((pending, i) => {
-            if (outcomes[i]?.ok) pending.reject(answer);
-          });
-        }
-        for (const w of this.#durableWaiters.splice(0)) w.reject(answer);
-        this.policy.settled?.([error], false);
+        this.#syncFailed(batches, error);
         this.#notifyIdle();
       },
     );
+  }
+
+  /** The one batch unsynced, synced on the event loop (`DeferredSync.syncNow`). */
+  #syncInline(): void {
+    const batches = this.#unsynced.splice(0);
+    try {
+      this.deferred!.syncNow!();
+    } catch (error) {
+      this.#syncFailed(batches, error);
+      return;
+    }
+    this.#answer(batches);
+  }
+
+  #syncFailed(batches: readonly Unsynced<E>[], error: unknown): void {
+    this.#broken = error;
+    // Neither these batches nor the ones committed since can be said to be on disk.
+    const answer = this.#brokenError();
+    for (const { ops, outcomes } of [...batches, ...this.#unsynced.splice(0)]) {
+      ops.forEach((pending, i) => {
+        if (outcomes[i]?.ok) pending.reject(answer);
+      });
+    }
+    for (const w of this.#durableWaiters.splice(0)) w.reject(answer);
+    this.policy.settled?.([error], false);
   }
 
   #brokenError(): unknown {
