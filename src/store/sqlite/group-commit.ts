@@ -22,6 +22,8 @@
  * batches, on this connection) see a batch before that, and they are answered
  * after a later sync, which covers every earlier WAL frame too. A failed sync
  * fails its batches and every write after it: what is on disk is unknown.
+ * A batch that answered nobody early, with no sync out, is synced on the event
+ * loop instead (`DeferredSync.syncNow`): nothing would run meanwhile.
  */
 import type Database from 'better-sqlite3';
 import { DroverError } from '../../core/errors.js';
