@@ -29,7 +29,7 @@ import { arrayParam, storeError } from './connection.js';
 import type { Pipelined } from './pipelined.js';
 import { parseJobId } from './rows.js';
 
-/** Most mark statements out at once; the lease pool is sized for them (postgres-engine.ts). */
+/** Most mark statements out at once, all on the one pipelined connection (measured: 1, 2 or 6 made no difference). */
 export const START_IN_FLIGHT = 3;
 
 /**
