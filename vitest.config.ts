@@ -7,7 +7,7 @@ import { defineConfig } from 'vitest/config';
  * that is inherently SQLite-specific (a file on disk, its locks, its disk-full
  * path) stays out of this list, and so do:
  * - test/supervision/rate-limit.e2e.test.ts: it times the handler's first line
- *   with 15 ms of slack after admission; on PostgreSQL the start mark written
+ *   with 50 ms of slack after admission; on PostgreSQL the start mark written
  *   in between is a round trip that a loaded machine stretches past that.
  *   Admission is the same in-memory code on both; shared limits on PostgreSQL
  *   have test/supervision/rate-limit-shared.test.ts.

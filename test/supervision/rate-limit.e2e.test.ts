@@ -12,10 +12,20 @@ afterEach(async () => {
   node = undefined;
 });
 
-/** Start times in any `periodMs`-long interval never exceed `limit` (a few ms of slack between admission and the handler's first line). */
+/**
+ * Between admission (where the limit is counted) and the handler's first line
+ * (where the test clocks a start) lie the start mark's write and any group
+ * commit's fsync on the event loop, which a loaded machine stretches to tens
+ * of ms (CI once measured 181 ms for a 200 ms window against 15 ms of slack).
+ * Unlimited, the 20 jobs would start within a few ms of each other, so this
+ * slack still fails a missing limit.
+ */
+const SLACK_MS = 50;
+
+/** Start times in any `periodMs`-long interval never exceed `limit`, within SLACK_MS. */
 function assertLimited(starts: number[], limit: number, periodMs: number): void {
   const sorted = [...starts].sort((a, b) => a - b);
-  for (let i = 0; i + limit < sorted.length; i++) expect(sorted[i + limit]! - sorted[i]!).toBeGreaterThanOrEqual(periodMs - 15);
+  for (let i = 0; i + limit < sorted.length; i++) expect(sorted[i + limit]! - sorted[i]!).toBeGreaterThanOrEqual(periodMs - SLACK_MS);
 }
 
 const spentAttempts = async (n: TestNode, id: string) =>
@@ -35,7 +45,7 @@ describe('dispatch rate limits', () => {
     assertLimited(starts, 5, 200);
     const sorted = [...starts].sort((a, b) => a - b);
     // 4 windows: the 16th start is at least 3 periods after the first.
-    expect(sorted[15]! - sorted[0]!).toBeGreaterThanOrEqual(3 * 200 - 15);
+    expect(sorted[15]! - sorted[0]!).toBeGreaterThanOrEqual(3 * 200 - SLACK_MS);
     await waitFor(async () => (await node!.request('GET', '/v1/jobs?handler=limited&state=succeeded&limit=100')).body.jobs.length === 20, { message: 'all succeeded' });
     for (const id of ids) expect(await spentAttempts(node, id)).toBe(1);
   });
@@ -58,7 +68,7 @@ describe('dispatch rate limits', () => {
     for (const t of ['a', 'b']) {
       const s = [...starts[t]!].sort((x, y) => x - y);
       assertLimited(s, 3, 300);
-      expect(s[3]! - s[0]!).toBeGreaterThanOrEqual(300 - 15);
+      expect(s[3]! - s[0]!).toBeGreaterThanOrEqual(300 - SLACK_MS);
     }
     // Independent: tenant b's first three did not wait for tenant a's window (they started in the first period).
     const first = Math.min(...starts.a!, ...starts.b!);
