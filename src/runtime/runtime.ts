@@ -29,7 +29,7 @@ import { eventDestination, jobDestination, Tracing } from '../obs/tracing.js';
 import { PauseState } from './pauses.js';
 import { Supervision } from './supervision.js';
 import { ThreadPool } from './thread-pool.js';
-import { ABORT_SETTLE_MS, CLOSE_MS, RELEASE_MS, settlesWithin } from './shutdown.js';
+import { CLOSE_MS, drainJobs, settlesWithin } from './shutdown.js';
 import { RateLimits } from './rate-limits.js';
 import { RemoteWorkers } from './remote-workers.js';
 import { tenantCapsIfAny } from '../core/lease-caps.js';
@@ -358,30 +358,15 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
 
   async #stop(graceMs: number): Promise<StopResult> {
     const graceEnds = performance.now() + graceMs;
-    const graceLeft = () => graceEnds - performance.now();
     this.#state = 'draining';
     this.dispatcher.stopLeasing();
-    let released = 0;
-    const stopReleased = this.lifecycle.on('job:released', ({ reason }) => {
-      if (reason === 'shutdown') released++;
-    });
-    // Leased ahead but never started: hand them back now so another node (or the next start) runs them.
-    await settlesWithin(this.dispatcher.releaseBuffered(), graceLeft());
+    const jobs = drainJobs(this, graceEnds, graceMs);
     this.#cron.stop();
     this.pauses.stop();
     this.gates.stop();
     this.#dueTimer.stop();
     this.#unsubscribe?.();
-    const running = this.dispatcher.running.size;
-    if (running > 0) this.logger.info({ running, grace_ms: graceMs }, 'draining: waiting for running jobs');
-    const drained = await settlesWithin(this.dispatcher.whenIdle(), graceLeft());
-    if (!drained) {
-      this.logger.warn({ jobs: this.dispatcher.running.size }, 'grace period over: aborting running jobs and releasing their leases');
-      this.dispatcher.abortAll(new DroverError('shutting_down', 'the node is shutting down'));
-      // Handlers that honour the signal settle and release themselves; give them a moment.
-      if (!(await settlesWithin(this.dispatcher.whenIdle(), ABORT_SETTLE_MS))) await this.#abandonRunning();
-    }
-    stopReleased();
+    const { drained, released } = await jobs;
     // Each step bounded: a sick store must not hold the exit (its calls have deadlines of their own too).
     const closed = await settlesWithin((async () => {
       await this.#maintenance.stop();
@@ -394,28 +379,6 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     if (!closed) this.logger.warn({ ms: CLOSE_MS / 2 }, 'stopping background tasks took too long; exiting without waiting for them');
     this.#state = 'stopped';
     return { drained, released };
-  }
-
-  /**
-   * Handlers that ignored their signal: terminate the threads of thread ones
-   * (their jobs then release themselves), abandon inline ones (their code
-   * cannot be stopped; it dies with the process) and release their leases.
-   * Jobs whose handler has returned keep their outcome: it is being written.
-   */
-  async #abandonRunning(): Promise<void> {
-    const until = performance.now() + RELEASE_MS;
-    if (this.threads) await settlesWithin(this.threads.close(), RELEASE_MS / 2);
-    const abandoned = this.dispatcher.abandonRunning();
-    if (abandoned.length > 0) {
-      this.logger.warn({ jobs: abandoned.length, job_ids: abandoned.slice(0, 10).map((job) => job.id) }, 'handlers ignored their abort signal: abandoning them and releasing their leases (they run again)');
-    }
-    const releases = abandoned.map(async (job) => {
-      const result = await this.store.release(job.id, job.leaseToken).catch(() => null);
-      if (result?.ok) this.lifecycle.emit('job:released', { job, reason: 'shutdown' });
-      else if (result) this.lifecycle.emit('job:stale', { job, op: 'release' });
-    });
-    const done = await settlesWithin(Promise.all([...releases, this.dispatcher.whenIdle()]), until - performance.now());
-    if (!done) this.logger.warn({ jobs: abandoned.length }, 'releasing leases or recording outcomes took too long; those jobs run again once their leases expire');
   }
 
   /**
