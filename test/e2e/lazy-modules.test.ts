@@ -22,6 +22,7 @@ const LAZY: Array<[RegExp, string]> = [
   [/node_modules\/pg\//, 'the PostgreSQL driver (a postgres:// store)'],
   [/node_modules\/@aws-sdk\//, 'the S3 client (backups to S3)'],
   [/node_modules\/(playwright|vite)/, 'test and build tools'],
+  [/node_modules\/(cron-parser|luxon)\//, 'cron-parser and luxon (the first schedule compiled)'],
 ];
 
 let dir = '';
@@ -98,6 +99,8 @@ describe('drover start --worker-only', () => {
     expect(loaded.filter((m) => /\/api\/(server|routes\/(jobs|intake|console|openapi))\.js$|node_modules\/@fastify\/swagger\//.test(m))).toEqual([]);
     // The probes and /metrics come from node:http (api/probe-server.ts): Fastify, its router and ajv are not loaded either.
     expect(loaded.filter((m) => /node_modules\/(fastify|avvio|find-my-way|@fastify\/[^/]+)\//.test(m))).toEqual([]);
+    // Nor ajv: the API's schemas need it, a worker only for its first interrupt input (runtime/interrupt-input.ts).
+    expect(loaded.filter((m) => /node_modules\/ajv\//.test(m))).toEqual([]);
     node.child.kill('SIGTERM');
     expect((await node.exited).code).toBe(0);
   });
