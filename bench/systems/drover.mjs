@@ -314,7 +314,8 @@ export function droverSystem(engine, options = {}) {
      * the handler run `inline` (default) or with `isolation: 'thread'` (`concurrency` threads).
      * `workerOnly`: the worker runs `drover start --worker-only` (no HTTP API, for its memory); the
      * committed outcomes are then not checked through the API, only the handler's own count. `lowMemory`:
-     * `drover start --low-memory` with NODE_OPTIONS=--max-semi-space-size=4 (docs/operations.md).
+     * `drover start --low-memory` with NODE_OPTIONS=--max-semi-space-size=4 (docs/operations.md); `'option'`:
+     * the option alone (the young generation capped at run time, src/cli/low-memory.ts).
      */
     drain(n, concurrency, isolation = 'inline', { on = false, tenants = 0, priorities = 0, caps = null, workerOnly = false, lowMemory = false } = {}) {
       return withRun(`drain${concurrency}${isolation === 'thread' ? 't' : ''}${on ? 'f' : ''}${caps ? 'c' : ''}`, async (run) => {
@@ -326,7 +327,7 @@ export function droverSystem(engine, options = {}) {
           BENCH_ISOLATION: isolation,
           ...(on ? { BENCH_QUEUE_FLOW: '1' } : {}),
           ...(caps ? { BENCH_CAPS: JSON.stringify(caps) } : {}),
-          ...(lowMemory ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=4`.trim() } : {}),
+          ...(lowMemory === true ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=4`.trim() } : {}),
         };
         const args = [...(workerOnly ? ['--worker-only'] : []), ...(lowMemory ? ['--low-memory'] : [])];
         const worker = await run.startWorker('drain', env, { waitReady: false, args });

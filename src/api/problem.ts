@@ -25,18 +25,31 @@ export interface Problem {
   [extension: string]: unknown;
 }
 
-export function sendProblem(reply: FastifyReply, request: FastifyRequest, error: DroverError): FastifyReply {
-  const body: Problem = {
+/** The content type of every problem answer. */
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
+
+/** A problem's body for a request to `url` (the probe server builds it without Fastify). */
+export function problemBody(error: DroverError, url: string, requestId: string): Problem {
+  return {
     type: error.type,
     title: ERROR_CODES[error.code].title,
     status: error.status,
     detail: error.message,
-    instance: request.url.split('?')[0] ?? request.url,
-    request_id: String(request.id),
+    instance: url.split('?')[0] ?? url,
+    request_id: requestId,
     ...error.extensions,
   };
+}
+
+export function sendProblem(reply: FastifyReply, request: FastifyRequest, error: DroverError): FastifyReply {
+  const body = problemBody(error, request.url, String(request.id));
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
-  return reply.code(error.status).type('application/problem+json; charset=utf-8').send(JSON.stringify(body));
+  return reply.code(error.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
+}
+
+/** The answer to a request no route matched. */
+export function routeNotFound(method: string, url: string): DroverError {
+  return new DroverError('route_not_found', `no route ${method} ${url.split('?')[0]}; see docs/api.md`);
 }
 
 /** Map anything thrown in a request onto a DroverError. */
@@ -87,9 +100,7 @@ export function registerProblemHandlers(app: FastifyInstance): void {
     if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
     return sendProblem(reply, request, problem);
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, request, new DroverError('route_not_found', `no route ${request.method} ${request.url.split('?')[0]}; see docs/api.md`)),
-  );
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, request, routeNotFound(request.method, request.url)));
 }
 
 export { PROBLEM_BASE };

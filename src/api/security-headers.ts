@@ -17,18 +17,26 @@ const API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; fo
 /** One year, the value HSTS preload lists expect. */
 const HSTS = 'max-age=31536000; includeSubDomains';
 
+/**
+ * The headers for a request to `url`, through `set` (Fastify's `reply.header`, or `node:http`'s `setHeader`
+ * in the worker-only probe server).
+ */
+export function setSecurityHeaders(url: string, tls: boolean, set: (name: string, value: string) => unknown): void {
+  set('x-content-type-options', 'nosniff');
+  set('referrer-policy', 'no-referrer');
+  set('cache-control', 'no-store');
+  if (!url.startsWith('/console')) {
+    set('content-security-policy', API_CSP);
+    set('x-frame-options', 'DENY');
+  }
+  if (tls) set('strict-transport-security', HSTS);
+}
+
 export function registerSecurityHeaders(app: FastifyInstance, options: { tls: boolean }): void {
   // onRequest, not onSend: hijacked responses (the SSE stream) copy the headers set so far, and routes may still override.
   // A callback hook, not an async one: it never waits, and every request would pay a promise for it.
   app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'no-referrer');
-    reply.header('cache-control', 'no-store');
-    if (!request.url.startsWith('/console')) {
-      reply.header('content-security-policy', API_CSP);
-      reply.header('x-frame-options', 'DENY');
-    }
-    if (options.tls) reply.header('strict-transport-security', HSTS);
+    setSecurityHeaders(request.url, options.tls, (name, value) => reply.header(name, value));
     done();
   });
 }

@@ -6,8 +6,16 @@
  * cron-parser documents them. Times in and out are epoch milliseconds; the
  * time zone only decides which instants match ("09:00 in Europe/Berlin").
  */
-import { CronExpressionParser, type CronExpression } from 'cron-parser';
+import { createRequire } from 'node:module';
+import type { CronExpression, CronExpressionParser as Parser } from 'cron-parser';
 import { DroverError } from './errors.js';
+
+/**
+ * cron-parser (with luxon, ~0.5 MiB of source kept in the heap), required at the first schedule compiled:
+ * a node whose config has no schedules never loads it (issue 24, worker RSS).
+ */
+let parser: typeof Parser | null = null;
+const cronParser = (): typeof Parser => (parser ??= (createRequire(import.meta.url)('cron-parser') as { CronExpressionParser: typeof Parser }).CronExpressionParser);
 
 /** A compiled cron schedule. */
 export interface CronSchedule {
@@ -61,7 +69,7 @@ export function compileCron(expr: string, timezone = 'UTC'): CronSchedule {
 
   let parsed: CronExpression | undefined;
   try {
-    parsed = CronExpressionParser.parse(expr.trim(), { currentDate: 0, tz: timezone, hashSeed: expr.trim() });
+    parsed = cronParser().parse(expr.trim(), { currentDate: 0, tz: timezone, hashSeed: expr.trim() });
     // Some impossible schedules only fail when iterated; find out now, not at 3 a.m.
     parsed.next();
   } catch (error) {

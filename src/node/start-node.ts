@@ -10,10 +10,11 @@ import { DroverError, toError } from '../core/errors.js';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { createApiKey } from '../api/auth.js';
+import type { createApiKey } from '../api/auth.js';
 import { readTls, reloadTls as reloadTlsFiles, warnIfExposed, watchTls } from '../api/listener.js';
+import { ProbeServer } from '../api/probe-server.js';
+import { probeRoutes } from '../api/routes/probes.js';
 import type { ResolvedConfig } from '../core/config.js';
-import { buildMetricsServer } from '../api/routes/metrics.js';
 import { Readiness, schemaFromStatus, schemaRecheck } from '../obs/health.js';
 import { observeStoreHealth, StoreHealth } from '../obs/store-health.js';
 import { createLogger, type Logger } from '../obs/logger.js';
@@ -54,8 +55,9 @@ export interface NodeOptions {
   /**
    * Serve the HTTP API (default true). False (`drover start --worker-only`):
    * the node runs its handlers and serves only the probes and `/metrics` on
-   * its port; the API's modules (routes, schemas, console, OpenAPI) are never
-   * loaded, which saves a worker about 15-20 MiB (docs/benchmarks.md).
+   * its port, from `node:http` (api/probe-server.ts); the API's modules
+   * (Fastify, routes, schemas, console, OpenAPI) are never loaded, which
+   * saves a worker about 30 MiB (docs/benchmarks.md).
    */
   api?: boolean;
   /** Tracing (tests pass one with an in-memory exporter); default from the OTEL_* environment. */
@@ -66,22 +68,26 @@ export interface NodeOptions {
   dataDir?: string;
 }
 
-export interface DroverNode {
+/** A node; `App` is its HTTP server: Fastify with the API, the probe server on a worker-only node. */
+export interface DroverNode<App = FastifyInstance> {
   runtime: Runtime<AuditTrail>;
-  app: FastifyInstance;
+  app: App;
   store: StorageEngine;
   logger: Logger;
   url: string;
   metrics: DroverMetrics;
   tracing: Tracing;
   /** The separate metrics-and-probes server when `metrics.port` is set, else null. */
-  metricsApp: FastifyInstance | null;
+  metricsApp: App | null;
   metricsUrl: string | null;
   /** Graceful shutdown; idempotent. */
   shutdown(graceMs?: number): Promise<StopResult>;
   /** Read `server.tls` files again (SIGHUP; `trigger` is logged); false when TLS is off. Throws, keeping the old certificate, when they cannot be loaded. */
   reloadTls(trigger?: string): boolean;
 }
+
+/** A `drover start --worker-only` node (`api: false`). */
+export type WorkerOnlyNode = DroverNode<ProbeServer>;
 
 let stdoutGuarded = false;
 
@@ -99,7 +105,10 @@ function printToStdout(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-export async function startNode(options: NodeOptions): Promise<DroverNode> {
+export async function startNode(options: NodeOptions & { api: false }): Promise<WorkerOnlyNode>;
+export async function startNode(options: NodeOptions & { api?: true }): Promise<DroverNode>;
+export async function startNode(options: NodeOptions): Promise<DroverNode | WorkerOnlyNode>;
+export async function startNode(options: NodeOptions): Promise<DroverNode | WorkerOnlyNode> {
   const { config } = options;
   // Unreadable TLS files fail the start before anything is opened or started.
   if (config.server.tls) readTls(config.server.tls);
@@ -119,7 +128,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
   }
   // The API's modules are loaded here, before the runtime starts leasing: loaded after it, their ~400 modules
   // were compiled on the event loop while the first jobs ran (a PostgreSQL drain from a backlog lost ~12 %).
-  const apiServer = serveApi ? await import('../api/server.js') : null;
+  const [apiServer, metricsServer] = serveApi ? await Promise.all([import('../api/server.js'), import('../api/routes/metrics.js')]) : [null, null];
   const tracing = options.tracing ?? await Tracing.fromEnv(process.env);
   const engine = await openStore(config.databaseUrl, {
     clock,
@@ -176,12 +185,13 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
     ops.start(runtime);
     const separate = config.metrics.port !== null;
     storeHealth.start();
-    // Imported only by a node that serves the API: a worker-only node never loads its modules.
-    const app = serveApi
-      ? await apiServer!.buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate && config.metrics.onApiPort, storeHealth }, auditExport: () => ops.exporter?.status() ?? null, snapshots: () => ops.snapshots })
-      : await buildMetricsServer({ runtime, metrics, readiness });
+    // Imported only by a node that serves the API: a worker-only node never loads its modules, nor Fastify.
+    const probes = () => new ProbeServer({ routes: probeRoutes({ runtime, metrics, readiness }), metrics, logger });
+    const app: FastifyInstance | ProbeServer = apiServer
+      ? await apiServer.buildServer({ runtime, obs: { metrics, readiness, serveMetrics: !separate && config.metrics.onApiPort, storeHealth }, auditExport: () => ops.exporter?.status() ?? null, snapshots: () => ops.snapshots })
+      : probes();
     warnIfExposed(config, logger);
-    const metricsApp = separate ? await buildMetricsServer({ runtime, metrics, readiness }) : null;
+    const metricsApp: FastifyInstance | ProbeServer | null = !separate ? null : metricsServer ? await metricsServer.buildMetricsServer({ runtime, metrics, readiness }) : probes();
     let metricsUrl: string | null = null;
     let url = `${config.server.tls ? 'https' : 'http'}://${config.server.host}:${config.server.port}`;
     try {
@@ -212,7 +222,8 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
 
     const reloadTls = (trigger = 'call'): boolean => {
       const tls = config.server.tls;
-      if (!tls) return false;
+      // A worker-only node refuses server.tls at start: only an API node has certificates to reload.
+      if (!tls || app instanceof ProbeServer) return false;
       reloadTlsFiles(app, tls);
       logger.info({ cert_file: tls.certFile, trigger }, 'TLS certificate reloaded; new connections use it');
       return true;
@@ -251,7 +262,8 @@ export async function startNode(options: NodeOptions): Promise<DroverNode> {
       })();
       return closing;
     };
-    return { runtime, app, store, logger, url, metrics, tracing, metricsApp, metricsUrl, shutdown, reloadTls };
+    const node = { runtime, store, logger, url, metrics, tracing, metricsUrl, shutdown, reloadTls };
+    return app instanceof ProbeServer ? { ...node, app, metricsApp: metricsApp as ProbeServer | null } : { ...node, app, metricsApp: metricsApp as FastifyInstance | null };
   } catch (error) {
     await opsMetrics.stop();
     await store.close().catch(() => undefined);
@@ -318,6 +330,8 @@ async function bootstrapAdminKey(store: StorageEngine, clock: () => number, give
   }
   let created: Awaited<ReturnType<typeof createApiKey>>;
   try {
+    // Imported here, on the first start only: the API's key module is not loaded by a node that never makes one.
+    const { createApiKey } = await import('../api/auth.js');
     created = await createApiKey(store, { name: 'bootstrap-admin', scopes: ['admin'], now: clock(), ...(given ? { secret: given } : {}) });
   } catch (error) {
     out?.discard();

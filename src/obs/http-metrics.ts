@@ -20,11 +20,21 @@ export function routeLabel(request: FastifyRequest): string {
  * registerHttpMetrics(app, metrics); // before the routes, so it sees every one
  */
 export function registerHttpMetrics(app: FastifyInstance, metrics: DroverMetrics): void {
-  const series = new Map<string, { count: CounterSeries; duration: HistogramSeries }>();
+  const record = httpRecorder(metrics);
   app.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
-    const method = METHODS.has(request.method) ? request.method : 'other';
-    const route = routeLabel(request);
-    const status = reply.statusCode;
+    record(request.method, routeLabel(request), reply.statusCode, reply.elapsedTime);
+    done();
+  });
+}
+
+/**
+ * Count one answered request (`route`: the template, or `unmatched`) and its duration in ms: the Fastify hook
+ * above, and the worker-only probe server without Fastify.
+ */
+export function httpRecorder(metrics: DroverMetrics): (method: string, route: string, status: number, elapsedMs: number) => void {
+  const series = new Map<string, { count: CounterSeries; duration: HistogramSeries }>();
+  return (requestMethod, route, status, elapsedMs) => {
+    const method = METHODS.has(requestMethod) ? requestMethod : 'other';
     const key = `${method} ${status} ${route}`;
     let s = series.get(key);
     if (!s) {
@@ -33,7 +43,6 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: DroverMetrics
       series.set(key, s);
     }
     s.count.inc();
-    s.duration.observe(reply.elapsedTime / 1000);
-    done();
-  });
+    s.duration.observe(elapsedMs / 1000);
+  };
 }

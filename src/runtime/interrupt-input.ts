@@ -9,15 +9,16 @@
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import type addFormatsImport from 'ajv-formats';
 import { DroverError } from '../core/errors.js';
 import { REDACTED } from '../core/redact.js';
 
 /**
- * ajv-formats, required at the first interrupt schema compiled: most nodes
- * never resume an interrupt, and it costs several MiB (issue 24, worker RSS).
- * It is CommonJS with a default export; under NodeNext it arrives as the module object.
+ * Ajv and ajv-formats, required at the first interrupt schema compiled: most
+ * nodes never resume an interrupt, and they cost several MiB and ~60 modules
+ * (issue 24, worker RSS). ajv-formats is CommonJS with a default export; under
+ * NodeNext it arrives as the module object.
  */
 function addFormats(ajv: Ajv): Ajv {
   const loaded = createRequire(import.meta.url)('ajv-formats') as typeof addFormatsImport;
@@ -44,7 +45,8 @@ export class InterruptInputValidator {
   /** Made at the first schema compiled (see addFormats). */
   #validator(): Ajv {
     // strict: false: handler authors annotate schemas (`description`, `examples`, custom keywords) and must not be refused for it.
-    this.#ajv ??= addFormats(new Ajv({ allErrors: true, strict: false, coerceTypes: false, useDefaults: false, removeAdditional: false }));
+    const { Ajv: AjvClass } = createRequire(import.meta.url)('ajv') as { Ajv: typeof Ajv };
+    this.#ajv ??= addFormats(new AjvClass({ allErrors: true, strict: false, coerceTypes: false, useDefaults: false, removeAdditional: false }));
     return this.#ajv;
   }
 

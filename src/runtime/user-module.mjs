@@ -20,7 +20,8 @@
  *   of drover (NonRetryableError is one class) and neither needs require(esm).
  */
 import { readFileSync } from 'node:fs';
-import Module, { register } from 'node:module';
+import Module, { isBuiltin, register } from 'node:module';
+import { dirname, extname, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The specifiers a config may import; each maps through this package's own `exports`. */
@@ -38,11 +39,19 @@ export function resolve(specifier, context, next) {
 }`;
 
 let installed = null;
+let hooked = false;
+const nativeResolveFilename = Module._resolveFilename;
 
-/** Make `drover` importable from any file this thread loads; idempotent. */
-export function installDroverResolution() {
-  installed ??= (async () => {
+/**
+ * Make `drover` importable from any file this thread loads; idempotent. `hook: false` leaves out the
+ * import hook (the require() part is in-thread and cheap): see `needsResolveHook`.
+ */
+export function installDroverResolution({ hook = true } = {}) {
+  if (hook && !hooked) {
+    hooked = true;
     register(`data:text/javascript,${encodeURIComponent(HOOKS)}`, { data: { parentURL: PACKAGE_JSON_URL } });
+  }
+  installed ??= (async () => {
     const files = new Map();
     const { exports } = JSON.parse(readFileSync(fileURLToPath(PACKAGE_JSON_URL), 'utf8'));
     for (const [specifier, subpath] of Object.entries(ENTRIES)) {
@@ -69,10 +78,11 @@ export function installDroverResolution() {
  * const config = await importConfig('/etc/drover/drover.config.ts');
  */
 export async function importConfig(path) {
-  await installDroverResolution();
+  const plain = path.endsWith('.mjs');
+  await installDroverResolution({ hook: !plain || needsResolveHook(path) });
   const url = pathToFileURL(path).href;
   let module;
-  if (path.endsWith('.mjs')) {
+  if (plain) {
     module = await import(url);
   } else {
     const { tsImport } = await import('tsx/esm/api');
@@ -82,4 +92,68 @@ export async function importConfig(path) {
   let exported = module.default;
   if (exported && typeof exported === 'object' && 'default' in exported && !('handlers' in exported)) exported = exported.default;
   return exported === undefined ? null : exported;
+}
+
+/** `import … from '…'`, `export … from '…'`, `import '…'`: the specifier. */
+const STATIC_IMPORT = /\b(?:import|export)\s*(?:[\w*${}\s,]*?\bfrom\s*)?(['"])([^'"\n]+)\1/g;
+/** `import(…)` and `require(…)`: a literal specifier, or anything else (then the file may load what cannot be known here). */
+const DYNAMIC_IMPORT = /\b(?:import|require)\s*\(\s*(?:(['"])([^'"\n]+)\1\s*[,)])?/g;
+
+/**
+ * Whether an `.mjs` config may import `drover` through the resolve hook (issue 24, worker RSS): the hook
+ * is a module.register() loader, which on Node 20 runs in a thread of its own with its own V8 isolate,
+ * about 10 MiB of every node's memory for as long as it runs. It changes the answer only for `drover`
+ * and `drover/…` imports that do not already resolve to this installation. So it is left out only when
+ * that is certain: every module the config imports, followed file by file from the config, is a Node
+ * builtin, a relative file (read and scanned the same way), or a `drover` import that resolves natively to
+ * this installation, and no `import()` takes a computed specifier. Anything else (a package, an unreadable
+ * file, a computed import) keeps the hook. TypeScript and `.js` configs load through tsx, whose own loader
+ * runs in that thread anyway, so they always have it.
+ */
+export function needsResolveHook(configPath) {
+  const seen = new Set();
+  const pending = [resolvePath(configPath)];
+  while (pending.length > 0) {
+    const file = pending.pop();
+    if (seen.has(file)) continue;
+    seen.add(file);
+    if (extname(file) === '.json') continue;
+    let source;
+    try {
+      source = readFileSync(file, 'utf8');
+    } catch {
+      return true;
+    }
+    const specifiers = [...source.matchAll(STATIC_IMPORT)].map((m) => m[2]);
+    // A require function made in ESM may load anything, by any name.
+    if (source.includes('createRequire')) return true;
+    for (const m of source.matchAll(DYNAMIC_IMPORT)) {
+      if (m[2] === undefined) return true;
+      specifiers.push(m[2]);
+    }
+    for (const specifier of specifiers) {
+      if (isBuiltin(specifier)) continue;
+      if (specifier.startsWith('./') || specifier.startsWith('../') || specifier.startsWith('/') || specifier.startsWith('file:')) {
+        pending.push(specifier.startsWith('file:') ? fileURLToPath(specifier) : resolvePath(dirname(file), specifier));
+      } else if (!(specifier in ENTRIES) || !resolvesHere(specifier, file)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+/** Whether `specifier` (`drover`, `drover/client`, …) imported from `file` reaches this installation without the hook. */
+function resolvesHere(specifier, file) {
+  try {
+    const exports = JSON.parse(readFileSync(fileURLToPath(PACKAGE_JSON_URL), 'utf8')).exports;
+    const ours = fileURLToPath(new URL(exports[ENTRIES[specifier]].default, PACKAGE_JSON_URL));
+    // Node's own resolution, not the one installDroverResolution patches in (it answers `drover` from anywhere).
+    const parent = new Module(file);
+    parent.filename = file;
+    parent.paths = Module._nodeModulePaths(dirname(file));
+    return nativeResolveFilename.call(Module, specifier, parent, false) === ours;
+  } catch {
+    return false;
+  }
 }

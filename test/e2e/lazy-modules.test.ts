@@ -22,6 +22,7 @@ const LAZY: Array<[RegExp, string]> = [
   [/node_modules\/pg\//, 'the PostgreSQL driver (a postgres:// store)'],
   [/node_modules\/@aws-sdk\//, 'the S3 client (backups to S3)'],
   [/node_modules\/(playwright|vite)/, 'test and build tools'],
+  [/node_modules\/(cron-parser|luxon)\//, 'cron-parser and luxon (the first schedule compiled)'],
 ];
 
 let dir = '';
@@ -63,7 +64,7 @@ describe('a node loads at start only what it uses', () => {
 });
 
 describe('drover start --worker-only', () => {
-  it('runs queued jobs and serves only the probes and /metrics; the API modules are never loaded', async () => {
+  it('runs queued jobs and serves only the probes and /metrics; the API modules and Fastify are never loaded', async () => {
     dir = mkdtempSync(join(tmpdir(), 'drover-worker-only-'));
     const db = join(dir, 'drover.db');
     const marker = join(dir, 'ran.txt');
@@ -96,6 +97,10 @@ describe('drover start --worker-only', () => {
 
     const loaded = readFileSync(log, 'utf8').split('\n');
     expect(loaded.filter((m) => /\/api\/(server|routes\/(jobs|intake|console|openapi))\.js$|node_modules\/@fastify\/swagger\//.test(m))).toEqual([]);
+    // The probes and /metrics come from node:http (api/probe-server.ts): Fastify, its router and ajv are not loaded either.
+    expect(loaded.filter((m) => /node_modules\/(fastify|avvio|find-my-way|@fastify\/[^/]+)\//.test(m))).toEqual([]);
+    // Nor ajv: the API's schemas need it, a worker only for its first interrupt input (runtime/interrupt-input.ts).
+    expect(loaded.filter((m) => /node_modules\/ajv\//.test(m))).toEqual([]);
     node.child.kill('SIGTERM');
     expect((await node.exited).code).toBe(0);
   });

@@ -5,11 +5,12 @@
  * start), and the node runs jobs as usual. How much memory it saves is the
  * bench's to measure (`node bench/run.mjs --only worker-only`), not a test's.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HEAP_GROWING_PERCENT, launchWantsLowMemory, semiSpaceFlag, wantsLowMemory } from '../../src/cli/low-memory.js';
+import { HEAP_GROWING_PERCENT, launchWantsLowMemory, SEMI_SPACE_MB, semiSpaceFlag, wantsLowMemory } from '../../src/cli/low-memory.js';
 import { api, killAllChildren, startChildNode, type ChildNode } from '../helpers/child-node.js';
 import { ADMIN_KEY } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -38,11 +39,11 @@ async function lowMemoryLine(node: ChildNode): Promise<Record<string, unknown>> 
 }
 
 describe('drover start --low-memory', () => {
-  it('caps old-space growth, says the young generation needs a node flag, and runs jobs', async () => {
+  it('caps old-space growth and the young generation\'s growth, names the node flag that caps it from the start, and runs jobs', async () => {
     const node = await lowMemoryNode({ args: ['--low-memory'], env: { NODE_OPTIONS: '' } });
     const line = await lowMemoryLine(node);
     // Set by bin/drover before the CLI's modules loaded, not by the command after.
-    expect(line).toMatchObject({ heap_growing_percent: HEAP_GROWING_PERCENT, max_semi_space_mb: null, applied_at: 'launch' });
+    expect(line).toMatchObject({ heap_growing_percent: HEAP_GROWING_PERCENT, max_semi_space_mb: null, semi_space_cap_mb: SEMI_SPACE_MB, applied_at: 'launch' });
     expect(line.msg).toContain('NODE_OPTIONS=--max-semi-space-size=4');
 
     const enqueued = await api(node.url, ADMIN_KEY, 'POST', '/v1/jobs', { handler: 'noop', payload: {} });
@@ -58,7 +59,7 @@ describe('drover start --low-memory', () => {
 
   it('DROVER_LOW_MEMORY=true turns it on, and the log reports the young-generation cap given in NODE_OPTIONS', async () => {
     const node = await lowMemoryNode({ env: { DROVER_LOW_MEMORY: 'true', NODE_OPTIONS: '--max-semi-space-size=4' } });
-    expect(await lowMemoryLine(node)).toMatchObject({ heap_growing_percent: HEAP_GROWING_PERCENT, max_semi_space_mb: 4, applied_at: 'launch' });
+    expect(await lowMemoryLine(node)).toMatchObject({ heap_growing_percent: HEAP_GROWING_PERCENT, max_semi_space_mb: 4, semi_space_cap_mb: null, applied_at: 'launch' });
     node.child.kill('SIGTERM');
     expect((await node.exited).code).toBe(0);
   });
@@ -75,6 +76,28 @@ describe('drover start --low-memory', () => {
     expect(node.stdout.filter((l) => l.includes('low-memory mode'))).toEqual([]);
     node.child.kill('SIGTERM');
     expect((await node.exited).code).toBe(0);
+  });
+});
+
+describe('capYoungGeneration', () => {
+  /** A node process that keeps ~1 MiB of young objects alive while allocating, yielding to the event loop as a node does; its new space's size (MiB) at the end. */
+  const newSpaceAfterChurn = (capMb: number | null): number => {
+    const script = `
+      import v8 from 'node:v8';
+      ${capMb === null ? '' : `(await import(${JSON.stringify(new URL('../../dist/cli/low-memory.js', import.meta.url).href)})).capYoungGeneration(${capMb});`}
+      const ring = new Array(2000);
+      for (let i = 0; i < 400000; i++) {
+        ring[i % ring.length] = { i, a: new Array(16).fill(i) };
+        if (i % 1000 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      process.stdout.write(String(v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size / 2 ** 20));`;
+    return Number(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' }, timeout: 20_000 }));
+  };
+
+  it('stops the semi-spaces growing at the cap without the node flag (V8 grows them to 16 MiB each)', () => {
+    expect(newSpaceAfterChurn(null)).toBeGreaterThan(8);
+    // Two semi-spaces of 2 MiB, or one doubling past it (a growth between two GC checks).
+    expect(newSpaceAfterChurn(2)).toBeLessThanOrEqual(8);
   });
 });
 

@@ -3,7 +3,8 @@
  * process metrics. Public like the probes. With `metrics.port` set
  * (`DROVER_METRICS_PORT`) it moves, with a copy of the probes, to a listener of
  * its own (`buildMetricsServer`), so `/metrics` can stay on loopback while the
- * API is exposed.
+ * API is exposed. A worker-only node serves the same answers without Fastify
+ * (`api/probe-server.ts`).
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Readiness } from '../../obs/health.js';
@@ -12,14 +13,13 @@ import type { DroverMetrics } from '../../obs/metrics.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { registerProblemHandlers } from '../problem.js';
 import { registerSecurityHeaders } from '../security-headers.js';
-import { healthRoutes } from './health.js';
+import { healthRoutes, sendProbe } from './health.js';
+import { metricsProbe } from './probes.js';
 
 export function metricsRoutes(metrics: DroverMetrics) {
+  const scrape = metricsProbe(metrics);
   return async function plugin(app: FastifyInstance): Promise<void> {
-    app.get('/metrics', { config: { scope: 'public' }, schema: { hide: true } }, async (_request, reply) => {
-      const text = await metrics.scrape();
-      return reply.header('content-type', metrics.contentType).header('cache-control', 'no-store').send(text);
-    });
+    app.get('/metrics', { config: { scope: 'public' }, schema: { hide: true } }, async (_request, reply) => sendProbe(reply.header('cache-control', 'no-store'), await scrape()));
   };
 }
 

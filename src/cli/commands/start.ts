@@ -18,7 +18,7 @@ export function registerStartCommand(program: Command): void {
     .option('--admin-key-output <file>', 'on the first start, write the generated admin key to this new file (mode 0600) instead of printing it (env DROVER_ADMIN_KEY_OUTPUT)')
     .option('--no-migrate', 'do not apply pending migrations (run `drover migrate` first); still refuse a schema that is behind or ahead')
     .option('--worker-only', 'run the handlers without the HTTP API: the port serves only /health/* and /metrics (env DROVER_WORKER_ONLY=true)')
-    .option('--low-memory', 'a smaller heap for more GC work: old space grows less between major GCs (env DROVER_LOW_MEMORY=true); with NODE_OPTIONS=--max-semi-space-size=4 for the young generation')
+    .option('--low-memory', 'a smaller heap for more GC work: old space grows less between major GCs, the young generation stops at 4 MiB semi-spaces (env DROVER_LOW_MEMORY=true)')
     .action(async (opts: { config: string; host?: string; port?: number; migrate: boolean; adminKeyOutput?: string; workerOnly?: boolean; lowMemory?: boolean }) => {
       const lowMemory = wantsLowMemory(opts.lowMemory, process.env) ? applyLowMemory() : null;
       const raw = await loadConfigModule(opts.config);
