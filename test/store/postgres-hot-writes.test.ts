@@ -47,9 +47,13 @@ describe('postgres jobs pages keep room for updates', () => {
 
   it('start marks of jobs leased from full pages are HOT updates', async () => {
     const { engine, schema } = await migrated();
-    const n = 300; // about ten pages of jobs
-    const job = (i: number): NewJob => ({ handler: 'h', queue: 'default', payload: { i }, priority: 0, runAt: Date.now(), maxAttempts: 3 });
-    await engine.enqueue(Array.from({ length: n }, (_, i) => job(i)));
+    // Five handlers' jobs interleaved, one handler's leased: the leased fifth of each page's rows fits
+    // its lease versions and its marks (each larger than a queued row) into the room a half-full page
+    // leaves, without pruning, which a snapshot held elsewhere in the database could hold back.
+    const n = 100;
+    const handlers = ['h', 'g', 'f', 'e', 'd'];
+    const job = (i: number): NewJob => ({ handler: handlers[i % 5]!, queue: 'default', payload: { i }, priority: 0, runAt: Date.now(), maxAttempts: 3 });
+    await engine.enqueue(Array.from({ length: n * 5 }, (_, i) => job(i)));
     const leased = await engine.lease({ workerId: 'w1', handlers: [{ name: 'h', max: n }], limit: n, leaseMs: 60_000 });
     expect(leased).toHaveLength(n);
     // The engine's own mark statement, in a transaction of ours: its counters are exact and ours alone.
@@ -63,8 +67,7 @@ describe('postgres jobs pages keep room for updates', () => {
         "SELECT pg_stat_get_xact_tuples_updated('jobs'::regclass) AS updated, pg_stat_get_xact_tuples_hot_updated('jobs'::regclass) AS hot",
       );
       expect(Number(stats.rows[0].updated)).toBe(n);
-      // Pruning the lease's old versions makes the room; a transaction elsewhere older than the lease could hold some back.
-      expect(Number(stats.rows[0].hot)).toBeGreaterThanOrEqual(n * 0.8);
+      expect(Number(stats.rows[0].hot)).toBeGreaterThanOrEqual(n * 0.9);
       await client.query('ROLLBACK');
     } finally {
       await client.end();
