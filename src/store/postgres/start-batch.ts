@@ -40,7 +40,7 @@ export const START_IN_FLIGHT = 3;
  * compares with its tokens. Parsing a row per mark cost the drain
  * CPU for nothing.
  */
-const START = `
+export const START = `
   WITH marked AS (
     UPDATE jobs j SET started_seq = j.lease_seq
     FROM unnest($1::bigint[], $2::text[]) AS i(id, token)
