@@ -6,37 +6,15 @@
  * Packed pages sent the lease's versions to fresh full pages, leaving the
  * mark no room (a fifth of the marks in a drain were HOT; docs/benchmarks.md).
  */
-import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { PG_URL } from '../helpers/node.js';
+import { pgEnginesPerTest } from '../helpers/pg-engines.js';
 import type { NewJob } from '../../src/core/types.js';
 import { clientConfig } from '../../src/store/postgres/connection.js';
-import { openPostgresEngine, type PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
 import { START } from '../../src/store/postgres/start-batch.js';
 
-const PG_URL = process.env.DROVER_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const admin = new pg.Pool({ connectionString: PG_URL, max: 1 });
-admin.on('error', () => undefined);
-const open: Array<{ engine: PostgresEngine; schema: string }> = [];
-
-afterEach(async () => {
-  for (const { engine, schema } of open.splice(0)) {
-    await engine.close();
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  }
-});
-
-afterAll(async () => {
-  await admin.end();
-});
-
-async function migrated(): Promise<{ engine: PostgresEngine; schema: string }> {
-  const schema = `drover_t_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
-  const engine = openPostgresEngine({ url: PG_URL, schema, poolMax: 3 });
-  open.push({ engine, schema });
-  await engine.migrate();
-  return { engine, schema };
-}
+const { admin, migrated } = pgEnginesPerTest();
 
 describe('postgres jobs pages keep room for updates', () => {
   it('the migrated jobs table is filled to half a page by inserts', async () => {

@@ -6,34 +6,16 @@
  * pipelined connection, killed while idle, is replaced before the next mark
  * instead of failing it.
  */
-import { randomUUID } from 'node:crypto';
-import pg from 'pg';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { pgEnginesPerTest } from '../helpers/pg-engines.js';
 import type { NewJob } from '../../src/core/types.js';
-import { openPostgresEngine, type PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
+import type { PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const PG_URL = process.env.DROVER_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const admin = new pg.Pool({ connectionString: PG_URL, max: 1 });
-admin.on('error', () => undefined);
-const open: Array<{ engine: PostgresEngine; schema: string }> = [];
-
-afterEach(async () => {
-  for (const { engine, schema } of open.splice(0)) {
-    await engine.close();
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  }
-});
-
-afterAll(async () => {
-  await admin.end();
-});
+const { admin, migrated } = pgEnginesPerTest();
 
 async function engineWithJobs(n: number): Promise<{ engine: PostgresEngine; schema: string }> {
-  const schema = `drover_t_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
-  const engine = openPostgresEngine({ url: PG_URL, schema, poolMax: 3 });
-  open.push({ engine, schema });
-  await engine.migrate();
+  const { engine, schema } = await migrated();
   const job = (i: number): NewJob => ({ handler: 'h', queue: 'default', payload: i, priority: 0, runAt: Date.now(), maxAttempts: 3 });
   await engine.enqueue(Array.from({ length: n }, (_, i) => job(i)));
   return { engine, schema };
