@@ -9,12 +9,11 @@
  * Lease-ahead: a handler whose jobs are quick (recent average under
  * `FAST_JOB_MS`, lease-room.ts) may hold extra leased jobs in a local
  * buffer, so a freed slot starts the next job at once and more jobs ride in
- * each group commit. The
- * buffer holds about 20 ms of the handler's work (lease-window.ts): it is also
- * how far a newly arrived job may be overtaken. Slow handlers get no buffer:
- * holding their jobs here would only keep them from other nodes. Buffered
- * jobs are `running` in the store (their lease protects them); on shutdown
- * they are released unstarted.
+ * each group commit. The buffer holds about 20 ms of the handler's work
+ * (lease-window.ts): it is also how far a newly arrived job may be overtaken.
+ * Slow handlers get no buffer: holding their jobs here would only keep them
+ * from other nodes. Buffered jobs are `running` in the store (their lease
+ * protects them); on shutdown they are released unstarted.
  */
 import type { ResolvedHandler } from '../core/config.js';
 import { toError } from '../core/errors.js';
@@ -299,8 +298,8 @@ export class Dispatcher {
           const jobs = await this.options.store.lease({
             workerId: this.options.workerId,
             inProcess: true,
-            // Each job's lease follows its own handler's timeout (a quick handler's
-            // jobs are recovered quickly after a silent death, whatever else is leased along).
+            // Each job's lease follows its own handler's timeout (a quick handler's jobs are recovered quickly
+            // after a silent death, whatever else is leased along); each `start` is counted when the store reads it.
             handlers: wanted.handlers,
             limit: Math.min(wanted.total, this.#leaseBatch),
             leaseMs: this.#leaseMarginMs,

@@ -4,10 +4,19 @@
  *
  * A lease names the jobs that will go straight to a free slot
  * (`LeaseRequest.start`), so the store can mark them started in the lease
- * itself instead of in a start mark of their own: those free slots the
- * buffer cannot fill. A slot limit that shrinks while the lease is out (a
- * breaker going half-open) leaves some of them without a slot; the
- * dispatcher hands such jobs back unspent (`told`).
+ * itself instead of in a start mark of their own. That count is worked out
+ * when the store reads it, as it runs the lease (SQLite: in the group commit,
+ * a turn after the ask), not when the lease is asked for: a quick lane runs
+ * its whole buffer in the turn it asks in, so a lease asked with jobs still
+ * buffered (none to start at once) comes back to an empty buffer and idle
+ * slots. Counted at the ask, its jobs each needed a mark of their own.
+ *
+ * The count cannot outgrow the slots the lease finds free when it returns:
+ * meanwhile jobs only leave the buffer for a slot or finish (only the pump,
+ * waiting for this lease, fills the buffer), so the free slots left over
+ * after the buffer only grow. A slot limit that shrinks meanwhile (a breaker
+ * going half-open) is the exception; the dispatcher hands such jobs back
+ * unspent (`told`).
  */
 import type { ResolvedHandler } from '../core/config.js';
 import type { Lane } from './attempt.js';
@@ -27,28 +36,35 @@ export interface LeaseRoomOptions {
   startRoom?: (handler: ResolvedHandler) => number | undefined;
 }
 
-/** One handler's part of a lease request (`LeaseRequest.handlers`). */
+/**
+ * One handler's part of a lease request (`LeaseRequest.handlers`). `start` is
+ * counted when first read, by the store as it runs the lease, and kept.
+ */
 export class LaneAsk {
   readonly name: string;
   readonly leaseMs: number;
-  readonly start: number;
+  #start: number | undefined;
 
   constructor(
     readonly lane: Lane,
     /** Jobs it may take. */
     readonly max: number,
-    room: LeaseRoom,
+    private readonly room: LeaseRoom,
     /** False: none may be marked (jobs admission may hold back: a rate limit, the built-in handlers). */
-    marks: boolean,
+    private readonly marks: boolean,
   ) {
     this.name = lane.handler.name;
     this.leaseMs = room.leaseMsFor(lane.handler);
-    this.start = marks ? room.startsNow(lane, max) : 0;
   }
 
-  /** How many the store was told start at once: those it may have marked. */
+  get start(): number {
+    this.#start ??= this.marks ? this.room.startsNow(this.lane, this.max) : 0;
+    return this.#start;
+  }
+
+  /** How many the store was told start at once (0 if it never asked): those it may have marked. */
   get told(): number {
-    return this.start;
+    return this.#start ?? 0;
   }
 }
 
