@@ -68,6 +68,12 @@ export class LaneAsk {
   }
 }
 
+/**
+ * @example
+ * const room = new LeaseRoom(options, leaseMarginMs);
+ * const wanted = room.ask(lanes, idleHandlers);
+ * await store.lease({ handlers: wanted.handlers, limit: Math.min(wanted.total, leaseBatch), ... });
+ */
 export class LeaseRoom {
   constructor(
     private readonly options: LeaseRoomOptions,
