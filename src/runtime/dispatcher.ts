@@ -7,13 +7,13 @@
  * pump goes round again instead of racing itself.
  *
  * Lease-ahead: a handler whose jobs are quick (recent average under
- * `FAST_JOB_MS`) may hold extra leased jobs in a local buffer, so a freed slot
- * starts the next job at once and more jobs ride in each group commit. The
- * buffer holds about 20 ms of the handler's work (lease-window.ts): it is also
- * how far a newly arrived job may be overtaken. Slow handlers get no buffer:
- * holding their jobs here would only keep them from other nodes. Buffered
- * jobs are `running` in the store (their lease protects them); on shutdown
- * they are released unstarted.
+ * `FAST_JOB_MS`, lease-room.ts) may hold extra leased jobs in a local
+ * buffer, so a freed slot starts the next job at once and more jobs ride in
+ * each group commit. The buffer holds about 20 ms of the handler's work
+ * (lease-window.ts): it is also how far a newly arrived job may be overtaken.
+ * Slow handlers get no buffer: holding their jobs here would only keep them
+ * from other nodes. Buffered jobs are `running` in the store (their lease
+ * protects them); on shutdown they are released unstarted.
  */
 import type { ResolvedHandler } from '../core/config.js';
 import { toError } from '../core/errors.js';
@@ -27,12 +27,10 @@ import { runInline, type RunJobOptions, type RunningJob, type RunOutcome } from 
 import type { Lifecycle, LifecycleChannel } from './lifecycle.js';
 import { recordOutcome, type OutcomeContext } from './outcome.js';
 import type { StepDeps } from './step-context.js';
-import { CompletionRate, leaseAheadWindow } from './lease-window.js';
+import { CompletionRate } from './lease-window.js';
+import { LeaseRoom, type LaneAsk } from './lease-room.js';
 import { capFields, contendedPauseMs, emitCapRefusals } from './cap-refusals.js';
 import type { TenantCaps } from '../core/lease-caps.js';
-
-/** Handlers whose jobs average less than this are leased ahead. */
-const FAST_JOB_MS = 50;
 
 export interface DispatcherOptions {
   store: StorageEngine;
@@ -120,13 +118,14 @@ export class Dispatcher {
   readonly #leaseBatch: number;
   readonly #leaseMarginMs: number;
   readonly #outcomes: OutcomeContext;
-  readonly #prefetch: number | undefined;
+  /** Slots, lease-ahead room and the starts that ride in a lease (lease-room.ts). */
+  readonly #room: LeaseRoom;
   readonly #jobStart: LifecycleChannel<'job:start'>;
 
   constructor(private readonly options: DispatcherOptions) {
     this.#leaseBatch = options.leaseBatch ?? 250;
-    this.#prefetch = options.prefetch;
     this.#leaseMarginMs = options.leaseMarginMs ?? 30_000;
+    this.#room = new LeaseRoom(options, this.#leaseMarginMs);
     this.#outcomes = {
       store: options.store,
       lifecycle: options.lifecycle,
@@ -291,7 +290,7 @@ export class Dispatcher {
       do {
         this.#again = false;
         while (!this.#stopped) {
-          const wanted = this.#capacity();
+          const wanted = this.#room.ask(this.#lanes.values(), this.#idleHandlers);
           if (wanted.total === 0) break;
           const seen = this.#workSeen;
           this.#wokenDuringLease.clear();
@@ -299,9 +298,9 @@ export class Dispatcher {
           const jobs = await this.options.store.lease({
             workerId: this.options.workerId,
             inProcess: true,
-            // Each job's lease follows its own handler's timeout (a quick handler's
-            // jobs are recovered quickly after a silent death, whatever else is leased along).
-            handlers: wanted.handlers.map((h) => ({ ...h, leaseMs: this.#leaseMsFor(h.name) })),
+            // Each job's lease follows its own handler's timeout (a quick handler's jobs are recovered quickly
+            // after a silent death, whatever else is leased along); each `start` is counted when the store reads it.
+            handlers: wanted.handlers,
             limit: Math.min(wanted.total, this.#leaseBatch),
             leaseMs: this.#leaseMarginMs,
             excludeQueues: this.options.pausedQueues?.() ?? [],
@@ -321,10 +320,7 @@ export class Dispatcher {
             if (lane?.handler.name !== job.handler) lane = this.#lanes.get(job.handler);
             lane?.buffer.push(new Attempt(lane, job, now));
           }
-          for (const { name } of wanted.handlers) {
-            const wantedLane = this.#lanes.get(name);
-            if (wantedLane) this.#startBuffered(wantedLane, now);
-          }
+          for (const { lane: wantedLane } of wanted.handlers) this.#startBuffered(wantedLane, now);
           this.#handBackMarkedUnstarted(wanted.handlers, jobs);
           // Fewer than asked means nothing more is due right now; sleep until woken.
           if (jobs.length < Math.min(wanted.total, this.#leaseBatch)) {
@@ -344,16 +340,16 @@ export class Dispatcher {
   }
 
   /**
-   * The store may have marked started the first `start` jobs of each handler
+   * The store may have marked started the first `told` jobs of each handler
    * in this lease (they were to go straight to a free slot). One still in the
    * buffer (a breaker or a slot limit shrank while the lease was out) goes
    * back unspent now: a mark must mean that its handler ran.
    */
-  #handBackMarkedUnstarted(asked: ReadonlyArray<{ name: string; start: number }>, got: readonly LeasedJob[]): void {
-    for (const { name, start } of asked) {
-      const buffer = this.#lanes.get(name)?.buffer;
-      if (start === 0 || !buffer || buffer.length === 0) continue;
-      const marked = got.filter((job) => job.handler === name).slice(0, start);
+  #handBackMarkedUnstarted(asked: readonly LaneAsk[], got: readonly LeasedJob[]): void {
+    for (const { lane, name, told } of asked) {
+      const { buffer } = lane;
+      if (told === 0 || buffer.length === 0) continue;
+      const marked = got.filter((job) => job.handler === name).slice(0, told);
       const unstarted = buffer.removeWhere((attempt) => marked.includes(attempt.job));
       if (unstarted.length > 0) this.#releaseJobs(unstarted);
     }
@@ -368,70 +364,9 @@ export class Dispatcher {
     }
   }
 
-  #capacity(): { total: number; handlers: Array<{ name: string; max: number; start: number }> } {
-    const handlers: Array<{ name: string; max: number; start: number }> = [];
-    let total = 0;
-    for (const lane of this.#lanes.values()) {
-      const { handler } = lane;
-      if (this.#idleHandlers.has(handler.name)) continue;
-      // Remote handlers are run by remote workers only (`/v1/workers/lease`).
-      if (handler.remote || this.options.isHandlerPaused?.(handler.name)) continue;
-      const prefetch = this.#prefetchFor(lane);
-      const buffered = lane.buffer.length;
-      const held = lane.running + buffered;
-      const limit = this.#slots(lane);
-      const width = this.#width(lane);
-      // Refill the lease-ahead buffer only once it is half empty, then to the
-      // top: jobs that finish one at a time (each a message from its thread)
-      // would otherwise cost one lease call per job. An empty buffer with a
-      // free slot always leases (0 > prefetch / 2 is false).
-      if (limit >= width && prefetch > 0 && buffered > prefetch / 2) continue;
-      let free = limit < width ? limit - held : width + prefetch - held;
-      const room = this.options.startRoom?.(handler);
-      if (room !== undefined) free = Math.min(free, room - lane.buffer.length);
-      if (free > 0) {
-        // Jobs that will start the moment the lease returns (free slots the buffer cannot fill): the store may
-        // mark them started in the lease. None for a handler whose jobs admission may hold back (rate limit, webhook).
-        const start = handler.rateLimit || handler.name.startsWith('drover.') ? 0 : Math.max(0, Math.min(free, limit - lane.running - buffered));
-        handlers.push({ name: handler.name, max: free, start });
-        total += free;
-      }
-    }
-    return { total, handlers };
-  }
-
-  #slots(lane: Lane): number {
-    return Math.min(this.#width(lane), this.options.slotLimit?.(lane.handler.name) ?? Number.POSITIVE_INFINITY);
-  }
-
-  /**
-   * Jobs of a handler that may be started at once: its concurrency; for a
-   * quick thread handler, times the thread pool's queue depth. A slow job
-   * queued in a thread would only wait there instead of in the store, where
-   * another node could take it.
-   */
-  #width(lane: Lane): number {
-    const { handler } = lane;
-    const threads = this.options.threads;
-    if (handler.isolation !== 'thread' || !threads?.queueDepth) return handler.concurrency;
-    // NaN (no run yet) is not <= anything.
-    return lane.avgRunMs <= FAST_JOB_MS ? handler.concurrency * threads.queueDepth : handler.concurrency;
-  }
-
-  #prefetchFor(lane: Lane): number {
-    // NaN (no run yet) is not <= anything: no lease-ahead until a run time is known.
-    if (!(lane.avgRunMs <= FAST_JOB_MS)) return 0;
-    return this.#prefetch ?? leaseAheadWindow(lane.handler.concurrency, lane.completions.perMs);
-  }
-
   #noteRunTime(lane: Lane, ms: number): void {
     const avg = lane.avgRunMs;
     lane.avgRunMs = Number.isNaN(avg) ? ms : avg * 0.9 + ms * 0.1;
-  }
-
-  /** A handler's lease: its timeout plus the margin (what heartbeats renew it to as well). */
-  #leaseMsFor(name: string): number {
-    return (this.options.handlers.get(name)?.timeoutMs ?? 0) + this.#leaseMarginMs;
   }
 
   /** Start buffered jobs of this handler while it has free slots. `now`: the clock, read by the caller just before. */
@@ -448,7 +383,9 @@ export class Dispatcher {
       this.#releaseJobs(buffer.removeWhere(({ job }) => pausedQueues.includes(job.queue)));
     }
     const { admit } = this.options;
-    while (buffer.length > 0 && lane.running < this.#slots(lane)) {
+    // Nothing in this loop changes the slot limit (a job counts toward a breaker only once it ran).
+    const slots = this.#room.slots(lane);
+    while (buffer.length > 0 && lane.running < slots) {
       const attempt = buffer.shift()!;
       const holdUntil = admit?.(attempt.job, handler) ?? null;
       if (holdUntil === null) this.#start(attempt, now);

@@ -27,6 +27,7 @@
  */
 import type Database from 'better-sqlite3';
 import { DroverError } from '../../core/errors.js';
+import { SavepointJournal } from './savepoint-journal.js';
 
 /** Effects bookkeeping supplied by the engine. */
 export interface EffectsPolicy<E> {
@@ -154,12 +155,15 @@ export class GroupCommit<E> {
   /** A sync failed: the answer for every write from then on. */
   #broken: unknown = null;
   readonly #runBatch: Database.Transaction<(ops: readonly Pending<E>[], batch: E, outcomes: Outcome[]) => void>;
+  /** Keeps each write's savepoint journal in memory while a batch runs (savepoint-journal.ts). */
+  readonly #journal: SavepointJournal;
 
   constructor(
     db: Database.Database,
     private readonly policy: EffectsPolicy<E>,
     private readonly deferred: DeferredSync | null = null,
   ) {
+    this.#journal = new SavepointJournal(db);
     // A nested db.transaction runs as a SAVEPOINT inside the outer one.
     const savepoint = db.transaction((op: WriteOp<E, unknown>, own: E, batch: E) => op(own, batch));
     this.#runBatch = db.transaction((ops: readonly Pending<E>[], batch: E, outcomes: Outcome[]) => {
@@ -253,7 +257,7 @@ export class GroupCommit<E> {
       try {
         this.deferred?.defer();
         try {
-          this.#runBatch.immediate(ops, batch, outcomes);
+          this.#journal.around(() => this.#runBatch.immediate(ops, batch, outcomes));
         } finally {
           this.deferred?.restore();
         }
