@@ -63,6 +63,25 @@ describe('sqlite: each attempt row written once', () => {
     }
   });
 
+  it("a suspend writes its attempt row with the lease's worker and start (the suspended job row has no worker)", async () => {
+    const path = scratch();
+    let now = 1_000;
+    const engine = await openSqliteEngine({ path, clock: () => now });
+    try {
+      await engine.migrate();
+      await engine.enqueue([{ handler: 'h', queue: 'default', payload: null, priority: 0, runAt: now, maxAttempts: 3 }]);
+      const [job] = await engine.lease({ workerId: 'w', handlers: [{ name: 'h', max: 1 }], limit: 1, leaseMs: 30_000 });
+      now = 1_100;
+      const suspended = await engine.suspend(job!.id, job!.leaseToken, { step: 'nap', seq: 0, kind: 'sleep', startedAt: now, wakeAt: now + 1_000 });
+      expect(suspended).toMatchObject({ ok: true, suspended: true, job: { workerId: null } });
+      const row = [{ jobId: job!.id, attempt: 1, workerId: 'w', startedAt: 1_000, endedAt: 1_100, outcome: 'suspended', error: null }];
+      expect(await engine.getAttempts(job!.id)).toEqual(row);
+      expect(rowsOnDisk(path).get(job!.id)).toEqual(row);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('migrates a store from before with running attempts: each ends with one correct row', async () => {
     const path = scratch();
     const db = new Database(path);
