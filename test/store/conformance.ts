@@ -698,6 +698,57 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         const back = await engine.release(again.id, again.leaseToken, now - 1);
         expect(back).toMatchObject({ ok: true, job: { state: 'queued', attempts: 0 } });
       });
+
+      it("writes each attempt whole with its lease's worker and start, whichever way it ends; heartbeats move no start", async () => {
+        const job = await enqueueOne({ maxAttempts: 5 });
+        const row = (attempt: number, workerId: string, startedAt: number, endedAt: number | null, outcome: string, error: string | null = null) => ({
+          jobId: job.id,
+          attempt,
+          workerId,
+          startedAt,
+          endedAt,
+          outcome,
+          error,
+        });
+        // Failed, then retried at once.
+        const first = await leaseOne({ workerId: 'w-fail' });
+        now += 10;
+        expect((await engine.heartbeat(first.id, first.leaseToken, 1000)).ok).toBe(true);
+        expect(await engine.getAttempts(job.id)).toEqual([row(1, 'w-fail', T0, null, 'running')]);
+        now += 10;
+        expect((await engine.fail(first.id, first.leaseToken, { error: 'boom', outcome: 'failed', retryAt: now })).ok).toBe(true);
+        // Released.
+        const second = await leaseOne({ workerId: 'w-release' });
+        now += 10;
+        expect((await engine.release(second.id, second.leaseToken)).ok).toBe(true);
+        // Expired and reaped.
+        const third = await leaseOne({ workerId: 'w-reap', leaseMs: 100 });
+        await markStarted(third);
+        now += 101;
+        expect(await engine.reapExpired({ poisonAfter: 5 })).toHaveLength(1);
+        // Cancelled while running, after a heartbeat.
+        const fourth = await leaseOne({ workerId: 'w-cancel' });
+        now += 10;
+        expect((await engine.heartbeat(fourth.id, fourth.leaseToken, 1000)).ok).toBe(true);
+        now += 10;
+        expect(await engine.cancel(job.id)).toMatchObject({ state: 'cancelled' });
+        expect(await engine.getAttempts(job.id)).toEqual([
+          row(1, 'w-fail', T0, T0 + 20, 'failed', 'boom'),
+          row(2, 'w-release', T0 + 20, T0 + 30, 'released'),
+          row(3, 'w-reap', T0 + 30, T0 + 131, 'lease_expired'),
+          row(4, 'w-cancel', T0 + 131, T0 + 151, 'cancelled'),
+        ]);
+        // Completed, after a heartbeat.
+        await engine.retry(job.id);
+        const fifth = await leaseOne({ workerId: 'w-done' });
+        now += 10;
+        expect((await engine.heartbeat(fifth.id, fifth.leaseToken, 1000)).ok).toBe(true);
+        expect((await engine.getAttempts(job.id)).at(-1)).toEqual(row(5, 'w-done', T0 + 151, null, 'running'));
+        now += 10;
+        expect((await engine.complete(fifth.id, fifth.leaseToken, null)).ok).toBe(true);
+        expect((await engine.getAttempts(job.id)).at(-1)).toEqual(row(5, 'w-done', T0 + 151, T0 + 171, 'succeeded'));
+        expect(await engine.getAttempts(job.id)).toHaveLength(5);
+      });
     });
 
     describe('reaping', () => {

@@ -1,7 +1,7 @@
 /**
  * The SQLite engine's memo of its own leases (src/store/sqlite/lease-memo.ts):
  * a lease-marked job's `start` answers without a write, a settle takes the
- * job's queue and lease number from the memo, and an entry never outlives
+ * job's queue, lease number, worker and lease time from the memo, and an entry never outlives
  * its lease (that a cancelled or reclaimed lease-marked job is refused its
  * start, both engines hold: test/store/conformance.ts).
  */
@@ -75,7 +75,8 @@ describe('sqlite: the lease memo', () => {
     engine = await openSqliteEngine({ path });
     expect(await engine.queueStats()).toMatchObject([{ queue: 'q' }]);
     expect((await engine.complete(leased!.id, leased!.leaseToken, null)).ok).toBe(true);
-    expect((await engine.getAttempts(leased!.id)).map((a) => [a.attempt, a.outcome])).toEqual([[1, 'succeeded']]);
+    // Its attempt row too: worker and start from the job row (migration 0009's leased_at).
+    expect((await engine.getAttempts(leased!.id)).map((a) => [a.attempt, a.outcome, a.workerId, a.startedAt])).toEqual([[1, 'succeeded', 'w', leased!.updatedAt]]);
     // The depth fell by the one job of its queue (read back from the row, not remembered).
     expect(await engine.enqueue([job({ queue: 'q' })], { queueLimits: new Map([['q', { maxDepth: 1 }]]) })).toHaveLength(1);
   });

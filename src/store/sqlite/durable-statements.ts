@@ -18,6 +18,9 @@ export interface FencedJob {
   handler: string;
   event_id: string | null;
   lease_seq: number;
+  /** The lease's holder and start: a suspend writes its attempt row from these. */
+  worker_id: string | null;
+  leased_at: number | null;
 }
 
 export interface NewStepParams {
@@ -56,7 +59,7 @@ function prepareDurable(db: Database.Database) {
   const p = <P extends unknown[] | object, R = unknown>(sql: string) => db.prepare(sql) as unknown as Stmt<P, R>;
   return {
     fencedJob: p<{ id: number; token: string }, FencedJob>(
-      `SELECT id, queue, handler, event_id, lease_seq FROM jobs WHERE ${FENCE}`,
+      `SELECT id, queue, handler, event_id, lease_seq, worker_id, leased_at FROM jobs WHERE ${FENCE}`,
     ),
     stepsByJob: p<[number], RawStep>('SELECT * FROM steps WHERE job_id = ? ORDER BY seq'),
     stepByName: p<[number, string], RawStep>('SELECT * FROM steps WHERE job_id = ? AND name = ?'),

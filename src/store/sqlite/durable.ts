@@ -131,7 +131,8 @@ export function suspend(ctx: DurableContext, jobId: string, token: string, reque
   }
 
   const raw = d.suspendJob.get({ id: job.id, token, wakeAt: request.wakeAt, now })!;
-  ctx.s.endAttempt.run(now, 'suspended', null, job.id, job.lease_seq);
+  // The attempt's one row (migration 0009): from the fenced read, as suspendJob clears worker_id.
+  ctx.s.insertAttempt.run(job.id, job.lease_seq, job.worker_id ?? '', job.leased_at ?? now, now, 'suspended', null);
   addDepth(ctx.own, job.queue, -1);
   const wait = d.insertWait.get({
     id: newWaitId(now),

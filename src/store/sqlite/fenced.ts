@@ -5,10 +5,10 @@
  * at-least-once execution into at-most-once completion.
  */
 import type { FailRequest, FenceResult, MatchResult, StartResult } from '../engine.js';
-import type { LeaseMemo } from './lease-memo.js';
+import type { HeldLease, LeaseMemo } from './lease-memo.js';
 import { addDepth, type WriteEffects } from './queue-depth.js';
 import { DroverError } from '../../core/errors.js';
-import type { JobRow } from '../../core/types.js';
+import type { AttemptOutcome, JobRow } from '../../core/types.js';
 import { parseJobId, toJobRow, toJson } from './rows.js';
 import type { FencedRow, FixedStatements } from './statements.js';
 
@@ -39,15 +39,29 @@ function refused(s: FixedStatements, id: number): { ok: false; reason: 'stale_le
   return { ok: false, reason: s.jobExists.get(id) ? 'stale_lease' : 'not_found' };
 }
 
+/** The lease a settle ended: its queue (depth effects), and its number, holder and start (its attempt row). */
+type EndedLease = Pick<HeldLease, 'queue' | 'seq' | 'workerId' | 'leasedAt'>;
+
 /**
- * The settled job's queue and lease number: as the lease that issued `token`
- * left them (lease-memo.ts; neither column changes while a lease is held),
- * else read by id after the update matched, in the same write op (cheaper
- * than RETURNING: statements.ts).
+ * The settled job's lease: as the lease that issued `token` left it
+ * (lease-memo.ts; none of these columns changes while a lease is held), else
+ * read by id after the update matched, in the same write op (cheaper than
+ * RETURNING: statements.ts). `now` stands in for a start a job leased before
+ * migration 0009 may lack.
  */
-function settledRow(s: FixedStatements, memo: LeaseMemo, id: number, jobId: string, token: string): FencedRow {
+function settledLease(s: FixedStatements, memo: LeaseMemo, id: number, jobId: string, token: string, now: number): EndedLease {
   const held = memo.settled(jobId, token);
-  return held === undefined ? s.fencedRow.get(id)! : { queue: held.queue, lease_seq: held.seq };
+  if (held !== undefined) return held;
+  const row: FencedRow = s.fencedRow.get(id)!;
+  return { queue: row.queue, seq: row.lease_seq, workerId: row.worker_id ?? '', leasedAt: row.leased_at ?? now };
+}
+
+/**
+ * The ended attempt's one row (migration 0009: a lease writes none; the
+ * running attempt is read from the job row until then).
+ */
+function endAttempt(s: FixedStatements, id: number, lease: EndedLease, now: number, outcome: AttemptOutcome, error: string | null): void {
+  s.insertAttempt.run(id, lease.seq, lease.workerId, lease.leasedAt, now, outcome, error);
 }
 
 const MATCHED: MatchResult = Object.freeze({ ok: true });
@@ -81,9 +95,9 @@ export function completeJob(
 ): FenceResult {
   return fenced(s, jobId, (id) => {
     if (s.complete.run(toJson(result), now, now, id, token).changes === 0) return false;
-    const { queue, lease_seq } = settledRow(s, memo, id, jobId, token);
-    s.endAttempt.run(now, 'succeeded', null, id, lease_seq);
-    addDepth(own, queue, -1);
+    const lease = settledLease(s, memo, id, jobId, token, now);
+    endAttempt(s, id, lease, now, 'succeeded', null);
+    addDepth(own, lease.queue, -1);
     return true;
   });
 }
@@ -106,11 +120,11 @@ export function failJob(
         ? s.failDead.run(request.deadReason ?? 'exhausted', error, crashed, now, now, id, token).changes > 0
         : s.failRetry.run(state, retryAt!, error, crashed, now, id, token).changes > 0;
     if (!matched) return false;
-    const { queue, lease_seq } = settledRow(s, memo, id, jobId, token);
-    s.endAttempt.run(now, request.outcome, error, id, lease_seq);
-    if (state === 'dead') addDepth(own, queue, -1);
-    // settledRow reads no handler: wake any handler of the queue.
-    if (state === 'queued') own.woken.add(queue, null);
+    const lease = settledLease(s, memo, id, jobId, token, now);
+    endAttempt(s, id, lease, now, request.outcome, error);
+    if (state === 'dead') addDepth(own, lease.queue, -1);
+    // settledLease reads no handler: wake any handler of the queue.
+    if (state === 'queued') own.woken.add(lease.queue, null);
     return true;
   });
 }
@@ -119,10 +133,10 @@ export function failJob(
 export function releaseJob(s: FixedStatements, memo: LeaseMemo, jobId: string, token: string, now: number, own: WriteEffects, runAt = 0): FenceResult {
   return fenced(s, jobId, (id) => {
     if (s.release.run({ id, token, now, runAt }).changes === 0) return false;
-    const { queue, lease_seq } = settledRow(s, memo, id, jobId, token);
-    s.endAttempt.run(now, 'released', null, id, lease_seq);
+    const lease = settledLease(s, memo, id, jobId, token, now);
+    endAttempt(s, id, lease, now, 'released', null);
     // The statement's own choice of state, made in JS: `runAt > now` compares the same numbers.
-    if (!(runAt > now)) own.woken.add(queue, null);
+    if (!(runAt > now)) own.woken.add(lease.queue, null);
     return true;
   });
 }

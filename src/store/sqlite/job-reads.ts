@@ -23,7 +23,7 @@ export function readJob(s: () => FixedStatements, id: string): JobRow | null {
 
 export function readAttempts(s: () => FixedStatements, jobId: string): AttemptRow[] {
   const n = parseJobId(jobId);
-  return n === null ? [] : s().attemptsByJob.all(n).map(toAttemptRow);
+  return n === null ? [] : s().attemptsByJob.all(n, n).map(toAttemptRow);
 }
 
 export function readJobPage(statements: () => SqliteStatements, filter: JobFilter): JobRow[] {

@@ -5,7 +5,8 @@
  * - `start` of a job the lease itself marked started (`LeaseRequest.start`,
  *   as PostgreSQL's lease does) answers at once instead of writing a mark;
  * - a settle (complete, fail, release) whose fenced update matched takes the
- *   job's queue and lease number from here instead of reading them back.
+ *   job's queue, lease number, worker id and lease time (its attempt row)
+ *   from here instead of reading them back.
  *
  * Only a lease that committed is remembered (the engine adds its entries once
  * the lease's write resolved), and an entry is used only for the very token
@@ -21,6 +22,9 @@ export interface HeldLease {
   queue: string;
   /** The job's `lease_seq` under this lease: its attempt row's number. */
   seq: number;
+  /** The lease's worker id and start time: with `seq`, the attempt row its end writes (fenced.ts). */
+  workerId: string;
+  leasedAt: number;
   /** Marked started by the lease: the first `start` answers without a write. */
   marked: boolean;
 }

@@ -1,7 +1,9 @@
 /**
  * The lease hot path: pick due jobs in priority order for the handlers a
  * worker has room for, honouring per-handler room, the total limit and
- * concurrency keys, and mark each one running under a fresh lease token.
+ * concurrency keys, and mark each one running under a fresh lease token. The
+ * running attempt is the job row (migration 0009): no attempt row is written
+ * here, its end writes it once (fenced.ts, reclaim.ts, ...).
  *
  * Runs inside one group-commit write op (so a whole lease is atomic and two
  * lease calls can never take the same job: the second sees the first's rows as
@@ -119,7 +121,7 @@ export function leaseJobs(
       const toMark = marks.get(job.handler) ?? 0;
       const update = toMark > 0 ? s.leaseJobStarted : s.leaseJob;
       // No RETURNING, no `SELECT *` (statements.ts): only the columns neither the candidate nor the update gives are read.
-      if (update.run(token, expires, request.workerId, keyId, now, job.id).changes === 0) continue;
+      if (update.run(token, expires, request.workerId, keyId, now, now, job.id).changes === 0) continue;
       if (toMark > 0) marks.set(job.handler, toMark - 1);
       if (capped !== null) tenants!.take(capped, job.queue);
       // Read in the scan, before the update (which adds one to both counts), or by id after it.
@@ -127,7 +129,6 @@ export function leaseJobs(
       const rest = before ? (job as LeaseCandidate & LeasedColumns) : statements.lease.leased(job.id);
       const bump = before ? 1 : 0;
       const seq = rest.lease_seq + bump;
-      s.insertAttempt.run(job.id, seq, request.workerId, now);
       let event: EventRow | null = null;
       if (rest.event_id !== null) {
         if (!events.has(rest.event_id)) events.set(rest.event_id, loadEvent(rest.event_id));
@@ -135,7 +136,7 @@ export function leaseJobs(
       }
       const got = leasedJob(job, rest, bump, { token, expires, workerId: storedWorkerId, keyId: storedKeyId, now: storedNow }, event);
       leased.push(got);
-      held.push({ id: got.id, token, queue: job.queue, seq, marked: toMark > 0 });
+      held.push({ id: got.id, token, queue: job.queue, seq, workerId: request.workerId, leasedAt: now, marked: toMark > 0 });
       want--;
       if (left <= 1) room.delete(job.handler);
       else room.set(job.handler, left - 1);

@@ -18,7 +18,8 @@ export function cancelJob(s: FixedStatements, d: DurableFixed, jobId: string, no
   if (TERMINAL_STATES.includes(before.state)) return toJobRow(before);
   const at = now();
   const raw = s.cancel.get({ id, now: at })!;
-  if (before.state === 'running') s.endAttempt.run(at, 'cancelled', null, id, before.lease_seq);
+  // The running attempt's one row (migration 0009), from the lease as it stood.
+  if (before.state === 'running') s.insertAttempt.run(id, before.lease_seq, before.worker_id ?? '', before.leased_at ?? at, at, 'cancelled', null);
   // A suspended job is not in the queue depth (durable.ts); its wait is cancelled with it.
   if (before.state === 'suspended') cancelWaits({ s, d, now: at, own }, id);
   else addDepth(own, raw.queue, -1);

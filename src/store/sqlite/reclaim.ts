@@ -24,7 +24,8 @@ export function reclaimJobs(
     const raw = s.reclaim.get({ id, poisonAfter: options.poisonAfter, now });
     if (!raw) continue;
     const started = raw.started === 1;
-    s.endAttempt.run(now, started ? outcome : 'released', null, id, raw.lease_seq);
+    // The attempt's one row (migration 0009); the reclaim leaves worker_id and leased_at as the lease set them.
+    s.insertAttempt.run(id, raw.lease_seq, raw.worker_id ?? '', raw.leased_at ?? now, now, started ? outcome : 'released', null);
     if (raw.state === 'dead') addDepth(own, raw.queue, -1);
     else own.woken.add(raw.queue, raw.handler);
     const job: ReclaimedJob = { id: String(raw.id), handler: raw.handler, queue: raw.queue, state: raw.state, started };

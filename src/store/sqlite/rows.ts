@@ -9,7 +9,10 @@ import type { FixedStatements, NewEventValues, NewJobValues } from './statements
 
 export { parseJobId, toAttemptRow, toJson, toQueueStats } from '../rows.js';
 
-export type RawJob = JobColumns<string>;
+/** A `jobs` row; `leased_at` (migration 0009) is when the current or last lease was taken, not part of `JobRow`. */
+export interface RawJob extends JobColumns<string> {
+  leased_at: number | null;
+}
 export type RawEvent = EventColumns<string>;
 export type RawAttempt = AttemptColumns;
 /** Scopes and handler patterns as JSON arrays in TEXT. */

@@ -18,6 +18,7 @@
  */
 import type Database from 'better-sqlite3';
 import { assertPayloadPath } from '../../core/payload-filter.js';
+import type { AttemptOutcome } from '../../core/types.js';
 import type { JobFilter } from '../engine.js';
 import { LeaseScan } from './lease-scan.js';
 import type { RawApiKey, RawAttempt, RawEvent, RawJob } from './rows.js';
@@ -71,10 +72,15 @@ const FENCE_AT_END = "id = ? AND lease_token = ? AND state = 'running'";
 /** The current lease's handler started (migration 0005). */
 const STARTED = 'started_seq = lease_seq';
 
-/** What a settled job's attempt row and queue-depth effects need, read after its fenced update matched. */
+/**
+ * What a settled job's attempt row and queue-depth effects need, read after
+ * its fenced update matched (which leaves these columns as the lease set them).
+ */
 export interface FencedRow {
   queue: string;
   lease_seq: number;
+  worker_id: string | null;
+  leased_at: number | null;
 }
 
 /** Build every fixed statement (the schema must be migrated). */
@@ -114,7 +120,7 @@ function prepareFixed(db: Database.Database) {
       WHERE id > @after AND id <= @until AND queue = @queue AND state IN ('queued', 'scheduled')
         AND (priority_ms <> @priority_ms OR (@keep_turns = 0 AND fair_tag > 0))`),
     jobById: p<[number], RawJob>('SELECT * FROM jobs WHERE id = ?'),
-    fencedRow: p<[number], FencedRow>('SELECT queue, lease_seq FROM jobs WHERE id = ?'),
+    fencedRow: p<[number], FencedRow>('SELECT queue, lease_seq, worker_id, leased_at FROM jobs WHERE id = ?'),
     jobExists: p<[number], { one: 1 }>('SELECT 1 AS one FROM jobs WHERE id = ?'),
     jobsByEvent: p<[string], RawJob>('SELECT * FROM jobs WHERE event_id = ? ORDER BY id'),
 
@@ -122,15 +128,16 @@ function prepareFixed(db: Database.Database) {
     insertEvent: p<NewEventValues>('INSERT INTO events (id, name, data, tenant, received_at) VALUES (?, ?, ?, ?, ?)'),
     eventById: p<[string], RawEvent>('SELECT * FROM events WHERE id = ?'),
 
-    // No RETURNING: lease.ts has the rest from the candidate's read (lease-scan.ts).
-    leaseJob: p<[token: string, expires: number, worker: string, key: string | null, now: number, id: number]>(`
+    // No RETURNING: lease.ts has the rest from the candidate's read (lease-scan.ts). No attempt row either:
+    // the running attempt is the job row (lease_seq, worker_id, leased_at; migration 0009), its row written once at its end.
+    leaseJob: p<[token: string, expires: number, worker: string, key: string | null, leasedAt: number, now: number, id: number]>(`
       UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_seq = lease_seq + 1,
-        lease_token = ?, lease_expires_at = ?, worker_id = ?, lease_key_id = ?, updated_at = ?
+        lease_token = ?, lease_expires_at = ?, worker_id = ?, lease_key_id = ?, leased_at = ?, updated_at = ?
       WHERE id = ? AND state = 'queued'`),
     // The same, its handler marked started by the lease itself (`LeaseRequest.start`): no mark of its own later.
-    leaseJobStarted: p<[token: string, expires: number, worker: string, key: string | null, now: number, id: number]>(`
+    leaseJobStarted: p<[token: string, expires: number, worker: string, key: string | null, leasedAt: number, now: number, id: number]>(`
       UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_seq = lease_seq + 1, started_seq = lease_seq + 1,
-        lease_token = ?, lease_expires_at = ?, worker_id = ?, lease_key_id = ?, updated_at = ?
+        lease_token = ?, lease_expires_at = ?, worker_id = ?, lease_key_id = ?, leased_at = ?, updated_at = ?
       WHERE id = ? AND state = 'queued'`),
     runningWithKey: p<[string], { n: number }>(
       "SELECT count(*) AS n FROM jobs WHERE state = 'running' AND concurrency_key = ?",
@@ -141,13 +148,18 @@ function prepareFixed(db: Database.Database) {
     ),
     runningOfWorker: p<[string], { n: number }>("SELECT count(*) AS n FROM jobs WHERE state = 'running' AND worker_id = ?"),
     runningOfLeaseKey: p<[string], { n: number }>("SELECT count(*) AS n FROM jobs WHERE state = 'running' AND lease_key_id = ?"),
-    insertAttempt: p<[number, number, string, number]>(
-      "INSERT INTO attempts (job_id, attempt, worker_id, started_at, outcome) VALUES (?, ?, ?, ?, 'running')",
+    // A finished attempt, written once when it ends (fenced.ts `endAttempt`).
+    insertAttempt: p<[jobId: number, attempt: number, worker: string, startedAt: number, endedAt: number, outcome: AttemptOutcome, error: string | null]>(
+      'INSERT INTO attempts (job_id, attempt, worker_id, started_at, ended_at, outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?)',
     ),
-    endAttempt: p<[number, string, string | null, number, number]>(
-      'UPDATE attempts SET ended_at = ?, outcome = ?, error = ? WHERE job_id = ? AND attempt = ?',
-    ),
-    attemptsByJob: p<[number], RawAttempt>('SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt'),
+    // The running attempt is the job row itself (as on PostgreSQL); finished ones are rows in `attempts`.
+    // `updated_at`: a job running since before migration 0009 without a 'running' row to take its start from.
+    attemptsByJob: p<[number, number], RawAttempt>(`
+      SELECT job_id, attempt, worker_id, started_at, ended_at, outcome, error FROM attempts WHERE job_id = ?
+      UNION ALL
+      SELECT id, lease_seq, coalesce(worker_id, ''), coalesce(leased_at, updated_at), NULL, 'running', NULL
+      FROM jobs WHERE id = ? AND state = 'running'
+      ORDER BY attempt`),
 
     // The fenced transitions: `run().changes` says whether the lease still held (fenced.ts).
     heartbeat: p<[expires: number, now: number, id: number, token: string]>(`
