@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { expectIntactSqliteFile } from '../helpers/sqlite-file.js';
 import type { AttemptRow } from '../../src/core/types.js';
 import { toAttemptRow, type RawAttempt } from '../../src/store/sqlite/rows.js';
 import { loadMigrations, migrateSqlite } from '../../src/store/sqlite/migrator.js';
@@ -42,18 +43,24 @@ function rowsOnDisk(path: string): Map<string, AttemptRow[]> {
   }
 }
 
+/** A migrated engine on a scratch file, its clock the test's (`clock.now`), and one job of `h` leased by worker `w` at 1,000. */
+async function oneLeased() {
+  const path = scratch();
+  const clock = { now: 1_000 };
+  const engine = await openSqliteEngine({ path, clock: () => clock.now });
+  await engine.migrate();
+  await engine.enqueue([{ handler: 'h', queue: 'default', payload: null, priority: 0, runAt: clock.now, maxAttempts: 3 }]);
+  const [job] = await engine.lease({ workerId: 'w', handlers: [{ name: 'h', max: 1 }], limit: 1, leaseMs: 30_000 });
+  return { path, clock, engine, job };
+}
+
 describe('sqlite: each attempt row written once', () => {
   it('a lease writes no attempt row; its end writes the whole row', async () => {
-    const path = scratch();
-    let now = 1_000;
-    const engine = await openSqliteEngine({ path, clock: () => now });
+    const { path, clock, engine, job } = await oneLeased();
     try {
-      await engine.migrate();
-      await engine.enqueue([{ handler: 'h', queue: 'default', payload: null, priority: 0, runAt: now, maxAttempts: 3 }]);
-      const [job] = await engine.lease({ workerId: 'w', handlers: [{ name: 'h', max: 1 }], limit: 1, leaseMs: 30_000 });
       expect(await engine.getAttempts(job!.id)).toEqual([{ jobId: job!.id, attempt: 1, workerId: 'w', startedAt: 1_000, endedAt: null, outcome: 'running', error: null }]);
       expect(rowsOnDisk(path).size).toBe(0);
-      now = 1_250;
+      clock.now = 1_250;
       expect((await engine.complete(job!.id, job!.leaseToken, null)).ok).toBe(true);
       const done = [{ jobId: job!.id, attempt: 1, workerId: 'w', startedAt: 1_000, endedAt: 1_250, outcome: 'succeeded', error: null }];
       expect(rowsOnDisk(path).get(job!.id)).toEqual(done);
@@ -64,15 +71,10 @@ describe('sqlite: each attempt row written once', () => {
   });
 
   it("a suspend writes its attempt row with the lease's worker and start (the suspended job row has no worker)", async () => {
-    const path = scratch();
-    let now = 1_000;
-    const engine = await openSqliteEngine({ path, clock: () => now });
+    const { path, clock, engine, job } = await oneLeased();
     try {
-      await engine.migrate();
-      await engine.enqueue([{ handler: 'h', queue: 'default', payload: null, priority: 0, runAt: now, maxAttempts: 3 }]);
-      const [job] = await engine.lease({ workerId: 'w', handlers: [{ name: 'h', max: 1 }], limit: 1, leaseMs: 30_000 });
-      now = 1_100;
-      const suspended = await engine.suspend(job!.id, job!.leaseToken, { step: 'nap', seq: 0, kind: 'sleep', startedAt: now, wakeAt: now + 1_000 });
+      clock.now = 1_100;
+      const suspended = await engine.suspend(job!.id, job!.leaseToken, { step: 'nap', seq: 0, kind: 'sleep', startedAt: clock.now, wakeAt: clock.now + 1_000 });
       expect(suspended).toMatchObject({ ok: true, suspended: true, job: { workerId: null } });
       const row = [{ jobId: job!.id, attempt: 1, workerId: 'w', startedAt: 1_000, endedAt: 1_100, outcome: 'suspended', error: null }];
       expect(await engine.getAttempts(job!.id)).toEqual(row);
@@ -148,9 +150,6 @@ describe('sqlite: each attempt row written once', () => {
     } finally {
       await engine.close();
     }
-    const check = new Database(path, { readonly: true });
-    expect(check.pragma('foreign_key_check')).toEqual([]);
-    expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
-    check.close();
+    expectIntactSqliteFile(path);
   });
 });

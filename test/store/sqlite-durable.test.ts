@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { expectIntactSqliteFile } from '../helpers/sqlite-file.js';
 import { loadMigrations, migrateSqlite } from '../../src/store/sqlite/migrator.js';
 import { openSqliteEngine } from '../../src/store/sqlite/sqlite-engine.js';
 import { describeDurableConformance } from './durable-conformance.js';
@@ -60,9 +61,6 @@ describe('sqlite migration 0006 (durable)', () => {
     } finally {
       await engine.close();
     }
-    const check = new Database(path, { readonly: true });
-    expect(check.pragma('foreign_key_check')).toEqual([]);
-    expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
-    check.close();
+    expectIntactSqliteFile(path);
   });
 });
