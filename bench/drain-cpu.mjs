@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+/**
+ * CPU per job of a drain, both sides: the worker process and every PostgreSQL
+ * process of the local server (backends, WAL writer, checkpointer,
+ * autovacuum) over the drain's measured window (first → last run). Any bench
+ * system, so a peer's cost per job sits beside Drover's: on 2 cores a rate
+ * swings ±20 % between runs, CPU per job far less.
+ *
+ *   node bench/drain-cpu.mjs [--systems drover-postgres,graphile-worker-tuned] [--jobs 60000] [--concurrency 10] [--repeat 2]
+ *
+ * The server must run on this machine (CPU is read from /proc). Other users of
+ * that server count too: run it when nothing else uses PostgreSQL.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { cleanupAll } from './lib/processes.mjs';
+
+const { values } = parseArgs({
+  options: {
+    systems: { type: 'string', default: 'drover-postgres,graphile-worker-tuned' },
+    jobs: { type: 'string', default: '60000' },
+    concurrency: { type: 'string', default: '10' },
+    repeat: { type: 'string', default: '2' },
+  },
+});
+const n = Number(values.jobs);
+const concurrency = Number(values.concurrency);
+const TICKS = 100; // USER_HZ on Linux
+
+/**
+ * CPU seconds of every postgres process seen so far, by PID. A process that
+ * exits keeps its last sample, so the sum never goes backwards.
+ */
+const seen = new Map();
+function sampleServer() {
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (!stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).startsWith('postgres')) continue;
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      seen.set(pid, (Number(f[11]) + Number(f[12])) / TICKS);
+    } catch {
+      // Gone between the listing and the read.
+    }
+  }
+  return new Map(seen);
+}
+
+async function measure(systemId) {
+  const system = (await import(`./systems/${systemId}.mjs`)).default({});
+  await system.setup();
+  const samples = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      samples.push({ at: performance.now(), cpu: sampleServer() });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  try {
+    const result = await system.drain(n, concurrency);
+    const end = performance.now();
+    sampling = false;
+    await sampler;
+    const nearest = (t) => samples.reduce((best, s) => (Math.abs(s.at - t) < Math.abs(best.at - t) ? s : best)).cpu;
+    const before = nearest(end - result.seconds * 1000);
+    let server = 0;
+    for (const [pid, cpu] of nearest(end)) server += cpu - (before.get(pid) ?? 0);
+    const jobs = result.jobs;
+    return { jobsPerSec: result.jobsPerSec, serverUs: (server / jobs) * 1e6, workerUs: (result.workerCpuSeconds / jobs) * 1e6 };
+  } finally {
+    sampling = false;
+    await system.teardown();
+  }
+}
+
+const fmt = (v) => v.toFixed(1).padStart(7);
+console.log(`drain of ${n} no-op jobs at concurrency ${concurrency}; CPU per job in µs (worker: whole process, its start included)`);
+console.log(`${'system'.padEnd(24)} ${'jobs/s'.padStart(7)} ${'server'.padStart(7)} ${'worker'.padStart(7)} ${'total'.padStart(7)}`);
+try {
+  for (let round = 0; round < Number(values.repeat); round++) {
+    for (const id of values.systems.split(',')) {
+      const r = await measure(id);
+      console.log(`${id.padEnd(24)} ${String(Math.round(r.jobsPerSec)).padStart(7)} ${fmt(r.serverUs)} ${fmt(r.workerUs)} ${fmt(r.serverUs + r.workerUs)}`);
+    }
+  }
+} finally {
+  await cleanupAll();
+}
