@@ -133,6 +133,21 @@ describe('postgres engine', () => {
     expect(engine.poolStats().total).toBeGreaterThan(0);
   });
 
+  it('counts the start marks’ held connection as in use only while a mark is out', async () => {
+    schema = newSchema();
+    const engine = engineOn(schema);
+    await engine.migrate();
+    await engine.enqueue([job(), job()]);
+    // Leased without marks in the lease, so each start goes through the pipelined marks connection.
+    const leased = await engine.lease({ workerId: 'w', handlers: [{ name: 'h', max: 2 }], limit: 2, leaseMs: 30_000 });
+    expect(await Promise.all(leased.map((j) => engine.start(j.id, j.leaseToken)))).toEqual([{ ok: true }, { ok: true }]);
+    const idle = engine.poolStats();
+    // Every connection the engine holds is idle once nothing is out; before, the marks connection read "in use" for good.
+    expect(idle.total - idle.idle).toBe(0);
+    expect(idle.total).toBeGreaterThan(0);
+    expect(idle.total).toBeLessThanOrEqual(idle.max);
+  });
+
   it('marks the jobs started at once in the lease itself: only those count as crashes when their holder dies', async () => {
     schema = newSchema();
     const engine = engineOn(schema);

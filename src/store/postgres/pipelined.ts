@@ -21,16 +21,33 @@ import { isTransient } from './connection.js';
 export class Pipelined {
   #client: pg.PoolClient | null = null;
   #connecting: Promise<pg.PoolClient> | null = null;
+  /** Statements written and not yet answered. */
+  #inFlight = 0;
 
   constructor(private readonly pool: pg.Pool) {}
 
+  /**
+   * The held connection as an operator would count it: `busy` only while a
+   * statement is out. The pool sees it checked out for good, which would show
+   * an idle node with a connection always in use.
+   */
+  get connection(): 'none' | 'idle' | 'busy' {
+    if (this.#client === null) return 'none';
+    return this.#inFlight > 0 ? 'busy' : 'idle';
+  }
+
   async query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
-    const client = this.#client ?? (await this.#connect());
+    this.#inFlight++;
     try {
-      return await client.query<R>(config);
-    } catch (error) {
-      if (isTransient(error)) this.#discard(client, error);
-      throw error;
+      const client = this.#client ?? (await this.#connect());
+      try {
+        return await client.query<R>(config);
+      } catch (error) {
+        if (isTransient(error)) this.#discard(client, error);
+        throw error;
+      }
+    } finally {
+      this.#inFlight--;
     }
   }
 

@@ -50,12 +50,14 @@ export function openPools(connection: ConnectionSettings, poolMax: number): Engi
  * every checkout while an idle client exists and hands it over on the next
  * tick, so a scrape that itself queries the store (queue depth) saw its own
  * checkouts as "waiting" on an idle node.
+ * `marks` is counted by its own state, not its pool's: it holds its one
+ * connection for good (pipelined.ts), in use only while a mark is out.
  */
-export function poolStats(pools: readonly pg.Pool[]): { total: number; idle: number; waiting: number; max: number } {
+export function poolStats(pools: readonly pg.Pool[], marks: 'none' | 'idle' | 'busy'): { total: number; idle: number; waiting: number; max: number } {
   return {
-    total: pools.reduce((n, p) => n + p.totalCount, 0),
-    idle: pools.reduce((n, p) => n + p.idleCount, 0),
+    total: pools.reduce((n, p) => n + p.totalCount, 0) + (marks === 'none' ? 0 : 1),
+    idle: pools.reduce((n, p) => n + p.idleCount, 0) + (marks === 'idle' ? 1 : 0),
     waiting: pools.reduce((n, p) => n + (p.idleCount > 0 ? 0 : p.waitingCount), 0),
-    max: pools.reduce((n, p) => n + (p.options.max ?? 10), 0),
+    max: pools.reduce((n, p) => n + (p.options.max ?? 10), 0) + 1,
   };
 }

@@ -186,7 +186,7 @@ export class PostgresEngine implements StorageEngine {
 
   /** Connections of all pools (general and hot path), their limit, and callers waiting for one, for metrics (pools.ts). */
   poolStats(): { total: number; idle: number; waiting: number; max: number } {
-    return poolStats([this.#pool, this.#hot, this.#lease, this.#marksPool]);
+    return poolStats([this.#pool, this.#hot, this.#lease], this.#marks.connection);
   }
 
   async migrate(options: MigrateOptions = {}): Promise<MigrationStatus> {
