@@ -203,6 +203,33 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(results.map((r) => r.job.state)).toEqual(['scheduled', 'queued']);
       });
 
+      it('answers a long batch mixing plain, keyed and fair-queue jobs in order, each with the row a read gives', async () => {
+        // Engines may insert runs of plain jobs several rows a statement (SQLite: 16): runs of 1, 17 and 33 here.
+        const fair = { queueLimits: new Map([['fair', { maxDepth: 1_000, fairness: 'tenant' as const }]]) };
+        const plain = (i: number) => newJob({ payload: { i, s: i % 5 === 0 ? 'lone \ud800' : 'ok' }, runAt: i % 3 === 0 ? T0 + 1000 : T0, tenant: i % 4 === 0 ? 't' : null, priority: -0 });
+        const jobs: NewJob[] = [
+          plain(0),
+          newJob({ idempotencyKey: 'k1', payload: 'first' }),
+          ...Array.from({ length: 17 }, (_, i) => plain(1 + i)),
+          newJob({ queue: 'fair', tenant: 't1' }),
+          newJob({ idempotencyKey: 'k1', payload: 'replay' }),
+          ...Array.from({ length: 33 }, (_, i) => plain(100 + i)),
+        ];
+        const results = await engine.enqueue(jobs, fair);
+        expect(results.map((r) => r.created)).toEqual(jobs.map((_, i) => i !== 20));
+        expect(results[20]!.job).toEqual(results[1]!.job);
+        const created = results.filter((r) => r.created).map((r) => Number(r.job.id));
+        expect(created).toEqual([...created].sort((a, b) => a - b));
+        expect(new Set(created).size).toBe(created.length);
+        for (const [i, { job, created: isNew }] of results.entries()) {
+          if (!isNew) continue;
+          const read = await engine.getJob(job.id);
+          expect(JSON.stringify(job)).toBe(JSON.stringify(read));
+          if (jobs[i]!.idempotencyKey === undefined && jobs[i]!.queue === 'default') expect((job.payload as { i: number }).i).toBe((jobs[i]!.payload as { i: number }).i);
+        }
+        expect(await countJobs()).toBe(jobs.length - 1);
+      });
+
       it('inserts a future job as scheduled and a past one as queued', async () => {
         const later = await enqueueOne({ runAt: T0 + 1000 });
         const earlier = await enqueueOne({ runAt: T0 - 1000 });
@@ -1034,6 +1061,13 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
           engine.ingest([{ event: { id: 'full', name: 'e', data: null }, jobs: [newJob(), newJob()] }], limits(3)),
         ).rejects.toMatchObject({ code: 'queue_full' });
         expect(await engine.getEvent('full')).toBeNull();
+
+        // A long batch refused part-way (its first 17 jobs written before the keyed one) writes nothing, and its counts are not kept either.
+        const long = Array.from({ length: 25 }, (_, i) => newJob(i === 17 ? { idempotencyKey: 'late' } : {}));
+        await expect(engine.enqueue(long, limits(19))).rejects.toBeInstanceOf(QueueFullError);
+        expect(await countJobs()).toBe(2);
+        expect(await engine.enqueue(Array.from({ length: 17 }, () => newJob()), limits(19))).toHaveLength(17);
+        await expect(engine.enqueue([newJob()], limits(19))).rejects.toBeInstanceOf(QueueFullError);
 
         // Other queues and unlimited calls are unaffected.
         expect((await engine.enqueue([newJob({ queue: 'elsewhere' })], limits(3)))[0]!.created).toBe(true);

@@ -10,6 +10,7 @@ import type { EnqueueOptions, EnqueueResult, IngestItem, IngestResult } from '..
 import type { TriggerOutcome } from '../roles/job-store.js';
 import { resolveByEvent } from './durable.js';
 import type { DurableFixed } from './durable-statements.js';
+import type { JobInserts } from './job-inserts.js';
 import { addDepth, type QueueDepths, type WriteEffects } from './queue-depth.js';
 import { newEventRow, newJobRow, storedNumber, storedText, toEventRow, toJobRow, toJson } from './rows.js';
 import type { FixedStatements, NewEventValues, NewJobValues } from './statements.js';
@@ -18,6 +19,8 @@ import { eventMerges, ingestControlled, type TriggerStatements } from './trigger
 /** What an intake op needs: statements, the depth counters, and the op's and batch's effects. */
 export interface IntakeContext {
   s: FixedStatements;
+  /** Several plain jobs a statement (`insertJobs`). */
+  inserts: JobInserts;
   d: DurableFixed;
   t: TriggerStatements;
   depths: QueueDepths;
@@ -28,40 +31,82 @@ export interface IntakeContext {
 }
 
 export function insertJob(ctx: IntakeContext, job: NewJob): EnqueueResult {
-  const { s, now, own } = ctx;
+  const { s } = ctx;
   const key = job.idempotencyKey ?? null;
   if (key !== null) {
     const existing = s.jobByIdempotencyKey.get(job.handler, key);
     if (existing) return { job: toJobRow(existing), created: false };
   }
+  const values = admit(ctx, job, fairTag(ctx, job));
+  // No RETURNING (statements.ts): the row is built from what was inserted.
+  const id = Number(s.insertJob.run(...values).lastInsertRowid);
+  return { job: newJobRow(id, values, JSON.parse(values[3])), created: true };
+}
+
+/**
+ * The jobs of one enqueue, answered in order. Jobs with neither an
+ * idempotency key nor a fair queue need no read before their insert, so each
+ * run of them is inserted several rows a statement (job-inserts.ts); a job
+ * with either is inserted alone, after the run before it, so ids still
+ * follow the jobs' order and its reads see every job before it.
+ */
+export function insertJobs(ctx: IntakeContext, jobs: readonly NewJob[]): EnqueueResult[] {
+  const results: EnqueueResult[] = [];
+  let run: NewJobValues[] = [];
+  const flush = () => {
+    if (run.length === 0) return;
+    const ids = ctx.inserts.insert(run);
+    for (let i = 0; i < run.length; i++) results.push({ job: newJobRow(ids[i]!, run[i]!, JSON.parse(run[i]![3])), created: true });
+    run = [];
+  };
+  for (const job of jobs) {
+    if (job.idempotencyKey != null || fairQueue(ctx, job)) {
+      flush();
+      results.push(insertJob(ctx, job));
+    } else {
+      run.push(admit(ctx, job, 0));
+    }
+  }
+  flush();
+  return results;
+}
+
+/**
+ * A new job's insert values, once its queue has room: counted in the op's
+ * depth, and its handler woken after COMMIT when it is due. A later refusal
+ * in the same op throws the op away whole (its savepoint), counts included.
+ */
+function admit(ctx: IntakeContext, job: NewJob, tag: number): NewJobValues {
+  const { now, own } = ctx;
   ctx.depths.checkRoom(job.queue, ctx.options, ctx.batch, own);
   const state = job.runAt <= now ? 'queued' : 'scheduled';
-  const payload = toJson(job.payload);
-  const { echo } = s;
+  const echo = ctx.s.echo;
   const values: NewJobValues = [
     storedText(job.handler, echo),
     storedText(job.queue, echo),
     state,
-    payload,
+    toJson(job.payload),
     storedText(job.eventId ?? null, echo),
     storedNumber(job.priority),
     storedNumber(job.runAt),
     storedNumber(job.maxAttempts),
-    storedText(key, echo),
+    storedText(job.idempotencyKey ?? null, echo),
     storedText(job.concurrencyKey ?? null, echo),
     storedNumber(job.concurrencyLimit ?? null),
     storedText(job.traceparent ?? null, echo),
     storedText(job.tenant ?? null, echo),
     job.priorityMs ?? STRICT_PRIORITY_MS,
-    fairTag(ctx, job),
+    tag,
     storedNumber(now),
     storedNumber(now),
   ];
-  // No RETURNING (statements.ts): the row is built from what was inserted.
-  const id = Number(s.insertJob.run(...values).lastInsertRowid);
   addDepth(own, job.queue, 1);
   if (state === 'queued') own.woken.add(job.queue, job.handler);
-  return { job: newJobRow(id, values, JSON.parse(payload)), created: true };
+  return values;
+}
+
+function fairQueue(ctx: IntakeContext, job: NewJob): boolean {
+  return ctx.options?.queueLimits?.get(job.queue)?.fairness === 'tenant';
 }
 
 /**
@@ -77,7 +122,7 @@ export function insertJob(ctx: IntakeContext, job: NewJob): EnqueueResult {
  * lock, so every job sees the ones inserted before it, also in one batch.
  */
 function fairTag(ctx: IntakeContext, job: NewJob): number {
-  if (ctx.options?.queueLimits?.get(job.queue)?.fairness !== 'tenant') return 0;
+  if (!fairQueue(ctx, job)) return 0;
   const head = ctx.s.fairHead.get({ queue: job.queue })?.fair_tag ?? 0;
   const tail = ctx.s.fairTail.get(job.queue, job.tenant ?? null)?.fair_tag ?? 0;
   return Math.max(head, tail) + 1;

@@ -66,7 +66,7 @@ import { readPendingInterrupts, readPendingWait, readSteps, readWait } from './d
 import { isTransientStoreError, toStoreError } from './errors.js';
 import { completeJob, failJob, heartbeatJob, releaseJob, startJob, withoutRow } from './fenced.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
-import { ingestItem, insertJob, type IntakeContext } from './intake.js';
+import { ingestItem, insertJobs, type IntakeContext } from './intake.js';
 import { buildPayloadIndexes, readAttempts, readEvent, readJob, readJobPage, readQueueStats } from './job-reads.js';
 import { leaseJobs } from './lease.js';
 import { LeaseMemo, type HeldLease } from './lease-memo.js';
@@ -263,7 +263,7 @@ export class SqliteEngine implements StorageEngine {
   enqueue(jobs: readonly NewJob[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
     return this.#write((own, batch) => {
       const ctx = this.#intake(options, own, batch);
-      return jobs.map((job) => insertJob(ctx, job));
+      return insertJobs(ctx, jobs);
     });
   }
 
@@ -627,7 +627,8 @@ export class SqliteEngine implements StorageEngine {
   }
 
   #intake(options: EnqueueOptions | undefined, own: WriteEffects, batch: Readonly<WriteEffects>): IntakeContext {
-    return { s: this.#s.fixed, d: this.#d.fixed, t: this.#t, depths: this.#depths, now: this.#clock(), options, own, batch };
+    const s = this.#s;
+    return { s: s.fixed, inserts: s.jobInserts, d: this.#d.fixed, t: this.#t, depths: this.#depths, now: this.#clock(), options, own, batch };
   }
 }
 

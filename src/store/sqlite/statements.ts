@@ -20,6 +20,7 @@ import type Database from 'better-sqlite3';
 import { assertPayloadPath } from '../../core/payload-filter.js';
 import type { AttemptOutcome } from '../../core/types.js';
 import type { JobFilter } from '../engine.js';
+import { JobInserts } from './job-inserts.js';
 import { LeaseScan } from './lease-scan.js';
 import type { RawApiKey, RawAttempt, RawEvent, RawJob } from './rows.js';
 
@@ -48,6 +49,12 @@ export type NewJobValues = [
   createdAt: number,
   updatedAt: number,
 ];
+
+/** The columns `insertJob` (and job-inserts.ts, several rows a statement) fills, in `NewJobValues` order. */
+export const JOB_INSERT_COLUMNS = `(handler, queue, state, payload, event_id, priority, run_at, max_attempts,
+  idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms, fair_tag, created_at, updated_at)`;
+/** One row's placeholders for `JOB_INSERT_COLUMNS`. */
+export const JOB_INSERT_ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
 /** `insertEvent`'s parameters in column order. */
 export type NewEventValues = [id: string, name: string, data: string, tenant: string | null, receivedAt: number];
@@ -88,11 +95,7 @@ function prepareFixed(db: Database.Database) {
   const p = <P extends unknown[] | object, R = unknown>(sql: string) => db.prepare(sql) as unknown as Stmt<P, R>;
   return {
     // No RETURNING: intake.ts builds the row (newJobRow) from these values and the schema's defaults.
-    insertJob: p<NewJobValues>(`
-      INSERT INTO jobs (handler, queue, state, payload, event_id, priority, run_at, max_attempts,
-                        idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms, fair_tag,
-                        created_at, updated_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    insertJob: p<NewJobValues>(`INSERT INTO jobs ${JOB_INSERT_COLUMNS} VALUES ${JOB_INSERT_ROW}`),
     // What a TEXT column hands back for a JS string: better-sqlite3 writes a lone surrogate as U+FFFD (rows.ts storedText).
     echo: p<[string], { v: string }>('SELECT ? AS v'),
     jobByIdempotencyKey: p<[string, string], RawJob>('SELECT * FROM jobs WHERE handler = ? AND idempotency_key = ?'),
@@ -262,11 +265,14 @@ export class SqliteStatements {
   readonly fixed: FixedStatements;
   /** The lease's reads (lease-scan.ts). */
   readonly lease: LeaseScan;
+  /** Plain jobs of one enqueue, several rows a statement (intake.ts `insertJobs`). */
+  readonly jobInserts: JobInserts;
   readonly #listJobs = new Map<string, Database.Statement<unknown[], unknown>>();
 
   constructor(private readonly db: Database.Database) {
     this.fixed = prepareFixed(db);
     this.lease = new LeaseScan(db);
+    this.jobInserts = new JobInserts(db, this.fixed.insertJob);
   }
 
   listJobs(filter: JobFilter, beforeId: number | null): RawJob[] {
