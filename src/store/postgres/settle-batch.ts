@@ -91,7 +91,8 @@ export function settleSql(full: boolean): string {
   ), attempt AS (
     -- A success writes no attempt row: the job row keeps everything it would
     -- hold (lease_seq, worker_id, leased_at, finished_at), and getAttempts
-    -- reads it from there (queries.ts). One heap and one index insert fewer per job.
+    -- reads it from there (queries.ts, migration 0009). One heap and one index
+    -- insert fewer per job.
     INSERT INTO attempts (job_id, attempt, worker_id, started_at, ended_at, outcome, error)
     SELECT id, lease_seq, coalesce(worker_id, ''), coalesce(leased_at, $8), $8, attempt_outcome,
       CASE WHEN attempt_outcome IN ('failed', 'timed_out', 'crashed') THEN attempt_error END
