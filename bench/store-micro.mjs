@@ -7,9 +7,10 @@
  *   node bench/store-micro.mjs [--engine sqlite|postgres] [--jobs 20000] [--url postgres://postgres@127.0.0.1:5432/test]
  *
  * Compare builds by alternating runs and quoting medians (the machine is shared). On PostgreSQL the
- * CPU is the client's share only: the server's work is not counted.
+ * server's share is printed beside it: the CPU of the store's own backends (found by their
+ * application_name, read from /proc, so the server must run on this machine).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -35,28 +36,47 @@ async function openStore() {
     const { openPostgresEngine } = await import('../dist/store/postgres/postgres-engine.js');
     const schema = `store_micro_${process.pid}`;
     const store = openPostgresEngine({ url: values.url, schema });
+    const { default: pg } = await import('pg');
+    const admin = new pg.Client({ connectionString: values.url });
+    await admin.connect();
+    /** utime + stime (seconds) of each of the store's backends seen so far; a backend that left keeps its last reading. */
+    const seen = new Map();
+    const serverCpu = async () => {
+      const { rows } = await admin.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [`drover/${schema}`]);
+      for (const { pid } of rows) {
+        try {
+          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          seen.set(pid, (Number(f[11]) + Number(f[12])) / 100);
+        } catch {
+          // Gone between the query and the read.
+        }
+      }
+      let sum = 0;
+      for (const cpu of seen.values()) sum += cpu;
+      return sum;
+    };
     const cleanup = async () => {
-      const { default: pg } = await import('pg');
-      const admin = new pg.Client({ connectionString: values.url });
-      await admin.connect();
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await admin.end();
     };
-    return { store, cleanup };
+    return { store, cleanup, serverCpu };
   }
   throw new Error(`--engine must be sqlite or postgres, not ${values.engine}`);
 }
 
-const { store, cleanup } = await openStore();
+const { store, cleanup, serverCpu } = await openStore();
 try {
   await store.migrate();
   const phase = async (label, fn) => {
+    const server0 = serverCpu ? await serverCpu() : 0;
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const result = await fn();
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
-    console.log(label.padEnd(10), 'wall µs/job', ((ms * 1000) / N).toFixed(1), 'cpu µs/job', ((cpu.user + cpu.system) / N).toFixed(1));
+    const server = serverCpu ? ` server cpu µs/job ${(((await serverCpu()) - server0) * 1e6 / N).toFixed(1)}` : '';
+    console.log(label.padEnd(10), 'wall µs/job', ((ms * 1000) / N).toFixed(1), 'cpu µs/job', ((cpu.user + cpu.system) / N).toFixed(1) + server);
     return result;
   };
   const job = (i) => ({ handler: 'noop', queue: 'default', payload: { i }, priority: 0, runAt: Date.now(), maxAttempts: 3 });

@@ -17,6 +17,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait-for.js';
 import { alive, assertPostgres, call, cleanUp, count, DEAD_NODE_MS, endPool, enqueue, expectAllSucceededOnce, freshSchema, PG_URL, proxied, ready, rows, startNode } from './pg-faults.js';
+import { finishedAttempts } from '../helpers/pg-attempts.js';
 
 beforeAll(assertPostgres);
 afterEach(cleanUp);
@@ -123,7 +124,7 @@ describe('PostgreSQL path faults', () => {
     const more = await enqueue(b, 100);
     await expectAllSucceededOnce([...ids, ...more], 40_000);
     expect(
-      await count("SELECT count(*)::int AS n FROM $schema.attempts WHERE worker_id = 'node-a' AND outcome = 'succeeded' AND started_at > $1", [healedAt]),
+      await count(`SELECT count(*)::int AS n FROM ${finishedAttempts('$schema')} WHERE worker_id = 'node-a' AND outcome = 'succeeded' AND started_at > $1`, [healedAt]),
       'node-a carried on leasing after healing',
     ).toBeGreaterThan(0);
     expect(alive(a) && alive(b)).toBe(true);

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { PG_URL } from './cluster.js';
+import { completedTwice } from '../helpers/pg-attempts.js';
 
 /** Forwards to the PostgreSQL of PG_URL until `cut()`, which drops every connection and refuses new ones until `restore()`. */
 class CuttableProxy {
@@ -136,7 +137,7 @@ describe('losing the PostgreSQL connection', () => {
     await waitFor(async () => (await succeeded()) === JOBS, { timeoutMs: 60_000, intervalMs: 50, message: `all ${JOBS} accepted jobs succeeded` });
 
     for (const id of ids) expect(runs.get(id) ?? 0, `job ${id} ran`).toBeGreaterThanOrEqual(1);
-    const twice = await admin.query(`SELECT job_id FROM ${schema}.attempts WHERE outcome = 'succeeded' GROUP BY job_id HAVING count(*) > 1`);
+    const twice = await admin.query(completedTwice(schema));
     expect(twice.rows).toEqual([]);
   });
 });

@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { api, killAllChildren, type ChildNode } from '../helpers/child-node.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { createCluster, KEY, type Cluster } from './cluster.js';
+import { finishedAttempts } from '../helpers/pg-attempts.js';
 
 let cluster: Cluster;
 beforeAll(async () => {
@@ -57,7 +58,7 @@ describe('several nodes on one store', () => {
     // The limit was reached (two at once), and both nodes ran keyed jobs.
     expect(Math.max(...load.map((l) => l.peak))).toBe(2);
     const workers = await cluster.query<{ worker_id: string }>(
-      "SELECT DISTINCT a.worker_id FROM $schema.attempts a JOIN $schema.jobs j ON j.id = a.job_id WHERE j.handler = 'keyed' AND a.outcome = 'succeeded'",
+      `SELECT DISTINCT a.worker_id FROM ${finishedAttempts('$schema')} JOIN $schema.jobs j ON j.id = a.job_id WHERE j.handler = 'keyed' AND a.outcome = 'succeeded'`,
     );
     expect(workers.map((w) => w.worker_id).sort()).toEqual(['keyed-a', 'keyed-b']);
 
@@ -82,11 +83,13 @@ describe('several nodes on one store', () => {
     const [ran] = await cluster.query<{ n: number }>("SELECT count(*)::int AS n FROM $schema.side_effects s JOIN $schema.jobs j ON j.id = s.job_id WHERE j.handler = 'limited'");
     expect(ran!.n).toBe(5);
     const [spent] = await cluster.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM $schema.attempts a JOIN $schema.jobs j ON j.id = a.job_id WHERE j.handler = 'limited' AND a.outcome <> 'released'",
+      `SELECT count(*)::int AS n FROM ${finishedAttempts('$schema')} JOIN $schema.jobs j ON j.id = a.job_id WHERE j.handler = 'limited' AND a.outcome <> 'released'`,
     );
     expect(spent!.n).toBe(5);
     const [due] = await cluster.query<{ at: string }>("SELECT min(run_at)::text AS at FROM $schema.jobs WHERE handler = 'limited' AND state = 'scheduled'");
-    const [firstStart] = await cluster.query<{ at: string }>("SELECT min(a.started_at)::text AS at FROM $schema.attempts a JOIN $schema.jobs j ON j.id = a.job_id WHERE j.handler = 'limited' AND a.outcome = 'succeeded'");
+    const [firstStart] = await cluster.query<{ at: string }>(
+      `SELECT min(a.started_at)::text AS at FROM ${finishedAttempts('$schema')} JOIN $schema.jobs j ON j.id = a.job_id WHERE j.handler = 'limited' AND a.outcome = 'succeeded'`,
+    );
     // They come due when the oldest start leaves the window, a minute after it.
     expect(Number(due!.at)).toBeGreaterThanOrEqual(Number(firstStart!.at) + 60_000 - 1_000);
 
@@ -110,7 +113,7 @@ describe('several nodes on one store', () => {
 
     // Work for it now waits on every node, attempts unspent.
     const [held] = await cluster.enqueue(nodes[1]!, [{ handler: 'flaky' }]);
-    const attempts = async () => (await cluster.query<{ n: number }>('SELECT count(*)::int AS n FROM $schema.attempts WHERE job_id = $1', [held]))[0]!.n;
+    const attempts = async () => (await cluster.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${finishedAttempts('$schema')} WHERE job_id = $1`, [held]))[0]!.n;
     expect(await attempts()).toBe(0);
 
     // A reset on one node lets both go: the waiting job runs (and fails, its only attempt).

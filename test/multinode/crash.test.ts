@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildNode } from '../helpers/child-node.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { createCluster, waitUntilSettled, type Cluster } from './cluster.js';
+import { completedTwice } from '../helpers/pg-attempts.js';
 
 const JOBS = 5_000;
 /** Default `cluster.deadNodeMs`: survivors judge peers only after heartbeating this long themselves. */
@@ -49,7 +50,7 @@ describe('multi-node crash safety', () => {
 
     const states = await cluster.query('SELECT state, count(*)::int AS n FROM $schema.jobs GROUP BY state');
     expect(states).toEqual([{ state: 'succeeded', n: JOBS }]);
-    const twice = await cluster.query("SELECT job_id FROM $schema.attempts WHERE outcome = 'succeeded' GROUP BY job_id HAVING count(*) > 1");
+    const twice = await cluster.query(completedTwice('$schema'));
     expect(twice).toEqual([]);
 
     // The kill landed mid-flight, and only on node-b's jobs.

@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait-for.js';
 import { createCluster, waitUntilSettled, type Cluster } from './cluster.js';
+import { finishedAttempts } from '../helpers/pg-attempts.js';
 
 let cluster: Cluster;
 beforeAll(async () => {
@@ -35,7 +36,8 @@ describe('fencing a frozen node', () => {
       message: 'the peer reclaimed and completed the job',
     });
     const [settled] = await cluster.query('SELECT * FROM $schema.jobs WHERE id = $1', [id]);
-    const attempts = await cluster.query('SELECT attempt, worker_id, outcome FROM $schema.attempts WHERE job_id = $1 ORDER BY attempt', [id]);
+    const attemptsSql = `SELECT attempt, worker_id, outcome FROM ${finishedAttempts('$schema')} WHERE job_id = $1 ORDER BY attempt`;
+    const attempts = await cluster.query(attemptsSql, [id]);
     expect(attempts).toEqual([
       { attempt: 1, worker_id: 'node-frozen', outcome: 'crashed' },
       { attempt: 2, worker_id: 'node-peer', outcome: 'succeeded' },
@@ -55,7 +57,7 @@ describe('fencing a frozen node', () => {
 
     // Nothing changed: same row, same attempts.
     expect((await cluster.query('SELECT * FROM $schema.jobs WHERE id = $1', [id]))[0]).toEqual(settled);
-    expect(await cluster.query('SELECT attempt, worker_id, outcome FROM $schema.attempts WHERE job_id = $1 ORDER BY attempt', [id])).toEqual(attempts);
+    expect(await cluster.query(attemptsSql, [id])).toEqual(attempts);
 
     // The resumed node noticed it had been declared dead and is back in the registry, working.
     await waitFor(async () => (await cluster.query("SELECT 1 FROM $schema.nodes WHERE node_id = 'node-frozen'")).length > 0, {

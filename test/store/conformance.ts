@@ -776,6 +776,42 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect((await engine.getAttempts(job.id)).at(-1)).toEqual(row(5, 'w-done', T0 + 151, T0 + 171, 'succeeded'));
         expect(await engine.getAttempts(job.id)).toHaveLength(5);
       });
+
+      it('shows the attempt that completed a job whole, first time or after failures', async () => {
+        // PostgreSQL writes no attempt row for a success (the job row holds it); the answers must not tell.
+        const row = (jobId: string, attempt: number, workerId: string, startedAt: number, endedAt: number, outcome: string, error: string | null = null) => ({
+          jobId,
+          attempt,
+          workerId,
+          startedAt,
+          endedAt,
+          outcome,
+          error,
+        });
+        const once = await enqueueOne();
+        const only = await leaseOne({ workerId: 'w-once' });
+        now += 7;
+        expect((await engine.complete(only.id, only.leaseToken, { r: 1 }, { row: false })).ok).toBe(true);
+        expect(await engine.getAttempts(once.id)).toEqual([row(once.id, 1, 'w-once', T0, T0 + 7, 'succeeded')]);
+
+        const thrice = await enqueueOne({ maxAttempts: 5 });
+        const start = now;
+        for (const [i, error] of ['first', 'second'].entries()) {
+          const held = await leaseOne({ workerId: `w-${i}` });
+          now += 10;
+          expect((await engine.fail(held.id, held.leaseToken, { error, outcome: 'failed', retryAt: now })).ok).toBe(true);
+        }
+        const last = await leaseOne({ workerId: 'w-last' });
+        await markStarted(last);
+        now += 10;
+        expect((await engine.complete(last.id, last.leaseToken, null)).ok).toBe(true);
+        expect(await engine.getAttempts(thrice.id)).toEqual([
+          row(thrice.id, 1, 'w-0', start, start + 10, 'failed', 'first'),
+          row(thrice.id, 2, 'w-1', start + 10, start + 20, 'failed', 'second'),
+          row(thrice.id, 3, 'w-last', start + 20, start + 30, 'succeeded'),
+        ]);
+        expect(await engine.getAttempts(once.id)).toHaveLength(1); // another job's attempts are not mixed in
+      });
     });
 
     describe('reaping', () => {

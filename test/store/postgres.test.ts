@@ -26,6 +26,7 @@ import { waitFor } from '../helpers/wait-for.js';
 import { describeStoreConformance, type StoreFactory } from './conformance.js';
 import { describeLeaseOrderConformance } from './lease-order-conformance.js';
 import { describeLeaseCapsConformance } from './lease-caps-conformance.js';
+import { completedTwice } from '../helpers/pg-attempts.js';
 
 export const PG_URL = process.env.DROVER_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -463,7 +464,7 @@ describe('postgres engine', () => {
         const { rows } = await admin.query(`SELECT state, count(*)::int AS n FROM ${schema}.jobs GROUP BY state`);
         return rows.length === 1 && rows[0].state === 'succeeded' && rows[0].n === 300;
       }, { timeoutMs: 20_000, intervalMs: 20, message: 'all 300 jobs succeeded' });
-      const { rows } = await admin.query(`SELECT job_id FROM ${schema}.attempts WHERE outcome = 'succeeded' GROUP BY job_id HAVING count(*) > 1`);
+      const { rows } = await admin.query(completedTwice(schema));
       expect(rows).toEqual([]);
     });
   });

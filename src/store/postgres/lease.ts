@@ -52,7 +52,9 @@ import { noteTenantRefusal, TenantTally, type LeaseCapReport, type TenantCaps } 
 import { guardTenants, lockHolders } from './lease-caps.js';
 import { compareLeaseOrder } from '../../core/queue-policy.js';
 import type { LeaseRequest } from '../engine.js';
-import type { RawLeased } from './rows.js';
+import type { LeasedJob } from '../../core/types.js';
+import { AT, fastAnswerColumns, isLeased, leasedJobOf, startedNow } from './leased-rows.js';
+import { toLeasedJob, type RawLeased } from './rows.js';
 
 /** Extra candidates per handler beyond its room, to see past a few concurrency-blocked ones per round. */
 const SLACK = 16;
@@ -124,7 +126,7 @@ export function leaseFastSql(excluding: boolean): string {
     WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
     RETURNING ${LEASED_COLUMNS}, j.started_seq = j.lease_seq AS started_now
   )
-  SELECT (SELECT waiting FROM keyed) AS keyed_waiting, l.*, ${EVENT_COLUMNS}
+  SELECT ${fastAnswerColumns()}
   FROM (SELECT 1) AS one
   LEFT JOIN (leased l LEFT JOIN LATERAL (SELECT * FROM events WHERE events.id = l.event_id) AS e ON true) ON true
   ORDER BY l.fair_tag, l.run_at - l.priority * l.priority_ms, l.id`;
@@ -249,18 +251,34 @@ export function newLeaseCall(request: LeaseRequest, plan: LeasePlan, now: number
   return { nonce: randomUUID(), expires: plan.leaseMs.map((ms) => now + ms), worker: request.workerId, keyId: request.keyId ?? null, now };
 }
 
-/** Shape 1: one statement. Returns null when keyed jobs are waiting (nothing was leased). */
-export async function leaseFast(db: pg.Pool | pg.PoolClient, plan: LeasePlan, call: LeaseCall): Promise<RawLeased[] | null> {
+/**
+ * Shape 1: one statement. Returns null when keyed jobs are waiting (nothing
+ * was leased). `started` hears of each job the statement marked started.
+ */
+export async function leaseFast(
+  db: pg.Pool | pg.PoolClient,
+  plan: LeasePlan,
+  call: LeaseCall,
+  started?: (job: LeasedJob) => void,
+): Promise<LeasedJob[] | null> {
   const values: unknown[] = [plan.handlers, plan.room, plan.limit, call.nonce, call.expires, call.worker, call.now, call.keyId, plan.start];
   const excluding = plan.exclude.length > 0;
   if (excluding) values.push(plan.exclude);
-  const { rows } = await db.query<RawLeased & { keyed_waiting: boolean }>({
+  const { rows } = await db.query<unknown[]>({
     name: excluding ? 'drover_lease_fast_excluding' : 'drover_lease_fast',
     text: excluding ? LEASE_FAST_EXCLUDING : LEASE_FAST,
     values,
+    rowMode: 'array',
   });
-  if (rows[0]?.keyed_waiting) return null;
-  return rows.filter((row) => row.id !== null);
+  if (rows[0]?.[AT.keyed_waiting] === true) return null;
+  const jobs: LeasedJob[] = [];
+  for (const row of rows) {
+    if (!isLeased(row)) continue;
+    const job = leasedJobOf(row, call);
+    if (started && startedNow(row)) started(job);
+    jobs.push(job);
+  }
+  return jobs;
 }
 
 export interface Candidate {
@@ -367,10 +385,11 @@ export async function leaseKeyed(client: pg.PoolClient, plan: LeasePlan, call: L
 }
 
 /** Lease shape 2, or the capped forms of either shape (the notes above say which and why), in the caller's transaction. */
-export async function leaseInTransaction(client: pg.PoolClient, asked: LeasePlan, call: LeaseCall, request: LeaseRequest): Promise<RawLeased[]> {
+export async function leaseInTransaction(client: pg.PoolClient, asked: LeasePlan, call: LeaseCall, request: LeaseRequest): Promise<LeasedJob[]> {
   const caps = request.caps;
   const plan = caps ? await lockHolders(client, asked, call, caps, request.capped) : asked;
   if (plan === null) return [];
-  if (caps?.tenants) return leaseKeyed(client, plan, call, caps.tenants, request.capped);
-  return (caps && (await leaseFast(client, plan, call))) ?? leaseKeyed(client, plan, call);
+  const jobs = (rows: RawLeased[]): LeasedJob[] => rows.map((row) => toLeasedJob(row, call));
+  if (caps?.tenants) return jobs(await leaseKeyed(client, plan, call, caps.tenants, request.capped));
+  return (caps && (await leaseFast(client, plan, call))) ?? jobs(await leaseKeyed(client, plan, call));
 }

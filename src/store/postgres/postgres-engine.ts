@@ -78,7 +78,7 @@ import { acquireNodeLock, nodeLockKey } from './node-lock.js';
 import { cancelJob, retryJob } from './operator-actions.js';
 import * as q from './queries.js';
 import * as reclaim from './reclaim.js';
-import { parseJobId, toApiKeyRow, toEventRow, toJobRow, toLeasedJob, toNodeRow } from './rows.js';
+import { parseJobId, toApiKeyRow, toEventRow, toJobRow, toNodeRow } from './rows.js';
 import type { RawApiKey, RawJob, RawNode } from './rows.js';
 import { takeRateStart } from './rate-windows.js';
 import { SettleBatch, type Settlement } from './settle-batch.js';
@@ -258,11 +258,11 @@ export class PostgresEngine implements StorageEngine {
       const caps = request.caps;
       const capped = caps !== undefined && (caps.tenants !== undefined || caps.worker !== undefined || caps.key !== undefined);
       // Without caps: the one-statement fast shape, outside any transaction (lease.ts).
-      const fast = capped ? null : await leaseFast(this.#lease, plan, call);
-      const rows = fast ?? (await retryConflicts(() => inTransaction(this.#pool, (client) => leaseInTransaction(client, plan, call, request))));
       // Marked started by the lease itself (`LeaseRequest.start`): their start() answers at once.
-      if (fast) for (const row of fast) if (row.started_now && row.lease_token) this.#markedByLease.set(String(row.id), row.lease_token);
-      return rows.map((row) => toLeasedJob(row, call));
+      const fast = capped ? null : await leaseFast(this.#lease, plan, call, (job) => {
+        if (job.leaseToken) this.#markedByLease.set(job.id, job.leaseToken);
+      });
+      return fast ?? (await retryConflicts(() => inTransaction(this.#pool, (client) => leaseInTransaction(client, plan, call, request))));
     } catch (error) {
       // The lease may have committed with only the answer lost: remember the
       // nonce and give those jobs back before this worker leases again.

@@ -14,12 +14,22 @@ export const HEARTBEAT = `
 export const JOB_BY_ID = 'SELECT * FROM jobs WHERE id = $1';
 export const JOB_EXISTS = 'SELECT 1 FROM jobs WHERE id = $1';
 
-/** The running attempt is the job row itself; finished ones are rows in `attempts`. */
+/**
+ * The running attempt is the job row itself; finished ones are rows in
+ * `attempts`, except the one that left a job succeeded: the completion writes
+ * no row for it (settle-batch.ts), as the job row holds all it would (lease
+ * number, worker, lease time, finish). A job completed before that change
+ * has its row, and the NOT EXISTS keeps it from showing twice.
+ */
 export const ATTEMPTS_BY_JOB = `
   SELECT job_id, attempt, worker_id, started_at, ended_at, outcome, error FROM attempts WHERE job_id = $1
   UNION ALL
   SELECT id, lease_seq, coalesce(worker_id, ''), coalesce(leased_at, updated_at), NULL, 'running', NULL
   FROM jobs WHERE id = $1 AND state = 'running'
+  UNION ALL
+  SELECT id, lease_seq, coalesce(worker_id, ''), coalesce(leased_at, finished_at), finished_at, 'succeeded', NULL
+  FROM jobs j WHERE id = $1 AND state = 'succeeded' AND lease_seq > 0
+    AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id AND a.attempt = j.lease_seq)
   ORDER BY attempt`;
 
 export const EVENT_BY_ID = 'SELECT * FROM events WHERE id = $1';

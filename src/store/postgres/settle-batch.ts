@@ -89,10 +89,14 @@ export function settleSql(full: boolean): string {
       -- find out at its next poll).
       CASE WHEN j.state = 'queued' OR j.concurrency_key IS NOT NULL THEN j.queue END AS woke
   ), attempt AS (
+    -- A success writes no attempt row: the job row keeps everything it would
+    -- hold (lease_seq, worker_id, leased_at, finished_at), and getAttempts
+    -- reads it from there (queries.ts, migration 0009). One heap and one index
+    -- insert fewer per job.
     INSERT INTO attempts (job_id, attempt, worker_id, started_at, ended_at, outcome, error)
     SELECT id, lease_seq, coalesce(worker_id, ''), coalesce(leased_at, $8), $8, attempt_outcome,
       CASE WHEN attempt_outcome IN ('failed', 'timed_out', 'crashed') THEN attempt_error END
-    FROM done
+    FROM done WHERE attempt_outcome <> 'succeeded'
   ), finished AS (
     SELECT queue, count(*) AS n FROM done WHERE state IN ('succeeded', 'dead') GROUP BY queue
   ), counted AS (
