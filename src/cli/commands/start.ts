@@ -1,6 +1,7 @@
 /** `drover start`: run a node until SIGINT/SIGTERM, then shut down gracefully and exit 0. */
 import type { Command } from 'commander';
 import { resolveConfig } from '../../core/config.js';
+import { releaseConfigSchema } from '../../core/config-schema.js';
 import { DEFAULT_CONFIG_PATH, loadConfigModule } from '../load-config.js';
 import { parseStoreUrl } from '../../core/store-url.js';
 import { startNode } from '../../node/start-node.js';
@@ -76,6 +77,8 @@ export function registerStartCommand(program: Command): void {
         ...(keyOutput ? { adminKeyOutput: keyOutput } : {}),
       });
       node = started;
+      // The node's config is resolved for good (and the runtime's action handlers with it): zod and the schema (~3 MiB of heap) can go.
+      releaseConfigSchema();
       if (lowMemory) {
         const { fields, message } = describeLowMemory(lowMemory);
         const store = parseStoreUrl(config.databaseUrl);
