@@ -5,11 +5,12 @@
  * need more than one field (duplicate names, cron with its time zone,
  * trigger patterns and filters) live in `config-checks.ts`.
  */
-import { z } from 'zod';
+import type { z as Zod } from 'zod';
 import { MAX_LEASE_CAP, queueSchema } from './config-queues.js';
 import { isValidTimezone } from './cron.js';
 import type { HandlerDefinition } from './handler.js';
 import { PAYLOAD_FIELD_RE } from './payload-filter.js';
+import { releaseZod, zod } from './zod.js';
 
 const PAYLOAD_FIELD_EXPECTED = 'expected a payload field: names of letters, digits, "_" or "-" joined by "." (at most 8), such as "customer.id"';
 
@@ -72,20 +73,24 @@ export const ROUTE_KEY_RE = /^(GET|POST|PUT|PATCH|DELETE) \/[A-Za-z0-9_.:\/-]*$/
 export const ROUTE_KEY_EXPECTED = 'expected a route such as "POST /v1/events" (method, one space, path as in docs/api.md)';
 
 function int(min: number, max?: number) {
+  const z = zod();
   const error = max === undefined ? `expected an integer ≥ ${min}` : `expected an integer from ${min} to ${max}`;
   const schema = z.number({ error }).int({ error }).min(min, { error });
   return max === undefined ? schema : schema.max(max, { error });
 }
 
 function text(error: string) {
+  const z = zod();
   return z.string({ error }).min(1, { error });
 }
 
 function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  const z = zod();
   return z.enum(values, { error: `expected one of ${values.map((v) => `"${v}"`).join(', ')}` });
 }
 
 function name() {
+  const z = zod();
   return z.string({ error: NAME_EXPECTED }).regex(NAME_RE, { error: NAME_EXPECTED });
 }
 
@@ -102,325 +107,354 @@ function isBaseUrl(value: string): boolean {
   }
 }
 
-function strict<S extends z.ZodRawShape>(shape: S, what: string) {
+function strict<S extends Zod.ZodRawShape>(shape: S, what: string) {
+  const z = zod();
   const allowed = Object.keys(shape).join(', ');
   return z.strictObject(shape, {
     error: (issue) => (issue.code === 'unrecognized_keys' ? `allowed keys: ${allowed}` : `expected ${what}`),
   });
 }
 
-const BREAKER_SCHEMA = strict(
-  {
-    failures: int(1).optional(),
-    ratio: z.number({ error: 'expected a number in (0, 1]' }).gt(0, { error: 'expected a number in (0, 1]' }).max(1, { error: 'expected a number in (0, 1]' }).optional(),
-    minRequests: int(1).optional(),
-    window: int(1, 10_000).optional(),
-    coolDownMs: int(1, MAX_TIMER_MS).optional(),
-  },
-  'an object { failures, ratio, minRequests, window, coolDownMs }',
-).optional();
+function breakerSchema() {
+  const z = zod();
+  return strict(
+    {
+      failures: int(1).optional(),
+      ratio: z.number({ error: 'expected a number in (0, 1]' }).gt(0, { error: 'expected a number in (0, 1]' }).max(1, { error: 'expected a number in (0, 1]' }).optional(),
+      minRequests: int(1).optional(),
+      window: int(1, 10_000).optional(),
+      coolDownMs: int(1, MAX_TIMER_MS).optional(),
+    },
+    'an object { failures, ratio, minRequests, window, coolDownMs }',
+  ).optional();
+}
 
-const handlerSchema = strict(
-  {
-    name: name(),
-    on: z.unknown().optional(), // checked in checkTriggers: the messages need the full path
-    queue: name().optional(),
-    concurrency: int(1).optional(),
-    concurrencyKey: z
-      .string({ error: 'expected "tenant" or "payload.<path>"' })
-      .regex(CONCURRENCY_KEY_RE, { error: 'expected "tenant" or "payload.<path>" (e.g. "payload.customerId")' })
-      .max(200, { error: 'expected at most 200 characters' })
-      .optional(),
-    concurrencyLimit: int(1).optional(),
-    priority: int(-MAX_PRIORITY, MAX_PRIORITY).optional(),
-    retry: strict(
-      {
-        maxAttempts: int(1).optional(),
-        backoff: strict(
-          {
-            initialMs: int(0).optional(),
-            maxMs: int(0).optional(),
-            factor: z
-              .number({ error: 'expected a number ≥ 1' })
-              .min(1, { error: 'expected a number ≥ 1' })
-              .optional(),
-            jitter: oneOf(['full', 'equal', 'none']).optional(),
-          },
-          'an object { initialMs, maxMs, factor, jitter }',
-        ).optional(),
-      },
-      'an object { maxAttempts, backoff }',
-    ).optional(),
-    timeoutMs: int(1, MAX_TIMER_MS).optional(),
-    cron: z.unknown().optional(), // checked in checkCron: it needs the handler's time zone
-    cronTimezone: z
-      .string({ error: 'expected an IANA time zone such as "UTC" or "Europe/Berlin"' })
-      .refine(isValidTimezone, { error: 'expected an IANA time zone such as "UTC" or "Europe/Berlin"' })
-      .optional(),
-    // Required unless `remote: true`; config-checks.ts checks the pair, with the handler's path.
-    run: z
-      .custom<NonNullable<HandlerDefinition['run']>>((v) => typeof v === 'function', {
-        error: 'expected a function run(ctx)',
-      })
-      .optional(),
-    remote: z.boolean({ error: 'expected true or false' }).optional(),
-    // Supervision (docs/configuration.md "Supervision"): isolation, limits, quarantine, breaker, dispatch rate.
-    isolation: oneOf(['inline', 'thread']).optional(),
-    limits: strict({ timeoutMs: int(1, MAX_TIMER_MS).optional(), memoryMb: int(16, 65_536).optional() }, 'an object { timeoutMs, memoryMb }').optional(),
-    quarantine: strict({ failures: int(1).optional(), windowMs: int(1, MAX_TIMER_MS).optional() }, 'an object { failures, windowMs }').optional(),
-    breaker: BREAKER_SCHEMA,
-    rateLimit: strict(
-      {
-        limit: int(1),
-        periodMs: int(1, MAX_TIMER_MS),
-        key: z
-          .string({ error: 'expected "tenant" or "payload.<path>"' })
-          .regex(CONCURRENCY_KEY_RE, { error: 'expected "tenant" or "payload.<path>" (e.g. "payload.customerId")' })
-          .max(200, { error: 'expected at most 200 characters' })
-          .optional(),
-      },
-      'an object { limit, periodMs, key }',
-    ).optional(),
-  },
-  'a handler object { name, run, ... }',
-);
+function handlerSchema() {
+  const z = zod();
+  return strict(
+    {
+      name: name(),
+      on: z.unknown().optional(), // checked in checkTriggers: the messages need the full path
+      queue: name().optional(),
+      concurrency: int(1).optional(),
+      concurrencyKey: z
+        .string({ error: 'expected "tenant" or "payload.<path>"' })
+        .regex(CONCURRENCY_KEY_RE, { error: 'expected "tenant" or "payload.<path>" (e.g. "payload.customerId")' })
+        .max(200, { error: 'expected at most 200 characters' })
+        .optional(),
+      concurrencyLimit: int(1).optional(),
+      priority: int(-MAX_PRIORITY, MAX_PRIORITY).optional(),
+      retry: strict(
+        {
+          maxAttempts: int(1).optional(),
+          backoff: strict(
+            {
+              initialMs: int(0).optional(),
+              maxMs: int(0).optional(),
+              factor: z
+                .number({ error: 'expected a number ≥ 1' })
+                .min(1, { error: 'expected a number ≥ 1' })
+                .optional(),
+              jitter: oneOf(['full', 'equal', 'none']).optional(),
+            },
+            'an object { initialMs, maxMs, factor, jitter }',
+          ).optional(),
+        },
+        'an object { maxAttempts, backoff }',
+      ).optional(),
+      timeoutMs: int(1, MAX_TIMER_MS).optional(),
+      cron: z.unknown().optional(), // checked in checkCron: it needs the handler's time zone
+      cronTimezone: z
+        .string({ error: 'expected an IANA time zone such as "UTC" or "Europe/Berlin"' })
+        .refine(isValidTimezone, { error: 'expected an IANA time zone such as "UTC" or "Europe/Berlin"' })
+        .optional(),
+      // Required unless `remote: true`; config-checks.ts checks the pair, with the handler's path.
+      run: z
+        .custom<NonNullable<HandlerDefinition['run']>>((v) => typeof v === 'function', {
+          error: 'expected a function run(ctx)',
+        })
+        .optional(),
+      remote: z.boolean({ error: 'expected true or false' }).optional(),
+      // Supervision (docs/configuration.md "Supervision"): isolation, limits, quarantine, breaker, dispatch rate.
+      isolation: oneOf(['inline', 'thread']).optional(),
+      limits: strict({ timeoutMs: int(1, MAX_TIMER_MS).optional(), memoryMb: int(16, 65_536).optional() }, 'an object { timeoutMs, memoryMb }').optional(),
+      quarantine: strict({ failures: int(1).optional(), windowMs: int(1, MAX_TIMER_MS).optional() }, 'an object { failures, windowMs }').optional(),
+      breaker: breakerSchema(),
+      rateLimit: strict(
+        {
+          limit: int(1),
+          periodMs: int(1, MAX_TIMER_MS),
+          key: z
+            .string({ error: 'expected "tenant" or "payload.<path>"' })
+            .regex(CONCURRENCY_KEY_RE, { error: 'expected "tenant" or "payload.<path>" (e.g. "payload.customerId")' })
+            .max(200, { error: 'expected at most 200 characters' })
+            .optional(),
+        },
+        'an object { limit, periodMs, key }',
+      ).optional(),
+    },
+    'a handler object { name, run, ... }',
+  );
+}
+
+/** The schema `configSchema()` returns, built anew after a release. */
+function buildConfigSchema() {
+  const z = zod();
+  return strict(
+    {
+      handlers: z.array(handlerSchema(), { error: 'expected an array of handlers' }),
+      queues: z
+        .record(z.string(), queueSchema(), {
+          error: 'expected an object mapping queue names to { maxDepth, weights, ageUnitMs, fairness }',
+        })
+        .optional(),
+      server: strict(
+        {
+          host: text('expected a non-empty string').optional(),
+          port: int(0, 65535).optional(),
+          // Connection hardening (docs/configuration.md "HTTP server and TLS"); config-checks.ts checks headersTimeoutMs ≤ requestTimeoutMs.
+          requestTimeoutMs: int(1000, MAX_TIMER_MS).optional(),
+          headersTimeoutMs: int(1000, MAX_TIMER_MS).optional(),
+          keepAliveTimeoutMs: int(1, MAX_TIMER_MS).optional(),
+          connectionTimeoutMs: int(0, MAX_TIMER_MS).optional(),
+          maxConnections: int(1).optional(),
+          trustProxy: z
+            .array(text('expected an IP address or CIDR such as "10.0.0.0/8"'), { error: 'expected an array of proxy addresses or CIDRs' })
+            .optional(),
+          tls: strict(
+            { certFile: text('expected a non-empty file path'), keyFile: text('expected a non-empty file path') },
+            'an object { certFile, keyFile }',
+          ).optional(),
+        },
+        'an object { host, port, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, connectionTimeoutMs, maxConnections, trustProxy, tls }',
+      ).optional(),
+      databaseUrl: text('expected a non-empty string (postgres:// URL or SQLite file path)').optional(),
+      limits: strict(
+        {
+          maxPayloadBytes: int(1).optional(),
+          timeoutMs: int(1, MAX_TIMER_MS).optional(),
+          memoryMb: int(16, 65_536).optional(),
+          maxJsonDepth: int(2, MAX_JSON_DEPTH).optional(),
+          maxJsonMembers: int(1).optional(),
+        },
+        'an object { maxPayloadBytes, timeoutMs, memoryMb, maxJsonDepth, maxJsonMembers }',
+      ).optional(),
+      shutdown: strict({ graceMs: int(0, MAX_TIMER_MS).optional() }, 'an object { graceMs }').optional(),
+      retention: strict(
+        {
+          succeededMs: int(0).optional(),
+          deadMs: int(0).optional(),
+          eventsMs: int(0).optional(),
+          intervalMs: int(1000, MAX_TIMER_MS).optional(),
+          batchSize: int(1).optional(),
+        },
+        'an object { succeededMs, deadMs, eventsMs, intervalMs, batchSize }',
+      ).optional(),
+      poisonAfter: int(1).optional(),
+      postgres: strict(
+        {
+          schema: z.string({ error: PG_SCHEMA_EXPECTED }).regex(PG_SCHEMA_RE, { error: PG_SCHEMA_EXPECTED }).optional(),
+          poolMax: int(1, 1000).optional(),
+          statementTimeoutMs: int(100, MAX_TIMER_MS).optional(),
+          queryTimeoutMs: int(100, MAX_TIMER_MS).optional(),
+          connectTimeoutMs: int(100, MAX_TIMER_MS).optional(),
+          keepAliveIdleMs: int(1000, MAX_TIMER_MS).optional(),
+        },
+        'an object { schema, poolMax, statementTimeoutMs, queryTimeoutMs, connectTimeoutMs, keepAliveIdleMs }',
+      ).optional(),
+      cluster: strict(
+        { heartbeatMs: int(100, 60_000).optional(), deadNodeMs: int(200, MAX_TIMER_MS).optional() },
+        'an object { heartbeatMs, deadNodeMs }',
+      ).optional(),
+      log: strict({ level: oneOf(LOG_LEVELS).optional() }, 'an object { level }').optional(),
+      metrics: strict(
+        {
+          host: text('expected a non-empty string').optional(),
+          port: int(0, 65535).optional(),
+          onApiPort: z.boolean({ error: 'expected true or false' }).optional(),
+        },
+        'an object { host, port, onApiPort }',
+      ).optional(),
+      auth: strict(
+        { maxFailures: int(1).optional(), failureWindowMs: int(1000, MAX_TIMER_MS).optional() },
+        'an object { maxFailures, failureWindowMs }',
+      ).optional(),
+      sqlite: strict({ synchronous: oneOf(['FULL', 'NORMAL']).optional() }, 'an object { synchronous }').optional(),
+      rateLimit: strict(
+        {
+          enabled: z.boolean({ error: 'expected true or false' }).optional(),
+          windowMs: int(1, MAX_TIMER_MS).optional(),
+          max: int(1).optional(),
+          routes: z
+            .record(z.string(), int(1), {
+              error: 'expected an object mapping "METHOD /path" to a request count',
+            })
+            .optional(),
+        },
+        'an object { enabled, windowMs, max, routes }',
+      ).optional(),
+      stream: strict(
+        {
+          heartbeatMs: int(100, MAX_TIMER_MS).optional(),
+          bufferSize: int(1, 1_000_000).optional(),
+          retentionMs: int(1000, MAX_TIMER_MS).optional(),
+        },
+        'an object { heartbeatMs, bufferSize, retentionMs }',
+      ).optional(),
+      backup: strict(
+        {
+          every: z
+            .custom<string | number>((v) => {
+              if (typeof v !== 'string' && (typeof v !== 'number' || !Number.isInteger(v))) return false;
+              const ms = parseDuration(v);
+              return ms === null || (ms >= 60_000 && ms <= MAX_TIMER_MS);
+            }, { error: DURATION_EXPECTED })
+            .optional(),
+          dir: text('expected a non-empty directory path').optional(),
+          keepDaily: int(0).optional(),
+          keepWeekly: int(0).optional(),
+          keepMonthly: int(0).optional(),
+          verify: z.boolean({ error: 'expected true or false' }).optional(),
+          remote: strict(
+            {
+              url: z.string({ error: 'expected s3://bucket or s3://bucket/prefix' }).regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, { error: 'expected s3://bucket or s3://bucket/prefix' }),
+              endpoint: z.url({ error: 'expected the URL of an S3-compatible endpoint, e.g. https://minio.internal:9000' }).optional(),
+              region: text('expected a region name such as eu-west-1').optional(),
+              forcePathStyle: z.boolean({ error: 'expected true or false' }).optional(),
+              accessKeyIdFile: text('expected the path of a file holding the access key id').optional(),
+              secretAccessKeyFile: text('expected the path of a file holding the secret access key').optional(),
+            },
+            'an object { url, endpoint, region, forcePathStyle, accessKeyIdFile, secretAccessKeyFile }',
+          ).optional(),
+        },
+        'an object { every, dir, keepDaily, keepWeekly, keepMonthly, verify, remote }',
+      ).optional(),
+      rollout: strict(
+        {
+          channel: z.string({ error: 'expected a channel name such as "canary"' }).regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'expected a channel name: lower-case letters, digits, ".", "_", "-"' }).optional(),
+          channels: z
+            .array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'expected channel names: lower-case letters, digits, ".", "_", "-"' }), { error: 'expected the list of promotion stages, e.g. ["staging", "canary", "production"]' })
+            .min(1)
+            .optional(),
+          featureGates: z
+            .record(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'expected gate names: lower-case letters, digits, ".", "_", "-", up to 63 characters' }), z.boolean({ error: 'expected true or false' }))
+            .optional(),
+        },
+        'an object { channel, channels, featureGates }',
+      ).optional(),
+      audit: strict(
+        {
+          exportDir: text('expected a non-empty directory path').optional(),
+          keepFiles: int(1).optional(),
+          exportIntervalMs: int(1000, MAX_TIMER_MS).optional(),
+        },
+        'an object { exportDir, keepFiles, exportIntervalMs }',
+      ).optional(),
+      durable: strict(
+        {
+          maxStepResultBytes: int(1, 256 * 1024 * 1024).optional(),
+          maxStepsPerJob: int(1, 1_000_000).optional(),
+          maxStateBytesPerJob: int(1).optional(),
+        },
+        'an object { maxStepResultBytes, maxStepsPerJob, maxStateBytesPerJob }',
+      ).optional(),
+      threads: strict(
+        { restartInitialMs: int(1, MAX_TIMER_MS).optional(), restartMaxMs: int(1, MAX_TIMER_MS).optional() },
+        'an object { restartInitialMs, restartMaxMs }',
+      ).optional(),
+      webhooks: strict(
+        {
+          allowPrivateNetworks: z.boolean({ error: 'expected true or false' }).optional(),
+          timeoutMs: int(1, MAX_TIMER_MS).optional(),
+          maxAttempts: int(1).optional(),
+          breaker: breakerSchema(),
+        },
+        'an object { allowPrivateNetworks, timeoutMs, maxAttempts, breaker }',
+      ).optional(),
+      actions: strict(
+        { telegramApiUrl: z.string({ error: BASE_URL_EXPECTED }).refine(isBaseUrl, { error: BASE_URL_EXPECTED }).optional() },
+        'an object { telegramApiUrl }',
+      ).optional(),
+      search: strict(
+        {
+          payloadIndexes: z
+            .array(z.string({ error: PAYLOAD_FIELD_EXPECTED }).regex(PAYLOAD_FIELD_RE, { error: PAYLOAD_FIELD_EXPECTED }), { error: 'expected a list of payload fields such as ["orderId", "customer.id"]' })
+            .max(20, { error: 'expected at most 20 payload fields (each index costs every enqueue a write)' })
+            .optional(),
+        },
+        'an object { payloadIndexes }',
+      ).optional(),
+      console: strict(
+        {
+          enabled: z.boolean({ error: 'expected true or false' }).optional(),
+          sessionTtlMs: int(60_000, MAX_TIMER_MS).optional(),
+        },
+        'an object { enabled, sessionTtlMs }',
+      ).optional(),
+      // Lease caps (docs/configuration.md "Flow control"); per-queue tenant caps are `queues.<name>.tenantMaxActiveLeases`.
+      flow: strict(
+        {
+          tenants: strict(
+            {
+              maxActiveLeases: int(1, MAX_LEASE_CAP).optional(),
+              // 0 is allowed: a tenant whose jobs must wait (nothing of theirs is leased until it is raised).
+              overrides: z
+                .record(z.string().min(1, { error: TENANT_EXPECTED }).max(200, { error: TENANT_EXPECTED }), int(0, MAX_LEASE_CAP), {
+                  error: 'expected an object mapping tenant names to their cap, e.g. { "acme": 50 }',
+                })
+                .optional(),
+            },
+            'an object { maxActiveLeases, overrides }',
+          ).optional(),
+          workers: strict(
+            {
+              maxActiveLeases: int(1, MAX_LEASE_CAP).optional(),
+              keyMaxActiveLeases: int(1, MAX_LEASE_CAP).optional(),
+              // Per work key, by its id (`key_…`) or its name, as `drover keys list` shows them.
+              keys: z
+                .record(
+                  z.string().min(1, { error: KEY_REF_EXPECTED }).max(200, { error: KEY_REF_EXPECTED }),
+                  strict({ maxActiveLeases: int(1, MAX_LEASE_CAP).optional(), maxWorkerLeases: int(1, MAX_LEASE_CAP).optional() }, 'an object { maxActiveLeases, maxWorkerLeases }'),
+                  { error: 'expected an object mapping key ids or names to { maxActiveLeases, maxWorkerLeases }' },
+                )
+                .optional(),
+            },
+            'an object { maxActiveLeases, keyMaxActiveLeases, keys }',
+          ).optional(),
+        },
+        'an object { tenants, workers }',
+      ).optional(),
+    },
+    'an object (the default export of the config file)',
+  );
+}
+
+type ConfigSchema = ReturnType<typeof buildConfigSchema>;
+export type ParsedConfig = Zod.infer<ConfigSchema>;
+
+let built: ConfigSchema | null = null;
 
 /**
  * The config file's shape. Strict at every level: an unknown key is a typo
- * until proven otherwise. Semantic checks are in `config-checks.ts`.
+ * until proven otherwise. Semantic checks are in `config-checks.ts`. Built at
+ * the first call, kept until `releaseConfigSchema`.
  *
  * @example
- * configSchema.safeParse({ handlers: [] }).success; // true
+ * configSchema().safeParse({ handlers: [] }).success; // true
  */
-export const configSchema = strict(
-  {
-    handlers: z.array(handlerSchema, { error: 'expected an array of handlers' }),
-    queues: z
-      .record(z.string(), queueSchema, {
-        error: 'expected an object mapping queue names to { maxDepth, weights, ageUnitMs, fairness }',
-      })
-      .optional(),
-    server: strict(
-      {
-        host: text('expected a non-empty string').optional(),
-        port: int(0, 65535).optional(),
-        // Connection hardening (docs/configuration.md "HTTP server and TLS"); config-checks.ts checks headersTimeoutMs ≤ requestTimeoutMs.
-        requestTimeoutMs: int(1000, MAX_TIMER_MS).optional(),
-        headersTimeoutMs: int(1000, MAX_TIMER_MS).optional(),
-        keepAliveTimeoutMs: int(1, MAX_TIMER_MS).optional(),
-        connectionTimeoutMs: int(0, MAX_TIMER_MS).optional(),
-        maxConnections: int(1).optional(),
-        trustProxy: z
-          .array(text('expected an IP address or CIDR such as "10.0.0.0/8"'), { error: 'expected an array of proxy addresses or CIDRs' })
-          .optional(),
-        tls: strict(
-          { certFile: text('expected a non-empty file path'), keyFile: text('expected a non-empty file path') },
-          'an object { certFile, keyFile }',
-        ).optional(),
-      },
-      'an object { host, port, requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs, connectionTimeoutMs, maxConnections, trustProxy, tls }',
-    ).optional(),
-    databaseUrl: text('expected a non-empty string (postgres:// URL or SQLite file path)').optional(),
-    limits: strict(
-      {
-        maxPayloadBytes: int(1).optional(),
-        timeoutMs: int(1, MAX_TIMER_MS).optional(),
-        memoryMb: int(16, 65_536).optional(),
-        maxJsonDepth: int(2, MAX_JSON_DEPTH).optional(),
-        maxJsonMembers: int(1).optional(),
-      },
-      'an object { maxPayloadBytes, timeoutMs, memoryMb, maxJsonDepth, maxJsonMembers }',
-    ).optional(),
-    shutdown: strict({ graceMs: int(0, MAX_TIMER_MS).optional() }, 'an object { graceMs }').optional(),
-    retention: strict(
-      {
-        succeededMs: int(0).optional(),
-        deadMs: int(0).optional(),
-        eventsMs: int(0).optional(),
-        intervalMs: int(1000, MAX_TIMER_MS).optional(),
-        batchSize: int(1).optional(),
-      },
-      'an object { succeededMs, deadMs, eventsMs, intervalMs, batchSize }',
-    ).optional(),
-    poisonAfter: int(1).optional(),
-    postgres: strict(
-      {
-        schema: z.string({ error: PG_SCHEMA_EXPECTED }).regex(PG_SCHEMA_RE, { error: PG_SCHEMA_EXPECTED }).optional(),
-        poolMax: int(1, 1000).optional(),
-        statementTimeoutMs: int(100, MAX_TIMER_MS).optional(),
-        queryTimeoutMs: int(100, MAX_TIMER_MS).optional(),
-        connectTimeoutMs: int(100, MAX_TIMER_MS).optional(),
-        keepAliveIdleMs: int(1000, MAX_TIMER_MS).optional(),
-      },
-      'an object { schema, poolMax, statementTimeoutMs, queryTimeoutMs, connectTimeoutMs, keepAliveIdleMs }',
-    ).optional(),
-    cluster: strict(
-      { heartbeatMs: int(100, 60_000).optional(), deadNodeMs: int(200, MAX_TIMER_MS).optional() },
-      'an object { heartbeatMs, deadNodeMs }',
-    ).optional(),
-    log: strict({ level: oneOf(LOG_LEVELS).optional() }, 'an object { level }').optional(),
-    metrics: strict(
-      {
-        host: text('expected a non-empty string').optional(),
-        port: int(0, 65535).optional(),
-        onApiPort: z.boolean({ error: 'expected true or false' }).optional(),
-      },
-      'an object { host, port, onApiPort }',
-    ).optional(),
-    auth: strict(
-      { maxFailures: int(1).optional(), failureWindowMs: int(1000, MAX_TIMER_MS).optional() },
-      'an object { maxFailures, failureWindowMs }',
-    ).optional(),
-    sqlite: strict({ synchronous: oneOf(['FULL', 'NORMAL']).optional() }, 'an object { synchronous }').optional(),
-    rateLimit: strict(
-      {
-        enabled: z.boolean({ error: 'expected true or false' }).optional(),
-        windowMs: int(1, MAX_TIMER_MS).optional(),
-        max: int(1).optional(),
-        routes: z
-          .record(z.string(), int(1), {
-            error: 'expected an object mapping "METHOD /path" to a request count',
-          })
-          .optional(),
-      },
-      'an object { enabled, windowMs, max, routes }',
-    ).optional(),
-    stream: strict(
-      {
-        heartbeatMs: int(100, MAX_TIMER_MS).optional(),
-        bufferSize: int(1, 1_000_000).optional(),
-        retentionMs: int(1000, MAX_TIMER_MS).optional(),
-      },
-      'an object { heartbeatMs, bufferSize, retentionMs }',
-    ).optional(),
-    backup: strict(
-      {
-        every: z
-          .custom<string | number>((v) => {
-            if (typeof v !== 'string' && (typeof v !== 'number' || !Number.isInteger(v))) return false;
-            const ms = parseDuration(v);
-            return ms === null || (ms >= 60_000 && ms <= MAX_TIMER_MS);
-          }, { error: DURATION_EXPECTED })
-          .optional(),
-        dir: text('expected a non-empty directory path').optional(),
-        keepDaily: int(0).optional(),
-        keepWeekly: int(0).optional(),
-        keepMonthly: int(0).optional(),
-        verify: z.boolean({ error: 'expected true or false' }).optional(),
-        remote: strict(
-          {
-            url: z.string({ error: 'expected s3://bucket or s3://bucket/prefix' }).regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, { error: 'expected s3://bucket or s3://bucket/prefix' }),
-            endpoint: z.url({ error: 'expected the URL of an S3-compatible endpoint, e.g. https://minio.internal:9000' }).optional(),
-            region: text('expected a region name such as eu-west-1').optional(),
-            forcePathStyle: z.boolean({ error: 'expected true or false' }).optional(),
-            accessKeyIdFile: text('expected the path of a file holding the access key id').optional(),
-            secretAccessKeyFile: text('expected the path of a file holding the secret access key').optional(),
-          },
-          'an object { url, endpoint, region, forcePathStyle, accessKeyIdFile, secretAccessKeyFile }',
-        ).optional(),
-      },
-      'an object { every, dir, keepDaily, keepWeekly, keepMonthly, verify, remote }',
-    ).optional(),
-    rollout: strict(
-      {
-        channel: z.string({ error: 'expected a channel name such as "canary"' }).regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'expected a channel name: lower-case letters, digits, ".", "_", "-"' }).optional(),
-        channels: z
-          .array(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'expected channel names: lower-case letters, digits, ".", "_", "-"' }), { error: 'expected the list of promotion stages, e.g. ["staging", "canary", "production"]' })
-          .min(1)
-          .optional(),
-        featureGates: z
-          .record(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, { error: 'expected gate names: lower-case letters, digits, ".", "_", "-", up to 63 characters' }), z.boolean({ error: 'expected true or false' }))
-          .optional(),
-      },
-      'an object { channel, channels, featureGates }',
-    ).optional(),
-    audit: strict(
-      {
-        exportDir: text('expected a non-empty directory path').optional(),
-        keepFiles: int(1).optional(),
-        exportIntervalMs: int(1000, MAX_TIMER_MS).optional(),
-      },
-      'an object { exportDir, keepFiles, exportIntervalMs }',
-    ).optional(),
-    durable: strict(
-      {
-        maxStepResultBytes: int(1, 256 * 1024 * 1024).optional(),
-        maxStepsPerJob: int(1, 1_000_000).optional(),
-        maxStateBytesPerJob: int(1).optional(),
-      },
-      'an object { maxStepResultBytes, maxStepsPerJob, maxStateBytesPerJob }',
-    ).optional(),
-    threads: strict(
-      { restartInitialMs: int(1, MAX_TIMER_MS).optional(), restartMaxMs: int(1, MAX_TIMER_MS).optional() },
-      'an object { restartInitialMs, restartMaxMs }',
-    ).optional(),
-    webhooks: strict(
-      {
-        allowPrivateNetworks: z.boolean({ error: 'expected true or false' }).optional(),
-        timeoutMs: int(1, MAX_TIMER_MS).optional(),
-        maxAttempts: int(1).optional(),
-        breaker: BREAKER_SCHEMA,
-      },
-      'an object { allowPrivateNetworks, timeoutMs, maxAttempts, breaker }',
-    ).optional(),
-    actions: strict(
-      { telegramApiUrl: z.string({ error: BASE_URL_EXPECTED }).refine(isBaseUrl, { error: BASE_URL_EXPECTED }).optional() },
-      'an object { telegramApiUrl }',
-    ).optional(),
-    search: strict(
-      {
-        payloadIndexes: z
-          .array(z.string({ error: PAYLOAD_FIELD_EXPECTED }).regex(PAYLOAD_FIELD_RE, { error: PAYLOAD_FIELD_EXPECTED }), { error: 'expected a list of payload fields such as ["orderId", "customer.id"]' })
-          .max(20, { error: 'expected at most 20 payload fields (each index costs every enqueue a write)' })
-          .optional(),
-      },
-      'an object { payloadIndexes }',
-    ).optional(),
-    console: strict(
-      {
-        enabled: z.boolean({ error: 'expected true or false' }).optional(),
-        sessionTtlMs: int(60_000, MAX_TIMER_MS).optional(),
-      },
-      'an object { enabled, sessionTtlMs }',
-    ).optional(),
-    // Lease caps (docs/configuration.md "Flow control"); per-queue tenant caps are `queues.<name>.tenantMaxActiveLeases`.
-    flow: strict(
-      {
-        tenants: strict(
-          {
-            maxActiveLeases: int(1, MAX_LEASE_CAP).optional(),
-            // 0 is allowed: a tenant whose jobs must wait (nothing of theirs is leased until it is raised).
-            overrides: z
-              .record(z.string().min(1, { error: TENANT_EXPECTED }).max(200, { error: TENANT_EXPECTED }), int(0, MAX_LEASE_CAP), {
-                error: 'expected an object mapping tenant names to their cap, e.g. { "acme": 50 }',
-              })
-              .optional(),
-          },
-          'an object { maxActiveLeases, overrides }',
-        ).optional(),
-        workers: strict(
-          {
-            maxActiveLeases: int(1, MAX_LEASE_CAP).optional(),
-            keyMaxActiveLeases: int(1, MAX_LEASE_CAP).optional(),
-            // Per work key, by its id (`key_…`) or its name, as `drover keys list` shows them.
-            keys: z
-              .record(
-                z.string().min(1, { error: KEY_REF_EXPECTED }).max(200, { error: KEY_REF_EXPECTED }),
-                strict({ maxActiveLeases: int(1, MAX_LEASE_CAP).optional(), maxWorkerLeases: int(1, MAX_LEASE_CAP).optional() }, 'an object { maxActiveLeases, maxWorkerLeases }'),
-                { error: 'expected an object mapping key ids or names to { maxActiveLeases, maxWorkerLeases }' },
-              )
-              .optional(),
-          },
-          'an object { maxActiveLeases, keyMaxActiveLeases, keys }',
-        ).optional(),
-      },
-      'an object { tenants, workers }',
-    ).optional(),
-  },
-  'an object (the default export of the config file)',
-);
+export function configSchema(): ConfigSchema {
+  return (built ??= buildConfigSchema());
+}
 
-export type ParsedConfig = z.infer<typeof configSchema>;
+/**
+ * Drop the schema and zod itself (zod.ts): `drover start` calls it once the
+ * node's config is resolved, which nothing does again; a later
+ * `configSchema()` loads zod anew.
+ */
+export function releaseConfigSchema(): void {
+  built = null;
+  releaseZod();
+}
 
 
 /**
@@ -430,7 +464,7 @@ export type ParsedConfig = z.infer<typeof configSchema>;
  * @example
  * fromZod(issue, raw); // [{ path: 'handlers[1].concurrency', message: 'expected an integer ≥ 1, got 0' }]
  */
-export function fromZod(issue: z.core.$ZodIssue, raw: unknown): ConfigIssue[] {
+export function fromZod(issue: Zod.core.$ZodIssue, raw: unknown): ConfigIssue[] {
   const path = issue.path as PropertyKey[];
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => ({ path: formatPath([...path, key]), message: `unknown key; ${issue.message}` }));

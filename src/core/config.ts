@@ -151,7 +151,7 @@ export function resolveConfig(
   overrides: ConfigOverrides = {},
 ): ResolvedConfig {
   const issues: ConfigIssue[] = [];
-  const parsed = configSchema.safeParse(raw);
+  const parsed = configSchema().safeParse(raw);
   if (!parsed.success) issues.push(...parsed.error.issues.flatMap((issue) => fromZod(issue, raw)));
 
   const triggers = checkBeyondSchema(raw, issues);

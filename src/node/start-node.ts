@@ -64,6 +64,8 @@ export interface NodeOptions {
   tracing?: Tracing;
   /** The config module's path, for `isolation: 'thread'` handlers. */
   configPath?: string;
+  /** `drover start --low-memory`: a SQLite store keeps a smaller page cache (store/open.ts). */
+  lowMemory?: boolean;
   /** The data directory (audit key, exports, snapshots); default from DROVER_DATA_DIR or the store (ops/data-dir.ts). */
   dataDir?: string;
 }
@@ -133,6 +135,7 @@ export async function startNode(options: NodeOptions): Promise<DroverNode | Work
   const engine = await openStore(config.databaseUrl, {
     clock,
     synchronous: config.sqlite.synchronous,
+    ...(options.lowMemory ? { lowMemory: true } : {}),
     postgres: config.postgres,
     // Once per discarded connection; the engine carries on (drover_store_connection_errors_total counts them).
     // The driver's errors can carry the whole client: log what went wrong, not the object graph.

@@ -8,9 +8,20 @@ import { parseStoreUrl, type StoreLocation } from '../core/store-url.js';
 import type { StorageEngine } from './engine.js';
 import type { StoreTimeouts } from './postgres/connection.js';
 
+/**
+ * The SQLite page cache of a `drover start --low-memory` node (KiB).
+ * better-sqlite3 is built with a 16,000 KiB cache, which a long drain fills:
+ * a worker's malloc heap grew by ~16 MiB over 60,000 no-op jobs, for no rate
+ * or CPU per job that 1 MiB lost (docs/benchmarks.md, sixth pass, "Worker
+ * memory, again").
+ */
+export const LOW_MEMORY_SQLITE_CACHE_KIB = 1024;
+
 export interface OpenStoreOptions {
   clock?: () => number;
   synchronous?: 'FULL' | 'NORMAL';
+  /** `drover start --low-memory`: a SQLite store keeps a page cache of LOW_MEMORY_SQLITE_CACHE_KIB. */
+  lowMemory?: boolean;
   /** Take the single-owner lock (runtime) or not (admin commands beside a running node). SQLite only. */
   lock?: boolean;
   /** PostgreSQL: schema, pool size and deadlines. The schema defaults to `DROVER_PG_SCHEMA`, else `drover`. */
@@ -78,6 +89,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     path: location.path,
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.synchronous ? { synchronous: options.synchronous } : {}),
+    ...(options.lowMemory ? { cacheKib: LOW_MEMORY_SQLITE_CACHE_KIB } : {}),
     lock: options.lock ?? true,
   });
 }

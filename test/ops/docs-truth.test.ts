@@ -102,7 +102,7 @@ function child(schema: z.ZodType, segment: string): z.ZodType | null {
 }
 function keyExists(key: string): boolean {
   const segments = key.replace(/\[(\d*)\]/g, '.[$1]').split('.').filter(Boolean);
-  let s: z.ZodType | null = configSchema as unknown as z.ZodType;
+  let s: z.ZodType | null = configSchema() as unknown as z.ZodType;
   for (const segment of segments) {
     s = child(s!, segment);
     if (s === null) return false;
@@ -110,7 +110,7 @@ function keyExists(key: string): boolean {
   return true;
 }
 
-const TOP_KEYS = Object.keys((configSchema as unknown as z.ZodObject).shape);
+const TOP_KEYS = Object.keys((configSchema() as unknown as z.ZodObject).shape);
 const KEY_RE = new RegExp(`(?<![\\w.$/#-])((?:${TOP_KEYS.join('|')})(?:\\[\\d*\\])?(?:\\.(?:<[a-z]+>|[A-Za-z]+)(?:\\[\\d*\\])?)+)(?![\\w(/-]|\\.\\w)`, 'g');
 
 /**

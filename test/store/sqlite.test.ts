@@ -13,6 +13,7 @@ import { QueueFullError, SchemaTooNewError } from '../../src/core/errors.js';
 import type { NewJob } from '../../src/core/types.js';
 import { GroupCommit } from '../../src/store/sqlite/group-commit.js';
 import { loadMigrations } from '../../src/store/sqlite/migrator.js';
+import { LOW_MEMORY_SQLITE_CACHE_KIB, openStore } from '../../src/store/open.js';
 import { openSqliteEngine, type SqliteEngine } from '../../src/store/sqlite/sqlite-engine.js';
 import { describeStoreConformance, type StoreFactory } from './conformance.js';
 import { describeLeaseOrderConformance } from './lease-order-conformance.js';
@@ -75,9 +76,16 @@ describe('sqlite engine', () => {
   it('creates the parent directory and runs WAL with synchronous=FULL', async () => {
     const engine = await openEngine();
     expect(existsSync(dbPath)).toBe(true);
-    expect(engine.settings()).toEqual({ journalMode: 'wal', synchronous: 'FULL', foreignKeys: true, busyTimeoutMs: 5000 });
+    expect(engine.settings()).toEqual({ journalMode: 'wal', synchronous: 'FULL', foreignKeys: true, busyTimeoutMs: 5000, cacheKib: 16_000 });
     expect(engine.capabilities).toEqual({ engine: 'sqlite', multiNode: false, crossProcessNotify: false, groupCommit: true, sharedRateLimits: false });
     expect(engine.path).toBe(dbPath);
+  });
+
+  it('a low-memory node (drover start --low-memory) keeps a 1 MiB page cache, not the driver\'s 16,000 KiB', async () => {
+    const engine = (await openStore(dbPath, { lowMemory: true })) as SqliteEngine;
+    open.push(engine);
+    expect(engine.settings().cacheKib).toBe(LOW_MEMORY_SQLITE_CACHE_KIB);
+    expect(LOW_MEMORY_SQLITE_CACHE_KIB).toBeLessThan(2048);
   });
 
   it('opening does not migrate; methods refuse until migrate() ran', async () => {

@@ -9,6 +9,8 @@ import Database from 'better-sqlite3';
 export interface ConnectionOptions {
   synchronous?: 'FULL' | 'NORMAL';
   busyTimeoutMs?: number;
+  /** The page cache's limit (KiB); default better-sqlite3's build, 16,000 KiB. */
+  cacheKib?: number;
 }
 
 export interface ConnectionSettings {
@@ -16,6 +18,7 @@ export interface ConnectionSettings {
   synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';
   foreignKeys: boolean;
   busyTimeoutMs: number;
+  cacheKib: number;
 }
 
 export function isInMemory(path: string): boolean {
@@ -55,6 +58,7 @@ export function openConnection(path: string, options: ConnectionOptions = {}): D
     db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
     db.pragma('foreign_keys = ON');
+    if (options.cacheKib !== undefined) db.pragma(`cache_size = -${Math.max(1, Math.floor(options.cacheKib))}`);
     return db;
   } catch (error) {
     db.close();
@@ -69,7 +73,14 @@ export function readSettings(db: Database.Database): ConnectionSettings {
     synchronous: levels[Number(db.pragma('synchronous', { simple: true }))] ?? 'OFF',
     foreignKeys: Number(db.pragma('foreign_keys', { simple: true })) === 1,
     busyTimeoutMs: Number(db.pragma('busy_timeout', { simple: true })),
+    cacheKib: cacheKib(db),
   };
+}
+
+/** cache_size is KiB when negative, pages when positive. */
+function cacheKib(db: Database.Database): number {
+  const size = Number(db.pragma('cache_size', { simple: true }));
+  return size < 0 ? -size : (size * Number(db.pragma('page_size', { simple: true }))) / 1024;
 }
 
 /**

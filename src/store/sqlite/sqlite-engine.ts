@@ -98,6 +98,8 @@ export interface SqliteEngineOptions {
   lock?: boolean;
   /** How long a write waits for another connection's lock (backup tools), default 5000 ms. */
   busyTimeoutMs?: number;
+  /** The page cache's limit in KiB (`drover start --low-memory`); default better-sqlite3's, 16,000. */
+  cacheKib?: number;
 }
 
 /**
