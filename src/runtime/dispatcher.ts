@@ -120,6 +120,9 @@ export class Dispatcher {
   /** Handlers named by `wake` since the current lease began: that lease may have missed their new work. */
   readonly #wokenDuringLease = new Set<string>();
   #again = false;
+  /** Claims whose insert is still out (claimAtIntake → startClaimed), and who waits for them to settle (shutdown). */
+  #claimsOut = 0;
+  readonly #claimsSettled: Array<() => void> = [];
   #contendedRetry: NodeJS.Timeout | undefined;
   #stopped = true;
   #idle: Array<() => void> = [];
@@ -271,6 +274,7 @@ export class Dispatcher {
     });
     if (lanes.every((lane) => lane === null)) return null;
     for (const lane of lanes) if (lane) lane.running++;
+    this.#claimsOut++;
     return { lanes, lease: { workerId: this.options.workerId, leaseMs: lanes.map((lane) => (lane ? this.#room.leaseMsFor(lane.handler) : null)) } };
   }
 
@@ -284,6 +288,7 @@ export class Dispatcher {
     const now = this.options.clock();
     const back: LeasedJob[] = [];
     let freed = false;
+    if (--this.#claimsOut === 0) for (const resolve of this.#claimsSettled.splice(0)) resolve();
     claim.lanes.forEach((lane, n) => {
       if (!lane) return;
       lane.running--;
@@ -309,8 +314,9 @@ export class Dispatcher {
   async releaseBuffered(): Promise<number> {
     // Jobs waiting for a rate-limit verdict come back to the buffer once it arrives (leasing has stopped).
     while (this.#admitting.size > 0) await Promise.all(this.#admitting);
-    // A lease still out hands its jobs back itself (#pump); wait for that too.
+    // A lease still out hands its jobs back itself (#pump); wait for that too, and for inserts leasing jobs (startClaimed).
     await this.#pumpRun;
+    if (this.#claimsOut > 0) await new Promise<void>((resolve) => this.#claimsSettled.push(resolve));
     const jobs = [...this.#lanes.values()].flatMap((lane) => lane.buffer.clear().map((attempt) => attempt.job));
     await this.#handBack(jobs);
     return jobs.length;

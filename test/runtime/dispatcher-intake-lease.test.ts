@@ -109,7 +109,13 @@ describe('dispatcher: jobs leased by their insert (PostgreSQL)', () => {
     const [result] = await engine.enqueue([job(1)], { lease: claim.lease });
     expect(result!.leased).toMatchObject({ state: 'running', attempts: 1 });
     dispatcher.stopLeasing();
+    // Shutdown hands back what is leased but unstarted: it waits for the claim whose insert is still out.
+    let handedBack = false;
+    const released = dispatcher.releaseBuffered().then(() => (handedBack = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(handedBack).toBe(false);
     dispatcher.startClaimed(claim, [result!.leased]);
+    await released;
     await waitFor(async () => (await engine.getJob(result!.job.id))?.state === 'queued', { timeoutMs: 5_000 });
     expect(ran).toEqual([]);
     expect(await engine.getJob(result!.job.id)).toMatchObject({ attempts: 0, crashes: 0 });
