@@ -123,6 +123,7 @@ export class Dispatcher {
   /** Claims whose insert is still out (claimAtIntake → startClaimed), and who waits for them to settle (shutdown). */
   #claimsOut = 0;
   readonly #claimsSettled: Array<() => void> = [];
+  #claimsHandedBack: Promise<unknown> = Promise.resolve();
   #contendedRetry: NodeJS.Timeout | undefined;
   #stopped = true;
   #idle: Array<() => void> = [];
@@ -288,7 +289,6 @@ export class Dispatcher {
     const now = this.options.clock();
     const back: LeasedJob[] = [];
     let freed = false;
-    if (--this.#claimsOut === 0) for (const resolve of this.#claimsSettled.splice(0)) resolve();
     claim.lanes.forEach((lane, n) => {
       if (!lane) return;
       lane.running--;
@@ -299,7 +299,12 @@ export class Dispatcher {
         if (job) back.push(job);
       }
     });
-    if (back.length > 0) void this.#handBack(back);
+    if (back.length > 0) this.#claimsHandedBack = Promise.all([this.#claimsHandedBack, this.#handBack(back)]);
+    if (--this.#claimsOut === 0 && this.#claimsSettled.length > 0) {
+      // Shutdown (releaseBuffered) waits until what they leased is handed back.
+      const waiters = this.#claimsSettled.splice(0);
+      void this.#claimsHandedBack.then(() => waiters.forEach((resolve) => resolve()));
+    }
     if (freed) this.#wakeForRoom();
   }
 
