@@ -5,7 +5,8 @@
 // `bench:rsteps <json>`, like drover-worker.config.mjs's `steps`.
 import { runWorker } from '../../dist/sdk/worker.js';
 
-const now = () => performance.timeOrigin + performance.now();
+/** bench/lib/clock.mjs `now`: the machine's monotonic clock, shared by every process. */
+const now = () => Number(process.hrtime.bigint()) / 1e6;
 const report = (kind, value) => process.stdout.write(`bench:${kind} ${JSON.stringify(value)}\n`);
 
 const worker = runWorker({

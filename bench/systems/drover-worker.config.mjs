@@ -2,9 +2,8 @@
 // file). BENCH_MODE picks the one handler the workload needs, so the node leases
 // for exactly one handler, as a real single-purpose worker would. Results go to
 // stdout as single `bench:<kind> <json>` lines (Drover's own logs are JSON
-// objects, so the prefix cannot collide). Timestamps are wall-clock ms with
-// sub-ms resolution (performance.timeOrigin + performance.now()), comparable
-// with the bench process's.
+// objects, so the prefix cannot collide). Timestamps are ms on the machine's
+// monotonic clock (bench/lib/clock.mjs), comparable with the bench process's.
 //
 //   intake   `sink` (concurrency 1) parks the first job until shutdown, so every
 //            other enqueued job stays queued: the node does intake work only.
@@ -37,7 +36,8 @@ const isolation = process.env.BENCH_ISOLATION === 'thread' ? 'thread' : 'inline'
 const expect = Number(process.env.BENCH_EXPECT ?? 0);
 const concurrency = process.env.BENCH_CONCURRENCY ? Number(process.env.BENCH_CONCURRENCY) : undefined;
 
-const now = () => performance.timeOrigin + performance.now();
+/** bench/lib/clock.mjs `now`: the machine's monotonic clock, shared by every process. */
+const now = () => Number(process.hrtime.bigint()) / 1e6;
 /** Monotonic µs, the clock of `node --cpu-prof` sample times: lets bench/profile.mjs cut a profile to the measured window. */
 const mono = () => Number(process.hrtime.bigint() / 1000n);
 const report = (kind, value) => process.stdout.write(`bench:${kind} ${JSON.stringify(value)}\n`);

@@ -11,7 +11,8 @@ const mode = process.env.BENCH_MODE;
 const ctx = JSON.parse(process.env.BENCH_CTX);
 const expect = Number(process.env.BENCH_EXPECT ?? 0);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 10);
-const now = () => performance.timeOrigin + performance.now();
+/** bench/lib/clock.mjs `now`: the machine's monotonic clock, shared by every process. */
+const now = () => Number(process.hrtime.bigint()) / 1e6;
 const report = (kind, value) => process.stdout.write(`bench:${kind} ${JSON.stringify(value)}\n`);
 
 let handler;

@@ -17,10 +17,10 @@
  */
 import type { ResolvedHandler } from '../core/config.js';
 import { toError } from '../core/errors.js';
-import type { LeasedJob } from '../core/types.js';
+import type { LeasedJob, NewJob } from '../core/types.js';
 import type { AttemptTracer } from '../obs/attempt-tracing.js';
 import type { Logger } from '../obs/logger.js';
-import type { StorageEngine } from '../store/engine.js';
+import type { IntakeLease, StorageEngine } from '../store/engine.js';
 import type { FeatureFlags } from '../core/rollout.js';
 import { Attempt, AttemptQueue, type AttemptDeps, type Lane } from './attempt.js';
 import { runInline, type RunJobOptions, type RunningJob, type RunOutcome } from './job-runner.js';
@@ -31,6 +31,14 @@ import { CompletionRate } from './lease-window.js';
 import { LeaseRoom, type LaneAsk } from './lease-room.js';
 import { capFields, contendedPauseMs, emitCapRefusals } from './cap-refusals.js';
 import type { TenantCaps } from '../core/lease-caps.js';
+
+/** Slots held for an enqueue's jobs while its insert leases them (`Dispatcher.claimAtIntake`). */
+export interface IntakeClaim {
+  /** Per job of the call, the lane holding a slot for it; null: inserted as usual. */
+  readonly lanes: ReadonlyArray<Lane | null>;
+  /** What the store is asked to lease (`EnqueueOptions.lease`). */
+  readonly lease: IntakeLease;
+}
 
 export interface DispatcherOptions {
   store: StorageEngine;
@@ -112,6 +120,10 @@ export class Dispatcher {
   /** Handlers named by `wake` since the current lease began: that lease may have missed their new work. */
   readonly #wokenDuringLease = new Set<string>();
   #again = false;
+  /** Claims whose insert is still out (claimAtIntake → startClaimed), and who waits for them to settle (shutdown). */
+  #claimsOut = 0;
+  readonly #claimsSettled: Array<() => void> = [];
+  #claimsHandedBack: Promise<unknown> = Promise.resolve();
   #contendedRetry: NodeJS.Timeout | undefined;
   #stopped = true;
   #idle: Array<() => void> = [];
@@ -230,6 +242,72 @@ export class Dispatcher {
     this.#contendedRetry.unref();
   }
 
+  /**
+   * Jobs of an enqueue this node may lease in the insert itself (engines with
+   * `leaseAtIntake`) and start as soon as it commits: one round trip from
+   * enqueue to start instead of the insert's and then a lease's. Only into
+   * an idle lane (its last lease found nothing, nothing buffered) with a free
+   * slot for every due job of the call, so no queued job is overtaken; only
+   * handlers whose jobs start without asking anyone (what a lease may mark
+   * started: lease-room.ts), no concurrency keys, no paused queue, no tenant
+   * caps. Each job's slot is held until `startClaimed`, which must follow.
+   * Null when no job qualifies.
+   */
+  claimAtIntake(jobs: readonly NewJob[], now: number): IntakeClaim | null {
+    if (this.#stopped || this.options.tenantCaps || jobs.some((job) => job.idempotencyKey != null)) return null;
+    const due = new Map<Lane, number>();
+    for (const job of jobs) {
+      const lane = job.runAt <= now ? this.#lanes.get(job.handler) : undefined;
+      if (lane) due.set(lane, (due.get(lane) ?? 0) + 1);
+    }
+    const open = new Set<Lane>();
+    for (const [lane, n] of due) {
+      const { handler } = lane;
+      if (!this.#idleHandlers.has(handler.name) || handler.remote || handler.rateLimit || handler.name.startsWith('drover.')) continue;
+      if (this.options.isHandlerPaused?.(handler.name) || lane.buffer.length > 0 || this.#room.slots(lane) - lane.running < n) continue;
+      open.add(lane);
+    }
+    if (open.size === 0) return null;
+    const paused = this.options.pausedQueues?.() ?? [];
+    const lanes: Array<Lane | null> = jobs.map((job) => {
+      const lane = this.#lanes.get(job.handler)!;
+      return open.has(lane) && job.runAt <= now && job.concurrencyKey == null && !paused.includes(job.queue) ? lane : null;
+    });
+    if (lanes.every((lane) => lane === null)) return null;
+    for (const lane of lanes) if (lane) lane.running++;
+    this.#claimsOut++;
+    return { lanes, lease: { workerId: this.options.workerId, leaseMs: lanes.map((lane) => (lane ? this.#room.leaseMsFor(lane.handler) : null)) } };
+  }
+
+  /**
+   * After the insert of a claim (`claimAtIntake`): start the jobs it leased
+   * (each already marked started) in the slots held for them, and free the
+   * slots of the others (`leased` is empty when the insert failed). Leasing
+   * stopped meanwhile (shutdown): they go back unspent.
+   */
+  startClaimed(claim: IntakeClaim, leased: ReadonlyArray<LeasedJob | undefined>): void {
+    const now = this.options.clock();
+    const back: LeasedJob[] = [];
+    let freed = false;
+    claim.lanes.forEach((lane, n) => {
+      if (!lane) return;
+      lane.running--;
+      const job = leased[n];
+      if (job && !this.#stopped) this.#start(new Attempt(lane, job, now), now);
+      else {
+        freed = true;
+        if (job) back.push(job);
+      }
+    });
+    if (back.length > 0) this.#claimsHandedBack = Promise.all([this.#claimsHandedBack, this.#handBack(back)]);
+    if (--this.#claimsOut === 0 && this.#claimsSettled.length > 0) {
+      // Shutdown (releaseBuffered) waits until what they leased is handed back.
+      const waiters = this.#claimsSettled.splice(0);
+      void this.#claimsHandedBack.then(() => waiters.forEach((resolve) => resolve()));
+    }
+    if (freed) this.#wakeForRoom();
+  }
+
   /** Jobs leased ahead and not yet started. */
   get bufferedCount(): number {
     let n = 0;
@@ -241,8 +319,9 @@ export class Dispatcher {
   async releaseBuffered(): Promise<number> {
     // Jobs waiting for a rate-limit verdict come back to the buffer once it arrives (leasing has stopped).
     while (this.#admitting.size > 0) await Promise.all(this.#admitting);
-    // A lease still out hands its jobs back itself (#pump); wait for that too.
+    // A lease still out hands its jobs back itself (#pump); wait for that too, and for inserts leasing jobs (startClaimed).
     await this.#pumpRun;
+    if (this.#claimsOut > 0) await new Promise<void>((resolve) => this.#claimsSettled.push(resolve));
     const jobs = [...this.#lanes.values()].flatMap((lane) => lane.buffer.clear().map((attempt) => attempt.job));
     await this.#handBack(jobs);
     return jobs.length;

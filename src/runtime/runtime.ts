@@ -333,12 +333,22 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
 
   async #enqueue(requests: readonly JobRequest[], traceparent: string | null): Promise<EnqueueResult[]> {
     const jobs = requests.map((request) => this.intake.job(request, traceparent));
-    const write = this.store.enqueue(jobs, { queueLimits: this.config.queues });
+    // PostgreSQL: jobs this idle node starts at once are leased by their insert (Dispatcher.claimAtIntake).
+    const claim = this.store.capabilities.leaseAtIntake ? this.dispatcher.claimAtIntake(jobs, this.clock()) : null;
+    const write = this.store.enqueue(jobs, { queueLimits: this.config.queues, ...(claim ? { lease: claim.lease } : {}) });
     this.#leaseAlongside(jobs);
-    const results = await this.#refuseWhenFull(() => write);
+    let results: EnqueueResult[];
+    try {
+      results = await this.#refuseWhenFull(() => write);
+    } catch (error) {
+      if (claim) this.dispatcher.startClaimed(claim, []);
+      throw error;
+    }
     const created: JobRow[] = [];
     for (const result of results) if (result.created) created.push(result.job);
     this.#afterEnqueue(created);
+    // After `job:enqueued`, so a job's events keep their order.
+    if (claim) this.dispatcher.startClaimed(claim, results.map((result) => result.leased));
     return results;
   }
 

@@ -29,6 +29,7 @@ export type { StoreCapabilities, StoreRole } from './roles/capabilities.js';
 export type { MigrateOptions, MigrationStatus, StoreConnection, WorkListener } from './roles/connection.js';
 export type {
   EnqueueOptions,
+  IntakeLease,
   EnqueueResult,
   FailRequest,
   FenceResult,

@@ -70,7 +70,7 @@ describe('the start marks connection', () => {
     const [a, b, c] = await lease(engine, 3);
     expect(await engine.start(a!.id, a!.leaseToken)).toEqual({ ok: true });
     const { rows } = await admin.query<{ pid: number }>(
-      "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%started_seq%'",
+      "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%WITH marked AS%'",
       [`drover/${schema}`],
     );
     expect(rows).toHaveLength(1);

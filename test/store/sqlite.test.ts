@@ -77,7 +77,7 @@ describe('sqlite engine', () => {
     const engine = await openEngine();
     expect(existsSync(dbPath)).toBe(true);
     expect(engine.settings()).toEqual({ journalMode: 'wal', synchronous: 'FULL', foreignKeys: true, busyTimeoutMs: 5000, cacheKib: 16_000 });
-    expect(engine.capabilities).toEqual({ engine: 'sqlite', multiNode: false, crossProcessNotify: false, groupCommit: true, sharedRateLimits: false });
+    expect(engine.capabilities).toEqual({ engine: 'sqlite', multiNode: false, crossProcessNotify: false, groupCommit: true, sharedRateLimits: false, leaseAtIntake: false });
     expect(engine.path).toBe(dbPath);
   });
 

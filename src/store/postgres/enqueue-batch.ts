@@ -9,17 +9,24 @@
  * then replayed one by one, so each is refused or accepted on its own.
  */
 import { QueueFullError } from '../../core/errors.js';
-import type { JobRow, NewJob } from '../../core/types.js';
-import type { EnqueueOptions, QueueLimit } from '../engine.js';
+import type { JobRow, LeasedJob, NewJob } from '../../core/types.js';
+import type { EnqueueOptions, IntakeLease, QueueLimit } from '../engine.js';
 import { OneInFlight } from './one-in-flight.js';
+import type { PlainInserted } from './intake.js';
 import type { Woken } from '../woken.js';
 
-export type PlainInsert = (jobs: readonly NewJob[], options: EnqueueOptions | undefined) => Promise<{ rows: JobRow[]; woken: Woken }>;
+export type PlainInsert = (jobs: readonly NewJob[], options: EnqueueOptions | undefined) => Promise<PlainInserted>;
+
+/** One call's answer: its rows, and the jobs its insert leased (null: none). */
+export interface PlainAnswer {
+  rows: JobRow[];
+  leased: Array<LeasedJob | null> | null;
+}
 
 interface Pending {
   jobs: readonly NewJob[];
   options: EnqueueOptions | undefined;
-  resolve(rows: JobRow[]): void;
+  resolve(answer: PlainAnswer): void;
   reject(error: unknown): void;
 }
 
@@ -41,8 +48,8 @@ export class EnqueueBatch {
     return { ...this.#stats };
   }
 
-  submit(jobs: readonly NewJob[], options: EnqueueOptions | undefined): Promise<JobRow[]> {
-    return new Promise<JobRow[]>((resolve, reject) => this.#calls.push({ jobs, options, resolve, reject }));
+  submit(jobs: readonly NewJob[], options: EnqueueOptions | undefined): Promise<PlainAnswer> {
+    return new Promise<PlainAnswer>((resolve, reject) => this.#calls.push({ jobs, options, resolve, reject }));
   }
 
   /** Wait for the calls already submitted. */
@@ -52,13 +59,13 @@ export class EnqueueBatch {
 
   async #run(batch: Pending[]): Promise<void> {
     if (batch.length === 1) return this.#alone(batch[0]!);
-    let result: { rows: JobRow[]; woken: Woken };
+    let result: PlainInserted;
     this.#stats.statements++;
     this.#stats.calls += batch.length;
     try {
       result = await this.insert(
         batch.flatMap((p) => p.jobs),
-        { queueLimits: mergedLimits(batch) },
+        { queueLimits: mergedLimits(batch), ...mergedLease(batch) },
       );
     } catch (error) {
       if (!(error instanceof QueueFullError)) {
@@ -73,7 +80,7 @@ export class EnqueueBatch {
     // Rows come back in input order: each call takes its own slice.
     let at = 0;
     for (const p of batch) {
-      p.resolve(result.rows.slice(at, at + p.jobs.length));
+      p.resolve({ rows: result.rows.slice(at, at + p.jobs.length), leased: result.leased?.slice(at, at + p.jobs.length) ?? null });
       at += p.jobs.length;
     }
   }
@@ -82,9 +89,9 @@ export class EnqueueBatch {
     this.#stats.statements++;
     this.#stats.calls++;
     try {
-      const { rows, woken } = await this.insert(p.jobs, p.options);
+      const { rows, woken, leased } = await this.insert(p.jobs, p.options);
       this.woke(woken);
-      p.resolve(rows);
+      p.resolve({ rows, leased });
     } catch (error) {
       p.reject(error);
     }
@@ -99,6 +106,18 @@ function takeUpTo(max: number): (pending: readonly Pending[]) => number {
     while (take < pending.length && jobs + pending[take]!.jobs.length <= max) jobs += pending[take++]!.jobs.length;
     return take;
   };
+}
+
+/** The calls' intake leases as one, parallel to the batch's jobs (a call without one, or another worker's, leases none). */
+function mergedLease(batch: readonly Pending[]): { lease?: IntakeLease } {
+  const workerId = batch.find((p) => p.options?.lease)?.options?.lease?.workerId;
+  if (workerId === undefined) return {};
+  const leaseMs: Array<number | null> = [];
+  for (const p of batch) {
+    const lease = p.options?.lease?.workerId === workerId ? p.options.lease : undefined;
+    for (let n = 0; n < p.jobs.length; n++) leaseMs.push(lease?.leaseMs[n] ?? null);
+  }
+  return { lease: { workerId, leaseMs } };
 }
 
 /** The limits of every call in the batch (they come from one config; the tighter one wins should two differ). */

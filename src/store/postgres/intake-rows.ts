@@ -8,7 +8,7 @@
  * `getJob` reads back (test/store/postgres-intake-rows.test.ts checks).
  */
 import { STRICT_PRIORITY_MS } from '../../core/queue-policy.js';
-import type { JobRow, NewJob } from '../../core/types.js';
+import type { JobRow, LeasedJob, NewJob } from '../../core/types.js';
 import type { IngestItem } from '../engine.js';
 import { toJobRow, toJson, type RawEvent, type RawJob } from './rows.js';
 
@@ -20,6 +20,11 @@ export function insertedJobRow(job: NewJob, id: string, now: number): JobRow {
   const row = toJobRow(insertedRawJob(job, 0, 0, now));
   row.id = id;
   return row;
+}
+
+/** A job its insert leased to `worker` (intake.ts LEASE_VALUES), from its inserted row; the row itself keeps saying `queued`, as the API answers. */
+export function leasedAtIntake(row: JobRow, token: string, expiresAt: number, worker: string): LeasedJob {
+  return { ...row, state: 'running', attempts: 1, leaseToken: token, leaseExpiresAt: expiresAt, leaseKeyId: null, workerId: worker, event: null };
 }
 
 /** The row in the engine's raw shape (the keyed insert's callers, ingest and trigger merges, work on those). */

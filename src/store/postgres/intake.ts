@@ -14,15 +14,16 @@
  */
 import type pg from 'pg';
 import { QueueFullError } from '../../core/errors.js';
-import type { JobRow, NewJob } from '../../core/types.js';
+import { randomUUID } from 'node:crypto';
+import type { JobRow, LeasedJob, NewJob } from '../../core/types.js';
 import type { EnqueueOptions, IngestItem } from '../engine.js';
 import type { ResolvedWait } from '../roles/durable-store.js';
 import type { TriggerOutcome } from '../roles/job-store.js';
 import { lockOrder, resolveByEvents, sharedNameLocks } from './durable.js';
 import { Woken } from '../woken.js';
-import { arrayParam } from './connection.js';
+import { arrayParam, isTransient } from './connection.js';
 import { insertParams } from './intake-params.js';
-import { insertedEvent, insertedJobRow, insertedRawJob, storedText } from './intake-rows.js';
+import { insertedEvent, insertedJobRow, insertedRawJob, leasedAtIntake, storedText } from './intake-rows.js';
 import { notifyPayload } from './notifier.js';
 import { toEventRow, toJson, type RawEvent, type RawJob } from './rows.js';
 import { eventMergeRows, lockGroups, mergeControlled, throttleSlot } from './trigger-groups.js';
@@ -48,6 +49,20 @@ export function newIntakeEffects(): IntakeEffects {
 }
 
 /**
+ * A job leased by its own insert (`EnqueueOptions.lease`, ENQUEUE_PLAIN:
+ * $20 its lease expiry, null for the others; $21 the worker, $22 the call)
+ * is written as the lease's fast shape leaves a job it marks started
+ * (lease.ts): running, attempt 1, `started_seq = lease_seq`, its own random
+ * token.
+ */
+const LEASE_COLUMNS = ', attempts, lease_seq, started_seq, lease_token, lease_call, lease_expires_at, worker_id, leased_at';
+const LEASE_VALUES = `,
+         CASE WHEN t.lease_until IS NULL THEN 0 ELSE 1 END, CASE WHEN t.lease_until IS NULL THEN 0 ELSE 1 END,
+         CASE WHEN t.lease_until IS NULL THEN 0 ELSE 1 END, CASE WHEN t.lease_until IS NOT NULL THEN gen_random_uuid()::text END,
+         CASE WHEN t.lease_until IS NOT NULL THEN $22::text END, t.lease_until,
+         CASE WHEN t.lease_until IS NOT NULL THEN $21::text END, CASE WHEN t.lease_until IS NOT NULL THEN $12::bigint END`;
+
+/**
  * $1..$14 the jobs' columns and the time (insertParams), $15 the fair
  * queues. Each column is an array (the payloads one JSON array), zipped into
  * rows by ROWS FROM in input order (`ord`). A job in a
@@ -67,19 +82,19 @@ export function newIntakeEffects(): IntakeEffects {
  * `returning`: only what the database chose and the caller needs; the rows
  * themselves are built from the input (intake-rows.ts says why).
  */
-const insertJobsSql = (returning: string) => `
+const insertJobsSql = (returning: string, leasing = false) => `
   INSERT INTO jobs (handler, queue, state, payload, event_id, priority, run_at, max_attempts,
                     idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms,
-                    fair_tag, created_at, updated_at)
-  SELECT handler, t.queue, CASE WHEN run_at <= $12 THEN 'queued' ELSE 'scheduled' END, payload, event_id,
+                    fair_tag, created_at, updated_at${leasing ? LEASE_COLUMNS : ''})
+  SELECT handler, t.queue, CASE ${leasing ? "WHEN t.lease_until IS NOT NULL THEN 'running' " : ''}WHEN run_at <= $12 THEN 'queued' ELSE 'scheduled' END, payload, event_id,
          priority, run_at, max_attempts, idempotency_key, concurrency_key, concurrency_limit, traceparent, t.tenant, priority_ms,
          CASE WHEN turns.base IS NULL THEN 0 ELSE turns.base + row_number() OVER (PARTITION BY t.queue, t.tenant ORDER BY t.ord) END,
-         $12, $12
+         $12, $12${leasing ? LEASE_VALUES : ''}
   FROM ROWS FROM (unnest($1::text[]), unnest($2::text[]), json_array_elements($3::json), unnest($4::text[]), unnest($5::int[]),
                   unnest($6::bigint[]), unnest($7::int[]), unnest($8::text[]), unnest($9::text[]), unnest($10::int[]),
-                  unnest($11::text[]), unnest($13::text[]), unnest($14::bigint[])) WITH ORDINALITY
+                  unnest($11::text[]), unnest($13::text[]), unnest($14::bigint[])${leasing ? ', unnest($20::bigint[])' : ''}) WITH ORDINALITY
     AS t(handler, queue, payload, event_id, priority, run_at, max_attempts,
-         idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms, ord)
+         idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms, ${leasing ? 'lease_until, ' : ''}ord)
   LEFT JOIN (
     SELECT g.queue, g.tenant, greatest(
       coalesce(
@@ -105,6 +120,13 @@ const INSERT_JOBS = insertJobsSql('id, handler, idempotency_key, fair_tag');
 /** SQLSTATE raised by \`queue_full()\` (see 0001_init.sql). */
 const QUEUE_FULL_SQLSTATE = 'DR001';
 
+/** What the plain insert wrote: rows in input order, the due work to announce, and the jobs it leased (null: none asked). */
+export interface PlainInserted {
+  rows: JobRow[];
+  woken: Woken;
+  leased: Array<LeasedJob | null> | null;
+}
+
 /** True when every job can take the one-statement path (nothing to deduplicate). */
 export function isPlain(jobs: readonly NewJob[]): boolean {
   return jobs.length > 0 && jobs.every((j) => j.idempotencyKey == null);
@@ -122,16 +144,26 @@ export async function enqueuePlain(
   now: number,
   options: EnqueueOptions | undefined,
   notify: { channel: string; instanceId: string },
-): Promise<{ rows: JobRow[]; woken: Woken }> {
+  /** The statement failed for a connection reason with jobs to lease: it may have committed them leased (undo by `lease_call`). */
+  uncertain?: (call: string, workerId: string) => void,
+): Promise<PlainInserted> {
   const woken = new Woken();
   const queues = new Set<string>();
-  for (const job of jobs) {
+  const lease = options?.lease;
+  const leaseUntil = jobs.map((job, n) => {
+    const ms = job.runAt <= now ? lease?.leaseMs[n] : null;
+    return ms == null ? null : now + ms;
+  });
+  jobs.forEach((job, n) => {
     queues.add(job.queue);
-    if (job.runAt <= now) woken.add(job.queue, job.handler);
-  }
+    // A job leased by its insert is this node's already: nobody needs waking for it.
+    if (job.runAt <= now && leaseUntil[n] === null) woken.add(job.queue, job.handler);
+  });
+  const leasing = leaseUntil.some((at) => at !== null);
   const limits = [...(options?.queueLimits ?? [])].filter(([queue]) => queues.has(queue));
+  const call = leasing ? randomUUID() : null;
   try {
-    const { rows } = await db.query<{ ids: string | null }>({
+    const { rows } = await db.query<{ ids: string | null; tokens: string | null }>({
       name: 'drover_enqueue_plain',
       text: ENQUEUE_PLAIN,
       values: [
@@ -140,15 +172,23 @@ export async function enqueuePlain(
         arrayParam(limits.map(([, limit]) => limit.maxDepth)),
         notify.channel,
         woken.empty ? '' : notifyPayload(notify.instanceId, woken),
+        leasing ? arrayParam(leaseUntil) : null,
+        leasing ? lease!.workerId : null,
+        call,
       ],
     });
     const ids = rows[0]?.ids?.split(',') ?? [];
     // Unkeyed rows cannot conflict: one id per job, or the statement failed.
     if (ids.length !== jobs.length) throw new Error(`enqueue inserted ${ids.length} rows for ${jobs.length} jobs`);
-    return { rows: jobs.map((job, n) => insertedJobRow(job, ids[n]!, now)), woken };
+    const inserted = jobs.map((job, n) => insertedJobRow(job, ids[n]!, now));
+    if (!leasing) return { rows: inserted, woken, leased: null };
+    const tokens = rows[0]?.tokens?.split(',') ?? [];
+    const leased = inserted.map((row, n) => (leaseUntil[n] === null ? null : leasedAtIntake(row, tokens[n]!, leaseUntil[n]!, lease!.workerId)));
+    return { rows: inserted, woken, leased };
   } catch (error) {
     const e = error as { code?: string; detail?: string; hint?: string };
     if (e.code === QUEUE_FULL_SQLSTATE) throw new QueueFullError(e.detail ?? '', Number(e.hint));
+    if (call !== null && isTransient(error)) uncertain?.(call, lease!.workerId);
     throw error;
   }
 }
@@ -177,7 +217,8 @@ const ADD_DEPTH = `
  * commit): insert, count them into their queues, refuse through
  * \`queue_full()\` (which aborts the statement) when a limited queue would
  * overflow, and notify other nodes. $1..$15 as INSERT_JOBS, $16/$17 limited
- * queues and their limits, $18 channel, $19 payload ('' = none).
+ * queues and their limits, $18 channel, $19 payload ('' = none), $20..$22
+ * the jobs leased by the insert (LEASE_VALUES; null when none is).
  *
  * The answer is one row: the new ids as text, in id order, which is input
  * order (the insert takes the rows in `ord` order and identity values rise
@@ -185,7 +226,7 @@ const ADD_DEPTH = `
  * and per column.
  */
 const ENQUEUE_PLAIN = `
-  WITH inserted AS (${insertJobsSql('id, queue')}
+  WITH inserted AS (${insertJobsSql('id, queue, lease_token', true)}
   ), added AS (
     INSERT INTO queue_counts (queue, kind, n)
     SELECT queue, 'added', count(*) FROM inserted GROUP BY queue ORDER BY queue
@@ -196,7 +237,8 @@ const ENQUEUE_PLAIN = `
     JOIN unnest($16::text[], $17::bigint[]) AS l(queue, max_depth) ON l.queue = added.queue
     WHERE ${DEPTH_OF('added')} > l.max_depth
   )
-  SELECT string_agg(id::text, ',' ORDER BY id) AS ids, (SELECT count(*) FROM refused) AS refused,
+  SELECT string_agg(id::text, ',' ORDER BY id) AS ids, string_agg(coalesce(lease_token, ''), ',' ORDER BY id) AS tokens,
+    (SELECT count(*) FROM refused) AS refused,
     (SELECT count(*) FROM (SELECT pg_notify($18, $19) WHERE $19 <> '') AS n) AS notified
   FROM inserted`;
 

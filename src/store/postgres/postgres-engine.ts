@@ -115,7 +115,7 @@ export interface PostgresEngineOptions {
  * await engine.close();
  */
 export class PostgresEngine implements StorageEngine {
-  readonly capabilities: StoreCapabilities = { engine: 'postgres', multiNode: true, crossProcessNotify: true, groupCommit: false, sharedRateLimits: true };
+  readonly capabilities: StoreCapabilities = { engine: 'postgres', multiNode: true, crossProcessNotify: true, groupCommit: false, sharedRateLimits: true, leaseAtIntake: true };
   readonly schema: string;
   readonly #url: string;
   /** The general pool; `#hot` and `#lease` are the hot path's own (pools.ts says why). */
@@ -164,7 +164,8 @@ export class PostgresEngine implements StorageEngine {
     // The statement itself notifies other nodes; local listeners are told after it commits.
     // On the hot pool: its generic plan (pools.ts) saves a re-plan per statement.
     this.#enqueues = new EnqueueBatch(
-      (jobs, options) => enqueuePlain(this.#hot, jobs, this.#clock(), options, this.#wakeups.target),
+      // Jobs the insert may have leased before its answer was lost go back before this worker's next lease.
+      (jobs, options) => enqueuePlain(this.#hot, jobs, this.#clock(), options, this.#wakeups.target, (call, worker) => this.#uncertain.set(call, [worker])),
       (woken) => this.#wakeups.local(woken),
     );
   }
@@ -237,8 +238,15 @@ export class PostgresEngine implements StorageEngine {
 
   async enqueue(jobs: readonly NewJob[], options?: EnqueueOptions): Promise<EnqueueResult[]> {
     if (isPlain(jobs)) {
-      const rows = await this.#run('accepting work', () => this.#enqueues.submit(jobs, options));
-      return rows.map((job) => ({ job, created: true }));
+      const { rows, leased } = await this.#run('accepting work', () => this.#enqueues.submit(jobs, options));
+      if (leased === null) return rows.map((job) => ({ job, created: true }));
+      return rows.map((job, n) => {
+        const mine = leased[n];
+        if (!mine) return { job, created: true };
+        // Marked started by the insert, as by a lease (`LeaseRequest.start`): its start() answers at once.
+        this.#markedByLease.set(mine.id, mine.leaseToken);
+        return { job, created: true, leased: mine };
+      });
     }
     return this.#intake(async (client, now, effects) => {
       const results = await insertJobs(client, jobs, now, effects, options);

@@ -18,6 +18,12 @@ export interface StoreCapabilities {
   readonly groupCommit: boolean;
   /** The engine keeps dispatch rate-limit windows every node shares (`SharedRateLimits.takeRateStart`). */
   readonly sharedRateLimits: boolean;
+  /**
+   * An enqueue can lease its due jobs to this node in the same statement
+   * (`EnqueueOptions.lease`): a job enqueued into an idle node starts after
+   * one round trip instead of an insert and then a lease (runtime.ts).
+   */
+  readonly leaseAtIntake: boolean;
 }
 
 /** Every role carries the engine's capabilities, so a consumer given one role can still branch on them. */

@@ -20,12 +20,27 @@ export interface QueueLimit {
 export interface EnqueueOptions {
   /** Per-queue limits; an insert that would exceed one throws `QueueFullError`. */
   queueLimits?: ReadonlyMap<string, QueueLimit>;
+  /**
+   * Engines with `leaseAtIntake`: lease some of the new jobs to this node in
+   * the insert itself, marked started (the dispatcher holds a free slot for
+   * each). `leaseMs` is parallel to the jobs: a job's lease duration, or null
+   * to insert it as usual. Such jobs come back `leased`; an engine may lease
+   * fewer (a call it cannot insert in one statement), never more.
+   */
+  lease?: IntakeLease;
+}
+
+export interface IntakeLease {
+  workerId: string;
+  leaseMs: ReadonlyArray<number | null>;
 }
 
 export interface EnqueueResult {
   job: JobRow;
   /** False when the idempotency key matched an existing job (nothing was written). */
   created: boolean;
+  /** Leased to the caller by the insert (`EnqueueOptions.lease`) and marked started: the caller must run it or release it. */
+  leased?: LeasedJob;
 }
 
 export interface IngestItem {

@@ -112,7 +112,7 @@ export interface SqliteEngineOptions {
  * engine.stats; // { batches, ops, lastBatchSize, failedCommits }
  */
 export class SqliteEngine implements StorageEngine {
-  readonly capabilities: StoreCapabilities = { engine: 'sqlite', multiNode: false, crossProcessNotify: false, groupCommit: true, sharedRateLimits: false };
+  readonly capabilities: StoreCapabilities = { engine: 'sqlite', multiNode: false, crossProcessNotify: false, groupCommit: true, sharedRateLimits: false, leaseAtIntake: false };
   readonly path: string;
   readonly #db: Database.Database;
   readonly #clock: () => number;
