@@ -40,6 +40,11 @@ async function waitFor(check: () => boolean, what: string): Promise<void> {
  * Register the suite. `factory` opens a fresh, empty store (migrated or not:
  * the suite calls `migrate()` itself) that reads time from `clock`.
  */
+/** One attempt as `getAttempts` answers it. */
+function attemptRow(jobId: string, attempt: number, workerId: string, startedAt: number, endedAt: number | null, outcome: string, error: string | null = null) {
+  return { jobId, attempt, workerId, startedAt, endedAt, outcome, error };
+}
+
 export function describeStoreConformance(name: string, factory: StoreFactory): void {
   describe(`store conformance: ${name}`, () => {
     let now = T0;
@@ -728,15 +733,8 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
 
       it("writes each attempt whole with its lease's worker and start, whichever way it ends; heartbeats move no start", async () => {
         const job = await enqueueOne({ maxAttempts: 5 });
-        const row = (attempt: number, workerId: string, startedAt: number, endedAt: number | null, outcome: string, error: string | null = null) => ({
-          jobId: job.id,
-          attempt,
-          workerId,
-          startedAt,
-          endedAt,
-          outcome,
-          error,
-        });
+        const row = (attempt: number, workerId: string, startedAt: number, endedAt: number | null, outcome: string, error: string | null = null) =>
+          attemptRow(job.id, attempt, workerId, startedAt, endedAt, outcome, error);
         // Failed, then retried at once.
         const first = await leaseOne({ workerId: 'w-fail' });
         now += 10;
@@ -779,15 +777,7 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
 
       it('shows the attempt that completed a job whole, first time or after failures', async () => {
         // PostgreSQL writes no attempt row for a success (the job row holds it); the answers must not tell.
-        const row = (jobId: string, attempt: number, workerId: string, startedAt: number, endedAt: number, outcome: string, error: string | null = null) => ({
-          jobId,
-          attempt,
-          workerId,
-          startedAt,
-          endedAt,
-          outcome,
-          error,
-        });
+        const row = attemptRow;
         const once = await enqueueOne();
         const only = await leaseOne({ workerId: 'w-once' });
         now += 7;
