@@ -120,10 +120,8 @@ export class Dispatcher {
   /** Handlers named by `wake` since the current lease began: that lease may have missed their new work. */
   readonly #wokenDuringLease = new Set<string>();
   #again = false;
-  /** Claims whose insert is still out (claimAtIntake → startClaimed), and who waits for them to settle (shutdown). */
-  #claimsOut = 0;
-  readonly #claimsSettled: Array<() => void> = [];
-  #claimsHandedBack: Promise<unknown> = Promise.resolve();
+  /** Claims whose insert is still out, or whose unstarted jobs are being handed back (claimAtIntake → startClaimed): shutdown waits for them. */
+  readonly #claims = new Map<IntakeClaim, { settled: Promise<void>; settle(): void }>();
   #contendedRetry: NodeJS.Timeout | undefined;
   #stopped = true;
   #idle: Array<() => void> = [];
@@ -275,8 +273,11 @@ export class Dispatcher {
     });
     if (lanes.every((lane) => lane === null)) return null;
     for (const lane of lanes) if (lane) lane.running++;
-    this.#claimsOut++;
-    return { lanes, lease: { workerId: this.options.workerId, leaseMs: lanes.map((lane) => (lane ? this.#room.leaseMsFor(lane.handler) : null)) } };
+    const claim: IntakeClaim = { lanes, lease: { workerId: this.options.workerId, leaseMs: lanes.map((lane) => (lane ? this.#room.leaseMsFor(lane.handler) : null)) } };
+    let settle!: () => void;
+    const settled = new Promise<void>((resolve) => (settle = resolve));
+    this.#claims.set(claim, { settled, settle });
+    return claim;
   }
 
   /**
@@ -299,12 +300,12 @@ export class Dispatcher {
         if (job) back.push(job);
       }
     });
-    if (back.length > 0) this.#claimsHandedBack = Promise.all([this.#claimsHandedBack, this.#handBack(back)]);
-    if (--this.#claimsOut === 0 && this.#claimsSettled.length > 0) {
-      // Shutdown (releaseBuffered) waits until what they leased is handed back.
-      const waiters = this.#claimsSettled.splice(0);
-      void this.#claimsHandedBack.then(() => waiters.forEach((resolve) => resolve()));
-    }
+    // Shutdown (releaseBuffered) waits until what the claim leased is handed back (#handBack never rejects).
+    const entry = this.#claims.get(claim);
+    void (back.length > 0 ? this.#handBack(back) : Promise.resolve()).then(() => {
+      this.#claims.delete(claim);
+      entry?.settle();
+    });
     if (freed) this.#wakeForRoom();
   }
 
@@ -321,7 +322,7 @@ export class Dispatcher {
     while (this.#admitting.size > 0) await Promise.all(this.#admitting);
     // A lease still out hands its jobs back itself (#pump); wait for that too, and for inserts leasing jobs (startClaimed).
     await this.#pumpRun;
-    if (this.#claimsOut > 0) await new Promise<void>((resolve) => this.#claimsSettled.push(resolve));
+    await Promise.all([...this.#claims.values()].map((claim) => claim.settled));
     const jobs = [...this.#lanes.values()].flatMap((lane) => lane.buffer.clear().map((attempt) => attempt.job));
     await this.#handBack(jobs);
     return jobs.length;
