@@ -1,8 +1,9 @@
 /**
- * Job reads for the API, console and CLI: one job, its attempts, a filtered
- * page of jobs, an event, per-queue counts, and the payload indexes that make
- * payload filters cheap. Reads run directly on the connection (never inside a
- * write batch); a malformed id finds nothing rather than throwing.
+ * Job reads for the API, console and CLI (the engine's `JobReads` role): one
+ * job, its attempts, a filtered page of jobs, an event, per-queue counts, and
+ * the payload indexes that make payload filters cheap. Reads run directly on
+ * the connection (never inside a write batch); a malformed id finds nothing
+ * rather than throwing.
  *
  * Functions given a statements getter call it only for a well-formed id, as the
  * engine always has: a malformed id is answered with nothing even by a store
@@ -11,9 +12,55 @@
 import type Database from 'better-sqlite3';
 import { payloadIndexName } from '../../core/payload-filter.js';
 import type { AttemptRow, EventRow, JobRow } from '../../core/types.js';
-import type { JobFilter, QueueStats } from '../engine.js';
+import type { EventMerge, JobFilter, JobReads, QueueStats } from '../engine.js';
+import { readStatements, type EngineCore, type RolePart } from './engine-core.js';
 import { parseJobId, toAttemptRow, toEventRow, toJobRow, toQueueStats } from './rows.js';
 import type { FixedStatements, SqliteStatements } from './statements.js';
+import { eventMerges } from './trigger-groups.js';
+
+/** The engine's `JobReads` role: each read waits until the writes before it are durable (engine-core.ts `visible`). */
+export class SqliteJobReads implements RolePart<JobReads> {
+  readonly #core: EngineCore;
+
+  constructor(core: EngineCore) {
+    this.#core = core;
+  }
+
+  async getJob(id: string): Promise<JobRow | null> {
+    await this.#core.visible();
+    return readJob(() => readStatements(this.#core).fixed, id);
+  }
+
+  async getAttempts(jobId: string): Promise<AttemptRow[]> {
+    await this.#core.visible();
+    return readAttempts(() => readStatements(this.#core).fixed, jobId);
+  }
+
+  async listJobs(filter: JobFilter): Promise<JobRow[]> {
+    await this.#core.visible();
+    return readJobPage(() => readStatements(this.#core), filter);
+  }
+
+  async getEvent(id: string): Promise<EventRow | null> {
+    await this.#core.visible();
+    return readEvent(readStatements(this.#core).fixed, id);
+  }
+
+  async eventMerges(eventId: string): Promise<EventMerge[]> {
+    await this.#core.visible();
+    readStatements(this.#core);
+    return eventMerges(this.#core.prepared.t, eventId);
+  }
+
+  async ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]> {
+    return buildPayloadIndexes(this.#core.db, paths);
+  }
+
+  async queueStats(): Promise<QueueStats[]> {
+    await this.#core.visible();
+    return readQueueStats(readStatements(this.#core).fixed);
+  }
+}
 
 export function readJob(s: () => FixedStatements, id: string): JobRow | null {
   const n = parseJobId(id);

@@ -1,26 +1,21 @@
 /**
  * The embedded storage engine: one SQLite file (better-sqlite3, WAL,
- * `synchronous=FULL`) owned by one process.
+ * `synchronous=FULL`) owned by one process. A pidfile lock keeps a second
+ * process off the file, which is what makes the in-memory queue depth
+ * counters and node registry exact.
  *
- * - Writes go through a group commit: every write submitted in one event-loop
- *   tick shares one transaction and one fsync, each in its own savepoint.
- * - Reads run directly on the connection; they never see a half-applied batch
- *   because a batch runs synchronously from start to COMMIT.
- * - A pidfile lock keeps a second process off the file, which is what makes the
- *   in-memory queue depth counters exact.
+ * The engine is the `StorageEngine` interface wired to its parts: the core
+ * (engine-core.ts: the connection, the group-commit write path, close),
+ * intake (intake.ts), the hot path of a worker's lease (lease.ts,
+ * start-marks.ts, fenced.ts through the settle queue), kept here on the
+ * engine's own fields, and one part per remaining role: job reads
+ * (job-reads.ts), durable execution (durable-store.ts), upkeep and operator
+ * actions (upkeep.ts), nodes (node-registry.ts), keys, metadata and audit
+ * (records.ts).
  */
 import type Database from 'better-sqlite3';
 import { DroverError, toError } from '../../core/errors.js';
-import {
-  type ApiKeyRow,
-  type AttemptRow,
-  type AuditEntry,
-  type AuditRecord,
-  type EventRow,
-  type JobRow,
-  type LeasedJob,
-  type NewJob,
-} from '../../core/types.js';
+import type { ApiKeyRow, AttemptRow, AuditEntry, AuditRecord, EventRow, JobRow, LeasedJob, NewJob } from '../../core/types.js';
 import type {
   AuditPage,
   AuditRange,
@@ -30,10 +25,9 @@ import type {
   DeadNodeResult,
   EnqueueOptions,
   EnqueueResult,
+  EventMerge,
   FailRequest,
   FenceResult,
-  StartResult,
-  EventMerge,
   IngestItem,
   IngestResult,
   JobFilter,
@@ -51,40 +45,31 @@ import type {
   RestampRequest,
   RestampResult,
   StageResult,
+  StartResult,
   StorageEngine,
   StoreCapabilities,
   WithoutRow,
   WorkListener,
 } from '../engine.js';
-import { insertKey, readKeyByHash } from './api-keys.js';
 import { snapshotSqlite } from './backup.js';
-import { checkpointWal, ensureParentDir, isInMemory, openConnection, readSettings, type ConnectionSettings } from './connection.js';
-import { DiskSpace } from './disk-space.js';
-import * as durable from './durable.js';
-import type { DurableStatements } from './durable-statements.js';
-import { readPendingInterrupts, readPendingWait, readSteps, readWait } from './durable-reads.js';
-import { isTransientStoreError, toStoreError } from './errors.js';
+import { ensureParentDir, isInMemory, openConnection, type ConnectionSettings } from './connection.js';
+import { SqliteDurableStore } from './durable-store.js';
+import { EngineCore } from './engine-core.js';
 import { completeJob, failJob, heartbeatJob, releaseJob, startJob, withoutRow } from './fenced.js';
-import { GroupCommit, type GroupCommitStats } from './group-commit.js';
+import type { GroupCommit, GroupCommitStats } from './group-commit.js';
 import { ingestItem, insertJobs, type IntakeContext } from './intake.js';
-import { buildPayloadIndexes, readAttempts, readEvent, readJob, readJobPage, readQueueStats } from './job-reads.js';
+import { readEvent, SqliteJobReads } from './job-reads.js';
 import { leaseJobs } from './lease.js';
-import { LeaseMemo, type HeldLease } from './lease-memo.js';
-import { pruneStore, restampJobs, stageDueJobs } from './maintenance.js';
-import { migrateSqlite } from './migrator.js';
-import { NodeRegistry } from './node-registry.js';
-import { cancelJob, retryJob } from './operator-actions.js';
+import type { HeldLease, LeaseMemo } from './lease-memo.js';
+import { SqliteNodeRegistry } from './node-registry.js';
 import { acquirePidfileLock, type PidfileLock } from './pidfile-lock.js';
-import { PreparedStatements } from './prepared.js';
-import { createEffects, mergeEffects, QueueDepths, type WriteEffects } from './queue-depth.js';
-import { toApiKeyRow } from './rows.js';
-import { reclaimAllRunning, reclaimExpired, reclaimStaleNodes, reclaimWorkerLeases } from './reclaim.js';
-import { SettleQueue } from './settle-queue.js';
-import { StartMarks } from './start-marks.js';
-import { walSync, type WalSync } from './wal-sync.js';
+import type { PreparedStatements } from './prepared.js';
+import type { WriteEffects } from './queue-depth.js';
+import { SqliteRecords } from './records.js';
+import type { SettleQueue } from './settle-queue.js';
+import type { StartMarks } from './start-marks.js';
 import type { SqliteStatements } from './statements.js';
-import { SqliteTableSizes } from './table-sizes.js';
-import { eventMerges, type TriggerStatements } from './trigger-groups.js';
+import { SqliteUpkeep } from './upkeep.js';
 import type { StepRow, SuspendRequest, WaitRow } from '../../core/durable.js';
 import type { RecordStepRequest, RecordStepResult, ResumeResult, SuspendResult, WaitFilter } from '../roles/durable-store.js';
 
@@ -114,55 +99,30 @@ export interface SqliteEngineOptions {
 export class SqliteEngine implements StorageEngine {
   readonly capabilities: StoreCapabilities = { engine: 'sqlite', multiNode: false, crossProcessNotify: false, groupCommit: true, sharedRateLimits: false, leaseAtIntake: false };
   readonly path: string;
-  readonly #db: Database.Database;
+  readonly #core: EngineCore;
+  // The hot path's parts, held here so a per-job call reaches them in one step.
   readonly #clock: () => number;
-  readonly #lock: PidfileLock | null;
   readonly #writes: GroupCommit<WriteEffects>;
-  readonly #settles = new SettleQueue<WriteEffects>((op, mode) => this.#writes.submit(op, mode), { isTransient: isTransientStoreError });
+  readonly #settles: SettleQueue<WriteEffects>;
   readonly #starts: StartMarks;
-  readonly #memo = new LeaseMemo();
-  readonly #walSync: WalSync | null;
-  readonly #depths = new QueueDepths();
-  readonly #nodes = new NodeRegistry();
-  readonly #listeners = new Set<WorkListener>();
-  readonly #ping: Database.Statement<[], unknown>;
-  readonly #space: DiskSpace;
-  readonly #tableSizes: SqliteTableSizes;
+  readonly #memo: LeaseMemo;
   readonly #prepared: PreparedStatements;
-  #closed = false;
-  #closing: Promise<void> | null = null;
+  readonly #reads: SqliteJobReads;
+  readonly #durable: SqliteDurableStore;
+  readonly #upkeep: SqliteUpkeep;
+  readonly #nodes: SqliteNodeRegistry;
+  readonly #records: SqliteRecords;
 
   constructor(db: Database.Database, path: string, clock: () => number, lock: PidfileLock | null) {
-    this.#db = db;
     this.path = path;
-    this.#tableSizes = new SqliteTableSizes({ path, clock });
-    this.#clock = clock;
-    this.#lock = lock;
-    this.#ping = db.prepare('SELECT 1');
-    this.#space = new DiskSpace(db, { clock, probe: () => this.#probeSpace(), closing: () => this.#closing !== null });
-    this.#walSync = walSync(db, path, isInMemory(path));
-    this.#writes = new GroupCommit<WriteEffects>(
-      db,
-      {
-        create: createEffects,
-        merge: mergeEffects,
-        // Depths at once: the next batch's queue limits must count this one's jobs.
-        committed: (effects) => this.#depths.apply(effects),
-        // Wake-ups only once on disk: whatever they lead to is then built on durable work.
-        durable: (effects) => this.#notify(effects),
-        error: (error) => toStoreError(error, path),
-        settled: (errors, committed) => this.#space.note(errors, committed),
-        timed: (seconds) => this.onCommitTimed?.(seconds),
-      },
-      this.#walSync,
-    );
-    this.#starts = new StartMarks(db, (mark) => this.#write(mark));
-    this.#prepared = new PreparedStatements(db, path, (statements) => this.#depths.load(statements.fixed.unfinishedByQueue.all()));
-    try {
-      this.#prepared.prepare();
-    } catch {
-      // Not migrated yet: migrate() prepares. Every other method assumes it ran.
-    }
+    const core = new EngineCore(db, path, clock, lock, (seconds) => this.onCommitTimed?.(seconds));
+    this.#core = core;
+    ({ clock: this.#clock, writes: this.#writes, settles: this.#settles, starts: this.#starts, memo: this.#memo, prepared: this.#prepared } = core);
+    this.#reads = new SqliteJobReads(core);
+    this.#durable = new SqliteDurableStore(core);
+    this.#upkeep = new SqliteUpkeep(core);
+    this.#nodes = new SqliteNodeRegistry(core);
+    this.#records = new SqliteRecords(core);
   }
 
   /**
@@ -174,7 +134,7 @@ export class SqliteEngine implements StorageEngine {
 
   /** Group-commit counters (batches, ops, last batch size), cheap to read for metrics. */
   get stats(): GroupCommitStats {
-    return this.#writes.stats;
+    return this.#core.stats;
   }
 
   /**
@@ -183,14 +143,12 @@ export class SqliteEngine implements StorageEngine {
    * refused for lack of space, `retrying` outcome writes waiting to try again.
    */
   get space(): { full: boolean; fullSince: number | null; fullErrors: number; retrying: number } {
-    const full = this.#space.full;
-    return { full: full !== null, fullSince: full?.since ?? null, fullErrors: this.#space.fullErrors, retrying: this.#settles.retrying };
+    return this.#core.space;
   }
 
   /** A passive WAL checkpoint for the metrics' periodic checkpoint (connection.ts `checkpointWal` says why). */
   checkpoint(): { busy: boolean; walFrames: number; checkpointedFrames: number } {
-    this.#assertOpen();
-    return checkpointWal(this.#db);
+    return this.#core.checkpoint();
   }
 
   /**
@@ -198,59 +156,30 @@ export class SqliteEngine implements StorageEngine {
    * a worker thread on its own read-only connection, at most every 5 minutes
    * (see table-sizes.ts), for `drover_store_table_size_bytes`.
    */
-  async tableSizes(): Promise<Array<{ table: string; bytes: number }>> {
-    this.#assertOpen();
-    return this.#tableSizes.read();
+  tableSizes(): Promise<Array<{ table: string; bytes: number }>> {
+    return this.#core.tableSizes();
   }
 
   /** The connection's durability settings, for `drover doctor` and tests. */
   settings(): ConnectionSettings {
-    this.#assertOpen();
-    return readSettings(this.#db);
+    return this.#core.settings();
   }
 
-  async migrate(options: MigrateOptions = {}): Promise<MigrationStatus> {
-    this.#assertOpen();
-    const status = migrateSqlite(this.#db, { clock: this.#clock, ...(options.apply === undefined ? {} : { apply: options.apply }) });
-    this.#prepared.prepare();
-    return status;
+  migrate(options?: MigrateOptions): Promise<MigrationStatus> {
+    return this.#core.migrate(options);
   }
 
   /** Out of disk space: a small real write, so readiness comes back as soon as space does. */
-  async ping(): Promise<void> {
-    this.#assertOpen();
-    this.#ping.get();
-    // A failed WAL sync fails every write from then on (group-commit.ts): not ready.
-    await this.#visible();
-    if (this.#space.full) {
-      await this.#space.probe().catch(() => undefined);
-      const full = this.#space.full;
-      if (full) throw toStoreError(full.error, this.path);
-    }
+  ping(): Promise<void> {
+    return this.#core.ping();
   }
 
-  async close(): Promise<void> {
-    this.#closing ??= (async () => {
-      this.#starts.close();
-      this.#space.stop();
-      await this.#tableSizes.close();
-      await this.#settles.close();
-      await this.#writes.close();
-      this.#walSync?.close();
-      this.#closed = true;
-      this.#listeners.clear();
-      try {
-        this.#db.close();
-      } finally {
-        this.#lock?.release();
-      }
-    })();
-    return this.#closing;
+  close(): Promise<void> {
+    return this.#core.close();
   }
 
   onWork(listener: WorkListener): () => void {
-    this.#listeners.add(listener);
-    return () => void this.#listeners.delete(listener);
+    return this.#core.onWork(listener);
   }
 
   // --- intake -------------------------------------------------------------
@@ -307,7 +236,7 @@ export class SqliteEngine implements StorageEngine {
    * written at once, without waiting for the next group commit (start-marks.ts says why).
    */
   start(jobId: string, token: string): Promise<StartResult> {
-    if (this.#closed || this.#closing) return Promise.reject(new DroverError('store_unavailable', `the store ${this.path} is closed`));
+    if (this.#core.closing) return Promise.reject(new DroverError('store_unavailable', `the store ${this.path} is closed`));
     if (this.#memo.takeMark(jobId, token)) return Promise.resolve(MARKED);
     return this.#starts.add(() => startJob(this.#s.fixed, jobId, token));
   }
@@ -329,232 +258,179 @@ export class SqliteEngine implements StorageEngine {
     return this.#settles.add((own) => releaseJob(this.#s.fixed, this.#memo, jobId, token, this.#clock(), own, runAt));
   }
 
-  // --- background ---------------------------------------------------------
+  // --- background and operator actions (upkeep.ts) ------------------------
 
-  /** Moves at most 5000 jobs per call; when more are due, `nextDueAt` is <= now, so call again. */
   stageDue(): Promise<StageResult> {
-    return this.#write((own) => stageDueJobs(this.#durable(this.#clock(), own)));
+    return this.#upkeep.stageDue();
   }
 
-  /** Reclaims at most 1000 expired leases per call (oldest deadline first). */
-  async reapExpired(options: ReclaimOptions): Promise<ReclaimedJob[]> {
-    // The reaper asks every second and almost always finds nothing: an index
-    // probe first, so an idle reap costs no write batch (no group-commit slot).
-    this.#assertOpen();
-    if (!this.#s.fixed.anyExpiredLease.get(this.#clock())) return [];
-    return this.#write((own) => this.#forget(reclaimExpired(this.#s.fixed, options, this.#clock(), own)));
+  reapExpired(options: ReclaimOptions): Promise<ReclaimedJob[]> {
+    return this.#upkeep.reapExpired(options);
   }
 
   reclaimWorker(workerId: string, options: ReclaimOptions): Promise<ReclaimedJob[]> {
-    return this.#write((own) => this.#forget(reclaimWorkerLeases(this.#s.fixed, workerId, options, this.#clock, own)));
+    return this.#upkeep.reclaimWorker(workerId, options);
   }
 
-  // --- nodes (one process owns the file: see node-registry.ts) --------------
-
-  async registerNode(node: NodeRegistration): Promise<void> {
-    this.#assertOpen();
-    this.#nodes.register(node, this.#clock());
-  }
-
-  async heartbeatNode(node: NodeRegistration): Promise<NodeHeartbeat> {
-    this.#assertOpen();
-    return this.#nodes.heartbeat(node, this.#clock());
-  }
-
-  async reclaimDeadNodes(request: DeadNodeRequest): Promise<DeadNodeResult> {
-    const stale = this.#nodes.stale(this.#clock() - request.staleAfterMs, request.exceptNodeId);
-    const nodes = stale.map((node) => node.nodeId);
-    if (nodes.length === 0) return { nodes, jobs: [] };
-    const jobs = await this.#write((own) => this.#forget(reclaimStaleNodes(this.#s.fixed, stale, request, this.#clock(), own)));
-    this.#nodes.remove(nodes);
-    return { nodes, jobs };
-  }
-
-  async deregisterNode(node: NodeRegistration): Promise<void> {
-    this.#nodes.deregister(node);
-  }
-
-  async listNodes(): Promise<NodeRow[]> {
-    return this.#nodes.list();
+  reclaimAll(): Promise<ReclaimedJob[]> {
+    return this.#upkeep.reclaimAll();
   }
 
   restampJobs(request: RestampRequest): Promise<RestampResult> {
-    return this.#write(() => restampJobs(this.#s.fixed, request));
+    return this.#upkeep.restampJobs(request);
   }
 
   prune(request: PruneRequest): Promise<{ jobs: number; events: number }> {
-    return this.#write(() => pruneStore(this.#s.fixed, this.#t, request, this.#clock));
+    return this.#upkeep.prune(request);
   }
 
-  // --- operator actions ---------------------------------------------------
-
   cancel(jobId: string): Promise<JobRow | null> {
-    return this.#write((own) => {
-      this.#memo.forget(jobId);
-      return cancelJob(this.#s.fixed, this.#d.fixed, jobId, this.#clock, own);
-    });
+    return this.#upkeep.cancel(jobId);
   }
 
   retry(jobId: string): Promise<JobRow | null> {
-    return this.#write((own) => retryJob(this.#s.fixed, jobId, this.#clock, own));
+    return this.#upkeep.retry(jobId);
   }
 
-  // --- durable execution (durable.ts) ---------------------------------------
+  // --- nodes (node-registry.ts) ---------------------------------------------
 
-  async getSteps(jobId: string): Promise<StepRow[]> {
-    await this.#visible();
-    return readSteps(() => this.#readDurable().fixed, jobId);
+  registerNode(node: NodeRegistration): Promise<void> {
+    return this.#nodes.registerNode(node);
+  }
+
+  heartbeatNode(node: NodeRegistration): Promise<NodeHeartbeat> {
+    return this.#nodes.heartbeatNode(node);
+  }
+
+  reclaimDeadNodes(request: DeadNodeRequest): Promise<DeadNodeResult> {
+    return this.#nodes.reclaimDeadNodes(request);
+  }
+
+  deregisterNode(node: NodeRegistration): Promise<void> {
+    return this.#nodes.deregisterNode(node);
+  }
+
+  listNodes(): Promise<NodeRow[]> {
+    return this.#nodes.listNodes();
+  }
+
+  // --- durable execution (durable-store.ts) ---------------------------------
+
+  getSteps(jobId: string): Promise<StepRow[]> {
+    return this.#durable.getSteps(jobId);
   }
 
   recordStep(jobId: string, token: string, step: RecordStepRequest): Promise<RecordStepResult> {
-    return this.#write((own) => durable.recordStep(this.#durable(this.#clock(), own), jobId, token, step));
+    return this.#durable.recordStep(jobId, token, step);
   }
 
   suspend(jobId: string, token: string, request: SuspendRequest): Promise<SuspendResult> {
-    return this.#write((own) => {
-      this.#memo.forget(jobId);
-      return durable.suspend(this.#durable(this.#clock(), own), jobId, token, request);
-    });
+    return this.#durable.suspend(jobId, token, request);
   }
 
   resumeWait(waitId: string, input: unknown, resolvedBy: string): Promise<ResumeResult> {
-    return this.#write((own) => durable.resumeWait(this.#durable(this.#clock(), own), waitId, input, resolvedBy));
+    return this.#durable.resumeWait(waitId, input, resolvedBy);
   }
 
-  async getWait(waitId: string): Promise<WaitRow | null> {
-    await this.#visible();
-    return readWait(this.#readDurable().fixed, waitId);
+  getWait(waitId: string): Promise<WaitRow | null> {
+    return this.#durable.getWait(waitId);
   }
 
-  async pendingWait(jobId: string): Promise<WaitRow | null> {
-    await this.#visible();
-    return readPendingWait(() => this.#readDurable().fixed, jobId);
+  pendingWait(jobId: string): Promise<WaitRow | null> {
+    return this.#durable.pendingWait(jobId);
   }
 
-  async listWaits(filter: WaitFilter): Promise<WaitRow[]> {
-    await this.#visible();
-    return this.#readDurable().listWaits(filter).map(durable.toWaitRow);
+  listWaits(filter: WaitFilter): Promise<WaitRow[]> {
+    return this.#durable.listWaits(filter);
   }
 
-  async pendingInterrupts(): Promise<{ count: number; oldestCreatedAt: number | null }> {
-    await this.#visible();
-    return readPendingInterrupts(this.#readDurable().fixed);
+  pendingInterrupts(): Promise<{ count: number; oldestCreatedAt: number | null }> {
+    return this.#durable.pendingInterrupts();
   }
 
-  // --- reads --------------------------------------------------------------
+  // --- reads (job-reads.ts) -------------------------------------------------
 
-  async getJob(id: string): Promise<JobRow | null> {
-    await this.#visible();
-    return readJob(() => this.#read().fixed, id);
+  getJob(id: string): Promise<JobRow | null> {
+    return this.#reads.getJob(id);
   }
 
-  async getAttempts(jobId: string): Promise<AttemptRow[]> {
-    await this.#visible();
-    return readAttempts(() => this.#read().fixed, jobId);
+  getAttempts(jobId: string): Promise<AttemptRow[]> {
+    return this.#reads.getAttempts(jobId);
   }
 
-  async listJobs(filter: JobFilter): Promise<JobRow[]> {
-    await this.#visible();
-    return readJobPage(() => this.#read(), filter);
+  listJobs(filter: JobFilter): Promise<JobRow[]> {
+    return this.#reads.listJobs(filter);
   }
 
-  async getEvent(id: string): Promise<EventRow | null> {
-    await this.#visible();
-    return readEvent(this.#read().fixed, id);
+  getEvent(id: string): Promise<EventRow | null> {
+    return this.#reads.getEvent(id);
   }
 
-  async eventMerges(eventId: string): Promise<EventMerge[]> {
-    await this.#visible();
-    this.#read();
-    return eventMerges(this.#t, eventId);
+  eventMerges(eventId: string): Promise<EventMerge[]> {
+    return this.#reads.eventMerges(eventId);
   }
 
-  async ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]> {
-    return buildPayloadIndexes(this.#db, paths);
+  ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]> {
+    return this.#reads.ensurePayloadIndexes(paths);
   }
 
-  async queueStats(): Promise<QueueStats[]> {
-    await this.#visible();
-    return readQueueStats(this.#read().fixed);
+  queueStats(): Promise<QueueStats[]> {
+    return this.#reads.queueStats();
   }
 
-  // --- API keys -----------------------------------------------------------
+  // --- API keys, node metadata, audit trail (records.ts) ---------------------
 
   createKey(key: ApiKeyRow): Promise<void> {
-    return this.#write(() => insertKey(this.#s.fixed, key));
+    return this.#records.createKey(key);
   }
 
-  async findKeyByHash(hash: string): Promise<ApiKeyRow | null> {
-    await this.#visible();
-    return readKeyByHash(this.#read().fixed, hash);
+  findKeyByHash(hash: string): Promise<ApiKeyRow | null> {
+    return this.#records.findKeyByHash(hash);
   }
 
-  async listKeys(): Promise<ApiKeyRow[]> {
-    await this.#visible();
-    return this.#read().fixed.listKeys.all().map(toApiKeyRow);
+  listKeys(): Promise<ApiKeyRow[]> {
+    return this.#records.listKeys();
   }
 
-  /** True when the key existed and was not already revoked. */
   revokeKey(id: string): Promise<boolean> {
-    return this.#write(() => this.#s.fixed.revokeKey.run(this.#clock(), id).changes > 0);
+    return this.#records.revokeKey(id);
   }
 
-  // --- node metadata ------------------------------------------------------
-
-  async getMeta(key: string): Promise<string | null> {
-    await this.#visible();
-    return this.#read().fixed.getMeta.get(key)?.value ?? null;
+  getMeta(key: string): Promise<string | null> {
+    return this.#records.getMeta(key);
   }
 
   setMeta(key: string, value: string): Promise<void> {
-    return this.#write(() => {
-      this.#s.fixed.setMeta.run(key, value);
-    });
+    return this.#records.setMeta(key, value);
   }
 
   updateMeta(key: string, update: (current: string | null) => string | null): Promise<string | null> {
-    // Read and write in one operation of the write transaction: nothing runs in between.
-    return this.#write(() => {
-      const current = this.#s.fixed.getMeta.get(key)?.value ?? null;
-      const next = update(current);
-      if (next === null || next === current) return current;
-      this.#s.fixed.setMeta.run(key, next);
-      return next;
-    });
+    return this.#records.updateMeta(key, update);
   }
 
-  // --- backup and restore -------------------------------------------------
+  appendAudit(entry: AuditEntry, seal: AuditSeal): Promise<AuditRecord> {
+    return this.#records.appendAudit(entry, seal);
+  }
+
+  listAudit(page: AuditPage): Promise<AuditRecord[]> {
+    return this.#records.listAudit(page);
+  }
+
+  readAudit(range: AuditRange): Promise<AuditRecord[]> {
+    return this.#records.readAudit(range);
+  }
+
+  // --- backup -------------------------------------------------------------
 
   /** Online backup API when this process owns the store, else `VACUUM INTO` (see `backup.ts`). */
   /** Only durable writes in the copy: it waits for the syncs of what was committed before and while it ran. */
   async backupTo(file: string): Promise<BackupSnapshot> {
-    this.#assertOpen();
-    await this.#visible();
-    const snapshot = await snapshotSqlite(this.#db, file, { owner: this.#lock !== null });
-    await this.#visible();
+    const core = this.#core;
+    core.assertOpen();
+    await core.visible();
+    const snapshot = await snapshotSqlite(core.db, file, { owner: core.lock !== null });
+    await core.visible();
     return snapshot;
-  }
-
-  reclaimAll(): Promise<ReclaimedJob[]> {
-    return this.#write((own) => this.#forget(reclaimAllRunning(this.#s.fixed, this.#clock(), own)));
-  }
-
-  // --- audit trail --------------------------------------------------------
-
-  appendAudit(entry: AuditEntry, seal: AuditSeal): Promise<AuditRecord> {
-    return this.#write(() => this.#prepared.audit.append(entry, seal));
-  }
-
-  async listAudit(page: AuditPage): Promise<AuditRecord[]> {
-    await this.#visible();
-    this.#assertOpen();
-    return this.#prepared.audit.page(page);
-  }
-
-  async readAudit(range: AuditRange): Promise<AuditRecord[]> {
-    await this.#visible();
-    this.#assertOpen();
-    return this.#prepared.audit.range(range);
   }
 
   // --- internals ----------------------------------------------------------
@@ -563,76 +439,19 @@ export class SqliteEngine implements StorageEngine {
     return this.#writes.submit(op);
   }
 
-  /** Reclaimed leases are over: a lease-marked one must not answer its `start` from memory (lease-memo.ts). */
-  #forget(jobs: ReclaimedJob[]): ReclaimedJob[] {
-    for (const job of jobs) this.#memo.forget(job.id);
-    return jobs;
-  }
-
-  /**
-   * Reads wait for the syncs of the writes committed before them
-   * (group-commit.ts): a write is seen once it is on disk, as with a FULL commit.
-   */
-  #visible(): Promise<void> | null {
-    return this.#writes.whenDurable();
-  }
-
-  #read(): SqliteStatements {
-    this.#assertOpen();
-    return this.#s;
-  }
-
-  #assertOpen(): void {
-    if (this.#closed || this.#closing) throw new DroverError('store_unavailable', `the store ${this.path} is closed`);
-  }
-
   get #s(): SqliteStatements {
     return this.#prepared.s;
   }
 
-  get #d(): DurableStatements {
-    return this.#prepared.d;
-  }
-
-  get #t(): TriggerStatements {
-    return this.#prepared.t;
-  }
-
-  #readDurable(): DurableStatements {
-    this.#assertOpen();
-    return this.#d;
-  }
-
-  #durable(now: number, own: WriteEffects): durable.DurableContext {
-    return { s: this.#s.fixed, d: this.#d.fixed, now, own };
-  }
-
-  #notify(effects: WriteEffects): void {
-    if (effects.woken.empty || this.#listeners.size === 0) return;
-    const queues = [...effects.woken.queues];
-    const { handlers } = effects.woken;
-    for (const listener of this.#listeners) {
-      try {
-        listener(queues, handlers);
-      } catch {
-        // A listener's bug must not break the commit path (the batch is already
-        // durable and its callers answered); the work is still found by the
-        // runtime's next lease or its fallback poll.
-      }
-    }
-  }
-
-  #probeSpace(): Promise<void> {
-    return this.#write(() => {
-      this.#s.fixed.setMeta.run('space_probe', String(this.#clock()));
-    });
-  }
-
   #intake(options: EnqueueOptions | undefined, own: WriteEffects, batch: Readonly<WriteEffects>): IntakeContext {
     const s = this.#s;
-    return { s: s.fixed, inserts: s.jobInserts, d: this.#d.fixed, t: this.#t, depths: this.#depths, now: this.#clock(), options, own, batch };
+    return { s: s.fixed, inserts: s.jobInserts, d: this.#prepared.d.fixed, t: this.#prepared.t, depths: this.#core.depths, now: this.#clock(), options, own, batch };
   }
 }
+
+const MARKED: StartResult = Object.freeze({ ok: true });
+const OWN_LEASE = Object.freeze({ feeds: false, atCommit: true });
+const REMOTE_LEASE = Object.freeze({ feeds: false, atCommit: false });
 
 /**
  * Open (but do not migrate) the SQLite store at `options.path`, taking the
@@ -644,10 +463,6 @@ export class SqliteEngine implements StorageEngine {
  * const [{ job }] = await engine.enqueue([{ handler: 'email', queue: 'default', payload: {}, priority: 0, runAt: Date.now(), maxAttempts: 3 }]);
  * await engine.close();
  */
-const MARKED: StartResult = Object.freeze({ ok: true });
-const OWN_LEASE = Object.freeze({ feeds: false, atCommit: true });
-const REMOTE_LEASE = Object.freeze({ feeds: false, atCommit: false });
-
 export async function openSqliteEngine(options: SqliteEngineOptions): Promise<SqliteEngine> {
   const { path } = options;
   let lock: PidfileLock | null = null;

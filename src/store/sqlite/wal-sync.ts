@@ -95,7 +95,7 @@ export function walSync(db: Database.Database, path: string, inMemory: boolean):
     },
     close() {
       closed = true;
-      // After the group commit's close, which waits for every sync out (sqlite-engine.ts close).
+      // After the group commit's close, which waits for every sync out (engine-core.ts close).
       if (fd !== null) closeSync(fd);
       fd = null;
     },
