@@ -244,7 +244,7 @@ describe('postgres engine', () => {
       const engines = Array.from({ length: 4 }, () => engineOn(schema));
       const results = await Promise.all(engines.map((e) => e.migrate()));
       const latest = loadMigrations().length;
-      expect(results.flatMap((r) => r.applied).sort()).toEqual(Array.from({ length: latest }, (_, i) => i + 1));
+      expect(results.flatMap((r) => r.applied).sort((a, b) => a - b)).toEqual(Array.from({ length: latest }, (_, i) => i + 1));
       for (const r of results) expect(r.current).toBe(latest);
     });
 
