@@ -26,8 +26,14 @@ const LOCK_HOLDERS = `
   UNION ALL
   SELECT pg_advisory_xact_lock(hashtextextended('drover:lease-key:' || $2::text, 0)) FROM (SELECT 1) AS one WHERE $2::text IS NOT NULL`;
 
-/** $1 worker id or null, $2 key id or null: what each holds running now (a statement after the locks, so it sees their last holder's leases). */
-const RUNNING_OF_HOLDERS = `
+/**
+ * $1 worker id or null, $2 key id or null: what each holds running now (a
+ * statement after the locks, so it sees their last holder's leases). The
+ * worker's count reads the running set through `jobs_running_lease`: an index
+ * by worker cost every lease an entry (migration 0010), and the running set is
+ * bounded by the cluster's concurrency, never by the backlog.
+ */
+export const RUNNING_OF_HOLDERS = `
   SELECT
     (SELECT count(*)::int FROM jobs WHERE state = 'running' AND $1::text IS NOT NULL AND worker_id = $1::text) AS worker,
     (SELECT count(*)::int FROM jobs WHERE state = 'running' AND $2::text IS NOT NULL AND lease_key_id = $2::text) AS key`;

@@ -185,7 +185,8 @@ const LEASE_IDS = `
 /**
  * Undo leases whose commit we could not confirm: put them back as queued
  * without spending the attempt, as `release` does. $1 worker, $2 call ids,
- * $3 now.
+ * $3 now. Finds them in the running set (`jobs_running_lease`; there is no
+ * index by worker since migration 0010).
  */
 export const RELEASE_BY_CALL = `
   WITH undone AS (

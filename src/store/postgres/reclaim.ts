@@ -61,8 +61,8 @@ const REAP = `${reclaimSql(`
     ORDER BY lease_expires_at LIMIT $4 FOR UPDATE SKIP LOCKED`)}
   ${RECLAIMED_ROWS}`;
 
-/** $4 worker id. */
-const RECLAIM_WORKER = `${reclaimSql(`SELECT id, NULL::bigint AS expired_at FROM jobs WHERE state = 'running' AND worker_id = $4`)}
+/** $4 worker id. Reads the running set through `jobs_running_lease` (no index by worker: migration 0010). */
+export const RECLAIM_WORKER = `${reclaimSql(`SELECT id, NULL::bigint AS expired_at FROM jobs WHERE state = 'running' AND worker_id = $4`)}
   ${RECLAIMED_ROWS}`;
 
 /** Every running job, whoever holds it (after a restore). */
@@ -76,7 +76,7 @@ const RECLAIM_ALL = `${reclaimSql(`SELECT id, NULL::bigint AS expired_at FROM jo
  * dead node once (the second finds its row deleted). A dead node's claim
  * lapsed at its last heartbeat plus the stale window ($1 - $4).
  */
-const RECLAIM_DEAD_NODES = `${reclaimSql(
+export const RECLAIM_DEAD_NODES = `${reclaimSql(
   `SELECT j.id, d.heartbeat_at + ($1::bigint - $4::bigint) AS expired_at
     FROM jobs j JOIN dead d ON j.worker_id = d.node_id WHERE j.state = 'running'`,
   `dead AS (DELETE FROM nodes WHERE heartbeat_at < $4 AND node_id <> $5 RETURNING node_id, heartbeat_at),

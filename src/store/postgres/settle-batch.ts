@@ -114,6 +114,28 @@ export function settleSql(full: boolean): string {
 export const SETTLE = settleSql(true);
 export const SETTLE_LEAN = settleSql(false);
 
+/**
+ * A batch of successes only, answered like SETTLE_LEAN: what a drain sends.
+ * $1 ids, $2 tokens, $3 results (json text), $4 now. The same row changes as
+ * SETTLE's success branch, without its per-row CASEs over eight input arrays
+ * and without the attempts insert (a success writes none): ~1.5 µs less
+ * server time per job at 40 a statement (docs/benchmarks.md, seventh pass).
+ */
+export const SETTLE_SUCCEEDED = `
+  WITH done AS (
+    UPDATE jobs j SET state = 'succeeded', result = i.result::json, finished_at = $4, updated_at = $4,
+      lease_token = NULL, lease_expires_at = NULL
+    FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY AS i(id, token, result, n)
+    -- By primary key per input row, as in SETTLE (see there for the state test).
+    WHERE j.id = i.id AND j.lease_token = i.token AND starts_with(j.state, 'running')
+    RETURNING j.queue, i.n, CASE WHEN j.concurrency_key IS NOT NULL THEN j.queue END AS woke
+  ), counted AS (
+    INSERT INTO queue_counts (queue, kind, n) SELECT queue, 'finished', count(*) FROM done GROUP BY queue ORDER BY queue
+    ON CONFLICT (queue, kind) DO UPDATE SET n = queue_counts.n + excluded.n
+  )
+  SELECT CASE WHEN count(*) <> cardinality($1::bigint[]) THEN coalesce(json_agg(n), '[]') END AS matched,
+    json_agg(DISTINCT woke) FILTER (WHERE woke IS NOT NULL) AS woke FROM done`;
+
 /** Most transitions in one statement. */
 const MAX_BATCH = 1000;
 
@@ -183,10 +205,9 @@ export class SettleBatch {
     }
   }
 
-  async #settle(batch: Pending[]): Promise<void> {
-    const now = this.options.clock();
-    const full = batch.some((p) => p.row);
-    const { rows } = await this.options.pool.query({
+  /** The general statement: any mix of outcomes, rows back when `full`. */
+  #general(batch: Pending[], now: number, full: boolean): pg.QueryConfig {
+    return {
       name: full ? 'drover_settle' : 'drover_settle_lean',
       text: full ? SETTLE : SETTLE_LEAN,
       values: [
@@ -200,7 +221,24 @@ export class SettleBatch {
         now,
         arrayParam(batch.map((p) => p.settlement.kind === 'failed' && p.settlement.request.crashed === true)),
       ],
-    });
+    };
+  }
+
+  /** Successes only, no rows back (see SETTLE_SUCCEEDED). */
+  #succeeded(batch: Pending[], now: number): pg.QueryConfig {
+    return {
+      name: 'drover_settle_succeeded',
+      text: SETTLE_SUCCEEDED,
+      values: [arrayParam(batch.map((p) => p.id)), arrayParam(batch.map((p) => p.token)), arrayParam(batch.map((p) => p.result)), now],
+    };
+  }
+
+  async #settle(batch: Pending[]): Promise<void> {
+    const now = this.options.clock();
+    const full = batch.some((p) => p.row);
+    const { rows } = await this.options.pool.query(
+      !full && batch.every((p) => p.settlement.kind === 'succeeded') ? this.#succeeded(batch, now) : this.#general(batch, now, full),
+    );
     const unmatched: Pending[] = [];
     if (full) {
       // Each row names its call by place in the batch. An (id, token) pair is

@@ -1,0 +1,12 @@
+-- 0010: drop `jobs_running_worker`. A lease changes `state`, so it is never a
+-- HOT update: its new row version goes into every index whose predicate it
+-- matches, and this one took an entry per leased job (about a tenth of the
+-- lease statement's server time, docs/benchmarks.md "Issue 24, seventh
+-- pass"). What read it finds a worker's running jobs: the reclaim of a worker
+-- or a dead node, undoing a lease call whose commit was unknown, and the
+-- worker cap's count. They now read `jobs_running_lease`, whose predicate
+-- (state = 'running') theirs implies: the running set, which the cluster's
+-- concurrency bounds (its lease-ahead windows included), never the backlog.
+-- Dropping an index rewrites nothing and scans nothing. An older Drover
+-- refuses this schema by its version (it would only be slower on it).
+DROP INDEX jobs_running_worker;
