@@ -104,6 +104,8 @@ describe('drover start --worker-only', () => {
     // Nor drover's public entry points (the SDK client and worker): a plain .mjs config that needs no `drover`
     // resolve hook is imported without the require() half either (runtime/user-module.mjs).
     expect(loaded.filter((m) => /\/dist\/(index|sdk\/[^/]+)\.js$/.test(m))).toEqual([]);
+    // Nor the CLI's other commands and what only they use: `drover start` parses with a tree of start alone (cli/root-command.ts).
+    expect(loaded.filter((m) => /\/dist\/(cli\/program|cli\/commands\/(?!start|options)[^/]+|ops\/doctor\/(?!smoke-handler)[^/]+|ops\/backup\/(pull|restore))\.js$/.test(m))).toEqual([]);
     node.child.kill('SIGTERM');
     expect((await node.exited).code).toBe(0);
   });
