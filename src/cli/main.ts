@@ -6,7 +6,6 @@
 import { type Command, CommanderError, Option } from 'commander';
 import { DroverError, toError } from '../core/errors.js';
 import { loadSecretFiles } from './secret-files.js';
-import { buildProgram } from './program.js';
 
 /**
  * Exit codes (sysexits.h, like 78 for a bad config): a usage error (unknown
@@ -17,7 +16,8 @@ import { buildProgram } from './program.js';
 export const EXIT_USAGE = 64;
 export const EXIT_CONFIG = 78;
 
-const program = buildProgram();
+// `drover start` (a long-running node) gets a tree of start alone: the other commands' modules stay unloaded.
+const program = process.argv[2] === 'start' ? (await import('./root-command.js')).buildStartProgram() : (await import('./program.js')).buildProgram();
 /** Whether Commander printed the error it threw (a parse error); a command's own usage error it does not print. */
 let printed = false;
 // Throw instead of exiting, on every subcommand (exitOverride is not inherited by commands already built).

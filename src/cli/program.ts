@@ -3,8 +3,7 @@
  * argv with it, and the docs test checks every `drover …` the docs mention
  * against it.
  */
-import { Command } from 'commander';
-import { VERSION } from '../version.js';
+import type { Command } from 'commander';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backup.js';
 import { registerDoctorCommand } from './commands/doctor.js';
@@ -17,17 +16,14 @@ import { registerOpsCommands } from './commands/ops.js';
 import { registerSmokeCommand } from './commands/smoke.js';
 import { registerStartCommand } from './commands/start.js';
 import { registerTriggerCommands } from './commands/triggers.js';
+import { rootCommand } from './root-command.js';
 
 /**
  * @example
  * await buildProgram().parseAsync(process.argv);
  */
 export function buildProgram(): Command {
-  const program = new Command()
-    .name('drover')
-    .description('Durable, event-driven job runtime')
-    .version(VERSION)
-    .showHelpAfterError();
+  const program = rootCommand();
   registerStartCommand(program);
   registerMigrateCommand(program);
   registerKeyCommands(program);

@@ -19,6 +19,18 @@ export const LEASE_AHEAD_MIN = 64;
  * would not make leases larger, only the buffer.
  */
 export const LEASE_AHEAD_MAX = 512;
+/**
+ * The window of a `--low-memory` SQLite node: fixed at `LEASE_AHEAD_MIN`, the window
+ * before it was sized in time. A leased job's row, and what the dispatcher
+ * builds for it, lives until the job has run and settled; with 4 MiB
+ * semi-spaces a 20 ms window at ~20 jobs/ms outlives two scavenges, so it is
+ * promoted to old space and left for a major GC. On a SQLite drain the
+ * 64-job window cut what was promoted from ~41 to ~19 MiB and the peak RSS
+ * by 3–5 MiB, for no more CPU per job. On PostgreSQL, where each lease is a
+ * round trip, it saved nothing and cost ~18 % more CPU per job: not used there
+ * (docs/benchmarks.md, seventh pass).
+ */
+export const LOW_MEMORY_LEASE_AHEAD = LEASE_AHEAD_MIN;
 /** The completion rate is measured over spans of at least this long. */
 const SPAN_MS = 50;
 

@@ -63,6 +63,8 @@ export interface RuntimeOptions<Audit extends AuditSink = AuditSink> {
   metrics?: DroverMetrics;
   /** The config module's path: `isolation: 'thread'` handlers are loaded from it inside their threads. */
   configPath?: string;
+  /** Jobs leased ahead per quick handler, fixed; default sized in time (lease-window.ts). `--low-memory` sets LOW_MEMORY_LEASE_AHEAD. */
+  leaseAhead?: number;
 }
 
 export interface StopResult {
@@ -190,7 +192,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       startRoom: (handler) => this.admission.room(handler),
       steps: { store: this.store, lifecycle: this.lifecycle, limits: this.config.durable, clock: this.clock, onWakeAt: (at) => this.#dueTimer.noteDue(at) },
       features: this.gates,
-      ...definedOnly({ tenantCaps: tenantCapsIfAny(this.config.flow.tenants) }),
+      ...definedOnly({ tenantCaps: tenantCapsIfAny(this.config.flow.tenants), prefetch: options.leaseAhead }),
     });
     this.remoteWorkers = new RemoteWorkers({
       store: this.store,

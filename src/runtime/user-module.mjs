@@ -39,19 +39,12 @@ export function resolve(specifier, context, next) {
 }`;
 
 let installed = null;
-let hooked = false;
 const nativeResolveFilename = Module._resolveFilename;
 
-/**
- * Make `drover` importable from any file this thread loads; idempotent. `hook: false` leaves out the
- * import hook (the require() part is in-thread and cheap): see `needsResolveHook`.
- */
-export function installDroverResolution({ hook = true } = {}) {
-  if (hook && !hooked) {
-    hooked = true;
-    register(`data:text/javascript,${encodeURIComponent(HOOKS)}`, { data: { parentURL: PACKAGE_JSON_URL } });
-  }
+/** Make `drover` importable (and require()-able) from any file this thread loads; idempotent. */
+export function installDroverResolution() {
   installed ??= (async () => {
+    register(`data:text/javascript,${encodeURIComponent(HOOKS)}`, { data: { parentURL: PACKAGE_JSON_URL } });
     const files = new Map();
     const { exports } = JSON.parse(readFileSync(fileURLToPath(PACKAGE_JSON_URL), 'utf8'));
     for (const [specifier, subpath] of Object.entries(ENTRIES)) {
@@ -79,7 +72,11 @@ export function installDroverResolution({ hook = true } = {}) {
  */
 export async function importConfig(path) {
   const plain = path.endsWith('.mjs');
-  await installDroverResolution({ hook: !plain || needsResolveHook(path) });
+  // A plain config that needs no hook reaches `drover` (if at all) by Node's own resolution, and
+  // cannot require() anything by a name the scan did not see: the require() half is not needed
+  // either, and leaving it out keeps drover's public entry points (the SDK client and worker, and
+  // node:https with them) out of a node that never imports them (issue 24, worker RSS).
+  if (!plain || needsResolveHook(path)) await installDroverResolution();
   const url = pathToFileURL(path).href;
   let module;
   if (plain) {

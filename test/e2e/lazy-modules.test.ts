@@ -101,6 +101,11 @@ describe('drover start --worker-only', () => {
     expect(loaded.filter((m) => /node_modules\/(fastify|avvio|find-my-way|@fastify\/[^/]+)\//.test(m))).toEqual([]);
     // Nor ajv: the API's schemas need it, a worker only for its first interrupt input (runtime/interrupt-input.ts).
     expect(loaded.filter((m) => /node_modules\/ajv\//.test(m))).toEqual([]);
+    // Nor drover's public entry points (the SDK client and worker): a plain .mjs config that needs no `drover`
+    // resolve hook is imported without the require() half either (runtime/user-module.mjs).
+    expect(loaded.filter((m) => /\/dist\/(index|sdk\/[^/]+)\.js$/.test(m))).toEqual([]);
+    // Nor the CLI's other commands and what only they use: `drover start` parses with a tree of start alone (cli/root-command.ts).
+    expect(loaded.filter((m) => /\/dist\/(cli\/program|cli\/commands\/(?!start|options)[^/]+|ops\/doctor\/(?!smoke-handler)[^/]+|ops\/backup\/(pull|restore))\.js$/.test(m))).toEqual([]);
     node.child.kill('SIGTERM');
     expect((await node.exited).code).toBe(0);
   });

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HEAP_GROWING_PERCENT, launchWantsLowMemory, SEMI_SPACE_MB, semiSpaceFlag, wantsLowMemory } from '../../src/cli/low-memory.js';
+import { LOW_MEMORY_LEASE_AHEAD } from '../../src/runtime/lease-window.js';
 import { LOW_MEMORY_SQLITE_CACHE_KIB } from '../../src/store/open.js';
 import { api, killAllChildren, startChildNode, type ChildNode } from '../helpers/child-node.js';
 import { ADMIN_KEY } from '../helpers/node.js';
@@ -44,7 +45,7 @@ describe('drover start --low-memory', () => {
     const node = await lowMemoryNode({ args: ['--low-memory'], env: { NODE_OPTIONS: '' } });
     const line = await lowMemoryLine(node);
     // Set by bin/drover before the CLI's modules loaded, not by the command after.
-    expect(line).toMatchObject({ heap_growing_percent: HEAP_GROWING_PERCENT, max_semi_space_mb: null, semi_space_cap_mb: SEMI_SPACE_MB, applied_at: 'launch', sqlite_cache_kib: LOW_MEMORY_SQLITE_CACHE_KIB });
+    expect(line).toMatchObject({ heap_growing_percent: HEAP_GROWING_PERCENT, max_semi_space_mb: null, semi_space_cap_mb: SEMI_SPACE_MB, applied_at: 'launch', sqlite_cache_kib: LOW_MEMORY_SQLITE_CACHE_KIB, lease_ahead: LOW_MEMORY_LEASE_AHEAD });
     expect(line.msg).toContain('NODE_OPTIONS=--max-semi-space-size=4');
 
     const enqueued = await api(node.url, ADMIN_KEY, 'POST', '/v1/jobs', { handler: 'noop', payload: {} });

@@ -6,6 +6,7 @@ import { DEFAULT_CONFIG_PATH, loadConfigModule } from '../load-config.js';
 import { parseStoreUrl } from '../../core/store-url.js';
 import { startNode } from '../../node/start-node.js';
 import { LOW_MEMORY_SQLITE_CACHE_KIB } from '../../store/open.js';
+import { LOW_MEMORY_LEASE_AHEAD } from '../../runtime/lease-window.js';
 import { LOG_FLUSH_MS } from '../../obs/logger.js';
 import { SHUTDOWN_ALLOWANCE_MS } from '../../runtime/shutdown.js';
 import { parsePort } from './options.js';
@@ -21,7 +22,7 @@ export function registerStartCommand(program: Command): void {
     .option('--admin-key-output <file>', 'on the first start, write the generated admin key to this new file (mode 0600) instead of printing it (env DROVER_ADMIN_KEY_OUTPUT)')
     .option('--no-migrate', 'do not apply pending migrations (run `drover migrate` first); still refuse a schema that is behind or ahead')
     .option('--worker-only', 'run the handlers without the HTTP API: the port serves only /health/* and /metrics (env DROVER_WORKER_ONLY=true)')
-    .option('--low-memory', 'a smaller heap for more GC work: old space grows less between major GCs, the young generation stops at 4 MiB semi-spaces, a SQLite store keeps a 1 MiB page cache (env DROVER_LOW_MEMORY=true)')
+    .option('--low-memory', 'a smaller heap for more GC work: old space grows less between major GCs, the young generation stops at 4 MiB semi-spaces, a SQLite node keeps a 1 MiB page cache and leases 64 jobs ahead (env DROVER_LOW_MEMORY=true)')
     .action(async (opts: { config: string; host?: string; port?: number; migrate: boolean; adminKeyOutput?: string; workerOnly?: boolean; lowMemory?: boolean }) => {
       const lowMemory = wantsLowMemory(opts.lowMemory, process.env) ? applyLowMemory() : null;
       const raw = await loadConfigModule(opts.config);
@@ -82,8 +83,8 @@ export function registerStartCommand(program: Command): void {
       if (lowMemory) {
         const { fields, message } = describeLowMemory(lowMemory);
         const store = parseStoreUrl(config.databaseUrl);
-        const cache = 'engine' in store && store.engine === 'sqlite' ? { sqlite_cache_kib: LOW_MEMORY_SQLITE_CACHE_KIB } : {};
-        started.logger.info({ ...fields, ...cache }, message);
+        const sqlite = 'engine' in store && store.engine === 'sqlite' ? { sqlite_cache_kib: LOW_MEMORY_SQLITE_CACHE_KIB, lease_ahead: LOW_MEMORY_LEASE_AHEAD } : {};
+        started.logger.info({ ...fields, ...sqlite }, message);
       }
       if (held) {
         signals = 0;
