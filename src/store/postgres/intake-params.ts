@@ -48,7 +48,7 @@ export function jobColumns(rows: readonly NewJob[], now: number): unknown[] {
  * One column of `rows` as an array literal, written as `arrayParam` writes
  * one, with two savings that matter at hundreds of jobs per statement: a
  * value like the one before it (the batch's handler, queue, run time) reuses
- * its text, and a column of nulls only is sent empty ('{}'), as ROWS FROM
+ * its text, and a column of nulls only is sent empty ('{}'), as the insert
  * pads a shorter array with nulls.
  */
 function columnParam(rows: readonly NewJob[], pick: (job: NewJob) => string | number | null | undefined): string {

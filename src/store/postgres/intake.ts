@@ -83,8 +83,12 @@ interface InsertShape {
 
 /**
  * $1..$14 the jobs' columns and the time (jobColumns). Each column is an
- * array (the payloads one JSON array), zipped into rows by ROWS FROM in input
- * order (`ord`). A job in a
+ * array (the payloads one JSON array), zipped into rows in input order
+ * (`ord`) by set-returning functions in the select list, which run in
+ * lockstep (a shorter array, such as a column of nulls sent as '{}', is
+ * padded with nulls): unlike ROWS FROM, which copies each function's output
+ * into a tuplestore of its own first, they hand their rows straight up
+ * (docs/benchmarks.md "Intake: the statement's parts"). A job in a
  * fair queue gets its tenant's next turn (docs/configuration.md "Fairness
  * across tenants"): `max(head, tail) + n`, head = the queue's smallest queued
  * turn (with nothing queued, its largest scheduled one: sqlite/intake.ts
@@ -109,11 +113,11 @@ const insertJobsSql = (returning: string, { fair, lease, keyed }: InsertShape) =
          priority, run_at, max_attempts, idempotency_key, concurrency_key, concurrency_limit, traceparent, t.tenant, priority_ms,
          ${fair ? 'CASE WHEN turns.base IS NULL THEN 0 ELSE turns.base + row_number() OVER (PARTITION BY t.queue, t.tenant ORDER BY t.ord) END' : '0'},
          $12, $12${lease ? leaseValues(lease) : ''}
-  FROM ROWS FROM (unnest($1::text[]), unnest($2::text[]), json_array_elements($3::json), unnest($4::text[]), unnest($5::int[]),
-                  unnest($6::bigint[]), unnest($7::int[]), unnest($8::text[]), unnest($9::text[]), unnest($10::int[]),
-                  unnest($11::text[]), unnest($13::text[]), unnest($14::bigint[])${lease ? `, unnest(${lease.until}::bigint[])` : ''}) WITH ORDINALITY
-    AS t(handler, queue, payload, event_id, priority, run_at, max_attempts,
-         idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms, ${lease ? 'lease_until, ' : ''}ord)${fair ? fairTurns(fair) : ''}
+  FROM (SELECT unnest($1::text[]) AS handler, unnest($2::text[]) AS queue, json_array_elements($3::json) AS payload,
+          unnest($4::text[]) AS event_id, unnest($5::int[]) AS priority, unnest($6::bigint[]) AS run_at, unnest($7::int[]) AS max_attempts,
+          unnest($8::text[]) AS idempotency_key, unnest($9::text[]) AS concurrency_key, unnest($10::int[]) AS concurrency_limit,
+          unnest($11::text[]) AS traceparent, unnest($13::text[]) AS tenant, unnest($14::bigint[]) AS priority_ms,
+          ${lease ? `unnest(${lease.until}::bigint[]) AS lease_until, ` : ''}generate_series(1, cardinality($1::text[])) AS ord) AS t${fair ? fairTurns(fair) : ''}
   ORDER BY ord${keyed ? '\n  ON CONFLICT (handler, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING' : ''}
   RETURNING ${returning}`;
 
