@@ -1,5 +1,5 @@
 /**
- * The parameters of the PostgreSQL job insert (intake.ts INSERT_JOBS),
+ * The parameters of the PostgreSQL job inserts (intake-sql.ts),
  * encoded once per batch: encoding them is most of an enqueue's cost in this
  * process.
  */
