@@ -6,9 +6,12 @@
  * mostly the SQLite commit's fdatasync, noisy on a shared VM) and wall time
  * per job. No HTTP, no
  * runtime: the engine alone, on a temp SQLite file or a throwaway
- * PostgreSQL schema (on PostgreSQL the server's CPU is not counted).
+ * PostgreSQL schema. On PostgreSQL `--server-cpu` also counts the server's
+ * side: the CPU time of the engine's backends (found by their
+ * application_name, `drover/<schema>`), read from /proc/<pid>/schedstat, so
+ * only for a server on this machine whose /proc this user may read.
  *
- *   node bench/enqueue-store-cpu.mjs [--engine sqlite|postgres] [--batch 16] [--blocks 12] [--dist DIR [--dist DIR2]]
+ *   node bench/enqueue-store-cpu.mjs [--engine sqlite|postgres] [--batch 16] [--blocks 12] [--server-cpu] [--dist DIR [--dist DIR2]]
  *
  * Given two `--dist` builds, both run in this process, one store each,
  * taking turns block by block (A B, B A, ...) so drifting machine load hits
@@ -25,6 +28,7 @@ const { values } = parseArgs({
     engine: { type: 'string', default: 'sqlite' },
     batch: { type: 'string', default: '16' },
     blocks: { type: 'string', default: '12' },
+    'server-cpu': { type: 'boolean', default: false },
     dist: { type: 'string', multiple: true, default: [] },
     url: { type: 'string', default: process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
   },
@@ -52,14 +56,39 @@ async function open(dist, index) {
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await admin.end();
   };
-  return { store, cleanup };
+  return { store, cleanup, schema };
 }
+
+/** CPU ns so far of the backends serving `schema`'s engine (their application_name), by pid. */
+async function backendCpu(admin, schema) {
+  const { readFileSync } = await import('node:fs');
+  const { rows } = await admin.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [`drover/${schema}`]);
+  const byPid = new Map();
+  for (const { pid } of rows) {
+    try {
+      byPid.set(pid, Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]));
+    } catch {
+      // Gone since the query: its time is lost, as is one that ends mid-block.
+    }
+  }
+  return byPid;
+}
+
+/** ns used between two readings: a backend new in `after` counts from its start. */
+const usedBetween = (before, after) => [...after].reduce((sum, [pid, ns]) => sum + ns - (before.get(pid) ?? 0), 0);
 
 const builds = [];
 for (const [index, dist] of dists.entries()) {
-  const { store, cleanup } = await open(dist, index);
+  const { store, cleanup, schema } = await open(dist, index);
   await store.migrate();
-  builds.push({ label: dists.length > 1 ? `${String.fromCharCode(65 + index)}:${fileURLToPath(dist)}` : fileURLToPath(dist), store, cleanup, cpu: [], user: [], wall: [] });
+  builds.push({ label: dists.length > 1 ? `${String.fromCharCode(65 + index)}:${fileURLToPath(dist)}` : fileURLToPath(dist), store, cleanup, schema, cpu: [], user: [], wall: [], server: [] });
+}
+const serverCpu = values['server-cpu'] && values.engine === 'postgres';
+let admin = null;
+if (serverCpu) {
+  const { default: pg } = await import('pg');
+  admin = new pg.Client({ connectionString: values.url });
+  await admin.connect();
 }
 let seq = 0;
 const jobs = () => Array.from({ length: batch }, () => ({ handler: 'sink', queue: 'default', payload: { i: seq++, kind: 'bench' }, priority: 0, runAt: Date.now(), maxAttempts: 3 }));
@@ -69,16 +98,19 @@ try {
   for (const b of builds) for (let i = 0; i < 200; i++) await b.store.enqueue(jobs(), options);
   for (let block = 0; block < blocks; block++) {
     for (const b of block % 2 ? [...builds].reverse() : builds) {
+      const server = serverCpu ? await backendCpu(admin, b.schema) : null;
       const cpu = process.cpuUsage();
       const started = performance.now();
       for (let i = 0; i < callsPerBlock; i++) await b.store.enqueue(jobs(), options);
       const used = process.cpuUsage(cpu);
+      if (server) b.server.push(usedBetween(server, await backendCpu(admin, b.schema)) / 1000 / (callsPerBlock * batch));
       b.wall.push(((performance.now() - started) * 1000) / (callsPerBlock * batch));
       b.cpu.push((used.user + used.system) / (callsPerBlock * batch));
       b.user.push(used.user / (callsPerBlock * batch));
     }
   }
 } finally {
+  await admin?.end();
   for (const b of builds) await b.cleanup();
 }
 const median = (a) => {
@@ -86,10 +118,12 @@ const median = (a) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 for (const b of builds) {
-  console.log(`${values.engine} batch=${batch} ${b.label}: CPU ${median(b.cpu).toFixed(2)} µs/job (user ${median(b.user).toFixed(2)}), wall ${median(b.wall).toFixed(2)} µs/job (medians of ${blocks} blocks)`);
+  const server = serverCpu ? `, server ${median(b.server).toFixed(2)} µs/job` : '';
+  console.log(`${values.engine} batch=${batch} ${b.label}: CPU ${median(b.cpu).toFixed(2)} µs/job (user ${median(b.user).toFixed(2)})${server}, wall ${median(b.wall).toFixed(2)} µs/job (medians of ${blocks} blocks)`);
 }
 if (builds.length === 2) {
   const [a, b] = builds;
   const fewer = (key) => a[key].filter((cpu, i) => b[key][i] < cpu).length;
   console.log(`B/A CPU ${(median(b.cpu) / median(a.cpu)).toFixed(3)}, user ${(median(b.user) / median(a.user)).toFixed(3)}; B used less CPU in ${fewer('cpu')} of ${blocks} blocks, less user CPU in ${fewer('user')}`);
+  if (serverCpu) console.log(`B/A server CPU ${(median(b.server) / median(a.server)).toFixed(3)}, B lower in ${fewer('server')} of ${blocks} blocks; wall ${(median(b.wall) / median(a.wall)).toFixed(3)}, B lower in ${fewer('wall')}`);
 }

@@ -159,6 +159,28 @@ describe('postgres intake rows', () => {
     for (const results of answers) for (const { job } of results) expect(job).toStrictEqual(await engine.getJob(job.id));
   });
 
+  it('gives the plain statement only the parts a call needs: turns in fair queues alone, leases, no limit at all', async () => {
+    const fairTags = async () =>
+      new Map((await admin.query<{ id: string; fair_tag: string }>(`SELECT id::text, fair_tag FROM ${schema}.jobs`)).rows.map((r) => [r.id, Number(r.fair_tag)]));
+    const fair: EnqueueOptions = { queueLimits: new Map([['fair', { maxDepth: 1_000, fairness: 'tenant' as const }]]) };
+    // No limit on either queue: the statement has no depth check; the fair queue still takes turns.
+    const first = await enqueueAndCompare([bare({ queue: 'fair', tenant: 'a' }), bare({ queue: 'fair', tenant: 'a' }), bare()], fair);
+    const unlimited = await enqueueAndCompare([bare(), bare({ queue: 'other' })]);
+    let tags = await fairTags();
+    expect(first.map((j) => tags.get(j.id))).toEqual([1, 2, 0]);
+    expect(unlimited.map((j) => tags.get(j.id))).toEqual([0, 0]);
+
+    // Leased by the insert, in a fair queue and out of one: the leased job is the worker's, the others wait their turn.
+    const jobs = [bare({ queue: 'fair', tenant: 'a' }), bare({ queue: 'fair', tenant: 'a' }), bare()];
+    const results = await engine.enqueue(jobs, { ...fair, lease: { workerId: 'w1', leaseMs: [30_000, null, 30_000] } });
+    expect(results.map((r) => r.leased?.workerId ?? null)).toEqual(['w1', null, 'w1']);
+    const stored = await Promise.all(results.map((r) => engine.getJob(r.job.id)));
+    expect(stored.map((j) => j?.state)).toEqual(['running', 'queued', 'running']);
+    expect(results[1]!.job).toStrictEqual(stored[1]);
+    tags = await fairTags();
+    expect(results.map((r) => tags.get(r.job.id))).toEqual([3, 4, 0]);
+  });
+
   it.each(changedByJson)('answers a payload JSON changes (%s) as stored', async (_, payload) => {
     for (const idempotencyKey of [null, 'k']) {
       const [job] = await enqueueAndCompare([bare({ payload, idempotencyKey })]);

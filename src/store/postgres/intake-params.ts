@@ -1,5 +1,5 @@
 /**
- * The parameters of the PostgreSQL job insert (intake.ts INSERT_JOBS),
+ * The parameters of the PostgreSQL job inserts (intake-sql.ts),
  * encoded once per batch: encoding them is most of an enqueue's cost in this
  * process.
  */
@@ -9,18 +9,23 @@ import type { EnqueueOptions } from '../engine.js';
 import { arrayElement, arrayParam } from './connection.js';
 
 /** Queues whose jobs take turns by tenant (QueueLimit.fairness). */
-function fairQueues(options: EnqueueOptions | undefined): string[] {
+export function fairQueues(options: EnqueueOptions | undefined): string[] {
   return [...(options?.queueLimits ?? [])].filter(([, limit]) => limit.fairness === 'tenant').map(([queue]) => queue);
 }
 
+/** The parameters of INSERT_JOBS ($1..$15) for these jobs: their columns (`jobColumns`) and the fair queues. */
+export function insertParams(rows: readonly NewJob[], now: number, options: EnqueueOptions | undefined): unknown[] {
+  return [...jobColumns(rows, now), arrayParam(fairQueues(options))];
+}
+
 /**
- * The parameters of INSERT_JOBS ($1..$15) for these jobs. Encoding them is
- * most of an enqueue's cost in this process, so the payloads go as one JSON
- * array (one JSON.stringify, the same text per payload as `toJson`'s, nothing
- * to escape) and the other columns as array literals written here
+ * The jobs' columns and the time ($1..$14 of every job insert). Encoding them
+ * is most of an enqueue's cost in this process, so the payloads go as one
+ * JSON array (one JSON.stringify, the same text per payload as `toJson`'s,
+ * nothing to escape) and the other columns as array literals written here
  * (`columnParam`).
  */
-export function insertParams(rows: readonly NewJob[], now: number, options: EnqueueOptions | undefined): unknown[] {
+export function jobColumns(rows: readonly NewJob[], now: number): unknown[] {
   return [
     columnParam(rows, (j) => j.handler),
     columnParam(rows, (j) => j.queue),
@@ -36,7 +41,6 @@ export function insertParams(rows: readonly NewJob[], now: number, options: Enqu
     now,
     columnParam(rows, (j) => j.tenant),
     columnParam(rows, (j) => j.priorityMs ?? STRICT_PRIORITY_MS),
-    arrayParam(fairQueues(options)),
   ];
 }
 
@@ -44,7 +48,7 @@ export function insertParams(rows: readonly NewJob[], now: number, options: Enqu
  * One column of `rows` as an array literal, written as `arrayParam` writes
  * one, with two savings that matter at hundreds of jobs per statement: a
  * value like the one before it (the batch's handler, queue, run time) reuses
- * its text, and a column of nulls only is sent empty ('{}'), as ROWS FROM
+ * its text, and a column of nulls only is sent empty ('{}'), as the insert
  * pads a shorter array with nulls.
  */
 function columnParam(rows: readonly NewJob[], pick: (job: NewJob) => string | number | null | undefined): string {

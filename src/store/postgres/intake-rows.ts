@@ -22,7 +22,7 @@ export function insertedJobRow(job: NewJob, id: string, now: number): JobRow {
   return row;
 }
 
-/** A job its insert leased to `worker` (intake.ts LEASE_VALUES), from its inserted row; the row itself keeps saying `queued`, as the API answers. */
+/** A job its insert leased to `worker` (intake-sql.ts leaseValues), from its inserted row; the row itself keeps saying `queued`, as the API answers. */
 export function leasedAtIntake(row: JobRow, token: string, expiresAt: number, worker: string): LeasedJob {
   return { ...row, state: 'running', attempts: 1, leaseToken: token, leaseExpiresAt: expiresAt, leaseKeyId: null, workerId: worker, event: null };
 }

@@ -21,8 +21,9 @@ import type { JobRow, LeasedJob, NewJob } from '../../core/types.js';
 import type { EnqueueOptions } from '../engine.js';
 import { Woken } from '../woken.js';
 import { arrayParam, isTransient } from './connection.js';
-import { insertParams } from './intake-params.js';
+import { fairQueues, insertParams, jobColumns } from './intake-params.js';
 import { insertedJobRow, insertedRawJob, leasedAtIntake, storedText } from './intake-rows.js';
+import { DEPTH_OF, INSERT_JOBS, plainStatementFor } from './intake-sql.js';
 import { notifyPayload } from './notifier.js';
 import type { RawJob } from './rows.js';
 
@@ -46,75 +47,6 @@ export function newIntakeEffects(): IntakeEffects {
   return { created: new Map(), resumed: new Map(), woken: new Woken() };
 }
 
-/**
- * A job leased by its own insert (`EnqueueOptions.lease`, ENQUEUE_PLAIN:
- * $20 its lease expiry, null for the others; $21 the worker, $22 the call)
- * is written as the lease's fast shape leaves a job it marks started
- * (lease.ts): running, attempt 1, `started_seq = lease_seq`, its own random
- * token.
- */
-const LEASE_COLUMNS = ', attempts, lease_seq, started_seq, lease_token, lease_call, lease_expires_at, worker_id, leased_at';
-const LEASE_VALUES = `,
-         CASE WHEN t.lease_until IS NULL THEN 0 ELSE 1 END, CASE WHEN t.lease_until IS NULL THEN 0 ELSE 1 END,
-         CASE WHEN t.lease_until IS NULL THEN 0 ELSE 1 END, CASE WHEN t.lease_until IS NOT NULL THEN gen_random_uuid()::text END,
-         CASE WHEN t.lease_until IS NOT NULL THEN $22::text END, t.lease_until,
-         CASE WHEN t.lease_until IS NOT NULL THEN $21::text END, CASE WHEN t.lease_until IS NOT NULL THEN $12::bigint END`;
-
-/**
- * $1..$14 the jobs' columns and the time (insertParams), $15 the fair
- * queues. Each column is an array (the payloads one JSON array), zipped into
- * rows by ROWS FROM in input order (`ord`). A job in a
- * fair queue gets its tenant's next turn (docs/configuration.md "Fairness
- * across tenants"): `max(head, tail) + n`, head = the queue's smallest queued
- * turn (with nothing queued, its largest scheduled one: sqlite/intake.ts
- * fairTag says why), tail = the tenant's largest waiting turn (a null tenant is a tenant
- * of its own), n = its place among this statement's jobs of that tenant and
- * queue, so a batch lines a tenant's jobs up one turn apart as single inserts
- * would. Head and tail are read once per (queue, tenant) of the statement
- * (`turns`), not per row. Two transactions inserting for one tenant at once
- * read the same tail and may give their jobs equal turns: those jobs then
- * share a turn (ordered by priority, age and id), a small and temporary
- * unfairness accepted rather than serialising every insert into a fair queue
- * on a lock.
- *
- * `returning`: only what the database chose and the caller needs; the rows
- * themselves are built from the input (intake-rows.ts says why).
- */
-const insertJobsSql = (returning: string, leasing = false) => `
-  INSERT INTO jobs (handler, queue, state, payload, event_id, priority, run_at, max_attempts,
-                    idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms,
-                    fair_tag, created_at, updated_at${leasing ? LEASE_COLUMNS : ''})
-  SELECT handler, t.queue, CASE ${leasing ? "WHEN t.lease_until IS NOT NULL THEN 'running' " : ''}WHEN run_at <= $12 THEN 'queued' ELSE 'scheduled' END, payload, event_id,
-         priority, run_at, max_attempts, idempotency_key, concurrency_key, concurrency_limit, traceparent, t.tenant, priority_ms,
-         CASE WHEN turns.base IS NULL THEN 0 ELSE turns.base + row_number() OVER (PARTITION BY t.queue, t.tenant ORDER BY t.ord) END,
-         $12, $12${leasing ? LEASE_VALUES : ''}
-  FROM ROWS FROM (unnest($1::text[]), unnest($2::text[]), json_array_elements($3::json), unnest($4::text[]), unnest($5::int[]),
-                  unnest($6::bigint[]), unnest($7::int[]), unnest($8::text[]), unnest($9::text[]), unnest($10::int[]),
-                  unnest($11::text[]), unnest($13::text[]), unnest($14::bigint[])${leasing ? ', unnest($20::bigint[])' : ''}) WITH ORDINALITY
-    AS t(handler, queue, payload, event_id, priority, run_at, max_attempts,
-         idempotency_key, concurrency_key, concurrency_limit, traceparent, tenant, priority_ms, ${leasing ? 'lease_until, ' : ''}ord)
-  LEFT JOIN (
-    SELECT g.queue, g.tenant, greatest(
-      coalesce(
-        (SELECT h.fair_tag FROM jobs h WHERE h.queue = g.queue AND h.state = 'queued' AND h.fair_tag > 0 ORDER BY h.fair_tag LIMIT 1),
-        (SELECT h.fair_tag FROM jobs h WHERE h.queue = g.queue AND h.state = 'scheduled' AND h.fair_tag > 0 ORDER BY h.fair_tag DESC LIMIT 1)),
-      CASE WHEN g.tenant IS NULL
-        THEN (SELECT f.fair_tag FROM jobs f WHERE f.queue = g.queue AND f.tenant IS NULL
-                AND f.state IN ('queued', 'scheduled') AND f.fair_tag > 0 ORDER BY f.fair_tag DESC LIMIT 1)
-        ELSE (SELECT f.fair_tag FROM jobs f WHERE f.queue = g.queue AND f.tenant = g.tenant
-                AND f.state IN ('queued', 'scheduled') AND f.fair_tag > 0 ORDER BY f.fair_tag DESC LIMIT 1)
-      END,
-      0) AS base
-    FROM (SELECT DISTINCT u.queue, u.tenant FROM unnest($2::text[], $13::text[]) AS u(queue, tenant)
-          WHERE u.queue = ANY($15::text[])) AS g
-  ) AS turns ON turns.queue = t.queue AND turns.tenant IS NOT DISTINCT FROM t.tenant
-  ORDER BY ord
-  ON CONFLICT (handler, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-  RETURNING ${returning}`;
-
-/** The keyed insert's answer: keyed rows are matched to their jobs by (handler, key), the others by id order. */
-const INSERT_JOBS = insertJobsSql('id, handler, idempotency_key, fair_tag');
-
 /** SQLSTATE raised by \`queue_full()\` (see 0001_init.sql). */
 const QUEUE_FULL_SQLSTATE = 'DR001';
 
@@ -132,7 +64,7 @@ export function isPlain(jobs: readonly NewJob[]): boolean {
 
 /**
  * Insert jobs that carry no idempotency key, in one autocommit statement (see
- * ENQUEUE_PLAIN), and answer their rows in input order. Throws
+ * intake-sql.ts plainStatement), and answer their rows in input order. Throws
  * `QueueFullError`, having written nothing, when a limited queue would
  * overflow.
  */
@@ -159,22 +91,17 @@ export async function enqueuePlain(
   });
   const leasing = leaseUntil.some((at) => at !== null);
   const limits = [...(options?.queueLimits ?? [])].filter(([queue]) => queues.has(queue));
+  const fair = fairQueues(options).filter((queue) => queues.has(queue));
   const call = leasing ? randomUUID() : null;
+  const statement = plainStatementFor({ fair: fair.length > 0, limited: limits.length > 0, leasing });
+  // In plainStatement's placeholder order (intake-sql.ts).
+  const values = jobColumns(jobs, now);
+  if (fair.length > 0) values.push(arrayParam(fair));
+  if (limits.length > 0) values.push(arrayParam(limits.map(([queue]) => queue)), arrayParam(limits.map(([, limit]) => limit.maxDepth)));
+  values.push(notify.channel, woken.empty ? '' : notifyPayload(notify.instanceId, woken));
+  if (leasing) values.push(arrayParam(leaseUntil), lease!.workerId, call);
   try {
-    const { rows } = await db.query<{ ids: string | null; tokens: string | null }>({
-      name: 'drover_enqueue_plain',
-      text: ENQUEUE_PLAIN,
-      values: [
-        ...insertParams(jobs, now, options),
-        arrayParam(limits.map(([queue]) => queue)),
-        arrayParam(limits.map(([, limit]) => limit.maxDepth)),
-        notify.channel,
-        woken.empty ? '' : notifyPayload(notify.instanceId, woken),
-        leasing ? arrayParam(leaseUntil) : null,
-        leasing ? lease!.workerId : null,
-        call,
-      ],
-    });
+    const { rows } = await db.query<{ ids: string | null; tokens?: string | null }>({ name: statement.name, text: statement.text, values });
     const ids = rows[0]?.ids?.split(',') ?? [];
     // Unkeyed rows cannot conflict: one id per job, or the statement failed.
     if (ids.length !== jobs.length) throw new Error(`enqueue inserted ${ids.length} rows for ${jobs.length} jobs`);
@@ -196,10 +123,6 @@ const JOBS_BY_KEYS = `
   JOIN unnest($1::text[], $2::text[]) AS k(handler, idempotency_key)
     ON j.handler = k.handler AND j.idempotency_key = k.idempotency_key`;
 
-/** Unfinished jobs of a counted queue: 'added' (just locked and updated) minus 'finished' (read without a lock). */
-const DEPTH_OF = (added: string) =>
-  `${added}.n - coalesce((SELECT f.n FROM queue_counts f WHERE f.queue = ${added}.queue AND f.kind = 'finished'), 0)`;
-
 const ADD_DEPTH = `
   WITH up AS (
     INSERT INTO queue_counts (queue, kind, n)
@@ -208,37 +131,6 @@ const ADD_DEPTH = `
     RETURNING queue, n
   )
   SELECT queue, ${DEPTH_OF('up')} AS depth, (SELECT count(*) FROM (SELECT pg_notify($3, $4) WHERE $4 <> '') AS n) AS notified FROM up`;
-
-/**
- * Jobs without idempotency keys, in ONE statement (no BEGIN/COMMIT round
- * trips, and the queue counter row is locked only from its update to the
- * commit): insert, count them into their queues, refuse through
- * \`queue_full()\` (which aborts the statement) when a limited queue would
- * overflow, and notify other nodes. $1..$15 as INSERT_JOBS, $16/$17 limited
- * queues and their limits, $18 channel, $19 payload ('' = none), $20..$22
- * the jobs leased by the insert (LEASE_VALUES; null when none is).
- *
- * The answer is one row: the new ids as text, in id order, which is input
- * order (the insert takes the rows in `ord` order and identity values rise
- * in insertion order). One row, not one per job: the driver's cost is per row
- * and per column.
- */
-const ENQUEUE_PLAIN = `
-  WITH inserted AS (${insertJobsSql('id, queue, lease_token', true)}
-  ), added AS (
-    INSERT INTO queue_counts (queue, kind, n)
-    SELECT queue, 'added', count(*) FROM inserted GROUP BY queue ORDER BY queue
-    ON CONFLICT (queue, kind) DO UPDATE SET n = queue_counts.n + excluded.n
-    RETURNING queue, n
-  ), refused AS (
-    SELECT queue_full(added.queue, l.max_depth) FROM added
-    JOIN unnest($16::text[], $17::bigint[]) AS l(queue, max_depth) ON l.queue = added.queue
-    WHERE ${DEPTH_OF('added')} > l.max_depth
-  )
-  SELECT string_agg(id::text, ',' ORDER BY id) AS ids, string_agg(coalesce(lease_token, ''), ',' ORDER BY id) AS tokens,
-    (SELECT count(*) FROM refused) AS refused,
-    (SELECT count(*) FROM (SELECT pg_notify($18, $19) WHERE $19 <> '') AS n) AS notified
-  FROM inserted`;
 
 /** A job's (handler, idempotency key) as stored: an input key and the row it wrote give the same. */
 const keyOf = (handler: string, key: string) => `${storedText(handler)}\u0000${storedText(key)}`;
