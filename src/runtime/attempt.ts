@@ -152,7 +152,7 @@ export class Attempt implements RunningJob, RunJobOptions, StartWatch {
    * the mark found).
    */
   lost(_result: Extract<StartResult, { ok: false }>): void {
-    if (this.returned || this.leaseLost) return;
+    if (this.returned || this.abandoned || this.leaseLost) return;
     this.leaseLost = true;
     this.lane.deps.lifecycle.emit('job:stale', { job: this.job, op: 'start' });
     this.controller.abort(new StartLeaseLost());

@@ -584,7 +584,8 @@ export class Dispatcher {
       // A suspended job (or one whose lease a step found gone) ends so whatever its handler did after.
       if (attempt.stepContext) result = attempt.stepContext.outcome(result);
       // Its start mark, sent ahead, found the lease gone (`job:stale` said so): another holder, or none, owns the job.
-      if (attempt.leaseLost) result = STALE_START;
+      // Unless its own step suspended the job before the mark ran (that write held the lease): the store has it suspended.
+      if (attempt.leaseLost && result.kind !== 'suspended') result = STALE_START;
       const durationMs = returnedAt - attempt.startedAt;
       this.#noteRunTime(lane, durationMs);
       lane.completions.note(returnedAt);
