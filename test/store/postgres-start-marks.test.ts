@@ -122,8 +122,11 @@ describe('start on send', () => {
     const [a, b, c] = await lease(engine, 3);
     // The connection's first mark: not in good standing yet (nothing answered on it), so it waits for its answer.
     const first = watching();
-    const waited = engine.start(a!.id, a!.leaseToken, first);
-    await withRowLocked(schema, a!.id, async () => expect(await within(waited, 300)).toBe('pending'));
+    let waited: Promise<StartResult> | null = null;
+    await withRowLocked(schema, a!.id, async () => {
+      waited = engine.start(a!.id, a!.leaseToken, first);
+      expect(await within(waited, 300)).toBe('pending');
+    });
     expect(await waited).toEqual({ ok: true });
     // Answered just now: the next is answered as soon as it is written, though its row is locked.
     const watch = watching();

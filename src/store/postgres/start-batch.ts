@@ -89,6 +89,7 @@ export const START = `
 const MAX_BATCH = 1000;
 
 const STARTED: StartResult = Object.freeze({ ok: true });
+const STALE = Object.freeze({ ok: false, reason: 'stale_lease' } as const);
 
 interface Pending {
   id: number;
@@ -185,6 +186,12 @@ export class StartBatch {
       else if (!p.sent) p.resolve(STARTED);
     }
     if (unmatched === null) return;
+    // Marks answered at send: their handlers may have finished and been completed before the mark ran (the
+    // completion goes by another connection), which is common, not rare; their watch needs no "gone" or "stale".
+    if (unmatched.every((p) => p.sent)) {
+      for (const p of unmatched) p.watch!.lost(STALE);
+      return;
+    }
     // Rare (a lease reaped or cancelled meanwhile): tell "gone" from "stale".
     let known: Set<number> | null = null;
     try {
