@@ -130,8 +130,10 @@ export class Attempt implements RunningJob, RunJobOptions, StartWatch {
   shutdownAborted = false;
   returned = false;
   abandoned = false;
-  /** Its start mark, answered when sent, found the lease gone while the handler ran: nothing is recorded for it. */
+  /** Its start mark, answered when sent, found the lease gone: nothing is recorded for it. */
   leaseLost = false;
+  /** Its start mark was answered when sent: settled once the store answered it (the outcome is written after). */
+  markAnswered: Promise<unknown> | undefined = undefined;
   done: Promise<void> = STARTED;
   stepContext: StepContext | undefined = undefined;
   readonly features: FeatureFlags | undefined;
@@ -145,17 +147,22 @@ export class Attempt implements RunningJob, RunJobOptions, StartWatch {
     this.features = lane.deps.features;
   }
 
+  /** `StartWatch`: the mark went out and the handler may begin; its outcome waits for `settled`. */
+  answered(settled: Promise<unknown>): void {
+    this.markAnswered = settled;
+  }
+
   /**
-   * `StartWatch`: the start mark the handler began on found the lease gone.
-   * Abort it as a lost lease is (step-context.ts); once it has returned, its
-   * outcome's own fence decides (a completion that overtook the mark is what
-   * the mark found).
+   * `StartWatch`: the start mark the handler began on found the lease gone
+   * (its outcome, written only after the mark's answer, cannot have
+   * overtaken it). Abort a handler still running as a lost lease is
+   * (step-context.ts); nothing is recorded either way.
    */
   lost(_result: Extract<StartResult, { ok: false }>): void {
-    if (this.returned || this.abandoned || this.leaseLost) return;
+    if (this.abandoned || this.leaseLost) return;
     this.leaseLost = true;
     this.lane.deps.lifecycle.emit('job:stale', { job: this.job, op: 'start' });
-    this.controller.abort(new StartLeaseLost());
+    if (!this.returned) this.controller.abort(new StartLeaseLost());
   }
 
   /** `StartWatch`: the mark's statement failed under a running handler. Mark it once more (a mark is idempotent); failing that, it runs on uncounted. */

@@ -583,12 +583,15 @@ export class Dispatcher {
       }
       // A suspended job (or one whose lease a step found gone) ends so whatever its handler did after.
       if (attempt.stepContext) result = attempt.stepContext.outcome(result);
-      // Its start mark, sent ahead, found the lease gone (`job:stale` said so): another holder, or none, owns the job.
-      // Unless its own step suspended the job before the mark ran (that write held the lease): the store has it suspended.
-      if (attempt.leaseLost && result.kind !== 'suspended') result = STALE_START;
       const durationMs = returnedAt - attempt.startedAt;
       this.#noteRunTime(lane, durationMs);
       lane.completions.note(returnedAt);
+      // A mark answered at send: the outcome goes after its answer, so a completion never races its own
+      // mark for the row (measured: the lock waits cost the server more than the wait costs here).
+      if (attempt.markAnswered !== undefined) await attempt.markAnswered;
+      // Its start mark found the lease gone (`job:stale` said so): another holder, or none, owns the job.
+      // Unless its own step suspended the job before the mark ran (that write held the lease): the store has it suspended.
+      if (attempt.leaseLost && result.kind !== 'suspended') result = STALE_START;
       // Shutdown released this job's lease after giving up on it: too late to record anything.
       if (attempt.abandoned) return;
       await recordOutcome(this.#outcomes, attempt, lane.handler, result, durationMs);

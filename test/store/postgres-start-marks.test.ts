@@ -89,9 +89,16 @@ describe('the start marks connection', () => {
 });
 
 /** A watch that records what it is told. */
-function watching(): StartWatch & { told: Array<StartResult | Error> } {
+function watching(): StartWatch & { told: Array<StartResult | Error>; settled: Promise<unknown> | null } {
   const told: Array<StartResult | Error> = [];
-  return { told, lost: (result) => void told.push(result), failed: (error) => void told.push(error as Error) };
+  const watch = {
+    told,
+    settled: null as Promise<unknown> | null,
+    answered: (settled: Promise<unknown>) => void (watch.settled = settled),
+    lost: (result: StartResult) => void told.push(result),
+    failed: (error: unknown) => void told.push(error as Error),
+  };
+  return watch;
 }
 
 /** Run `body` while a transaction of its own holds the job's row lock: a mark of it cannot commit meanwhile. */
@@ -134,10 +141,13 @@ describe('start on send', () => {
       expect(await within(engine.start(b!.id, b!.leaseToken, watch), 2_000)).toEqual({ ok: true });
       const { rows } = await admin.query(`SELECT started_seq = lease_seq AS marked FROM ${schema}.jobs WHERE id = $1`, [b!.id]);
       expect(rows[0].marked).toBe(false);
+      expect(await within(watch.settled!, 100)).toBe('pending');
     });
+    await watch.settled;
     await waitFor(async () => (await admin.query(`SELECT started_seq = lease_seq AS marked FROM ${schema}.jobs WHERE id = $1`, [b!.id])).rows[0].marked, { timeoutMs: 5_000 });
     // Without a watch a mark always waits for its answer.
     await withRowLocked(schema, c!.id, async () => expect(await within(engine.start(c!.id, c!.leaseToken), 300)).toBe('pending'));
+    expect(first.settled).toBeNull();
     expect(first.told).toEqual([]);
     expect(watch.told).toEqual([]);
   });

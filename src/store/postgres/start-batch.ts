@@ -144,7 +144,10 @@ export class StartBatch {
     while (this.#inFlight < START_IN_FLIGHT && this.#pending.length > 0) {
       const batch = this.#pending.splice(0, MAX_BATCH);
       this.#inFlight++;
-      void this.#run(batch).finally(() => {
+      const run = this.#run(batch);
+      // Those answered at send (in the call above) learn when the store has answered.
+      for (const p of batch) if (p.sent) p.watch!.answered(run);
+      void run.finally(() => {
         this.#inFlight--;
         if (this.#pending.length > 0) this.#schedule();
         else if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
@@ -186,8 +189,7 @@ export class StartBatch {
       else if (!p.sent) p.resolve(STARTED);
     }
     if (unmatched === null) return;
-    // Marks answered at send: their handlers may have finished and been completed before the mark ran (the
-    // completion goes by another connection), which is common, not rare; their watch needs no "gone" or "stale".
+    // Marks answered at send need no "gone" or "stale": their watch only learns that the lease was lost.
     if (unmatched.every((p) => p.sent)) {
       for (const p of unmatched) p.watch!.lost(STALE);
       return;

@@ -133,6 +133,13 @@ export type StartResult = MatchResult;
  * Neither is called when the mark matched, nor when `start` waited for it.
  */
 export interface StartWatch {
+  /**
+   * Called as `start` answers at send: `settled` resolves (never rejects)
+   * once the store has answered the mark, after `lost` or `failed` if either
+   * is called. A caller that writes the attempt's outcome after it cannot
+   * have its completion overtake its own mark.
+   */
+  answered(settled: Promise<unknown>): void;
   /** The mark found the lease gone (cancelled, reclaimed, leased again): the attempt holds nothing. */
   lost(result: Extract<StartResult, { ok: false }>): void;
   /** The mark's statement failed: the start may not be recorded. */
