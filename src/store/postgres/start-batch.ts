@@ -26,10 +26,14 @@
  *   `client_connection_check_interval` set on the server.
  * - A job whose mark was not written (still in the batch at a crash) is not
  *   counted: nothing reached the store.
+ * - The watch gets the batch's answer as a promise (`watch.answered`): the
+ *   dispatcher writes the attempt's outcome only after it, so a completion
+ *   never overtakes its own mark (racing it for the row cost the server
+ *   lock waits, docs/benchmarks.md).
  * - A mark that finds the lease gone (cancelled, reclaimed, taken over)
- *   calls `watch.lost` after the handler began: the dispatcher aborts it
- *   through its signal and writes no outcome for it (a completion is fenced
- *   by the token anyway).
+ *   calls `watch.lost`: the dispatcher aborts a handler still running
+ *   through its signal and writes no outcome for the attempt (a completion
+ *   would be fenced by the token anyway).
  * - A mark statement that fails after the handler began calls
  *   `watch.failed`: the dispatcher marks it once more; if that fails too the
  *   handler runs on with its start uncounted (a node dying under it hands
