@@ -165,11 +165,11 @@ export class Attempt implements RunningJob, RunJobOptions, StartWatch {
     if (!this.returned) this.controller.abort(new StartLeaseLost());
   }
 
-  /** `StartWatch`: the mark's statement failed under a running handler. Mark it once more (a mark is idempotent); failing that, it runs on uncounted. */
+  /** `StartWatch`: the mark's statement failed after the handler began. Mark it once more (a mark is idempotent); failing that, it runs on uncounted. */
   failed(error: unknown): void {
-    if (this.returned) return;
     const { store, logger } = this.lane.deps;
-    store.start(this.job.id, this.job.leaseToken).then(
+    // The outcome waits for this one too (it must not overtake it either).
+    this.markAnswered = store.start(this.job.id, this.job.leaseToken).then(
       (result) => {
         if (!result.ok) this.lost(result);
       },

@@ -588,7 +588,8 @@ export class Dispatcher {
       lane.completions.note(returnedAt);
       // A mark answered at send: the outcome goes after its answer, so a completion never races its own
       // mark for the row (measured: the lock waits cost the server more than the wait costs here).
-      if (attempt.markAnswered !== undefined) await attempt.markAnswered;
+      // (A failed mark is sent again, which replaces the promise: wait for the latest.)
+      for (let answered = attempt.markAnswered; answered !== undefined; answered = attempt.markAnswered === answered ? undefined : attempt.markAnswered) await answered;
       // Its start mark found the lease gone (`job:stale` said so): another holder, or none, owns the job.
       // Unless its own step suspended the job before the mark ran (that write held the lease): the store has it suspended.
       if (attempt.leaseLost && result.kind !== 'suspended') result = STALE_START;

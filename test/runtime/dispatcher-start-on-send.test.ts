@@ -3,7 +3,8 @@
  * is lost while it waits in the buffer (cancelled, or taken over: its token
  * changed) still starts once its mark is sent, since the node cannot know
  * yet; the mark's answer then aborts the handler through its signal, and
- * nothing is recorded for the attempt, whatever the handler returns. Real
+ * nothing is recorded for the attempt, whatever the handler returns. A mark
+ * whose statement fails under a running handler is sent once more. Real
  * PostgreSQL, a schema of its own.
  */
 import { randomUUID } from 'node:crypto';
@@ -91,5 +92,53 @@ describe('dispatcher: start on send', () => {
     const { rows } = await admin.query(`SELECT state, lease_token, result, started_seq = lease_seq AS marked FROM ${schema}.jobs WHERE id = $1`, [id]);
     expect(rows[0]).toEqual(how === 'cancelled' ? { state: 'cancelled', lease_token: null, result: null, marked: false } : { state: 'running', lease_token: 'taken-over', result: null, marked: false });
     expect((await engine.getAttempts(id)).map((a) => a.outcome)).not.toContain('succeeded');
+  });
+
+  it('marks a running job once more when its mark sent ahead fails, and records its outcome', { timeout: 30_000 }, async () => {
+    engine = openPostgresEngine({ url: PG_URL, schema, poolMax: 4 });
+    await engine.migrate();
+    await engine.enqueue(Array.from({ length: JOBS }, job));
+
+    let victim: LeasedJob | null = null;
+    // Holds the victim's row from its lease until its handler runs: its mark is on the server, not committed.
+    const lock = new pg.Client({ connectionString: PG_URL });
+    await lock.connect();
+    let ran = false;
+    const run = async (ctx: JobContext) => {
+      if (ctx.job.id !== victim?.id) return;
+      ran = true;
+      // The marks connection dies under the blocked mark; then the lock goes, and the second mark can commit.
+      const { rows } = await admin.query("SELECT pg_terminate_backend(pid) AS gone FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%WITH marked AS%' AND wait_event_type = 'Lock'", [`drover/${schema}`]);
+      expect(rows).toEqual([{ gone: true }]);
+      await lock.query('COMMIT');
+      return 'done';
+    };
+    const config = resolveConfig({ handlers: [{ name: 'h', concurrency: 1, run }], databaseUrl: ':memory:' }, {}, {});
+    const lease = async (request: LeaseRequest) => {
+      const leased = await engine!.lease(request);
+      const told = request.handlers[0]?.start ?? 0;
+      if (victim === null && leased.length > told + 4) {
+        victim = leased[told + 3]!;
+        await lock.query('BEGIN');
+        await lock.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [victim.id]);
+      }
+      return leased;
+    };
+    const lifecycle = new Lifecycle();
+    const stale: string[] = [];
+    const succeeded: string[] = [];
+    lifecycle.on('job:stale', ({ job }) => void stale.push(job.id));
+    lifecycle.on('job:succeeded', ({ job }) => void succeeded.push(job.id));
+    dispatcher = dispatcherOn(engine, config.handlers, lease, { lifecycle });
+    dispatcher.start();
+    try {
+      await waitFor(() => succeeded.length === JOBS, { timeoutMs: 20_000, message: 'every job succeeded' });
+    } finally {
+      await lock.end();
+    }
+    expect(ran).toBe(true);
+    expect(stale).toEqual([]);
+    const { rows } = await admin.query(`SELECT state, result, started_seq = lease_seq AS marked FROM ${schema}.jobs WHERE id = $1`, [victim!.id]);
+    expect(rows[0]).toEqual({ state: 'succeeded', result: 'done', marked: true });
   });
 });
