@@ -605,8 +605,8 @@ export class Dispatcher {
 
   /** The handler never ran: free the slot; hand the lease back when we still hold it (shutdown began, or the mark failed). */
   #notStarted(attempt: Attempt, holdsLease: boolean): void {
-    // A mark sent ahead may still answer (its release can overtake it): nothing ran, so nothing to abort.
-    attempt.returned = true;
+    // A mark sent ahead may still answer (its release can overtake it): nothing ran, nothing to report.
+    attempt.abandoned = true;
     if (holdsLease) this.#releaseJobs([attempt]);
     this.#releaseSlot(attempt.lane, this.options.clock());
     this.#finish(attempt);
