@@ -30,7 +30,7 @@ export interface LifecycleEvents {
     killed: boolean;
   } & RemoteOrigin;
   'job:released': { job: LeasedJob; reason: 'shutdown' | 'thread_lost' | 'handler_unavailable' } & RemoteOrigin;
-  'job:stale': { job: LeasedJob; op: 'complete' | 'fail' | 'heartbeat' | 'release' | 'step' | 'suspend' } & RemoteOrigin;
+  'job:stale': { job: LeasedJob; op: 'complete' | 'fail' | 'heartbeat' | 'release' | 'start' | 'step' | 'suspend' } & RemoteOrigin;
   /** A durable step suspended the job on `wait` (an `interrupt` wait is a new pending interrupt). */
   'job:suspended': { job: LeasedJob; wait: WaitRow; durationMs: number } & RemoteOrigin;
   /** A suspended job was queued again: its event arrived, a person resumed it (`actor`), its timeout or sleep passed. */

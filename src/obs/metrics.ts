@@ -39,7 +39,7 @@ export const SUSPEND_REASONS = ['sleep', 'event', 'interrupt'] as const;
 /** `drover_thread_restarts_total{reason}`: out of memory, died, terminated at the hard timeout. */
 export const THREAD_RESTART_REASONS = ['memory', 'crash', 'timeout'] as const;
 /** `drover_lease_conflicts_total{op}`: the transitions a stale lease holder can attempt (the `job:stale` ops). */
-export const LEASE_CONFLICT_OPS = ['complete', 'fail', 'heartbeat', 'release', 'step', 'suspend'] as const;
+export const LEASE_CONFLICT_OPS = ['complete', 'fail', 'heartbeat', 'release', 'start', 'step', 'suspend'] as const;
 /** `drover_recovery_latency_seconds{cause}`: the job's lease expired (reaper), or its node was declared dead. */
 export const RECOVERY_CAUSES = ['lease', 'node'] as const;
 /** Recovery after a lease expiry or node death: 10 ms to 5 min (the alert's line is 1 s). */

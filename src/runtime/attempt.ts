@@ -7,12 +7,13 @@
  * made per job, and everything per handler is looked up once per handler.
  */
 import type { ResolvedHandler } from '../core/config.js';
+import { toError } from '../core/errors.js';
 import type { HandlerLogger } from '../core/handler.js';
 import type { FeatureFlags } from '../core/rollout.js';
 import type { LeasedJob } from '../core/types.js';
 import type { AttemptTracer } from '../obs/attempt-tracing.js';
 import type { Logger } from '../obs/logger.js';
-import type { StorageEngine } from '../store/engine.js';
+import type { StartResult, StartWatch, StorageEngine } from '../store/engine.js';
 import type { CompletionRate } from './lease-window.js';
 import { LazyAbortController, type RunJobOptions, type RunningJob, type RunOutcome } from './job-runner.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -47,6 +48,14 @@ export interface Lane {
 }
 
 const STARTED: Promise<void> = Promise.resolve();
+
+/** The reason a handler's signal gives when its start mark, sent ahead of its answer, found the lease gone. */
+export class StartLeaseLost extends Error {
+  constructor() {
+    super("the job's lease was gone when its start reached the store (it was cancelled, reclaimed or leased again); this attempt stops and writes nothing");
+    this.name = 'StartLeaseLost';
+  }
+}
 
 /**
  * A lane's lease-ahead buffer: first in, first out. A head index instead of
@@ -109,26 +118,65 @@ export class AttemptQueue {
   }
 }
 
-export class Attempt implements RunningJob, RunJobOptions {
+export class Attempt implements RunningJob, RunJobOptions, StartWatch {
   readonly job: LeasedJob;
   readonly lane: Lane;
   readonly controller = new LazyAbortController();
   /** When the lease that brought it was taken (ms). */
   readonly leasedAt: number;
+  /** When that lease was asked for, by the monotonic clock (ms): the lease is no older. -Infinity: unknown. */
+  readonly leaseAskedAt: number;
   startedAt: number;
   shutdownAborted = false;
   returned = false;
   abandoned = false;
+  /** Its start mark, answered when sent, found the lease gone: nothing is recorded for it. */
+  leaseLost = false;
+  /** Its start mark was answered when sent: settled once the store answered it (the outcome is written after). */
+  markAnswered: Promise<unknown> | undefined = undefined;
   done: Promise<void> = STARTED;
   stepContext: StepContext | undefined = undefined;
   readonly features: FeatureFlags | undefined;
 
-  constructor(lane: Lane, job: LeasedJob, leasedAt: number) {
+  constructor(lane: Lane, job: LeasedJob, leasedAt: number, leaseAskedAt = Number.NEGATIVE_INFINITY) {
     this.lane = lane;
     this.job = job;
     this.leasedAt = leasedAt;
+    this.leaseAskedAt = leaseAskedAt;
     this.startedAt = leasedAt;
     this.features = lane.deps.features;
+  }
+
+  /** `StartWatch`: the mark went out and the handler may begin; its outcome waits for `settled`. */
+  answered(settled: Promise<unknown>): void {
+    this.markAnswered = settled;
+  }
+
+  /**
+   * `StartWatch`: the start mark the handler began on found the lease gone
+   * (its outcome, written only after the mark's answer, cannot have
+   * overtaken it). Abort a handler still running as a lost lease is
+   * (step-context.ts); nothing is recorded either way.
+   */
+  lost(_result: Extract<StartResult, { ok: false }>): void {
+    if (this.abandoned || this.leaseLost) return;
+    this.leaseLost = true;
+    this.lane.deps.lifecycle.emit('job:stale', { job: this.job, op: 'start' });
+    if (!this.returned) this.controller.abort(new StartLeaseLost());
+  }
+
+  /** `StartWatch`: the mark's statement failed after the handler began. Mark it once more (a mark is idempotent); failing that, it runs on uncounted. */
+  failed(error: unknown): void {
+    const { store, logger } = this.lane.deps;
+    // The outcome waits for this one too (it must not overtake it either).
+    this.markAnswered = store.start(this.job.id, this.job.leaseToken).then(
+      (result) => {
+        if (!result.ok) this.lost(result);
+      },
+      (again: unknown) => {
+        logger.warn({ err: toError(again), first: toError(error).message, job_id: this.job.id, handler: this.job.handler }, 'could not record the running job as started; it runs on, and if this node dies during it the job runs again without a crash counted');
+      },
+    );
   }
 
   get handler(): ResolvedHandler {

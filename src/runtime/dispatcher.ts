@@ -92,6 +92,8 @@ export interface DispatcherOptions {
   features?: FeatureFlags;
   /** Tenant lease caps (config `flow.tenants`, per-queue caps), counted by the store in each lease; absent: none configured. */
   tenantCaps?: TenantCaps;
+  /** A monotonic clock (ms) for a lease's age (default `performance.now`): a wall clock set back would make a lease look younger. */
+  monotonic?: () => number;
 }
 
 /** Run one attempt's handler where its handler runs. A function of the attempt, so tracing can wrap it without a closure per job. */
@@ -99,6 +101,8 @@ function runAttempt(attempt: Attempt): RunOutcome | Promise<RunOutcome> {
   const { threads } = attempt.lane;
   return threads ? threads.run(attempt) : runInline(attempt);
 }
+
+const STALE_START: RunOutcome = Object.freeze({ kind: 'stale', op: 'start' });
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown }).then === 'function';
@@ -131,10 +135,15 @@ export class Dispatcher {
   /** Slots, lease-ahead room and the starts that ride in a lease (lease-room.ts). */
   readonly #room: LeaseRoom;
   readonly #jobStart: LifecycleChannel<'job:start'>;
+  readonly #monotonic: () => number;
+  /** The store may answer a start mark once it is sent (`startOnSend`): a young lease's handler begins then. */
+  readonly #startOnSend: boolean;
 
   constructor(private readonly options: DispatcherOptions) {
     this.#leaseBatch = options.leaseBatch ?? 250;
     this.#leaseMarginMs = options.leaseMarginMs ?? 30_000;
+    this.#monotonic = options.monotonic ?? performance.now.bind(performance);
+    this.#startOnSend = options.store.capabilities.startOnSend === true;
     this.#room = new LeaseRoom(options, this.#leaseMarginMs);
     this.#outcomes = {
       store: options.store,
@@ -375,6 +384,8 @@ export class Dispatcher {
           const seen = this.#workSeen;
           this.#wokenDuringLease.clear();
           const capped = capFields({ ...(this.options.tenantCaps ? { tenants: this.options.tenantCaps } : {}) });
+          // Before the lease is sent: its jobs' leases are no older than this.
+          const askedAt = this.#monotonic();
           const jobs = await this.options.store.lease({
             workerId: this.options.workerId,
             inProcess: true,
@@ -398,7 +409,7 @@ export class Dispatcher {
           for (const job of jobs) {
             // A lease's jobs are mostly of one handler: look its lane up again only when the handler changes.
             if (lane?.handler.name !== job.handler) lane = this.#lanes.get(job.handler);
-            lane?.buffer.push(new Attempt(lane, job, now));
+            lane?.buffer.push(new Attempt(lane, job, now, askedAt));
           }
           for (const { lane: wantedLane } of wanted.handlers) this.#startBuffered(wantedLane, now);
           this.#handBackMarkedUnstarted(wanted.handlers, jobs);
@@ -526,17 +537,24 @@ export class Dispatcher {
 
   /**
    * One job from its start mark to its recorded outcome, in one async frame
-   * (this path runs for every job). The handler runs only once the store
-   * knows it started: if it then kills the node, the reclaim counts a crash
+   * (this path runs for every job). The handler runs only once its start
+   * cannot be lost to a crash of this node: once the store has it, or, on
+   * engines with `startOnSend`, once the mark is on its way (in the kernel)
+   * while the lease is young by this node's monotonic clock (under half the
+   * margin, as `#start` reasons for its renewal; the lease lasts at least the
+   * margin). If the handler then kills the node, the reclaim counts a crash
    * (toward poisonAfter), while a job still in the buffer goes back unspent.
-   * Engines batch the marks of the jobs started in the same turn
-   * (sqlite/start-marks.ts, postgres/start-batch.ts).
+   * A mark sent ahead that finds the lease gone aborts the handler
+   * (`Attempt.lost`), and nothing is recorded for it. Engines batch the
+   * marks of the jobs started in the same turn (sqlite/start-marks.ts,
+   * postgres/start-batch.ts).
    */
   async #attempt(attempt: Attempt): Promise<void> {
     const { job, lane } = attempt;
     let marked: Awaited<ReturnType<StorageEngine['start']>>;
     try {
-      marked = await this.options.store.start(job.id, job.leaseToken);
+      const watch = this.#startOnSend && this.#monotonic() - attempt.leaseAskedAt < this.#leaseMarginMs / 2 ? attempt : undefined;
+      marked = await this.options.store.start(job.id, job.leaseToken, watch);
     } catch (error) {
       this.options.logger.warn({ err: toError(error), job_id: job.id, handler: job.handler }, 'could not record the job as started; it is handed back unstarted');
       return this.#notStarted(attempt, true);
@@ -568,6 +586,13 @@ export class Dispatcher {
       const durationMs = returnedAt - attempt.startedAt;
       this.#noteRunTime(lane, durationMs);
       lane.completions.note(returnedAt);
+      // A mark answered at send: the outcome goes after its answer, so a completion never races its own
+      // mark for the row (measured: the lock waits cost the server more than the wait costs here).
+      // (A failed mark is sent again, which replaces the promise: wait for the latest.)
+      for (let answered = attempt.markAnswered; answered !== undefined; answered = attempt.markAnswered === answered ? undefined : attempt.markAnswered) await answered;
+      // Its start mark found the lease gone (`job:stale` said so): another holder, or none, owns the job.
+      // Unless its own step suspended the job before the mark ran (that write held the lease): the store has it suspended.
+      if (attempt.leaseLost && result.kind !== 'suspended') result = STALE_START;
       // Shutdown released this job's lease after giving up on it: too late to record anything.
       if (attempt.abandoned) return;
       await recordOutcome(this.#outcomes, attempt, lane.handler, result, durationMs);
@@ -580,6 +605,8 @@ export class Dispatcher {
 
   /** The handler never ran: free the slot; hand the lease back when we still hold it (shutdown began, or the mark failed). */
   #notStarted(attempt: Attempt, holdsLease: boolean): void {
+    // A mark sent ahead may still answer (its release can overtake it): nothing ran, nothing to report.
+    attempt.abandoned = true;
     if (holdsLease) this.#releaseJobs([attempt]);
     this.#releaseSlot(attempt.lane, this.options.clock());
     this.#finish(attempt);

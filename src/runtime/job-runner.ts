@@ -29,7 +29,7 @@ export type RunOutcome =
   /** A durable step suspended the job (step-context.ts): the store holds it `suspended`; nothing more to write. */
   | { kind: 'suspended'; wait: WaitRow }
   /** A step write found the lease gone (`job:stale` already said so): another holder owns the job; nothing to write. */
-  | { kind: 'stale'; op: 'step' | 'suspend' };
+  | { kind: 'stale'; op: 'start' | 'step' | 'suspend' };
 
 export class TimeoutError extends Error {
   constructor(ms: number) {

@@ -35,6 +35,7 @@ export type {
   FenceResult,
   MatchResult,
   StartResult,
+  StartWatch,
   WithoutRow,
   IngestItem,
   IngestResult,

@@ -4,12 +4,18 @@
  * server: a batch answers with one row, so every mix of matched and
  * unmatched calls in one batch must still get its own answer; and the marks'
  * pipelined connection, killed while idle, is replaced before the next mark
- * instead of failing it.
+ * instead of failing it. Start on send (`StartWatch`): a watched mark is
+ * answered once written, while the store has not answered it (its row locked
+ * by the test), only on a connection in good standing; what the store then
+ * says against it goes to the watch.
  */
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { pgEnginesPerTest } from '../helpers/pg-engines.js';
 import type { NewJob } from '../../src/core/types.js';
+import type { StartResult, StartWatch } from '../../src/store/engine.js';
 import type { PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
+import { PG_URL } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const { admin, migrated } = pgEnginesPerTest();
@@ -79,5 +85,92 @@ describe('the start marks connection', () => {
     expect(await Promise.all([engine.start(b!.id, b!.leaseToken), engine.start(c!.id, c!.leaseToken)])).toEqual([{ ok: true }, { ok: true }]);
     const { rows: marked } = await admin.query(`SELECT count(*)::int AS n FROM ${schema}.jobs WHERE started_seq = lease_seq AND state = 'running'`);
     expect(marked[0].n).toBe(3);
+  });
+});
+
+/** A watch that records what it is told. */
+function watching(): StartWatch & { told: Array<StartResult | Error>; settled: Promise<unknown> | null } {
+  const told: Array<StartResult | Error> = [];
+  const watch = {
+    told,
+    settled: null as Promise<unknown> | null,
+    answered: (settled: Promise<unknown>) => void (watch.settled = settled),
+    lost: (result: StartResult) => void told.push(result),
+    failed: (error: unknown) => void told.push(error as Error),
+  };
+  return watch;
+}
+
+/** Run `body` while a transaction of its own holds the job's row lock: a mark of it cannot commit meanwhile. */
+async function withRowLocked<T>(schema: string, id: string, body: () => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [id]);
+    const result = await body();
+    await client.query('COMMIT');
+    return result;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Settled within `ms`, or 'pending'. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'pending'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'pending'>((resolve) => (timer = setTimeout(() => resolve('pending'), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+describe('start on send', () => {
+  it('answers a watched mark once it is written, before the store answers, on a connection in good standing only', async () => {
+    const { engine, schema } = await engineWithJobs(3);
+    const [a, b, c] = await lease(engine, 3);
+    // The connection's first mark: not in good standing yet (nothing answered on it), so it waits for its answer.
+    const first = watching();
+    let waited: Promise<StartResult> | null = null;
+    await withRowLocked(schema, a!.id, async () => {
+      waited = engine.start(a!.id, a!.leaseToken, first);
+      expect(await within(waited, 300)).toBe('pending');
+    });
+    expect(await waited).toEqual({ ok: true });
+    // Answered just now: the next is answered as soon as it is written, though its row is locked.
+    const watch = watching();
+    await withRowLocked(schema, b!.id, async () => {
+      expect(await within(engine.start(b!.id, b!.leaseToken, watch), 2_000)).toEqual({ ok: true });
+      const { rows } = await admin.query(`SELECT started_seq = lease_seq AS marked FROM ${schema}.jobs WHERE id = $1`, [b!.id]);
+      expect(rows[0].marked).toBe(false);
+      expect(await within(watch.settled!, 100)).toBe('pending');
+    });
+    await watch.settled;
+    await waitFor(async () => (await admin.query(`SELECT started_seq = lease_seq AS marked FROM ${schema}.jobs WHERE id = $1`, [b!.id])).rows[0].marked, { timeoutMs: 5_000 });
+    // Without a watch a mark always waits for its answer.
+    await withRowLocked(schema, c!.id, async () => expect(await within(engine.start(c!.id, c!.leaseToken), 300)).toBe('pending'));
+    expect(first.settled).toBeNull();
+    expect(first.told).toEqual([]);
+    expect(watch.told).toEqual([]);
+  });
+
+  it('tells the watch when a mark answered at send finds the lease gone, or its statement fails', async () => {
+    const { engine, schema } = await engineWithJobs(3);
+    const [a, b, c] = await lease(engine, 3);
+    expect(await engine.start(a!.id, a!.leaseToken)).toEqual({ ok: true });
+    const lost = watching();
+    expect(await engine.start(b!.id, 'not-its-token', lost)).toEqual({ ok: true });
+    await waitFor(() => lost.told.length === 1, { timeoutMs: 5_000 });
+    expect(lost.told).toEqual([{ ok: false, reason: 'stale_lease' }]);
+
+    // Its statement fails after it was answered: the marks connection is killed while the mark waits for a lock.
+    expect(await engine.start(a!.id, a!.leaseToken)).toEqual({ ok: true });
+    const failed = watching();
+    await withRowLocked(schema, c!.id, async () => {
+      expect(await engine.start(c!.id, c!.leaseToken, failed)).toEqual({ ok: true });
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%WITH marked AS%'", [`drover/${schema}`]);
+      await waitFor(() => failed.told.length === 1, { timeoutMs: 5_000 });
+    });
+    expect(failed.told[0]).toMatchObject({ name: 'DroverError' });
+    // The next mark waits for its answer (the connection is new) and succeeds.
+    expect(await engine.start(c!.id, c!.leaseToken, watching())).toEqual({ ok: true });
   });
 });

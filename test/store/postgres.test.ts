@@ -104,7 +104,7 @@ describe('postgres engine', () => {
     schema = newSchema();
     const store = await openStore(PG_URL, { postgres: { schema } });
     try {
-      expect(store.capabilities).toEqual({ engine: 'postgres', multiNode: true, crossProcessNotify: true, groupCommit: false, sharedRateLimits: true, leaseAtIntake: true });
+      expect(store.capabilities).toEqual({ engine: 'postgres', multiNode: true, crossProcessNotify: true, groupCommit: false, sharedRateLimits: true, leaseAtIntake: true, startOnSend: true });
       await store.migrate();
       const { rows } = await admin.query('SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY 1', [schema]);
       expect(rows.map((r) => r.tablename)).toEqual(expect.arrayContaining(['jobs', 'attempts', 'events', 'nodes', 'queue_counts', 'schema_migrations']));

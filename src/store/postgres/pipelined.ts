@@ -14,17 +14,48 @@
  * statement fails for a connection reason: the next statement checks out a
  * fresh one. A statement error (a constraint, a bad value) leaves it in use:
  * each statement is its own Sync, so one failing does not touch the others.
+ *
+ * `query` can also say when a statement is on its way (`onWritten`): its
+ * bytes went to the kernel in the call itself, on a plain socket, while the
+ * connection is in good standing. Start marks use it to let handlers begin
+ * before the answer (start-batch.ts says what that guarantees and why the
+ * conditions are these).
  */
+import type { Socket } from 'node:net';
 import type pg from 'pg';
 import { isTransient } from './connection.js';
+
+/**
+ * Most statements written before one and still unanswered for it to count as
+ * on its way. A node killed with an answer unread in its socket resets the
+ * connection (Linux sends RST, not FIN); the backend's next write then fails
+ * and it exits before the statements after that write. With at most one
+ * ahead, that write is the answer of the one ahead, made after it committed,
+ * and the next write after this statement's commit: this one still commits.
+ */
+export const WRITTEN_AHEAD_MAX = 1;
+
+/** A connection whose last answer is older than this is not in good standing (idle, or an answer overdue). */
+export const ANSWERED_WITHIN_MS = 1_000;
+
+/** pg's client keeps its socket here; not in its typings. */
+interface WithSocket {
+  connection?: { stream?: Socket & { encrypted?: boolean } };
+}
 
 export class Pipelined {
   #client: pg.PoolClient | null = null;
   #connecting: Promise<pg.PoolClient> | null = null;
   /** Statements written and not yet answered. */
   #inFlight = 0;
+  /** When the held connection last answered (monotonic ms); -Infinity: not since it was connected. */
+  #answeredAt = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    /** A monotonic clock (ms). */
+    private readonly monotonic: () => number = performance.now.bind(performance),
+  ) {}
 
   /**
    * The held connection as an operator would count it: `busy` only while a
@@ -36,13 +67,29 @@ export class Pipelined {
     return this.#inFlight > 0 ? 'busy' : 'idle';
   }
 
-  async query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
-    this.#inFlight++;
+  /**
+   * `onWritten`: called at once, before the answer, when the statement's bytes
+   * went to the kernel in this call, on a plain (not TLS) socket, with at most
+   * `WRITTEN_AHEAD_MAX` statements ahead of it unanswered, and the connection
+   * answered within `ANSWERED_WITHIN_MS` with no failure since. Otherwise
+   * never: the caller waits for the answer.
+   */
+  async query<R extends pg.QueryResultRow>(config: pg.QueryConfig, onWritten?: () => void): Promise<pg.QueryResult<R>> {
+    const ahead = this.#inFlight++;
     try {
       const client = this.#client ?? (await this.#connect());
       try {
-        return await client.query<R>(config);
+        const socket = onWritten !== undefined && this.#goodStanding(ahead) ? (client as unknown as WithSocket).connection?.stream : undefined;
+        const before = socket?.bytesWritten ?? 0;
+        const answer = client.query<R>(config);
+        // Bytes dispatched and none left in Node's or libuv's queue: the write returned having handed them all over.
+        if (socket !== undefined && socket.encrypted !== true && socket.bytesWritten > before && socket.writableLength === 0) onWritten!();
+        const result = await answer;
+        if (this.#client === client) this.#answeredAt = this.monotonic();
+        return result;
       } catch (error) {
+        // Any failure (a timeout too) ends good standing until a statement succeeds again.
+        this.#answeredAt = Number.NEGATIVE_INFINITY;
         if (isTransient(error)) this.#discard(client, error);
         throw error;
       }
@@ -79,9 +126,14 @@ export class Pipelined {
     return this.#connecting;
   }
 
+  #goodStanding(ahead: number): boolean {
+    return ahead <= WRITTEN_AHEAD_MAX && this.monotonic() - this.#answeredAt < ANSWERED_WITHIN_MS;
+  }
+
   #discard(client: pg.PoolClient, error: unknown): void {
     if (this.#client !== client) return;
     this.#client = null;
+    this.#answeredAt = Number.NEGATIVE_INFINITY;
     client.release(error instanceof Error ? error : new Error(String(error)));
   }
 }

@@ -38,6 +38,7 @@ import type {
   FenceResult,
   MatchResult,
   StartResult,
+  StartWatch,
   EventMerge,
   IngestItem,
   IngestResult,
@@ -116,7 +117,7 @@ export interface PostgresEngineOptions {
  * await engine.close();
  */
 export class PostgresEngine implements StorageEngine {
-  readonly capabilities: StoreCapabilities = { engine: 'postgres', multiNode: true, crossProcessNotify: true, groupCommit: false, sharedRateLimits: true, leaseAtIntake: true };
+  readonly capabilities: StoreCapabilities = { engine: 'postgres', multiNode: true, crossProcessNotify: true, groupCommit: false, sharedRateLimits: true, leaseAtIntake: true, startOnSend: true };
   readonly schema: string;
   readonly #url: string;
   /** The general pool; `#hot` and `#lease` are the hot path's own (pools.ts says why). */
@@ -285,7 +286,7 @@ export class PostgresEngine implements StorageEngine {
     return this.#fenced(jobId, (id) => this.#query<RawJob>(q.HEARTBEAT, [id, token, now + leaseMs, now]));
   }
 
-  start(jobId: string, token: string): Promise<StartResult> {
+  start(jobId: string, token: string, watch?: StartWatch): Promise<StartResult> {
     try {
       this.#assertOpen();
     } catch (error) {
@@ -296,7 +297,7 @@ export class PostgresEngine implements StorageEngine {
       this.#markedByLease.delete(jobId);
       if (marked === token) return Promise.resolve({ ok: true });
     }
-    return this.#starts.submit(jobId, token);
+    return this.#starts.submit(jobId, token, watch);
   }
 
   complete(jobId: string, token: string, result: unknown): Promise<FenceResult>;

@@ -1,13 +1,47 @@
 /**
  * Batched `start` marks: every job whose handler is about to run on this node
- * records it (`started_seq = lease_seq`, migration 0004) before the handler
- * runs, so a reclaim can tell a crashed attempt from a job that was only
- * leased ahead. The runtime waits for the mark, so it sits on the hot path,
- * and it is latency that counts: a slot whose job waits for its mark runs
- * nothing (with concurrency 10 and no-op handlers, the drain is 10 jobs per
- * mark round trip).
+ * records it (`started_seq = lease_seq`, migration 0004), so a reclaim can
+ * tell a crashed attempt from a job that was only leased ahead. It sits on
+ * the hot path, and it is latency that counts: a slot whose job waits for
+ * its mark runs nothing (with concurrency 10 and no-op handlers, the drain
+ * was 10 jobs per mark round trip).
  *
- * So marks are pipelined, not one-in-flight: the marks of one cascade of
+ * Start on send. A caller that passes a `StartWatch` (the dispatcher, for a
+ * job whose lease cannot have expired yet) is answered "started" once its
+ * mark is on its way, not once it is answered: when `Pipelined.query` says
+ * the statement's bytes went to the kernel in the write itself, with at most
+ * one statement ahead of it unanswered and the connection in good standing.
+ * What holds then:
+ * - A node killed after that (SIGKILL, a handler killing its own process)
+ *   still has its mark delivered: on loopback or a Unix socket the bytes are
+ *   in the server's socket already, over a network the kernel keeps sending
+ *   them after the process is gone. The backend runs what it has read even
+ *   with its client gone, and its own exit comes at its next failed write;
+ *   with at most one statement ahead, that write comes after this mark's
+ *   commit (pipelined.ts says why a deeper pipeline could lose it). So a
+ *   started handler that kills its node is counted as a crash. The narrow
+ *   exceptions, each leaving one crash uncounted and never a job lost or run
+ *   twice: a server crash before the asynchronous commit reaches the WAL
+ *   (below); over a network, a reset that drops segments still unsent;
+ *   `client_connection_check_interval` set on the server.
+ * - A job whose mark was not written (still in the batch at a crash) is not
+ *   counted: nothing reached the store.
+ * - The watch gets the batch's answer as a promise (`watch.answered`): the
+ *   dispatcher writes the attempt's outcome only after it, so a completion
+ *   never overtakes its own mark (racing it for the row cost the server
+ *   lock waits, docs/benchmarks.md).
+ * - A mark that finds the lease gone (cancelled, reclaimed, taken over)
+ *   calls `watch.lost`: the dispatcher aborts a handler still running
+ *   through its signal and writes no outcome for the attempt (a completion
+ *   would be fenced by the token anyway).
+ * - A mark statement that fails after the handler began calls
+ *   `watch.failed`: the dispatcher marks it once more; if that fails too the
+ *   handler runs on with its start uncounted (a node dying under it hands
+ *   the job back as `released`, and it runs again).
+ * Without a watch, over TLS, or when the connection is not in good standing
+ * the caller is answered when the mark is, as before.
+ *
+ * Marks are pipelined, not one-in-flight: the marks of one cascade of
  * promise callbacks (every job whose slot freed in it) go out together at the
  * end of it (`process.nextTick`), while up to `START_IN_FLIGHT - 1` earlier
  * batches are still out. One batch in flight made a mark wait for a whole
@@ -24,13 +58,19 @@
  * instead measured worse: the flush made every cascade wait longer.
  */
 import { DroverError } from '../../core/errors.js';
-import type { StartResult } from '../engine.js';
+import type { StartResult, StartWatch } from '../engine.js';
 import { arrayParam, storeError } from './connection.js';
-import type { Pipelined } from './pipelined.js';
+import { WRITTEN_AHEAD_MAX, type Pipelined } from './pipelined.js';
 import { parseJobId } from './rows.js';
 
-/** Most mark statements out at once, all on the one pipelined connection (measured: 1, 2 or 6 made no difference). */
-export const START_IN_FLIGHT = 3;
+/**
+ * Most mark statements out at once, all on the one pipelined connection. Two:
+ * a mark then goes out with at most one ahead of it (`WRITTEN_AHEAD_MAX`), so
+ * its handlers may start on send (pipelined.ts); a third behind two would wait for its own
+ * answer, holding its slots meanwhile. (While every mark waited for its
+ * answer, 1, 2 or 6 made no difference.)
+ */
+export const START_IN_FLIGHT = WRITTEN_AHEAD_MAX + 1;
 
 /**
  * $1 ids, $2 tokens. Fenced like a settlement (see settle-batch.ts for the plan
@@ -53,10 +93,15 @@ export const START = `
 const MAX_BATCH = 1000;
 
 const STARTED: StartResult = Object.freeze({ ok: true });
+const STALE = Object.freeze({ ok: false, reason: 'stale_lease' } as const);
 
 interface Pending {
   id: number;
   token: string;
+  /** Told of the answer when it was answered "started" at send (`StartWatch`). */
+  watch: StartWatch | undefined;
+  /** Answered "started" when its mark was written. */
+  sent: boolean;
   resolve(result: StartResult): void;
   reject(error: unknown): void;
 }
@@ -71,12 +116,13 @@ export class StartBatch {
 
   constructor(private readonly pool: Pipelined) {}
 
-  submit(jobId: string, token: string): Promise<StartResult> {
+  /** `watch`: answer "started" once the mark is on its way (see the header), and tell it the answer only if it is not that. */
+  submit(jobId: string, token: string, watch?: StartWatch): Promise<StartResult> {
     if (this.#closed) return Promise.reject(new DroverError('store_unavailable', 'the store is closed'));
     const id = parseJobId(jobId);
     if (id === null) return Promise.resolve({ ok: false, reason: 'not_found' });
     return new Promise<StartResult>((resolve, reject) => {
-      this.#pending.push({ id, token, resolve, reject });
+      this.#pending.push({ id, token, watch, sent: false, resolve, reject });
       this.#schedule();
     });
   }
@@ -102,7 +148,10 @@ export class StartBatch {
     while (this.#inFlight < START_IN_FLIGHT && this.#pending.length > 0) {
       const batch = this.#pending.splice(0, MAX_BATCH);
       this.#inFlight++;
-      void this.#run(batch).finally(() => {
+      const run = this.#run(batch);
+      // Those answered at send (in the call above) learn when the store has answered.
+      for (const p of batch) if (p.sent) p.watch!.answered(run);
+      void run.finally(() => {
         this.#inFlight--;
         if (this.#pending.length > 0) this.#schedule();
         else if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
@@ -113,30 +162,42 @@ export class StartBatch {
   async #run(batch: Pending[]): Promise<void> {
     let matched: Array<[number, string]> | null;
     try {
-      const { rows } = await this.pool.query<{ matched: Array<[number, string]> | null }>({
-        name: 'drover_start',
-        text: START,
-        values: [arrayParam(batch.map((p) => p.id)), arrayParam(batch.map((p) => p.token))],
-      });
+      const { rows } = await this.pool.query<{ matched: Array<[number, string]> | null }>(
+        {
+          name: 'drover_start',
+          text: START,
+          values: [arrayParam(batch.map((p) => p.id)), arrayParam(batch.map((p) => p.token))],
+        },
+        batch.some((p) => p.watch !== undefined) ? () => sendAndGo(batch) : undefined,
+      );
       matched = rows[0]?.matched ?? null;
     } catch (error) {
       // Not started: the caller does not run the handler, and the lease comes back unspent.
+      // One already running is told instead (its caller marks it again or runs it uncounted).
       const wrapped = storeError(error, 'marking jobs started');
-      for (const p of batch) p.reject(wrapped);
+      for (const p of batch) {
+        if (p.sent) p.watch!.failed(wrapped);
+        else p.reject(wrapped);
+      }
       return;
     }
     if (matched === null) {
       // Every mark matched (the usual case: a row matches at most one of the batch's marks).
-      for (const p of batch) p.resolve(STARTED);
+      for (const p of batch) if (!p.sent) p.resolve(STARTED);
       return;
     }
     let unmatched: Pending[] | null = null;
     const started = new Map(matched);
     for (const p of batch) {
-      if (started.get(p.id) === p.token) p.resolve(STARTED);
-      else (unmatched ??= []).push(p);
+      if (started.get(p.id) !== p.token) (unmatched ??= []).push(p);
+      else if (!p.sent) p.resolve(STARTED);
     }
     if (unmatched === null) return;
+    // Marks answered at send need no "gone" or "stale": their watch only learns that the lease was lost.
+    if (unmatched.every((p) => p.sent)) {
+      for (const p of unmatched) p.watch!.lost(STALE);
+      return;
+    }
     // Rare (a lease reaped or cancelled meanwhile): tell "gone" from "stale".
     let known: Set<number> | null = null;
     try {
@@ -145,6 +206,19 @@ export class StartBatch {
     } catch {
       known = null;
     }
-    for (const p of unmatched) p.resolve({ ok: false, reason: known === null || known.has(p.id) ? 'stale_lease' : 'not_found' });
+    for (const p of unmatched) {
+      const result: StartResult = { ok: false, reason: known === null || known.has(p.id) ? 'stale_lease' : 'not_found' };
+      if (p.sent) p.watch!.lost(result);
+      else p.resolve(result);
+    }
+  }
+}
+
+/** The batch's mark is on its way: those whose caller watches start now. */
+function sendAndGo(batch: readonly Pending[]): void {
+  for (const p of batch) {
+    if (p.watch === undefined) continue;
+    p.sent = true;
+    p.resolve(STARTED);
   }
 }

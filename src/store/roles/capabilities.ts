@@ -24,6 +24,13 @@ export interface StoreCapabilities {
    * one round trip instead of an insert and then a lease (runtime.ts).
    */
   readonly leaseAtIntake: boolean;
+  /**
+   * `start` with a `StartWatch` may answer once the mark is on its way
+   * (written to the kernel), not once the store answered: the handler runs a
+   * round trip sooner, and a mark that does not hold is reported to the
+   * watch (postgres/start-batch.ts says what still holds). Absent: false.
+   */
+  readonly startOnSend?: boolean;
 }
 
 /** Every role carries the engine's capabilities, so a consumer given one role can still branch on them. */

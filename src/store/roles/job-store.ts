@@ -127,6 +127,26 @@ export type MatchResult = { ok: true } | { ok: false; reason: 'stale_lease' | 'n
 export type StartResult = MatchResult;
 
 /**
+ * The caller's side of a start mark answered once it is on its way
+ * (`StoreCapabilities.startOnSend`): `start` has already resolved
+ * `{ ok: true }` and the handler may be running when one of these is called.
+ * Neither is called when the mark matched, nor when `start` waited for it.
+ */
+export interface StartWatch {
+  /**
+   * Called as `start` answers at send: `settled` resolves (never rejects)
+   * once the store has answered the mark, after `lost` or `failed` if either
+   * is called. A caller that writes the attempt's outcome after it cannot
+   * have its completion overtake its own mark.
+   */
+  answered(settled: Promise<unknown>): void;
+  /** The mark found the lease gone (cancelled, reclaimed, leased again): the attempt holds nothing. */
+  lost(result: Extract<StartResult, { ok: false }>): void;
+  /** The mark's statement failed: the start may not be recorded. */
+  failed(error: unknown): void;
+}
+
+/**
  * Passed by a caller that only needs to know whether the fence held (the
  * node's own dispatcher): the engine need not read the job's row back, which
  * on PostgreSQL is a parse of every column of every completed job.
@@ -229,8 +249,14 @@ export interface JobStore extends StoreRole {
    * died, it expired) hands the job back with its attempt and crash counts
    * unchanged: a job leased ahead and never run is not a crash. After it, a
    * reclaim counts a crash toward `poisonAfter`.
+   *
+   * `watch` (engines with `capabilities.startOnSend`, ignored by others): the
+   * engine may answer `{ ok: true }` once the mark is handed to the operating
+   * system on its way to the store, before the store has answered; a mark
+   * that then does not hold is reported to `watch`. Pass it only while the
+   * lease cannot have expired (the caller's clock says it is young).
    */
-  start(jobId: string, token: string): Promise<StartResult>;
+  start(jobId: string, token: string, watch?: StartWatch): Promise<StartResult>;
   /** Extend a lease to now + leaseMs. */
   heartbeat(jobId: string, token: string, leaseMs: number): Promise<FenceResult>;
   /** Mark succeeded with the result, once. */

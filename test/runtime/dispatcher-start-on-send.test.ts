@@ -1,0 +1,144 @@
+/**
+ * Start on send (PostgreSQL, `startOnSend`): a job leased ahead whose lease
+ * is lost while it waits in the buffer (cancelled, or taken over: its token
+ * changed) still starts once its mark is sent, since the node cannot know
+ * yet; the mark's answer then aborts the handler through its signal, and
+ * nothing is recorded for the attempt, whatever the handler returns. A mark
+ * whose statement fails under a running handler is sent once more. Real
+ * PostgreSQL, a schema of its own.
+ */
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../src/core/config.js';
+import type { JobContext } from '../../src/core/handler.js';
+import type { LeasedJob, NewJob } from '../../src/core/types.js';
+import type { Dispatcher } from '../../src/runtime/dispatcher.js';
+import { Lifecycle } from '../../src/runtime/lifecycle.js';
+import type { LeaseRequest } from '../../src/store/engine.js';
+import { openPostgresEngine, type PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
+import { dispatcherOn } from '../helpers/dispatcher.js';
+import { PG_URL } from '../helpers/node.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const schema = `drover_t_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+const JOBS = 30;
+let engine: PostgresEngine | null = null;
+let dispatcher: Dispatcher | null = null;
+const admin = new pg.Pool({ connectionString: PG_URL, max: 1 });
+
+afterEach(async () => {
+  dispatcher?.stopLeasing();
+  await dispatcher?.whenIdle();
+  await dispatcher?.releaseBuffered();
+  await engine?.close();
+  await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+});
+afterAll(() => admin.end());
+
+const job = (): NewJob => ({ handler: 'h', queue: 'default', payload: null, priority: 0, runAt: Date.now(), maxAttempts: 3 });
+
+describe('dispatcher: start on send', () => {
+  it.each(['cancelled', 'taken over'] as const)('a job whose lease was lost in the buffer (%s) is aborted once its mark answers, and nothing is recorded for it', { timeout: 30_000 }, async (how) => {
+    engine = openPostgresEngine({ url: PG_URL, schema, poolMax: 4 });
+    expect(engine.capabilities.startOnSend).toBe(true);
+    await engine.migrate();
+    await engine.enqueue(Array.from({ length: JOBS }, job));
+
+    let victim: LeasedJob | null = null;
+    const seen: { started: boolean; aborted: string | null } = { started: false, aborted: null };
+    const run = async (ctx: JobContext) => {
+      if (ctx.job.id !== victim?.id) return;
+      seen.started = true;
+      // Bounded: an abort that never came shows as null.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 5_000);
+        ctx.signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      seen.aborted = ctx.signal.aborted ? (ctx.signal.reason as Error).name : null;
+      return 'returned anyway';
+    };
+    const config = resolveConfig({ handlers: [{ name: 'h', concurrency: 1, run }], databaseUrl: ':memory:' }, {}, {});
+    // Once the handler's run time is known a lease takes many jobs ahead: its first `start` are marked by the
+    // lease itself, the rest by marks of their own. Pick one a few marks in, and lose its lease before it starts.
+    const lease = async (request: LeaseRequest) => {
+      const leased = await engine!.lease(request);
+      const told = request.handlers[0]?.start ?? 0;
+      if (victim === null && leased.length > told + 4) {
+        victim = leased[told + 3]!;
+        if (how === 'cancelled') expect(await engine!.cancel(victim.id)).toMatchObject({ state: 'cancelled' });
+        else await admin.query(`UPDATE ${schema}.jobs SET lease_token = 'taken-over' WHERE id = $1`, [victim.id]);
+      }
+      return leased;
+    };
+    const lifecycle = new Lifecycle();
+    const stale: Array<{ id: string; op: string }> = [];
+    const succeeded: string[] = [];
+    lifecycle.on('job:stale', ({ job, op }) => void stale.push({ id: job.id, op }));
+    lifecycle.on('job:succeeded', ({ job }) => void succeeded.push(job.id));
+    dispatcher = dispatcherOn(engine, config.handlers, lease, { lifecycle });
+    dispatcher.start();
+
+    await waitFor(() => succeeded.length === JOBS - 1 && dispatcher!.running.size === 0, { timeoutMs: 20_000, message: 'every other job succeeded and the victim ended' });
+    // It began before its mark's answer (a mark that waited would never have let it run), and the answer aborted it.
+    expect(seen).toEqual({ started: true, aborted: 'StartLeaseLost' });
+    const id = victim!.id;
+    expect(stale).toEqual([{ id, op: 'start' }]);
+    expect(succeeded).not.toContain(id);
+    // Nothing written for it: the row is as the cancel or the takeover left it.
+    const { rows } = await admin.query(`SELECT state, lease_token, result, started_seq = lease_seq AS marked FROM ${schema}.jobs WHERE id = $1`, [id]);
+    expect(rows[0]).toEqual(how === 'cancelled' ? { state: 'cancelled', lease_token: null, result: null, marked: false } : { state: 'running', lease_token: 'taken-over', result: null, marked: false });
+    expect((await engine.getAttempts(id)).map((a) => a.outcome)).not.toContain('succeeded');
+  });
+
+  it('marks a running job once more when its mark sent ahead fails, and records its outcome', { timeout: 30_000 }, async () => {
+    engine = openPostgresEngine({ url: PG_URL, schema, poolMax: 4 });
+    await engine.migrate();
+    await engine.enqueue(Array.from({ length: JOBS }, job));
+
+    let victim: LeasedJob | null = null;
+    // Holds the victim's row from its lease until its handler runs: its mark is on the server, not committed.
+    const lock = new pg.Client({ connectionString: PG_URL });
+    await lock.connect();
+    let ran = false;
+    const run = async (ctx: JobContext) => {
+      if (ctx.job.id !== victim?.id) return;
+      ran = true;
+      // The marks connection dies under the blocked mark; then the lock goes, and the second mark can commit.
+      const { rows } = await admin.query("SELECT pg_terminate_backend(pid) AS gone FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%WITH marked AS%' AND wait_event_type = 'Lock'", [`drover/${schema}`]);
+      expect(rows).toEqual([{ gone: true }]);
+      await lock.query('COMMIT');
+      return 'done';
+    };
+    const config = resolveConfig({ handlers: [{ name: 'h', concurrency: 1, run }], databaseUrl: ':memory:' }, {}, {});
+    const lease = async (request: LeaseRequest) => {
+      const leased = await engine!.lease(request);
+      const told = request.handlers[0]?.start ?? 0;
+      if (victim === null && leased.length > told + 4) {
+        victim = leased[told + 3]!;
+        await lock.query('BEGIN');
+        await lock.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [victim.id]);
+      }
+      return leased;
+    };
+    const lifecycle = new Lifecycle();
+    const stale: string[] = [];
+    const succeeded: string[] = [];
+    lifecycle.on('job:stale', ({ job }) => void stale.push(job.id));
+    lifecycle.on('job:succeeded', ({ job }) => void succeeded.push(job.id));
+    dispatcher = dispatcherOn(engine, config.handlers, lease, { lifecycle });
+    dispatcher.start();
+    try {
+      await waitFor(() => succeeded.length === JOBS, { timeoutMs: 20_000, message: 'every job succeeded' });
+    } finally {
+      await lock.end();
+    }
+    expect(ran).toBe(true);
+    expect(stale).toEqual([]);
+    const { rows } = await admin.query(`SELECT state, result, started_seq = lease_seq AS marked FROM ${schema}.jobs WHERE id = $1`, [victim!.id]);
+    expect(rows[0]).toEqual({ state: 'succeeded', result: 'done', marked: true });
+  });
+});
