@@ -11,6 +11,14 @@
  * - Node liveness: one row per node in `nodes`, heartbeated by the runtime;
  *   peers reclaim the jobs of a node whose row goes stale. A session advisory
  *   lock on the node id keeps two live processes from using the same id.
+ *
+ * The engine is the `StorageEngine` interface wired to its parts: intake and
+ * the hot path of a worker's lease (lease, start, heartbeat, complete, fail,
+ * release) stay here on the engine's own fields and helpers; the rest is one
+ * part per role, sharing what engine-core.ts names: job reads
+ * (job-reads-part.ts), durable execution (durable-store.ts), upkeep, operator
+ * actions and backup (upkeep.ts), nodes (node-registry.ts), keys, metadata
+ * and audit (records.ts).
  */
 import pg from 'pg';
 import { DroverError, toError } from '../../core/errors.js';
@@ -62,26 +70,21 @@ import type {
   WorkListener,
   WithoutRow,
 } from '../engine.js';
-import * as audit from './audit.js';
-import { dumpPostgres } from './backup.js';
 import { assertSchemaName, clientConfig, DEFAULT_TIMEOUTS, inTransaction, isTransient, retryConflicts, storeError, type Query, type StoreTimeouts } from './connection.js';
 import { ConnectionErrors, type ConnectionErrorKind, type ConnectionErrorListener } from './connection-errors.js';
-import { eventMerges } from './trigger-groups.js';
 import { enqueuePlain, insertJobs, isPlain, type IntakeEffects } from './intake.js';
 import { ingestItems } from './ingest.js';
 import { intakeTransaction } from './intake-transaction.js';
-import * as durable from './durable.js';
-import * as reads from './job-reads.js';
-import * as maintenance from './maintenance.js';
-import * as meta from './meta.js';
+import { PostgresDurableStore } from './durable-store.js';
+import type { EngineCore } from './engine-core.js';
+import { PostgresJobReads } from './job-reads-part.js';
 import { leaseFast, leaseInTransaction, newLeaseCall, planLease, RELEASE_BY_CALL } from './lease.js';
 import { migratePostgres } from './migrator.js';
-import { acquireNodeLock, nodeLockKey } from './node-lock.js';
-import { cancelJob, retryJob } from './operator-actions.js';
+import { PostgresNodeRegistry } from './node-registry.js';
 import * as q from './queries.js';
-import * as reclaim from './reclaim.js';
-import { parseJobId, toApiKeyRow, toEventRow, toJobRow, toNodeRow } from './rows.js';
-import type { RawApiKey, RawJob, RawNode } from './rows.js';
+import { PostgresRecords } from './records.js';
+import { parseJobId, toEventRow, toJobRow } from './rows.js';
+import type { RawJob } from './rows.js';
 import { takeRateStart } from './rate-windows.js';
 import { SettleBatch, type Settlement } from './settle-batch.js';
 import { StartBatch } from './start-batch.js';
@@ -89,6 +92,7 @@ import { Pipelined } from './pipelined.js';
 import { openPools, poolStats } from './pools.js';
 import { Wakeups } from './wakeups.js';
 import { EnqueueBatch } from './enqueue-batch.js';
+import { PostgresUpkeep } from './upkeep.js';
 import { Woken } from '../woken.js';
 import type { StepRow, SuspendRequest, WaitRow } from '../../core/durable.js';
 import type { RecordStepRequest, RecordStepResult, ResumeResult, SuspendResult, WaitFilter } from '../roles/durable-store.js';
@@ -119,7 +123,6 @@ export interface PostgresEngineOptions {
 export class PostgresEngine implements StorageEngine {
   readonly capabilities: StoreCapabilities = { engine: 'postgres', multiNode: true, crossProcessNotify: true, groupCommit: false, sharedRateLimits: true, leaseAtIntake: true, startOnSend: true };
   readonly schema: string;
-  readonly #url: string;
   /** The general pool; `#hot` and `#lease` are the hot path's own (pools.ts says why). */
   readonly #pool: pg.Pool;
   readonly #hot: pg.Pool;
@@ -135,18 +138,21 @@ export class PostgresEngine implements StorageEngine {
   /** Jobs the lease marked started (id → token), until their start() call; a settle forgets one never started. */
   readonly #markedByLease = new Map<string, string>();
   readonly #enqueues: EnqueueBatch;
-  readonly #nodeLockWaitMs: number;
   readonly #connectionErrors: ConnectionErrors;
   /** Lease nonces whose commit is unknown (the connection broke): undone before the next lease. */
   readonly #uncertain = new Map<string, string[]>();
   #closing: Promise<void> | null = null;
+  // The parts of the roles off the hot path (engine-core.ts).
+  readonly #reads: PostgresJobReads;
+  readonly #durable: PostgresDurableStore;
+  readonly #upkeep: PostgresUpkeep;
+  readonly #nodes: PostgresNodeRegistry;
+  readonly #records: PostgresRecords;
 
   constructor(options: PostgresEngineOptions) {
     this.schema = options.schema ?? 'drover';
-    this.#url = options.url;
     assertSchemaName(this.schema);
     this.#clock = options.clock ?? Date.now;
-    this.#nodeLockWaitMs = options.nodeLockWaitMs ?? 5_000;
     const connection = { url: options.url, schema: this.schema, applicationName: `drover/${this.schema}`, ...(options.timeouts ? { timeouts: options.timeouts } : {}) };
     this.#connectionErrors = new ConnectionErrors(options.onConnectionError);
     ({ general: this.#pool, hot: this.#hot, lease: this.#lease, marks: this.#marksPool } = openPools(connection, options.poolMax ?? 10));
@@ -159,6 +165,25 @@ export class PostgresEngine implements StorageEngine {
       onLost: (error, client) => this.#connectionErrors.report('listen', error, client),
       onLag: (seconds) => this.onNotifyLag?.(seconds),
     });
+    const core: EngineCore = {
+      schema: this.schema,
+      url: options.url,
+      pool: this.#pool,
+      leasePool: this.#lease,
+      clock: this.#clock,
+      wakeups: this.#wakeups,
+      nodeLockWaitMs: options.nodeLockWaitMs ?? 5_000,
+      markedByLease: this.#markedByLease,
+      query: this.#query,
+      assertOpen: () => this.#assertOpen(),
+      run: (what, work) => this.#run(what, work),
+      durableWrite: (what, work) => this.#durableWrite(what, work),
+    };
+    this.#reads = new PostgresJobReads(core);
+    this.#durable = new PostgresDurableStore(core);
+    this.#upkeep = new PostgresUpkeep(core);
+    this.#nodes = new PostgresNodeRegistry(core);
+    this.#records = new PostgresRecords(core);
     // Settlements name queues only, and a freed concurrency key lets jobs of any handler run: any handler.
     this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#wakeups.committed(Woken.of(queues, null)) });
     this.#marks = new Pipelined(this.#marksPool);
@@ -314,60 +339,60 @@ export class PostgresEngine implements StorageEngine {
     return this.#settleOp(jobId, token, runAt === undefined ? { kind: 'released' } : { kind: 'released', runAt });
   }
 
-  // --- background ---------------------------------------------------------
+  // --- background and operator actions (upkeep.ts) ------------------------
 
-  /** Moves at most 5000 jobs per call; when more are due, `nextDueAt` is <= now, so call again. */
   stageDue(): Promise<StageResult> {
-    return maintenance.stageDue(this.#query, this.#clock(), (woken) => void this.#wakeups.committed(woken), (what, work) => this.#durableWrite(what, work));
+    return this.#upkeep.stageDue();
   }
 
-  /** Reclaims at most 1000 expired leases per call (oldest deadline first). */
-  async reapExpired(options: ReclaimOptions): Promise<ReclaimedJob[]> {
-    return this.#reclaimed(await this.#run('reaping', () => reclaim.reapExpired(this.#lease, this.#clock(), options.poisonAfter)));
+  reapExpired(options: ReclaimOptions): Promise<ReclaimedJob[]> {
+    return this.#upkeep.reapExpired(options);
   }
 
-  async reclaimWorker(workerId: string, options: ReclaimOptions): Promise<ReclaimedJob[]> {
-    return this.#reclaimed(await this.#run('reclaiming', () => reclaim.reclaimWorker(this.#pool, this.#clock(), options.poisonAfter, workerId)));
+  reclaimWorker(workerId: string, options: ReclaimOptions): Promise<ReclaimedJob[]> {
+    return this.#upkeep.reclaimWorker(workerId, options);
+  }
+
+  reclaimAll(): Promise<ReclaimedJob[]> {
+    return this.#upkeep.reclaimAll();
   }
 
   restampJobs(request: RestampRequest): Promise<RestampResult> {
-    return maintenance.restampJobs(this.#query, request);
+    return this.#upkeep.restampJobs(request);
   }
 
   prune(request: PruneRequest): Promise<{ jobs: number; events: number }> {
-    return this.#run('pruning', () => maintenance.prune(this.#pool, this.#clock, request));
+    return this.#upkeep.prune(request);
   }
 
-  // --- nodes --------------------------------------------------------------
-
-  async registerNode(node: NodeRegistration): Promise<void> {
-    await this.#run('registering the node', () => acquireNodeLock(this.#wakeups.notifier, this.schema, node.nodeId, this.#nodeLockWaitMs));
-    await this.#query(q.REGISTER_NODE, [node.nodeId, node.incarnation, this.#clock()]);
+  cancel(jobId: string): Promise<JobRow | null> {
+    return this.#upkeep.cancel(jobId);
   }
 
-  async heartbeatNode(node: NodeRegistration): Promise<NodeHeartbeat> {
-    const rows = await this.#query<{ beat: number; current: string | null }>(q.HEARTBEAT_NODE, [node.nodeId, node.incarnation, this.#clock()]);
-    const row = rows[0];
-    if (row && row.beat > 0) return 'ok';
-    return row?.current == null ? 'unknown' : 'superseded';
+  retry(jobId: string): Promise<JobRow | null> {
+    return this.#upkeep.retry(jobId);
   }
 
-  async reclaimDeadNodes(request: DeadNodeRequest): Promise<DeadNodeResult> {
-    const now = this.#clock();
-    const result = await this.#run('reclaiming dead nodes', () =>
-      reclaim.reclaimDeadNodes(this.#lease, now, request.poisonAfter, now - request.staleAfterMs, request.exceptNodeId ?? ''),
-    );
-    this.#reclaimed(result.jobs);
-    return result;
+  // --- nodes (node-registry.ts) ---------------------------------------------
+
+  registerNode(node: NodeRegistration): Promise<void> {
+    return this.#nodes.registerNode(node);
   }
 
-  async deregisterNode(node: NodeRegistration): Promise<void> {
-    await this.#query(q.DEREGISTER_NODE, [node.nodeId, node.incarnation]);
-    await this.#wakeups.notifier.unlock(nodeLockKey(this.schema, node.nodeId));
+  heartbeatNode(node: NodeRegistration): Promise<NodeHeartbeat> {
+    return this.#nodes.heartbeatNode(node);
   }
 
-  async listNodes(): Promise<NodeRow[]> {
-    return (await this.#query<RawNode>(q.LIST_NODES, [])).map(toNodeRow);
+  reclaimDeadNodes(request: DeadNodeRequest): Promise<DeadNodeResult> {
+    return this.#nodes.reclaimDeadNodes(request);
+  }
+
+  deregisterNode(node: NodeRegistration): Promise<void> {
+    return this.#nodes.deregisterNode(node);
+  }
+
+  listNodes(): Promise<NodeRow[]> {
+    return this.#nodes.listNodes();
   }
 
   /** Bytes per table of the schema (indexes and TOAST included), for the storage metrics; not a store operation. */
@@ -375,120 +400,110 @@ export class PostgresEngine implements StorageEngine {
     return (await this.#query<{ table_name: string; bytes: number }>(q.TABLE_SIZES, [])).map((r) => ({ table: r.table_name, bytes: Number(r.bytes) }));
   }
 
-  // --- operator actions ---------------------------------------------------
+  // --- durable execution (durable-store.ts) ---------------------------------
 
-  async cancel(jobId: string): Promise<JobRow | null> {
-    const id = parseJobId(jobId);
-    if (id === null) return null;
-    // A lease-marked job cancelled before its start(): that start must ask the store (and be refused).
-    this.#markedByLease.delete(jobId);
-    const now = this.#clock();
-    const row = await this.#run('cancelling', () => retryConflicts(() => inTransaction(this.#pool, (client) => cancelJob(client, id, now))));
-    return row ? toJobRow(row) : null;
-  }
-
-  async retry(jobId: string): Promise<JobRow | null> {
-    const id = parseJobId(jobId);
-    if (id === null) return null;
-    const now = this.#clock();
-    const row = await this.#run('retrying', () => inTransaction(this.#pool, (client) => retryJob(client, id, now)));
-    if (row?.state === 'queued') void this.#wakeups.committed(Woken.of([row.queue], [row.handler]));
-    return row ? toJobRow(row) : null;
-  }
-
-  // --- durable execution (durable.ts) ---------------------------------------
-
-  async getSteps(jobId: string): Promise<StepRow[]> {
-    const n = parseJobId(jobId);
-    return n === null ? [] : (await this.#query<durable.RawStep>(durable.STEPS_BY_JOB, [n])).map(durable.toStepRow);
+  getSteps(jobId: string): Promise<StepRow[]> {
+    return this.#durable.getSteps(jobId);
   }
 
   recordStep(jobId: string, token: string, step: RecordStepRequest): Promise<RecordStepResult> {
-    return this.#run('recording a step', () =>
-      retryConflicts(() => inTransaction(this.#pool, (client) => durable.recordStep(client, parseJobId(jobId), token, step, this.#clock()))),
-    );
+    return this.#durable.recordStep(jobId, token, step);
   }
 
   suspend(jobId: string, token: string, request: SuspendRequest): Promise<SuspendResult> {
-    return this.#run('suspending', () =>
-      retryConflicts(() => inTransaction(this.#pool, (client) => durable.suspend(client, parseJobId(jobId), token, request, this.#clock()))),
-    );
+    return this.#durable.suspend(jobId, token, request);
   }
 
   resumeWait(waitId: string, input: unknown, resolvedBy: string): Promise<ResumeResult> {
-    return this.#durableWrite('resuming', (client, effects) => durable.resumeWait(client, waitId, input, resolvedBy, this.#clock(), effects));
+    return this.#durable.resumeWait(waitId, input, resolvedBy);
   }
 
-  async getWait(waitId: string): Promise<WaitRow | null> {
-    const raw = (await this.#query<durable.RawWait>(durable.WAIT_BY_ID, [waitId]))[0];
-    return raw ? durable.toWaitRow(raw) : null;
+  getWait(waitId: string): Promise<WaitRow | null> {
+    return this.#durable.getWait(waitId);
   }
 
-  async pendingWait(jobId: string): Promise<WaitRow | null> {
-    const n = parseJobId(jobId);
-    const raw = n === null ? undefined : (await this.#query<durable.RawWait>(durable.PENDING_WAIT_OF_JOB, [n]))[0];
-    return raw ? durable.toWaitRow(raw) : null;
+  pendingWait(jobId: string): Promise<WaitRow | null> {
+    return this.#durable.pendingWait(jobId);
   }
 
-  async listWaits(filter: WaitFilter): Promise<WaitRow[]> {
-    const { text, values } = durable.listWaitsQuery(filter);
-    return (await this.#query<durable.RawWait>(text, values)).map(durable.toWaitRow);
+  listWaits(filter: WaitFilter): Promise<WaitRow[]> {
+    return this.#durable.listWaits(filter);
   }
 
-  async pendingInterrupts(): Promise<{ count: number; oldestCreatedAt: number | null }> {
-    const row = (await this.#query<{ n: number; oldest: number | null }>(durable.PENDING_INTERRUPTS, []))[0];
-    return { count: row?.n ?? 0, oldestCreatedAt: row?.oldest ?? null };
+  pendingInterrupts(): Promise<{ count: number; oldestCreatedAt: number | null }> {
+    return this.#durable.pendingInterrupts();
   }
 
-  // --- reads --------------------------------------------------------------
+  // --- reads (job-reads-part.ts) --------------------------------------------
 
   getJob(id: string): Promise<JobRow | null> {
-    return reads.getJob(this.#query, id);
+    return this.#reads.getJob(id);
   }
 
   getAttempts(jobId: string): Promise<AttemptRow[]> {
-    return reads.getAttempts(this.#query, jobId);
+    return this.#reads.getAttempts(jobId);
   }
 
   listJobs(filter: JobFilter): Promise<JobRow[]> {
-    return reads.listJobs(this.#query, filter);
+    return this.#reads.listJobs(filter);
   }
 
   getEvent(id: string): Promise<EventRow | null> {
-    return reads.getEvent(this.#query, id);
+    return this.#reads.getEvent(id);
   }
 
   eventMerges(eventId: string): Promise<EventMerge[]> {
-    return this.#run('query', () => eventMerges(this.#pool, eventId));
+    return this.#reads.eventMerges(eventId);
   }
 
   ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]> {
-    return reads.ensurePayloadIndexes(this.#pool, paths);
+    return this.#reads.ensurePayloadIndexes(paths);
   }
 
   queueStats(): Promise<QueueStats[]> {
-    return reads.queueStats(this.#query);
+    return this.#reads.queueStats();
   }
 
-  // --- API keys -----------------------------------------------------------
+  // --- API keys, node metadata, audit trail (records.ts) ---------------------
 
-  async createKey(key: ApiKeyRow): Promise<void> {
-    await this.#query(q.INSERT_KEY, [key.id, key.name, key.hash, key.scopes, key.handlers, key.createdAt, key.expiresAt, key.revokedAt]);
+  createKey(key: ApiKeyRow): Promise<void> {
+    return this.#records.createKey(key);
   }
 
-  async findKeyByHash(hash: string): Promise<ApiKeyRow | null> {
-    const raw = (await this.#query<RawApiKey>(q.KEY_BY_HASH, [hash]))[0];
-    return raw ? toApiKeyRow(raw) : null;
+  findKeyByHash(hash: string): Promise<ApiKeyRow | null> {
+    return this.#records.findKeyByHash(hash);
   }
 
-  async listKeys(): Promise<ApiKeyRow[]> {
-    return (await this.#query<RawApiKey>(q.LIST_KEYS, [])).map(toApiKeyRow);
+  listKeys(): Promise<ApiKeyRow[]> {
+    return this.#records.listKeys();
   }
 
-  /** True when the key existed and was not already revoked. */
-  async revokeKey(id: string): Promise<boolean> {
-    this.#assertOpen();
-    return this.#run('revoking a key', async () => ((await this.#pool.query(q.REVOKE_KEY, [this.#clock(), id])).rowCount ?? 0) > 0);
+  revokeKey(id: string): Promise<boolean> {
+    return this.#records.revokeKey(id);
+  }
+
+  getMeta(key: string): Promise<string | null> {
+    return this.#records.getMeta(key);
+  }
+
+  setMeta(key: string, value: string): Promise<void> {
+    return this.#records.setMeta(key, value);
+  }
+
+  updateMeta(key: string, update: (current: string | null) => string | null): Promise<string | null> {
+    return this.#records.updateMeta(key, update);
+  }
+
+  appendAudit(entry: AuditEntry, seal: AuditSeal): Promise<AuditRecord> {
+    return this.#records.appendAudit(entry, seal);
+  }
+
+  listAudit(page: AuditPage): Promise<AuditRecord[]> {
+    return this.#records.listAudit(page);
+  }
+
+  readAudit(range: AuditRange): Promise<AuditRecord[]> {
+    return this.#records.readAudit(range);
   }
 
   // --- shared rate limits ---------------------------------------------------
@@ -497,46 +512,10 @@ export class PostgresEngine implements StorageEngine {
     return this.#run('checking a rate limit', () => takeRateStart(this.#pool, scope, policy, now));
   }
 
-  // --- node metadata ------------------------------------------------------
+  // --- backup (upkeep.ts) -----------------------------------------------------
 
-  getMeta(key: string): Promise<string | null> {
-    return meta.getMeta(this.#query, key);
-  }
-
-  async setMeta(key: string, value: string): Promise<void> {
-    await this.#query(q.SET_META, [key, value]);
-  }
-
-  updateMeta(key: string, update: (current: string | null) => string | null): Promise<string | null> {
-    return this.#run('updating metadata', () => meta.updateMeta(this.#pool, key, update));
-  }
-
-  // --- backup and restore -------------------------------------------------
-
-  /** A `pg_dump` custom-format archive of this schema (restore with `pg_restore`). */
   backupTo(file: string): Promise<BackupSnapshot> {
-    this.#assertOpen();
-    return dumpPostgres(this.#pool, this.#url, this.schema, file);
-  }
-
-  async reclaimAll(): Promise<ReclaimedJob[]> {
-    return this.#reclaimed(await this.#run('reclaiming', () => reclaim.reclaimAll(this.#pool, this.#clock())));
-  }
-
-  // --- audit trail --------------------------------------------------------
-
-  appendAudit(entry: AuditEntry, seal: AuditSeal): Promise<AuditRecord> {
-    return this.#run('appending to the audit trail', () =>
-      retryConflicts(() => inTransaction(this.#pool, (client) => audit.appendAudit(client, this.schema, entry, seal))),
-    );
-  }
-
-  listAudit(page: AuditPage): Promise<AuditRecord[]> {
-    return this.#run('reading the audit trail', () => audit.listAudit(this.#pool, page));
-  }
-
-  readAudit(range: AuditRange): Promise<AuditRecord[]> {
-    return this.#run('reading the audit trail', () => audit.readAudit(this.#pool, range));
+    return this.#upkeep.backupTo(file);
   }
 
   // --- internals ----------------------------------------------------------
@@ -599,14 +578,6 @@ export class PostgresEngine implements StorageEngine {
     const rows = await this.#query<{ queue: string }>(RELEASE_BY_CALL, [workerId, nonces, this.#clock()]);
     for (const nonce of nonces) this.#uncertain.delete(nonce);
     if (rows.length > 0) void this.#wakeups.committed(Woken.of(rows.map((r) => r.queue), null));
-  }
-
-  #reclaimed(jobs: ReclaimedJob[]): ReclaimedJob[] {
-    // A reclaimed lease's mark is gone with it: its start() must ask the store (and be refused).
-    if (this.#markedByLease.size > 0) for (const job of jobs) this.#markedByLease.delete(job.id);
-    const queued = jobs.filter((j) => j.state === 'queued');
-    if (queued.length > 0) void this.#wakeups.committed(Woken.of(queued.map((j) => j.queue), queued.map((j) => j.handler)));
-    return jobs;
   }
 }
 

@@ -38,6 +38,9 @@ export interface StoreRole {
   readonly capabilities: StoreCapabilities;
 }
 
+/** A role of the interface as an engine's part serves it: the engine alone carries the capabilities. */
+export type RolePart<Role extends StoreRole> = Omit<Role, keyof StoreRole>;
+
 /**
  * The optional methods behind each capability flag: an engine declaring the
  * flag implements all of them, an engine without it implements none.

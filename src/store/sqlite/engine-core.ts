@@ -14,7 +14,6 @@
 import type Database from 'better-sqlite3';
 import { DroverError } from '../../core/errors.js';
 import type { MigrateOptions, MigrationStatus, ReclaimedJob, WorkListener } from '../engine.js';
-import type { StoreRole } from '../roles/capabilities.js';
 import { checkpointWal, isInMemory, readSettings, type ConnectionSettings } from './connection.js';
 import { DiskSpace } from './disk-space.js';
 import type { DurableContext } from './durable.js';
@@ -199,8 +198,7 @@ export class EngineCore {
   }
 }
 
-/** A role of the interface as a part serves it: the engine alone carries the capabilities. */
-export type RolePart<Role extends StoreRole> = Omit<Role, keyof StoreRole>;
+export type { RolePart } from '../roles/capabilities.js';
 
 /** The statements for a read, once the engine is known to be open. */
 export function readStatements(core: EngineCore): SqliteStatements {
