@@ -15,7 +15,8 @@
  * The engine is the `StorageEngine` interface wired to its parts: intake and
  * the hot path of a worker's lease (lease, start, heartbeat, complete, fail,
  * release) stay here on the engine's own fields and helpers; the rest is one
- * part per role, sharing what engine-core.ts names: job reads
+ * part per role, sharing what engine-core.ts names, which the base class
+ * (../engine-base.ts) forwards to: job reads
  * (job-reads-part.ts), durable execution (durable-store.ts), upkeep, operator
  * actions and backup (upkeep.ts), nodes (node-registry.ts), keys, metadata
  * and audit (records.ts).
@@ -23,23 +24,9 @@
 import pg from 'pg';
 import { DroverError, toError } from '../../core/errors.js';
 import type { RatePolicy } from '../../core/rate-window.js';
-import {
-  type ApiKeyRow,
-  type AttemptRow,
-  type AuditEntry,
-  type AuditRecord,
-  type EventRow,
-  type JobRow,
-  type LeasedJob,
-  type NewJob,
-} from '../../core/types.js';
+import type { LeasedJob, NewJob } from '../../core/types.js';
 import type {
-  AuditPage,
-  AuditRange,
-  AuditSeal,
   BackupSnapshot,
-  DeadNodeRequest,
-  DeadNodeResult,
   EnqueueOptions,
   EnqueueResult,
   FailRequest,
@@ -47,29 +34,18 @@ import type {
   MatchResult,
   StartResult,
   StartWatch,
-  EventMerge,
   IngestItem,
   IngestResult,
-  JobFilter,
   LeaseRequest,
   MigrateOptions,
   MigrationStatus,
-  NodeHeartbeat,
-  NodeRegistration,
-  NodeRow,
-  PruneRequest,
-  RestampRequest,
-  RestampResult,
-  QueueStats,
   RateStart,
-  ReclaimedJob,
-  ReclaimOptions,
-  StageResult,
   StorageEngine,
   StoreCapabilities,
   WorkListener,
   WithoutRow,
 } from '../engine.js';
+import { EngineBase, type EngineParts } from '../engine-base.js';
 import { assertSchemaName, clientConfig, DEFAULT_TIMEOUTS, inTransaction, isTransient, retryConflicts, storeError, type Query, type StoreTimeouts } from './connection.js';
 import { ConnectionErrors, type ConnectionErrorKind, type ConnectionErrorListener } from './connection-errors.js';
 import { enqueuePlain, insertJobs, isPlain, type IntakeEffects } from './intake.js';
@@ -94,8 +70,6 @@ import { Wakeups } from './wakeups.js';
 import { EnqueueBatch } from './enqueue-batch.js';
 import { PostgresUpkeep } from './upkeep.js';
 import { Woken } from '../woken.js';
-import type { StepRow, SuspendRequest, WaitRow } from '../../core/durable.js';
-import type { RecordStepRequest, RecordStepResult, ResumeResult, SuspendResult, WaitFilter } from '../roles/durable-store.js';
 
 export interface PostgresEngineOptions {
   /** `postgres://user:pass@host:port/database?...` */
@@ -120,7 +94,7 @@ export interface PostgresEngineOptions {
  * const [{ job }] = await engine.enqueue([{ handler: 'email', queue: 'default', payload: {}, priority: 0, runAt: Date.now(), maxAttempts: 3 }]);
  * await engine.close();
  */
-export class PostgresEngine implements StorageEngine {
+export class PostgresEngine extends EngineBase implements StorageEngine {
   readonly capabilities: StoreCapabilities = { engine: 'postgres', multiNode: true, crossProcessNotify: true, groupCommit: false, sharedRateLimits: true, leaseAtIntake: true, startOnSend: true };
   readonly schema: string;
   /** The general pool; `#hot` and `#lease` are the hot path's own (pools.ts says why). */
@@ -142,14 +116,13 @@ export class PostgresEngine implements StorageEngine {
   /** Lease nonces whose commit is unknown (the connection broke): undone before the next lease. */
   readonly #uncertain = new Map<string, string[]>();
   #closing: Promise<void> | null = null;
-  // The parts of the roles off the hot path (engine-core.ts).
-  readonly #reads: PostgresJobReads;
-  readonly #durable: PostgresDurableStore;
+  // The parts of the roles off the hot path (engine-core.ts), forwarded to by engine-base.ts.
+  protected override readonly parts: EngineParts;
+  /** The upkeep part, held here too: it also takes the backup (`backupTo`). */
   readonly #upkeep: PostgresUpkeep;
-  readonly #nodes: PostgresNodeRegistry;
-  readonly #records: PostgresRecords;
 
   constructor(options: PostgresEngineOptions) {
+    super();
     this.schema = options.schema ?? 'drover';
     assertSchemaName(this.schema);
     this.#clock = options.clock ?? Date.now;
@@ -179,11 +152,8 @@ export class PostgresEngine implements StorageEngine {
       run: (what, work) => this.#run(what, work),
       durableWrite: (what, work) => this.#durableWrite(what, work),
     };
-    this.#reads = new PostgresJobReads(core);
-    this.#durable = new PostgresDurableStore(core);
     this.#upkeep = new PostgresUpkeep(core);
-    this.#nodes = new PostgresNodeRegistry(core);
-    this.#records = new PostgresRecords(core);
+    this.parts = { reads: new PostgresJobReads(core), durable: new PostgresDurableStore(core), upkeep: this.#upkeep, nodes: new PostgresNodeRegistry(core), records: new PostgresRecords(core) };
     // Settlements name queues only, and a freed concurrency key lets jobs of any handler run: any handler.
     this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#wakeups.committed(Woken.of(queues, null)) });
     this.#marks = new Pipelined(this.#marksPool);
@@ -339,171 +309,9 @@ export class PostgresEngine implements StorageEngine {
     return this.#settleOp(jobId, token, runAt === undefined ? { kind: 'released' } : { kind: 'released', runAt });
   }
 
-  // --- background and operator actions (upkeep.ts) ------------------------
-
-  stageDue(): Promise<StageResult> {
-    return this.#upkeep.stageDue();
-  }
-
-  reapExpired(options: ReclaimOptions): Promise<ReclaimedJob[]> {
-    return this.#upkeep.reapExpired(options);
-  }
-
-  reclaimWorker(workerId: string, options: ReclaimOptions): Promise<ReclaimedJob[]> {
-    return this.#upkeep.reclaimWorker(workerId, options);
-  }
-
-  reclaimAll(): Promise<ReclaimedJob[]> {
-    return this.#upkeep.reclaimAll();
-  }
-
-  restampJobs(request: RestampRequest): Promise<RestampResult> {
-    return this.#upkeep.restampJobs(request);
-  }
-
-  prune(request: PruneRequest): Promise<{ jobs: number; events: number }> {
-    return this.#upkeep.prune(request);
-  }
-
-  cancel(jobId: string): Promise<JobRow | null> {
-    return this.#upkeep.cancel(jobId);
-  }
-
-  retry(jobId: string): Promise<JobRow | null> {
-    return this.#upkeep.retry(jobId);
-  }
-
-  // --- nodes (node-registry.ts) ---------------------------------------------
-
-  registerNode(node: NodeRegistration): Promise<void> {
-    return this.#nodes.registerNode(node);
-  }
-
-  heartbeatNode(node: NodeRegistration): Promise<NodeHeartbeat> {
-    return this.#nodes.heartbeatNode(node);
-  }
-
-  reclaimDeadNodes(request: DeadNodeRequest): Promise<DeadNodeResult> {
-    return this.#nodes.reclaimDeadNodes(request);
-  }
-
-  deregisterNode(node: NodeRegistration): Promise<void> {
-    return this.#nodes.deregisterNode(node);
-  }
-
-  listNodes(): Promise<NodeRow[]> {
-    return this.#nodes.listNodes();
-  }
-
   /** Bytes per table of the schema (indexes and TOAST included), for the storage metrics; not a store operation. */
   async tableSizes(): Promise<Array<{ table: string; bytes: number }>> {
     return (await this.#query<{ table_name: string; bytes: number }>(q.TABLE_SIZES, [])).map((r) => ({ table: r.table_name, bytes: Number(r.bytes) }));
-  }
-
-  // --- durable execution (durable-store.ts) ---------------------------------
-
-  getSteps(jobId: string): Promise<StepRow[]> {
-    return this.#durable.getSteps(jobId);
-  }
-
-  recordStep(jobId: string, token: string, step: RecordStepRequest): Promise<RecordStepResult> {
-    return this.#durable.recordStep(jobId, token, step);
-  }
-
-  suspend(jobId: string, token: string, request: SuspendRequest): Promise<SuspendResult> {
-    return this.#durable.suspend(jobId, token, request);
-  }
-
-  resumeWait(waitId: string, input: unknown, resolvedBy: string): Promise<ResumeResult> {
-    return this.#durable.resumeWait(waitId, input, resolvedBy);
-  }
-
-  getWait(waitId: string): Promise<WaitRow | null> {
-    return this.#durable.getWait(waitId);
-  }
-
-  pendingWait(jobId: string): Promise<WaitRow | null> {
-    return this.#durable.pendingWait(jobId);
-  }
-
-  listWaits(filter: WaitFilter): Promise<WaitRow[]> {
-    return this.#durable.listWaits(filter);
-  }
-
-  pendingInterrupts(): Promise<{ count: number; oldestCreatedAt: number | null }> {
-    return this.#durable.pendingInterrupts();
-  }
-
-  // --- reads (job-reads-part.ts) --------------------------------------------
-
-  getJob(id: string): Promise<JobRow | null> {
-    return this.#reads.getJob(id);
-  }
-
-  getAttempts(jobId: string): Promise<AttemptRow[]> {
-    return this.#reads.getAttempts(jobId);
-  }
-
-  listJobs(filter: JobFilter): Promise<JobRow[]> {
-    return this.#reads.listJobs(filter);
-  }
-
-  getEvent(id: string): Promise<EventRow | null> {
-    return this.#reads.getEvent(id);
-  }
-
-  eventMerges(eventId: string): Promise<EventMerge[]> {
-    return this.#reads.eventMerges(eventId);
-  }
-
-  ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]> {
-    return this.#reads.ensurePayloadIndexes(paths);
-  }
-
-  queueStats(): Promise<QueueStats[]> {
-    return this.#reads.queueStats();
-  }
-
-  // --- API keys, node metadata, audit trail (records.ts) ---------------------
-
-  createKey(key: ApiKeyRow): Promise<void> {
-    return this.#records.createKey(key);
-  }
-
-  findKeyByHash(hash: string): Promise<ApiKeyRow | null> {
-    return this.#records.findKeyByHash(hash);
-  }
-
-  listKeys(): Promise<ApiKeyRow[]> {
-    return this.#records.listKeys();
-  }
-
-  revokeKey(id: string): Promise<boolean> {
-    return this.#records.revokeKey(id);
-  }
-
-  getMeta(key: string): Promise<string | null> {
-    return this.#records.getMeta(key);
-  }
-
-  setMeta(key: string, value: string): Promise<void> {
-    return this.#records.setMeta(key, value);
-  }
-
-  updateMeta(key: string, update: (current: string | null) => string | null): Promise<string | null> {
-    return this.#records.updateMeta(key, update);
-  }
-
-  appendAudit(entry: AuditEntry, seal: AuditSeal): Promise<AuditRecord> {
-    return this.#records.appendAudit(entry, seal);
-  }
-
-  listAudit(page: AuditPage): Promise<AuditRecord[]> {
-    return this.#records.listAudit(page);
-  }
-
-  readAudit(range: AuditRange): Promise<AuditRecord[]> {
-    return this.#records.readAudit(range);
   }
 
   // --- shared rate limits ---------------------------------------------------

@@ -6,7 +6,8 @@
  * them ends loses its start mark (engine-core.ts `reclaimed`).
  */
 import type { JobRow } from '../../core/types.js';
-import type { BackupSnapshot, BackupStore, JobStore, PruneRequest, ReclaimedJob, ReclaimOptions, RestampRequest, RestampResult, StageResult } from '../engine.js';
+import type { BackupSnapshot, BackupStore, PruneRequest, ReclaimedJob, ReclaimOptions, RestampRequest, RestampResult, StageResult } from '../engine.js';
+import type { UpkeepPart } from '../engine-base.js';
 import { Woken } from '../woken.js';
 import { dumpPostgres } from './backup.js';
 import { inTransaction, retryConflicts } from './connection.js';
@@ -16,9 +17,7 @@ import { cancelJob, retryJob } from './operator-actions.js';
 import * as reclaim from './reclaim.js';
 import { parseJobId, toJobRow } from './rows.js';
 
-type UpkeepRole = Pick<JobStore, 'stageDue' | 'reapExpired' | 'reclaimWorker' | 'reclaimAll' | 'restampJobs' | 'prune' | 'cancel' | 'retry'> & RolePart<BackupStore>;
-
-export class PostgresUpkeep implements UpkeepRole {
+export class PostgresUpkeep implements UpkeepPart, RolePart<BackupStore> {
   readonly #core: EngineCore;
 
   constructor(core: EngineCore) {

@@ -8,49 +8,33 @@
  * (engine-core.ts: the connection, the group-commit write path, close),
  * intake (intake.ts), the hot path of a worker's lease (lease.ts,
  * start-marks.ts, fenced.ts through the settle queue), kept here on the
- * engine's own fields, and one part per remaining role: job reads
- * (job-reads.ts), durable execution (durable-store.ts), upkeep and operator
- * actions (upkeep.ts), nodes (node-registry.ts), keys, metadata and audit
- * (records.ts).
+ * engine's own fields, and one part per remaining role, which the base class
+ * (../engine-base.ts) forwards to: job reads (job-reads.ts), durable
+ * execution (durable-store.ts), upkeep and operator actions (upkeep.ts),
+ * nodes (node-registry.ts), keys, metadata and audit (records.ts).
  */
 import type Database from 'better-sqlite3';
 import { DroverError, toError } from '../../core/errors.js';
-import type { ApiKeyRow, AttemptRow, AuditEntry, AuditRecord, EventRow, JobRow, LeasedJob, NewJob } from '../../core/types.js';
+import type { LeasedJob, NewJob } from '../../core/types.js';
 import type {
-  AuditPage,
-  AuditRange,
-  AuditSeal,
   BackupSnapshot,
-  DeadNodeRequest,
-  DeadNodeResult,
   EnqueueOptions,
   EnqueueResult,
-  EventMerge,
   FailRequest,
   FenceResult,
   IngestItem,
   IngestResult,
-  JobFilter,
   LeaseRequest,
   MatchResult,
   MigrateOptions,
   MigrationStatus,
-  NodeHeartbeat,
-  NodeRegistration,
-  NodeRow,
-  PruneRequest,
-  QueueStats,
-  ReclaimedJob,
-  ReclaimOptions,
-  RestampRequest,
-  RestampResult,
-  StageResult,
   StartResult,
   StorageEngine,
   StoreCapabilities,
   WithoutRow,
   WorkListener,
 } from '../engine.js';
+import { EngineBase, type EngineParts } from '../engine-base.js';
 import { snapshotSqlite } from './backup.js';
 import { ensureParentDir, isInMemory, openConnection, type ConnectionSettings } from './connection.js';
 import { SqliteDurableStore } from './durable-store.js';
@@ -70,8 +54,6 @@ import type { SettleQueue } from './settle-queue.js';
 import type { StartMarks } from './start-marks.js';
 import type { SqliteStatements } from './statements.js';
 import { SqliteUpkeep } from './upkeep.js';
-import type { StepRow, SuspendRequest, WaitRow } from '../../core/durable.js';
-import type { RecordStepRequest, RecordStepResult, ResumeResult, SuspendResult, WaitFilter } from '../roles/durable-store.js';
 
 export interface SqliteEngineOptions {
   /** Database file; its parent directory is created. `:memory:` works for throwaway stores (no lock). */
@@ -96,7 +78,7 @@ export interface SqliteEngineOptions {
  * await engine.migrate();
  * engine.stats; // { batches, ops, lastBatchSize, failedCommits }
  */
-export class SqliteEngine implements StorageEngine {
+export class SqliteEngine extends EngineBase implements StorageEngine {
   readonly capabilities: StoreCapabilities = { engine: 'sqlite', multiNode: false, crossProcessNotify: false, groupCommit: true, sharedRateLimits: false, leaseAtIntake: false };
   readonly path: string;
   readonly #core: EngineCore;
@@ -107,22 +89,16 @@ export class SqliteEngine implements StorageEngine {
   readonly #starts: StartMarks;
   readonly #memo: LeaseMemo;
   readonly #prepared: PreparedStatements;
-  readonly #reads: SqliteJobReads;
-  readonly #durable: SqliteDurableStore;
-  readonly #upkeep: SqliteUpkeep;
-  readonly #nodes: SqliteNodeRegistry;
-  readonly #records: SqliteRecords;
+  // The parts of the roles off the hot path, forwarded to by engine-base.ts.
+  protected override readonly parts: EngineParts;
 
   constructor(db: Database.Database, path: string, clock: () => number, lock: PidfileLock | null) {
+    super();
     this.path = path;
     const core = new EngineCore(db, path, clock, lock, (seconds) => this.onCommitTimed?.(seconds));
     this.#core = core;
     ({ clock: this.#clock, writes: this.#writes, settles: this.#settles, starts: this.#starts, memo: this.#memo, prepared: this.#prepared } = core);
-    this.#reads = new SqliteJobReads(core);
-    this.#durable = new SqliteDurableStore(core);
-    this.#upkeep = new SqliteUpkeep(core);
-    this.#nodes = new SqliteNodeRegistry(core);
-    this.#records = new SqliteRecords(core);
+    this.parts = { reads: new SqliteJobReads(core), durable: new SqliteDurableStore(core), upkeep: new SqliteUpkeep(core), nodes: new SqliteNodeRegistry(core), records: new SqliteRecords(core) };
   }
 
   /**
@@ -256,168 +232,6 @@ export class SqliteEngine implements StorageEngine {
 
   release(jobId: string, token: string, runAt?: number): Promise<FenceResult> {
     return this.#settles.add((own) => releaseJob(this.#s.fixed, this.#memo, jobId, token, this.#clock(), own, runAt));
-  }
-
-  // --- background and operator actions (upkeep.ts) ------------------------
-
-  stageDue(): Promise<StageResult> {
-    return this.#upkeep.stageDue();
-  }
-
-  reapExpired(options: ReclaimOptions): Promise<ReclaimedJob[]> {
-    return this.#upkeep.reapExpired(options);
-  }
-
-  reclaimWorker(workerId: string, options: ReclaimOptions): Promise<ReclaimedJob[]> {
-    return this.#upkeep.reclaimWorker(workerId, options);
-  }
-
-  reclaimAll(): Promise<ReclaimedJob[]> {
-    return this.#upkeep.reclaimAll();
-  }
-
-  restampJobs(request: RestampRequest): Promise<RestampResult> {
-    return this.#upkeep.restampJobs(request);
-  }
-
-  prune(request: PruneRequest): Promise<{ jobs: number; events: number }> {
-    return this.#upkeep.prune(request);
-  }
-
-  cancel(jobId: string): Promise<JobRow | null> {
-    return this.#upkeep.cancel(jobId);
-  }
-
-  retry(jobId: string): Promise<JobRow | null> {
-    return this.#upkeep.retry(jobId);
-  }
-
-  // --- nodes (node-registry.ts) ---------------------------------------------
-
-  registerNode(node: NodeRegistration): Promise<void> {
-    return this.#nodes.registerNode(node);
-  }
-
-  heartbeatNode(node: NodeRegistration): Promise<NodeHeartbeat> {
-    return this.#nodes.heartbeatNode(node);
-  }
-
-  reclaimDeadNodes(request: DeadNodeRequest): Promise<DeadNodeResult> {
-    return this.#nodes.reclaimDeadNodes(request);
-  }
-
-  deregisterNode(node: NodeRegistration): Promise<void> {
-    return this.#nodes.deregisterNode(node);
-  }
-
-  listNodes(): Promise<NodeRow[]> {
-    return this.#nodes.listNodes();
-  }
-
-  // --- durable execution (durable-store.ts) ---------------------------------
-
-  getSteps(jobId: string): Promise<StepRow[]> {
-    return this.#durable.getSteps(jobId);
-  }
-
-  recordStep(jobId: string, token: string, step: RecordStepRequest): Promise<RecordStepResult> {
-    return this.#durable.recordStep(jobId, token, step);
-  }
-
-  suspend(jobId: string, token: string, request: SuspendRequest): Promise<SuspendResult> {
-    return this.#durable.suspend(jobId, token, request);
-  }
-
-  resumeWait(waitId: string, input: unknown, resolvedBy: string): Promise<ResumeResult> {
-    return this.#durable.resumeWait(waitId, input, resolvedBy);
-  }
-
-  getWait(waitId: string): Promise<WaitRow | null> {
-    return this.#durable.getWait(waitId);
-  }
-
-  pendingWait(jobId: string): Promise<WaitRow | null> {
-    return this.#durable.pendingWait(jobId);
-  }
-
-  listWaits(filter: WaitFilter): Promise<WaitRow[]> {
-    return this.#durable.listWaits(filter);
-  }
-
-  pendingInterrupts(): Promise<{ count: number; oldestCreatedAt: number | null }> {
-    return this.#durable.pendingInterrupts();
-  }
-
-  // --- reads (job-reads.ts) -------------------------------------------------
-
-  getJob(id: string): Promise<JobRow | null> {
-    return this.#reads.getJob(id);
-  }
-
-  getAttempts(jobId: string): Promise<AttemptRow[]> {
-    return this.#reads.getAttempts(jobId);
-  }
-
-  listJobs(filter: JobFilter): Promise<JobRow[]> {
-    return this.#reads.listJobs(filter);
-  }
-
-  getEvent(id: string): Promise<EventRow | null> {
-    return this.#reads.getEvent(id);
-  }
-
-  eventMerges(eventId: string): Promise<EventMerge[]> {
-    return this.#reads.eventMerges(eventId);
-  }
-
-  ensurePayloadIndexes(paths: ReadonlyArray<readonly string[]>): Promise<string[]> {
-    return this.#reads.ensurePayloadIndexes(paths);
-  }
-
-  queueStats(): Promise<QueueStats[]> {
-    return this.#reads.queueStats();
-  }
-
-  // --- API keys, node metadata, audit trail (records.ts) ---------------------
-
-  createKey(key: ApiKeyRow): Promise<void> {
-    return this.#records.createKey(key);
-  }
-
-  findKeyByHash(hash: string): Promise<ApiKeyRow | null> {
-    return this.#records.findKeyByHash(hash);
-  }
-
-  listKeys(): Promise<ApiKeyRow[]> {
-    return this.#records.listKeys();
-  }
-
-  revokeKey(id: string): Promise<boolean> {
-    return this.#records.revokeKey(id);
-  }
-
-  getMeta(key: string): Promise<string | null> {
-    return this.#records.getMeta(key);
-  }
-
-  setMeta(key: string, value: string): Promise<void> {
-    return this.#records.setMeta(key, value);
-  }
-
-  updateMeta(key: string, update: (current: string | null) => string | null): Promise<string | null> {
-    return this.#records.updateMeta(key, update);
-  }
-
-  appendAudit(entry: AuditEntry, seal: AuditSeal): Promise<AuditRecord> {
-    return this.#records.appendAudit(entry, seal);
-  }
-
-  listAudit(page: AuditPage): Promise<AuditRecord[]> {
-    return this.#records.listAudit(page);
-  }
-
-  readAudit(range: AuditRange): Promise<AuditRecord[]> {
-    return this.#records.readAudit(range);
   }
 
   // --- backup -------------------------------------------------------------

@@ -6,15 +6,14 @@
  * forgotten by the engine's lease memo (lease-memo.ts).
  */
 import type { JobRow } from '../../core/types.js';
-import type { JobStore, PruneRequest, ReclaimedJob, ReclaimOptions, RestampRequest, RestampResult, StageResult } from '../engine.js';
+import type { PruneRequest, ReclaimedJob, ReclaimOptions, RestampRequest, RestampResult, StageResult } from '../engine.js';
+import type { UpkeepPart } from '../engine-base.js';
 import { durableContext, forgetLeases, type EngineCore } from './engine-core.js';
 import { pruneStore, restampJobs, stageDueJobs } from './maintenance.js';
 import { cancelJob, retryJob } from './operator-actions.js';
 import { reclaimAllRunning, reclaimExpired, reclaimWorkerLeases } from './reclaim.js';
 
-type UpkeepRole = Pick<JobStore, 'stageDue' | 'reapExpired' | 'reclaimWorker' | 'reclaimAll' | 'restampJobs' | 'prune' | 'cancel' | 'retry'>;
-
-export class SqliteUpkeep implements UpkeepRole {
+export class SqliteUpkeep implements UpkeepPart {
   readonly #core: EngineCore;
 
   constructor(core: EngineCore) {
