@@ -378,6 +378,10 @@ export class SqliteEngine implements StorageEngine {
     return this.#reads.queueStats();
   }
 
+  handlersWithQueuedJobs(handlers: readonly string[]): Promise<string[]> {
+    return this.#reads.handlersWithQueuedJobs(handlers);
+  }
+
   // --- API keys, node metadata, audit trail (records.ts) ---------------------
 
   createKey(key: ApiKeyRow): Promise<void> {
