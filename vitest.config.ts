@@ -21,6 +21,7 @@ const BOTH_ENGINES = [
   'test/api/stream.test.ts',
   'test/e2e/intake.test.ts',
   'test/e2e/named-wakeups.test.ts',
+  'test/runtime/fallback-poll.test.ts',
   'test/e2e/execution.test.ts',
   'test/sdk/worker.test.ts',
   'test/sdk/client.test.ts',

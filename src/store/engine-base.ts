@@ -168,6 +168,10 @@ export abstract class EngineBase
     return this.parts.reads.queueStats();
   }
 
+  handlersWithQueuedJobs(handlers: readonly string[]): Promise<string[]> {
+    return this.parts.reads.handlersWithQueuedJobs(handlers);
+  }
+
   // --- API keys, node metadata, audit trail -------------------------------
 
   createKey(key: ApiKeyRow): Promise<void> {

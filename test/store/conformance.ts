@@ -1259,6 +1259,20 @@ export function describeStoreConformance(name: string, factory: StoreFactory): v
         expect(q2.counts).toMatchObject({ queued: 0, succeeded: 1 });
         expect(q2.oldestQueuedAt).toBeNull();
       });
+
+      it('names the handlers with a queued job: not those with only scheduled, running or finished ones', async () => {
+        await enqueueOne({ handler: 'queued' });
+        await enqueueOne({ handler: 'later', runAt: T0 + 60_000 });
+        await enqueueOne({ handler: 'running' });
+        await leaseOne({ handlers: [{ name: 'running', max: 1 }] });
+        await enqueueOne({ handler: 'done' });
+        const done = await leaseOne({ handlers: [{ name: 'done', max: 1 }] });
+        await engine.complete(done.id, done.leaseToken, null);
+
+        const found = await engine.handlersWithQueuedJobs(['queued', 'later', 'running', 'done', 'unknown']);
+        expect(found).toEqual(['queued']);
+        expect(await engine.handlersWithQueuedJobs([])).toEqual([]);
+      });
     });
 
     describe('notifications', () => {

@@ -8,6 +8,7 @@ import type { AttemptRow, EventRow, JobRow } from '../../core/types.js';
 import type { EventMerge, JobFilter, JobReads, QueueStats } from '../engine.js';
 import type { EngineCore, RolePart } from './engine-core.js';
 import * as reads from './job-reads.js';
+import * as q from './queries.js';
 import { eventMerges } from './trigger-groups.js';
 
 export class PostgresJobReads implements RolePart<JobReads> {
@@ -43,5 +44,11 @@ export class PostgresJobReads implements RolePart<JobReads> {
 
   queueStats(): Promise<QueueStats[]> {
     return reads.queueStats(this.#core.query);
+  }
+
+  async handlersWithQueuedJobs(handlers: readonly string[]): Promise<string[]> {
+    if (handlers.length === 0) return [];
+    const rows = await this.#core.query<{ handler: string }>(q.HANDLERS_WITH_QUEUED_JOBS, [handlers]);
+    return rows.map((row) => row.handler);
   }
 }

@@ -119,6 +119,11 @@ export const PRUNE_EVENTS = `
 export const COUNTS_BY_QUEUE = 'SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state';
 export const OLDEST_QUEUED = "SELECT queue, min(run_at) AS oldest FROM jobs WHERE state = 'queued' GROUP BY queue";
 
+/** $1 handler names: those with a queued job. One probe of jobs_lease_order (handler first, state = 'queued') per name; stops at the first row. */
+export const HANDLERS_WITH_QUEUED_JOBS = `
+  SELECT h.handler FROM unnest($1::text[]) AS h(handler)
+  WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.handler = h.handler AND j.state = 'queued')`;
+
 export const INSERT_KEY = `
   INSERT INTO api_keys (id, name, hash, scopes, handlers, created_at, expires_at, revoked_at)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`;

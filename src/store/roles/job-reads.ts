@@ -48,6 +48,14 @@ export interface JobReads extends StoreRole {
   eventMerges(eventId: string): Promise<EventMerge[]>;
   queueStats(): Promise<QueueStats[]>;
   /**
+   * Of `handlers`, those with at least one queued job (due and waiting for a
+   * lease). The fallback poll asks this and wakes only those handlers, so a
+   * poll that finds nothing takes no lease and leaves idle lanes idle (an
+   * enqueue into an idle lane is then still leased by its own insert). One
+   * index probe per handler, never a scan of the backlog.
+   */
+  handlersWithQueuedJobs(handlers: readonly string[]): Promise<string[]>;
+  /**
    * Make sure an expression index serves `listJobs` payload filters on each
    * of these fields (`search.payloadIndexes`); builds the missing ones without
    * blocking writers where the engine can (PostgreSQL: CONCURRENTLY). Indexes

@@ -60,6 +60,16 @@ export class SqliteJobReads implements RolePart<JobReads> {
     await this.#core.visible();
     return readQueueStats(readStatements(this.#core).fixed);
   }
+
+  async handlersWithQueuedJobs(handlers: readonly string[]): Promise<string[]> {
+    await this.#core.visible();
+    // jobs_queued_by_handler (migration 0003): the first queued row of a handler, or none.
+    this.#queuedProbe ??= this.#core.db.prepare<[string], 1>("SELECT 1 FROM jobs WHERE handler = ? AND state = 'queued' LIMIT 1").pluck();
+    const probe = this.#queuedProbe;
+    return handlers.filter((handler) => probe.get(handler) !== undefined);
+  }
+
+  #queuedProbe: Database.Statement<[string], 1> | undefined;
 }
 
 export function readJob(s: () => FixedStatements, id: string): JobRow | null {
