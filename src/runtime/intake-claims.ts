@@ -8,9 +8,9 @@
  * settle the claim. Shutdown waits for claims still out (`settled`).
  */
 import type { NewJob } from '../core/types.js';
-import type { TenantCaps } from '../core/lease-caps.js';
 import type { IntakeLease } from '../store/engine.js';
 import type { Lane } from './attempt.js';
+import type { DispatcherOptions } from './dispatcher-options.js';
 import type { LeaseRoom } from './lease-room.js';
 
 /** Slots held for an enqueue's jobs while its insert leases them (`Dispatcher.claimAtIntake`). */
@@ -21,13 +21,8 @@ export interface IntakeClaim {
   readonly lease: IntakeLease;
 }
 
-/** The dispatcher's options a claim reads (DispatcherOptions says what each is). */
-export interface IntakeClaimOptions {
-  workerId: string;
-  isHandlerPaused?: (handler: string) => boolean;
-  pausedQueues?: () => readonly string[];
-  tenantCaps?: TenantCaps;
-}
+/** The dispatcher's options a claim reads. */
+export type IntakeClaimOptions = Pick<DispatcherOptions, 'workerId' | 'isHandlerPaused' | 'pausedQueues' | 'tenantCaps'>;
 
 /** What a claim reads of the lanes (the lease pump has them). */
 export interface ClaimLanes {

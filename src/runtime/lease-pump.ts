@@ -13,26 +13,13 @@
  */
 import { toError } from '../core/errors.js';
 import type { LeasedJob } from '../core/types.js';
-import type { TenantCaps } from '../core/lease-caps.js';
-import type { Logger } from '../obs/logger.js';
-import type { StorageEngine } from '../store/engine.js';
 import { Attempt, type Lane } from './attempt.js';
 import { capFields, contendedPauseMs, emitCapRefusals } from './cap-refusals.js';
+import type { DispatcherOptions } from './dispatcher-options.js';
 import type { LeaseRoom, LaneAsk } from './lease-room.js';
-import type { Lifecycle } from './lifecycle.js';
-import type { ResolvedHandler } from '../core/config.js';
 
-/** The dispatcher's options the pump reads (DispatcherOptions says what each is). */
-export interface LeasePumpOptions {
-  store: StorageEngine;
-  handlers: ReadonlyMap<string, ResolvedHandler>;
-  lifecycle: Lifecycle;
-  logger: Logger;
-  workerId: string;
-  clock: () => number;
-  pausedQueues?: () => readonly string[];
-  tenantCaps?: TenantCaps;
-}
+/** The dispatcher's options the pump reads. */
+export type LeasePumpOptions = Pick<DispatcherOptions, 'store' | 'handlers' | 'lifecycle' | 'logger' | 'workerId' | 'clock' | 'pausedQueues' | 'tenantCaps'>;
 
 /** What the pump asks of the dispatcher's runs (per lease, never per job). */
 export interface PumpRuns {
