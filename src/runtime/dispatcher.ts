@@ -1,10 +1,16 @@
 /**
  * The dispatcher leases due jobs for the handlers that have free capacity and
- * runs them in-process. It is woken by new work (store notifications, finished
- * jobs) and otherwise sleeps: there is no poll on the hot path.
+ * runs them in-process. Three parts, one module each:
  *
- * One pump runs at a time; a wake that arrives while pumping sets a flag so the
- * pump goes round again instead of racing itself.
+ * - the lease pump (lease-pump.ts): lanes, wakes, idle handlers, leasing into
+ *   the lanes' buffers; it needs from here only `PumpRuns` (start a lane's
+ *   buffered jobs, hand jobs back), one object made once;
+ * - intake claims (intake-claims.ts): slots held for an enqueue's jobs while
+ *   its insert leases them; it reads the pump's idle set and lanes and the
+ *   room's slots;
+ * - one attempt's run, here: from the buffer through its start mark to its
+ *   recorded outcome, and the slot it frees. This path runs for every job, so
+ *   it stays in one class with its fields (no closures or hops per job).
  *
  * Lease-ahead: a handler whose jobs are quick (recent average under
  * `FAST_JOB_MS`, lease-room.ts) may hold extra leased jobs in a local
@@ -15,86 +21,21 @@
  * from other nodes. Buffered jobs are `running` in the store (their lease
  * protects them); on shutdown they are released unstarted.
  */
-import type { ResolvedHandler } from '../core/config.js';
 import { toError } from '../core/errors.js';
 import type { LeasedJob, NewJob } from '../core/types.js';
-import type { AttemptTracer } from '../obs/attempt-tracing.js';
-import type { Logger } from '../obs/logger.js';
-import type { IntakeLease, StorageEngine } from '../store/engine.js';
-import type { FeatureFlags } from '../core/rollout.js';
+import type { StorageEngine } from '../store/engine.js';
 import { Attempt, AttemptQueue, type AttemptDeps, type Lane } from './attempt.js';
-import { runInline, type RunJobOptions, type RunningJob, type RunOutcome } from './job-runner.js';
-import type { Lifecycle, LifecycleChannel } from './lifecycle.js';
+import { runInline, type RunningJob, type RunOutcome } from './job-runner.js';
+import type { LifecycleChannel } from './lifecycle.js';
 import { recordOutcome, type OutcomeContext } from './outcome.js';
-import type { StepDeps } from './step-context.js';
 import { CompletionRate } from './lease-window.js';
-import { LeaseRoom, type LaneAsk } from './lease-room.js';
-import { capFields, contendedPauseMs, emitCapRefusals } from './cap-refusals.js';
-import type { TenantCaps } from '../core/lease-caps.js';
+import { LeaseRoom } from './lease-room.js';
+import { LeasePump } from './lease-pump.js';
+import { IntakeClaims, type IntakeClaim } from './intake-claims.js';
+import type { DispatcherOptions } from './dispatcher-options.js';
 
-/** Slots held for an enqueue's jobs while its insert leases them (`Dispatcher.claimAtIntake`). */
-export interface IntakeClaim {
-  /** Per job of the call, the lane holding a slot for it; null: inserted as usual. */
-  readonly lanes: ReadonlyArray<Lane | null>;
-  /** What the store is asked to lease (`EnqueueOptions.lease`). */
-  readonly lease: IntakeLease;
-}
-
-export interface DispatcherOptions {
-  store: StorageEngine;
-  handlers: ReadonlyMap<string, ResolvedHandler>;
-  lifecycle: Lifecycle;
-  logger: Logger;
-  workerId: string;
-  clock: () => number;
-  random?: () => number;
-  /** Most jobs leased in one store call. */
-  leaseBatch?: number;
-  /** Most jobs leased ahead per quick handler (default: about 20 ms of its work, from max(concurrency, 64) to 512 jobs; lease-window.ts). */
-  prefetch?: number;
-  /**
-   * A job whose attempts ended by crash, lease expiry or a killed worker
-   * thread this many times is dead with reason `poison` (config `poisonAfter`).
-   * Without it a killed attempt is an ordinary failure.
-   */
-  poisonAfter?: number;
-  /** Added to a handler's timeout to get its lease duration. */
-  leaseMarginMs?: number;
-  /** A retry due at this time should be staged; tells the scheduler. */
-  onRetryScheduled: (runAt: number) => void;
-  /** A paused handler's jobs are not leased. */
-  isHandlerPaused?: (handler: string) => boolean;
-  /** Most jobs of a handler that may run at once right now, below its concurrency (a half-open breaker's single probe). */
-  slotLimit?: (handler: string) => number;
-  /**
-   * Runs `isolation: 'thread'` handlers (thread-pool.ts); without it every handler runs inline.
-   * `queueDepth`: jobs it takes per thread at once (one runs, the rest wait in the thread), so
-   * a thread handler may have `concurrency × queueDepth` jobs started here, `concurrency` running.
-   */
-  threads?: { run(options: RunJobOptions): Promise<RunOutcome>; queueDepth?: number };
-  /** Queues not to lease from. Excluded by queue, not by handler: a job may sit in a queue other than its handler's default. */
-  pausedQueues?: () => readonly string[];
-  /** Runs each handler inside its attempt's span and adds trace ids to its log lines. */
-  attempts?: Pick<AttemptTracer, 'fields' | 'run'>;
-  /**
-   * Asked just before a leased job starts: null starts it (and counts it, e.g.
-   * against a rate limit); a time hands the lease back unspent, the job
-   * scheduled for then (rate limit reached, webhook host breaker open). A
-   * promise when the store decides (a rate limit shared by several nodes):
-   * the job keeps its slot while it waits for the answer.
-   */
-  admit?: (job: LeasedJob, handler: ResolvedHandler) => number | null | Promise<number | null>;
-  /** How many more jobs of a handler may start now (a rate limit without key); caps what is leased. */
-  startRoom?: (handler: ResolvedHandler) => number | undefined;
-  /** Durable steps (`ctx.step`): the store, limits and wake-up hook each attempt's step context uses; without it handlers have no steps. */
-  steps?: StepDeps;
-  /** Feature gates handed to each attempt (`ctx.features`). */
-  features?: FeatureFlags;
-  /** Tenant lease caps (config `flow.tenants`, per-queue caps), counted by the store in each lease; absent: none configured. */
-  tenantCaps?: TenantCaps;
-  /** A monotonic clock (ms) for a lease's age (default `performance.now`): a wall clock set back would make a lease look younger. */
-  monotonic?: () => number;
-}
+export type { IntakeClaim } from './intake-claims.js';
+export type { DispatcherOptions } from './dispatcher-options.js';
 
 /** Run one attempt's handler where its handler runs. A function of the attempt, so tracing can wrap it without a closure per job. */
 function runAttempt(attempt: Attempt): RunOutcome | Promise<RunOutcome> {
@@ -107,29 +48,15 @@ const STALE_START: RunOutcome = Object.freeze({ kind: 'stale', op: 'start' });
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown }).then === 'function';
 }
-
 export class Dispatcher {
   readonly running = new Map<string, RunningJob>();
-  /** Each handler's slots, buffer and run-time average (attempt.ts), by name: one lookup serves a job's whole path. */
-  readonly #lanes = new Map<string, Lane>();
   /** Jobs waiting for the store's rate-limit verdict (see `admit`). */
   readonly #admitting = new Set<Promise<void>>();
-  #pumping = false;
-  /** The pump in progress (settled when it ends); `releaseBuffered` waits for a lease still out. */
-  #pumpRun: Promise<void> = Promise.resolve();
-  /** Handlers whose last lease found nothing more; skipped until new work is announced (`wake`). */
-  readonly #idleHandlers = new Set<string>();
-  /** Counts `wake` calls for all handlers, so a lease that raced one does not mark a handler idle. */
-  #workSeen = 0;
-  /** Handlers named by `wake` since the current lease began: that lease may have missed their new work. */
-  readonly #wokenDuringLease = new Set<string>();
-  #again = false;
-  /** Claims whose insert is still out, or whose unstarted jobs are being handed back (claimAtIntake → startClaimed): shutdown waits for them. */
-  readonly #claims = new Map<IntakeClaim, { settled: Promise<void>; settle(): void }>();
-  #contendedRetry: NodeJS.Timeout | undefined;
-  #stopped = true;
+  /** Leasing into the lanes (lease-pump.ts); its `stopped` is read on the per-job path. */
+  readonly #pump: LeasePump;
+  /** Slots held for enqueues leasing their own jobs (intake-claims.ts). */
+  readonly #claims: IntakeClaims;
   #idle: Array<() => void> = [];
-  readonly #leaseBatch: number;
   readonly #leaseMarginMs: number;
   readonly #outcomes: OutcomeContext;
   /** Slots, lease-ahead room and the starts that ride in a lease (lease-room.ts). */
@@ -140,7 +67,6 @@ export class Dispatcher {
   readonly #startOnSend: boolean;
 
   constructor(private readonly options: DispatcherOptions) {
-    this.#leaseBatch = options.leaseBatch ?? 250;
     this.#leaseMarginMs = options.leaseMarginMs ?? 30_000;
     this.#monotonic = options.monotonic ?? performance.now.bind(performance);
     this.#startOnSend = options.store.capabilities.startOnSend === true;
@@ -163,28 +89,31 @@ export class Dispatcher {
       steps: options.steps,
       features: options.features,
     };
+    /** Each handler's slots, buffer and run-time average (attempt.ts), by name: one lookup serves a job's whole path. */
+    const lanes = new Map<string, Lane>();
     for (const handler of options.handlers.values()) {
       const threads = handler.isolation === 'thread' && options.threads ? options.threads : null;
-      this.#lanes.set(handler.name, { handler, deps, running: 0, buffer: new AttemptQueue(), avgRunMs: Number.NaN, completions: new CompletionRate(), threads });
+      lanes.set(handler.name, { handler, deps, running: 0, buffer: new AttemptQueue(), avgRunMs: Number.NaN, completions: new CompletionRate(), threads });
     }
+    const runs = { startBuffered: (lane: Lane, now: number) => this.#startBuffered(lane, now), handBack: (jobs: readonly LeasedJob[]) => this.#handBack(jobs) };
+    this.#pump = new LeasePump(options, lanes, this.#room, runs, options.leaseBatch ?? 250, this.#leaseMarginMs, this.#monotonic);
+    this.#claims = new IntakeClaims(options, this.#pump, this.#room);
   }
 
   start(): void {
-    this.#stopped = false;
+    this.#pump.stopped = false;
     const now = this.options.clock();
-    for (const lane of this.#lanes.values()) this.#startBuffered(lane, now);
+    for (const lane of this.#pump.lanes.values()) this.#startBuffered(lane, now);
     this.wake();
   }
 
   /** Stop leasing; running jobs continue. */
   stopLeasing(): void {
-    this.#stopped = true;
-    clearTimeout(this.#contendedRetry);
-    this.#contendedRetry = undefined;
+    this.#pump.stop();
   }
 
   get leasing(): boolean {
-    return !this.#stopped;
+    return !this.#pump.stopped;
   }
 
   /**
@@ -201,52 +130,7 @@ export class Dispatcher {
    * it (a reconnect, a poll, a freed concurrency key): any handler.
    */
   wake(handlers?: readonly string[]): void {
-    if (handlers === undefined) {
-      this.#workSeen++;
-      this.#idleHandlers.clear();
-      this.#wakeForRoom();
-      return;
-    }
-    let ours = false;
-    for (const name of handlers) {
-      const handler = this.options.handlers.get(name);
-      // Another node's handler, or one only remote workers run: nothing to lease here.
-      if (!handler || handler.remote) continue;
-      ours = true;
-      this.#idleHandlers.delete(name);
-      this.#wokenDuringLease.add(name);
-    }
-    if (ours) this.#wakeForRoom();
-  }
-
-  /**
-   * A slot freed up: lease again, but only for handlers that had work last
-   * time. Asking an idle handler (the built-in ones usually are) on every
-   * finished job would be a lease round trip per job that finds nothing.
-   */
-  #wakeForRoom(): void {
-    if (this.#stopped) return;
-    if (this.#pumping) {
-      this.#again = true;
-      return;
-    }
-    this.#pumping = true;
-    this.#pumpRun = new Promise((resolve) => process.nextTick(() => void this.#pump().finally(resolve)));
-  }
-
-  /**
-   * Another node held some tenants' locks during the lease, so their jobs were
-   * passed over though not at a cap. Its commit wakes nobody here (only new
-   * work is announced across nodes), so look again after a short, jittered
-   * pause instead of idling until the next poll.
-   */
-  #lookAgainSoon(): void {
-    if (this.#contendedRetry || this.#stopped) return;
-    this.#contendedRetry = setTimeout(() => {
-      this.#contendedRetry = undefined;
-      this.#wakeForRoom();
-    }, contendedPauseMs());
-    this.#contendedRetry.unref();
+    this.#pump.wake(handlers);
   }
 
   /**
@@ -261,32 +145,7 @@ export class Dispatcher {
    * Null when no job qualifies.
    */
   claimAtIntake(jobs: readonly NewJob[], now: number): IntakeClaim | null {
-    if (this.#stopped || this.options.tenantCaps || jobs.some((job) => job.idempotencyKey != null)) return null;
-    const due = new Map<Lane, number>();
-    for (const job of jobs) {
-      const lane = job.runAt <= now ? this.#lanes.get(job.handler) : undefined;
-      if (lane) due.set(lane, (due.get(lane) ?? 0) + 1);
-    }
-    const open = new Set<Lane>();
-    for (const [lane, n] of due) {
-      const { handler } = lane;
-      if (!this.#idleHandlers.has(handler.name) || handler.remote || handler.rateLimit || handler.name.startsWith('drover.')) continue;
-      if (this.options.isHandlerPaused?.(handler.name) || lane.buffer.length > 0 || this.#room.slots(lane) - lane.running < n) continue;
-      open.add(lane);
-    }
-    if (open.size === 0) return null;
-    const paused = this.options.pausedQueues?.() ?? [];
-    const lanes: Array<Lane | null> = jobs.map((job) => {
-      const lane = this.#lanes.get(job.handler)!;
-      return open.has(lane) && job.runAt <= now && job.concurrencyKey == null && !paused.includes(job.queue) ? lane : null;
-    });
-    if (lanes.every((lane) => lane === null)) return null;
-    for (const lane of lanes) if (lane) lane.running++;
-    const claim: IntakeClaim = { lanes, lease: { workerId: this.options.workerId, leaseMs: lanes.map((lane) => (lane ? this.#room.leaseMsFor(lane.handler) : null)) } };
-    let settle!: () => void;
-    const settled = new Promise<void>((resolve) => (settle = resolve));
-    this.#claims.set(claim, { settled, settle });
-    return claim;
+    return this.#claims.claim(jobs, now);
   }
 
   /**
@@ -303,25 +162,21 @@ export class Dispatcher {
       if (!lane) return;
       lane.running--;
       const job = leased[n];
-      if (job && !this.#stopped) this.#start(new Attempt(lane, job, now), now);
+      if (job && !this.#pump.stopped) this.#start(new Attempt(lane, job, now), now);
       else {
         freed = true;
         if (job) back.push(job);
       }
     });
     // Shutdown (releaseBuffered) waits until what the claim leased is handed back (#handBack never rejects).
-    const entry = this.#claims.get(claim);
-    void (back.length > 0 ? this.#handBack(back) : Promise.resolve()).then(() => {
-      this.#claims.delete(claim);
-      entry?.settle();
-    });
-    if (freed) this.#wakeForRoom();
+    this.#claims.settle(claim, back.length > 0 ? this.#handBack(back) : Promise.resolve());
+    if (freed) this.#pump.wakeForRoom();
   }
 
   /** Jobs leased ahead and not yet started. */
   get bufferedCount(): number {
     let n = 0;
-    for (const lane of this.#lanes.values()) n += lane.buffer.length;
+    for (const lane of this.#pump.lanes.values()) n += lane.buffer.length;
     return n;
   }
 
@@ -329,10 +184,10 @@ export class Dispatcher {
   async releaseBuffered(): Promise<number> {
     // Jobs waiting for a rate-limit verdict come back to the buffer once it arrives (leasing has stopped).
     while (this.#admitting.size > 0) await Promise.all(this.#admitting);
-    // A lease still out hands its jobs back itself (#pump); wait for that too, and for inserts leasing jobs (startClaimed).
-    await this.#pumpRun;
-    await Promise.all([...this.#claims.values()].map((claim) => claim.settled));
-    const jobs = [...this.#lanes.values()].flatMap((lane) => lane.buffer.clear().map((attempt) => attempt.job));
+    // A lease still out hands its jobs back itself (lease-pump.ts); wait for that too, and for inserts leasing jobs (startClaimed).
+    await this.#pump.settled;
+    await this.#claims.settled();
+    const jobs = [...this.#pump.lanes.values()].flatMap((lane) => lane.buffer.clear().map((attempt) => attempt.job));
     await this.#handBack(jobs);
     return jobs.length;
   }
@@ -372,87 +227,6 @@ export class Dispatcher {
     }
     this.#notifyIdle();
     return abandoned;
-  }
-
-  async #pump(): Promise<void> {
-    try {
-      do {
-        this.#again = false;
-        while (!this.#stopped) {
-          const wanted = this.#room.ask(this.#lanes.values(), this.#idleHandlers);
-          if (wanted.total === 0) break;
-          const seen = this.#workSeen;
-          this.#wokenDuringLease.clear();
-          const capped = capFields({ ...(this.options.tenantCaps ? { tenants: this.options.tenantCaps } : {}) });
-          // Before the lease is sent: its jobs' leases are no older than this.
-          const askedAt = this.#monotonic();
-          const jobs = await this.options.store.lease({
-            workerId: this.options.workerId,
-            inProcess: true,
-            // Each job's lease follows its own handler's timeout (a quick handler's jobs are recovered quickly
-            // after a silent death, whatever else is leased along); each `start` is counted when the store reads it.
-            handlers: wanted.handlers,
-            limit: Math.min(wanted.total, this.#leaseBatch),
-            leaseMs: this.#leaseMarginMs,
-            excludeQueues: this.options.pausedQueues?.() ?? [],
-            ...capped,
-          });
-          emitCapRefusals(this.options.lifecycle, capped.capped, this.options.workerId);
-          // Leasing stopped while this lease was out (shutdown): none of its jobs may start, and the
-          // buffer may already have been handed back, so these go back unspent now, not into it.
-          if (this.#stopped) {
-            await this.#handBack(jobs);
-            break;
-          }
-          const now = this.options.clock();
-          let lane: Lane | undefined;
-          for (const job of jobs) {
-            // A lease's jobs are mostly of one handler: look its lane up again only when the handler changes.
-            if (lane?.handler.name !== job.handler) lane = this.#lanes.get(job.handler);
-            lane?.buffer.push(new Attempt(lane, job, now, askedAt));
-          }
-          for (const { lane: wantedLane } of wanted.handlers) this.#startBuffered(wantedLane, now);
-          this.#handBackMarkedUnstarted(wanted.handlers, jobs);
-          // Fewer than asked means nothing more is due right now; sleep until woken.
-          if (jobs.length < Math.min(wanted.total, this.#leaseBatch)) {
-            if (capped.capped?.contended) this.#lookAgainSoon();
-            else if (seen === this.#workSeen) this.#noteIdle(wanted.handlers, jobs);
-            break;
-          }
-        }
-      } while (this.#again && !this.#stopped);
-    } catch (error) {
-      this.options.logger.error({ err: toError(error) }, 'lease failed; retrying in 1 s');
-      const timer = setTimeout(() => this.wake(), 1000);
-      timer.unref();
-    } finally {
-      this.#pumping = false;
-    }
-  }
-
-  /**
-   * The store may have marked started the first `told` jobs of each handler
-   * in this lease (they were to go straight to a free slot). One still in the
-   * buffer (a breaker or a slot limit shrank while the lease was out) goes
-   * back unspent now: a mark must mean that its handler ran.
-   */
-  #handBackMarkedUnstarted(asked: readonly LaneAsk[], got: readonly LeasedJob[]): void {
-    for (const { lane, name, told } of asked) {
-      const { buffer } = lane;
-      if (told === 0 || buffer.length === 0) continue;
-      const marked = got.filter((job) => job.handler === name).slice(0, told);
-      const unstarted = buffer.removeWhere((attempt) => marked.includes(attempt.job));
-      if (unstarted.length > 0) this.#releaseJobs(unstarted);
-    }
-  }
-
-  /** After a short lease: a handler that got fewer jobs than it asked for has none left to lease. */
-  #noteIdle(asked: ReadonlyArray<{ name: string; max: number }>, got: readonly LeasedJob[]): void {
-    const counts = new Map<string, number>();
-    for (const job of got) counts.set(job.handler, (counts.get(job.handler) ?? 0) + 1);
-    for (const { name, max } of asked) {
-      if ((counts.get(name) ?? 0) < max && !this.#wokenDuringLease.has(name)) this.#idleHandlers.add(name);
-    }
   }
 
   #noteRunTime(lane: Lane, ms: number): void {
@@ -499,11 +273,11 @@ export class Dispatcher {
         lane.running--;
         const now = this.options.clock();
         // Shutdown began meanwhile: back to the buffer, which shutdown hands back unstarted.
-        if (this.#stopped) lane.buffer.push(attempt);
+        if (this.#pump.stopped) lane.buffer.push(attempt);
         else if (holdUntil === null) this.#start(attempt, now);
         else this.#hold(job, holdUntil);
-        if (!this.#stopped) this.#startBuffered(lane, now);
-        this.#wakeForRoom();
+        if (!this.#pump.stopped) this.#startBuffered(lane, now);
+        this.#pump.wakeForRoom();
       });
     this.#admitting.add(decided);
   }
@@ -622,8 +396,9 @@ export class Dispatcher {
 
   #releaseSlot(lane: Lane, now: number): void {
     lane.running--;
-    if (!this.#stopped) this.#startBuffered(lane, now);
-    this.#wakeForRoom();
+    const pump = this.#pump;
+    if (!pump.stopped) this.#startBuffered(lane, now);
+    pump.wakeForRoom();
   }
 
   #finish(running: RunningJob): void {
@@ -632,6 +407,6 @@ export class Dispatcher {
     // A job with a concurrency key frees its key, one with a capped tenant a
     // place under its tenant's cap: jobs of any handler waiting on them may run now.
     if (running.job.concurrencyKey !== null || (this.options.tenantCaps && running.job.tenant !== null)) this.wake();
-    else this.#wakeForRoom();
+    else this.#pump.wakeForRoom();
   }
 }
