@@ -38,6 +38,25 @@ afterAll(() => admin.end());
 
 const job = (): NewJob => ({ handler: 'h', queue: 'default', payload: null, priority: 0, runAt: Date.now(), maxAttempts: 3 });
 
+/**
+ * The engine's own lease, which hands `pick` one job of the first lease that
+ * took many ahead: a few marks past the jobs the lease marks itself (once
+ * the handler's run time is known, its first `start` jobs), so its start is
+ * a mark of its own.
+ */
+function leasePicking(pick: (victim: LeasedJob) => Promise<void>): (request: LeaseRequest) => Promise<LeasedJob[]> {
+  let picked = false;
+  return async (request) => {
+    const leased = await engine!.lease(request);
+    const told = request.handlers[0]?.start ?? 0;
+    if (!picked && leased.length > told + 4) {
+      picked = true;
+      await pick(leased[told + 3]!);
+    }
+    return leased;
+  };
+}
+
 describe('dispatcher: start on send', () => {
   it.each(['cancelled', 'taken over'] as const)('a job whose lease was lost in the buffer (%s) is aborted once its mark answers, and nothing is recorded for it', { timeout: 30_000 }, async (how) => {
     engine = openPostgresEngine({ url: PG_URL, schema, poolMax: 4 });
@@ -62,18 +81,12 @@ describe('dispatcher: start on send', () => {
       return 'returned anyway';
     };
     const config = resolveConfig({ handlers: [{ name: 'h', concurrency: 1, run }], databaseUrl: ':memory:' }, {}, {});
-    // Once the handler's run time is known a lease takes many jobs ahead: its first `start` are marked by the
-    // lease itself, the rest by marks of their own. Pick one a few marks in, and lose its lease before it starts.
-    const lease = async (request: LeaseRequest) => {
-      const leased = await engine!.lease(request);
-      const told = request.handlers[0]?.start ?? 0;
-      if (victim === null && leased.length > told + 4) {
-        victim = leased[told + 3]!;
-        if (how === 'cancelled') expect(await engine!.cancel(victim.id)).toMatchObject({ state: 'cancelled' });
-        else await admin.query(`UPDATE ${schema}.jobs SET lease_token = 'taken-over' WHERE id = $1`, [victim.id]);
-      }
-      return leased;
-    };
+    // Lose the picked job's lease before it starts.
+    const lease = leasePicking(async (picked) => {
+      victim = picked;
+      if (how === 'cancelled') expect(await engine!.cancel(picked.id)).toMatchObject({ state: 'cancelled' });
+      else await admin.query(`UPDATE ${schema}.jobs SET lease_token = 'taken-over' WHERE id = $1`, [picked.id]);
+    });
     const lifecycle = new Lifecycle();
     const stale: Array<{ id: string; op: string }> = [];
     const succeeded: string[] = [];
@@ -114,16 +127,11 @@ describe('dispatcher: start on send', () => {
       return 'done';
     };
     const config = resolveConfig({ handlers: [{ name: 'h', concurrency: 1, run }], databaseUrl: ':memory:' }, {}, {});
-    const lease = async (request: LeaseRequest) => {
-      const leased = await engine!.lease(request);
-      const told = request.handlers[0]?.start ?? 0;
-      if (victim === null && leased.length > told + 4) {
-        victim = leased[told + 3]!;
-        await lock.query('BEGIN');
-        await lock.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [victim.id]);
-      }
-      return leased;
-    };
+    const lease = leasePicking(async (picked) => {
+      victim = picked;
+      await lock.query('BEGIN');
+      await lock.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [picked.id]);
+    });
     const lifecycle = new Lifecycle();
     const stale: string[] = [];
     const succeeded: string[] = [];
