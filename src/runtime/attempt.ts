@@ -156,12 +156,14 @@ export class Attempt implements RunningJob, RunJobOptions, StartWatch {
    * `StartWatch`: the start mark the handler began on found the lease gone
    * (its outcome, written only after the mark's answer, cannot have
    * overtaken it). Abort a handler still running as a lost lease is
-   * (step-context.ts); nothing is recorded either way.
+   * (step-context.ts); nothing is recorded either way. `job:stale` is told
+   * with the outcome (Dispatcher), not here: the write that took the lease
+   * may be the job's own step suspending it, whose answer can come back
+   * after this one.
    */
   lost(_result: Extract<StartResult, { ok: false }>): void {
     if (this.abandoned || this.leaseLost) return;
     this.leaseLost = true;
-    this.lane.deps.lifecycle.emit('job:stale', { job: this.job, op: 'start' });
     if (!this.returned) this.controller.abort(new StartLeaseLost());
   }
 

@@ -364,9 +364,13 @@ export class Dispatcher {
       // mark for the row (measured: the lock waits cost the server more than the wait costs here).
       // (A failed mark is sent again, which replaces the promise: wait for the latest.)
       for (let answered = attempt.markAnswered; answered !== undefined; answered = attempt.markAnswered === answered ? undefined : attempt.markAnswered) await answered;
-      // Its start mark found the lease gone (`job:stale` said so): another holder, or none, owns the job.
-      // Unless its own step suspended the job before the mark ran (that write held the lease): the store has it suspended.
-      if (attempt.leaseLost && result.kind !== 'suspended') result = STALE_START;
+      // Its start mark found the lease gone: another holder, or none, owns the job. Unless its own step
+      // suspended the job before the mark ran (that write held the lease): the store has it suspended, and
+      // nothing was lost.
+      if (attempt.leaseLost && result.kind !== 'suspended') {
+        result = STALE_START;
+        this.options.lifecycle.emit('job:stale', { job, op: 'start' });
+      }
       // Shutdown released this job's lease after giving up on it: too late to record anything.
       if (attempt.abandoned) return;
       await recordOutcome(this.#outcomes, attempt, lane.handler, result, durationMs);
