@@ -5,28 +5,22 @@
  * A leased job's row lives until it has run and settled; a short window keeps
  * fewer of them alive across scavenges (issue 24, worker RSS).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/core/config.js';
 import { AuditTrail } from '../../src/ops/audit/audit-trail.js';
 import { ephemeralNodeKey } from '../../src/ops/audit/node-key.js';
 import { LOW_MEMORY_LEASE_AHEAD } from '../../src/runtime/lease-window.js';
 import { Runtime } from '../../src/runtime/runtime.js';
-import type { LeaseRequest, StorageEngine } from '../../src/store/engine.js';
+import type { LeaseRequest } from '../../src/store/engine.js';
 import { openStore } from '../../src/store/open.js';
+import { closeRuntimesAfterEach } from '../helpers/runtimes.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const open: Array<{ runtime: Runtime; store: StorageEngine; dir: string }> = [];
-afterEach(async () => {
-  for (const { runtime, store, dir } of open.splice(0)) {
-    await runtime.stop(0);
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+const open = closeRuntimesAfterEach();
 
 /** Drain `n` quick jobs at concurrency 2; the most jobs any one lease asked for. */
 async function mostAsked(n: number, leaseAhead?: number): Promise<number> {

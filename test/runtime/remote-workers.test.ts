@@ -4,11 +4,11 @@
  * as an in-process one does (it used Math.random), and cancel and retry keep
  * their rules and emit their events from the runtime.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/core/config.js';
 import { DroverError } from '../../src/core/errors.js';
 import type { DroverConfig } from '../../src/core/handler.js';
@@ -16,19 +16,12 @@ import type { LeaseClient } from '../../src/runtime/remote-workers.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { AuditTrail } from '../../src/ops/audit/audit-trail.js';
 import { ephemeralNodeKey } from '../../src/ops/audit/node-key.js';
-import type { StorageEngine } from '../../src/store/engine.js';
 import { openStore } from '../../src/store/open.js';
+import { closeRuntimesAfterEach } from '../helpers/runtimes.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const now = Date.parse('2026-01-01T00:00:00Z');
-const open: Array<{ runtime: Runtime; store: StorageEngine; dir: string }> = [];
-afterEach(async () => {
-  for (const { runtime, store, dir } of open.splice(0)) {
-    await runtime.stop(0);
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+const open = closeRuntimesAfterEach();
 
 async function startRuntime(handlers: DroverConfig['handlers'], random: () => number): Promise<Runtime> {
   const dir = mkdtempSync(join(tmpdir(), 'drover-remote-'));
