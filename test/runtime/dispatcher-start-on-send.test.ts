@@ -4,7 +4,8 @@
  * changed) still starts once its mark is sent, since the node cannot know
  * yet; the mark's answer then aborts the handler through its signal, and
  * nothing is recorded for the attempt, whatever the handler returns. A mark
- * whose statement fails under a running handler is sent once more. Real
+ * whose statement fails under a running handler is sent once more. A job
+ * whose own step suspended it before its mark ran is not a lost lease. Real
  * PostgreSQL, a schema of its own.
  */
 import { randomUUID } from 'node:crypto';
@@ -44,14 +45,14 @@ const job = (): NewJob => ({ handler: 'h', queue: 'default', payload: null, prio
  * the handler's run time is known, its first `start` jobs), so its start is
  * a mark of its own.
  */
-function leasePicking(pick: (victim: LeasedJob) => Promise<void>): (request: LeaseRequest) => Promise<LeasedJob[]> {
+function leasePicking(pick: (victim: LeasedJob, next: LeasedJob) => Promise<void>): (request: LeaseRequest) => Promise<LeasedJob[]> {
   let picked = false;
   return async (request) => {
     const leased = await engine!.lease(request);
     const told = request.handlers[0]?.start ?? 0;
     if (!picked && leased.length > told + 4) {
       picked = true;
-      await pick(leased[told + 3]!);
+      await pick(leased[told + 3]!, leased[told + 4]!);
     }
     return leased;
   };
@@ -148,5 +149,47 @@ describe('dispatcher: start on send', () => {
     expect(stale).toEqual([]);
     const { rows } = await admin.query(`SELECT state, result, started_seq = lease_seq AS marked FROM ${schema}.jobs WHERE id = $1`, [victim!.id]);
     expect(rows[0]).toEqual({ state: 'succeeded', result: 'done', marked: true });
+  });
+  it('a job whose own step suspended it before its mark ran stays suspended, and no lost lease is reported', { timeout: 30_000 }, async () => {
+    engine = openPostgresEngine({ url: PG_URL, schema, poolMax: 4 });
+    await engine.migrate();
+    await engine.enqueue(Array.from({ length: JOBS }, job));
+
+    // A's row is locked from its lease on, so A's mark waits on the server; B's mark, next on the marks
+    // connection, waits behind it, while B's handler (started on send) suspends B in a sleep step.
+    let blocked: LeasedJob | null = null;
+    let sleeper: LeasedJob | null = null;
+    const lock = new pg.Client({ connectionString: PG_URL });
+    await lock.connect();
+    const run = async (ctx: JobContext) => {
+      if (ctx.job.id === sleeper?.id) await ctx.step.sleep('nap', 60_000);
+    };
+    const config = resolveConfig({ handlers: [{ name: 'h', concurrency: 1, run }], databaseUrl: ':memory:' }, {}, {});
+    const lease = leasePicking(async (picked, next) => {
+      blocked = picked;
+      sleeper = next;
+      await lock.query('BEGIN');
+      await lock.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [picked.id]);
+    });
+    const lifecycle = new Lifecycle();
+    const stale: string[] = [];
+    const succeeded: string[] = [];
+    lifecycle.on('job:stale', ({ job }) => void stale.push(job.id));
+    lifecycle.on('job:succeeded', ({ job }) => void succeeded.push(job.id));
+    const steps = { store: engine, lifecycle, limits: config.durable, clock: Date.now, onWakeAt: () => undefined };
+    dispatcher = dispatcherOn(engine, config.handlers, lease, { lifecycle, steps });
+    dispatcher.start();
+    const stateOf = async (id: string) => (await admin.query<{ state: string }>(`SELECT state FROM ${schema}.jobs WHERE id = $1`, [id])).rows[0]?.state;
+    try {
+      await waitFor(async () => sleeper !== null && (await stateOf(sleeper.id)) === 'suspended', { timeoutMs: 20_000, message: 'the sleeper suspended itself while the blocked mark waited' });
+      // B's mark has not run yet: it is behind A's on the one marks connection. Let A's go; B's then finds B suspended.
+      await lock.query('COMMIT');
+      await waitFor(() => succeeded.length === JOBS - 1 && dispatcher!.running.size === 0, { timeoutMs: 20_000, message: 'every other job succeeded' });
+    } finally {
+      await lock.end();
+    }
+    expect(succeeded).toContain(blocked!.id);
+    expect(await stateOf(sleeper!.id)).toBe('suspended');
+    expect(stale).toEqual([]);
   });
 });
