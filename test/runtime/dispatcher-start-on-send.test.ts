@@ -58,6 +58,22 @@ function leasePicking(pick: (victim: LeasedJob, next: LeasedJob) => Promise<void
   };
 }
 
+/** A lifecycle for the dispatcher, and the ids of the jobs it reports stale and succeeded. */
+function recordJobs(): { lifecycle: Lifecycle; stale: string[]; succeeded: string[] } {
+  const lifecycle = new Lifecycle();
+  const stale: string[] = [];
+  const succeeded: string[] = [];
+  lifecycle.on('job:stale', ({ job }) => void stale.push(job.id));
+  lifecycle.on('job:succeeded', ({ job }) => void succeeded.push(job.id));
+  return { lifecycle, stale, succeeded };
+}
+
+/** Hold a job's row in an open transaction on `client`: its start mark then waits on the server until COMMIT. */
+async function lockRow(client: pg.Client, id: string): Promise<void> {
+  await client.query('BEGIN');
+  await client.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [id]);
+}
+
 describe('dispatcher: start on send', () => {
   it.each(['cancelled', 'taken over'] as const)('a job whose lease was lost in the buffer (%s) is aborted once its mark answers, and nothing is recorded for it', { timeout: 30_000 }, async (how) => {
     engine = openPostgresEngine({ url: PG_URL, schema, poolMax: 4 });
@@ -130,14 +146,9 @@ describe('dispatcher: start on send', () => {
     const config = resolveConfig({ handlers: [{ name: 'h', concurrency: 1, run }], databaseUrl: ':memory:' }, {}, {});
     const lease = leasePicking(async (picked) => {
       victim = picked;
-      await lock.query('BEGIN');
-      await lock.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [picked.id]);
+      await lockRow(lock, picked.id);
     });
-    const lifecycle = new Lifecycle();
-    const stale: string[] = [];
-    const succeeded: string[] = [];
-    lifecycle.on('job:stale', ({ job }) => void stale.push(job.id));
-    lifecycle.on('job:succeeded', ({ job }) => void succeeded.push(job.id));
+    const { lifecycle, stale, succeeded } = recordJobs();
     dispatcher = dispatcherOn(engine, config.handlers, lease, { lifecycle });
     dispatcher.start();
     try {
@@ -168,14 +179,9 @@ describe('dispatcher: start on send', () => {
     const lease = leasePicking(async (picked, next) => {
       blocked = picked;
       sleeper = next;
-      await lock.query('BEGIN');
-      await lock.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [picked.id]);
+      await lockRow(lock, picked.id);
     });
-    const lifecycle = new Lifecycle();
-    const stale: string[] = [];
-    const succeeded: string[] = [];
-    lifecycle.on('job:stale', ({ job }) => void stale.push(job.id));
-    lifecycle.on('job:succeeded', ({ job }) => void succeeded.push(job.id));
+    const { lifecycle, stale, succeeded } = recordJobs();
     const steps = { store: engine, lifecycle, limits: config.durable, clock: Date.now, onWakeAt: () => undefined };
     dispatcher = dispatcherOn(engine, config.handlers, lease, { lifecycle, steps });
     dispatcher.start();
