@@ -23,6 +23,15 @@
  * round (A/B under the same machine load), with medians over `--rounds`.
  * `--profile FILE`: a V8 CPU profile of the measured loops only (warm-ups and
  * startup left out), for `node bench/lib/cpuprofile.mjs FILE`.
+ *
+ * `--sdk` (implies `--socket`, shape 1): the child sends single enqueues
+ * through the build's SDK (`drover/client` `enqueue`), which coalesces the
+ * calls of one tick into batch requests; the lines then add the client's CPU
+ * per job and the jobs per request the server saw. `--server-cpu`
+ * (PostgreSQL on this machine): the CPU of the node's backends per job too
+ * (lib/pg-backend-cpu.mjs). So one SDK enqueue's CPU splits into client,
+ * node and database:
+ *   node bench/api-enqueue-cpu.mjs --engine postgres --sdk --server-cpu --in-flight 16 [--dist A --dist B]
  */
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -33,6 +42,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { backendCpu, usedBetween } from './lib/pg-backend-cpu.mjs';
 
 const KEY = 'drv_bench_admin_key_0123456789abcdef';
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -49,6 +59,9 @@ const { values } = parseArgs({
     blocks: { type: 'string', default: '10' },
     sync: { type: 'string' },
     client: { type: 'string' },
+    sdk: { type: 'boolean', default: false },
+    'sdk-module': { type: 'string' },
+    'server-cpu': { type: 'boolean', default: false },
     profile: { type: 'string' },
   },
 });
@@ -87,9 +100,14 @@ if (values.client) {
       req.on('error', reject);
       req.end(body);
     });
+  // --sdk: single calls through the build's SDK, which batches the calls of a tick itself.
+  const sdk = values['sdk-module'] ? (await import(pathToFileURL(values['sdk-module']).href)).createClient({ url: values.client, key: KEY }) : null;
+  const call = sdk ? () => sdk.enqueue({ handler: 'sink', payload: { i: seq++, kind: 'bench' } }) : (jobs) => post(bodyOf(jobs));
   process.on('message', async ({ jobs, count, inFlight }) => {
-    await closedLoop(count, inFlight, () => post(bodyOf(jobs)));
-    process.send({ done: true });
+    const cpu = process.cpuUsage();
+    await closedLoop(count, inFlight, () => call(jobs));
+    const used = process.cpuUsage(cpu);
+    process.send({ done: true, cpuUs: used.user + used.system });
   });
   process.send({ ready: true });
 } else {
@@ -103,6 +121,7 @@ async function main() {
     const dist = pathToFileURL(`${dir}/`).href;
     builds.push({
       label: dists.length > 1 ? `${String.fromCharCode(65 + index)}:${dir}` : dir,
+      dir,
       resolveConfig: (await import(new URL('core/config.js', dist).href)).resolveConfig,
       startNode: (await import(new URL('node/start-node.js', dist).href)).startNode,
       createLogger: (await import(new URL('obs/logger.js', dist).href)).createLogger,
@@ -110,7 +129,14 @@ async function main() {
   }
   const { default: pino } = await import('pino');
   const engines = values.engine === 'both' ? ['sqlite', 'postgres'] : [values.engine];
-  const shapes = values.shapes.split(',').map(Number);
+  if (values.sdk) values.socket = true;
+  const shapes = values.sdk ? [1] : values.shapes.split(',').map(Number);
+  let admin = null;
+  if (values['server-cpu'] && engines.includes('postgres')) {
+    const { default: pg } = await import('pg');
+    admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+  }
   const requests = Number(values.requests);
   const inFlight = Number(values['in-flight']);
   const rounds = Number(values.rounds);
@@ -137,18 +163,23 @@ async function main() {
           for (const node of order) await node.send(jobs, Math.max(10, Math.round(count / 2)), flight); // warm-up
           // The measured requests in `--blocks` blocks, the builds taking turns block by block: load that
           // other processes put on the machine changes within seconds, and so hits every build alike.
-          const totals = new Map(nodes.map((node) => [node, { user: 0, system: 0, ms: 0, count: 0 }]));
+          const totals = new Map(nodes.map((node) => [node, { user: 0, system: 0, ms: 0, count: 0, clientUs: 0, requests: 0, dbNs: 0 }]));
           const blocks = Math.max(1, Math.min(blocksWanted, count));
           for (let block = 0; block < blocks; block++) {
             const size = Math.round(((block + 1) * count) / blocks) - Math.round((block * count) / blocks);
             for (const node of block % 2 === 0 ? order : [...order].reverse()) {
               if (profiler) await profiler.post('Profiler.start');
+              const db = admin && node.schema ? await backendCpu(admin, node.schema) : null;
+              const requests = node.requests;
               const cpu = process.cpuUsage();
               const started = performance.now();
-              await node.send(jobs, size, flight);
+              const answer = await node.send(jobs, size, flight);
               const used = process.cpuUsage(cpu);
               if (profiler) profiled = mergeProfile(profiled, (await profiler.post('Profiler.stop')).profile);
               const total = totals.get(node);
+              total.clientUs += answer?.cpuUs ?? 0;
+              total.requests += node.requests - requests;
+              if (db) total.dbNs += usedBetween(db, await backendCpu(admin, node.schema));
               total.user += used.user;
               total.system += used.system;
               total.ms += performance.now() - started;
@@ -156,14 +187,18 @@ async function main() {
             }
           }
           for (const node of nodes) {
-            const { user, system, ms } = totals.get(node);
+            const { user, system, ms, clientUs, requests, dbNs } = totals.get(node);
             const us = user + system;
-            const key = `${engine} ${values.socket ? 'socket' : 'inject'} jobs/request=${jobs} ${node.label}`;
+            const key = `${engine} ${values.sdk ? 'sdk' : values.socket ? 'socket' : 'inject'} jobs/request=${jobs} ${node.label}`;
             if (!results.has(key)) results.set(key, []);
-            results.get(key).push({ request: us / count, job: us / (count * jobs), round, jobs, build: node.label });
+            const calls = count * jobs;
+            results.get(key).push({ request: us / count, job: us / calls, round, jobs, build: node.label, client: clientUs / calls, db: dbNs / 1000 / calls });
+            // With --sdk a "request" below is one call: the server saw `calls / requests` jobs a request.
+            const sdkParts = values.sdk ? `; client ${(clientUs / calls).toFixed(1)} µs/job, ${(calls / requests).toFixed(1)} jobs a request` : '';
+            const dbPart = dbNs > 0 ? `; database ${(dbNs / 1000 / calls).toFixed(1)} µs/job` : '';
             process.stdout.write(
-              `${key} requests=${count} in-flight=${flight}: ${(us / count).toFixed(1)} µs/request ${(us / (count * jobs)).toFixed(1)} µs/job ` +
-                `(system ${Math.round((100 * system) / us)} %, ${Math.round((count * jobs) / (ms / 1000))} jobs/s)\n`,
+              `${key} requests=${count} in-flight=${flight}: ${(us / count).toFixed(1)} µs/request ${(us / calls).toFixed(1)} µs/job ` +
+                `(system ${Math.round((100 * system) / us)} %, ${Math.round(calls / (ms / 1000))} jobs/s)${sdkParts}${dbPart}\n`,
             );
           }
         }
@@ -171,7 +206,8 @@ async function main() {
       if (rounds > 1) {
         process.stdout.write(`medians of ${rounds} rounds:\n`);
         for (const [key, runs] of results) {
-          process.stdout.write(`  ${key}: ${median(runs.map((r) => r.request)).toFixed(1)} µs/request ${median(runs.map((r) => r.job)).toFixed(1)} µs/job\n`);
+          const parts = `${values.sdk ? `, client ${median(runs.map((r) => r.client)).toFixed(1)}` : ''}${admin ? `, database ${median(runs.map((r) => r.db)).toFixed(1)}` : ''}`;
+          process.stdout.write(`  ${key}: ${median(runs.map((r) => r.request)).toFixed(1)} µs/request ${median(runs.map((r) => r.job)).toFixed(1)} µs/job${parts}\n`);
         }
         if (nodes.length === 2) {
           // Each round's B/A ratio: the two ran back to back, so a drift in the machine's load mostly cancels.
@@ -190,6 +226,7 @@ async function main() {
       for (const node of nodes) await node.close();
     }
   }
+  await admin?.end();
   if (profiler) {
     writeFileSync(values.profile, JSON.stringify(profiled));
     profiler.disconnect();
@@ -218,7 +255,8 @@ async function startBenchNode(build, engine, pino) {
   let client = null;
   let send;
   if (values.socket) {
-    client = fork(fileURLToPath(import.meta.url), ['--client', node.url], { stdio: 'inherit' });
+    const sdkModule = values.sdk ? ['--sdk-module', join(build.dir, 'sdk/client.js')] : [];
+    client = fork(fileURLToPath(import.meta.url), ['--client', node.url, ...sdkModule], { stdio: 'inherit' });
     await new Promise((ready) => client.once('message', ready));
     send = (jobs, count, flight) =>
       new Promise((done) => {
@@ -233,8 +271,10 @@ async function startBenchNode(build, engine, pino) {
     };
     send = (jobs, count, flight) => closedLoop(count, flight, () => post(jobs));
   }
-  return {
-    label: build.label,
+  const counted = { label: build.label, schema: engine === 'postgres' ? schema : null, requests: 0 };
+  // Requests the server saw (with --sdk, fewer than the calls: the SDK batches them).
+  if (values.socket) node.app.server.on('request', () => counted.requests++);
+  return Object.assign(counted, {
     send,
     async close() {
       client?.kill();
@@ -248,7 +288,7 @@ async function startBenchNode(build, engine, pino) {
         await admin.end();
       }
     },
-  };
+  });
 }
 
 /** The loops' profiles as one: the later one's nodes and samples appended under fresh ids. */

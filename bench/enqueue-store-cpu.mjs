@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { backendCpu, usedBetween } from './lib/pg-backend-cpu.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -58,24 +59,6 @@ async function open(dist, index) {
   };
   return { store, cleanup, schema };
 }
-
-/** CPU ns so far of the backends serving `schema`'s engine (their application_name), by pid. */
-async function backendCpu(admin, schema) {
-  const { readFileSync } = await import('node:fs');
-  const { rows } = await admin.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [`drover/${schema}`]);
-  const byPid = new Map();
-  for (const { pid } of rows) {
-    try {
-      byPid.set(pid, Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]));
-    } catch {
-      // Gone since the query: its time is lost, as is one that ends mid-block.
-    }
-  }
-  return byPid;
-}
-
-/** ns used between two readings: a backend new in `after` counts from its start. */
-const usedBetween = (before, after) => [...after].reduce((sum, [pid, ns]) => sum + ns - (before.get(pid) ?? 0), 0);
 
 const builds = [];
 for (const [index, dist] of dists.entries()) {
