@@ -17,7 +17,7 @@ COPY package.json package-lock.json ./
 # dependencies' own install scripts run in `npm rebuild`. This layer is
 # cached until the lock file changes.
 RUN npm ci --ignore-scripts --no-audit --no-fund && npm rebuild better-sqlite3 esbuild
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json tsconfig.types.json ./
 COPY scripts ./scripts
 COPY src ./src
 # The web console's sources: the build bundles them into dist/console (served at /console).

@@ -63,6 +63,14 @@ const LEASED_COLUMNS =
 type Row = unknown[];
 type RawStatement = Database.Statement<unknown[], Row>;
 
+/**
+ * A candidate as one object literal, its `LeasedColumns` included: read when the scan had them
+ * (`withColumns`), undefined when the row stops after the candidate's own columns. One literal of
+ * one shape per leased job: building the candidate and then `Object.assign` of the other columns
+ * made a second object and grew the first key by key (~0.5 KiB a job; what a drain allocates per
+ * job sets how often it scavenges and so how much it promotes: docs/benchmarks.md, "Worker memory,
+ * eighth pass").
+ */
 function candidate(r: Row): LeaseCandidate {
   return {
     id: r[0] as number,
@@ -75,32 +83,19 @@ function candidate(r: Row): LeaseCandidate {
     queue: r[7] as string,
     concurrency_key: r[8] as string | null,
     concurrency_limit: r[9] as number | null,
-  };
-}
-
-/** Columns of CANDIDATE_COLUMNS: where LEASED_COLUMNS start in a `withColumns` row. */
-const CANDIDATE_WIDTH = 10;
-
-function candidateWithColumns(r: Row): LeaseCandidate & LeasedColumns {
-  return Object.assign(candidate(r), leasedColumns(r, CANDIDATE_WIDTH));
-}
-
-/** LEASED_COLUMNS from row `r`, starting at index `at`. */
-function leasedColumns(r: Row, at = 0): LeasedColumns {
-  return {
-    payload: r[at] as string,
-    event_id: r[at + 1] as string | null,
-    attempts: r[at + 2] as number,
-    max_attempts: r[at + 3] as number,
-    crashes: r[at + 4] as number,
-    lease_seq: r[at + 5] as number,
-    idempotency_key: r[at + 6] as string | null,
-    last_error: r[at + 7] as string | null,
-    dead_reason: r[at + 8] as RawJob['dead_reason'],
-    result: r[at + 9] as string | null,
-    traceparent: r[at + 10] as string | null,
-    created_at: r[at + 11] as number,
-    finished_at: r[at + 12] as number | null,
+    payload: r[10] as string | undefined,
+    event_id: r[11] as string | null | undefined,
+    attempts: r[12] as number | undefined,
+    max_attempts: r[13] as number | undefined,
+    crashes: r[14] as number | undefined,
+    lease_seq: r[15] as number | undefined,
+    idempotency_key: r[16] as string | null | undefined,
+    last_error: r[17] as string | null | undefined,
+    dead_reason: r[18] as RawJob['dead_reason'] | undefined,
+    result: r[19] as string | null | undefined,
+    traceparent: r[20] as string | null | undefined,
+    created_at: r[21] as number | undefined,
+    finished_at: r[22] as number | null | undefined,
   };
 }
 
@@ -110,12 +105,13 @@ export class LeaseScan {
   readonly #leased: RawStatement;
 
   constructor(private readonly db: Database.Database) {
-    this.#leased = db.prepare<unknown[], Row>(`SELECT ${LEASED_COLUMNS} FROM jobs WHERE id = ?`).raw(true);
+    // Every column `candidate` reads, so the one function reads both (the candidate's own are cheap beside the payload).
+    this.#leased = db.prepare<unknown[], Row>(`SELECT ${CANDIDATE_COLUMNS}, ${LEASED_COLUMNS} FROM jobs WHERE id = ?`).raw(true);
   }
 
   /** A just-leased job's `LeasedColumns`, read by id after its lease update (so as that update left them). */
   leased(id: number): LeasedColumns {
-    return leasedColumns(this.#leased.get(id)!);
+    return candidate(this.#leased.get(id)!) as LeaseCandidate & LeasedColumns;
   }
 
   /**
@@ -135,12 +131,11 @@ export class LeaseScan {
   ): LeaseCandidate[] {
     const skipping = skipTenants.length > 0;
     const stmt = this.#statement(excludeQueues.length, skipping, withColumns);
-    const toCandidate = withColumns ? candidateWithColumns : candidate;
     // Tenants at their lease cap (lease.ts) are left out here, in the scan, rather than fetched and passed over in JS.
     const tail = skipping ? [JSON.stringify(skipTenants), limit] : [limit];
-    if (handlers.length === 1) return stmt.all(handlers[0], ...excludeQueues, ...tail).map(toCandidate);
+    if (handlers.length === 1) return stmt.all(handlers[0], ...excludeQueues, ...tail).map(candidate);
     const all: LeaseCandidate[] = [];
-    for (const handler of handlers) for (const row of stmt.all(handler, ...excludeQueues, ...tail)) all.push(toCandidate(row));
+    for (const handler of handlers) for (const row of stmt.all(handler, ...excludeQueues, ...tail)) all.push(candidate(row));
     all.sort(compareLeaseOrder);
     return all.length > limit ? all.slice(0, limit) : all;
   }

@@ -15,8 +15,8 @@
  * the walk; a tenant at its cap has its candidates passed over like those of
  * a full concurrency key.
  */
-import { randomUUID } from 'node:crypto';
 import { noteTenantRefusal, roomUnderWorkerCaps, TenantTally } from '../../core/lease-caps.js';
+import { randomUuid } from '../../core/uuid.js';
 import type { EventRow, LeasedJob } from '../../core/types.js';
 import type { LeaseRequest } from '../engine.js';
 import type { HeldLease } from './lease-memo.js';
@@ -116,7 +116,7 @@ export function leaseJobs(
         runningByKey.set(key, running + 1);
       }
 
-      const token = randomUUID();
+      const token = randomUuid();
       const expires = expiresByHandler.get(job.handler) ?? defaultExpires;
       const toMark = marks.get(job.handler) ?? 0;
       const update = toMark > 0 ? s.leaseJobStarted : s.leaseJob;
