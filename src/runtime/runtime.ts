@@ -2,9 +2,10 @@
  * The runtime wires intake, dispatcher, timers and background tasks around one
  * store, and owns the node's lifecycle: starting → running → draining → stopped.
  * What producers send is written and set moving by the intake writer
- * (intake-writer.ts); what else wakes the dispatcher is in work-wakeups.ts.
- * Both ask the runtime only whether it is running. It never listens on a
- * socket; the API and CLI sit on top of it.
+ * (intake-writer.ts), which asks the runtime only whether it is running;
+ * what else wakes the dispatcher is in work-wakeups.ts, listened to while
+ * the runtime runs. It never listens on a socket; the API and CLI sit on
+ * top of it.
  */
 import type { ResolvedConfig, ResolvedHandler } from '../core/config.js';
 import { DroverError } from '../core/errors.js';
