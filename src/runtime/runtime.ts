@@ -1,21 +1,25 @@
 /**
  * The runtime wires intake, dispatcher, timers and background tasks around one
  * store, and owns the node's lifecycle: starting → running → draining → stopped.
- * It never listens on a socket; the API and CLI sit on top of it.
+ * What producers send is written and set moving by the intake writer
+ * (intake-writer.ts), which asks the runtime only whether it is running;
+ * what else wakes the dispatcher is in work-wakeups.ts, listened to while
+ * the runtime runs. It never listens on a socket; the API and CLI sit on
+ * top of it.
  */
 import type { ResolvedConfig, ResolvedHandler } from '../core/config.js';
 import { DroverError } from '../core/errors.js';
-import type { EventInput, JobRow, NewJob } from '../core/types.js';
-import type { WaitRow } from '../core/durable.js';
+import type { EventInput } from '../core/types.js';
 import type { Logger } from '../obs/logger.js';
 import { restampQueues } from './restamp.js';
 import type { EnqueueResult, IngestResult, StorageEngine } from '../store/engine.js';
 import type { AuditSink } from './audit-sink.js';
 import { FeatureGates } from './feature-gates.js';
-import { CronScheduler, type CronTick } from './cron-scheduler.js';
+import { CronScheduler } from './cron-scheduler.js';
 import { Dispatcher } from './dispatcher.js';
 import { DueTimer } from './due-timer.js';
 import { Intake, type JobRequest } from './intake.js';
+import { IntakeWriter } from './intake-writer.js';
 import { JobControl } from './job-control.js';
 import { Lifecycle, type LifecycleEvents } from './lifecycle.js';
 import { Maintenance, type MaintenanceTask } from './maintenance.js';
@@ -25,7 +29,7 @@ import type { DroverMetrics } from '../obs/metrics.js';
 import type { StreamHub } from '../obs/stream-hub.js';
 import { observeLifecycle } from './observers.js';
 import { Admission } from './admission.js';
-import { eventDestination, jobDestination, Tracing } from '../obs/tracing.js';
+import { Tracing } from '../obs/tracing.js';
 import { PauseState } from './pauses.js';
 import { Supervision } from './supervision.js';
 import { ThreadPool } from './thread-pool.js';
@@ -35,6 +39,7 @@ import { RemoteWorkers } from './remote-workers.js';
 import { tenantCapsIfAny } from '../core/lease-caps.js';
 import { definedOnly } from '../core/config-sources.js';
 import { RuntimeTriggers } from './actions/runtime-triggers.js';
+import { WorkWakeups } from './work-wakeups.js';
 
 export type RuntimeState = 'created' | 'running' | 'draining' | 'stopped';
 
@@ -117,23 +122,25 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
   readonly #cron: CronScheduler;
   /** Reaper, pruner, and liveness: registration, heartbeats, dead-node reclaim, fallback poll (maintenance.ts). */
   readonly #maintenance: Maintenance;
+  /** Commits what producers send and sets it moving (intake-writer.ts). */
+  readonly #writer: IntakeWriter;
+  /** The store's work notices, remote tenant settles, woken jobs and the fallback poll (work-wakeups.ts). */
+  readonly #wakeups: WorkWakeups;
   #unsubscribe: (() => void) | null = null;
   #stopping: Promise<StopResult> | null = null;
-  /** The handlers this node's dispatcher runs (remote-worker handlers excluded): what the fallback poll asks about. */
-  readonly #localHandlers: string[];
 
   constructor(options: RuntimeOptions<Audit>) {
     const base = withBuiltins(options.config, options.builtinHandlers ?? []);
     // The built-in `drover.<action>` handlers run the deliveries of runtime triggers (actions/runtime-triggers.ts).
     this.triggers = new RuntimeTriggers({ store: options.store, config: base, clock: () => this.clock(), onError: (task, error) => this.lifecycle.emit('task:failed', { task, error }) });
     this.config = withBuiltins(base, [...this.triggers.handlers.values()]);
-    this.#localHandlers = [...this.config.handlers.values()].filter((handler) => !handler.remote).map((handler) => handler.name);
     this.store = options.store;
     this.logger = options.logger;
     this.workerId = options.workerId;
     this.audit = options.audit;
     this.clock = options.clock ?? Date.now;
     const random = options.random ?? Math.random;
+    const isRunning = () => this.#state === 'running';
     this.startedAt = this.clock();
     const reportTaskError = (task: string) => (error: Error) => {
       this.lifecycle.emit('task:failed', { task, error });
@@ -148,7 +155,7 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     });
     this.intake = new Intake(this.config, this.clock, (event) => this.triggers.route(event));
     this.rateLimits = new RateLimits(this.clock, () => this.dispatcher.wake(), this.store);
-    this.#dueTimer = new DueTimer(this.store, this.clock, reportTaskError('stage-due'), (woken) => void this.#announceWoken(woken));
+    this.#dueTimer = new DueTimer(this.store, this.clock, reportTaskError('stage-due'), (woken) => void this.#wakeups.announceWoken(woken));
     this.refusals = new QueueRefusals(this.clock);
     this.pauses = new PauseState({ store: this.store, config: this.config, lifecycle: this.lifecycle, onResume: () => this.dispatcher.wake() });
     const isolated = [...this.config.handlers.values()].filter((h) => h.isolation === 'thread' && !h.remote).map((h) => h.name);
@@ -207,11 +214,14 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       random,
       poisonAfter: this.config.poisonAfter,
       onScheduled: (runAt) => this.#dueTimer.noteDue(runAt),
-      isRunning: () => this.#state === 'running',
+      isRunning,
       caps: this.config.flow,
     });
     this.jobControl = new JobControl({ store: this.store, lifecycle: this.lifecycle });
-    this.#cron = new CronScheduler(this.config.handlers.values(), this.clock, (tick) => this.#enqueueCronTick(tick), reportTaskError('cron'));
+    const intakeParts = { config: this.config, store: this.store, dispatcher: this.dispatcher, dueTimer: this.#dueTimer, lifecycle: this.lifecycle };
+    this.#writer = new IntakeWriter({ ...intakeParts, intake: this.intake, refusals: this.refusals, tracing: this.tracing, clock: this.clock, isRunning });
+    this.#wakeups = new WorkWakeups(intakeParts);
+    this.#cron = new CronScheduler(this.config.handlers.values(), this.clock, (tick) => this.#writer.enqueueCronTick(tick), reportTaskError('cron'));
     this.#maintenance = new Maintenance({
       store: this.store,
       lifecycle: this.lifecycle,
@@ -220,15 +230,9 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
       clock: this.clock,
       config: this.config,
       reapIntervalMs: options.reapIntervalMs ?? 1_000,
-      isRunning: () => this.#state === 'running',
+      isRunning,
       onSuperseded: () => void this.stop(),
-      // Wakes only the handlers with queued jobs (missed NOTIFYs): a lease for every handler made each
-      // idle lane busy for its round trip every 2 s, and a job enqueued then took an insert and a lease
-      // instead of being leased by its insert (the slowest 1 % of enqueue→start, docs/benchmarks.md).
-      poll: async () => {
-        await this.#dueTimer.stageNow();
-        this.dispatcher.wake(await this.store.handlersWithQueuedJobs(this.#localHandlers));
-      },
+      poll: () => this.#wakeups.poll(),
       onError: reportTaskError,
     });
   }
@@ -251,32 +255,11 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     await this.triggers.start();
     await this.gates.start();
     this.#state = 'running';
-    const offWork = this.store.onWork((_queues, handlers) => this.dispatcher.wake(handlers));
-    const offCaps = this.#wakeOnRemoteTenantSettles();
-    this.#unsubscribe = () => {
-      offWork();
-      offCaps();
-    };
+    this.#unsubscribe = this.#wakeups.listen();
     this.#dueTimer.start();
     this.dispatcher.start();
     this.#cron.start();
     this.#maintenance.start();
-  }
-
-  /**
-   * With tenant caps, a remote worker settling a tenant's job frees a place
-   * under the tenant's cap that local handlers found full and went idle on:
-   * wake them (the dispatcher does the same for its own jobs).
-   */
-  #wakeOnRemoteTenantSettles(): () => void {
-    if (!tenantCapsIfAny(this.config.flow.tenants)) return () => undefined;
-    const wake = ({ job, remote }: { job: { tenant: string | null }; remote?: unknown }) => {
-      if (remote && job.tenant !== null) this.dispatcher.wake();
-    };
-    const offs = [this.lifecycle.on('job:succeeded', wake), this.lifecycle.on('job:failed', wake), this.lifecycle.on('job:released', wake), this.lifecycle.on('job:suspended', wake)];
-    return () => {
-      for (const off of offs) off();
-    };
   }
 
   /** A task the node's operations side runs (audit export, backups) failed: reported like the runtime's own (`task:failed`). */
@@ -295,69 +278,13 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
   }
 
   /** Accept events: each is committed with the jobs it fans out to before this resolves. */
-  async ingestEvents(inputs: readonly EventInput[], traceparent: string | null = null): Promise<IngestResult[]> {
-    this.#assertAccepting();
-    // With tracing on, a producer span wraps the write and its traceparent is stored with each job.
-    return this.tracing.produce(() => eventDestination(inputs), inputs.length, traceparent, (producer) => this.#ingest(inputs, producer));
-  }
-
-  async #ingest(inputs: readonly EventInput[], traceparent: string | null): Promise<IngestResult[]> {
-    const items = inputs.map((input) => this.intake.eventItem(input, traceparent));
-    const write = this.store.ingest(items, { queueLimits: this.config.queues });
-    this.#leaseAlongside(items.flatMap((item) => item.jobs));
-    const results = await this.#refuseWhenFull(() => write);
-    const woken = new Set<string>();
-    for (const result of results) {
-      this.lifecycle.emit('event:ingested', { eventId: result.event.id, name: result.event.name, jobs: result.jobs.length, created: result.created });
-      if (result.created) {
-        // A job the event merged into was enqueued by the event that opened it: count it once.
-        const joined = new Set((result.controls ?? []).filter((c) => c.merged).map((c) => c.jobId));
-        this.#afterEnqueue(result.jobs.filter((job) => !joined.has(job.id)));
-        for (const control of result.controls ?? []) {
-          this.lifecycle.emit('trigger:controlled', { handler: control.handler, kind: control.kind, merged: control.merged, delayedMs: control.delayedMs });
-        }
-        for (const job of result.jobs) if (joined.has(job.id) && job.state === 'scheduled') this.#dueTimer.noteDue(job.runAt);
-      }
-      for (const { wait, job } of result.resolvedWaits ?? []) {
-        woken.add(job.handler);
-        this.lifecycle.emit('job:woken', { job, wait, cause: 'event', actor: wait.resolvedBy });
-      }
-    }
-    // The event queued suspended jobs in its own transaction: start them now, not at the next poll.
-    if (woken.size > 0) this.dispatcher.wake([...woken]);
-    return results;
+  ingestEvents(inputs: readonly EventInput[], traceparent: string | null = null): Promise<IngestResult[]> {
+    return this.#writer.ingestEvents(inputs, traceparent);
   }
 
   /** Accept direct jobs: committed before this resolves; refused (a rejection) while not running. */
   enqueueJobs(requests: readonly JobRequest[], traceparent: string | null = null): Promise<EnqueueResult[]> {
-    // Not async: the producer's promise is returned as it is, without one more around it per request.
-    try {
-      this.#assertAccepting();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.tracing.produce(() => jobDestination(requests, this.config.handlers), requests.length, traceparent, (producer) => this.#enqueue(requests, producer));
-  }
-
-  async #enqueue(requests: readonly JobRequest[], traceparent: string | null): Promise<EnqueueResult[]> {
-    const jobs = requests.map((request) => this.intake.job(request, traceparent));
-    // PostgreSQL: jobs this idle node starts at once are leased by their insert (Dispatcher.claimAtIntake).
-    const claim = this.store.capabilities.leaseAtIntake ? this.dispatcher.claimAtIntake(jobs, this.clock()) : null;
-    const write = this.store.enqueue(jobs, { queueLimits: this.config.queues, ...(claim ? { lease: claim.lease } : {}) });
-    this.#leaseAlongside(jobs);
-    let results: EnqueueResult[];
-    try {
-      results = await this.#refuseWhenFull(() => write);
-    } catch (error) {
-      if (claim) this.dispatcher.startClaimed(claim, []);
-      throw error;
-    }
-    const created: JobRow[] = [];
-    for (const result of results) if (result.created) created.push(result.job);
-    this.#afterEnqueue(created);
-    // After `job:enqueued`, so a job's events keep their order.
-    if (claim) this.dispatcher.startClaimed(claim, results.map((result) => result.leased));
-    return results;
+    return this.#writer.enqueueJobs(requests, traceparent);
   }
 
   /**
@@ -397,67 +324,6 @@ export class Runtime<Audit extends AuditSink = AuditSink> {
     if (!closed) this.logger.warn({ ms: CLOSE_MS / 2 }, 'stopping background tasks took too long; exiting without waiting for them');
     this.#state = 'stopped';
     return { drained, released };
-  }
-
-  /**
-   * Wake the dispatcher right after a write is submitted, before it commits:
-   * its lease then joins the same group commit, so a job enqueued into an idle
-   * node starts after one commit instead of two. Only with group commit: on
-   * PostgreSQL that lease would be a round trip that finds nothing and delays
-   * the real one, which the engine's post-commit wakeup starts. Only the
-   * handlers of jobs due now: the others have nothing new to lease.
-   */
-  #leaseAlongside(jobs: readonly NewJob[]): void {
-    if (!this.store.capabilities.groupCommit) return;
-    const now = this.clock();
-    const due = new Set<string>();
-    for (const job of jobs) if (job.runAt <= now) due.add(job.handler);
-    if (due.size > 0) this.dispatcher.wake([...due]);
-  }
-
-  /** Suspended jobs the due timer queued again (sleep over, wait timed out): announce them, start them now. */
-  async #announceWoken(woken: readonly WaitRow[]): Promise<void> {
-    this.dispatcher.wake();
-    for (const wait of woken) {
-      const job = await this.store.getJob(wait.jobId).catch(() => null);
-      if (job) this.lifecycle.emit('job:woken', { job, wait, cause: wait.kind === 'sleep' ? 'sleep' : 'timeout', actor: null });
-    }
-  }
-
-  #assertAccepting(): void {
-    if (this.#state !== 'running') {
-      throw new DroverError('shutting_down', 'this node is not accepting work (it is draining or not started); send to another node or retry', {
-        retryAfterSeconds: 5,
-      });
-    }
-  }
-
-  async #refuseWhenFull<T>(write: () => Promise<T>): Promise<T> {
-    try {
-      return await write();
-    } catch (error) {
-      if (error instanceof DroverError && error.code === 'queue_full') {
-        this.refusals.refused(String(error.extensions.queue));
-        this.lifecycle.emit('intake:rejected', { queue: String(error.extensions.queue), reason: 'queue_full' });
-      }
-      throw error;
-    }
-  }
-
-  #afterEnqueue(jobs: readonly JobRow[]): void {
-    for (const job of jobs) {
-      this.refusals.accepted(job.queue);
-      this.lifecycle.emit('job:enqueued', { job });
-      if (job.state === 'scheduled') this.#dueTimer.noteDue(job.runAt);
-    }
-  }
-
-  async #enqueueCronTick(tick: CronTick): Promise<void> {
-    if (this.#state !== 'running') return;
-    const job = this.intake.job({ handler: tick.handler.name, payload: { cron: tick.expression, tickAt: new Date(tick.tickAt).toISOString() } });
-    job.idempotencyKey = `cron:${tick.expression}:${new Date(tick.tickAt).toISOString()}`;
-    const [result] = await this.store.enqueue([job], { queueLimits: this.config.queues });
-    if (result?.created) this.#afterEnqueue([result.job]);
   }
 }
 

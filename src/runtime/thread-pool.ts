@@ -10,31 +10,18 @@
  * The thread loads the user's config module itself (by path, the same way
  * the main thread does: user-module.mjs) and looks the handler up by name:
  * functions cannot be posted to a thread.
+ *
+ * This module places jobs on threads and accounts for them when a thread
+ * dies; one thread's own side (its messages, progress and timeout timer) is
+ * thread-slot.ts.
  */
 import { resolve } from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import type { ResolvedHandler } from '../core/config.js';
-import { PROGRESS_BYTES, startHandlerThread, RESULT_HOLD_MS, threadProgress, type FromThread, type ThreadProgress, type ThreadResult, type ThreadStepCall, type ToThread } from './handler-thread.js';
+import { RESULT_HOLD_MS, type ThreadResult } from './handler-thread.js';
 import { DEFAULT_FEATURES, TimeoutError, type RunJobOptions, type RunOutcome } from './job-runner.js';
+import { ThreadSlot, type Active, type SlotOwner, type ThreadRestartReason } from './thread-slot.js';
 
-/** The attempt was killed for exceeding the handler's heap limit. */
-export class MemoryLimitError extends Error {
-  constructor(mb: number) {
-    super(`handler exceeded its memory limit of ${mb} MiB (limits.memoryMb); its thread was terminated`);
-    this.name = 'MemoryLimitError';
-  }
-}
-
-/** The handler's thread died without an answer (process.exit, a native crash). */
-export class ThreadCrashError extends Error {
-  constructor(detail: string) {
-    super(`handler thread crashed: ${detail}`);
-    this.name = 'ThreadCrashError';
-  }
-}
-
-/** Why a handler's thread was replaced (the `reason` label of `drover_thread_restarts_total`). */
-export type ThreadRestartReason = 'memory' | 'crash' | 'timeout';
+export { MemoryLimitError, ThreadCrashError, type ThreadRestartReason } from './thread-slot.js';
 
 export interface ThreadPoolOptions {
   /** Path of the config module that defines the handlers. */
@@ -61,41 +48,13 @@ export interface ThreadPoolOptions {
  */
 export const THREAD_QUEUE_DEPTH = 4;
 
-/** A job posted to a thread: `jobs[0]` of its slot is the oldest not yet answered. */
-interface Active {
-  id: number;
-  options: RunJobOptions;
-  settle: (outcome: RunOutcome) => void;
-}
-
-interface Slot {
-  worker: Worker | null;
-  /** The thread loaded its handler and takes jobs. */
-  ready: boolean;
-  /** Jobs posted to the thread and not answered yet, in order. Empty: idle. */
-  jobs: Active[];
-  /** The thread was dropped (died, killed, or the pool closed): ignore whatever it still reports. */
-  dead: boolean;
-  /** What the thread has started and finished, written by the thread itself. */
-  progress: ThreadProgress;
-  /** Jobs whose results have been received (compared with the thread's finished count). */
-  answered: number;
-  /** Messages for the thread, posted together at the end of this turn. */
-  outbox: ToThread[] | null;
-  /** Checks the running job's hard timeout; set while the slot has jobs. */
-  timer: NodeJS.Timeout | null;
-  /** The thread's started count when the timer last found it running nothing (null: it was running a job). */
-  idleAt: number | null;
-}
-
 /**
  * One handler's threads, at most `concurrency`, each running one job at a
- * time with up to `THREAD_QUEUE_DEPTH - 1` more posted behind it. Each thread
- * has one set of listeners for its whole life (adding and removing listeners
- * per job cost more main-thread time than the job's messages themselves).
+ * time with up to `THREAD_QUEUE_DEPTH - 1` more posted behind it. Its
+ * `SlotOwner` methods are what a thread reports (thread-slot.ts).
  */
-class HandlerThreads {
-  readonly #slots = new Set<Slot>();
+class HandlerThreads implements SlotOwner {
+  readonly #slots = new Set<ThreadSlot>();
   /** Runs waiting for room on a thread (all threads full, or being spawned). */
   readonly #waiting: Array<{ options: RunJobOptions; settle: (outcome: RunOutcome) => void }> = [];
   #crashes = 0;
@@ -125,11 +84,11 @@ class HandlerThreads {
     this.#slots.clear();
     for (const slot of slots) {
       slot.dead = true;
-      this.#stopTimer(slot);
+      slot.stopTimer();
       for (const active of slot.jobs.splice(0)) this.#settle(active, { kind: 'aborted' });
     }
     for (const { settle } of this.#waiting.splice(0)) settle({ kind: 'aborted' });
-    await Promise.all(slots.map((slot) => slot.worker?.terminate().catch(() => 0)));
+    await Promise.all(slots.map((slot) => slot.terminate()));
   }
 
   /** Post the job to the least busy ready thread with room, spawn one, or wait. */
@@ -148,8 +107,8 @@ class HandlerThreads {
   }
 
   /** The ready thread with the fewest jobs, if one has room. */
-  #roomiest(): Slot | null {
-    let best: Slot | null = null;
+  #roomiest(): ThreadSlot | null {
+    let best: ThreadSlot | null = null;
     for (const slot of this.#slots) {
       if (slot.dead || !slot.ready || slot.jobs.length >= THREAD_QUEUE_DEPTH) continue;
       if (best === null || slot.jobs.length < best.jobs.length) best = slot;
@@ -167,79 +126,13 @@ class HandlerThreads {
     }
   }
 
-  #dispatch(slot: Slot, options: RunJobOptions, settle: (outcome: RunOutcome) => void): void {
+  #dispatch(slot: ThreadSlot, options: RunJobOptions, settle: (outcome: RunOutcome) => void): void {
     const { job, controller } = options;
     const id = ++this.#seq;
     slot.jobs.push({ id, options, settle });
-    if (slot.timer === null) this.#startTimer(slot, this.handler.timeoutMs);
-    controller.onAbort((reason) => this.#post(slot, { type: 'abort', id, reason: String((reason as Error | undefined)?.message ?? 'aborted') }));
-    this.#post(slot, { type: 'run', id, job: { id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, maxAttempts: job.maxAttempts, payload: job.payload }, event: job.event, features: (options.features ?? DEFAULT_FEATURES).snapshot() });
-  }
-
-  /** Queue a message for the thread; everything queued this turn goes in one postMessage. */
-  #post(slot: Slot, message: ToThread): void {
-    if (slot.dead) return;
-    if (slot.outbox) {
-      slot.outbox.push(message);
-      return;
-    }
-    slot.outbox = [message];
-    queueMicrotask(() => {
-      const messages = slot.outbox!;
-      slot.outbox = null;
-      if (!slot.dead) slot.worker!.postMessage(messages);
-    });
-  }
-
-  /**
-   * The hard timeout. The timer is armed when the slot gets work and, when it
-   * fires, looks at what the thread runs and since when: a job that has not
-   * used up its time yet gets the rest, one that has is stopped by
-   * terminating the thread, whatever its code is doing (an infinite loop
-   * included). One timer per busy thread, not per job.
-   */
-  #startTimer(slot: Slot, ms: number): void {
-    slot.timer = setTimeout(() => {
-      slot.timer = null;
-      if (slot.dead || slot.jobs.length === 0) return;
-      const { timeoutMs } = this.handler;
-      const { running, startedAt, started } = this.#progress(slot);
-      if (running === null) {
-        // Its jobs are answered or posted and it runs none: fine while messages
-        // travel, but a whole timeout later with nothing started, its event loop
-        // is stuck outside any job (a runaway callback a job left behind).
-        if (slot.idleAt !== started) {
-          slot.idleAt = started;
-          return this.#startTimer(slot, timeoutMs);
-        }
-        return this.#kill(slot, new ThreadCrashError(`it took no job for ${timeoutMs} ms (limits.timeoutMs) while jobs waited for it`), 'timeout');
-      }
-      slot.idleAt = null;
-      const left = startedAt + timeoutMs - Date.now();
-      if (left > 0) return this.#startTimer(slot, left);
-      const error = new TimeoutError(timeoutMs);
-      slot.jobs[running]?.options.controller.abort(error);
-      this.#kill(slot, error, 'timeout');
-    }, ms);
-  }
-
-  #stopTimer(slot: Slot): void {
-    if (slot.timer !== null) clearTimeout(slot.timer);
-    slot.timer = null;
-  }
-
-  /**
-   * Where the thread is in its jobs: `finished` of them have ended (their
-   * results may still be on the way), `running` is the index of the one it
-   * runs (null: none), started at `startedAt`.
-   */
-  #progress(slot: Slot): { finished: number; running: number | null; startedAt: number; started: number } {
-    const { counts, startedAt } = slot.progress;
-    const finishedCount = Atomics.load(counts, 1);
-    const started = Atomics.load(counts, 0);
-    const finished = Math.min(slot.jobs.length, (finishedCount - slot.answered) | 0);
-    const running = started !== finishedCount && finished < slot.jobs.length ? finished : null;
-    return { finished, running, startedAt: startedAt[0]!, started };
+    slot.armTimeout();
+    controller.onAbort((reason) => slot.post({ type: 'abort', id, reason: String((reason as Error | undefined)?.message ?? 'aborted') }));
+    slot.post({ type: 'run', id, job: { id: job.id, handler: job.handler, queue: job.queue, attempt: job.attempts, maxAttempts: job.maxAttempts, payload: job.payload }, event: job.event, features: (options.features ?? DEFAULT_FEATURES).snapshot() });
   }
 
   #settle(active: Active, outcome: RunOutcome): void {
@@ -255,9 +148,9 @@ class HandlerThreads {
    * counts toward poisonAfter, a timeout is an ordinary timed_out attempt);
    * those never started go to another thread, as if just posted.
    */
-  #kill(slot: Slot, error: Error, reason: ThreadRestartReason): void {
+  #kill(slot: ThreadSlot, error: Error, reason: ThreadRestartReason): void {
     if (slot.dead) return;
-    const { finished, running } = this.#progress(slot);
+    const { finished, running } = slot.position();
     const jobs = slot.jobs.splice(0);
     this.#drop(slot, reason, error.message);
     const unstarted: Array<{ options: RunJobOptions; settle: (outcome: RunOutcome) => void }> = [];
@@ -273,7 +166,12 @@ class HandlerThreads {
     this.#respawnForWaiting();
   }
 
-  #onResults(slot: Slot, results: readonly ThreadResult[]): void {
+  /** The hard timeout (thread-slot.ts) stopped the thread. */
+  onOverdue(slot: ThreadSlot, error: Error): void {
+    this.#kill(slot, error, 'timeout');
+  }
+
+  onResults(slot: ThreadSlot, results: readonly ThreadResult[]): void {
     if (slot.dead) return;
     for (const answer of results) {
       const at = slot.jobs.findIndex((a) => a.id === answer.id);
@@ -294,65 +192,21 @@ class HandlerThreads {
       if (answer.error?.stack) error.stack = answer.error.stack;
       this.#settle(active, { kind: 'failed', error, nonRetryable: error.name === 'NonRetryableError', timedOut: false, killed: false });
     }
-    if (slot.jobs.length === 0) this.#stopTimer(slot);
+    if (slot.jobs.length === 0) slot.stopTimer();
     this.#drainWaiting();
   }
 
-  #onMessage(slot: Slot, msg: FromThread): void {
-    if (slot.dead) return;
-    if (msg.type === 'results') return this.#onResults(slot, msg.results);
-    if (msg.type !== 'log' && msg.type !== 'heartbeat' && msg.type !== 'step') return;
-    const active = slot.jobs.find((a) => a.id === msg.id);
-    if (!active) return;
-    if (msg.type === 'step') return this.#onStep(slot, active, msg.seq, msg.call);
-    if (msg.type === 'log') {
-      const log = active.options.log() as unknown as Record<string, (obj: unknown, m?: string) => void>;
-      log[msg.level]?.(msg.obj, msg.msg);
-      return;
-    }
-    const reply = (ok: boolean) => this.#post(slot, { type: 'heartbeat', seq: msg.seq, ok });
-    void active.options.heartbeat().then(reply, () => reply(false));
-  }
-
-  /** A `ctx.step` call of the thread's handler: the job's step context (main thread: store, lease) answers it. */
-  #onStep(slot: Slot, active: Active, seq: number, call: ThreadStepCall): void {
-    const steps = active.options.steps;
-    const answer = steps ? steps().answer(call) : Promise.resolve({ ok: false as const, error: { name: 'Error', message: 'durable steps (ctx.step) are not available where this handler runs' } });
-    void answer.then((reply) => reply && this.#post(slot, { type: 'step', seq, ...reply }));
+  onReady(): void {
+    this.#drainWaiting();
   }
 
   async #spawn(): Promise<void> {
-    const buffer = new SharedArrayBuffer(PROGRESS_BYTES);
-    const slot: Slot = { worker: null, ready: false, jobs: [], dead: false, progress: threadProgress(buffer), answered: 0, outbox: null, timer: null, idleAt: null };
+    const slot = new ThreadSlot(this.handler, this);
     this.#slots.add(slot); // counts against concurrency while it waits out a restart backoff
     const delay = this.#nextSpawnAt - Date.now();
     if (delay > 0) await new Promise((r) => setTimeout(r, delay).unref());
     if (this.#closed) return;
-    const worker = startHandlerThread(this.handler, this.urls.configPath, buffer, this.pool.resultHoldMs ?? RESULT_HOLD_MS);
-    slot.worker = worker;
-    worker.unref();
-    let loading = true;
-    worker.on('message', (msg: FromThread) => {
-      if (msg.type === 'ready') {
-        loading = false;
-        slot.ready = true;
-        this.#drainWaiting();
-      } else if (msg.type === 'load-error') {
-        loading = false;
-        this.#loadFailed(slot, new Error(msg.error.message));
-      } else {
-        this.#onMessage(slot, msg);
-      }
-    });
-    worker.on('error', (error: Error & { code?: string }) => {
-      if (loading) return this.#loadFailed(slot, error);
-      if (error.code === 'ERR_WORKER_OUT_OF_MEMORY') this.#died(slot, new MemoryLimitError(this.handler.memoryMb), 'memory');
-      else this.#died(slot, new ThreadCrashError(error.message), 'crash');
-    });
-    worker.on('exit', (code: number) => {
-      if (loading) return this.#loadFailed(slot, new ThreadCrashError(`exited with code ${code}`));
-      this.#died(slot, new ThreadCrashError(`exited with code ${code}`), 'crash');
-    });
+    slot.start(this.urls.configPath, this.pool.resultHoldMs ?? RESULT_HOLD_MS);
   }
 
   /**
@@ -361,14 +215,14 @@ class HandlerThreads {
    * without spending an attempt - the handler's code never ran - and the
    * thread is replaced after the restart backoff; the log says why each time.
    */
-  #loadFailed(slot: Slot, error: Error): void {
+  onLoadFailed(slot: ThreadSlot, error: Error): void {
     if (slot.dead || this.#closed) return;
     this.#drop(slot, 'crash', `could not load the handler: ${error.message}`);
     for (const { settle } of this.#waiting.splice(0)) settle({ kind: 'aborted', reason: 'handler_unavailable' });
   }
 
   /** A thread died by itself: account for its jobs if it had any, else just replace it. */
-  #died(slot: Slot, error: Error, reason: ThreadRestartReason): void {
+  onDied(slot: ThreadSlot, error: Error, reason: ThreadRestartReason): void {
     if (slot.dead || this.#closed) return;
     if (slot.jobs.length > 0) return this.#kill(slot, error, reason);
     this.#drop(slot, reason, error.message);
@@ -385,12 +239,12 @@ class HandlerThreads {
   }
 
   /** A thread died: forget it and back off before the next spawn. */
-  #drop(slot: Slot, reason: ThreadRestartReason, detail: string): void {
+  #drop(slot: ThreadSlot, reason: ThreadRestartReason, detail: string): void {
     slot.dead = true;
     slot.ready = false;
-    this.#stopTimer(slot);
+    slot.stopTimer();
     if (!this.#slots.delete(slot)) return;
-    void slot.worker?.terminate().catch(() => 0);
+    void slot.terminate();
     this.#crashes += 1;
     const backoff = Math.min(this.pool.restartMaxMs, this.pool.restartInitialMs * 2 ** (this.#crashes - 1));
     this.#nextSpawnAt = Date.now() + backoff;
