@@ -46,10 +46,11 @@ describe('/v1/keys', () => {
 
   it('expires a key at its expiresAt', async () => {
     const n = await start();
-    const expiresAt = new Date(Date.now() + 400).toISOString();
+    // 2 s ahead: far enough that a loaded machine still creates and uses the key before it expires.
+    const expiresAt = new Date(Date.now() + 2_000).toISOString();
     const created = (await n.request('POST', '/v1/keys', { name: 'short', scopes: ['read'], expiresAt })).body;
     expect((await injectAs(n, created.secret, 'GET', '/v1/status')).status).toBe(200);
-    await waitFor(async () => (await injectAs(n, created.secret, 'GET', '/v1/status')).status === 401, { intervalMs: 50, timeoutMs: 5_000 });
+    await waitFor(async () => (await injectAs(n, created.secret, 'GET', '/v1/status')).status === 401, { intervalMs: 50, timeoutMs: 10_000 });
     const listed = (await n.request('GET', '/v1/keys')).body.keys.find((k: { id: string }) => k.id === created.id);
     expect(listed.state).toBe('expired');
   });
