@@ -9,7 +9,9 @@
  *   node bench/drain-cpu.mjs [--systems drover-postgres,graphile-worker-tuned] [--jobs 60000] [--concurrency 10] [--repeat 2]
  *
  * The server must run on this machine (CPU is read from /proc). Other users of
- * that server count too: run it when nothing else uses PostgreSQL.
+ * that server count too: run it when nothing else uses PostgreSQL, or give
+ * `--data-dir` (a private cluster's, with BENCH_PG_URL pointing at it) to count
+ * only that cluster's postmaster and its children.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -21,11 +23,14 @@ const { values } = parseArgs({
     jobs: { type: 'string', default: '60000' },
     concurrency: { type: 'string', default: '10' },
     repeat: { type: 'string', default: '2' },
+    'data-dir': { type: 'string' },
   },
 });
 const n = Number(values.jobs);
 const concurrency = Number(values.concurrency);
 const TICKS = 100; // USER_HZ on Linux
+/** With --data-dir: that cluster's postmaster (first line of postmaster.pid); its children are its processes. */
+const postmaster = values['data-dir'] ? readFileSync(`${values['data-dir']}/postmaster.pid`, 'utf8').split('\n')[0].trim() : null;
 
 /**
  * CPU seconds of every postgres process seen so far, by PID. A process that
@@ -39,6 +44,7 @@ function sampleServer() {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       if (!stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).startsWith('postgres')) continue;
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (postmaster !== null && pid !== postmaster && f[1] !== postmaster) continue;
       seen.set(pid, (Number(f[11]) + Number(f[12])) / TICKS);
     } catch {
       // Gone between the listing and the read.

@@ -70,6 +70,50 @@ describe('postgres batch answers', () => {
   });
 });
 
+describe('postgres batch fences', () => {
+  // A batch with no id twice finds its rows by one index scan over the ids (START_BY_ID,
+  // SETTLE_SUCCEEDED); the fence is still the pair: a row changes only when its current token
+  // came in beside its own id. A job twice in one batch takes the joined statements.
+  it('crossed tokens (each job named with the other job token) change neither job', async () => {
+    const { engine, schema } = await engineWithJobs(2);
+    const [a, b] = await lease(engine, 2);
+    const marks = await Promise.all([engine.start(a!.id, b!.leaseToken), engine.start(b!.id, a!.leaseToken)]);
+    expect(marks).toEqual([
+      { ok: false, reason: 'stale_lease' },
+      { ok: false, reason: 'stale_lease' },
+    ]);
+    const done = await Promise.all([engine.complete(a!.id, b!.leaseToken, 'a', { row: false }), engine.complete(b!.id, a!.leaseToken, 'b', { row: false })]);
+    expect(done).toEqual([
+      { ok: false, reason: 'stale_lease' },
+      { ok: false, reason: 'stale_lease' },
+    ]);
+    const { rows } = await admin.query(`SELECT state, started_seq, result FROM ${schema}.jobs ORDER BY id`);
+    expect(rows).toEqual([
+      { state: 'running', started_seq: 0, result: null },
+      { state: 'running', started_seq: 0, result: null },
+    ]);
+  });
+
+  it("a job's old and new lease in one batch: the new one is marked and settled, the old one told stale", async () => {
+    const { engine, schema } = await engineWithJobs(1);
+    const [old] = await lease(engine, 1);
+    expect(await engine.release(old!.id, old!.leaseToken)).toMatchObject({ ok: true });
+    const [current] = await lease(engine, 1);
+    expect(current!.id).toBe(old!.id);
+    for (const order of [
+      [old!, current!],
+      [current!, old!],
+    ]) {
+      const marks = await Promise.all(order.map((j) => engine.start(j.id, j.leaseToken)));
+      expect(marks).toEqual(order.map((j) => (j === current ? { ok: true } : { ok: false, reason: 'stale_lease' })));
+    }
+    const done = await Promise.all([engine.complete(old!.id, old!.leaseToken, 'old', { row: false }), engine.complete(current!.id, current!.leaseToken, 'new', { row: false })]);
+    expect(done).toEqual([{ ok: false, reason: 'stale_lease' }, { ok: true }]);
+    const { rows } = await admin.query(`SELECT state, started_seq, lease_seq, result FROM ${schema}.jobs`);
+    expect(rows).toEqual([{ state: 'succeeded', started_seq: 2, lease_seq: 2, result: 'new' }]);
+  });
+});
+
 describe('the start marks connection', () => {
   it('killed while idle, is replaced before the next mark instead of failing it', async () => {
     const { engine, schema } = await engineWithJobs(3);

@@ -82,6 +82,22 @@ export function arrayParam(values: ReadonlyArray<string | number | boolean | nul
   return `${literal}}`;
 }
 
+/**
+ * No id twice in a batch: statements that find a batch's rows by one index scan
+ * over its ids (\`id = ANY($1)\`) read each row's input at its id's position,
+ * which names one input only then. A job twice in one batch (two calls, or its
+ * old and new lease) is rare; such a batch takes the statement that joins the
+ * unnested input instead.
+ */
+export function distinctIds(batch: ReadonlyArray<{ id: number }>): boolean {
+  const ids = new Set<number>();
+  for (const p of batch) {
+    if (ids.has(p.id)) return false;
+    ids.add(p.id);
+  }
+  return true;
+}
+
 /** One element of an array literal (`arrayParam`): NULL, a number or boolean as it is, text quoted and escaped where it must be. */
 export function arrayElement(value: string | number | boolean | null | undefined): string {
   if (value === null || value === undefined) return 'NULL';

@@ -18,7 +18,7 @@
 import type pg from 'pg';
 import { DroverError } from '../../core/errors.js';
 import type { FailRequest, FenceResult, MatchResult } from '../engine.js';
-import { arrayParam, delay, isTransient, storeError } from './connection.js';
+import { arrayParam, delay, distinctIds, isTransient, storeError } from './connection.js';
 import { OneInFlight } from './one-in-flight.js';
 import { parseJobId, toJobRow, toJson, type RawJob } from './rows.js';
 
@@ -116,19 +116,22 @@ export const SETTLE_LEAN = settleSql(false);
 
 /**
  * A batch of successes only, answered like SETTLE_LEAN: what a drain sends.
- * $1 ids, $2 tokens, $3 results (json text), $4 now. The same row changes as
- * SETTLE's success branch, without its per-row CASEs over eight input arrays
- * and without the attempts insert (a success writes none): ~1.5 µs less
- * server time per job at 40 a statement (docs/benchmarks.md, seventh pass).
+ * $1 ids (no id twice), $2 tokens, $3 results (json text), $4 now. The same
+ * row changes as SETTLE's success branch, without its per-row CASEs over
+ * eight input arrays and without the attempts insert (a success writes none):
+ * ~1.5 µs less server time per job at 40 a statement (docs/benchmarks.md,
+ * seventh pass). Its rows are found by one index scan over the ids, not a
+ * join with the unnested input (a sixth fewer buffer hits, docs/benchmarks.md
+ * "PostgreSQL: server CPU per job"); each row's token, result and place
+ * (\`n\`) are read at its id's position, which is why an id may come only once.
  */
 export const SETTLE_SUCCEEDED = `
   WITH done AS (
-    UPDATE jobs j SET state = 'succeeded', result = i.result::json, finished_at = $4, updated_at = $4,
-      lease_token = NULL, lease_expires_at = NULL
-    FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY AS i(id, token, result, n)
-    -- By primary key per input row, as in SETTLE (see there for the state test).
-    WHERE j.id = i.id AND j.lease_token = i.token AND starts_with(j.state, 'running')
-    RETURNING j.queue, i.n, CASE WHEN j.concurrency_key IS NOT NULL THEN j.queue END AS woke
+    UPDATE jobs j SET state = 'succeeded', result = ($3::text[])[array_position($1::bigint[], j.id)]::json,
+      finished_at = $4, updated_at = $4, lease_token = NULL, lease_expires_at = NULL
+    -- See SETTLE for the state test.
+    WHERE j.id = ANY($1::bigint[]) AND j.lease_token = ($2::text[])[array_position($1::bigint[], j.id)] AND starts_with(j.state, 'running')
+    RETURNING j.queue, array_position($1::bigint[], j.id) AS n, CASE WHEN j.concurrency_key IS NOT NULL THEN j.queue END AS woke
   ), counted AS (
     INSERT INTO queue_counts (queue, kind, n) SELECT queue, 'finished', count(*) FROM done GROUP BY queue ORDER BY queue
     ON CONFLICT (queue, kind) DO UPDATE SET n = queue_counts.n + excluded.n
@@ -237,7 +240,7 @@ export class SettleBatch {
     const now = this.options.clock();
     const full = batch.some((p) => p.row);
     const { rows } = await this.options.pool.query(
-      !full && batch.every((p) => p.settlement.kind === 'succeeded') ? this.#succeeded(batch, now) : this.#general(batch, now, full),
+      !full && batch.every((p) => p.settlement.kind === 'succeeded') && distinctIds(batch) ? this.#succeeded(batch, now) : this.#general(batch, now, full),
     );
     const unmatched: Pending[] = [];
     if (full) {
