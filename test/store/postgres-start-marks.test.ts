@@ -112,6 +112,24 @@ describe('postgres batch fences', () => {
     const { rows } = await admin.query(`SELECT state, started_seq, lease_seq, result FROM ${schema}.jobs`);
     expect(rows).toEqual([{ state: 'succeeded', started_seq: 2, lease_seq: 2, result: 'new' }]);
   });
+  it('a batch larger than the by-id statements take (findsById) is marked and settled by the joined ones, fenced alike', async () => {
+    const { engine, schema } = await engineWithJobs(150);
+    const jobs = await lease(engine, 150);
+    expect(jobs).toHaveLength(150);
+    // The last job is named with the first one's token: it alone must be refused.
+    const tokenOf = (i: number) => (i === jobs.length - 1 ? jobs[0]!.leaseToken : jobs[i]!.leaseToken);
+    const marks = await Promise.all(jobs.map((j, i) => engine.start(j.id, tokenOf(i))));
+    expect(marks.filter((m) => m.ok)).toHaveLength(149);
+    expect(marks.at(-1)).toEqual({ ok: false, reason: 'stale_lease' });
+    const done = await Promise.all(jobs.map((j, i) => engine.complete(j.id, tokenOf(i), i, { row: false })));
+    expect(done.filter((d) => d.ok)).toHaveLength(149);
+    expect(done.at(-1)).toEqual({ ok: false, reason: 'stale_lease' });
+    const { rows } = await admin.query(`SELECT state, count(*)::int AS n FROM ${schema}.jobs GROUP BY state ORDER BY state`);
+    expect(rows).toEqual([
+      { state: 'running', n: 1 },
+      { state: 'succeeded', n: 149 },
+    ]);
+  });
 });
 
 describe('the start marks connection', () => {

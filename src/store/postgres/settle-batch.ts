@@ -18,7 +18,7 @@
 import type pg from 'pg';
 import { DroverError } from '../../core/errors.js';
 import type { FailRequest, FenceResult, MatchResult } from '../engine.js';
-import { arrayParam, delay, distinctIds, isTransient, storeError } from './connection.js';
+import { arrayParam, delay, findsById, isTransient, storeError } from './connection.js';
 import { OneInFlight } from './one-in-flight.js';
 import { parseJobId, toJobRow, toJson, type RawJob } from './rows.js';
 
@@ -116,14 +116,14 @@ export const SETTLE_LEAN = settleSql(false);
 
 /**
  * A batch of successes only, answered like SETTLE_LEAN: what a drain sends.
- * $1 ids (no id twice), $2 tokens, $3 results (json text), $4 now. The same
+ * $1 ids (a batch `findsById` allows), $2 tokens, $3 results (json text), $4 now. The same
  * row changes as SETTLE's success branch, without its per-row CASEs over
  * eight input arrays and without the attempts insert (a success writes none):
  * ~1.5 µs less server time per job at 40 a statement (docs/benchmarks.md,
  * seventh pass). Its rows are found by one index scan over the ids, not a
  * join with the unnested input (a sixth fewer buffer hits, docs/benchmarks.md
  * "PostgreSQL: server CPU per job"); each row's token, result and place
- * (\`n\`) are read at its id's position, which is why an id may come only once.
+ * (`n`) are read at its id's position, which is why an id may come only once.
  */
 export const SETTLE_SUCCEEDED = `
   WITH done AS (
@@ -240,7 +240,7 @@ export class SettleBatch {
     const now = this.options.clock();
     const full = batch.some((p) => p.row);
     const { rows } = await this.options.pool.query(
-      !full && batch.every((p) => p.settlement.kind === 'succeeded') && distinctIds(batch) ? this.#succeeded(batch, now) : this.#general(batch, now, full),
+      !full && batch.every((p) => p.settlement.kind === 'succeeded') && findsById(batch) ? this.#succeeded(batch, now) : this.#general(batch, now, full),
     );
     const unmatched: Pending[] = [];
     if (full) {

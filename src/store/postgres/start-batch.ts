@@ -59,7 +59,7 @@
  */
 import { DroverError } from '../../core/errors.js';
 import type { StartResult, StartWatch } from '../engine.js';
-import { arrayParam, distinctIds, storeError } from './connection.js';
+import { arrayParam, findsById, storeError } from './connection.js';
 import { WRITTEN_AHEAD_MAX, type Pipelined } from './pipelined.js';
 import { parseJobId } from './rows.js';
 
@@ -90,7 +90,7 @@ export const START = `
   SELECT CASE WHEN count(*) <> cardinality($1::bigint[]) THEN coalesce(json_agg(json_build_array(id, lease_token)), '[]') END AS matched FROM marked`;
 
 /**
- * START for a batch with no id twice (\`distinctIds\`), the usual one: its rows
+ * START for a batch `findsById` allows (small, no id twice), the usual one: its rows
  * found by one index scan over the ids, each row's token read at its id's
  * position, not by joining the unnested input: a third fewer buffer hits per
  * mark (docs/benchmarks.md, "PostgreSQL: server CPU per job"). Same fence,
@@ -179,7 +179,7 @@ export class StartBatch {
     try {
       const { rows } = await this.pool.query<{ matched: Array<[number, string]> | null }>(
         {
-          ...(distinctIds(batch) ? { name: 'drover_start_by_id', text: START_BY_ID } : { name: 'drover_start', text: START }),
+          ...(findsById(batch) ? { name: 'drover_start_by_id', text: START_BY_ID } : { name: 'drover_start', text: START }),
           values: [arrayParam(batch.map((p) => p.id)), arrayParam(batch.map((p) => p.token))],
         },
         batch.some((p) => p.watch !== undefined) ? () => sendAndGo(batch) : undefined,
