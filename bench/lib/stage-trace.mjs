@@ -14,6 +14,7 @@
  *   data     the last bytes that connection's socket received before the answer's callback
  *   answer   the insert's callback ran (the commit answered, parsed)
  *   batch    how many latency jobs that insert carried
+ *   leasing  whether that insert leased jobs (an idle node's claim)
  *
  * plus every GC (PerformanceObserver). The latency handler reads
  * `globalThis.__benchStages` and adds its rows to its report.
@@ -92,7 +93,7 @@ pg.Client.prototype.query = function (config, values, callback) {
   const done = () => {
     const answer = now();
     stages.inserts.push({ pool: config.__poolAt ?? call, answer, jobs: sents.length });
-    for (const sent of sents) Object.assign(row(sent), { pool: config.__poolAt ?? call, call, onConn, write: q?.__writeAt ?? 0, data: stream?.__lastData ?? 0, answer, batch: sents.length });
+    for (const sent of sents) Object.assign(row(sent), { leasing: config.name.endsWith('_leasing'), pool: config.__poolAt ?? call, call, onConn, write: q?.__writeAt ?? 0, data: stream?.__lastData ?? 0, answer, batch: sents.length });
   };
   // pg-pool passes a callback (and gets no promise); a direct call gets a promise.
   const wrapped = typeof callback === 'function' ? (err, res) => (done(), callback(err, res)) : callback;
