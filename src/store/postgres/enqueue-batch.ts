@@ -34,7 +34,7 @@ interface Pending {
 const MAX_BATCH_JOBS = 1000;
 
 export class EnqueueBatch {
-  readonly #calls = new OneInFlight<Pending>(takeUpTo(MAX_BATCH_JOBS), (batch) => this.#run(batch), leasesAtIntake);
+  readonly #calls = new OneInFlight<Pending>(takeUpTo(MAX_BATCH_JOBS), (batch) => this.#run(batch));
   readonly #stats = { statements: 0, calls: 0 };
 
   /** `woke`: the due work (queues, handlers), told after the commit. */
@@ -97,18 +97,6 @@ export class EnqueueBatch {
     }
   }
 }
-
-/**
- * A call whose insert leases its jobs (an idle node's, runtime.ts
- * `claimAtIntake`) goes out beside the statement in flight instead of after
- * it: a handler waits for this commit, and the wait behind another carried
- * most of the slowest 1 % of PostgreSQL's enqueue→start (docs/benchmarks.md
- * "PostgreSQL: enqueue→start p99, stage by stage"). Its statement still
- * waits for the other's lock on the queue's count row, but inside
- * PostgreSQL, not for the other's answer to come back and a turn of this
- * event loop. Only an idle node claims, so a busy one batches as before.
- */
-const leasesAtIntake = (p: Pending): boolean => p.options?.lease !== undefined;
 
 /** Calls, in order, while their jobs fit in `max` (a larger first call goes alone). */
 function takeUpTo(max: number): (pending: readonly Pending[]) => number {

@@ -5,14 +5,10 @@
  * event loop (setImmediate, so every caller woken in the same I/O phase
  * joins it). Under load a batch carries as many calls as arrived during the
  * previous round trip; idle, it adds no wait beyond that one turn.
- *
- * `urgent` (optional): pending calls that may not wait for the batch in
- * flight. When one is pending, a second batch goes out beside it (never a
- * third). The enqueues of an idle node use it (enqueue-batch.ts says why).
  */
 export class OneInFlight<P> {
   #pending: P[] = [];
-  readonly #running = new Set<Promise<void>>();
+  #running: Promise<void> | null = null;
   #scheduled = false;
 
   /**
@@ -22,7 +18,6 @@ export class OneInFlight<P> {
   constructor(
     private readonly take: (pending: readonly P[]) => number,
     private readonly run: (batch: P[]) => Promise<void>,
-    private readonly urgent?: (call: P) => boolean,
   ) {}
 
   push(call: P): void {
@@ -32,35 +27,28 @@ export class OneInFlight<P> {
 
   /** Resolves once every call pushed so far has been sent and settled. */
   async drain(): Promise<void> {
-    while (this.#running.size > 0 || this.#pending.length > 0) {
-      if (this.#running.size > 0) await Promise.race(this.#running);
+    while (this.#running || this.#pending.length > 0) {
+      if (this.#running) await this.#running;
       else await this.#flush();
     }
   }
 
-  /** A batch may go now: none in flight, or one and an urgent call waits. */
-  #mayGo(): boolean {
-    if (this.#running.size === 0) return true;
-    return this.#running.size === 1 && this.urgent !== undefined && this.#pending.some(this.urgent);
-  }
-
   #schedule(): void {
-    if (this.#scheduled || !this.#mayGo()) return;
+    if (this.#scheduled || this.#running) return;
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
-      if (this.#pending.length > 0 && this.#mayGo()) void this.#flush();
+      if (!this.#running) void this.#flush();
     });
   }
 
   #flush(): Promise<void> {
     const batch = this.#pending.splice(0, Math.max(1, this.take(this.#pending)));
     if (batch.length === 0) return Promise.resolve();
-    const running: Promise<void> = this.run(batch).finally(() => {
-      this.#running.delete(running);
+    this.#running = this.run(batch).finally(() => {
+      this.#running = null;
       if (this.#pending.length > 0) this.#schedule();
     });
-    this.#running.add(running);
-    return running;
+    return this.#running;
   }
 }

@@ -9,8 +9,7 @@
  * plan run there.
  *
  * `hot` carries completions and plain enqueues (durable commits, one batch
- * statement of each in flight, and a second enqueue for jobs leased by
- * their insert: HOT_POOL_MAX, enqueue-batch.ts). The enqueue statement costs
+ * statement of each in flight: HOT_POOL_MAX). The enqueue statement costs
  * PostgreSQL ~1.5 ms to plan and ~0.5 ms to run for a few jobs, and in auto
  * mode the plan cache re-plans it every time. `lease` carries leases, reaps
  * and dead-node reclaims with asynchronous commit: their loss in a server
@@ -25,10 +24,8 @@
 import pg from 'pg';
 import { clientConfig, type ConnectionSettings } from './connection.js';
 
-/** Connections in the lease pool, besides `poolMax`. */
-const LEASE_POOL_MAX = 2;
-/** The hot pool's: a completion batch, an enqueue batch and an idle node's enqueue beside it (enqueue-batch.ts). */
-const HOT_POOL_MAX = 3;
+/** Connections in each of the hot path's pools, besides `poolMax`. */
+const HOT_POOL_MAX = 2;
 
 export interface EnginePools {
   general: pg.Pool;
@@ -42,7 +39,7 @@ export function openPools(connection: ConnectionSettings, poolMax: number): Engi
   return {
     general: new pg.Pool({ ...clientConfig(connection), max: poolMax, idleTimeoutMillis: 30_000 }),
     hot: new pg.Pool({ ...clientConfig(connection, { genericPlans: true }), max: HOT_POOL_MAX, idleTimeoutMillis: 30_000 }),
-    lease: new pg.Pool({ ...clientConfig(connection, { genericPlans: true, asyncCommit: true }), max: LEASE_POOL_MAX, idleTimeoutMillis: 30_000 }),
+    lease: new pg.Pool({ ...clientConfig(connection, { genericPlans: true, asyncCommit: true }), max: HOT_POOL_MAX, idleTimeoutMillis: 30_000 }),
     marks: new pg.Pool({ ...clientConfig(connection, { genericPlans: true, asyncCommit: true }), pipeline: true, max: 1 }),
   };
 }
