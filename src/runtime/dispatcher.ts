@@ -138,9 +138,7 @@ export class Dispatcher {
    * `leaseAtIntake`) and start as soon as it commits: one round trip from
    * enqueue to start instead of the insert's and then a lease's. Only into
    * an idle lane (its last lease found nothing, nothing buffered) with a free
-   * slot, so no queued job is overtaken: for every due job of the call, or,
-   * when they are more than its free slots (a burst), for the first ones,
-   * if they are in one line (one queue, priority and tenant); only
+   * slot for every due job of the call, so no queued job is overtaken; only
    * handlers whose jobs start without asking anyone (what a lease may mark
    * started: lease-room.ts), no concurrency keys, no paused queue, no tenant
    * caps. Each job's slot is held until `startClaimed`, which must follow.

@@ -46,34 +46,23 @@ export class IntakeClaims {
   claim(jobs: readonly NewJob[], now: number): IntakeClaim | null {
     const { lanes: byName, idleHandlers } = this.pump;
     if (this.pump.stopped || this.options.tenantCaps || jobs.some((job) => job.idempotencyKey != null)) return null;
-    const due = new Map<Lane, NewJob[]>();
+    const due = new Map<Lane, number>();
     for (const job of jobs) {
       const lane = job.runAt <= now ? byName.get(job.handler) : undefined;
-      if (!lane) continue;
-      const laneJobs = due.get(lane);
-      if (laneJobs) laneJobs.push(job);
-      else due.set(lane, [job]);
+      if (lane) due.set(lane, (due.get(lane) ?? 0) + 1);
     }
-    /** Per open lane, the slots it may still give this call. */
-    const open = new Map<Lane, number>();
-    for (const [lane, laneJobs] of due) {
+    const open = new Set<Lane>();
+    for (const [lane, n] of due) {
       const { handler } = lane;
       if (!idleHandlers.has(handler.name) || handler.remote || handler.rateLimit || handler.name.startsWith('drover.')) continue;
-      const free = this.room.slots(lane) - lane.running;
-      if (this.options.isHandlerPaused?.(handler.name) || lane.buffer.length > 0 || free <= 0) continue;
-      // More due jobs than free slots (a burst): the first ones claimed, the rest inserted queued, only
-      // when they are in one line (a lease would take them in call order), so none claimed overtakes one left.
-      if (free < laneJobs.length && !inOneLine(laneJobs)) continue;
-      open.set(lane, free);
+      if (this.options.isHandlerPaused?.(handler.name) || lane.buffer.length > 0 || this.room.slots(lane) - lane.running < n) continue;
+      open.add(lane);
     }
     if (open.size === 0) return null;
     const paused = this.options.pausedQueues?.() ?? [];
     const lanes: Array<Lane | null> = jobs.map((job) => {
       const lane = byName.get(job.handler)!;
-      const left = open.get(lane) ?? 0;
-      if (left === 0 || job.runAt > now || job.concurrencyKey != null || paused.includes(job.queue)) return null;
-      open.set(lane, left - 1);
-      return lane;
+      return open.has(lane) && job.runAt <= now && job.concurrencyKey == null && !paused.includes(job.queue) ? lane : null;
     });
     if (lanes.every((lane) => lane === null)) return null;
     for (const lane of lanes) if (lane) lane.running++;
@@ -97,10 +86,4 @@ export class IntakeClaims {
   settled(): Promise<unknown> {
     return Promise.all([...this.#claims.values()].map((claim) => claim.settled));
   }
-}
-
-/** Jobs a lease takes in call order: one queue, priority and tenant (fairness orders tenants by turn, not by call). */
-function inOneLine(jobs: readonly NewJob[]): boolean {
-  const [first] = jobs;
-  return jobs.every((job) => job.queue === first!.queue && job.priority === first!.priority && (job.tenant ?? null) === (first!.tenant ?? null));
 }

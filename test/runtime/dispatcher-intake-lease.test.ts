@@ -78,14 +78,13 @@ describe('dispatcher: jobs leased by their insert (PostgreSQL)', () => {
     expect(leases.length).toBe(leasesBefore);
   });
 
-  it('a lane that is busy, has jobs waiting, or lacks a slot for a call whose jobs are not in one line is not claimed', async () => {
+  it('a lane that is busy, has jobs waiting, or lacks a slot for every due job of the call is not claimed', async () => {
     const { engine } = await migrated();
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const { dispatcher } = await idleNode(engine, () => gate, 1);
-    // Two due jobs, one slot, not in one line (priorities, tenants): neither is leased by the insert, as a lease might take the second first.
-    expect(dispatcher.claimAtIntake([job(1), job(2, { priority: 5 })], Date.now())).toBeNull();
-    expect(dispatcher.claimAtIntake([job(1, { tenant: 'a' }), job(2, { tenant: 'b' })], Date.now())).toBeNull();
+    // Two due jobs, one slot: neither is leased by the insert (the second would wait behind the first anyway).
+    expect(dispatcher.claimAtIntake([job(1), job(2)], Date.now())).toBeNull();
     // A job due later, or with a concurrency key, is inserted as usual.
     expect(dispatcher.claimAtIntake([job(3, { runAt: Date.now() + 60_000 })], Date.now())).toBeNull();
     expect(dispatcher.claimAtIntake([job(4, { concurrencyKey: 'k' })], Date.now())).toBeNull();
@@ -100,36 +99,6 @@ describe('dispatcher: jobs leased by their insert (PostgreSQL)', () => {
     await waitFor(() => dispatcher.running.size === 1, { timeoutMs: 5_000 });
     expect(dispatcher.claimAtIntake([job(8)], Date.now())).toBeNull();
     release();
-  });
-
-  it('a burst larger than the free slots: the first jobs are leased by the insert, the rest queued and leased after them', async () => {
-    const { engine, schema } = await migrated();
-    const ran: string[] = [];
-    const { dispatcher, leases } = await idleNode(engine, (ctx) => void ran.push(ctx.job.id), 2);
-    const leasesBefore = leases.length;
-
-    const jobs = [job(1), job(2), job(3), job(4), job(5)];
-    const claim = dispatcher.claimAtIntake(jobs, Date.now());
-    expect(claim?.lanes.map((lane) => lane !== null)).toEqual([true, true, false, false, false]);
-    const results = await engine.enqueue(jobs, { lease: claim!.lease });
-    const { rows } = await admin.query(`SELECT payload->>'i' AS i, state FROM ${schema}.jobs WHERE id = ANY($1::bigint[]) ORDER BY id`, [results.map((r) => r.job.id)]);
-    expect(rows).toEqual([
-      { i: '1', state: 'running' },
-      { i: '2', state: 'running' },
-      { i: '3', state: 'queued' },
-      { i: '4', state: 'queued' },
-      { i: '5', state: 'queued' },
-    ]);
-
-    dispatcher.startClaimed(claim!, results.map((r) => r.leased));
-    // The queued ones are leased the usual way once woken (a node's runtime wakes the lane on the insert's commit), after the claimed two.
-    dispatcher.wake(['h']);
-    await waitFor(() => ran.length === 5, { timeoutMs: 10_000 });
-    const ids = results.map((r) => r.job.id);
-    expect(ran.slice(0, 2).sort()).toEqual(ids.slice(0, 2).sort());
-    expect(ran.slice(2).sort()).toEqual(ids.slice(2).sort());
-    expect(leases.length).toBeGreaterThan(leasesBefore);
-    await waitFor(async () => (await engine.listJobs({ handler: 'h', limit: 10 })).filter((j) => j.state === 'succeeded').length === 5, { timeoutMs: 5_000 });
   });
 
   it('leasing stopped while the insert was out: the job goes back unspent, and runs later as its first attempt', async () => {
