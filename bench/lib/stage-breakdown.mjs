@@ -104,11 +104,13 @@ export function breakdown(stages, sentAt, written) {
       meanGcMs: round(gcMs),
       onBusyConnection: slow.filter((j) => j.onConn > 0).length,
       inLeasingInsert: slow.filter((j) => j.leasing).length,
+      leasedByInsert: slow.filter((j) => j.leased).length,
       batchSizes: slow.map((j) => j.batch),
     },
     gc: { count: gc.length, p50Ms: round(pct(gc, 50) ?? 0), maxMs: round(gc[gc.length - 1] ?? 0) },
     insertsPerJob: round(inserts.length / Math.max(1, stages.jobs.length)),
     jobsInLeasingInserts: jobs.filter((j) => j.leasing).length,
+    jobsLeasedByInsert: jobs.filter((j) => j.leased).length,
     // The stamps themselves (BENCH_STAGES_RAW=1), for reading one run further.
     ...(process.env.BENCH_STAGES_RAW === '1' ? { raw: { jobs, inserts, gcs: stages.gc } } : {}),
   };
@@ -121,7 +123,7 @@ export function formatBreakdown(b) {
   const s = b.slowest1pct;
   lines.push(`slowest ${s.jobs}: mean extra over each stage's median: ${JSON.stringify(s.meanExtraMsByStage)}`);
   lines.push(`  carried most by: ${JSON.stringify(s.carriedMostBy)}; overlapping a GC: ${s.overlappingGc} (mean ${s.meanGcMs} ms); on a busy connection: ${s.onBusyConnection}`);
-  lines.push(`  in a leasing insert: ${s.inLeasingInsert}`);
-  lines.push(`GCs: ${b.gc.count}, p50 ${b.gc.p50Ms} ms, max ${b.gc.maxMs} ms; inserts per job ${b.insertsPerJob}; jobs in leasing inserts ${b.jobsInLeasingInserts}`);
+  lines.push(`  in a leasing insert: ${s.inLeasingInsert}; leased by it: ${s.leasedByInsert}`);
+  lines.push(`GCs: ${b.gc.count}, p50 ${b.gc.p50Ms} ms, max ${b.gc.maxMs} ms; inserts per job ${b.insertsPerJob}; jobs in leasing inserts ${b.jobsInLeasingInserts}, leased by their insert ${b.jobsLeasedByInsert}`);
   return lines.join('\n');
 }

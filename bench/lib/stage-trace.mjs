@@ -15,6 +15,7 @@
  *   answer   the insert's callback ran (the commit answered, parsed)
  *   batch    how many latency jobs that insert carried
  *   leasing  whether that insert leased jobs (an idle node's claim)
+ *   leased   whether it leased this job
  *
  * plus every GC (PerformanceObserver). The latency handler reads
  * `globalThis.__benchStages` and adds its rows to its report.
@@ -89,11 +90,14 @@ pg.Client.prototype.query = function (config, values, callback) {
   const call = now();
   const onConn = (this._activeQuery ? 1 : 0) + this._queryQueue.length;
   const sents = sentsOf(String(config.values?.[2] ?? ''));
+  // A leasing insert's third value from the end is its jobs' lease expiries ('{t,NULL,…}', intake.ts): NULL = not leased.
+  const leasing = config.name.endsWith('_leasing');
+  const until = leasing ? String(config.values.at(-3)).slice(1, -1).split(',') : [];
   let q;
   const done = () => {
     const answer = now();
     stages.inserts.push({ pool: config.__poolAt ?? call, answer, jobs: sents.length });
-    for (const sent of sents) Object.assign(row(sent), { leasing: config.name.endsWith('_leasing'), pool: config.__poolAt ?? call, call, onConn, write: q?.__writeAt ?? 0, data: stream?.__lastData ?? 0, answer, batch: sents.length });
+    sents.forEach((sent, n) => Object.assign(row(sent), { leasing, leased: leasing && until[n] !== 'NULL', pool: config.__poolAt ?? call, call, onConn, write: q?.__writeAt ?? 0, data: stream?.__lastData ?? 0, answer, batch: sents.length }));
   };
   // pg-pool passes a callback (and gets no promise); a direct call gets a promise.
   const wrapped = typeof callback === 'function' ? (err, res) => (done(), callback(err, res)) : callback;
