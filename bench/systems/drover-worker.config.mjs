@@ -145,6 +145,7 @@ function threadDrainHandler() {
 function latencyHandler() {
   const samples = [];
   const sentAt = [];
+  const traced = globalThis.__benchStages ? [] : null;
   let monoFirst = 0;
   return {
     name: 'noop',
@@ -156,7 +157,12 @@ function latencyHandler() {
       if (samples.length === 0) monoFirst = mono();
       samples.push(Math.round((started - sent) * 1000) / 1000);
       sentAt.push(sent);
-      if (samples.length === expect) report('latency', { samples, sentAt, monoFirst, monoLast: mono() });
+      if (traced) traced.push(Object.assign(globalThis.__benchStages.bySent.get(sent) ?? {}, { started }));
+      if (samples.length === expect) {
+        // BENCH_STAGES=1 (bench/lib/stage-trace.mjs): each job's stamps, the inserts and the GCs.
+        const stages = traced && { jobs: traced, inserts: globalThis.__benchStages.inserts, gc: globalThis.__benchStages.gc };
+        report('latency', { samples, sentAt, monoFirst, monoLast: mono(), ...(stages ? { stages } : {}) });
+      }
     },
   };
 }

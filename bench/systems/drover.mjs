@@ -16,6 +16,7 @@ import { FLOW_QUEUE } from '../lib/flow.mjs';
 import { createClient } from '../lib/http.mjs';
 import { watchJobStates } from '../lib/job-states.mjs';
 import { cpuSecondsOf, makeTempDir, memoryOf, removeTempDir, spawnTracked } from '../lib/processes.mjs';
+import { breakdown, formatBreakdown, STAGE_TRACE, watchClientSends } from '../lib/stage-breakdown.mjs';
 import { distribution } from '../lib/stats.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -510,7 +511,13 @@ export function droverSystem(engine, options = {}) {
     latency(rate, seconds) {
       return withRun('latency', async (run) => {
         const total = Math.round(rate * seconds);
-        const worker = await run.startWorker('latency', { BENCH_EXPECT: String(total) });
+        // BENCH_STAGES=1: each job's path stamped stage by stage (bench/lib/stage-breakdown.mjs).
+        const staged = process.env.BENCH_STAGES === '1';
+        // BENCH_WORKER_NODE_OPTIONS: node flags for the worker only (a V8 GC setting tried against the default).
+        const workerFlags = [process.env.NODE_OPTIONS, process.env.BENCH_WORKER_NODE_OPTIONS, staged ? `--import ${STAGE_TRACE}` : ''].filter(Boolean).join(' ');
+        const stagesEnv = workerFlags ? { NODE_OPTIONS: workerFlags } : {};
+        const worker = await run.startWorker('latency', { BENCH_EXPECT: String(total), ...stagesEnv });
+        const sends = staged ? watchClientSends() : null;
         const client = createClient(worker.url, { key: KEY, maxSockets: 16 });
         const viaSdk = process.env.BENCH_LATENCY_CLIENT !== 'plain';
         const sdk = viaSdk ? (await import(pathToFileURL(join(DIST, 'sdk/client.js')).href)).createClient({ url: worker.url, key: KEY }) : null;
@@ -539,7 +546,9 @@ export function droverSystem(engine, options = {}) {
           await sleep(500);
           const paced = await pace(total, (sent) => ({ sent }));
           const report = await worker.waitForLine(/^bench:latency (.*)$/, 30_000, 'the latency report');
-          const { samples, sentAt, monoFirst, monoLast } = JSON.parse(report.match[1]);
+          const { samples, sentAt, monoFirst, monoLast, stages } = JSON.parse(report.match[1]);
+          const stageBreakdown = stages && sends ? breakdown(stages, sentAt, sends.written) : undefined;
+          if (stageBreakdown) process.stderr.write(`${formatBreakdown(stageBreakdown)}\n`);
           const t0 = Math.min(...sentAt);
           const slowest = samples
             .map((ms, i) => ({ atS: Math.round((sentAt[i] - t0) / 10) / 100, ms }))
@@ -557,8 +566,10 @@ export function droverSystem(engine, options = {}) {
             slowest,
             workerPid: worker.pid,
             profileWindowUs: [monoFirst, monoLast],
+            ...(stageBreakdown ? { stages: stageBreakdown } : {}),
           };
         } finally {
+          sends?.stop();
           client.close();
         }
       });
