@@ -138,7 +138,7 @@ describe('dispatcher: start on send', () => {
       if (ctx.job.id !== victim?.id) return;
       ran = true;
       // The marks connection dies under the blocked mark; then the lock goes, and the second mark can commit.
-      const { rows } = await admin.query("SELECT pg_terminate_backend(pid) AS gone FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%WITH marked AS%' AND wait_event_type = 'Lock'", [`drover/${schema}`]);
+      const { rows } = await admin.query("SELECT pg_terminate_backend(pid) AS gone FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%SET started_seq = j.lease_seq%' AND wait_event_type = 'Lock'", [`drover/${schema}`]);
       expect(rows).toEqual([{ gone: true }]);
       await lock.query('COMMIT');
       return 'done';

@@ -76,7 +76,7 @@ describe('the start marks connection', () => {
     const [a, b, c] = await lease(engine, 3);
     expect(await engine.start(a!.id, a!.leaseToken)).toEqual({ ok: true });
     const { rows } = await admin.query<{ pid: number }>(
-      "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%WITH marked AS%'",
+      "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%SET started_seq = j.lease_seq%'",
       [`drover/${schema}`],
     );
     expect(rows).toHaveLength(1);
@@ -166,7 +166,7 @@ describe('start on send', () => {
     const failed = watching();
     await withRowLocked(schema, c!.id, async () => {
       expect(await engine.start(c!.id, c!.leaseToken, failed)).toEqual({ ok: true });
-      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%WITH marked AS%'", [`drover/${schema}`]);
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%SET started_seq = j.lease_seq%'", [`drover/${schema}`]);
       await waitFor(() => failed.told.length === 1, { timeoutMs: 5_000 });
     });
     expect(failed.told[0]).toMatchObject({ name: 'DroverError' });
