@@ -74,7 +74,7 @@ describe('start on send (postgres)', () => {
       expect(await Promise.race([node.exited, alive]).finally(() => clearTimeout(timer))).toEqual({ code: null, signal: 'SIGKILL' });
       // The mark reached the server: its statement waits for the lock the test holds.
       const { rows: waiting } = await db.query(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock' AND query LIKE '%WITH marked AS%'`,
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock' AND query LIKE '%SET started_seq = j.lease_seq%'`,
         [`drover/${schema}`],
       );
       expect(waiting[0].n).toBe(1);

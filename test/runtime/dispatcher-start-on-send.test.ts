@@ -139,7 +139,7 @@ describe('dispatcher: start on send', () => {
       ran = true;
       // The marks connection dies under the blocked mark; then the lock goes, and the second mark can commit.
       // The handler starts once the mark is written, which can be before the server waits on the lock.
-      const blockedMark = "FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%WITH marked AS%' AND wait_event_type = 'Lock'";
+      const blockedMark = "FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%SET started_seq = j.lease_seq%' AND wait_event_type = 'Lock'";
       await waitFor(async () => (await admin.query(`SELECT pid ${blockedMark}`, [`drover/${schema}`])).rowCount === 1, { timeoutMs: 10_000, message: 'the mark waits on the locked row' });
       const { rows } = await admin.query(`SELECT pg_terminate_backend(pid) AS gone ${blockedMark}`, [`drover/${schema}`]);
       expect(rows).toEqual([{ gone: true }]);

@@ -71,7 +71,7 @@ describe('postgres batch answers', () => {
 });
 
 describe('postgres batch fences', () => {
-  // A batch with no id twice finds its rows by one index scan over the ids (START_BY_ID,
+  // A batch with no id twice finds its rows by one index scan over the ids (START_COUNTED_BY_ID,
   // SETTLE_SUCCEEDED); the fence is still the pair: a row changes only when its current token
   // came in beside its own id. A job twice in one batch takes the joined statements.
   it('crossed tokens (each job named with the other job token) change neither job', async () => {
@@ -138,7 +138,7 @@ describe('the start marks connection', () => {
     const [a, b, c] = await lease(engine, 3);
     expect(await engine.start(a!.id, a!.leaseToken)).toEqual({ ok: true });
     const { rows } = await admin.query<{ pid: number }>(
-      "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%WITH marked AS%'",
+      "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%SET started_seq = j.lease_seq%'",
       [`drover/${schema}`],
     );
     expect(rows).toHaveLength(1);
@@ -228,7 +228,7 @@ describe('start on send', () => {
     const failed = watching();
     await withRowLocked(schema, c!.id, async () => {
       expect(await engine.start(c!.id, c!.leaseToken, failed)).toEqual({ ok: true });
-      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%WITH marked AS%'", [`drover/${schema}`]);
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%SET started_seq = j.lease_seq%'", [`drover/${schema}`]);
       await waitFor(() => failed.told.length === 1, { timeoutMs: 5_000 });
     });
     expect(failed.told[0]).toMatchObject({ name: 'DroverError' });

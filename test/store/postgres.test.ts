@@ -20,7 +20,7 @@ import { openStore } from '../../src/store/open.js';
 import { arrayParam, clientConfig } from '../../src/store/postgres/connection.js';
 import { leaseFastSql } from '../../src/store/postgres/lease.js';
 import { SETTLE, SETTLE_LEAN, SETTLE_SUCCEEDED } from '../../src/store/postgres/settle-batch.js';
-import { START, START_BY_ID } from '../../src/store/postgres/start-batch.js';
+import { START, START_COUNTED, START_COUNTED_BY_ID } from '../../src/store/postgres/start-batch.js';
 import { loadMigrations } from '../../src/store/postgres/migrator.js';
 import { openPostgresEngine, type PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -232,7 +232,8 @@ describe('postgres engine', () => {
       }
       await explain('sts', 'bigint[], text[], text[], bigint', SETTLE_SUCCEEDED, "'{1}', '{t}', '{null}', 1");
       await explain('sm', 'bigint[], text[]', START, "'{1}', '{t}'");
-      await explain('smi', 'bigint[], text[]', START_BY_ID, "'{1}', '{t}'");
+      await explain('smc', 'bigint[], text[]', START_COUNTED, "'{1}', '{t}'");
+      await explain('smi', 'bigint[], text[]', START_COUNTED_BY_ID, "'{1}', '{t}'");
       for (const plan of plans) expect(plan).not.toMatch(/Seq Scan on jobs/);
       // A statement that does need a sequential scan (nodes) is costed past jit_above_cost
       // under enable_seqscan=off; JIT would then compile it for ~300 ms on every heartbeat tick.

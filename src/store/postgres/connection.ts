@@ -57,9 +57,12 @@ const INT8_OID = 20;
  * bigint columns (ids, millisecond times, counts) as numbers: every value we
  * store stays below 2^53, and the rest of Drover works in numbers.
  */
+const int8 = (value: string): number => Number(value);
+
+/** Asked per column of every statement's answer: one parser for all bigint columns, not one made each time. */
 const types: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+    oid === INT8_OID ? int8 : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 };
 
 const QUOTE_OR_BACKSLASH = /["\\]/;
@@ -73,14 +76,27 @@ const QUOTE_OR_BACKSLASH = /["\\]/;
  *
  * @example arrayParam([1, 2]) // '{1,2}'; arrayParam(['a"b', null]) // '{"a\\"b",NULL}'
  */
-export function arrayParam(values: ReadonlyArray<string | number | boolean | null | undefined>): string {
+export function arrayParam(values: ReadonlyArray<ArrayElement>): string {
+  return arrayParamOf(values, itself);
+}
+
+type ArrayElement = string | number | boolean | null | undefined;
+
+const itself = (value: ArrayElement): ArrayElement => value;
+
+/** `arrayParam` of one field of each item, without the array of fields in between (the hot batches pass a function made once). */
+export function arrayParamOf<T>(items: readonly T[], pick: (item: T) => ArrayElement): string {
   let literal = '{';
-  for (let i = 0; i < values.length; i++) {
+  for (let i = 0; i < items.length; i++) {
     if (i > 0) literal += ',';
-    literal += arrayElement(values[i]);
+    literal += arrayElement(pick(items[i]!));
   }
   return `${literal}}`;
 }
+
+/** The fields the hot batches (start marks, settlements) send as arrays, for `arrayParamOf`. */
+export const idOf = (call: { id: number }): number => call.id;
+export const tokenOf = (call: { token: string }): string => call.token;
 
 /** Most jobs in a batch found by id position (`findsById`): `array_position` walks the array per row, so its cost grows with the square of the batch (~7 µs a row at 1,000 ids, a quarter µs at 64). */
 const BY_ID_MAX = 64;
@@ -104,7 +120,7 @@ export function findsById(batch: ReadonlyArray<{ id: number }>): boolean {
 }
 
 /** One element of an array literal (`arrayParam`): NULL, a number or boolean as it is, text quoted and escaped where it must be. */
-export function arrayElement(value: string | number | boolean | null | undefined): string {
+export function arrayElement(value: ArrayElement): string {
   if (value === null || value === undefined) return 'NULL';
   if (typeof value !== 'string') return String(value);
   return QUOTE_OR_BACKSLASH.test(value) ? `"${value.replace(/["\\]/g, '\\$&')}"` : `"${value}"`;

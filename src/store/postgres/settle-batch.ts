@@ -18,7 +18,7 @@
 import type pg from 'pg';
 import { DroverError } from '../../core/errors.js';
 import type { FailRequest, FenceResult, MatchResult } from '../engine.js';
-import { arrayParam, delay, findsById, isTransient, storeError } from './connection.js';
+import { arrayParam, arrayParamOf, delay, findsById, idOf, isTransient, storeError, tokenOf } from './connection.js';
 import { OneInFlight } from './one-in-flight.js';
 import { parseJobId, toJobRow, toJson, type RawJob } from './rows.js';
 
@@ -41,6 +41,8 @@ interface Pending {
 }
 
 const MATCHED: MatchResult = Object.freeze({ ok: true });
+
+const resultOf = (p: Pending): string | null => p.result;
 
 /**
  * $1 ids, $2 tokens, $3 attempt outcomes, $4 results (json text), $5 errors,
@@ -214,10 +216,10 @@ export class SettleBatch {
       name: full ? 'drover_settle' : 'drover_settle_lean',
       text: full ? SETTLE : SETTLE_LEAN,
       values: [
-        arrayParam(batch.map((p) => p.id)),
-        arrayParam(batch.map((p) => p.token)),
+        arrayParamOf(batch, idOf),
+        arrayParamOf(batch, tokenOf),
         arrayParam(batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.outcome : p.settlement.kind))),
-        arrayParam(batch.map((p) => p.result)),
+        arrayParamOf(batch, resultOf),
         arrayParam(batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.error : null))),
         arrayParam(batch.map((p) => (p.settlement.kind === 'failed' ? p.settlement.request.retryAt : p.settlement.kind === 'released' ? (p.settlement.runAt ?? null) : null))),
         arrayParam(batch.map((p) => (p.settlement.kind === 'failed' ? (p.settlement.request.deadReason ?? 'exhausted') : null))),
@@ -232,7 +234,7 @@ export class SettleBatch {
     return {
       name: 'drover_settle_succeeded',
       text: SETTLE_SUCCEEDED,
-      values: [arrayParam(batch.map((p) => p.id)), arrayParam(batch.map((p) => p.token)), arrayParam(batch.map((p) => p.result)), now],
+      values: [arrayParamOf(batch, idOf), arrayParamOf(batch, tokenOf), arrayParamOf(batch, resultOf), now],
     };
   }
 

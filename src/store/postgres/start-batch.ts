@@ -59,7 +59,7 @@
  */
 import { DroverError } from '../../core/errors.js';
 import type { StartResult, StartWatch } from '../engine.js';
-import { arrayParam, findsById, storeError } from './connection.js';
+import { arrayParamOf, findsById, idOf, storeError, tokenOf } from './connection.js';
 import { WRITTEN_AHEAD_MAX, type Pipelined } from './pipelined.js';
 import { parseJobId } from './rows.js';
 
@@ -72,34 +72,45 @@ import { parseJobId } from './rows.js';
  */
 export const START_IN_FLIGHT = WRITTEN_AHEAD_MAX + 1;
 
+/** $1 ids, $2 tokens. Fenced like a settlement (see settle-batch.ts for the plan note on the state test). */
+const JOINED = `
+    FROM unnest($1::bigint[], $2::text[]) AS i(id, token)
+    WHERE j.id = i.id AND j.lease_token = i.token AND starts_with(j.state, 'running')`;
+
 /**
- * $1 ids, $2 tokens. Fenced like a settlement (see settle-batch.ts for the plan
- * note on the state test). One row comes back, not one per mark: the usual
- * answer is "all matched" (null), and only otherwise the jobs that did (an
- * empty list when none did: json_agg of no rows is null), which the caller
- * compares with its tokens. Parsing a row per mark cost the drain
- * CPU for nothing.
+ * The same fence for a batch `findsById` allows (small, no id twice): its rows
+ * found by one index scan over the ids, each row's token read at its id's
+ * position, not by joining the unnested input: a third fewer buffer hits per
+ * mark (docs/benchmarks.md, "PostgreSQL: server CPU per job").
+ */
+const BY_ID = `
+    WHERE j.id = ANY($1::bigint[]) AND j.lease_token = ($2::text[])[array_position($1::bigint[], j.id)] AND starts_with(j.state, 'running')`;
+
+const MARK = 'UPDATE jobs j SET started_seq = j.lease_seq';
+
+/**
+ * The usual statements: no rows back, only the count the server reports with
+ * the command (`UPDATE n`). A row is counted once however many marks of the
+ * batch name it, so a count equal to the batch's size means every mark
+ * matched (the usual answer); anything less sends `START` for the batch.
+ * Without a result row the driver parses no row description and no row, and
+ * the server builds no aggregate (docs/benchmarks.md, eighth pass).
+ */
+export const START_COUNTED = `${MARK}${JOINED}`;
+export const START_COUNTED_BY_ID = `${MARK}${BY_ID}`;
+
+/**
+ * The same marks with which of them matched: only after a counted statement
+ * counted fewer. Marking again is harmless (a matched row gets the same
+ * `started_seq` again), and a mark that matched the first time but not now
+ * lost its lease in between: the answer "lost" is then true already. One row
+ * comes back: null when all matched, else the marks that did (an empty list
+ * when none did: json_agg of no rows is null), which the caller compares with
+ * its tokens.
  */
 export const START = `
   WITH marked AS (
-    UPDATE jobs j SET started_seq = j.lease_seq
-    FROM unnest($1::bigint[], $2::text[]) AS i(id, token)
-    WHERE j.id = i.id AND j.lease_token = i.token AND starts_with(j.state, 'running')
-    RETURNING j.id, j.lease_token
-  )
-  SELECT CASE WHEN count(*) <> cardinality($1::bigint[]) THEN coalesce(json_agg(json_build_array(id, lease_token)), '[]') END AS matched FROM marked`;
-
-/**
- * START for a batch `findsById` allows (small, no id twice), the usual one: its rows
- * found by one index scan over the ids, each row's token read at its id's
- * position, not by joining the unnested input: a third fewer buffer hits per
- * mark (docs/benchmarks.md, "PostgreSQL: server CPU per job"). Same fence,
- * same answer.
- */
-export const START_BY_ID = `
-  WITH marked AS (
-    UPDATE jobs j SET started_seq = j.lease_seq
-    WHERE j.id = ANY($1::bigint[]) AND j.lease_token = ($2::text[])[array_position($1::bigint[], j.id)] AND starts_with(j.state, 'running')
+    ${MARK}${JOINED}
     RETURNING j.id, j.lease_token
   )
   SELECT CASE WHEN count(*) <> cardinality($1::bigint[]) THEN coalesce(json_agg(json_build_array(id, lease_token)), '[]') END AS matched FROM marked`;
@@ -177,14 +188,16 @@ export class StartBatch {
   async #run(batch: Pending[]): Promise<void> {
     let matched: Array<[number, string]> | null;
     try {
-      const { rows } = await this.pool.query<{ matched: Array<[number, string]> | null }>(
-        {
-          ...(findsById(batch) ? { name: 'drover_start_by_id', text: START_BY_ID } : { name: 'drover_start', text: START }),
-          values: [arrayParam(batch.map((p) => p.id)), arrayParam(batch.map((p) => p.token))],
-        },
+      const values = [arrayParamOf(batch, idOf), arrayParamOf(batch, tokenOf)];
+      const { rowCount } = await this.pool.query(
+        findsById(batch) ? { name: 'drover_start_by_id', text: START_COUNTED_BY_ID, values } : { name: 'drover_start_counted', text: START_COUNTED, values },
         batch.some((p) => p.watch !== undefined) ? () => sendAndGo(batch) : undefined,
       );
-      matched = rows[0]?.matched ?? null;
+      matched = null;
+      if (rowCount !== batch.length) {
+        const { rows } = await this.pool.query<{ matched: Array<[number, string]> | null }>({ name: 'drover_start', text: START, values });
+        matched = rows[0]?.matched ?? null;
+      }
     } catch (error) {
       // Not started: the caller does not run the handler, and the lease comes back unspent.
       // One already running is told instead (its caller marks it again or runs it uncounted).
