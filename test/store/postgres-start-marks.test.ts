@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { pgEnginesPerTest } from '../helpers/pg-engines.js';
 import type { NewJob } from '../../src/core/types.js';
 import type { StartResult, StartWatch } from '../../src/store/engine.js';
-import type { PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
+import { openPostgresEngine, type PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
 import { PG_URL } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -126,7 +126,9 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'pending'
 describe('start on send', () => {
   it('answers a watched mark once it is written, before the store answers, on a connection in good standing only', async () => {
     const { engine, schema } = await engineWithJobs(3);
-    const [a, b, c] = await lease(engine, 3);
+    // Leased by another engine on the schema: a lease opens this one's marks connection (`lease` warms it), which must stay fresh here.
+    const leaser = openPostgresEngine({ url: PG_URL, schema, poolMax: 1 });
+    const [a, b, c] = await lease(leaser, 3).finally(() => leaser.close());
     // The connection's first mark: not in good standing yet (nothing answered on it), so it waits for its answer.
     const first = watching();
     let waited: Promise<StartResult> | null = null;
@@ -149,6 +151,26 @@ describe('start on send', () => {
     await withRowLocked(schema, c!.id, async () => expect(await within(engine.start(c!.id, c!.leaseToken), 300)).toBe('pending'));
     expect(first.settled).toBeNull();
     expect(first.told).toEqual([]);
+    expect(watch.told).toEqual([]);
+  });
+
+  it("a node's first lease opens its marks connection, so the first mark after it is answered at send", async () => {
+    const { engine, schema } = await engineWithJobs(1);
+    const [a] = await lease(engine, 1);
+    // The warming mark (of no jobs) has run on the server, and its answer is read: no connection of the engine is busy.
+    await waitFor(
+      async () => {
+        const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle' AND query LIKE '%WITH marked AS%'", [`drover/${schema}`]);
+        const stats = engine.poolStats();
+        return rows.length === 1 && stats.total === stats.idle;
+      },
+      { timeoutMs: 5_000, message: 'the marks connection is open and answered' },
+    );
+    const watch = watching();
+    await withRowLocked(schema, a!.id, async () => {
+      expect(await within(engine.start(a!.id, a!.leaseToken, watch), 2_000)).toEqual({ ok: true });
+    });
+    await watch.settled;
     expect(watch.told).toEqual([]);
   });
 
