@@ -93,7 +93,7 @@ export class Dispatcher {
     const lanes = new Map<string, Lane>();
     for (const handler of options.handlers.values()) {
       const threads = handler.isolation === 'thread' && options.threads ? options.threads : null;
-      lanes.set(handler.name, { handler, deps, running: 0, buffer: new AttemptQueue(), avgRunMs: Number.NaN, completions: new CompletionRate(), threads });
+      lanes.set(handler.name, { handler, deps, running: 0, buffer: new AttemptQueue(), avgRunMs: Number.NaN, completions: new CompletionRate(), reach: 0, threads });
     }
     const runs = { startBuffered: (lane: Lane, now: number) => this.#startBuffered(lane, now), handBack: (jobs: readonly LeasedJob[]) => this.#handBack(jobs) };
     this.#pump = new LeasePump(options, lanes, this.#room, runs, options.leaseBatch ?? 250, this.#leaseMarginMs, this.#monotonic);
