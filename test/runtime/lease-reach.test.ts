@@ -7,30 +7,19 @@
  * completion rate is ever measured: what sizes the window is the floor and
  * the reach alone. Real SQLite file.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/core/config.js';
 import type { NewJob } from '../../src/core/types.js';
 import type { Dispatcher } from '../../src/runtime/dispatcher.js';
 import { LEASE_AHEAD_MAX, LEASE_AHEAD_MIN } from '../../src/runtime/lease-window.js';
 import type { LeaseRequest } from '../../src/store/engine.js';
-import { openSqliteEngine, type SqliteEngine } from '../../src/store/sqlite/sqlite-engine.js';
-import { dispatcherOn } from '../helpers/dispatcher.js';
+import type { SqliteEngine } from '../../src/store/sqlite/sqlite-engine.js';
+import { dispatcherOn, sqliteForDispatchers } from '../helpers/dispatcher.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-let dir: string | null = null;
+const stores = sqliteForDispatchers('drover-lease-reach-');
 let engine: SqliteEngine | null = null;
 let dispatcher: Dispatcher | null = null;
-
-afterEach(async () => {
-  dispatcher?.stopLeasing();
-  await dispatcher?.whenIdle();
-  await engine?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-  dispatcher = engine = dir = null;
-});
 
 const CONCURRENCY = 2;
 const job = (i: number): NewJob => ({ handler: 'h', queue: 'default', payload: { i }, priority: 0, runAt: Date.now(), maxAttempts: 3 });
@@ -40,9 +29,7 @@ const job = (i: number): NewJob => ({ handler: 'h', queue: 'default', payload: {
  * says so, recording what each asked for. Returns the asks and a count of runs.
  */
 async function lane(holdLease: () => boolean): Promise<{ asks: number[]; ran: () => number }> {
-  dir = mkdtempSync(join(tmpdir(), 'drover-lease-reach-'));
-  engine = await openSqliteEngine({ path: join(dir, 'drover.db') });
-  await engine.migrate();
+  engine = await stores.engine();
   let ran = 0;
   // Each job takes a turn of the event loop, so the buffer empties over many turns and a refill is asked
   // for while jobs are still buffered (a lane that runs its whole buffer in one cascade asks with none).
@@ -60,7 +47,7 @@ async function lane(holdLease: () => boolean): Promise<{ asks: number[]; ran: ()
     return engine!.lease(request);
   };
   const frozen = 1_000_000;
-  dispatcher = dispatcherOn(engine, config.handlers, lease, { clock: () => frozen });
+  dispatcher = stores.watch(dispatcherOn(engine, config.handlers, lease, { clock: () => frozen }));
   return { asks, ran: () => ran };
 }
 
@@ -93,9 +80,7 @@ describe('lease-ahead reach', () => {
   it('keeps the floor for a lane whose leases come back before its buffer runs dry', async () => {
     // Jobs of 5 ms at concurrency 2: the half-window left at an ask (32 jobs) lasts 80 ms, and a
     // lease is back within a turn or two.
-    dir = mkdtempSync(join(tmpdir(), 'drover-lease-reach-'));
-    engine = await openSqliteEngine({ path: join(dir, 'drover.db') });
-    await engine.migrate();
+    engine = await stores.engine();
     let ran = 0;
     const config = resolveConfig(
       { handlers: [{ name: 'h', concurrency: CONCURRENCY, run: () => new Promise<void>((resolve) => setTimeout(() => resolve(void ran++), 5)) }], databaseUrl: ':memory:' },
@@ -108,7 +93,7 @@ describe('lease-ahead reach', () => {
       if (ask) asks.push(ask.max);
       return engine!.lease(request);
     };
-    dispatcher = dispatcherOn(engine, config.handlers, lease, { clock: () => 1_000_000 });
+    dispatcher = stores.watch(dispatcherOn(engine, config.handlers, lease, { clock: () => 1_000_000 }));
     const n = 200;
     await engine.enqueue(Array.from({ length: n }, (_, i) => job(i)));
     dispatcher.start();
