@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { pgEnginesPerTest } from '../helpers/pg-engines.js';
 import type { NewJob } from '../../src/core/types.js';
 import type { StartResult, StartWatch } from '../../src/store/engine.js';
-import { openPostgresEngine, type PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
+import type { PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
 import { PG_URL } from '../helpers/node.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -126,9 +126,8 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'pending'
 describe('start on send', () => {
   it('answers a watched mark once it is written, before the store answers, on a connection in good standing only', async () => {
     const { engine, schema } = await engineWithJobs(3);
-    // Leased by another engine on the schema: a lease opens this one's marks connection (`lease` warms it), which must stay fresh here.
-    const leaser = openPostgresEngine({ url: PG_URL, schema, poolMax: 1 });
-    const [a, b, c] = await lease(leaser, 3).finally(() => leaser.close());
+    // Not the dispatcher's lease (`inProcess`), so it does not open the marks connection: it is fresh here.
+    const [a, b, c] = await lease(engine, 3);
     // The connection's first mark: not in good standing yet (nothing answered on it), so it waits for its answer.
     const first = watching();
     let waited: Promise<StartResult> | null = null;
@@ -154,9 +153,9 @@ describe('start on send', () => {
     expect(watch.told).toEqual([]);
   });
 
-  it("a node's first lease opens its marks connection, so the first mark after it is answered at send", async () => {
+  it("a node's first lease for its own dispatcher opens its marks connection, so the first mark after it is answered at send", async () => {
     const { engine, schema } = await engineWithJobs(1);
-    const [a] = await lease(engine, 1);
+    const [a] = await engine.lease({ workerId: 'w1', inProcess: true, handlers: [{ name: 'h', max: 1 }], limit: 1, leaseMs: 60_000 });
     // The warming mark (of no jobs) has run on the server, and its answer is read: no connection of the engine is busy.
     await waitFor(
       async () => {

@@ -259,9 +259,10 @@ export class PostgresEngine extends EngineBase implements StorageEngine {
     this.#assertOpen();
     const plan = planLease(request);
     if (plan === null) return [];
-    if (!this.#warmed) {
-      // A node's first lease (at its start, maybe on a backlog): open the connections its first jobs'
-      // marks and completions take, and prepare their statements, while the lease is out, not after it.
+    if (!this.#warmed && request.inProcess === true) {
+      // A node's first lease for its own dispatcher (at its start, maybe on a backlog): open the connections
+      // its first jobs' marks and completions take, and prepare their statements, while the lease is out,
+      // not after it. A remote worker's lease (HTTP) needs no marks connection: its jobs count as started.
       this.#warmed = true;
       this.#starts.warm();
       this.#settle.warm();
