@@ -9,6 +9,8 @@
 //            other enqueued job stays queued: the node does intake work only.
 //   drain    `noop` (concurrency BENCH_CONCURRENCY) does nothing; after
 //            BENCH_EXPECT runs it prints the first and last run times.
+//            BENCH_SERIES_MS=50 adds `series`: runs per 50 ms bucket from the
+//            first run (the drain's ramp, bench/drain-ramp.mjs).
 //            BENCH_ISOLATION=thread runs it with `isolation: 'thread'`: then
 //            each handler thread counts its own runs in shared memory (no
 //            message per job, which would add to what is measured); the main
@@ -35,6 +37,7 @@ const mode = process.env.BENCH_MODE;
 const isolation = process.env.BENCH_ISOLATION === 'thread' ? 'thread' : 'inline';
 const expect = Number(process.env.BENCH_EXPECT ?? 0);
 const concurrency = process.env.BENCH_CONCURRENCY ? Number(process.env.BENCH_CONCURRENCY) : undefined;
+const seriesMs = Number(process.env.BENCH_SERIES_MS ?? 0);
 
 /** bench/lib/clock.mjs `now`: the machine's monotonic clock, shared by every process. */
 const now = () => Number(process.hrtime.bigint()) / 1e6;
@@ -48,6 +51,8 @@ function drainHandler() {
   let first = 0;
   let last = 0;
   let monoFirst = 0;
+  // Runs per `seriesMs` bucket from the first run; grown as needed (one array write per run).
+  const series = [];
   // Several worker processes sharing one drain (BENCH_EXPECT=0): each reports its own share when it exits.
   if (!expect) process.on('exit', () => report('drain', { count, first, last }));
   return {
@@ -59,7 +64,12 @@ function drainHandler() {
         first = last;
         monoFirst = mono();
       }
-      if (++count === expect) report('drain', { count, first, last, monoFirst, monoLast: mono() });
+      if (seriesMs) {
+        const bucket = Math.floor((last - first) / seriesMs);
+        while (series.length <= bucket) series.push(0);
+        series[bucket]++;
+      }
+      if (++count === expect) report('drain', { count, first, last, monoFirst, monoLast: mono(), ...(seriesMs ? { series, seriesMs } : {}) });
     },
   };
 }

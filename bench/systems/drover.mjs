@@ -316,9 +316,10 @@ export function droverSystem(engine, options = {}) {
      * `workerOnly`: the worker runs `drover start --worker-only` (no HTTP API, for its memory); the
      * committed outcomes are then not checked through the API, only the handler's own count. `lowMemory`:
      * `drover start --low-memory` with NODE_OPTIONS=--max-semi-space-size=4 (docs/operations.md); `'option'`:
-     * the option alone (the young generation capped at run time, src/cli/low-memory.ts).
+     * the option alone (the young generation capped at run time, src/cli/low-memory.ts). `seriesMs`: the
+     * result's `series` holds the runs per `seriesMs` bucket from the first run (inline only; bench/drain-ramp.mjs).
      */
-    drain(n, concurrency, isolation = 'inline', { on = false, tenants = 0, priorities = 0, caps = null, workerOnly = false, lowMemory = false } = {}) {
+    drain(n, concurrency, isolation = 'inline', { on = false, tenants = 0, priorities = 0, caps = null, workerOnly = false, lowMemory = false, seriesMs = 0 } = {}) {
       return withRun(`drain${concurrency}${isolation === 'thread' ? 't' : ''}${on ? 'f' : ''}${caps ? 'c' : ''}`, async (run) => {
         const seeded = await seed(run.storeUrl, n, run.runEnv, { on, tenants, priorities });
         const spawnedAt = now();
@@ -328,6 +329,7 @@ export function droverSystem(engine, options = {}) {
           BENCH_ISOLATION: isolation,
           ...(on ? { BENCH_QUEUE_FLOW: '1' } : {}),
           ...(caps ? { BENCH_CAPS: JSON.stringify(caps) } : {}),
+          ...(seriesMs ? { BENCH_SERIES_MS: String(seriesMs) } : {}),
           ...(lowMemory === true ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=4`.trim() } : {}),
         };
         const args = [...(workerOnly ? ['--worker-only'] : []), ...(lowMemory ? ['--low-memory'] : [])];
@@ -336,7 +338,7 @@ export function droverSystem(engine, options = {}) {
         // Sample the worker right away: peak RSS so far covers startup and the whole drain.
         const memory = memoryOf(worker.pid);
         const cpuSeconds = cpuSecondsOf(worker.pid);
-        const { count, first, last, monoFirst, monoLast } = JSON.parse(done.match[1]);
+        const { count, first, last, monoFirst, monoLast, series } = JSON.parse(done.match[1]);
         await worker.ready;
         // The handler saw every job; confirm the outcomes are committed.
         const client = createClient(worker.url, { key: KEY, maxSockets: 1 });
@@ -368,6 +370,7 @@ export function droverSystem(engine, options = {}) {
           workerPid: worker.pid,
           // Thread mode reports no monotonic window (its runs are timed in the handler threads).
           profileWindowUs: monoFirst ? [monoFirst, monoLast] : null,
+          ...(series ? { series } : {}),
         };
       });
     },

@@ -43,6 +43,8 @@ export interface Lane {
   avgRunMs: number;
   /** Its jobs finished per ms while busy; sizes its lease-ahead window. */
   readonly completions: CompletionRate;
+  /** Jobs its window reaches past the rate's size, as its leases showed (lease-window.ts `nextReach`); 0: none. */
+  reach: number;
   /** The thread pool for an `isolation: 'thread'` handler; null: it runs inline. */
   readonly threads: { run(options: RunJobOptions): Promise<RunOutcome> } | null;
 }

@@ -15,8 +15,9 @@
  * Lease-ahead: a handler whose jobs are quick (recent average under
  * `FAST_JOB_MS`, lease-room.ts) may hold extra leased jobs in a local
  * buffer, so a freed slot starts the next job at once and more jobs ride in
- * each group commit. The buffer holds about 20 ms of the handler's work
- * (lease-window.ts): it is also how far a newly arrived job may be overtaken.
+ * each group commit. The buffer holds about 20 ms of the handler's work, more
+ * when its leases come back slower than that (lease-window.ts): it is also how
+ * far a newly arrived job may be overtaken.
  * Slow handlers get no buffer: holding their jobs here would only keep them
  * from other nodes. Buffered jobs are `running` in the store (their lease
  * protects them); on shutdown they are released unstarted.
@@ -93,7 +94,7 @@ export class Dispatcher {
     const lanes = new Map<string, Lane>();
     for (const handler of options.handlers.values()) {
       const threads = handler.isolation === 'thread' && options.threads ? options.threads : null;
-      lanes.set(handler.name, { handler, deps, running: 0, buffer: new AttemptQueue(), avgRunMs: Number.NaN, completions: new CompletionRate(), threads });
+      lanes.set(handler.name, { handler, deps, running: 0, buffer: new AttemptQueue(), avgRunMs: Number.NaN, completions: new CompletionRate(), reach: 0, threads });
     }
     const runs = { startBuffered: (lane: Lane, now: number) => this.#startBuffered(lane, now), handBack: (jobs: readonly LeasedJob[]) => this.#handBack(jobs) };
     this.#pump = new LeasePump(options, lanes, this.#room, runs, options.leaseBatch ?? 250, this.#leaseMarginMs, this.#monotonic);

@@ -17,6 +17,7 @@ import { Attempt, type Lane } from './attempt.js';
 import { capFields, contendedPauseMs, emitCapRefusals } from './cap-refusals.js';
 import type { DispatcherOptions } from './dispatcher-options.js';
 import type { LeaseRoom, LaneAsk } from './lease-room.js';
+import { nextReach } from './lease-window.js';
 
 /** The dispatcher's options the pump reads. */
 export type LeasePumpOptions = Pick<DispatcherOptions, 'store' | 'handlers' | 'lifecycle' | 'logger' | 'workerId' | 'clock' | 'pausedQueues' | 'tenantCaps'>;
@@ -147,6 +148,7 @@ export class LeasePump {
             break;
           }
           const now = this.options.clock();
+          this.#noteRoundTrip(wanted.handlers, jobs, Math.min(wanted.total, this.leaseBatch));
           let lane: Lane | undefined;
           for (const job of jobs) {
             // A lease's jobs are mostly of one handler: look its lane up again only when the handler changes.
@@ -188,12 +190,35 @@ export class LeasePump {
     }
   }
 
-  /** After a short lease: a handler that got fewer jobs than it asked for has none left to lease. */
-  #noteIdle(asked: ReadonlyArray<{ name: string; max: number }>, got: readonly LeasedJob[]): void {
+  /**
+   * A lease is back, its jobs not yet buffered: what each lane did while it
+   * was out sizes its window's reach (lease-window.ts `nextReach`). Only lanes
+   * that lease ahead; a lease of one handler (the usual case) counts nothing.
+   */
+  #noteRoundTrip(asked: readonly LaneAsk[], got: readonly LeasedJob[], limit: number): void {
+    for (const ask of asked) {
+      const { lane } = ask;
+      if (ask.window === 0) continue;
+      const mine = asked.length === 1 ? got.length : got.reduce((n, job) => (job.handler === ask.name ? n + 1 : n), 0);
+      lane.reach = nextReach(lane.reach, {
+        window: ask.window,
+        ran: Math.max(0, ask.buffered - lane.buffer.length),
+        // Ran dry while the lease was out: it had jobs buffered when it asked (an empty lane asking is no sign of a small window).
+        dry: ask.buffered > 0 && lane.buffer.length === 0 && lane.running < this.room.slots(lane),
+        filled: mine >= ask.max || got.length >= limit,
+      });
+    }
+  }
+
+  /** After a short lease: a handler that got fewer jobs than it asked for has none left to lease (nor a reach: it starts again from its rate). */
+  #noteIdle(asked: readonly LaneAsk[], got: readonly LeasedJob[]): void {
     const counts = new Map<string, number>();
     for (const job of got) counts.set(job.handler, (counts.get(job.handler) ?? 0) + 1);
-    for (const { name, max } of asked) {
-      if ((counts.get(name) ?? 0) < max && !this.#wokenDuringLease.has(name)) this.idleHandlers.add(name);
+    for (const { name, max, lane } of asked) {
+      if ((counts.get(name) ?? 0) < max && !this.#wokenDuringLease.has(name)) {
+        this.idleHandlers.add(name);
+        lane.reach = 0;
+      }
     }
   }
 }

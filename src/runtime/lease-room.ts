@@ -43,6 +43,9 @@ export interface LeaseRoomOptions {
 export class LaneAsk {
   readonly name: string;
   readonly leaseMs: number;
+  /** The lane's lease-ahead window and buffered jobs when asked (what `nextReach` compares the lease's return with). */
+  readonly window: number;
+  readonly buffered: number;
   #start: number | undefined;
 
   constructor(
@@ -52,9 +55,12 @@ export class LaneAsk {
     private readonly room: LeaseRoom,
     /** False: none may be marked (jobs admission may hold back: a rate limit, the built-in handlers). */
     private readonly marks: boolean,
+    window: number,
   ) {
     this.name = lane.handler.name;
     this.leaseMs = room.leaseMsFor(lane.handler);
+    this.window = window;
+    this.buffered = lane.buffer.length;
   }
 
   get start(): number {
@@ -106,7 +112,7 @@ export class LeaseRoom {
       const room = this.options.startRoom?.(handler);
       if (room !== undefined) free = Math.min(free, room - buffered);
       if (free > 0) {
-        handlers.push(new LaneAsk(lane, free, this, !(handler.rateLimit || handler.name.startsWith('drover.'))));
+        handlers.push(new LaneAsk(lane, free, this, !(handler.rateLimit || handler.name.startsWith('drover.')), prefetch));
         total += free;
       }
     }
@@ -140,7 +146,7 @@ export class LeaseRoom {
   prefetch(lane: Lane): number {
     // NaN (no run yet) is not <= anything: no lease-ahead until a run time is known.
     if (!(lane.avgRunMs <= FAST_JOB_MS)) return 0;
-    return this.options.prefetch ?? leaseAheadWindow(lane.handler.concurrency, lane.completions.perMs);
+    return this.options.prefetch ?? leaseAheadWindow(lane.handler.concurrency, lane.completions.perMs, lane.reach);
   }
 
   /** A handler's lease: its timeout plus the margin (what heartbeats renew it to as well). */

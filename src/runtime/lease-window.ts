@@ -6,6 +6,15 @@
  * a lane finishing 10 jobs a millisecond holds more jobs, not more time, than
  * one finishing 1. Larger windows mean fewer, larger leases (docs/benchmarks.md
  * "A lease-ahead window sized in time").
+ *
+ * The rate is not known at first, and it is measured on a lane that may be
+ * waiting for its leases: a window too small for a lease's round trip runs
+ * dry before each refill arrives, and the rate it then shows keeps the window
+ * small. So the window also reaches past the rate's size when leases show the
+ * need (`nextReach`): a lease that came back full to a lane that ran dry
+ * doubles it; once the lane stops running dry, it holds four round trips of
+ * the lane's work (the refill at half the window then arrives with two to
+ * spare). docs/benchmarks.md, "A drain at full speed from its first jobs".
  */
 
 /** Milliseconds of a lane's work its lease-ahead buffer holds (at its measured completion rate). */
@@ -43,9 +52,41 @@ const SPAN_MS = 50;
  * leaseAheadWindow(10, 12) // 240: 20 ms at 12 jobs/ms
  * leaseAheadWindow(100, 100) // 512: capped
  */
-export function leaseAheadWindow(concurrency: number, jobsPerMs: number): number {
+export function leaseAheadWindow(concurrency: number, jobsPerMs: number, reach = 0): number {
   const floor = Math.max(concurrency, LEASE_AHEAD_MIN);
-  return Math.max(floor, Math.min(LEASE_AHEAD_MAX, Math.round(jobsPerMs * LEASE_AHEAD_MS)));
+  return Math.max(floor, Math.min(LEASE_AHEAD_MAX, Math.max(reach, Math.round(jobsPerMs * LEASE_AHEAD_MS))));
+}
+
+/** What a lane did while one of its leases was out, as `nextReach` reads it. */
+export interface LeaseRoundTrip {
+  /** The lane's window when the lease was asked for. */
+  window: number;
+  /** Jobs it started from its buffer while the lease was out. */
+  ran: number;
+  /** It had jobs buffered when it asked, and when the lease returned none and a slot free (it waited for the lease). */
+  dry: boolean;
+  /** The lease brought all the lane asked for (more may be due). */
+  filled: boolean;
+}
+
+/**
+ * A lane's reach (jobs; 0: none) after one of its leases: the window it needs
+ * beyond its rate's (`leaseAheadWindow`). Bounded in time, like the window:
+ * a lane runs dry only when it got through half its window within one lease
+ * round trip, so a doubled window is at most about four round trips of its
+ * work, and once it stops running dry the reach follows what it runs in a
+ * round trip (falling as the lane slows or the store answers sooner). The
+ * dispatcher drops it when the lane goes idle.
+ *
+ * @example
+ * nextReach(0, { window: 64, ran: 32, dry: true, filled: true }) // 128
+ * nextReach(128, { window: 128, ran: 40, dry: false, filled: true }) // 160
+ * nextReach(0, { window: 64, ran: 5, dry: false, filled: true }) // 0: never ran dry
+ */
+export function nextReach(reach: number, trip: LeaseRoundTrip): number {
+  if (trip.dry && trip.filled) return Math.min(LEASE_AHEAD_MAX, trip.window * 2);
+  if (reach === 0) return 0;
+  return Math.min(LEASE_AHEAD_MAX, trip.ran * 4);
 }
 
 /**

@@ -2,9 +2,11 @@
  * The lease-ahead window in time (runtime/lease-window.ts): about
  * LEASE_AHEAD_MS of a lane's work at its measured completion rate, between
  * max(concurrency, 64) and LEASE_AHEAD_MAX jobs; the rate counts busy time only.
+ * Its reach past the rate's size when leases come back to a lane run dry
+ * (`nextReach`; the dispatcher's side: lease-reach.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { CompletionRate, LEASE_AHEAD_MAX, LEASE_AHEAD_MIN, LEASE_AHEAD_MS, leaseAheadWindow } from '../../src/runtime/lease-window.js';
+import { CompletionRate, LEASE_AHEAD_MAX, LEASE_AHEAD_MIN, LEASE_AHEAD_MS, leaseAheadWindow, nextReach } from '../../src/runtime/lease-window.js';
 
 /** `n` completions `everyMs` apart from `from`; returns the time of the last. */
 function finish(rate: CompletionRate, from: number, n: number, everyMs: number): number {
@@ -59,5 +61,29 @@ describe('CompletionRate', () => {
     finish(rate, end + 1, 500, 1); // 1 a ms for 500 ms
     expect(rate.perMs).toBeCloseTo(1, 1);
     expect(leaseAheadWindow(10, rate.perMs)).toBe(LEASE_AHEAD_MIN);
+  });
+});
+
+describe('nextReach', () => {
+  const trip = { window: 64, ran: 32, dry: true, filled: true };
+
+  it('doubles the window after a full lease came back to a dry lane, up to LEASE_AHEAD_MAX', () => {
+    expect(nextReach(0, trip)).toBe(128);
+    expect(nextReach(128, { ...trip, window: 128 })).toBe(256);
+    expect(nextReach(512, { ...trip, window: LEASE_AHEAD_MAX })).toBe(LEASE_AHEAD_MAX);
+    expect(leaseAheadWindow(10, 0, nextReach(0, trip))).toBe(128);
+  });
+
+  it('does not grow for a short lease (nothing more due) or a lane that never ran dry', () => {
+    expect(nextReach(0, { ...trip, filled: false })).toBe(0);
+    expect(nextReach(0, { ...trip, dry: false })).toBe(0);
+  });
+
+  it('once the lane stops running dry, follows four round trips of its work: less as it slows', () => {
+    expect(nextReach(256, { window: 256, ran: 50, dry: false, filled: true })).toBe(200);
+    expect(nextReach(200, { window: 200, ran: 5, dry: false, filled: true })).toBe(20);
+    // Below the floor the floor holds; the rate's size wins when it is larger.
+    expect(leaseAheadWindow(10, 0, 20)).toBe(LEASE_AHEAD_MIN);
+    expect(leaseAheadWindow(10, 20, 200)).toBe(20 * LEASE_AHEAD_MS);
   });
 });

@@ -188,6 +188,7 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'pending'
 describe('start on send', () => {
   it('answers a watched mark once it is written, before the store answers, on a connection in good standing only', async () => {
     const { engine, schema } = await engineWithJobs(3);
+    // Not the dispatcher's lease (`inProcess`), so it does not open the marks connection: it is fresh here.
     const [a, b, c] = await lease(engine, 3);
     // The connection's first mark: not in good standing yet (nothing answered on it), so it waits for its answer.
     const first = watching();
@@ -211,6 +212,26 @@ describe('start on send', () => {
     await withRowLocked(schema, c!.id, async () => expect(await within(engine.start(c!.id, c!.leaseToken), 300)).toBe('pending'));
     expect(first.settled).toBeNull();
     expect(first.told).toEqual([]);
+    expect(watch.told).toEqual([]);
+  });
+
+  it("a node's first lease for its own dispatcher opens its marks connection, so the first mark after it is answered at send", async () => {
+    const { engine, schema } = await engineWithJobs(1);
+    const [a] = await engine.lease({ workerId: 'w1', inProcess: true, handlers: [{ name: 'h', max: 1 }], limit: 1, leaseMs: 60_000 });
+    // The warming mark (of no jobs) has run on the server, and its answer is read: no connection of the engine is busy.
+    await waitFor(
+      async () => {
+        const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle' AND query LIKE '%SET started_seq = j.lease_seq%'", [`drover/${schema}`]);
+        const stats = engine.poolStats();
+        return rows.length === 1 && stats.total === stats.idle;
+      },
+      { timeoutMs: 5_000, message: 'the marks connection is open and answered' },
+    );
+    const watch = watching();
+    await withRowLocked(schema, a!.id, async () => {
+      expect(await within(engine.start(a!.id, a!.leaseToken, watch), 2_000)).toEqual({ ok: true });
+    });
+    await watch.settled;
     expect(watch.told).toEqual([]);
   });
 

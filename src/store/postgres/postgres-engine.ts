@@ -116,6 +116,8 @@ export class PostgresEngine extends EngineBase implements StorageEngine {
   /** Lease nonces whose commit is unknown (the connection broke): undone before the next lease. */
   readonly #uncertain = new Map<string, string[]>();
   #closing: Promise<void> | null = null;
+  /** The hot path's other connections were opened (`lease`). */
+  #warmed = false;
   // The parts of the roles off the hot path (engine-core.ts), forwarded to by engine-base.ts.
   protected override readonly parts: EngineParts;
   /** The upkeep part, held here too: it also takes the backup (`backupTo`). */
@@ -257,6 +259,14 @@ export class PostgresEngine extends EngineBase implements StorageEngine {
     this.#assertOpen();
     const plan = planLease(request);
     if (plan === null) return [];
+    if (!this.#warmed && request.inProcess === true) {
+      // A node's first lease for its own dispatcher (at its start, maybe on a backlog): open the connections
+      // its first jobs' marks and completions take, and prepare their statements, while the lease is out,
+      // not after it. A remote worker's lease (HTTP) needs no marks connection: its jobs count as started.
+      this.#warmed = true;
+      this.#starts.warm();
+      this.#settle.warm();
+    }
     await this.#undoUncertainLeases(request.workerId);
     const call = newLeaseCall(request, plan, this.#clock());
     try {

@@ -190,6 +190,16 @@ export class SettleBatch {
     return this.#calls.drain();
   }
 
+  /**
+   * Open a connection of the pool and prepare the successes' statement on it
+   * (for no jobs: it changes nothing), so the first batch of a drain does not
+   * wait for both. Failures are left to the first real batch to meet.
+   */
+  warm(): void {
+    if (this.#closed) return;
+    void this.options.pool.query({ name: 'drover_settle_succeeded', text: SETTLE_SUCCEEDED, values: ['{}', '{}', '{}', this.options.clock()] }).catch(() => undefined);
+  }
+
   async #run(batch: Pending[]): Promise<void> {
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {

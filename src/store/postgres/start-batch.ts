@@ -160,6 +160,25 @@ export class StartBatch {
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
+  /**
+   * Open the marks connection and prepare the usual mark statement on it (a
+   * mark of no jobs: it changes nothing), so the first jobs' marks do not wait
+   * for both, and find the connection in good standing. Failures are left
+   * to the first real mark to meet.
+   */
+  warm(): void {
+    if (this.#closed) return;
+    this.#inFlight++;
+    void this.pool
+      .query({ name: 'drover_start_by_id', text: START_COUNTED_BY_ID, values: ['{}', '{}'] })
+      .catch(() => undefined)
+      .finally(() => {
+        this.#inFlight--;
+        if (this.#pending.length > 0) this.#schedule();
+        else if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
+      });
+  }
+
   /** At the end of the current cascade, so the marks of every job started in it share one statement. */
   #schedule(): void {
     if (this.#scheduled || this.#inFlight >= START_IN_FLIGHT) return;
