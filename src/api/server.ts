@@ -14,6 +14,7 @@ import { clientErrorHandler } from './client-errors.js';
 import { registerJsonLimits } from './json-limits.js';
 import { applyListenerLimits, listenerOptions } from './listener.js';
 import { registerSecurityHeaders } from './security-headers.js';
+import { lazyValidators, type LazyValidators } from './lazy-validators.js';
 import { auditRoutes } from './routes/audit.js';
 import { controlRoutes } from './routes/control.js';
 import { triggerRoutes } from './routes/triggers.js';
@@ -52,6 +53,8 @@ export interface ServerDeps {
   auditExport?: () => AuditExportStatus | null;
   /** The node's snapshot service (`/v1/snapshots`); a node started by `startNode` has one once it runs. */
   snapshots?: () => SnapshotService | null;
+  /** Where route schemas are compiled, at their first request (lazy-validators.ts); tests pass one to compile them all. */
+  validators?: LazyValidators;
 }
 
 /** The lease protocol's step calls, refused while the `durable-steps` gate is off. */
@@ -59,7 +62,7 @@ const DURABLE_WORKER_ROUTES = new Set(['/v1/workers/steps', '/v1/workers/step', 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const CLOSE_CUTOFF_MS = 3_000;
 
-export async function buildServer({ runtime, obs = {}, auditExport, snapshots = () => null }: ServerDeps): Promise<FastifyInstance> {
+export async function buildServer({ runtime, obs = {}, auditExport, snapshots = () => null, validators = lazyValidators() }: ServerDeps): Promise<FastifyInstance> {
   const { server, limits, auth } = runtime.config;
   // With `server.tls` this is an https server; routes and hooks do not care which.
   const app = Fastify({
@@ -82,6 +85,7 @@ export async function buildServer({ runtime, obs = {}, auditExport, snapshots = 
       return sendProblem(reply, request, toDroverError(error));
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, discriminator: true, allowUnionTypes: true } },
+    schemaController: { compilersFactory: { buildValidator: validators.buildValidator } },
   }) as unknown as FastifyInstance;
   applyListenerLimits(app, server);
   registerJsonLimits(app, { maxDepth: limits.maxJsonDepth, maxMembers: limits.maxJsonMembers });
