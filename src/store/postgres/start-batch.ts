@@ -172,11 +172,14 @@ export class StartBatch {
     void this.pool
       .query({ name: 'drover_start_by_id', text: START_COUNTED_BY_ID, values: ['{}', '{}'] })
       .catch(() => undefined)
-      .finally(() => {
-        this.#inFlight--;
-        if (this.#pending.length > 0) this.#schedule();
-        else if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
-      });
+      .finally(() => this.#answered());
+  }
+
+  /** A mark statement (or the warming one) is answered: the next batch goes out, or the waiters learn the marks are idle. */
+  #answered(): void {
+    this.#inFlight--;
+    if (this.#pending.length > 0) this.#schedule();
+    else if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   /** At the end of the current cascade, so the marks of every job started in it share one statement. */
@@ -196,11 +199,7 @@ export class StartBatch {
       const run = this.#run(batch);
       // Those answered at send (in the call above) learn when the store has answered.
       for (const p of batch) if (p.sent) p.watch!.answered(run);
-      void run.finally(() => {
-        this.#inFlight--;
-        if (this.#pending.length > 0) this.#schedule();
-        else if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
-      });
+      void run.finally(() => this.#answered());
     }
   }
 
