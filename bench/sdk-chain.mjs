@@ -33,18 +33,16 @@
  * share; never a setting to ship.
  */
 import { fork } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import fs from 'node:fs';
 import http from 'node:http';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { now } from './lib/clock.mjs';
+import { BENCH_KEY as KEY, startParkedNode } from './lib/parked-node.mjs';
+import { summarize } from './lib/stats.mjs';
 
-const KEY = 'drv_bench_admin_key_0123456789abcdef';
-const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const { values } = parseArgs({
   options: {
     engine: { type: 'string', default: 'sqlite' },
@@ -56,7 +54,6 @@ const { values } = parseArgs({
     'sdk-module': { type: 'string' },
   },
 });
-const now = () => process.hrtime.bigint();
 const dist = resolve(values.dist ?? fileURLToPath(new URL('../dist/', import.meta.url)));
 
 if (values.client) await client();
@@ -105,7 +102,7 @@ async function client() {
     };
     await Promise.all(Array.from({ length: inFlight }, lane));
     const used = process.cpuUsage(cpu);
-    process.send({ cpuUs: used.user + used.system, ...Object.fromEntries(Object.entries(marks).map(([k, v]) => [k, v.map(String)])) });
+    process.send({ cpuUs: used.user + used.system, ...marks });
   });
   // Exit on its own when the parent lets go, so `--cpu-prof` gets written.
   process.on('disconnect', () => process.exit(0));
@@ -136,12 +133,12 @@ async function main() {
       return result;
     };
     if (values.sync === 'off') {
-      // Private experiment only: the commit's share of the round trip.
+      // Private experiment only, never to ship: the commit's share of the round trip. Added to the
+      // startup options the engine sets (its search_path), which PGOPTIONS would not override.
       const connect = pg.Client.prototype.connect;
-      pg.Client.prototype.connect = async function (...args) {
-        const out = await connect.apply(this, args);
-        await query.call(this, 'SET synchronous_commit = off');
-        return out;
+      pg.Client.prototype.connect = function (...args) {
+        this.connectionParameters.options = `${this.connectionParameters.options ?? ''} -c synchronous_commit=off`;
+        return connect.apply(this, args);
       };
     }
   } else {
@@ -150,11 +147,10 @@ async function main() {
     Database.prototype.transaction = function (fn) {
       const t = transaction.call(this, fn);
       const wrapped = (...a) => t(...a);
-      for (const kind of ['deferred', 'exclusive']) wrapped[kind] = t[kind];
+      for (const kind of ['default', 'deferred', 'exclusive']) wrapped[kind] = t[kind];
       wrapped.immediate = (...a) => {
         server.stmt.push(now());
-        const out = t.immediate(...a);
-        return out;
+        return t.immediate(...a);
       };
       return wrapped;
     };
@@ -170,14 +166,8 @@ async function main() {
   const { resolveConfig } = await import(new URL('core/config.js', distUrl).href);
   const { startNode } = await import(new URL('node/start-node.js', distUrl).href);
   const { createLogger } = await import(new URL('obs/logger.js', distUrl).href);
-  const { default: pino } = await import('pino');
-  const dir = mkdtempSync(join(tmpdir(), 'drover-sdk-chain-'));
-  const schema = `bench_chain_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-  const store = values.engine === 'sqlite' ? { databaseUrl: join(dir, 'drover.db') } : { databaseUrl: PG_URL, postgres: { schema } };
-  const park = (ctx) => new Promise((done) => ctx.signal.addEventListener('abort', done, { once: true }));
-  const config = resolveConfig({ handlers: [{ name: 'sink', concurrency: 1, run: park }], ...store, log: { level: 'info' }, rateLimit: { enabled: false }, queues: { default: { maxDepth: 100_000_000 } }, server: { host: '127.0.0.1', port: 0 } }, {}, {});
-  const logger = createLogger({ level: 'info', destination: pino.destination({ dest: '/dev/null', sync: false }) });
-  const node = await startNode({ config, bootstrapAdminKey: KEY, logger, listen: true, print: () => undefined, dataDir: dir });
+  const parked = await startParkedNode({ resolveConfig, startNode, createLogger }, values.engine, { listen: true });
+  const { node } = parked;
   const enqueueJobs = node.runtime.enqueueJobs;
   // The batcher's turn of the event loop: a setImmediate scheduled inside enqueueJobs, and when it ran.
   let inIntake = false;
@@ -227,27 +217,17 @@ async function main() {
     const cpu = process.cpuUsage();
     const t0 = now();
     const answer = await run(calls);
-    const wallMs = Number(now() - t0) / 1e6;
+    const wallMs = now() - t0;
     const used = process.cpuUsage(cpu);
     report(server, answer, calls, wallMs, used.user + used.system);
   } finally {
     child.disconnect();
-    await node.shutdown(0);
-    rmSync(dir, { recursive: true, force: true });
-    if (values.engine === 'postgres') {
-      const pg = requireDist('pg');
-      const admin = new pg.Client({ connectionString: PG_URL });
-      await admin.connect();
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await admin.end();
-    }
+    await parked.close();
   }
 }
 
 function report(server, answer, calls, wallMs, nodeCpuUs) {
-  const send = answer.send.map(BigInt);
-  const got = answer.answer.map(BigInt);
-  const [parsed, first, last, flush] = ['parsed', 'first', 'last', 'flush'].map((k) => answer[k].map(BigInt));
+  const { send, answer: got, parsed, first, last, flush } = answer;
   const n = Math.min(send.length - 1, server.request.length, server.end.length, got.length);
   const sqlite = values.engine === 'sqlite';
   const stages = [
@@ -276,19 +256,12 @@ function report(server, answer, calls, wallMs, nodeCpuUs) {
   process.stdout.write(`${values.engine}${values.sync ? ` sync=${values.sync}` : ''}: ${calls} calls, ${send.length} requests (${(calls / send.length).toFixed(1)} jobs a request), ${Math.round(calls / (wallMs / 1000))} jobs/s; CPU µs/job node ${(nodeCpuUs / calls).toFixed(1)}, client ${(answer.cpuUs / calls).toFixed(1)}; marks ${JSON.stringify(counts)}\n`);
   const aligned = server.stmt.length === server.request.length && server.stored.length === server.request.length;
   if (!aligned) process.stdout.write('warning: statements and requests do not pair one to one; the stages around the statement are approximate\n');
-  const all = Array.from({ length: n }, (_, i) => Number(stages.at(-1)[1](i)) / 1000);
-  const roundMean = all.reduce((a, b) => a + b, 0) / n;
+  const micros = (of) => Array.from({ length: n }, (_, i) => of(i) * 1000);
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const roundMean = mean(micros(stages.at(-1)[1]));
   process.stdout.write(`${'stage'.padEnd(64)} median µs   mean µs   share of the mean round trip (means add up)\n`);
   for (const [label, of] of stages) {
-    const xs = Array.from({ length: n }, (_, i) => Number(of(i)) / 1000);
-    const m = median(xs);
-    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-    process.stdout.write(`${label.padEnd(64)} ${m.toFixed(1).padStart(9)} ${mean.toFixed(1).padStart(9)}   ${((100 * mean) / roundMean).toFixed(0).padStart(3)} %\n`);
+    const xs = micros(of);
+    process.stdout.write(`${label.padEnd(64)} ${summarize(xs).median.toFixed(1).padStart(9)} ${mean(xs).toFixed(1).padStart(9)}   ${((100 * mean(xs)) / roundMean).toFixed(0).padStart(3)} %\n`);
   }
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
