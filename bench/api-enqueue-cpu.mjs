@@ -34,18 +34,14 @@
  *   node bench/api-enqueue-cpu.mjs --engine postgres --sdk --server-cpu --in-flight 16 [--dist A --dist B]
  */
 import { fork } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { BENCH_KEY as KEY, BENCH_PG_URL as PG_URL, startParkedNode } from './lib/parked-node.mjs';
 import { backendCpu, usedBetween } from './lib/pg-backend-cpu.mjs';
-
-const KEY = 'drv_bench_admin_key_0123456789abcdef';
-const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 const { values } = parseArgs({
   options: {
@@ -127,7 +123,6 @@ async function main() {
       createLogger: (await import(new URL('obs/logger.js', dist).href)).createLogger,
     });
   }
-  const { default: pino } = await import('pino');
   const engines = values.engine === 'both' ? ['sqlite', 'postgres'] : [values.engine];
   if (values.sdk) values.socket = true;
   const shapes = values.sdk ? [1] : values.shapes.split(',').map(Number);
@@ -151,7 +146,7 @@ async function main() {
   for (const engine of engines) {
     const nodes = [];
     try {
-      for (const build of builds) nodes.push(await startBenchNode(build, engine, pino));
+      for (const build of builds) nodes.push(await startBenchNode(build, engine));
       const results = new Map();
       for (let round = 0; round < rounds; round++) {
         for (const jobs of shapes) {
@@ -239,19 +234,10 @@ function median(values) {
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-/** A node of `build` on a fresh store, its one handler parked on its only slot; `send` posts to it. */
-async function startBenchNode(build, engine, pino) {
-  const dir = mkdtempSync(join(tmpdir(), 'drover-api-cpu-'));
-  const schema = `bench_api_cpu_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-  const store = engine === 'sqlite' ? { databaseUrl: join(dir, 'drover.db'), ...(values.sync ? { sqlite: { synchronous: values.sync } } : {}) } : { databaseUrl: PG_URL, postgres: { schema } };
-  const parkUntilAborted = (ctx) => new Promise((done) => ctx.signal.addEventListener('abort', done, { once: true }));
-  const config = build.resolveConfig({ handlers: [{ name: 'sink', concurrency: 1, run: parkUntilAborted }], ...store, log: { level: 'info' }, rateLimit: { enabled: false }, queues: { default: { maxDepth: 100_000_000 } }, server: { host: '127.0.0.1', port: 0 } }, {}, {});
-  // Info level as a node runs by default, written to /dev/null.
-  const logger = build.createLogger({ level: 'info', destination: pino.destination({ dest: '/dev/null', sync: false }) });
-  const node = await build.startNode({ config, bootstrapAdminKey: KEY, logger, listen: values.socket, print: () => undefined, dataDir: dir }).catch((error) => {
-    rmSync(dir, { recursive: true, force: true });
-    throw error;
-  });
+/** A node of `build` on a fresh store, its one handler parked on its only slot (lib/parked-node.mjs); `send` posts to it. */
+async function startBenchNode(build, engine) {
+  const parked = await startParkedNode(build, engine, { listen: values.socket, sync: values.sync });
+  const { node } = parked;
   let client = null;
   let send;
   if (values.socket) {
@@ -271,22 +257,14 @@ async function startBenchNode(build, engine, pino) {
     };
     send = (jobs, count, flight) => closedLoop(count, flight, () => post(jobs));
   }
-  const counted = { label: build.label, schema: engine === 'postgres' ? schema : null, requests: 0 };
+  const counted = { label: build.label, schema: parked.schema, requests: 0 };
   // Requests the server saw (with --sdk, fewer than the calls: the SDK batches them).
   if (values.socket) node.app.server.on('request', () => counted.requests++);
   return Object.assign(counted, {
     send,
     async close() {
       client?.kill();
-      await node.shutdown(0);
-      rmSync(dir, { recursive: true, force: true });
-      if (engine === 'postgres') {
-        const { default: pg } = await import('pg');
-        const admin = new pg.Client({ connectionString: PG_URL });
-        await admin.connect();
-        await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-        await admin.end();
-      }
+      await parked.close();
     },
   });
 }
