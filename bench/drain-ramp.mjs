@@ -2,7 +2,8 @@
 /**
  * A drain's ramp: runs per 50 ms from the first run, so the jobs/s of the
  * bench's 20,000-job drain (first run → last run) can be split into the
- * steady rate and the time lost before reaching it.
+ * steady rate and the time lost before reaching it. Any bench system (the
+ * peers' workers record the same series).
  *
  *   node bench/drain-ramp.mjs [--system drover-postgres] [--jobs 20000] [--concurrency 10,50] [--repeat 1] [--bucket 50]
  *

@@ -10,7 +10,7 @@
 //   drain    `noop` (concurrency BENCH_CONCURRENCY) does nothing; after
 //            BENCH_EXPECT runs it prints the first and last run times.
 //            BENCH_SERIES_MS=50 adds `series`: runs per 50 ms bucket from the
-//            first run (the drain's ramp, bench/drain-ramp.mjs).
+//            first run, and the process's CPU at each (bench/lib/run-series.mjs).
 //            BENCH_ISOLATION=thread runs it with `isolation: 'thread'`: then
 //            each handler thread counts its own runs in shared memory (no
 //            message per job, which would add to what is measured); the main
@@ -32,6 +32,7 @@
 
 import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
 import { FLOW_QUEUE } from '../lib/flow.mjs';
+import { runSeries } from '../lib/run-series.mjs';
 
 const mode = process.env.BENCH_MODE;
 const isolation = process.env.BENCH_ISOLATION === 'thread' ? 'thread' : 'inline';
@@ -51,8 +52,7 @@ function drainHandler() {
   let first = 0;
   let last = 0;
   let monoFirst = 0;
-  // Runs per `seriesMs` bucket from the first run; grown as needed (one array write per run).
-  const series = [];
+  const series = seriesMs ? runSeries(seriesMs) : null;
   // Several worker processes sharing one drain (BENCH_EXPECT=0): each reports its own share when it exits.
   if (!expect) process.on('exit', () => report('drain', { count, first, last }));
   return {
@@ -64,12 +64,8 @@ function drainHandler() {
         first = last;
         monoFirst = mono();
       }
-      if (seriesMs) {
-        const bucket = Math.floor((last - first) / seriesMs);
-        while (series.length <= bucket) series.push(0);
-        series[bucket]++;
-      }
-      if (++count === expect) report('drain', { count, first, last, monoFirst, monoLast: mono(), ...(seriesMs ? { series, seriesMs } : {}) });
+      series?.note(last);
+      if (++count === expect) report('drain', { count, first, last, monoFirst, monoLast: mono(), ...series?.report() });
     },
   };
 }

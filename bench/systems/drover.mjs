@@ -317,7 +317,8 @@ export function droverSystem(engine, options = {}) {
      * committed outcomes are then not checked through the API, only the handler's own count. `lowMemory`:
      * `drover start --low-memory` with NODE_OPTIONS=--max-semi-space-size=4 (docs/operations.md); `'option'`:
      * the option alone (the young generation capped at run time, src/cli/low-memory.ts). `seriesMs`: the
-     * result's `series` holds the runs per `seriesMs` bucket from the first run (inline only; bench/drain-ramp.mjs).
+     * result's `series` holds the runs per `seriesMs` bucket from the first run, `seriesCpuUs` the worker's CPU at each
+     * (inline only; bench/lib/run-series.mjs).
      */
     drain(n, concurrency, isolation = 'inline', { on = false, tenants = 0, priorities = 0, caps = null, workerOnly = false, lowMemory = false, seriesMs = 0 } = {}) {
       return withRun(`drain${concurrency}${isolation === 'thread' ? 't' : ''}${on ? 'f' : ''}${caps ? 'c' : ''}`, async (run) => {
@@ -338,7 +339,7 @@ export function droverSystem(engine, options = {}) {
         // Sample the worker right away: peak RSS so far covers startup and the whole drain.
         const memory = memoryOf(worker.pid);
         const cpuSeconds = cpuSecondsOf(worker.pid);
-        const { count, first, last, monoFirst, monoLast, series } = JSON.parse(done.match[1]);
+        const { count, first, last, monoFirst, monoLast, series, seriesCpuUs } = JSON.parse(done.match[1]);
         await worker.ready;
         // The handler saw every job; confirm the outcomes are committed.
         const client = createClient(worker.url, { key: KEY, maxSockets: 1 });
@@ -370,7 +371,7 @@ export function droverSystem(engine, options = {}) {
           workerPid: worker.pid,
           // Thread mode reports no monotonic window (its runs are timed in the handler threads).
           profileWindowUs: monoFirst ? [monoFirst, monoLast] : null,
-          ...(series ? { series } : {}),
+          ...(series ? { series, seriesCpuUs, firstRunAt: first } : {}),
         };
       });
     },

@@ -2,15 +2,19 @@
 /**
  * A peer's worker process: `node peer-worker.mjs <adapter> <variant>`, with
  * BENCH_MODE (drain | latency | crash), BENCH_CTX (the run's schema/db, JSON),
- * BENCH_EXPECT, BENCH_CONCURRENCY. Prints `bench:ready`, then the same
- * `bench:<kind> <json>` lines as bench/systems/drover-worker.config.mjs.
+ * BENCH_EXPECT, BENCH_CONCURRENCY, BENCH_SERIES_MS (drain only). Prints
+ * `bench:ready`, then the same `bench:<kind> <json>` lines as
+ * bench/systems/drover-worker.config.mjs.
  */
+import { runSeries } from '../lib/run-series.mjs';
+
 const [adapterId, variant] = process.argv.slice(2);
 const { adapter } = await import(`./${adapterId}.mjs`);
 const mode = process.env.BENCH_MODE;
 const ctx = JSON.parse(process.env.BENCH_CTX);
 const expect = Number(process.env.BENCH_EXPECT ?? 0);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 10);
+const seriesMs = Number(process.env.BENCH_SERIES_MS ?? 0);
 /** bench/lib/clock.mjs `now`: the machine's monotonic clock, shared by every process. */
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const report = (kind, value) => process.stdout.write(`bench:${kind} ${JSON.stringify(value)}\n`);
@@ -19,10 +23,12 @@ let handler;
 if (mode === 'drain') {
   let count = 0;
   let first = 0;
+  const series = seriesMs ? runSeries(seriesMs) : null;
   handler = async () => {
     const t = now();
     if (count === 0) first = t;
-    if (++count === expect) report('drain', { count, first, last: t });
+    series?.note(t);
+    if (++count === expect) report('drain', { count, first, last: t, ...series?.report() });
   };
 } else if (mode === 'latency') {
   const samples = [];

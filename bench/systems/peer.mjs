@@ -75,7 +75,8 @@ export function peerSystem(adapterId, adapter, variant = 'default') {
     enqueueSingle: (n, inFlight) => enqueueRun(n, inFlight, 1),
     enqueueBulk: (n, batch) => enqueueRun(n, 1, batch),
 
-    drain(n, concurrency) {
+    /** As Drover's drain(); `seriesMs` adds the run series (bench/lib/run-series.mjs). */
+    drain(n, concurrency, _isolation = 'inline', { seriesMs = 0 } = {}) {
       return withRun(async (ctx, start) => {
         const client = await adapter.openClient(ctx);
         const seedStart = now();
@@ -86,13 +87,13 @@ export function peerSystem(adapterId, adapter, variant = 'default') {
         }
         const seedSeconds = (now() - seedStart) / 1000;
         const spawnedAt = now();
-        const worker = start('drain', { BENCH_EXPECT: String(n), BENCH_CONCURRENCY: String(concurrency) });
+        const worker = start('drain', { BENCH_EXPECT: String(n), BENCH_CONCURRENCY: String(concurrency), ...(seriesMs ? { BENCH_SERIES_MS: String(seriesMs) } : {}) });
         const done = await worker.waitForLine(/^bench:drain (.*)$/, Math.max(120_000, n * 10), 'the drain report');
         const memory = memoryOf(worker.pid);
         const cpuSeconds = cpuSecondsOf(worker.pid);
-        const { count, first, last } = JSON.parse(done.match[1]);
+        const { count, first, last, series, seriesCpuUs } = JSON.parse(done.match[1]);
         const ms = last - first;
-        return { jobs: count, concurrency, seconds: ms / 1000, jobsPerSec: (count - 1) / (ms / 1000), firstRunAfterSpawnMs: first - spawnedAt, peakRssMiB: memory.peakRssMiB, workerCpuSeconds: cpuSeconds, seedSeconds, workerPid: worker.pid };
+        return { jobs: count, concurrency, seconds: ms / 1000, jobsPerSec: (count - 1) / (ms / 1000), firstRunAfterSpawnMs: first - spawnedAt, peakRssMiB: memory.peakRssMiB, workerCpuSeconds: cpuSeconds, seedSeconds, workerPid: worker.pid, ...(series ? { series, seriesCpuUs, firstRunAt: first } : {}) };
       });
     },
 
