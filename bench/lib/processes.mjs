@@ -7,7 +7,7 @@
  * is idempotent and synchronous, so it is safe in process.on('exit').
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { now } from './clock.mjs';
@@ -47,8 +47,11 @@ export function spawnTracked(command, args, { env, cwd, label = command } = {}) 
   });
 
   let buffered = '';
+  // BENCH_STDOUT_DIR: also copy each child's stdout to <dir>/<pid>.out (e.g. a worker's --trace-opt output).
+  const copy = process.env.BENCH_STDOUT_DIR ? createWriteStream(join(process.env.BENCH_STDOUT_DIR, `${child.pid}.out`)) : null;
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (chunk) => {
+    copy?.write(chunk);
     buffered += chunk;
     let newline;
     while ((newline = buffered.indexOf('\n')) >= 0) {

@@ -65,7 +65,8 @@ function workerEnv(storeUrl, extra) {
  * @param {{ nodeArgs?: string[] }} [options] extra `node` flags for workers (e.g. --cpu-prof)
  */
 export function droverSystem(engine, options = {}) {
-  const nodeArgs = options.nodeArgs ?? [];
+  // BENCH_WORKER_NODE_ARGS: V8 flags NODE_OPTIONS refuses (--trace-opt --trace-deopt; with BENCH_STDOUT_DIR).
+  const nodeArgs = options.nodeArgs ?? (process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? []);
 
   /** A fresh store plus the workers started on it; close() stops them and deletes the store. */
   function freshRun(label) {

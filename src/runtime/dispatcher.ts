@@ -392,7 +392,9 @@ export class Dispatcher {
   }
 
   #notifyIdle(): void {
-    if (this.running.size === 0 && this.#idle.length > 0) {
+    // `#idle` first: it is read on every call, so the check has type feedback before the
+    // optimiser compiles `#finish`; the other way round its first read (the last job) deoptimised it.
+    if (this.#idle.length > 0 && this.running.size === 0) {
       const waiters = this.#idle;
       this.#idle = [];
       for (const resolve of waiters) resolve();

@@ -103,26 +103,36 @@ export function nextReach(reach: number, trip: LeaseRoundTrip): number {
  * leaseAheadWindow(concurrency, rate.perMs);
  */
 export class CompletionRate {
-  /** Jobs per ms; 0 until a span has been measured. */
-  perMs = 0;
+  /**
+   * Jobs per ms; 0 until a span has been measured. Starts as -0 (=== 0) so V8
+   * holds the field as a double from the first: a field or division that first
+   * saw whole numbers deoptimises the per-job path it is inlined into
+   * (`Dispatcher#attempt`) the first time it meets a fraction.
+   */
+  perMs = -0;
   #since = Number.NEGATIVE_INFINITY;
   #last = Number.NEGATIVE_INFINITY;
   #count = 0;
 
   note(now: number): void {
-    if (now - this.#last > SPAN_MS) {
-      this.#since = now;
-      this.#count = 0;
-    } else {
+    // Every branch but the span check runs its stores and arithmetic on every span, with no cold
+    // path: this is inlined into `Dispatcher#attempt`, and code first reached after the optimiser
+    // compiled it (a pause, the second span) threw that code away and had it compiled again.
+    if (now - this.#last <= SPAN_MS) {
       this.#count++;
       const span = now - this.#since;
-      if (span >= SPAN_MS) {
-        const rate = this.#count / span;
-        this.perMs = this.perMs === 0 ? rate : (this.perMs + rate) / 2;
-        this.#since = now;
-        this.#count = 0;
+      if (span < SPAN_MS) {
+        this.#last = now;
+        return;
       }
+      // Times a reciprocal, not `count / span`: a division that comes out whole is recorded as integer-only.
+      const rate = this.#count * (1 / span);
+      const keep = this.perMs === 0 ? 0 : 0.5;
+      this.perMs = this.perMs * keep + rate * (1 - keep);
     }
+    // A new span: after a measured one, or after a pause (an idle lane's pause is not its speed).
+    this.#since = now;
+    this.#count = 0;
     this.#last = now;
   }
 }
