@@ -1,6 +1,7 @@
 /**
- * Checks that a package dropped from the require cache is collected (core/require-cache.ts): a module script
- * run in a child process with `--expose-gc`, on the built modules.
+ * Checks of what a process loads and keeps (issue 24, worker RSS): a module script run in a fresh child
+ * process with `--expose-gc`, on the built modules; e.g. that a package dropped from the require cache is
+ * collected (core/require-cache.ts).
  */
 import { execFileSync } from 'node:child_process';
 
