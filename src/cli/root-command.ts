@@ -5,13 +5,14 @@
  * share) are ~0.5 MiB of a node's live heap that a long-running node never
  * runs; a start-only tree leaves them unloaded. program.ts builds the full tree.
  */
-import { Command } from 'commander';
+import type { Command } from 'commander';
+import { commander } from './commander.js';
 import { VERSION } from '../version.js';
 import { registerStartCommand } from './commands/start.js';
 
 /** `drover` with its name, description and `--version`, and no commands yet. */
 export function rootCommand(): Command {
-  return new Command().name('drover').description('Durable, event-driven job runtime').version(VERSION).showHelpAfterError();
+  return new (commander().Command)().name('drover').description('Durable, event-driven job runtime').version(VERSION).showHelpAfterError();
 }
 
 /**

@@ -6,9 +6,8 @@
  * locales its core imports) and the config schema built with it are ~3 MiB
  * of a node's live heap (docs/benchmarks.md, sixth pass).
  */
-import { createRequire } from 'node:module';
-import { sep } from 'node:path';
 import type { z as Zod } from 'zod';
+import { dropPackage, requirePackage } from './require-cache.js';
 
 export type Z = typeof Zod;
 
@@ -16,23 +15,12 @@ let loaded: Z | null = null;
 
 /** zod's `z`, loaded at the first call after start or after `releaseZod`. */
 export function zod(): Z {
-  if (!loaded) {
-    // A require of its own: the module it stands for lists zod among its children, and must go with it.
-    const require = createRequire(import.meta.url);
-    loaded = (require('zod') as { z: Z }).z;
-  }
+  loaded ??= requirePackage<{ z: Z }>('zod').z;
   return loaded;
 }
 
 /** Forget zod: its modules leave the require cache, and whatever the caller no longer holds of it is garbage. */
 export function releaseZod(): void {
   loaded = null;
-  const cache = createRequire(import.meta.url).cache;
-  const marker = `${sep}node_modules${sep}zod${sep}`;
-  for (const [file, module] of Object.entries(cache)) {
-    if (!file.includes(marker)) continue;
-    // A parent's `children` would keep a removed module reachable.
-    module?.children.splice(0);
-    delete cache[file];
-  }
+  dropPackage('zod');
 }

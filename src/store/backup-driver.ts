@@ -106,7 +106,10 @@ function lazyDriver(engine: StoreCapabilities['engine'], load: () => Promise<Bac
     place: async (options) => (await driver()).place(options),
   };
 }
-const postgresDriver = lazyDriver('postgres', async () => (await import('./postgres/backup-driver.js')).postgresBackupDriver);
+const postgresDriver = lazyDriver('postgres', async () => {
+  (await import('./postgres/load-pg.js')).loadPg();
+  return (await import('./postgres/backup-driver.js')).postgresBackupDriver;
+});
 const sqliteDriver = lazyDriver('sqlite', async () => (await import('./sqlite/backup-driver.js')).sqliteBackupDriver);
 
 /**

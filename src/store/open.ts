@@ -74,6 +74,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     // Admin commands (`drover migrate`, `drover keys`) have no resolved config: they read the variable here.
     const schema = options.postgres?.schema ?? (process.env.DROVER_PG_SCHEMA || 'drover');
     // Each engine's module (and its driver, pg or better-sqlite3) is imported only by a node that uses it.
+    (await import('./postgres/load-pg.js')).loadPg();
     const { openPostgresEngine } = await import('./postgres/postgres-engine.js');
     return openPostgresEngine({
       url,

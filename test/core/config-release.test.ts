@@ -4,10 +4,8 @@
  * check runs in a child process with `--expose-gc`, on the built modules:
  * that the two are collected, and that a later validation still works.
  */
-import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-
-const dist = (path: string) => JSON.stringify(new URL(`../../dist/${path}`, import.meta.url).href);
+import { dist, releaseAndCollect, runGcChild } from '../helpers/gc-child.js';
 
 describe('releaseConfigSchema', () => {
   it('lets zod and the built schema be collected, and a later resolve loads them anew', () => {
@@ -18,22 +16,17 @@ describe('releaseConfigSchema', () => {
       const { zod } = await import(${dist('core/zod.js')});
       resolveConfig({ handlers: [{ name: 'a', run() {} }] }, {});
       const refs = [new WeakRef(zod()), new WeakRef(configSchema())];
-      releaseConfigSchema();
-      // A WeakRef holds its target until the job that made it ends.
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      globalThis.gc();
-      const zodModules = () => Object.keys(createRequire(import.meta.url).cache).filter((file) => file.includes('/node_modules/zod/')).length;
-      const cached = [zodModules()];
+      ${releaseAndCollect('releaseConfigSchema()', 'zod')}
+      const counts = [cached()];
       let again = '';
       try {
         resolveConfig({ handlers: [{ name: 'a', concurrency: 0, run() {} }] }, {});
       } catch (error) {
         again = error.message;
       }
-      cached.push(zodModules());
-      process.stdout.write(JSON.stringify({ collected: refs.map((ref) => ref.deref() === undefined), cached, again }));`;
-    const out = execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' }, timeout: 20_000 });
-    const result = JSON.parse(out) as { collected: boolean[]; cached: number[]; again: string };
+      counts.push(cached());
+      process.stdout.write(JSON.stringify({ collected: refs.map((ref) => ref.deref() === undefined), cached: counts, again }));`;
+    const result = runGcChild<{ collected: boolean[]; cached: number[]; again: string }>(script);
     expect(result.collected).toEqual([true, true]);
     // Out of the require cache, until the next validation loads zod again.
     expect(result.cached[0]).toBe(0);

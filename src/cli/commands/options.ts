@@ -1,8 +1,8 @@
-import { InvalidArgumentError } from 'commander';
+import { commander } from '../commander.js';
 
 export function parsePort(value: string): number {
   const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('expected a port number from 0 to 65535');
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new (commander().InvalidArgumentError)('expected a port number from 0 to 65535');
   return port;
 }
 

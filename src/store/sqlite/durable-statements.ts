@@ -6,7 +6,8 @@ import type Database from 'better-sqlite3';
 import type { WaitFilter } from '../roles/durable-store.js';
 import type { StepColumns, WaitColumns } from '../durable-rows.js';
 import type { RawEvent, RawJob } from './rows.js';
-import { keysetRows, type Stmt } from './statements.js';
+import { lazyStatements } from './lazy-statements.js';
+import { keysetRows } from './statements.js';
 
 export type RawStep = StepColumns<string>;
 export type RawWait = WaitColumns<string>;
@@ -56,8 +57,7 @@ export interface NewWaitParams {
 const FENCE = "id = @id AND lease_token = @token AND state = 'running'";
 
 function prepareDurable(db: Database.Database) {
-  const p = <P extends unknown[] | object, R = unknown>(sql: string) => db.prepare(sql) as unknown as Stmt<P, R>;
-  return {
+  return lazyStatements(db, (p) => ({
     fencedJob: p<{ id: number; token: string }, FencedJob>(
       `SELECT id, queue, handler, event_id, lease_seq, worker_id, leased_at FROM jobs WHERE ${FENCE}`,
     ),
@@ -117,7 +117,7 @@ function prepareDurable(db: Database.Database) {
     pendingInterrupts: p<[], { n: number; oldest: number | null }>(
       "SELECT count(*) AS n, min(created_at) AS oldest FROM waits WHERE kind = 'interrupt' AND state = 'pending'",
     ),
-  };
+  }));
 }
 
 export type DurableFixed = ReturnType<typeof prepareDurable>;

@@ -21,6 +21,7 @@ import { assertPayloadPath } from '../../core/payload-filter.js';
 import type { AttemptOutcome } from '../../core/types.js';
 import type { JobFilter } from '../engine.js';
 import { JobInserts } from './job-inserts.js';
+import { lazyStatements } from './lazy-statements.js';
 import { LeaseScan } from './lease-scan.js';
 import type { RawApiKey, RawAttempt, RawEvent, RawJob } from './rows.js';
 
@@ -90,10 +91,9 @@ export interface FencedRow {
   leased_at: number | null;
 }
 
-/** Build every fixed statement (the schema must be migrated). */
+/** Every fixed statement, each prepared at its first use (lazy-statements.ts). */
 function prepareFixed(db: Database.Database) {
-  const p = <P extends unknown[] | object, R = unknown>(sql: string) => db.prepare(sql) as unknown as Stmt<P, R>;
-  return {
+  return lazyStatements(db, (p) => ({
     // No RETURNING: intake.ts builds the row (newJobRow) from these values and the schema's defaults.
     insertJob: p<NewJobValues>(`INSERT INTO jobs ${JOB_INSERT_COLUMNS} VALUES ${JOB_INSERT_ROW}`),
     // What a TEXT column hands back for a JS string: better-sqlite3 writes a lone surrogate as U+FFFD (rows.ts storedText).
@@ -256,7 +256,7 @@ function prepareFixed(db: Database.Database) {
       'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     ),
     ping: p<[], { one: 1 }>('SELECT 1 AS one'),
-  };
+  }));
 }
 
 export type FixedStatements = ReturnType<typeof prepareFixed>;

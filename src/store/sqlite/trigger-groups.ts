@@ -10,13 +10,8 @@ import type { EventRow, JobRow, NewJob } from '../../core/types.js';
 import type { EventMerge } from '../engine.js';
 import type { TriggerOutcome } from '../roles/job-store.js';
 import { insertJob, type IntakeContext } from './intake.js';
+import { lazyStatements } from './lazy-statements.js';
 import { toJobRow, type RawJob } from './rows.js';
-
-type Stmt<P extends unknown[] | object, R> = {
-  get(...params: P extends unknown[] ? P : [P]): R | undefined;
-  all(...params: P extends unknown[] ? P : [P]): R[];
-  run(...params: P extends unknown[] ? P : [P]): Database.RunResult;
-};
 
 interface OpenRow extends OpenMerge {
   open_job: number;
@@ -25,8 +20,7 @@ interface OpenRow extends OpenMerge {
 export type TriggerStatements = ReturnType<typeof prepareTriggerStatements>;
 
 export function prepareTriggerStatements(db: Database.Database) {
-  const p = <P extends unknown[] | object, R = unknown>(sql: string) => db.prepare(sql) as unknown as Stmt<P, R>;
-  return {
+  return lazyStatements(db, (p) => ({
     // A job that left `scheduled` (staged, cancelled), or that was ever leased (a
     // retry waiting out its backoff is `scheduled` again), is closed whatever open_job says.
     openOf: p<[string], OpenRow>(`
@@ -60,7 +54,7 @@ export function prepareTriggerStatements(db: Database.Database) {
     mergesOfEvent: p<[string], RawJob & { m_kind: MergeKind; m_merged: number }>(`
       SELECT m.kind AS m_kind, m.merged AS m_merged, j.* FROM event_merges m JOIN jobs j ON j.id = m.job_id
       WHERE m.event_id = ? ORDER BY j.id`),
-  };
+  }));
 }
 
 /**
