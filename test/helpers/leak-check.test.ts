@@ -17,7 +17,9 @@ function runFixture(leak: string): Promise<{ code: number; output: string }> {
   });
 }
 
-describe('the leak check', () => {
+// Concurrent: each case is a vitest process of its own, and a failing case spends most of its time in the
+// check's 2 s settle poll; one after another they waited ~20 s of a 2-core run, side by side ~8 s.
+describe.concurrent('the leak check', () => {
   it.each([
     ['timer', /a ref’d setInterval of 60000 ms \(created during "leaves something behind"\) is still active/],
     ['worker', /worker thread \d+ \(created during "leaves something behind"\) has not exited/],

@@ -1,6 +1,6 @@
 /**
  * Durable execution on the PostgreSQL engine: the shared durable conformance
- * suite (each test in its own schema, dropped after), and the never-miss race
+ * suite (on schemas reused from test to test, emptied between), and the never-miss race
  * between a suspend registering an event wait and the event being ingested
  * at the same moment by another engine (another node) on the same schema.
  */
@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openPostgresEngine, type PostgresEngine } from '../../src/store/postgres/postgres-engine.js';
+import { pgSchemaPool, pooledEngineFactory } from '../helpers/pg-schema-pool.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { describeDurableConformance } from './durable-conformance.js';
 
@@ -27,22 +28,17 @@ async function dropSchema(schema: string): Promise<void> {
   schemas.delete(schema);
 }
 
+// The conformance suite takes a migrated schema left empty by the test before (test/helpers/pg-schema-pool.ts
+// says when one is dropped instead); the race tests below keep a fresh schema each.
+const conformanceSchemas = pgSchemaPool(admin, 'drover_d_');
+
 afterAll(async () => {
+  await conformanceSchemas.drain();
   for (const schema of [...schemas]) await dropSchema(schema);
   await admin.end();
 });
 
-describeDurableConformance('postgres', async (clock) => {
-  const schema = newSchema();
-  const engine = openPostgresEngine({ url: PG_URL, schema, clock, poolMax: 5, nodeLockWaitMs: 300 });
-  return {
-    engine,
-    cleanup: async () => {
-      await engine.close();
-      await dropSchema(schema);
-    },
-  };
-});
+describeDurableConformance('postgres', pooledEngineFactory(conformanceSchemas, PG_URL));
 
 describe('postgres: never miss an event', () => {
   const open: PostgresEngine[] = [];

@@ -1,6 +1,6 @@
 /**
  * The PostgreSQL engine: the shared conformance suite against the real server
- * (each test in its own schema, dropped after), plus what only this engine
+ * (on migrated schemas reused from test to test, emptied between: test/helpers/pg-schema-pool.ts), plus what only this engine
  * promises: several engines (nodes) on one schema, migrations under an
  * advisory lock, LISTEN/NOTIFY across engines, recovery from dropped
  * connections.
@@ -28,6 +28,7 @@ import { describeStoreConformance, type StoreFactory } from './conformance.js';
 import { describeLeaseOrderConformance } from './lease-order-conformance.js';
 import { describeLeaseCapsConformance } from './lease-caps-conformance.js';
 import { completedTwice } from '../helpers/pg-attempts.js';
+import { pgSchemaPool, pooledEngineFactory } from '../helpers/pg-schema-pool.js';
 
 export const PG_URL = process.env.DROVER_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -56,22 +57,17 @@ beforeAll(async () => {
   }
 });
 
+// The conformance suites take a migrated schema left empty by the test before (test/helpers/pg-schema-pool.ts
+// says when one is dropped instead); this file's own tests below keep a fresh schema each.
+const conformanceSchemas = pgSchemaPool(admin);
+
 afterAll(async () => {
+  await conformanceSchemas.drain();
   for (const schema of [...schemas]) await dropSchema(schema);
   await admin.end();
 });
 
-const postgresFactory: StoreFactory = async (clock) => {
-  const schema = newSchema();
-  const engine = openPostgresEngine({ url: PG_URL, schema, clock, poolMax: 5, nodeLockWaitMs: 300 });
-  return {
-    engine,
-    cleanup: async () => {
-      await engine.close();
-      await dropSchema(schema);
-    },
-  };
-};
+const postgresFactory: StoreFactory = pooledEngineFactory(conformanceSchemas, PG_URL);
 describeStoreConformance('postgres', postgresFactory);
 describeLeaseOrderConformance('postgres', postgresFactory);
 describeLeaseCapsConformance('postgres', postgresFactory);
