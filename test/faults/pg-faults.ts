@@ -141,11 +141,16 @@ export const count = async (sql: string, values: unknown[] = []) => (await rows<
  * finish too, so the store's own count is the total.)
  */
 export async function expectAllSucceededOnce(ids: string[], boundMs: number): Promise<void> {
-  await waitFor(async () => (await count("SELECT count(*)::int AS n FROM $schema.jobs WHERE state <> 'succeeded'")) === 0, {
-    timeoutMs: boundMs,
-    intervalMs: 50,
-    message: 'every job in the store succeeded',
-  });
+  try {
+    await waitFor(async () => (await count("SELECT count(*)::int AS n FROM $schema.jobs WHERE state <> 'succeeded'")) === 0, {
+      timeoutMs: boundMs,
+      intervalMs: 50,
+      message: 'every job in the store succeeded',
+    });
+  } catch (error) {
+    // A bound missed once under heavy load (CI beside other suites): say what held the jobs, so a rerun is not the only clue.
+    throw new Error(`${(error as Error).message}; unfinished: ${JSON.stringify(await unfinishedJobs())}`);
+  }
   const total = await count('SELECT count(*)::int AS n FROM $schema.jobs');
   expect(total).toBeGreaterThanOrEqual(ids.length);
   const succeeded = new Set((await rows<{ id: string }>("SELECT id::text AS id FROM $schema.jobs WHERE state = 'succeeded'")).map((r) => r.id));
@@ -154,6 +159,21 @@ export async function expectAllSucceededOnce(ids: string[], boundMs: number): Pr
   expect(twice, 'no job completed twice').toEqual([]);
   const ran = new Set((await rows<{ job_id: string }>('SELECT DISTINCT job_id::text AS job_id FROM $schema.side_effects')).map((r) => r.job_id));
   for (const id of ids) expect(ran.has(id), `job ${id} ran`).toBe(true);
+}
+
+/** Jobs not succeeded, grouped by state and attempts, with when they may run and their attempts' outcomes. */
+async function unfinishedJobs(): Promise<unknown[]> {
+  return rows(
+    `SELECT j.state, j.attempts, j.crashes, count(*)::int AS jobs,
+            min(j.run_at - (extract(epoch from clock_timestamp()) * 1000)::bigint)::bigint AS "runsInMs",
+            min(j.lease_expires_at - (extract(epoch from clock_timestamp()) * 1000)::bigint)::bigint AS "leaseEndsInMs",
+            (SELECT string_agg(DISTINCT a.outcome || coalesce(': ' || left(a.error, 80), ''), ' | ')
+               FROM $schema.attempts a JOIN $schema.jobs k ON k.id = a.job_id
+              WHERE k.state = j.state AND k.attempts = j.attempts AND k.state <> 'succeeded') AS outcomes,
+            min(left(j.last_error, 120)) AS "lastError"
+       FROM $schema.jobs j WHERE j.state <> 'succeeded'
+      GROUP BY j.state, j.attempts, j.crashes ORDER BY jobs DESC LIMIT 10`,
+  );
 }
 
 export const alive = (node: ChildNode) => node.child.exitCode === null && node.child.signalCode === null;
