@@ -64,7 +64,7 @@ export function pgSchemaPool(admin: pg.Pool, prefix = 'drover_t_'): PgSchemaPool
       [schema],
     );
     const tables = rows.filter((r) => r.relkind !== 'S' && r.relname !== 'schema_migrations').map((r) => r.relname);
-    // A migration that seeds rows would need them put back after the TRUNCATE: such a schema is never reused.
+    // A migration that seeds rows would need them put back after the DELETEs in `release`: such a schema is never reused.
     for (const table of tables) {
       if ((await admin.query(`SELECT 1 FROM ${schema}.${table} LIMIT 1`)).rows.length > 0) reusable = false;
     }
