@@ -56,6 +56,6 @@ export const adapter = {
   },
 };
 
-export default function create() {
-  return peerSystem('bullmq', adapter);
+export default function create(options) {
+  return peerSystem('bullmq', adapter, 'default', options);
 }

@@ -2,6 +2,6 @@
 import { adapter } from './graphile-worker.mjs';
 import { peerSystem } from './peer.mjs';
 
-export default function create() {
-  return peerSystem('graphile-worker', adapter, 'tuned');
+export default function create(options) {
+  return peerSystem('graphile-worker', adapter, 'tuned', options);
 }

@@ -64,6 +64,6 @@ export const adapter = {
   },
 };
 
-export default function create() {
-  return peerSystem('graphile-worker', adapter, 'default');
+export default function create(options) {
+  return peerSystem('graphile-worker', adapter, 'default', options);
 }

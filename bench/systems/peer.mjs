@@ -21,12 +21,14 @@ import { distribution } from '../lib/stats.mjs';
 
 const WORKER = fileURLToPath(new URL('./peer-worker.mjs', import.meta.url));
 
-export function peerSystem(adapterId, adapter, variant = 'default') {
+export function peerSystem(adapterId, adapter, variant = 'default', options = {}) {
+  // Extra `node` flags for the worker (e.g. --cpu-prof from bench/profile.mjs), as Drover's system takes.
+  const nodeArgs = options.nodeArgs ?? (process.env.BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? []);
   async function withRun(body) {
     const ctx = await adapter.prepare();
     const workers = [];
     const start = (mode, env = {}) => {
-      const w = spawnTracked(process.execPath, [WORKER, adapterId, variant], {
+      const w = spawnTracked(process.execPath, [...nodeArgs, WORKER, adapterId, variant], {
         env: { ...process.env, BENCH_MODE: mode, BENCH_CTX: JSON.stringify(ctx), ...env },
         label: `${adapter.name(variant)} worker (${mode})`,
       });
@@ -93,7 +95,7 @@ export function peerSystem(adapterId, adapter, variant = 'default') {
         const cpuSeconds = cpuSecondsOf(worker.pid);
         const { count, first, last, series, seriesCpuUs } = JSON.parse(done.match[1]);
         const ms = last - first;
-        return { jobs: count, concurrency, seconds: ms / 1000, jobsPerSec: (count - 1) / (ms / 1000), firstRunAfterSpawnMs: first - spawnedAt, peakRssMiB: memory.peakRssMiB, workerCpuSeconds: cpuSeconds, seedSeconds, workerPid: worker.pid, ...(series ? { series, seriesCpuUs, firstRunAt: first } : {}) };
+        return { jobs: count, concurrency, seconds: ms / 1000, jobsPerSec: (count - 1) / (ms / 1000), firstRunAfterSpawnMs: first - spawnedAt, peakRssMiB: memory.peakRssMiB, workerCpuSeconds: cpuSeconds, seedSeconds, workerPid: worker.pid, profileWindowUs: [first * 1000, last * 1000], ...(series ? { series, seriesCpuUs, firstRunAt: first } : {}) };
       });
     },
 

@@ -60,6 +60,6 @@ export const adapter = {
   },
 };
 
-export default function create() {
-  return peerSystem('pg-boss', adapter);
+export default function create(options) {
+  return peerSystem('pg-boss', adapter, 'default', options);
 }
