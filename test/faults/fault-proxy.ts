@@ -8,7 +8,12 @@
  *   them, and delivered on `heal()`. A socket the client closes meanwhile
  *   leaves its server side open: the server never hears of it, so its
  *   session (and the locks it holds) lives on until it is ended there.
- *   New connections are accepted and then hear nothing.
+ *   New connections are accepted and then hear nothing. `heal({ lateMs })`
+ *   delivers what such a closed socket had sent that much later, as TCP
+ *   would: the kernel keeps retransmitting an orphaned socket's unacknowledged
+ *   bytes with a backoff that doubles while the path is dead, so after an
+ *   outage of seconds they can arrive a second or more after the path is back,
+ *   behind new connections' traffic.
  * - `reset()`: every open connection is reset (RST) at once.
  * - `delay(ms)`: every chunk is forwarded `ms` late (order kept).
  */
@@ -26,6 +31,8 @@ export class FaultProxy {
   readonly #pairs = new Set<Pair>();
   #blackholed = false;
   #delayMs = 0;
+  /** Late deliveries not yet made (`heal({ lateMs })`). */
+  readonly #late = new Set<NodeJS.Timeout>();
   /** Connections accepted since start (for asserting the fault happened). */
   accepted = 0;
 
@@ -46,10 +53,15 @@ export class FaultProxy {
     this.#blackholed = true;
   }
 
-  heal(): void {
+  heal(options: { lateMs?: number } = {}): void {
     this.#blackholed = false;
     for (const pair of this.#pairs) {
-      for (const chunk of pair.held.up.splice(0)) this.#write(pair.upstream, chunk);
+      const up = pair.held.up.splice(0);
+      const deliverUp = () => {
+        for (const chunk of up) this.#write(pair.upstream, chunk);
+      };
+      if (options.lateMs && pair.client.destroyed) this.#late.add(setTimeout(deliverUp, options.lateMs));
+      else deliverUp();
       for (const chunk of pair.held.down.splice(0)) this.#write(pair.client, chunk);
       // A server that closed meanwhile is heard of now; a client that closed
       // meanwhile stays unknown to the server (its session lives on).
@@ -72,6 +84,7 @@ export class FaultProxy {
   }
 
   async close(): Promise<void> {
+    for (const timer of this.#late) clearTimeout(timer);
     for (const pair of this.#pairs) {
       pair.client.destroy();
       pair.upstream.destroy();

@@ -64,7 +64,10 @@ describe('PostgreSQL path faults', () => {
     expect(proxy.blackholed).toBe(true);
     expect(alive(node)).toBe(true);
 
-    proxy.heal();
+    // What the node gave up on arrives 2 s after the path is back, as TCP's backed-off retransmissions
+    // would bring it: the lease sent into the hole commits after the node undid it. Its jobs must not wait
+    // out their lease (35 s) for a node that does not know them (uncertain-leases.ts).
+    proxy.heal({ lateMs: 2_000 });
     const healedAt = Date.now();
     await waitFor(async () => (await ready(node)) === 200, { timeoutMs: 15_000, intervalMs: 50, message: '/health/ready is 200 again' });
     const readyAgainMs = Date.now() - healedAt;

@@ -74,8 +74,8 @@ export async function enqueuePlain(
   now: number,
   options: EnqueueOptions | undefined,
   notify: { channel: string; instanceId: string },
-  /** The statement failed for a connection reason with jobs to lease: it may have committed them leased (undo by `lease_call`). */
-  uncertain?: (call: string, workerId: string) => void,
+  /** The statement failed for a connection reason with jobs to lease: it may have committed them leased, until `until` (undo by `lease_call`). */
+  uncertain?: (call: string, workerId: string, until: number) => void,
 ): Promise<PlainInserted> {
   const woken = new Woken();
   const queues = new Set<string>();
@@ -113,7 +113,7 @@ export async function enqueuePlain(
   } catch (error) {
     const e = error as { code?: string; detail?: string; hint?: string };
     if (e.code === QUEUE_FULL_SQLSTATE) throw new QueueFullError(e.detail ?? '', Number(e.hint));
-    if (call !== null && isTransient(error)) uncertain?.(call, lease!.workerId);
+    if (call !== null && isTransient(error)) uncertain?.(call, lease!.workerId, Math.max(...leaseUntil.map((at) => at ?? 0)));
     throw error;
   }
 }

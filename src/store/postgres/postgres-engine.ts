@@ -68,6 +68,7 @@ import { Pipelined } from './pipelined.js';
 import { openPools, poolStats } from './pools.js';
 import { Wakeups } from './wakeups.js';
 import { EnqueueBatch } from './enqueue-batch.js';
+import { UncertainLeases } from './uncertain-leases.js';
 import { PostgresUpkeep } from './upkeep.js';
 import { Woken } from '../woken.js';
 
@@ -113,8 +114,8 @@ export class PostgresEngine extends EngineBase implements StorageEngine {
   readonly #markedByLease = new Map<string, string>();
   readonly #enqueues: EnqueueBatch;
   readonly #connectionErrors: ConnectionErrors;
-  /** Lease nonces whose commit is unknown (the connection broke): undone before the next lease. */
-  readonly #uncertain = new Map<string, string[]>();
+  /** Lease calls whose commit is unknown (the connection broke): undone before the next lease, and again until they expire (uncertain-leases.ts). */
+  readonly #uncertain: UncertainLeases;
   #closing: Promise<void> | null = null;
   /** The hot path's other connections were opened (`lease`). */
   #warmed = false;
@@ -158,13 +159,18 @@ export class PostgresEngine extends EngineBase implements StorageEngine {
     this.parts = { reads: new PostgresJobReads(core), durable: new PostgresDurableStore(core), upkeep: this.#upkeep, nodes: new PostgresNodeRegistry(core), records: new PostgresRecords(core) };
     // Settlements name queues only, and a freed concurrency key lets jobs of any handler run: any handler.
     this.#settle = new SettleBatch({ pool: this.#hot, clock: this.#clock, woke: (queues) => void this.#wakeups.committed(Woken.of(queues, null)) });
+    this.#uncertain = new UncertainLeases(
+      (workerId, calls, now) => this.#query<{ queue: string }>(RELEASE_BY_CALL, [workerId, calls, now]),
+      this.#clock,
+      (queues) => void this.#wakeups.committed(Woken.of(queues, null)),
+    );
     this.#marks = new Pipelined(this.#marksPool);
     this.#starts = new StartBatch(this.#marks);
     // The statement itself notifies other nodes; local listeners are told after it commits.
     // On the hot pool: its generic plan (pools.ts) saves a re-plan per statement.
     this.#enqueues = new EnqueueBatch(
       // Jobs the insert may have leased before its answer was lost go back before this worker's next lease.
-      (jobs, options) => enqueuePlain(this.#hot, jobs, this.#clock(), options, this.#wakeups.target, (call, worker) => this.#uncertain.set(call, [worker])),
+      (jobs, options) => enqueuePlain(this.#hot, jobs, this.#clock(), options, this.#wakeups.target, (call, worker, until) => this.#uncertain.note(call, worker, until)),
       (woken) => this.#wakeups.local(woken),
     );
   }
@@ -209,6 +215,7 @@ export class PostgresEngine extends EngineBase implements StorageEngine {
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#uncertain.close();
       await this.#enqueues.drain();
       await this.#starts.close();
       await this.#marks.close();
@@ -267,7 +274,7 @@ export class PostgresEngine extends EngineBase implements StorageEngine {
       this.#starts.warm();
       this.#settle.warm();
     }
-    await this.#undoUncertainLeases(request.workerId);
+    await this.#uncertain.beforeLease(request.workerId);
     const call = newLeaseCall(request, plan, this.#clock());
     try {
       const caps = request.caps;
@@ -281,7 +288,7 @@ export class PostgresEngine extends EngineBase implements StorageEngine {
     } catch (error) {
       // The lease may have committed with only the answer lost: remember the
       // nonce and give those jobs back before this worker leases again.
-      if (isTransient(error)) this.#uncertain.set(call.nonce, [request.workerId]);
+      if (isTransient(error)) this.#uncertain.note(call.nonce, request.workerId, Math.max(...call.expires));
       throw storeError(error, 'leasing');
     }
   }
@@ -388,14 +395,6 @@ export class PostgresEngine extends EngineBase implements StorageEngine {
     }
     if (this.#markedByLease.size > 0) this.#markedByLease.delete(jobId);
     return this.#settle.submit(jobId, token, settlement, row);
-  }
-
-  async #undoUncertainLeases(workerId: string): Promise<void> {
-    const nonces = [...this.#uncertain.entries()].filter(([, [worker]]) => worker === workerId).map(([nonce]) => nonce);
-    if (nonces.length === 0) return;
-    const rows = await this.#query<{ queue: string }>(RELEASE_BY_CALL, [workerId, nonces, this.#clock()]);
-    for (const nonce of nonces) this.#uncertain.delete(nonce);
-    if (rows.length > 0) void this.#wakeups.committed(Woken.of(rows.map((r) => r.queue), null));
   }
 }
 
