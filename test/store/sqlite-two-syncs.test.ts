@@ -1,102 +1,99 @@
 /**
  * Two WAL syncs out at once (src/store/sqlite/group-commit.ts `DeferredSync.slots`,
- * wal-sync.ts): a batch committed while a sync is out starts its own at once
- * instead of waiting for that one to return; whichever returns answers exactly
- * the batches committed before it began; a failure of either fails every
- * batch not yet answered and every write after.
+ * wal-sync.ts): an enqueue's batch committed while a completion's sync is out
+ * starts its own at once instead of waiting for that one to return; other
+ * batches wait as before; whichever sync returns answers exactly the batches
+ * committed before it began; a failure of either fails every batch not yet
+ * answered and every write after.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { GroupCommit, type DeferredSync } from '../../src/store/sqlite/group-commit.js';
+import { GroupCommit } from '../../src/store/sqlite/group-commit.js';
 import { walSync } from '../../src/store/sqlite/wal-sync.js';
-
-/** A sync that returns only when the test says so; two may be out. */
-class HeldSyncs implements DeferredSync {
-  readonly slots = 2;
-  calls: Array<{ resolve(): void; reject(error: unknown): void }> = [];
-  constructor(private readonly db: Database.Database) {}
-  defer(): void {
-    this.db.pragma('synchronous = NORMAL');
-  }
-  restore(): void {
-    this.db.pragma('synchronous = FULL');
-  }
-  sync(): Promise<void> {
-    return new Promise((resolve, reject) => this.calls.push({ resolve, reject }));
-  }
-}
-
-const turn = () => new Promise((resolve) => setImmediate(resolve));
+import { heldGroupCommit, turn, type HeldGroupCommit, type HeldSync } from '../helpers/held-sync.js';
 
 describe('sqlite: two WAL syncs out at once', () => {
-  let dir: string;
-  let db: Database.Database;
-  let held: HeldSyncs;
+  let fixture: HeldGroupCommit;
+  let held: HeldSync;
   let commit: GroupCommit<number[]>;
   let durable: number[][];
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'drover-two-syncs-'));
-    db = new Database(join(dir, 'd.db'));
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.exec('CREATE TABLE t (v INTEGER NOT NULL UNIQUE)');
-    held = new HeldSyncs(db);
-    durable = [];
-    commit = new GroupCommit<number[]>(db, { create: () => [], merge: (into, from) => void into.push(...from), committed: () => {}, durable: (e) => void durable.push(e) }, held);
+    fixture = heldGroupCommit('drover-two-syncs-', 2);
+    ({ held, commit, durable } = fixture);
   });
 
-  afterEach(async () => {
-    for (const call of held.calls) call.resolve();
-    await commit.close();
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => fixture.close());
 
-  const insert = (v: number) =>
-    commit.submit((own) => {
-      db.prepare('INSERT INTO t (v) VALUES (?)').run(v);
-      own.push(v);
-      return v;
-    });
+  const insert = (v: number) => fixture.insert(v);
+  /** A write that feeds nothing (a completion's): its sync may be joined by an enqueue's. */
+  const complete = (v: number) => fixture.insert(v, { feeds: false, atCommit: false });
   const answered: number[] = [];
   const track = (p: Promise<number>) => p.then((v) => void answered.push(v));
 
-  it('starts a batch its own sync while another is out; each sync answers only what committed before it began', async () => {
+  it("gives an enqueue's batch a sync of its own while a completion's is out; each sync answers what committed before it began", async () => {
+    answered.length = 0;
+    const one = track(complete(1));
+    await turn();
+    const two = track(insert(2));
+    await turn();
+    // The enqueue's batch did not wait for the completion's sync to return.
+    expect(held.calls).toHaveLength(2);
+    // A third batch waits: both slots are out, and the second covers an enqueue.
+    const three = track(insert(3));
+    await turn();
+    expect(held.calls).toHaveLength(2);
+    // The second returns first: it began after batches 1 and 2 committed, so it answers both.
+    held.calls[1]!.resolve();
+    await Promise.all([one, two]);
+    expect(answered).toEqual([1, 2]);
+    await turn();
+    // Batch 3 gets the freed slot beside the completion's sync, still out.
+    expect(held.calls).toHaveLength(3);
+    held.calls[0]!.resolve();
+    await turn();
+    expect(answered).toEqual([1, 2]);
+    held.calls[2]!.resolve();
+    await three;
+    expect(answered).toEqual([1, 2, 3]);
+    expect(durable).toEqual([[1], [2], [3]]);
+    expect(commit.whenDurable()).toBeNull();
+  });
+
+  it("any other batch waits for the sync out: an enqueue's behind an enqueue's, a completion's behind a completion's", async () => {
     answered.length = 0;
     const one = track(insert(1));
     await turn();
     const two = track(insert(2));
+    const three = track(complete(3));
     await turn();
-    // The second batch did not wait for the first sync to return.
-    expect(held.calls).toHaveLength(2);
-    // A third waits for a free slot (both are out).
-    const three = track(insert(3));
-    await turn();
-    expect(held.calls).toHaveLength(2);
-    // The first sync returns: only batch 1 began before it; 3 gets the freed slot.
+    expect(held.calls).toHaveLength(1);
     held.calls[0]!.resolve();
     await one;
     await turn();
-    expect(answered).toEqual([1]);
-    expect(held.calls).toHaveLength(3);
-    // The third returns before the second: it began after batches 2 and 3, so it answers both.
-    held.calls[2]!.resolve();
-    await Promise.all([two, three]);
-    expect(answered).toEqual([1, 2, 3]);
-    expect(durable).toEqual([[1], [2], [3]]);
-    expect(commit.whenDurable()).toBeNull();
-    // The second returns last, with nothing left to answer.
+    // One sync for both batches committed while the first was out.
+    expect(held.calls).toHaveLength(2);
     held.calls[1]!.resolve();
+    await Promise.all([two, three]);
+    const four = track(complete(4));
     await turn();
-    expect(answered).toEqual([1, 2, 3]);
+    const five = track(complete(5));
+    await turn();
+    expect(held.calls).toHaveLength(3);
+    held.calls[2]!.resolve();
+    await four;
+    await turn();
+    expect(held.calls).toHaveLength(4);
+    held.calls[3]!.resolve();
+    await five;
+    expect(answered).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('a failed sync fails every batch not yet answered, even one the other sync covers, and every write after', async () => {
-    const one = insert(1);
+    const one = complete(1);
     await turn();
     const two = insert(2);
     await turn();
@@ -113,6 +110,7 @@ describe('sqlite: two WAL syncs out at once', () => {
   });
 
   it('the WAL sync takes two at once, each through a descriptor of its own', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drover-two-syncs-wal-'));
     const path = join(dir, 'w.db');
     const wal = new Database(path);
     wal.pragma('journal_mode = WAL');
@@ -128,6 +126,7 @@ describe('sqlite: two WAL syncs out at once', () => {
     } finally {
       sync.close();
       wal.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

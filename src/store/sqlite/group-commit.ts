@@ -24,11 +24,13 @@
  * fails its batches and every write after it: what is on disk is unknown.
  * A batch that answered nobody early, with no sync out, is synced on the event
  * loop instead (`DeferredSync.syncNow`): nothing would run meanwhile.
- * A batch committed while a sync is out gets a sync of its own at once, up to
+ * A batch holding an enqueue (a feeding write) committed while the sync out
+ * covers none (a completion's) gets a sync of its own at once, up to
  * `DeferredSync.slots` at a time: the one out covers only the frames written
- * before it began, and waiting for it before starting the next made a job
- * enqueued just after another's completion wait for two syncs
- * (docs/benchmarks.md, "SQLite enqueue→start p99, stage by stage").
+ * before it began, and waiting for it made a job enqueued just after another's
+ * completion wait for two syncs (docs/benchmarks.md, "SQLite enqueue→start
+ * p99, stage by stage"). Other batches wait for the sync out, as a drain's
+ * and an intake burst's do: their syncs stay as few as before.
  */
 import type Database from 'better-sqlite3';
 import { DroverError } from '../../core/errors.js';
@@ -158,6 +160,8 @@ export class GroupCommit<E> {
   #unsynced: Array<Unsynced<E>> = [];
   #syncsOut = 0;
   #syncedUpTo = 0;
+  /** Syncs out that cover a feeding write: none may be joined by a second. */
+  #feedingSyncsOut = 0;
   /** Batches committed, and of those the ones on disk (the same count without a deferred sync). */
   #committedSeq = 0;
   #durableSeq = 0;
@@ -342,19 +346,25 @@ export class GroupCommit<E> {
   }
 
   /**
-   * A sync for every batch committed before it starts, unless one out already
-   * covers them or every slot is out (then the first to return starts it).
-   * Each returns for what it covers: a later one may return first, and answers
-   * the earlier batches too (a sync covers every frame written before it).
+   * A sync for every batch committed before it starts, unless one out covers
+   * them or may not be joined (`#mayJoin`; the first back starts it). A later
+   * sync may return first: it answers the earlier batches too.
    */
   #syncNext(): void {
     const upTo = this.#committedSeq;
-    if (this.#syncsOut >= (this.deferred!.slots ?? 1) || upTo <= this.#syncedUpTo || this.#broken !== null) return;
+    if (upTo <= this.#syncedUpTo || this.#broken !== null) return;
+    const feeds = this.#unsynced.some((batch) => batch.seq > this.#syncedUpTo && batch.feeds);
+    if (this.#syncsOut > 0 && !this.#mayJoin(feeds)) return;
     this.#syncsOut++;
+    if (feeds) this.#feedingSyncsOut++;
     this.#syncedUpTo = upTo;
+    const returned = () => {
+      this.#syncsOut--;
+      if (feeds) this.#feedingSyncsOut--;
+    };
     this.deferred!.sync().then(
       () => {
-        this.#syncsOut--;
+        returned();
         // A sync that failed meanwhile failed these batches too (#syncFailed).
         if (this.#broken === null) {
           const done = this.#unsynced.findIndex((batch) => batch.seq > upTo);
@@ -365,11 +375,16 @@ export class GroupCommit<E> {
         this.#notifyIdle();
       },
       (error: unknown) => {
-        this.#syncsOut--;
+        returned();
         if (this.#broken === null) this.#syncFailed(this.#unsynced.splice(0), error);
         this.#notifyIdle();
       },
     );
+  }
+
+  /** A second sync beside the one out: for an enqueue's batch (its caller and its job wait) while the one out covers none. */
+  #mayJoin(feeds: boolean): boolean {
+    return feeds && this.#feedingSyncsOut === 0 && this.#syncsOut < (this.deferred!.slots ?? 1);
   }
 
   /** The one batch unsynced, synced on the event loop (`DeferredSync.syncNow`). */
