@@ -43,7 +43,23 @@ const STAGES = {
   'enqueue → start': (j) => j.started - j.sent,
   '(answer → response written)': (j) => j.acked - j.answer,
 };
-const PATH = Object.keys(STAGES).filter((s) => !s.startsWith('…') && !s.startsWith('(') && s !== 'enqueue → start');
+/** The same on SQLite (stage-trace-sqlite.mjs): the group commit's batch, its WAL sync, the lease. */
+const SQLITE_STAGES = {
+  'SDK (tick, JSON, request)': STAGES['SDK (tick, JSON, request)'],
+  'client → server headers parsed': STAGES['client → server headers parsed'],
+  'body read': STAGES['body read'],
+  'route → op submitted': (j) => j.submit - j.body,
+  'submitted → batch begins': (j) => j.begin - j.submit,
+  '… of which other inline syncs in its way': (j) => j.inlineInWay,
+  'batch (BEGIN … COMMIT, WAL written)': (j) => j.commit - j.begin,
+  'commit → its sync starts': (j) => j.syncFrom - j.commit,
+  'WAL fdatasync': (j) => j.syncTo - j.syncFrom,
+  'durable → handler start': (j) => j.started - j.syncTo,
+  'enqueue → start': STAGES['enqueue → start'],
+  '(durable → response written)': (j) => j.acked - j.syncTo,
+};
+const pathOf = (stages) => Object.keys(stages).filter((s) => !s.startsWith('…') && !s.startsWith('(') && s !== 'enqueue → start');
+const overlap = (from, to, spans) => spans.reduce((sum, s) => sum + Math.max(0, Math.min(to, s.to) - Math.max(from, s.from)), 0);
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const round = (x) => Math.round(x * 100) / 100;
@@ -54,6 +70,7 @@ const round = (x) => Math.round(x * 100) / 100;
  * @param {Map<number, number>} written the bench's (watchClientSends)
  */
 export function breakdown(stages, sentAt, written) {
+  if (stages.batches?.length > 0) return sqliteBreakdown(stages, sentAt, written);
   const inserts = [...stages.inserts].sort((a, b) => a.pool - b.pool);
   const jobs = stages.jobs
     .map((j, i) => ({ ...j, sent: sentAt[i], written: written.get(sentAt[i]) }))
@@ -67,6 +84,61 @@ export function breakdown(stages, sentAt, written) {
     }
     j.behind = behind;
   }
+  const { table, slow, slowest1pct, gc } = tail(jobs, STAGES, stages.gc);
+  return {
+    jobs: jobs.length,
+    stagesMs: table,
+    slowest1pct: {
+      ...slowest1pct,
+      onBusyConnection: slow.filter((j) => j.onConn > 0).length,
+      inLeasingInsert: slow.filter((j) => j.leasing).length,
+      leasedByInsert: slow.filter((j) => j.leased).length,
+      batchSizes: slow.map((j) => j.batch),
+    },
+    gc,
+    insertsPerJob: round(inserts.length / Math.max(1, stages.jobs.length)),
+    jobsInLeasingInserts: jobs.filter((j) => j.leasing).length,
+    jobsLeasedByInsert: jobs.filter((j) => j.leased).length,
+    // The stamps themselves (BENCH_STAGES_RAW=1), for reading one run further.
+    ...(process.env.BENCH_STAGES_RAW === '1' ? { raw: { jobs, inserts, gcs: stages.gc } } : {}),
+  };
+}
+
+/** SQLite: the group commit's stages (stage-trace-sqlite.mjs). */
+function sqliteBreakdown(stages, sentAt, written) {
+  const jobs = stages.jobs
+    .map((j, i) => ({ ...j, sent: sentAt[i], written: written.get(sentAt[i]) }))
+    .filter((j) => j.written !== undefined && j.commit !== undefined && j.req !== undefined && j.syncTo > 0);
+  const inline = stages.syncs.filter((s) => s.kind === 'inline');
+  for (const j of jobs) j.inlineInWay = overlap(j.written, j.begin, inline);
+  const { table, slow, slowest1pct, gc } = tail(jobs, SQLITE_STAGES, stages.gc);
+  const count = (list, f) => list.filter(f).length;
+  const syncMs = (kind) => {
+    const v = stages.syncs.filter((s) => s.kind === kind).map((s) => s.to - s.from).sort((a, b) => a - b);
+    return { count: v.length, p50: round(pct(v, 50) ?? 0), p99: round(pct(v, 99) ?? 0), max: round(v[v.length - 1] ?? 0) };
+  };
+  const describe = (list) => ({
+    leasedInItsBatch: count(list, (j) => j.sameBatch),
+    syncInline: count(list, (j) => j.syncKind === 'inline'),
+    syncOnPool: count(list, (j) => j.syncKind === 'pool'),
+    behindASync: count(list, (j) => j.syncFrom - j.commit > 0.05),
+  });
+  return {
+    jobs: jobs.length,
+    stagesMs: table,
+    slowest1pct: { ...slowest1pct, ...describe(slow) },
+    all: describe(jobs),
+    gc,
+    loopDelayMs: stages.loop,
+    syncsMs: { inline: syncMs('inline'), pool: syncMs('pool') },
+    batchesPerJob: round(stages.batches.length / Math.max(1, stages.jobs.length)),
+    ...(process.env.BENCH_STAGES_RAW === '1' ? { raw: { jobs, batches: stages.batches, syncs: stages.syncs, gcs: stages.gc } } : {}),
+  };
+}
+
+/** Each stage's p50/p90/p99/max, and for the slowest 1 % which stage lay furthest above its median, and the GCs they overlapped. */
+function tail(jobs, STAGES, gcs) {
+  const PATH = pathOf(STAGES);
   const table = {};
   const medians = {};
   for (const [name, f] of Object.entries(STAGES)) {
@@ -88,32 +160,19 @@ export function breakdown(stages, sentAt, written) {
       if (!worst || extra > worst.extra) worst = { name, extra };
     }
     carriedBy[worst.name] = (carriedBy[worst.name] ?? 0) + 1;
-    const overlapping = stages.gc.filter((g) => g.at < j.started && g.at + g.ms > j.sent);
+    const overlapping = gcs.filter((g) => g.at < j.started && g.at + g.ms > j.sent);
     if (overlapping.length > 0) withGc++;
     gcMs += overlapping.reduce((s, g) => s + g.ms, 0) / slow.length;
   }
-  const gc = stages.gc.map((g) => g.ms).sort((a, b) => a - b);
-  return {
-    jobs: jobs.length,
-    stagesMs: table,
-    slowest1pct: {
-      jobs: slow.length,
-      meanExtraMsByStage: Object.fromEntries(Object.entries(extraBy).map(([k, v]) => [k, round(v)])),
-      carriedMostBy: carriedBy,
-      overlappingGc: withGc,
-      meanGcMs: round(gcMs),
-      onBusyConnection: slow.filter((j) => j.onConn > 0).length,
-      inLeasingInsert: slow.filter((j) => j.leasing).length,
-      leasedByInsert: slow.filter((j) => j.leased).length,
-      batchSizes: slow.map((j) => j.batch),
-    },
-    gc: { count: gc.length, p50Ms: round(pct(gc, 50) ?? 0), maxMs: round(gc[gc.length - 1] ?? 0) },
-    insertsPerJob: round(inserts.length / Math.max(1, stages.jobs.length)),
-    jobsInLeasingInserts: jobs.filter((j) => j.leasing).length,
-    jobsLeasedByInsert: jobs.filter((j) => j.leased).length,
-    // The stamps themselves (BENCH_STAGES_RAW=1), for reading one run further.
-    ...(process.env.BENCH_STAGES_RAW === '1' ? { raw: { jobs, inserts, gcs: stages.gc } } : {}),
+  const gc = gcs.map((g) => g.ms).sort((a, b) => a - b);
+  const slowest1pct = {
+    jobs: slow.length,
+    meanExtraMsByStage: Object.fromEntries(Object.entries(extraBy).map(([k, v]) => [k, round(v)])),
+    carriedMostBy: carriedBy,
+    overlappingGc: withGc,
+    meanGcMs: round(gcMs),
   };
+  return { table, slow, slowest1pct, gc: { count: gc.length, p50Ms: round(pct(gc, 50) ?? 0), maxMs: round(gc[gc.length - 1] ?? 0) } };
 }
 
 /** The breakdown as text lines for the console. */
@@ -122,6 +181,13 @@ export function formatBreakdown(b) {
   for (const [name, s] of Object.entries(b.stagesMs)) lines.push(`  ${name.padEnd(40)} ${s.p50} / ${s.p90} / ${s.p99} / ${s.max}`);
   const s = b.slowest1pct;
   lines.push(`slowest ${s.jobs}: mean extra over each stage's median: ${JSON.stringify(s.meanExtraMsByStage)}`);
+  if (b.syncsMs) {
+    lines.push(`  carried most by: ${JSON.stringify(s.carriedMostBy)}; overlapping a GC: ${s.overlappingGc} (mean ${s.meanGcMs} ms)`);
+    lines.push(`  leased in their insert's batch ${s.leasedInItsBatch}, synced inline ${s.syncInline} / on the pool ${s.syncOnPool}, behind a sync in flight ${s.behindASync} (all jobs: ${JSON.stringify(b.all)})`);
+    lines.push(`syncs (ms): ${JSON.stringify(b.syncsMs)}; batches per job ${b.batchesPerJob}; event-loop delay ${JSON.stringify(b.loopDelayMs)}`);
+    lines.push(`GCs: ${b.gc.count}, p50 ${b.gc.p50Ms} ms, max ${b.gc.maxMs} ms`);
+    return lines.join('\n');
+  }
   lines.push(`  carried most by: ${JSON.stringify(s.carriedMostBy)}; overlapping a GC: ${s.overlappingGc} (mean ${s.meanGcMs} ms); on a busy connection: ${s.onBusyConnection}`);
   lines.push(`  in a leasing insert: ${s.inLeasingInsert}; leased by it: ${s.leasedByInsert}`);
   lines.push(`GCs: ${b.gc.count}, p50 ${b.gc.p50Ms} ms, max ${b.gc.maxMs} ms; inserts per job ${b.insertsPerJob}; jobs in leasing inserts ${b.jobsInLeasingInserts}, leased by their insert ${b.jobsLeasedByInsert}`);

@@ -17,12 +17,15 @@
  *   leasing  whether that insert leased jobs (an idle node's claim)
  *   leased   whether it leased this job
  *
- * plus every GC (PerformanceObserver). The latency handler reads
- * `globalThis.__benchStages` and adds its rows to its report.
+ * plus every GC (PerformanceObserver) and the event loop's delay
+ * (`monitorEventLoopDelay`). On SQLite the group commit's stages are stamped
+ * instead (stage-trace-sqlite.mjs). The latency handler reads
+ * `globalThis.__benchStages`, calls its `settle`, and adds its rows to its report.
  */
 import { createRequire } from 'node:module';
 import { subscribe } from 'node:diagnostics_channel';
-import { PerformanceObserver, performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
+import { settleSqlite, traceSqlite } from './stage-trace-sqlite.mjs';
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 // performance.now() → the monotonic clock: its origin fixed once here (both are monotonic).
@@ -30,7 +33,19 @@ const perfOffset = now() - performance.now();
 
 /** The worker's own `pg` (the worktree's node_modules, not bench/node_modules). */
 const pg = createRequire(new URL('../../package.json', import.meta.url))('pg');
-const stages = { bySent: new Map(), gc: [], inserts: [] };
+const loop = monitorEventLoopDelay({ resolution: 1 });
+loop.enable();
+const ms = (ns) => Math.round(ns / 1e4) / 100;
+const stages = {
+  bySent: new Map(),
+  gc: [],
+  inserts: [],
+  /** Before the report: the SQLite stamps resolved, the event loop's delay read. */
+  settle(jobs) {
+    settleSqlite(stages, jobs);
+    stages.loop = { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) };
+  },
+};
 globalThis.__benchStages = stages;
 
 const SENT = /"sent":([0-9.eE+-]+)/g;
@@ -106,6 +121,8 @@ pg.Client.prototype.query = function (config, values, callback) {
   if (wrapped === undefined && result && typeof result.then === 'function') result.then(done, done);
   return result;
 };
+
+await traceSqlite(stages, row);
 
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) stages.gc.push({ at: e.startTime + perfOffset, ms: e.duration, kind: e.detail?.kind ?? e.kind });

@@ -166,7 +166,9 @@ function latencyHandler() {
       if (traced) traced.push(Object.assign(globalThis.__benchStages.bySent.get(sent) ?? {}, { started }));
       if (samples.length === expect) {
         // BENCH_STAGES=1 (bench/lib/stage-trace.mjs): each job's stamps, the inserts and the GCs.
-        const stages = traced && { jobs: traced, inserts: globalThis.__benchStages.inserts, gc: globalThis.__benchStages.gc };
+        const all = globalThis.__benchStages;
+        all?.settle(traced);
+        const stages = traced && { jobs: traced, inserts: all.inserts, gc: all.gc, loop: all.loop, batches: all.batches, syncs: all.syncs };
         report('latency', { samples, sentAt, monoFirst, monoLast: mono(), ...(stages ? { stages } : {}) });
       }
     },

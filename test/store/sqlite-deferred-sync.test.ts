@@ -9,30 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { GroupCommit, type DeferredSync } from '../../src/store/sqlite/group-commit.js';
+import { GroupCommit } from '../../src/store/sqlite/group-commit.js';
 import { openSqliteEngine } from '../../src/store/sqlite/sqlite-engine.js';
 import { walSync } from '../../src/store/sqlite/wal-sync.js';
-
-/** A sync that returns only when the test says so. */
-class HeldSync implements DeferredSync {
-  calls: Array<{ resolve(): void; reject(error: unknown): void }> = [];
-  levels: number[] = [];
-  constructor(private readonly db: Database.Database) {}
-  defer(): void {
-    this.db.pragma('synchronous = NORMAL');
-  }
-  restore(): void {
-    this.db.pragma('synchronous = FULL');
-  }
-  sync(): Promise<void> {
-    return new Promise((resolve, reject) => this.calls.push({ resolve, reject }));
-  }
-}
-
-const turn = () => new Promise((resolve) => setImmediate(resolve));
+import { HeldSync, heldGroupCommit, turn, type HeldGroupCommit } from '../helpers/held-sync.js';
 
 describe('sqlite: group commit with a deferred sync', () => {
-  let dir: string;
+  let fixture: HeldGroupCommit;
   let db: Database.Database;
   let held: HeldSync;
   let commit: GroupCommit<number[]>;
@@ -40,34 +23,13 @@ describe('sqlite: group commit with a deferred sync', () => {
   let durable: number[][];
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'drover-defer-'));
-    db = new Database(join(dir, 'd.db'));
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.exec('CREATE TABLE t (v INTEGER NOT NULL UNIQUE)');
-    held = new HeldSync(db);
-    committed = [];
-    durable = [];
-    commit = new GroupCommit<number[]>(
-      db,
-      { create: () => [], merge: (into, from) => void into.push(...from), committed: (e) => void committed.push(e), durable: (e) => void durable.push(e) },
-      held,
-    );
+    fixture = heldGroupCommit('drover-defer-');
+    ({ db, held, commit, committed, durable } = fixture);
   });
 
-  afterEach(async () => {
-    for (const call of held.calls) call.resolve();
-    await commit.close();
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => fixture.close());
 
-  const insert = (v: number) =>
-    commit.submit((own) => {
-      db.prepare('INSERT INTO t (v) VALUES (?)').run(v);
-      own.push(v);
-      return v;
-    });
+  const insert = (v: number) => fixture.insert(v);
 
   it('answers a batch only once its sync returned, and its durable effects only then', async () => {
     const answered: number[] = [];

@@ -24,6 +24,13 @@
  * fails its batches and every write after it: what is on disk is unknown.
  * A batch that answered nobody early, with no sync out, is synced on the event
  * loop instead (`DeferredSync.syncNow`): nothing would run meanwhile.
+ * A batch holding an enqueue (a feeding write) committed while the sync out
+ * covers none (a completion's) gets a sync of its own at once, up to
+ * `DeferredSync.slots` at a time: the one out covers only the frames written
+ * before it began, and waiting for it made a job enqueued just after another's
+ * completion wait for two syncs (docs/benchmarks.md, "SQLite enqueue→start
+ * p99, stage by stage"). Other batches wait for the sync out, as a drain's
+ * and an intake burst's do: their syncs stay as few as before.
  */
 import type Database from 'better-sqlite3';
 import { DroverError } from '../../core/errors.js';
@@ -110,6 +117,12 @@ export interface DeferredSync {
   restore(): void;
   sync(): Promise<void>;
   /**
+   * How many `sync` calls may be out at once (default 1). Each must report
+   * every write error since its own previous call, whatever the others saw
+   * (wal-sync.ts: a descriptor each).
+   */
+  readonly slots?: number;
+  /**
    * The same sync on the event loop, as a FULL commit's own (throws if it
    * failed). Used for a batch that answered nobody early with nothing else
    * unsynced: the event loop has no jobs to run meanwhile, and the pool's hop
@@ -143,9 +156,12 @@ export class GroupCommit<E> {
   #closed = false;
   #drainWaiters: Array<() => void> = [];
   #stats = { batches: 0, ops: 0, lastBatchSize: 0, failedCommits: 0 };
-  /** Committed batches whose sync has not returned, oldest first, and whether one is running. */
+  /** Committed batches whose sync has not returned, oldest first; syncs out; the last batch a sync out covers. */
   #unsynced: Array<Unsynced<E>> = [];
-  #syncing = false;
+  #syncsOut = 0;
+  #syncedUpTo = 0;
+  /** Syncs out that cover a feeding write: none may be joined by a second. */
+  #feedingSyncsOut = 0;
   /** Batches committed, and of those the ones on disk (the same count without a deferred sync). */
   #committedSeq = 0;
   #durableSeq = 0;
@@ -223,7 +239,7 @@ export class GroupCommit<E> {
   }
 
   #idle(): boolean {
-    return this.#pending.length === 0 && this.#unsynced.length === 0 && !this.#syncing;
+    return this.#pending.length === 0 && this.#unsynced.length === 0 && this.#syncsOut === 0;
   }
 
   #notifyIdle(): void {
@@ -296,7 +312,7 @@ export class GroupCommit<E> {
         if (this.deferred) {
           if (batchFeeds) this.#feedingUnsynced++;
           this.#unsynced.push(done);
-          if (!answeredEarly && !this.#syncing && this.#unsynced.length === 1 && this.deferred.syncNow) this.#syncInline();
+          if (!answeredEarly && this.#syncsOut === 0 && this.#unsynced.length === 1 && this.deferred.syncNow) this.#syncInline();
           else this.#syncNext();
         } else {
           this.#answer([done]);
@@ -329,29 +345,52 @@ export class GroupCommit<E> {
     for (const w of waiting) if (w.seq <= this.#durableSeq) w.resolve();
   }
 
-  /** One sync at a time, for every batch committed before it starts. */
+  /**
+   * A sync for every batch committed before it starts, unless one out covers
+   * them or may not be joined (`#mayJoin`; the first back starts it). A later
+   * sync may return first: it answers the earlier batches too.
+   */
   #syncNext(): void {
-    if (this.#syncing || this.#unsynced.length === 0 || this.#broken !== null) return;
-    const batches = this.#unsynced.splice(0);
-    this.#syncing = true;
+    const upTo = this.#committedSeq;
+    if (upTo <= this.#syncedUpTo || this.#broken !== null) return;
+    const feeds = this.#unsynced.some((batch) => batch.seq > this.#syncedUpTo && batch.feeds);
+    if (this.#syncsOut > 0 && !this.#mayJoin(feeds)) return;
+    this.#syncsOut++;
+    if (feeds) this.#feedingSyncsOut++;
+    this.#syncedUpTo = upTo;
+    const returned = () => {
+      this.#syncsOut--;
+      if (feeds) this.#feedingSyncsOut--;
+    };
     this.deferred!.sync().then(
       () => {
-        this.#syncing = false;
-        this.#answer(batches);
-        this.#syncNext();
+        returned();
+        // A sync that failed meanwhile failed these batches too (#syncFailed).
+        if (this.#broken === null) {
+          const done = this.#unsynced.findIndex((batch) => batch.seq > upTo);
+          const batches = this.#unsynced.splice(0, done === -1 ? this.#unsynced.length : done);
+          if (batches.length > 0) this.#answer(batches);
+          this.#syncNext();
+        }
         this.#notifyIdle();
       },
       (error: unknown) => {
-        this.#syncing = false;
-        this.#syncFailed(batches, error);
+        returned();
+        if (this.#broken === null) this.#syncFailed(this.#unsynced.splice(0), error);
         this.#notifyIdle();
       },
     );
   }
 
+  /** A second sync beside the one out: for an enqueue's batch (its caller and its job wait) while the one out covers none. */
+  #mayJoin(feeds: boolean): boolean {
+    return feeds && this.#feedingSyncsOut === 0 && this.#syncsOut < (this.deferred!.slots ?? 1);
+  }
+
   /** The one batch unsynced, synced on the event loop (`DeferredSync.syncNow`). */
   #syncInline(): void {
     const batches = this.#unsynced.splice(0);
+    this.#syncedUpTo = this.#committedSeq;
     try {
       this.deferred!.syncNow!();
     } catch (error) {

@@ -19,7 +19,11 @@
  *
  * The WAL is opened once, at the first sync (SQLite keeps the same file for
  * as long as its connection is open), and synced through that descriptor, as
- * SQLite syncs its own. Looking the name up at every sync, to catch a WAL
+ * SQLite syncs its own. Twice, in fact: two syncs may be out at once
+ * (`SYNC_SLOTS`, group-commit.ts says why), each through its own descriptor,
+ * because the kernel reports a write error once per open file: a sync sharing
+ * one with another could return success for frames whose write failed, the
+ * other having taken the error. Both are opened together, before any sync. Looking the name up at every sync, to catch a WAL
  * replaced under the store, cost a thread-pool round trip per batch (~70 µs
  * of CPU, measured with bench/store-micro.mjs) for a case FULL does not
  * catch either. Its directory is synced once too, as SQLite does for a WAL it
@@ -45,6 +49,9 @@ async function syncDirectory(path: string): Promise<void> {
   }
 }
 
+/** Syncs out at once, a WAL descriptor each (two: a third only splits a drain's syncs further). */
+const SYNC_SLOTS = 2;
+
 /** A `DeferredSync` that the engine closes with its connection. */
 export interface WalSync extends DeferredSync {
   close(): void;
@@ -65,24 +72,36 @@ export function walSync(db: Database.Database, path: string, inMemory: boolean):
   let closed = false;
   let directorySynced = false;
   // Opened once, at the first sync (the WAL exists once something was committed); a one-off open on the event loop.
-  let fd: number | null = null;
-  const walFd = (): number => {
+  let fds: number[] = [];
+  const busy = Array.from({ length: SYNC_SLOTS }, () => false);
+  const walFds = (): number[] => {
     if (closed) throw new Error('the store is closed');
-    fd ??= openSync(wal, 'r');
-    return fd;
+    if (fds.length === 0) fds = busy.map(() => openSync(wal, 'r'));
+    return fds;
   };
   return {
+    slots: SYNC_SLOTS,
     defer: () => void normal.run(),
     restore: () => void restore.run(),
     async sync() {
-      await dataSync(walFd());
+      const all = walFds();
+      // The group commit keeps at most SYNC_SLOTS out, so one is free.
+      const slot = busy.indexOf(false);
+      if (slot === -1) throw new Error(`more than ${SYNC_SLOTS} WAL syncs out at once`);
+      busy[slot] = true;
+      try {
+        await dataSync(all[slot]!);
+      } finally {
+        busy[slot] = false;
+      }
       if (!directorySynced) {
         await syncDirectory(dirname(wal));
         directorySynced = true;
       }
     },
     syncNow() {
-      fdatasyncSync(walFd());
+      // Only with no sync out (group-commit.ts).
+      fdatasyncSync(walFds()[0]!);
       if (!directorySynced) {
         const dir = openSync(dirname(wal), 'r');
         try {
@@ -96,8 +115,8 @@ export function walSync(db: Database.Database, path: string, inMemory: boolean):
     close() {
       closed = true;
       // After the group commit's close, which waits for every sync out (engine-core.ts close).
-      if (fd !== null) closeSync(fd);
-      fd = null;
+      for (const fd of fds) closeSync(fd);
+      fds = [];
     },
   };
 }
