@@ -18,6 +18,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait-for.js';
 import { alive, assertPostgres, call, cleanUp, count, DEAD_NODE_MS, endPool, enqueue, expectAllSucceededOnce, freshSchema, PG_URL, proxied, ready, rows, startNode } from './pg-faults.js';
 import { finishedAttempts } from '../helpers/pg-attempts.js';
+import { parseExposition } from '../obs/exposition.js';
 
 beforeAll(assertPostgres);
 afterEach(cleanUp);
@@ -72,6 +73,15 @@ describe('PostgreSQL path faults', () => {
     await waitFor(async () => (await ready(node)) === 200, { timeoutMs: 15_000, intervalMs: 50, message: '/health/ready is 200 again' });
     const readyAgainMs = Date.now() - healedAt;
     await expectAllSucceededOnce(ids, 30_000);
+    // The node counted each success once, those whose answer the hole swallowed included (their
+    // retried settle finds its own earlier try committed, settle-batch.ts), and refused none of them.
+    const succeeded = await count("SELECT count(*)::int AS n FROM $schema.jobs WHERE state = 'succeeded'");
+    const scrape = async () => parseExposition(await (await fetch(node.url + '/metrics', { signal: AbortSignal.timeout(5_000) })).text());
+    const counted = async () => (await scrape()).value('drover_jobs_completed_total', { handler: 'record', outcome: 'succeeded' });
+    // The count follows the commit by the answer's way back: wait for it (bounded), then compare exactly.
+    await waitFor(async () => (await counted()) >= succeeded, { timeoutMs: 5_000 }).catch(() => undefined);
+    expect(await counted(), 'successes counted once each').toBe(succeeded);
+    expect((await scrape()).find('drover_lease_conflicts_total', { op: 'complete' }).reduce((n, s) => n + s.value, 0), 'completions refused as stale').toBe(0);
     expect((await call(node, 'POST', '/v1/jobs', { handler: 'record', payload: {} })).status).toBe(202);
     expect(alive(node)).toBe(true);
     console.log(`[pg-blackhole] store lost -> readiness 503: ${notReadyMs} ms; healed -> readiness 200: ${readyAgainMs} ms`);

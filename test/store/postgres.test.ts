@@ -224,9 +224,9 @@ describe('postgres engine', () => {
       await explain('lf', 'text[], int[], int, text, bigint[], text, bigint, text, int[]', leaseFastSql(false), "'{h,g}', '{10,10}', 10, 'x', '{1,1}', 'w', 1, NULL, '{2,0}'");
       await explain('lfx', 'text[], int[], int, text, bigint[], text, bigint, text, int[], text[]', leaseFastSql(true), "'{h}', '{10}', 10, 'x', '{1}', 'w', 1, 'key_1', '{1}', '{paused}'");
       for (const [name, sql] of [['st', SETTLE], ['stl', SETTLE_LEAN]] as const) {
-        await explain(name, 'bigint[], text[], text[], text[], text[], bigint[], text[], bigint, boolean[]', sql, "'{1}', '{t}', '{succeeded}', '{null}', '{NULL}', '{NULL}', '{NULL}', 1, '{false}'");
+        await explain(name, 'bigint[], text[], text[], text[], text[], bigint[], text[], bigint, boolean[], text', sql, "'{1}', '{t}', '{succeeded}', '{null}', '{NULL}', '{NULL}', '{NULL}', 1, '{false}', 'b'");
       }
-      await explain('sts', 'bigint[], text[], text[], bigint', SETTLE_SUCCEEDED, "'{1}', '{t}', '{null}', 1");
+      await explain('sts', 'bigint[], text[], text[], bigint, text', SETTLE_SUCCEEDED, "'{1}', '{t}', '{null}', 1, 'b'");
       await explain('sm', 'bigint[], text[]', START, "'{1}', '{t}'");
       await explain('smc', 'bigint[], text[]', START_COUNTED, "'{1}', '{t}'");
       await explain('smi', 'bigint[], text[]', START_COUNTED_BY_ID, "'{1}', '{t}'");

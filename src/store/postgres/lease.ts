@@ -43,7 +43,8 @@
  * nothing about another. Tokens used to share a per-call nonce, which let one
  * token derive the others. The call's id is kept apart, in `lease_call`, so a
  * call whose outcome is unknown (the connection broke around COMMIT) can be
- * undone: see `RELEASE_BY_CALL`. `lease_key_id` records the API key that
+ * undone: see `RELEASE_BY_CALL` (running rows only: once a job leaves
+ * `running` a settle writes its own mark there, settle-batch.ts). `lease_key_id` records the API key that
  * leased over HTTP (null for the node's own leases).
  */
 import { randomUUID } from 'node:crypto';

@@ -12,9 +12,19 @@
  * A batch that fails for a transient reason (connection lost, server
  * restarting, deadlock) is retried with backoff for up to `retryForMs`, so a
  * database blip does not turn finished jobs into lease expiries and re-runs.
- * If the failure came after the commit, the retry finds the jobs settled and
- * answers `stale_lease`: the outcome was recorded, only the answer was lost.
+ * The failure may have come after the commit (the answer was lost, or a
+ * statement sent into a silent path arrived late and committed after the
+ * node gave up on it): the retry is then fenced. So every try of a batch
+ * writes the batch's own id into each row it settles (`lease_call`, free
+ * once the job leaves `running`: only `RELEASE_BY_CALL` reads it, and only
+ * on running rows), and a call the retry finds fenced whose row carries its
+ * own mark is answered as settled: that earlier try committed it, once. A
+ * lease really lost (reaped, cancelled, released, leased again) never carries
+ * the mark, so it is still refused. A failure or release whose job was leased
+ * again before the retry read it has lost the mark too, and is answered
+ * `stale_lease` (its outcome was recorded; nothing is counted twice).
  */
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { DroverError } from '../../core/errors.js';
 import type { FailRequest, FenceResult, MatchResult } from '../engine.js';
@@ -44,10 +54,17 @@ const MATCHED: MatchResult = Object.freeze({ ok: true });
 
 const resultOf = (p: Pending): string | null => p.result;
 
+/** The mark a try of batch `batch` leaves on the row of its `n`th call (1-based), in `lease_call`. */
+export const markOf = (batch: string, n: number): string => `${batch}:${n}`;
+
+/** What the fenced calls' rows are read for: whether the job exists, and whether this batch settled it. */
+type FencedRow = Pick<RawJob, 'id' | 'state' | 'queue' | 'concurrency_key'> & { lease_call: string | null };
+
 /**
  * $1 ids, $2 tokens, $3 attempt outcomes, $4 results (json text), $5 errors,
  * $6 retry times (null = dead; for a release, when it runs again, null = now), $7 dead reasons, $8 now,
- * $9 crashed flags (a failed attempt whose worker was killed: counts in `crashes`).
+ * $9 crashed flags (a failed attempt whose worker was killed: counts in `crashes`),
+ * $10 the batch's id: each row settled is marked `<id>:<n>` (`markOf`).
  *
  * `full`: each settled job's whole row comes back (the HTTP API answers with
  * it). Otherwise only its place in the input (`n`) and the queue it woke:
@@ -76,7 +93,7 @@ export function settleSql(full: boolean): string {
       crashes = CASE WHEN i.outcome IN ('failed', 'timed_out', 'crashed') AND i.crashed THEN j.crashes + 1 ELSE j.crashes END,
       finished_at = CASE WHEN i.outcome = 'succeeded' OR (i.outcome IN ('failed', 'timed_out', 'crashed') AND i.retry_at IS NULL)
         THEN $8 ELSE j.finished_at END,
-      updated_at = $8, lease_token = NULL, lease_expires_at = NULL
+      updated_at = $8, lease_token = NULL, lease_expires_at = NULL, lease_call = $10::text || ':' || i.n
     FROM input i
     -- The plan must be: for each input row, the job by primary key. A plain
     -- \`j.state = 'running'\` lets the planner scan the running-jobs index
@@ -118,7 +135,8 @@ export const SETTLE_LEAN = settleSql(false);
 
 /**
  * A batch of successes only, answered like SETTLE_LEAN: what a drain sends.
- * $1 ids (a batch `findsById` allows), $2 tokens, $3 results (json text), $4 now. The same
+ * $1 ids (a batch `findsById` allows), $2 tokens, $3 results (json text), $4 now,
+ * $5 the batch's id, the rows' mark as it is (no id comes twice). The same
  * row changes as SETTLE's success branch, without its per-row CASEs over
  * eight input arrays and without the attempts insert (a success writes none):
  * ~1.5 µs less server time per job at 40 a statement (docs/benchmarks.md,
@@ -130,7 +148,7 @@ export const SETTLE_LEAN = settleSql(false);
 export const SETTLE_SUCCEEDED = `
   WITH done AS (
     UPDATE jobs j SET state = 'succeeded', result = ($3::text[])[array_position($1::bigint[], j.id)]::json,
-      finished_at = $4, updated_at = $4, lease_token = NULL, lease_expires_at = NULL
+      finished_at = $4, updated_at = $4, lease_token = NULL, lease_expires_at = NULL, lease_call = $5
     -- See SETTLE for the state test.
     WHERE j.id = ANY($1::bigint[]) AND j.lease_token = ($2::text[])[array_position($1::bigint[], j.id)] AND starts_with(j.state, 'running')
     RETURNING j.queue, array_position($1::bigint[], j.id) AS n, CASE WHEN j.concurrency_key IS NOT NULL THEN j.queue END AS woke
@@ -197,14 +215,16 @@ export class SettleBatch {
    */
   warm(): void {
     if (this.#closed) return;
-    void this.options.pool.query({ name: 'drover_settle_succeeded', text: SETTLE_SUCCEEDED, values: ['{}', '{}', '{}', this.options.clock()] }).catch(() => undefined);
+    void this.options.pool.query({ name: 'drover_settle_succeeded', text: SETTLE_SUCCEEDED, values: ['{}', '{}', '{}', this.options.clock(), ''] }).catch(() => undefined);
   }
 
   async #run(batch: Pending[]): Promise<void> {
     const started = Date.now();
+    // One id for every try of this batch: a retry recognises the rows an earlier try settled by it.
+    const id = randomUUID();
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#settle(batch);
+        await this.#settle(batch, id);
         this.#stats.batches++;
         this.#stats.ops += batch.length;
         this.#stats.lastBatchSize = batch.length;
@@ -221,7 +241,7 @@ export class SettleBatch {
   }
 
   /** The general statement: any mix of outcomes, rows back when `full`. */
-  #general(batch: Pending[], now: number, full: boolean): pg.QueryConfig {
+  #general(batch: Pending[], id: string, now: number, full: boolean): pg.QueryConfig {
     return {
       name: full ? 'drover_settle' : 'drover_settle_lean',
       text: full ? SETTLE : SETTLE_LEAN,
@@ -235,26 +255,28 @@ export class SettleBatch {
         arrayParam(batch.map((p) => (p.settlement.kind === 'failed' ? (p.settlement.request.deadReason ?? 'exhausted') : null))),
         now,
         arrayParam(batch.map((p) => p.settlement.kind === 'failed' && p.settlement.request.crashed === true)),
+        id,
       ],
     };
   }
 
   /** Successes only, no rows back (see SETTLE_SUCCEEDED). */
-  #succeeded(batch: Pending[], now: number): pg.QueryConfig {
+  #succeeded(batch: Pending[], id: string, now: number): pg.QueryConfig {
     return {
       name: 'drover_settle_succeeded',
       text: SETTLE_SUCCEEDED,
-      values: [arrayParamOf(batch, idOf), arrayParamOf(batch, tokenOf), arrayParamOf(batch, resultOf), now],
+      values: [arrayParamOf(batch, idOf), arrayParamOf(batch, tokenOf), arrayParamOf(batch, resultOf), now, id],
     };
   }
 
-  async #settle(batch: Pending[]): Promise<void> {
+  async #settle(batch: Pending[], id: string): Promise<void> {
     const now = this.options.clock();
     const full = batch.some((p) => p.row);
     const { rows } = await this.options.pool.query(
-      !full && batch.every((p) => p.settlement.kind === 'succeeded') && findsById(batch) ? this.#succeeded(batch, now) : this.#general(batch, now, full),
+      !full && batch.every((p) => p.settlement.kind === 'succeeded') && findsById(batch) ? this.#succeeded(batch, id, now) : this.#general(batch, id, now, full),
     );
-    const unmatched: Pending[] = [];
+    /** Places in the batch (0-based) of the calls the statement did not settle. */
+    const unmatched: number[] = [];
     if (full) {
       // Each row names its call by place in the batch. An (id, token) pair is
       // settled at most once, even when it came twice in one batch: the update
@@ -268,7 +290,7 @@ export class SettleBatch {
       for (let i = 0; i < batch.length; i++) {
         const p = batch[i]!;
         const raw = settled[i];
-        if (raw === undefined) unmatched.push(p);
+        if (raw === undefined) unmatched.push(i);
         else if (p.row) p.resolve({ ok: true, job: toJobRow(raw) });
         else p.resolve(MATCHED);
       }
@@ -280,24 +302,41 @@ export class SettleBatch {
         const settled = new Set(matched);
         for (let i = 0; i < batch.length; i++) {
           if (settled.has(i + 1)) batch[i]!.resolve(MATCHED);
-          else unmatched.push(batch[i]!);
+          else unmatched.push(i);
         }
       }
       if (woke !== null) this.options.woke(new Set(woke));
     }
-    if (unmatched.length > 0) {
-      // Rare (stale holders, bad ids): tell "gone" from "stale". The batch is
-      // committed, so a failure here must not make #run settle it again.
-      let known: Set<number> | null = null;
-      try {
-        const { rows: exists } = await this.options.pool.query<{ id: number }>('SELECT id FROM jobs WHERE id = ANY($1::bigint[])', [
-          unmatched.map((p) => p.id),
-        ]);
-        known = new Set(exists.map((r) => r.id));
-      } catch {
-        known = null;
-      }
-      for (const p of unmatched) p.resolve({ ok: false, reason: known === null || known.has(p.id) ? 'stale_lease' : 'not_found' });
+    if (unmatched.length > 0) await this.#answerUnmatched(batch, unmatched, id);
+  }
+
+  /**
+   * Rare (stale holders, bad ids, a retry whose earlier try committed): tell
+   * "gone" from "stale" from "settled by an earlier try of this batch" (its
+   * mark, see the file's header). The batch is committed, so a failure here
+   * must not make #run settle it again: unread, the calls are answered stale.
+   */
+  async #answerUnmatched(batch: Pending[], unmatched: number[], id: string): Promise<void> {
+    let found: Map<number, FencedRow> | null = null;
+    try {
+      const columns = unmatched.some((i) => batch[i]!.row) ? '*' : 'id, state, queue, concurrency_key, lease_call';
+      const { rows } = await this.options.pool.query<FencedRow>(`SELECT ${columns} FROM jobs WHERE id = ANY($1::bigint[])`, [unmatched.map((i) => batch[i]!.id)]);
+      found = new Map(rows.map((r) => [Number(r.id), r]));
+    } catch {
+      found = null;
     }
+    const woken = new Set<string>();
+    for (const i of unmatched) {
+      const p = batch[i]!;
+      const raw = found?.get(p.id);
+      // A by-id batch (no id twice) marks its rows with the bare id.
+      if (raw !== undefined && (raw.lease_call === markOf(id, i + 1) || raw.lease_call === id)) {
+        // Its wake-up went with the lost answer: a requeued job, a freed key (spurious if it moved on since: harmless).
+        if (raw.state === 'queued' || raw.concurrency_key !== null) woken.add(raw.queue);
+        // A call that wants its row made the read take every column.
+        p.resolve(p.row ? { ok: true, job: toJobRow(raw as unknown as RawJob) } : MATCHED);
+      } else p.resolve({ ok: false, reason: found === null || raw !== undefined ? 'stale_lease' : 'not_found' });
+    }
+    if (woken.size > 0) this.options.woke(woken);
   }
 }
