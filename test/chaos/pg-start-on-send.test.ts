@@ -7,9 +7,19 @@
  * were already on the server: once the lock goes, the mark commits, and the
  * restarted node's reclaim counts the crash. The jobs leased ahead behind it
  * never started and go back unspent.
+ *
+ * Its order is set by gates, not by timing (a machine under load stretches any
+ * window): one slot, and the two jobs before the killer hold it until the test
+ * opens their gates (files, see the fixture), so the killer's mark cannot be
+ * sent before the test holds its row. The first gate opens once the killer is
+ * leased and locked. The job before the killer has its own row locked too: its
+ * mark is answered only when the test lets it, after every earlier job's
+ * completion is written, so the killer's mark follows an answer just read (a
+ * connection in good standing, pipelined.ts) and only that job may count a
+ * crash besides the killer.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,12 +32,12 @@ import { waitFor } from '../helpers/wait-for.js';
 const CONFIG = fileURLToPath(new URL('../fixtures/start-on-send-kill.config.mjs', import.meta.url));
 const KEY = 'drv_start_on_send_test_admin_key_0123';
 const NODE = 'node-sos';
-/** Jobs before the killer: the first two are marked by their leases, the rest by marks, so its own mark follows marks just answered. */
+/** Jobs before the killer: quick ones (so the rest are leased ahead), then the two gated ones (`GATED`, `PREVIOUS`). */
 const BEFORE = 8;
 const AFTER = 20;
 
 const schema = `drover_sos_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-const db = new pg.Pool({ connectionString: PG_URL, max: 3 });
+const db = new pg.Pool({ connectionString: PG_URL, max: 4 });
 db.on('error', () => undefined);
 const dir = mkdtempSync(join(tmpdir(), 'drover-sos-'));
 afterAll(async () => {
@@ -46,6 +56,25 @@ function start(kill: boolean): Promise<ChildNode> {
   });
 }
 
+/** A transaction holding a job's row: its start mark waits until `release`. */
+async function lockRow(id: string): Promise<{ release: () => Promise<void> }> {
+  const client = await db.connect();
+  await client.query('BEGIN');
+  await client.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [id]);
+  let released = false;
+  return {
+    release: async () => {
+      if (released) return;
+      released = true;
+      try {
+        await client.query('COMMIT');
+      } finally {
+        client.release();
+      }
+    },
+  };
+}
+
 async function job(id: string): Promise<{ state: string; crashes: number; attempts: number; marked: boolean }> {
   const { rows } = await db.query(`SELECT state, crashes, attempts, started_seq = lease_seq AS marked FROM ${schema}.jobs WHERE id = $1`, [id]);
   return rows[0];
@@ -54,19 +83,37 @@ async function job(id: string): Promise<{ state: string; crashes: number; attemp
 describe('start on send (postgres)', () => {
   it('a handler that SIGKILLs its node before its mark is answered is still counted as a crash; jobs leased behind it are not', { timeout: 90_000 }, async () => {
     let node = await start(true);
-    const payloads = [...Array.from({ length: BEFORE }, () => ({})), { kill: true }, ...Array.from({ length: AFTER }, () => ({}))];
+    const payloads = [
+      ...Array.from({ length: BEFORE - 2 }, () => ({})),
+      { gate: 'locked' },
+      { gate: 'settled' },
+      { kill: true },
+      ...Array.from({ length: AFTER }, () => ({})),
+    ];
     const res = await api(node.url, KEY, 'POST', '/v1/jobs', { jobs: payloads.map((payload) => ({ handler: 'h', payload })) });
     expect(res.status).toBe(202);
     const ids: string[] = res.body.jobs.map((j: { id: string }) => j.id);
-    const killer = ids[BEFORE]!;
+    const [gated, previous, killer] = [ids[BEFORE - 2]!, ids[BEFORE - 1]!, ids[BEFORE]!];
 
-    // Leased (ahead, in the buffer), not yet marked: lock its row so its mark cannot commit.
-    await waitFor(async () => (await job(killer)).state === 'running', { timeoutMs: 20_000, intervalMs: 2, message: 'the killer job leased' });
-    const lock = await db.connect();
+    // Leased (ahead, in the buffer) behind the gated job, which holds the slot: lock the rows of the
+    // killer and the job before it, so neither mark can commit.
+    await waitFor(async () => (await job(ids[BEFORE + 1]!)).state === 'running', { timeoutMs: 20_000, message: 'the killer and a job behind it leased' });
+    const lockKiller = await lockRow(killer);
+    const lockPrevious = await lockRow(previous);
     try {
-      await lock.query('BEGIN');
-      await lock.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [killer]);
       expect((await job(killer)).marked, 'the test locked the row before the mark (else it proves nothing)').toBe(false);
+      expect((await job(previous)).marked, 'the job before the killer was not marked yet').toBe(false);
+      writeFileSync(join(dir, 'locked'), '');
+
+      // The job before the killer is in the slot, its mark waiting for the test's lock. Let the mark commit
+      // once every earlier job's completion is written; its handler returns once it sees the mark committed.
+      await waitFor(async () => {
+        const { rows } = await db.query(`SELECT count(*)::int AS n FROM ${schema}.jobs WHERE state = 'succeeded' AND id <= $1`, [gated]);
+        return rows[0].n === BEFORE - 1;
+      }, { timeoutMs: 20_000, message: 'the jobs before the killer\'s predecessor succeeded' });
+      await lockPrevious.release();
+      await waitFor(async () => (await job(previous)).marked, { timeoutMs: 10_000, message: 'the mark of the job before the killer committed' });
+      writeFileSync(join(dir, 'settled'), '');
 
       // Its handler ran and killed the node while the mark could not have been answered.
       let timer: NodeJS.Timeout | undefined;
@@ -78,9 +125,9 @@ describe('start on send (postgres)', () => {
         [`drover/${schema}`],
       );
       expect(waiting[0].n).toBe(1);
-      await lock.query('COMMIT');
     } finally {
-      lock.release();
+      await lockPrevious.release();
+      await lockKiller.release();
     }
     // The dead node's backend runs the mark it had read and commits it.
     await waitFor(async () => (await job(killer)).marked, { timeoutMs: 10_000, message: 'the orphaned mark committed' });
@@ -98,7 +145,7 @@ describe('start on send (postgres)', () => {
     expect(attempts.map((a) => a.outcome)).toEqual(['crashed']); // its success is read from the job row (migration 9)
     // Besides it, only the job before it may count one: its handler had returned, its completion not yet written.
     const { rows: others } = await db.query(`SELECT id::text FROM ${schema}.jobs WHERE id <> $1 AND crashes > 0`, [killer]);
-    expect(others.filter((r) => r.id !== ids[BEFORE - 1])).toEqual([]);
+    expect(others.filter((r) => r.id !== previous)).toEqual([]);
     const { rows: released } = await db.query(`SELECT DISTINCT job_id FROM ${schema}.attempts WHERE outcome = 'released'`);
     expect(released.map((r) => String(r.job_id)).sort()).toEqual([...leasedBehind].sort());
 
